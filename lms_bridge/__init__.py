@@ -1,0 +1,1 @@
+"""lms-bridge: the service core (config, state store, identity, pipeline, outbox, CLI)."""

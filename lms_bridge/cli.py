@@ -1,0 +1,242 @@
+"""The ``lms-bridge`` command line. Commands parse options, call one core function, print.
+
+Data goes to stdout, logs and errors to stderr. An ``LmsBridgeError`` becomes one
+sentence and exit code 1 (2 for configuration errors); a traceback appears only
+with ``--debug``. Nothing here touches SQL, HTTP or TOML directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from lms_bridge import doctor as doctor_checks
+from lms_bridge import outbox as outbox_core
+from lms_bridge import store
+from lms_bridge.config import Settings, load_settings
+from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.imports import DEFAULT_IMPORT_SOURCE, import_activity_file
+from lms_bridge.logs import setup_logging
+from lms_bridge.redaction import redact
+from xapi.lrs_client import LRSClient
+
+log = logging.getLogger("lms_bridge")
+# markup=False: data such as "[lrs] url" must print as written, not as rich markup.
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+@dataclass
+class App:
+    """What every command gets: the settings and, opened on first use, the state store."""
+
+    settings: Settings
+    quiet: bool = False
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        """The state store, migrated to the newest revision on first use."""
+        if self._engine is None:
+            self._engine = store.open_engine(self.settings.state.url, self._base_dir())
+        return self._engine
+
+    def _base_dir(self) -> Path | None:
+        return self.settings.config_path.parent if self.settings.config_path else None
+
+    def lrs_client(self) -> LRSClient:
+        """An LRS client with the configured credentials."""
+        lrs = self.settings.lrs
+        password = self.settings.secret(lrs.password_env)
+        return LRSClient(lrs.url, lrs.username, password, timeout=lrs.timeout)
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Any]:
+        """A progress bar on stderr when it is a terminal; silent under cron or ``--quiet``."""
+        if self.quiet or not stderr.is_terminal:
+            yield lambda _n: None
+            return
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=stderr, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+_state = {"debug": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Configuration file (default: $LMS_BRIDGE_CONFIG, else ./lms-bridge.toml, else built-in defaults).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None, help="Log line format on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and only warnings in logs (for cron).")
+@click.version_option(package_name="lms-bridge")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool, log_format: str | None, quiet: bool) -> None:
+    """lms-bridge: learning activity from LMSs and communities into xAPI and JP records."""
+    _state["debug"] = debug
+    settings = load_settings(config_path)
+    level = "DEBUG" if debug else ("WARNING" if quiet else settings.logging.level)
+    setup_logging(level, log_format or settings.logging.format)
+    ctx.obj = App(settings=settings, quiet=quiet)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """Create and migrate the state store."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(app: App) -> None:
+    """Migrate the state store to the newest schema (also done by every command on start)."""
+    engine = store.make_engine(app.settings.state.url, app._base_dir())
+    before, after = store.upgrade(engine)
+    stdout.print(f"state database {store.describe(engine)}: revision {after}"
+                 + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@db.command("status")
+@click.pass_obj
+def db_status(app: App) -> None:
+    """Show the state store's URL and migration level."""
+    engine = store.make_engine(app.settings.state.url, app._base_dir())
+    current, head = store.current_revision(engine), store.head_revision()
+    state = "up to date" if current == head else f"behind (newest is {head}): run lms-bridge db upgrade"
+    stdout.print(f"state database {store.describe(engine)}: revision {current or 'none'}, {state}")
+
+
+# --- import -----------------------------------------------------------------------------------
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", "source_id", default=DEFAULT_IMPORT_SOURCE, show_default=True,
+              help="Source id the import is recorded under (its cursor key).")
+@click.option("--dry-run", is_flag=True, help="Check the file and build the statements; store nothing.")
+@click.pass_obj
+def import_cmd(app: App, file: Path, source_id: str, dry_run: bool) -> None:
+    """Import an activity file (JSON Lines of normalised activities)."""
+    with app.progress(f"import {file.name}", None) as advance:
+        report = import_activity_file(app.engine, app.settings, file, source_id=source_id, dry_run=dry_run,
+                                      on_progress=advance)
+    if report.pulled == 0:
+        stdout.print(f"{file}: nothing new (already imported)")
+        return
+    verb = "would add" if dry_run else "added"
+    stdout.print(f"{file}: {report.pulled} activities read, {verb} {report.new} statements to the outbox, "
+                 f"{report.unchanged} already there, {report.invalid} invalid")
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+@cli.group()
+def outbox() -> None:
+    """Send queued statements to the LRS; inspect and retry."""
+
+
+@outbox.command("flush")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many statements.")
+@click.option("--batch-size", type=click.IntRange(min=1, max=10_000), help="Statements per POST (default from config).")
+@click.pass_obj
+def outbox_flush(app: App, limit: int | None, batch_size: int | None) -> None:
+    """Post pending statements to the LRS in batches; retries transient failures."""
+    lrs = app.settings.lrs
+    pending = store.outbox_counts(app.engine).pending
+    with app.lrs_client() as client, app.progress("flush", min(pending, limit or pending)) as advance:
+        report = outbox_core.flush(
+            app.engine, client, batch_size=batch_size or lrs.batch_size, max_attempts=lrs.max_attempts,
+            backoff_base=lrs.backoff_base, backoff_cap=lrs.backoff_cap, limit=limit, on_progress=advance,
+        )
+    stdout.print(f"sent {report.sent} statements in {report.posts} requests, {report.dead} dead letters")
+    if report.gave_up:
+        raise LmsBridgeError(f"the LRS failed {lrs.max_attempts} times in a row ({report.last_error}); "
+                             "the remaining statements stay queued for the next flush")
+
+
+@outbox.command("status")
+@click.pass_obj
+def outbox_status(app: App) -> None:
+    """Count queued, sent and dead-lettered statements."""
+    counts = store.outbox_counts(app.engine)
+    table = Table("status", "statements", title="outbox")
+    table.add_row("pending", str(counts.pending))
+    table.add_row("sent", str(counts.sent))
+    table.add_row("dead", str(counts.dead))
+    stdout.print(table)
+    if counts.oldest_pending_at is not None:
+        stdout.print(f"oldest pending statement queued at {counts.oldest_pending_at:%Y-%m-%d %H:%M:%S} UTC")
+    if counts.dead:
+        stdout.print("dead letters were refused by the LRS: see `lms-bridge outbox retry --help`")
+
+
+@outbox.command("retry")
+@click.option("--id", "row_ids", type=int, multiple=True, help="Outbox row id to requeue (repeatable).")
+@click.option("--all", "all_rows", is_flag=True, help="Requeue every dead letter.")
+@click.pass_obj
+def outbox_retry(app: App, row_ids: tuple[int, ...], all_rows: bool) -> None:
+    """Put dead letters back in the queue for the next flush."""
+    if bool(row_ids) == all_rows:
+        raise click.UsageError("give either --all or one or more --id")
+    count = store.requeue_dead(app.engine, None if all_rows else row_ids)
+    stdout.print(f"requeued {count} dead letters")
+
+
+# --- doctor -----------------------------------------------------------------------------------
+
+@cli.command()
+@click.pass_obj
+def doctor(app: App) -> None:
+    """Check config, secrets, database and LRS, with fixes."""
+    results = doctor_checks.run_checks(app.settings, base_dir=app._base_dir())
+    for check in results:
+        mark = "ok  " if check.ok else "FAIL"
+        stdout.print(f"{mark} {check.name}: {check.detail}" + ("" if check.ok or not check.fix else f" -> {check.fix}"))
+    failed = [c for c in results if not c.ok]
+    if failed:
+        raise LmsBridgeError(f"{len(failed)} of {len(results)} checks failed")
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI and turn errors into one clear sentence."""
+    try:
+        cli.main(standalone_mode=False, prog_name="lms-bridge")
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LmsBridgeError as exc:
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        stderr.print(f"error: {redact(str(exc))}", markup=False)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        stderr.print(f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} "
+                     "(run with --debug for the traceback)", markup=False)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The project's exceptions: one root, categories named by what the caller does.
+
+This module is a leaf: it imports nothing from the project, so connectors and
+``xapi`` can raise these without depending on the service core.
+"""
+
+from __future__ import annotations
+
+
+class LmsBridgeError(Exception):
+    """Root of every error lms-bridge raises on purpose.
+
+    The message is one sentence for an operator. It never holds a secret: callers
+    build it from names (site, stream, file, line), never from tokens or bodies.
+    """
+
+
+class ConfigError(LmsBridgeError):
+    """Raised when the configuration or a secret is missing or unsafe: refuse to start."""
+
+
+class RuleError(ConfigError):
+    """Raised when a file in ``mappings/`` is invalid (names the file, table and key)."""
+
+
+class InputError(LmsBridgeError):
+    """Raised when an input file (export, roster, activity file) cannot be read; nothing is imported."""
+
+
+class RetryableError(LmsBridgeError):
+    """Raised for a transient failure (timeout, 5xx, reset): back off, keep the cursor."""
+
+
+class FatalSourceError(LmsBridgeError):
+    """Raised when a source refuses us (bad token, missing function): stop this site, record the run."""
+
+
+class SkippableRecordError(LmsBridgeError):
+    """Raised for one bad record in an otherwise good source: count it, log it, go on."""
+
+
+class StatementValidationError(LmsBridgeError):
+    """Raised when a built statement is not valid xAPI; it never enters the outbox."""
+
+
+class LRSError(LmsBridgeError):
+    """Raised when the LRS answers something we cannot retry and that is no single statement's fault."""
+
+
+class LRSAuthError(LRSError, ConfigError):
+    """Raised on 401/403 from the LRS: the configured credentials are wrong."""
+
+
+class LRSConflictError(LRSError):
+    """Raised on 409: a different statement with the same id is already stored (dead-letter it)."""
+
+
+class LRSRejectedError(LRSError):
+    """Raised on 400/422 for a batch: some statement in it was refused (bisect, dead-letter it)."""

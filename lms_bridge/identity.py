@@ -1,0 +1,40 @@
+"""Turning a source-local actor into an xAPI actor (docs/XAPI.md, "Actors").
+
+- A person with a valid NIP: ``account`` with the identity authority and the NIP.
+- A chat member: ``account`` under ``{base}/pseudonym/<source>`` with the pseudonym
+  the parser made (the raw number never leaves the parser).
+- Anyone else (a Moodle user without a NIP): a site-scoped ``account``, homePage =
+  the site's URL, name = the source-local id; reported as unresolved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lms_bridge.activity import Activity
+from lms_bridge.nip import parse_nip
+
+#: Sources whose actors are pseudonyms made by the parser.
+PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams"})
+
+
+def account(home_page: str, name: str) -> dict[str, Any]:
+    """An xAPI Agent identified by an account (no name, no mbox: privacy)."""
+    return {"objectType": "Agent", "account": {"homePage": home_page, "name": name}}
+
+
+def actor_for(activity: Activity, *, authority: str, base_iri: str, site_url: str | None) -> dict[str, Any]:
+    """Return the xAPI actor for an activity's person.
+
+    Args:
+        activity: the activity (``extras["nip"]`` carries a NIP when the source has one).
+        authority: ``homePage`` for NIP accounts.
+        base_iri: the deployment's ``{base}``.
+        site_url: the site's own URL (homePage of site-scoped accounts).
+    """
+    nip = parse_nip(activity.extras.get("nip"))
+    if nip is not None:
+        return account(authority, nip.value)
+    if activity.source in PSEUDONYMOUS_SOURCES:
+        return account(f"{base_iri}/pseudonym/{activity.source}", activity.actor)
+    return account(site_url.rstrip("/") if site_url else f"{base_iri}/site/{activity.site}", activity.actor)

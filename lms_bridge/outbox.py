@@ -1,0 +1,211 @@
+"""Flushing the outbox into the LRS: batches, bisection, backoff, dead letters.
+
+Invariants:
+- a row is marked ``sent`` only after the LRS answered 200/204 for it, so a crash
+  between the answer and the mark re-posts it on the next flush, which is
+  harmless: the body is byte-equal and the LRS answers 204;
+- a 409 (a different statement with the same id is stored) or a 400/422 for a
+  single statement makes that row a dead letter, with the LRS's message kept;
+- Ralph fails a whole batch for one bad statement, so a refused batch is split
+  in halves until the bad statements are isolated; the rest is posted;
+- timeouts, connection failures and 5xx are retried with exponential backoff
+  and a cap; after ``max_attempts`` failures in a row the flush stops and the
+  rows stay pending (nothing is lost, the next flush resumes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from lms_bridge.errors import LRSConflictError, LRSRejectedError, RetryableError
+from lms_bridge.store.models import OutboxRow, OutboxStatus, utcnow
+from xapi.lrs_client import LRSClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    statement_id: str
+    body: str
+
+
+@dataclass
+class FlushReport:
+    """What a flush did.
+
+    Attributes:
+        sent: rows the LRS accepted (stored now or already holding the same statement).
+        dead: rows dead-lettered (409 conflict or refused on their own).
+        posts: HTTP POSTs made (bisection makes more than one per batch).
+        failures: failed attempts (timeouts, 5xx) that were retried.
+        gave_up: True when the flush stopped after ``max_attempts`` failures in a row.
+        last_error: the last transient error sentence, when there was one.
+    """
+
+    sent: int = 0
+    dead: int = 0
+    posts: int = 0
+    failures: int = 0
+    gave_up: bool = False
+    last_error: str | None = None
+
+
+@dataclass
+class _Progress:
+    sent: list[int] = field(default_factory=list)
+    dead: dict[int, str] = field(default_factory=dict)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped."""
+    return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+def _due_rows(engine: Engine, limit: int) -> list[_Row]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(OutboxRow.id, OutboxRow.statement_id, OutboxRow.body)
+            .where(OutboxRow.status == OutboxStatus.PENDING.value, OutboxRow.next_attempt_at <= utcnow())
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        ).all()
+    return [_Row(r.id, r.statement_id, r.body) for r in rows]
+
+
+def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, report: FlushReport) -> None:
+    """Post ``rows``; on a refused batch split it until the refused statements are alone.
+
+    Progress is recorded as it happens, so a transient error half-way keeps what
+    was already accepted.
+    """
+    report.posts += 1
+    try:
+        client.post_statements([row.body for row in rows])
+    except (LRSConflictError, LRSRejectedError) as exc:
+        if len(rows) == 1:
+            progress.dead[rows[0].id] = str(exc)
+            return
+        middle = len(rows) // 2
+        _post_bisect(client, rows[:middle], progress, report)
+        _post_bisect(client, rows[middle:], progress, report)
+        return
+    progress.sent.extend(row.id for row in rows)
+
+
+def _persist(engine: Engine, progress: _Progress) -> None:
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        for start in range(0, len(progress.sent), 500):
+            chunk = progress.sent[start : start + 500]
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(chunk))
+                .values(status=OutboxStatus.SENT.value, sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+            )
+        for row_id, message in progress.dead.items():
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row_id)
+                .values(status=OutboxStatus.DEAD.value, attempts=OutboxRow.attempts + 1, last_error=message)
+            )
+
+
+def _record_failure(engine: Engine, rows: Sequence[_Row], done: set[int], error: str, delay: float) -> None:
+    remaining = [row.id for row in rows if row.id not in done]
+    if not remaining:
+        return
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(remaining))
+            .values(attempts=OutboxRow.attempts + 1, last_error=error,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay))
+        )
+
+
+def flush(
+    engine: Engine,
+    client: LRSClient,
+    *,
+    batch_size: int = 500,
+    max_attempts: int = 6,
+    backoff_base: float = 1.0,
+    backoff_cap: float = 60.0,
+    limit: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FlushReport:
+    """Post pending outbox rows to the LRS until none is due (or ``limit`` rows were handled).
+
+    Args:
+        engine: the state store.
+        client: the LRS client.
+        batch_size: statements per POST.
+        max_attempts: failed POSTs in a row before giving up (rows stay pending).
+        backoff_base: first wait in seconds; doubles each failure, up to ``backoff_cap``.
+        backoff_cap: longest wait in seconds.
+        limit: stop after this many rows were sent or dead-lettered.
+        on_progress: called with the number of rows finished after each batch.
+        sleep: the wait function (tests pass a fast one).
+
+    Returns:
+        A report; ``gave_up`` tells the caller to exit non-zero.
+
+    Raises:
+        LRSAuthError, LRSError: the LRS refuses us as a whole (wrong credentials,
+            wrong URL); nothing is marked.
+    """
+    report = FlushReport()
+    failures_in_row = 0
+    while limit is None or report.sent + report.dead < limit:
+        size = batch_size if limit is None else min(batch_size, limit - report.sent - report.dead)
+        rows = _due_rows(engine, size)
+        if not rows:
+            if failures_in_row == 0:
+                break
+            # Rows wait for their backoff to pass: sleep until the first is due.
+            sleep(backoff_delay(failures_in_row, backoff_base, backoff_cap))
+            rows = _due_rows(engine, size) or []
+            if not rows:
+                break
+        progress = _Progress()
+        try:
+            _post_bisect(client, rows, progress, report)
+        except RetryableError as exc:
+            _persist(engine, progress)
+            report.sent += len(progress.sent)
+            report.dead += len(progress.dead)
+            failures_in_row += 1
+            report.failures += 1
+            report.last_error = str(exc)
+            delay = backoff_delay(failures_in_row, backoff_base, backoff_cap)
+            _record_failure(engine, rows, set(progress.sent) | set(progress.dead), str(exc), delay)
+            if failures_in_row >= max_attempts:
+                report.gave_up = True
+                log.error("giving up after %d failed attempts in a row: %s", failures_in_row, exc)
+                break
+            log.warning("attempt %d failed (%s); retrying in %.1f s", failures_in_row, exc, delay)
+            sleep(delay)
+            continue
+        _persist(engine, progress)
+        failures_in_row = 0
+        report.sent += len(progress.sent)
+        report.dead += len(progress.dead)
+        for row_id, message in progress.dead.items():
+            log.warning("dead letter: outbox row %d refused by the LRS: %s", row_id, message)
+        if on_progress is not None:
+            on_progress(len(rows))
+    log.info("flush: sent %d statements in %d requests, %d dead letters, %d failed attempts",
+             report.sent, report.posts, report.dead, report.failures,
+             extra={"counts": {"sent": report.sent, "dead": report.dead, "posts": report.posts,
+                               "failures": report.failures}})
+    return report

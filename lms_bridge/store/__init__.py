@@ -1,0 +1,228 @@
+"""The state store: cursors, outbox, runs. The only place that writes them.
+
+Guard (the cursor rule, docs/DESIGN.md): :func:`commit_batch` writes a stream's
+cursor and the outbox rows it produced in ONE transaction. Nothing else moves a
+live cursor, so a crash at any instant leaves either both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lms_bridge.store.db import current_revision, describe, head_revision, make_engine, open_engine, upgrade
+from lms_bridge.store.models import Cursor, OutboxRow, OutboxStatus, Run, Site, utcnow
+from xapi.statements import BuiltStatement
+
+__all__ = [
+    "BatchResult",
+    "OutboxCounts",
+    "commit_batch",
+    "current_revision",
+    "describe",
+    "finish_run",
+    "get_cursor",
+    "head_revision",
+    "make_engine",
+    "open_engine",
+    "outbox_counts",
+    "requeue_dead",
+    "start_run",
+    "upgrade",
+]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one committed batch did to the outbox.
+
+    Attributes:
+        new: statements added to the outbox.
+        unchanged: statements already there with the same content (a rerun).
+        changed: statements already there with other content (the source changed
+            after it was first pulled); the stored one is kept and they are not re-sent.
+    """
+
+    new: int = 0
+    unchanged: int = 0
+    changed: int = 0
+
+
+def _sha256(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT that can skip conflicting rows (both SQLite and PostgreSQL can)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _enqueue(
+    session: Session, statements: Sequence[BuiltStatement], site_id: str | None, stream: str | None
+) -> BatchResult:
+    if not statements:
+        return BatchResult()
+    by_id = {s.id: s for s in statements}
+    existing: dict[str, str] = {}
+    ids = list(by_id)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = session.execute(
+            select(OutboxRow.statement_id, OutboxRow.body_sha256).where(OutboxRow.statement_id.in_(chunk))
+        )
+        existing.update({row.statement_id: row.body_sha256 for row in rows})
+    now = utcnow()
+    fresh = [
+        {
+            "statement_id": s.id,
+            "body": s.body,
+            "body_sha256": _sha256(s.body),
+            "site_id": site_id,
+            "stream": stream,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for s in by_id.values()
+        if s.id not in existing
+    ]
+    if fresh:
+        insert = _insert(session)
+        # ON CONFLICT DO NOTHING: a concurrent writer of the same id wins harmlessly.
+        session.execute(insert(OutboxRow).on_conflict_do_nothing(index_elements=["statement_id"]), fresh)
+    changed = sum(1 for sid, digest in existing.items() if digest != _sha256(by_id[sid].body))
+    return BatchResult(new=len(fresh), unchanged=len(existing) - changed, changed=changed)
+
+
+def commit_batch(
+    engine: Engine,
+    *,
+    site_id: str,
+    stream: str,
+    statements: Sequence[BuiltStatement],
+    position: Any | None,
+) -> BatchResult:
+    """Store statements in the outbox and move the stream's cursor, in one transaction.
+
+    Idempotent: statements already in the outbox are skipped (the outbox is unique
+    on statement id), so re-reading the tie at an inclusive cursor bound is safe.
+
+    Args:
+        engine: the state store.
+        site_id: the configured source id.
+        stream: the stream name (keys the cursor: never rename a stream).
+        statements: validated statements built from the batch's activities.
+        position: the JSON-able cursor covering this batch, or None to leave the
+            cursor alone (backfills and dry runs never move it).
+
+    Returns:
+        How many statements were new, unchanged or changed.
+    """
+    with Session(engine) as session, session.begin():
+        result = _enqueue(session, statements, site_id, stream)
+        if position is not None:
+            value = json.dumps(position, sort_keys=True)
+            cursor = session.get(Cursor, (site_id, stream))
+            if cursor is None:
+                session.add(Cursor(site_id=site_id, stream=stream, position=value, updated_at=utcnow()))
+            else:
+                cursor.position = value
+    return result
+
+
+def enqueue(engine: Engine, statements: Sequence[BuiltStatement], *, site_id: str | None = None,
+            stream: str | None = None) -> BatchResult:
+    """Store statements in the outbox with no cursor (JP records, voids, imports of dead letters)."""
+    with Session(engine) as session, session.begin():
+        return _enqueue(session, statements, site_id, stream)
+
+
+def get_cursor(engine: Engine, site_id: str, stream: str) -> Any | None:
+    """Return the stream's stored position (decoded JSON), or None before the first sync."""
+    with Session(engine) as session:
+        cursor = session.get(Cursor, (site_id, stream))
+        return None if cursor is None else json.loads(cursor.position)
+
+
+def ensure_site(engine: Engine, site_id: str, site_type: str, url: str | None) -> None:
+    """Record a configured source in the store (idempotent; keeps the URL current)."""
+    with Session(engine) as session, session.begin():
+        site = session.get(Site, site_id)
+        if site is None:
+            session.add(Site(id=site_id, type=site_type, url=url, created_at=utcnow()))
+        else:
+            site.type, site.url = site_type, url
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    """Outbox rows by status, and when the oldest pending row was queued."""
+
+    pending: int
+    sent: int
+    dead: int
+    oldest_pending_at: datetime | None
+
+
+def outbox_counts(engine: Engine) -> OutboxCounts:
+    """Count outbox rows by status."""
+    with Session(engine) as session:
+        counts = dict(session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all())
+        oldest = session.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.status == OutboxStatus.PENDING))
+    if isinstance(oldest, datetime) and oldest.tzinfo is None:  # SQLite aggregates bypass the column type
+        oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=utcnow().tzinfo)
+    elif isinstance(oldest, str):
+        oldest = datetime.fromisoformat(oldest).replace(tzinfo=utcnow().tzinfo)
+    return OutboxCounts(
+        pending=counts.get(OutboxStatus.PENDING.value, 0),
+        sent=counts.get(OutboxStatus.SENT.value, 0),
+        dead=counts.get(OutboxStatus.DEAD.value, 0),
+        oldest_pending_at=oldest,
+    )
+
+
+def requeue_dead(engine: Engine, row_ids: Iterable[int] | None = None) -> int:
+    """Put dead letters back in the queue (all of them, or the given outbox row ids).
+
+    Returns:
+        How many rows were requeued.
+    """
+    now = utcnow()
+    statement = (
+        update(OutboxRow)
+        .where(OutboxRow.status == OutboxStatus.DEAD.value)
+        .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now)
+    )
+    if row_ids is not None:
+        statement = statement.where(OutboxRow.id.in_(list(row_ids)))
+    with Session(engine) as session, session.begin():
+        return session.execute(statement).rowcount or 0
+
+
+def start_run(engine: Engine, command: str, site_id: str | None = None) -> int:
+    """Record the start of a run and return its id."""
+    with Session(engine) as session, session.begin():
+        run = Run(command=command, site_id=site_id, started_at=utcnow(), status="running", counts="{}")
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def finish_run(engine: Engine, run_id: int, *, status: str, counts: dict[str, Any], error: str | None = None) -> None:
+    """Record how a run ended (``ok``, ``failed``...), with its counts and error sentence."""
+    with Session(engine) as session, session.begin():
+        run = session.get(Run, run_id)
+        if run is not None:
+            run.finished_at = utcnow()
+            run.status = status
+            run.counts = json.dumps(counts, sort_keys=True)
+            run.error = error

@@ -1,0 +1,109 @@
+"""Statement building: golden pairs, deterministic ids, byte stability."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
+from lms_bridge.errors import StatementValidationError
+from lms_bridge.identity import actor_for
+from xapi.ids import namespace_for, statement_id
+from xapi.statements import StatementSettings, build_statement, format_duration, format_timestamp
+from xapi.vocabulary import load_vocabulary
+
+GOLDEN = Path(__file__).with_name("golden")
+BASE = "https://lms-bridge.id/xapi"
+SETTINGS = StatementSettings(namespace=namespace_for(BASE), base_iri=BASE, vocabulary=load_vocabulary())
+AUTHORITY = "https://siasn.bkn.go.id"
+
+
+def _build(activity: Activity, site_url: str | None = None) -> dict:
+    actor = actor_for(activity, authority=AUTHORITY, base_iri=BASE, site_url=site_url)
+    return json.loads(build_statement(SETTINGS, activity, actor).body)
+
+
+def _golden_inputs() -> list[Path]:
+    return sorted(GOLDEN.glob("*.activity.json"))
+
+
+def test_golden_inputs_exist():
+    assert len(_golden_inputs()) >= 6
+
+
+@pytest.mark.parametrize("path", _golden_inputs(), ids=lambda p: p.name.split(".")[0])
+def test_statement_matches_golden_file(path: Path):
+    data = json.loads(path.read_text())
+    site_url = data.pop("_site_url", None)
+    built = _build(activity_from_dict(data), site_url)
+    expected_path = path.with_name(path.name.replace(".activity.json", ".statement.json"))
+    if os.environ.get("LMS_BRIDGE_UPDATE_GOLDEN"):
+        expected_path.write_text(json.dumps(built, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    # A missing expected file fails: a new builder needs a reviewed golden statement.
+    assert expected_path.exists(), f"missing {expected_path.name}; write it (LMS_BRIDGE_UPDATE_GOLDEN=1) and review it"
+    assert built == json.loads(expected_path.read_text())
+
+
+def _activity(**changes) -> Activity:
+    base = Activity(
+        source="moodle", site="kemenpan", kind=Kind.COURSE_COMPLETED, native_id="course=75|user=4637",
+        actor="4637", object=ObjectRef("course", "75", "Latsar CPNS", "https://lms.example.go.id/course/view.php?id=75"),
+        occurred_at=datetime(2026, 5, 4, 3, 10, tzinfo=UTC), extras={"nip": "19900101 201503 1 001"},
+    )
+    return replace(base, **changes)
+
+
+def test_same_activity_gives_byte_equal_statement_and_same_id():
+    actor = actor_for(_activity(), authority=AUTHORITY, base_iri=BASE, site_url=None)
+    first = build_statement(SETTINGS, _activity(), actor)
+    second = build_statement(SETTINGS, activity_from_dict(json.loads(_activity().to_json())), actor)
+    assert first == second
+    assert first.id == statement_id(namespace_for(BASE), "moodle|kemenpan|course_completed|course=75|user=4637")
+
+
+def test_timestamp_written_one_way_whatever_the_source_offset():
+    jakarta = timezone(timedelta(hours=7))
+    local = _activity(occurred_at=datetime(2026, 5, 4, 10, 10, tzinfo=jakarta))
+    utc = _activity(occurred_at=datetime(2026, 5, 4, 3, 10, tzinfo=UTC))
+    assert _build(local) == _build(utc)
+    assert _build(local)["timestamp"] == "2026-05-04T03:10:00Z"
+
+
+def test_no_version_property_and_no_personal_names():
+    statement = _build(_activity())
+    assert "version" not in statement
+    assert set(statement["actor"]) == {"objectType", "account"}
+    assert statement["actor"]["account"] == {"homePage": AUTHORITY, "name": "199001012015031001"}
+
+
+def test_other_namespace_gives_other_ids():
+    other = replace(SETTINGS, namespace=namespace_for("https://other.go.id/xapi"))
+    actor = actor_for(_activity(), authority=AUTHORITY, base_iri=BASE, site_url=None)
+    assert build_statement(other, _activity(), actor).id != build_statement(SETTINGS, _activity(), actor).id
+
+
+def test_user_without_nip_gets_site_scoped_account():
+    statement = _build(_activity(extras={}), "https://lms.example.go.id/")
+    assert statement["actor"]["account"] == {"homePage": "https://lms.example.go.id", "name": "4637"}
+
+
+def test_invalid_object_url_is_refused_before_the_outbox():
+    broken = _activity(object=ObjectRef("course", "75", "Latsar", "not an iri"))
+    with pytest.raises(StatementValidationError, match="object.id is not an IRI"):
+        _build(broken)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "PT0S"), (59, "PT59S"), (3900, "PT1H5M"), (7261, "PT2H1M1S")])
+def test_duration_format(seconds: int, text: str):
+    assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_timestamp_format_rejects_naive_time():
+    with pytest.raises(StatementValidationError):
+        format_timestamp(datetime(2026, 1, 1))
+    assert format_timestamp(datetime(2026, 1, 1, 7, tzinfo=timezone(timedelta(hours=7)))) == "2026-01-01T00:00:00Z"

@@ -1,0 +1,75 @@
+"""The project's own xAPI validation: what Ralph would store, we refuse (docs/RALPH.md §3, §5)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from lms_bridge.errors import StatementValidationError
+from xapi.validate import statement_problems, validate_statement
+
+GOOD = {
+    "id": "2639d84f-2fa2-548d-be96-f4512c499d09",
+    "actor": {"objectType": "Agent", "account": {"homePage": "https://siasn.bkn.go.id", "name": "199001012015031001"}},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+    "object": {"objectType": "Activity", "id": "https://lms.example.go.id/course/view.php?id=75",
+               "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course", "name": {"en-US": "Latsar"}}},
+    "result": {"completion": True, "duration": "PT1H5M", "score": {"scaled": 0.8, "raw": 80, "min": 0, "max": 100}},
+    "context": {"platform": "Moodle", "extensions": {"https://lms-bridge.id/xapi/extensions/source": {"a": 1}},
+                "contextActivities": {"parent": [{"id": "https://lms.example.go.id/course/view.php?id=1"}]}},
+    "timestamp": "2026-05-04T03:10:00Z",
+}
+
+
+def _broken(path: str, value: object) -> dict:
+    statement = copy.deepcopy(GOOD)
+    target = statement
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return statement
+
+
+def test_good_statement_has_no_problems():
+    assert statement_problems(GOOD) == []
+    validate_statement(GOOD)
+
+
+# Each of these is stored as sent by Ralph 5.1.0 or refused only with a 422 (docs/RALPH.md §3).
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        ("actor", KeyError, "actor is missing"),
+        ("actor.account", KeyError, "exactly one identifier"),
+        ("actor.mbox", "mailto:x@example.org", "exactly one identifier"),
+        ("actor.account.homePage", "not a url", "homePage"),
+        ("verb.id", "not a valid iri", "verb.id is not an IRI"),
+        ("object.id", "course 75", "object.id is not an IRI"),
+        ("timestamp", "yesterday", "timestamp is not a tz-aware"),
+        ("timestamp", "2026-05-04T03:10:00", "timestamp is not a tz-aware"),
+        ("timestamp", "2026-02-30T03:10:00Z", "not a real date"),
+        ("result.score.scaled", 7, "scaled must be a number in [-1, 1]"),
+        ("result.score.scaled", -1.5, "scaled must be a number in [-1, 1]"),
+        ("result.score.raw", 101, "raw must lie between"),
+        ("result.duration", "90 minutes", "ISO 8601 duration"),
+        ("result.completion", "yes", "completion must be true or false"),
+        ("id", "not-a-uuid", "id is not a UUID"),
+        ("context.extensions", {"source": 1}, "keys must be IRIs"),
+        ("verb.display", {"en-US": 3}, "language map"),
+    ],
+)
+def test_broken_statement_is_refused(path: str, value: object, problem: str):
+    problems = statement_problems(_broken(path, value))
+    assert any(problem in p for p in problems), problems
+    with pytest.raises(StatementValidationError, match="is not valid xAPI"):
+        validate_statement(_broken(path, value))
+
+
+def test_unknown_top_level_key_is_refused():
+    statement = dict(GOOD, banana=1)
+    assert statement_problems(statement) == ["unknown top-level properties: banana"]

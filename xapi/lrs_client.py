@@ -1,0 +1,178 @@
+"""A small xAPI LRS client: one ``requests.Session``, batches apart from transport.
+
+Retry scope: :meth:`LRSClient.post_statements` never retries by itself; it raises
+:class:`~lms_bridge.errors.RetryableError` and the outbox decides. Re-posting a
+batch is safe only because statement ids are deterministic and bodies
+byte-stable: an LRS answers 204 (or 200 with only the new ids) for statements
+it already holds. Credentials and statement bodies are never logged.
+
+Usage::
+
+    with LRSClient("http://127.0.0.1:8100/xAPI/", "user", password) as lrs:
+        stored = lrs.post_statements([built.body for built in statements])
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+from pydantic import SecretStr
+
+from lms_bridge.errors import LRSAuthError, LRSConflictError, LRSError, LRSRejectedError, RetryableError
+from lms_bridge.redaction import sanitize_url
+
+log = logging.getLogger(__name__)
+
+XAPI_VERSION = "1.0.3"
+#: How much of an LRS error body is kept in a message (Ralph's 422 bodies can be long).
+_MAX_DETAIL = 300
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """The LRS's answer to a POST that succeeded.
+
+    Attributes:
+        status: 200 (some stored) or 204 (all already stored, same content).
+        stored_ids: the ids the LRS says it stored now (empty on 204).
+    """
+
+    status: int
+    stored_ids: tuple[str, ...]
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        payload = response.json()
+        detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
+        text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
+    except ValueError:
+        text = response.text
+    text = " ".join(text.split())
+    return text[:_MAX_DETAIL] + ("..." if len(text) > _MAX_DETAIL else "")
+
+
+class LRSClient:
+    """Posts and reads statements on one xAPI endpoint.
+
+    Args:
+        url: the xAPI endpoint, e.g. ``http://127.0.0.1:8100/xAPI/``.
+        username: Basic-auth user.
+        password: Basic-auth password (kept as a ``SecretStr``).
+        timeout: seconds for one request (connect and read).
+    """
+
+    def __init__(self, url: str, username: str, password: SecretStr | str, *, timeout: float = 30.0) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.statements_url = urljoin(self.url, "statements")
+        self.timeout = timeout
+        secret = password if isinstance(password, SecretStr) else SecretStr(password)
+        #: The session holds the credentials; never log ``session.auth``.
+        self.session = requests.Session()
+        self.session.auth = (username, secret.get_secret_value())
+        self.session.headers.update(
+            {"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"}
+        )
+
+    def __enter__(self) -> LRSClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        where = f"the LRS at {sanitize_url(self.url)}"
+        try:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise RetryableError(f"{where} did not answer within {self.timeout:g} s") from exc
+        except requests.ConnectionError as exc:
+            raise RetryableError(f"{where} cannot be reached (connection failed)") from exc
+        except requests.RequestException as exc:
+            raise LRSError(f"request to {where} failed: {exc.__class__.__name__}") from exc
+
+    def _raise_for(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status in (200, 204):
+            return
+        where = f"the LRS at {sanitize_url(self.url)}"
+        if status in (401, 403):
+            raise LRSAuthError(f"{where} refused the credentials (HTTP {status}): "
+                               "check [lrs] username and the password")
+        if status == 409:
+            raise LRSConflictError(_detail(response))
+        if status in (400, 413, 422):
+            raise LRSRejectedError(f"HTTP {status}: {_detail(response)}")
+        if status == 429 or status >= 500:
+            raise RetryableError(f"{where} answered HTTP {status}")
+        raise LRSError(f"{where} answered HTTP {status}: {_detail(response)}")
+
+    def post_statements(self, bodies: Sequence[str]) -> PostResult:
+        """POST statements (canonical JSON texts) as one batch.
+
+        Raises:
+            RetryableError: timeout, connection failure, 429 or 5xx (safe to re-post).
+            LRSConflictError: 409, a different statement with one of these ids exists.
+            LRSRejectedError: 400/413/422, the LRS refused something in the batch.
+            LRSAuthError: 401/403.
+        """
+        if not bodies:
+            return PostResult(status=204, stored_ids=())
+        payload = ("[" + ",".join(bodies) + "]").encode("utf-8")
+        response = self._request("POST", self.statements_url, data=payload)
+        self._raise_for(response)
+        if response.status_code == 204 or not response.content:
+            return PostResult(status=response.status_code, stored_ids=())
+        try:
+            ids = response.json()
+        except ValueError:
+            ids = []
+        return PostResult(status=response.status_code, stored_ids=tuple(str(i) for i in ids if isinstance(i, str)))
+
+    def get_statement(self, statement_id: str) -> dict[str, Any] | None:
+        """Return one statement by id, or None when the LRS does not hold it.
+
+        Ralph answers ``{"statements": [...]}`` and 200 with an empty list for an
+        unknown id (docs/RALPH.md §3); a conformant LRS answers the bare statement
+        or 404. Both are handled.
+        """
+        response = self._request("GET", self.statements_url, params={"statementId": statement_id})
+        if response.status_code == 404:
+            return None
+        self._raise_for(response)
+        payload = response.json()
+        if isinstance(payload, dict) and "statements" in payload:
+            found = payload["statements"]
+            return found[0] if found else None
+        return payload if isinstance(payload, dict) and payload.get("id") else None
+
+    def iter_statements(self, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every statement matching ``params``, following ``more`` links.
+
+        Stops on an empty page too: Ralph returns an extra empty page when the
+        total is a multiple of the limit (docs/RALPH.md §3).
+        """
+        url: str | None = self.statements_url
+        query: dict[str, Any] | None = dict(params or {})
+        seen_pages: set[str] = set()
+        while url:
+            response = self._request("GET", url, params=query)
+            self._raise_for(response)
+            page = response.json()
+            statements = page.get("statements", [])
+            yield from statements
+            more = page.get("more")
+            if not statements or not more or more in seen_pages:
+                return
+            seen_pages.add(more)
+            url, query = urljoin(self.url, more), None

@@ -1,0 +1,229 @@
+"""Building byte-stable xAPI statements from activities, on ``tincan`` objects.
+
+A statement's JSON is a pure function of its source data (docs/XAPI.md): no
+"now", no random, no ``version`` property (tincan writes ``"version": "1.0.3"``),
+one timestamp format (``2026-03-12T02:15:00Z``), one duration format
+(``PT1H5M``), sorted keys and no spaces. Ralph answers 409 to a resent statement
+whose timestamp is merely written differently, so this is what makes reruns safe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from tincan import (
+    Activity as TincanActivity,
+)
+from tincan import (
+    ActivityDefinition,
+    Agent,
+    AgentAccount,
+    Context,
+    ContextActivities,
+    Extensions,
+    LanguageMap,
+    Result,
+    Statement,
+    Verb,
+)
+
+from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.errors import StatementValidationError
+from xapi.ids import statement_id
+from xapi.validate import validate_statement
+from xapi.vocabulary import Vocabulary
+
+LANGUAGE = "en-US"
+
+
+@dataclass(frozen=True)
+class BuiltStatement:
+    """A validated statement ready for the outbox.
+
+    Attributes:
+        id: the deterministic statement id.
+        body: the canonical JSON text; posted as is, never re-serialised.
+    """
+
+    id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class StatementSettings:
+    """Deployment facts every builder needs.
+
+    Attributes:
+        namespace: statement-id namespace (see :mod:`xapi.ids`).
+        base_iri: ``{base}`` of docs/XAPI.md, without a trailing slash.
+        vocabulary: verbs and activity types.
+    """
+
+    namespace: Any
+    base_iri: str
+    vocabulary: Vocabulary
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The one timestamp format: UTC, seconds, ``Z`` (microseconds kept only when present)."""
+    if moment.tzinfo is None:
+        raise StatementValidationError("a statement time must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(span: timedelta) -> str:
+    """The one duration format: ``PT#H#M#S`` with zero parts left out (``PT0S`` for zero)."""
+    total = int(span.total_seconds())
+    if total < 0:
+        raise StatementValidationError("a duration cannot be negative")
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours}H" if hours else "", f"{minutes}M" if minutes else "", f"{seconds}S" if seconds else ""]
+    return "PT" + ("".join(parts) or "0S")
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """Serialise with sorted keys and no spaces, so equal data gives equal bytes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def object_iri(settings: StatementSettings, activity: Activity, ref: ObjectRef) -> str:
+    """The IRI of an object: its own URL when the source has one, else one under ``{base}``.
+
+    Chat messages live under ``{base}/chat/{source}/{group}/{key}``, meetings under
+    ``{base}/meeting/{source}/{meeting id}/{start date}`` (docs/XAPI.md) and communities
+    under ``{base}/community/{id}``.
+    """
+    if ref.url:
+        return ref.url
+    base, source = settings.base_iri, _segment(activity.source)
+    if ref.type == "message":
+        return f"{base}/chat/{source}/{_segment(activity.site)}/{_segment(ref.native_id)}"
+    if ref.type == "meeting":
+        # A meeting id is global on its platform; "/" separates meeting and start date.
+        return f"{base}/meeting/{source}/{quote(ref.native_id, safe='/')}"
+    if ref.type == "community":
+        # One CoP across all its platforms (forum, WhatsApp, Zoom...): no source segment.
+        return f"{base}/community/{_segment(ref.native_id)}"
+    return f"{base}/activity/{source}/{_segment(activity.site)}/{_segment(ref.type)}/{_segment(ref.native_id)}"
+
+
+def _tincan_activity(settings: StatementSettings, activity: Activity, ref: ObjectRef,
+                     type_iri: str | None = None) -> TincanActivity:
+    definition = ActivityDefinition()
+    has_definition = False
+    type_iri = type_iri or settings.vocabulary.activity_type(ref.type)
+    if type_iri:
+        definition.type = type_iri
+        has_definition = True
+    if ref.title:
+        definition.name = LanguageMap({LANGUAGE: ref.title})
+        has_definition = True
+    result = TincanActivity(id=object_iri(settings, activity, ref))
+    if has_definition:
+        result.definition = definition
+    return result
+
+
+def _result(activity: Activity) -> Result | None:
+    result = Result()
+    used = False
+    if activity.kind in (Kind.COURSE_COMPLETED, Kind.MODULE_COMPLETED):
+        result.completion = True
+        used = True
+        if isinstance(activity.extras.get("success"), bool):
+            result.success = activity.extras["success"]
+    if activity.duration is not None:
+        # Durations are written by hand below (one format); mark the result as used.
+        used = True
+    return result if used else None
+
+
+def _source_extension(settings: StatementSettings, activity: Activity) -> dict[str, Any]:
+    return {
+        f"{settings.base_iri}/extensions/source": {
+            "source": activity.source,
+            "site": activity.site,
+            "native_id": activity.native_id,
+        }
+    }
+
+
+def build_statement(settings: StatementSettings, activity: Activity, actor: dict[str, Any]) -> BuiltStatement:
+    """Build, normalise and validate the statement for one activity.
+
+    Args:
+        settings: deployment facts (namespace, base IRI, vocabulary).
+        activity: the normalised activity.
+        actor: the resolved xAPI actor (an ``account`` agent; see ``lms_bridge.identity``).
+
+    Returns:
+        The statement with its deterministic id and canonical JSON.
+
+    Raises:
+        StatementValidationError: when the statement would not be valid xAPI, or the
+            kind has no entry in the vocabulary.
+    """
+    mapping = settings.vocabulary.kinds.get(activity.kind.value)
+    if mapping is None:
+        raise StatementValidationError(f"activity kind {activity.kind.value!r} has no entry in the vocabulary [kinds]")
+    sid = statement_id(settings.namespace, activity.natural_key)
+    account = actor["account"]
+    context = Context(
+        platform=settings.vocabulary.platforms.get(activity.source, activity.source),
+        extensions=Extensions(_source_extension(settings, activity)),
+    )
+    context_activities = ContextActivities()
+    has_context_activities = False
+    if activity.parent is not None:
+        context_activities.parent = [_tincan_activity(settings, activity, activity.parent)]
+        has_context_activities = True
+    if activity.grouping is not None:
+        context_activities.grouping = [_tincan_activity(settings, activity, activity.grouping)]
+        has_context_activities = True
+    if has_context_activities:
+        context.context_activities = context_activities
+
+    statement = Statement(
+        id=sid,
+        actor=Agent(account=AgentAccount(home_page=account["homePage"], name=account["name"])),
+        verb=Verb(id=mapping.verb.id, display=LanguageMap({LANGUAGE: mapping.verb.display})),
+        object=_tincan_activity(settings, activity, activity.object, mapping.object_type),
+        context=context,
+    )
+    result = _result(activity)
+    if result is not None:
+        statement.result = result
+
+    data = json.loads(statement.to_json())
+    # tincan adds "version" and writes times its own way: normalise to the one format.
+    data.pop("version", None)
+    data["timestamp"] = format_timestamp(activity.occurred_at)
+    if activity.duration is not None:
+        data.setdefault("result", {})["duration"] = format_duration(activity.duration)
+    text_length = activity.extras.get("text_length")
+    if isinstance(text_length, int):
+        # Privacy: a length at most, never a body (docs/XAPI.md).
+        data.setdefault("result", {}).setdefault("extensions", {})[
+            f"{settings.base_iri}/extensions/text-length"
+        ] = text_length
+    validate_statement(data)
+    return BuiltStatement(id=sid, body=canonical_json(data))
+
+
+def finish_statement(data: dict[str, Any]) -> BuiltStatement:
+    """Validate a hand-built statement dict and freeze it to canonical JSON."""
+    data.pop("version", None)
+    validate_statement(data)
+    return BuiltStatement(id=str(data["id"]), body=canonical_json(data))
