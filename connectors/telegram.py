@@ -1,0 +1,356 @@
+"""Read a Telegram Desktop "Machine-readable JSON" export (``result.json``) into activities.
+
+Layout: DOMAIN.md section 2b (tdesktop ``export_output_json.cpp``). Two roots are
+accepted: a single-chat export (the chat object itself) and a whole-account
+export, whose group chats in ``chats.list`` and ``left_chats.list`` are read
+one by one.
+
+What counts as participation:
+
+* a ``"message"`` from a user account (``from_id`` = ``user<digits>``):
+  ``MESSAGE_POSTED``, or ``MESSAGE_REPLIED`` with ``parent`` = the replied
+  message when ``reply_to_message_id`` points into the same chat. A message
+  from a deleted account (``from: null``) still has its ``from_id``, which is
+  the identity used here (never the display name), so it counts and carries
+  ``extras["deleted_account"] = True``. Messages posted as a channel or as the
+  group itself (anonymous admins: ``from_id`` = ``channel...``/``chat...``)
+  belong to no person and are skipped.
+* a ``group_call`` service message with a ``duration`` > 0: ``MEETING_ATTENDED``
+  for the member who started the call (``actor_id``). The export says who
+  started the call and how long it lasted, not who else joined or how long the
+  starter stayed, so ``duration`` is None and the call's length is given as
+  ``extras["call_duration_seconds"]``. Invites to a call, joins, adds and every
+  other service message are not participation.
+
+Personal, bot and saved-messages chats are not communities: an account export
+skips them, and a single-chat export of one is refused. Dates come from
+``date_unixtime`` (UTC epoch seconds), never from ``date`` (the exporting PC's
+local time without an offset). No name or message text is put in an Activity.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.identifiers import telegram_identifier
+from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.errors import InputError
+
+Pseudonymizer = Callable[[str], str]
+
+SOURCE = "telegram"
+
+# A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger.
+_MAX_BYTES = 256 * 1024 * 1024
+
+# Chat types (DOMAIN.md section 2b) between two people, with a bot or with oneself: private
+# life, not a CoP, so not imported. Every other type (groups, supergroups, channels) is read.
+_PRIVATE_TYPES = frozenset({"personal_chat", "bot_chat", "saved_messages", "replies", "verification_codes"})
+_MEDIA_KEYS = (
+    "photo",
+    "file",
+    "media_type",
+    "sticker_emoji",
+    "poll",
+    "contact_information",
+    "location_information",
+)
+_UNIXTIME = re.compile(r"[0-9]{1,12}", re.ASCII)
+# 2001-09-09 .. 2286: anything outside is not a Telegram message date.
+_MIN_UNIXTIME = 1_000_000_000
+_MAX_UNIXTIME = 9_999_999_999
+
+
+def read_telegram(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> Iterator[Activity]:
+    """Yield the participation activities of a Telegram Desktop JSON export.
+
+    The whole file is parsed and validated before the first activity is yielded:
+    a malformed file raises :class:`InputError` and yields nothing.
+
+    Keys: ``native_id`` = ``"{chat id}:{message id}"``, the ids Telegram itself
+    gives, so any later export of the same chat gives the same keys.
+
+    Args:
+        path: the ``result.json`` file.
+        site: the configured source id, put in every Activity's ``site``.
+        pseudonymize: turns a normalised identifier (``telegram:user123``) into an
+            opaque pseudonym.
+
+    Yields:
+        Activities, chat by chat, in message order.
+
+    Raises:
+        InputError: the file cannot be read, is not JSON (e.g. truncated), or is not
+            a Telegram export; the message names the file and the JSON path.
+    """
+    yield from _parse_file(path, site=site, pseudonymize=pseudonymize)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while one export is parsed, then restore it.
+
+    A parse keeps every record it builds alive until the end, so each automatic
+    collection walks all records built so far, and finds nothing to free: records
+    hold no reference cycles. Measured on a 40,000-message export:
+    0.87 s with collections, 0.59 s without (WhatsApp); 0.61 s and 0.37 s (Telegram).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_file(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> list[Activity]:
+    label = f"telegram export {path.name}"
+    with _gc_paused():
+        return _read_root(_load(path, label), label, site=site, pseudonymize=pseudonymize)
+
+
+def _read_root(root: Any, label: str, *, site: str, pseudonymize: Pseudonymizer) -> list[Activity]:
+    reader = _Reader(label, site=site, pseudonymize=pseudonymize)
+    if not isinstance(root, dict):
+        raise InputError(f"{label}: not a Telegram export (the top level is not a JSON object)")
+    if "messages" in root:
+        chat_type = _chat_type(root, "", label)
+        if chat_type in _PRIVATE_TYPES:
+            raise InputError(f"{label}: a {chat_type} is not a community chat; export the group instead")
+        reader.read_chat(root, "")
+    elif isinstance(root.get("chats"), dict) or isinstance(root.get("left_chats"), dict):
+        seen: set[int] = set()
+        for section in ("chats", "left_chats"):
+            container = root.get(section)
+            if container is None:
+                continue
+            chats = container.get("list") if isinstance(container, dict) else None
+            if not isinstance(chats, list):
+                raise InputError(f"{label}: {section}.list is missing or not a list")
+            for index, chat in enumerate(chats):
+                where = f"{section}.list[{index}]"
+                if not isinstance(chat, dict):
+                    raise InputError(f"{label}: {where} is not a chat object")
+                if _chat_type(chat, where + ".", label) in _PRIVATE_TYPES:
+                    continue
+                chat_id = _chat_id(chat, where + ".", label)
+                if chat_id in seen:
+                    continue  # a chat left and rejoined can be listed twice: read it once
+                seen.add(chat_id)
+                reader.read_chat(chat, where + ".")
+    else:
+        raise InputError(f"{label}: not a Telegram export (no 'messages' and no 'chats' at the top level)")
+    return reader.activities
+
+
+def _chat_type(chat: dict[str, Any], prefix: str, label: str) -> str | None:
+    chat_type = chat.get("type")
+    if chat_type is not None and not isinstance(chat_type, str):
+        raise InputError(f"{label}: {prefix}type is not a string")
+    return chat_type
+
+
+def _chat_id(chat: dict[str, Any], prefix: str, label: str) -> int:
+    chat_id = chat.get("id")
+    if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+        raise InputError(f"{label}: {prefix}id is missing or not an integer chat id")
+    return chat_id
+
+
+def _load(path: Path, label: str) -> Any:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
+    if len(data) > _MAX_BYTES:
+        raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not a chat export")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: not UTF-8 JSON (invalid byte at offset {exc.start})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{label} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}; truncated?)"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # an over-long integer, absurd nesting
+        raise InputError(f"{label}: not a Telegram export ({exc.__class__.__name__} in JSON)") from exc
+
+
+class _Reader:
+    """Turns validated chat objects into activities, pseudonymising each user once."""
+
+    def __init__(self, label: str, *, site: str, pseudonymize: Pseudonymizer) -> None:
+        self.label = label
+        self.site = site
+        self.pseudonymize = pseudonymize
+        self.activities: list[Activity] = []
+        self._actors: dict[str, str] = {}
+
+    def error(self, where: str, what: str) -> InputError:
+        return InputError(f"{self.label}: {where} {what}")
+
+    def read_chat(self, chat: dict[str, Any], prefix: str) -> None:
+        chat_id = _chat_id(chat, prefix, self.label)
+        messages = chat.get("messages")
+        if not isinstance(messages, list):
+            raise self.error(prefix + "messages", "is missing or not a list")
+        name = chat.get("name")
+        title = name if isinstance(name, str) and name.strip() else None
+        grouping = ObjectRef(type="community", native_id=str(chat_id), title=title)
+        seen_ids: set[int] = set()
+        for index, message in enumerate(messages):
+            where = f"{prefix}messages[{index}]"
+            if not isinstance(message, dict):
+                raise self.error(where, "is not a message object")
+            message_id = message.get("id")
+            if isinstance(message_id, bool) or not isinstance(message_id, int):
+                raise self.error(where + ".id", "is missing or not an integer")
+            if message_id in seen_ids:
+                raise self.error(where + ".id", f"repeats message id {message_id} (a damaged export)")
+            seen_ids.add(message_id)
+            kind = message.get("type")
+            if kind == "message":
+                self._message(message, where, chat_id, message_id, title, grouping)
+            elif kind == "service":
+                self._service(message, where, chat_id, message_id, title, grouping)
+            elif not isinstance(kind, str):
+                raise self.error(where + ".type", "is missing or not a string")
+            # "unsupported" and future types carry nothing we can attribute.
+
+    def _occurred_at(self, message: dict[str, Any], where: str) -> datetime:
+        raw = message.get("date_unixtime")
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str) or not _UNIXTIME.fullmatch(raw):
+            raise self.error(
+                where + ".date_unixtime", "is missing or not epoch seconds (use a newer Telegram Desktop)"
+            )
+        seconds = int(raw)
+        if not _MIN_UNIXTIME <= seconds <= _MAX_UNIXTIME:
+            raise self.error(where + ".date_unixtime", f"{seconds} is out of range")
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+    def _actor(self, from_id: object, where: str) -> str | None:
+        if from_id is None:
+            return None
+        if not isinstance(from_id, str):
+            raise self.error(where, "is not a string")
+        cached = self._actors.get(from_id)
+        if cached is None:
+            # Only "user<digits>" is a person; "channel..."/"chat..." senders are not.
+            identifier = telegram_identifier(from_id) if from_id.startswith("user") else None
+            if identifier is None:
+                return None
+            cached = self.pseudonymize(identifier)
+            self._actors[from_id] = cached
+        return cached
+
+    def _message(
+        self,
+        message: dict[str, Any],
+        where: str,
+        chat_id: int,
+        message_id: int,
+        title: str | None,
+        grouping: ObjectRef,
+    ) -> None:
+        occurred_at = self._occurred_at(message, where)
+        actor = self._actor(message.get("from_id"), where + ".from_id")
+        reply_to = message.get("reply_to_message_id")
+        if reply_to is not None and (isinstance(reply_to, bool) or not isinstance(reply_to, int)):
+            raise self.error(where + ".reply_to_message_id", "is not an integer")
+        if actor is None:
+            return
+        # A reply to a message of another chat (reply_to_peer_id) has no parent in this chat.
+        parent = None
+        if reply_to is not None and message.get("reply_to_peer_id") in (None, chat_id, str(chat_id)):
+            parent = ObjectRef(type="message", native_id=f"{chat_id}:{reply_to}", title=title)
+        native_id = f"{chat_id}:{message_id}"
+        extras: dict[str, object] = {
+            "identifier_kind": "telegram",
+            "text_length": _text_length(message.get("text")),
+            "media": any(key in message for key in _MEDIA_KEYS),
+            "edited": "edited" in message or "edited_unixtime" in message,
+        }
+        if message.get("from", "") is None:
+            extras["deleted_account"] = True
+        self.activities.append(
+            Activity(
+                source=SOURCE,
+                site=self.site,
+                kind=Kind.MESSAGE_REPLIED if parent is not None else Kind.MESSAGE_POSTED,
+                native_id=native_id,
+                actor=actor,
+                object=ObjectRef(type="message", native_id=native_id, title=title),
+                occurred_at=occurred_at,
+                parent=parent,
+                grouping=grouping,
+                extras=extras,
+            )
+        )
+
+    def _service(
+        self,
+        message: dict[str, Any],
+        where: str,
+        chat_id: int,
+        message_id: int,
+        title: str | None,
+        grouping: ObjectRef,
+    ) -> None:
+        occurred_at = self._occurred_at(message, where)  # validated for every message
+        if message.get("action") != "group_call":
+            return  # joins, invites (also to a call), pins...: not participation
+        duration = message.get("duration")
+        if duration is None:
+            return  # a call still running at export time: no finished session yet
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
+            raise self.error(where + ".duration", "is not a number of seconds")
+        actor = self._actor(message.get("actor_id"), where + ".actor_id")
+        if actor is None or duration == 0:
+            return
+        native_id = f"{chat_id}:{message_id}"
+        self.activities.append(
+            Activity(
+                source=SOURCE,
+                site=self.site,
+                kind=Kind.MEETING_ATTENDED,
+                native_id=native_id,
+                actor=actor,
+                object=ObjectRef(type="meeting", native_id=native_id, title=title),
+                occurred_at=occurred_at,
+                duration=None,
+                grouping=grouping,
+                extras={
+                    "identifier_kind": "telegram",
+                    "role": "initiator",
+                    "call_duration_seconds": duration,
+                },
+            )
+        )
+
+
+def _text_length(text: object) -> int:
+    """Length of a message's text: a plain string, or an array of strings and entity objects."""
+    if isinstance(text, str):
+        return len(text)
+    if isinstance(text, list):
+        total = 0
+        for part in text:
+            if isinstance(part, str):
+                total += len(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                total += len(part["text"])
+        return total
+    return 0

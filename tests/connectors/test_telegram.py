@@ -1,0 +1,379 @@
+"""Telegram Desktop JSON export reader: shared fixtures and own variants."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.telegram import read_telegram
+from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "fixtures" / "community"
+if not SHARED.is_dir():
+    SHARED = ROOT / "shared" / "fixtures" / "community"
+DATA = ROOT / "tests" / "data" / "community"
+SITE = "cop-wi-7"
+CHAT = "1000000001"
+
+RAW_VALUES = [
+    "budi santoso",
+    "siti rahmawati",
+    "dewi lestari",
+    "agus pratama",
+    "811 0000 0101",
+    "812 0000 0202",
+    "topik hari ini",
+    "setuju",
+    "pesan dari akun",
+    "pesan pribadi",
+    "pengumuman admin",
+    "penting",
+    "pamit",
+    "lms.example.org",
+]
+
+
+class Pseudonyms:
+    """A keyed HMAC like the service's, remembering what it saw so tests can check identities."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, identifier: str) -> str:
+        pseudonym = hmac.new(b"test-key", identifier.encode(), hashlib.sha256).hexdigest()[:32]
+        self.seen[pseudonym] = identifier
+        return pseudonym
+
+    def of(self, activity: Activity) -> str:
+        return self.seen[activity.actor]
+
+
+def read(path: Path) -> tuple[list[Activity], Pseudonyms]:
+    pseudonyms = Pseudonyms()
+    return list(read_telegram(path, site=SITE, pseudonymize=pseudonyms)), pseudonyms
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_single_chat_export() -> None:
+    activities, who = read(SHARED / "telegram_single_chat.json")
+    # 7 messages: create_group and join_group_by_link are not participation.
+    assert [(a.kind, a.native_id, who.of(a)) for a in activities] == [
+        (Kind.MESSAGE_POSTED, f"{CHAT}:2", "telegram:user100000001"),
+        (Kind.MESSAGE_REPLIED, f"{CHAT}:3", "telegram:user100000002"),
+        (Kind.MEETING_ATTENDED, f"{CHAT}:4", "telegram:user100000001"),
+        (Kind.MESSAGE_POSTED, f"{CHAT}:5", "telegram:user100000009"),
+        (Kind.MESSAGE_POSTED, f"{CHAT}:6", "telegram:user100000003"),
+    ]
+    posted, reply, call, deleted_account, photo = activities
+    # Times come from date_unixtime (UTC), not from "date" (the exporting PC's local time).
+    assert posted.occurred_at == datetime(2024, 3, 12, 2, 15, tzinfo=UTC)
+    assert posted.extras == {
+        "identifier_kind": "telegram",
+        "text_length": 32,
+        "media": False,
+        "edited": False,
+    }
+    # text as an array of a string and a link entity
+    assert reply.extras["text_length"] == len("Setuju, lihat https://lms.example.org/mod/forum")
+    assert reply.parent == ObjectRef(
+        type="message", native_id=f"{CHAT}:2", title="CoP Widyaiswara Angkatan 7"
+    )
+    assert call.object == ObjectRef(type="meeting", native_id=f"{CHAT}:4", title="CoP Widyaiswara Angkatan 7")
+    assert call.duration is None  # how long the starter stayed is unknown
+    assert call.extras == {"identifier_kind": "telegram", "role": "initiator", "call_duration_seconds": 3600}
+    assert deleted_account.extras["deleted_account"] is True
+    assert deleted_account.extras["edited"] is True
+    assert photo.extras["media"] is True
+    for activity in activities:
+        assert activity.source == "telegram" and activity.site == SITE
+        assert activity.grouping == ObjectRef(
+            type="community", native_id=CHAT, title="CoP Widyaiswara Angkatan 7"
+        )
+
+
+def test_account_export_gives_the_same_keys_as_the_single_chat() -> None:
+    single, _ = read(SHARED / "telegram_single_chat.json")
+    account, _ = read(SHARED / "telegram_account_export.json")
+    assert account == single
+
+
+def test_account_export_reads_each_group_and_skips_private_chats() -> None:
+    activities, who = read(DATA / "telegram_account_mixed.json")
+    assert [(a.kind, a.native_id, who.of(a)) for a in activities] == [
+        # personal_chat 100000002: not a community, skipped.
+        # 1000000002:10 was posted as the group itself (anonymous admin): no person.
+        # :11 is a call still running (no duration), :12 an invite to a call: skipped.
+        (Kind.MESSAGE_REPLIED, "1000000002:13", "telegram:user100000002"),
+        (Kind.MESSAGE_POSTED, "1000000002:14", "telegram:user100000003"),
+        # :15 is "unsupported"
+        (Kind.MEETING_ATTENDED, "1000000002:16", "telegram:user100000003"),
+        # :17 is a join: not participation. left_chats are still read:
+        (Kind.MESSAGE_POSTED, "555000:1", "telegram:user100000004"),
+    ]
+    reply, voice, call, left = activities
+    assert reply.parent is not None and reply.parent.native_id == "1000000002:10"
+    assert reply.extras["text_length"] == len("Penting hari ini")
+    assert voice.extras["media"] is True
+    assert call.extras["call_duration_seconds"] == 1800
+    assert left.grouping == ObjectRef(type="community", native_id="555000", title="CoP Lama")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("telegram_not_export.json", "telegram_not_export.json: not a Telegram export"),
+        ("telegram_truncated.json", r"telegram_truncated.json line \d+ column \d+: not valid JSON"),
+        ("telegram_personal_chat.json", "a personal_chat is not a community chat"),
+        ("telegram_bad_date.json", r"messages\[1\].date_unixtime is missing"),
+    ],
+)
+def test_malformed_exports_raise_input_error(name: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read(DATA / name)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "the top level is not a JSON object"),
+        ({"chats": {"list": {}}}, "chats.list is missing or not a list"),
+        ({"chats": {"list": [1]}}, r"chats.list\[0\] is not a chat object"),
+        ({"id": "x", "messages": []}, "id is missing or not an integer"),
+        ({"id": 1, "messages": {}}, "messages is missing or not a list"),
+        ({"id": 1, "messages": [{"id": 1, "type": "message", "date_unixtime": "-5"}]}, "not epoch seconds"),
+        ({"id": 1, "messages": [{"id": 1, "type": "message", "date_unixtime": "99"}]}, "out of range"),
+        ({"id": 1, "messages": [{"id": True, "type": "message"}]}, r"messages\[0\].id is missing"),
+        (
+            {
+                "id": 1,
+                "messages": [{"id": 1, "type": "message", "date_unixtime": "1710209700", "from_id": 5}],
+            },
+            r"messages\[0\].from_id is not a string",
+        ),
+        (
+            {
+                "id": 1,
+                "messages": [
+                    {
+                        "id": 1,
+                        "type": "service",
+                        "date_unixtime": "1710209700",
+                        "action": "group_call",
+                        "actor_id": "user1",
+                        "duration": "1h",
+                    }
+                ],
+            },
+            r"messages\[0\].duration is not a number of seconds",
+        ),
+        (
+            {"id": 1, "messages": [{"id": 1, "type": "message", "date_unixtime": "1710209700"}] * 2},
+            "repeats message id 1",
+        ),
+    ],
+)
+def test_structural_errors_name_the_json_path(tmp_path: Path, data: Any, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read(write_json(tmp_path / "result.json", data))
+
+
+def test_errors_for_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="missing.json: cannot be read"):
+        read(tmp_path / "missing.json")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"name": "Caf\xe9"}')
+    with pytest.raises(InputError, match="latin.json: not UTF-8"):
+        read(latin)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="deep.json"):
+        read(deep)
+
+
+def test_a_bad_message_at_the_end_yields_nothing(tmp_path: Path) -> None:
+    chat = json.loads((SHARED / "telegram_single_chat.json").read_text(encoding="utf-8"))
+    chat["messages"].append({"id": 99, "type": "message", "from_id": "user1", "text": "x"})
+    activities = read_telegram(
+        write_json(tmp_path / "result.json", chat), site=SITE, pseudonymize=Pseudonyms()
+    )
+    with pytest.raises(InputError, match=r"messages\[7\].date_unixtime"):
+        next(activities)
+
+
+def test_no_name_phone_or_text_in_any_activity() -> None:
+    allowed = {
+        "identifier_kind",
+        "text_length",
+        "media",
+        "edited",
+        "deleted_account",
+        "role",
+        "call_duration_seconds",
+    }
+    count = 0
+    for path in [
+        SHARED / "telegram_single_chat.json",
+        SHARED / "telegram_account_export.json",
+        DATA / "telegram_account_mixed.json",
+    ]:
+        for activity in read(path)[0]:
+            count += 1
+            dump = (repr(activity) + activity.to_json()).casefold()
+            assert not [value for value in RAW_VALUES if value in dump], path.name
+            assert set(activity.extras) <= allowed
+    assert count == 14
+
+
+def generated_chat(count: int) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    for i in range(1, count + 1):
+        message: dict[str, Any] = {
+            "id": i,
+            "type": "message",
+            "date": "2024-03-12T09:00:00",
+            "date_unixtime": str(1710209700 + i * 17),
+            "from": f"Anggota {i % 300}",
+            "from_id": f"user{100000000 + i % 300}",
+            "text": "Topik hari ini"
+            if i % 4
+            else ["Setuju, lihat ", {"type": "link", "text": "https://x.example"}],
+            "text_entities": [],
+        }
+        if i % 5 == 0:
+            message["reply_to_message_id"] = i - 1
+        messages.append(message)
+    return {"name": "CoP Besar", "type": "private_supergroup", "id": 1000000777, "messages": messages}
+
+
+def test_a_40000_message_export_is_read_whole(tmp_path: Path) -> None:
+    activities, who = read(write_json(tmp_path / "result.json", generated_chat(40_000)))
+    assert len(activities) == 40_000
+    assert sum(1 for a in activities if a.kind is Kind.MESSAGE_REPLIED) == 8_000
+    assert len({a.native_id for a in activities}) == 40_000
+    assert len(who.seen) == 300
+
+
+# --- property tests: nothing but InputError escapes -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("telegram_fuzz")
+
+
+def _only_input_error(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    try:
+        list(read_telegram(path, site=SITE, pseudonymize=Pseudonyms()))
+    except InputError:
+        pass
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.sampled_from(
+        ["user1", "channel2", "1710209700", "group_call", "message", "service", "personal_chat"]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "type",
+                    "messages",
+                    "chats",
+                    "list",
+                    "date_unixtime",
+                    "from",
+                    "from_id",
+                    "text",
+                    "reply_to_message_id",
+                    "action",
+                    "actor_id",
+                    "duration",
+                    "name",
+                    "left_chats",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=600))
+def test_arbitrary_bytes_raise_only_input_error(scratch: Path, data: bytes) -> None:
+    _only_input_error(scratch / "bytes.json", data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=JSON_VALUES)
+def test_arbitrary_json_raises_only_input_error(scratch: Path, value: Any) -> None:
+    _only_input_error(scratch / "value.json", json.dumps(value).encode())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObject) -> None:
+    source = data.draw(st.sampled_from(sorted(SHARED.glob("telegram_*")) + sorted(DATA.glob("telegram_*"))))
+    buffer = bytearray(source.read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(buffer)))
+        operation = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+        if operation == "flip" and position < len(buffer):
+            buffer[position] = data.draw(st.integers(0, 255))
+        elif operation == "delete":
+            del buffer[position : position + data.draw(st.integers(1, 16))]
+        elif operation == "insert":
+            buffer[position:position] = data.draw(
+                st.sampled_from([b"null", b"1", b'"x"', b"[]", b"{}", b"-", b"\xff"])
+            )
+        else:
+            del buffer[position:]
+    _only_input_error(scratch / "mutated.json", bytes(buffer))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fixture_with_replaced_values_raises_only_input_error(scratch: Path, data: st.DataObject) -> None:
+    """Replace one value anywhere in a real export by an arbitrary JSON value."""
+    root = json.loads((SHARED / "telegram_account_export.json").read_text(encoding="utf-8"))
+    node: Any = root
+    for _ in range(data.draw(st.integers(0, 6))):
+        if isinstance(node, dict) and node:
+            key = data.draw(st.sampled_from(sorted(node)))
+            if not isinstance(node[key], dict | list) or data.draw(st.booleans()):
+                node[key] = data.draw(JSON_VALUES)
+                break
+            node = node[key]
+        elif isinstance(node, list) and node:
+            index = data.draw(st.integers(0, len(node) - 1))
+            if not isinstance(node[index], dict | list) or data.draw(st.booleans()):
+                node[index] = data.draw(JSON_VALUES)
+                break
+            node = node[index]
+        else:
+            break
+    _only_input_error(scratch / "replaced.json", json.dumps(root).encode())
