@@ -24,7 +24,9 @@ from sqlalchemy import Engine
 
 from lms_bridge import doctor as doctor_checks
 from lms_bridge import outbox as outbox_core
+from lms_bridge import sites as sites_core
 from lms_bridge import store
+from lms_bridge import sync as sync_core
 from lms_bridge.config import Settings, load_settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.imports import DEFAULT_IMPORT_SOURCE, import_activity_file
@@ -66,12 +68,20 @@ class App:
     def progress(self, description: str, total: int | None) -> Iterator[Any]:
         """A progress bar on stderr when it is a terminal; silent under cron or ``--quiet``."""
         if self.quiet or not stderr.is_terminal:
-            yield lambda _n: None
+            yield lambda _n, _label=None: None
             return
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=stderr, transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+            tasks: dict[str, Any] = {}
+
+            def advance(n: int, label: str | None = None) -> None:
+                # One bar per label (a sync shows one per stream).
+                name = f"{description} {label}" if label else description
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.advance(tasks[name], n)
+
+            yield advance
 
 
 _state = {"debug": False}
@@ -140,6 +150,94 @@ def import_cmd(app: App, file: Path, source_id: str, dry_run: bool) -> None:
     verb = "would add" if dry_run else "added"
     stdout.print(f"{file}: {report.pulled} activities read, {verb} {report.new} statements to the outbox, "
                  f"{report.unchanged} already there, {report.invalid} invalid")
+
+
+# --- sync and sites ----------------------------------------------------------------------------
+
+class DateParam(click.ParamType):
+    """A date or date-time: 2026-03-01 or 2026-03-01T08:00 (local time zone of the deployment)."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:  # noqa: D102
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date; use 2026-03-01 or 2026-03-01T08:00", param, ctx)
+        if moment.tzinfo is None:
+            zone = ctx.find_object(App).settings.deployment.timezone if ctx and ctx.find_object(App) else "UTC"
+            moment = moment.replace(tzinfo=ZoneInfo(zone))
+        return moment
+
+
+@cli.command()
+@click.option("--site", help="Sync only this site (default: every Moodle site in the config).")
+@click.option("--stream", "streams", multiple=True, help="Sync only this stream (repeatable).")
+@click.option("--since", type=DateParam(), help="Re-pull from this date without moving the cursors (a backfill).")
+@click.option("--dry-run", is_flag=True, help="Read and build statements; store nothing.")
+@click.pass_obj
+def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_run: bool) -> None:
+    """Pull new activity from Moodle sites into the outbox."""
+    reports = []
+    for source in sync_core.moodle_sources(app.settings, site):
+        with app.progress(f"{source.id}", None) as advance:
+            reports.append(sync_core.sync_site(app.engine, app.settings, source, streams=streams or None,
+                                               since=since, dry_run=dry_run,
+                                               on_progress=lambda stream, n: advance(n, stream)))
+    table = Table("site", "stream", "read", "new", "unchanged", "accounts", "invalid",
+                  title="sync" + (" (dry run: nothing stored)" if dry_run else ""))
+    for report in reports:
+        for name, counts in report.streams.items():
+            table.add_row(report.site, name, str(counts.pulled), str(counts.new), str(counts.unchanged),
+                          str(counts.links), str(counts.invalid))
+    stdout.print(table)
+    failed = [r for r in reports if r.error]
+    if failed:
+        raise LmsBridgeError("; ".join(r.error or "" for r in failed))
+
+
+@cli.group()
+def sites() -> None:
+    """Register, list and test Moodle sites."""
+
+
+@sites.command("add")
+@click.argument("site_id")
+@click.option("--url", required=True, help="The site's address, e.g. https://lms.kemenpan.go.id")
+@click.option("--token-env", required=True, help="Environment variable that will hold the web-service token.")
+@click.option("--format", "fmt", type=click.Choice(["json", "xml"]), default="json", show_default=True)
+@click.pass_obj
+def sites_add(app: App, site_id: str, url: str, token_env: str, fmt: str) -> None:
+    """Add a Moodle site to the config file (the token stays in the environment)."""
+    path = sites_core.add_site(app.settings, site_id=site_id, url=url, token_env=token_env, fmt=fmt)
+    stdout.print(f"added site {site_id} to {path}; set {token_env} and run: lms-bridge sites test {site_id}")
+
+
+@sites.command("list")
+@click.pass_obj
+def sites_list(app: App) -> None:
+    """List the configured Moodle sites and their last sync."""
+    table = Table("site", "url", "token", "format", "last sync", title="Moodle sites")
+    for row in sites_core.list_sites(app.engine, app.settings):
+        table.add_row(row.id, row.url, row.token_state, row.format, row.last_sync)
+    stdout.print(table)
+
+
+@sites.command("test")
+@click.argument("site_id", required=False)
+@click.pass_obj
+def sites_test(app: App, site_id: str | None) -> None:
+    """Call each site (site info) and list the functions its token's service lacks."""
+    failures = 0
+    for source in sync_core.moodle_sources(app.settings, site_id):
+        line, ok = sites_core.test_line(app.settings, source)
+        failures += not ok
+        stdout.print(line)
+    if failures:
+        raise LmsBridgeError(f"{failures} site(s) failed the test")
 
 
 # --- outbox -----------------------------------------------------------------------------------

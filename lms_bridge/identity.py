@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Engine
+
+from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.nip import parse_nip
 
@@ -38,3 +41,32 @@ def actor_for(activity: Activity, *, authority: str, base_iri: str, site_url: st
     if activity.source in PSEUDONYMOUS_SOURCES:
         return account(f"{base_iri}/pseudonym/{activity.source}", activity.actor)
     return account(site_url.rstrip("/") if site_url else f"{base_iri}/site/{activity.site}", activity.actor)
+
+
+class IdentityResolver:
+    """Resolves a source-local actor to an xAPI actor, through the identity links of the store.
+
+    Links are read once per site and cached; call :meth:`forget` after a batch stored
+    new links for that site.
+    """
+
+    def __init__(self, engine: Engine, *, authority: str, base_iri: str) -> None:
+        self.engine = engine
+        self.authority = authority
+        self.base_iri = base_iri
+        self._nips: dict[tuple[str, str], dict[str, str]] = {}
+
+    def forget(self, source: str, site: str) -> None:
+        """Drop the cached links of a site (new links were stored)."""
+        self._nips.pop((source, site), None)
+
+    def actor(self, activity: Activity, site_url: str | None) -> dict[str, Any]:
+        """The xAPI actor of an activity: NIP from the activity, else from its account's link."""
+        if parse_nip(activity.extras.get("nip")) is None and activity.source not in PSEUDONYMOUS_SOURCES:
+            key = (activity.source, activity.site)
+            if key not in self._nips:
+                self._nips[key] = store.site_nips(self.engine, activity.source, activity.site)
+            nip = self._nips[key].get(activity.actor)
+            if nip is not None:
+                return account(self.authority, nip)
+        return actor_for(activity, authority=self.authority, base_iri=self.base_iri, site_url=site_url)

@@ -1,10 +1,11 @@
-"""The demo on embedded defaults: local Ralph LRS, the main job on bundled demo data, what landed.
+"""The demo on embedded defaults: a fake Moodle, a local Ralph LRS, the main job, what landed.
 
-Run it with ``scripts/demo.sh`` (sets up first). It starts a throw-away Ralph LRS
-on a free 127.0.0.1 port, writes a config under ``var/demo/`` (SQLite state),
-runs the real commands (``doctor``, ``import``, ``outbox flush``, ``outbox
-status``), reads the statements back from the LRS and prints them per kind and
-per person, then stops the LRS.
+Run it with ``scripts/demo.sh`` (sets up first). It starts the fake Moodle (small
+preset) and a throw-away Ralph LRS on free 127.0.0.1 ports, writes a config under
+``var/demo/`` (SQLite state), runs the real commands (``doctor``, ``sites test``,
+``sync``, ``import`` of the bundled community activities, ``outbox flush``,
+``outbox status``), reads the statements back from the LRS and prints them per
+kind and per person, then stops both servers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from scripts.fake_moodle import FakeMoodle
 from scripts.ralph_lrs import RalphLRS
 from xapi.lrs_client import LRSClient
 
@@ -44,14 +46,14 @@ def summarise(lrs: RalphLRS) -> None:
     for kind, count in sorted(by_kind.items()):
         kinds.add_row(kind, str(count))
     console.print(kinds)
-    people = Table("identified by", "person", "statements", title="by person")
-    for (home, name), count in sorted(by_person.items()):
+    people = Table("identified by", "person", "statements", title=f"by person ({len(by_person)} people; top 12)")
+    for (home, name), count in sorted(by_person.items(), key=lambda item: (-item[1], item[0]))[:12]:
         if "/pseudonym/" in home:
             label = f"pseudonym ({home.rsplit('/', 1)[-1]})"
-        elif "/site/" in home:
-            label = f"site account ({home.rsplit('/', 1)[-1]}, no NIP yet)"
+        elif home.startswith("https://siasn"):
+            label = "NIP"
         else:
-            label = f"NIP ({home})"
+            label = f"site account, no NIP ({home})"
         people.add_row(label, name, str(count))
     console.print(people)
 
@@ -63,20 +65,26 @@ def main() -> int:
     workdir = ROOT / "var" / "demo"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    with RalphLRS(password="demo-lrs-password") as lrs:
+    token = "demo-moodle-token"  # noqa: S105 - the fake Moodle's token
+    with RalphLRS(password="demo-lrs-password") as lrs, FakeMoodle(preset="small", seed=1, token=token) as moodle:
         config = workdir / "lms-bridge.toml"
         config.write_text(f'[state]\nurl = "sqlite:///state.db"\n\n'
-                          f'[lrs]\nurl = "{lrs.url}"\nusername = "{lrs.username}"\n')
-        env = {**os.environ, "LMS_BRIDGE_LRS_PASSWORD": lrs.password, "PYTHONPATH": str(ROOT)}
-        console.print(f"local Ralph LRS at {lrs.url}; state in {workdir / 'state.db'}")
+                          f'[lrs]\nurl = "{lrs.url}"\nusername = "{lrs.username}"\n\n'
+                          f'[[sources]]\nid = "demo-lms"\ntype = "moodle"\nurl = "{moodle.url}"\n'
+                          f'token_env = "MOODLE_TOKEN_DEMO"\n')
+        env = {**os.environ, "LMS_BRIDGE_LRS_PASSWORD": lrs.password, "MOODLE_TOKEN_DEMO": token,
+               "PYTHONPATH": str(ROOT)}
+        console.print(f"fake Moodle at {moodle.url}; local Ralph LRS at {lrs.url}; state in {workdir / 'state.db'}")
         run(config, env, "doctor")
-        run(config, env, "import", str(DEMO_DATA), "--source", "demo")
+        run(config, env, "sites", "test")
+        run(config, env, "sync")
+        run(config, env, "import", str(DEMO_DATA), "--source", "demo-community")
         run(config, env, "outbox", "flush")
         run(config, env, "outbox", "status")
         summarise(lrs)
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
-    console.print("demo done: the LRS was stopped and its data removed")
+    console.print("demo done: the fake Moodle and the LRS were stopped and their data removed")
     return 0
 
 

@@ -18,12 +18,14 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lms_bridge.nip import parse_nip
 from lms_bridge.store.db import current_revision, describe, head_revision, make_engine, open_engine, upgrade
-from lms_bridge.store.models import Cursor, OutboxRow, OutboxStatus, Run, Site, utcnow
+from lms_bridge.store.models import Cursor, IdentityLink, OutboxRow, OutboxStatus, Person, Run, Site, utcnow
 from xapi.statements import BuiltStatement
 
 __all__ = [
     "BatchResult",
+    "LinkIn",
     "OutboxCounts",
     "commit_batch",
     "current_revision",
@@ -35,9 +37,27 @@ __all__ = [
     "open_engine",
     "outbox_counts",
     "requeue_dead",
+    "site_nips",
     "start_run",
     "upgrade",
 ]
+
+
+@dataclass(frozen=True)
+class LinkIn:
+    """A source-local account and the raw NIP it carries (blank, spaced or invalid allowed).
+
+    Attributes:
+        source: connector kind (``moodle``...).
+        site_id: configured source id.
+        local_id: the account's id on the source (never a raw phone number).
+        raw_nip: the NIP as the source holds it, or None.
+    """
+
+    source: str
+    site_id: str
+    local_id: str
+    raw_nip: str | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,56 @@ def _enqueue(
     return BatchResult(new=len(fresh), unchanged=len(existing) - changed, changed=changed)
 
 
+def _store_links(session: Session, links: Sequence[LinkIn]) -> int:
+    """Upsert persons and identity links; return how many accounts carry a valid NIP.
+
+    Two accounts with one NIP become one person. An account whose NIP appears later
+    is linked then; a NIP that disappears from the source keeps the old link.
+    """
+    parsed = [(link, parse_nip(link.raw_nip)) for link in links]
+    nips = {nip.value: nip.employee_type.value for _, nip in parsed if nip is not None}
+    insert = _insert(session)
+    if nips:
+        now = utcnow()
+        session.execute(
+            insert(Person).on_conflict_do_nothing(index_elements=["nip"]),
+            [{"nip": value, "employee_type": kind, "created_at": now} for value, kind in nips.items()],
+        )
+    person_ids: dict[str, int] = {}
+    values = list(nips)
+    for start in range(0, len(values), 500):
+        rows = session.execute(select(Person.nip, Person.id).where(Person.nip.in_(values[start : start + 500])))
+        person_ids.update({row.nip: row.id for row in rows})
+    now = utcnow()
+    rows_in = [
+        {"source": link.source, "site_id": link.site_id, "local_id": link.local_id,
+         "person_id": person_ids.get(nip.value) if nip else None, "created_at": now, "updated_at": now}
+        for link, nip in parsed
+    ]
+    if rows_in:
+        statement = insert(IdentityLink)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["source", "site_id", "local_id"],
+                set_={"person_id": func.coalesce(statement.excluded.person_id, IdentityLink.person_id),
+                      "updated_at": statement.excluded.updated_at},
+            ),
+            rows_in,
+        )
+    return sum(1 for _, nip in parsed if nip is not None)
+
+
+def site_nips(engine: Engine, source: str, site_id: str) -> dict[str, str]:
+    """Every linked account of a site and its person's NIP (local id -> NIP)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(IdentityLink.local_id, Person.nip)
+            .join(Person, Person.id == IdentityLink.person_id)
+            .where(IdentityLink.source == source, IdentityLink.site_id == site_id)
+        )
+        return {row.local_id: row.nip for row in rows}
+
+
 def commit_batch(
     engine: Engine,
     *,
@@ -110,6 +180,7 @@ def commit_batch(
     stream: str,
     statements: Sequence[BuiltStatement],
     position: Any | None,
+    links: Sequence[LinkIn] = (),
 ) -> BatchResult:
     """Store statements in the outbox and move the stream's cursor, in one transaction.
 
@@ -123,12 +194,15 @@ def commit_batch(
         statements: validated statements built from the batch's activities.
         position: the JSON-able cursor covering this batch, or None to leave the
             cursor alone (backfills and dry runs never move it).
+        links: identity links read with this batch (stored in the same transaction).
 
     Returns:
         How many statements were new, unchanged or changed.
     """
     with Session(engine) as session, session.begin():
         result = _enqueue(session, statements, site_id, stream)
+        if links:
+            _store_links(session, links)
         if position is not None:
             value = json.dumps(position, sort_keys=True)
             cursor = session.get(Cursor, (site_id, stream))

@@ -95,6 +95,12 @@ class Person(Base):
     nip: Mapped[str] = mapped_column(String(18), unique=True)
     employee_type: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Roster fields (None: not on the HR roster).
+    name: Mapped[str | None] = mapped_column(Text)
+    unit_code: Mapped[str | None] = mapped_column(String(64))
+    unit_name: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[str | None] = mapped_column(Text)
+    roster_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IdentityLink(Base):
@@ -135,6 +141,62 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Evidence(Base):
+    """The facts of one statement that JP rules read (written with its outbox row).
+
+    The person is resolved when JP is computed, not when the activity is read: an
+    account linked to a NIP later still brings its past activity (the relink rule).
+    """
+
+    __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_actor", "source", "site_id", "local_actor"),)
+
+    statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[str] = mapped_column(String(64))
+    #: Moodle user id or chat pseudonym (never a raw phone number).
+    local_actor: Mapped[str] = mapped_column(String(128))
+    #: A NIP the source itself gave (e.g. an LMS export), else None.
+    nip: Mapped[str | None] = mapped_column(String(18), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    #: What the activity was about: course id, meeting id, group id...
+    object_key: Mapped[str] = mapped_column(Text)
+    #: The Community of Practice it belongs to, when it does.
+    community: Mapped[str | None] = mapped_column(Text)
+    #: JSON text: small facts the rules read (course idnumber, category, session minutes...).
+    facts: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class JPRecord(Base):
+    """A JP credit posted (or voided) as an ``earned`` statement.
+
+    One active revision per (person, rule, period, activity key); a change of
+    evidence or rule version voids it and adds revision + 1.
+    """
+
+    __tablename__ = "jp_records"
+    __table_args__ = (
+        UniqueConstraint("nip", "rule_id", "period", "activity_key", "revision", name="uq_jp_records_key"),
+        Index("ix_jp_records_nip_status", "nip", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    nip: Mapped[str] = mapped_column(String(18))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(32))
+    activity_key: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)
+    #: Decimal as text (exact, the same on SQLite and PostgreSQL).
+    jp: Mapped[str] = mapped_column(String(16))
+    evidence_hash: Mapped[str] = mapped_column(String(64))
+    statement_id: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Run(Base):

@@ -1,0 +1,116 @@
+"""Moodle: incremental pull of a site's course activity through its REST web services.
+
+Nothing is installed on the LMS: a web-service token (of a user allowed to see the
+courses) is all it takes. Streams, in the order a sync runs them:
+
+| stream | reads | statements |
+|---|---|---|
+| ``courses`` | course catalogue (site course dropped, hidden flagged) | none |
+| ``webinars`` | BigBlueButton schedules (names) | none |
+| ``enrolled_users`` | participants, lean fields: user id -> NIP links | none |
+| ``course_completions`` | per recently active user per course with criteria | course completed |
+| ``activity_completions`` | per recently active user per course | module completed, webinar attended |
+| ``forum_posts`` | discussions by watermark, whole threads | discussion created, replied |
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
+from connectors.moodle.streams import (
+    ActivityCompletionsStream,
+    Batch,
+    CourseCompletionsStream,
+    CoursesStream,
+    EnrolledUsersStream,
+    ForumPostsStream,
+    SiteContext,
+    UserLink,
+    WebinarsStream,
+)
+
+__all__ = [
+    "REQUIRED_FUNCTIONS",
+    "STREAM_NAMES",
+    "Batch",
+    "MoodleAPIError",
+    "MoodleClient",
+    "MoodleRecordError",
+    "MoodleSettings",
+    "SiteContext",
+    "UserLink",
+    "make_streams",
+    "missing_functions",
+]
+
+#: Functions the token's external service must include.
+REQUIRED_FUNCTIONS = (
+    "core_webservice_get_site_info",
+    "core_course_get_courses",
+    "core_enrol_get_enrolled_users",
+    "core_completion_get_course_completion_status",
+    "core_completion_get_activities_completion_status",
+    "mod_forum_get_forums_by_courses",
+    "mod_forum_get_forum_discussions",
+    "mod_forum_get_discussion_posts",
+    "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
+)
+
+#: Stream names in run order (catalogue first: the others read it).
+STREAM_NAMES = ("courses", "webinars", "enrolled_users", "course_completions", "activity_completions", "forum_posts")
+
+
+class MoodleSettings(BaseModel):
+    """One Moodle site, from a ``[[sources]]`` entry with ``type = "moodle"``.
+
+    Attributes:
+        id: the site id (statement ids and cursors: never rename it).
+        url: the site's wwwroot.
+        token_env: environment variable (or secrets-file key) holding the web-service token.
+        format: ``json`` or ``xml`` REST responses.
+        max_in_flight: requests in flight toward the site.
+        timeout: seconds per request.
+        max_retries: retries of a transient failure (reset, 5xx, cut response).
+        page_size: participants per ``core_enrol_get_enrolled_users`` page.
+        discussions_per_page: discussions per ``mod_forum_get_forum_discussions`` page.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    type: str = "moodle"
+    url: str = Field(pattern=r"^https?://")
+    token_env: str
+    format: str = Field(default="json", pattern=r"^(json|xml)$")
+    max_in_flight: int = Field(default=4, ge=1, le=32)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    backoff_base: float = Field(default=0.5, ge=0)
+    page_size: int = Field(default=1000, ge=1)
+    discussions_per_page: int = Field(default=100, ge=1)
+
+    def client(self, token: SecretStr) -> MoodleClient:
+        """A client for this site."""
+        return MoodleClient(self.id, self.url, token, fmt=self.format, timeout=self.timeout,
+                            max_in_flight=self.max_in_flight, max_retries=self.max_retries,
+                            backoff_base=self.backoff_base)
+
+
+def make_streams(settings: MoodleSettings) -> dict[str, object]:
+    """The site's streams by name, in run order."""
+    streams = [
+        CoursesStream(),
+        WebinarsStream(),
+        EnrolledUsersStream(settings.page_size),
+        CourseCompletionsStream(settings.page_size, settings.max_in_flight),
+        ActivityCompletionsStream(settings.page_size, settings.max_in_flight),
+        ForumPostsStream(settings.discussions_per_page),
+    ]
+    return {stream.name: stream for stream in streams}
+
+
+def missing_functions(site_info: dict) -> list[str]:
+    """Functions lms-bridge needs that the token's service lacks."""
+    available = {str(f.get("name")) for f in site_info.get("functions") or []}
+    return [name for name in REQUIRED_FUNCTIONS if name not in available]

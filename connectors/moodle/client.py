@@ -1,0 +1,237 @@
+"""The Moodle web-service client: REST over POST, JSON or XML, typed errors, retries.
+
+Moodle answers errors as HTTP 200 with an ``exception`` object (JSON) or an
+``<EXCEPTION>`` root (XML) (fixtures/moodle/README.md, "Errors"): :meth:`check_response`
+is the only place where a status or a body becomes an error. The token travels in
+the POST body, never in a URL, and never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from lxml import etree
+from pydantic import SecretStr
+
+from connectors.base import backoff_delay, make_session
+from lms_bridge.errors import FatalSourceError, RetryableError, SkippableRecordError
+from lms_bridge.redaction import register_secret, sanitize_url
+
+log = logging.getLogger(__name__)
+
+ENDPOINT = "webservice/rest/server.php"
+
+
+class MoodleAPIError(FatalSourceError):
+    """Raised when Moodle answers an error body; keeps its ``errorcode``.
+
+    Attributes:
+        site: the configured site id.
+        function: the web-service function called.
+        errorcode: Moodle's error code (branch on it, not on the exception class).
+    """
+
+    def __init__(self, message: str, *, site: str, function: str, errorcode: str) -> None:
+        super().__init__(message)
+        self.site = site
+        self.function = function
+        self.errorcode = errorcode
+
+
+class MoodleRecordError(MoodleAPIError, SkippableRecordError):
+    """Raised for an error about one record (no criteria set, user not enrolled): skip it."""
+
+
+#: Error codes that concern one record, not the site: the caller skips and goes on.
+RECORD_ERRORCODES = frozenset({"nocriteriaset", "usernotenroled", "invalidrecord"})
+#: What an operator should do about site-level error codes.
+ERROR_HINTS = {
+    "invalidtoken": "the token is wrong or was revoked: create a new one and update the token variable",
+    "accessexception": "the function is not in the token's external service: add it (lms-bridge sites test lists them)",
+    "invalidparameter": "Moodle refused a parameter (turn on site debugging to see which)",
+    "errorcoursecontextnotvalid": "the token's user cannot access this course",
+    "requireloginerror": "the token's user cannot access this course",
+    "servicerequireslogin": "the token's user is suspended or cannot log in",
+}
+
+
+def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Encode parameters in PHP form syntax: ``options[0][name]=limitfrom``, ``values[0]=..``.
+
+    Booleans become ``1``/``0`` as Moodle expects.
+    """
+    pairs: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(f"{prefix}[{key}]", item)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(f"{prefix}[{index}]", item)
+        elif isinstance(value, bool):
+            pairs.append((prefix, "1" if value else "0"))
+        elif value is not None:
+            pairs.append((prefix, str(value)))
+
+    for key, value in params.items():
+        walk(key, value)
+    return pairs
+
+
+def _xml_value(element: etree._Element) -> Any:
+    tag = element.tag
+    if tag == "VALUE":
+        return None if element.get("null") == "null" else (element.text or "")
+    if tag == "MULTIPLE":
+        return [_xml_value(child) for child in element if isinstance(child.tag, str)]
+    if tag == "SINGLE":
+        result: dict[str, Any] = {}
+        for key in element:
+            if key.tag != "KEY":
+                continue
+            children = [child for child in key if isinstance(child.tag, str)]
+            result[key.get("name")] = _xml_value(children[0]) if children else None
+        return result
+    raise ValueError(f"unexpected element <{tag}>")
+
+
+def parse_xml(body: bytes) -> Any:
+    """Parse a Moodle REST XML body into Python values (strings, lists, dicts, None).
+
+    An ``<EXCEPTION>`` root becomes ``{"exception", "errorcode", "message"[, "debuginfo"]}``,
+    the JSON error shape, so one check handles both formats.
+    """
+    root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    if root.tag == "EXCEPTION":
+        error = {"exception": root.get("class"), "errorcode": root.findtext("ERRORCODE") or "",
+                 "message": root.findtext("MESSAGE") or ""}
+        if root.find("DEBUGINFO") is not None:
+            error["debuginfo"] = root.findtext("DEBUGINFO") or ""
+        return error
+    if root.tag != "RESPONSE":
+        raise ValueError(f"unexpected root <{root.tag}>")
+    children = [child for child in root if isinstance(child.tag, str)]
+    return _xml_value(children[0]) if children else None
+
+
+class MoodleClient:
+    """Calls one Moodle site's REST web services.
+
+    Thread-safe: several threads may call at once; at most ``max_in_flight``
+    requests are on the wire toward the site at any time.
+
+    Args:
+        site: the configured site id (for messages).
+        url: the site's wwwroot, e.g. ``https://lms.example.go.id``.
+        token: the web-service token.
+        fmt: ``json`` (default) or ``xml``; both parse to the same records.
+        timeout: seconds per request.
+        max_in_flight: requests in flight toward this site.
+        max_retries: retries of a transient failure before giving up.
+        backoff_base: first wait between retries in seconds (doubles, capped at 30 s).
+    """
+
+    def __init__(self, site: str, url: str, token: SecretStr, *, fmt: str = "json", timeout: float = 60.0,
+                 max_in_flight: int = 4, max_retries: int = 4, backoff_base: float = 0.5) -> None:
+        if fmt not in ("json", "xml"):
+            raise ValueError("fmt must be json or xml")
+        self.site = site
+        self.url = url.rstrip("/")
+        self.endpoint = f"{self.url}/{ENDPOINT}"
+        self._token = token
+        register_secret(token.get_secret_value())
+        self.fmt = fmt
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.session = make_session(max_in_flight)
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._lock = threading.Lock()
+        #: Calls made per function (for run summaries and benchmarks).
+        self.calls: dict[str, int] = {}
+        #: Response bytes received.
+        self.bytes_received = 0
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    def __enter__(self) -> MoodleClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def check_response(self, function: str, response: requests.Response) -> Any:
+        """Turn one HTTP response into data or a typed error.
+
+        Raises:
+            RetryableError: 5xx/429, or a body that does not parse (a proxy page or a
+                PHP time-out that cut the response).
+            MoodleRecordError: an error about one record (``nocriteriaset``...).
+            MoodleAPIError: any other Moodle error (``invalidtoken``...).
+        """
+        where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableError(f"{where}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise MoodleAPIError(f"{where}: HTTP {response.status_code}", site=self.site, function=function,
+                                 errorcode=f"http{response.status_code}")
+        try:
+            data = json.loads(response.content) if self.fmt == "json" else parse_xml(response.content)
+        except (ValueError, etree.XMLSyntaxError) as exc:
+            raise RetryableError(f"{where}: the response is not complete {self.fmt.upper()} "
+                                 f"({len(response.content)} bytes; cut by a time-out or a proxy?)") from exc
+        if isinstance(data, dict) and "exception" in data and "errorcode" in data:
+            code = str(data.get("errorcode") or "")
+            message = str(data.get("message") or "").strip()
+            hint = ERROR_HINTS.get(code)
+            text = f"{where}: {code}: {message}" + (f" ({hint})" if hint else "")
+            error_class = MoodleRecordError if code in RECORD_ERRORCODES else MoodleAPIError
+            raise error_class(text, site=self.site, function=function, errorcode=code)
+        return data
+
+    def _post(self, function: str, params: Mapping[str, Any]) -> Any:
+        body = [("wstoken", self._token.get_secret_value()), ("wsfunction", function),
+                ("moodlewsrestformat", self.fmt), *encode_params(params)]
+        where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
+        with self._slots:
+            try:
+                response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
+            except requests.Timeout as exc:
+                raise RetryableError(f"{where}: no answer within {self.timeout:g} s") from exc
+            except requests.ConnectionError as exc:
+                raise RetryableError(f"{where}: connection failed or was reset") from exc
+        with self._lock:
+            self.calls[function] = self.calls.get(function, 0) + 1
+            self.bytes_received += len(response.content)
+        return self.check_response(function, response)
+
+    def call(self, function: str, **params: Any) -> Any:
+        """Call a web-service function; retry transient failures with backoff.
+
+        Retrying is safe: every function lms-bridge calls only reads.
+
+        Raises:
+            RetryableError: still failing after ``max_retries`` retries.
+            MoodleAPIError, MoodleRecordError: Moodle refused the call.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._post(function, params)
+            except RetryableError as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise
+                delay = backoff_delay(attempt, self.backoff_base, 30.0)
+                log.warning("%s; retry %d of %d in %.1f s", exc, attempt, self.max_retries, delay,
+                            extra={"site": self.site})
+                time.sleep(delay)

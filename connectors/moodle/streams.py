@@ -1,0 +1,433 @@
+"""Moodle streams: each reads one kind of record and yields batches with the cursor they cover.
+
+A stream gets its start position as an argument and yields :class:`Batch` objects;
+the runner commits each batch's statements, identity links and position in one
+transaction. Stream names key the cursors table: never rename one.
+
+Values from JSON are typed, values from XML are strings: every field is read
+through the ``_int``/``_bool``/``_text`` helpers so both formats give equal records.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.moodle.client import MoodleClient, MoodleRecordError
+from lms_bridge.activity import Activity, Kind, ObjectRef
+
+SOURCE = "moodle"
+#: lastcourseaccess is written at most once a minute and course completion is
+#: aggregated by cron minutes after the last criterion: re-check users whose last
+#: access falls this long before the watermark (fixtures/moodle/README.md, "Course completion").
+COMPLETION_OVERLAP = 2 * 24 * 3600
+#: Users per chunk of concurrent completion calls (bounds memory, keeps order).
+COMPLETION_CHUNK = 64
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if value is None or value == "":
+        return default
+    return int(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value not in ("", "0", "false")
+    return bool(value)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _time(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def text_length(message_html: str) -> int:
+    """Length of a post's visible text (privacy: the length is kept, never the text)."""
+    return len(" ".join(html.unescape(_TAGS.sub(" ", message_html)).split()))
+
+
+@dataclass(frozen=True)
+class Course:
+    """A course of the site catalogue (the site course id 1 is never one)."""
+
+    id: int
+    shortname: str
+    fullname: str
+    visible: bool
+    completion_enabled: bool
+    category_id: int
+    idnumber: str
+
+    def ref(self, wwwroot: str) -> ObjectRef:
+        """The course as an activity object."""
+        return ObjectRef("course", str(self.id), self.fullname, f"{wwwroot}/course/view.php?id={self.id}")
+
+
+@dataclass(frozen=True)
+class UserLink:
+    """A site account and the NIP in its ``idnumber`` (raw, maybe blank or spaced)."""
+
+    user_id: str
+    idnumber: str
+
+
+@dataclass
+class Batch:
+    """What a stream hands the runner for one transaction.
+
+    Attributes:
+        activities: the activities read.
+        position: the cursor after this batch (JSON-able), or None to leave it.
+        links: identity links read (enrolled users).
+    """
+
+    activities: list[Activity] = field(default_factory=list)
+    position: Any = None
+    links: list[UserLink] = field(default_factory=list)
+
+
+@dataclass
+class SiteContext:
+    """What streams of one run share: the client and the course catalogue."""
+
+    site: str
+    client: MoodleClient
+    wwwroot: str
+    courses: dict[int, Course] = field(default_factory=dict)
+    webinars: dict[int, str] = field(default_factory=dict)  # BigBlueButton cmid -> name
+
+    def load_catalogue(self) -> None:
+        """Read courses (site course dropped, sorted by id) and webinar names."""
+        courses = {}
+        for raw in self.client.call("core_course_get_courses"):
+            course_id = _int(raw.get("id"))
+            if course_id == 1 or _text(raw.get("format")) == "site":
+                continue  # the site front page is course 1 (fixtures README)
+            courses[course_id] = Course(
+                id=course_id, shortname=_text(raw.get("shortname")), fullname=_text(raw.get("fullname")),
+                visible=_bool(raw.get("visible")), completion_enabled=_bool(raw.get("enablecompletion")),
+                category_id=_int(raw.get("categoryid")), idnumber=_text(raw.get("idnumber")),
+            )
+        self.courses = dict(sorted(courses.items()))
+
+
+def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size: int) -> Iterator[list[dict]]:
+    """Pages of a course's participants, lean ``userfields``, ``limitfrom``/``limitnumber``."""
+    offset = 0
+    while True:
+        page = ctx.client.call(
+            "core_enrol_get_enrolled_users", courseid=course_id,
+            options=[{"name": "userfields", "value": fields}, {"name": "limitfrom", "value": offset},
+                     {"name": "limitnumber", "value": page_size}],
+        )
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        offset += page_size
+
+
+class CoursesStream:
+    """The course catalogue: no statements, but counted and kept for the other streams."""
+
+    name = "courses"
+
+    def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        """Load the catalogue; the position records how many courses were seen."""
+        ctx.load_catalogue()
+        hidden = sum(1 for c in ctx.courses.values() if not c.visible)
+        yield Batch(position={"courses": len(ctx.courses), "hidden": hidden})
+
+
+class EnrolledUsersStream:
+    """Participants of every course: builds the user id -> NIP links (no statements).
+
+    Moodle has no time filter for enrolments, so every pass is full; the position is
+    written after the last course (an unsorted stream commits after a full pass).
+    """
+
+    name = "enrolled_users"
+
+    def __init__(self, page_size: int = 1000) -> None:
+        self.page_size = page_size
+
+    def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        """Yield one batch of links per course; the last one carries the position."""
+        seen: set[str] = set()
+        courses = list(ctx.courses.values())
+        for index, course in enumerate(courses):
+            links: list[UserLink] = []
+            for page in enrolled_user_pages(ctx, course.id, "id,idnumber", self.page_size):
+                for raw in page:
+                    user_id = _text(raw.get("id"))
+                    if user_id and user_id not in seen:
+                        seen.add(user_id)
+                        links.append(UserLink(user_id, _text(raw.get("idnumber"))))
+            last = index == len(courses) - 1
+            yield Batch(links=links, position={"accounts": len(seen)} if last else None)
+
+
+def _completion_candidates(ctx: SiteContext, course: Course, since: int, page_size: int) -> Iterator[tuple[str, int]]:
+    """Participants whose last access to the course is at or after ``since`` (never-accessed skipped)."""
+    for page in enrolled_user_pages(ctx, course.id, "id,lastcourseaccess", page_size):
+        for raw in page:
+            last_access = _int(raw.get("lastcourseaccess"))
+            if last_access and last_access >= since:
+                yield _text(raw.get("id")), last_access
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Chunks of ``size`` items; the first holds one item.
+
+    So a course-wide error (``nocriteriaset``) costs one call, not a whole chunk.
+    """
+    chunk: list[Any] = []
+    limit = 1
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= limit:
+            yield chunk
+            chunk, limit = [], size
+    if chunk:
+        yield chunk
+
+
+class _PerUserCompletionStream:
+    """Shared walk of the completion streams: per course, the recently active users.
+
+    Position: ``{"courses": {course_id: watermark}}`` where the watermark is the
+    latest ``lastcourseaccess`` seen (source time, never "now"). A course's batch
+    commits its watermark, so a crash resumes at the next unfinished course.
+    """
+
+    name = ""
+
+    def __init__(self, page_size: int = 1000, max_workers: int = 4) -> None:
+        self.page_size = page_size
+        self.max_workers = max_workers
+
+    def wanted(self, course: Course) -> bool:
+        """Whether the course is worth asking at all."""
+        return course.completion_enabled
+
+    def fetch(self, ctx: SiteContext, course: Course, user_id: str) -> list[Activity]:
+        """Call Moodle for one user in one course and return their activities."""
+        raise NotImplementedError
+
+    def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        """Yield one batch per course with the course's new watermark."""
+        marks: dict[str, int] = dict((start or {}).get("courses", {}))
+        default = int((start or {}).get("default", 0))  # a backfill's floor for keys not seen yet
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
+            for course in ctx.courses.values():
+                if not self.wanted(course):
+                    continue
+                key = str(course.id)
+                base = marks.get(key, default)
+                since = max(0, base - COMPLETION_OVERLAP) if base else 0
+                watermark = base
+                activities: list[Activity] = []
+                candidates = _completion_candidates(ctx, course, since, self.page_size)
+                try:
+                    for chunk in _chunks(candidates, COMPLETION_CHUNK):
+                        watermark = max([watermark, *(access for _, access in chunk)])
+                        users = [user_id for user_id, _ in chunk]
+                        for found in pool.map(self.fetch, [ctx] * len(users), [course] * len(users), users):
+                            activities.extend(found)
+                except MoodleRecordError as exc:
+                    if exc.errorcode != "nocriteriaset":
+                        raise
+                    activities = []  # completion enabled but no criteria: nothing to read here
+                marks[key] = watermark
+                yield Batch(activities=activities, position={"courses": dict(marks), "default": default})
+
+
+class CourseCompletionsStream(_PerUserCompletionStream):
+    """Course completions, one call per recently active user per course with criteria.
+
+    The response has no course completion time: under aggregation ALL it is the latest
+    criterion time, under ANY the earliest completed one (fixtures README).
+    """
+
+    name = "course_completions"
+
+    def fetch(self, ctx: SiteContext, course: Course, user_id: str) -> list[Activity]:
+        """The user's completion of the course, when complete."""
+        try:
+            data = ctx.client.call("core_completion_get_course_completion_status", courseid=course.id,
+                                   userid=int(user_id))
+        except MoodleRecordError as exc:
+            if exc.errorcode == "usernotenroled":
+                return []
+            raise
+        status = data.get("completionstatus") or {}
+        if not _bool(status.get("completed")):
+            return []
+        times = [_int(c.get("timecompleted")) for c in status.get("completions") or [] if _int(c.get("timecompleted"))]
+        if not times:
+            return []
+        completed_at = min(times) if _int(status.get("aggregation"), 1) == 2 else max(times)
+        return [Activity(
+            source=SOURCE, site=ctx.site, kind=Kind.COURSE_COMPLETED,
+            native_id=f"course={course.id}|user={user_id}", actor=user_id,
+            object=course.ref(ctx.wwwroot), occurred_at=_time(completed_at),
+            extras={"course_idnumber": course.idnumber, "course_shortname": course.shortname},
+        )]
+
+
+_MINUTES = re.compile(r"(\d+)\s*minute")
+
+
+class ActivityCompletionsStream(_PerUserCompletionStream):
+    """Activity completions (incl. BigBlueButton attendance), per recently active user per course.
+
+    ``state`` 1 = complete, 2 = complete and passed, 3 = complete and failed. A
+    BigBlueButton module completed by its ``completionattendance`` rule becomes an
+    attendance with the rule's minutes as duration (at least that long: logs have no web service).
+    """
+
+    name = "activity_completions"
+
+    def fetch(self, ctx: SiteContext, course: Course, user_id: str) -> list[Activity]:
+        """The user's completed modules in the course."""
+        try:
+            data = ctx.client.call("core_completion_get_activities_completion_status", courseid=course.id,
+                                   userid=int(user_id))
+        except MoodleRecordError as exc:
+            if exc.errorcode == "usernotenroled":
+                return []
+            raise
+        found = []
+        for raw in data.get("statuses") or []:
+            state, completed = _int(raw.get("state")), _int(raw.get("timecompleted"))
+            if state not in (1, 2, 3) or not completed:
+                continue
+            cmid, modname = _int(raw.get("cmid")), _text(raw.get("modname"))
+            url = f"{ctx.wwwroot}/mod/{modname}/view.php?id={cmid}"
+            common = {"source": SOURCE, "site": ctx.site, "actor": user_id, "occurred_at": _time(completed),
+                      "parent": course.ref(ctx.wwwroot)}
+            if modname == "bigbluebuttonbn":
+                minutes = 0
+                for detail in raw.get("details") or []:
+                    if _text(detail.get("rulename")) == "completionattendance":
+                        match = _MINUTES.search(_text((detail.get("rulevalue") or {}).get("description")))
+                        minutes = int(match.group(1)) if match else 0
+                found.append(Activity(
+                    kind=Kind.MEETING_ATTENDED, native_id=f"cm={cmid}|user={user_id}",
+                    object=ObjectRef("meeting", str(cmid), ctx.webinars.get(cmid), url),
+                    duration=timedelta(minutes=minutes) if minutes else None, **common,
+                ))
+            else:
+                extras = {"success": state == 2} if state in (2, 3) else {}
+                found.append(Activity(
+                    kind=Kind.MODULE_COMPLETED, native_id=f"cm={cmid}|user={user_id}",
+                    object=ObjectRef("module", str(cmid), None, url), extras=extras, **common,
+                ))
+        return found
+
+
+class WebinarsStream:
+    """BigBlueButton schedules: webinar names for attendance records (no statements)."""
+
+    name = "webinars"
+
+    def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        """Load the webinars of every course in one call."""
+        data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
+                               courseids=list(ctx.courses))
+        for raw in data.get("bigbluebuttonbns") or []:
+            ctx.webinars[_int(raw.get("coursemodule"))] = _text(raw.get("name"))
+        yield Batch(position={"webinars": len(ctx.webinars)})
+
+
+class ForumPostsStream:
+    """Forum discussions and posts, by watermark on the discussion's ``timemodified``.
+
+    Discussions come newest-activity first with pinned ones on top of page 0 whatever
+    their date (fixtures README), so the walk stops at the first non-pinned discussion
+    older than the watermark and never stops on a pinned one. A discussion whose
+    ``timemodified`` is at or after the watermark is read whole (posts have no
+    "since" call); posts already sent are dropped by the outbox (same ids).
+    Position: ``{"forums": {forum_id: watermark}}``, committed per forum.
+    """
+
+    name = "forum_posts"
+
+    def __init__(self, page_size: int = 100) -> None:
+        self.page_size = page_size
+
+    def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        """Yield one batch per forum with changed discussions."""
+        marks: dict[str, int] = dict((start or {}).get("forums", {}))
+        default = int((start or {}).get("default", 0))  # a backfill's floor for forums not seen yet
+        forums = ctx.client.call("mod_forum_get_forums_by_courses", courseids=list(ctx.courses))
+        for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
+            course = ctx.courses.get(_int(forum.get("course")))
+            if course is None:
+                continue
+            key = str(_int(forum.get("id")))
+            watermark = marks.get(key, default)
+            newest = watermark
+            activities: list[Activity] = []
+            forum_ref = ObjectRef("forum", str(_int(forum.get("cmid"))), _text(forum.get("name")),
+                                  f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}")
+            for discussion in self._changed_discussions(ctx, int(key), watermark):
+                newest = max(newest, _int(discussion.get("timemodified")))
+                activities.extend(self._posts(ctx, course, forum_ref, discussion))
+            marks[key] = newest
+            yield Batch(activities=activities, position={"forums": dict(marks), "default": default})
+
+    def _changed_discussions(self, ctx: SiteContext, forum_id: int, watermark: int) -> Iterator[dict]:
+        page = 0
+        while True:
+            data = ctx.client.call("mod_forum_get_forum_discussions", forumid=forum_id, page=page,
+                                   perpage=self.page_size)
+            discussions = data.get("discussions") or []
+            for discussion in discussions:
+                if _int(discussion.get("timemodified")) >= watermark:
+                    yield discussion
+                elif not _bool(discussion.get("pinned")):
+                    return  # sorted by last post, newest first: the rest is older
+            if len(discussions) < self.page_size:
+                return
+            page += 1
+
+    def _posts(self, ctx: SiteContext, course: Course, forum_ref: ObjectRef, discussion: dict) -> list[Activity]:
+        discussion_id = _int(discussion.get("discussion"))
+        url = f"{ctx.wwwroot}/mod/forum/discuss.php?d={discussion_id}"
+        discussion_ref = ObjectRef("discussion", str(discussion_id), _text(discussion.get("name")), url)
+        grouping = course.ref(ctx.wwwroot)
+        data = ctx.client.call("mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created",
+                               sortdirection="ASC")
+        found = []
+        for post in data.get("posts") or []:
+            if _bool(post.get("isdeleted")):
+                continue
+            post_id, author = _int(post.get("id")), post.get("author") or {}
+            common = {"source": SOURCE, "site": ctx.site, "actor": _text(author.get("id")),
+                      "occurred_at": _time(_int(post.get("timecreated"))), "grouping": grouping,
+                      "extras": {"text_length": text_length(_text(post.get("message")))}}
+            if post.get("parentid") in (None, "", 0, "0") and not _bool(post.get("hasparent")):
+                found.append(Activity(kind=Kind.DISCUSSION_CREATED, native_id=f"discussion={discussion_id}",
+                                      object=discussion_ref, parent=forum_ref, **common))
+            else:
+                found.append(Activity(kind=Kind.REPLY_CREATED, native_id=str(post_id),
+                                      object=ObjectRef("post", str(post_id), None, f"{url}#p{post_id}"),
+                                      parent=discussion_ref, **common))
+        return found
+
+
+StreamFactory = Callable[[], Any]
