@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 from connectors.attendance import detect_format, read_attendance
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
+from tests.fixtures.shared import COMMUNITY_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "fixtures" / "community"
-if not SHARED.is_dir():
-    SHARED = ROOT / "shared" / "fixtures" / "community"
+SHARED = COMMUNITY_FIXTURES
 DATA = ROOT / "tests" / "data" / "community"
 SITE = "bpsdm-webinar"
 

@@ -7,7 +7,6 @@ fake Moodle over real HTTP; nothing patches requests.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -16,8 +15,9 @@ from connectors.moodle import MoodleAPIError, MoodleClient, MoodleRecordError
 from connectors.moodle.client import encode_params, parse_xml
 from lms_bridge.errors import RetryableError
 from tests.fixtures.moodle import ADMIN_TOKEN
+from tests.fixtures.shared import MOODLE_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "moodle"
+FIXTURES = MOODLE_FIXTURES
 
 
 def _client(fake, fmt="json", **kwargs) -> MoodleClient:

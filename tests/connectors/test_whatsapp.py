@@ -25,11 +25,10 @@ from connectors.identifiers import (
 from connectors.whatsapp import read_whatsapp
 from lms_bridge.activity import Activity, Kind
 from lms_bridge.errors import InputError
+from tests.fixtures.shared import COMMUNITY_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "fixtures" / "community"
-if not SHARED.is_dir():  # CI clones main with shared/ beside it
-    SHARED = ROOT / "shared" / "fixtures" / "community"
+SHARED = COMMUNITY_FIXTURES
 DATA = ROOT / "tests" / "data" / "community"
 SITE = "cop-wi-7"
 
