@@ -25,6 +25,7 @@ class Kind(StrEnum):
     MESSAGE_POSTED = "message_posted"
     MESSAGE_REPLIED = "message_replied"
     MEETING_ATTENDED = "meeting_attended"
+    COACHING_ATTENDED = "coaching_attended"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from lms_bridge import doctor as doctor_checks
+from lms_bridge import jp as jp_core
 from lms_bridge import outbox as outbox_core
+from lms_bridge import roster as roster_core
 from lms_bridge import sites as sites_core
 from lms_bridge import store
 from lms_bridge import sync as sync_core
@@ -31,6 +34,8 @@ from lms_bridge.config import Settings, load_settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.imports import DEFAULT_IMPORT_SOURCE, import_activity_file
 from lms_bridge.logs import setup_logging
+from lms_bridge.nip import parse_nip
+from lms_bridge.pipeline import statement_settings
 from lms_bridge.redaction import redact
 from xapi.lrs_client import LRSClient
 
@@ -240,6 +245,86 @@ def sites_test(app: App, site_id: str | None) -> None:
         raise LmsBridgeError(f"{failures} site(s) failed the test")
 
 
+# --- people -----------------------------------------------------------------------------------
+
+@cli.group()
+def people() -> None:
+    """Import the HR roster; show a person; list accounts without a NIP."""
+
+
+@people.command("import")
+@click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and count what would change; store nothing.")
+@click.pass_obj
+def people_import(app: App, roster: Path, dry_run: bool) -> None:
+    """Import the HR roster CSV (NIP, name, unit, position, consented phones, Telegram ids, e-mails)."""
+    from lms_bridge.pseudonym import pseudonymizer_from_settings
+
+    pseudonymize = pseudonymizer_from_settings(app.settings)  # before the store: no key, nothing stored
+    report = roster_core.import_roster(app.engine, roster, pseudonymize, dry_run=dry_run)
+    for line, reason in report.skipped:
+        stdout.print(f"line {line}: {reason}")
+    for line, message in report.warnings:
+        stdout.print(f"line {line}: warning: {message}")
+    if report.stored == 0:
+        raise LmsBridgeError(f"roster {roster}: none of its {report.rows} rows could be imported")
+    verb = "would be imported" if dry_run else "imported"
+    stdout.print(f"{roster}: {report.rows} rows read, {report.stored} persons {verb} ({report.imported} new, "
+                 f"{report.updated} updated, {report.unchanged} unchanged), {len(report.skipped)} skipped; "
+                 f"{report.identities} identities linked ({report.links_added} new, {report.links_moved} moved "
+                 f"from another NIP), {report.links_removed} no longer listed unlinked"
+                 + (" (dry run: nothing stored)" if dry_run else ""))
+
+
+@people.command("show")
+@click.argument("nip", nargs=-1, required=True)
+@click.pass_obj
+def people_show(app: App, nip: tuple[str, ...]) -> None:
+    """Show a person by NIP: roster fields, linked identities, activity per source, JP per year."""
+    person = roster_core.show_person(app.engine, " ".join(nip))
+    if person is None:
+        digits = "".join(ch for ch in "".join(nip) if ch.isdigit())
+        raise LmsBridgeError(f"no person with NIP {digits} in the state database: import the roster "
+                             "(lms-bridge people import) or sync a site that knows them")
+    table = Table("field", "value", title=f"person {person.nip}", show_header=False)
+    for label, value in (("NIP", person.nip), ("employee type", person.employee_type), ("name", person.name),
+                         ("unit", " ".join(v for v in (person.unit_code, person.unit_name) if v) or None),
+                         ("position", person.position)):
+        table.add_row(label, value or "-")
+    table.add_row("on roster", f"{person.roster_updated_at:%Y-%m-%d %H:%M} UTC" if person.roster_updated_at else "no")
+    for account in person.accounts:
+        table.add_row("account", f"{account.source} {account.site_id} user {account.local_id}")
+    table.add_row("chat identities", str(person.chat_identities))
+    for source, count in person.evidence.items():
+        table.add_row(f"activities {source}", str(count))
+    if not person.evidence:
+        table.add_row("activities", "0")
+    for year, jp in person.jp_by_year.items():
+        table.add_row(f"JP {year}", f"{jp:f}")
+    stdout.print(table)
+
+
+@people.command("unresolved")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many.")
+@click.pass_obj
+def people_unresolved(app: App, limit: int) -> None:
+    """List accounts and chat identities with no NIP, the most active first."""
+    actors = roster_core.unresolved(app.engine, limit=limit + 1)
+    table = Table("source", "site", title="identities without a NIP")
+    table.add_column("account / pseudonym", no_wrap=True)  # pseudonyms are copied whole, never cut
+    for name in ("activities", "first", "last"):
+        table.add_column(name, no_wrap=True)
+    for actor in actors[:limit]:
+        table.add_row(actor.source, actor.site_id, actor.local_id, str(actor.activities),
+                      f"{actor.first_at:%Y-%m-%d}" if actor.first_at else "-",
+                      f"{actor.last_at:%Y-%m-%d}" if actor.last_at else "-")
+    # Piped or under cron, a 32-character pseudonym must not be cut to fit rich's default 80 columns.
+    out = stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)
+    out.print(table)
+    if len(actors) > limit:
+        stdout.print(f"more than {limit}: use --limit to see more")
+
+
 # --- outbox -----------------------------------------------------------------------------------
 
 @cli.group()
@@ -292,6 +377,97 @@ def outbox_retry(app: App, row_ids: tuple[int, ...], all_rows: bool) -> None:
         raise click.UsageError("give either --all or one or more --id")
     count = store.requeue_dead(app.engine, None if all_rows else row_ids)
     stdout.print(f"requeued {count} dead letters")
+
+
+# --- rules and JP -----------------------------------------------------------------------------
+
+@cli.group()
+def rules() -> None:
+    """Check the JP rules in mappings/ and explain a person's JP."""
+
+
+@rules.command("check")
+@click.pass_obj
+def rules_check(app: App) -> None:
+    """Validate the rule files and print the effective rules."""
+    ruleset, program = jp_core.load_rule_files(app.settings)
+    table = Table("rule", "version", "code", "kinds", "credit", "caps", title=f"JP rules ({ruleset.path})")
+    for rule in ruleset.rules:
+        if rule.credit == "per_item":
+            credit = f"{rule.jp_per_item} JP per {'activity' if rule.record == 'activity' else 'activity, per day'}"
+        elif rule.credit == "daily_tiers":
+            credit = "; ".join(f">= {t.min_items} {'/'.join(sorted(t.kinds)) or 'activities'}: {t.jp} JP"
+                               for t in rule.tiers) + " (per day)"
+        elif rule.credit == "minutes":
+            credit = (f"minutes / {ruleset.minutes_per_jp}, if >= {rule.min_share} of the session "
+                      f"(else >= {rule.min_minutes} min)")
+        else:
+            credit = f"program JP ({program.path.name})"
+        caps = ", ".join(f"{cap} JP/{period}" for period, cap in rule.caps().items()) or "-"
+        if rule.cap_group != rule.id:
+            caps += f" (shared by {rule.cap_group})"
+        table.add_row(rule.id, str(rule.version), rule.code, ", ".join(sorted(rule.kinds)), credit, caps)
+    stdout.print(table)
+    stdout.print(f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
+                 f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
+                 f"{len(program.sites)} site(s) in {program.path}")
+
+
+@rules.command("explain")
+@click.argument("nip", nargs=-1, required=True)
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="Local calendar year.")
+@click.pass_obj
+def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
+    """Show, per record, which rule gave how many JP from which evidence."""
+    number = parse_nip(" ".join(nip))
+    if number is None:
+        raise LmsBridgeError(f"{' '.join(nip)!r} is not a valid NIP (18 digits: birth date, appointment, gender, "
+                             "sequence)")
+    credits, records, known = jp_core.explain(app.engine, app.settings, number.value, year)
+    if not known:
+        raise LmsBridgeError(f"no person with NIP {number.value} and no activity of theirs in the state database")
+    table = Table("period", "rule", "code", "raw JP", "JP", "status", "evidence", title=f"JP {year} of {number.value}")
+    total = Decimal(0)
+    for credit in credits:
+        record = records.get(credit.key)
+        if credit.jp == 0:
+            status = f"capped ({credit.capped_by})" if credit.capped_by else "no JP"
+        elif record is None:
+            status = "not posted yet (run jp compute; open periods wait)"
+        elif record.evidence_hash == credit.evidence_hash():
+            status = f"posted r{record.revision}"
+            total += credit.jp
+        else:
+            status = f"r{record.revision} posted, changed since (next jp compute revises it)"
+        if credit.jp and credit.capped_by:
+            status += f", capped ({credit.capped_by})"
+        evidence = "\n".join(f"{item.occurred_at:%Y-%m-%d %H:%M}Z {item.source}/{item.site_id} {item.kind} "
+                             f"{item.object_key} ({item.statement_id[:8]})" for item in credit.evidence)
+        table.add_row(credit.period, f"{credit.rule.id} v{credit.rule.version}", credit.rule.code,
+                      f"{credit.raw.normalize():f}", f"{credit.jp.normalize():f}", status, evidence)
+    stdout.print(table)
+    stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
+
+
+@cli.group()
+def jp() -> None:
+    """Compute JP records from stored activity and queue them for the LRS."""
+
+
+@jp.command("compute")
+@click.option("--year", "years", type=click.IntRange(2000, 2100), multiple=True,
+              help="Local calendar year to compute (repeatable; default: this year, and last year in January).")
+@click.option("--dry-run", is_flag=True, help="Compute and count; queue nothing.")
+@click.pass_obj
+def jp_compute(app: App, years: tuple[int, ...], dry_run: bool) -> None:
+    """Turn closed periods' activity into JP records; revise or void records whose evidence changed."""
+    report = jp_core.run_jp(app.engine, app.settings, statement_settings(app.settings), years=years or None,
+                            dry_run=dry_run)
+    verb = "would queue" if dry_run else "queued"
+    stdout.print(f"JP {', '.join(map(str, report.years))}: {verb} {report.posted} new records "
+                 f"({report.jp_posted.normalize():f} JP in new and revised records), {report.revised} revised, "
+                 f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
+                 f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP")
 
 
 # --- doctor -----------------------------------------------------------------------------------

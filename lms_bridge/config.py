@@ -169,6 +169,18 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class JPSettings(_Section):
+    """Where the JP rules live (docs/DOMAIN.md §1; defaults: the files shipped in ``mappings/``).
+
+    Attributes:
+        rules_file: a JP rules file (``mappings/jp_rules.toml`` format); relative to the config file.
+        program_jp_file: a program JP file (``mappings/program_jp.toml`` format).
+    """
+
+    rules_file: Path | None = None
+    program_jp_file: Path | None = None
+
+
 class Settings(_Section):
     """The whole configuration tree. Built once by the CLI and passed down."""
 
@@ -177,6 +189,7 @@ class Settings(_Section):
     lrs: LRSSettings = LRSSettings()
     secrets: SecretsSettings = SecretsSettings()
     logging: LoggingSettings = LoggingSettings()
+    jp: JPSettings = JPSettings()
     sources: tuple[SourceSettings, ...] = ()
     #: The file the settings came from (None: embedded defaults).
     config_path: Path | None = None

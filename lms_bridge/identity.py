@@ -17,6 +17,9 @@ from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.nip import parse_nip
 
+#: ``IdentityLink.source`` of roster links from a chat pseudonym to a person.
+PSEUDONYM_LINK_SOURCE = "pseudonym"
+
 #: Sources whose actors are pseudonyms made by the parser.
 PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams"})
 
@@ -61,11 +64,16 @@ class IdentityResolver:
         self._nips.pop((source, site), None)
 
     def actor(self, activity: Activity, site_url: str | None) -> dict[str, Any]:
-        """The xAPI actor of an activity: NIP from the activity, else from its account's link."""
-        if parse_nip(activity.extras.get("nip")) is None and activity.source not in PSEUDONYMOUS_SOURCES:
-            key = (activity.source, activity.site)
+        """The xAPI actor of an activity: NIP from the activity, else from its account's link.
+
+        A chat member's pseudonym is linked by the HR roster (``people import``) under
+        ``source="pseudonym"``, ``site_id=""``: one link serves every group and platform.
+        """
+        if parse_nip(activity.extras.get("nip")) is None:
+            key = (PSEUDONYM_LINK_SOURCE, "") if activity.source in PSEUDONYMOUS_SOURCES else (
+                activity.source, activity.site)
             if key not in self._nips:
-                self._nips[key] = store.site_nips(self.engine, activity.source, activity.site)
+                self._nips[key] = store.site_nips(self.engine, *key)
             nip = self._nips[key].get(activity.actor)
             if nip is not None:
                 return account(self.authority, nip)

@@ -9,6 +9,7 @@ native id, and skipped; it never enters the outbox.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from lms_bridge.activity import Activity
 from lms_bridge.config import Settings
 from lms_bridge.errors import StatementValidationError
 from lms_bridge.identity import IdentityResolver
+from lms_bridge.nip import parse_nip
 from xapi.statements import BuiltStatement, StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
 
@@ -66,6 +68,33 @@ def statement_settings(settings: Settings) -> StatementSettings:
     )
 
 
+#: Extras that are not facts for the rules (kept out of the evidence table).
+_NOT_FACTS = frozenset({"text_length", "nip"})
+
+
+def evidence_for(activity: Activity, statement_id: str) -> store.EvidenceIn:
+    """The facts of an activity that JP rules read, stored beside its statement.
+
+    The person is not resolved here: JP computation resolves ``local_actor``
+    through the identity links of that moment, so an account linked to a NIP
+    later still brings its past activity (the relink rule).
+    """
+    nip = parse_nip(activity.extras.get("nip"))
+    facts = {key: value for key, value in activity.extras.items() if key not in _NOT_FACTS}
+    if activity.parent is not None:
+        facts["parent"] = f"{activity.parent.type}:{activity.parent.native_id}"
+    community = None
+    if activity.grouping is not None:
+        community = f"{activity.grouping.type}:{activity.grouping.native_id}"
+    return store.EvidenceIn(
+        statement_id=statement_id, source=activity.source, site_id=activity.site, local_actor=activity.actor,
+        nip=nip.value if nip else None, kind=activity.kind.value, occurred_at=activity.occurred_at,
+        duration_seconds=int(activity.duration.total_seconds()) if activity.duration is not None else None,
+        object_key=f"{activity.object.type}:{activity.object.native_id}", community=community,
+        facts=json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+    )
+
+
 class Pipeline:
     """Builds and commits batches for one source.
 
@@ -88,13 +117,14 @@ class Pipeline:
         self.dry_run = dry_run
 
     def build(self, site_id: str, stream: str, activities: Iterable[Activity],
-              report: IngestReport) -> list[BuiltStatement]:
+              report: IngestReport) -> list[tuple[Activity, BuiltStatement]]:
         """Build and validate the statements of ``activities``; count and skip invalid ones."""
         built = []
         for activity in activities:
             report.pulled += 1
             try:
-                built.append(build_statement(self.builder, activity, self.resolver.actor(activity, self.site_url)))
+                statement = build_statement(self.builder, activity, self.resolver.actor(activity, self.site_url))
+                built.append((activity, statement))
             except StatementValidationError as exc:
                 report.invalid += 1
                 log.warning("skipped %s/%s record %s: %s", site_id, stream, activity.native_id, exc,
@@ -112,12 +142,14 @@ class Pipeline:
                                links=links)
             for source in {link.source for link in links}:
                 self.resolver.forget(source, site_id)
-        statements = self.build(site_id, stream, activities, report)
+        built = self.build(site_id, stream, activities, report)
         if self.dry_run:
-            report.new += len(statements)
+            report.new += len(built)
             return report
-        result = store.commit_batch(self.engine, site_id=site_id, stream=stream, statements=statements,
-                                    position=position if self.move_cursor else None)
+        result = store.commit_batch(self.engine, site_id=site_id, stream=stream,
+                                    statements=[statement for _, statement in built],
+                                    position=position if self.move_cursor else None,
+                                    evidence=[evidence_for(activity, statement.id) for activity, statement in built])
         report.new, report.unchanged, report.changed = result.new, result.unchanged, result.changed
         return report
 

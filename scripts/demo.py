@@ -3,9 +3,9 @@
 Run it with ``scripts/demo.sh`` (sets up first). It starts the fake Moodle (small
 preset) and a throw-away Ralph LRS on free 127.0.0.1 ports, writes a config under
 ``var/demo/`` (SQLite state), runs the real commands (``doctor``, ``sites test``,
-``sync``, ``import`` of the bundled community activities, ``outbox flush``,
+``sync``, ``import`` of the bundled community activities, ``rules check``, ``jp compute``, ``outbox flush``,
 ``outbox status``), reads the statements back from the LRS and prints them per
-kind and per person, then stops both servers.
+kind, per person and JP per person, then stops both servers.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ def summarise(lrs: RalphLRS) -> None:
             label = f"site account, no NIP ({home})"
         people.add_row(label, name, str(count))
     console.print(people)
+    voided = {s["object"]["id"] for s in statements if s["verb"]["id"].endswith("/voided")}
+    jp_by_person: Counter[str] = Counter()
+    for s in statements:
+        if s["verb"]["id"].endswith("/earned") and s["id"] not in voided:
+            jp_by_person[s["actor"]["account"]["name"]] += next(
+                value for key, value in s["result"]["extensions"].items() if key.endswith("/extensions/jp"))
+    jp_table = Table("NIP", "JP (earned, not voided)", "20 JP met",
+                     title=f"JP records in the LRS ({len(jp_by_person)} people; top 12)")
+    for nip, total in sorted(jp_by_person.items(), key=lambda item: (-item[1], item[0]))[:12]:
+        jp_table.add_row(nip, f"{round(total, 2):g}", "yes" if total >= 20 else "no")
+    console.print(jp_table)
 
 
 def main() -> int:
@@ -79,6 +90,8 @@ def main() -> int:
         run(config, env, "sites", "test")
         run(config, env, "sync")
         run(config, env, "import", str(DEMO_DATA), "--source", "demo-community")
+        run(config, env, "rules", "check")
+        run(config, env, "jp", "compute")
         run(config, env, "outbox", "flush")
         run(config, env, "outbox", "status")
         summarise(lrs)

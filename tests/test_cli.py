@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 
-COMMANDS = ("db", "doctor", "import", "outbox", "sites", "sync")
+COMMANDS = ("db", "doctor", "import", "jp", "outbox", "people", "rules", "sites", "sync")
 
 
 def test_help_explains_each_command_in_one_line():
@@ -20,7 +20,7 @@ def test_help_explains_each_command_in_one_line():
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     assert [line.split()[0] for line in listed] == list(COMMANDS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in listed)
-    for group in ("outbox", "db", "sites"):
+    for group in ("outbox", "db", "sites", "people", "rules", "jp"):
         sub = subprocess.run([sys.executable, "-m", "lms_bridge.cli", group, "--help"], capture_output=True,
                              text=True, cwd=ROOT, timeout=60)
         assert sub.returncode == 0 and "Commands:" in sub.stdout

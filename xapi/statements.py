@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -227,3 +228,115 @@ def finish_statement(data: dict[str, Any]) -> BuiltStatement:
     data.pop("version", None)
     validate_statement(data)
     return BuiltStatement(id=str(data["id"]), body=canonical_json(data))
+
+
+# --- JP records (docs/XAPI.md, "The JP record") ----------------------------------------------
+
+#: Evidence statement ids listed in a JP record at most (the count is always complete).
+EVIDENCE_LIST_CAP = 50
+
+
+@dataclass(frozen=True)
+class JPCreditIn:
+    """What a JP record statement says.
+
+    Attributes:
+        nip: the person (18 digits).
+        rule_id, rule_version, rule_code: the rule that gave the JP.
+        period: the ISO date (or range) the record covers.
+        activity_key: what the record is about within the period (a course, a session, ``day``).
+        revision: 1, then +1 each time the record is superseded.
+        jp: the JP credited (> 0).
+        evidence_ids: ids of the statements that earned it, sorted.
+        occurred_at: the statement's timestamp: the time of its latest evidence.
+    """
+
+    nip: str
+    rule_id: str
+    rule_version: int
+    rule_code: str
+    period: str
+    activity_key: str
+    revision: int
+    jp: Decimal
+    evidence_ids: tuple[str, ...]
+    occurred_at: datetime
+
+
+def jp_natural_key(credit: JPCreditIn) -> str:
+    """``jp|{person}|{rule id}|{rule version}|{period}|{activity key}|r{revision}`` (docs/XAPI.md).
+
+    Guard: changing this recipe changes the id of every JP record already in the LRS.
+    """
+    return (f"jp|{credit.nip}|{credit.rule_id}|{credit.rule_version}|{credit.period}|{credit.activity_key}"
+            f"|r{credit.revision}")
+
+
+def _json_number(value: Decimal) -> int | float:
+    """A decimal as a JSON number: ``2`` for whole numbers, ``1.5`` otherwise (same value, same bytes)."""
+    normal = value.normalize()
+    return int(normal) if normal == normal.to_integral_value() else float(str(normal))
+
+
+def build_jp_statement(settings: StatementSettings, credit: JPCreditIn, *, authority: str) -> BuiltStatement:
+    """Build the ``earned`` statement of one JP record.
+
+    Args:
+        settings: deployment facts (namespace, base IRI, vocabulary).
+        credit: the record.
+        authority: ``account.homePage`` of NIP actors.
+    """
+    base = settings.base_iri
+    earned = settings.vocabulary.verbs["earned"]
+    sid = statement_id(settings.namespace, jp_natural_key(credit))
+    minutes = int(credit.jp * 45)
+    data: dict[str, Any] = {
+        "id": sid,
+        "actor": {"objectType": "Agent", "account": {"homePage": authority, "name": credit.nip}},
+        "verb": {"id": earned.id, "display": {LANGUAGE: earned.display}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"{base}/jp/{_segment(credit.rule_id)}/{_segment(credit.period)}/{_segment(credit.activity_key)}",
+            "definition": {"type": f"{base}/activitytype/jp-credit"},
+        },
+        "result": {
+            "duration": format_duration(timedelta(minutes=minutes)),
+            "extensions": {f"{base}/extensions/jp": _json_number(credit.jp)},
+        },
+        "context": {
+            "platform": "lms-bridge",
+            "extensions": {
+                f"{base}/extensions/rule": {"id": credit.rule_id, "version": credit.rule_version,
+                                            "code": credit.rule_code},
+                f"{base}/extensions/period": credit.period,
+                f"{base}/extensions/evidence": {"ids": list(credit.evidence_ids[:EVIDENCE_LIST_CAP]),
+                                                "count": len(credit.evidence_ids)},
+            },
+        },
+        "timestamp": format_timestamp(credit.occurred_at),
+    }
+    if credit.evidence_ids:
+        data["context"]["statement"] = {"objectType": "StatementRef", "id": credit.evidence_ids[0]}
+    validate_statement(data)
+    return BuiltStatement(id=sid, body=canonical_json(data))
+
+
+def build_void_statement(settings: StatementSettings, target_id: str, *, nip: str, authority: str,
+                         occurred_at: datetime) -> BuiltStatement:
+    """Build the statement voiding ``target_id`` (a superseded JP record).
+
+    Its id is ``uuid5(ns, "void|{target id}")`` and its timestamp the target's, so a
+    rerun rebuilds the same bytes.
+    """
+    voided = settings.vocabulary.verbs["voided"]
+    sid = statement_id(settings.namespace, f"void|{target_id}")
+    data: dict[str, Any] = {
+        "id": sid,
+        "actor": {"objectType": "Agent", "account": {"homePage": authority, "name": nip}},
+        "verb": {"id": voided.id, "display": {LANGUAGE: voided.display}},
+        "object": {"objectType": "StatementRef", "id": target_id},
+        "context": {"platform": "lms-bridge"},
+        "timestamp": format_timestamp(occurred_at),
+    }
+    validate_statement(data)
+    return BuiltStatement(id=sid, body=canonical_json(data))

@@ -70,6 +70,11 @@ class Course:
     category_id: int
     idnumber: str
 
+    def facts(self) -> dict[str, Any]:
+        """What JP rules read about the course (program JP by shortname, idnumber or category)."""
+        return {"course_idnumber": self.idnumber, "course_shortname": self.shortname,
+                "course_category": self.category_id}
+
     def ref(self, wwwroot: str) -> ObjectRef:
         """The course as an activity object."""
         return ObjectRef("course", str(self.id), self.fullname, f"{wwwroot}/course/view.php?id={self.id}")
@@ -284,7 +289,7 @@ class CourseCompletionsStream(_PerUserCompletionStream):
             source=SOURCE, site=ctx.site, kind=Kind.COURSE_COMPLETED,
             native_id=f"course={course.id}|user={user_id}", actor=user_id,
             object=course.ref(ctx.wwwroot), occurred_at=_time(completed_at),
-            extras={"course_idnumber": course.idnumber, "course_shortname": course.shortname},
+            extras=course.facts(),
         )]
 
 
@@ -332,6 +337,7 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 ))
             else:
                 extras = {"success": state == 2} if state in (2, 3) else {}
+                extras.update(course.facts())
                 found.append(Activity(
                     kind=Kind.MODULE_COMPLETED, native_id=f"cm={cmid}|user={user_id}",
                     object=ObjectRef("module", str(cmid), None, url), extras=extras, **common,

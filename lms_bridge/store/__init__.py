@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from lms_bridge.nip import parse_nip
 from lms_bridge.store.db import current_revision, describe, head_revision, make_engine, open_engine, upgrade
-from lms_bridge.store.models import Cursor, IdentityLink, OutboxRow, OutboxStatus, Person, Run, Site, utcnow
+from lms_bridge.store.models import Cursor, Evidence, IdentityLink, OutboxRow, OutboxStatus, Person, Run, Site, utcnow
 from xapi.statements import BuiltStatement
 
 __all__ = [
     "BatchResult",
+    "EvidenceIn",
     "LinkIn",
     "OutboxCounts",
     "commit_batch",
@@ -58,6 +59,23 @@ class LinkIn:
     site_id: str
     local_id: str
     raw_nip: str | None
+
+
+@dataclass(frozen=True)
+class EvidenceIn:
+    """The facts of one statement that JP rules read (see ``models.Evidence``)."""
+
+    statement_id: str
+    source: str
+    site_id: str
+    local_actor: str
+    nip: str | None
+    kind: str
+    occurred_at: datetime
+    duration_seconds: int | None
+    object_key: str
+    community: str | None
+    facts: str
 
 
 @dataclass(frozen=True)
@@ -173,6 +191,21 @@ def site_nips(engine: Engine, source: str, site_id: str) -> dict[str, str]:
         return {row.local_id: row.nip for row in rows}
 
 
+def _store_evidence(session: Session, evidence: Sequence[EvidenceIn]) -> None:
+    """Upsert evidence rows: the facts are a pure function of the activity, so the newest read wins."""
+    if not evidence:
+        return
+    insert = _insert(session)
+    statement = insert(Evidence)
+    columns = ("source", "site_id", "local_actor", "nip", "kind", "occurred_at", "duration_seconds",
+               "object_key", "community", "facts")
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["statement_id"],
+                                        set_={name: getattr(statement.excluded, name) for name in columns}),
+        [vars(row) for row in evidence],
+    )
+
+
 def commit_batch(
     engine: Engine,
     *,
@@ -181,6 +214,7 @@ def commit_batch(
     statements: Sequence[BuiltStatement],
     position: Any | None,
     links: Sequence[LinkIn] = (),
+    evidence: Sequence[EvidenceIn] = (),
 ) -> BatchResult:
     """Store statements in the outbox and move the stream's cursor, in one transaction.
 
@@ -195,6 +229,7 @@ def commit_batch(
         position: the JSON-able cursor covering this batch, or None to leave the
             cursor alone (backfills and dry runs never move it).
         links: identity links read with this batch (stored in the same transaction).
+        evidence: the JP-relevant facts of the batch's statements (same transaction).
 
     Returns:
         How many statements were new, unchanged or changed.
@@ -203,6 +238,7 @@ def commit_batch(
         result = _enqueue(session, statements, site_id, stream)
         if links:
             _store_links(session, links)
+        _store_evidence(session, evidence)
         if position is not None:
             value = json.dumps(position, sort_keys=True)
             cursor = session.get(Cursor, (site_id, stream))

@@ -195,6 +195,8 @@ class JPRecord(Base):
     jp: Mapped[str] = mapped_column(String(16))
     evidence_hash: Mapped[str] = mapped_column(String(64))
     statement_id: Mapped[str] = mapped_column(String(36), unique=True)
+    #: The statement's timestamp (its latest evidence); a voiding statement reuses it.
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -53,6 +53,7 @@ def upgrade() -> None:  # noqa: D103
         sa.Column("jp", sa.String(16), nullable=False),
         sa.Column("evidence_hash", sa.String(64), nullable=False),
         sa.Column("statement_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("occurred_at", UTCDateTime, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.UniqueConstraint("nip", "rule_id", "period", "activity_key", "revision", name="uq_jp_records_key"),

@@ -1,0 +1,109 @@
+"""JP record rows: which records are active, and writing new ones with their statements.
+
+Guard: :func:`write` queues the statements (new records and voids) and updates the
+record rows in the caller's ONE transaction, so a crash leaves either a record
+with its statement queued or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from lms_bridge.store import _enqueue
+from lms_bridge.store.models import JPRecord, utcnow
+from xapi.statements import BuiltStatement
+
+ACTIVE = "active"
+VOIDED = "voided"
+
+Key = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Record:
+    """An active JP record as stored."""
+
+    id: int
+    nip: str
+    rule_id: str
+    rule_version: int
+    period: str
+    activity_key: str
+    revision: int
+    jp: str
+    evidence_hash: str
+    statement_id: str
+    occurred_at: datetime
+
+    @property
+    def key(self) -> Key:
+        """(NIP, rule id, period, activity key)."""
+        return (self.nip, self.rule_id, self.period, self.activity_key)
+
+
+@dataclass(frozen=True)
+class RecordIn:
+    """A record to insert (its statement is queued with it)."""
+
+    nip: str
+    rule_id: str
+    rule_version: int
+    period: str
+    activity_key: str
+    revision: int
+    jp: str
+    evidence_hash: str
+    statement_id: str
+    occurred_at: datetime
+
+
+def _in_years(years: Sequence[int]) -> object:
+    return or_(*(JPRecord.period.like(f"{year}-%") for year in years))
+
+
+def active_records(session: Session, years: Sequence[int]) -> dict[Key, Record]:
+    """The active records whose period lies in ``years``, by key."""
+    if not years:
+        return {}
+    rows = session.execute(select(JPRecord).where(JPRecord.status == ACTIVE, _in_years(years))).scalars()
+    found: dict[Key, Record] = {}
+    for row in rows:
+        record = Record(id=row.id, nip=row.nip, rule_id=row.rule_id, rule_version=row.rule_version,
+                        period=row.period, activity_key=row.activity_key, revision=row.revision, jp=row.jp,
+                        evidence_hash=row.evidence_hash, statement_id=row.statement_id,
+                        occurred_at=row.occurred_at)
+        found[record.key] = record
+    return found
+
+
+def last_revisions(session: Session, years: Sequence[int]) -> dict[Key, int]:
+    """The highest revision ever used per key (voided ones included) in ``years``."""
+    if not years:
+        return {}
+    rows = session.execute(
+        select(JPRecord.nip, JPRecord.rule_id, JPRecord.period, JPRecord.activity_key, func.max(JPRecord.revision))
+        .where(_in_years(years))
+        .group_by(JPRecord.nip, JPRecord.rule_id, JPRecord.period, JPRecord.activity_key)
+    )
+    return {(row[0], row[1], row[2], row[3]): int(row[4]) for row in rows}
+
+
+def write(session: Session, statements: Sequence[BuiltStatement], new: Sequence[RecordIn],
+          voided: Sequence[int]) -> None:
+    """Queue the statements, mark ``voided`` record ids voided and insert ``new`` records."""
+    if voided:
+        for start in range(0, len(voided), 500):
+            chunk = list(voided[start : start + 500])
+            session.execute(update(JPRecord).where(JPRecord.id.in_(chunk)).values(status=VOIDED))
+    if statements:
+        _enqueue(session, statements, None, "jp")
+    now = utcnow()
+    for row in new:
+        session.add(JPRecord(status=ACTIVE, created_at=now, **vars(row)))
+    session.flush()
+
