@@ -106,7 +106,10 @@ class SiteProgramJP:
         if self.idnumber_pattern is not None:
             match = self.idnumber_pattern.search(str(facts.get("course_idnumber") or ""))
             if match and match.group("jp"):
-                return Decimal(match.group("jp"))
+                try:
+                    return Decimal(match.group("jp"))
+                except InvalidOperation:
+                    pass  # the pattern matched something that is not a number: try the next way
         category = str(facts.get("course_category") or "")
         if category in self.categories:
             return self.categories[category]
