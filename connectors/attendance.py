@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from connectors.base import ReadStats
 from connectors.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
@@ -145,6 +146,8 @@ def read_attendance(
     site: str,
     pseudonymize: Pseudonymizer,
     tz: ZoneInfo = JAKARTA,
+    meeting_date: date | None = None,
+    stats: ReadStats | None = None,
 ) -> Iterator[Activity]:
     """Yield one ``MEETING_ATTENDED`` activity per person of a Zoom, Meet or Teams report.
 
@@ -163,6 +166,10 @@ def read_attendance(
         pseudonymize: turns a normalised identifier (``email:...``, ``name:...``)
             into an opaque pseudonym.
         tz: the time zone of the account that downloaded the report.
+        meeting_date: the local date of a Google Meet sheet that states times of day
+            only, when neither the sheet nor its file name gives the date.
+        stats: when given, set once the file parsed: the presence rows read and the
+            ones that are not presence (waiting room).
 
     Yields:
         Activities ordered by first join time.
@@ -171,7 +178,9 @@ def read_attendance(
         InputError: the file cannot be read, is not text, is not a known report,
             or has a bad row; the message names the file and the row.
     """
-    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, tz=tz)
+    yield from _parse_file(
+        path, site=site, pseudonymize=pseudonymize, tz=tz, meeting_date=meeting_date, stats=stats
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -257,7 +266,15 @@ def _detect(text: str, label: str) -> AttendanceFormat:
 _MEET_NAME_COLUMNS = frozenset({"first name", "name", "full name", "participant name"})
 
 
-def _parse_file(path: Path, *, site: str, pseudonymize: Pseudonymizer, tz: ZoneInfo) -> list[Activity]:
+def _parse_file(
+    path: Path,
+    *,
+    site: str,
+    pseudonymize: Pseudonymizer,
+    tz: ZoneInfo,
+    meeting_date: date | None = None,
+    stats: ReadStats | None = None,
+) -> list[Activity]:
     generic = f"attendance report {path.name}"
     text = _read_text(path, generic)
     fmt = _detect(text, generic)
@@ -267,10 +284,14 @@ def _parse_file(path: Path, *, site: str, pseudonymize: Pseudonymizer, tz: ZoneI
     elif fmt == "zoom_webinar":
         session = _zoom_webinar(text, label, tz)
     elif fmt == "meet":
-        session = _meet(text, label, tz, path.name)
+        session = _meet(text, label, tz, path.name, meeting_date)
     else:
         session = _teams(text, label, tz)
-    return _build(session, _SOURCE[fmt], site, pseudonymize)
+    activities = _build(session, _SOURCE[fmt], site, pseudonymize)
+    if stats is not None:
+        stats.records = len(session.rows) + session.skipped
+        stats.skipped = session.skipped
+    return activities
 
 
 # --- shared model ------------------------------------------------------------------------------------
@@ -295,6 +316,7 @@ class _Session:
     topic: str | None
     start: datetime | None
     rows: list[_Row] = field(default_factory=list)
+    skipped: int = 0  # report rows that are not presence (waiting room)
 
 
 class _Clock:
@@ -529,6 +551,7 @@ def _zoom(text: str, label: str, tz: ZoneInfo) -> _Session:
         _leave_after_join(join, leave, line, label)
         joins.append(join)
         if _Table.cell(cells, waiting_col).casefold() in _YES:
+            session.skipped += 1
             continue  # time in the waiting room is not presence in the meeting
         minutes_cell = _Table.cell(cells, minutes_col)
         seconds = (
@@ -645,7 +668,7 @@ def _zoom_webinar(text: str, label: str, tz: ZoneInfo) -> _Session:
 # --- Google Meet -------------------------------------------------------------------------------------
 
 
-def _meet(text: str, label: str, tz: ZoneInfo, file_name: str) -> _Session:
+def _meet(text: str, label: str, tz: ZoneInfo, file_name: str, meeting_date: date | None = None) -> _Session:
     rows = [(line, cells) for line, cells in _rows(text, label, ",") if any(cells)]
     header_at = next(
         i
@@ -689,6 +712,8 @@ def _meet(text: str, label: str, tz: ZoneInfo, file_name: str) -> _Session:
                 day = date(int(found[1]), int(found[2]), int(found[3]))
             except ValueError as exc:
                 raise InputError(f"{label}: the date in the file name is not valid ({exc})") from exc
+    if day is None:
+        day = meeting_date
     code = meta.get("meeting code") or ""
     found_code = _MEET_CODE.search(code or file_name.lower())
     session = _Session(

@@ -6,6 +6,8 @@ Connectors import only the leaf modules of the core (``lms_bridge.activity``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -29,3 +31,22 @@ def make_session(pool_size: int = 4) -> requests.Session:
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped."""
     return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+@dataclass
+class ReadStats:
+    """What a file reader saw besides the activities it yielded: for the import summary.
+
+    A reader fills it only after the whole file parsed: a malformed file leaves it untouched.
+
+    Attributes:
+        records: the file's own records read: chat messages (system lines included) or report rows.
+        skipped: records that are not participation (system lines, deleted or service messages,
+            waiting-room rows...).
+        groups: for a file that holds several chats (a Telegram account export): chat id ->
+            (chat name, records of that chat).
+    """
+
+    records: int = 0
+    skipped: int = 0
+    groups: dict[str, tuple[str | None, int]] = field(default_factory=dict)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.base import ReadStats
 from connectors.identifiers import telegram_identifier
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
@@ -68,7 +69,9 @@ _MIN_UNIXTIME = 1_000_000_000
 _MAX_UNIXTIME = 9_999_999_999
 
 
-def read_telegram(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> Iterator[Activity]:
+def read_telegram(
+    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None
+) -> Iterator[Activity]:
     """Yield the participation activities of a Telegram Desktop JSON export.
 
     The whole file is parsed and validated before the first activity is yielded:
@@ -82,6 +85,9 @@ def read_telegram(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> Iter
         site: the configured source id, put in every Activity's ``site``.
         pseudonymize: turns a normalised identifier (``telegram:user123``) into an
             opaque pseudonym.
+        stats: when given, set once the file parsed: messages read in the chats read
+            (service messages included), the ones that are not participation, and
+            each chat read (id -> name and messages).
 
     Yields:
         Activities, chat by chat, in message order.
@@ -90,7 +96,7 @@ def read_telegram(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> Iter
         InputError: the file cannot be read, is not JSON (e.g. truncated), or is not
             a Telegram export; the message names the file and the JSON path.
     """
-    yield from _parse_file(path, site=site, pseudonymize=pseudonymize)
+    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats)
 
 
 @contextmanager
@@ -111,14 +117,21 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse_file(path: Path, *, site: str, pseudonymize: Pseudonymizer) -> list[Activity]:
+def _parse_file(
+    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None
+) -> list[Activity]:
     label = f"telegram export {path.name}"
     with _gc_paused():
-        return _read_root(_load(path, label), label, site=site, pseudonymize=pseudonymize)
+        reader = _Reader(label, site=site, pseudonymize=pseudonymize)
+        activities = _read_root(_load(path, label), label, reader)
+    if stats is not None:
+        stats.records = sum(count for _, count in reader.chats.values())
+        stats.skipped = stats.records - len(activities)
+        stats.groups = dict(reader.chats)
+    return activities
 
 
-def _read_root(root: Any, label: str, *, site: str, pseudonymize: Pseudonymizer) -> list[Activity]:
-    reader = _Reader(label, site=site, pseudonymize=pseudonymize)
+def _read_root(root: Any, label: str, reader: _Reader) -> list[Activity]:
     if not isinstance(root, dict):
         raise InputError(f"{label}: not a Telegram export (the top level is not a JSON object)")
     if "messages" in root:
@@ -195,6 +208,7 @@ class _Reader:
         self.site = site
         self.pseudonymize = pseudonymize
         self.activities: list[Activity] = []
+        self.chats: dict[str, tuple[str | None, int]] = {}  # chat id -> (name, messages)
         self._actors: dict[str, str] = {}
 
     def error(self, where: str, what: str) -> InputError:
@@ -208,6 +222,7 @@ class _Reader:
         name = chat.get("name")
         title = name if isinstance(name, str) and name.strip() else None
         grouping = ObjectRef(type="community", native_id=str(chat_id), title=title)
+        self.chats[str(chat_id)] = (title, len(messages))
         seen_ids: set[int] = set()
         for index, message in enumerate(messages):
             where = f"{prefix}messages[{index}]"

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from connectors.base import ReadStats
 from connectors.identifiers import classify_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
@@ -130,6 +131,7 @@ def read_whatsapp(
     pseudonymize: Pseudonymizer,
     tz: ZoneInfo = JAKARTA,
     day_first: bool | None = None,
+    stats: ReadStats | None = None,
 ) -> Iterator[Activity]:
     """Yield one ``MESSAGE_POSTED`` activity per member message of a WhatsApp export.
 
@@ -152,6 +154,8 @@ def read_whatsapp(
         day_first: the date order to use when the file cannot tell (every day and
             month <= 12). None means day-first, as Indonesian exports are. A file
             whose dates show their order always wins over this argument.
+        stats: when given, set to the messages read (system lines included) and the
+            ones skipped (system lines, deleted messages) once the file parsed.
 
     Yields:
         Activities in file order.
@@ -160,7 +164,8 @@ def read_whatsapp(
         InputError: the file cannot be read, is not UTF-8, or is not a WhatsApp
             export; the message names the file and line.
     """
-    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first)
+    activities = _parse_file(path, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first, stats=stats)
+    yield from activities
 
 
 @contextmanager
@@ -182,7 +187,13 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse_file(
-    path: Path, *, site: str, pseudonymize: Pseudonymizer, tz: ZoneInfo, day_first: bool | None
+    path: Path,
+    *,
+    site: str,
+    pseudonymize: Pseudonymizer,
+    tz: ZoneInfo,
+    day_first: bool | None,
+    stats: ReadStats | None = None,
 ) -> list[Activity]:
     label = f"whatsapp export {path.name}"
     data = _read_bytes(path, label)
@@ -191,7 +202,11 @@ def _parse_file(
         label = f"whatsapp export {path.name} ({member})"
     text = _decode(data, label)
     with _gc_paused():
-        return _Parser(text, label, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first).parse()
+        parser = _Parser(text, label, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first)
+        activities = parser.parse()
+    if stats is not None:
+        stats.records, stats.skipped = parser.records, parser.records - len(activities)
+    return activities
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
@@ -338,6 +353,7 @@ class _Parser:
         self.day_first_default = True if day_first is None else day_first
         self.group_title: str | None = None
         self._actors: dict[str, tuple[str, str] | None] = {}
+        self.records = 0  # messages read, system lines included (set by parse)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
 
     def error(self, line: int, what: str) -> InputError:
@@ -345,6 +361,7 @@ class _Parser:
 
     def parse(self) -> list[Activity]:
         raws = self._split()
+        self.records = len(raws)
         day_first = self._infer_day_first(raws)
         messages: list[_Message] = []
         # Chats post many messages per minute: convert each distinct header time once.

@@ -20,8 +20,9 @@ from lms_bridge.nip import parse_nip
 #: ``IdentityLink.source`` of roster links from a chat pseudonym to a person.
 PSEUDONYM_LINK_SOURCE = "pseudonym"
 
-#: Sources whose actors are pseudonyms made by the parser.
-PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams"})
+#: Sources whose actors are pseudonyms made by the parser (an LMS report row without a
+#: valid NIP is identified by its pseudonymised e-mail; a row with one carries ``extras["nip"]``).
+PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv"})
 
 
 def account(home_page: str, name: str) -> dict[str, Any]:

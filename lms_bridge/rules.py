@@ -91,7 +91,11 @@ class RuleSet:
 
 @dataclass(frozen=True)
 class SiteProgramJP:
-    """How one site's courses carry program JP (first match wins, in this order)."""
+    """How one site's courses carry program JP (first match wins, in this order).
+
+    The shortname table, then a ``program_jp`` fact the source gave (an LMS report
+    column), then the idnumber pattern, the category table and the default.
+    """
 
     shortnames: dict[str, Decimal] = field(default_factory=dict)
     idnumber_pattern: re.Pattern[str] | None = None
@@ -103,6 +107,15 @@ class SiteProgramJP:
         shortname = str(facts.get("course_shortname") or "")
         if shortname in self.shortnames:
             return self.shortnames[shortname]
+        given = facts.get("program_jp")
+        if given not in (None, ""):
+            # The source states the program's JP itself (an LMS completion report).
+            try:
+                figure = Decimal(str(given))
+            except InvalidOperation:
+                figure = Decimal(-1)
+            if figure.is_finite() and figure >= 0:
+                return figure
         if self.idnumber_pattern is not None:
             match = self.idnumber_pattern.search(str(facts.get("course_idnumber") or ""))
             if match and match.group("jp"):

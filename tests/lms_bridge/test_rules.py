@@ -293,3 +293,13 @@ def test_idnumber_jp_group_that_is_not_a_number_does_not_crash(tmp_path: Path) -
     except Exception as exc:  # noqa: BLE001 - the point is that it is not a RuleError
         raise AssertionError(f"jp_for raised {type(exc).__name__}") from exc
     assert jp == Decimal(20)  # not a number: fall through to the category
+
+
+def test_a_program_jp_the_source_gives_counts_unless_the_shortname_table_overrides_it(tmp_path: Path) -> None:
+    text = ('format = 1\n[default]\ndefault = "0"\n[sites.lms]\n'
+            'shortnames = { "OVR" = "7" }\ncategories = { "3" = "20" }\n')
+    program = load_program_jp(_write(tmp_path, text, "program_jp.toml"))
+    assert program.jp_for("csv-site", {"program_jp": "12"}) == Decimal(12)
+    assert program.jp_for("lms", {"program_jp": "1.5", "course_category": 3}) == Decimal("1.5")
+    assert program.jp_for("lms", {"program_jp": "12", "course_shortname": "OVR"}) == Decimal(7)
+    assert program.jp_for("lms", {"program_jp": "abc", "course_category": 3}) == Decimal(20)
