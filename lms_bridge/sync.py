@@ -1,4 +1,4 @@
-"""Syncing Moodle sites: each stream from its cursor, batch by batch, into the outbox.
+"""Syncing sources: Moodle sites and source LRSs, each stream from its cursor, batch by batch, into the outbox.
 
 A failure stops the site (never half a batch: each batch is one transaction),
 is recorded in ``runs`` and leaves every cursor where its last committed batch put it.
@@ -7,6 +7,7 @@ is recorded in ``runs`` and leaves every cursor where its last committed batch p
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from connectors import moodle
+from connectors import lrs_source, moodle
 from lms_bridge import store
+from lms_bridge.activity import Activity
 from lms_bridge.config import Settings, SourceSettings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.pipeline import IngestReport, Pipeline
@@ -32,12 +34,38 @@ class SiteReport:
         streams: counts per stream name.
         calls: web-service calls per function.
         error: the sentence that stopped the site, if one did.
+        skipped: source records that became no statement, by reason (source LRSs).
     """
 
     site: str
     streams: dict[str, IngestReport] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+#: A source ``lms-bridge sync`` reads.
+SyncSource = moodle.MoodleSettings | lrs_source.LRSSourceSettings
+
+#: Source types ``lms-bridge sync`` reads, and their streams.
+SYNC_STREAMS: dict[str, tuple[str, ...]] = {"moodle": moodle.STREAM_NAMES, "lrs": (lrs_source.STREAM,)}
+
+
+def _validated(model: type[Any], source: SourceSettings) -> Any:
+    """Validate a ``[[sources]]`` entry with a connector's settings model.
+
+    Raises:
+        ConfigError: naming the source and the key that is wrong.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(source.model_dump(exclude_none=True))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "entry"
+        message = "unknown key (check the spelling)" if error["type"] == "extra_forbidden" else error["msg"]
+        raise ConfigError(f"source {source.id}: {key}: {message}") from None
 
 
 def moodle_settings(source: SourceSettings) -> moodle.MoodleSettings:
@@ -46,15 +74,20 @@ def moodle_settings(source: SourceSettings) -> moodle.MoodleSettings:
     Raises:
         ConfigError: naming the source and the key that is wrong.
     """
-    from pydantic import ValidationError
+    return _validated(moodle.MoodleSettings, source)
 
-    try:
-        return moodle.MoodleSettings.model_validate(source.model_dump(exclude_none=True))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"]) or "entry"
-        message = "unknown key (check the spelling)" if error["type"] == "extra_forbidden" else error["msg"]
-        raise ConfigError(f"source {source.id}: {key}: {message}") from None
+
+def lrs_settings(source: SourceSettings) -> lrs_source.LRSSourceSettings:
+    """Validate a ``[[sources]]`` entry as a source LRS.
+
+    Raises:
+        ConfigError: naming the source and the key that is wrong.
+    """
+    return _validated(lrs_source.LRSSourceSettings, source)
+
+
+def _sync_settings(source: SourceSettings) -> SyncSource:
+    return moodle_settings(source) if source.type == "moodle" else lrs_settings(source)
 
 
 def moodle_sources(settings: Settings, site: str | None = None) -> list[moodle.MoodleSettings]:
@@ -74,11 +107,152 @@ def moodle_sources(settings: Settings, site: str | None = None) -> list[moodle.M
     return sites
 
 
+def sync_sources(settings: Settings, site: str | None = None,
+                 streams: Sequence[str] = ()) -> list[tuple[SyncSource, tuple[str, ...] | None]]:
+    """The sources ``lms-bridge sync`` reads (or the one named ``site``), each with the streams to run.
+
+    Args:
+        settings: the configuration.
+        site: one source id, or None for every Moodle site and source LRS.
+        streams: stream names asked for (none: all). A source with none of them is left out.
+
+    Returns:
+        ``(source, streams)`` pairs; ``None`` streams means all of the source's streams.
+
+    Raises:
+        ConfigError: an unknown source or stream, a source of another type, or nothing to sync.
+    """
+    if site is not None:
+        source = settings.source(site)
+        if source.type not in SYNC_STREAMS:
+            raise ConfigError(f"source {site} is of type {source.type}: sync reads sources of type "
+                              f"{' or '.join(SYNC_STREAMS)}")
+        selected = [_sync_settings(source)]
+    else:
+        selected = [_sync_settings(s) for s in settings.sources if s.type in SYNC_STREAMS]
+        if not selected:
+            raise ConfigError("no source to sync is configured: add a Moodle site with lms-bridge sites add, "
+                              'or a [[sources]] entry with type = "lrs"')
+    known = [name for source in selected for name in SYNC_STREAMS[source.type]]
+    unknown = [name for name in streams if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown stream {unknown[0]!r} (streams: {', '.join(dict.fromkeys(known))})")
+    plan: list[tuple[SyncSource, tuple[str, ...] | None]] = []
+    for source in selected:
+        mine = tuple(name for name in streams if name in SYNC_STREAMS[source.type])
+        if not streams:
+            plan.append((source, None))
+        elif mine:
+            plan.append((source, mine))
+    return plan
+
+
+def skip_label(reason: str) -> str:
+    """How a skip reason of :attr:`SiteReport.skipped` reads in a summary."""
+    try:
+        return lrs_source.SKIP_LABELS[lrs_source.Skip(reason)]
+    except ValueError:
+        return reason
+
+
+def sync_source(
+    engine: Engine,
+    settings: Settings,
+    source: SyncSource,
+    *,
+    streams: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> SiteReport:
+    """Sync one Moodle site or source LRS (see :func:`sync_site` and :func:`sync_lrs_source`)."""
+    if isinstance(source, lrs_source.LRSSourceSettings):
+        return sync_lrs_source(engine, settings, source, since=since, until=until, dry_run=dry_run,
+                               on_progress=on_progress)
+    return sync_site(engine, settings, source, streams=streams, since=since, until=until, dry_run=dry_run,
+                     on_progress=on_progress)
+
+
+def _window_check(since: datetime | None, until: datetime | None) -> None:
+    if until is not None and since is None:
+        raise ConfigError("until needs since: a window is a backfill, which never moves the cursors")
+
+
+def _until(activities: Sequence[Activity], until: datetime | None) -> Sequence[Activity]:
+    """The activities of a backfill window that happened up to ``until``."""
+    return activities if until is None else [a for a in activities if a.occurred_at <= until]
+
+
+def sync_lrs_source(
+    engine: Engine,
+    settings: Settings,
+    source: lrs_source.LRSSourceSettings,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[str, int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SiteReport:
+    """Pull a source LRS's new statements into the outbox, one transaction per page.
+
+    Args:
+        engine: the state store.
+        settings: the configuration.
+        source: the source LRS's settings.
+        since: re-pull statements stored after this time without moving the cursor (a backfill).
+        until: with ``since``, keep only activities that happened up to this time.
+        dry_run: read and build, store nothing.
+        on_progress: called with (stream, statements read) after each page.
+        sleep: waits between retries.
+
+    Returns:
+        Counts for the ``statements`` stream, calls, skipped statements by reason, and the
+        error that stopped the source (the cursor keeps its last committed position).
+    """
+    _window_check(since, until)
+    password = settings.secret(source.password_env)
+    stream = lrs_source.STREAM
+    report = SiteReport(site=source.id)
+    stream_report = report.streams.setdefault(stream, IngestReport())
+    store.ensure_site(engine, source.id, "lrs", source.url)
+    run_id = None if dry_run else store.start_run(engine, "sync", source.id)
+    pipeline = Pipeline(engine, settings, site_url=source.site_url, move_cursor=since is None, dry_run=dry_run)
+    mapper = lrs_source.StatementMapper(source.id, pipeline.builder.vocabulary, settings.deployment.base_iri,
+                                        source.identity_authorities)
+    with source.client(password) as client:
+        reader = lrs_source.LRSSourceReader(source, client, mapper, sleep=sleep)
+        try:
+            start = store.get_cursor(engine, source.id, stream)
+            for page in reader.read(start, since=since):
+                links = [store.LinkIn(lrs_source.SOURCE, source.id, local_id, nip)
+                         for local_id, nip in page.accounts.items()]
+                stream_report.add(pipeline.commit(source.id, stream, _until(page.activities, until), page.position,
+                                                  links))
+                for reason, count in page.skipped.items():
+                    report.skipped[reason.value] = report.skipped.get(reason.value, 0) + count
+                if on_progress is not None:
+                    on_progress(stream, page.statements)
+            log.info("%s/%s: %s, skipped %s", source.id, stream, stream_report.as_dict(), report.skipped,
+                     extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()})
+        except LmsBridgeError as exc:
+            report.error = str(exc)
+            log.error("%s: sync stopped: %s", source.id, exc, extra={"site": source.id})
+        finally:
+            report.calls = dict(reader.calls)
+    if run_id is not None:
+        store.finish_run(engine, run_id, status="failed" if report.error else "ok",
+                         counts={stream: stream_report.as_dict(), "calls": report.calls, "skipped": report.skipped},
+                         error=report.error)
+    return report
+
+
 #: Streams whose position holds per-key watermarks (Unix seconds), and the key.
 _WATERMARKS = {"course_completions": "courses", "activity_completions": "courses", "forum_posts": "forums"}
 
 
-def _since_position(stream: str, start: Any, since: datetime) -> Any:
+def since_position(stream: str, start: Any, since: datetime) -> Any:
     """The position a stream would hold had it synced up to ``since``: every watermark set to it."""
     key = _WATERMARKS.get(stream)
     if key is None:
@@ -94,6 +268,7 @@ def sync_site(
     *,
     streams: Sequence[str] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     dry_run: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> SiteReport:
@@ -106,12 +281,14 @@ def sync_site(
         streams: stream names to run (default all; the catalogue always loads).
         since: re-pull from this time without moving the live cursors (a backfill);
             nothing is duplicated because statement ids are deterministic.
+        until: with ``since``, keep only activities that happened up to this time.
         dry_run: read and build, store nothing.
         on_progress: called with (stream, activities) after each batch.
 
     Returns:
         Counts per stream, calls per function, and the error that stopped the site.
     """
+    _window_check(since, until)
     token = settings.secret(site.token_env)
     wanted = list(streams or moodle.STREAM_NAMES)
     unknown = [name for name in wanted if name not in moodle.STREAM_NAMES]
@@ -132,10 +309,11 @@ def sync_site(
                 stream_report = report.streams.setdefault(name, IngestReport())
                 start = store.get_cursor(engine, site.id, name)
                 if since is not None:
-                    start = _since_position(name, start, since)
+                    start = since_position(name, start, since)
                 for batch in all_streams[name].read(ctx, start):
                     links = [store.LinkIn("moodle", site.id, link.user_id, link.idnumber) for link in batch.links]
-                    stream_report.add(pipeline.commit(site.id, name, batch.activities, batch.position, links))
+                    stream_report.add(pipeline.commit(site.id, name, _until(batch.activities, until), batch.position,
+                                                      links))
                     if on_progress is not None:
                         on_progress(name, len(batch.activities) + len(batch.links))
                 log.info("%s/%s: %s", site.id, name, stream_report.as_dict(),

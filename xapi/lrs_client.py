@@ -156,23 +156,70 @@ class LRSClient:
             return found[0] if found else None
         return payload if isinstance(payload, dict) and payload.get("id") else None
 
+    def about(self) -> dict[str, Any] | None:
+        """GET ``about``: the LRS's xAPI versions, or None when it has no such resource.
+
+        A conformant LRS answers ``{"version": ["1.0.3", ...]}``; Ralph 5.1.0 answers 404
+        (docs/RALPH.md §3).
+
+        Raises:
+            RetryableError: timeout, connection failure, 429 or 5xx.
+            LRSAuthError: 401/403.
+        """
+        response = self._request("GET", urljoin(self.url, "about"))
+        status = response.status_code
+        if status in (401, 403, 429) or status >= 500 and status != 501:
+            self._raise_for(response)
+        if status != 200:
+            return None
+        try:
+            payload = response.json()
+        except ValueError:
+            return None
+        return payload if isinstance(payload, dict) and isinstance(payload.get("version"), list) else None
+
+    def get_statements_page(self, more: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET one page of statements: the first (``params``) or the one a ``more`` link names.
+
+        One request, no retry (reading is safe to repeat: the caller decides).
+
+        Args:
+            more: the ``more`` link of the previous page (relative or absolute), or None.
+            params: query parameters of the first page (ignored with ``more``).
+
+        Returns:
+            The StatementResult object (``statements`` and maybe ``more``).
+
+        Raises:
+            RetryableError: timeout, connection failure, 429 or 5xx.
+            LRSAuthError: 401/403.
+            LRSError: any other refusal, or a body that is not a StatementResult in JSON.
+        """
+        url = urljoin(self.url, more) if more else self.statements_url
+        response = self._request("GET", url, params=None if more else dict(params or {}))
+        self._raise_for(response)
+        try:
+            page = response.json()
+        except ValueError:
+            page = None
+        if not isinstance(page, dict) or not isinstance(page.get("statements", []), list):
+            raise LRSError(f"the LRS at {sanitize_url(self.url)} answered a statements page that is not "
+                           "an xAPI StatementResult in JSON")
+        return page
+
     def iter_statements(self, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Yield every statement matching ``params``, following ``more`` links.
 
         Stops on an empty page too: Ralph returns an extra empty page when the
         total is a multiple of the limit (docs/RALPH.md §3).
         """
-        url: str | None = self.statements_url
-        query: dict[str, Any] | None = dict(params or {})
+        more: str | None = None
         seen_pages: set[str] = set()
-        while url:
-            response = self._request("GET", url, params=query)
-            self._raise_for(response)
-            page = response.json()
+        while True:
+            page = self.get_statements_page(more, params)
             statements = page.get("statements", [])
             yield from statements
             more = page.get("more")
             if not statements or not more or more in seen_pages:
                 return
             seen_pages.add(more)
-            url, query = urljoin(self.url, more), None
