@@ -279,6 +279,7 @@ def import_roster(
     *,
     today: date | None = None,
     dry_run: bool = False,
+    effective: date | None = None,
 ) -> RosterReport:
     """Import an HR roster CSV: upsert persons by NIP and link their pseudonymised identities.
 
@@ -294,6 +295,8 @@ def import_roster(
         pseudonymize: the deployment's keyed pseudonymiser.
         today: reference date for NIP validation (default: today).
         dry_run: check and count, store nothing.
+        effective: the day the roster's units take effect (default: today); reports
+            count a person in the unit they had on the as-of date.
 
     Returns:
         The report (counts, skipped rows, warnings).
@@ -313,7 +316,7 @@ def import_roster(
     report.warnings.sort()
     if not people:
         return report
-    counts = store_roster(engine, people, dry_run=dry_run)
+    counts = store_roster(engine, people, dry_run=dry_run, effective=effective)
     report.imported, report.updated, report.unchanged = counts.imported, counts.updated, counts.unchanged
     report.links_added, report.links_moved, report.links_removed = (
         counts.links_added, counts.links_moved, counts.links_removed)

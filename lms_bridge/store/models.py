@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -225,3 +227,84 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PersonUnit(Base):
+    """A person's work unit from a date on (roster history: reports use the unit at the as-of date)."""
+
+    __tablename__ = "person_units"
+    __table_args__ = (UniqueConstraint("nip", "valid_from", name="uq_person_units_nip_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    nip: Mapped[str] = mapped_column(String(18), index=True)
+    unit_code: Mapped[str | None] = mapped_column(String(64))
+    unit_name: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[date] = mapped_column(Date)
+
+
+class LedgerRecord(Base):
+    """A JP record mirrored from the LRS (``ledger sync``): what HR reports count.
+
+    Any ``earned`` statement with the JP extension counts, whoever posted it; a
+    record whose id a voiding statement names is kept with ``voided`` set.
+    """
+
+    __tablename__ = "ledger_records"
+    __table_args__ = (Index("ix_ledger_records_nip_day", "nip", "period_day"),
+                      Index("ix_ledger_records_day", "period_day"))
+
+    statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    nip: Mapped[str] = mapped_column(String(18))
+    #: Decimal as text (exact on SQLite and PostgreSQL).
+    jp: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[str | None] = mapped_column(String(64))
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    rule_code: Mapped[str | None] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(String(32))
+    #: The first local day of the period (what years, months and as-of dates compare).
+    period_day: Mapped[date] = mapped_column(Date)
+    object_id: Mapped[str] = mapped_column(Text)
+    #: JSON text: the evidence statement ids the record lists.
+    evidence_ids: Mapped[str] = mapped_column(Text, default="[]")
+    evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LedgerEvidence(Base):
+    """What an auditor needs of an evidence statement, mirrored from the LRS (no bodies, no names)."""
+
+    __tablename__ = "ledger_evidence"
+
+    statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    verb: Mapped[str] = mapped_column(Text)
+    object_id: Mapped[str] = mapped_column(Text)
+    object_type: Mapped[str | None] = mapped_column(Text)
+    object_name: Mapped[str | None] = mapped_column(Text)
+    platform: Mapped[str | None] = mapped_column(Text)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerVoid(Base):
+    """A statement id some voiding statement names (kept even if the target is not mirrored yet)."""
+
+    __tablename__ = "ledger_voids"
+
+    statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    voided_by: Mapped[str] = mapped_column(String(36))
+
+
+class WebUser(Base):
+    """An HR user of the read-only web page (``lms-bridge users add``); only a password hash is kept."""
+
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    #: ``scrypt$n$r$p$salt-hex$hash-hex`` (hashlib.scrypt): never the password.
+    password_hash: Mapped[str] = mapped_column(Text)
+    #: Unit codes the user may see, comma-separated; empty: every unit.
+    units: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

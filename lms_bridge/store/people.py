@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.store.models import Evidence, IdentityLink, JPRecord, Person, utcnow
+from lms_bridge.store.models import Evidence, IdentityLink, JPRecord, Person, PersonUnit, utcnow
 
 #: ``IdentityLink.source`` of roster pseudonyms (their ``site_id`` is ``""``).
 PSEUDONYM_SOURCE = "pseudonym"
@@ -77,7 +77,17 @@ def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
     return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
 
 
-def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: bool = False) -> RosterCounts:
+def _record_unit(session: Session, nip: str, code: str | None, name: str | None, effective: date) -> None:
+    """Start a unit period for ``nip`` on ``effective`` (replacing one that starts the same day)."""
+    row = session.scalars(select(PersonUnit).where(PersonUnit.nip == nip, PersonUnit.valid_from == effective)).first()
+    if row is None:
+        session.add(PersonUnit(nip=nip, unit_code=code, unit_name=name, valid_from=effective))
+    else:
+        row.unit_code, row.unit_name = code, name
+
+
+def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: bool = False,
+                 effective: date | None = None) -> RosterCounts:
     """Upsert roster persons and their pseudonym links, in one transaction.
 
     A pseudonym listed for another NIP than before is moved to this row's person;
@@ -88,10 +98,13 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
         engine: the state store.
         people: the good rows (one per NIP; a pseudonym on at most one row).
         dry_run: compute the counts, then roll back.
+        effective: the day the roster's units take effect (default: today, UTC); a
+            person whose unit changed gets a new ``person_units`` row from that day.
 
     Returns:
         The counts.
     """
+    effective = effective or datetime.now(UTC).date()
     now = utcnow()
     imported = updated = unchanged = added = moved = removed = 0
     with Session(engine) as session:
@@ -113,6 +126,9 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
                     updated += 1
                 else:
                     unchanged += 1
+                if (person.unit_code, person.unit_name) != (row.unit_code, row.unit_name) or (
+                        person.roster_updated_at is None):
+                    _record_unit(session, row.nip, row.unit_code, row.unit_name, effective)
                 for name in _ROSTER_FIELDS:
                     if getattr(person, name) != getattr(row, name):
                         setattr(person, name, getattr(row, name))

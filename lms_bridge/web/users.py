@@ -1,0 +1,183 @@
+"""HR users of the web page: scrypt password hashes in the state store, never the password.
+
+A hash is ``scrypt$n$r$p$salt-hex$hash-hex`` (``hashlib.scrypt``, a random 16-byte
+salt per user); checking one compares in constant time. ``authenticate`` spends the
+same scrypt work on an unknown or disabled user, so timing does not tell which
+usernames exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from lms_bridge.errors import InputError, LmsBridgeError
+from lms_bridge.store.models import WebUser
+
+#: scrypt cost: N=2^15, r=8, p=1 (32 MiB, about 0.1 s a check).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+_MAXMEM = 64 * 1024 * 1024
+MIN_PASSWORD_LENGTH = 10
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.@-]{1,63}$")
+UNIT_PATTERN = re.compile(r"^[^,\s][^,]{0,63}$")
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=32)
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with scrypt and a fresh random salt.
+
+    Args:
+        password: the plain password.
+
+    Returns:
+        ``scrypt$n$r$p$salt-hex$hash-hex``.
+    """
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a hash from :func:`hash_password` (constant-time compare).
+
+    Args:
+        password: the plain password given at login.
+        stored: the stored hash.
+
+    Returns:
+        True when it matches; False for a wrong password or a malformed hash.
+    """
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = bytes.fromhex(digest)
+        actual = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A hash to spend the same work on when the user does not exist.
+_DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'00' * 16}${'00' * 32}"
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A web user as the web page and ``users list`` see it (no hash)."""
+
+    username: str
+    units: tuple[str, ...]
+    active: bool
+    created_at: datetime
+
+    @property
+    def all_units(self) -> bool:
+        """Whether the user may see every unit."""
+        return not self.units
+
+
+def parse_units(text: str | None) -> tuple[str, ...]:
+    """Unit codes from ``U1,U2`` (blank: every unit).
+
+    Raises:
+        InputError: when a code is empty or too long.
+    """
+    if not text or not text.strip():
+        return ()
+    codes = [code.strip() for code in text.split(",")]
+    for code in codes:
+        if not code or not UNIT_PATTERN.match(code):
+            raise InputError(f"--units {text!r}: give unit codes separated by commas, e.g. U1,U2")
+    return tuple(dict.fromkeys(codes))
+
+
+def _info(user: WebUser) -> UserInfo:
+    return UserInfo(username=user.username, units=parse_units(user.units), active=user.active,
+                    created_at=user.created_at)
+
+
+def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...] = ()) -> UserInfo:
+    """Create a web user.
+
+    Args:
+        engine: the state store.
+        username: lower-case letters, digits and ``_.@-`` (2 to 64 characters).
+        password: at least :data:`MIN_PASSWORD_LENGTH` characters; only its hash is stored.
+        units: unit codes the user may see (empty: every unit).
+
+    Returns:
+        The new user.
+
+    Raises:
+        InputError: for a bad username or a short password.
+        LmsBridgeError: when the username is taken.
+    """
+    if not USERNAME_PATTERN.match(username):
+        raise InputError(f"username {username!r} must be 2-64 lower-case letters, digits or _.@- "
+                         "starting with a letter or digit")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    with Session(engine) as session, session.begin():
+        if session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
+            raise LmsBridgeError(f"web user {username} already exists")
+        user = WebUser(username=username, password_hash=hash_password(password), units=",".join(units),
+                       active=True)
+        session.add(user)
+        session.flush()
+        return _info(user)
+
+
+def list_users(engine: Engine) -> list[UserInfo]:
+    """Every web user, by username."""
+    with Session(engine) as session:
+        return [_info(user) for user in session.scalars(select(WebUser).order_by(WebUser.username))]
+
+
+def disable_user(engine: Engine, username: str) -> bool:
+    """Disable a user: their sessions stop working at their next request.
+
+    Returns:
+        False when the user was already disabled.
+
+    Raises:
+        LmsBridgeError: when there is no such user.
+    """
+    with Session(engine) as session, session.begin():
+        user = session.scalar(select(WebUser).where(WebUser.username == username))
+        if user is None:
+            raise LmsBridgeError(f"no web user {username}")
+        was_active = user.active
+        user.active = False
+        return was_active
+
+
+def get_active_user(engine: Engine, username: str) -> UserInfo | None:
+    """The active user with this name, or None (unknown or disabled)."""
+    with Session(engine) as session:
+        user = session.scalar(select(WebUser).where(WebUser.username == username, WebUser.active.is_(True)))
+        return _info(user) if user is not None else None
+
+
+def authenticate(engine: Engine, username: str, password: str) -> UserInfo | None:
+    """The active user whose password this is, or None.
+
+    The same scrypt work is done for an unknown or disabled user as for a known one.
+    """
+    with Session(engine) as session:
+        user = session.scalar(select(WebUser).where(WebUser.username == username))
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        ok = verify_password(password, stored)
+        if user is None or not user.active or not ok:
+            return None
+        return _info(user)

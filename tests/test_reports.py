@@ -1,0 +1,185 @@
+"""HR reports end to end: JP records in a real Ralph -> ledger sync -> compliance, person, units, SIASN.
+
+The figures are hand-computed from the records posted below (targets 20 JP):
+
+| person | unit (to 30 Jun / from 1 Jul) | records (JP, day)                               | 2026 total | met |
+|--------|-------------------------------|-------------------------------------------------|-----------:|-----|
+| A      | U1                            | 12 (Mar 2), 4 (Apr 10), 4 (Nov 15)              | 20         | yes |
+| B      | U1 / U2                       | 10 (Feb 1), 9.5 (Aug 3)                         | 19.5       | no  |
+| C      | U2                            | 13 (Mar 3), 6 (May 5, voided), 6 (May 6)        | 19         | no  |
+| D      | U2                            | none                                            | 0          | no  |
+| X      | not on roster                 | 8 (Jan 20)                                      | 8          | no  |
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from openpyxl import load_workbook
+
+from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.config import Settings
+from lms_bridge.pipeline import statement_settings
+from xapi.lrs_client import LRSClient
+from xapi.statements import JPCreditIn, build_jp_statement, build_statement, build_void_statement
+
+A, B, C, D, X = ("198805172014032004", "199001012015031001", "197504122000031002", "198203032010012003",
+                 "196811111990031001")
+AUTHORITY = "https://siasn.bkn.go.id"
+SETTINGS = statement_settings(Settings())
+KEY = "report-test-pseudonym-key"
+
+
+def _record(nip: str, jp: str, day: str, key: str, evidence: tuple[str, ...] = (), rule: str = "cop",
+            code: str = "C10"):
+    moment = datetime.fromisoformat(day + "T03:00:00+00:00")
+    return build_jp_statement(SETTINGS, JPCreditIn(
+        nip=nip, rule_id=rule, rule_version=1, rule_code=code, period=day, activity_key=key, revision=1,
+        jp=Decimal(jp), evidence_ids=evidence, occurred_at=moment), authority=AUTHORITY)
+
+
+def _evidence():
+    course = ObjectRef("course", "12", "Pelatihan Evaluasi", "https://lms.example.go.id/course/view.php?id=12")
+    activity = Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=12|user=9",
+                        actor="9", object=course, occurred_at=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    return build_statement(SETTINGS, activity, {"objectType": "Agent",
+                                                "account": {"homePage": AUTHORITY, "name": A}})
+
+
+def _seed(lrs) -> dict[str, str]:
+    evidence = _evidence()
+    c_voided = _record(C, "6", "2026-05-05", "day")
+    statements = [
+        evidence,
+        _record(A, "12", "2026-03-02", "moodle/lms/course:12", (evidence.id,), "training-completed", "B4"),
+        _record(A, "4", "2026-04-10", "day"), _record(A, "4", "2026-11-15", "day"),
+        _record(B, "10", "2026-02-01", "day"), _record(B, "9.5", "2026-08-03", "day"),
+        _record(C, "13", "2026-03-03", "moodle/lms/course:13", (), "training-completed", "B4"), c_voided,
+        _record(C, "6", "2026-05-06", "day"),
+        _record(X, "8", "2026-01-20", "day"),
+        # Another year: never counted in 2026.
+        _record(A, "30", "2025-06-01", "day"),
+    ]
+    with LRSClient(lrs.url, lrs.username, lrs.password) as client:
+        client.post_statements([s.body for s in statements])
+    return {"c_voided": c_voided.id, "evidence": evidence.id}
+
+
+def _void(lrs, target: str, nip: str) -> None:
+    void = build_void_statement(SETTINGS, target, nip=nip, authority=AUTHORITY,
+                                occurred_at=datetime(2026, 5, 5, 3, tzinfo=UTC))
+    with LRSClient(lrs.url, lrs.username, lrs.password) as client:
+        client.post_statements([void.body])
+
+
+def _rosters(tmp_path):
+    header = "nip,nama,unit_kode,unit_nama,jabatan,jenis_asn,telepon,telegram_id,email\n"
+    first = tmp_path / "roster-jan.csv"
+    first.write_text(header + f"{A},Ani,U1,Unit Satu,WI,PNS,,,\n{B},Budi,U1,Unit Satu,WI,PNS,,,\n"
+                     f"{C},Citra,U2,Unit Dua,WI,PNS,,,\n{D},Dedi,U2,Unit Dua,WI,PNS,,,\n")
+    second = tmp_path / "roster-jul.csv"
+    second.write_text(header + f"{A},Ani,U1,Unit Satu,WI,PNS,,,\n{B},Budi,U2,Unit Dua,WI,PNS,,,\n"
+                      f"{C},Citra,U2,Unit Dua,WI,PNS,,,\n{D},Dedi,U2,Unit Dua,WI,PNS,,,\n")
+    return first, second
+
+
+def _deploy(tmp_path, make_deployment, state_url, lrs):
+    deployment = make_deployment(state_url, lrs.url, lrs.password)
+    deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = KEY
+    first, second = _rosters(tmp_path)
+    deployment.run("people", "import", str(first), "--effective", "2026-01-01", check=True)
+    deployment.run("people", "import", str(second), "--effective", "2026-07-01", check=True)
+    return deployment
+
+
+def _compliance(deployment, *args: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    result = deployment.run("report", "compliance", "--year", "2026", "--format", "json", *args, check=True)
+    data = json.loads(result.stdout)
+    return {row["nip"]: row for row in data["rows"]}, {unit["unit"]: unit for unit in data["units"]}
+
+
+def test_compliance_from_the_ledger_matches_the_hand_computed_figures(tmp_path, state_url, fresh_ralph,
+                                                                        make_deployment):
+    ids = _seed(fresh_ralph)
+    deployment = _deploy(tmp_path, make_deployment, state_url, fresh_ralph)
+    synced = deployment.run("ledger", "sync", check=True)
+    assert "11 statements read, 10 JP records, 0 voids, 1 evidence" in synced.stdout, synced.stdout
+
+    # A void posted after the first sync is picked up by the next (incremental) one.
+    _void(fresh_ralph, ids["c_voided"], C)
+    again = deployment.run("ledger", "sync", check=True)
+    assert "1 voids" in again.stdout, again.stdout
+
+    people, units = _compliance(deployment)
+    assert {nip: (row["jp"], row["met"], row["jp_needed"], row["unit"]) for nip, row in people.items()} == {
+        A: (20, "yes", 0, "U1"), B: (19.5, "no", 0.5, "U2"), C: (19, "no", 1, "U2"), D: (0, "no", 20, "U2"),
+        X: (8, "no", 12, "not on roster"),
+    }
+    assert people[A]["name"] == "Ani" and people[X]["name"] is None
+    assert units["U1"] == {"unit": "U1", "unit_name": "Unit Satu", "people": 1, "met": 1, "share_met": 1.0,
+                           "median_jp": 20}
+    assert units["U2"]["people"] == 3 and units["U2"]["met"] == 0 and units["U2"]["median_jp"] == 19
+
+    # As of 1 June: B is still in U1, A's November record does not count yet.
+    people, units = _compliance(deployment, "--as-of", "2026-06-01")
+    assert people[A]["jp"] == 16 and people[B]["unit"] == "U1" and people[B]["jp"] == 10
+    assert units["U1"]["people"] == 2
+
+    only_u2, _ = _compliance(deployment, "--unit", "U2")
+    assert set(only_u2) == {B, C, D}
+
+
+def test_exports_person_units_and_siasn(tmp_path, state_url, fresh_ralph, make_deployment):
+    ids = _seed(fresh_ralph)
+    _void(fresh_ralph, ids["c_voided"], C)
+    deployment = _deploy(tmp_path, make_deployment, state_url, fresh_ralph)
+    deployment.run("ledger", "sync", check=True)
+
+    text = deployment.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    # Sorted by unit, then NIP; the people without a roster row last.
+    assert [row["nip"] for row in rows] == [A, C, D, B, X] and rows[3]["jp"] == "19.5"
+
+    xlsx = tmp_path / "compliance.xlsx"
+    deployment.run("report", "compliance", "--year", "2026", "--format", "xlsx", "--output", str(xlsx),
+                   "--sheet-per-unit", check=True)
+    book = load_workbook(xlsx)
+    assert book.sheetnames == ["summary", "people", "U1", "U2", "not on roster"]
+    people = book["people"]
+    assert people.freeze_panes == "A2" and people["A1"].value == "nip" and people["A1"].font.bold
+    assert [people.cell(row=r, column=1).value for r in range(2, 7)] == [A, C, D, B, X]
+    assert book["U2"].max_row == 4  # header + B, C, D
+    assert people.column_dimensions["A"].width >= 18
+
+    person = json.loads(deployment.run("report", "person", A, "--year", "2026", "--format", "json",
+                                       check=True).stdout)
+    assert person["jp"] == 20
+    course = next(row for row in person["rows"] if row["rule"] == "training-completed")
+    assert course["evidence_id"] == ids["evidence"] and course["evidence"].startswith("completed Pelatihan Evaluasi")
+    voided = json.loads(deployment.run("report", "person", C, "--year", "2026", "--format", "json",
+                                       check=True).stdout)
+    assert [row["status"] for row in voided["rows"] if row["status"]] == ["counted", "voided", "counted"]
+
+    units = json.loads(deployment.run("report", "units", "--year", "2026", "--format", "json", check=True).stdout)
+    by_unit = {row["unit"]: row for row in units["rows"]}
+    assert by_unit["U2"]["2026-08"] == 9.5 and by_unit["U2"]["2026-02"] == 10 and by_unit["U2"]["total"] == 38.5
+    assert by_unit["not on roster"]["2026-01"] == 8
+
+    siasn = deployment.run("report", "siasn", "--year", "2026", "--institution", "BPSDM Test", check=True).stdout
+    siasn_rows = list(csv.DictReader(io.StringIO(siasn.lstrip("\ufeff"))))
+    a_rows = [row for row in siasn_rows if row["pnsOrangId"] == A]
+    assert sorted((row["jenisKursus"], row["jumlahJam"]) for row in a_rows) == [("B4", "12"), ("C10", "8")]
+    assert all(row["institusiPenyelenggara"] == "BPSDM Test" and row["tahunKursus"] == "2026" for row in a_rows)
+
+
+def test_bad_report_requests_are_one_sentence(tmp_path, state_url, ralph, make_deployment):
+    deployment = make_deployment(state_url, ralph.url, ralph.password)
+    result = deployment.run("report", "compliance", "--year", "2026", "--format", "xlsx")
+    assert result.returncode == 1 and "--output" in result.stderr and "Traceback" not in result.stderr
+    result = deployment.run("report", "person", "12345", "--year", "2026")
+    assert result.returncode == 1 and "not a valid NIP" in result.stderr

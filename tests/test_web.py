@@ -1,0 +1,290 @@
+"""The HR web page through Flask's test client: login, CSRF, sessions, units, pages, downloads.
+
+The store is filled directly (roster through ``store_roster``, ledger rows as ``ledger sync``
+writes them), on SQLite and PostgreSQL. The same figures as tests/test_reports.py:
+A (U1) 20 JP met; B (U1 until June, then U2) 19.5; C (U2) 19 with a voided record; D (U2) 0;
+X not on roster, 8.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy.orm import Session
+
+from lms_bridge import store
+from lms_bridge.config import Settings
+from lms_bridge.store.models import LedgerEvidence, LedgerRecord, WebUser
+from lms_bridge.store.people import RosterPerson, store_roster
+from lms_bridge.web import users as users_core
+from lms_bridge.web.app import create_app
+from lms_bridge.web.chart import month_bars
+
+A, B, C, D, X = ("198805172014032004", "199001012015031001", "197504122000031002", "198203032010012003",
+                 "196811111990031001")
+EVIDENCE_ID = "0b9f6a4e-0000-4000-8000-000000000001"
+PASSWORD = "correct horse battery"  # noqa: S105 - a test password
+#: Indonesian mobile numbers as they are written: 0812..., +62 812-..., 62812...
+PHONE = re.compile(r"(?<![\d])(?:\+?62|0)[\s.-]?8\d{1,3}(?:[\s.-]?\d{3,4}){2,3}(?![\d])")
+
+
+def _record(sid: str, nip: str, jp: str, day: str, *, rule: str = "cop", code: str = "C10", voided: bool = False,
+            evidence: tuple[str, ...] = ()) -> LedgerRecord:
+    moment = datetime.fromisoformat(day + "T03:00:00+00:00")
+    return LedgerRecord(statement_id=sid, nip=nip, jp=jp, rule_id=rule, rule_version=1, rule_code=code, period=day,
+                        period_day=date.fromisoformat(day), object_id=f"https://example/{sid}",
+                        evidence_ids=json.dumps(list(evidence)), evidence_count=len(evidence), timestamp=moment,
+                        stored=moment, voided=voided)
+
+
+def seed_store(engine) -> None:
+    """The roster of tests/test_reports.py (January and July) and its JP records, straight into the store."""
+    def roster(b_unit: tuple[str, str]) -> list[RosterPerson]:
+        return [RosterPerson(A, "PNS", "Ani", "U1", "Unit Satu", "WI"),
+                RosterPerson(B, "PNS", "Budi", *b_unit, "WI"),
+                RosterPerson(C, "PNS", "Citra", "U2", "Unit Dua", "WI"),
+                RosterPerson(D, "PNS", "Dedi", "U2", "Unit Dua", "WI")]
+
+    store_roster(engine, roster(("U1", "Unit Satu")), effective=date(2026, 1, 1))
+    store_roster(engine, roster(("U2", "Unit Dua")), effective=date(2026, 7, 1))
+    with Session(engine) as session, session.begin():
+        session.add(LedgerEvidence(statement_id=EVIDENCE_ID, verb="http://adlnet.gov/expapi/verbs/completed",
+                                   object_id="https://lms.example.go.id/course/view.php?id=12",
+                                   object_type="course", object_name="Pelatihan Evaluasi", platform="moodle/lms",
+                                   timestamp=datetime(2026, 3, 2, 2, tzinfo=UTC)))
+        session.add_all([
+            _record("a1", A, "12", "2026-03-02", rule="training-completed", code="B4", evidence=(EVIDENCE_ID,)),
+            _record("a2", A, "4", "2026-04-10"), _record("a3", A, "4", "2026-11-15"),
+            _record("b1", B, "10", "2026-02-01"), _record("b2", B, "9.5", "2026-08-03"),
+            _record("c1", C, "13", "2026-03-03", rule="training-completed", code="B4"),
+            _record("c2", C, "6", "2026-05-05", voided=True), _record("c3", C, "6", "2026-05-06"),
+            _record("x1", X, "8", "2026-01-20"), _record("a0", A, "30", "2025-06-01"),
+        ])
+
+
+@pytest.fixture
+def engine(state_url):
+    engine = store.open_engine(state_url)
+    seed_store(engine)
+    users_core.add_user(engine, "hr-all", PASSWORD)
+    users_core.add_user(engine, "hr-u1", PASSWORD, ("U1",))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(engine):
+    app = create_app(Settings(), engine, key=b"k" * 32)
+    app.config["TESTING"] = True
+    return app
+
+
+def _csrf(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def login(client, username: str, password: str = PASSWORD, *, next_url: str = ""):
+    return client.post("/login", data={"csrf_token": _csrf(client), "username": username, "password": password,
+                                       "next": next_url})
+
+
+def _no_phone(html: str) -> None:
+    assert not PHONE.search(html), PHONE.search(html)
+
+
+def test_the_phone_pattern_catches_phones_and_spares_nips():
+    for phone in ("081234567890", "+62 812-3456-7890", "6281234567890", "0812 3456 789"):
+        assert PHONE.search(f"<td>{phone}</td>"), phone
+    for nip in (A, B, C, D, X, "19880517 201403 2 004"):
+        assert not PHONE.search(f"<td>{nip}</td>"), nip
+
+
+def test_every_page_but_login_redirects_to_login_without_a_session(app):
+    client = app.test_client()
+    for path in ("/", "/compliance?year=2026", f"/person/{A}?year=2026", "/compliance.csv", "/compliance.xlsx",
+                 "/nothing-here"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login"), path
+    assert client.get("/login").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+
+
+def test_login_needs_the_csrf_token_and_the_right_password(app):
+    client = app.test_client()
+    client.get("/login")
+    refused = client.post("/login", data={"username": "hr-all", "password": PASSWORD})
+    assert refused.status_code == 400 and "form expired" in refused.get_data(as_text=True)
+    forged = client.post("/login", data={"csrf_token": "forged", "username": "hr-all", "password": PASSWORD})
+    assert forged.status_code == 400
+
+    wrong = login(client, "hr-all", "not the password")
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.get_data(as_text=True)
+    assert client.get("/compliance").status_code == 302
+    unknown = login(client, "nobody", PASSWORD)
+    assert unknown.status_code == 401
+
+    ok = login(client, "hr-all", next_url=f"/person/{A}?year=2026")
+    assert ok.status_code == 302 and ok.headers["Location"] == f"/person/{A}?year=2026"
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/compliance?year=2026").status_code == 200
+
+
+def test_login_never_redirects_off_site(app):
+    client = app.test_client()
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = login(client, "hr-all", next_url=target)
+        assert response.headers["Location"] == "/compliance", target
+
+
+def test_too_many_failed_logins_are_refused_for_a_while(app):
+    client = app.test_client()
+    for _ in range(10):
+        assert login(client, "hr-all", "wrong password!").status_code == 401
+    assert login(client, "hr-all").status_code == 429
+
+
+def test_logout_ends_the_session(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    token = _csrf(client, "/compliance?year=2026")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/compliance?year=2026").status_code == 302
+
+
+def test_a_disabled_user_is_logged_out_at_the_next_click(app, engine):
+    client = app.test_client()
+    login(client, "hr-u1")
+    assert client.get("/compliance?year=2026").status_code == 200
+    users_core.disable_user(engine, "hr-u1")
+    assert client.get("/compliance?year=2026").status_code == 302
+    assert login(client, "hr-u1").status_code == 401
+
+
+def test_compliance_page_filters_searches_and_summarises(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert all(nip in page for nip in (A, B, C, D, X))
+    assert re.search(r'<tr data-unit="U1">.*?<td class="num">1</td><td class="num">1</td>\s*<td class="num">100%',
+                     page, re.S)
+    _no_phone(page)
+
+    u2 = client.get("/compliance?year=2026&as_of=2026-12-31&unit=U2").get_data(as_text=True)
+    assert {B, C, D} <= set(re.findall(r'data-nip="(\d+)"', u2)) and A not in u2
+
+    # As of 1 June, B was still in U1.
+    june = client.get("/compliance?year=2026&as_of=2026-06-01&unit=U1").get_data(as_text=True)
+    assert set(re.findall(r'data-nip="(\d+)"', june)) == {A, B}
+
+    found = client.get("/compliance?year=2026&as_of=2026-12-31&q=citra").get_data(as_text=True)
+    assert re.findall(r'data-nip="(\d+)"', found) == [C]
+    by_nip = client.get("/compliance?year=2026&as_of=2026-12-31&q=19880517 201403").get_data(as_text=True)
+    assert re.findall(r'data-nip="(\d+)"', by_nip) == [A]
+
+    assert client.get("/compliance?year=twenty").status_code == 400
+    assert client.get("/compliance?year=2026&as_of=2025-01-01").status_code == 400
+
+
+def test_a_unit_restricted_user_sees_only_their_unit(app):
+    client = app.test_client()
+    login(client, "hr-u1")
+    page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert re.findall(r'data-nip="(\d+)"', page) == [A]
+    assert X not in page and "U2" not in page
+    assert client.get("/compliance?year=2026&unit=U2").status_code == 404
+    assert client.get(f"/person/{A}?year=2026&as_of=2026-12-31").status_code == 200
+    for nip in (C, D, X):
+        assert client.get(f"/person/{nip}?year=2026&as_of=2026-12-31").status_code == 404, nip
+    # B belongs to U1 only up to June.
+    assert client.get(f"/person/{B}?year=2026&as_of=2026-12-31").status_code == 404
+    assert client.get(f"/person/{B}?year=2026&as_of=2026-06-01").status_code == 200
+    text = client.get("/compliance.csv?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert [row["nip"] for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))] == [A]
+
+
+def test_person_page_shows_records_evidence_and_a_chart(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{A}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "Ani" in page and "20 of 20" in page and '<span class="met">met</span>' in page
+    assert "completed Pelatihan Evaluasi" in page and EVIDENCE_ID in page and "training-completed" in page
+    assert "<svg" in page and 'data-month="3" data-jp="12"' in page and 'data-month="11" data-jp="4"' in page
+    assert "2025-06-01" not in page
+    _no_phone(page)
+
+    voided = client.get(f"/person/{C}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert re.findall(r'<td class="status">([^<]+)</td>', voided) == ["counted", "voided", "counted"]
+    assert "19 of 20" in voided and "1 JP still needed" in voided
+
+    early = client.get(f"/person/{A}?year=2026&as_of=2026-06-30").get_data(as_text=True)
+    assert "16 of 20" in early and "after the as-of date" in early
+
+    outsider = client.get(f"/person/{X}?year=2026").get_data(as_text=True)
+    assert "not on roster" in outsider and "8 of 20" in outsider
+    assert client.get("/person/199999999999999999?year=2026").status_code == 404
+    assert client.get("/person/abc?year=2026").status_code == 404
+
+
+def test_downloads_csv_with_bom_and_xlsx(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    response = client.get("/compliance.csv?year=2026&as_of=2026-12-31&unit=U2")
+    assert response.headers["Content-Disposition"] == \
+        'attachment; filename="jp-compliance-2026-U2-2026-12-31.csv"'
+    text = response.get_data().decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [(row["nip"], row["jp"], row["met"]) for row in rows] == [(C, "19", "no"), (D, "0", "no"),
+                                                                   (B, "19.5", "no")]
+
+    response = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31")
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    book = load_workbook(io.BytesIO(response.get_data()))
+    assert book.sheetnames == ["summary", "people"]
+    people = book["people"]
+    assert people.freeze_panes == "A2" and people["A1"].value == "nip"
+    assert [people.cell(row=r, column=1).value for r in range(2, 7)] == [A, C, D, B, X]
+
+
+def test_pages_carry_security_headers_and_no_store(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    response = client.get("/compliance?year=2026")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_pages_write_nothing_to_the_store(app, engine):
+    def snapshot():
+        with Session(engine) as session:
+            return ([(u.username, u.password_hash, u.active) for u in session.query(WebUser).order_by(WebUser.id)],
+                    session.query(LedgerRecord).count())
+
+    before = snapshot()
+    client = app.test_client()
+    login(client, "hr-all")
+    for path in ("/compliance?year=2026", f"/person/{A}?year=2026", "/compliance.csv", "/compliance.xlsx"):
+        assert client.get(path).status_code == 200
+    assert snapshot() == before
+
+
+def test_password_hashes_are_salted_scrypt():
+    first, second = users_core.hash_password(PASSWORD), users_core.hash_password(PASSWORD)
+    assert first != second and first.startswith("scrypt$32768$8$1$") and PASSWORD not in first
+    assert users_core.verify_password(PASSWORD, first) and not users_core.verify_password("nope", first)
+    assert not users_core.verify_password(PASSWORD, "garbage")
+
+
+def test_the_chart_escapes_its_title():
+    svg = month_bars([0] * 12, title="<script>")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg

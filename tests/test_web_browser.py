@@ -1,0 +1,333 @@
+"""The HR web page in a real browser: headless Chromium (Debian's package) driven by Selenium.
+
+One ``lms-bridge serve-web`` subprocess for the module, on a free 127.0.0.1 port, over a
+state store filled through the CLI: roster import (with phone numbers in it), JP records
+seeded into a real Ralph, ``ledger sync``, ``users add``. The figures are those of
+tests/test_reports.py. Chromium and its driver come from Debian (``apt-get install
+chromium chromium-driver``); Selenium is pointed at /usr/bin/chromedriver so Selenium
+Manager never downloads anything. Missing browser: the tests fail, they are not skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from scripts.ralph_lrs import RalphLRS, free_port
+from tests.conftest import PASSWORD_ENV, ROOT, Deployment
+from tests.test_reports import KEY, A, B, C, D, X, _seed, _void
+from tests.test_web import PHONE
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,1000")
+PASSWORD = "browser test password"  # noqa: S105 - a test password
+PHONES = ("081234567890", "+6281298765432", "0813-1111-2222", "6285712345678")
+YEAR_VIEW = "year=2026&as_of=2026-12-31"
+
+
+@dataclass
+class Site:
+    """The running web page."""
+
+    url: str
+    deployment: Deployment
+    ids: dict[str, str]
+
+
+def _write_rosters(folder: Path) -> tuple[Path, Path]:
+    """The rosters of tests/test_reports.py, with (consented) phone numbers the page must never show."""
+    header = "nip,nama,unit_kode,unit_nama,jabatan,jenis_asn,telepon,telegram_id,email\n"
+    phone = dict(zip((A, B, C, D), PHONES, strict=True))
+
+    def rows(b_unit: str) -> str:
+        units = {A: "U1,Unit Satu", B: b_unit, C: "U2,Unit Dua", D: "U2,Unit Dua"}
+        names = {A: "Ani", B: "Budi", C: "Citra", D: "Dedi"}
+        return "".join(f"{nip},{names[nip]},{units[nip]},WI,PNS,{phone[nip]},,{names[nip].lower()}@example.go.id\n"
+                       for nip in (A, B, C, D))
+
+    first, second = folder / "roster-jan.csv", folder / "roster-jul.csv"
+    first.write_text(header + rows("U1,Unit Satu"))
+    second.write_text(header + rows("U2,Unit Dua"))
+    return first, second
+
+
+def _deployment(folder: Path, lrs: RalphLRS) -> Deployment:
+    config = folder / "lms-bridge.toml"
+    config.write_text(textwrap.dedent(f"""\
+        [state]
+        url = "sqlite:///{folder / 'state.db'}"
+
+        [lrs]
+        url = "{lrs.url}"
+        username = "{lrs.username}"
+        password_env = "{PASSWORD_ENV}"
+        """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
+    env.update({PASSWORD_ENV: lrs.password, "PYTHONPATH": str(ROOT), "LMS_BRIDGE_PSEUDONYM_KEY": KEY,
+                "LMS_BRIDGE_WEB_SECRET_KEY": "browser-test-session-key-0123456789abcdef", "HR_PASSWORD": PASSWORD})
+    return Deployment(config=config, env=env, state_url=f"sqlite:///{folder / 'state.db'}")
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve-web exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(url + "/login", timeout=1).close()  # noqa: S310 - our own loopback server
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise AssertionError(f"serve-web did not answer within {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """``serve-web`` on a free loopback port over a store filled through the CLI."""
+    folder = tmp_path_factory.mktemp("web-site")
+    with RalphLRS() as lrs:
+        ids = _seed(lrs)
+        _void(lrs, ids["c_voided"], C)
+        deployment = _deployment(folder, lrs)
+        first, second = _write_rosters(folder)
+        deployment.run("people", "import", str(first), "--effective", "2026-01-01", check=True)
+        deployment.run("people", "import", str(second), "--effective", "2026-07-01", check=True)
+        synced = deployment.run("ledger", "sync", check=True)
+        assert "1 voids" in synced.stdout, synced.stdout
+    deployment.run("users", "add", "hr-all", "--password-env", "HR_PASSWORD", check=True)
+    deployment.run("users", "add", "hr-u1", "--units", "U1", "--password-env", "HR_PASSWORD", check=True)
+    port = free_port()
+    log = folder / "serve-web.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), "serve-web",
+             "--port", str(port)], env=deployment.env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(process, url, log)
+        yield Site(url=url, deployment=deployment, ids=ids)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Chromium with a fresh profile and a download folder (``chrome.download_dir``)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: install Debian's packages "
+                    "(apt-get install -y chromium chromium-driver)", pytrace=False)
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False,
+        "download.directory_upgrade": True, "safebrowsing.enabled": False,
+    })
+    # An explicit driver path: Selenium Manager (which would download a driver) is never run.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    driver.download_dir = downloads  # type: ignore[attr-defined]
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def browser(chrome: WebDriver, site: Site) -> WebDriver:
+    """The browser with no session (cookies of the site removed)."""
+    chrome.get(site.url + "/login")
+    chrome.delete_all_cookies()
+    return chrome
+
+
+def _click(browser: WebDriver, element: WebElement) -> None:
+    """Click a link or submit button and wait until the next page has loaded (click() does not wait)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def _sign_in(browser: WebDriver, username: str, password: str = PASSWORD) -> None:
+    assert "/login" in browser.current_url
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(password)
+    _click(browser, browser.find_element(By.ID, "sign-in"))
+
+
+def _nips(browser: WebDriver) -> list[str]:
+    return [row.get_attribute("data-nip") for row in browser.find_elements(By.CSS_SELECTOR, "#people tr[data-nip]")]
+
+
+def _no_phone(browser: WebDriver) -> None:
+    source = browser.page_source
+    assert not PHONE.search(source), (browser.current_url, PHONE.search(source))
+    # The roster's numbers in any spelling: every run of digits (with separators) checked.
+    runs = [re.sub(r"\D", "", run) for run in re.findall(r"\d[\d\s.+-]*\d", source)]
+    for phone in PHONES:
+        tail = re.sub(r"\D", "", phone)[-9:]
+        assert not any(tail in run for run in runs), (browser.current_url, phone)
+
+
+def _wait_for_download(folder: Path, suffix: str, timeout: float = 30) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in folder.iterdir() if p.name.endswith(suffix)]
+        partial = [p for p in folder.iterdir() if p.name.endswith(".crdownload")]
+        if done and not partial:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {suffix} download in {folder} after {timeout} s: {list(folder.iterdir())}")
+
+
+def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDriver, site: Site):
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    _sign_in(browser, "hr-all")
+    assert browser.current_url.endswith(f"/compliance?{YEAR_VIEW}")
+    assert _nips(browser) == [A, C, D, B, X]
+    assert browser.find_element(By.ID, "current-user").text == "hr-all"
+    _no_phone(browser)
+
+    # Filter a unit with the form (year and as-of date stay as they were).
+    Select(browser.find_element(By.ID, "unit")).select_by_value("U2")
+    _click(browser, browser.find_element(By.ID, "apply"))
+    assert "unit=U2" in browser.current_url and "as_of=2026-12-31" in browser.current_url
+    assert _nips(browser) == [C, D, B]
+    summary = browser.find_elements(By.CSS_SELECTOR, "#summary tr[data-unit]")
+    assert [row.get_attribute("data-unit") for row in summary] == ["U2"]
+    assert [cell.text for cell in summary[0].find_elements(By.TAG_NAME, "td")] == \
+        ["U2", "Unit Dua", "3", "0", "0%", "19"]
+
+    # Search by name, then open the person: voided record flagged, chart present.
+    search = browser.find_element(By.ID, "q")
+    search.clear()
+    search.send_keys("citra")
+    _click(browser, browser.find_element(By.ID, "apply"))
+    assert _nips(browser) == [C]
+    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-nip="{C}"] .not-met').text == "not met"
+    _click(browser, browser.find_element(By.CSS_SELECTOR, f'tr[data-nip="{C}"] a.person-link'))
+    assert f"/person/{C}" in browser.current_url
+    assert "Citra" in browser.find_element(By.ID, "person-title").text
+    statuses = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#records td.status")]
+    assert statuses == ["counted", "voided", "counted"]
+    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-record="{site.ids["c_voided"]}"] td.status').text == \
+        "voided"
+    assert browser.find_element(By.ID, "person-jp").text == "19 of 20"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#jp-chart svg g.bar")) == 12
+    _no_phone(browser)
+
+    # Search by NIP (typed with spaces), open Ani: the evidence behind her course record.
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    browser.find_element(By.ID, "q").send_keys("19880517 201403")
+    _click(browser, browser.find_element(By.ID, "apply"))
+    assert _nips(browser) == [A]
+    _click(browser, browser.find_element(By.CSS_SELECTOR, "a.person-link"))
+    evidence = browser.find_element(By.CSS_SELECTOR, f'li[data-evidence="{site.ids["evidence"]}"]').text
+    assert "completed Pelatihan Evaluasi" in evidence
+    assert browser.find_element(By.ID, "person-status").text == "met"
+    bars = {bar.get_attribute("data-month"): bar.get_attribute("data-jp")
+            for bar in browser.find_elements(By.CSS_SELECTOR, "#jp-chart svg g.bar")}
+    assert (bars["3"], bars["4"], bars["11"], bars["6"]) == ("12", "4", "4", "0")
+    _no_phone(browser)
+
+    # Download the compliance table as XLSX and read it back.
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    browser.find_element(By.ID, "download-xlsx").click()
+    path = _wait_for_download(browser.download_dir, ".xlsx")  # type: ignore[attr-defined]
+    assert path.name == "jp-compliance-2026-all-2026-12-31.xlsx"
+    book = load_workbook(path)
+    assert book.sheetnames == ["summary", "people"]
+    people = book["people"]
+    assert [cell.value for cell in people[1]] == ["nip", "name", "unit", "unit_name", "employee_type", "jp",
+                                                  "target", "met", "jp_needed"]
+    table = {row[0]: row for row in people.iter_rows(min_row=2, values_only=True)}
+    assert list(table) == [A, C, D, B, X]
+    assert (table[A][5], table[A][7], table[B][5], table[B][2], table[X][2]) == (20, "yes", 19.5, "U2",
+                                                                                  "not on roster")
+    summary_rows = {row[0]: row for row in book["summary"].iter_rows(min_row=2, values_only=True)}
+    assert summary_rows["U1"][2:4] == (1, 1) and summary_rows["U2"][2:4] == (3, 0)
+    assert not any(PHONE.search(str(value)) for row in people.iter_rows(values_only=True) for value in row)
+
+
+def test_a_wrong_password_is_refused(browser: WebDriver, site: Site):
+    browser.get(f"{site.url}/compliance")
+    _sign_in(browser, "hr-all", "not the password")
+    assert "/login" in browser.current_url
+    assert browser.find_element(By.ID, "login-error").text == "Wrong username or password."
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    assert "/login" in browser.current_url and not browser.find_elements(By.ID, "people")
+
+
+def test_pages_without_a_session_redirect_to_login(browser: WebDriver, site: Site):
+    for path in (f"/compliance?{YEAR_VIEW}", f"/person/{A}?year=2026", "/compliance.xlsx?year=2026", "/"):
+        browser.get(site.url + path)
+        assert browser.current_url.startswith(f"{site.url}/login"), path
+        assert browser.find_elements(By.ID, "login-form"), path
+    assert not list(browser.download_dir.glob("*.crdownload"))  # type: ignore[attr-defined]
+
+
+def test_a_unit_restricted_user_cannot_open_another_units_person(browser: WebDriver, site: Site):
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    _sign_in(browser, "hr-u1")
+    assert _nips(browser) == [A]
+    options = [option.get_attribute("value") for option in
+               Select(browser.find_element(By.ID, "unit")).options]
+    assert options == ["", "U1"]
+    for nip in (C, D, B, X):
+        browser.get(f"{site.url}/person/{nip}?{YEAR_VIEW}")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "404 Not Found", nip
+        assert nip not in browser.find_element(By.TAG_NAME, "main").text
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}&unit=U2")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "404 Not Found"
+    browser.get(f"{site.url}/person/{A}?{YEAR_VIEW}")
+    assert "Ani" in browser.find_element(By.ID, "person-title").text
+
+
+def test_no_page_shows_a_phone_number(browser: WebDriver, site: Site):
+    browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
+    _sign_in(browser, "hr-all")
+    _no_phone(browser)
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a.person-link")]
+    assert len(links) == 5
+    for link in links:
+        browser.get(link)
+        assert browser.find_elements(By.ID, "records")
+        _no_phone(browser)
+    for path in ("/login", f"/compliance?{YEAR_VIEW}&unit=U1", f"/compliance?{YEAR_VIEW}&q=budi", "/nothing"):
+        browser.get(site.url + path)
+        _no_phone(browser)
