@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from lms_bridge import redaction
 from lms_bridge.errors import ConfigError
+from lms_bridge.serve_config import ServeSettings
 
 CONFIG_ENV = "LMS_BRIDGE_CONFIG"
 SECRETS_FILE_ENV = "LMS_BRIDGE_SECRETS_FILE"
@@ -181,6 +182,45 @@ class JPSettings(_Section):
     program_jp_file: Path | None = None
 
 
+class LedgerSettings(_Section):
+    """How ``ledger sync`` reads JP records back from the LRS.
+
+    Attributes:
+        since_filter: ``stored`` when the LRS's ``since`` filters on ``stored`` as xAPI says
+            (then only new statements are read); ``none`` to page through everything each
+            time (Ralph 5.1.0 compares ``since`` with ``timestamp``: docs/RALPH.md §3).
+        overlap_seconds: re-read this far behind the cursor (statements stored out of order).
+        page_size: statements per GET (Ralph caps it at 100).
+    """
+
+    since_filter: Literal["stored", "none"] = "none"
+    overlap_seconds: int = Field(default=300, ge=0)
+    page_size: int = Field(default=100, ge=1, le=10_000)
+
+
+class ReportSettings(_Section):
+    """HR reports.
+
+    Attributes:
+        targets: yearly JP target per employee type (PP 11/2017 as amended: 20 JP for a PNS).
+    """
+
+    targets: dict[str, int] = Field(default_factory=lambda: {"PNS": 20, "PPPK": 20})
+
+
+class WebSettings(_Section):
+    """The read-only HR web page (``lms-bridge serve-web``).
+
+    Attributes:
+        secret_key_env: environment variable (or secrets-file key) holding the key that signs
+            session cookies; when unset, each process makes a random one (sessions end on restart).
+        session_hours: how long a login lasts.
+    """
+
+    secret_key_env: str = "LMS_BRIDGE_WEB_SECRET_KEY"  # noqa: S105 - the variable's name, not a key
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+
+
 class Settings(_Section):
     """The whole configuration tree. Built once by the CLI and passed down."""
 
@@ -190,6 +230,10 @@ class Settings(_Section):
     secrets: SecretsSettings = SecretsSettings()
     logging: LoggingSettings = LoggingSettings()
     jp: JPSettings = JPSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    report: ReportSettings = ReportSettings()
+    serve: ServeSettings = ServeSettings()
+    web: WebSettings = WebSettings()
     sources: tuple[SourceSettings, ...] = ()
     #: The file the settings came from (None: embedded defaults).
     config_path: Path | None = None

@@ -3,9 +3,10 @@
 Run it with ``scripts/demo.sh`` (sets up first). It starts the fake Moodle (small
 preset) and a throw-away Ralph LRS on free 127.0.0.1 ports, writes a config under
 ``var/demo/`` (SQLite state), runs the real commands (``doctor``, ``sites test``,
-``sync``, ``import`` of the bundled community activities, ``rules check``, ``jp compute``, ``outbox flush``,
-``outbox status``), reads the statements back from the LRS and prints them per
-kind, per person and JP per person, then stops both servers.
+``sync``, ``people import`` of a demo roster, ``import`` of the bundled activities and of a
+WhatsApp export, ``rules check``, ``jp compute``, ``outbox flush``, ``outbox status``,
+``ledger sync``, ``report compliance``), reads the statements back from the LRS and prints
+them per kind, per person and JP per person, then stops both servers.
 """
 
 from __future__ import annotations
@@ -16,17 +17,23 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from scripts.fake_moodle import FakeMoodle
+from scripts.fake_moodle.generator import NOW0
 from scripts.ralph_lrs import RalphLRS
 from xapi.lrs_client import LRSClient
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "scripts" / "demo_data" / "activities.jsonl"
+#: The fake Moodle's clock and the bundled community data are in this year (not today's).
+DEMO_YEAR = str(datetime.fromtimestamp(NOW0, UTC).year)
+DEMO_ROSTER = ROOT / "scripts" / "demo_data" / "roster.csv"
+DEMO_CHAT = ROOT / "scripts" / "demo_data" / "whatsapp_cop_demo.txt"
 console = Console(highlight=False)
 
 
@@ -35,11 +42,15 @@ def run(config: Path, env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "lms_bridge.cli", "--config", str(config), *args], env=env, check=True)
 
 
+def object_kind(obj: dict) -> str:
+    """The last segment of an object's activity type (``course``, ``jp-credit``...), or its objectType."""
+    return str(obj.get("definition", {}).get("type") or obj.get("objectType", "?")).rsplit("/", 1)[-1]
+
+
 def summarise(lrs: RalphLRS) -> None:
     with LRSClient(lrs.url, lrs.username, lrs.password) as client:
         statements = list(client.iter_statements({"limit": 100}))
-    by_kind = Counter(s["verb"]["display"]["en-US"] + " " + s["object"]["definition"]["type"].rsplit("/", 1)[-1]
-                      for s in statements)
+    by_kind = Counter(f"{s['verb']['display']['en-US']} {object_kind(s['object'])}" for s in statements)
     by_person = Counter((s["actor"]["account"]["homePage"], s["actor"]["account"]["name"]) for s in statements)
     console.rule("what landed in the LRS")
     kinds = Table("verb + object type", "statements", title=f"{len(statements)} statements by kind")
@@ -84,16 +95,21 @@ def main() -> int:
                           f'[[sources]]\nid = "demo-lms"\ntype = "moodle"\nurl = "{moodle.url}"\n'
                           f'token_env = "MOODLE_TOKEN_DEMO"\n')
         env = {**os.environ, "LMS_BRIDGE_LRS_PASSWORD": lrs.password, "MOODLE_TOKEN_DEMO": token,
+               "LMS_BRIDGE_PSEUDONYM_KEY": "demo-pseudonym-key-not-for-production",
                "PYTHONPATH": str(ROOT)}
         console.print(f"fake Moodle at {moodle.url}; local Ralph LRS at {lrs.url}; state in {workdir / 'state.db'}")
         run(config, env, "doctor")
         run(config, env, "sites", "test")
         run(config, env, "sync")
-        run(config, env, "import", str(DEMO_DATA), "--source", "demo-community")
+        run(config, env, "people", "import", str(DEMO_ROSTER))
+        run(config, env, "import", str(DEMO_DATA), "--site", "demo-community")
+        run(config, env, "import", str(DEMO_CHAT), "--community", "cop-wi-demo")
         run(config, env, "rules", "check")
-        run(config, env, "jp", "compute")
+        run(config, env, "jp", "compute", "--year", DEMO_YEAR)
         run(config, env, "outbox", "flush")
         run(config, env, "outbox", "status")
+        run(config, env, "ledger", "sync")
+        run(config, env, "report", "compliance", "--year", DEMO_YEAR, "--unit", "BPSDM-01")
         summarise(lrs)
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -10,7 +10,8 @@ from tests.conftest import ROOT
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 
-COMMANDS = ("db", "doctor", "import", "jp", "outbox", "people", "rules", "sites", "sync")
+COMMANDS = ("backfill", "cursors", "db", "doctor", "forget", "import", "jp", "ledger", "outbox", "people",
+            "report", "rules", "runs", "serve", "serve-web", "sites", "sync", "users", "void")
 
 
 def test_help_explains_each_command_in_one_line():
@@ -20,7 +21,7 @@ def test_help_explains_each_command_in_one_line():
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     assert [line.split()[0] for line in listed] == list(COMMANDS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in listed)
-    for group in ("outbox", "db", "sites", "people", "rules", "jp"):
+    for group in ("outbox", "db", "sites", "people", "rules", "jp", "ledger", "report", "cursors", "runs", "users"):
         sub = subprocess.run([sys.executable, "-m", "lms_bridge.cli", group, "--help"], capture_output=True,
                              text=True, cwd=ROOT, timeout=60)
         assert sub.returncode == 0 and "Commands:" in sub.stdout
@@ -69,15 +70,18 @@ def test_bad_config_exits_2_with_one_sentence(tmp_path):
 
 def test_doctor_reports_each_check_and_a_down_lrs(tmp_path, ralph, make_deployment):
     good = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", ralph.url, ralph.password)
+    good.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "doctor-test-key-0123456789"
     result = good.run("doctor", check=True)
     lines = result.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["ok   config", "ok   state database", "ok   LRS credentials",
-                                                      "ok   LRS"]
+    assert [line.split(":")[0] for line in lines] == ["ok   config", "ok   secrets file", "ok   state database",
+                                                      "ok   LRS credentials", "ok   LRS", "ok   LRS round trip",
+                                                      "ok   pseudonym key"]
     down = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9/xAPI/", ralph.password)
+    down.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "doctor-test-key-0123456789"
     result = down.run("doctor")
     assert result.returncode == 1
-    assert "FAIL LRS: the LRS at http://127.0.0.1:9/xAPI/ cannot be reached" in result.stdout
-    assert result.stderr.strip() == "error: 1 of 4 checks failed"
+    assert "FAIL LRS: cannot connect to http://127.0.0.1:9/xAPI/" in result.stdout
+    assert result.stderr.strip() == "error: 1 of 6 checks failed"
 
 
 def test_secrets_never_reach_output(tmp_path, ralph, make_deployment):
@@ -90,7 +94,7 @@ def test_secrets_never_reach_output(tmp_path, ralph, make_deployment):
         result = deployment.run(*args)
         outputs.append(result.stdout + result.stderr)
     joined = "\n".join(outputs)
-    assert "refused the credentials" in joined  # the wrong password was used and reported...
+    assert "refused user lms-bridge (HTTP 401)" in joined  # the wrong password was used and reported...
     assert secret not in joined and "moodle-token-Zq93" not in joined  # ...but never shown
 
 
