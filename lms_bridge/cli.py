@@ -212,6 +212,37 @@ def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 
 
+@cli.group()
+def inbox() -> None:
+    """Import the community exports dropped in the [[inboxes]] folders."""
+
+
+@inbox.command("run")
+@click.pass_obj
+def inbox_run(app: App) -> None:
+    """Import every settled file of every inbox once; move or delete it; apply retention."""
+    from lms_bridge import inbox as inbox_core
+
+    if not app.settings.inboxes:
+        raise ConfigError("no [[inboxes]] in the configuration: add one with path and community (see README)")
+    try:
+        with site_lock(app.engine, inbox_core.INBOX_LOCK, wait=False):
+            report = inbox_core.run_inboxes(app.engine, app.settings)
+    except LockBusy as exc:
+        stdout.print(f"inboxes: skipped: another run is importing them ({exc.holder or 'unknown'})")
+        return
+    table = Table("inbox", "file", "result", "activities new", title="inbox run")
+    for item in report.files:
+        result = item.result if not item.detail or item.result == "imported" else f"{item.result}: {item.detail}"
+        table.add_row(item.inbox, item.file, result, str(item.new))
+    stdout.print(table)
+    stdout.print(f"{_count(len(report.files), 'file', 'files')} handled, {report.new} new statements, "
+                 f"{report.waiting} still being written, {report.purged} purged by retention")
+    if report.errors:
+        raise LmsBridgeError(f"{_count(len(report.errors), 'file', 'files')} could not be handled and stay "
+                             f"in place: {report.errors[0].inbox}/{report.errors[0].file}: {report.errors[0].detail}")
+
+
 # --- sync and sites ----------------------------------------------------------------------------
 
 class DateParam(click.ParamType):
@@ -991,7 +1022,7 @@ def runs_show(app: App, run_id: int) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of /healthz and /metrics on 127.0.0.1 "
               "(default: [serve] port, 9480; 0: any free port).")
 @click.option("--schedule", "schedules", multiple=True, metavar="JOB=CRON",
-              help="Replace a job's schedule: sync, sync:<source>, flush, jp or ledger = a cron expression "
+              help="Replace a job's schedule: sync, sync:<source>, flush, jp, ledger or inbox = a cron expression "
                    "(5 fields, or 6 with seconds first) or off; repeatable.")
 @click.pass_obj
 def serve(app: App, schedules: tuple[str, ...], port: int | None) -> None:

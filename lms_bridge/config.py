@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from lms_bridge import redaction
 from lms_bridge.errors import ConfigError
+from lms_bridge.inbox import InboxSettings
 from lms_bridge.serve_config import ServeSettings
 
 CONFIG_ENV = "LMS_BRIDGE_CONFIG"
@@ -235,6 +236,8 @@ class Settings(_Section):
     serve: ServeSettings = ServeSettings()
     web: WebSettings = WebSettings()
     sources: tuple[SourceSettings, ...] = ()
+    #: Folders of community exports imported by ``inbox run`` and ``serve`` (:mod:`lms_bridge.inbox`).
+    inboxes: tuple[InboxSettings, ...] = ()
     #: The file the settings came from (None: embedded defaults).
     config_path: Path | None = None
     #: Secrets read from the secrets file, by key (environment wins over the file).
@@ -363,8 +366,8 @@ def read_secrets_file(path: Path) -> dict[str, SecretStr]:
 def _describe_validation_error(exc: ValidationError, origin: str) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
-    if len(loc) >= 2 and loc[0] == "sources" and loc[1].isdigit():
-        where = f"[[sources]] #{int(loc[1]) + 1}" + (f" {'.'.join(loc[2:])}" if loc[2:] else "")
+    if len(loc) >= 2 and loc[0] in ("sources", "inboxes") and loc[1].isdigit():
+        where = f"[[{loc[0]}]] #{int(loc[1]) + 1}" + (f" {'.'.join(loc[2:])}" if loc[2:] else "")
     elif len(loc) >= 2:
         where = f"[{loc[0]}] {'.'.join(loc[1:])}"
     else:

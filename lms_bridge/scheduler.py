@@ -7,7 +7,9 @@ Jobs (each on its own cron expression, in the deployment's time zone):
   ``serve`` never pull one site at once;
 - ``flush``: the outbox to the LRS (every 5 minutes), under lock ``outbox:flush``;
 - ``jp``: JP computation (daily), under lock ``jp``;
-- ``ledger``: ledger sync from the LRS (hourly), under lock ``ledger``.
+- ``ledger``: ledger sync from the LRS (hourly), under lock ``ledger``;
+- ``inbox``: the ``[[inboxes]]`` folders (every 10 minutes, only when some are configured),
+  under lock ``inbox`` (the one ``inbox run`` takes).
 
 A job whose lock is busy is skipped until its next time; a job still running at its
 next time is not started twice (APScheduler ``max_instances=1``, ``coalesce``).
@@ -40,6 +42,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from lms_bridge import inbox as inbox_core
 from lms_bridge import jp as jp_core
 from lms_bridge import ledger as ledger_core
 from lms_bridge import metrics, store
@@ -60,7 +63,7 @@ def serve_settings(settings: Settings, *, port: int | None = None, overrides: Se
     Args:
         settings: the configuration.
         port: ``--port``, replacing ``[serve] port``.
-        overrides: ``JOB=CRON`` items (``sync``, ``flush``, ``jp``, ``ledger`` or ``sync:<source>``).
+        overrides: ``JOB=CRON`` items (``sync``, ``flush``, ``jp``, ``ledger``, ``inbox`` or ``sync:<source>``).
 
     Raises:
         ConfigError: a bad override or cron expression.
@@ -76,10 +79,11 @@ def serve_settings(settings: Settings, *, port: int | None = None, overrides: Se
             raise ConfigError(f"--schedule {item!r}: expected JOB=CRON, e.g. flush='*/10 * * * *'")
         if job.startswith("sync:"):
             data["sites"] = {**data["sites"], job.removeprefix("sync:"): expression}
-        elif job in ("sync", "flush", "jp", "ledger"):
+        elif job in ("sync", "flush", "jp", "ledger", "inbox"):
             data[job] = expression
         else:
-            raise ConfigError(f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger)")
+            raise ConfigError(f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger, "
+                              "inbox)")
     try:
         return ServeSettings.model_validate(data)
     except ValidationError as exc:
@@ -148,6 +152,8 @@ class Service:
         specs.append(JobSpec("flush", self.config.flush, "outbox:flush", self._flush))
         specs.append(JobSpec("jp", self.config.jp, "jp", self._jp))
         specs.append(JobSpec("ledger", self.config.ledger, "ledger", self._ledger))
+        if self.settings.inboxes:
+            specs.append(JobSpec("inbox", self.config.inbox, inbox_core.INBOX_LOCK, self._inbox))
         unknown = set(self.config.sites) - {s.id for s, _ in sources}
         if unknown:
             raise ConfigError(f"[serve] sites names sources that are not synced: {', '.join(sorted(unknown))}")
@@ -234,6 +240,22 @@ class Service:
 
         counts = self._recorded("ledger", work)
         return f"{counts['read']} statements read, {counts['records']} JP records"
+
+    def _inbox(self, held: LockHandle) -> str:
+        check = self._checkpoint(held)
+
+        def work() -> tuple[dict[str, Any], str | None]:
+            report = inbox_core.run_inboxes(self.engine, self.settings, checkpoint=check)
+            counts = {"imported": sum(1 for f in report.files if f.result == "imported"),
+                      "failed": sum(1 for f in report.files if f.result == "failed"),
+                      "errors": len(report.errors), "new": report.new, "purged": report.purged,
+                      "waiting": report.waiting}
+            errors = "; ".join(f"{f.inbox}/{f.file}: {f.detail}" for f in report.errors)
+            return counts, errors or None
+
+        counts = self._recorded("inbox", work)
+        return (f"{counts['imported']} files imported ({counts['new']} new statements), "
+                f"{counts['failed']} moved to failed/")
 
     def _count(self, job: str, outcome: str) -> None:
         with self._mutex:

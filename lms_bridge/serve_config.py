@@ -11,6 +11,7 @@ Usage (``lms-bridge.toml``)::
     flush = "*/5 * * * *"
     jp = "0 3 * * *"
     ledger = "30 * * * *"
+    inbox = "*/10 * * * *"     # the [[inboxes]] folders
     [serve.sites]
     kemenpan = "15 */2 * * *"   # this site every two hours instead
 """
@@ -68,6 +69,7 @@ class ServeSettings(BaseModel):
         flush: when the outbox is posted to the LRS (default every 5 minutes).
         jp: when JP records are computed (default daily at 03:00).
         ledger: when the ledger is mirrored from the LRS (default hourly, at :30).
+        inbox: when the ``[[inboxes]]`` folders are imported (default every 10 minutes).
         sites: per-source schedules that replace ``sync`` for that source (``off`` skips it).
         lock_ttl: seconds a SQLite lock of a killed job lives on.
         stop_timeout: seconds SIGTERM waits for running jobs before abandoning them.
@@ -80,11 +82,12 @@ class ServeSettings(BaseModel):
     flush: str = "*/5 * * * *"
     jp: str = "0 3 * * *"
     ledger: str = "30 * * * *"
+    inbox: str = "*/10 * * * *"
     sites: dict[str, str] = Field(default_factory=dict)
     lock_ttl: float = Field(default=120.0, gt=0)
     stop_timeout: float = Field(default=60.0, ge=0)
 
-    @field_validator("sync", "flush", "jp", "ledger")
+    @field_validator("sync", "flush", "jp", "ledger", "inbox")
     @classmethod
     def _cron(cls, value: str) -> str:
         cron_trigger(value, "UTC")

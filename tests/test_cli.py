@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 
-COMMANDS = ("backfill", "cursors", "db", "doctor", "forget", "import", "jp", "ledger", "outbox", "people",
+COMMANDS = ("backfill", "cursors", "db", "doctor", "forget", "import", "inbox", "jp", "ledger", "outbox", "people",
             "report", "rules", "runs", "serve", "serve-web", "sites", "sync", "users", "void")
 
 
