@@ -89,15 +89,28 @@ class RuleSet:
         return frozenset(kind for rule in self.rules for kind in rule.kinds)
 
 
+def _figure(value: Any) -> Decimal | None:
+    """A non-negative finite number read from a fact, or None (blank, not a number, negative)."""
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        return None
+    try:
+        figure = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return figure if figure.is_finite() and figure >= 0 else None
+
+
 @dataclass(frozen=True)
 class SiteProgramJP:
     """How one site's courses carry program JP (first match wins, in this order).
 
     The shortname table, then a ``program_jp`` fact the source gave (an LMS report
-    column), then the idnumber pattern, the category table and the default.
+    column), then the course custom field named by ``customfield`` (Moodle), then the
+    idnumber pattern, the category table and the default.
     """
 
     shortnames: dict[str, Decimal] = field(default_factory=dict)
+    customfield: str | None = None
     idnumber_pattern: re.Pattern[str] | None = None
     categories: dict[str, Decimal] = field(default_factory=dict)
     default: Decimal = Decimal(0)
@@ -116,6 +129,11 @@ class SiteProgramJP:
                 figure = Decimal(-1)
             if figure.is_finite() and figure >= 0:
                 return figure
+        if self.customfield is not None:
+            fields = facts.get("course_customfields")
+            figure = _figure(fields.get(self.customfield) if isinstance(fields, dict) else None)
+            if figure is not None:
+                return figure  # a blank or non-numeric value falls through to the next way
         if self.idnumber_pattern is not None:
             match = self.idnumber_pattern.search(str(facts.get("course_idnumber") or ""))
             if match and match.group("jp"):
@@ -319,9 +337,10 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
     where = _Where(path, table)
     if not isinstance(data, dict):
         raise RuleError(f"{path}: {table} must be a table")
-    unknown = sorted(set(data) - {"shortnames", "idnumber_pattern", "categories", "default"})
+    unknown = sorted(set(data) - {"shortnames", "customfield", "idnumber_pattern", "categories", "default"})
     if unknown:
-        raise where.error(unknown[0], "is not known (shortnames, idnumber_pattern, categories, default)")
+        raise where.error(unknown[0],
+                          "is not known (shortnames, customfield, idnumber_pattern, categories, default)")
     tables: dict[str, dict[str, Decimal]] = {}
     for key in ("shortnames", "categories"):
         value = data.get(key, {})
@@ -338,8 +357,15 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
             raise where.error("idnumber_pattern", f"is not a valid regular expression ({exc})") from None
         if pattern is None or "jp" not in pattern.groupindex:
             raise where.error("idnumber_pattern", "must be a regular expression with a group named `jp`")
+    customfield = None
+    if "customfield" in data:
+        customfield = data["customfield"]
+        if not isinstance(customfield, str) or not customfield.strip():
+            raise where.error("customfield", f"must be a course custom field shortname (a non-empty string), "
+                                             f"not {customfield!r}")
+        customfield = customfield.strip()
     default = _decimal(where, "default", data.get("default", 0), positive=False)
-    return SiteProgramJP(shortnames=tables["shortnames"], idnumber_pattern=pattern,
+    return SiteProgramJP(shortnames=tables["shortnames"], customfield=customfield, idnumber_pattern=pattern,
                          categories=tables["categories"], default=default)
 
 

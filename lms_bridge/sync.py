@@ -339,4 +339,4 @@ def test_site(settings: Settings, site: moodle.MoodleSettings) -> tuple[dict[str
     token = settings.secret(site.token_env)
     with site.client(token) as client:
         info = client.call("core_webservice_get_site_info")
-    return info, moodle.missing_functions(info)
+    return info, moodle.missing_functions(info, site)

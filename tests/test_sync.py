@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import time
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.store.models import Cursor, IdentityLink, OutboxRow, Person
+from lms_bridge.store.models import Cursor, Evidence, IdentityLink, JPRecord, OutboxRow, Person
 from scripts.fake_moodle import FakeMoodle
+from scripts.fake_moodle.functions import FUNCTIONS
 from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN, moodle_source
@@ -205,3 +207,51 @@ def test_sites_add_list_and_test(tmp_path, ralph, fake_moodle, make_deployment):
     assert tested.startswith("ok   new-site:") and "all 9 functions available" in tested
     twice = deployment.run("sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "X")
     assert twice.returncode == 2 and "already configured" in twice.stderr
+
+
+def test_course_custom_fields_give_program_jp(tmp_path, ralph, fake_moodle, make_deployment):
+    """``course_customfields = true``: the courses' custom fields reach the evidence facts and
+    ``customfield = "jp"`` in the program JP file credits that figure (before the category table)."""
+    course = next(c for c in fake_moodle.data.courses.values() if c.customfields.get("jp") and c.criteria)
+    state_url = f"sqlite:///{tmp_path / 'cf.db'}"
+    (tmp_path / "program.toml").write_text(
+        f'format = 1\n[default]\ndefault = "0"\n[sites.demo]\ncustomfield = "jp"\n'
+        f'categories = {{ "{course.category}" = "99" }}\n', encoding="utf-8")
+    extra = moodle_source(fake_moodle, extra="course_customfields = true")
+    extra += '\n[jp]\nprogram_jp_file = "program.toml"\n'
+    deployment = make_deployment(state_url, ralph.url, ralph.password, extra_toml=extra)
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "test-pseudonym-key-0123456789"
+
+    tested = deployment.run("sites", "test", "demo", check=True).stdout
+    assert "all 10 functions available" in tested, tested
+    deployment.run("sync", check=True)
+    with Session(store.make_engine(state_url)) as session:
+        rows = session.scalars(select(Evidence).where(Evidence.kind == "course_completed")).all()
+    facts = {row.statement_id: json.loads(row.facts) for row in rows}
+    ours = [f for f in facts.values() if f["course_shortname"] == course.shortname]
+    assert ours and all(f["course_customfields"] == {"jp": course.customfields["jp"]} for f in ours)
+    plain = {c.shortname for c in fake_moodle.data.courses.values() if not c.customfields}
+    assert all("course_customfields" not in f for f in facts.values() if f["course_shortname"] in plain)
+
+    deployment.run("jp", "compute", "--year", "2026", check=True)
+    with Session(store.make_engine(state_url)) as session:
+        records = session.scalars(select(JPRecord).where(
+            JPRecord.rule_id == "training-completed", JPRecord.activity_key == f"moodle/demo/course:{course.id}")).all()
+    assert records and {Decimal(r.jp) for r in records} == {Decimal(course.customfields["jp"])}
+
+
+def test_course_custom_fields_need_their_function(tmp_path, ralph, make_deployment):
+    """Without core_course_get_courses_by_field in the service, `sites test` names it and sync stops on it."""
+    with FakeMoodle(preset="small", seed=1, token=ADMIN_TOKEN,
+                    functions=[f for f in FUNCTIONS if f != "core_course_get_courses_by_field"]) as fake:
+        state_url = f"sqlite:///{tmp_path / 'nf.db'}"
+        deployment = _deploy(make_deployment, state_url, ralph, fake, extra="course_customfields = true")
+        tested = deployment.run("sites", "test", "demo")
+        assert tested.returncode != 0 and "the service lacks: core_course_get_courses_by_field" in tested.stdout
+        synced = deployment.run("sync")
+        assert synced.returncode != 0
+        output = synced.stdout + synced.stderr
+        assert "core_course_get_courses_by_field" in output and "accessexception" in output, output
+        plain = _deploy(make_deployment, f"sqlite:///{tmp_path / 'plain.db'}", ralph, fake)
+        assert "all 9 functions available" in plain.run("sites", "test", "demo", check=True).stdout

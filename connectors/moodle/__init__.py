@@ -5,7 +5,7 @@ courses) is all it takes. Streams, in the order a sync runs them:
 
 | stream | reads | statements |
 |---|---|---|
-| ``courses`` | course catalogue (site course dropped, hidden flagged) | none |
+| ``courses`` | course catalogue (site course dropped, hidden flagged; custom fields if asked) | none |
 | ``webinars`` | BigBlueButton schedules (names) | none |
 | ``enrolled_users`` | participants, lean fields: user id -> NIP links | none |
 | ``course_completions`` | per recently active user per course with criteria | course completed |
@@ -31,6 +31,7 @@ from connectors.moodle.streams import (
 )
 
 __all__ = [
+    "CUSTOMFIELDS_FUNCTION",
     "REQUIRED_FUNCTIONS",
     "STREAM_NAMES",
     "Batch",
@@ -42,6 +43,7 @@ __all__ = [
     "UserLink",
     "make_streams",
     "missing_functions",
+    "required_functions",
 ]
 
 #: Functions the token's external service must include.
@@ -56,6 +58,9 @@ REQUIRED_FUNCTIONS = (
     "mod_forum_get_discussion_posts",
     "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
 )
+
+#: Needed only by sites with ``course_customfields = true`` (course custom fields: program JP).
+CUSTOMFIELDS_FUNCTION = "core_course_get_courses_by_field"
 
 #: Stream names in run order (catalogue first: the others read it).
 STREAM_NAMES = ("courses", "webinars", "enrolled_users", "course_completions", "activity_completions", "forum_posts")
@@ -74,6 +79,9 @@ class MoodleSettings(BaseModel):
         max_retries: retries of a transient failure (reset, 5xx, cut response).
         page_size: participants per ``core_enrol_get_enrolled_users`` page.
         discussions_per_page: discussions per ``mod_forum_get_forum_discussions`` page.
+        course_customfields: also read course custom fields (``core_course_get_courses_by_field``)
+            into the course facts (``course_customfields``), e.g. for ``customfield`` in
+            mappings/program_jp.toml.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -89,6 +97,7 @@ class MoodleSettings(BaseModel):
     backoff_base: float = Field(default=0.5, ge=0)
     page_size: int = Field(default=1000, ge=1)
     discussions_per_page: int = Field(default=100, ge=1)
+    course_customfields: bool = False
 
     def client(self, token: SecretStr) -> MoodleClient:
         """A client for this site."""
@@ -100,7 +109,7 @@ class MoodleSettings(BaseModel):
 def make_streams(settings: MoodleSettings) -> dict[str, object]:
     """The site's streams by name, in run order."""
     streams = [
-        CoursesStream(),
+        CoursesStream(settings.course_customfields),
         WebinarsStream(),
         EnrolledUsersStream(settings.page_size),
         CourseCompletionsStream(settings.page_size, settings.max_in_flight),
@@ -110,7 +119,14 @@ def make_streams(settings: MoodleSettings) -> dict[str, object]:
     return {stream.name: stream for stream in streams}
 
 
-def missing_functions(site_info: dict) -> list[str]:
-    """Functions lms-bridge needs that the token's service lacks."""
+def required_functions(settings: MoodleSettings | None = None) -> tuple[str, ...]:
+    """Functions the token's service must include for this site (its settings may add some)."""
+    if settings is not None and settings.course_customfields:
+        return (*REQUIRED_FUNCTIONS, CUSTOMFIELDS_FUNCTION)
+    return REQUIRED_FUNCTIONS
+
+
+def missing_functions(site_info: dict, settings: MoodleSettings | None = None) -> list[str]:
+    """Functions lms-bridge needs (for this site, when given) that the token's service lacks."""
     available = {str(f.get("name")) for f in site_info.get("functions") or []}
-    return [name for name in REQUIRED_FUNCTIONS if name not in available]
+    return [name for name in required_functions(settings) if name not in available]

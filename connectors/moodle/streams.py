@@ -69,11 +69,16 @@ class Course:
     completion_enabled: bool
     category_id: int
     idnumber: str
+    #: Course custom fields (shortname -> raw value as text), read only when the site asks for them.
+    customfields: dict[str, str] = field(default_factory=dict, hash=False)
 
     def facts(self) -> dict[str, Any]:
-        """What JP rules read about the course (program JP by shortname, idnumber or category)."""
-        return {"course_idnumber": self.idnumber, "course_shortname": self.shortname,
-                "course_category": self.category_id}
+        """What JP rules read about the course (program JP by shortname, custom field, idnumber or category)."""
+        facts: dict[str, Any] = {"course_idnumber": self.idnumber, "course_shortname": self.shortname,
+                                 "course_category": self.category_id}
+        if self.customfields:
+            facts["course_customfields"] = dict(self.customfields)
+        return facts
 
     def ref(self, wwwroot: str) -> ObjectRef:
         """The course as an activity object."""
@@ -113,8 +118,14 @@ class SiteContext:
     courses: dict[int, Course] = field(default_factory=dict)
     webinars: dict[int, str] = field(default_factory=dict)  # BigBlueButton cmid -> name
 
-    def load_catalogue(self) -> None:
-        """Read courses (site course dropped, sorted by id) and webinar names."""
+    def load_catalogue(self, *, customfields: bool = False) -> None:
+        """Read courses (site course dropped, sorted by id) and, when asked, their custom fields.
+
+        Raises:
+            MoodleAPIError: ``accessexception`` naming ``core_course_get_courses_by_field`` when
+                custom fields are asked for and the token's service lacks that function.
+        """
+        fields = self.load_customfields() if customfields else {}
         courses = {}
         for raw in self.client.call("core_course_get_courses"):
             course_id = _int(raw.get("id"))
@@ -124,8 +135,27 @@ class SiteContext:
                 id=course_id, shortname=_text(raw.get("shortname")), fullname=_text(raw.get("fullname")),
                 visible=_bool(raw.get("visible")), completion_enabled=_bool(raw.get("enablecompletion")),
                 category_id=_int(raw.get("categoryid")), idnumber=_text(raw.get("idnumber")),
+                customfields=fields.get(course_id, {}),
             )
         self.courses = dict(sorted(courses.items()))
+
+    def load_customfields(self) -> dict[int, dict[str, str]]:
+        """Course id -> custom fields (shortname -> ``valueraw`` as text) of every course that has some.
+
+        ``core_course_get_courses_by_field`` without field/value lists every course the token's
+        user can see, with ``customfields`` (``core_course_get_courses`` does not return them).
+        """
+        data = self.client.call("core_course_get_courses_by_field")
+        found: dict[int, dict[str, str]] = {}
+        for raw in (data.get("courses") if isinstance(data, dict) else None) or []:
+            values = {}
+            for item in raw.get("customfields") or []:
+                shortname = _text(item.get("shortname"))
+                if shortname:
+                    values[shortname] = _text(item.get("valueraw"))
+            if values:
+                found[_int(raw.get("id"))] = values
+        return found
 
 
 def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size: int) -> Iterator[list[dict]]:
@@ -150,9 +180,12 @@ class CoursesStream:
 
     name = "courses"
 
+    def __init__(self, customfields: bool = False) -> None:
+        self.customfields = customfields
+
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the catalogue; the position records how many courses were seen."""
-        ctx.load_catalogue()
+        ctx.load_catalogue(customfields=self.customfields)
         hidden = sum(1 for c in ctx.courses.values() if not c.visible)
         yield Batch(position={"courses": len(ctx.courses), "hidden": hidden})
 

@@ -29,7 +29,7 @@ from .generator import (
     User,
     moodle_date,
 )
-from .wsformat import Schema, course_context_error, invalid_parameter, invalid_record, moodle_error
+from .wsformat import Schema, course_context_error, invalid_parameter, invalid_record, moodle_error, parse_schema
 
 CORE_VERSION = "2024100705.01"  # core_webservice_get_site_info.json: version
 PLUGIN_VERSION = "2024100700"
@@ -321,7 +321,32 @@ def get_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
             if cid == 1 or cid in data.courses]
 
 
-@ws("core_course_get_courses_by_field", schemas.COURSES_BY_FIELD, ("field", "value"))
+# schemas.COURSES_BY_FIELD plus Moodle's optional course ``customfields`` (after enrollmentmethods, as in
+# core_course_external::get_course_structure); sent only for courses that have a custom field value.
+COURSES_BY_FIELD = parse_schema(
+    "{courses:[{id,fullname,displayname,shortname,courseimage,categoryid,categoryname,sortorder,summary,"
+    "summaryformat,summaryfiles:[],overviewfiles:[],showactivitydates,showcompletionconditions,"
+    "contacts:[{id,fullname}],enrollmentmethods:[],customfields:[{name,shortname,type,valueraw,value}],"
+    "idnumber,format,showgrades,newsitems,startdate,enddate,"
+    "maxbytes,showreports,visible,groupmode,groupmodeforce,defaultgroupingid,enablecompletion,completionnotify,"
+    "lang,theme,marker,legacyfiles,calendartype,timecreated,timemodified,requested,cacherev,"
+    "filters:[{filter,localstate,inheritedstate}],courseformatoptions:[{name,value}]}],"
+    "warnings:[{item,itemid,warningcode,message}]}"
+)
+#: Course custom fields of the fake site: shortname -> (name, type).
+COURSE_CUSTOMFIELDS = {"jp": ("Jam Pelajaran (JP)", "text")}
+
+
+def course_customfields(course: Course) -> list[dict[str, Any]]:
+    """The course's custom field values (core_course_get_courses_by_field ``customfields``)."""
+    out = []
+    for short, raw in course.customfields.items():
+        name, kind = COURSE_CUSTOMFIELDS.get(short, (short, "text"))
+        out.append({"name": name, "shortname": short, "type": kind, "valueraw": raw, "value": raw})
+    return out
+
+
+@ws("core_course_get_courses_by_field", COURSES_BY_FIELD, ("field", "value"))
 def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """core_course_get_courses_by_field__category.json: {courses, warnings} with contacts/filters."""
     field, value = p_str(params, "field", ""), str(p_str(params, "value", ""))
@@ -352,6 +377,7 @@ def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             filters=[{"filter": name, "localstate": 0, "inheritedstate": 1} for name in filters],
             courseformatoptions=[*record["courseformatoptions"], {"name": "indentation", "value": "1"}],
         )
+        _optional(record, customfields=course_customfields(course))
         out.append(record)
     return {"courses": out, "warnings": []}
 

@@ -246,6 +246,7 @@ class Course:
     criteria: list[int] = field(default_factory=list)
     enrol: dict[int, Enrolment] = field(default_factory=dict)
     groups: dict[int, int] = field(default_factory=dict)  # userid -> groupid
+    customfields: dict[str, str] = field(default_factory=dict)  # course custom field shortname -> valueraw
 
 
 @dataclass(slots=True)
@@ -527,6 +528,12 @@ class Dataset:
         task = self._module(course, 1, "assign", "Tugas Akhir", "completionusegrade" if with_criteria else "")
         if with_criteria:
             course.criteria = [task.id, page.id]
+        # A "jp" course custom field (program JP) on the first PT course (it has criteria) and about half
+        # the others, from the seed without touching ``rng``; never in category 5: the contract call
+        # (core_course_get_courses_by_field__category.json, category 5) shows no custom fields.
+        roll = stable_hash(self.seed, "customfield-jp", course.id)
+        if course.category != 5 and (i == 0 or roll % 2 == 0):
+            course.customfields["jp"] = str((12, 16, 24, 32)[roll // 2 % 4])
         return course
 
     def _sectioned(self, course: Course, sections: int) -> None:

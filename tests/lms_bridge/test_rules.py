@@ -303,3 +303,49 @@ def test_a_program_jp_the_source_gives_counts_unless_the_shortname_table_overrid
     assert program.jp_for("lms", {"program_jp": "1.5", "course_category": 3}) == Decimal("1.5")
     assert program.jp_for("lms", {"program_jp": "12", "course_shortname": "OVR"}) == Decimal(7)
     assert program.jp_for("lms", {"program_jp": "abc", "course_category": 3}) == Decimal(20)
+
+
+CUSTOMFIELD_PROGRAM = """\
+format = 1
+[default]
+default = "0"
+[sites.lms]
+shortnames = { "OVR" = "7" }
+customfield = "jp"
+idnumber_pattern = 'JP(?P<jp>\\d+)'
+categories = { "3" = "20" }
+default = "2"
+"""
+
+
+@pytest.mark.parametrize(("facts", "expected"), [
+    pytest.param({"course_shortname": "OVR", "course_customfields": {"jp": "30"}}, "7", id="shortname-first"),
+    pytest.param({"program_jp": "5", "course_customfields": {"jp": "30"}}, "5", id="source-figure-before-field"),
+    pytest.param({"course_customfields": {"jp": "30"}, "course_idnumber": "X-JP12", "course_category": 3}, "30",
+                 id="field-before-idnumber-and-category"),
+    pytest.param({"course_customfields": {"jp": " 1.5 "}}, "1.5", id="decimal-field"),
+    pytest.param({"course_customfields": {"jp": "tiga"}, "course_idnumber": "X-JP12"}, "12",
+                 id="non-numeric-falls-through"),
+    pytest.param({"course_customfields": {"jp": ""}, "course_category": 3}, "20", id="blank-falls-through"),
+    pytest.param({"course_customfields": {"jp": "-4"}, "course_category": 3}, "20", id="negative-falls-through"),
+    pytest.param({"course_customfields": {"other": "30"}}, "2", id="other-field-ignored"),
+    pytest.param({"course_customfields": "jp=30"}, "2", id="malformed-facts-ignored"),
+])
+def test_program_jp_customfield_precedence(tmp_path: Path, facts: dict, expected: str) -> None:
+    program = load_program_jp(_write(tmp_path, CUSTOMFIELD_PROGRAM, "program_jp.toml"))
+    assert program.jp_for("lms", facts) == Decimal(expected)
+
+
+def test_customfield_only_for_sites_that_name_it(tmp_path: Path) -> None:
+    program = load_program_jp(_write(tmp_path, CUSTOMFIELD_PROGRAM, "program_jp.toml"))
+    assert program.jp_for("other", {"course_customfields": {"jp": "30"}}) == Decimal(0)
+
+
+@pytest.mark.parametrize("value", ['""', '"  "', "5", "true", '["jp"]'])
+def test_bad_customfield_key_raises_rule_error(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, CUSTOMFIELD_PROGRAM.replace('customfield = "jp"', f"customfield = {value}"),
+                  "program_jp.toml")
+    with pytest.raises(RuleError) as caught:
+        load_program_jp(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "[sites.lms]" in message and "`customfield`" in message
