@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Numeric, cast, func, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.config import Settings
@@ -23,6 +23,7 @@ from lms_bridge.nip import parse_nip
 from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person, PersonUnit
 
 NOT_ON_ROSTER = "not on roster"
+HUNDREDTH = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,17 @@ def _units_at(session: Session, as_of: date) -> dict[str, tuple[str | None, str 
 
 
 def _jp_by_person(session: Session, start: date, end: date) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    rows = session.execute(select(LedgerRecord.nip, LedgerRecord.jp).where(
-        LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end))
-    for nip, jp in rows:
-        totals[nip] += Decimal(jp)
-    return totals
+    """Unvoided JP per person in the window, summed by the database.
+
+    JP are stored as decimal text with at most two decimals; PostgreSQL sums them as
+    NUMERIC (exact), SQLite as REAL, whose error stays far below 0.005 for any
+    realistic count of records, so rounding to hundredths gives the exact sum.
+    """
+    total = func.sum(cast(LedgerRecord.jp, Numeric(12, 2)))
+    rows = session.execute(select(LedgerRecord.nip, total).where(
+        LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
+        .group_by(LedgerRecord.nip))
+    return {nip: Decimal(str(value)).quantize(HUNDREDTH) for nip, value in rows if value is not None}
 
 
 def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | None = None,
@@ -119,7 +125,9 @@ def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | Non
     with Session(engine) as session:
         totals = _jp_by_person(session, start, end)
         units = _units_at(session, end)
-        persons = {p.nip: p for p in session.scalars(select(Person))}
+        persons = {row.nip: row for row in session.execute(
+            select(Person.nip, Person.name, Person.unit_code, Person.unit_name, Person.employee_type,
+                   Person.roster_updated_at))}
     nips = {nip for nip, p in persons.items() if p.roster_updated_at is not None} | set(totals)
     for nip in sorted(nips):
         person = persons.get(nip)

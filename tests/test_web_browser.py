@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scripts.ralph_lrs import RalphLRS, free_port
@@ -177,10 +177,19 @@ def browser(chrome: WebDriver, site: Site) -> WebDriver:
 
 def _click(browser: WebDriver, element: WebElement) -> None:
     """Click a link or submit button and wait until the next page has loaded (click() does not wait)."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    # Mark the current document; the next page is loaded when the mark is gone and the new one is complete.
+    # (staleness_of() can fail with "Node ... does not belong to the document" mid-navigation.)
+    browser.execute_script("window.__lmsBridgeOldPage = true;")
     element.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
-    WebDriverWait(browser, 20).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+    def next_page_loaded(driver: WebDriver) -> bool:
+        try:
+            return bool(driver.execute_script(
+                "return window.__lmsBridgeOldPage === undefined && document.readyState === 'complete';"))
+        except WebDriverException:
+            return False  # the page is being replaced
+
+    WebDriverWait(browser, 20).until(next_page_loaded)
 
 
 def _sign_in(browser: WebDriver, username: str, password: str = PASSWORD) -> None:

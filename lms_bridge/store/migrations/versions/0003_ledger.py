@@ -48,7 +48,7 @@ def upgrade() -> None:  # noqa: D103
         sa.Column("stored", UTCDateTime),
         sa.Column("voided", sa.Boolean, nullable=False),
     )
-    op.create_index("ix_ledger_records_nip_day", "ledger_records", ["nip", "period_day"])
+    op.create_index("ix_ledger_records_nip_day", "ledger_records", ["nip", "period_day", "voided", "jp"])
     op.create_index("ix_ledger_records_day", "ledger_records", ["period_day"])
     op.create_table(
         "ledger_evidence",
