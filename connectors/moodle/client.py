@@ -186,7 +186,7 @@ class MoodleClient:
                                  errorcode=f"http{response.status_code}")
         try:
             data = json.loads(response.content) if self.fmt == "json" else parse_xml(response.content)
-        except (ValueError, etree.XMLSyntaxError) as exc:
+        except (ValueError, RecursionError, etree.XMLSyntaxError) as exc:
             raise RetryableError(f"{where}: the response is not complete {self.fmt.upper()} "
                                  f"({len(response.content)} bytes; cut by a time-out or a proxy?)") from exc
         if isinstance(data, dict) and "exception" in data and "errorcode" in data:

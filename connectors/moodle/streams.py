@@ -10,6 +10,7 @@ through the ``_int``/``_bool``/``_text`` helpers so both formats give equal reco
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 from connectors.moodle.client import MoodleClient, MoodleRecordError
 from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.errors import FatalSourceError, LmsBridgeError
 
 SOURCE = "moodle"
 #: lastcourseaccess is written at most once a minute and course completion is
@@ -48,6 +50,54 @@ def _text(value: Any) -> str:
 
 def _time(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+class MoodleDataError(FatalSourceError):
+    """Raised when a Moodle answer does not have the shape its web service documents.
+
+    A field that is not a number, a time out of range or a list where an object
+    belongs: the site stops with one sentence (the stream, never the data), and the
+    cursors keep their last committed position.
+    """
+
+
+#: What reading a record of the wrong shape raises in Python.
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
+
+
+def _malformed(site: str, where: str, exc: Exception) -> MoodleDataError:
+    return MoodleDataError(f"Moodle site {site} answered a malformed record while reading {where} "
+                           f"({type(exc).__name__}); check the site's web services or report it")
+
+
+def _guarded(read: Callable[..., Iterator[Batch]]) -> Callable[..., Iterator[Batch]]:
+    """Turn shape errors raised while a stream reads into a :class:`MoodleDataError`."""
+
+    @functools.wraps(read)
+    def wrapper(self: Any, ctx: SiteContext, start: Any) -> Iterator[Batch]:
+        try:
+            yield from read(self, ctx, start)
+        except LmsBridgeError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise _malformed(ctx.site, f"stream {getattr(self, 'name', '?')}", exc) from exc
+
+    return wrapper
+
+
+def _guarded_call(method: Callable[..., None]) -> Callable[..., None]:
+    """The same for a plain method of :class:`SiteContext`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except LmsBridgeError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise _malformed(self.site, "the course catalogue", exc) from exc
+
+    return wrapper
 
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -118,6 +168,7 @@ class SiteContext:
     courses: dict[int, Course] = field(default_factory=dict)
     webinars: dict[int, str] = field(default_factory=dict)  # BigBlueButton cmid -> name
 
+    @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
         """Read courses (site course dropped, sorted by id) and, when asked, their custom fields.
 
@@ -183,6 +234,7 @@ class CoursesStream:
     def __init__(self, customfields: bool = False) -> None:
         self.customfields = customfields
 
+    @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the catalogue; the position records how many courses were seen."""
         ctx.load_catalogue(customfields=self.customfields)
@@ -202,6 +254,7 @@ class EnrolledUsersStream:
     def __init__(self, page_size: int = 1000) -> None:
         self.page_size = page_size
 
+    @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Yield one batch of links per course; the last one carries the position."""
         seen: set[str] = set()
@@ -265,6 +318,7 @@ class _PerUserCompletionStream:
         """Call Moodle for one user in one course and return their activities."""
         raise NotImplementedError
 
+    @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Yield one batch per course with the course's new watermark."""
         marks: dict[str, int] = dict((start or {}).get("courses", {}))
@@ -383,6 +437,7 @@ class WebinarsStream:
 
     name = "webinars"
 
+    @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the webinars of every course in one call."""
         data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
@@ -408,6 +463,7 @@ class ForumPostsStream:
     def __init__(self, page_size: int = 100) -> None:
         self.page_size = page_size
 
+    @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Yield one batch per forum with changed discussions."""
         marks: dict[str, int] = dict((start or {}).get("forums", {}))
