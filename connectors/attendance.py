@@ -45,19 +45,18 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from connectors.base import ReadStats
+from connectors.base import Pseudonymizer, ReadStats
 from connectors.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 
-Pseudonymizer = Callable[[str], str]
 AttendanceFormat = Literal["zoom", "zoom_webinar", "meet", "teams"]
 
 #: The default time zone of report times (WIB).

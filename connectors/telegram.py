@@ -30,21 +30,17 @@ local time without an offset). No name or message text is put in an Activity.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ReadStats
+from connectors.base import Pseudonymizer, ReadStats, gc_paused
 from connectors.identifiers import telegram_identifier
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
-
-Pseudonymizer = Callable[[str], str]
 
 SOURCE = "telegram"
 
@@ -99,29 +95,11 @@ def read_telegram(
     yield from _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while one export is parsed, then restore it.
-
-    A parse keeps every record it builds alive until the end, so each automatic
-    collection walks all records built so far, and finds nothing to free: records
-    hold no reference cycles. Measured on a 40,000-message export:
-    0.87 s with collections, 0.59 s without (WhatsApp); 0.61 s and 0.37 s (Telegram).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _parse_file(
     path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None
 ) -> list[Activity]:
     label = f"telegram export {path.name}"
-    with _gc_paused():
+    with gc_paused():
         reader = _Reader(label, site=site, pseudonymize=pseudonymize)
         activities = _read_root(_load(path, label), label, reader)
     if stats is not None:
