@@ -238,10 +238,8 @@ def fake() -> Any:
 
 
 # ---------------------------------------------------------------------------------- contract tests
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="fixtures not available")
 
 
-@needs_fixtures
 @pytest.mark.parametrize("entry", MANIFEST["requests"], ids=[e["file"] for e in MANIFEST["requests"]])
 def test_contract(fake: FakeMoodle, entry: dict[str, Any]) -> None:
     """Every captured request: same shape (success), same bytes (errors) or explicitly not served."""
@@ -270,7 +268,6 @@ def test_contract(fake: FakeMoodle, entry: dict[str, Any]) -> None:
     assert not problems, "\n".join(problems)
 
 
-@needs_fixtures
 def test_every_fixture_function_is_served_or_listed(fake: FakeMoodle) -> None:
     """Nothing is skipped silently: each captured function is either served or in NOT_SERVED."""
     site = ws_json(fake, "core_webservice_get_site_info")
@@ -280,7 +277,6 @@ def test_every_fixture_function_is_served_or_listed(fake: FakeMoodle) -> None:
     assert not NOT_SERVED & served
 
 
-@needs_fixtures
 def test_writers_reproduce_the_fixture_bytes() -> None:
     """The JSON encoder and the XML writer give back every fixture byte for byte (layout included)."""
     for path in sorted(FIXTURES.glob("*.json")):
