@@ -25,28 +25,6 @@ Key = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
-class Record:
-    """An active JP record as stored."""
-
-    id: int
-    nip: str
-    rule_id: str
-    rule_version: int
-    period: str
-    activity_key: str
-    revision: int
-    jp: str
-    evidence_hash: str
-    statement_id: str
-    occurred_at: datetime
-
-    @property
-    def key(self) -> Key:
-        """(NIP, rule id, period, activity key)."""
-        return (self.nip, self.rule_id, self.period, self.activity_key)
-
-
-@dataclass(frozen=True)
 class RecordIn:
     """A record to insert (its statement is queued with it)."""
 
@@ -60,6 +38,18 @@ class RecordIn:
     evidence_hash: str
     statement_id: str
     occurred_at: datetime
+
+@dataclass(frozen=True)
+class Record(RecordIn):
+    """An active JP record as stored: a :class:`RecordIn` with its row id."""
+
+    id: int
+
+    @property
+    def key(self) -> Key:
+        """(NIP, rule id, period, activity key)."""
+        return (self.nip, self.rule_id, self.period, self.activity_key)
+
 
 
 def _in_years(years: Sequence[int]) -> object:
