@@ -168,8 +168,15 @@ def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once
                 for s in families["lms_bridge_last_success_timestamp_seconds"].samples}
         assert ("sync", "demo", "forum_posts") in last and ("flush", "", "") in last
         assert families["lms_bridge_statements_sent"].samples[0].value == depth["sent"]
-        jobs = {s.labels["job"] for s in families["lms_bridge_job_runs"].samples}
-        assert {"sync:demo", "flush", "jp", "ledger"} <= jobs
+        # Each job runs on its own schedule: under load the ledger or JP job may not have run yet at the
+        # moment the sync was flushed, so wait for every job to show up in the metrics.
+        def jobs_seen() -> set[str]:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            return {s.labels["job"] for s in families["lms_bridge_job_runs"].samples}
+
+        _wait(lambda: {"sync:demo", "flush", "jp", "ledger"} <= jobs_seen(), 60, "every job to have run once")
+        assert {"sync:demo", "flush", "jp", "ledger"} <= jobs_seen()
         assert json.loads(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text)["status"] == "ok"
         assert _stop(second) == 0
     finally:
