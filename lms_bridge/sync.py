@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from connectors import lrs_source, moodle
+from connectors import live, lrs_source, moodle
 from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config import Settings, SourceSettings
@@ -44,11 +45,16 @@ class SiteReport:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-#: A source ``lms-bridge sync`` reads.
-SyncSource = moodle.MoodleSettings | lrs_source.LRSSourceSettings
+#: A source ``lms-bridge sync`` reads: a Moodle site, a source LRS or a live connector's
+#: settings model (:mod:`connectors.live`; each has ``id`` and ``type``).
+SyncSource = moodle.MoodleSettings | lrs_source.LRSSourceSettings | BaseModel
 
-#: Source types ``lms-bridge sync`` reads, and their streams.
-SYNC_STREAMS: dict[str, tuple[str, ...]] = {"moodle": moodle.STREAM_NAMES, "lrs": (lrs_source.STREAM,)}
+
+def sync_streams() -> dict[str, tuple[str, ...]]:
+    """Source types ``lms-bridge sync`` reads, and their streams."""
+    streams: dict[str, tuple[str, ...]] = {"moodle": moodle.STREAM_NAMES, "lrs": (lrs_source.STREAM,)}
+    streams.update({kind: connector.streams for kind, connector in live.connectors().items()})
+    return streams
 
 
 def _validated(model: type[Any], source: SourceSettings) -> Any:
@@ -87,7 +93,11 @@ def lrs_settings(source: SourceSettings) -> lrs_source.LRSSourceSettings:
 
 
 def _sync_settings(source: SourceSettings) -> SyncSource:
-    return moodle_settings(source) if source.type == "moodle" else lrs_settings(source)
+    if source.type == "moodle":
+        return moodle_settings(source)
+    if source.type == "lrs":
+        return lrs_settings(source)
+    return _validated(live.connectors()[source.type].settings_model, source)
 
 
 def moodle_sources(settings: Settings, site: str | None = None) -> list[moodle.MoodleSettings]:
@@ -122,24 +132,25 @@ def sync_sources(settings: Settings, site: str | None = None,
     Raises:
         ConfigError: an unknown source or stream, a source of another type, or nothing to sync.
     """
+    kinds = sync_streams()
     if site is not None:
         source = settings.source(site)
-        if source.type not in SYNC_STREAMS:
+        if source.type not in kinds:
             raise ConfigError(f"source {site} is of type {source.type}: sync reads sources of type "
-                              f"{' or '.join(SYNC_STREAMS)}")
+                              f"{', '.join(kinds)}")
         selected = [_sync_settings(source)]
     else:
-        selected = [_sync_settings(s) for s in settings.sources if s.type in SYNC_STREAMS]
+        selected = [_sync_settings(s) for s in settings.sources if s.type in kinds]
         if not selected:
             raise ConfigError("no source to sync is configured: add a Moodle site with lms-bridge sites add, "
                               'or a [[sources]] entry with type = "lrs"')
-    known = [name for source in selected for name in SYNC_STREAMS[source.type]]
+    known = [name for source in selected for name in kinds[source.type]]
     unknown = [name for name in streams if name not in known]
     if unknown:
         raise ConfigError(f"unknown stream {unknown[0]!r} (streams: {', '.join(dict.fromkeys(known))})")
     plan: list[tuple[SyncSource, tuple[str, ...] | None]] = []
     for source in selected:
-        mine = tuple(name for name in streams if name in SYNC_STREAMS[source.type])
+        mine = tuple(name for name in streams if name in kinds[source.type])
         if not streams:
             plan.append((source, None))
         elif mine:
@@ -166,7 +177,10 @@ def sync_source(
     dry_run: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> SiteReport:
-    """Sync one Moodle site or source LRS (see :func:`sync_site` and :func:`sync_lrs_source`)."""
+    """Sync one source (see :func:`sync_site`, :func:`sync_lrs_source` and :func:`sync_live_source`)."""
+    if not isinstance(source, moodle.MoodleSettings | lrs_source.LRSSourceSettings):
+        return sync_live_source(engine, settings, source, streams=streams, since=since, until=until,
+                                dry_run=dry_run, on_progress=on_progress)
     if isinstance(source, lrs_source.LRSSourceSettings):
         return sync_lrs_source(engine, settings, source, since=since, until=until, dry_run=dry_run,
                                on_progress=on_progress)
@@ -244,6 +258,74 @@ def sync_lrs_source(
     if run_id is not None:
         store.finish_run(engine, run_id, status="failed" if report.error else "ok",
                          counts={stream: stream_report.as_dict(), "calls": report.calls, "skipped": report.skipped},
+                         error=report.error)
+    return report
+
+
+def sync_live_source(
+    engine: Engine,
+    settings: Settings,
+    source: BaseModel,
+    *,
+    streams: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> SiteReport:
+    """Pull a live source's streams (:mod:`connectors.live`) into the outbox, one transaction per page.
+
+    Args:
+        engine: the state store.
+        settings: the configuration.
+        source: the source's validated settings (its connector's ``settings_model``).
+        streams: stream names to run (default all).
+        since: re-pull from this time without moving the cursors (a backfill), where the source can.
+        until: with ``since``, keep only activities that happened up to this time.
+        dry_run: read and build, store nothing.
+        on_progress: called with (stream, records read) after each page.
+
+    Returns:
+        Counts per stream, calls, skipped records by reason, and the error that stopped the source
+        (each cursor keeps its last committed position).
+    """
+    _window_check(since, until)
+    source_id: str = source.id  # type: ignore[attr-defined]
+    source_type: str = source.type  # type: ignore[attr-defined]
+    connector = live.connectors()[source_type]
+    wanted = [name for name in connector.streams if not streams or name in streams]
+    report = SiteReport(site=source_id)
+    site_url = connector.site_url(source)
+    store.ensure_site(engine, source_id, source_type, site_url)
+    run_id = None if dry_run else store.start_run(engine, "sync", source_id)
+    pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
+    reader = None
+    try:
+        with connector.open(source, settings.secret) as reader:
+            for name in wanted:
+                stream_report = report.streams.setdefault(name, IngestReport())
+                start = store.get_cursor(engine, source_id, name)
+                for page in reader.read(name, start, since=since):
+                    links = [store.LinkIn(connector.link_source, source_id, local_id, nip)
+                             for local_id, nip in page.accounts.items()]
+                    stream_report.add(pipeline.commit(source_id, name, _until(page.activities, until),
+                                                      page.position, links))
+                    for reason, count in page.skipped.items():
+                        report.skipped[reason] = report.skipped.get(reason, 0) + count
+                    if on_progress is not None:
+                        on_progress(name, page.read)
+                log.info("%s/%s: %s", source_id, name, stream_report.as_dict(),
+                         extra={"site": source_id, "stream": name, "counts": stream_report.as_dict()})
+    except LmsBridgeError as exc:
+        report.error = str(exc)
+        log.error("%s: sync stopped: %s", source_id, exc, extra={"site": source_id})
+    finally:
+        if reader is not None:
+            report.calls = dict(reader.calls)
+    if run_id is not None:
+        store.finish_run(engine, run_id, status="failed" if report.error else "ok",
+                         counts={name: r.as_dict() for name, r in report.streams.items()}
+                         | {"calls": report.calls, "skipped": report.skipped},
                          error=report.error)
     return report
 

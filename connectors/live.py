@@ -1,0 +1,103 @@
+"""Live pulls from platform APIs (Telegram Bot API, Zoom Reports API, Google Classroom...).
+
+An export is manual; an API can be pulled on a schedule like a Moodle site. A live connector
+module describes itself with one :class:`LiveConnector` and is listed in :data:`MODULES`;
+``lms-bridge sync`` (``lms_bridge.sync.sync_live_source``) then runs each of its streams
+from the stream's cursor, page by page, and commits every page in one transaction: the
+page's activities, its identity links and the cursor after it (the cursor rule). A page
+must therefore carry the position that covers exactly its activities.
+
+A connector yields the same normalised :class:`~lms_bridge.activity.Activity` records as
+the export parsers of the same platform (same ``source``, ``site`` and ``native_id`` where
+the platform gives the same ids), so a group that is both exported and pulled gives each
+statement once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, SecretStr
+
+from lms_bridge.activity import Activity
+
+#: Modules that define a live connector (each has a module-level ``CONNECTOR``).
+MODULES: tuple[str, ...] = ()
+
+
+@dataclass
+class LivePage:
+    """One page of a live source, committed in one transaction.
+
+    Attributes:
+        activities: the activities the page gave.
+        accounts: source-local account id -> NIP (or None when unknown) for identity links;
+            most chat platforms give no NIP (the roster links them), so this is often empty.
+        position: the stream's cursor after this page (JSON-serialisable), or None to leave it.
+        read: source records the page held (for progress and run counts).
+        skipped: source records that became no activity, by reason.
+    """
+
+    activities: list[Activity] = field(default_factory=list)
+    accounts: dict[str, str | None] = field(default_factory=dict)
+    position: Any = None
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class LiveReader(Protocol):
+    """An open connection to a live source."""
+
+    #: API calls made so far, per endpoint or method name.
+    calls: Counter[str]
+
+    def read(self, stream: str, start: Any, since: datetime | None = None) -> Iterator[LivePage]:
+        """Yield the stream's pages after ``start`` (the stored cursor, None the first time).
+
+        ``since`` asks for a backfill window instead (the cursor is not moved by the runner);
+        a source that cannot go back raises :class:`~lms_bridge.errors.ConfigError` saying so.
+        Errors are the project's own (:class:`~lms_bridge.errors.LmsBridgeError` subclasses),
+        naming the source.
+        """
+        ...
+
+
+#: Opens a reader: (validated settings, secret lookup by env name) -> context manager.
+Opener = Callable[[Any, Callable[[str], SecretStr]], AbstractContextManager[LiveReader]]
+
+
+@dataclass(frozen=True)
+class LiveConnector:
+    """What ``lms-bridge sync`` needs to know of a live connector.
+
+    Attributes:
+        type: the ``type`` of its ``[[sources]]`` entries (e.g. ``telegram_bot``).
+        streams: its stream names, in the order they run.
+        settings_model: the pydantic model validating a ``[[sources]]`` entry (``extra="forbid"``,
+            with ``id`` and ``type`` fields).
+        open: opens a reader for one source.
+        link_source: the identity ``source`` name of the accounts in :attr:`LivePage.accounts`.
+        site_url: the source's home URL for site-scoped actors, from its settings (or None).
+    """
+
+    type: str
+    streams: tuple[str, ...]
+    settings_model: type[BaseModel]
+    open: Opener
+    link_source: str
+    site_url: Callable[[Any], str | None] = lambda settings: None
+
+
+def connectors() -> dict[str, LiveConnector]:
+    """The live connectors, by source type."""
+    found: dict[str, LiveConnector] = {}
+    for name in MODULES:
+        connector: LiveConnector = importlib.import_module(name).CONNECTOR
+        found[connector.type] = connector
+    return found
