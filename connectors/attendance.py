@@ -917,6 +917,21 @@ def _build(session: _Session, source: str, site: str, pseudonymize: Pseudonymize
     return activities
 
 
+#: One presence interval of one person: a report row, or a participant record of a live API.
+PresenceRow = _Row
+#: One session: meeting id, topic, LOCAL start (its date is part of the keys) and presence rows.
+AttendanceSession = _Session
+
+
+def merge_session(session: _Session, *, source: str, site: str, pseudonymize: Pseudonymizer) -> list[Activity]:
+    """One ``MEETING_ATTENDED`` activity per person of a session, rows merged exactly as for a report.
+
+    For live pulls (``connectors.zoom_api``): the same session then gives the same keys and
+    content whether its report was imported or its API was pulled.
+    """
+    return _build(session, source, site, pseudonymize)
+
+
 def _present_seconds(rows: list[_Row]) -> int:
     """Sum of the rows' stated time, or the union of their intervals when two of them overlap."""
     intervals = sorted((row.join, row.leave) for row in rows if row.leave is not None)

@@ -21,14 +21,16 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, SecretStr
 
 from lms_bridge.activity import Activity
 
 #: Modules that define a live connector (each has a module-level ``CONNECTOR``).
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("connectors.zoom_api", "connectors.telegram_bot", "connectors.google_classroom")
 
 
 @dataclass
@@ -68,8 +70,33 @@ class LiveReader(Protocol):
         ...
 
 
-#: Opens a reader: (validated settings, secret lookup by env name) -> context manager.
-Opener = Callable[[Any, Callable[[str], SecretStr]], AbstractContextManager[LiveReader]]
+@dataclass(frozen=True)
+class LiveContext:
+    """What an opener may use of the deployment besides its source's own settings.
+
+    It is called like the secret lookup it wraps (``context("ENV_NAME")``), so an opener
+    that only needs secrets treats it as one.
+
+    Attributes:
+        secret: the secret named by an environment variable (environment or 0600 secrets file).
+        timezone: the deployment's time zone: local dates are read in it, as the export parsers do.
+        pseudonymizer: builds the deployment's pseudonymiser (ConfigError without the key), so
+            e-mails and chat ids become the same pseudonyms as in an imported export.
+        resolve_path: a path from the config file, relative to that file's folder (key files).
+    """
+
+    secret: Callable[[str], SecretStr]
+    timezone: ZoneInfo
+    pseudonymizer: Callable[[], Callable[[str], str]]
+    resolve_path: Callable[[Path], Path] = field(default=lambda path: path)
+
+    def __call__(self, name: str) -> SecretStr:
+        """The secret named ``name`` (see :attr:`secret`)."""
+        return self.secret(name)
+
+
+#: Opens a reader: (validated settings, the deployment context) -> context manager.
+Opener = Callable[[Any, LiveContext], AbstractContextManager[LiveReader]]
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,8 @@ class LiveConnector:
         open: opens a reader for one source.
         link_source: the identity ``source`` name of the accounts in :attr:`LivePage.accounts`.
         site_url: the source's home URL for site-scoped actors, from its settings (or None).
+        confirms_reads: reading past a page confirms it at the source, which then drops it
+            (Telegram's ``getUpdates`` offset): a dry run, which stores nothing, reads one page only.
     """
 
     type: str
@@ -92,6 +121,7 @@ class LiveConnector:
     open: Opener
     link_source: str
     site_url: Callable[[Any], str | None] = lambda settings: None
+    confirms_reads: bool = False
 
 
 def connectors() -> dict[str, LiveConnector]:

@@ -209,6 +209,45 @@ def _sites(settings: Settings) -> list[Check]:
     return checks
 
 
+#: Telegram keeps a bot's unconfirmed updates this long; a longer gap between pulls loses messages.
+TELEGRAM_RETENTION_HOURS = 24
+
+
+def _telegram_pulls(settings: Settings, base_dir: Path | None) -> list[Check]:
+    """Each ``telegram_bot`` source's last successful pull, which must be less than 24 h old."""
+    from datetime import UTC, datetime, timedelta
+
+    from lms_bridge.runs import list_runs
+
+    bots = [s for s in settings.sources if s.type == "telegram_bot"]
+    if not bots:
+        return []
+    try:
+        engine = store.make_engine(settings.state.url, base_dir)
+    except LmsBridgeError:
+        return []  # the state database check already says why
+    checks = []
+    for source in bots:
+        name = f"telegram bot {source.id}"
+        runs = list_runs(engine, limit=1, site=source.id, command="sync", status="ok")
+        if not runs or runs[0].finished_at is None:
+            checks.append(Check(name, True, "not pulled yet: run lms-bridge sync --site " + source.id))
+            continue
+        finished = runs[0].finished_at.replace(tzinfo=runs[0].finished_at.tzinfo or UTC)
+        age = datetime.now(UTC) - finished
+        when = f"last successful pull {finished:%Y-%m-%d %H:%M} UTC ({age.total_seconds() / 3600:.0f} h ago)"
+        if age > timedelta(hours=TELEGRAM_RETENTION_HOURS):
+            checks.append(Check(name, False, f"{when}: Telegram keeps a bot's updates for "
+                                f"{TELEGRAM_RETENTION_HOURS} h only, so messages may be lost",
+                                f"run lms-bridge sync --site {source.id} now and keep it scheduled at least daily "
+                                "(lms-bridge serve, or the cron/systemd timer in deploy/); import a Telegram Desktop "
+                                "export of the gap to recover what was lost"))
+        else:
+            checks.append(Check(name, True, when))
+    engine.dispose()
+    return checks
+
+
 def _pseudonym_key(settings: Settings) -> Check:
     name = settings.deployment.pseudonym_key_env
     key = settings.optional_secret(name)
@@ -230,4 +269,4 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
         base_dir: the folder relative SQLite paths are taken from.
     """
     return [_config(settings), _secrets_file(settings), _database(settings, base_dir), *_lrs(settings),
-            *_sites(settings), _pseudonym_key(settings)]
+            *_sites(settings), *_telegram_pulls(settings, base_dir), _pseudonym_key(settings)]

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from scripts.bench_import import phone_for, whatsapp_export
+from scripts.fake_classroom import TOKEN_PREFIX as CLASSROOM_TOKEN_PREFIX
+from scripts.fake_classroom import private_key_lines
 from scripts.fake_moodle.generator import SENTENCES
+from scripts.fake_zoom import TEST_CLIENT_SECRET as ZOOM_CLIENT_SECRET
+from scripts.fake_zoom import TOKEN_PREFIX as ZOOM_TOKEN_PREFIX
+from tests.connectors.test_google_classroom import PSEUDONYM_KEY as CLASSROOM_PSEUDONYM_KEY
+from tests.connectors.test_telegram_bot import PSEUDONYM_KEY as TELEGRAM_PSEUDONYM_KEY
+from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_BOT_TOKEN
+from tests.connectors.test_zoom_api import PSEUDONYM_KEY as ZOOM_PSEUDONYM_KEY
 from tests.fixtures.shared import COMMUNITY_FIXTURES
 from tests.proof.support import (
     ADMIN_TOKEN,
@@ -33,7 +41,11 @@ from tests.proof.support import (
 
 pytestmark = pytest.mark.proof
 
-SECRETS = [ADMIN_TOKEN, LRS_PASSWORD, PSEUDONYM_KEY, "world-can-read-this-9f2"]
+SECRETS = [ADMIN_TOKEN, LRS_PASSWORD, PSEUDONYM_KEY, "world-can-read-this-9f2", TELEGRAM_BOT_TOKEN,
+           TELEGRAM_PSEUDONYM_KEY,
+           # Zoom and Classroom pulls (tests/connectors): secrets, access tokens (by prefix), the test key
+           ZOOM_CLIENT_SECRET, ZOOM_TOKEN_PREFIX, ZOOM_PSEUDONYM_KEY, CLASSROOM_TOKEN_PREFIX,
+           CLASSROOM_PSEUDONYM_KEY, *private_key_lines()]
 _PHONE = re.compile(r"(?<![\w+])(?:\+62|0)[ \u202f\-]?8[\d \-\u202f]{7,14}\d")
 _WHATSAPP_BODY = re.compile(r"^\u200e?\[?[\d/.,: APMapm\u202f-]+\]?(?: -)? [^:\n]{1,60}: (?P<body>.+)$", re.M)
 
