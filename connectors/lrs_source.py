@@ -25,8 +25,14 @@ Skipped, and counted by reason: statements lms-bridge posted itself (its
 statements they void (when the target comes in the same page or later in the same pull),
 verb and object-type pairs with no activity kind, actors without an identifier.
 
+A voiding statement may come after its target was mirrored (on an earlier page, or by
+an earlier sync that the overlap re-reads or not): each page lists its voiding statements
+(:attr:`Page.voids`) with the natural keys a copy of the target would have, and the
+runner voids the copies it holds.
+
 A connector knows no state store: :func:`lms_bridge.sync.sync_lrs_source` commits each
-:class:`Page` (activities, identity links, position) in one transaction.
+:class:`Page` (activities, identity links, position) in one transaction, after the voids
+of the copies its voiding statements name are queued.
 """
 
 from __future__ import annotations
@@ -273,6 +279,15 @@ class StatementMapper:
         target = obj.get("id")
         return target if obj.get("objectType") == "StatementRef" and isinstance(target, str) else None
 
+    def copy_keys(self, foreign_id: str) -> tuple[str, ...]:
+        """The natural keys lms-bridge's copy of the foreign statement ``foreign_id`` may have.
+
+        One per activity kind: the voided statement itself is not at hand (an earlier sync
+        read it), so every kind it could have mapped to is a candidate. Guard: this is
+        :attr:`~lms_bridge.activity.Activity.natural_key` of what :meth:`map` returns (a test checks).
+        """
+        return tuple(f"{SOURCE}|{self.site}|{kind.value}|{foreign_id}" for kind in dict.fromkeys(KINDS.values()))
+
     def is_own(self, statement: dict[str, Any]) -> bool:
         """Whether lms-bridge built this statement (its source extension is in the context)."""
         context = statement.get("context")
@@ -373,6 +388,21 @@ class StatementMapper:
 
 # --- reading -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SourceVoid:
+    """A voiding statement of the source: lms-bridge may hold a copy of its target.
+
+    Attributes:
+        statement_id: the voiding statement's id at the source.
+        target: the id of the source statement it voids.
+        copy_keys: natural keys a copy of the target would have (:meth:`StatementMapper.copy_keys`).
+    """
+
+    statement_id: str
+    target: str
+    copy_keys: tuple[str, ...]
+
+
 @dataclass
 class Page:
     """What one page of the source gives the runner, committed in one transaction.
@@ -384,6 +414,8 @@ class Page:
         statements: statements the page held (inside the window or not).
         skipped: statements of the window that became no activity, by reason.
         keys: natural keys of ``activities`` (a statement twice in one page is kept once).
+        voids: the window's voiding statements on this page. Their targets are never mapped
+            from here on in this pull, but an earlier page or sync may have mirrored them.
     """
 
     activities: list[Activity] = field(default_factory=list)
@@ -392,6 +424,7 @@ class Page:
     statements: int = 0
     skipped: Counter[Skip] = field(default_factory=Counter)
     keys: set[str] = field(default_factory=set, repr=False)
+    voids: list[SourceVoid] = field(default_factory=list)
 
 
 class LRSSourceReader:
@@ -488,14 +521,12 @@ class LRSSourceReader:
         committed: datetime | None = None  # the position a page before this one carried
         ordered = mode == "since"  # only then may a page that is not the last move the cursor
         voided: set[str] = set()
-        pending: dict[str, str] = {}  # voided targets not met yet -> the voiding statement
         more: str | None = None
         seen_more: set[str] = set()
         while True:
             result = self._call("GET statements", partial(self.client.get_statements_page, more, params))
             statements = [s for s in result.get("statements") or [] if isinstance(s, dict)]
             page = Page(statements=len(result.get("statements") or []))
-            page_ids = {s["id"] for s in statements if isinstance(s.get("id"), str)}
             voided.update(t for t in map(self.mapper.voided_target, statements) if t is not None)
             for statement in statements:
                 stored = parse_time(statement.get("stored"))
@@ -507,42 +538,32 @@ class LRSSourceReader:
                         log.warning("%s does not return statements in stored order: the cursor moves only at the "
                                     "end of this pull", self._where(), extra={"site": self.settings.id})
                     highest = stored if highest is None else max(highest, stored)
-                self._map(statement, page, voided, page_ids, pending)
+                self._map(statement, page, voided)
             more = result.get("more") if isinstance(result.get("more"), str) else None
             last = not statements or not more or more in seen_more
             if (ordered or last) and highest is not None:
                 page.position = {"stored": format_time(highest)}
                 committed = highest
-            if last:
-                self._warn_late_voids(pending)
             yield page
             if last:
                 return
             seen_more.add(more)
 
-    def _map(self, statement: dict[str, Any], page: Page, voided: set[str], page_ids: set[str],
-             pending: dict[str, str]) -> None:
+    def _map(self, statement: dict[str, Any], page: Page, voided: set[str]) -> None:
         """Map one statement of the window into ``page`` (or count why not)."""
         sid = statement.get("id")
         if isinstance(sid, str) and sid in voided:
             page.skipped[Skip.VOIDED] += 1
-            pending.pop(sid, None)
             return
         mapped = self.mapper.map(statement)
         if isinstance(mapped, Skip):
             page.skipped[mapped] += 1
             target = self.mapper.voided_target(statement)
-            if target is not None and target not in page_ids:
-                pending[target] = str(sid)
+            if mapped is Skip.VOIDING and target is not None:
+                page.voids.append(SourceVoid(str(sid), target, self.mapper.copy_keys(target)))
             return
         if mapped.natural_key in page.keys:
             return  # the same statement twice in one page: one outbox row, one evidence row
         page.keys.add(mapped.natural_key)
         page.activities.append(mapped)
         page.accounts.setdefault(mapped.actor, mapped.extras.get("nip"))
-
-    def _warn_late_voids(self, pending: dict[str, str]) -> None:
-        for target, void in sorted(pending.items()):
-            log.warning("%s: statement %s voids %s, which this pull read on an earlier page or never: if an "
-                        "earlier page or sync mirrored it, lms-bridge did not void the copy", self._where(), void,
-                        target, extra={"site": self.settings.id})

@@ -188,6 +188,21 @@ def sync_source(
                      on_progress=on_progress)
 
 
+def _abandon_run(engine: Engine, run_id: int | None, exc: Exception) -> None:
+    """Mark a run failed when something other than a source error stopped it (a database error...).
+
+    Without this the run stays ``running`` for ever in ``runs list``. The sentence names only the
+    exception's type: its text may hold SQL parameters (personal data); ``--debug`` shows it.
+    """
+    if run_id is None:
+        return
+    try:
+        store.finish_run(engine, run_id, status="failed", counts={},
+                         error=f"stopped by an unexpected {type(exc).__name__} (rerun with --debug for details)")
+    except Exception:  # noqa: BLE001 - the store itself may be what failed; the original error matters more
+        log.debug("could not record the failed run %s", run_id, exc_info=True)
+
+
 def _window_check(since: datetime | None, until: datetime | None) -> None:
     if until is not None and since is None:
         raise ConfigError("until needs since: a window is a backfill, which never moves the cursors")
@@ -224,22 +239,53 @@ def sync_lrs_source(
     Returns:
         Counts for the ``statements`` stream, calls, skipped statements by reason, and the
         error that stopped the source (the cursor keeps its last committed position).
+        The run's ``statements`` counts add ``voided``: our copies voided because the
+        source voided what they mirror.
     """
+    from lms_bridge import voids
+    from xapi.ids import statement_id
+
     _window_check(since, until)
     password = settings.secret(source.password_env)
     stream = lrs_source.STREAM
     report = SiteReport(site=source.id)
     stream_report = report.streams.setdefault(stream, IngestReport())
+    voided = 0
     store.ensure_site(engine, source.id, "lrs", source.url)
     run_id = None if dry_run else store.start_run(engine, "sync", source.id)
     pipeline = Pipeline(engine, settings, site_url=source.site_url, move_cursor=since is None, dry_run=dry_run)
     mapper = lrs_source.StatementMapper(source.id, pipeline.builder.vocabulary, settings.deployment.base_iri,
                                         source.identity_authorities)
+
+    def void_copies(source_voids: Sequence[lrs_source.SourceVoid]) -> int:
+        """Void the copies we hold of statements the source voided; return how many voids were queued now."""
+        copies = {statement_id(pipeline.builder.namespace, key): void
+                  for void in source_voids for key in void.copy_keys}
+        found = voids.void_copies(engine, pipeline.builder, list(copies), dry_run=dry_run,
+                                  reason=f"voided at its source (source LRS {source.id})")
+        for copy_id, queued in found.items():
+            void = copies[copy_id]
+            log.log(logging.INFO if queued else logging.DEBUG, "%s: statement %s voids %s at the source: %s %s",
+                    source.id, void.statement_id, void.target,
+                    "queued the void of our copy" if queued else "already voided our copy", copy_id,
+                    extra={"site": source.id, "stream": stream})
+        held = {copies[copy_id].target for copy_id in found}
+        for void in source_voids:
+            if void.target not in held:
+                log.debug("%s: statement %s voids %s at the source, which lms-bridge never mirrored: nothing to void",
+                          source.id, void.statement_id, void.target, extra={"site": source.id, "stream": stream})
+        return sum(found.values())
+
     with source.client(password) as client:
         reader = lrs_source.LRSSourceReader(source, client, mapper, sleep=sleep)
         try:
             start = store.get_cursor(engine, source.id, stream)
             for page in reader.read(start, since=since):
+                # Voids first, in their own transaction: the commit below is the one that moves the
+                # cursor, so it never passes a void that is not durably queued; a crash in between
+                # re-reads the void, which then queues nothing new.
+                if page.voids:
+                    voided += void_copies(page.voids)
                 links = [store.LinkIn(lrs_source.SOURCE, source.id, local_id, nip)
                          for local_id, nip in page.accounts.items()]
                 stream_report.add(pipeline.commit(source.id, stream, _until(page.activities, until), page.position,
@@ -248,16 +294,20 @@ def sync_lrs_source(
                     report.skipped[reason.value] = report.skipped.get(reason.value, 0) + count
                 if on_progress is not None:
                     on_progress(stream, page.statements)
-            log.info("%s/%s: %s, skipped %s", source.id, stream, stream_report.as_dict(), report.skipped,
-                     extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()})
+            log.info("%s/%s: %s, voided %d, skipped %s", source.id, stream, stream_report.as_dict(), voided,
+                     report.skipped, extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()})
         except LmsBridgeError as exc:
             report.error = str(exc)
             log.error("%s: sync stopped: %s", source.id, exc, extra={"site": source.id})
+        except Exception as exc:
+            _abandon_run(engine, run_id, exc)
+            raise
         finally:
             report.calls = dict(reader.calls)
     if run_id is not None:
         store.finish_run(engine, run_id, status="failed" if report.error else "ok",
-                         counts={stream: stream_report.as_dict(), "calls": report.calls, "skipped": report.skipped},
+                         counts={stream: stream_report.as_dict() | {"voided": voided}, "calls": report.calls,
+                                 "skipped": report.skipped},
                          error=report.error)
     return report
 
@@ -301,7 +351,7 @@ def sync_live_source(
     pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
     reader = None
     try:
-        with connector.open(source, settings.secret) as reader:
+        with connector.open(source, _live_context(settings)) as reader:
             for name in wanted:
                 stream_report = report.streams.setdefault(name, IngestReport())
                 start = store.get_cursor(engine, source_id, name)
@@ -314,11 +364,16 @@ def sync_live_source(
                         report.skipped[reason] = report.skipped.get(reason, 0) + count
                     if on_progress is not None:
                         on_progress(name, page.read)
+                    if dry_run and connector.confirms_reads:
+                        break  # the next read would confirm (drop at the source) a page nothing stored
                 log.info("%s/%s: %s", source_id, name, stream_report.as_dict(),
                          extra={"site": source_id, "stream": name, "counts": stream_report.as_dict()})
     except LmsBridgeError as exc:
         report.error = str(exc)
         log.error("%s: sync stopped: %s", source_id, exc, extra={"site": source_id})
+    except Exception as exc:
+        _abandon_run(engine, run_id, exc)
+        raise
     finally:
         if reader is not None:
             report.calls = dict(reader.calls)
@@ -328,6 +383,17 @@ def sync_live_source(
                          | {"calls": report.calls, "skipped": report.skipped},
                          error=report.error)
     return report
+
+
+def _live_context(settings: Settings) -> live.LiveContext:
+    """The deployment facts a live connector needs: secrets, time zone, pseudonymiser."""
+    from zoneinfo import ZoneInfo
+
+    from lms_bridge.pseudonym import pseudonymizer_from_settings
+
+    return live.LiveContext(secret=settings.secret, timezone=ZoneInfo(settings.deployment.timezone),
+                            pseudonymizer=lambda: pseudonymizer_from_settings(settings),
+                            resolve_path=settings.resolve_path)
 
 
 #: Streams whose position holds per-key watermarks (Unix seconds), and the key.
@@ -403,6 +469,9 @@ def sync_site(
         except LmsBridgeError as exc:
             report.error = str(exc)
             log.error("%s: sync stopped: %s", site.id, exc, extra={"site": site.id})
+        except Exception as exc:
+            _abandon_run(engine, run_id, exc)
+            raise
         finally:
             report.calls = dict(client.calls)
     if run_id is not None:

@@ -336,3 +336,85 @@ def test_moodle_sites_and_source_lrs_sync_together(tmp_path, ralph, source_lrs, 
     assert {"src", "demo"} <= {line.split("│")[1].strip() for line in both.splitlines() if line.startswith("│")}
     unknown = deployment.run("sync", "--site", "src", "--stream", "forum_posts")
     assert unknown.returncode == 2 and "unknown stream 'forum_posts' (streams: statements)" in unknown.stderr
+
+
+# --- the source voids a statement an earlier sync mirrored ---------------------------------------
+
+VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
+
+
+def _void(label: str, target: str) -> dict:
+    return _statement(label, VOIDED_VERB, None, object={"objectType": "StatementRef", "id": target})
+
+
+def _statements_counts(state_url: str) -> dict:
+    return json.loads(_last_run(state_url).counts)["statements"]
+
+
+def test_a_late_void_at_the_source_voids_our_copy_and_its_jp_once(state_url, fresh_ralph, source_lrs,
+                                                                  make_deployment):
+    _post(source_lrs, [_statement("late-module", COMPLETED, MODULE), _statement("late-kept", COMPLETED, COURSE),
+                       _statement("late-unsupported", "http://adlnet.gov/expapi/verbs/experienced", COURSE)])
+    deployment = _deploy(make_deployment, state_url, fresh_ralph, source_lrs)
+    deployment.run("sync", check=True)
+    assert "sent 2 statements" in deployment.run("outbox", "flush", check=True).stdout
+    # module_completed earns 0.5 JP under the "elearning" rule (the course has no program JP: none).
+    assert "queued 1 new records (0.5 JP" in deployment.run("jp", "compute", "--year", "2026", check=True).stdout
+    copy = _expected("module_completed", "late-module")
+
+    # The source voids the mirrored module, a statement it skipped, and one it never had.
+    _post(source_lrs, [_void("late-void", _sid("late-module")), _void("late-void-2", _sid("late-unsupported")),
+                       _void("late-void-3", str(uuid.uuid4()))])
+    second = deployment.run("sync", check=True)
+    assert f"voids {_sid('late-module')} at the source: queued the void of our copy {copy}" in second.stderr
+    assert second.stderr.count("queued the void of our copy") == 1, second.stderr
+    assert _statements_counts(state_url)["voided"] == 1  # what runs show prints
+    engine = store.make_engine(state_url)
+    with Session(engine) as session:
+        assert session.get(Evidence, copy) is None  # jp compute no longer sees it
+    assert "sent 2 statements" in deployment.run("outbox", "flush", check=True).stdout  # the void, the JP record
+    voids = [s for s in lrs_statements(fresh_ralph) if s["verb"]["id"] == VOIDED_VERB]
+    assert [(s["id"], s["object"]) for s in voids] == [
+        (statement_id(NAMESPACE, f"void|{copy}"), {"objectType": "StatementRef", "id": copy})]
+    assert voids[0]["actor"]["account"]["name"] == "lms-bridge"  # lms-bridge's own void, not the person's
+
+    jp = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
+    assert "queued 0 new records" in jp and "1 voided" in jp, jp
+
+    # A rerun re-reads the voids and the voided statement (the overlap): nothing new anywhere.
+    with Session(engine) as session:
+        outbox = session.scalars(select(OutboxRow.statement_id)).all()
+    third = deployment.run("sync", check=True)
+    assert "queued the void of our copy" not in third.stderr
+    assert _statements_counts(state_url)["voided"] == 0
+    with Session(engine) as session:
+        assert session.scalars(select(OutboxRow.statement_id)).all() == outbox
+        assert session.get(Evidence, copy) is None
+    jp = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
+    assert "queued 0 new records" in jp and "0 voided" in jp, jp
+
+
+def test_a_late_void_that_fails_to_queue_keeps_the_cursor_before_it(tmp_path, ralph, source_lrs, make_deployment):
+    """A real SQLite trigger refuses the void's outbox row: the disk-full or lost-database case of a real run."""
+    state_url = f"sqlite:///{tmp_path / 's.db'}"
+    _post(source_lrs, [_statement("crash-module", COMPLETED, MODULE)])
+    deployment = _deploy(make_deployment, state_url, ralph, source_lrs, extra="overlap_seconds = 0")
+    deployment.run("sync", check=True)
+    cursor = _cursor(state_url)
+    _post(source_lrs, [_void("crash-void", _sid("crash-module"))])
+    engine = store.make_engine(state_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TRIGGER no_voids BEFORE INSERT ON outbox WHEN NEW.stream = 'void' "
+                                   "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
+    failed = deployment.run("sync")
+    assert failed.returncode != 0 and "the disk is full" in failed.stderr, failed.stderr
+    assert _cursor(state_url) == cursor  # not past the void that was not queued
+    with engine.connect() as connection:  # and the run says it failed, instead of staying "running"
+        status, error = connection.exec_driver_sql("SELECT status, error FROM runs ORDER BY id DESC LIMIT 1").one()
+    assert status == "failed" and "unexpected IntegrityError" in error and "disk is full" not in error, (status, error)
+
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER no_voids")
+    deployment.run("sync", check=True)
+    assert _statements_counts(state_url)["voided"] == 1
+    assert _cursor(state_url) == {"stored": _max_stored(source_lrs)}

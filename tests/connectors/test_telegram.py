@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.telegram import read_telegram
-from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.activity import Kind, ObjectRef
 from lms_bridge.errors import InputError
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = COMMUNITY_FIXTURES
-DATA = ROOT / "tests" / "data" / "community"
 SITE = "cop-wi-7"
 CHAT = "1000000001"
 
@@ -42,24 +38,8 @@ RAW_VALUES = [
 ]
 
 
-class Pseudonyms:
-    """A keyed HMAC like the service's, remembering what it saw so tests can check identities."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, str] = {}
-
-    def __call__(self, identifier: str) -> str:
-        pseudonym = hmac.new(b"test-key", identifier.encode(), hashlib.sha256).hexdigest()[:32]
-        self.seen[pseudonym] = identifier
-        return pseudonym
-
-    def of(self, activity: Activity) -> str:
-        return self.seen[activity.actor]
-
-
-def read(path: Path) -> tuple[list[Activity], Pseudonyms]:
-    pseudonyms = Pseudonyms()
-    return list(read_telegram(path, site=SITE, pseudonymize=pseudonyms)), pseudonyms
+#: ``read(path)`` -> (activities, pseudonyms).
+read = partial(read_all, read_telegram, site=SITE)
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -231,8 +211,7 @@ def test_no_name_phone_or_text_in_any_activity() -> None:
     ]:
         for activity in read(path)[0]:
             count += 1
-            dump = (repr(activity) + activity.to_json()).casefold()
-            assert not [value for value in RAW_VALUES if value in dump], path.name
+            assert not leaked(activity, RAW_VALUES), path.name
             assert set(activity.extras) <= allowed
     assert count == 14
 
@@ -267,11 +246,6 @@ def test_a_40000_message_export_is_read_whole(tmp_path: Path) -> None:
 
 
 # --- property tests: nothing but InputError escapes -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("telegram_fuzz")
 
 
 def _only_input_error(path: Path, data: bytes) -> None:
@@ -337,21 +311,8 @@ def test_arbitrary_json_raises_only_input_error(scratch: Path, value: Any) -> No
 @given(data=st.data())
 def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObject) -> None:
     source = data.draw(st.sampled_from(sorted(SHARED.glob("telegram_*")) + sorted(DATA.glob("telegram_*"))))
-    buffer = bytearray(source.read_bytes())
-    for _ in range(data.draw(st.integers(1, 4))):
-        position = data.draw(st.integers(0, len(buffer)))
-        operation = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if operation == "flip" and position < len(buffer):
-            buffer[position] = data.draw(st.integers(0, 255))
-        elif operation == "delete":
-            del buffer[position : position + data.draw(st.integers(1, 16))]
-        elif operation == "insert":
-            buffer[position:position] = data.draw(
-                st.sampled_from([b"null", b"1", b'"x"', b"[]", b"{}", b"-", b"\xff"])
-            )
-        else:
-            del buffer[position:]
-    _only_input_error(scratch / "mutated.json", bytes(buffer))
+    inserts = st.sampled_from([b"null", b"1", b'"x"', b"[]", b"{}", b"-", b"\xff"])
+    _only_input_error(scratch / "mutated.json", mutate(source.read_bytes(), data.draw, inserts))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,13 +22,10 @@ from connectors.identifiers import (
     telegram_identifier,
 )
 from connectors.whatsapp import read_whatsapp
-from lms_bridge.activity import Activity, Kind
+from lms_bridge.activity import Kind
 from lms_bridge.errors import InputError
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all, utc
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = COMMUNITY_FIXTURES
-DATA = ROOT / "tests" / "data" / "community"
 SITE = "cop-wi-7"
 
 # Raw personal data and message text that occur in the WhatsApp inputs: none may reach an Activity.
@@ -55,29 +51,8 @@ RAW_VALUES = [
 ]
 
 
-class Pseudonyms:
-    """A keyed HMAC like the service's, remembering what it saw so tests can check identities."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, str] = {}
-
-    def __call__(self, identifier: str) -> str:
-        pseudonym = hmac.new(b"test-key", identifier.encode(), hashlib.sha256).hexdigest()[:32]
-        self.seen[pseudonym] = identifier
-        return pseudonym
-
-    def of(self, activity: Activity) -> str:
-        return self.seen[activity.actor]
-
-
-def read(path: Path, **kwargs: object) -> tuple[list[Activity], Pseudonyms]:
-    pseudonyms = Pseudonyms()
-    activities = list(read_whatsapp(path, site=SITE, pseudonymize=pseudonyms, **kwargs))  # type: ignore[arg-type]
-    return activities, pseudonyms
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+#: ``read(path, **options)`` -> (activities, pseudonyms).
+read = partial(read_all, read_whatsapp, site=SITE)
 
 
 # --- shared fixtures ---------------------------------------------------------------------------
@@ -420,9 +395,8 @@ def test_no_phone_name_or_text_in_any_activity() -> None:
     for path in all_inputs():
         for activity in read(path)[0]:
             count += 1
-            dump = (repr(activity) + activity.to_json()).casefold()
-            leaked = [value for value in RAW_VALUES if value in dump]
-            assert not leaked, f"{path.name}: {leaked}"
+            found = leaked(activity, RAW_VALUES)
+            assert not found, f"{path.name}: {found}"
             assert set(activity.extras) <= allowed_extras
     assert count > 20
 
@@ -492,11 +466,6 @@ HEADER_PIECES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("whatsapp_fuzz")
-
-
 def _only_input_error(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     try:
@@ -508,19 +477,7 @@ def _only_input_error(path: Path, data: bytes) -> None:
 
 
 def _mutate(data: bytes, draw: st.DrawFn) -> bytes:
-    buffer = bytearray(data)
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(buffer)))
-        operation = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
-        if operation == "flip" and position < len(buffer):
-            buffer[position] = draw(st.integers(0, 255))
-        elif operation == "delete":
-            del buffer[position : position + draw(st.integers(1, 16))]
-        elif operation == "insert":
-            buffer[position:position] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del buffer[position:]
-    return bytes(buffer)
+    return mutate(data, draw, st.binary(min_size=1, max_size=8))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
