@@ -487,10 +487,17 @@ def open_reader(settings: ClassroomSettings, context: LiveContext) -> Iterator[C
         client.close()
 
 
+def reset_position(stream: str, current: Any, to: datetime) -> dict[str, dict[str, str]]:
+    """Every known course's watermark set to ``to`` (courses not seen yet are still read whole)."""
+    mark = to.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"courses": dict.fromkeys(_watermarks(current), mark)}
+
+
 CONNECTOR = LiveConnector(
     type=TYPE,
     streams=STREAMS,
     settings_model=ClassroomSettings,
     open=open_reader,
     link_source=SOURCE,
+    reset_position=reset_position,
 )

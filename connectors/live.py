@@ -113,6 +113,8 @@ class LiveConnector:
         site_url: the source's home URL for site-scoped actors, from its settings (or None).
         confirms_reads: reading past a page confirms it at the source, which then drops it
             (Telegram's ``getUpdates`` offset): a dry run, which stores nothing, reads one page only.
+        reset_position: ``(stream, current position, to) -> position`` as if the stream had synced up
+            to ``to`` (``lms-bridge cursors reset``), or None when its cursor is not a date.
     """
 
     type: str
@@ -122,6 +124,7 @@ class LiveConnector:
     link_source: str
     site_url: Callable[[Any], str | None] = lambda settings: None
     confirms_reads: bool = False
+    reset_position: Callable[[str, Any, datetime], Any] | None = None
 
 
 def connectors() -> dict[str, LiveConnector]:

@@ -445,6 +445,11 @@ def open_reader(settings: ZoomSettings, context: LiveContext) -> Iterator[ZoomRe
         client.close()
 
 
+def reset_position(stream: str, current: Any, to: datetime) -> dict[str, str]:
+    """The cursor of a stream synced through ``to``'s date (the next pull re-reads the overlap before it)."""
+    return {"through": to.astimezone(UTC).date().isoformat()}
+
+
 CONNECTOR = LiveConnector(
     type=TYPE,
     streams=(STREAM,),
@@ -452,4 +457,5 @@ CONNECTOR = LiveConnector(
     open=open_reader,
     link_source=SOURCE,
     site_url=lambda settings: None,
+    reset_position=reset_position,
 )

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from connectors import lrs_source, moodle
+from connectors import live, lrs_source, moodle
 from lms_bridge import store
 from lms_bridge.config import Settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
@@ -142,10 +142,33 @@ def plan_reset(engine: Engine, settings: Settings, site: str, stream: str, to: d
         after = {"stored": lrs_source.format_time(to.astimezone(UTC))}
         current = lrs_source.parse_time(before.get("stored")) if isinstance(before, dict) else None
         forward = current is not None and current < to
+    elif source.type in live.connectors():
+        connector = live.connectors()[source.type]
+        if stream not in connector.streams:
+            raise ConfigError(f"unknown stream {stream!r} of {source.type} source {site} "
+                              f"(streams: {', '.join(connector.streams)})")
+        if connector.reset_position is None:
+            raise ConfigError(f"source {site} is of type {source.type}: its cursor is not a date and the "
+                              "platform keeps no history to re-read, so it cannot be reset")
+        after = connector.reset_position(stream, before, to)
+        forward = any(moment < to for moment in _iso_moments(before))
     else:
         raise ConfigError(f"source {site} is of type {source.type}: its cursors follow imported files; "
                           "import the file again instead of resetting")
     return ResetPlan(site_id=site, stream=stream, to=to, before=before, after=after, forward=forward)
+
+
+def _iso_moments(position: Any) -> list[datetime]:
+    """The ISO dates and times held anywhere in a live source's cursor (as UTC datetimes)."""
+    if isinstance(position, dict):
+        return [moment for value in position.values() for moment in _iso_moments(value)]
+    if isinstance(position, str):
+        try:
+            moment = datetime.fromisoformat(position)
+        except ValueError:
+            return []
+        return [moment if moment.tzinfo else moment.replace(tzinfo=UTC)]
+    return []
 
 
 def apply_reset(engine: Engine, plan: ResetPlan, *, wait: bool = False) -> None:
