@@ -10,18 +10,26 @@ Invariants:
   in halves until the bad statements are isolated; the rest is posted;
 - timeouts, connection failures and 5xx are retried with exponential backoff
   and a cap; after ``max_attempts`` failures in a row the flush stops and the
-  rows stay pending (nothing is lost, the next flush resumes).
+  rows stay pending (nothing is lost, the next flush resumes);
+- on PostgreSQL several flushers may run at once (``lms-bridge worker`` tasks, a cron
+  flush beside ``serve``): each claims its batch with ``SELECT ... FOR UPDATE SKIP
+  LOCKED`` and keeps the rows locked until their outcome is committed, so two
+  flushers never post the same rows at once. A flusher that dies mid-batch drops its
+  connection, PostgreSQL releases the rows, and the next flush posts them again
+  (byte-equal, so the LRS answers 204). SQLite serialises writers and keeps the
+  plain read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.errors import LRSConflictError, LRSRejectedError, RetryableError
@@ -70,15 +78,35 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return min(cap, base * (2 ** max(0, attempt - 1)))
 
 
+def _due_query(limit: int) -> Select:
+    return (
+        select(OutboxRow.id, OutboxRow.statement_id, OutboxRow.body)
+        .where(OutboxRow.status == OutboxStatus.PENDING.value, OutboxRow.next_attempt_at <= utcnow())
+        .order_by(OutboxRow.id)
+        .limit(limit)
+    )
+
+
 def _due_rows(engine: Engine, limit: int) -> list[_Row]:
     with Session(engine) as session:
-        rows = session.execute(
-            select(OutboxRow.id, OutboxRow.statement_id, OutboxRow.body)
-            .where(OutboxRow.status == OutboxStatus.PENDING.value, OutboxRow.next_attempt_at <= utcnow())
-            .order_by(OutboxRow.id)
-            .limit(limit)
-        ).all()
+        rows = session.execute(_due_query(limit)).all()
     return [_Row(r.id, r.statement_id, r.body) for r in rows]
+
+
+@contextmanager
+def _claim(engine: Engine, limit: int) -> Iterator[tuple[list[_Row], Session | None]]:
+    """Up to ``limit`` due rows for this flusher, and the session that holds them (PostgreSQL).
+
+    On PostgreSQL the rows stay locked (``FOR UPDATE SKIP LOCKED``) until the block ends and
+    their outcome, written through the yielded session, commits: a concurrent flusher skips
+    them. On SQLite the session is None and outcomes are written in transactions of their own.
+    """
+    if engine.dialect.name != "postgresql":
+        yield _due_rows(engine, limit), None
+        return
+    with Session(engine) as session, session.begin():
+        rows = session.execute(_due_query(limit).with_for_update(skip_locked=True)).all()
+        yield [_Row(r.id, r.statement_id, r.body) for r in rows], session
 
 
 def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, report: FlushReport) -> None:
@@ -101,9 +129,19 @@ def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, r
     progress.sent.extend(row.id for row in rows)
 
 
-def _persist(engine: Engine, progress: _Progress) -> None:
-    now = utcnow()
+@contextmanager
+def _writing(engine: Engine, claim: Session | None) -> Iterator[Session]:
+    """The claim's session (its transaction commits when the claim ends), or a transaction of its own."""
+    if claim is not None:
+        yield claim
+        return
     with Session(engine) as session, session.begin():
+        yield session
+
+
+def _persist(engine: Engine, progress: _Progress, claim: Session | None = None) -> None:
+    now = utcnow()
+    with _writing(engine, claim) as session:
         for start in range(0, len(progress.sent), 500):
             chunk = progress.sent[start : start + 500]
             session.execute(
@@ -119,17 +157,40 @@ def _persist(engine: Engine, progress: _Progress) -> None:
             )
 
 
-def _record_failure(engine: Engine, rows: Sequence[_Row], done: set[int], error: str, delay: float) -> None:
+def _record_failure(engine: Engine, rows: Sequence[_Row], done: set[int], error: str, delay: float,
+                    claim: Session | None = None) -> None:
     remaining = [row.id for row in rows if row.id not in done]
     if not remaining:
         return
-    with Session(engine) as session, session.begin():
+    with _writing(engine, claim) as session:
         session.execute(
             update(OutboxRow)
             .where(OutboxRow.id.in_(remaining))
             .values(attempts=OutboxRow.attempts + 1, last_error=error,
                     next_attempt_at=utcnow() + timedelta(seconds=delay))
         )
+
+
+def _post_batch(engine: Engine, claim: Session | None, client: LRSClient, rows: Sequence[_Row],
+                report: FlushReport, retry_delay: float) -> str | None:
+    """Post one claimed batch and write its outcome; return the transient error sentence, if one stopped it.
+
+    What the LRS accepted before a transient error is marked; the rest waits ``retry_delay`` seconds.
+    """
+    progress = _Progress()
+    error: str | None = None
+    try:
+        _post_bisect(client, rows, progress, report)
+    except RetryableError as exc:
+        error = str(exc)
+    _persist(engine, progress, claim)
+    report.sent += len(progress.sent)
+    report.dead += len(progress.dead)
+    for row_id, message in progress.dead.items():
+        log.warning("dead letter: outbox row %d refused by the LRS: %s", row_id, message)
+    if error is not None:
+        _record_failure(engine, rows, set(progress.sent) | set(progress.dead), error, retry_delay, claim)
+    return error
 
 
 def flush(
@@ -166,42 +227,34 @@ def flush(
     """
     report = FlushReport()
     failures_in_row = 0
+    waited = False
     while limit is None or report.sent + report.dead < limit:
         size = batch_size if limit is None else min(batch_size, limit - report.sent - report.dead)
-        rows = _due_rows(engine, size)
+        delay = backoff_delay(failures_in_row + 1, backoff_base, backoff_cap)  # if this batch fails
+        error: str | None = None
+        with _claim(engine, size) as (rows, claim):
+            if rows:
+                error = _post_batch(engine, claim, client, rows, report, delay)
         if not rows:
-            if failures_in_row == 0:
+            if failures_in_row == 0 or waited:
                 break
-            # Rows wait for their backoff to pass: sleep until the first is due.
+            # Rows wait for their backoff to pass: sleep until the first is due, then look once more.
             sleep(backoff_delay(failures_in_row, backoff_base, backoff_cap))
-            rows = _due_rows(engine, size) or []
-            if not rows:
-                break
-        progress = _Progress()
-        try:
-            _post_bisect(client, rows, progress, report)
-        except RetryableError as exc:
-            _persist(engine, progress)
-            report.sent += len(progress.sent)
-            report.dead += len(progress.dead)
+            waited = True
+            continue
+        waited = False
+        if error is not None:
             failures_in_row += 1
             report.failures += 1
-            report.last_error = str(exc)
-            delay = backoff_delay(failures_in_row, backoff_base, backoff_cap)
-            _record_failure(engine, rows, set(progress.sent) | set(progress.dead), str(exc), delay)
+            report.last_error = error
             if failures_in_row >= max_attempts:
                 report.gave_up = True
-                log.error("giving up after %d failed attempts in a row: %s", failures_in_row, exc)
+                log.error("giving up after %d failed attempts in a row: %s", failures_in_row, error)
                 break
-            log.warning("attempt %d failed (%s); retrying in %.1f s", failures_in_row, exc, delay)
+            log.warning("attempt %d failed (%s); retrying in %.1f s", failures_in_row, error, delay)
             sleep(delay)
             continue
-        _persist(engine, progress)
         failures_in_row = 0
-        report.sent += len(progress.sent)
-        report.dead += len(progress.dead)
-        for row_id, message in progress.dead.items():
-            log.warning("dead letter: outbox row %d refused by the LRS: %s", row_id, message)
         if on_progress is not None:
             on_progress(len(rows))
     log.info("flush: sent %d statements in %d requests, %d dead letters, %d failed attempts",

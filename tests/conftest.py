@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.brokers import redis_server_url, redis_url  # noqa: F401
 from tests.fixtures.lrs import FaultyLRS, fresh_ralph, lrs_statements, ralph  # noqa: F401
 from tests.fixtures.moodle import fake_moodle  # noqa: F401
 from tests.fixtures.postgres import pg_database_url, pg_server_url  # noqa: F401

@@ -11,7 +11,7 @@ from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 
 COMMANDS = ("backfill", "cursors", "db", "doctor", "forget", "import", "inbox", "jp", "ledger", "outbox", "people",
-            "report", "rules", "runs", "serve", "serve-web", "sites", "sync", "users", "void")
+            "report", "rules", "runs", "serve", "serve-web", "sites", "sync", "users", "void", "worker")
 
 
 def test_help_explains_each_command_in_one_line():

@@ -1,0 +1,291 @@
+"""Distributed syncs (issue 10): real Redis, real PostgreSQL, real `lms-bridge worker` processes, real Ralph.
+
+Nothing is mocked. The fake Moodle sites are real HTTP servers; a subclass counts the requests
+each one is working on at once, to check the per-site limit across workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lms_bridge import distributed
+from lms_bridge.locks import LockBusy, site_lock, sync_lock_name
+from lms_bridge.store import open_engine
+from scripts.fake_moodle import FakeMoodle
+from tests.conftest import ROOT, Deployment
+from tests.fixtures.lrs import lrs_statements
+from tests.fixtures.moodle import ADMIN_TOKEN
+
+SITES = 6
+MAX_IN_FLIGHT = 2
+#: Seconds before Redis hands an unacknowledged task (its worker was killed) to another worker. It must
+#: exceed the longest task (~3 s here), or a task still running is handed out a second time.
+VISIBILITY_TIMEOUT = 10
+STREAMS = ("enrolled_users", "course_completions", "activity_completions", "forum_posts")
+
+
+class CountingMoodle(FakeMoodle):
+    """A fake Moodle that records the most requests it was working on at the same moment."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.in_flight = 0
+        self.peak = 0
+        self._gauge = threading.Lock()
+
+    def _serve(self, handler: object, pairs: list[tuple[str, str]]) -> None:
+        with self._gauge:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            super()._serve(handler, pairs)  # type: ignore[arg-type]
+        finally:
+            with self._gauge:
+                self.in_flight -= 1
+
+
+@pytest.fixture
+def moodle_sites() -> Iterator[list[CountingMoodle]]:
+    """Six small fake Moodle sites; per-user calls take a little time, so tasks overlap and can be killed."""
+    with ExitStack() as stack:
+        sites = []
+        for seed in range(SITES):
+            fake = CountingMoodle(preset="small", seed=seed + 1, token=ADMIN_TOKEN)
+            fake.set_latency("core_completion_get_course_completion_status", 0.01)
+            fake.set_latency("core_completion_get_activities_completion_status", 0.01)
+            fake.set_latency("mod_forum_get_discussion_posts", 0.01)
+            sites.append(stack.enter_context(fake))
+        yield sites
+
+
+def _sources(sites: list[CountingMoodle]) -> str:
+    return "".join(
+        f'\n[[sources]]\nid = "site{index}"\ntype = "moodle"\nurl = "{fake.url}"\ntoken_env = "MOODLE_TOKEN_S{index}"\n'
+        f"max_in_flight = {MAX_IN_FLIGHT}\nbackoff_base = 0.05\n"
+        for index, fake in enumerate(sites)
+    )
+
+
+class Worker:
+    """An `lms-bridge worker` subprocess in a process group of its own, logging JSON lines to a file."""
+
+    def __init__(self, deployment: Deployment, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), "--log-format", "json",
+             "worker", "--pool", "solo"],
+            env=deployment.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )
+
+    def events(self) -> list[dict]:
+        """The task start/finish lines logged so far."""
+        found = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("status") in ("started", "finished") and "stream" in data:
+                data["task"] = data["message"].split()[1].rstrip(":")
+                data["pid"] = self.process.pid
+                found.append(data)
+        return found
+
+    def kill(self) -> float:
+        """SIGKILL the worker's whole process group; return when it happened (epoch seconds)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        killed = time.time()
+        self.process.wait(timeout=10)
+        return killed
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # Celery's warm shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+@pytest.mark.slow
+def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_statement_once(
+    pg_database_url: str, redis_url: str, fresh_ralph, moodle_sites: list[CountingMoodle],
+    make_deployment: Callable[..., Deployment], tmp_path: Path,
+) -> None:
+    deployment = make_deployment(pg_database_url, fresh_ralph.url, fresh_ralph.password,
+                                 extra_toml=_sources(moodle_sites), lrs_options="batch_size = 25")
+    deployment.env |= {f"MOODLE_TOKEN_S{i}": ADMIN_TOKEN for i in range(SITES)}
+    deployment.env |= {distributed.BROKER_ENV: redis_url, distributed.VISIBILITY_ENV: str(VISIBILITY_TIMEOUT)}
+    deployment.run("db", "upgrade", check=True)
+    workers: list[Worker] = []
+    try:
+        workers = [Worker(deployment, tmp_path / f"worker-{name}.log") for name in "abc"]
+        enqueue = deployment.run("sync", "--all", "--distributed", check=True)
+        assert enqueue.stdout.count("site") >= SITES * len(STREAMS)
+
+        # Kill worker a in the middle of a task: after it logged a start and before its finish.
+        victim = workers[0]
+
+        def victim_busy() -> bool:
+            events = victim.events()
+            return bool({e["task"] for e in events if e["status"] == "started"}
+                        - {e["task"] for e in events if e["status"] == "finished"})
+
+        _wait_until(victim_busy, 60, "worker a to be running a task")
+        killed_at = victim.kill()
+        victim_events = victim.events()
+        running = {e["task"] for e in victim_events if e["status"] == "started"} - {
+            e["task"] for e in victim_events if e["status"] == "finished"}
+        assert len(running) == 1, f"worker a was not mid-task when killed: {victim_events}"
+        [killed_task] = running
+
+        # Every site-stream ends with exactly one successful run, the killed one included.
+        engine = open_engine(pg_database_url)
+
+        def ok_runs() -> dict[tuple[str, str], int]:
+            with engine.connect() as connection:
+                rows = connection.execute(text("SELECT site_id, counts FROM runs WHERE status = 'ok'")).all()
+            found: dict[tuple[str, str], int] = {}
+            for site_id, counts in rows:
+                for stream in set(json.loads(counts)) & set(STREAMS):
+                    found[(site_id, stream)] = found.get((site_id, stream), 0) + 1
+            return found
+
+        expected = {(f"site{i}", stream) for i in range(SITES) for stream in STREAMS}
+        _wait_until(lambda: set(ok_runs()) == expected, 120, "every site-stream to be synced")
+        time.sleep(1)  # a duplicate run would show up now
+        assert ok_runs() == dict.fromkeys(expected, 1)
+
+        # The killed task was completed by another worker.
+        survivors = [event for worker in workers[1:] for event in worker.events()]
+        assert any(e["task"] == killed_task and e["status"] == "finished" for e in survivors)
+        assert {e["pid"] for e in survivors if e["status"] == "finished"} == {w.process.pid for w in workers[1:]}
+
+        # No site-stream was ever pulled by two tasks at once (the killed one held it until it died).
+        intervals: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        events = victim_events + survivors
+        for start in (e for e in events if e["status"] == "started"):
+            ends = [_epoch(e["time"]) for e in events if e["task"] == start["task"] and e["status"] == "finished"
+                    and e["pid"] == start["pid"]]
+            end = ends[0] if ends else killed_at
+            intervals.setdefault((start["site"], start["stream"]), []).append((_epoch(start["time"]), end))
+        assert set(intervals) == expected
+        for key, spans in intervals.items():
+            spans.sort()
+            for (_, end), (begin, _) in zip(spans, spans[1:], strict=False):
+                assert begin >= end, f"{key} was synced twice at once: {spans}"
+        # Streams of one site did run side by side, yet each site never saw more than its limit.
+        per_site: dict[str, list[tuple[float, float]]] = {}
+        for (site, _), spans in intervals.items():
+            per_site.setdefault(site, []).extend(spans)
+        assert any(begin < end for spans in per_site.values()
+                   for (_, end), (begin, _) in zip(sorted(spans), sorted(spans)[1:], strict=False))
+        assert all(fake.peak <= MAX_IN_FLIGHT for fake in moodle_sites), [f.peak for f in moodle_sites]
+
+        # Two workers flush at once; each row is posted by exactly one of them.
+        with engine.connect() as connection:
+            queued = connection.scalar(text("SELECT count(*) FROM outbox"))
+        assert queued > 200
+        flushed = deployment.run("outbox", "flush", "--distributed", "--tasks", "2", "--wait", check=True)
+        sent = [int(line.split(" sent ")[1].split()[0]) for line in flushed.stdout.splitlines() if " sent " in line]
+        assert len(sent) == 2 and all(sent) and sum(sent) == queued, flushed.stdout
+        with engine.connect() as connection:
+            statuses = dict(connection.execute(text("SELECT status, count(*) FROM outbox GROUP BY status")).all())
+            ids = {row[0] for row in connection.execute(text("SELECT statement_id FROM outbox"))}
+        assert statuses == {"sent": queued}
+        stored = [statement["id"] for statement in lrs_statements(fresh_ralph)]
+        assert len(stored) == len(set(stored)) == queued and set(stored) == ids
+        engine.dispose()
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_stream_locks_exclude_a_plain_sync_and_the_same_stream_not_other_streams(pg_database_url: str) -> None:
+    engine = open_engine(pg_database_url)
+    try:
+        with distributed.stream_lock(engine, "kemenpan", "forum_posts"):
+            with distributed.stream_lock(engine, "kemenpan", "course_completions"):
+                pass  # another stream of the same site: fine
+            with pytest.raises(LockBusy), distributed.stream_lock(engine, "kemenpan", "forum_posts"):
+                pass
+            with pytest.raises(LockBusy), site_lock(engine, sync_lock_name("kemenpan"), wait=False):
+                pass  # a plain sync of the site waits for the distributed tasks
+        with site_lock(engine, sync_lock_name("kemenpan"), wait=False):
+            with pytest.raises(LockBusy), distributed.stream_lock(engine, "kemenpan", "forum_posts"):
+                pass
+        with distributed.stream_lock(engine, "kemenpan", "forum_posts"):  # everything was released
+            pass
+    finally:
+        engine.dispose()
+
+
+def test_call_slots_hold_the_site_limit_across_engines(pg_database_url: str) -> None:
+    """Two engines stand for two worker processes: together they never hold more than the limit."""
+    engines = [open_engine(pg_database_url), open_engine(pg_database_url)]
+    gauge = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def call(index: int) -> int:
+        with distributed.moodle_call_slot(engines[index % 2], "kemenpan", 3) as slot:
+            with gauge:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            time.sleep(0.05)
+            with gauge:
+                state["now"] -= 1
+        return slot
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            slots = list(pool.map(call, range(24)))
+        assert state["peak"] == 3 and set(slots) == {0, 1, 2}
+        with distributed.moodle_call_slot(engines[0], "other-site", 1):  # another site has slots of its own
+            pass
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_distributed_runs_refuse_sqlite_and_a_missing_broker(make_deployment: Callable[..., Deployment],
+                                                            tmp_path: Path, pg_database_url: str) -> None:
+    deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9/xAPI/", "pw-x")
+    deployment.env[distributed.BROKER_ENV] = "redis://127.0.0.1:9/0"
+    result = deployment.run("worker")
+    assert result.returncode == 2
+    assert "need the state store on PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    deployment = make_deployment(pg_database_url, "http://127.0.0.1:9/xAPI/", "pw-x")
+    result = deployment.run("sync", "--all", "--distributed")
+    assert result.returncode == 2 and f"set {distributed.BROKER_ENV}" in result.stderr
+    assert "Traceback" not in result.stderr
