@@ -273,13 +273,22 @@ class DateParam(click.ParamType):
 @click.option("--all", "all_sources", is_flag=True,
               help="Sync every configured source (the default without --site); safe under cron: a site another "
                    "run is syncing is skipped.")
-@click.option("--wait", is_flag=True, help="Wait for a site another run is syncing instead of skipping it.")
+@click.option("--wait", is_flag=True, help="Wait for a site another run is syncing instead of skipping it "
+              "(with --distributed: wait for the tasks and show their results).")
+@click.option("--distributed", is_flag=True,
+              help="Enqueue one task per source and stream for `lms-bridge worker` processes (needs a broker "
+                   "and PostgreSQL; see docs/scaling.md).")
 @click.pass_obj
 def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_run: bool, all_sources: bool,
-         wait: bool) -> None:
+         wait: bool, distributed: bool) -> None:
     """Pull new activity from Moodle sites and source LRSs into the outbox."""
     if all_sources and site:
         raise click.UsageError("give --site or --all, not both")
+    if distributed:
+        if since is not None or dry_run:
+            raise click.UsageError("--distributed runs live syncs: --since and --dry-run run in this process only")
+        _sync_distributed(app, site, streams, wait)
+        return
     reports = []
     for source, source_streams in sync_core.sync_sources(app.settings, site, streams):
         try:
@@ -305,6 +314,53 @@ def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_r
     failed = [r for r in reports if r.error]
     if failed:
         raise LmsBridgeError("; ".join(r.error or "" for r in failed))
+
+
+def _sync_distributed(app: App, site: str | None, streams: tuple[str, ...], wait: bool) -> None:
+    """``sync --distributed``: enqueue the tasks, print their ids, or wait and print their results."""
+    from lms_bridge import distributed
+
+    celery = distributed.make_celery(app.settings)
+    if wait and celery.conf.result_backend is None:
+        raise ConfigError(f"--wait needs a result backend: set {distributed.RESULT_BACKEND_ENV}")
+    enqueued = distributed.enqueue_syncs(celery, app.engine, app.settings, site, streams)
+    if not wait:
+        table = Table("site", "stream", "task", "after", title=f"sync: {len(enqueued)} tasks enqueued")
+        for item in enqueued:
+            table.add_row(item.site or "", item.stream or "", item.task_id, item.after or "")
+        stdout.print(table)
+        return
+    distributed.wait_for(celery, enqueued)
+    table = Table("site", "stream", "read", "new", "unchanged", "accounts", "calls", "worker", "error", title="sync")
+    for item in enqueued:
+        counts = item.result.get("counts") or {}
+        table.add_row(item.site or "", item.stream or "", *(str(counts.get(k, "")) for k in
+                                                            ("pulled", "new", "unchanged", "links")),
+                      str(item.result.get("calls", "")),
+                      f"{item.result.get('worker', '')}:{item.result.get('pid', '')}", item.result.get("error") or "")
+    stdout.print(table)
+    failed = [item for item in enqueued if item.result.get("error")]
+    if failed:
+        raise LmsBridgeError(f"{len(failed)} of {len(enqueued)} sync tasks failed: "
+                             + "; ".join(f"{i.site}/{i.stream}: {i.result['error']}" for i in failed))
+
+
+@cli.command()
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Tasks this worker runs at once (processes with the prefork pool).")
+@click.option("--queues", default="lms-bridge", show_default=True, help="Comma-separated queues to take tasks from.")
+@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True,
+              help="Celery's execution pool (solo: one task at a time in this process).")
+@click.pass_obj
+def worker(app: App, concurrency: int, queues: str, pool: str) -> None:
+    """Run a Celery worker for distributed syncs and flushes until SIGTERM (see docs/scaling.md)."""
+    from lms_bridge import distributed
+
+    distributed.distributed_settings(app.settings)  # refuse SQLite or a missing broker before starting
+    app.engine.dispose()  # migrated now; each worker process opens connections of its own
+    distributed.run_worker(app.settings, concurrency=concurrency, pool=pool,
+                           queues=[q.strip() for q in queues.split(",") if q.strip()],
+                           loglevel="WARNING" if app.quiet else "INFO")
 
 
 @cli.group()
@@ -379,6 +435,7 @@ def people_import(app: App, roster: Path, dry_run: bool, effective: Any) -> None
                  f"{report.updated} updated, {report.unchanged} unchanged), {len(report.skipped)} skipped; "
                  f"{report.identities} identities linked ({report.links_added} new, {report.links_moved} moved "
                  f"from another NIP), {report.links_removed} no longer listed unlinked"
+                 + (f"; {report.forgotten} rows of forgotten people skipped" if report.forgotten else "")
                  + (" (dry run: nothing stored)" if dry_run else ""))
 
 
@@ -441,9 +498,18 @@ def outbox() -> None:
 @outbox.command("flush")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many statements.")
 @click.option("--batch-size", type=click.IntRange(min=1, max=10_000), help="Statements per POST (default from config).")
+@click.option("--distributed", is_flag=True,
+              help="Enqueue flush tasks for `lms-bridge worker` processes instead of flushing here.")
+@click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --distributed: flush tasks to enqueue (workers flush side by side, no row twice).")
+@click.option("--wait", is_flag=True, help="With --distributed: wait for the tasks and show what they sent.")
 @click.pass_obj
-def outbox_flush(app: App, limit: int | None, batch_size: int | None) -> None:
+def outbox_flush(app: App, limit: int | None, batch_size: int | None, distributed: bool, tasks: int,
+                 wait: bool) -> None:
     """Post pending statements to the LRS in batches; retries transient failures."""
+    if distributed:
+        _flush_distributed(app, tasks, limit, wait)
+        return
     lrs = app.settings.lrs
     pending = store.outbox_counts(app.engine).pending
     with app.lrs_client() as client, app.progress("flush", min(pending, limit or pending)) as advance:
@@ -457,15 +523,40 @@ def outbox_flush(app: App, limit: int | None, batch_size: int | None) -> None:
                              "the remaining statements stay queued for the next flush")
 
 
+def _flush_distributed(app: App, tasks: int, limit: int | None, wait: bool) -> None:
+    """``outbox flush --distributed``: enqueue flush tasks; with ``--wait`` show what each sent."""
+    from lms_bridge import distributed
+
+    celery = distributed.make_celery(app.settings)
+    enqueued = distributed.enqueue_flushes(celery, tasks, limit)
+    if not wait:
+        for item in enqueued:
+            stdout.print(f"flush task {item.task_id} enqueued")
+        return
+    distributed.wait_for(celery, enqueued)
+    for item in enqueued:
+        result = item.result
+        stdout.print(f"flush task {item.task_id} on {result.get('worker', '?')}:{result.get('pid', '?')}: "
+                     f"sent {result.get('sent', 0)} statements in {result.get('posts', 0)} requests, "
+                     f"{result.get('dead', 0)} dead letters" + (f"; {result['error']}" if result.get("error") else ""))
+    failed = [item for item in enqueued if item.result.get("error")]
+    if failed:
+        raise LmsBridgeError(f"{len(failed)} of {len(enqueued)} flush tasks failed: {failed[0].result['error']}; "
+                             "the remaining statements stay queued for the next flush")
+
+
 @outbox.command("status")
 @click.pass_obj
 def outbox_status(app: App) -> None:
-    """Count queued, sent and dead-lettered statements."""
+    """Count statements by status: queued, sent, dead-lettered, forgotten (scrubbed by forget)."""
     counts = store.outbox_counts(app.engine)
     table = Table("status", "statements", title="outbox")
     table.add_row("pending", str(counts.pending))
     table.add_row("sent", str(counts.sent))
     table.add_row("dead", str(counts.dead))
+    for status, number in sorted(counts.by_status.items()):
+        if status not in ("pending", "sent", "dead"):
+            table.add_row(status, str(number))
     stdout.print(table)
     if counts.oldest_pending_at is not None:
         stdout.print(f"oldest pending statement queued at {counts.oldest_pending_at:%Y-%m-%d %H:%M:%S} UTC")
@@ -959,9 +1050,11 @@ def forget(app: App, nip: tuple[str, ...], yes: bool, dry_run: bool) -> None:
     stdout.print(f"{'would queue' if dry_run else 'queued'} {report.voids_queued} voiding statements "
                  f"({report.voids_already} voided before, {report.voids_rewritten} pending voids rewritten without "
                  "the NIP)" + ("" if dry_run else ": run lms-bridge outbox flush to send them"))
+    stdout.print(f"{'would keep' if dry_run else 'kept'} a tombstone of {report.tombstones} keyed digests (no NIP, "
+                 "no account id): syncs, imports, people import, ledger sync and jp compute skip the person now")
     if report.accounts:
-        stdout.print("the sources still hold these accounts; remove or anonymise them there, or the next sync links "
-                     f"them again: {', '.join(report.accounts)}")
+        stdout.print("the sources still hold these accounts (lms-bridge ignores them now); remove or anonymise them "
+                     f"there: {', '.join(report.accounts)}")
     stdout.print("the LRS keeps voided statements (xAPI has no delete): ask its operator to purge them if the "
                  "request covers the LRS copy")
 

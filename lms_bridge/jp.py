@@ -13,7 +13,9 @@ Two halves:
   version) is voided and posted again as revision + 1, a vanished one is voided.
   Statements, voids and the record rows are written in one transaction through the
   outbox. Only closed periods are emitted (the local day has ended, plus a grace
-  window), so a day still in progress is never credited half-way.
+  window), so a day still in progress is never credited half-way. Evidence whose
+  void is queued or sent is left out even when a re-pull stored it again, and a
+  forgotten person (``lms-bridge forget``) gets nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +36,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.config import Settings
-from lms_bridge.identity import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES
+from lms_bridge.identity import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, Tombstones
 from lms_bridge.rules import ProgramJP, Rule, RuleSet, load_program_jp, load_rules
 from lms_bridge.store import jp as jp_store
 from lms_bridge.store.models import Evidence, IdentityLink, Person
+from lms_bridge.voids import voided_targets
 from xapi.statements import BuiltStatement, JPCreditIn, StatementSettings, build_jp_statement, build_void_statement
 
 log = logging.getLogger(__name__)
@@ -268,10 +272,24 @@ def _year_bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds: Iterable[str],
-                  resolver: Resolver, *, nip: str | None = None) -> tuple[list[EvidenceItem], int]:
-    """The evidence of whole local years, resolved; returns (items, unresolved count)."""
+                  resolver: Resolver, *, nip: str | None = None, namespace: uuid.UUID | None = None,
+                  tombstones: Tombstones | None = None) -> tuple[list[EvidenceItem], int]:
+    """The evidence of whole local years, resolved; returns (items, unresolved count).
+
+    Args:
+        session: the state store.
+        years: local years to read.
+        zone: the deployment's time zone.
+        kinds: activity kinds some rule reads.
+        resolver: the identity links.
+        nip: only this person's evidence.
+        namespace: the deployment's statement namespace: with it, evidence whose void is
+            queued or sent is left out (a backfill may have stored it again after ``void``).
+        tombstones: forgotten people, whose evidence is left out (and not counted as unresolved).
+    """
     items: list[EvidenceItem] = []
     unresolved = 0
+    forgotten: dict[str, bool] = {}
     kinds = sorted(set(kinds))
     for year in years:
         start, end = _year_bounds(year, zone)
@@ -284,11 +302,16 @@ def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds:
                 continue
             if nip is not None and person != nip:
                 continue
+            if tombstones and forgotten.setdefault(person, tombstones.nip(person)):
+                continue
             items.append(EvidenceItem(
                 statement_id=row.statement_id, nip=person, source=row.source, site_id=row.site_id, kind=row.kind,
                 occurred_at=row.occurred_at, local_date=row.occurred_at.astimezone(zone).date(),
                 duration_seconds=row.duration_seconds, object_key=row.object_key, facts=json.loads(row.facts or "{}"),
             ))
+    if namespace is not None and items:
+        voided = voided_targets(session, namespace, [item.statement_id for item in items])
+        items = [item for item in items if item.statement_id not in voided]
     return items, unresolved
 
 
@@ -361,7 +384,9 @@ def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSett
     report = JPReport(years=list(years))
     with Session(engine) as session, session.begin():
         resolver = load_resolver(session)
-        items, report.unresolved = read_evidence(session, years, zone, rules.kinds, resolver)
+        items, report.unresolved = read_evidence(session, years, zone, rules.kinds, resolver,
+                                                 namespace=statement_settings.namespace,
+                                                 tombstones=Tombstones.load(session, settings))
         credits = [credit for credit in compute_credits(items, rules, program) if credit.jp > 0]
         closed = []
         for credit in credits:
@@ -427,6 +452,8 @@ def explain(engine: Engine, settings: Settings, nip: str, year: int, *,
     with Session(engine) as session:
         known = session.execute(select(Person.id).where(Person.nip == nip)).first() is not None
         resolver = load_resolver(session)
-        items, _ = read_evidence(session, [year], zone, rules.kinds, resolver, nip=nip)
+        items, _ = read_evidence(session, [year], zone, rules.kinds, resolver, nip=nip,
+                                 namespace=settings.deployment.statement_namespace,
+                                 tombstones=Tombstones.load(session, settings))
         records = {key: record for key, record in jp_store.active_records(session, [year]).items() if key[0] == nip}
     return compute_credits(items, rules, program), records, known or bool(items) or bool(records)

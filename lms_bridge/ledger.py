@@ -9,7 +9,9 @@ never match: docs/RALPH.md §3):
   whoever posted it (other systems that follow the same profile count too);
 - a ``voided`` statement marks its target voided (remembered even when the
   target arrives later);
-- any other statement is kept as evidence: verb, object, platform and time only.
+- any other statement is kept as evidence: verb, object, platform and time only;
+- a statement whose actor is a forgotten person (``lms-bridge forget``: a tombstoned
+  NIP or chat pseudonym) is skipped, so a full re-read never mirrors them again.
 
 Each page is written with the cursor in one transaction, so a killed sync
 resumes without losing or doubling anything (every write is an upsert).
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from lms_bridge import store
 from lms_bridge.config import Settings
+from lms_bridge.identity import Tombstones
 from lms_bridge.nip import parse_nip
 from lms_bridge.store.models import Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
 from xapi.lrs_client import LRSClient
@@ -52,6 +55,7 @@ class LedgerReport:
     voids: int = 0
     evidence: int = 0
     skipped: int = 0
+    forgotten: int = 0
     cursor: str | None = None
 
 
@@ -80,6 +84,19 @@ def _name(definition: dict[str, Any]) -> str | None:
     if isinstance(names, dict) and names:
         return str(names.get("en-US") or names.get("id-ID") or next(iter(names.values())))
     return None
+
+
+def _forgotten_actor(statement: dict[str, Any], tombstones: Tombstones, *, base_iri: str,
+                     authorities: set[str]) -> bool:
+    """Whether a statement's actor is a forgotten person: a NIP account or a chat pseudonym with a tombstone."""
+    account = (statement.get("actor") or {}).get("account") or {}
+    home, name = account.get("homePage"), account.get("name")
+    if not isinstance(home, str) or not isinstance(name, str):
+        return False
+    if home in authorities:
+        return tombstones.nip(name)
+    prefix = f"{base_iri}/pseudonym/"
+    return home.startswith(prefix) and tombstones.actor(home[len(prefix):], "", name)
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,7 @@ def sync_ledger(engine: Engine, settings: Settings, client: LRSClient, *, full: 
     zone = ZoneInfo(settings.deployment.timezone)
     base = settings.deployment.base_iri
     authorities = {settings.deployment.identity_authority}
+    tombstones = Tombstones.load(engine, settings)
     cursor_text = None if full else store.get_cursor(engine, CURSOR_SITE, CURSOR_STREAM)
     cursor = _parse_time(cursor_text)
     floor = cursor - timedelta(seconds=ledger.overlap_seconds) if cursor else None
@@ -216,6 +234,10 @@ def sync_ledger(engine: Engine, settings: Settings, client: LRSClient, *, full: 
         stored = _parse_time(statement.get("stored"))
         if floor is not None and stored is not None and stored < floor:
             report.skipped += 1
+        elif tombstones and _forgotten_actor(statement, tombstones, base_iri=base, authorities=authorities):
+            report.forgotten += 1  # the cursor still moves past it: it is never read as new again
+            if stored is not None and (newest is None or stored > newest):
+                newest = stored
         else:
             found = classify(statement, base_iri=base, authorities=authorities, zone=zone)
             if found.kind == "record":

@@ -21,7 +21,7 @@ from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config import Settings
 from lms_bridge.errors import StatementValidationError
-from lms_bridge.identity import IdentityResolver
+from lms_bridge.identity import IdentityResolver, Tombstones
 from lms_bridge.nip import parse_nip
 from xapi.statements import BuiltStatement, StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
@@ -40,6 +40,7 @@ class IngestReport:
         changed: statements in the outbox with other content (kept, not re-sent).
         invalid: activities whose statement failed validation (skipped, logged).
         links: identity links read (accounts of the source).
+        forgotten: activities of people erased by ``lms-bridge forget`` (dropped, never stored).
     """
 
     pulled: int = 0
@@ -48,10 +49,11 @@ class IngestReport:
     changed: int = 0
     invalid: int = 0
     links: int = 0
+    forgotten: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """The counts as a plain dict (for runs and logs)."""
-        return dict(vars(self))
+        """The counts as a plain dict (for runs and logs); ``forgotten`` only when some were dropped."""
+        return {key: value for key, value in vars(self).items() if value or key != "forgotten"}
 
     def add(self, other: IngestReport) -> None:
         """Add another report's counts to this one."""
@@ -112,6 +114,7 @@ class Pipeline:
         self.builder = statement_settings(settings)
         self.resolver = IdentityResolver(engine, authority=settings.deployment.identity_authority,
                                          base_iri=settings.deployment.base_iri)
+        self.tombstones = Tombstones.load(engine, settings)
         self.site_url = site_url
         self.move_cursor = move_cursor
         self.dry_run = dry_run
@@ -135,6 +138,10 @@ class Pipeline:
                links: Sequence[store.LinkIn] = ()) -> IngestReport:
         """Store one batch: identity links first (so its own actors resolve), then statements and cursor."""
         report = IngestReport(links=len(links))
+        if self.tombstones:  # forgotten people: their links and activities are dropped before anything is stored
+            activities, links, report.forgotten = self.tombstones.screen(self.engine, activities, links,
+                                                                       dry_run=self.dry_run)
+            report.pulled += report.forgotten
         if links and not self.dry_run:
             # Links go first, in their own transaction, so this batch's actors resolve to
             # their NIPs. That is safe: links are idempotent upserts and carry no cursor.

@@ -19,15 +19,18 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from connectors.identifiers import email_identifier, phone_identifier, strip_invisible, telegram_identifier
 from lms_bridge.errors import InputError
+from lms_bridge.identity import Tombstones
 from lms_bridge.nip import EmployeeType, normalise_nip, parse_nip
 from lms_bridge.store.people import (
     PersonView,
     RosterPerson,
     SiteAccount,
     UnresolvedActor,
+    forgotten_digests,
     person_view,
     store_roster,
     unresolved_actors,
@@ -88,6 +91,7 @@ class RosterReport:
         links_removed: pseudonym links of imported persons no longer listed.
         skipped: ``(line, reason)`` of each row not imported.
         warnings: ``(line, message)`` of identifiers dropped from imported rows.
+        forgotten: rows of people erased by ``lms-bridge forget``, not imported (a count: never their NIPs).
         dry_run: nothing was stored.
     """
 
@@ -102,6 +106,7 @@ class RosterReport:
     links_removed: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[tuple[int, str]] = field(default_factory=list)
+    forgotten: int = 0
     dry_run: bool = False
 
     @property
@@ -287,7 +292,8 @@ def import_roster(
     A phone number, Telegram id or e-mail is stored only as
     ``pseudonymize(canonical identifier)``, linked to the row's person (moved there
     when an earlier roster gave it to another NIP). A person's pseudonym links that
-    its row no longer lists are removed.
+    its row no longer lists are removed. A row of a person erased by ``lms-bridge
+    forget`` (a tombstoned NIP) is skipped and only counted.
 
     Args:
         engine: the state store.
@@ -307,6 +313,12 @@ def import_roster(
     report = RosterReport(path=path, dry_run=dry_run)
     rows = _parse_rows(path, _read_text(path), report, today)
     _drop_shared_identifiers(rows, report)
+    with Session(engine) as session:
+        tombstones = Tombstones(forgotten_digests(session), pseudonymize)
+    if tombstones:  # a person erased by lms-bridge forget is never imported again (nor linked)
+        kept = [row for row in rows if not tombstones.nip(row.person.nip)]
+        report.forgotten = len(rows) - len(kept)
+        rows = kept
     people = []
     for row in rows:
         pseudonyms = frozenset(pseudonymize(identifier) for identifier in row.identifiers)

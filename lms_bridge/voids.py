@@ -26,11 +26,15 @@ transaction:
   marks the unsent ones ``forgotten`` (never posted);
 - deletes the person row, identity links, pseudonym links, evidence rows, JP record
   rows, unit history and ledger rows of the NIP, and the ledger evidence of the
-  person's statements.
+  person's statements;
+- leaves a tombstone (``forgotten_people``): keyed digests of the NIP and of each of
+  the person's source accounts and chat pseudonyms, never the values themselves. A
+  source or roster that still holds the person links nothing again: the ingest drops
+  their records (nothing more about them reaches the LRS, not even under a site
+  account), ``people import`` skips the NIP, ``ledger sync`` and ``jp compute`` skip it.
 
-What it cannot do: the LRS keeps voided statements (xAPI has no delete), and a
-source that still holds the person (a Moodle account with the NIP as idnumber)
-links them again on the next sync. The report says both.
+What it cannot do: the LRS keeps voided statements (xAPI has no delete), and the
+sources keep the person's accounts. The report says both.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,9 +54,10 @@ from sqlalchemy.orm import Session
 from lms_bridge import store
 from lms_bridge.config import Settings
 from lms_bridge.errors import LmsBridgeError
-from lms_bridge.identity import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, account
+from lms_bridge.identity import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, account, forgotten_digest
 from lms_bridge.nip import normalise_nip
 from lms_bridge.pipeline import statement_settings
+from lms_bridge.pseudonym import pseudonymizer_from_settings
 from lms_bridge.store import _enqueue
 from lms_bridge.store.models import (
     Evidence,
@@ -65,6 +71,7 @@ from lms_bridge.store.models import (
     PersonUnit,
     utcnow,
 )
+from lms_bridge.store.people import add_tombstones
 from xapi.ids import statement_id
 from xapi.statements import LANGUAGE, BuiltStatement, StatementSettings, canonical_json, format_timestamp
 from xapi.validate import validate_statement
@@ -83,7 +90,28 @@ _CHUNK = 500
 
 def void_id(settings: StatementSettings, target_id: str) -> str:
     """The id of the statement voiding ``target_id`` (see the module guard)."""
-    return statement_id(settings.namespace, f"void|{target_id}")
+    return _void_id(settings.namespace, target_id)
+
+
+def _void_id(namespace: uuid.UUID, target_id: str) -> str:
+    return statement_id(namespace, f"void|{target_id}")
+
+
+def voided_targets(session: Session, namespace: uuid.UUID, statement_ids: Iterable[str]) -> set[str]:
+    """The statements among ``statement_ids`` whose void is queued or sent (found by the void id recipe).
+
+    ``jp compute`` reads evidence through this: a re-pull of the source (a backfill, a
+    cursor reset) stores a voided activity's evidence again, and the outbox row of its void
+    is what says it stays voided. One indexed lookup per 500 ids; a dead void (the LRS
+    refused it) voids nothing.
+    """
+    by_void = {_void_id(namespace, sid): sid for sid in statement_ids}
+    found: set[str] = set()
+    for chunk in _chunks(list(by_void)):
+        found.update(by_void[vid] for vid in session.scalars(select(OutboxRow.statement_id).where(
+            OutboxRow.statement_id.in_(chunk),
+            OutboxRow.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENT.value]))))
+    return found
 
 
 def build_operator_void(settings: StatementSettings, target_id: str, *, occurred_at: datetime,
@@ -324,6 +352,7 @@ class ForgetReport:
         voids_already: statements voided before (by ``jp compute`` or an earlier void).
         voids_rewritten: pending voids that named the NIP, rewritten to lms-bridge's own actor.
         unsent: statements never sent, now ``forgotten`` (they will never be posted).
+        tombstones: keyed digests kept so nothing links the person again (NIP, accounts, pseudonyms).
     """
 
     person: bool = False
@@ -339,6 +368,7 @@ class ForgetReport:
     voids_already: int = 0
     voids_rewritten: int = 0
     unsent: int = 0
+    tombstones: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counts only (what the ``runs`` table keeps: no NIP, no account ids)."""
@@ -366,10 +396,12 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
 
     Raises:
         LmsBridgeError: a NIP that is not 18 digits.
+        ConfigError: the pseudonym key is not set (the tombstone is keyed with it).
     """
     digits = normalise_nip(nip)
     if digits is None:
         raise LmsBridgeError(f"{nip!r} is not a NIP (18 digits)")
+    pseudonymize = pseudonymizer_from_settings(settings)
     built = statement_settings(settings)
     report = ForgetReport()
     now = utcnow()
@@ -435,6 +467,10 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
                 IdentityLink.person_id == person.id, IdentityLink.source == PSEUDONYM_LINK_SOURCE))
             report.identity_links = _affected(session, delete(IdentityLink).where(IdentityLink.person_id == person.id))
             session.delete(person)
+        # The tombstone, in the same transaction: a crash leaves the person either whole or forgotten for good.
+        report.tombstones = add_tombstones(session, [forgotten_digest(pseudonymize, "nip", digits)] + [
+            forgotten_digest(pseudonymize, "pseudonym", local) if source == PSEUDONYM_LINK_SOURCE
+            else forgotten_digest(pseudonymize, "account", source, site, local) for source, site, local in links])
         if dry_run:
             session.rollback()
             return report
@@ -443,3 +479,36 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
     store.finish_run(engine, run_id, status="ok", counts=report.counts())
     log.info("forget: %s", report.counts(), extra={"counts": report.counts()})
     return report
+
+
+def void_copies(engine: Engine, settings: StatementSettings, statement_ids: Sequence[str], *, reason: str,
+                dry_run: bool = False) -> dict[str, bool]:
+    """Void those of ``statement_ids`` the outbox holds, in one transaction (a source voided what we mirrored).
+
+    Ids the outbox does not hold are a no-op: candidates of statements lms-bridge never
+    mirrored. Forgotten rows are left alone (``forget`` voided them). A dead letter is
+    voided too: its evidence must stop counting, and xAPI lets a void precede its target.
+    Idempotent: a void is queued once; the evidence is deleted again each time, since a
+    re-read of the source statement before its void (an overlap) may have brought it back.
+
+    Returns:
+        Each id found in the outbox -> whether this call queued its void.
+    """
+    found: dict[str, bool] = {}
+    statuses = [OutboxStatus.PENDING.value, OutboxStatus.SENT.value, OutboxStatus.DEAD.value]
+    with Session(engine) as session:
+        for chunk in _chunks(list(dict.fromkeys(statement_ids))):
+            rows = session.scalars(select(OutboxRow).where(OutboxRow.statement_id.in_(chunk),
+                                                           OutboxRow.status.in_(statuses)))
+            for row in rows.all():
+                moment = _timestamp(json.loads(row.body))
+                if moment is None:
+                    continue
+                report = VoidReport()
+                _queue_voids(session, settings, [Target(row.statement_id, moment)], reason, report)
+                found[row.statement_id] = report.queued > 0
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    return found

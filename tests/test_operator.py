@@ -190,3 +190,17 @@ def test_dead_letters_list_export_import_and_repair(tmp_path, fresh_ralph, make_
     elsewhere = make_deployment(elsewhere_url, fresh_ralph.url, fresh_ralph.password)
     assert "1 added" in elsewhere.run("outbox", "import", str(export), check=True).stdout
     assert _outbox(elsewhere_url) == {victim_id: "pending"}
+
+
+def test_outbox_status_counts_every_status_forgotten_too(tmp_path, state_url, ralph, make_deployment):
+    """``forget`` marks unsent statements ``forgotten``: ``outbox status`` counts them with the rest."""
+    deployment = make_deployment(state_url, ralph.url, ralph.password)
+    deployment.run("import", str(write_activity_file(tmp_path / "p.jsonl", forum_posts(7, site="st"))), check=True)
+    engine = store.open_engine(state_url)
+    with Session(engine) as session, session.begin():
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
+        for row, status in zip(rows, ["sent", "sent", "dead", "forgotten", "forgotten", "forgotten"], strict=False):
+            row.status = status
+    shown = deployment.run("outbox", "status", check=True).stdout
+    assert {row[0]: int(row[1]) for row in _rows(shown)} == {"pending": 1, "sent": 2, "dead": 1, "forgotten": 3}
+    assert store.outbox_counts(engine).by_status == {"pending": 1, "sent": 2, "dead": 1, "forgotten": 3}

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge import store
-from lms_bridge.store.models import OutboxRow
+from connectors.identifiers import phone_identifier
+from lms_bridge import store, voids
+from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.config import load_settings
+from lms_bridge.pipeline import Pipeline
+from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, OutboxRow, Person
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
-from tests.test_jp import NIP, _activities, _roster
+from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
+from tests.test_jp import KEY, NIP, PHONE, _activities, _at, _roster, pseudonym
 from tests.test_jp import _deploy as _jp_deploy
 
 OTHER_NIP = "199001012015031001"  # the NIP tests.fixtures.activities.forum_posts gives some posts
@@ -116,6 +121,7 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
     assert f"{NIP}: removed the person row" in result.stdout
     assert "3 pseudonym links" in result.stdout and "1 pending voids rewritten without the NIP" in result.stdout
     assert "the LRS keeps voided statements" in result.stdout
+    assert "kept a tombstone of 4 keyed digests" in result.stdout  # the NIP and its 3 roster pseudonyms
     after = _dump(state_url)
     assert NIP not in after, [line for line in after.splitlines() if NIP in line][:5]
     assert OTHER_NIP in after  # nobody else was touched
@@ -144,3 +150,129 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
     with Session(store.make_engine(state_url)) as session:
         forgotten = session.scalars(select(OutboxRow.body).where(OutboxRow.status == "forgotten")).all()
     assert all(json.loads(body)["forgotten"] is True for body in forgotten)
+
+    # It stays forgotten. The LRS still holds the person's (voided) records: a full ledger re-read mirrors none.
+    held = {s["id"] for s in lrs_statements(fresh_ralph)}
+    deployment.run("ledger", "sync", "--full", check=True)
+    # The HR roster still lists the person: skipped and counted, never named.
+    roster = tmp_path / "roster2.csv"
+    roster.write_text(_roster(tmp_path).read_text(encoding="utf-8")
+                      + f"{OTHER_NIP},Siti Rahma,BPSDM-02,Bidang TI,Analis,PNS,,,\n", encoding="utf-8")
+    imported = deployment.run("people", "import", str(roster), check=True).stdout
+    assert "1 persons imported" in imported and "1 rows of forgotten people skipped" in imported, imported
+    assert NIP not in imported
+    # New activity naming the person (their NIP, their phone's pseudonym) is dropped; the rest is queued.
+    deployment.run("import", str(write_activity_file(tmp_path / "late.jsonl", _late_activities())), check=True)
+    deployment.run("jp", "compute", "--year", "2026", check=True)
+    deployment.run("outbox", "flush", check=True)
+    after = _dump(state_url)
+    assert NIP not in after, [line for line in after.splitlines() if NIP in line][:5]
+    assert pseudonym(phone_identifier(PHONE)) not in after
+    assert "forgotten_people.digest=" in after and "9100" in after
+    statements = lrs_statements(fresh_ralph)
+    new = [s["actor"]["account"]["name"] for s in statements if s["id"] not in held]
+    assert OTHER_NIP in new and not {NIP, pseudonym(phone_identifier(PHONE))} & set(new), new
+    voided = _voided_targets(statements)
+    assert all(s["id"] in voided for s in statements if s["actor"]["account"]["name"] == NIP)
+
+
+def _late_activities() -> list[Activity]:
+    """After the forget: the person completes another course (their NIP on the record) and posts on WhatsApp
+    from the phone the roster listed; somebody else posts on the forum."""
+    course = ObjectRef("course", "13", "Pelatihan Lanjut", "https://lms.example.go.id/course/view.php?id=13")
+    return [
+        Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=13|user=101",
+                 actor="101", object=course, occurred_at=_at(9, 11),
+                 extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "Y", "course_category": 1}),
+        Activity(source="whatsapp", site="cop-wi", kind=Kind.MESSAGE_POSTED, native_id="wa-late",
+                 actor=pseudonym(phone_identifier(PHONE)), object=ObjectRef("message", "wa-late"),
+                 occurred_at=_at(10, 10), grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara")),
+        Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id="9100", actor="202",
+                 object=ObjectRef("post", "9100", None, "https://lms.example.go.id/mod/forum/discuss.php?d=5#p9100"),
+                 occurred_at=_at(10, 9), extras={"nip": OTHER_NIP}),
+    ]
+
+
+
+def _late_activities() -> list[Activity]:
+    """After the forget: the person completes another course (their NIP on the record) and posts on WhatsApp
+    from the phone the roster listed; somebody else posts on the forum."""
+    course = ObjectRef("course", "13", "Pelatihan Lanjut", "https://lms.example.go.id/course/view.php?id=13")
+    return [
+        Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=13|user=101",
+                 actor="101", object=course, occurred_at=_at(9, 11),
+                 extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "Y", "course_category": 1}),
+        Activity(source="whatsapp", site="cop-wi", kind=Kind.MESSAGE_POSTED, native_id="wa-late",
+                 actor=pseudonym(phone_identifier(PHONE)), object=ObjectRef("message", "wa-late"),
+                 occurred_at=_at(10, 10), grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara")),
+        Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id="9100", actor="202",
+                 object=ObjectRef("post", "9100", None, "https://lms.example.go.id/mod/forum/discuss.php?d=5#p9100"),
+                 occurred_at=_at(10, 9), extras={"nip": OTHER_NIP}),
+    ]
+
+
+
+def test_a_voided_activity_stays_voided_after_a_backfill_brings_its_evidence_back(tmp_path, state_url, ralph,
+                                                                                 fake_moodle, make_deployment):
+    """``void`` drops the activity's evidence, a backfill of the window stores it again (same statement, same
+    evidence): ``jp compute`` must still leave it out, because the outbox holds its void."""
+    (tmp_path / "program.toml").write_text('format = 1\n[default]\ndefault = "10"\n', encoding="utf-8")
+    deployment = make_deployment(state_url, ralph.url, ralph.password,
+                                 extra_toml=moodle_source(fake_moodle) + '\n[jp]\nprogram_jp_file = "program.toml"\n')
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    deployment.run("sync", check=True)
+    engine = store.make_engine(state_url)
+    with Session(engine) as session:  # a completion of a person with a NIP: worth 10 JP
+        completion, nip, course, when = session.execute(
+            select(Evidence.statement_id, Person.nip, Evidence.object_key, Evidence.occurred_at)
+            .join(IdentityLink, (IdentityLink.source == Evidence.source) & (IdentityLink.site_id == Evidence.site_id)
+                  & (IdentityLink.local_id == Evidence.local_actor))
+            .join(Person, Person.id == IdentityLink.person_id)
+            .where(Evidence.kind == "course_completed").order_by(Evidence.statement_id)).first()
+    year = str(when.year)
+
+    voided = deployment.run("void", "--statement", completion, "--reason", "completion recorded in error", check=True)
+    assert "queued 1 voiding statements" in voided.stdout and "1 evidence rows" in voided.stdout
+    backfilled = deployment.run("backfill", "--site", "demo", "--since", f"{year}-01-01", "--stream",
+                                "course_completions", check=True)
+    assert "course_completions" in backfilled.stdout
+    with Session(engine) as session:
+        assert session.get(Evidence, completion) is not None  # the backfill stored the evidence again
+    deployment.run("jp", "compute", "--year", year, check=True)
+    with Session(engine) as session:
+        records = session.execute(select(JPRecord.nip, JPRecord.activity_key, OutboxRow.body)
+                                  .join(OutboxRow, OutboxRow.statement_id == JPRecord.statement_id)
+                                  .where(JPRecord.rule_id == "training-completed", JPRecord.status == "active")).all()
+    assert len(records) > 5  # the other completions earn their JP
+    assert (nip, f"moodle/demo/{course}") not in {(r.nip, r.activity_key) for r in records}
+    assert not any(completion in r.body for r in records)  # no JP from the voided completion
+
+
+def test_a_source_account_carrying_a_forgotten_nip_is_never_linked_again(tmp_path, state_url, monkeypatch):
+    """A Moodle account whose idnumber is a forgotten NIP: the link is refused and the account gets its own
+    tombstone, so its activity is dropped in that run and in a later run that reads no links (in-process:
+    the pipeline is what a sync drives; the real-Moodle path is the same ``Pipeline.commit``)."""
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "{state_url}"\n', encoding="utf-8")
+    settings = load_settings(config)
+    engine = store.open_engine(state_url, None)
+    assert voids.forget_person(engine, settings, NIP).tombstones == 1  # nobody stored yet: the NIP alone
+
+    def post(native: str, actor: str) -> Activity:
+        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
+                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+                        occurred_at=_at(3, 9))
+
+    first = Pipeline(engine, settings, site_url="https://lms.example.go.id").commit(
+        "lms", "forum_posts", [post("1", "555"), post("2", "556")], None,
+        [store.LinkIn("moodle", "lms", "555", NIP), store.LinkIn("moodle", "lms", "556", OTHER_NIP)])
+    later = Pipeline(engine, settings, site_url="https://lms.example.go.id").commit(
+        "lms", "forum_posts", [post("3", "555"), post("4", "556")], None)
+    assert (first.forgotten, first.new, later.forgotten, later.new) == (1, 1, 1, 1)
+    with Session(engine) as session:
+        assert session.scalars(select(Person.nip)).all() == [OTHER_NIP]
+        assert session.scalars(select(IdentityLink.local_id)).all() == ["556"]
+        assert set(session.scalars(select(Evidence.local_actor))) == {"556"}
+        assert session.scalar(select(func.count()).select_from(ForgottenPerson)) == 2  # the NIP and account 555
+    assert NIP not in _dump(state_url)

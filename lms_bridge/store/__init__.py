@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -275,12 +275,16 @@ def ensure_site(engine: Engine, site_id: str, site_type: str, url: str | None) -
 
 @dataclass(frozen=True)
 class OutboxCounts:
-    """Outbox rows by status, and when the oldest pending row was queued."""
+    """Outbox rows by status, and when the oldest pending row was queued.
+
+    ``by_status`` counts every status present (``forgotten`` too: rows ``forget`` scrubbed).
+    """
 
     pending: int
     sent: int
     dead: int
     oldest_pending_at: datetime | None
+    by_status: dict[str, int] = field(default_factory=dict)
 
 
 def outbox_counts(engine: Engine) -> OutboxCounts:
@@ -297,6 +301,7 @@ def outbox_counts(engine: Engine) -> OutboxCounts:
         sent=counts.get(OutboxStatus.SENT.value, 0),
         dead=counts.get(OutboxStatus.DEAD.value, 0),
         oldest_pending_at=oldest,
+        by_status={str(status): int(n) for status, n in counts.items()},
     )
 
 

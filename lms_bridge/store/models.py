@@ -296,6 +296,19 @@ class LedgerVoid(Base):
     voided_by: Mapped[str] = mapped_column(String(36))
 
 
+class ForgottenPerson(Base):
+    """A tombstone left by ``lms-bridge forget``, so no source or roster brings the person back.
+
+    Only keyed digests are kept (:func:`lms_bridge.identity.forgotten_digest`): one of the NIP and one
+    of each source account and chat pseudonym the person had. Never a NIP or an account id itself.
+    """
+
+    __tablename__ = "forgotten_people"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class WebUser(Base):
     """An HR user of the read-only web page (``lms-bridge users add``); only a password hash is kept."""
 

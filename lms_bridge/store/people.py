@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.store.models import Evidence, IdentityLink, JPRecord, Person, PersonUnit, utcnow
+from lms_bridge.store import _insert
+from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, Person, PersonUnit, utcnow
 
 #: ``IdentityLink.source`` of roster pseudonyms (their ``site_id`` is ``""``).
 PSEUDONYM_SOURCE = "pseudonym"
@@ -174,6 +175,27 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
             session.commit()
     return RosterCounts(imported=imported, updated=updated, unchanged=unchanged, links_added=added,
                         links_moved=moved, links_removed=removed)
+
+
+# --- tombstones of forgotten people ----------------------------------------------------------
+
+def forgotten_digests(session: Session) -> frozenset[str]:
+    """Every tombstone digest (``lms-bridge forget``); a small table, read whole."""
+    return frozenset(session.scalars(select(ForgottenPerson.digest)))
+
+
+def add_tombstones(session: Session, digests: Sequence[str]) -> int:
+    """Store tombstone digests (idempotent: a digest stored before is kept with its first date).
+
+    Returns:
+        How many digests were asked for (new or not).
+    """
+    unique = sorted(set(digests))
+    if unique:
+        now = utcnow()
+        session.execute(_insert(session)(ForgottenPerson).on_conflict_do_nothing(index_elements=["digest"]),
+                        [{"digest": digest, "forgotten_at": now} for digest in unique])
+    return len(unique)
 
 
 # --- queries ----------------------------------------------------------------------------------

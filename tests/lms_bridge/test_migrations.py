@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from lms_bridge import store
 from lms_bridge.store.db import _alembic_config
@@ -29,3 +30,20 @@ def test_downgrade_to_base_and_up_again(state_url):
     assert store.current_revision(engine) is None
     store.upgrade(engine)
     assert store.current_revision(engine) == store.head_revision()
+
+
+def test_0004_adds_the_forgotten_people_tombstones_and_takes_them_away(state_url):
+    engine = store.open_engine(state_url, None)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert store.current_revision(engine) == "0003"
+    assert "forgotten_people" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+    assert store.current_revision(engine) == "0004"
+    columns = {column["name"]: column["nullable"] for column in inspect(engine).get_columns("forgotten_people")}
+    assert columns == {"digest": False, "forgotten_at": False}  # a keyed digest and a date: nothing else
+    assert inspect(engine).get_pk_constraint("forgotten_people")["constrained_columns"] == ["digest"]
