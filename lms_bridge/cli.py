@@ -265,9 +265,10 @@ class DateParam(click.ParamType):
 
 
 @cli.command()
-@click.option("--site", help="Sync only this source (default: every Moodle site and source LRS in the config).")
+@click.option("--site", help="Sync only this source (default: every Moodle site, source LRS and live source in "
+                             "the config).")
 @click.option("--stream", "streams", multiple=True,
-              help="Sync only this stream (repeatable; a source LRS has one: statements).")
+              help="Sync only this stream (repeatable; a source LRS has one: statements; a Telegram bot: updates).")
 @click.option("--since", type=DateParam(), help="Re-pull from this date without moving the cursors (a backfill).")
 @click.option("--dry-run", is_flag=True, help="Read and build statements; store nothing.")
 @click.option("--all", "all_sources", is_flag=True,
@@ -281,7 +282,7 @@ class DateParam(click.ParamType):
 @click.pass_obj
 def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_run: bool, all_sources: bool,
          wait: bool, distributed: bool) -> None:
-    """Pull new activity from Moodle sites and source LRSs into the outbox."""
+    """Pull new activity from Moodle sites, source LRSs and live APIs (Telegram, Zoom, Classroom) into the outbox."""
     if all_sources and site:
         raise click.UsageError("give --site or --all, not both")
     if distributed:
