@@ -11,24 +11,45 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Numeric, cast, func, select
+from sqlalchemy import (
+    BigInteger,
+    CompoundSelect,
+    Date,
+    Engine,
+    FromClause,
+    Numeric,
+    and_,
+    cast,
+    false,
+    func,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from lms_bridge.config import Settings
 from lms_bridge.nip import parse_nip
 from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person, PersonUnit
 
 NOT_ON_ROSTER = "not on roster"
-HUNDREDTH = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class ComplianceRow:
-    """One person's standing."""
+class ComplianceRow(NamedTuple):
+    """One person's standing.
+
+    A named tuple rather than a frozen dataclass: the report builds one per person
+    (100,000 and more), and a tuple is built about three times faster.
+    """
 
     nip: str
     name: str | None
@@ -83,34 +104,127 @@ def _year_window(year: int, as_of: date | None) -> tuple[date, date]:
     return date(year, 1, 1), end
 
 
-def _units_at(session: Session, as_of: date) -> dict[str, tuple[str | None, str | None]]:
-    """Each person's unit on ``as_of`` (the latest roster change not after it)."""
-    units: dict[str, tuple[date, str | None, str | None]] = {}
-    rows = session.execute(select(PersonUnit.nip, PersonUnit.valid_from, PersonUnit.unit_code, PersonUnit.unit_name)
-                           .where(PersonUnit.valid_from <= as_of))
-    for nip, valid_from, code, name in rows:
-        if nip not in units or valid_from > units[nip][0]:
-            units[nip] = (valid_from, code, name)
-    return {nip: (code, name) for nip, (_, code, name) in units.items()}
+def _counted_day(dialect: str) -> ColumnElement[date]:
+    """``ledger_records.period_day`` as the compliance sum filters on it.
 
-
-def _jp_by_person(session: Session, start: date, end: date) -> dict[str, Decimal]:
-    """Unvoided JP per person in the window, summed by the database.
-
-    JP are stored as decimal text with at most two decimals; PostgreSQL sums them as
-    NUMERIC (exact), SQLite as REAL, whose error stays far below 0.005 for any
-    realistic count of records, so rounding to hundredths gives the exact sum.
+    On SQLite it is written ``+period_day``, SQLite's documented way to keep a term off
+    an index: otherwise its planner, which cannot tell that a whole-year range covers
+    most of the ledger, answers the range with ``ix_ledger_records_day`` (one table
+    lookup per record, then a temporary B-tree for the GROUP BY: 3.6-5.7 s for
+    2,000,000 records) instead of scanning the covering index ``ix_ledger_records_nip_day``
+    in NIP order (0.3 s). PostgreSQL picks the covering index (an index-only scan) by itself.
     """
-    total = func.sum(cast(LedgerRecord.jp, Numeric(12, 2)))
-    rows = session.execute(select(LedgerRecord.nip, total).where(
-        LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
-        .group_by(LedgerRecord.nip))
-    return {nip: Decimal(str(value)).quantize(HUNDREDTH) for nip, value in rows if value is not None}
+    column: ColumnElement[date] = LedgerRecord.__table__.c.period_day
+    if dialect == "sqlite":
+        return UnaryExpression(column, operator=operators.custom_op("+"), type_=Date())
+    return column
+
+
+def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Callable[[Any], ColumnElement[bool]]]:
+    """``person_units`` narrowed to each person's unit on ``end`` (the latest change not after it).
+
+    Returns the FROM to outer-join (columns ``unit_code`` and ``unit_name``) and the
+    join condition for a column holding the NIP. The two engines want different shapes
+    (measured over 100,000 people): SQLite probes the unique index (nip, valid_from)
+    once per person through a correlated MAX, 0.15 s CPU cheaper than materialising a
+    window; PostgreSQL reads the table once in (nip, valid_from) order with a window
+    function and hash-joins it, where the correlated form costs it 0.4 s more.
+    """
+    if dialect == "sqlite":
+        unit = PersonUnit.__table__.alias("unit_at")
+
+        def latest(nip_column: Any) -> ColumnElement[bool]:
+            newest = (select(func.max(PersonUnit.valid_from))
+                      .where(PersonUnit.nip == nip_column, PersonUnit.valid_from <= end).scalar_subquery())
+            return and_(unit.c.nip == nip_column, unit.c.valid_from == newest)
+
+        return unit, latest
+    ranked = (select(PersonUnit.nip, PersonUnit.unit_code, PersonUnit.unit_name,
+                     func.row_number().over(partition_by=PersonUnit.nip, order_by=PersonUnit.valid_from.desc())
+                     .label("rank"))
+              .where(PersonUnit.valid_from <= end))
+    if nip is not None:
+        ranked = ranked.where(PersonUnit.nip == nip)
+    ranked_sub = ranked.subquery("ranked")
+    window = select(ranked_sub.c.nip, ranked_sub.c.unit_code, ranked_sub.c.unit_name).where(
+        ranked_sub.c.rank == 1).cte("unit_at")
+    return window, lambda nip_column: window.c.nip == nip_column
+
+
+def _standings_query(dialect: str, start: date, end: date, nip: str | None = None) -> CompoundSelect:
+    """One row per person to report, all from one query (so from one snapshot of the store).
+
+    Columns: nip, name, employee_type, on_roster, the roster's current unit (code, name),
+    the unit on ``end`` from the unit history (code, name), and the unvoided JP of the
+    window summed by the database in hundredths (NULL when the person has none).
+
+    A person is reported when on the roster or with JP in the window: the first branch
+    starts from the JP sums (GROUP BY over the covering index ``ix_ledger_records_nip_day``
+    in NIP order), the second adds the people on the roster without any. ``nip`` narrows
+    it to one person (:func:`person_standing`).
+    """
+    day = _counted_day(dialect)
+    counted = [LedgerRecord.voided == false(), day >= start, day <= end]
+    if nip is not None:
+        counted.append(LedgerRecord.nip == nip)
+    # The sum in hundredths of a JP, as an integer: see _standings.
+    hundredths = cast(func.round(func.sum(cast(LedgerRecord.jp, Numeric(12, 2))) * 100), BigInteger)
+    totals = (select(LedgerRecord.nip, hundredths.label("jp"))
+              .where(*counted).group_by(LedgerRecord.nip).cte("totals"))
+    unit, unit_of = _unit_at(dialect, end, nip)
+    on_roster = Person.roster_updated_at.is_not(None)
+    with_jp = (select(totals.c.nip, Person.name, Person.employee_type, on_roster, Person.unit_code,
+                      Person.unit_name, unit.c.unit_code, unit.c.unit_name, totals.c.jp)
+               .select_from(totals).outerjoin(Person, Person.nip == totals.c.nip)
+               .outerjoin(unit, unit_of(totals.c.nip)))
+    without_jp = (select(Person.nip, Person.name, Person.employee_type, on_roster, Person.unit_code,
+                         Person.unit_name, unit.c.unit_code, unit.c.unit_name, null())
+                  .select_from(Person).outerjoin(unit, unit_of(Person.nip))
+                  .where(Person.nip.not_in(select(totals.c.nip))))
+    # One person asked for by NIP is answered even without a roster row (as "not on roster").
+    without_jp = without_jp.where(on_roster) if nip is None else without_jp.where(Person.nip == nip)
+    return union_all(with_jp, without_jp)
+
+
+def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Iterator[ComplianceRow]:
+    """Turn rows of :func:`_standings_query` into report rows (unit, type, target and JP resolved).
+
+    JP are stored as decimal text with at most two decimals and summed by the database
+    in hundredths, as an integer: PostgreSQL sums them as NUMERIC (exact), SQLite as
+    REAL, whose error stays far below 0.005 for any realistic count of records, so
+    rounding to hundredths gives the exact sum. Few sums are distinct, so each becomes
+    a ``Decimal`` once (``seen``).
+    """
+    seen: dict[int, Decimal] = {}
+    for nip, name, employee_type, on_roster, roster_code, roster_name, code, code_name, hundredths in found:
+        if not on_roster:
+            code, code_name = NOT_ON_ROSTER, None
+        elif code is None:  # no unit history yet: the roster row's unit
+            code, code_name = roster_code, roster_name
+        if not employee_type:
+            parsed = parse_nip(nip)
+            employee_type = parsed.employee_type.value if parsed else "PNS"
+        jp = Decimal(0) if hundredths is None else seen.get(hundredths)
+        if jp is None:
+            jp = seen[hundredths] = Decimal(hundredths).scaleb(-2)
+        yield ComplianceRow(nip, name, code or NOT_ON_ROSTER, code_name, employee_type, jp,
+                            targets.get(employee_type, 20), bool(on_roster))
+
+
+def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
+    """A unit's figures from its rows (sorted by NIP: the first unit name found names the unit)."""
+    return UnitSummary(unit_code=code, unit_name=next((r.unit_name for r in rows if r.unit_name), None),
+                       people=len(rows), met=sum(1 for r in rows if r.met),
+                       median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize())
 
 
 def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | None = None,
                as_of: date | None = None) -> ComplianceReport:
     """Who has reached the JP target in ``year`` up to ``as_of`` (default: the year's end or today).
+
+    One query does the work (:func:`_standings_query`); Python resolves each row once,
+    groups the rows by unit and sorts each unit by NIP (the query returns them nearly in
+    that order), which gives the rows sorted by unit and NIP and the per-unit summary.
 
     Args:
         engine: the state store.
@@ -121,40 +235,32 @@ def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | Non
     """
     start, end = _year_window(year, as_of)
     report = ComplianceReport(year=year, as_of=end)
-    targets = settings.report.targets
-    with Session(engine) as session:
-        totals = _jp_by_person(session, start, end)
-        units = _units_at(session, end)
-        persons = {row.nip: row for row in session.execute(
-            select(Person.nip, Person.name, Person.unit_code, Person.unit_name, Person.employee_type,
-                   Person.roster_updated_at))}
-    nips = {nip for nip, p in persons.items() if p.roster_updated_at is not None} | set(totals)
-    for nip in sorted(nips):
-        person = persons.get(nip)
-        on_roster = person is not None and person.roster_updated_at is not None
-        code, name = units.get(nip, (None, None))
-        if on_roster and code is None and person is not None:
-            code, name = person.unit_code, person.unit_name
-        employee_type = (person.employee_type if person and person.employee_type else None) or (
-            parsed.employee_type.value if (parsed := parse_nip(nip)) else "PNS")
-        row = ComplianceRow(nip=nip, name=person.name if person else None,
-                            unit_code=(code or NOT_ON_ROSTER) if on_roster else NOT_ON_ROSTER,
-                            unit_name=name if on_roster else None, employee_type=employee_type,
-                            jp=totals.get(nip, Decimal(0)), target=targets.get(employee_type, 20),
-                            on_roster=on_roster)
-        if unit is None or row.unit_code == unit:
-            report.rows.append(row)
-    report.rows.sort(key=lambda r: (r.unit_code == NOT_ON_ROSTER, r.unit_code, r.nip))
     by_unit: dict[str, list[ComplianceRow]] = defaultdict(list)
-    for row in report.rows:
-        by_unit[row.unit_code].append(row)
-    for code, rows in by_unit.items():
-        report.units.append(UnitSummary(
-            unit_code=code, unit_name=next((r.unit_name for r in rows if r.unit_name), None), people=len(rows),
-            met=sum(1 for r in rows if r.met),
-            median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize(),
-        ))
+    with engine.connect() as connection:
+        found = connection.execute(_standings_query(engine.dialect.name, start, end)).all()
+    for row in _standings(found, settings.report.targets):
+        if unit is None or row.unit_code == unit:
+            by_unit[row.unit_code].append(row)
+    for code in sorted(by_unit, key=lambda c: (c == NOT_ON_ROSTER, c)):
+        rows = by_unit[code]
+        rows.sort(key=attrgetter("nip"))
+        report.rows.extend(rows)
+        report.units.append(_summary(code, rows))
     return report
+
+
+def person_standing(engine: Engine, settings: Settings, nip: str, year: int, *,
+                    as_of: date | None = None) -> ComplianceRow:
+    """One person's row of :func:`compliance` (same query, narrowed to ``nip``).
+
+    A NIP without a roster row is answered as "not on roster" (with its JP, 0 when it
+    has none in the window), whether or not the report would list it.
+    """
+    start, end = _year_window(year, as_of)
+    with engine.connect() as connection:
+        found = connection.execute(_standings_query(engine.dialect.name, start, end, nip)).all()
+    unknown: list[Sequence[Any]] = [(nip, None, None, False, None, None, None, None, None)]
+    return next(_standings(found or unknown, settings.report.targets))
 
 
 @dataclass(frozen=True)
@@ -278,8 +384,7 @@ def siasn_rows(engine: Engine, year: int, *, institution: str) -> list[dict[str,
     grouped: dict[tuple[str, str], list[LedgerRecord]] = defaultdict(list)
     for row in rows:
         code = row.rule_code or "-"
-        key = (row.nip, f"{code}|{row.statement_id}" if code.startswith("B") else code)
-        grouped[key].append(row)
+        grouped[(row.nip, f"{code}|{row.statement_id}" if code.startswith("B") else code)].append(row)
     out = []
     for (nip, key), items in grouped.items():
         jp = sum((Decimal(item.jp) for item in items), Decimal(0))

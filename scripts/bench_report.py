@@ -2,7 +2,7 @@
 
     .venv/bin/python -m scripts.bench_report                      # ~10 min: 100,000 people, 2,000,000 records
     .venv/bin/python -m scripts.bench_report --engines sqlite --skip-ralph --people 10000 --records 200000
-    .venv/bin/python -m scripts.bench_report --profile            # also a pyinstrument profile of one report
+    .venv/bin/python -m scripts.bench_report --profile            # also a cProfile profile of one report
 
 The ledger is filled directly (bulk ``executemany`` on SQLite, ``COPY`` on PostgreSQL) with deterministic
 data (``--seed``): ``--people`` persons on the roster over ``--units`` units, ~20 % of them with a unit
@@ -10,8 +10,11 @@ change during the year (unit history in ``person_units``), ``--records`` non-voi
 the year (about 1 % of them from NIPs not on the roster) plus ``--void-share`` voided ones. Then
 ``lms_bridge.reports.compliance(engine, settings, year)`` runs ``--repeat`` times for the whole year in a
 fresh subprocess per engine (so its peak RSS is the report's alone, not the loader's); the result is
-checked against totals computed while generating. PostgreSQL: a throw-away database on
-``--pg-server`` (default 127.0.0.1:5432, trust auth), dropped at the end.
+checked against totals computed while generating, and the report query's plan is checked to read the
+ledger through the covering index ``ix_ledger_records_nip_day``. PostgreSQL: a throw-away database on
+``--pg-server`` (default 127.0.0.1:5432, trust auth), dropped at the end; it is vacuumed after the bulk
+load (``VACUUM ANALYZE``, what autovacuum does to a ledger filled by syncs), else no page is marked
+all-visible yet and PostgreSQL cannot answer from the index alone (``--no-vacuum`` measures that state).
 
 The Ralph comparison: paging millions of statements out of Ralph is infeasible here, so ``--ralph-sample``
 JP statements are posted (batches of 1,000) into a fresh Ralph 5.1.0 and paged out with
@@ -169,7 +172,7 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
-def load(engine, data: Data) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def load(engine, data: Data, *, vacuum: bool = True) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     """Bulk-insert the roster and the ledger; returns (seconds, ledger rows)."""
     started = time.perf_counter()
     raw = engine.raw_connection()
@@ -198,16 +201,36 @@ def load(engine, data: Data) -> tuple[float, int]:  # type: ignore[no-untyped-de
             put("ledger_records", LEDGER_COLUMNS, batch)
             rows += len(batch)
         dbapi.commit()
-        cur.execute("ANALYZE")
-        dbapi.commit()
         if engine.dialect.name == "sqlite":
+            cur.execute("ANALYZE")
+            dbapi.commit()
             cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            # VACUUM cannot run in a transaction. It sets the visibility map autovacuum would set
+            # on a ledger filled by syncs over time, which index-only scans need.
+            dbapi.autocommit = True
+            cur.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
     finally:
         raw.close()
     return time.perf_counter() - started, rows
 
 
 # ------------------------------------------------------------------------------------------ timing
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS in MB.
+
+    ``VmHWM`` where Linux has it: ``ru_maxrss`` keeps the parent's peak across fork + exec, so in
+    this subprocess it would report the loader's ~190-210 MB however little the report uses.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 
 def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
     """Run in a fresh process: time ``compliance`` ``repeat`` times, print one JSON line."""
@@ -219,7 +242,7 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
     settings = Settings()
     with engine.connect():
         pass
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_rss = _peak_rss_mb()
     times = []
     report = None
     for _ in range(repeat):
@@ -228,7 +251,7 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
         report = compliance(engine, settings, YEAR)
         times.append(time.perf_counter() - started)
     assert report is not None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     want = json.loads(expect)
     total = sum((r.jp for r in report.rows), Decimal(0))
     check = {"rows": len(report.rows), "units": len(report.units), "met": sum(1 for r in report.rows if r.met),
@@ -236,9 +259,9 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
     # The suggested fix's floor: the per-person sum done by the database (GROUP BY), exact to 0.001 JP.
     from sqlalchemy import text
 
-    if engine.dialect.name == "sqlite":  # a plain scan: the planner's day index costs a row lookup per record
-        aggregate = ("SELECT nip, SUM(CAST(ROUND(jp * 1000) AS INTEGER)) FROM ledger_records NOT INDEXED "
-                     "WHERE voided = 0 AND period_day >= :start AND period_day <= :end GROUP BY nip")
+    if engine.dialect.name == "sqlite":  # +period_day: the covering index, as the report reads it
+        aggregate = ("SELECT nip, SUM(CAST(ROUND(jp * 1000) AS INTEGER)) FROM ledger_records "
+                     "WHERE voided = 0 AND +period_day >= :start AND +period_day <= :end GROUP BY nip")
     else:
         aggregate = ("SELECT nip, SUM(jp::numeric) FROM ledger_records "
                      "WHERE NOT voided AND period_day >= :start AND period_day <= :end GROUP BY nip")
@@ -248,19 +271,36 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
         with engine.connect() as connection:
             sums = connection.execute(text(aggregate), {"start": date(YEAR, 1, 1), "end": date(YEAR, 12, 31)}).all()
         sql_times.append(time.perf_counter() - started)
+    plan = _plan(engine)
     profile_text = ""
     if profile:
-        from pyinstrument import Profiler
+        import cProfile
+        import io
+        import pstats
 
-        profiler = Profiler(interval=0.001)
-        profiler.start()
+        profiler = cProfile.Profile()
+        profiler.enable()
         compliance(engine, settings, YEAR)
-        profiler.stop()
-        profile_text = profiler.output_text(unicode=False, color=False, show_all=False)
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        profile_text = out.getvalue()
     engine.dispose()
     print(json.dumps({"times": times, "sql_times": sql_times, "sql_rows": len(sums),
                       "base_rss_mb": base_rss, "peak_rss_mb": peak, "check": check,
-                      "profile": profile_text}))
+                      "plan": plan, "profile": profile_text}))
+
+
+def _plan(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    """The plan of the report's query (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on PostgreSQL)."""
+    from lms_bridge.reports import _standings_query
+
+    query = _standings_query(engine.dialect.name, date(YEAR, 1, 1), date(YEAR, 12, 31))
+    sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(prefix + sql).all()
+    return [str(row[-1]) for row in rows]
 
 
 def time_report(url: str, repeat: int, expect: dict, profile: bool) -> dict:
@@ -278,7 +318,7 @@ def bench_engine(name: str, url: str, data: Data, args: argparse.Namespace, repo
 
     engine = open_engine(url)
     try:
-        seconds, rows = load(engine, data)
+        seconds, rows = load(engine, data, vacuum=not args.no_vacuum)
     finally:
         engine.dispose()
     report.note(f"{name}: loaded {len(data.nips):,} persons, {len(data.history):,} unit rows, {rows:,} ledger rows "
@@ -301,8 +341,16 @@ def bench_engine(name: str, url: str, data: Data, args: argparse.Namespace, repo
     report.figure(f"report_{name}_sql_aggregate_best", min(result["sql_times"]), "s",
                   detail=f"floor of the fix: GROUP BY nip SUM in SQL alone, {result['sql_rows']:,} sums, runs "
                          + ", ".join(f"{t:.2f}" for t in result["sql_times"]))
+    plan = result["plan"]
+    ledger = [line for line in plan if "ledger_records" in line and ("scan" in line.lower() or "SEARCH" in line)]
+    covered = bool(ledger) and all("ix_ledger_records_nip_day" in line for line in ledger)
+    # Without VACUUM no page is all-visible yet and PostgreSQL rightly prefers a sequential scan.
+    expected = not (name == "postgresql" and args.no_vacuum)
+    report.figure(f"report_{name}_plan", "covering index" if covered else "OTHER", met=covered,
+                  goal="the ledger read through ix_ledger_records_nip_day only" if expected else None,
+                  detail=" | ".join(line.strip() for line in ledger))
     if result["profile"]:
-        print(f"--- pyinstrument profile of one compliance() on {name} ---\n{result['profile']}", flush=True)
+        print(f"--- cProfile of one compliance() on {name} ---\n{result['profile']}", flush=True)
 
 
 def bench_ralph(args: argparse.Namespace, report: Report) -> None:
@@ -354,7 +402,9 @@ def main() -> int:
     parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--ralph-sample", type=int, default=20_000)
     parser.add_argument("--skip-ralph", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile of one report")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile profile of one report")
+    parser.add_argument("--no-vacuum", action="store_true",
+                        help="PostgreSQL: ANALYZE only after the bulk load (no visibility map yet)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     print_machine()

@@ -16,14 +16,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from openpyxl import load_workbook
+from sqlalchemy import insert
 
+from lms_bridge import reports
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.config import Settings
 from lms_bridge.pipeline import statement_settings
+from lms_bridge.store import open_engine
+from lms_bridge.store.models import LedgerRecord, Person, PersonUnit
 from xapi.lrs_client import LRSClient
 from xapi.statements import JPCreditIn, build_jp_statement, build_statement, build_void_statement
 
@@ -183,3 +187,88 @@ def test_bad_report_requests_are_one_sentence(tmp_path, state_url, ralph, make_d
     assert result.returncode == 1 and "--output" in result.stderr and "Traceback" not in result.stderr
     result = deployment.run("report", "person", "12345", "--year", "2026")
     assert result.returncode == 1 and "not a valid NIP" in result.stderr
+
+
+def test_compliance_edge_cases_and_one_persons_standing(state_url):
+    """Straight into the store (no LRS): cases the end-to-end fixture above does not have.
+
+    The query differs per engine (SQLite finds the unit with a correlated MAX, PostgreSQL with a
+    window function), so every case runs on both. Hand-computed, 2026, targets PNS 20 and PPPK 10:
+
+    | person | roster / history                           | records                         | 31 Dec unit   | JP  |
+    |--------|--------------------------------------------|---------------------------------|---------------|-----|
+    | A      | R1; U1 from 2025, U2 from 1 Jul 2026       | 12.25 Mar, 7.75 Aug, 5 in 2025  | U2            | 20  |
+    | B      | R2, no type (PNS by its NIP), no history   | 0.01 1 Jan, 19.99 31 Dec, 4 v.  | R2            | 20  |
+    | C      | a person row, not on roster; a history row | 3.5                             | not on roster | 3.5 |
+    | E      | R5; history from 1 Jan with no unit code   | 20                              | R5            | 20  |
+    | F      | R6, PPPK; U9 from 1 Sep                    | none                            | U9            | 0   |
+    | X      | no person row                              | 8                               | not on roster | 8   |
+    """
+    a, b, c, e, f, x = ("198805172014032004", "199001012015031001", "197504122000031002", "198203032010012004",
+                        "198203032010022005", "196811111990031001")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def person(nip, name, code, unit_name, kind, on_roster=True):
+        return {"nip": nip, "employee_type": kind, "created_at": now, "name": name, "unit_code": code,
+                "unit_name": unit_name, "position": None, "roster_updated_at": now if on_roster else None}
+
+    def record(index, nip, jp, day, voided=False):
+        moment = datetime.fromisoformat(day + "T03:00:00+00:00")
+        return {"statement_id": f"00000000-0000-4000-8000-{index:012d}", "nip": nip, "jp": jp, "rule_id": "cop",
+                "rule_version": 1, "rule_code": "C10", "period": day, "period_day": moment.date(), "object_id": "o",
+                "evidence_ids": "[]", "evidence_count": 0, "timestamp": moment, "stored": moment, "voided": voided}
+
+    engine = open_engine(state_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(Person), [
+                person(a, "Ani", "R1", "Roster Satu", "PNS"), person(b, "Budi", "R2", "Roster Dua", None),
+                person(c, "Citra", "R3", "Roster Tiga", "PNS", on_roster=False),
+                person(e, "Eka", "R5", "Roster Lima", "PNS"), person(f, "Fajar", "R6", "Roster Enam", "PPPK")])
+            connection.execute(insert(PersonUnit), [
+                {"nip": a, "unit_code": "U1", "unit_name": "Unit Satu", "valid_from": date(2025, 1, 1)},
+                {"nip": a, "unit_code": "U2", "unit_name": "Unit Dua", "valid_from": date(2026, 7, 1)},
+                {"nip": c, "unit_code": "U1", "unit_name": "Unit Satu", "valid_from": date(2026, 1, 1)},
+                {"nip": e, "unit_code": None, "unit_name": "tanpa kode", "valid_from": date(2026, 1, 1)},
+                {"nip": f, "unit_code": "U9", "unit_name": "Unit Sembilan", "valid_from": date(2026, 9, 1)}])
+            connection.execute(insert(LedgerRecord), [
+                record(1, a, "12.25", "2026-03-01"), record(2, a, "7.75", "2026-08-01"),
+                record(3, a, "5", "2025-12-31"),
+                record(4, b, "0.01", "2026-01-01"), record(5, b, "19.99", "2026-12-31"),
+                record(6, b, "4", "2026-05-05", voided=True), record(7, c, "3.5", "2026-02-02"),
+                record(8, e, "20", "2026-06-30"), record(9, x, "8", "2026-01-20")])
+        settings = Settings(report={"targets": {"PNS": 20, "PPPK": 10}})
+
+        def figures(row):
+            return (row.unit_code, row.unit_name, row.employee_type, row.jp.normalize(), row.target, row.met,
+                    row.on_roster, row.name)
+
+        report = reports.compliance(engine, settings, 2026)
+        assert [figures(row) for row in report.rows] == [
+            ("R2", "Roster Dua", "PNS", Decimal(20), 20, True, True, "Budi"),
+            ("R5", "Roster Lima", "PNS", Decimal(20), 20, True, True, "Eka"),
+            ("U2", "Unit Dua", "PNS", Decimal(20), 20, True, True, "Ani"),
+            ("U9", "Unit Sembilan", "PPPK", Decimal(0), 10, False, True, "Fajar"),
+            ("not on roster", None, "PNS", Decimal(8), 20, False, False, None),  # X sorts before C
+            ("not on roster", None, "PNS", Decimal("3.5"), 20, False, False, "Citra"),
+        ]
+        assert [row.nip for row in report.rows] == [b, e, a, f, x, c]
+        assert [(u.unit_code, u.people, u.met, u.median_jp) for u in report.units] == [
+            ("R2", 1, 1, 20), ("R5", 1, 1, 20), ("U2", 1, 1, 20), ("U9", 1, 0, 0),
+            ("not on roster", 2, 0, Decimal("5.75"))]
+
+        mid_year = {row.nip: figures(row)[:4] for row in reports.compliance(engine, settings, 2026,
+                                                                            as_of=date(2026, 6, 30)).rows}
+        assert mid_year[a] == ("U1", "Unit Satu", "PNS", Decimal("12.25"))
+        assert mid_year[b] == ("R2", "Roster Dua", "PNS", Decimal("0.01"))
+        assert mid_year[f] == ("R6", "Roster Enam", "PPPK", Decimal(0))
+
+        # One person, as the web page asks: the same figures as that person's report row.
+        for row in report.rows:
+            assert reports.person_standing(engine, settings, row.nip, 2026) == row
+        assert figures(reports.person_standing(engine, settings, a, 2026, as_of=date(2026, 6, 30)))[:4] == \
+            mid_year[a]
+        unknown = reports.person_standing(engine, settings, "199912312020121001", 2026)
+        assert figures(unknown) == ("not on roster", None, "PNS", Decimal(0), 20, False, False, None)
+    finally:
+        engine.dispose()

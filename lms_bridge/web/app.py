@@ -41,8 +41,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from lms_bridge import export, reports
 from lms_bridge.config import Settings
 from lms_bridge.errors import ConfigError
-from lms_bridge.nip import parse_nip
-from lms_bridge.store.models import LedgerRecord, Person, PersonUnit
+from lms_bridge.store.models import LedgerRecord, Person
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import month_bars
 
@@ -224,19 +223,6 @@ def _download_name(view: ComplianceView, extension: str) -> str:
     return f"jp-compliance-{view.filters.year}-{unit}-{view.filters.as_of.isoformat()}.{extension}"
 
 
-def _person_unit(session: Session, person: Person | None, nip: str, end: date) -> tuple[str, str | None]:
-    """The person's unit on ``end``, as the compliance report counts it."""
-    if person is None or person.roster_updated_at is None:
-        return reports.NOT_ON_ROSTER, None
-    found = session.execute(select(PersonUnit.unit_code, PersonUnit.unit_name)
-                            .where(PersonUnit.nip == nip, PersonUnit.valid_from <= end)
-                            .order_by(PersonUnit.valid_from.desc(), PersonUnit.id.desc()).limit(1)).first()
-    code, name = (found[0], found[1]) if found is not None else (None, None)
-    if code is None:
-        code, name = person.unit_code, person.unit_name
-    return code or reports.NOT_ON_ROSTER, name
-
-
 def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) -> Flask:
     """Build the web app.
 
@@ -381,17 +367,17 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             abort(404)
         year = _year_arg(settings)
         end = _as_of_arg(settings, year)
+        # Unit, type, target and JP exactly as the compliance report counts them.
+        standing = reports.person_standing(engine, settings, nip, year, as_of=end)
         with Session(engine) as db:
-            person = db.scalar(select(Person).where(Person.nip == nip))
-            unit_code, unit_name = _person_unit(db, person, nip, end)
             days = dict(db.execute(select(LedgerRecord.statement_id, LedgerRecord.period_day).where(
                 LedgerRecord.nip == nip, LedgerRecord.period_day >= date(year, 1, 1),
                 LedgerRecord.period_day <= date(year, 12, 31))).all())
-            known = person is not None or db.scalar(
+            known = db.scalar(select(Person.id).where(Person.nip == nip)) is not None or db.scalar(
                 select(LedgerRecord.statement_id).where(LedgerRecord.nip == nip).limit(1)) is not None
-        if not known or not _allowed(unit_code):
+        if not known or not _allowed(standing.unit_code):
             abort(404)
-        lines, total, months = [], Decimal(0), [Decimal(0)] * 12
+        lines, months = [], [Decimal(0)] * 12
         for record in reports.person_records(engine, nip, year):
             day = days.get(record.statement_id)
             if record.voided:
@@ -400,21 +386,16 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
                 status = "after the as-of date"
             else:
                 status = "counted"
-                total += record.jp
                 if day is not None:
                     months[day.month - 1] += record.jp
             lines.append(RecordLine(record, day, status))
-        on_roster = person is not None and person.roster_updated_at is not None
-        employee_type = (person.employee_type if person and person.employee_type else None) or (
-            parsed.employee_type.value if (parsed := parse_nip(nip)) else "PNS")
-        target = settings.report.targets.get(employee_type, 20)
         # month_bars escapes the only text it is given (the title); the rest are numbers.
         chart = Markup(month_bars(months, title=f"JP per month {year} of {nip}"))  # noqa: S704
         back = url_for("compliance_page", year=year, as_of=end.isoformat())
-        return render_template("person.html", nip=nip, name=person.name if person else None, on_roster=on_roster,
-                               unit_code=unit_code, unit_name=unit_name, employee_type=employee_type,
-                               target=target, total=total, met=total >= target,
-                               needed=max(Decimal(target) - total, Decimal(0)), year=year, as_of=end,
+        return render_template("person.html", nip=nip, name=standing.name, on_roster=standing.on_roster,
+                               unit_code=standing.unit_code, unit_name=standing.unit_name,
+                               employee_type=standing.employee_type, target=standing.target, total=standing.jp,
+                               met=standing.met, needed=standing.needed, year=year, as_of=end,
                                lines=lines, chart=chart, back=back)
 
     return app
