@@ -313,6 +313,10 @@ def _time(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+#: Seconds before a listing's start that a course's watermark may reach (see :meth:`ClassroomReader.read`).
+SETTLE_SECONDS = 300
+
+
 def _watermarks(start: Any) -> dict[str, str]:
     if isinstance(start, dict) and isinstance(start.get("courses"), dict):
         return {str(k): str(v) for k, v in start["courses"].items()}
@@ -322,8 +326,10 @@ def _watermarks(start: Any) -> dict[str, str]:
 class ClassroomReader:
     """Reads the streams of one Classroom source (see the module docstring)."""
 
-    def __init__(self, settings: ClassroomSettings, client: ClassroomClient, pseudonymize: Pseudonymizer) -> None:
+    def __init__(self, settings: ClassroomSettings, client: ClassroomClient, pseudonymize: Pseudonymizer,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
+        self.now = now
         self.client = client
         self.calls = client.calls
         self.pseudonymize = pseudonymize
@@ -343,10 +349,17 @@ class ClassroomReader:
             floor = since if since is not None else _time(marks.get(course_id))
             if floor is not None and since is None:
                 floor -= timedelta(seconds=self.settings.overlap_seconds)
+            listing_started = self.now()
             if stream == "submissions":
                 page, newest = self._submissions(course, floor)
             else:
                 page, newest = self._announcements(course, floor)
+            if newest is not None:
+                # A listing is not a snapshot: a record updated while its pages were read may sit on a page
+                # already read, older than the newest seen on a later page. The watermark therefore never
+                # passes the listing's start (less SETTLE_SECONDS of clock skew and Google's eventual
+                # consistency): the next pull re-reads that span, which costs only "unchanged" statements.
+                newest = min(newest, listing_started - timedelta(seconds=SETTLE_SECONDS))
             if newest is not None and newest > (_time(marks.get(course_id)) or datetime.min.replace(tzinfo=UTC)):
                 marks[course_id] = newest.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             page.position = {"courses": dict(marks)}

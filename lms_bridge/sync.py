@@ -252,8 +252,8 @@ def sync_lrs_source(
     stream_report = report.streams.setdefault(stream, IngestReport())
     voided = 0
     store.ensure_site(engine, source.id, "lrs", source.url)
-    run_id = None if dry_run else store.start_run(engine, "sync", source.id)
     pipeline = Pipeline(engine, settings, site_url=source.site_url, move_cursor=since is None, dry_run=dry_run)
+    run_id = None if dry_run else store.start_run(engine, "sync", source.id)
     mapper = lrs_source.StatementMapper(source.id, pipeline.builder.vocabulary, settings.deployment.base_iri,
                                         source.identity_authorities)
 
@@ -347,8 +347,8 @@ def sync_live_source(
     report = SiteReport(site=source_id)
     site_url = connector.site_url(source)
     store.ensure_site(engine, source_id, source_type, site_url)
-    run_id = None if dry_run else store.start_run(engine, "sync", source_id)
     pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
+    run_id = None if dry_run else store.start_run(engine, "sync", source_id)
     reader = None
     try:
         with connector.open(source, _live_context(settings)) as reader:
@@ -444,8 +444,8 @@ def sync_site(
         raise ConfigError(f"unknown stream {unknown[0]!r} (streams: {', '.join(moodle.STREAM_NAMES)})")
     report = SiteReport(site=site.id)
     store.ensure_site(engine, site.id, "moodle", site.url)
-    run_id = None if dry_run else store.start_run(engine, "sync", site.id)
     pipeline = Pipeline(engine, settings, site_url=site.url, move_cursor=since is None, dry_run=dry_run)
+    run_id = None if dry_run else store.start_run(engine, "sync", site.id)
     all_streams = moodle.make_streams(site)
     with site.client(token) as client:
         ctx = moodle.SiteContext(site=site.id, client=client, wwwroot=site.url.rstrip("/"))

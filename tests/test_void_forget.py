@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
 
@@ -276,3 +277,27 @@ def test_a_source_account_carrying_a_forgotten_nip_is_never_linked_again(tmp_pat
         assert set(session.scalars(select(Evidence.local_actor))) == {"556"}
         assert session.scalar(select(func.count()).select_from(ForgottenPerson)) == 2  # the NIP and account 555
     assert NIP not in _dump(state_url)
+
+
+def test_a_sync_refused_for_want_of_the_pseudonym_key_leaves_no_running_run(tmp_path, monkeypatch):
+    """Once someone is forgotten, a sync without the pseudonym key must stop before it starts a run: a run row
+    left 'running' would never be finished (the source is never called: it stops first)."""
+    from lms_bridge import sync as sync_core
+    from lms_bridge.errors import ConfigError
+    from lms_bridge.store.models import Run
+
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "{state_url}"\n[[sources]]\nid = "bot"\ntype = "telegram_bot"\n'
+                      'token_env = "BOT_TOKEN"\napi_url = "http://127.0.0.1:9"\nchats = { "-1001" = "cop" }\n',
+                      encoding="utf-8")
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    engine = store.open_engine(state_url, None)
+    voids.forget_person(engine, load_settings(config), NIP)
+    monkeypatch.delenv("LMS_BRIDGE_PSEUDONYM_KEY")
+    settings = load_settings(config, environ={"BOT_TOKEN": "123:abc"})
+    (source, streams), = sync_core.sync_sources(settings)
+    with pytest.raises(ConfigError, match="people were forgotten"):
+        sync_core.sync_source(engine, settings, source, streams=streams)
+    with Session(engine) as session:
+        assert session.scalars(select(Run.status).where(Run.command == "sync")).all() == []

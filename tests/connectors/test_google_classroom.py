@@ -11,6 +11,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,21 @@ def test_cli_pull_into_ralph_matches_the_roster_and_leaks_no_secret(tmp_path, fr
     everything = "\n".join(outputs) + (tmp_path / "state.db").read_bytes().decode("latin-1")
     for secret in (TOKEN_PREFIX, PSEUDONYM_KEY, *private_key_lines()):
         assert secret not in everything
+
+
+def test_a_submission_updated_while_the_listing_was_read_is_not_skipped_later(tmp_path, monkeypatch, classroom):
+    """The submissions listing is not ordered by time: a record updated while its pages were read can sit on a
+    page already read, older than the newest record seen on a later page. The watermark must not pass it."""
+    def stamp(minutes_ago: int) -> str:
+        return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    key_file(tmp_path, classroom)
+    settings = _settings(tmp_path, monkeypatch, source_toml(classroom))
+    classroom.add_submission("c1", "w8", "u1", "Tugas 8", turned_in=stamp(60))
+    classroom.add_submission("c1", "w9", "u1", "Tugas 9", turned_in=stamp(1))  # the newest the first pull sees
+    assert _sync(settings).error is None
+    # Turned in 2 minutes ago: after the listing's start less the settle margin, before the newest seen.
+    classroom.add_submission("c1", "w8", "u2", "Tugas 8", turned_in=stamp(2))
+    late = _sync(settings)
+    assert late.error is None and late.streams["submissions"].new == 1
+    assert "course=c1|work=w8|user=u2" in _bodies(settings)
