@@ -77,6 +77,10 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
+#: An absolute http(s) URL with no query or fragment.
+_HTTP_URL = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+
+
 class ClassroomSettings(BaseModel):
     """A ``[[sources]]`` entry of ``type = "google_classroom"``.
 
@@ -106,8 +110,8 @@ class ClassroomSettings(BaseModel):
     type: Literal["google_classroom"]
     key_file: Path
     subject: str = Field(min_length=3)
-    oauth_endpoint: str | None = None
-    api_url: str = "https://classroom.googleapis.com"
+    oauth_endpoint: str | None = Field(default=None, pattern=_HTTP_URL)
+    api_url: str = Field(default="https://classroom.googleapis.com", pattern=_HTTP_URL)
     course_ids: list[str] = Field(default_factory=list)
     communities: dict[str, Annotated[str, Field(pattern=_ID)]] = Field(default_factory=dict)
     overlap_seconds: int = Field(default=0, ge=0)
@@ -241,8 +245,12 @@ class ClassroomClient:
             wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
             try:
                 response = call()
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:  # resets, time-outs, cut-off answers
                 problem = f"no answer ({exc.__class__.__name__})"
+            except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
+                raise FatalSourceError(f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): "
+                                       "check api_url, oauth_endpoint or the key file's token_uri") from None
             else:
                 if response.status_code == 429:
                     after = retry_after_seconds(response)

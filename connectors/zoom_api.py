@@ -87,6 +87,10 @@ class ZoomUser(BaseModel):
     community: str = Field(pattern=_ID)
 
 
+#: An absolute http(s) URL with no query or fragment.
+_HTTP_URL = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"
+
+
 class ZoomSettings(BaseModel):
     """A ``[[sources]]`` entry of ``type = "zoom_api"``.
 
@@ -118,8 +122,8 @@ class ZoomSettings(BaseModel):
     client_secret_env: str = Field(min_length=1)
     users: list[ZoomUser] = Field(min_length=1)
     meetings: dict[str, Annotated[str, Field(pattern=_ID)]] = Field(default_factory=dict)
-    api_url: str = "https://api.zoom.us/v2"
-    oauth_url: str = "https://zoom.us"
+    api_url: str = Field(default="https://api.zoom.us/v2", pattern=_HTTP_URL)
+    oauth_url: str = Field(default="https://zoom.us", pattern=_HTTP_URL)
     initial_days: int = Field(default=30, ge=1, le=180)
     overlap_days: int = Field(default=2, ge=0, le=30)
     page_size: int = Field(default=300, ge=1, le=300)
@@ -214,8 +218,12 @@ class ZoomClient:
             wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
             try:
                 response = call()
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:  # resets, time-outs, cut-off answers
                 problem = f"no answer ({exc.__class__.__name__})"
+            except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
+                raise FatalSourceError(f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): "
+                                       "check api_url or oauth_url") from None
             else:
                 if response.status_code == 429:
                     after = retry_after_seconds(response)

@@ -301,6 +301,12 @@ def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_r
         except LockBusy as exc:
             stdout.print(f"{source.id}: skipped: another run is syncing it ({exc.holder or 'unknown'}); "
                          "add --wait to wait for it")
+        except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the sources after it
+            if _state["debug"]:
+                raise
+            reason = str(exc) if isinstance(exc, LmsBridgeError) else sync_core.unexpected(exc)
+            stderr.print(f"{source.id}: sync stopped: {redact(reason)}", markup=False)
+            reports.append(sync_core.SiteReport(site=source.id, error=f"{source.id}: {reason}"))
     table = Table("site", "stream", "read", "new", "unchanged", "accounts", "invalid",
                   title="sync" + (" (dry run: nothing stored)" if dry_run else ""))
     for report in reports:

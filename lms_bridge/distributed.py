@@ -277,7 +277,12 @@ class _Runtime:
         pid = os.getpid()
         if pid not in self._engines:
             base = self.settings.config_path.parent if self.settings.config_path else None
-            self._engines[pid] = store.open_engine(self.settings.state.url, base)
+            # Each Moodle request holds a connection while it holds (or waits for) a request slot, so a
+            # task needs max_in_flight connections besides its cursor/outbox/lock ones (docs/scaling.md).
+            flights = [int((source.model_extra or {}).get("max_in_flight", 4))
+                       for source in self.settings.sources if source.type == "moodle"]
+            self._engines[pid] = store.open_engine(self.settings.state.url, base,
+                                                   pool_size=max(flights, default=4) + 5)
         return self._engines[pid]
 
 

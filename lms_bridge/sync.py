@@ -188,17 +188,26 @@ def sync_source(
                      on_progress=on_progress)
 
 
+def unexpected(exc: BaseException) -> str:
+    """One line for an error that is not the project's own (a database error...).
+
+    Only the first line of its text: SQLAlchemy puts the SQL on the next ones, and the engine is made
+    with ``hide_parameters`` so no statement body (personal data) is in the text at all.
+    """
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"unexpected {exc.__class__.__name__}" + (f": {first}" if first else "")
+
+
 def _abandon_run(engine: Engine, run_id: int | None, exc: Exception) -> None:
     """Mark a run failed when something other than a source error stopped it (a database error...).
 
-    Without this the run stays ``running`` for ever in ``runs list``. The sentence names only the
-    exception's type: its text may hold SQL parameters (personal data); ``--debug`` shows it.
+    Without this the run stays ``running`` for ever in ``runs list``.
     """
     if run_id is None:
         return
     try:
         store.finish_run(engine, run_id, status="failed", counts={},
-                         error=f"stopped by an unexpected {type(exc).__name__} (rerun with --debug for details)")
+                         error=f"stopped by an {unexpected(exc)} (rerun with --debug for details)")
     except Exception:  # noqa: BLE001 - the store itself may be what failed; the original error matters more
         log.debug("could not record the failed run %s", run_id, exc_info=True)
 

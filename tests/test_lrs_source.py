@@ -408,10 +408,12 @@ def test_a_late_void_that_fails_to_queue_keeps_the_cursor_before_it(tmp_path, ra
                                    "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
     failed = deployment.run("sync")
     assert failed.returncode != 0 and "the disk is full" in failed.stderr, failed.stderr
+    assert '"actor"' not in failed.stderr and "[parameters" not in failed.stderr  # no statement body printed
     assert _cursor(state_url) == cursor  # not past the void that was not queued
     with engine.connect() as connection:  # and the run says it failed, instead of staying "running"
         status, error = connection.exec_driver_sql("SELECT status, error FROM runs ORDER BY id DESC LIMIT 1").one()
-    assert status == "failed" and "unexpected IntegrityError" in error and "disk is full" not in error, (status, error)
+    assert status == "failed" and "unexpected IntegrityError" in error and "disk is full" in error, (status, error)
+    assert "INSERT" not in error and "actor" not in error  # one line: no SQL, no parameters (statement bodies)
 
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP TRIGGER no_voids")

@@ -51,8 +51,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(url: str, base_dir: Path | None = None) -> Engine:
+def make_engine(url: str, base_dir: Path | None = None, *, pool_size: int | None = None) -> Engine:
     """Create the engine for ``url`` (without migrating it).
+
+    ``pool_size`` sizes a PostgreSQL connection pool (default SQLAlchemy's 5, plus 10 overflow).
 
     Raises:
         ConfigError: when the driver is missing or the URL is unusable.
@@ -63,10 +65,12 @@ def make_engine(url: str, base_dir: Path | None = None) -> Engine:
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(parsed, connect_args={"timeout": 30})
+            # hide_parameters: a database error's text must not carry statement bodies (NIPs) into logs.
+            engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            sizing = {} if pool_size is None else {"pool_size": pool_size}
+            engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **sizing)
     except NoSuchModuleError as exc:
         raise ConfigError("PostgreSQL support is not installed: pip install 'lms-bridge[postgres]'") from exc
     except ModuleNotFoundError as exc:
@@ -134,8 +138,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     return before, head
 
 
-def open_engine(url: str, base_dir: Path | None = None) -> Engine:
+def open_engine(url: str, base_dir: Path | None = None, *, pool_size: int | None = None) -> Engine:
     """Create the engine and bring the schema up to date (what every command does first)."""
-    engine = make_engine(url, base_dir)
+    engine = make_engine(url, base_dir, pool_size=pool_size)
     upgrade(engine)
     return engine
