@@ -359,14 +359,18 @@ def _read_community_file(path: Path, fmt: str, site: str, community: str | None,
         # "changed the subject"), which a later, overlapping export may lack or change. A
         # message's statement must not depend on which export it was read from (same id,
         # same content), so WhatsApp messages carry no title: the community id names the group.
-        activities = [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
+        if community is None:
+            return [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
+        # One ``replace`` per message, not two: it re-runs the dataclass checks (40,000 messages).
+        grouping = ObjectRef(type="community", native_id=community, title=None)
+        return [replace(activity, object=replace(activity.object, title=None), grouping=grouping)
+                for activity in activities]
     if community is None:
         return activities
     # One CoP across its platforms: the grouping is the community (titled with a Telegram chat's own name).
     return [
         replace(activity, grouping=ObjectRef(type="community", native_id=community,
-                                             title=activity.grouping.title if activity.grouping and
-                                             fmt != "whatsapp" else None))
+                                             title=activity.grouping.title if activity.grouping else None))
         for activity in activities
     ]
 

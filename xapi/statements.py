@@ -1,36 +1,32 @@
-"""Building byte-stable xAPI statements from activities, on ``tincan`` objects.
+"""Building byte-stable xAPI statements from activities, as plain dicts in the ``tincan`` shape.
 
 A statement's JSON is a pure function of its source data (docs/XAPI.md): no
 "now", no random, no ``version`` property (tincan writes ``"version": "1.0.3"``),
 one timestamp format (``2026-03-12T02:15:00Z``), one duration format
 (``PT1H5M``), sorted keys and no spaces. Ralph answers 409 to a resent statement
 whose timestamp is merely written differently, so this is what makes reruns safe.
+
+Why dicts and not ``tincan`` objects on this path: building each statement as
+``tincan`` objects and serialising them back to JSON took ~59% of a 40,000-message
+import (every attribute goes through ``Base.__setattr__``, then ``to_json`` and
+``as_version``; BENCHMARKS.md, section 5), for the same JSON we then normalise
+anyway. The dicts written here are exactly what ``tincan``'s ``Statement.to_json``
+gives for these objects (``objectType`` on agents and activities, ``definition``
+only when it has a type or a name, ``contextActivities`` only when used);
+``tests/xapi/test_statements.py`` keeps ``tincan`` as the reference and checks that
+both give the same statement, and :func:`xapi.validate.validate_statement` still
+checks every statement before the outbox.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
-
-from tincan import (
-    Activity as TincanActivity,
-)
-from tincan import (
-    ActivityDefinition,
-    Agent,
-    AgentAccount,
-    Context,
-    ContextActivities,
-    Extensions,
-    LanguageMap,
-    Result,
-    Statement,
-    Verb,
-)
 
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import StatementValidationError
@@ -95,7 +91,13 @@ def canonical_json(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+#: What ``quote(value, safe="")`` leaves as is: most ids need no quoting, and the regex is much cheaper.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-~]*")
+
+
 def _segment(value: str) -> str:
+    if _UNRESERVED.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 
@@ -120,33 +122,32 @@ def object_iri(settings: StatementSettings, activity: Activity, ref: ObjectRef) 
     return f"{base}/activity/{source}/{_segment(activity.site)}/{_segment(ref.type)}/{_segment(ref.native_id)}"
 
 
-def _tincan_activity(settings: StatementSettings, activity: Activity, ref: ObjectRef,
-                     type_iri: str | None = None) -> TincanActivity:
-    definition = ActivityDefinition()
-    has_definition = False
+def _activity_object(settings: StatementSettings, activity: Activity, ref: ObjectRef,
+                     type_iri: str | None = None) -> dict[str, Any]:
+    """An activity object: ``definition`` only when it has a type or a name (as tincan writes it)."""
+    result: dict[str, Any] = {"objectType": "Activity", "id": object_iri(settings, activity, ref)}
+    definition: dict[str, Any] = {}
     type_iri = type_iri or settings.vocabulary.activity_type(ref.type)
     if type_iri:
-        definition.type = type_iri
-        has_definition = True
+        definition["type"] = type_iri
     if ref.title:
-        definition.name = LanguageMap({LANGUAGE: ref.title})
-        has_definition = True
-    result = TincanActivity(id=object_iri(settings, activity, ref))
-    if has_definition:
-        result.definition = definition
+        definition["name"] = {LANGUAGE: ref.title}
+    if definition:
+        result["definition"] = definition
     return result
 
 
-def _result(activity: Activity) -> Result | None:
-    result = Result()
+def _result(activity: Activity) -> dict[str, Any] | None:
+    """``completion`` (and ``success``) for completions, the duration when known; None when neither."""
+    result: dict[str, Any] = {}
     used = False
     if activity.kind in (Kind.COURSE_COMPLETED, Kind.MODULE_COMPLETED):
-        result.completion = True
+        result["completion"] = True
         used = True
         if isinstance(activity.extras.get("success"), bool):
-            result.success = activity.extras["success"]
+            result["success"] = activity.extras["success"]
     if activity.duration is not None:
-        # Durations are written by hand below (one format); mark the result as used.
+        result["duration"] = format_duration(activity.duration)
         used = True
     return result if used else None
 
@@ -181,38 +182,28 @@ def build_statement(settings: StatementSettings, activity: Activity, actor: dict
         raise StatementValidationError(f"activity kind {activity.kind.value!r} has no entry in the vocabulary [kinds]")
     sid = statement_id(settings.namespace, activity.natural_key)
     account = actor["account"]
-    context = Context(
-        platform=settings.vocabulary.platforms.get(activity.source, activity.source),
-        extensions=Extensions(_source_extension(settings, activity)),
-    )
-    context_activities = ContextActivities()
-    has_context_activities = False
+    context: dict[str, Any] = {
+        "platform": settings.vocabulary.platforms.get(activity.source, activity.source),
+        "extensions": _source_extension(settings, activity),
+    }
+    context_activities: dict[str, Any] = {}
     if activity.parent is not None:
-        context_activities.parent = [_tincan_activity(settings, activity, activity.parent)]
-        has_context_activities = True
+        context_activities["parent"] = [_activity_object(settings, activity, activity.parent)]
     if activity.grouping is not None:
-        context_activities.grouping = [_tincan_activity(settings, activity, activity.grouping)]
-        has_context_activities = True
-    if has_context_activities:
-        context.context_activities = context_activities
-
-    statement = Statement(
-        id=sid,
-        actor=Agent(account=AgentAccount(home_page=account["homePage"], name=account["name"])),
-        verb=Verb(id=mapping.verb.id, display=LanguageMap({LANGUAGE: mapping.verb.display})),
-        object=_tincan_activity(settings, activity, activity.object, mapping.object_type),
-        context=context,
-    )
+        context_activities["grouping"] = [_activity_object(settings, activity, activity.grouping)]
+    if context_activities:
+        context["contextActivities"] = context_activities
+    data: dict[str, Any] = {
+        "id": sid,
+        "actor": {"objectType": "Agent", "account": {"homePage": account["homePage"], "name": account["name"]}},
+        "verb": {"id": mapping.verb.id, "display": {LANGUAGE: mapping.verb.display}},
+        "object": _activity_object(settings, activity, activity.object, mapping.object_type),
+        "context": context,
+        "timestamp": format_timestamp(activity.occurred_at),
+    }
     result = _result(activity)
     if result is not None:
-        statement.result = result
-
-    data = json.loads(statement.to_json())
-    # tincan adds "version" and writes times its own way: normalise to the one format.
-    data.pop("version", None)
-    data["timestamp"] = format_timestamp(activity.occurred_at)
-    if activity.duration is not None:
-        data.setdefault("result", {})["duration"] = format_duration(activity.duration)
+        data["result"] = result
     text_length = activity.extras.get("text_length")
     if isinstance(text_length, int):
         # Privacy: a length at most, never a body (docs/XAPI.md).

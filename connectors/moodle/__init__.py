@@ -111,10 +111,10 @@ def make_streams(settings: MoodleSettings) -> dict[str, object]:
     streams = [
         CoursesStream(settings.course_customfields),
         WebinarsStream(),
-        EnrolledUsersStream(settings.page_size),
+        EnrolledUsersStream(settings.page_size, settings.max_in_flight),
         CourseCompletionsStream(settings.page_size, settings.max_in_flight),
         ActivityCompletionsStream(settings.page_size, settings.max_in_flight),
-        ForumPostsStream(settings.discussions_per_page),
+        ForumPostsStream(settings.discussions_per_page, settings.max_in_flight),
     ]
     return {stream.name: stream for stream in streams}
 

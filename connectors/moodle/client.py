@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import requests
@@ -136,10 +137,14 @@ class MoodleClient:
         max_in_flight: requests in flight toward this site.
         max_retries: retries of a transient failure before giving up.
         backoff_base: first wait between retries in seconds (doubles, capped at 30 s).
+        call_slot: optional factory of a context manager held around each HTTP request, on top
+            of ``max_in_flight`` (distributed workers pass one that shares the site's limit
+            across processes: :func:`lms_bridge.distributed.moodle_call_slot`).
     """
 
     def __init__(self, site: str, url: str, token: SecretStr, *, fmt: str = "json", timeout: float = 60.0,
-                 max_in_flight: int = 4, max_retries: int = 4, backoff_base: float = 0.5) -> None:
+                 max_in_flight: int = 4, max_retries: int = 4, backoff_base: float = 0.5,
+                 call_slot: Callable[[], AbstractContextManager[object]] | None = None) -> None:
         if fmt not in ("json", "xml"):
             raise ValueError("fmt must be json or xml")
         self.site = site
@@ -153,6 +158,7 @@ class MoodleClient:
         self.backoff_base = backoff_base
         self.session = make_session(max_in_flight)
         self._slots = threading.BoundedSemaphore(max_in_flight)
+        self.call_slot = call_slot
         self._lock = threading.Lock()
         #: Calls made per function (for run summaries and benchmarks).
         self.calls: dict[str, int] = {}
@@ -202,7 +208,7 @@ class MoodleClient:
         body = [("wstoken", self._token.get_secret_value()), ("wsfunction", function),
                 ("moodlewsrestformat", self.fmt), *encode_params(params)]
         where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
-        with self._slots:
+        with self._slots, (self.call_slot() if self.call_slot else nullcontext()):
             try:
                 response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
             except requests.Timeout as exc:

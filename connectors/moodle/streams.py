@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +30,15 @@ SOURCE = "moodle"
 #: aggregated by cron minutes after the last criterion: re-check users whose last
 #: access falls this long before the watermark (fixtures/moodle/README.md, "Course completion").
 COMPLETION_OVERLAP = 2 * 24 * 3600
-#: Users per chunk of concurrent completion calls (bounds memory, keeps order).
-COMPLETION_CHUNK = 64
+#: An access this long before a time the server has already reached (the latest ``lastcourseaccess``
+#: read in this run) has had its cron aggregation: asking about it once is enough. Moodle's completion
+#: task runs every minute on a site whose cron runs every minute; an hour leaves room for a slower cron.
+COMPLETION_SETTLE = 3600
+#: Completion calls queued per worker ahead of the one awaited: a sliding window keeps every worker
+#: busy (no barrier between chunks), also while the runner builds and commits a batch.
+COMPLETION_QUEUE_PER_WORKER = 2
+#: Activities per batch of a completion stream: bounds memory whatever the size of a course.
+BATCH_ACTIVITIES = 1000
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -167,6 +176,12 @@ class SiteContext:
     wwwroot: str
     courses: dict[int, Course] = field(default_factory=dict)
     webinars: dict[int, str] = field(default_factory=dict)  # BigBlueButton cmid -> name
+    #: Course id -> (user ids, lastcourseaccess) of the participants who ever accessed it, read once per
+    #: run (by ``enrolled_users`` or the first completion stream) and shared by both completion streams.
+    #: Two compact arrays: 16 bytes a participant, not a dict per user.
+    access: dict[int, tuple[array, array]] = field(default_factory=dict)
+    #: The latest ``lastcourseaccess`` read in this run: the server's clock had reached it (source time).
+    latest_access: int = 0
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -226,6 +241,35 @@ def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size
         offset += page_size
 
 
+class _AccessRecorder:
+    """Collects a course's (user id, lastcourseaccess) pairs into :attr:`SiteContext.access`."""
+
+    def __init__(self) -> None:
+        self.users = array("q")
+        self.times = array("q")
+
+    def add(self, raw: dict) -> None:
+        last_access = _int(raw.get("lastcourseaccess"))
+        if last_access:  # never accessed: no completion to ask about
+            self.users.append(_int(raw.get("id")))
+            self.times.append(last_access)
+
+    def store(self, ctx: SiteContext, course_id: int) -> None:
+        ctx.access[course_id] = (self.users, self.times)
+        ctx.latest_access = max(ctx.latest_access, max(self.times, default=0))
+
+
+def course_access(ctx: SiteContext, course: Course, page_size: int) -> tuple[array, array]:
+    """The course's (user ids, lastcourseaccess) from this run's participants pass, paging it if not read yet."""
+    if course.id not in ctx.access:
+        recorder = _AccessRecorder()
+        for page in enrolled_user_pages(ctx, course.id, "id,lastcourseaccess", page_size):
+            for raw in page:
+                recorder.add(raw)
+        recorder.store(ctx, course.id)
+    return ctx.access[course.id]
+
+
 class CoursesStream:
     """The course catalogue: no statements, but counted and kept for the other streams."""
 
@@ -246,62 +290,87 @@ class EnrolledUsersStream:
     """Participants of every course: builds the user id -> NIP links (no statements).
 
     Moodle has no time filter for enrolments, so every pass is full; the position is
-    written after the last course (an unsorted stream commits after a full pass).
+    written after the last course (an unsorted stream commits after a full pass). The
+    same pages also bring ``lastcourseaccess``, kept in :attr:`SiteContext.access` so the
+    completion streams need no participants pass of their own. Up to ``max_workers``
+    courses are paged at once (each course's pages in order); batches stay in course order.
     """
 
     name = "enrolled_users"
 
-    def __init__(self, page_size: int = 1000) -> None:
+    def __init__(self, page_size: int = 1000, max_workers: int = 4) -> None:
         self.page_size = page_size
+        self.max_workers = max_workers
+
+    def _course_pages(self, ctx: SiteContext, course: Course) -> tuple[list[dict], _AccessRecorder]:
+        """One course's participants (id and idnumber only) and its access times."""
+        users: list[dict] = []
+        recorder = _AccessRecorder()
+        for page in enrolled_user_pages(ctx, course.id, "id,idnumber,lastcourseaccess", self.page_size):
+            for raw in page:
+                recorder.add(raw)
+                users.append({"id": raw.get("id"), "idnumber": raw.get("idnumber")})
+        return users, recorder
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Yield one batch of links per course; the last one carries the position."""
         seen: set[str] = set()
         courses = list(ctx.courses.values())
-        for index, course in enumerate(courses):
-            links: list[UserLink] = []
-            for page in enrolled_user_pages(ctx, course.id, "id,idnumber", self.page_size):
-                for raw in page:
-                    user_id = _text(raw.get("id"))
-                    if user_id and user_id not in seen:
-                        seen.add(user_id)
-                        links.append(UserLink(user_id, _text(raw.get("idnumber"))))
-            last = index == len(courses) - 1
-            yield Batch(links=links, position={"accounts": len(seen)} if last else None)
+        queue: deque[tuple[Course, Future]] = deque()
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
+            try:
+                for index, course in enumerate(courses):
+                    while len(queue) < self.max_workers and index + len(queue) < len(courses):
+                        ahead = courses[index + len(queue)]
+                        queue.append((ahead, pool.submit(self._course_pages, ctx, ahead)))
+                    _, future = queue.popleft()
+                    users, recorder = future.result()
+                    recorder.store(ctx, course.id)
+                    links: list[UserLink] = []
+                    for raw in users:
+                        user_id = _text(raw.get("id"))
+                        if user_id and user_id not in seen:
+                            seen.add(user_id)
+                            links.append(UserLink(user_id, _text(raw.get("idnumber"))))
+                    last = index == len(courses) - 1
+                    yield Batch(links=links, position={"accounts": len(seen)} if last else None)
+            finally:
+                for _, future in queue:
+                    future.cancel()
 
 
-def _completion_candidates(ctx: SiteContext, course: Course, since: int, page_size: int) -> Iterator[tuple[str, int]]:
-    """Participants whose last access to the course is at or after ``since`` (never-accessed skipped)."""
-    for page in enrolled_user_pages(ctx, course.id, "id,lastcourseaccess", page_size):
-        for raw in page:
-            last_access = _int(raw.get("lastcourseaccess"))
-            if last_access and last_access >= since:
-                yield _text(raw.get("id")), last_access
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Chunks of ``size`` items; the first holds one item.
-
-    So a course-wide error (``nocriteriaset``) costs one call, not a whole chunk.
-    """
-    chunk: list[Any] = []
-    limit = 1
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= limit:
-            yield chunk
-            chunk, limit = [], size
-    if chunk:
-        yield chunk
+def _completion_candidates(ctx: SiteContext, course: Course, since: int, page_size: int,
+                           rechecked: dict[str, int]) -> Iterator[tuple[str, int]]:
+    """Participants whose last access is at or after ``since``, except those already re-checked at that access."""
+    users, times = course_access(ctx, course, page_size)
+    for user, last_access in zip(users, times, strict=True):
+        if last_access >= since:
+            user_id = str(user)
+            if rechecked.get(user_id) != last_access:
+                yield user_id, last_access
 
 
 class _PerUserCompletionStream:
     """Shared walk of the completion streams: per course, the recently active users.
 
-    Position: ``{"courses": {course_id: watermark}}`` where the watermark is the
-    latest ``lastcourseaccess`` seen (source time, never "now"). A course's batch
-    commits its watermark, so a crash resumes at the next unfinished course.
+    Position: ``{"courses": {course_id: watermark}, "default": floor, "rechecked": {course_id:
+    {user_id: lastcourseaccess}}}``. The watermark is the latest ``lastcourseaccess`` seen
+    (source time, never "now"). Cron aggregates course completion minutes after the last
+    criterion without touching ``lastcourseaccess``, so an answer read too soon after an access
+    may miss it: users whose access lies within :data:`COMPLETION_OVERLAP` before the watermark
+    stay candidates. A candidate is not asked again about the same access (``rechecked``) once
+    it was asked when the server's clock was already :data:`COMPLETION_SETTLE` past it (the
+    latest access read in the run proves the clock got there), or once it was asked again in a
+    later sync than the one that first saw that access. So a sync with nothing new asks nobody,
+    and a fresh access is asked twice, one sync interval apart. A user who accesses the course
+    again has a new ``lastcourseaccess`` and is asked again.
+
+    Batches hold at most :data:`BATCH_ACTIVITIES` activities. Only a course's last batch
+    carries a position (its watermark); the ones before it carry none, so after a crash
+    mid-course the cursor still ends at the previous course and a rerun reads this course
+    again from its start: nothing skipped, and deterministic statement ids make the part
+    read twice harmless (the outbox keeps one row per id).
     """
 
     name = ""
@@ -320,31 +389,85 @@ class _PerUserCompletionStream:
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
-        """Yield one batch per course with the course's new watermark."""
-        marks: dict[str, int] = dict((start or {}).get("courses", {}))
-        default = int((start or {}).get("default", 0))  # a backfill's floor for keys not seen yet
+        """Yield a course's activities in batches; the course's last batch carries its new watermark."""
+        start = start or {}
+        marks: dict[str, int] = dict(start.get("courses", {}))
+        default = int(start.get("default", 0))  # a backfill's floor for keys not seen yet
+        rechecked: dict[str, dict[str, int]] = {key: dict(users) for key, users in start.get("rechecked", {}).items()}
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for course in ctx.courses.values():
                 if not self.wanted(course):
                     continue
                 key = str(course.id)
                 base = marks.get(key, default)
-                since = max(0, base - COMPLETION_OVERLAP) if base else 0
-                watermark = base
-                activities: list[Activity] = []
-                candidates = _completion_candidates(ctx, course, since, self.page_size)
-                try:
-                    for chunk in _chunks(candidates, COMPLETION_CHUNK):
-                        watermark = max([watermark, *(access for _, access in chunk)])
-                        users = [user_id for user_id, _ in chunk]
-                        for found in pool.map(self.fetch, [ctx] * len(users), [course] * len(users), users):
-                            activities.extend(found)
-                except MoodleRecordError as exc:
-                    if exc.errorcode != "nocriteriaset":
-                        raise
-                    activities = []  # completion enabled but no criteria: nothing to read here
+                known = rechecked.get(key, {})
+                watermark, asked = base, {}
+                course_batches = self._read_course(ctx, course, base, known, pool, asked)
+                pending: list[Activity] | None = None
+                for activities in course_batches:
+                    if pending is not None:
+                        yield Batch(activities=pending)  # mid-course: no position (see the class docstring)
+                    pending = activities
+                if asked:
+                    watermark = max(base, *asked.values())
+                # Keep the re-checked users still inside the new window; record who was asked
+                # long enough after their access, or again at an access a previous sync covered.
+                since = watermark - COMPLETION_OVERLAP
+                updated = {user: access for user, access in known.items() if access >= since}
+                settled = ctx.latest_access - COMPLETION_SETTLE
+                for user, access in asked.items():
+                    if access <= base or access <= settled:
+                        updated[user] = access
+                    else:
+                        updated.pop(user, None)
                 marks[key] = watermark
-                yield Batch(activities=activities, position={"courses": dict(marks), "default": default})
+                if updated:
+                    rechecked[key] = updated
+                else:
+                    rechecked.pop(key, None)
+                yield Batch(activities=pending or [],
+                            position={"courses": dict(marks), "default": default,
+                                      "rechecked": {k: dict(v) for k, v in rechecked.items()}})
+
+    def _read_course(self, ctx: SiteContext, course: Course, base: int, known: dict[str, int],
+                     pool: ThreadPoolExecutor, asked: dict[str, int]) -> Iterator[list[Activity]]:
+        """A course's activities in lists of at most :data:`BATCH_ACTIVITIES`, in participant order.
+
+        Calls run in a sliding window of ``max_workers * COMPLETION_QUEUE_PER_WORKER`` futures;
+        the first call is awaited alone, so a course-wide error (``nocriteriaset``) costs one call.
+        Fills ``asked`` with every candidate's user id and access time.
+        """
+        since = max(0, base - COMPLETION_OVERLAP) if base else 0
+        candidates = _completion_candidates(ctx, course, since, self.page_size, known)
+        window = max(1, self.max_workers * COMPLETION_QUEUE_PER_WORKER)
+        queue: deque[Future] = deque()
+        activities: list[Activity] = []
+        try:
+            for user_id, access in candidates:
+                asked[user_id] = access
+                queue.append(pool.submit(self.fetch, ctx, course, user_id))
+                while queue and (len(queue) >= window or len(asked) == 1):
+                    activities.extend(queue.popleft().result())
+                while len(activities) >= BATCH_ACTIVITIES:
+                    yield activities[:BATCH_ACTIVITIES]
+                    del activities[:BATCH_ACTIVITIES]
+            while queue:
+                activities.extend(queue.popleft().result())
+        except MoodleRecordError as exc:
+            if exc.errorcode != "nocriteriaset":
+                raise
+            # Completion enabled but no criteria: nothing to read here. The answer holds for
+            # every participant, so they all count as asked (no call per user on the next sync).
+            for user_id, access in candidates:
+                asked[user_id] = access
+            activities = []
+        finally:
+            for future in queue:
+                future.cancel()
+        while len(activities) > BATCH_ACTIVITIES:
+            yield activities[:BATCH_ACTIVITIES]
+            del activities[:BATCH_ACTIVITIES]
+        yield activities
 
 
 class CourseCompletionsStream(_PerUserCompletionStream):
@@ -455,35 +578,53 @@ class ForumPostsStream:
     older than the watermark and never stops on a pinned one. A discussion whose
     ``timemodified`` is at or after the watermark is read whole (posts have no
     "since" call); posts already sent are dropped by the outbox (same ids).
-    Position: ``{"forums": {forum_id: watermark}}``, committed per forum.
+    A forum's changed threads are fetched through a thread pool of ``max_workers``
+    (the client bounds requests in flight) and kept in discussion order.
+    Position: ``{"forums": {forum_id: watermark}, "default": floor, "seen": {forum_id:
+    [discussion ids whose timemodified equals the watermark]}}``, committed per forum:
+    a discussion still at the watermark second was read whole by the sync that set it,
+    so it is not read again; a new post moves its ``timemodified`` past the watermark.
     """
 
     name = "forum_posts"
 
-    def __init__(self, page_size: int = 100) -> None:
+    def __init__(self, page_size: int = 100, max_workers: int = 4) -> None:
         self.page_size = page_size
+        self.max_workers = max_workers
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Yield one batch per forum with changed discussions."""
-        marks: dict[str, int] = dict((start or {}).get("forums", {}))
-        default = int((start or {}).get("default", 0))  # a backfill's floor for forums not seen yet
+        start = start or {}
+        marks: dict[str, int] = dict(start.get("forums", {}))
+        default = int(start.get("default", 0))  # a backfill's floor for forums not seen yet
+        seen: dict[str, list[int]] = {key: list(ids) for key, ids in start.get("seen", {}).items()}
         forums = ctx.client.call("mod_forum_get_forums_by_courses", courseids=list(ctx.courses))
-        for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
-            course = ctx.courses.get(_int(forum.get("course")))
-            if course is None:
-                continue
-            key = str(_int(forum.get("id")))
-            watermark = marks.get(key, default)
-            newest = watermark
-            activities: list[Activity] = []
-            forum_ref = ObjectRef("forum", str(_int(forum.get("cmid"))), _text(forum.get("name")),
-                                  f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}")
-            for discussion in self._changed_discussions(ctx, int(key), watermark):
-                newest = max(newest, _int(discussion.get("timemodified")))
-                activities.extend(self._posts(ctx, course, forum_ref, discussion))
-            marks[key] = newest
-            yield Batch(activities=activities, position={"forums": dict(marks), "default": default})
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
+            for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
+                course = ctx.courses.get(_int(forum.get("course")))
+                if course is None:
+                    continue
+                key = str(_int(forum.get("id")))
+                watermark = marks.get(key, default)
+                already = set(seen.get(key, ())) if key in marks else set()
+                forum_ref = ObjectRef("forum", str(_int(forum.get("cmid"))), _text(forum.get("name")),
+                                      f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}")
+                changed = list(self._changed_discussions(ctx, int(key), watermark))
+                newest = max([watermark, *(_int(d.get("timemodified")) for d in changed)])
+                at_newest = {_int(d.get("discussion")) for d in changed if _int(d.get("timemodified")) == newest}
+                if newest == watermark:
+                    at_newest |= already
+                to_read = [d for d in changed
+                           if not (_int(d.get("timemodified")) == watermark and _int(d.get("discussion")) in already)]
+                activities: list[Activity] = []
+                for found in pool.map(functools.partial(self._posts, ctx, course, forum_ref), to_read):
+                    activities.extend(found)
+                marks[key] = newest
+                seen[key] = sorted(at_newest)
+                yield Batch(activities=activities,
+                            position={"forums": dict(marks), "default": default,
+                                      "seen": {k: list(v) for k, v in seen.items() if v}})
 
     def _changed_discussions(self, ctx: SiteContext, forum_id: int, watermark: int) -> Iterator[dict]:
         page = 0

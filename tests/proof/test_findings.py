@@ -1,12 +1,15 @@
-"""What the benchmarks found, as deterministic checks (see BENCHMARKS.md): each fails today (strict xfail).
+"""What the benchmarks found, as deterministic checks (see BENCHMARKS.md), now fixed: they guard the fixes.
 
-They do not time anything: each checks the structural cause of a missed goal, so they are stable on a
-noisy machine and turn into plain passing tests once the cause is fixed (remove the marker then).
+They do not time anything: each checks the structural cause of a missed goal (a whole course in one batch,
+a nothing-new sync that asks again, threads fetched one at a time), so they are stable on a noisy machine.
+The cron test checks that the nothing-new fix still reads a completion that cron aggregates after a sync.
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import sqlite3
 
 import pytest
 import requests
@@ -26,13 +29,6 @@ BIG_COURSE_SITE = Preset(users=1500, pt_courses=2, pkp_courses=1, pbj_sections=0
                          unenrolled_posters=1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (memory goal, benchmark 4: 10x the users costs 1.71x the peak RSS, goal < 1.5x): "
-    "connectors/moodle/streams.py _PerUserCompletionStream.read collects a whole course's activities in one "
-    "list and yields one Batch per course, so memory grows with the largest course (16,561 activities in one "
-    "batch at 10,000 users). Fix: yield a Batch with position=None every ~500-1,000 activities (statements are "
-    "idempotent, so a crash mid-course only re-pulls it) and the course's watermark with its last batch; "
-    "measured: peak RSS 96.7 MB vs 88.1 MB at 1,000 users (1.10x)."))
 def test_a_big_course_is_committed_in_bounded_batches():
     with ProofMoodle(preset=BIG_COURSE_SITE, seed=1, token=ADMIN_TOKEN) as fake:
         with MoodleClient("big", fake.url, SecretStr(ADMIN_TOKEN)) as client:
@@ -41,19 +37,18 @@ def test_a_big_course_is_committed_in_bounded_batches():
             big = fake.data.notable["big_course"]
             ctx.courses = {big: ctx.courses[big]}
             stream = moodle_streams.ActivityCompletionsStream(1000, 4)
-            sizes = [len(batch.activities) for batch in stream.read(ctx, None)]
+            batches = list(stream.read(ctx, None))
+    sizes = [len(batch.activities) for batch in batches]
     assert sum(sizes) > 2000  # the course is big enough to need several batches
     assert max(sizes) <= 1000, f"batches of {sizes} activities"
+    # Only the course's last batch moves the cursor: a crash before it reruns the whole course
+    # (nothing skipped), and each activity is read once in a run (nothing doubled).
+    assert [batch.position is None for batch in batches] == [True] * (len(batches) - 1) + [False]
+    assert batches[-1].position["courses"][str(big)] > 0
+    keys = [activity.natural_key for batch in batches for activity in batch.activities]
+    assert len(keys) == len(set(keys))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (incremental goal, benchmark 2: with nothing new, 1,079 calls at 10,000 users vs 593 at 1,000): "
-    "connectors/moodle/streams.py re-asks every user whose lastcourseaccess lies within COMPLETION_OVERLAP "
-    "(2 days) before the course watermark on EVERY sync (since = base - overlap), although nothing moved, and "
-    "ForumPostsStream._changed_discussions reads the discussion at the watermark again (>= watermark) on every "
-    "sync, one mod_forum_get_discussion_posts call per forum. Fix: keep in the position the watermark the "
-    "overlap window was last re-checked for (and when), and skip the window once re-checked after the overlap "
-    "has passed; for forums keep the ids of the discussions seen at the watermark second and skip them."))
 def test_a_repeated_sync_with_nothing_new_asks_no_user_and_no_thread_again(moodle):
     deployment = make_deployment("nothing-new", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=moodle.url)
     deployment.run("sync")
@@ -66,12 +61,6 @@ def test_a_repeated_sync_with_nothing_new_asks_no_user_and_no_thread_again(moodl
     assert (per_user, calls.get("mod_forum_get_discussion_posts", 0)) == (0, 0), calls
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (full-sync goal, benchmark 1: 1.32x the server-bound floor at 2 workers, goal <= 1.25x; 2.07x at 4): "
-    "connectors/moodle/streams.py ForumPostsStream fetches mod_forum_get_discussion_posts one discussion at a "
-    "time (1,030 calls, 9.9% of the sync's wall time in the profile, half of it above the floor), and builds and "
-    "commits each course's statements while no call is in flight. Fix: fetch a forum's changed threads through "
-    "the site's thread pool (max_in_flight), in discussion order, like the completion streams."))
 def test_forum_threads_are_fetched_concurrently(moodle):
     moodle.hold["mod_forum_get_discussion_posts"] = 0.05
     deployment = make_deployment("threads", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=moodle.url)
@@ -87,3 +76,45 @@ def test_the_fake_moodle_sends_without_nagle_delay():
             connections = list(fake._connections)
             assert connections
             assert all(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in connections)
+
+
+def _completion_statements(db) -> set[str]:  # type: ignore[no-untyped-def]
+    """Native ids of the course-completion statements in a deployment's outbox."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        bodies = [row[0] for row in conn.execute("select body from outbox")]
+    found = set()
+    for body in bodies:
+        statement = json.loads(body)
+        source = statement["context"]["extensions"]["https://lms-bridge.id/xapi/extensions/source"]
+        if source["native_id"].startswith("course="):
+            found.add(source["native_id"])
+    return found
+
+
+def test_a_completion_aggregated_by_cron_after_a_sync_is_read_by_the_next_sync():
+    # Moodle's cron aggregates course completion minutes after the last criterion, without touching
+    # lastcourseaccess: a sync that asked right after the visit saw "not complete". The next sync must ask
+    # again (the overlap re-check), and the one after it, with nothing new, must ask nobody.
+    stream = ("--stream", "course_completions")  # alone: the stream pages the participants itself
+    with ProofMoodle(preset="small", seed=3, token=ADMIN_TOKEN) as fake:
+        deployment = make_deployment("cron", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=fake.url)
+        deployment.run("sync", *stream)
+        data = fake.data
+        with data.lock:
+            course = next(c for c in data.courses.values() if c.criteria and c.startdate < data.clock)
+            user = next(uid for uid in sorted(course.enrol)
+                        if data.is_tracked(course, uid) and not data.course_completion(course, uid)[0])
+            data.clock += 60
+            data._touch(course, user)  # the user visits the course and meets its last criterion...
+        deployment.run("sync", *stream)  # ...and is asked before cron aggregated the completion
+        key = f"course={course.id}|user={user}"
+        assert key not in _completion_statements(deployment.db)
+        with data.lock:  # cron runs: the criteria are complete, lastcourseaccess unchanged
+            for module, state, _ in data.course_completion(course, user)[1]:
+                if not state:
+                    data.overrides[(user, module.id)] = data.clock
+        deployment.run("sync", *stream)
+        assert key in _completion_statements(deployment.db)
+        before = fake.stats.get("core_completion_get_course_completion_status", {}).get("calls", 0)
+        deployment.run("sync", *stream)
+        assert fake.stats["core_completion_get_course_completion_status"]["calls"] == before

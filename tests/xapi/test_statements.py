@@ -9,12 +9,25 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from tincan import Activity as TincanActivity
+from tincan import (
+    ActivityDefinition,
+    Agent,
+    AgentAccount,
+    Context,
+    ContextActivities,
+    Extensions,
+    LanguageMap,
+    Result,
+    Statement,
+    Verb,
+)
 
 from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
 from lms_bridge.errors import StatementValidationError
 from lms_bridge.identity import actor_for
 from xapi.ids import namespace_for, statement_id
-from xapi.statements import StatementSettings, build_statement, format_duration, format_timestamp
+from xapi.statements import StatementSettings, build_statement, format_duration, format_timestamp, object_iri
 from xapi.vocabulary import load_vocabulary
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -107,3 +120,86 @@ def test_timestamp_format_rejects_naive_time():
     with pytest.raises(StatementValidationError):
         format_timestamp(datetime(2026, 1, 1))
     assert format_timestamp(datetime(2026, 1, 1, 7, tzinfo=timezone(timedelta(hours=7)))) == "2026-01-01T00:00:00Z"
+
+
+# --- tincan as the reference ---------------------------------------------------------------------
+# The builder writes dicts directly for speed (see xapi/statements.py); tincan's object model,
+# which the design names for xAPI, is kept here as the reference those dicts must equal.
+
+
+def _tincan_activity(activity: Activity, ref: ObjectRef, type_iri: str | None = None) -> TincanActivity:
+    definition, used = ActivityDefinition(), False
+    type_iri = type_iri or SETTINGS.vocabulary.activity_type(ref.type)
+    if type_iri:
+        definition.type, used = type_iri, True
+    if ref.title:
+        definition.name, used = LanguageMap({"en-US": ref.title}), True
+    result = TincanActivity(id=object_iri(SETTINGS, activity, ref))
+    if used:
+        result.definition = definition
+    return result
+
+
+def _tincan_statement(activity: Activity, actor: dict) -> dict:
+    """The statement as tincan objects serialise it (its ``version`` and time formats set aside)."""
+    mapping = SETTINGS.vocabulary.kinds[activity.kind.value]
+    context = Context(platform=SETTINGS.vocabulary.platforms.get(activity.source, activity.source),
+                      extensions=Extensions({f"{BASE}/extensions/source": {
+                          "source": activity.source, "site": activity.site, "native_id": activity.native_id}}))
+    activities, used = ContextActivities(), False
+    if activity.parent is not None:
+        activities.parent, used = [_tincan_activity(activity, activity.parent)], True
+    if activity.grouping is not None:
+        activities.grouping, used = [_tincan_activity(activity, activity.grouping)], True
+    if used:
+        context.context_activities = activities
+    statement = Statement(
+        id=statement_id(SETTINGS.namespace, activity.natural_key),
+        actor=Agent(account=AgentAccount(home_page=actor["account"]["homePage"], name=actor["account"]["name"])),
+        verb=Verb(id=mapping.verb.id, display=LanguageMap({"en-US": mapping.verb.display})),
+        object=_tincan_activity(activity, activity.object, mapping.object_type), context=context)
+    if activity.kind in (Kind.COURSE_COMPLETED, Kind.MODULE_COMPLETED):
+        statement.result = Result(completion=True)
+        if isinstance(activity.extras.get("success"), bool):
+            statement.result.success = activity.extras["success"]
+    data = json.loads(statement.to_json())
+    data.pop("version", None)
+    return data
+
+
+def _variants() -> list[tuple[Activity, str | None]]:
+    found = []
+    for path in _golden_inputs():
+        data = json.loads(path.read_text())
+        site_url = data.pop("_site_url", None)
+        found.append((activity_from_dict(data), site_url))
+    course = ObjectRef("course", "77", "COP-TDP", "https://lms.example.go.id/course/view.php?id=77")
+    found += [
+        (_activity(), None),
+        (_activity(extras={}), "https://lms.example.go.id"),
+        (_activity(kind=Kind.MODULE_COMPLETED, native_id="cm=9|user=4637", extras={"success": False},
+                   object=ObjectRef("module", "9", None, "https://lms.example.go.id/mod/page/view.php?id=9"),
+                   parent=course), None),
+        (_activity(kind=Kind.MEETING_ATTENDED, native_id="cm=12|user=4637", duration=timedelta(minutes=30),
+                   object=ObjectRef("meeting", "12", None, "https://lms.example.go.id/mod/bigbluebuttonbn/view.php?id=12"),
+                   parent=course), None),
+        (_activity(kind=Kind.REPLY_CREATED, native_id="6352", extras={"text_length": 0},
+                   object=ObjectRef("post", "6352", "", "https://lms.example.go.id/mod/forum/discuss.php?d=8#p6352"),
+                   grouping=course), None),
+    ]
+    return found
+
+
+@pytest.mark.parametrize(("activity", "site_url"), _variants())
+def test_the_dict_builder_equals_the_tincan_object_model(activity: Activity, site_url: str | None):
+    built = _build(activity, site_url)
+    reference = _tincan_statement(activity, actor_for(activity, authority=AUTHORITY, base_iri=BASE, site_url=site_url))
+    # tincan writes its own time formats: the builder's one format is checked by the golden files.
+    result = dict(built.get("result", {}))
+    duration, length = result.pop("duration", None), result.pop("extensions", None)
+    assert (duration is not None) == (activity.duration is not None)
+    assert (length is not None) == isinstance(activity.extras.get("text_length"), int)
+    expected = {key: value for key, value in built.items() if key not in ("timestamp", "result")}
+    if result:
+        expected["result"] = result
+    assert expected == reference
