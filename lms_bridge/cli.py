@@ -1080,7 +1080,7 @@ def _duration(seconds: float | None) -> str:
 @runs.command("list")
 @click.option("--site", help="Only runs against this source.")
 @click.option("--command", "command_name", help="Only runs of this command (sync, flush, jp, ledger...).")
-@click.option("--status", help="Only runs with this status (ok, failed, running, stopped).")
+@click.option("--status", help="Only runs with this status (ok, failed, running, stopped, abandoned: killed).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.pass_obj
 def runs_list(app: App, site: str | None, command_name: str | None, status: str | None, limit: int) -> None:

@@ -10,7 +10,10 @@ of a home-made queue. What keeps it correct:
   never pull the same site-stream at once, the streams of one site may run side by
   side on several workers, and a plain ``sync``, ``serve``, ``backfill`` or ``cursors
   reset`` (which take the site lock exclusive, :mod:`lms_bridge.locks`) still excludes
-  them all. A task that finds its lock busy is retried a few seconds later.
+  them all. A task that finds its lock busy is retried a few seconds later. After each
+  committed batch a task checks that its lock connection still holds both locks; if that
+  connection dropped (and the task may have been handed to another worker), it stops
+  there: its committed batches stand, and the run is recorded failed with one log line.
 - **Order.** A Moodle site's ``enrolled_users`` task runs first (it links accounts to
   NIPs, which the other streams' actors need); the per-user streams then run as a group.
   Every task reads the catalogue (courses, webinars) itself: the streams need it.
@@ -64,7 +67,7 @@ from lms_bridge import store
 from lms_bridge import sync as sync_core
 from lms_bridge.config import Settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
-from lms_bridge.locks import LockBusy, advisory_key, make_owner, sync_lock_name
+from lms_bridge.locks import LockBusy, advisory_key, holding, make_owner, pg_application_name, sync_lock_name
 from lms_bridge.redaction import register_secret
 from xapi.lrs_client import LRSClient
 
@@ -155,15 +158,59 @@ def stream_lock_name(site_id: str, stream: str) -> str:
     return f"{sync_lock_name(site_id)}:{stream}"
 
 
+class LockLost(LmsBridgeError):
+    """A distributed task's lock connection no longer holds its locks: the task stops after its batch."""
+
+
+@dataclass
+class StreamLockHandle:
+    """The locks of :func:`stream_lock`, held on one connection.
+
+    Attributes:
+        owner: this holder's owner string (``host:pid:id``, also the connection's ``application_name``).
+        name: the site-stream lock's name.
+    """
+
+    owner: str
+    name: str
+    _connection: Connection
+    _keys: tuple[int, int]
+
+    def held(self) -> bool:
+        """Whether the lock connection still holds both locks (one query on it; False once it dropped)."""
+        unsigned = [key & 0xFFFFFFFFFFFFFFFF for key in self._keys]
+        try:
+            count = self._connection.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                "AND granted AND objsubid = 1 AND ((classid::bigint = :hi1 AND objid::bigint = :lo1) "
+                "OR (classid::bigint = :hi2 AND objid::bigint = :lo2))"
+            ), {"hi1": unsigned[0] >> 32, "lo1": unsigned[0] & 0xFFFFFFFF,
+                "hi2": unsigned[1] >> 32, "lo2": unsigned[1] & 0xFFFFFFFF})
+            self._connection.commit()
+        except SQLAlchemyError:
+            return False
+        return count == 2
+
+    def check(self, *_args: object) -> None:
+        """A progress callback (called after each committed batch) that stops a task whose lock was lost.
+
+        Raises:
+            LockLost: the lock connection dropped (another worker may be pulling this stream now).
+        """
+        if not self.held():
+            raise LockLost(f"lock {self.name} was lost (its database connection dropped): stopping after the "
+                           "last committed batch so two tasks do not pull one stream")
+
+
 @contextmanager
-def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[str]:
+def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLockHandle]:
     """Hold the site's sync lock shared and its site-stream lock exclusive for the ``with`` block.
 
     Both are session-level advisory locks on one connection of their own: a killed worker's
     connection closes and PostgreSQL releases them at once.
 
     Yields:
-        This holder's owner string (``host:pid:id``, also the connection's ``application_name``).
+        The held locks (their owner, and :meth:`StreamLockHandle.check` for between batches).
 
     Raises:
         LockBusy: another run holds the site (a plain sync, backfill or serve) or this site-stream.
@@ -174,7 +221,7 @@ def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[str]:
     connection = engine.connect()
     try:
         connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                           {"name": f"lms-bridge lock {owner}"[:63]})
+                           {"name": pg_application_name(owner)})
         if not connection.scalar(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": site_key}):
             connection.commit()
             raise LockBusy(sync_lock_name(site_id), None)
@@ -188,7 +235,8 @@ def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[str]:
         connection.close()
         raise
     try:
-        yield owner
+        with holding(owner):  # a run started inside records this owner (lms_bridge.runs)
+            yield StreamLockHandle(owner, stream_lock_name(site_id, stream), connection, (site_key, stream_key))
     finally:
         try:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": stream_key})
@@ -342,10 +390,12 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
         [(source, _)] = sync_core.sync_sources(settings, site, [stream])
         if isinstance(source, moodle.MoodleSettings):
             source = SharedLimitMoodle.of(source, engine)
-        with stream_lock(engine, site, stream):
+        with stream_lock(engine, site, stream) as held:
             log.info("task %s: %s/%s started", task.request.id, site, stream, extra=where | {"status": "started"})
             try:
-                report = sync_core.sync_source(engine, settings, source, streams=[stream])
+                # A lost lock stops the sync after its current batch (sync_source logs the one line, and
+                # records the run failed with the LockLost sentence).
+                report = sync_core.sync_source(engine, settings, source, streams=[stream], on_progress=held.check)
             finally:
                 log.info("task %s: %s/%s finished", task.request.id, site, stream,
                          extra=where | {"status": "finished"})

@@ -11,6 +11,11 @@ digests (:func:`forgotten_digest`) of their NIP and of each source account and c
 pseudonym they had. :class:`Tombstones` answers "is this NIP / account forgotten?"
 without the store holding any of them in clear; the ingest drops their activity,
 the roster import, ``ledger sync`` and ``jp compute`` skip them.
+
+A sync reads the tombstones when it starts, so a ``forget`` that commits while it runs
+must still reach it: every batch transaction first passes :meth:`Tombstones.guard`, which
+orders it against ``forget`` (:func:`tombstone_barrier`) and fails it when the tombstones
+changed since they were read; the pipeline then reads them again and screens the batch anew.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config import Settings
 from lms_bridge.errors import ConfigError
+from lms_bridge.locks import advisory_key
 from lms_bridge.nip import parse_nip
 from lms_bridge.pseudonym import Pseudonymizer, pseudonymizer_from_settings
+from lms_bridge.store.models import ForgottenPerson
 from lms_bridge.store.people import add_tombstones, forgotten_digests
 
 #: ``IdentityLink.source`` of roster links from a chat pseudonym to a person.
@@ -104,6 +111,30 @@ def forgotten_digest(pseudonymize: Pseudonymizer, kind: str, *parts: str) -> str
     return pseudonymize("|".join(("forgotten", kind, *parts)))
 
 
+class TombstonesChanged(Exception):
+    """A ``forget`` committed since a batch's tombstones were read.
+
+    Raised inside the batch's transaction (so it rolls back): the batch must be screened again.
+    """
+
+
+def tombstone_barrier(session: Session, *, exclusive: bool) -> None:
+    """Order this transaction against ``forget``: call it first, before any read.
+
+    ``forget`` holds the barrier exclusive for its whole transaction; each batch transaction of a
+    sync holds it shared. So a batch either commits before ``forget`` reads anything (and
+    ``forget`` then finds and removes what it stored) or reads the tombstones after ``forget``
+    committed (and drops the person). PostgreSQL: a transaction-level advisory lock. SQLite: a
+    write of nothing, which takes the database's one write lock at once (its writers are
+    serialised, and a transaction's reads after it see the latest commit).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        call = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {call}(:key)"), {"key": advisory_key("forget")})
+    else:
+        session.execute(delete(ForgottenPerson).where(ForgottenPerson.digest == ""))
+
+
 class Tombstones:
     """The forgotten people of the store, checked by digest (see the module docstring).
 
@@ -115,6 +146,8 @@ class Tombstones:
     def __init__(self, digests: frozenset[str], pseudonymize: Pseudonymizer | None) -> None:
         self.digests = digests
         self.pseudonymize = pseudonymize
+        #: How many tombstones the store held when they were read (only ever grows).
+        self.stored = len(digests)
 
     @classmethod
     def load(cls, bind: Engine | Session, settings: Settings) -> Tombstones:
@@ -140,6 +173,19 @@ class Tombstones:
 
     def __bool__(self) -> bool:
         return bool(self.digests)
+
+    def guard(self, session: Session) -> None:
+        """Check, first thing in a batch's transaction, that no tombstone was added since they were read.
+
+        Tombstones are only ever added, so a count is enough (the table is small). Tombstones this
+        object added itself (:meth:`screen`) count as a change too: one harmless re-read.
+
+        Raises:
+            TombstonesChanged: they changed (the transaction must roll back; read them again).
+        """
+        tombstone_barrier(session, exclusive=False)
+        if session.scalar(select(func.count()).select_from(ForgottenPerson)) != self.stored:
+            raise TombstonesChanged
 
     def _has(self, kind: str, *parts: str) -> bool:
         return self.pseudonymize is not None and forgotten_digest(self.pseudonymize, kind, *parts) in self.digests

@@ -18,6 +18,10 @@ dropped, or this process stalled past the expiry and another run took the row).
 Losing a lock never loses data: every batch is its own transaction and statement
 ids are deterministic. The lock only keeps two runs from doing the same work.
 
+While a block holds a lock, :func:`current_owner` names it, so a run started inside
+records its lock's owner (``runs.owner``); :func:`owner_alive` later tells whether that
+lock is still held, which is how ``runs list`` tells a killed run from a live one.
+
 Usage::
 
     with site_lock(engine, sync_lock_name("kemenpan"), wait=False, ttl=120) as held:
@@ -35,6 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,6 +59,8 @@ DEFAULT_TTL = 120.0
 DEFAULT_POLL = 1.0
 #: ``application_name`` prefix of PostgreSQL lock connections (pg_stat_activity shows it).
 _PG_APP_PREFIX = "lms-bridge lock "
+#: The owner string of the innermost lock held in this context (thread), if any.
+_HELD: ContextVar[str | None] = ContextVar("lms_bridge_lock_owner", default=None)
 
 
 class LockBusy(LmsBridgeError):
@@ -130,6 +137,42 @@ def _dead_local_owner(owner: str) -> bool:
             return handle.read().rpartition(")")[2].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def current_owner() -> str | None:
+    """The owner string of the innermost lock this thread holds (see :func:`holding`), or None."""
+    return _HELD.get()
+
+
+@contextmanager
+def holding(owner: str) -> Iterator[None]:
+    """Make ``owner`` the :func:`current_owner` for the ``with`` block (the block holds its lock)."""
+    token = _HELD.set(owner)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+def pg_application_name(owner: str) -> str:
+    """The ``application_name`` of a PostgreSQL lock connection of ``owner`` (63 characters at most)."""
+    return (_PG_APP_PREFIX + owner)[:63]
+
+
+def owner_alive(engine: Engine, owner: str) -> bool:
+    """Whether a lock of ``owner`` may still be held (True when in doubt).
+
+    PostgreSQL: a connection with the owner's ``application_name`` is open (a lock connection lives
+    exactly as long as its locks). SQLite: a ``locks`` row of the owner has not expired and does not
+    name a process of this host that is gone. So a SIGKILLed holder reads as gone at once on
+    PostgreSQL and on its own host, and after the lock's expiry from another host.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            return connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                                     {"name": pg_application_name(owner)}) != 0
+        expires_at = connection.scalar(select(Lock.expires_at).where(Lock.owner == owner))
+    return expires_at is not None and expires_at > utcnow() and not _dead_local_owner(owner)
 
 
 def advisory_key(name: str) -> int:
@@ -235,7 +278,7 @@ class _AdvisoryLock(_Backend):
         connection = self.engine.connect()
         try:
             connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                               {"name": (_PG_APP_PREFIX + self.owner)[:63]})
+                               {"name": pg_application_name(self.owner)})
             got = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}))
             holder = None if got else self._holder(connection)
             # The lock is session-level: end the transaction so the connection is not left
@@ -367,7 +410,8 @@ def site_lock(
     keeper.start()
     log.debug("lock %s: held by %s", name, me)
     try:
-        yield handle
+        with holding(me):
+            yield handle
     finally:
         stop.set()
         keeper.join()

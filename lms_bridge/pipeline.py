@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config import Settings
-from lms_bridge.errors import StatementValidationError
-from lms_bridge.identity import IdentityResolver, Tombstones
+from lms_bridge.errors import LmsBridgeError, StatementValidationError
+from lms_bridge.identity import IdentityResolver, Tombstones, TombstonesChanged
 from lms_bridge.nip import parse_nip
 from xapi.statements import BuiltStatement, StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
@@ -111,6 +111,7 @@ class Pipeline:
     def __init__(self, engine: Engine, settings: Settings, *, site_url: str | None = None,
                  move_cursor: bool = True, dry_run: bool = False) -> None:
         self.engine = engine
+        self.settings = settings
         self.builder = statement_settings(settings)
         self.resolver = IdentityResolver(engine, authority=settings.deployment.identity_authority,
                                          base_iri=settings.deployment.base_iri)
@@ -136,7 +137,23 @@ class Pipeline:
 
     def commit(self, site_id: str, stream: str, activities: Sequence[Activity], position: Any,
                links: Sequence[store.LinkIn] = ()) -> IngestReport:
-        """Store one batch: identity links first (so its own actors resolve), then statements and cursor."""
+        """Store one batch: identity links first (so its own actors resolve), then statements and cursor.
+
+        A ``forget`` that committed since the tombstones were read fails the batch's transaction
+        (:meth:`Tombstones.guard`): the tombstones and links are read again and the batch is screened anew.
+        """
+        for _ in range(10):
+            try:
+                return self._commit(site_id, stream, activities, position, links)
+            except TombstonesChanged:
+                self.tombstones = Tombstones.load(self.engine, self.settings)
+                self.resolver = IdentityResolver(self.engine, authority=self.resolver.authority,
+                                                 base_iri=self.resolver.base_iri)
+        raise LmsBridgeError(f"{site_id}/{stream}: people kept being forgotten while this batch was stored; "
+                             "run the sync again")
+
+    def _commit(self, site_id: str, stream: str, activities: Sequence[Activity], position: Any,
+                links: Sequence[store.LinkIn]) -> IngestReport:
         report = IngestReport(links=len(links))
         if self.tombstones:  # forgotten people: their links and activities are dropped before anything is stored
             activities, links, report.forgotten = self.tombstones.screen(self.engine, activities, links,
@@ -146,7 +163,7 @@ class Pipeline:
             # Links go first, in their own transaction, so this batch's actors resolve to
             # their NIPs. That is safe: links are idempotent upserts and carry no cursor.
             store.commit_batch(self.engine, site_id=site_id, stream=stream, statements=(), position=None,
-                               links=links)
+                               links=links, guard=self.tombstones.guard)
             for source in {link.source for link in links}:
                 self.resolver.forget(source, site_id)
         built = self.build(site_id, stream, activities, report)
@@ -156,7 +173,8 @@ class Pipeline:
         result = store.commit_batch(self.engine, site_id=site_id, stream=stream,
                                     statements=[statement for _, statement in built],
                                     position=position if self.move_cursor else None,
-                                    evidence=[evidence_for(activity, statement.id) for activity, statement in built])
+                                    evidence=[evidence_for(activity, statement.id) for activity, statement in built],
+                                    guard=self.tombstones.guard)
         report.new, report.unchanged, report.changed = result.new, result.unchanged, result.changed
         return report
 

@@ -1,7 +1,12 @@
 """What each run did: the ``runs`` table behind ``lms-bridge runs list|show`` and ``/metrics``.
 
 Runs are written by the commands themselves (:func:`lms_bridge.store.start_run` and
-:func:`~lms_bridge.store.finish_run`); this module only reads them.
+:func:`~lms_bridge.store.finish_run`). A run killed (SIGKILL, a lost machine, a Celery
+worker killed mid-task) never writes its end, so its row would say ``running`` for ever.
+A run started under a lock records the lock's owner; while that lock is held the run may
+be alive, and once it is gone the run cannot be: before listing or showing runs,
+:func:`mark_abandoned` marks such rows ``abandoned`` (a run without a lock owner, e.g.
+from before migration 0005, keeps ``running``).
 """
 
 from __future__ import annotations
@@ -11,14 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.errors import LmsBridgeError
+from lms_bridge.locks import owner_alive
 from lms_bridge.store.models import Run
 
 #: Keys of a sync run's counts that are not streams.
 NOT_STREAMS = frozenset({"calls", "skipped"})
+#: Status of a run whose process ended without recording how (its lock is gone).
+ABANDONED = "abandoned"
+ABANDONED_ERROR = ("its process ended without recording the end (killed?): the lock it held is gone; "
+                   "batches it committed stand, the next run goes on from there")
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class RunInfo:
         site_id: the site it ran against, or None.
         started_at: when it started (UTC).
         finished_at: when it ended, or None while running (or when it was killed).
-        status: ``running``, ``ok`` or ``failed``.
+        status: ``running``, ``ok``, ``failed``, ``stopped`` or ``abandoned`` (killed: see the module docstring).
         counts: the counts it recorded (per stream for a sync).
         error: the sentence that stopped it, if one did.
     """
@@ -68,6 +78,31 @@ def _info(run: Run) -> RunInfo:
                    counts=counts if isinstance(counts, dict) else {}, error=run.error)
 
 
+def mark_abandoned(engine: Engine) -> int:
+    """Mark ``abandoned`` the ``running`` runs whose lock is no longer held; return how many.
+
+    Only a row still ``running`` is changed, so a run that finishes meanwhile keeps its own status.
+    """
+    with Session(engine) as session:
+        running = session.execute(select(Run.id, Run.owner).where(Run.status == "running",
+                                                                  Run.owner.is_not(None))).all()
+    alive: dict[str, bool] = {}
+    dead = []
+    for run_id, owner in running:
+        if owner is None:  # filtered out above; for the type checker
+            continue
+        if owner not in alive:
+            alive[owner] = owner_alive(engine, owner)
+        if not alive[owner]:
+            dead.append(run_id)
+    if not dead:
+        return 0
+    with Session(engine) as session, session.begin():
+        session.execute(update(Run).where(Run.id.in_(dead), Run.status == "running")
+                        .values(status=ABANDONED, error=ABANDONED_ERROR))
+    return len(dead)
+
+
 def list_runs(engine: Engine, *, limit: int = 20, site: str | None = None, command: str | None = None,
               status: str | None = None) -> list[RunInfo]:
     """The latest runs, newest first.
@@ -79,6 +114,7 @@ def list_runs(engine: Engine, *, limit: int = 20, site: str | None = None, comma
         command: only runs of this command.
         status: only runs with this status.
     """
+    mark_abandoned(engine)
     query = select(Run).order_by(Run.id.desc()).limit(limit)
     if site is not None:
         query = query.where(Run.site_id == site)
@@ -96,6 +132,7 @@ def get_run(engine: Engine, run_id: int) -> RunInfo:
     Raises:
         LmsBridgeError: when there is no such run.
     """
+    mark_abandoned(engine)
     with Session(engine) as session:
         run = session.get(Run, run_id)
         if run is None:

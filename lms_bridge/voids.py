@@ -54,7 +54,13 @@ from sqlalchemy.orm import Session
 from lms_bridge import store
 from lms_bridge.config import Settings
 from lms_bridge.errors import LmsBridgeError
-from lms_bridge.identity import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, account, forgotten_digest
+from lms_bridge.identity import (
+    PSEUDONYM_LINK_SOURCE,
+    PSEUDONYMOUS_SOURCES,
+    account,
+    forgotten_digest,
+    tombstone_barrier,
+)
 from lms_bridge.nip import normalise_nip
 from lms_bridge.pipeline import statement_settings
 from lms_bridge.pseudonym import pseudonymizer_from_settings
@@ -406,6 +412,9 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
     report = ForgetReport()
     now = utcnow()
     with Session(engine) as session:
+        # Before any read: a sync's batch commits wholly before this transaction reads (and its rows are
+        # removed below) or waits and then sees the tombstones (identity.tombstone_barrier).
+        tombstone_barrier(session, exclusive=True)
         person = session.scalars(select(Person).where(Person.nip == digits)).first()
         report.person = person is not None
         links = _person_links(session, person.id if person else None)

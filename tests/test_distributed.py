@@ -289,3 +289,66 @@ def test_distributed_runs_refuse_sqlite_and_a_missing_broker(make_deployment: Ca
     result = deployment.run("sync", "--all", "--distributed")
     assert result.returncode == 2 and f"set {distributed.BROKER_ENV}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class LockKillingMoodle(FakeMoodle):
+    """A fake Moodle that, on the first participants call, terminates the lock connection of the task that
+    asked (``pg_terminate_backend`` from another session, as a network cut or a DBA would): so the lock is
+    lost mid-batch, deterministically, and the task must stop after that batch."""
+
+    def __init__(self, database_url: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.database_url = database_url
+        self.terminated = 0
+        self.calls_after = 0
+        self._once = threading.Lock()
+
+    def _serve(self, handler: object, pairs: list[tuple[str, str]]) -> None:
+        if ("wsfunction", "core_enrol_get_enrolled_users") in pairs:
+            with self._once:
+                if self.terminated:
+                    self.calls_after += 1
+                else:
+                    engine = open_engine(self.database_url)
+                    with engine.begin() as connection:
+                        self.terminated = len(connection.execute(text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name LIKE 'lms-bridge lock %' AND datname = current_database()"
+                        )).all())
+                    engine.dispose()
+        super()._serve(handler, pairs)  # type: ignore[arg-type]
+
+
+def test_a_task_whose_lock_connection_drops_stops_after_its_batch(pg_database_url: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task runs in this process through Celery's own ``apply`` (a real task execution; no broker is
+    needed to run one task eagerly, so none is contacted). Its lock connection is terminated during its
+    first participants call: the batch in progress commits, the next check finds the locks gone and the
+    task stops with a one-sentence error; the run is recorded failed; a rerun completes the stream."""
+    from lms_bridge.config import load_settings
+
+    with LockKillingMoodle(pg_database_url, preset="small", seed=1, token=ADMIN_TOKEN) as fake:
+        config = tmp_path / "lms-bridge.toml"
+        config.write_text(f'[state]\nurl = "{pg_database_url}"\n[[sources]]\nid = "demo"\ntype = "moodle"\n'
+                          f'url = "{fake.url}"\ntoken_env = "MOODLE_TOKEN_DEMO"\nbackoff_base = 0.05\n',
+                          encoding="utf-8")
+        monkeypatch.setenv("MOODLE_TOKEN_DEMO", ADMIN_TOKEN)
+        monkeypatch.setenv(distributed.BROKER_ENV, "redis://127.0.0.1:9/0")
+        app = distributed.make_celery(load_settings(config))
+        task = app.tasks[distributed.SYNC_TASK]
+        first = task.apply(args=("demo", "enrolled_users")).get()
+        assert fake.terminated == 1
+        assert "lock sync:demo:enrolled_users was lost" in first["error"]
+        engine = open_engine(pg_database_url)
+        with engine.connect() as connection:
+            linked = connection.scalar(text("SELECT count(*) FROM identity_links"))
+            run = connection.execute(text("SELECT status, error FROM runs")).one()
+        assert run.status == "failed" and "was lost" in run.error
+        second = task.apply(args=("demo", "enrolled_users")).get()
+        assert second["error"] is None
+        with engine.connect() as connection:
+            relinked = connection.scalar(text("SELECT count(*) FROM identity_links"))
+        # The first task committed its first course's batch of links (they stand) and stopped there, though the
+        # other courses' participants were already fetched (read ahead); the rerun links every account.
+        assert 0 < first["counts"]["links"] == linked < relinked == second["counts"]["links"]
+        engine.dispose()

@@ -50,3 +50,38 @@ def test_overlapping_sync_all_second_run_says_so_and_exits_0(state_url, ralph, f
         statuses = session.scalars(select(Run.status).where(Run.command == "sync")).all()
         assert statuses == ["ok", "ok"]  # the skipped run did not sync at all
         assert session.scalar(select(func.count()).select_from(OutboxRow)) > 100
+
+
+def test_a_sigkilled_sync_shows_abandoned_and_the_rerun_ok(state_url, fake_moodle, make_deployment):
+    """A real ``lms-bridge sync`` SIGKILLed mid-run never records its end. While it runs, ``runs list`` says
+    ``running`` (its lock is held); once it is dead its lock is gone, so ``runs list`` / ``runs show`` say
+    ``abandoned``, and the rerun's own row says ``ok``."""
+    from lms_bridge import runs as runs_core
+
+    deployment = make_deployment(state_url, "http://127.0.0.1:9/xAPI/", "pw-x",
+                                 extra_toml=moodle_source(fake_moodle))
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    fake_moodle.set_latency("core_completion_get_activities_completion_status", 0.05)
+    first = deployment.popen("sync", "--all")
+    try:
+        deadline = time.monotonic() + 60
+        while _running_syncs(state_url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        engine = store.make_engine(state_url)
+        [live] = runs_core.list_runs(engine)
+        assert live.status == "running"  # alive: its lock is held, so it is not taken for abandoned
+        first.kill()  # SIGKILL: no finally, no finish_run
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    fake_moodle.set_latency("core_completion_get_activities_completion_status", 0)
+    deployment.run("sync", "--all", check=True)
+    listed = deployment.run("runs", "list", check=True).stdout
+    shown = deployment.run("runs", "show", str(live.id), check=True).stdout
+    assert f"run {live.id}: sync demo, abandoned" in shown and "killed?" in shown
+    assert "abandoned" in listed and "ok" in listed
+    assert [(run.status, run.finished_at is None) for run in runs_core.list_runs(engine)] == [
+        ("ok", False), ("abandoned", True)]
+    engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy import MetaData, func, select
@@ -301,3 +302,85 @@ def test_a_sync_refused_for_want_of_the_pseudonym_key_leaves_no_running_run(tmp_
         sync_core.sync_source(engine, settings, source, streams=streams)
     with Session(engine) as session:
         assert session.scalars(select(Run.status).where(Run.command == "sync")).all() == []
+
+
+def test_a_forget_that_commits_while_a_sync_runs_reaches_its_next_batch(tmp_path, state_url, monkeypatch):
+    """A sync reads the tombstones when it starts; ``forget`` commits between two batches of that same
+    pipeline (deterministic: no threads, no sleeps). The next batch's transaction sees the tombstones
+    changed (``Tombstones.guard``), reads them again and drops the person: no link, no evidence, no
+    outbox row comes back, though the pipeline's cached links still map account 555 to the NIP."""
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "{state_url}"\n', encoding="utf-8")
+    settings = load_settings(config)
+    engine = store.open_engine(state_url, None)
+
+    def post(native: str, actor: str) -> Activity:
+        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
+                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+                        occurred_at=_at(3, 9))
+
+    pipeline = Pipeline(engine, settings, site_url="https://lms.example.go.id")
+    links = [store.LinkIn("moodle", "lms", "555", NIP), store.LinkIn("moodle", "lms", "556", OTHER_NIP)]
+    first = pipeline.commit("lms", "forum_posts", [post("1", "555"), post("2", "556")], {"n": 1}, links)
+    assert (first.new, first.forgotten) == (2, 0)
+    forgot = voids.forget_person(engine, settings, NIP)
+    assert (forgot.identity_links, forgot.statements) == (1, 1)
+
+    later = pipeline.commit("lms", "forum_posts", [post("3", "555"), post("4", "556")], {"n": 2},
+                            [store.LinkIn("moodle", "lms", "555", NIP)])
+    assert (later.new, later.forgotten) == (1, 1)
+    with Session(engine) as session:
+        assert session.scalars(select(Person.nip)).all() == [OTHER_NIP]
+        assert session.scalars(select(IdentityLink.local_id)).all() == ["556"]
+        assert set(session.scalars(select(Evidence.local_actor))) == {"556"}
+        assert session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")) == 3
+    assert store.get_cursor(engine, "lms", "forum_posts") == {"n": 2}  # the batch itself committed
+    assert NIP not in _dump(state_url)
+
+
+def test_a_batch_that_starts_while_a_forget_is_in_its_transaction_waits_and_drops_the_person(
+        pg_database_url, tmp_path, monkeypatch):
+    """PostgreSQL, the interleaving inside one batch: ``forget`` holds the barrier in an open transaction (its
+    tombstones written, not committed) when a batch of the same sync starts. The batch waits on the barrier
+    (seen in pg_locks, so the order is certain), then reads the committed tombstones and drops the person.
+    The paused ``forget`` is its first steps done by hand (the barrier, then the tombstones it writes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from lms_bridge.identity import forgotten_digest, tombstone_barrier
+    from lms_bridge.pseudonym import pseudonymizer_from_settings
+    from lms_bridge.store.people import add_tombstones
+
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "{pg_database_url}"\n', encoding="utf-8")
+    settings = load_settings(config)
+    engine = store.open_engine(pg_database_url, None)
+
+    def post(native: str, actor: str) -> Activity:
+        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
+                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+                        occurred_at=_at(3, 9))
+
+    pipeline = Pipeline(engine, settings, site_url="https://lms.example.go.id")
+    pipeline.commit("lms", "forum_posts", [post("1", "556")], None, [store.LinkIn("moodle", "lms", "555", NIP)])
+    pseudonymize = pseudonymizer_from_settings(settings)
+    with Session(engine) as forget, ThreadPoolExecutor(max_workers=1) as pool:
+        tombstone_barrier(forget, exclusive=True)
+        add_tombstones(forget, [forgotten_digest(pseudonymize, "nip", NIP),
+                                forgotten_digest(pseudonymize, "account", "moodle", "lms", "555")])
+        batch = pool.submit(pipeline.commit, "lms", "forum_posts", [post("3", "555"), post("4", "556")], None)
+        deadline = time.monotonic() + 30
+        with engine.connect() as watcher:
+            while not watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                          "AND NOT granted")):
+                assert not batch.done(), batch.result()  # it must wait for the forget, not run past it
+                assert time.monotonic() < deadline, "the batch neither waited nor finished"
+        forget.commit()
+        report = batch.result(timeout=30)
+    assert (report.new, report.forgotten) == (1, 1)
+    with Session(engine) as session:
+        assert set(session.scalars(select(Evidence.local_actor))) == {"556"}
+    engine.dispose()

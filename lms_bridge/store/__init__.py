@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -215,6 +215,7 @@ def commit_batch(
     position: Any | None,
     links: Sequence[LinkIn] = (),
     evidence: Sequence[EvidenceIn] = (),
+    guard: Callable[[Session], None] | None = None,
 ) -> BatchResult:
     """Store statements in the outbox and move the stream's cursor, in one transaction.
 
@@ -230,11 +231,15 @@ def commit_batch(
             cursor alone (backfills and dry runs never move it).
         links: identity links read with this batch (stored in the same transaction).
         evidence: the JP-relevant facts of the batch's statements (same transaction).
+        guard: called first in the transaction; raising rolls it back (the tombstones check,
+            :meth:`lms_bridge.identity.Tombstones.guard`).
 
     Returns:
         How many statements were new, unchanged or changed.
     """
     with Session(engine) as session, session.begin():
+        if guard is not None:
+            guard(session)
         result = _enqueue(session, statements, site_id, stream)
         if links:
             _store_links(session, links)
@@ -324,9 +329,16 @@ def requeue_dead(engine: Engine, row_ids: Iterable[int] | None = None) -> int:
 
 
 def start_run(engine: Engine, command: str, site_id: str | None = None) -> int:
-    """Record the start of a run and return its id."""
+    """Record the start of a run and return its id.
+
+    A run started while this thread holds a lock records the lock's owner, so ``runs list`` can
+    tell when the run was killed (its lock is gone, :mod:`lms_bridge.runs`).
+    """
+    from lms_bridge.locks import current_owner  # here: lms_bridge.locks imports this package's models
+
     with Session(engine) as session, session.begin():
-        run = Run(command=command, site_id=site_id, started_at=utcnow(), status="running", counts="{}")
+        run = Run(command=command, site_id=site_id, started_at=utcnow(), status="running", counts="{}",
+                  owner=current_owner())
         session.add(run)
         session.flush()
         return run.id

@@ -217,6 +217,9 @@ class Run(Base):
     #: JSON text: counts per stream (pulled, new, unchanged, errors...).
     counts: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str | None] = mapped_column(Text)
+    #: The owner string (``host:pid:id``) of the lock the run held, if any: while that lock is
+    #: held the run may be alive; once it is gone a ``running`` run was killed (lms_bridge.runs).
+    owner: Mapped[str | None] = mapped_column(String(200))
 
 
 class Lock(Base):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from lms_bridge import store
 from lms_bridge.store.db import _alembic_config
@@ -47,3 +49,25 @@ def test_0004_adds_the_forgotten_people_tombstones_and_takes_them_away(state_url
     columns = {column["name"]: column["nullable"] for column in inspect(engine).get_columns("forgotten_people")}
     assert columns == {"digest": False, "forgotten_at": False}  # a keyed digest and a date: nothing else
     assert inspect(engine).get_pk_constraint("forgotten_people")["constrained_columns"] == ["digest"]
+
+
+def test_0005_adds_the_run_owner_and_takes_it_away(state_url):
+    """``runs.owner`` (the lock owner of a run, which tells a killed run from a live one) comes and goes
+    without touching the runs already recorded."""
+    engine = store.open_engine(state_url, None)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    assert "owner" not in {column["name"] for column in inspect(engine).get_columns("runs")}
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO runs (command, site_id, started_at, status, counts) "
+                                "VALUES ('sync', 'lms', :at, 'running', '{}')"),
+                           {"at": datetime(2026, 1, 2, tzinfo=UTC)})
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    columns = {column["name"]: column["nullable"] for column in inspect(engine).get_columns("runs")}
+    assert columns["owner"] is True
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT command, status, owner FROM runs")).all() == [("sync", "running", None)]
