@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.base import Pseudonymizer, backoff_delay, make_session
 from connectors.identifiers import email_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
-from connectors.zoom_api import retry_after_seconds
+from connectors.zoom_api import retry_after_seconds, strict_json
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError, RetryableError
 from lms_bridge.redaction import register_secret
@@ -277,6 +277,7 @@ class ClassroomClient:
               params: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
         """Every record of ``key`` over all pages (``pageToken``/``nextPageToken``)."""
         token = ""
+        seen: set[str] = set()  # a token given twice would loop forever
         while True:
             query = [*(params or []), ("pageSize", self.settings.page_size), *([("pageToken", token)] if token else [])]
             data = self.get(endpoint, path, query)
@@ -284,14 +285,18 @@ class ClassroomClient:
             if not isinstance(records, list):
                 raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer has no {key} list")
             yield from (record for record in records if isinstance(record, dict))
+            seen.add(token)
             token = str(data.get("nextPageToken") or "")
             if not token:
                 return
+            if token in seen:
+                raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
+                                       "nextPageToken it gave before (the listing would never end)")
 
 
 def _json(response: requests.Response, source: str, endpoint: str) -> Any:
     try:
-        return response.json()
+        return strict_json(response)
     except ValueError:
         raise FatalSourceError(f"source {source}: the answer to {endpoint} is not JSON "
                                f"(HTTP {response.status_code})") from None
@@ -316,9 +321,11 @@ def _time(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    # Years 1 and 9999 are refused: a watermark minus the overlap, or another zone, leaves datetime's range.
+    return moment if 1 < moment.year < 9999 else None
 
 
 #: Seconds before a listing's start that a course's watermark may reach (see :meth:`ClassroomReader.read`).
@@ -487,7 +494,8 @@ class ClassroomReader:
 def _first_turned_in(record: dict[str, Any]) -> datetime | None:
     """When the submission was first turned in (its history), so a later return changes nothing."""
     times = []
-    for entry in record.get("submissionHistory") or []:
+    history = record.get("submissionHistory")
+    for entry in history if isinstance(history, list) else []:
         state = entry.get("stateHistory") if isinstance(entry, dict) else None
         if isinstance(state, dict) and state.get("state") == "TURNED_IN":
             moment = _time(state.get("stateTimestamp"))

@@ -38,6 +38,7 @@ of the copies its voiding statements name are queued.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -183,6 +184,7 @@ _DURATION = re.compile(
     r"(?:T(?=\d)(?:(?P<H>\d+(?:[.,]\d+)?)H)?(?:(?P<M>\d+(?:[.,]\d+)?)M)?(?:(?P<S>\d+(?:[.,]\d+)?)S)?)?$"
 )
 _SECONDS = {"W": 604_800, "D": 86_400, "H": 3_600, "M": 60, "S": 1}
+_MAX_SECONDS = timedelta.max.total_seconds()
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -191,11 +193,13 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
-    except ValueError:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return None
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return None
-    return moment.astimezone(UTC)
+    # Years 1 and 9999 are refused: an overlap subtracted, or another zone, leaves datetime's range.
+    return moment if 1 < moment.year < 9999 else None
 
 
 def format_time(moment: datetime) -> str:
@@ -214,6 +218,8 @@ def parse_duration(value: Any) -> timedelta | None:
     if match is None:
         return None
     seconds = sum(float(part.replace(",", ".")) * _SECONDS[unit] for unit, part in match.groupdict().items() if part)
+    if not seconds < _MAX_SECONDS:  # also inf: more than a timedelta holds is no duration anyone spent
+        return None
     return timedelta(seconds=int(seconds))
 
 
@@ -225,6 +231,18 @@ def _language_text(value: Any) -> str | None:
         if isinstance(text, str) and text.strip():
             return " ".join(text.split())
     return None
+
+
+def _utf8(statement: dict[str, Any]) -> bool:
+    """Whether the statement is UTF-8 text (JSON allows a lone surrogate escape, UTF-8 does not).
+
+    Its id, hashes and the database cannot hold a lone surrogate, so such a statement is malformed.
+    """
+    try:
+        json.dumps(statement, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _local_id(text: str) -> str:
@@ -343,7 +361,7 @@ class StatementMapper:
 
     def map(self, statement: Any) -> Activity | Skip:
         """Map one foreign statement to an activity, or say why it maps to none."""
-        if not isinstance(statement, dict) or not isinstance(statement.get("id"), str):
+        if not isinstance(statement, dict) or not isinstance(statement.get("id"), str) or not _utf8(statement):
             return Skip.MALFORMED
         if self.is_own(statement):
             return Skip.OWN

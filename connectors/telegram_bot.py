@@ -36,6 +36,7 @@ No message text, name, username or phone number is kept: a length and the pseudo
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -66,6 +67,8 @@ ALLOWED_UPDATES = ("message", "edited_message")
 #: The Bot API writes a supergroup's or channel's id as -(10**12 + id).
 _CHANNEL_SHIFT = 1_000_000_000_000
 _COMMUNITY_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: Unix time of 9999-12-31: a message ``date`` at or past it is malformed (datetime cannot hold it).
+_LAST_DATE = 253_402_214_400
 
 #: Message keys of media, as the export's ``_MEDIA_KEYS`` (photo, file, sticker, poll...).
 _MEDIA_KEYS = ("photo", "document", "video", "audio", "voice", "video_note", "animation", "sticker", "poll",
@@ -323,7 +326,8 @@ class TelegramBotReader:
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         message_id, date = message.get("message_id"), message.get("date")
         if (not isinstance(chat, dict) or isinstance(chat_id, bool) or not isinstance(chat_id, int)
-                or not isinstance(message_id, int) or not isinstance(date, int) or isinstance(date, bool)):
+                or not isinstance(message_id, int) or not isinstance(date, int) or isinstance(date, bool)
+                or not 0 < date < _LAST_DATE):
             page.skipped[MALFORMED] += 1
             return None
         if chat.get("type") not in ("group", "supergroup"):
@@ -391,9 +395,13 @@ class TelegramBotReader:
 
 def _json(response: requests.Response) -> Any:
     try:
-        return response.json()
-    except ValueError:  # a proxy's HTML error page
+        data = response.json()
+        # A lone surrogate escape ("\\ud83d") is JSON but no UTF-8 text: ids, pseudonyms and the database
+        # would fail on it later, so the answer is treated as unreadable here.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except ValueError:  # a proxy's HTML error page (UnicodeEncodeError is a ValueError too)
         return None
+    return data
 
 
 @contextmanager

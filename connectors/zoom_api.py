@@ -35,6 +35,7 @@ and resets are retried with backoff. Neither the client secret nor a token is ev
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -69,6 +70,8 @@ SOURCE = "zoom"
 WEBINAR_TYPES = frozenset({5, 6, 9})
 #: Zoom's reports take ``from``/``to`` windows of at most one month.
 MAX_WINDOW_DAYS = 30
+#: A participant record's ``duration`` above this is broken (no join lasts a year): its times are used instead.
+_LONGEST_JOIN = 366 * 86_400
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 
 
@@ -250,6 +253,7 @@ class ZoomClient:
               missing_ok: bool = False) -> Iterator[list[dict[str, Any]]]:
         """The ``key`` lists of every page, following ``next_page_token`` (nothing for a 404 when ``missing_ok``)."""
         token = ""
+        seen: set[str] = set()  # a token given twice would loop forever
         while True:
             data = self.get(endpoint, path, {**params, "page_size": self.settings.page_size,
                                              **({"next_page_token": token} if token else {})},
@@ -260,14 +264,29 @@ class ZoomClient:
             if not isinstance(records, list):
                 raise FatalSourceError(f"source {self.settings.id}: Zoom's {endpoint} answer has no {key} list")
             yield [record for record in records if isinstance(record, dict)]
+            seen.add(token)
             token = str(data.get("next_page_token") or "")
             if not token:
                 return
+            if token in seen:
+                raise FatalSourceError(f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
+                                       "next_page_token it gave before (the listing would never end)")
+
+
+def strict_json(response: requests.Response) -> Any:
+    """``response.json()``, refusing (ValueError) an answer holding a lone surrogate escape.
+
+    JSON allows it, but no UTF-8 text can hold it: the statement id, the pseudonym and the
+    database would each fail on it far from here, so the answer is refused where it is read.
+    """
+    data = response.json()
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError is a ValueError
+    return data
 
 
 def _json(response: requests.Response, source: str, endpoint: str) -> Any:
     try:
-        return response.json()
+        return strict_json(response)
     except ValueError:
         raise FatalSourceError(f"source {source}: Zoom's answer to {endpoint} is not JSON "
                                f"(HTTP {response.status_code})") from None
@@ -327,9 +346,11 @@ def _parse_time(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    # Years 1 and 9999 are refused: moved to the deployment's time zone they leave datetime's range.
+    return moment if 1 < moment.year < 9999 else None
 
 
 class ZoomReader:
@@ -427,7 +448,7 @@ class ZoomReader:
         if identifier is None:
             return None
         duration = record.get("duration")
-        seconds = int(duration) if isinstance(duration, int) and duration >= 0 else (
+        seconds = int(duration) if isinstance(duration, int) and 0 <= duration <= _LONGEST_JOIN else (
             int((leave - join).total_seconds()) if leave is not None else 0)
         # The participants CSV states whole minutes per row, rounded up: the same here, so a pulled and an
         # imported session give the same duration.

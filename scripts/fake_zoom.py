@@ -23,6 +23,7 @@ Tokens are ``TOKEN_PREFIX`` + a counter, so a test can search its outputs for an
 from __future__ import annotations
 
 import base64
+import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -52,9 +53,13 @@ class QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class _Fault:
-    kind: str  # "expired", "429", "502"
+    kind: str  # one of FAULT_KINDS
     path: str  # substring of the request path it applies to ("" = any API call)
     times: int
+    after: int = 0  # matching calls answered normally first
+
+
+FAULT_KINDS = ("expired", "429", "502", "reset", "revoked")
 
 
 class FakeZoom:
@@ -72,6 +77,7 @@ class FakeZoom:
         self._tokens: set[str] = set()
         self._issued = 0
         self._faults: list[_Fault] = []
+        self.revoked = False  # the OAuth app's credentials are refused (see inject_fault)
         self._lock = threading.Lock()
         self._port = port
         self._server: Any = None
@@ -98,16 +104,18 @@ class FakeZoom:
         with self._lock:
             self.meetings.setdefault(user, [])
 
-    def inject_fault(self, kind: str, *, path: str = "", times: int = 1) -> None:
-        """Answer the next ``times`` API calls whose path contains ``path`` with a fault.
+    def inject_fault(self, kind: str, *, path: str = "", times: int = 1, after: int = 0) -> None:
+        """Answer ``times`` API calls whose path contains ``path`` with a fault, after ``after`` good ones.
 
         ``expired``: 401 ``{"code": 124, "message": "Invalid access token."}`` (and the token is dropped);
-        ``429``: 429 with ``Retry-After`` and Zoom's ``X-RateLimit-*`` headers; ``502``: nginx's 502 page.
+        ``429``: 429 with ``Retry-After`` and Zoom's ``X-RateLimit-*`` headers; ``502``: nginx's 502 page;
+        ``reset``: the connection is closed without an answer; ``revoked``: as ``expired``, and the app's
+        credentials are refused from then on (``invalid_client``) until :attr:`revoked` is set back to False.
         """
-        if kind not in ("expired", "429", "502"):
+        if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._faults.append(_Fault(kind, path, times))
+            self._faults.append(_Fault(kind, path, times, after))
 
     def expire_tokens(self) -> None:
         """Revoke every token issued so far (the next call answers 401, code 124)."""
@@ -155,9 +163,13 @@ class FakeZoom:
         with self._lock:
             for fault in self._faults:
                 if fault.times > 0 and fault.path in path:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
-                    if fault.kind == "expired":
+                    if fault.kind in ("expired", "revoked"):
                         self._tokens.clear()
+                        self.revoked = self.revoked or fault.kind == "revoked"
                     return fault.kind
         return None
 
@@ -179,7 +191,8 @@ class FakeZoom:
                                     "invalid_request"})
                 response.status_code = 400
                 return response
-            if auth is None or auth.username != self.client_id or auth.password != self.client_secret:
+            if (auth is None or auth.username != self.client_id or auth.password != self.client_secret
+                    or self.revoked):
                 response = jsonify({"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
                 response.status_code = 401
                 return response
@@ -204,6 +217,10 @@ class FakeZoom:
                 return response
             if fault == "502":
                 return Response(BAD_GATEWAY, status=502, content_type="text/html")
+            if fault == "reset":
+                # Close the connection without an answer; werkzeug drops the reply it then cannot write.
+                request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+                return Response(b"", status=500)
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in self._tokens:
                 return error(401, 124, "Invalid access token.")

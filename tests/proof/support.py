@@ -7,6 +7,7 @@ Everything a proof test produces (CLI output, state databases, Ralph data folder
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -212,6 +213,22 @@ def make_deployment(name: str, *, lrs_url: str, moodle_url: str | None = None, l
                LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY, PYTHONPATH=str(ROOT))
     CAPTURED.databases.append(folder / "state.db")
     return Deployment(folder, config, env)
+
+
+def add_source(deployment: Deployment, toml: str, **env: str) -> Deployment:
+    """Append a ``[[sources]]`` entry (a live connector) to the config, and its secrets to the environment."""
+    deployment.config.write_text(deployment.config.read_text() + textwrap.dedent(toml))
+    deployment.env.update(env)
+    return deployment
+
+
+#: A line of the CLI's text log (not the summary table or the final ``error:`` sentence).
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
+
+
+def log_lines(stderr: str, *needles: str) -> list[str]:
+    """The log lines of ``stderr`` holding every one of ``needles``."""
+    return [line for line in stderr.splitlines() if LOG_LINE.match(line) and all(n in line for n in needles)]
 
 
 class _SpareRalph:

@@ -4,8 +4,9 @@ Every parser must answer a broken input with the project's own error (an ``LmsBr
 subclass) naming the file, never with another exception, and a refused file stores nothing.
 Parsers: Moodle REST JSON/XML (the client) and the Moodle streams reading the parsed records,
 WhatsApp, Telegram, Zoom/Meet/Teams attendance, the HR roster, the JP rule and program-JP TOML
-files, activity files (JSON Lines), LMS completion reports and their column mappings, and the
-configuration's secrets file.
+files, activity files (JSON Lines), LMS completion reports and their column mappings, the live connectors' API
+answers (Telegram Bot API updates, Zoom meeting and participant reports, Google Classroom courses,
+submissions and announcements), the LRS source's statement mapper, and the configuration's secrets file.
 
 Examples are derandomised so CI is repeatable; ``PROOF_FUZZ_RANDOM=1 PROOF_FUZZ_EXAMPLES=2000`` explores more.
 """
@@ -18,7 +19,9 @@ import json
 import os
 import re
 import stat
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,17 +32,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from connectors import attendance, jsonl, lms_csv, telegram, whatsapp
+from connectors import (
+    attendance,
+    google_classroom,
+    jsonl,
+    lms_csv,
+    lrs_source,
+    telegram,
+    telegram_bot,
+    whatsapp,
+    zoom_api,
+)
+from connectors.live import LivePage
 from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleClient
 from lms_bridge import store
+from lms_bridge.activity import Activity
 from lms_bridge.config import load_settings
-from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.errors import ConfigError, LmsBridgeError, StatementValidationError
 from lms_bridge.pseudonym import make_pseudonymizer
 from lms_bridge.roster import import_roster
 from lms_bridge.rules import load_program_jp, load_rules
+from scripts.fake_classroom import FakeClassroom, shared_service_account
+from scripts.fake_telegram_bot import group, user
+from scripts.fake_zoom import FakeZoom
 from tests.fixtures.shared import COMMUNITY_FIXTURES, MOODLE_FIXTURES
 from tests.proof.support import ROOT, SITE, make_deployment, workdir
+from xapi.statements import StatementSettings, build_statement
+from xapi.vocabulary import load_vocabulary
 
 pytestmark = pytest.mark.proof
 
@@ -493,3 +513,399 @@ def test_a_refused_import_writes_nothing(make, options):
     assert deployment.query("select count(*) from outbox") in ([], [(0,)])
     assert deployment.query("select count(*) from cursors") in ([], [(0,)])
     assert deployment.query("select count(*) from evidence") in ([], [(0,)])
+
+
+# --- live connectors: Telegram Bot API, Zoom Reports API, Google Classroom ---------------------------
+#
+# The readers' mapping is reached through their real HTTP-answer handling: a canned session hands each
+# request the bytes a fake server would send (a real-shape answer, mutated), so the JSON decoding, the
+# answer checks, the paging and the record mapping all run. The fakes' own HTTP is exercised by the
+# live fault and crash proofs (test_live_faults.py, test_live_crash.py); here only speed matters.
+
+LIVE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://lms-bridge.id/xapi")
+LIVE_BUILDER = StatementSettings(namespace=LIVE_NAMESPACE, base_iri="https://lms-bridge.id/xapi",
+                                 vocabulary=load_vocabulary())
+LIVE_ACTOR = {"objectType": "Agent", "account": {"homePage": "https://lms-bridge.id", "name": "fuzz-pseudonym"}}
+#: Odd values of the shapes live APIs send: epoch seconds out of range, bad ISO dates, ids of every type.
+LIVE_WEIRD = [*WEIRD, 10**18, -(10**18), 2**64, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+              "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "2024-02-30T10:00:00Z", "2024-03-12",
+              "2024-03-12T25:61:00Z", "P99999999999999999999W", "PT-1S", "-100", "١٢٣", "12/03/2024 09:05"]
+
+
+@st.composite
+def mutated_live(draw: st.DrawFn, originals: list[Any]) -> Any:
+    """A real-shape API answer with one to four values replaced by odd ones, or keys removed."""
+    document = copy.deepcopy(draw(st.sampled_from(originals)))
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(list(_paths(document))))
+        if not path:
+            return copy.deepcopy(draw(st.sampled_from(LIVE_WEIRD)))
+        parent = document
+        for part in path[:-1]:
+            parent = parent[part]
+        if isinstance(parent, dict) and draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(LIVE_WEIRD)))
+    return document
+
+
+def _body(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+class _CannedSession:
+    """Stands in for the readers' ``requests.Session``: ``answer(method, url)`` gives (status, body).
+
+    The readers take their session as an argument, so nothing in ``requests`` is patched; the
+    Response objects are built the way the Moodle client test above builds them.
+    """
+
+    def __init__(self, answer) -> None:  # type: ignore[no-untyped-def]
+        self.answer = answer
+
+    def _respond(self, method: str, url: str) -> requests.Response:
+        status, body = self.answer(method, url)
+        return _response(status, body)
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._respond("GET", url)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._respond("POST", url)
+
+    def close(self) -> None:
+        pass
+
+
+def _check_pages(pages: list[LivePage]) -> None:
+    """Each record read is an activity or a counted skip, and each activity builds (or is refused) cleanly."""
+    for page in pages:
+        for activity in page.activities:
+            try:
+                built = build_statement(LIVE_BUILDER, activity, LIVE_ACTOR)
+            except StatementValidationError:
+                continue  # the pipeline counts it as invalid and goes on
+            built.body.encode("utf-8")  # what the database must hold
+            activity.to_json().encode("utf-8")  # the evidence row
+
+
+# Telegram: getUpdates answers ------------------------------------------------------------------------
+
+TG_TOKEN = "7001234567:AAH-tg-fuzz-token-3b9d"  # noqa: S105 - never sent anywhere
+TG_SUPERGROUP, TG_BASIC = group(-1001000000001, "CoP Widyaiswara"), group(-1000000002, "CoP Dasar", "group")
+TG_SETTINGS = telegram_bot.TelegramBotSettings(
+    id="tg-fuzz", token_env="TG_FUZZ_TOKEN", api_url="http://127.0.0.1:9", max_retries=0, backoff_base=0,
+    chats={-1001000000001: "cop-a", -1000000002: "cop-b"})
+
+
+def _tg_message(message_id: int, chat: dict, **fields: Any) -> dict[str, Any]:
+    return {"message_id": message_id, "date": 1710209700 + message_id, "chat": chat,
+            "from": user(100000000 + message_id % 4), **fields}
+
+
+TG_UPDATES = [
+    {"update_id": 100000001, "message": _tg_message(2, TG_SUPERGROUP, text="Topik hari ini")},
+    {"update_id": 100000002, "message": _tg_message(3, TG_SUPERGROUP, text="Setuju",
+                                                   reply_to_message=_tg_message(2, TG_SUPERGROUP, text="x"))},
+    {"update_id": 100000003, "message": _tg_message(4, TG_SUPERGROUP, video_chat_ended={"duration": 3600})},
+    {"update_id": 100000004, "message": _tg_message(5, TG_BASIC, new_chat_members=[user(100000009)])},
+    {"update_id": 100000005, "edited_message": {**_tg_message(6, TG_BASIC, caption="foto"), "edit_date": 1710299999,
+                                                "photo": [{"file_id": "AgAD", "width": 90, "height": 90}]}},
+    {"update_id": 100000006, "message": {**_tg_message(7, TG_SUPERGROUP, text="admin"), "sender_chat": TG_SUPERGROUP}},
+    {"update_id": 100000007, "message": _tg_message(8, group(-1009999999999, "Other"), text="elsewhere")},
+    {"update_id": 100000008, "message": _tg_message(9, {"id": 100000001, "type": "private"}, text="dm")},
+    {"update_id": 100000009, "my_chat_member": {"chat": TG_SUPERGROUP}},
+]
+TG_ANSWERS = [{"ok": True, "result": TG_UPDATES[:5]}, {"ok": True, "result": TG_UPDATES[5:]}]
+TG_STATUSES = [200, 200, 200, 200, 400, 401, 404, 409, 429, 500, 502]
+
+
+def _read_telegram_answers(answers: list[tuple[int, bytes]]) -> list[LivePage]:
+    """Read the updates stream over ``answers`` (then an empty poll); check every page's counts."""
+    queue = list(answers)
+    session = _CannedSession(lambda method, url: queue.pop(0) if queue else (200, b'{"ok":true,"result":[]}'))
+    reader = telegram_bot.TelegramBotReader(TG_SETTINGS, SecretStr(TG_TOKEN), PSEUDONYMIZE, session,  # type: ignore[arg-type]
+                                            sleep=lambda seconds: None)
+    pages = list(reader.read(telegram_bot.STREAM, None))
+    for page in pages:
+        assert len(page.activities) + sum(page.skipped.values()) == page.read, page.skipped  # a counted skip
+        assert isinstance(page.position, dict) and isinstance(page.position["offset"], int)
+    _check_pages(pages)
+    return pages
+
+
+def test_the_telegram_answers_read_cleanly():
+    pages = _read_telegram_answers([(200, _body(answer)) for answer in TG_ANSWERS])
+    kinds = sorted(activity.kind.value for page in pages for activity in page.activities)
+    assert kinds == ["meeting_attended", "message_posted", "message_posted", "message_replied"]
+    assert pages[-1].position == {"offset": 100000010}
+
+
+@FUZZ
+@given(data=st.data())
+def test_telegram_bot_reader_raises_only_project_errors_on_mutated_answers(data):
+    index = data.draw(st.sampled_from([0, 1]))
+    body = data.draw(st.one_of(
+        mutated_live([TG_ANSWERS[index]]).map(_body),
+        st.lists(mutated_live(TG_UPDATES), min_size=1, max_size=4).map(lambda u: _body({"ok": True, "result": u})),
+        mutated_bytes([_body(TG_ANSWERS[index])]),
+        st.binary(max_size=500)))
+    answers = [(200, _body(TG_ANSWERS[0]))] if index else []
+    answers.append((data.draw(st.sampled_from(TG_STATUSES)), body))
+    _only_project_errors(lambda: _read_telegram_answers(answers), "tg-fuzz")
+
+
+# Zoom: meeting lists and participant records ---------------------------------------------------------
+
+ZOOM_TODAY = date(2024, 3, 20)
+ZOOM_SETTINGS = zoom_api.ZoomSettings(
+    id="zoom-fuzz", type="zoom_api", account_id="acc", client_id="cid", client_secret_env="ZOOM_FUZZ_SECRET",
+    users=[{"user": "host@example.org", "community": "cop-x"}], api_url="http://127.0.0.1:9/v2",
+    oauth_url="http://127.0.0.1:9", initial_days=10, max_attempts=1, backoff_base=0)
+
+
+def _zoom_answers() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A meeting list (a meeting and a webinar) and a participants answer, in the fake's shapes."""
+    fake = FakeZoom(account_id="acc", client_id="cid", client_secret="unused")  # noqa: S106 - never started
+    people = [{"user_email": "budi.s@example.org", "name": "Budi", "join_time": "2024-03-12T01:58:01Z",
+               "leave_time": "2024-03-12T03:01:30Z", "duration": 3809},
+              {"user_email": "budi.s@example.org", "name": "Budi", "join_time": "2024-03-12T03:05:12Z",
+               "leave_time": "2024-03-12T04:02:40Z", "duration": 3448},
+              {"user_email": "", "name": "Siti R", "join_time": "2024-03-12T02:10:00Z",
+               "leave_time": "2024-03-12T03:40:00Z", "duration": 5400},
+              {"user_email": "", "name": "Tamu", "join_time": "2024-03-12T02:10:00Z",
+               "leave_time": "2024-03-12T02:12:00Z", "duration": 120, "status": "in_waiting_room"}]
+    fake.add_meeting("host@example.org", meeting_id=81200000001, uuid="4a/Zk+9QyW2m//bA1x==", topic="Webinar",
+                     start="2024-03-12T01:55:10Z", end="2024-03-12T04:02:40Z", participants=people)
+    fake.add_meeting("host@example.org", meeting_id=81200000002, uuid="bB2c", topic="Diskusi",
+                     start="2024-03-13T01:55:10Z", end="2024-03-13T04:02:40Z", participants=people[:2],
+                     meeting_type=5)
+    meetings = {"from": "2024-03-10", "to": "2024-03-20", "page_count": 1, "page_size": 300, "total_records": 2,
+                "next_page_token": "", "meetings": fake.meetings["host@example.org"]}
+    participants = {"page_count": 1, "page_size": 300, "total_records": 4, "next_page_token": "",
+                    "participants": fake.participants["4a/Zk+9QyW2m//bA1x=="]}
+    return meetings, participants
+
+
+ZOOM_MEETINGS, ZOOM_PARTICIPANTS = _zoom_answers()
+ZOOM_TOKEN_ANSWER = {"access_token": "zoom-fuzz-access-token-1", "token_type": "bearer", "expires_in": 3599}
+HTTP_STATUSES = [200, 200, 200, 200, 400, 401, 403, 404, 429, 500, 502]
+
+
+def _read_zoom(meetings: tuple[int, bytes], participants: tuple[int, bytes],
+               token: tuple[int, bytes] = (200, _body(ZOOM_TOKEN_ANSWER))) -> list[LivePage]:
+    def answer(method: str, url: str) -> tuple[int, bytes]:
+        if url.endswith("/oauth/token"):
+            return token
+        return participants if "/participants" in url else meetings
+
+    client = zoom_api.ZoomClient(ZOOM_SETTINGS, SecretStr("zoom-fuzz-secret"), sleep=lambda seconds: None,
+                                 session=_CannedSession(answer))  # type: ignore[arg-type]
+    reader = zoom_api.ZoomReader(ZOOM_SETTINGS, client, PSEUDONYMIZE, JAKARTA, today=lambda: ZOOM_TODAY)
+    pages = list(reader.read(zoom_api.STREAM, None))
+    assert pages[-1].position == {"through": ZOOM_TODAY.isoformat()}
+    _check_pages(pages)
+    return pages
+
+
+def test_the_zoom_answers_read_cleanly():
+    pages = _read_zoom((200, _body(ZOOM_MEETINGS)), (200, _body(ZOOM_PARTICIPANTS)))
+    assert sum(len(page.activities) for page in pages) == 4  # 2 people in each of the 2 sessions
+
+
+@FUZZ
+@given(data=st.data())
+def test_zoom_reader_raises_only_project_errors_on_mutated_answers(data):
+    meetings, participants, token = _body(ZOOM_MEETINGS), _body(ZOOM_PARTICIPANTS), _body(ZOOM_TOKEN_ANSWER)
+    target = data.draw(st.sampled_from(["meetings", "participants", "participants", "token"]))
+    original = {"meetings": ZOOM_MEETINGS, "participants": ZOOM_PARTICIPANTS, "token": ZOOM_TOKEN_ANSWER}[target]
+    body = data.draw(st.one_of(mutated_live([original]).map(_body), mutated_bytes([_body(original)]),
+                               st.binary(max_size=300)))
+    status = data.draw(st.sampled_from(HTTP_STATUSES))
+    answers = {"meetings": (200, meetings), "participants": (200, participants), "token": (200, token)}
+    answers[target] = (status, body)
+    _only_project_errors(lambda: _read_zoom(answers["meetings"], answers["participants"], answers["token"]),
+                         "zoom-fuzz")
+
+
+# Google Classroom: courses, submissions, students, announcements, profiles ---------------------------
+
+CLASSROOM_SETTINGS = google_classroom.ClassroomSettings(
+    id="classroom-fuzz", type="google_classroom", key_file=Path("unused.json"), subject="admin@example.org",
+    api_url="http://127.0.0.1:9", max_attempts=1, backoff_base=0, communities={"c2": "cop-wi"})
+
+
+def _classroom_answers() -> dict[str, dict[str, Any]]:
+    """One answer per endpoint, in the fake's shapes (keyed by the last path segment)."""
+    fake = FakeClassroom(public_pem=b"", client_email="sa@example.org", subject="admin@example.org")
+    fake.add_course("c1", "Pelatihan Dasar CPNS")
+    fake.add_course("c2", "Komunitas Widyaiswara")
+    fake.add_student("c1", "u1", "budi.s@example.org", "Budi Santoso")
+    fake.add_student("c1", "u2", None, "Tanpa Email")
+    fake.add_profile("t1", "dewi.l@example.org", "Dewi Lestari")
+    fake.add_submission("c1", "w1", "u1", "Tugas 1", turned_in="2024-03-12T02:00:00Z")
+    fake.add_submission("c1", "w2", "u2", "Tugas 2", turned_in="2024-03-12T03:00:00Z", state="RETURNED",
+                        updated="2024-03-13T03:00:00Z")
+    fake.add_announcement("c2", "a1", "t1", "Selamat datang", "2024-03-12T01:00:00Z")
+    fake.add_announcement("c2", "a2", "t1", "Jadwal diskusi", "2024-03-13T01:00:00Z", "2024-03-14T01:00:00Z")
+    return {
+        "courses": {"courses": fake.courses},
+        "studentSubmissions": {"studentSubmissions": fake.submissions["c1"]},
+        "courseWork": {"courseWork": fake.course_work["c1"]},
+        "students": {"students": fake.students["c1"]},
+        "announcements": {"announcements": fake.announcements["c2"][::-1]},
+        "profile": fake.profiles["t1"],
+        "token": {"access_token": "ya29.classroom-fuzz-token", "expires_in": 3599, "token_type": "Bearer"},
+    }
+
+
+CLASSROOM_ANSWERS = _classroom_answers()
+
+
+@functools.cache
+def _classroom_key() -> dict[str, Any]:
+    return {**shared_service_account()[0], "token_uri": "http://127.0.0.1:9/token"}
+
+
+def _classroom_endpoint(url: str) -> str:
+    if url.endswith("/token"):
+        return "token"
+    if "/userProfiles/" in url:
+        return "profile"
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _read_classroom(answers: dict[str, tuple[int, bytes]]) -> list[LivePage]:
+    client = google_classroom.ClassroomClient(CLASSROOM_SETTINGS, _classroom_key(), sleep=lambda seconds: None)
+    client.session.close()
+    client.session = _CannedSession(lambda method, url: answers[_classroom_endpoint(url)])  # type: ignore[assignment]
+    reader = google_classroom.ClassroomReader(CLASSROOM_SETTINGS, client, PSEUDONYMIZE,
+                                              now=lambda: datetime(2024, 3, 20, tzinfo=UTC))
+    pages = []
+    for stream in google_classroom.STREAMS:
+        for start in (None, {"courses": {"c1": "2024-03-12T02:30:00.000Z", "c2": "2024-03-12T01:00:00.000Z"}}):
+            pages.extend(reader.read(stream, start))
+    _check_pages(pages)
+    return pages
+
+
+def test_the_classroom_answers_read_cleanly():
+    pages = _read_classroom({name: (200, _body(answer)) for name, answer in CLASSROOM_ANSWERS.items()})
+    kinds = {activity.kind.value for page in pages for activity in page.activities}
+    assert kinds == {"module_completed", "post_created"}  # every course answers the same canned records
+
+
+@FUZZ
+@given(data=st.data())
+def test_classroom_reader_raises_only_project_errors_on_mutated_answers(data):
+    target = data.draw(st.sampled_from(sorted(CLASSROOM_ANSWERS)))
+    original = CLASSROOM_ANSWERS[target]
+    body = data.draw(st.one_of(mutated_live([original]).map(_body), mutated_live([original]).map(_body),
+                               mutated_bytes([_body(original)]), st.binary(max_size=300)))
+    answers = {name: (200, _body(answer)) for name, answer in CLASSROOM_ANSWERS.items()}
+    answers[target] = (data.draw(st.sampled_from(HTTP_STATUSES)), body)
+    _only_project_errors(lambda: _read_classroom(answers), "classroom-fuzz")
+
+
+# The LRS source: foreign statements, voids among them ------------------------------------------------
+
+LRS_MAPPER = lrs_source.StatementMapper("lrs-fuzz", LIVE_BUILDER.vocabulary, LIVE_BUILDER.base_iri)
+_FOREIGN = {
+    "id": "5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11",
+    "actor": {"objectType": "Agent", "account": {"homePage": "https://siasn.bkn.go.id", "name": "198805172014032004"}},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
+    "object": {"objectType": "Activity", "id": "https://lms.other.go.id/course/42",
+               "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course",
+                              "name": {"en-US": "Latsar CPNS"}}},
+    "result": {"success": True, "duration": "PT1H30M"},
+    "context": {"contextActivities": {
+        "parent": [{"id": "https://lms.other.go.id/course/41",
+                    "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course"}}],
+        "grouping": [{"id": "https://lms.other.go.id/cop/7",
+                      "definition": {"type": "http://id.tincanapi.com/activitytype/community-site"}}]}},
+    "timestamp": "2026-03-02T04:00:00Z",
+    "stored": "2026-03-02T05:00:00.123456+00:00",
+}
+FOREIGN_STATEMENTS = [
+    _FOREIGN,
+    {**_FOREIGN, "id": "7a1d", "actor": {"objectType": "Agent", "mbox": "mailto:budi.s@example.org"},
+     "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+     "object": {"id": "https://meet.example.org/m/1",
+                "definition": {"type": "http://adlnet.gov/expapi/activities/meeting"}}},
+    {**_FOREIGN, "id": "9c3e", "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+     "object": {"objectType": "StatementRef", "id": "5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11"}},
+]
+
+
+def _map_foreign(statement: Any) -> None:
+    target = LRS_MAPPER.voided_target(statement)
+    if target is not None:
+        assert len(LRS_MAPPER.copy_keys(target)) >= 1
+    mapped = LRS_MAPPER.map(statement)
+    if isinstance(mapped, lrs_source.Skip):
+        return
+    assert mapped.natural_key.startswith("lrs|lrs-fuzz|")
+    _check_pages([LivePage(activities=[mapped])])
+
+
+def test_the_foreign_statements_map_cleanly():
+    assert isinstance(LRS_MAPPER.map(FOREIGN_STATEMENTS[0]), Activity)
+    assert isinstance(LRS_MAPPER.map(FOREIGN_STATEMENTS[1]), Activity)
+    assert LRS_MAPPER.map(FOREIGN_STATEMENTS[2]) is lrs_source.Skip.VOIDING
+
+
+@FUZZ
+@given(statement=mutated_live(FOREIGN_STATEMENTS))
+def test_lrs_source_mapper_raises_only_project_errors_on_mutated_statements(statement):
+    _only_project_errors(lambda: _map_foreign(statement))
+
+
+# The inputs that crashed a live reader before it was fixed (each raised KeyError/TypeError/OverflowError/
+# UnicodeEncodeError, or looped forever), kept as examples.
+
+def _zoom_with(target: str, edit) -> tuple[dict[str, Any], dict[str, Any]]:  # type: ignore[no-untyped-def]
+    meetings, participants = copy.deepcopy(ZOOM_MEETINGS), copy.deepcopy(ZOOM_PARTICIPANTS)
+    edit(meetings if target == "meetings" else participants)
+    return meetings, participants
+
+
+@pytest.mark.parametrize("answers", [
+    _zoom_with("participants", lambda data: data["participants"][0].update(duration=10**18)),
+    _zoom_with("meetings", lambda data: data["meetings"][0].update(start_time="9999-12-31T23:59:59Z")),
+    _zoom_with("participants", lambda data: data["participants"][0].update(join_time="0001-01-01T00:00:00Z")),
+    _zoom_with("meetings", lambda data: data.update(next_page_token="abc")),
+], ids=["zoom-duration-1e18", "zoom-start-9999", "zoom-join-year-1", "zoom-page-token-repeated"])
+def test_zoom_examples_that_crashed(answers):
+    _only_project_errors(lambda: _read_zoom((200, _body(answers[0])), (200, _body(answers[1]))), "zoom-fuzz")
+
+
+def test_a_classroom_submission_history_that_is_not_a_list_is_read():
+    answers = {name: (200, _body(answer)) for name, answer in CLASSROOM_ANSWERS.items()}
+    submissions = copy.deepcopy(CLASSROOM_ANSWERS["studentSubmissions"])
+    submissions["studentSubmissions"][1]["submissionHistory"] = -1
+    answers["studentSubmissions"] = (200, _body(submissions))
+    assert any(page.activities for page in _read_classroom(answers))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda message: message.update(date=10**13),
+    lambda message: message.update(date=-(10**13)),
+    lambda message: message["chat"].update(title="CoP \ud83d"),
+], ids=["telegram-date-year-318857", "telegram-date-negative", "telegram-lone-surrogate"])
+def test_telegram_examples_that_crashed(edit):
+    answer = copy.deepcopy(TG_ANSWERS[0])
+    edit(answer["result"][0]["message"])
+    _only_project_errors(lambda: _read_telegram_answers([(200, _body(answer))]), "tg-fuzz")
+
+
+@pytest.mark.parametrize(("statement", "malformed"), [
+    ({**_FOREIGN, "timestamp": "0001-01-01T00:00:00+01:00", "stored": "9999-12-31T23:59:59-01:00"}, True),
+    ({**_FOREIGN, "result": {"duration": "P99999999999999999999W"}}, False),  # mapped, without a duration
+    ({**_FOREIGN, "actor": {"objectType": "Agent", "mbox": "mailto:\ud83d@example.org"}}, True),
+    ({**_FOREIGN, "id": "5f0c9a52-\udc00"}, True),
+], ids=["lrs-time-year-1", "lrs-duration-huge", "lrs-mbox-lone-surrogate", "lrs-id-lone-surrogate"])
+def test_lrs_source_examples_that_crashed(statement, malformed):
+    mapped = LRS_MAPPER.map(statement)
+    assert mapped is lrs_source.Skip.MALFORMED if malformed else isinstance(mapped, Activity) and not mapped.duration
+    _map_foreign(statement)

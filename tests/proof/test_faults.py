@@ -18,17 +18,14 @@ from tests.proof.support import (
     LRSProxy,
     content,
     diff_summary,
+    log_lines,
     make_deployment,
     start_ralph,
 )
 
 pytestmark = pytest.mark.proof
 
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
-
-
-def _log_lines(stderr: str, *needles: str) -> list[str]:
-    return [line for line in stderr.splitlines() if LOG_LINE.match(line) and all(n in line for n in needles)]
+_log_lines = log_lines
 
 
 def _assert_same(reference, lrs) -> None:  # type: ignore[no-untyped-def]

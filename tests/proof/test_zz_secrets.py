@@ -13,6 +13,7 @@ every state database (and its WAL) and every Ralph data folder for:
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -43,9 +44,13 @@ pytestmark = pytest.mark.proof
 
 SECRETS = [ADMIN_TOKEN, LRS_PASSWORD, PSEUDONYM_KEY, "world-can-read-this-9f2", TELEGRAM_BOT_TOKEN,
            TELEGRAM_PSEUDONYM_KEY,
+           # The bot token's secret half alone (a URL-encoded token writes its ":" as "%3A")
+           TELEGRAM_BOT_TOKEN.split(":", 1)[1],
            # Zoom and Classroom pulls (tests/connectors): secrets, access tokens (by prefix), the test key
            ZOOM_CLIENT_SECRET, ZOOM_TOKEN_PREFIX, ZOOM_PSEUDONYM_KEY, CLASSROOM_TOKEN_PREFIX,
-           CLASSROOM_PSEUDONYM_KEY, *private_key_lines()]
+           CLASSROOM_PSEUDONYM_KEY, *private_key_lines(),
+           # The Zoom OAuth request's Basic auth header (client id and secret), as the connector and proof tests send it
+           *(base64.b64encode(f"{client}:{ZOOM_CLIENT_SECRET}".encode()).decode() for client in ("cid-1", "cid-proof"))]
 _PHONE = re.compile(r"(?<![\w+])(?:\+62|0)[ \u202f\-]?8[\d \-\u202f]{7,14}\d")
 _WHATSAPP_BODY = re.compile(r"^\u200e?\[?[\d/.,: APMapm\u202f-]+\]?(?: -)? [^:\n]{1,60}: (?P<body>.+)$", re.M)
 
@@ -132,6 +137,28 @@ def _own_run() -> None:
         lrs.stop()
 
 
+def _live_runs() -> None:
+    """Live pulls with ``--debug``, each refused mid-run then rerun: the bot token, the Zoom client secret
+    and access tokens pass through every error path (the proof's live tests reuse the connectors' secrets)."""
+    from tests.proof.test_live_faults import telegram_deployment, telegram_fake, zoom_deployment, zoom_fake
+
+    bot = telegram_fake()
+    try:
+        bot.inject_fault("401", after=1)
+        deployment = telegram_deployment("secrets-telegram", bot)
+        assert deployment.run("--debug", "sync", check=False).returncode == 1
+        deployment.run("--debug", "--log-format", "json", "sync")
+    finally:
+        bot.stop()
+    with zoom_fake() as zoom:
+        zoom.inject_fault("revoked", path="participants", after=1)
+        deployment = zoom_deployment("secrets-zoom", zoom)
+        assert deployment.run("--debug", "sync", check=False).returncode == 1
+        zoom.revoked = False
+        deployment.run("--debug", "--log-format", "json", "sync")
+    assert deployment.outbox_count() > 0
+
+
 def _places() -> list[tuple[str, bytes]]:
     """(where, bytes) of everything to search."""
     places = [(what, text.encode("utf-8", "surrogatepass")) for what, text in CAPTURED.outputs]
@@ -173,6 +200,7 @@ def _context(data: bytes, offset: int) -> str:
 
 def test_no_secret_phone_number_or_message_text_anywhere():
     _own_run()
+    _live_runs()
     places = _places()
     assert len(places) > 20 and any("fs_lrs.jsonl" in where for where, _ in places)
     numbers, texts = fixture_phones(), sorted(message_texts())
