@@ -131,6 +131,12 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            elif connection.dialect.name == "sqlite":
+                # Python's sqlite3 opens no transaction before DDL, so each CREATE TABLE would commit
+                # on its own: a run killed mid-migration left half a schema that no later run could
+                # migrate. An explicit BEGIN makes the whole migration one transaction (SQLite's DDL is
+                # transactional) and takes the write lock first, which serialises concurrent upgrades.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

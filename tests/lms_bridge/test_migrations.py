@@ -71,3 +71,24 @@ def test_0005_adds_the_run_owner_and_takes_it_away(state_url):
     assert columns["owner"] is True
     with engine.connect() as connection:
         assert connection.execute(text("SELECT command, status, owner FROM runs")).all() == [("sync", "running", None)]
+
+
+def test_a_migration_killed_before_its_commit_leaves_a_database_the_next_run_migrates(tmp_path):
+    """SQLite runs DDL outside a transaction unless told otherwise: a first migration SIGKILLed before its
+    commit used to leave half the tables and no alembic_version, and every later run failed ("table sites
+    already exists"). A real SIGKILL of a real process (tests/proof/crashing_cli.py) before the first commit."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "sqlite:///{tmp_path / "state.db"}"\n', encoding="utf-8")
+    env = {**os.environ, "PROOF_KILL": "commit:1:before"}
+    command = [sys.executable, "-m", "tests.proof.crashing_cli", "--config", str(config), "db", "upgrade"]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    assert inspect(engine).get_table_names() == []  # the killed migration left nothing behind
+    store.upgrade(engine)
+    assert store.current_revision(engine) == store.head_revision()
+    engine.dispose()
