@@ -120,9 +120,10 @@ def bench_incremental(report: Report, scale: float, seed: int) -> None:
             before = outbox_count(deployment.db)
             fake.set_model(FIXTURE_TIMINGS, scale)
             results: dict[str, dict] = {}
-            # nothing_new: the first sync after the full sync; it re-checks, once, the accesses the full
-            # sync read less than COMPLETION_SETTLE (1 h) after they happened (cron-aggregated completion).
-            # nothing_new_again: the next one, with nothing left to re-check.
+            # nothing_new: the first sync after the full sync; it re-checks the accesses the full sync read
+            # less than COMPLETION_SETTLE (1 h, server time) after they happened (cron-aggregated completion).
+            # nothing_new_again: the next one. Each re-asks those accesses until an hour of client time has
+            # passed since their first ask (then once more, then never): minutes apart here, so both ask them.
             for case in ("nothing_new", "nothing_new_again", "one_percent"):
                 if case == "one_percent":
                     active = _activate(fake, users)

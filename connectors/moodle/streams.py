@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 import re
+import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,7 +33,8 @@ SOURCE = "moodle"
 #: access falls this long before the watermark (fixtures/moodle/README.md, "Course completion").
 COMPLETION_OVERLAP = 2 * 24 * 3600
 #: An access this long before a time the server has already reached (the latest ``lastcourseaccess``
-#: read in this run) has had its cron aggregation: asking about it once is enough. Moodle's completion
+#: read in this run) has had its cron aggregation: asking about it once is enough. Likewise an access
+#: asked about again this long (on the client's own clock) after it was first asked. Moodle's completion
 #: task runs every minute on a site whose cron runs every minute; an hour leaves room for a slower cron.
 COMPLETION_SETTLE = 3600
 #: Completion calls queued per worker ahead of the one awaited: a sliding window keeps every worker
@@ -182,6 +185,9 @@ class SiteContext:
     access: dict[int, tuple[array, array]] = field(default_factory=dict)
     #: The latest ``lastcourseaccess`` read in this run: the server's clock had reached it (source time).
     latest_access: int = 0
+    #: The client's clock (epoch seconds): only differences of its readings are used, so its skew
+    #: against the server's clock does not matter. Tests pass their own to move time without sleeping.
+    now: Callable[[], float] = time.time
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -351,20 +357,39 @@ def _completion_candidates(ctx: SiteContext, course: Course, since: int, page_si
                 yield user_id, last_access
 
 
+def _first_asks(users: Any) -> dict[str, tuple[int, int]]:
+    """A course's ``pending`` entries from a cursor: user id -> (lastcourseaccess, first asked).
+
+    An entry of another shape is dropped: that user is then asked as if for the first time
+    (one more hour of asks), never settled early.
+    """
+    if not isinstance(users, dict):
+        return {}
+    found: dict[str, tuple[int, int]] = {}
+    for user, entry in users.items():
+        if isinstance(entry, list | tuple) and len(entry) == 2 and all(isinstance(v, int) for v in entry):
+            found[str(user)] = (entry[0], entry[1])
+    return found
+
+
 class _PerUserCompletionStream:
     """Shared walk of the completion streams: per course, the recently active users.
 
     Position: ``{"courses": {course_id: watermark}, "default": floor, "rechecked": {course_id:
-    {user_id: lastcourseaccess}}}``. The watermark is the latest ``lastcourseaccess`` seen
-    (source time, never "now"). Cron aggregates course completion minutes after the last
-    criterion without touching ``lastcourseaccess``, so an answer read too soon after an access
-    may miss it: users whose access lies within :data:`COMPLETION_OVERLAP` before the watermark
-    stay candidates. A candidate is not asked again about the same access (``rechecked``) once
-    it was asked when the server's clock was already :data:`COMPLETION_SETTLE` past it (the
-    latest access read in the run proves the clock got there), or once it was asked again in a
-    later sync than the one that first saw that access. So a sync with nothing new asks nobody,
-    and a fresh access is asked twice, one sync interval apart. A user who accesses the course
-    again has a new ``lastcourseaccess`` and is asked again.
+    {user_id: lastcourseaccess}}, "pending": {course_id: {user_id: [lastcourseaccess, first_asked]}}}``.
+    The watermark is the latest ``lastcourseaccess`` seen (source time, never "now"). Cron aggregates
+    course completion minutes after the last criterion without touching ``lastcourseaccess``, so an
+    answer read too soon after an access may miss it: users whose access lies within
+    :data:`COMPLETION_OVERLAP` before the watermark stay candidates. A candidate is not asked again
+    about the same access (``rechecked``) once it was asked when the server's clock was already
+    :data:`COMPLETION_SETTLE` past it (the latest access read in the run proves the clock got there),
+    or once it was asked again at least :data:`COMPLETION_SETTLE` after the first ask, measured on
+    the client's clock (``first_asked``, epoch seconds, in ``pending`` until then): a difference of
+    two readings of one clock, so no skew, and whatever the sync interval the last ask comes after
+    cron. So a fresh access is asked at every sync for an hour, then once more, then never; a sync
+    with nothing new asks only the accesses still in ``pending``. A user who accesses the course
+    again has a new ``lastcourseaccess`` and starts over. A cursor without ``pending`` (older
+    versions) reads as "nobody asked yet": those users wait one more hour.
 
     Batches hold at most :data:`BATCH_ACTIVITIES` activities. Only a course's last batch
     carries a position (its watermark); the ones before it carry none, so after a crash
@@ -394,6 +419,8 @@ class _PerUserCompletionStream:
         marks: dict[str, int] = dict(start.get("courses", {}))
         default = int(start.get("default", 0))  # a backfill's floor for keys not seen yet
         rechecked: dict[str, dict[str, int]] = {key: dict(users) for key, users in start.get("rechecked", {}).items()}
+        waiting: dict[str, dict[str, tuple[int, int]]] = {
+            key: _first_asks(users) for key, users in (start.get("pending") or {}).items()}
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for course in ctx.courses.values():
                 if not self.wanted(course):
@@ -402,32 +429,42 @@ class _PerUserCompletionStream:
                 base = marks.get(key, default)
                 known = rechecked.get(key, {})
                 watermark, asked = base, {}
+                started = ctx.now()  # no later than any ask of this course in this run
                 course_batches = self._read_course(ctx, course, base, known, pool, asked)
                 pending: list[Activity] | None = None
                 for activities in course_batches:
                     if pending is not None:
                         yield Batch(activities=pending)  # mid-course: no position (see the class docstring)
                     pending = activities
+                finished = math.ceil(ctx.now())  # no earlier than any ask (or access read) of this course
                 if asked:
                     watermark = max(base, *asked.values())
-                # Keep the re-checked users still inside the new window; record who was asked
-                # long enough after their access, or again at an access a previous sync covered.
+                # Keep the re-checked users still inside the new window; record who was asked long
+                # enough after their access (server clock) or after their first ask (client clock).
                 since = watermark - COMPLETION_OVERLAP
                 updated = {user: access for user, access in known.items() if access >= since}
+                firsts = waiting.get(key, {})
+                still: dict[str, tuple[int, int]] = {}
                 settled = ctx.latest_access - COMPLETION_SETTLE
                 for user, access in asked.items():
-                    if access <= base or access <= settled:
+                    first = firsts.get(user)
+                    first_asked = first[1] if first is not None and first[0] == access else None
+                    if access <= settled or (first_asked is not None and started - first_asked >= COMPLETION_SETTLE):
                         updated[user] = access
                     else:
                         updated.pop(user, None)
+                        still[user] = (access, finished if first_asked is None else first_asked)
                 marks[key] = watermark
+                rechecked.pop(key, None)
+                waiting.pop(key, None)
                 if updated:
                     rechecked[key] = updated
-                else:
-                    rechecked.pop(key, None)
+                if still:
+                    waiting[key] = still
                 yield Batch(activities=pending or [],
                             position={"courses": dict(marks), "default": default,
-                                      "rechecked": {k: dict(v) for k, v in rechecked.items()}})
+                                      "rechecked": {k: dict(v) for k, v in rechecked.items()},
+                                      "pending": {k: {u: list(e) for u, e in v.items()} for k, v in waiting.items()}})
 
     def _read_course(self, ctx: SiteContext, course: Course, base: int, known: dict[str, int],
                      pool: ThreadPoolExecutor, asked: dict[str, int]) -> Iterator[list[Activity]]:

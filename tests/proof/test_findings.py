@@ -3,6 +3,8 @@
 They do not time anything: each checks the structural cause of a missed goal (a whole course in one batch,
 a nothing-new sync that asks again, threads fetched one at a time), so they are stable on a noisy machine.
 The cron test checks that the nothing-new fix still reads a completion that cron aggregates after a sync.
+The completion tests run the streams in this process with a clock the test moves (``SiteContext.now``):
+the re-check rule waits an hour of client time, and a subprocess cannot be given a clock.
 """
 
 from __future__ import annotations
@@ -49,16 +51,73 @@ def test_a_big_course_is_committed_in_bounded_batches():
     assert len(keys) == len(set(keys))
 
 
+PER_USER = ("core_completion_get_course_completion_status", "core_completion_get_activities_completion_status")
+COMPLETION_STREAMS = {"course_completions": moodle_streams.CourseCompletionsStream,
+                      "activity_completions": moodle_streams.ActivityCompletionsStream}
+
+
+class _Clock:
+    """The client's clock for in-process syncs: the test moves it, nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.value = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.value
+
+
+def _per_user_calls(fake: FakeMoodle) -> int:
+    return sum(fake.stats.get(name, {}).get("calls", 0) for name in PER_USER)
+
+
+def _sync_completions(fake: FakeMoodle, clock: _Clock, cursors: dict[str, dict],
+                      names: tuple[str, ...] = ("course_completions",)) -> tuple[set[str], int]:
+    """One in-process sync of completion streams, as the CLI runs them: a fresh run context each time,
+    the cursor carried through JSON as the state database keeps it. Returns (native ids read, per-user calls)."""
+    before = _per_user_calls(fake)
+    found: set[str] = set()
+    with MoodleClient("clocked", fake.url, SecretStr(ADMIN_TOKEN)) as client:
+        ctx = moodle_streams.SiteContext(site="clocked", client=client, wwwroot="http://127.0.0.1:8080", now=clock)
+        ctx.load_catalogue()
+        for name in names:
+            for batch in COMPLETION_STREAMS[name](1000, 4).read(ctx, cursors.get(name)):
+                found.update(activity.native_id for activity in batch.activities)
+                if batch.position is not None:
+                    cursors[name] = json.loads(json.dumps(batch.position))
+    return found, _per_user_calls(fake) - before
+
+
+def _cursors(db) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("select stream, position from cursors").fetchall()
+    return {stream: json.loads(position) for stream, position in rows}
+
+
 def test_a_repeated_sync_with_nothing_new_asks_no_user_and_no_thread_again(moodle):
+    # Threads need no clock: the real CLI, whose third sync reads no thread again and asks only the
+    # accesses its cursor still keeps waiting for their hour (none would be read twice more otherwise).
     deployment = make_deployment("nothing-new", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=moodle.url)
     deployment.run("sync")
     deployment.run("sync")
+    waiting = sum(len(users) for name in COMPLETION_STREAMS
+                  for users in _cursors(deployment.db)[name].get("pending", {}).values())
     before = {name: entry["calls"] for name, entry in moodle.stats.items()}
     deployment.run("sync")
     calls = {name: entry["calls"] - before.get(name, 0) for name, entry in moodle.stats.items()}
-    per_user = calls.get("core_completion_get_course_completion_status", 0) + calls.get(
-        "core_completion_get_activities_completion_status", 0)
-    assert (per_user, calls.get("mod_forum_get_discussion_posts", 0)) == (0, 0), calls
+    per_user = sum(calls.get(name, 0) for name in PER_USER)
+    assert (per_user, calls.get("mod_forum_get_discussion_posts", 0)) == (waiting, 0), calls
+    # Per-user asks on the client's clock: once an hour has passed since the first ask, one sync asks
+    # the waiting accesses a last time, and from then on a sync with nothing new asks nobody.
+    clock, cursors = _Clock(), {}
+    _, first = _sync_completions(moodle, clock, cursors, tuple(COMPLETION_STREAMS))
+    clock.value += 60
+    _, soon = _sync_completions(moodle, clock, cursors, tuple(COMPLETION_STREAMS))
+    clock.value += moodle_streams.COMPLETION_SETTLE
+    _, last = _sync_completions(moodle, clock, cursors, tuple(COMPLETION_STREAMS))
+    assert not any(cursor.get("pending") for cursor in cursors.values()), cursors
+    clock.value += 60
+    _, after = _sync_completions(moodle, clock, cursors, tuple(COMPLETION_STREAMS))
+    assert first > soon > 0 and soon == last and after == 0, (first, soon, last, after)
 
 
 def test_forum_threads_are_fetched_concurrently(moodle):
@@ -93,12 +152,12 @@ def _completion_statements(db) -> set[str]:  # type: ignore[no-untyped-def]
 
 def test_a_completion_aggregated_by_cron_after_a_sync_is_read_by_the_next_sync():
     # Moodle's cron aggregates course completion minutes after the last criterion, without touching
-    # lastcourseaccess: a sync that asked right after the visit saw "not complete". The next sync must ask
-    # again (the overlap re-check), and the one after it, with nothing new, must ask nobody.
-    stream = ("--stream", "course_completions")  # alone: the stream pages the participants itself
+    # lastcourseaccess: syncs that asked right after the visit saw "not complete". With a sync every
+    # minute, two of them can ask before cron ran: a later sync must still ask (the client waits an hour
+    # of its own time since the first ask), and once that hour has passed, a sync with nothing new asks nobody.
+    clock, cursors = _Clock(), {}
     with ProofMoodle(preset="small", seed=3, token=ADMIN_TOKEN) as fake:
-        deployment = make_deployment("cron", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=fake.url)
-        deployment.run("sync", *stream)
+        _sync_completions(fake, clock, cursors)
         data = fake.data
         with data.lock:
             course = next(c for c in data.courses.values() if c.criteria and c.startdate < data.clock)
@@ -106,15 +165,40 @@ def test_a_completion_aggregated_by_cron_after_a_sync_is_read_by_the_next_sync()
                         if data.is_tracked(course, uid) and not data.course_completion(course, uid)[0])
             data.clock += 60
             data._touch(course, user)  # the user visits the course and meets its last criterion...
-        deployment.run("sync", *stream)  # ...and is asked before cron aggregated the completion
         key = f"course={course.id}|user={user}"
-        assert key not in _completion_statements(deployment.db)
+        for _ in range(2):  # ...and two syncs a minute apart ask before cron aggregated the completion
+            clock.value += 60
+            found, calls = _sync_completions(fake, clock, cursors)
+            assert calls > 0 and key not in found
         with data.lock:  # cron runs: the criteria are complete, lastcourseaccess unchanged
             for module, state, _ in data.course_completion(course, user)[1]:
                 if not state:
                     data.overrides[(user, module.id)] = data.clock
-        deployment.run("sync", *stream)
-        assert key in _completion_statements(deployment.db)
-        before = fake.stats.get("core_completion_get_course_completion_status", {}).get("calls", 0)
-        deployment.run("sync", *stream)
-        assert fake.stats["core_completion_get_course_completion_status"]["calls"] == before
+        clock.value += 60
+        found, _ = _sync_completions(fake, clock, cursors)
+        assert key in found
+        clock.value += moodle_streams.COMPLETION_SETTLE  # an hour after the first ask: asked a last time
+        _sync_completions(fake, clock, cursors)
+        clock.value += 60
+        found, calls = _sync_completions(fake, clock, cursors)
+        assert (found, calls) == (set(), 0)
+
+
+def test_a_cursor_without_first_ask_times_still_reads_and_settles_nobody_early():
+    # A cursor written before ``pending`` existed, or with an entry of another shape: the accesses it left
+    # unsettled are asked again and wait their hour from now (never settled on an unknown first ask).
+    clock, cursors = _Clock(), {}
+    with ProofMoodle(preset="small", seed=3, token=ADMIN_TOKEN) as fake:
+        _sync_completions(fake, clock, cursors)
+        pending = cursors["course_completions"]["pending"]
+        waiting = {(course, user) for course, users in pending.items() for user in users}
+        old = {key: value for key, value in cursors["course_completions"].items() if key != "pending"}
+        odd = {**old, "pending": {course: dict.fromkeys(users, "?") for course, users in pending.items()}}
+        for start in (old, odd):
+            clock.value += 2 * moodle_streams.COMPLETION_SETTLE
+            cursors = {"course_completions": start}
+            _, calls = _sync_completions(fake, clock, cursors)
+            restarted = cursors["course_completions"]["pending"]
+            assert calls == len(waiting) > 0
+            assert {(course, user) for course, users in restarted.items() for user in users} == waiting
+            assert {first for users in restarted.values() for _, first in users.values()} == {int(clock.value)}
