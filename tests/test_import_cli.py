@@ -487,7 +487,7 @@ def test_reimport_adds_nothing_and_a_later_export_adds_only_new_messages(tmp_pat
 
 
 def test_an_import_killed_after_a_batch_resumes_where_it_stopped(tmp_path, state_url, deploy, monkeypatch):
-    deployment = deploy(state_url, lrs_options="batch_size = 2")
+    deployment = deploy(state_url)
     monkeypatch.setenv(KEY_ENV, KEY)
     settings = load_settings(deployment.config, environ=deployment.env)
     path = write_whatsapp(tmp_path / "export.txt", _group_messages(7))
@@ -501,9 +501,9 @@ def test_an_import_killed_after_a_batch_resumes_where_it_stopped(tmp_path, state
 
     parsed = read_import_file(settings, path, community="cop-uji")
     with pytest.raises(Killed):
-        store_import(engine, settings, parsed, on_progress=die)  # dies right after its first batch committed
+        store_import(engine, settings, parsed, on_progress=die, batch_size=2)  # dies after its first batch
     assert outbox_rows(state_url) == 2
-    resumed = store_import(engine, settings, read_import_file(settings, path, community="cop-uji"))
+    resumed = store_import(engine, settings, read_import_file(settings, path, community="cop-uji"), batch_size=2)
     assert (resumed.pending, resumed.report.new, resumed.report.unchanged) == (5, 5, 0)
     assert outbox_rows(state_url) == 7
     done = store_import(engine, settings, read_import_file(settings, path, community="cop-uji"))
