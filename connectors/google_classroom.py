@@ -40,7 +40,6 @@ import json
 import logging
 import stat
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -51,12 +50,12 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Pseudonymizer, backoff_delay, make_session
+from connectors.base import Pseudonymizer
 from connectors.identifiers import email_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
-from connectors.zoom_api import retry_after_seconds, strict_json
+from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.errors import ConfigError, FatalSourceError, RetryableError
+from lms_bridge.errors import ConfigError, FatalSourceError
 from lms_bridge.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -154,29 +153,24 @@ def read_key_file(path: Path) -> dict[str, Any]:
     return data
 
 
-class ClassroomClient:
+class ClassroomClient(TokenApiClient):
     """GETs to the Classroom API with a cached service-account token, retries and call counts."""
+
+    platform = "Classroom"
+    url_hint = "api_url, oauth_endpoint or the key file's token_uri"
 
     def __init__(self, settings: ClassroomSettings, key: dict[str, Any], *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         from google.auth import crypt
 
-        self.settings = settings
+        super().__init__(settings, sleep=sleep)
+        self.settings: ClassroomSettings = settings
         self._key = key
         try:
             self._signer = crypt.RSASigner.from_service_account_info(key)
         except (ValueError, TypeError):
             raise ConfigError(f"source {settings.id}: the service account key file's private_key is not an RSA "
                               "private key in PEM form") from None
-        self._sleep = sleep
-        self.session = make_session(pool_size=2)
-        self.calls: Counter[str] = Counter()
-        self._token: str | None = None
-        self._expires = 0.0
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self.session.close()
 
     def _assertion(self) -> bytes:
         from google.auth import jwt
@@ -191,87 +185,25 @@ class ClassroomClient:
         """The token endpoint: the setting, else the key file's."""
         return self.settings.oauth_endpoint or str(self._key["token_uri"])
 
-    def _access_token(self) -> str:
-        if self._token is not None and time.monotonic() < self._expires:
-            return self._token
+    def request_token(self) -> requests.Response:
+        """The JWT bearer grant: a signed assertion for the subject, exchanged at the token endpoint."""
         data = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
-        response = self._send("token", lambda: self.session.post(self.token_uri, data=data,
-                                                                  timeout=self.settings.timeout))
-        if response.status_code != 200:
-            reason = _google_error(response)
-            raise FatalSourceError(f"source {self.settings.id}: Google refused the service account's token request "
-                                   f"(HTTP {response.status_code}, {reason}); check the key file, domain-wide "
-                                   f"delegation of the Classroom scopes and subject {self.settings.subject}")
-        body = _json(response, self.settings.id, "token")
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise FatalSourceError(f"source {self.settings.id}: Google's token answer has no access_token")
-        register_secret(token)
-        expires_in = body.get("expires_in") if isinstance(body.get("expires_in"), int) else 3600
-        self._token, self._expires = token, time.monotonic() + max(0, expires_in - 60)
-        return token
+        return self.send(self.auth_call, lambda: self.session.post(self.token_uri, data=data,
+                                                                         timeout=self.settings.timeout))
 
-    def get(self, endpoint: str, path: str, params: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
-        """GET ``path`` under the API base (a list of params, so ``states`` can repeat).
+    def token_refused(self, response: requests.Response) -> str:
+        """The sentence for a refused token request, naming what to check."""
+        return (f"source {self.settings.id}: Google refused the service account's token request (HTTP "
+                f"{response.status_code}, {_google_error(response)}); check the key file, domain-wide delegation "
+                f"of the Classroom scopes and subject {self.settings.subject}")
 
-        Raises:
-            FatalSourceError: Google refused the request (names the endpoint and Google's status).
-            RetryableError: Google kept failing (5xx, resets, 429) for ``max_attempts`` tries.
-        """
-        url = f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}"
-        refreshed = False
-        while True:
-            headers = {"Authorization": f"Bearer {self._access_token()}"}
-            response = self._send(endpoint, lambda headers=headers: self.session.get(  # type: ignore[misc]
-                url, params=params, headers=headers, timeout=self.settings.timeout))
-            if response.status_code == 401 and not refreshed:
-                log.info("%s: Classroom answered 401 to %s: fetching a new access token", self.settings.id,
-                         endpoint, extra={"site": self.settings.id})
-                self._token = None
-                refreshed = True
-                continue
-            if response.status_code != 200:
-                raise FatalSourceError(f"source {self.settings.id}: Classroom refused {endpoint} (HTTP "
-                                       f"{response.status_code}, {_google_error(response)})")
-            data = _json(response, self.settings.id, endpoint)
-            if not isinstance(data, dict):
-                raise FatalSourceError(f"source {self.settings.id}: Classroom's answer to {endpoint} is not an object")
-            return data
+    def refusal(self, response: requests.Response) -> str:
+        """Google's error status and message."""
+        return _google_error(response)
 
-    def _send(self, endpoint: str, call: Callable[[], requests.Response]) -> requests.Response:
-        settings = self.settings
-        for attempt in range(1, settings.max_attempts + 1):
-            self.calls[endpoint] += 1
-            wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
-            try:
-                response = call()
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError) as exc:  # resets, time-outs, cut-off answers
-                problem = f"no answer ({exc.__class__.__name__})"
-            except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
-                raise FatalSourceError(f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): "
-                                       "check api_url, oauth_endpoint or the key file's token_uri") from None
-            else:
-                if response.status_code == 429:
-                    after = retry_after_seconds(response)
-                    problem = "rate limited (429)"
-                    if after is not None:
-                        if after > settings.max_retry_after:
-                            raise RetryableError(f"source {settings.id}: Classroom rate-limits {endpoint} for "
-                                                 f"{after:.0f} s more (longer than max_retry_after); the next sync "
-                                                 "goes on")
-                        wait = after
-                elif response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
-                else:
-                    return response
-            if attempt == settings.max_attempts:
-                raise RetryableError(f"source {settings.id}: Classroom kept failing on {endpoint} ({problem}) after "
-                                     f"{attempt} tries; the cursors keep their place")
-            log.warning("%s: Classroom %s: %s; retry %d in %.1f s", settings.id, endpoint, problem, attempt, wait,
-                        extra={"site": settings.id})
-            self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def get_api(self, endpoint: str, path: str, params: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+        """GET ``path`` under the API base (a list of params, so ``states`` can repeat)."""
+        return self.get(endpoint, f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}", params) or {}
 
     def items(self, endpoint: str, path: str, key: str,
               params: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
@@ -280,7 +212,7 @@ class ClassroomClient:
         seen: set[str] = set()  # a token given twice would loop forever
         while True:
             query = [*(params or []), ("pageSize", self.settings.page_size), *([("pageToken", token)] if token else [])]
-            data = self.get(endpoint, path, query)
+            data = self.get_api(endpoint, path, query)
             records = data.get(key) or []
             if not isinstance(records, list):
                 raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer has no {key} list")
@@ -292,14 +224,6 @@ class ClassroomClient:
             if token in seen:
                 raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
                                        "nextPageToken it gave before (the listing would never end)")
-
-
-def _json(response: requests.Response, source: str, endpoint: str) -> Any:
-    try:
-        return strict_json(response)
-    except ValueError:
-        raise FatalSourceError(f"source {source}: the answer to {endpoint} is not JSON "
-                               f"(HTTP {response.status_code})") from None
 
 
 def _google_error(response: requests.Response) -> str:
@@ -485,7 +409,7 @@ class ClassroomReader:
     def _profile(self, user_id: str) -> str:
         """The pseudonym of a user's e-mail (``/v1/userProfiles/{id}``, read once per run)."""
         if user_id not in self._profiles:
-            profile = self.client.get("userProfiles", f"v1/userProfiles/{quote(user_id, safe='')}")
+            profile = self.client.get_api("userProfiles", f"v1/userProfiles/{quote(user_id, safe='')}")
             identifier = email_identifier(str(profile.get("emailAddress") or ""))
             self._profiles[user_id] = self.pseudonymize(identifier or f"{SOURCE}:{user_id}")
         return self._profiles[user_id]

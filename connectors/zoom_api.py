@@ -35,16 +35,13 @@ and resets are retried with backoff. Neither the client secret nor a token is ev
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -53,12 +50,12 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors import attendance
-from connectors.base import Pseudonymizer, backoff_delay, make_session
+from connectors.base import Pseudonymizer
 from connectors.identifiers import email_identifier, name_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
+from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, ObjectRef
-from lms_bridge.errors import ConfigError, FatalSourceError, RetryableError
-from lms_bridge.redaction import register_secret
+from lms_bridge.errors import ConfigError, FatalSourceError
 
 log = logging.getLogger(__name__)
 
@@ -137,117 +134,43 @@ class ZoomSettings(BaseModel):
     max_retry_after: float = Field(default=120.0, ge=0)
 
 
-class ZoomClient:
+class ZoomClient(TokenApiClient):
     """GETs to the Zoom API with a cached Server-to-Server OAuth token, retries and call counts."""
+
+    platform = "Zoom"
+    url_hint = "api_url or oauth_url"
+    auth_call = "oauth/token"
 
     def __init__(self, settings: ZoomSettings, secret: SecretStr, *, sleep: Callable[[float], None] = time.sleep,
                  session: requests.Session | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings, sleep=sleep, session=session)
+        self.settings: ZoomSettings = settings
         self._secret = secret
-        self._sleep = sleep
-        self.session = session or make_session(pool_size=2)
-        self.calls: Counter[str] = Counter()
-        self._token: str | None = None
-        self._expires = 0.0
 
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self.session.close()
-
-    # --- the token ---------------------------------------------------------------------------------
-
-    def _access_token(self) -> str:
-        if self._token is not None and time.monotonic() < self._expires:
-            return self._token
+    def request_token(self) -> requests.Response:
+        """Server-to-Server OAuth: the account's credentials for a token (``account_credentials`` grant)."""
         url = f"{self.settings.oauth_url.rstrip('/')}/oauth/token"
         params = {"grant_type": "account_credentials", "account_id": self.settings.account_id}
-        response = self._send("oauth/token", lambda: self.session.post(
+        return self.send(self.auth_call, lambda: self.session.post(
             url, params=params, auth=(self.settings.client_id, self._secret.get_secret_value()),
             timeout=self.settings.timeout))
-        if response.status_code != 200:
-            raise FatalSourceError(f"source {self.settings.id}: Zoom refused the OAuth app's credentials "
-                                   f"(HTTP {response.status_code}{_oauth_reason(response)}); check account_id, "
-                                   f"client_id and {self.settings.client_secret_env}")
-        data = _json(response, self.settings.id, "oauth/token")
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise FatalSourceError(f"source {self.settings.id}: Zoom's token answer has no access_token")
-        register_secret(token)
-        expires_in = data.get("expires_in") if isinstance(data.get("expires_in"), int) else 3600
-        # Refresh a minute early: a token that expires between our check and Zoom's is a wasted call.
-        self._token, self._expires = token, time.monotonic() + max(0, expires_in - 60)
-        return token
 
-    # --- GET with retries --------------------------------------------------------------------------
+    def token_refused(self, response: requests.Response) -> str:
+        """The sentence for refused OAuth credentials, naming the settings to check."""
+        return (f"source {self.settings.id}: Zoom refused the OAuth app's credentials (HTTP "
+                f"{response.status_code}{_oauth_reason(response)}); check account_id, client_id and "
+                f"{self.settings.client_secret_env}")
 
-    def get(self, endpoint: str, path: str, params: dict[str, Any] | None = None, *,
-            missing_ok: bool = False) -> dict[str, Any] | None:
-        """GET ``path`` under the API base; None for a 404 when ``missing_ok`` (a meeting without a report).
+    def refusal(self, response: requests.Response) -> str:
+        """Zoom's ``code`` and ``message``."""
+        code, message = _zoom_error(response)
+        return f"code {code}: {message}"
 
-        Raises:
-            FatalSourceError: Zoom refused the request (names the endpoint and Zoom's code).
-            RetryableError: Zoom kept failing (5xx, resets, 429) for ``max_attempts`` tries.
-        """
-        url = f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}"
-        refreshed = False
-        while True:
-            headers = {"Authorization": f"Bearer {self._access_token()}"}
-            response = self._send(endpoint, lambda headers=headers: self.session.get(  # type: ignore[misc]
-                url, params=params, headers=headers, timeout=self.settings.timeout))
-            if response.status_code == 401 and not refreshed:
-                # An expired or revoked token (Zoom code 124): fetch a new one, once.
-                log.info("%s: Zoom answered 401 to %s: fetching a new access token", self.settings.id, endpoint,
-                         extra={"site": self.settings.id})
-                self._token = None
-                refreshed = True
-                continue
-            if response.status_code == 404 and missing_ok:
-                return None
-            if response.status_code != 200:
-                code, message = _zoom_error(response)
-                raise FatalSourceError(f"source {self.settings.id}: Zoom refused {endpoint} (HTTP "
-                                       f"{response.status_code}, code {code}: {message})")
-            data = _json(response, self.settings.id, endpoint)
-            if not isinstance(data, dict):
-                raise FatalSourceError(f"source {self.settings.id}: Zoom's answer to {endpoint} is not an object")
-            return data
-
-    def _send(self, endpoint: str, call: Callable[[], requests.Response]) -> requests.Response:
-        """Run ``call``, retrying resets, 5xx and 429 (after ``Retry-After``), at most ``max_attempts`` times."""
-        settings = self.settings
-        for attempt in range(1, settings.max_attempts + 1):
-            self.calls[endpoint] += 1
-            problem: str
-            wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
-            try:
-                response = call()
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError) as exc:  # resets, time-outs, cut-off answers
-                problem = f"no answer ({exc.__class__.__name__})"
-            except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
-                raise FatalSourceError(f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): "
-                                       "check api_url or oauth_url") from None
-            else:
-                if response.status_code == 429:
-                    after = retry_after_seconds(response)
-                    problem = (f"rate limited (429, {response.headers.get('X-RateLimit-Type') or 'limit'}, "
-                               f"retry after {after:g} s)" if after is not None else "rate limited (429)")
-                    if after is not None:
-                        if after > settings.max_retry_after:
-                            raise RetryableError(f"source {settings.id}: Zoom rate-limits {endpoint} for {after:.0f} "
-                                                 f"s more (longer than max_retry_after); the next sync goes on")
-                        wait = after
-                elif response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
-                else:
-                    return response
-            if attempt == settings.max_attempts:
-                raise RetryableError(f"source {settings.id}: Zoom kept failing on {endpoint} ({problem}) after "
-                                     f"{attempt} tries; the cursor keeps its place")
-            log.warning("%s: Zoom %s: %s; retry %d in %.1f s", settings.id, endpoint, problem, attempt, wait,
-                        extra={"site": settings.id})
-            self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def get_api(self, endpoint: str, path: str, params: dict[str, Any] | None = None, *,
+                missing_ok: bool = False) -> dict[str, Any] | None:
+        """GET ``path`` under the API base; None for a 404 when ``missing_ok`` (a meeting without a report)."""
+        return self.get(endpoint, f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}", params,
+                        missing_ok=missing_ok)
 
     def pages(self, endpoint: str, path: str, key: str, params: dict[str, Any], *,
               missing_ok: bool = False) -> Iterator[list[dict[str, Any]]]:
@@ -255,9 +178,9 @@ class ZoomClient:
         token = ""
         seen: set[str] = set()  # a token given twice would loop forever
         while True:
-            data = self.get(endpoint, path, {**params, "page_size": self.settings.page_size,
-                                             **({"next_page_token": token} if token else {})},
-                            missing_ok=missing_ok)
+            data = self.get_api(endpoint, path, {**params, "page_size": self.settings.page_size,
+                                                 **({"next_page_token": token} if token else {})},
+                                missing_ok=missing_ok)
             if data is None:
                 return
             records = data.get(key) or []
@@ -271,25 +194,6 @@ class ZoomClient:
             if token in seen:
                 raise FatalSourceError(f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
                                        "next_page_token it gave before (the listing would never end)")
-
-
-def strict_json(response: requests.Response) -> Any:
-    """``response.json()``, refusing (ValueError) an answer holding a lone surrogate escape.
-
-    JSON allows it, but no UTF-8 text can hold it: the statement id, the pseudonym and the
-    database would each fail on it far from here, so the answer is refused where it is read.
-    """
-    data = response.json()
-    json.dumps(data, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError is a ValueError
-    return data
-
-
-def _json(response: requests.Response, source: str, endpoint: str) -> Any:
-    try:
-        return strict_json(response)
-    except ValueError:
-        raise FatalSourceError(f"source {source}: Zoom's answer to {endpoint} is not JSON "
-                               f"(HTTP {response.status_code})") from None
 
 
 def _oauth_reason(response: requests.Response) -> str:
@@ -310,27 +214,6 @@ def _zoom_error(response: requests.Response) -> tuple[str, str]:
     if not isinstance(data, dict):
         return "none", "not a JSON object"
     return str(data.get("code", "none")), str(data.get("message", ""))[:200]
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds to wait from ``Retry-After``: a number, an HTTP date or (Zoom) an ISO date-time."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def meeting_path(kind: str, uuid: str) -> str:
