@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -212,6 +213,28 @@ def _abandon_run(engine: Engine, run_id: int | None, exc: Exception) -> None:
         log.debug("could not record the failed run %s", run_id, exc_info=True)
 
 
+@contextmanager
+def _recorded_run(engine: Engine, report: SiteReport, *, dry_run: bool,
+                  counts: Callable[[], dict[str, Any]]) -> Iterator[None]:
+    """Record one sync of a source in ``runs``, around the block that pulls it.
+
+    A source error (the project's own) stops the block and becomes ``report.error`` and a failed
+    run; anything else marks the run failed and propagates. ``counts`` is read when the run ends.
+    """
+    run_id = None if dry_run else store.start_run(engine, "sync", report.site)
+    try:
+        yield
+    except LmsBridgeError as exc:
+        report.error = str(exc)
+        log.error("%s: sync stopped: %s", report.site, exc, extra={"site": report.site})
+    except Exception as exc:
+        _abandon_run(engine, run_id, exc)
+        raise
+    if run_id is not None:
+        store.finish_run(engine, run_id, status="failed" if report.error else "ok", counts=counts(),
+                         error=report.error)
+
+
 def _window_check(since: datetime | None, until: datetime | None) -> None:
     if until is not None and since is None:
         raise ConfigError("until needs since: a window is a backfill, which never moves the cursors")
@@ -262,7 +285,6 @@ def sync_lrs_source(
     voided = 0
     store.ensure_site(engine, source.id, "lrs", source.url)
     pipeline = Pipeline(engine, settings, site_url=source.site_url, move_cursor=since is None, dry_run=dry_run)
-    run_id = None if dry_run else store.start_run(engine, "sync", source.id)
     mapper = lrs_source.StatementMapper(source.id, pipeline.builder.vocabulary, settings.deployment.base_iri,
                                         source.identity_authorities)
 
@@ -285,7 +307,11 @@ def sync_lrs_source(
                           source.id, void.statement_id, void.target, extra={"site": source.id, "stream": stream})
         return sum(found.values())
 
-    with source.client(password) as client:
+    def counts() -> dict[str, Any]:
+        return {stream: stream_report.as_dict() | {"voided": voided}, "calls": report.calls,
+                "skipped": report.skipped}
+
+    with _recorded_run(engine, report, dry_run=dry_run, counts=counts), source.client(password) as client:
         reader = lrs_source.LRSSourceReader(source, client, mapper, sleep=sleep)
         try:
             start = store.get_cursor(engine, source.id, stream)
@@ -305,19 +331,8 @@ def sync_lrs_source(
                     on_progress(stream, page.statements)
             log.info("%s/%s: %s, voided %d, skipped %s", source.id, stream, stream_report.as_dict(), voided,
                      report.skipped, extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()})
-        except LmsBridgeError as exc:
-            report.error = str(exc)
-            log.error("%s: sync stopped: %s", source.id, exc, extra={"site": source.id})
-        except Exception as exc:
-            _abandon_run(engine, run_id, exc)
-            raise
         finally:
             report.calls = dict(reader.calls)
-    if run_id is not None:
-        store.finish_run(engine, run_id, status="failed" if report.error else "ok",
-                         counts={stream: stream_report.as_dict() | {"voided": voided}, "calls": report.calls,
-                                 "skipped": report.skipped},
-                         error=report.error)
     return report
 
 
@@ -357,10 +372,14 @@ def sync_live_source(
     site_url = connector.site_url(source)
     store.ensure_site(engine, source_id, source_type, site_url)
     pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
-    run_id = None if dry_run else store.start_run(engine, "sync", source_id)
-    reader = None
-    try:
-        with connector.open(source, _live_context(settings)) as reader:
+
+    def counts() -> dict[str, Any]:
+        return {name: r.as_dict() for name, r in report.streams.items()} | {"calls": report.calls,
+                                                                              "skipped": report.skipped}
+
+    with _recorded_run(engine, report, dry_run=dry_run, counts=counts), \
+            connector.open(source, _live_context(settings)) as reader:
+        try:
             for name in wanted:
                 stream_report = report.streams.setdefault(name, IngestReport())
                 start = store.get_cursor(engine, source_id, name)
@@ -377,20 +396,8 @@ def sync_live_source(
                         break  # the next read would confirm (drop at the source) a page nothing stored
                 log.info("%s/%s: %s", source_id, name, stream_report.as_dict(),
                          extra={"site": source_id, "stream": name, "counts": stream_report.as_dict()})
-    except LmsBridgeError as exc:
-        report.error = str(exc)
-        log.error("%s: sync stopped: %s", source_id, exc, extra={"site": source_id})
-    except Exception as exc:
-        _abandon_run(engine, run_id, exc)
-        raise
-    finally:
-        if reader is not None:
+        finally:
             report.calls = dict(reader.calls)
-    if run_id is not None:
-        store.finish_run(engine, run_id, status="failed" if report.error else "ok",
-                         counts={name: r.as_dict() for name, r in report.streams.items()}
-                         | {"calls": report.calls, "skipped": report.skipped},
-                         error=report.error)
     return report
 
 
@@ -454,9 +461,12 @@ def sync_site(
     report = SiteReport(site=site.id)
     store.ensure_site(engine, site.id, "moodle", site.url)
     pipeline = Pipeline(engine, settings, site_url=site.url, move_cursor=since is None, dry_run=dry_run)
-    run_id = None if dry_run else store.start_run(engine, "sync", site.id)
     all_streams = moodle.make_streams(site)
-    with site.client(token) as client:
+
+    def counts() -> dict[str, Any]:
+        return {name: r.as_dict() for name, r in report.streams.items()} | {"calls": report.calls}
+
+    with _recorded_run(engine, report, dry_run=dry_run, counts=counts), site.client(token) as client:
         ctx = moodle.SiteContext(site=site.id, client=client, wwwroot=site.url.rstrip("/"))
         try:
             for name in moodle.STREAM_NAMES:
@@ -475,18 +485,8 @@ def sync_site(
                         on_progress(name, len(batch.activities) + len(batch.links))
                 log.info("%s/%s: %s", site.id, name, stream_report.as_dict(),
                          extra={"site": site.id, "stream": name, "counts": stream_report.as_dict()})
-        except LmsBridgeError as exc:
-            report.error = str(exc)
-            log.error("%s: sync stopped: %s", site.id, exc, extra={"site": site.id})
-        except Exception as exc:
-            _abandon_run(engine, run_id, exc)
-            raise
         finally:
             report.calls = dict(client.calls)
-    if run_id is not None:
-        store.finish_run(engine, run_id, status="failed" if report.error else "ok",
-                         counts={name: r.as_dict() for name, r in report.streams.items()} | {"calls": report.calls},
-                         error=report.error)
     return report
 
 
