@@ -195,25 +195,6 @@ def _late_activities() -> list[Activity]:
     ]
 
 
-
-def _late_activities() -> list[Activity]:
-    """After the forget: the person completes another course (their NIP on the record) and posts on WhatsApp
-    from the phone the roster listed; somebody else posts on the forum."""
-    course = ObjectRef("course", "13", "Pelatihan Lanjut", "https://lms.example.go.id/course/view.php?id=13")
-    return [
-        Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=13|user=101",
-                 actor="101", object=course, occurred_at=_at(9, 11),
-                 extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "Y", "course_category": 1}),
-        Activity(source="whatsapp", site="cop-wi", kind=Kind.MESSAGE_POSTED, native_id="wa-late",
-                 actor=pseudonym(phone_identifier(PHONE)), object=ObjectRef("message", "wa-late"),
-                 occurred_at=_at(10, 10), grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara")),
-        Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id="9100", actor="202",
-                 object=ObjectRef("post", "9100", None, "https://lms.example.go.id/mod/forum/discuss.php?d=5#p9100"),
-                 occurred_at=_at(10, 9), extras={"nip": OTHER_NIP}),
-    ]
-
-
-
 def test_a_voided_activity_stays_voided_after_a_backfill_brings_its_evidence_back(tmp_path, state_url, ralph,
                                                                                  fake_moodle, make_deployment):
     """``void`` drops the activity's evidence, a backfill of the window stores it again (same statement, same
