@@ -128,20 +128,20 @@ def _paths(document: Any, prefix: tuple = (), depth: int = 0) -> Iterator[tuple]
 
 
 @st.composite
-def mutated_json(draw: st.DrawFn, originals: list[Any]) -> Any:
-    """A real JSON document with one to three values replaced by odd ones, or keys removed."""
+def mutated_json(draw: st.DrawFn, originals: list[Any], weird: list[Any] = WEIRD, most: int = 3) -> Any:
+    """A real JSON document with one to ``most`` values replaced by ``weird`` ones, or keys removed."""
     document = copy.deepcopy(draw(st.sampled_from(originals)))
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(1, most))):
         path = draw(st.sampled_from(list(_paths(document))))
         if not path:
-            return copy.deepcopy(draw(st.sampled_from(WEIRD)))
+            return copy.deepcopy(draw(st.sampled_from(weird)))
         parent = document
         for part in path[:-1]:
             parent = parent[part]
         if isinstance(parent, dict) and draw(st.booleans()):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(WEIRD)))
+            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(weird)))
     return document
 
 
@@ -532,22 +532,9 @@ LIVE_WEIRD = [*WEIRD, 10**18, -(10**18), 2**64, "0001-01-01T00:00:00Z", "9999-12
               "2024-03-12T25:61:00Z", "P99999999999999999999W", "PT-1S", "-100", "١٢٣", "12/03/2024 09:05"]
 
 
-@st.composite
-def mutated_live(draw: st.DrawFn, originals: list[Any]) -> Any:
-    """A real-shape API answer with one to four values replaced by odd ones, or keys removed."""
-    document = copy.deepcopy(draw(st.sampled_from(originals)))
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(list(_paths(document))))
-        if not path:
-            return copy.deepcopy(draw(st.sampled_from(LIVE_WEIRD)))
-        parent = document
-        for part in path[:-1]:
-            parent = parent[part]
-        if isinstance(parent, dict) and draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(LIVE_WEIRD)))
-    return document
+def mutated_live(originals: list[Any]) -> st.SearchStrategy[Any]:
+    """A real-shape API answer with one to four values replaced by odd ones (dates, sizes), or keys removed."""
+    return mutated_json(originals, weird=LIVE_WEIRD, most=4)
 
 
 def _body(document: Any) -> bytes:
