@@ -28,13 +28,12 @@ import functools
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import make_server
 
-from scripts.fake_zoom import BAD_GATEWAY, QuietHandler
+from scripts.fake_zoom import BAD_GATEWAY
+from scripts.flask_fake import FlaskFake
 
 TOKEN_PREFIX = "ya29.fake-classroom-5d81f3-"  # noqa: S105 - a test token prefix
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -85,7 +84,7 @@ class _Fault:
     times: int
 
 
-class FakeClassroom:
+class FakeClassroom(FlaskFake):
     """A fake Workspace domain's Classroom on 127.0.0.1 (``port=0`` picks a free port)."""
 
     def __init__(self, *, public_pem: bytes, client_email: str, subject: str, port: int = 0,
@@ -106,10 +105,7 @@ class FakeClassroom:
         self._issued = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.app = self._make_app()
+        super().__init__(self._make_app(), port)
 
     # --- data ---------------------------------------------------------------------------------------
 
@@ -166,34 +162,9 @@ class FakeClassroom:
     def tokens_issued(self) -> int:
         return self._issued
 
-    # --- the server ---------------------------------------------------------------------------------
+    # --- the server (start, stop, url: scripts/flask_fake.py) ---------------------------------------
 
-    def start(self) -> FakeClassroom:
-        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, request_handler=QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-classroom", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeClassroom:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_port}"
+    thread_name = "fake-classroom"
 
     @property
     def token_uri(self) -> str:

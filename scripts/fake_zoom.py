@@ -28,12 +28,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from scripts.flask_fake import FlaskFake
 
 #: Every access token the fake issues starts with this (tests grep outputs for it).
 TOKEN_PREFIX = "zoom-fake-access-9c2e41-"  # noqa: S105 - a test token prefix
@@ -42,13 +42,6 @@ TEST_CLIENT_SECRET = "zoom-test-client-secret-71d0c4b9"  # noqa: S105 - a test s
 RATE_LIMIT_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 BAD_GATEWAY = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
                b"</center></body></html>")
-
-
-class QuietHandler(WSGIRequestHandler):
-    """No access log on stderr (tests capture stderr; the fake's lines are noise there)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 @dataclass
@@ -62,7 +55,7 @@ class _Fault:
 FAULT_KINDS = ("expired", "429", "502", "reset", "revoked")
 
 
-class FakeZoom:
+class FakeZoom(FlaskFake):
     """A fake Zoom account on 127.0.0.1 (``port=0`` picks a free port)."""
 
     def __init__(self, *, account_id: str, client_id: str, client_secret: str, port: int = 0,
@@ -79,10 +72,7 @@ class FakeZoom:
         self._faults: list[_Fault] = []
         self.revoked = False  # the OAuth app's credentials are refused (see inject_fault)
         self._lock = threading.Lock()
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.app = self._make_app()
+        super().__init__(self._make_app(), port)
 
     # --- data ---------------------------------------------------------------------------------------
 
@@ -126,36 +116,9 @@ class FakeZoom:
     def tokens_issued(self) -> int:
         return self._issued
 
-    # --- the server ---------------------------------------------------------------------------------
+    # --- the server (start, stop, url: scripts/flask_fake.py) ---------------------------------------
 
-    def start(self) -> FakeZoom:
-        self._server = make_server("127.0.0.1", self._port, self.app, threaded=True,
-                                   request_handler=QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-zoom", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeZoom:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL (OAuth lives at ``/oauth/token``, the API under ``/v2``)."""
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_port}"
+    thread_name = "fake-zoom"
 
     # --- handlers -----------------------------------------------------------------------------------
 
