@@ -177,9 +177,7 @@ def read_attendance(
         InputError: the file cannot be read, is not text, is not a known report,
             or has a bad row; the message names the file and the row.
     """
-    yield from _parse_file(
-        path, site=site, pseudonymize=pseudonymize, tz=tz, meeting_date=meeting_date, stats=stats
-    )
+    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, tz=tz, meeting_date=meeting_date, stats=stats)
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -206,9 +204,7 @@ def _read_text(path: Path, label: str) -> str:
     except UnicodeDecodeError as exc:
         if encoding == "utf-8-sig":
             line = data.count(b"\n", 0, exc.start) + 1
-            raise InputError(
-                f"{label} line {line}: not UTF-8 text (invalid byte at offset {exc.start})"
-            ) from exc
+            raise InputError(f"{label} line {line}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
         raise InputError(f"{label}: not valid UTF-16 text (invalid bytes at offset {exc.start})") from exc
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
@@ -387,9 +383,7 @@ class _Clock:
             )
         return self._combine(date_parts=(day.year, day.month, day.day), match=match, line=line, what=what)
 
-    def _combine(
-        self, *, date_parts: tuple[int, int, int], match: re.Match[str], line: int, what: str
-    ) -> datetime:
+    def _combine(self, *, date_parts: tuple[int, int, int], match: re.Match[str], line: int, what: str) -> datetime:
         year, month, day = date_parts
         hour, minute = int(match["h"]), int(match["mi"])
         second = int(match["s"]) if match["s"] is not None else 0
@@ -502,13 +496,9 @@ def _leave_after_join(join: datetime, leave: datetime, line: int, label: str) ->
 
 def _zoom(text: str, label: str, tz: ZoneInfo) -> _Session:
     rows = _rows(text, label, ",")
-    header_at = next(
-        i for i, (_, cells) in enumerate(rows) if {"join time", "leave time"} <= {_key(c) for c in cells}
-    )
+    header_at = next(i for i, (_, cells) in enumerate(rows) if {"join time", "leave time"} <= {_key(c) for c in cells})
     table = _Table(label, rows[header_at][0], rows[header_at][1])
-    name_col = table.need(
-        "name (original name)", "name", "user name (original name)", "user name", "participant"
-    )
+    name_col = table.need("name (original name)", "name", "user name (original name)", "user name", "participant")
     email_col = table.find("user email", "email")
     join_col = table.need("join time")
     leave_col = table.need("leave time")
@@ -690,10 +680,7 @@ def _meet(text: str, label: str, tz: ZoneInfo, file_name: str, meeting_date: dat
         raise InputError(f"{label} row {table.line}: missing column 'Time joined'")
     data = rows[header_at + 1 :]
     date_cells = [
-        (line, _Table.cell(cells, col))
-        for line, cells in data
-        for col in (join_col, leave_col)
-        if col is not None
+        (line, _Table.cell(cells, col)) for line, cells in data for col in (join_col, leave_col) if col is not None
     ]
     clock = _Clock(label, tz, date_cells)
 
@@ -738,9 +725,7 @@ def _meet(text: str, label: str, tz: ZoneInfo, file_name: str, meeting_date: dat
         if name_col is not None:
             name = _Table.cell(cells, name_col)
         else:
-            name = " ".join(
-                part for part in (_Table.cell(cells, first_col), _Table.cell(cells, last_col)) if part
-            )
+            name = " ".join(part for part in (_Table.cell(cells, first_col), _Table.cell(cells, last_col)) if part)
         identity = _identity(_Table.cell(cells, email_col), name, line, label)
         session.rows.append(_Row(line, identity, join, leave, seconds))
     if session.rows:
@@ -862,9 +847,7 @@ def _teams_legacy(rows: list[tuple[int, list[str]]], label: str, tz: ZoneInfo) -
             session.rows.append(_Row(join_line, identity, joined, moment, seconds))
     for identifier, (joined, join_line) in open_joins.items():
         # Still in the meeting when the report was made: present until its last event.
-        session.rows.append(
-            _Row(join_line, ("name", identifier), joined, last, int((last - joined).total_seconds()))
-        )
+        session.rows.append(_Row(join_line, ("name", identifier), joined, last, int((last - joined).total_seconds())))
     return session
 
 

@@ -133,8 +133,10 @@ def read_key_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"service account key file {path} cannot be read ({exc.strerror})") from exc
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"service account key file {path} is readable by others (mode "
-                          f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}")
+        raise ConfigError(
+            f"service account key file {path} is readable by others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -144,8 +146,10 @@ def read_key_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"service account key file {path} is not a service account key (not a JSON object)")
     missing = [key for key in ("client_email", "private_key", "token_uri") if not isinstance(data.get(key), str)]
     if data.get("type") != "service_account" or missing:
-        raise ConfigError(f"service account key file {path} is not a service account key "
-                          f"(missing {', '.join(missing) or 'type = service_account'})")
+        raise ConfigError(
+            f"service account key file {path} is not a service account key "
+            f"(missing {', '.join(missing) or 'type = service_account'})"
+        )
     register_secret(data["private_key"])
     for line in data["private_key"].splitlines():
         if len(line) >= 16 and not line.startswith("-----"):
@@ -159,8 +163,9 @@ class ClassroomClient(TokenApiClient):
     platform = "Classroom"
     url_hint = "api_url, oauth_endpoint or the key file's token_uri"
 
-    def __init__(self, settings: ClassroomSettings, key: dict[str, Any], *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, settings: ClassroomSettings, key: dict[str, Any], *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         from google.auth import crypt
 
         super().__init__(settings, sleep=sleep)
@@ -169,15 +174,23 @@ class ClassroomClient(TokenApiClient):
         try:
             self._signer = crypt.RSASigner.from_service_account_info(key)
         except (ValueError, TypeError):
-            raise ConfigError(f"source {settings.id}: the service account key file's private_key is not an RSA "
-                              "private key in PEM form") from None
+            raise ConfigError(
+                f"source {settings.id}: the service account key file's private_key is not an RSA "
+                "private key in PEM form"
+            ) from None
 
     def _assertion(self) -> bytes:
         from google.auth import jwt
 
         now = int(time.time())
-        payload = {"iss": self._key["client_email"], "sub": self.settings.subject, "scope": " ".join(SCOPES),
-                   "aud": self.token_uri, "iat": now, "exp": now + 3600}
+        payload = {
+            "iss": self._key["client_email"],
+            "sub": self.settings.subject,
+            "scope": " ".join(SCOPES),
+            "aud": self.token_uri,
+            "iat": now,
+            "exp": now + 3600,
+        }
         return jwt.encode(self._signer, payload)
 
     @property
@@ -188,14 +201,17 @@ class ClassroomClient(TokenApiClient):
     def request_token(self) -> requests.Response:
         """The JWT bearer grant: a signed assertion for the subject, exchanged at the token endpoint."""
         data = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
-        return self.send(self.auth_call, lambda: self.session.post(self.token_uri, data=data,
-                                                                         timeout=self.settings.timeout))
+        return self.send(
+            self.auth_call, lambda: self.session.post(self.token_uri, data=data, timeout=self.settings.timeout)
+        )
 
     def token_refused(self, response: requests.Response) -> str:
         """The sentence for a refused token request, naming what to check."""
-        return (f"source {self.settings.id}: Google refused the service account's token request (HTTP "
-                f"{response.status_code}, {_google_error(response)}); check the key file, domain-wide delegation "
-                f"of the Classroom scopes and subject {self.settings.subject}")
+        return (
+            f"source {self.settings.id}: Google refused the service account's token request (HTTP "
+            f"{response.status_code}, {_google_error(response)}); check the key file, domain-wide delegation "
+            f"of the Classroom scopes and subject {self.settings.subject}"
+        )
 
     def refusal(self, response: requests.Response) -> str:
         """Google's error status and message."""
@@ -205,8 +221,9 @@ class ClassroomClient(TokenApiClient):
         """GET ``path`` under the API base (a list of params, so ``states`` can repeat)."""
         return self.get(endpoint, f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}", params) or {}
 
-    def items(self, endpoint: str, path: str, key: str,
-              params: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+    def items(
+        self, endpoint: str, path: str, key: str, params: list[tuple[str, Any]] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every record of ``key`` over all pages (``pageToken``/``nextPageToken``)."""
         token = ""
         seen: set[str] = set()  # a token given twice would loop forever
@@ -222,8 +239,10 @@ class ClassroomClient(TokenApiClient):
             if not token:
                 return
             if token in seen:
-                raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
-                                       "nextPageToken it gave before (the listing would never end)")
+                raise FatalSourceError(
+                    f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
+                    "nextPageToken it gave before (the listing would never end)"
+                )
 
 
 def _google_error(response: requests.Response) -> str:
@@ -265,8 +284,13 @@ def _watermarks(start: Any) -> dict[str, str]:
 class ClassroomReader:
     """Reads the streams of one Classroom source (see the module docstring)."""
 
-    def __init__(self, settings: ClassroomSettings, client: ClassroomClient, pseudonymize: Pseudonymizer,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        settings: ClassroomSettings,
+        client: ClassroomClient,
+        pseudonymize: Pseudonymizer,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.settings = settings
         self.now = now
         self.client = client
@@ -307,15 +331,22 @@ class ClassroomReader:
     def courses(self) -> list[dict[str, Any]]:
         """The courses read (ACTIVE ones, or those of ``course_ids``), listed once per run."""
         if self._courses is None:
-            found = [course for course in self.client.items("courses", "v1/courses", "courses",
-                                                             [("courseStates", "ACTIVE")])
-                     if course.get("id")]
+            found = [
+                course
+                for course in self.client.items("courses", "v1/courses", "courses", [("courseStates", "ACTIVE")])
+                if course.get("id")
+            ]
             wanted = set(self.settings.course_ids)
             self._courses = [course for course in found if not wanted or str(course["id"]) in wanted]
             missing = wanted - {str(course["id"]) for course in self._courses}
             if missing:
-                log.warning("%s: course_ids %s are not ACTIVE courses %s sees: not read", self.settings.id,
-                            ", ".join(sorted(missing)), self.settings.subject, extra={"site": self.settings.id})
+                log.warning(
+                    "%s: course_ids %s are not ACTIVE courses %s sees: not read",
+                    self.settings.id,
+                    ", ".join(sorted(missing)),
+                    self.settings.subject,
+                    extra={"site": self.settings.id},
+                )
         return self._courses
 
     # --- submissions -----------------------------------------------------------------------------------
@@ -326,8 +357,9 @@ class ClassroomReader:
         path = f"v1/courses/{quote(course_id, safe='')}/courseWork/-/studentSubmissions"
         fresh: list[dict[str, Any]] = []
         newest: datetime | None = None
-        for record in self.client.items("studentSubmissions", path, "studentSubmissions",
-                                        [("states", "TURNED_IN"), ("states", "RETURNED")]):
+        for record in self.client.items(
+            "studentSubmissions", path, "studentSubmissions", [("states", "TURNED_IN"), ("states", "RETURNED")]
+        ):
             page.read += 1
             updated = _time(record.get("updateTime"))
             if updated is None:
@@ -338,9 +370,12 @@ class ClassroomReader:
                 fresh.append(record)
         if not fresh:
             return page, newest
-        titles = {str(work.get("id")): str(work.get("title") or "") or None
-                  for work in self.client.items("courseWork", f"v1/courses/{quote(course_id, safe='')}/courseWork",
-                                                "courseWork")}
+        titles = {
+            str(work.get("id")): str(work.get("title") or "") or None
+            for work in self.client.items(
+                "courseWork", f"v1/courses/{quote(course_id, safe='')}/courseWork", "courseWork"
+            )
+        }
         students = self._students(course_id)
         parent = ObjectRef(type="course", native_id=course_id, title=str(course.get("name") or "") or None)
         for record in fresh:
@@ -350,14 +385,19 @@ class ClassroomReader:
                 page.skipped["submission without course work, user or time"] += 1
                 continue
             actor = students.get(user_id) or self.pseudonymize(f"{SOURCE}:{user_id}")
-            page.activities.append(Activity(
-                source=SOURCE, site=self.settings.id, kind=Kind.MODULE_COMPLETED,
-                # Guard: the key recipe; changing it changes every statement id already in the LRS.
-                native_id=f"course={course_id}|work={work_id}|user={user_id}",
-                actor=actor,
-                object=ObjectRef(type="module", native_id=f"{course_id}/{work_id}", title=titles.get(work_id)),
-                occurred_at=turned_in, parent=parent,
-            ))
+            page.activities.append(
+                Activity(
+                    source=SOURCE,
+                    site=self.settings.id,
+                    kind=Kind.MODULE_COMPLETED,
+                    # Guard: the key recipe; changing it changes every statement id already in the LRS.
+                    native_id=f"course={course_id}|work={work_id}|user={user_id}",
+                    actor=actor,
+                    object=ObjectRef(type="module", native_id=f"{course_id}/{work_id}", title=titles.get(work_id)),
+                    occurred_at=turned_in,
+                    parent=parent,
+                )
+            )
         return page, newest
 
     def _students(self, course_id: str) -> dict[str, str]:
@@ -379,11 +419,18 @@ class ClassroomReader:
         page = LivePage()
         newest: datetime | None = None
         community = self.settings.communities.get(course_id)
-        grouping = (ObjectRef(type="community", native_id=community) if community else
-                    ObjectRef(type="course", native_id=course_id, title=str(course.get("name") or "") or None))
+        grouping = (
+            ObjectRef(type="community", native_id=community)
+            if community
+            else ObjectRef(type="course", native_id=course_id, title=str(course.get("name") or "") or None)
+        )
         path = f"v1/courses/{quote(course_id, safe='')}/announcements"
-        for record in self.client.items("announcements", path, "announcements",
-                                        [("announcementStates", "PUBLISHED"), ("orderBy", "updateTime desc")]):
+        for record in self.client.items(
+            "announcements",
+            path,
+            "announcements",
+            [("announcementStates", "PUBLISHED"), ("orderBy", "updateTime desc")],
+        ):
             updated = _time(record.get("updateTime"))
             if updated is not None and floor is not None and updated <= floor:
                 break  # newest first: everything after this was read before
@@ -394,16 +441,21 @@ class ClassroomReader:
                 page.skipped["announcement without id, author or time"] += 1
                 continue
             newest = updated if newest is None or updated > newest else newest
-            page.activities.append(Activity(
-                source=SOURCE, site=self.settings.id, kind=Kind.POST_CREATED,
-                # Guard: the key recipe; changing it changes every statement id already in the LRS.
-                native_id=f"course={course_id}|announcement={record['id']}",
-                actor=self._profile(author),
-                object=ObjectRef(type="post", native_id=f"{course_id}/{record['id']}"),
-                occurred_at=created, grouping=grouping,
-                # Privacy: the length of the text, never the text.
-                extras={"text_length": len(str(record.get("text") or ""))},
-            ))
+            page.activities.append(
+                Activity(
+                    source=SOURCE,
+                    site=self.settings.id,
+                    kind=Kind.POST_CREATED,
+                    # Guard: the key recipe; changing it changes every statement id already in the LRS.
+                    native_id=f"course={course_id}|announcement={record['id']}",
+                    actor=self._profile(author),
+                    object=ObjectRef(type="post", native_id=f"{course_id}/{record['id']}"),
+                    occurred_at=created,
+                    grouping=grouping,
+                    # Privacy: the length of the text, never the text.
+                    extras={"text_length": len(str(record.get("text") or ""))},
+                )
+            )
         return page, newest
 
     def _profile(self, user_id: str) -> str:

@@ -51,8 +51,15 @@ _SITE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 #: [columns] keys: the required ones, then the optional ones.
 _REQUIRED_COLUMNS = ("course_id", "completed_at")
-_OPTIONAL_COLUMNS = ("nip", "email", "course_title", "course_shortname", "course_idnumber", "course_category",
-                     "program_jp")
+_OPTIONAL_COLUMNS = (
+    "nip",
+    "email",
+    "course_title",
+    "course_shortname",
+    "course_idnumber",
+    "course_category",
+    "program_jp",
+)
 _TOP_KEYS = frozenset({"format", "site", "course_url", "csv", "columns", "completed_at"})
 _CSV_KEYS = frozenset({"delimiter", "encoding", "skip_rows"})
 _TIME_KEYS = frozenset({"format", "timezone"})
@@ -129,7 +136,7 @@ def load_mapping(path: Path) -> LmsCsvMapping:
     csv_table = _table(data, "csv", fail)
     _no_unknown(csv_table, _CSV_KEYS, "[csv] ", fail)
     delimiter = _text(csv_table, "delimiter", "[csv] ", fail) or ","
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
+    if len(delimiter) != 1 or delimiter in '"\r\n':
         raise fail("[csv] delimiter", "must be one character such as ',' ';' or '\\t'")
     encoding = _text(csv_table, "encoding", "[csv] ", fail) or "utf-8"
     try:
@@ -169,12 +176,22 @@ def load_mapping(path: Path) -> LmsCsvMapping:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise fail("[completed_at] timezone", f"{timezone!r} is not a time zone (e.g. 'Asia/Jakarta')") from exc
-    return LmsCsvMapping(path=path, site=site, columns=columns, time_format=time_format, timezone=timezone,
-                         delimiter=delimiter, encoding=encoding, skip_rows=skip_rows, course_url=course_url)
+    return LmsCsvMapping(
+        path=path,
+        site=site,
+        columns=columns,
+        time_format=time_format,
+        timezone=timezone,
+        delimiter=delimiter,
+        encoding=encoding,
+        skip_rows=skip_rows,
+        course_url=course_url,
+    )
 
 
-def _no_unknown(table: dict[str, Any], known: frozenset[str], prefix: str,
-                fail: Callable[[str, str], RuleError]) -> None:
+def _no_unknown(
+    table: dict[str, Any], known: frozenset[str], prefix: str, fail: Callable[[str, str], RuleError]
+) -> None:
     for key in table:
         if key not in known:
             raise fail(f"{prefix}{key}", f"is not a known key (known: {', '.join(sorted(known))})")
@@ -187,8 +204,9 @@ def _table(data: dict[str, Any], key: str, fail: Callable[[str, str], RuleError]
     return table
 
 
-def _text(table: dict[str, Any], key: str, prefix: str, fail: Callable[[str, str], RuleError], *,
-          required: bool = False) -> str | None:
+def _text(
+    table: dict[str, Any], key: str, prefix: str, fail: Callable[[str, str], RuleError], *, required: bool = False
+) -> str | None:
     value = table.get(key)
     if value is None:
         if required:
@@ -239,12 +257,21 @@ def read_lms_csv(
         InputError: the file cannot be read or decoded, lacks a mapped column, or has
             a bad completion time or program JP; the message names the file and line.
     """
-    yield from _parse(path, mapping, pseudonymize=pseudonymize, tz=tz, site=site or mapping.site, stats=stats,
-                      notes=notes)
+    yield from _parse(
+        path, mapping, pseudonymize=pseudonymize, tz=tz, site=site or mapping.site, stats=stats, notes=notes
+    )
 
 
-def _parse(path: Path, mapping: LmsCsvMapping, *, pseudonymize: Pseudonymizer | None, tz: ZoneInfo, site: str,
-           stats: ReadStats | None, notes: list[tuple[int, str]] | None) -> list[Activity]:
+def _parse(
+    path: Path,
+    mapping: LmsCsvMapping,
+    *,
+    pseudonymize: Pseudonymizer | None,
+    tz: ZoneInfo,
+    site: str,
+    stats: ReadStats | None,
+    notes: list[tuple[int, str]] | None,
+) -> list[Activity]:
     label = f"LMS report {path.name}"
     rows = _rows(_read_text(path, mapping, label), mapping, label)
     zone = ZoneInfo(mapping.timezone) if mapping.timezone else tz
@@ -256,8 +283,10 @@ def _parse(path: Path, mapping: LmsCsvMapping, *, pseudonymize: Pseudonymizer | 
     for key, column in mapping.columns.items():
         found = positions.get(_header_key(column))
         if found is None:
-            raise InputError(f"{label} line {header_line}: missing column {column!r} "
-                             f"(the mapping {mapping.path.name} names it for {key})")
+            raise InputError(
+                f"{label} line {header_line}: missing column {column!r} "
+                f"(the mapping {mapping.path.name} names it for {key})"
+            )
         index[key] = found
 
     def cell(cells: list[str], key: str) -> str:
@@ -295,8 +324,10 @@ def _parse(path: Path, mapping: LmsCsvMapping, *, pseudonymize: Pseudonymizer | 
                 skipped_notes.append((line, f"no valid NIP{what}: row skipped"))
                 continue
             if pseudonymize is None:
-                raise InputError(f"{label} line {line}: the row has an e-mail but no valid NIP, and no pseudonym "
-                                 "key was given to pseudonymise it")
+                raise InputError(
+                    f"{label} line {line}: the row has an e-mail but no valid NIP, and no pseudonym "
+                    "key was given to pseudonymise it"
+                )
             actor = pseudonymize(email)
             extras["identifier_kind"] = "email"
         extras["course_shortname"] = cell(cells, "course_shortname") or course_id
@@ -309,9 +340,14 @@ def _parse(path: Path, mapping: LmsCsvMapping, *, pseudonymize: Pseudonymizer | 
         url = mapping.course_url.replace("{course_id}", quote(course_id, safe="")) if mapping.course_url else None
         native_id = f"{course_id}|{actor}"
         activity = Activity(
-            source=SOURCE, site=site, kind=Kind.COURSE_COMPLETED, native_id=native_id, actor=actor,
+            source=SOURCE,
+            site=site,
+            kind=Kind.COURSE_COMPLETED,
+            native_id=native_id,
+            actor=actor,
             object=ObjectRef(type="course", native_id=course_id, title=title, url=url),
-            occurred_at=occurred_at, extras=extras,
+            occurred_at=occurred_at,
+            extras=extras,
         )
         earlier = best.get(native_id)
         if earlier is not None:
@@ -341,8 +377,10 @@ def _read_text(path: Path, mapping: LmsCsvMapping, label: str) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"{label} line {line}: not {mapping.encoding} text (invalid byte at offset {exc.start}); "
-                         "save the report as CSV UTF-8 or set [csv] encoding in the mapping") from exc
+        raise InputError(
+            f"{label} line {line}: not {mapping.encoding} text (invalid byte at offset {exc.start}); "
+            "save the report as CSV UTF-8 or set [csv] encoding in the mapping"
+        ) from exc
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InputError(f"{label} line {line}: a NUL character, not a text report (check [csv] encoding)")
@@ -374,8 +412,10 @@ def _completion_time(cell: str, mapping: LmsCsvMapping, zone: ZoneInfo, label: s
             moment = datetime.strptime(cell, mapping.time_format)  # the zone is set below
     except ValueError as exc:
         expected = "an ISO 8601 date" if mapping.time_format == "iso" else f"the format {mapping.time_format!r}"
-        raise InputError(f"{label} line {line}: the completion time {cell!r} does not match {expected} "
-                         f"([completed_at] format in {mapping.path.name})") from exc
+        raise InputError(
+            f"{label} line {line}: the completion time {cell!r} does not match {expected} "
+            f"([completed_at] format in {mapping.path.name})"
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     if not 1990 <= moment.year <= 2999:

@@ -251,6 +251,7 @@ def _local_id(text: str) -> str:
 
 # --- mapping -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ForeignActor:
     """The person of a foreign statement.
@@ -276,8 +277,13 @@ class StatementMapper:
         identity_authorities: homePages whose account names are NIPs.
     """
 
-    def __init__(self, site: str, vocabulary: Vocabulary, base_iri: str,
-                 identity_authorities: tuple[str, ...] = DEFAULT_IDENTITY_AUTHORITIES) -> None:
+    def __init__(
+        self,
+        site: str,
+        vocabulary: Vocabulary,
+        base_iri: str,
+        identity_authorities: tuple[str, ...] = DEFAULT_IDENTITY_AUTHORITIES,
+    ) -> None:
         self.site = site
         self.own_extension = f"{base_iri.rstrip('/')}/extensions/source"
         self.authorities = frozenset(a.rstrip("/") for a in identity_authorities)
@@ -390,14 +396,19 @@ class StatementMapper:
             extras["success"] = result["success"]
         parents = self._context_refs(statement, "parent")
         groupings = self._context_refs(statement, "grouping")
-        course = ref if ref.type == "course" else next((r for r in (*parents, *groupings) if r.type == "course"),
-                                                       None)
+        course = ref if ref.type == "course" else next((r for r in (*parents, *groupings) if r.type == "course"), None)
         if course is not None:
             # Program JP tables key courses by shortname: the course's name, else its id.
             extras["course_shortname"] = course.title or course.native_id
         return Activity(
-            source=SOURCE, site=self.site, kind=kind, native_id=statement["id"], actor=person.local_id,
-            object=ref, occurred_at=occurred_at, duration=parse_duration(result.get("duration")),
+            source=SOURCE,
+            site=self.site,
+            kind=kind,
+            native_id=statement["id"],
+            actor=person.local_id,
+            object=ref,
+            occurred_at=occurred_at,
+            duration=parse_duration(result.get("duration")),
             parent=parents[0] if parents else None,
             grouping=next((r for r in groupings if r.type == "community"), None),
             extras=extras,
@@ -405,6 +416,7 @@ class StatementMapper:
 
 
 # --- reading -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SourceVoid:
@@ -455,8 +467,14 @@ class LRSSourceReader:
         sleep: waits between retries (tests pass a fake).
     """
 
-    def __init__(self, settings: LRSSourceSettings, client: LRSClient, mapper: StatementMapper, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: LRSSourceSettings,
+        client: LRSClient,
+        mapper: StatementMapper,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.mapper = mapper
@@ -486,14 +504,22 @@ class LRSSourceReader:
                 if attempt == attempts:
                     raise RetryableError(f"{self._where()} {reason}; gave up after {attempts} attempts") from None
                 delay = backoff_delay(attempt, self.settings.backoff_base, 30.0)
-                log.warning("%s %s; retry %d of %d in %.1f s", self._where(), reason, attempt,
-                            self.settings.max_retries, delay, extra={"site": self.settings.id})
+                log.warning(
+                    "%s %s; retry %d of %d in %.1f s",
+                    self._where(),
+                    reason,
+                    attempt,
+                    self.settings.max_retries,
+                    delay,
+                    extra={"site": self.settings.id},
+                )
                 self.sleep(delay)
             except LRSAuthError as exc:
                 status = re.search(r"HTTP \d+", str(exc))
                 raise FatalSourceError(
                     f"{self._where()} refused the credentials ({status.group(0) if status else 'HTTP 401'}): "
-                    f"check its username and the secret {self.settings.password_env}") from None
+                    f"check its username and the secret {self.settings.password_env}"
+                ) from None
             except LmsBridgeError as exc:
                 reason, had_subject = self._reason(exc)
                 raise FatalSourceError(f"{self._where()}{' ' if had_subject else ': '}{reason}") from None
@@ -507,10 +533,15 @@ class LRSSourceReader:
             else:
                 about = self._call("GET about", self.client.about)
                 self.mode = "since" if about else "scan"
-                log.info("%s: %s", self._where(),
-                         f"xAPI {', '.join(map(str, about['version']))}: reading from the cursor with since"
-                         if about else "no xAPI about resource (Ralph?): reading every statement, "
-                         "keeping those stored after the cursor", extra={"site": self.settings.id})
+                log.info(
+                    "%s: %s",
+                    self._where(),
+                    f"xAPI {', '.join(map(str, about['version']))}: reading from the cursor with since"
+                    if about
+                    else "no xAPI about resource (Ralph?): reading every statement, "
+                    "keeping those stored after the cursor",
+                    extra={"site": self.settings.id},
+                )
         return self.mode
 
     # -- pages --
@@ -553,8 +584,12 @@ class LRSSourceReader:
                         continue  # before the window (a scan reads everything)
                     if ordered and committed is not None and stored < committed - overlap:
                         ordered = False
-                        log.warning("%s does not return statements in stored order: the cursor moves only at the "
-                                    "end of this pull", self._where(), extra={"site": self.settings.id})
+                        log.warning(
+                            "%s does not return statements in stored order: the cursor moves only at the "
+                            "end of this pull",
+                            self._where(),
+                            extra={"site": self.settings.id},
+                        )
                     highest = stored if highest is None else max(highest, stored)
                 self._map(statement, page, voided)
             more = result.get("more") if isinstance(result.get("more"), str) else None

@@ -226,9 +226,7 @@ class _Reader:
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)
         if not isinstance(raw, str) or not _UNIXTIME.fullmatch(raw):
-            raise self.error(
-                where + ".date_unixtime", "is missing or not epoch seconds (use a newer Telegram Desktop)"
-            )
+            raise self.error(where + ".date_unixtime", "is missing or not epoch seconds (use a newer Telegram Desktop)")
         seconds = int(raw)
         if not _MIN_UNIXTIME <= seconds <= _MAX_UNIXTIME:
             raise self.error(where + ".date_unixtime", f"{seconds} is out of range")

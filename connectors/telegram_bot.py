@@ -71,18 +71,57 @@ _COMMUNITY_ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _LAST_DATE = 253_402_214_400
 
 #: Message keys of media, as the export's ``_MEDIA_KEYS`` (photo, file, sticker, poll...).
-_MEDIA_KEYS = ("photo", "document", "video", "audio", "voice", "video_note", "animation", "sticker", "poll",
-               "contact", "location", "venue", "dice", "paid_media", "story")
+_MEDIA_KEYS = (
+    "photo",
+    "document",
+    "video",
+    "audio",
+    "voice",
+    "video_note",
+    "animation",
+    "sticker",
+    "poll",
+    "contact",
+    "location",
+    "venue",
+    "dice",
+    "paid_media",
+    "story",
+)
 #: Message keys that make a service message (Bot API ``Message``); none is participation.
 _JOIN_LEAVE = ("new_chat_members", "left_chat_member")
 _SERVICE_KEYS = _JOIN_LEAVE + (
-    "new_chat_title", "new_chat_photo", "delete_chat_photo", "group_chat_created", "supergroup_chat_created",
-    "channel_chat_created", "message_auto_delete_timer_changed", "migrate_to_chat_id", "migrate_from_chat_id",
-    "pinned_message", "video_chat_scheduled", "video_chat_started", "video_chat_ended",
-    "video_chat_participants_invited", "forum_topic_created", "forum_topic_edited", "forum_topic_closed",
-    "forum_topic_reopened", "general_forum_topic_hidden", "general_forum_topic_unhidden", "write_access_allowed",
-    "users_shared", "chat_shared", "boost_added", "chat_background_set", "giveaway_created", "giveaway_completed",
-    "proximity_alert_triggered", "connected_website", "successful_payment", "refunded_payment",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "channel_chat_created",
+    "message_auto_delete_timer_changed",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "pinned_message",
+    "video_chat_scheduled",
+    "video_chat_started",
+    "video_chat_ended",
+    "video_chat_participants_invited",
+    "forum_topic_created",
+    "forum_topic_edited",
+    "forum_topic_closed",
+    "forum_topic_reopened",
+    "general_forum_topic_hidden",
+    "general_forum_topic_unhidden",
+    "write_access_allowed",
+    "users_shared",
+    "chat_shared",
+    "boost_added",
+    "chat_background_set",
+    "giveaway_created",
+    "giveaway_completed",
+    "proximity_alert_triggered",
+    "connected_website",
+    "successful_payment",
+    "refunded_payment",
 )
 
 # Skip reasons (the sync summary prints them as written).
@@ -172,8 +211,15 @@ class TelegramBotReader:
         sleep: waits between retries (tests may pass a fake).
     """
 
-    def __init__(self, settings: TelegramBotSettings, token: SecretStr, pseudonymize: Callable[[str], str],
-                 session: requests.Session, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: TelegramBotSettings,
+        token: SecretStr,
+        pseudonymize: Callable[[str], str],
+        session: requests.Session,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self._token = token
         self.pseudonymize = pseudonymize
@@ -218,8 +264,15 @@ class TelegramBotReader:
             if attempt == attempts:
                 raise RetryableError(f"{self.where}: {reason}; gave up after {attempts} attempts")
             delay = wait if wait is not None else backoff_delay(attempt, self.settings.backoff_base, 30.0)
-            log.warning("%s: %s; retry %d of %d in %.1f s", self.where, reason, attempt, self.settings.max_retries,
-                        delay, extra={"site": self.settings.id})
+            log.warning(
+                "%s: %s; retry %d of %d in %.1f s",
+                self.where,
+                reason,
+                attempt,
+                self.settings.max_retries,
+                delay,
+                extra={"site": self.settings.id},
+            )
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -234,23 +287,31 @@ class TelegramBotReader:
             retry_after = parameters.get("retry_after")
             wait = float(retry_after) if isinstance(retry_after, int | float) and retry_after >= 0 else None
             if wait is not None and wait > self.settings.max_retry_after:
-                raise RetryableError(f"{self.where}: the Bot API asks to wait {wait:g} s before the next {method} "
-                                     f"(429 flood control), longer than max_retry_after "
-                                     f"({self.settings.max_retry_after:g} s): the next sync will try again")
+                raise RetryableError(
+                    f"{self.where}: the Bot API asks to wait {wait:g} s before the next {method} "
+                    f"(429 flood control), longer than max_retry_after "
+                    f"({self.settings.max_retry_after:g} s): the next sync will try again"
+                )
             return f"the Bot API rate-limits {method} ({said})", wait
         if status >= 500 or (isinstance(code, int) and code >= 500):
             return f"the Bot API answered {method} with {said}", None
         env = self.settings.token_env
         if code == 401 or status == 401:
-            raise FatalSourceError(f"{self.where}: the Bot API refused the bot token (401 Unauthorized): put the "
-                                   f"token @BotFather gave in {env} (environment or secrets file)")
+            raise FatalSourceError(
+                f"{self.where}: the Bot API refused the bot token (401 Unauthorized): put the "
+                f"token @BotFather gave in {env} (environment or secrets file)"
+            )
         if code == 404 or status == 404:
-            raise FatalSourceError(f"{self.where}: the Bot API answered {method} with 404 Not Found: the token in "
-                                   f"{env} is malformed, or api_url is not a Bot API server")
+            raise FatalSourceError(
+                f"{self.where}: the Bot API answered {method} with 404 Not Found: the token in "
+                f"{env} is malformed, or api_url is not a Bot API server"
+            )
         if code == 409 or status == 409:
-            hint = ("delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
-                    if "webhook" in description.lower() else
-                    "another program polls this bot's updates: stop it or give lms-bridge a bot of its own")
+            hint = (
+                "delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
+                if "webhook" in description.lower()
+                else "another program polls this bot's updates: stop it or give lms-bridge a bot of its own"
+            )
             raise FatalSourceError(f"{self.where}: the Bot API refused {method} ({said}): {hint}")
         raise FatalSourceError(f"{self.where}: the Bot API refused {method} ({said})")
 
@@ -270,13 +331,18 @@ class TelegramBotReader:
         if stream != STREAM:
             raise ConfigError(f"telegram bot source {self.settings.id} has no stream {stream!r} (only {STREAM})")
         if since is not None:
-            raise ConfigError(f"telegram bot source {self.settings.id} cannot be backfilled: Telegram keeps a bot's "
-                              "updates for 24 hours and never sends them again; import a Telegram Desktop export "
-                              "of the period instead")
+            raise ConfigError(
+                f"telegram bot source {self.settings.id} cannot be backfilled: Telegram keeps a bot's "
+                "updates for 24 hours and never sends them again; import a Telegram Desktop export "
+                "of the period instead"
+            )
         offset = start.get("offset") if isinstance(start, dict) else None
         while True:
-            payload: dict[str, Any] = {"limit": self.settings.limit, "timeout": self.settings.timeout,
-                                       "allowed_updates": list(ALLOWED_UPDATES)}
+            payload: dict[str, Any] = {
+                "limit": self.settings.limit,
+                "timeout": self.settings.timeout,
+                "allowed_updates": list(ALLOWED_UPDATES),
+            }
             if isinstance(offset, int):
                 payload["offset"] = offset
             updates = self.call("getUpdates", payload)
@@ -325,9 +391,15 @@ class TelegramBotReader:
         chat = message.get("chat")
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         message_id, date = message.get("message_id"), message.get("date")
-        if (not isinstance(chat, dict) or isinstance(chat_id, bool) or not isinstance(chat_id, int)
-                or not isinstance(message_id, int) or not isinstance(date, int) or isinstance(date, bool)
-                or not 0 < date < _LAST_DATE):
+        if (
+            not isinstance(chat, dict)
+            or isinstance(chat_id, bool)
+            or not isinstance(chat_id, int)
+            or not isinstance(message_id, int)
+            or not isinstance(date, int)
+            or isinstance(date, bool)
+            or not 0 < date < _LAST_DATE
+        ):
             page.skipped[MALFORMED] += 1
             return None
         if chat.get("type") not in ("group", "supergroup"):
@@ -366,14 +438,30 @@ class TelegramBotReader:
             "media": any(key in message for key in _MEDIA_KEYS),
             "edited": edited or "edit_date" in message,
         }
-        return Activity(source=SOURCE, site=community,
-                        kind=Kind.MESSAGE_REPLIED if parent is not None else Kind.MESSAGE_POSTED,
-                        native_id=native_id, actor=actor,
-                        object=ObjectRef(type="message", native_id=native_id, title=title),
-                        occurred_at=occurred_at, parent=parent, grouping=grouping, extras=extras)
+        return Activity(
+            source=SOURCE,
+            site=community,
+            kind=Kind.MESSAGE_REPLIED if parent is not None else Kind.MESSAGE_POSTED,
+            native_id=native_id,
+            actor=actor,
+            object=ObjectRef(type="message", native_id=native_id, title=title),
+            occurred_at=occurred_at,
+            parent=parent,
+            grouping=grouping,
+            extras=extras,
+        )
 
-    def _service(self, message: dict[str, Any], key: str, native_id: str, occurred_at: datetime, community: str,
-                 title: str | None, grouping: ObjectRef, page: LivePage) -> Activity | None:
+    def _service(
+        self,
+        message: dict[str, Any],
+        key: str,
+        native_id: str,
+        occurred_at: datetime,
+        community: str,
+        title: str | None,
+        grouping: ObjectRef,
+        page: LivePage,
+    ) -> Activity | None:
         if key in _JOIN_LEAVE:
             page.skipped[JOIN_LEAVE] += 1
             return None
@@ -386,11 +474,18 @@ class TelegramBotReader:
         if isinstance(duration, bool) or not isinstance(duration, int) or duration <= 0 or actor is None:
             page.skipped[SERVICE] += 1
             return None
-        return Activity(source=SOURCE, site=community, kind=Kind.MEETING_ATTENDED, native_id=native_id, actor=actor,
-                        object=ObjectRef(type="meeting", native_id=native_id, title=title),
-                        occurred_at=occurred_at, duration=None, grouping=grouping,
-                        extras={"identifier_kind": "telegram", "role": "initiator",
-                                "call_duration_seconds": duration})
+        return Activity(
+            source=SOURCE,
+            site=community,
+            kind=Kind.MEETING_ATTENDED,
+            native_id=native_id,
+            actor=actor,
+            object=ObjectRef(type="meeting", native_id=native_id, title=title),
+            occurred_at=occurred_at,
+            duration=None,
+            grouping=grouping,
+            extras={"identifier_kind": "telegram", "role": "initiator", "call_duration_seconds": duration},
+        )
 
 
 def _json(response: requests.Response) -> Any:

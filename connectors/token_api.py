@@ -84,8 +84,13 @@ class TokenApiClient:
     #: The call-count name of the token request.
     auth_call = "token"
 
-    def __init__(self, settings: ApiSettings, *, sleep: Callable[[float], None] = time.sleep,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
         self.settings = settings
         self._sleep = sleep
         self.session = session or make_session(pool_size=2)
@@ -141,24 +146,36 @@ class TokenApiClient:
         refreshed = False
         while True:
             headers = {"Authorization": f"Bearer {self.access_token()}"}
-            response = self.send(endpoint, lambda headers=headers: self.session.get(  # type: ignore[misc]
-                url, params=params, headers=headers, timeout=self.settings.timeout))
+            response = self.send(
+                endpoint,
+                lambda headers=headers: self.session.get(  # type: ignore[misc]
+                    url, params=params, headers=headers, timeout=self.settings.timeout
+                ),
+            )
             if response.status_code == 401 and not refreshed:
                 # An expired or revoked token: fetch a new one, once.
-                log.info("%s: %s answered 401 to %s: fetching a new access token", self.settings.id, self.platform,
-                         endpoint, extra={"site": self.settings.id})
+                log.info(
+                    "%s: %s answered 401 to %s: fetching a new access token",
+                    self.settings.id,
+                    self.platform,
+                    endpoint,
+                    extra={"site": self.settings.id},
+                )
                 self._token = None
                 refreshed = True
                 continue
             if response.status_code == 404 and missing_ok:
                 return None
             if response.status_code != 200:
-                raise FatalSourceError(f"source {self.settings.id}: {self.platform} refused {endpoint} (HTTP "
-                                       f"{response.status_code}, {self.refusal(response)})")
+                raise FatalSourceError(
+                    f"source {self.settings.id}: {self.platform} refused {endpoint} (HTTP "
+                    f"{response.status_code}, {self.refusal(response)})"
+                )
             data = self.answer(response, endpoint)
             if not isinstance(data, dict):
-                raise FatalSourceError(f"source {self.settings.id}: {self.platform}'s answer to {endpoint} is not "
-                                       "an object")
+                raise FatalSourceError(
+                    f"source {self.settings.id}: {self.platform}'s answer to {endpoint} is not an object"
+                )
             return data
 
     def send(self, endpoint: str, call: Callable[[], requests.Response]) -> requests.Response:
@@ -170,33 +187,53 @@ class TokenApiClient:
             wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
             try:
                 response = call()
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError) as exc:  # resets, time-outs, cut-off answers
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:  # resets, time-outs, cut-off answers
                 problem = f"no answer ({exc.__class__.__name__})"
             except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
-                raise FatalSourceError(f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): "
-                                       f"check {self.url_hint}") from None
+                raise FatalSourceError(
+                    f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): check {self.url_hint}"
+                ) from None
             else:
                 if response.status_code == 429:
                     after = retry_after_seconds(response)
                     kind = response.headers.get("X-RateLimit-Type") or "limit"  # Zoom names its limit
-                    problem = f"rate limited (429, {kind}, retry after {after:g} s)" if after is not None else (
-                        "rate limited (429)")
+                    problem = (
+                        f"rate limited (429, {kind}, retry after {after:g} s)"
+                        if after is not None
+                        else ("rate limited (429)")
+                    )
                     if after is not None:
                         if after > settings.max_retry_after:
-                            raise RetryableError(f"source {settings.id}: {self.platform} rate-limits {endpoint} for "
-                                                 f"{after:.0f} s more (longer than max_retry_after); the next sync "
-                                                 "goes on")
+                            raise RetryableError(
+                                f"source {settings.id}: {self.platform} rate-limits {endpoint} for "
+                                f"{after:.0f} s more (longer than max_retry_after); the next sync "
+                                "goes on"
+                            )
                         wait = after
                 elif response.status_code >= 500:
                     problem = f"HTTP {response.status_code}"
                 else:
                     return response
             if attempt == settings.max_attempts:
-                raise RetryableError(f"source {settings.id}: {self.platform} kept failing on {endpoint} ({problem}) "
-                                     f"after {attempt} tries; the cursor keeps its place")
-            log.warning("%s: %s %s: %s; retry %d in %.1f s", settings.id, self.platform, endpoint, problem, attempt,
-                        wait, extra={"site": settings.id})
+                raise RetryableError(
+                    f"source {settings.id}: {self.platform} kept failing on {endpoint} ({problem}) "
+                    f"after {attempt} tries; the cursor keeps its place"
+                )
+            log.warning(
+                "%s: %s %s: %s; retry %d in %.1f s",
+                settings.id,
+                self.platform,
+                endpoint,
+                problem,
+                attempt,
+                wait,
+                extra={"site": settings.id},
+            )
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -205,5 +242,7 @@ class TokenApiClient:
         try:
             return strict_json(response)
         except ValueError:
-            raise FatalSourceError(f"source {self.settings.id}: {self.platform}'s answer to {endpoint} is not JSON "
-                                   f"(HTTP {response.status_code})") from None
+            raise FatalSourceError(
+                f"source {self.settings.id}: {self.platform}'s answer to {endpoint} is not JSON "
+                f"(HTTP {response.status_code})"
+            ) from None

@@ -110,9 +110,7 @@ _MEDIA = re.compile(
 _MEDIA_FIRST = frozenset("<nNlLpP")
 # iOS writes "<type> omitted" / "<jenis> tidak disertakan" behind a U+200E mark (rule 5).
 # Only a marked body is read this way, so a member who types "... omitted" stays a text.
-_MEDIA_MARKED = re.compile(
-    r".*(?:omitted|tidak\sdisertakan)|(?:poll|polling|lokasi|location):.*", re.IGNORECASE
-)
+_MEDIA_MARKED = re.compile(r".*(?:omitted|tidak\sdisertakan)|(?:poll|polling|lokasi|location):.*", re.IGNORECASE)
 # The hash input of a media message does not depend on the export language or on
 # whether media was exported, so such a re-export keeps its keys.
 _MEDIA_KEY_TEXT = "<media>"
@@ -272,9 +270,7 @@ class _Message:
 
     __slots__ = ("occurred_at", "stamp", "actor", "key_text", "extras")
 
-    def __init__(
-        self, occurred_at: datetime, stamp: str, actor: str, key_text: str, extras: dict[str, object]
-    ) -> None:
+    def __init__(self, occurred_at: datetime, stamp: str, actor: str, key_text: str, extras: dict[str, object]) -> None:
         self.occurred_at = occurred_at
         self.stamp = stamp
         self.actor = actor
@@ -400,9 +396,7 @@ class _Parser:
                 second_big = raw
         if first_big is not None and second_big is not None:
             earlier, later = sorted((first_big, second_big), key=lambda raw: raw.line)
-            raise self.error(
-                later.line, f"the date order contradicts line {earlier.line} (both d/m and m/d dates)"
-            )
+            raise self.error(later.line, f"the date order contradicts line {earlier.line} (both d/m and m/d dates)")
         if first_big is not None:
             return True
         if second_big is not None:

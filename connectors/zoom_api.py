@@ -141,8 +141,14 @@ class ZoomClient(TokenApiClient):
     url_hint = "api_url or oauth_url"
     auth_call = "oauth/token"
 
-    def __init__(self, settings: ZoomSettings, secret: SecretStr, *, sleep: Callable[[float], None] = time.sleep,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: ZoomSettings,
+        secret: SecretStr,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
         super().__init__(settings, sleep=sleep, session=session)
         self.settings: ZoomSettings = settings
         self._secret = secret
@@ -151,36 +157,50 @@ class ZoomClient(TokenApiClient):
         """Server-to-Server OAuth: the account's credentials for a token (``account_credentials`` grant)."""
         url = f"{self.settings.oauth_url.rstrip('/')}/oauth/token"
         params = {"grant_type": "account_credentials", "account_id": self.settings.account_id}
-        return self.send(self.auth_call, lambda: self.session.post(
-            url, params=params, auth=(self.settings.client_id, self._secret.get_secret_value()),
-            timeout=self.settings.timeout))
+        return self.send(
+            self.auth_call,
+            lambda: self.session.post(
+                url,
+                params=params,
+                auth=(self.settings.client_id, self._secret.get_secret_value()),
+                timeout=self.settings.timeout,
+            ),
+        )
 
     def token_refused(self, response: requests.Response) -> str:
         """The sentence for refused OAuth credentials, naming the settings to check."""
-        return (f"source {self.settings.id}: Zoom refused the OAuth app's credentials (HTTP "
-                f"{response.status_code}{_oauth_reason(response)}); check account_id, client_id and "
-                f"{self.settings.client_secret_env}")
+        return (
+            f"source {self.settings.id}: Zoom refused the OAuth app's credentials (HTTP "
+            f"{response.status_code}{_oauth_reason(response)}); check account_id, client_id and "
+            f"{self.settings.client_secret_env}"
+        )
 
     def refusal(self, response: requests.Response) -> str:
         """Zoom's ``code`` and ``message``."""
         code, message = _zoom_error(response)
         return f"code {code}: {message}"
 
-    def get_api(self, endpoint: str, path: str, params: dict[str, Any] | None = None, *,
-                missing_ok: bool = False) -> dict[str, Any] | None:
+    def get_api(
+        self, endpoint: str, path: str, params: dict[str, Any] | None = None, *, missing_ok: bool = False
+    ) -> dict[str, Any] | None:
         """GET ``path`` under the API base; None for a 404 when ``missing_ok`` (a meeting without a report)."""
-        return self.get(endpoint, f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}", params,
-                        missing_ok=missing_ok)
+        return self.get(
+            endpoint, f"{self.settings.api_url.rstrip('/')}/{path.lstrip('/')}", params, missing_ok=missing_ok
+        )
 
-    def pages(self, endpoint: str, path: str, key: str, params: dict[str, Any], *,
-              missing_ok: bool = False) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self, endpoint: str, path: str, key: str, params: dict[str, Any], *, missing_ok: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
         """The ``key`` lists of every page, following ``next_page_token`` (nothing for a 404 when ``missing_ok``)."""
         token = ""
         seen: set[str] = set()  # a token given twice would loop forever
         while True:
-            data = self.get_api(endpoint, path, {**params, "page_size": self.settings.page_size,
-                                                 **({"next_page_token": token} if token else {})},
-                                missing_ok=missing_ok)
+            data = self.get_api(
+                endpoint,
+                path,
+                {**params, "page_size": self.settings.page_size, **({"next_page_token": token} if token else {})},
+                missing_ok=missing_ok,
+            )
             if data is None:
                 return
             records = data.get(key) or []
@@ -192,8 +212,10 @@ class ZoomClient(TokenApiClient):
             if not token:
                 return
             if token in seen:
-                raise FatalSourceError(f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
-                                       "next_page_token it gave before (the listing would never end)")
+                raise FatalSourceError(
+                    f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
+                    "next_page_token it gave before (the listing would never end)"
+                )
 
 
 def _oauth_reason(response: requests.Response) -> str:
@@ -239,8 +261,14 @@ def _parse_time(value: object) -> datetime | None:
 class ZoomReader:
     """Reads the ``meetings`` stream of one Zoom source (see the module docstring)."""
 
-    def __init__(self, settings: ZoomSettings, client: ZoomClient, pseudonymize: Pseudonymizer, tz: ZoneInfo,
-                 today: Callable[[], date] = lambda: datetime.now(UTC).date()) -> None:
+    def __init__(
+        self,
+        settings: ZoomSettings,
+        client: ZoomClient,
+        pseudonymize: Pseudonymizer,
+        tz: ZoneInfo,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
         self.settings = settings
         self.client = client
         self.calls = client.calls
@@ -294,11 +322,13 @@ class ZoomReader:
             return page
         webinar = isinstance(meeting.get("type"), int) and meeting["type"] in WEBINAR_TYPES
         kind = "webinars" if webinar else "meetings"
-        session = attendance.AttendanceSession(meeting_id=meeting_id, topic=str(meeting.get("topic") or "") or None,
-                                               start=start.astimezone(self.tz))
+        session = attendance.AttendanceSession(
+            meeting_id=meeting_id, topic=str(meeting.get("topic") or "") or None, start=start.astimezone(self.tz)
+        )
         # A meeting nobody joined has no participants report: Zoom answers 404 (code 3001).
-        for records in self.client.pages(f"report/{kind}/participants", meeting_path(kind, uuid), "participants",
-                                         {}, missing_ok=True):
+        for records in self.client.pages(
+            f"report/{kind}/participants", meeting_path(kind, uuid), "participants", {}, missing_ok=True
+        ):
             for record in records:
                 page.read += 1
                 row = self._row(record, len(session.rows) + 1)
@@ -309,8 +339,7 @@ class ZoomReader:
                 session.rows.append(row)
         # Site and grouping are the community, as `lms-bridge import --community` records a report.
         community = self.settings.meetings.get(meeting_id, community)
-        activities = attendance.merge_session(session, source=SOURCE, site=community,
-                                              pseudonymize=self.pseudonymize)
+        activities = attendance.merge_session(session, source=SOURCE, site=community, pseudonymize=self.pseudonymize)
         group = ObjectRef(type="community", native_id=community)
         page.activities = [_grouped(activity, group) for activity in activities]
         return page
@@ -331,14 +360,21 @@ class ZoomReader:
         if identifier is None:
             return None
         duration = record.get("duration")
-        seconds = int(duration) if isinstance(duration, int) and 0 <= duration <= _LONGEST_JOIN else (
-            int((leave - join).total_seconds()) if leave is not None else 0)
+        seconds = (
+            int(duration)
+            if isinstance(duration, int) and 0 <= duration <= _LONGEST_JOIN
+            else (int((leave - join).total_seconds()) if leave is not None else 0)
+        )
         # The participants CSV states whole minutes per row, rounded up: the same here, so a pulled and an
         # imported session give the same duration.
         minutes = math.ceil(seconds / 60)
-        return attendance.PresenceRow(line=line, identity=(kind, identifier), join=join.astimezone(self.tz),
-                                      leave=leave.astimezone(self.tz) if leave is not None else None,
-                                      seconds=minutes * 60)
+        return attendance.PresenceRow(
+            line=line,
+            identity=(kind, identifier),
+            join=join.astimezone(self.tz),
+            leave=leave.astimezone(self.tz) if leave is not None else None,
+            seconds=minutes * 60,
+        )
 
 
 def _grouped(activity: Activity, group: ObjectRef) -> Activity:

@@ -65,5 +65,13 @@ def backfill(
         raise ConfigError(f"source {site} has none of the streams {', '.join(streams)}")
     source, source_streams = plan[0]
     with site_lock(engine, sync_lock_name(source.id), wait=wait, ttl=ttl):
-        return sync_core.sync_source(engine, settings, source, streams=source_streams, since=since, until=until,
-                                     dry_run=dry_run, on_progress=on_progress)
+        return sync_core.sync_source(
+            engine,
+            settings,
+            source,
+            streams=source_streams,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )

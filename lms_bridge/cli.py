@@ -102,8 +102,12 @@ _state = {"debug": False}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Configuration file (default: $LMS_BRIDGE_CONFIG, else ./lms-bridge.toml, else built-in defaults).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file (default: $LMS_BRIDGE_CONFIG, else ./lms-bridge.toml, else built-in defaults).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None, help="Log line format on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and only warnings in logs (for cron).")
@@ -120,6 +124,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool, log_format: s
 
 # --- db ---------------------------------------------------------------------------------------
 
+
 @cli.group()
 def db() -> None:
     """Create and migrate the state store."""
@@ -131,8 +136,10 @@ def db_upgrade(app: App) -> None:
     """Migrate the state store to the newest schema (also done by every command on start)."""
     engine = store.make_engine(app.settings.state.url, app._base_dir())
     before, after = store.upgrade(engine)
-    stdout.print(f"state database {store.describe(engine)}: revision {after}"
-                 + ("" if before == after else f" (was {before or 'empty'})"))
+    stdout.print(
+        f"state database {store.describe(engine)}: revision {after}"
+        + ("" if before == after else f" (was {before or 'empty'})")
+    )
 
 
 @db.command("status")
@@ -147,32 +154,68 @@ def db_status(app: App) -> None:
 
 # --- import -----------------------------------------------------------------------------------
 
+
 @cli.command("import")
 @click.argument("file", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--source", type=click.Choice(imports_core.FORMATS),
-              help="The file's format (default: told from its extension and content).")
-@click.option("--community", metavar="NAME",
-              help="Id of the Community of Practice the chat or meeting belongs to, e.g. cop-wi-7 "
-                   "(required for WhatsApp and Telegram exports).")
-@click.option("--site", metavar="ID",
-              help="Source id the import is recorded under (default: the community; the format for a meeting "
-                   "without one; the mapping's site for csv; 'import' for .jsonl).")
-@click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path),
-              help="Column mapping (TOML) of an LMS completion report: see mappings/lms_csv_example.toml.")
+@click.option(
+    "--source",
+    type=click.Choice(imports_core.FORMATS),
+    help="The file's format (default: told from its extension and content).",
+)
+@click.option(
+    "--community",
+    metavar="NAME",
+    help="Id of the Community of Practice the chat or meeting belongs to, e.g. cop-wi-7 "
+    "(required for WhatsApp and Telegram exports).",
+)
+@click.option(
+    "--site",
+    metavar="ID",
+    help="Source id the import is recorded under (default: the community; the format for a meeting "
+    "without one; the mapping's site for csv; 'import' for .jsonl).",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Column mapping (TOML) of an LMS completion report: see mappings/lms_csv_example.toml.",
+)
 @click.option("--chat", metavar="ID|NAME", help="The chat to import from a Telegram export that holds several.")
-@click.option("--meeting-date", type=click.DateTime(["%Y-%m-%d"]),
-              help="The date of a Google Meet sheet that gives times of day only (YYYY-MM-DD).")
-@click.option("--month-first", is_flag=True,
-              help="WhatsApp: read dates whose order the file cannot show as month/day (default: day/month).")
+@click.option(
+    "--meeting-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The date of a Google Meet sheet that gives times of day only (YYYY-MM-DD).",
+)
+@click.option(
+    "--month-first",
+    is_flag=True,
+    help="WhatsApp: read dates whose order the file cannot show as month/day (default: day/month).",
+)
 @click.option("--dry-run", is_flag=True, help="Check the file and build the statements; store nothing.")
 @click.pass_obj
-def import_cmd(app: App, file: Path, source: str | None, community: str | None, site: str | None,
-               mapping: Path | None, chat: str | None, meeting_date: Any, month_first: bool, dry_run: bool) -> None:
+def import_cmd(
+    app: App,
+    file: Path,
+    source: str | None,
+    community: str | None,
+    site: str | None,
+    mapping: Path | None,
+    chat: str | None,
+    meeting_date: Any,
+    month_first: bool,
+    dry_run: bool,
+) -> None:
     """Import a chat export, attendance report, LMS completion report or activity file."""
     # Read and check the whole file first: a bad file, option or missing key stores nothing.
     parsed = imports_core.read_import_file(
-        app.settings, file, source=source, community=community, site=site, mapping=mapping, chat=chat,
-        meeting_date=meeting_date.date() if meeting_date else None, month_first=month_first,
+        app.settings,
+        file,
+        source=source,
+        community=community,
+        site=site,
+        mapping=mapping,
+        chat=chat,
+        meeting_date=meeting_date.date() if meeting_date else None,
+        month_first=month_first,
     )
     with app.progress(f"import {file.name}", len(parsed.items)) as advance:
         summary = imports_core.store_import(app.engine, app.settings, parsed, dry_run=dry_run, on_progress=advance)
@@ -193,8 +236,9 @@ def _import_summary(file: Path, summary: imports_core.ImportSummary, dry_run: bo
         counts.append(_count(len(parsed.items), "activity", "activities"))
     if parsed.skipped:
         counts.append(f"{parsed.skipped} skipped ({parsed.skip_reason})")
-    counts.append(f"{'would add' if dry_run else 'added'} {_count(report.new, 'statement', 'statements')} "
-                  "to the outbox")
+    counts.append(
+        f"{'would add' if dry_run else 'added'} {_count(report.new, 'statement', 'statements')} to the outbox"
+    )
     counts.append(f"{report.unchanged} already there")
     if report.changed:
         counts.append(f"{report.changed} changed since (kept as first queued)")
@@ -236,14 +280,19 @@ def inbox_run(app: App) -> None:
         result = item.result if not item.detail or item.result == "imported" else f"{item.result}: {item.detail}"
         table.add_row(item.inbox, item.file, result, str(item.new))
     stdout.print(table)
-    stdout.print(f"{_count(len(report.files), 'file', 'files')} handled, {report.new} new statements, "
-                 f"{report.waiting} still being written, {report.purged} purged by retention")
+    stdout.print(
+        f"{_count(len(report.files), 'file', 'files')} handled, {report.new} new statements, "
+        f"{report.waiting} still being written, {report.purged} purged by retention"
+    )
     if report.errors:
-        raise LmsBridgeError(f"{_count(len(report.errors), 'file', 'files')} could not be handled and stay "
-                             f"in place: {report.errors[0].inbox}/{report.errors[0].file}: {report.errors[0].detail}")
+        raise LmsBridgeError(
+            f"{_count(len(report.errors), 'file', 'files')} could not be handled and stay "
+            f"in place: {report.errors[0].inbox}/{report.errors[0].file}: {report.errors[0].detail}"
+        )
 
 
 # --- sync and sites ----------------------------------------------------------------------------
+
 
 class DateParam(click.ParamType):
     """A date or date-time: 2026-03-01 or 2026-03-01T08:00 (local time zone of the deployment)."""
@@ -265,23 +314,47 @@ class DateParam(click.ParamType):
 
 
 @cli.command()
-@click.option("--site", help="Sync only this source (default: every Moodle site, source LRS and live source in "
-                             "the config).")
-@click.option("--stream", "streams", multiple=True,
-              help="Sync only this stream (repeatable; a source LRS has one: statements; a Telegram bot: updates).")
+@click.option(
+    "--site", help="Sync only this source (default: every Moodle site, source LRS and live source in the config)."
+)
+@click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    help="Sync only this stream (repeatable; a source LRS has one: statements; a Telegram bot: updates).",
+)
 @click.option("--since", type=DateParam(), help="Re-pull from this date without moving the cursors (a backfill).")
 @click.option("--dry-run", is_flag=True, help="Read and build statements; store nothing.")
-@click.option("--all", "all_sources", is_flag=True,
-              help="Sync every configured source (the default without --site); safe under cron: a site another "
-                   "run is syncing is skipped.")
-@click.option("--wait", is_flag=True, help="Wait for a site another run is syncing instead of skipping it "
-              "(with --distributed: wait for the tasks and show their results).")
-@click.option("--distributed", is_flag=True,
-              help="Enqueue one task per source and stream for `lms-bridge worker` processes (needs a broker "
-                   "and PostgreSQL; see docs/scaling.md).")
+@click.option(
+    "--all",
+    "all_sources",
+    is_flag=True,
+    help="Sync every configured source (the default without --site); safe under cron: a site another "
+    "run is syncing is skipped.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for a site another run is syncing instead of skipping it "
+    "(with --distributed: wait for the tasks and show their results).",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Enqueue one task per source and stream for `lms-bridge worker` processes (needs a broker "
+    "and PostgreSQL; see docs/scaling.md).",
+)
 @click.pass_obj
-def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_run: bool, all_sources: bool,
-         wait: bool, distributed: bool) -> None:
+def sync(
+    app: App,
+    site: str | None,
+    streams: tuple[str, ...],
+    since: Any,
+    dry_run: bool,
+    all_sources: bool,
+    wait: bool,
+    distributed: bool,
+) -> None:
     """Pull new activity from Moodle sites, source LRSs and live APIs (Telegram, Zoom, Classroom) into the outbox."""
     if all_sources and site:
         raise click.UsageError("give --site or --all, not both")
@@ -293,26 +366,53 @@ def sync(app: App, site: str | None, streams: tuple[str, ...], since: Any, dry_r
     reports = []
     for source, source_streams in sync_core.sync_sources(app.settings, site, streams):
         try:
-            with site_lock(app.engine, sync_lock_name(source.id), wait=wait), \
-                    app.progress(f"{source.id}", None) as advance:
-                reports.append(sync_core.sync_source(app.engine, app.settings, source, streams=source_streams,
-                                                     since=since, dry_run=dry_run,
-                                                     on_progress=lambda stream, n: advance(n, stream)))
+            with (
+                site_lock(app.engine, sync_lock_name(source.id), wait=wait),
+                app.progress(f"{source.id}", None) as advance,
+            ):
+                reports.append(
+                    sync_core.sync_source(
+                        app.engine,
+                        app.settings,
+                        source,
+                        streams=source_streams,
+                        since=since,
+                        dry_run=dry_run,
+                        on_progress=lambda stream, n: advance(n, stream),
+                    )
+                )
         except LockBusy as exc:
-            stdout.print(f"{source.id}: skipped: another run is syncing it ({exc.holder or 'unknown'}); "
-                         "add --wait to wait for it")
+            stdout.print(
+                f"{source.id}: skipped: another run is syncing it ({exc.holder or 'unknown'}); "
+                "add --wait to wait for it"
+            )
         except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the sources after it
             if _state["debug"]:
                 raise
             reason = str(exc) if isinstance(exc, LmsBridgeError) else sync_core.unexpected(exc)
             stderr.print(f"{source.id}: sync stopped: {redact(reason)}", markup=False)
             reports.append(sync_core.SiteReport(site=source.id, error=f"{source.id}: {reason}"))
-    table = Table("site", "stream", "read", "new", "unchanged", "accounts", "invalid",
-                  title="sync" + (" (dry run: nothing stored)" if dry_run else ""))
+    table = Table(
+        "site",
+        "stream",
+        "read",
+        "new",
+        "unchanged",
+        "accounts",
+        "invalid",
+        title="sync" + (" (dry run: nothing stored)" if dry_run else ""),
+    )
     for report in reports:
         for name, counts in report.streams.items():
-            table.add_row(report.site, name, str(counts.pulled), str(counts.new), str(counts.unchanged),
-                          str(counts.links), str(counts.invalid))
+            table.add_row(
+                report.site,
+                name,
+                str(counts.pulled),
+                str(counts.new),
+                str(counts.unchanged),
+                str(counts.links),
+                str(counts.invalid),
+            )
     stdout.print(table)
     for report in reports:
         if report.skipped:
@@ -341,23 +441,39 @@ def _sync_distributed(app: App, site: str | None, streams: tuple[str, ...], wait
     table = Table("site", "stream", "read", "new", "unchanged", "accounts", "calls", "worker", "error", title="sync")
     for item in enqueued:
         counts = item.result.get("counts") or {}
-        table.add_row(item.site or "", item.stream or "", *(str(counts.get(k, "")) for k in
-                                                            ("pulled", "new", "unchanged", "links")),
-                      str(item.result.get("calls", "")),
-                      f"{item.result.get('worker', '')}:{item.result.get('pid', '')}", item.result.get("error") or "")
+        table.add_row(
+            item.site or "",
+            item.stream or "",
+            *(str(counts.get(k, "")) for k in ("pulled", "new", "unchanged", "links")),
+            str(item.result.get("calls", "")),
+            f"{item.result.get('worker', '')}:{item.result.get('pid', '')}",
+            item.result.get("error") or "",
+        )
     stdout.print(table)
     failed = [item for item in enqueued if item.result.get("error")]
     if failed:
-        raise LmsBridgeError(f"{len(failed)} of {len(enqueued)} sync tasks failed: "
-                             + "; ".join(f"{i.site}/{i.stream}: {i.result['error']}" for i in failed))
+        raise LmsBridgeError(
+            f"{len(failed)} of {len(enqueued)} sync tasks failed: "
+            + "; ".join(f"{i.site}/{i.stream}: {i.result['error']}" for i in failed)
+        )
 
 
 @cli.command()
-@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Tasks this worker runs at once (processes with the prefork pool).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Tasks this worker runs at once (processes with the prefork pool).",
+)
 @click.option("--queues", default="lms-bridge", show_default=True, help="Comma-separated queues to take tasks from.")
-@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True,
-              help="Celery's execution pool (solo: one task at a time in this process).")
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    default="prefork",
+    show_default=True,
+    help="Celery's execution pool (solo: one task at a time in this process).",
+)
 @click.pass_obj
 def worker(app: App, concurrency: int, queues: str, pool: str) -> None:
     """Run a Celery worker for distributed syncs and flushes until SIGTERM (see docs/scaling.md)."""
@@ -365,9 +481,13 @@ def worker(app: App, concurrency: int, queues: str, pool: str) -> None:
 
     distributed.distributed_settings(app.settings)  # refuse SQLite or a missing broker before starting
     app.engine.dispose()  # migrated now; each worker process opens connections of its own
-    distributed.run_worker(app.settings, concurrency=concurrency, pool=pool,
-                           queues=[q.strip() for q in queues.split(",") if q.strip()],
-                           loglevel="WARNING" if app.quiet else "INFO")
+    distributed.run_worker(
+        app.settings,
+        concurrency=concurrency,
+        pool=pool,
+        queues=[q.strip() for q in queues.split(",") if q.strip()],
+        loglevel="WARNING" if app.quiet else "INFO",
+    )
 
 
 @cli.group()
@@ -413,6 +533,7 @@ def sites_test(app: App, site_id: str | None) -> None:
 
 # --- people -----------------------------------------------------------------------------------
 
+
 @cli.group()
 def people() -> None:
     """Import the HR roster; show a person; list accounts without a NIP."""
@@ -421,16 +542,20 @@ def people() -> None:
 @people.command("import")
 @click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and count what would change; store nothing.")
-@click.option("--effective", type=DateParam(),
-              help="Day the roster's units take effect (default: today); reports use the unit of the as-of day.")
+@click.option(
+    "--effective",
+    type=DateParam(),
+    help="Day the roster's units take effect (default: today); reports use the unit of the as-of day.",
+)
 @click.pass_obj
 def people_import(app: App, roster: Path, dry_run: bool, effective: Any) -> None:
     """Import the HR roster CSV (NIP, name, unit, position, consented phones, Telegram ids, e-mails)."""
     from lms_bridge.pseudonym import pseudonymizer_from_settings
 
     pseudonymize = pseudonymizer_from_settings(app.settings)  # before the store: no key, nothing stored
-    report = roster_core.import_roster(app.engine, roster, pseudonymize, dry_run=dry_run,
-                                       effective=effective.date() if effective else None)
+    report = roster_core.import_roster(
+        app.engine, roster, pseudonymize, dry_run=dry_run, effective=effective.date() if effective else None
+    )
     for line, reason in report.skipped:
         stdout.print(f"line {line}: {reason}")
     for line, message in report.warnings:
@@ -438,12 +563,14 @@ def people_import(app: App, roster: Path, dry_run: bool, effective: Any) -> None
     if report.stored == 0:
         raise LmsBridgeError(f"roster {roster}: none of its {report.rows} rows could be imported")
     verb = "would be imported" if dry_run else "imported"
-    stdout.print(f"{roster}: {report.rows} rows read, {report.stored} persons {verb} ({report.imported} new, "
-                 f"{report.updated} updated, {report.unchanged} unchanged), {len(report.skipped)} skipped; "
-                 f"{report.identities} identities linked ({report.links_added} new, {report.links_moved} moved "
-                 f"from another NIP), {report.links_removed} no longer listed unlinked"
-                 + (f"; {report.forgotten} rows of forgotten people skipped" if report.forgotten else "")
-                 + (" (dry run: nothing stored)" if dry_run else ""))
+    stdout.print(
+        f"{roster}: {report.rows} rows read, {report.stored} persons {verb} ({report.imported} new, "
+        f"{report.updated} updated, {report.unchanged} unchanged), {len(report.skipped)} skipped; "
+        f"{report.identities} identities linked ({report.links_added} new, {report.links_moved} moved "
+        f"from another NIP), {report.links_removed} no longer listed unlinked"
+        + (f"; {report.forgotten} rows of forgotten people skipped" if report.forgotten else "")
+        + (" (dry run: nothing stored)" if dry_run else "")
+    )
 
 
 @people.command("show")
@@ -454,12 +581,18 @@ def people_show(app: App, nip: tuple[str, ...]) -> None:
     person = roster_core.show_person(app.engine, " ".join(nip))
     if person is None:
         digits = "".join(ch for ch in "".join(nip) if ch.isdigit())
-        raise LmsBridgeError(f"no person with NIP {digits} in the state database: import the roster "
-                             "(lms-bridge people import) or sync a site that knows them")
+        raise LmsBridgeError(
+            f"no person with NIP {digits} in the state database: import the roster "
+            "(lms-bridge people import) or sync a site that knows them"
+        )
     table = Table("field", "value", title=f"person {person.nip}", show_header=False)
-    for label, value in (("NIP", person.nip), ("employee type", person.employee_type), ("name", person.name),
-                         ("unit", " ".join(v for v in (person.unit_code, person.unit_name) if v) or None),
-                         ("position", person.position)):
+    for label, value in (
+        ("NIP", person.nip),
+        ("employee type", person.employee_type),
+        ("name", person.name),
+        ("unit", " ".join(v for v in (person.unit_code, person.unit_name) if v) or None),
+        ("position", person.position),
+    ):
         table.add_row(label, value or "-")
     table.add_row("on roster", f"{person.roster_updated_at:%Y-%m-%d %H:%M} UTC" if person.roster_updated_at else "no")
     for account in person.accounts:
@@ -485,9 +618,14 @@ def people_unresolved(app: App, limit: int) -> None:
     for name in ("activities", "first", "last"):
         table.add_column(name, no_wrap=True)
     for actor in actors[:limit]:
-        table.add_row(actor.source, actor.site_id, actor.local_id, str(actor.activities),
-                      f"{actor.first_at:%Y-%m-%d}" if actor.first_at else "-",
-                      f"{actor.last_at:%Y-%m-%d}" if actor.last_at else "-")
+        table.add_row(
+            actor.source,
+            actor.site_id,
+            actor.local_id,
+            str(actor.activities),
+            f"{actor.first_at:%Y-%m-%d}" if actor.first_at else "-",
+            f"{actor.last_at:%Y-%m-%d}" if actor.last_at else "-",
+        )
     # Piped or under cron, a 32-character pseudonym must not be cut to fit rich's default 80 columns.
     out = stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)
     out.print(table)
@@ -497,6 +635,7 @@ def people_unresolved(app: App, limit: int) -> None:
 
 # --- outbox -----------------------------------------------------------------------------------
 
+
 @cli.group()
 def outbox() -> None:
     """Send queued statements to the LRS; inspect and retry."""
@@ -505,14 +644,23 @@ def outbox() -> None:
 @outbox.command("flush")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many statements.")
 @click.option("--batch-size", type=click.IntRange(min=1, max=10_000), help="Statements per POST (default from config).")
-@click.option("--distributed", is_flag=True,
-              help="Enqueue flush tasks for `lms-bridge worker` processes instead of flushing here.")
-@click.option("--tasks", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --distributed: flush tasks to enqueue (workers flush side by side, no row twice).")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Enqueue flush tasks for `lms-bridge worker` processes instead of flushing here.",
+)
+@click.option(
+    "--tasks",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --distributed: flush tasks to enqueue (workers flush side by side, no row twice).",
+)
 @click.option("--wait", is_flag=True, help="With --distributed: wait for the tasks and show what they sent.")
 @click.pass_obj
-def outbox_flush(app: App, limit: int | None, batch_size: int | None, distributed: bool, tasks: int,
-                 wait: bool) -> None:
+def outbox_flush(
+    app: App, limit: int | None, batch_size: int | None, distributed: bool, tasks: int, wait: bool
+) -> None:
     """Post pending statements to the LRS in batches; retries transient failures."""
     if distributed:
         _flush_distributed(app, tasks, limit, wait)
@@ -521,13 +669,21 @@ def outbox_flush(app: App, limit: int | None, batch_size: int | None, distribute
     pending = store.outbox_counts(app.engine).pending
     with app.lrs_client() as client, app.progress("flush", min(pending, limit or pending)) as advance:
         report = outbox_core.flush(
-            app.engine, client, batch_size=batch_size or lrs.batch_size, max_attempts=lrs.max_attempts,
-            backoff_base=lrs.backoff_base, backoff_cap=lrs.backoff_cap, limit=limit, on_progress=advance,
+            app.engine,
+            client,
+            batch_size=batch_size or lrs.batch_size,
+            max_attempts=lrs.max_attempts,
+            backoff_base=lrs.backoff_base,
+            backoff_cap=lrs.backoff_cap,
+            limit=limit,
+            on_progress=advance,
         )
     stdout.print(f"sent {report.sent} statements in {report.posts} requests, {report.dead} dead letters")
     if report.gave_up:
-        raise LmsBridgeError(f"the LRS failed {lrs.max_attempts} times in a row ({report.last_error}); "
-                             "the remaining statements stay queued for the next flush")
+        raise LmsBridgeError(
+            f"the LRS failed {lrs.max_attempts} times in a row ({report.last_error}); "
+            "the remaining statements stay queued for the next flush"
+        )
 
 
 def _flush_distributed(app: App, tasks: int, limit: int | None, wait: bool) -> None:
@@ -543,13 +699,17 @@ def _flush_distributed(app: App, tasks: int, limit: int | None, wait: bool) -> N
     distributed.wait_for(celery, enqueued)
     for item in enqueued:
         result = item.result
-        stdout.print(f"flush task {item.task_id} on {result.get('worker', '?')}:{result.get('pid', '?')}: "
-                     f"sent {result.get('sent', 0)} statements in {result.get('posts', 0)} requests, "
-                     f"{result.get('dead', 0)} dead letters" + (f"; {result['error']}" if result.get("error") else ""))
+        stdout.print(
+            f"flush task {item.task_id} on {result.get('worker', '?')}:{result.get('pid', '?')}: "
+            f"sent {result.get('sent', 0)} statements in {result.get('posts', 0)} requests, "
+            f"{result.get('dead', 0)} dead letters" + (f"; {result['error']}" if result.get("error") else "")
+        )
     failed = [item for item in enqueued if item.result.get("error")]
     if failed:
-        raise LmsBridgeError(f"{len(failed)} of {len(enqueued)} flush tasks failed: {failed[0].result['error']}; "
-                             "the remaining statements stay queued for the next flush")
+        raise LmsBridgeError(
+            f"{len(failed)} of {len(enqueued)} flush tasks failed: {failed[0].result['error']}; "
+            "the remaining statements stay queued for the next flush"
+        )
 
 
 @outbox.command("status")
@@ -591,12 +751,24 @@ def outbox_retry(app: App, row_ids: tuple[int, ...], all_rows: bool) -> None:
 def outbox_list(app: App, status: str, site: str | None, limit: int) -> None:
     """List dead letters or pending statements, oldest first, with the LRS's message."""
     rows, total = outbox_admin.list_rows(app.engine, status, limit=limit, site=site)
-    table = Table("id", Column("statement", no_wrap=True, min_width=36), Column("source", overflow="fold"),
-                  "tries", Column("queued (UTC)", overflow="fold"), Column("last error", overflow="fold"),
-                  title=f"outbox: {total} {status}" + (f" (first {len(rows)})" if total > len(rows) else ""))
+    table = Table(
+        "id",
+        Column("statement", no_wrap=True, min_width=36),
+        Column("source", overflow="fold"),
+        "tries",
+        Column("queued (UTC)", overflow="fold"),
+        Column("last error", overflow="fold"),
+        title=f"outbox: {total} {status}" + (f" (first {len(rows)})" if total > len(rows) else ""),
+    )
     for row in rows:
-        table.add_row(str(row.id), row.statement_id, f"{row.site_id or '-'}/{row.stream or '-'}", str(row.attempts),
-                      f"{row.created_at:%Y-%m-%d %H:%M}", (row.last_error or "-")[:200])
+        table.add_row(
+            str(row.id),
+            row.statement_id,
+            f"{row.site_id or '-'}/{row.stream or '-'}",
+            str(row.attempts),
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            (row.last_error or "-")[:200],
+        )
     stdout.print(table)
 
 
@@ -615,12 +787,15 @@ def outbox_export(app: App, file: Path) -> None:
 def outbox_import(app: App, file: Path) -> None:
     """Queue the statements of an exported dead-letter file (repaired bodies replace dead letters)."""
     report = outbox_admin.import_dead(app.engine, file)
-    stdout.print(f"{file}: {report.read} statements read: {report.added} added, {report.requeued} dead letters "
-                 f"requeued, {report.replaced} replaced by a repaired body, {report.already} already queued or sent, "
-                 f"{report.conflicts} differ from a statement queued or sent here (kept as it is)")
+    stdout.print(
+        f"{file}: {report.read} statements read: {report.added} added, {report.requeued} dead letters "
+        f"requeued, {report.replaced} replaced by a repaired body, {report.already} already queued or sent, "
+        f"{report.conflicts} differ from a statement queued or sent here (kept as it is)"
+    )
 
 
 # --- rules and JP -----------------------------------------------------------------------------
+
 
 @cli.group()
 def rules() -> None:
@@ -637,11 +812,17 @@ def rules_check(app: App) -> None:
         if rule.credit == "per_item":
             credit = f"{rule.jp_per_item} JP per {'activity' if rule.record == 'activity' else 'activity, per day'}"
         elif rule.credit == "daily_tiers":
-            credit = "; ".join(f">= {t.min_items} {'/'.join(sorted(t.kinds)) or 'activities'}: {t.jp} JP"
-                               for t in rule.tiers) + " (per day)"
+            credit = (
+                "; ".join(
+                    f">= {t.min_items} {'/'.join(sorted(t.kinds)) or 'activities'}: {t.jp} JP" for t in rule.tiers
+                )
+                + " (per day)"
+            )
         elif rule.credit == "minutes":
-            credit = (f"minutes / {ruleset.minutes_per_jp}, if >= {rule.min_share} of the session "
-                      f"(else >= {rule.min_minutes} min)")
+            credit = (
+                f"minutes / {ruleset.minutes_per_jp}, if >= {rule.min_share} of the session "
+                f"(else >= {rule.min_minutes} min)"
+            )
         else:
             credit = f"program JP ({program.path.name})"
         caps = ", ".join(f"{cap} JP/{period}" for period, cap in rule.caps().items()) or "-"
@@ -649,9 +830,11 @@ def rules_check(app: App) -> None:
             caps += f" (shared by {rule.cap_group})"
         table.add_row(rule.id, str(rule.version), rule.code, ", ".join(sorted(rule.kinds)), credit, caps)
     stdout.print(table)
-    stdout.print(f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
-                 f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
-                 f"{len(program.sites)} site(s) in {program.path}")
+    stdout.print(
+        f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
+        f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
+        f"{len(program.sites)} site(s) in {program.path}"
+    )
 
 
 @rules.command("explain")
@@ -662,8 +845,9 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
     """Show, per record, which rule gave how many JP from which evidence."""
     number = parse_nip(" ".join(nip))
     if number is None:
-        raise LmsBridgeError(f"{' '.join(nip)!r} is not a valid NIP (18 digits: birth date, appointment, gender, "
-                             "sequence)")
+        raise LmsBridgeError(
+            f"{' '.join(nip)!r} is not a valid NIP (18 digits: birth date, appointment, gender, sequence)"
+        )
     credits, records, known = jp_core.explain(app.engine, app.settings, number.value, year)
     if not known:
         raise LmsBridgeError(f"no person with NIP {number.value} and no activity of theirs in the state database")
@@ -682,10 +866,20 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
             status = f"r{record.revision} posted, changed since (next jp compute revises it)"
         if credit.jp and credit.capped_by:
             status += f", capped ({credit.capped_by})"
-        evidence = "\n".join(f"{item.occurred_at:%Y-%m-%d %H:%M}Z {item.source}/{item.site_id} {item.kind} "
-                             f"{item.object_key} ({item.statement_id[:8]})" for item in credit.evidence)
-        table.add_row(credit.period, f"{credit.rule.id} v{credit.rule.version}", credit.rule.code,
-                      f"{credit.raw.normalize():f}", f"{credit.jp.normalize():f}", status, evidence)
+        evidence = "\n".join(
+            f"{item.occurred_at:%Y-%m-%d %H:%M}Z {item.source}/{item.site_id} {item.kind} "
+            f"{item.object_key} ({item.statement_id[:8]})"
+            for item in credit.evidence
+        )
+        table.add_row(
+            credit.period,
+            f"{credit.rule.id} v{credit.rule.version}",
+            credit.rule.code,
+            f"{credit.raw.normalize():f}",
+            f"{credit.jp.normalize():f}",
+            status,
+            evidence,
+        )
     stdout.print(table)
     stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
 
@@ -696,22 +890,31 @@ def jp() -> None:
 
 
 @jp.command("compute")
-@click.option("--year", "years", type=click.IntRange(2000, 2100), multiple=True,
-              help="Local calendar year to compute (repeatable; default: this year, and last year in January).")
+@click.option(
+    "--year",
+    "years",
+    type=click.IntRange(2000, 2100),
+    multiple=True,
+    help="Local calendar year to compute (repeatable; default: this year, and last year in January).",
+)
 @click.option("--dry-run", is_flag=True, help="Compute and count; queue nothing.")
 @click.pass_obj
 def jp_compute(app: App, years: tuple[int, ...], dry_run: bool) -> None:
     """Turn closed periods' activity into JP records; revise or void records whose evidence changed."""
-    report = jp_core.run_jp(app.engine, app.settings, statement_settings(app.settings), years=years or None,
-                            dry_run=dry_run)
+    report = jp_core.run_jp(
+        app.engine, app.settings, statement_settings(app.settings), years=years or None, dry_run=dry_run
+    )
     verb = "would queue" if dry_run else "queued"
-    stdout.print(f"JP {', '.join(map(str, report.years))}: {verb} {report.posted} new records "
-                 f"({report.jp_posted.normalize():f} JP in new and revised records), {report.revised} revised, "
-                 f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
-                 f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP")
+    stdout.print(
+        f"JP {', '.join(map(str, report.years))}: {verb} {report.posted} new records "
+        f"({report.jp_posted.normalize():f} JP in new and revised records), {report.revised} revised, "
+        f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
+        f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP"
+    )
 
 
 # --- ledger and reports -----------------------------------------------------------------------
+
 
 @cli.group()
 def ledger() -> None:
@@ -725,15 +928,24 @@ def ledger_sync(app: App, full: bool) -> None:
     """Read new JP records, voids and evidence from the LRS."""
     with app.lrs_client() as client, app.progress("ledger", None) as advance:
         report = ledger_core.sync_ledger(app.engine, app.settings, client, full=full, on_progress=advance)
-    stdout.print(f"ledger: {report.read} statements read, {report.records} JP records, {report.voids} voids, "
-                 f"{report.evidence} evidence, cursor {report.cursor or '-'}")
+    stdout.print(
+        f"ledger: {report.read} statements read, {report.records} JP records, {report.voids} voids, "
+        f"{report.evidence} evidence, cursor {report.cursor or '-'}"
+    )
 
 
 FORMATS = click.Choice(["table", "csv", "xlsx", "json"])
 
 
-def _emit(fmt: str, output: Path | None, title: str, header: list[str], rows: list[list[Any]],
-          sheets: dict[str, tuple[list[str], list[list[Any]]]] | None = None, **extra: Any) -> None:
+def _emit(
+    fmt: str,
+    output: Path | None,
+    title: str,
+    header: list[str],
+    rows: list[list[Any]],
+    sheets: dict[str, tuple[list[str], list[list[Any]]]] | None = None,
+    **extra: Any,
+) -> None:
     """Print or write a report in the chosen format."""
     if fmt == "xlsx":
         if output is None:
@@ -747,8 +959,9 @@ def _emit(fmt: str, output: Path | None, title: str, header: list[str], rows: li
     else:
         table = Table(*header, title=title)
         for row in rows:
-            table.add_row(*("-" if value is None else f"{value:f}" if isinstance(value, Decimal) else str(value)
-                            for value in row))
+            table.add_row(
+                *("-" if value is None else f"{value:f}" if isinstance(value, Decimal) else str(value) for value in row)
+            )
         if stdout.is_terminal and len(rows) > 40:
             with stdout.pager():
                 stdout.print(table)
@@ -773,25 +986,47 @@ def report() -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 @click.option("--sheet-per-unit", is_flag=True, help="XLSX: one sheet per unit besides the summary.")
 @click.pass_obj
-def report_compliance(app: App, year: int, unit: str | None, as_of: Any, fmt: str, output: Path | None,
-                      sheet_per_unit: bool) -> None:
+def report_compliance(
+    app: App, year: int, unit: str | None, as_of: Any, fmt: str, output: Path | None, sheet_per_unit: bool
+) -> None:
     """Who has reached the yearly JP target, per person, with a summary per unit."""
-    result = reports_core.compliance(app.engine, app.settings, year, unit=unit,
-                                     as_of=as_of.date() if as_of else None)
+    result = reports_core.compliance(app.engine, app.settings, year, unit=unit, as_of=as_of.date() if as_of else None)
     header = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed"]
-    rows = [[r.nip, r.name, r.unit_code, r.unit_name, r.employee_type, r.jp.normalize(), r.target,
-             "yes" if r.met else "no", r.needed.normalize()] for r in result.rows]
+    rows = [
+        [
+            r.nip,
+            r.name,
+            r.unit_code,
+            r.unit_name,
+            r.employee_type,
+            r.jp.normalize(),
+            r.target,
+            "yes" if r.met else "no",
+            r.needed.normalize(),
+        ]
+        for r in result.rows
+    ]
     summary_header = ["unit", "unit_name", "people", "met", "share_met", "median_jp"]
     summary = [[u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp] for u in result.units]
     title = f"JP compliance {year} as of {result.as_of}"
-    sheets: dict[str, tuple[list[str], list[list[Any]]]] = {"summary": (summary_header, summary),
-                                                            "people": (header, rows)}
+    sheets: dict[str, tuple[list[str], list[list[Any]]]] = {
+        "summary": (summary_header, summary),
+        "people": (header, rows),
+    }
     if sheet_per_unit:
         for summary_row in summary:
             sheets[str(summary_row[0])] = (header, [row for row in rows if row[2] == summary_row[0]])
     if fmt == "json":
-        _emit(fmt, output, title, header, rows, year=year, as_of=str(result.as_of),
-              units=[dict(zip(summary_header, [export.json_value(v) for v in row], strict=True)) for row in summary])
+        _emit(
+            fmt,
+            output,
+            title,
+            header,
+            rows,
+            year=year,
+            as_of=str(result.as_of),
+            units=[dict(zip(summary_header, [export.json_value(v) for v in row], strict=True)) for row in summary],
+        )
         return
     _emit(fmt, output, title, header, rows, sheets)
     if fmt == "table":
@@ -810,8 +1045,19 @@ def report_person(app: App, nip: tuple[str, ...], year: int, fmt: str, output: P
     if number is None:
         raise LmsBridgeError(f"{' '.join(nip)!r} is not a valid NIP")
     records = reports_core.person_records(app.engine, number.value, year)
-    header = ["period", "rule", "code", "jp", "status", "evidence_count", "evidence_time", "evidence", "where",
-              "evidence_id", "record_id"]
+    header = [
+        "period",
+        "rule",
+        "code",
+        "jp",
+        "status",
+        "evidence_count",
+        "evidence_time",
+        "evidence",
+        "where",
+        "evidence_id",
+        "record_id",
+    ]
     rows: list[list[Any]] = []
     total = Decimal(0)
     for record in records:
@@ -820,12 +1066,31 @@ def report_person(app: App, nip: tuple[str, ...], year: int, fmt: str, output: P
         lines = record.evidence or [reports_core.EvidenceLine("-", "-", "-", "-")]
         for index, line in enumerate(lines):
             first = index == 0
-            rows.append([record.period if first else "", record.rule if first else "", record.code if first else "",
-                         record.jp.normalize() if first else "", status if first else "",
-                         record.evidence_count if first else "", line.when, line.what, line.where,
-                         line.statement_id, record.statement_id if first else ""])
-    _emit(fmt, output, f"JP records {year} of {number.value}: {_jp_text(total)} JP counted", header, rows,
-          nip=number.value, year=year, jp=export.json_value(total))
+            rows.append(
+                [
+                    record.period if first else "",
+                    record.rule if first else "",
+                    record.code if first else "",
+                    record.jp.normalize() if first else "",
+                    status if first else "",
+                    record.evidence_count if first else "",
+                    line.when,
+                    line.what,
+                    line.where,
+                    line.statement_id,
+                    record.statement_id if first else "",
+                ]
+            )
+    _emit(
+        fmt,
+        output,
+        f"JP records {year} of {number.value}: {_jp_text(total)} JP counted",
+        header,
+        rows,
+        nip=number.value,
+        year=year,
+        jp=export.json_value(total),
+    )
 
 
 @report.command("units")
@@ -838,8 +1103,9 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None)
     """One row per unit with JP month by month."""
     units = reports_core.units_by_month(app.engine, app.settings, year, as_of=as_of.date() if as_of else None)
     header = ["unit", "unit_name", "people", *[f"{year}-{m:02d}" for m in range(1, 13)], "total"]
-    rows = [[u.unit_code, u.unit_name, u.people, *[m.normalize() for m in u.months], u.total.normalize()]
-            for u in units]
+    rows = [
+        [u.unit_code, u.unit_name, u.people, *[m.normalize() for m in u.months], u.total.normalize()] for u in units
+    ]
     _emit(fmt, output, f"JP per unit and month {year}", header, rows, year=year)
 
 
@@ -857,6 +1123,7 @@ def report_siasn(app: App, year: int, institution: str, output: Path | None) -> 
 
 # --- users ------------------------------------------------------------------------------------
 
+
 @cli.group()
 def users() -> None:
     """Manage the HR users of the web page (serve-web)."""
@@ -865,8 +1132,9 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option("--units", metavar="U1,U2", help="Unit codes the user may see (default: every unit).")
-@click.option("--password-env", metavar="VAR",
-              help="Read the password from this environment variable (default: prompt twice).")
+@click.option(
+    "--password-env", metavar="VAR", help="Read the password from this environment variable (default: prompt twice)."
+)
 @click.pass_obj
 def users_add(app: App, username: str, units: str | None, password_env: str | None) -> None:
     """Add a web user; the password is asked for (never given on the command line)."""
@@ -888,8 +1156,12 @@ def users_list(app: App) -> None:
     """List the web users, their units and whether they are active."""
     table = Table("username", "units", "active", "created", title="web users")
     for user in users_core.list_users(app.engine):
-        table.add_row(user.username, ", ".join(user.units) or "all", "yes" if user.active else "no",
-                      f"{user.created_at:%Y-%m-%d %H:%M}Z")
+        table.add_row(
+            user.username,
+            ", ".join(user.units) or "all",
+            "yes" if user.active else "no",
+            f"{user.created_at:%Y-%m-%d %H:%M}Z",
+        )
     stdout.print(table)
 
 
@@ -904,11 +1176,13 @@ def users_disable(app: App, username: str) -> None:
 
 # --- web --------------------------------------------------------------------------------------
 
+
 @cli.command("serve-web")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8300, show_default=True)
-@click.option("--allow-remote", is_flag=True,
-              help="Allow an address other than loopback (put an HTTPS reverse proxy in front).")
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow an address other than loopback (put an HTTPS reverse proxy in front)."
+)
 @click.pass_obj
 def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
     """Serve the read-only HR web page (compliance, people, evidence, downloads) with waitress."""
@@ -921,9 +1195,11 @@ def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
     except ValueError:
         loopback = False
     if not loopback and not allow_remote:
-        raise LmsBridgeError(f"refusing to listen on {host}: the page shows personal data over plain HTTP, so it "
-                             "stays on 127.0.0.1 unless you put an HTTPS reverse proxy in front and pass "
-                             "--allow-remote")
+        raise LmsBridgeError(
+            f"refusing to listen on {host}: the page shows personal data over plain HTTP, so it "
+            "stays on 127.0.0.1 unless you put an HTTPS reverse proxy in front and pass "
+            "--allow-remote"
+        )
     if not loopback:
         log.warning("listening on %s: only an HTTPS reverse proxy should reach this port", host)
     flask_app = web_app.create_app(app.settings, app.engine)
@@ -935,6 +1211,7 @@ def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
 
 # --- operator tools: backfill, cursors, void, forget, runs, serve ------------------------------
 
+
 @cli.command()
 @click.option("--site", required=True, help="The source to re-pull (a Moodle site or a source LRS).")
 @click.option("--since", type=DateParam(), required=True, help="Start of the window (local date or date-time).")
@@ -943,22 +1220,39 @@ def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Read and build statements; store nothing.")
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the site instead of stopping.")
 @click.pass_obj
-def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ...], dry_run: bool,
-             wait: bool) -> None:
+def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ...], dry_run: bool, wait: bool) -> None:
     """Re-pull a window of one source without duplicates and without moving its cursors."""
     try:
         with app.progress(site, None) as advance:
-            report = backfill_core.backfill(app.engine, app.settings, site, since=since, until=until, streams=streams,
-                                            dry_run=dry_run, wait=wait, on_progress=lambda s, n: advance(n, s))
+            report = backfill_core.backfill(
+                app.engine,
+                app.settings,
+                site,
+                since=since,
+                until=until,
+                streams=streams,
+                dry_run=dry_run,
+                wait=wait,
+                on_progress=lambda s, n: advance(n, s),
+            )
     except LockBusy as exc:
-        raise LmsBridgeError(f"site {site} is being synced by another run ({exc.holder or 'unknown'}): "
-                             "try again later or add --wait") from exc
+        raise LmsBridgeError(
+            f"site {site} is being synced by another run ({exc.holder or 'unknown'}): try again later or add --wait"
+        ) from exc
     title = f"backfill {site} from {since:%Y-%m-%d %H:%M}" + (f" to {until:%Y-%m-%d %H:%M}" if until else "")
-    table = Table("stream", "read", "new", "unchanged", "accounts", "invalid",
-                  title=title + (" (dry run: nothing stored)" if dry_run else ""))
+    table = Table(
+        "stream",
+        "read",
+        "new",
+        "unchanged",
+        "accounts",
+        "invalid",
+        title=title + (" (dry run: nothing stored)" if dry_run else ""),
+    )
     for name, counts in report.streams.items():
-        table.add_row(name, str(counts.pulled), str(counts.new), str(counts.unchanged), str(counts.links),
-                      str(counts.invalid))
+        table.add_row(
+            name, str(counts.pulled), str(counts.new), str(counts.unchanged), str(counts.links), str(counts.invalid)
+        )
     stdout.print(table)
     if report.error:
         raise LmsBridgeError(report.error)
@@ -992,15 +1286,19 @@ def cursors_reset(app: App, site: str, stream: str, to: Any, yes: bool) -> None:
     before = "never synced" if plan.before is None else cursors_core.describe_position(plan.before)
     stdout.print(f"{site}/{stream}: {before} -> {cursors_core.describe_position(plan.after)}")
     if plan.forward:
-        stdout.print(f"warning: this moves the cursor forward: activity before {to:%Y-%m-%d %H:%M} not pulled yet "
-                     "will only come with a backfill")
+        stdout.print(
+            f"warning: this moves the cursor forward: activity before {to:%Y-%m-%d %H:%M} not pulled yet "
+            "will only come with a backfill"
+        )
     if not yes:
         click.confirm(f"reset cursor {site}/{stream}?", abort=True, err=True)
     try:
         cursors_core.apply_reset(app.engine, plan)
     except LockBusy as exc:
-        raise LmsBridgeError(f"site {site} is being synced by another run ({exc.holder or 'unknown'}): "
-                             "reset it when that run has finished") from exc
+        raise LmsBridgeError(
+            f"site {site} is being synced by another run ({exc.holder or 'unknown'}): "
+            "reset it when that run has finished"
+        ) from exc
     stdout.print(f"cursor {site}/{stream} reset: the next sync reads from {to:%Y-%m-%d %H:%M %Z}")
 
 
@@ -1018,22 +1316,38 @@ def _fetch_statement(app: App, statement_id: str) -> dict[str, Any] | None:
 @click.option("--reason", required=True, help="Why (stored in the voiding statements: no personal data).")
 @click.option("--dry-run", is_flag=True, help="Count what would be voided; queue nothing.")
 @click.pass_obj
-def void(app: App, statement_ids: tuple[str, ...], person: str | None, source: str | None, since: Any, reason: str,
-         dry_run: bool) -> None:
+def void(
+    app: App,
+    statement_ids: tuple[str, ...],
+    person: str | None,
+    source: str | None,
+    since: Any,
+    reason: str,
+    dry_run: bool,
+) -> None:
     """Queue voiding statements for statements by id, or for a person's statements from a source since a date."""
     if bool(statement_ids) == bool(person) or (person and (not source or since is None)):
         raise click.UsageError("give either --statement ID, or --person NIP --source S --since DATE")
     if statement_ids:
-        report = voids_core.void_statements(app.engine, app.settings, statement_ids, reason=reason, dry_run=dry_run,
-                                            fetch=lambda sid: _fetch_statement(app, sid))
+        report = voids_core.void_statements(
+            app.engine,
+            app.settings,
+            statement_ids,
+            reason=reason,
+            dry_run=dry_run,
+            fetch=lambda sid: _fetch_statement(app, sid),
+        )
     else:
-        report = voids_core.void_person(app.engine, app.settings, person or "", source=source or "", since=since,
-                                        reason=reason, dry_run=dry_run)
+        report = voids_core.void_person(
+            app.engine, app.settings, person or "", source=source or "", since=since, reason=reason, dry_run=dry_run
+        )
     verb = "would queue" if dry_run else "queued"
-    stdout.print(f"{report.targets} statements to void: {verb} {report.queued} voiding statements, "
-                 f"{report.already} voided before; {report.evidence_removed} evidence rows and "
-                 f"{report.jp_records_voided} JP records dropped (run jp compute to revise JP)"
-                 + ("" if dry_run or not report.queued else "; run lms-bridge outbox flush to send them"))
+    stdout.print(
+        f"{report.targets} statements to void: {verb} {report.queued} voiding statements, "
+        f"{report.already} voided before; {report.evidence_removed} evidence rows and "
+        f"{report.jp_records_voided} JP records dropped (run jp compute to revise JP)"
+        + ("" if dry_run or not report.queued else "; run lms-bridge outbox flush to send them")
+    )
 
 
 @cli.command()
@@ -1045,25 +1359,36 @@ def forget(app: App, nip: tuple[str, ...], yes: bool, dry_run: bool) -> None:
     """Erase a person (UU 27/2022 deletion request) from the state store and void their statements."""
     number = " ".join(nip)
     if not yes and not dry_run:
-        click.confirm(f"remove every trace of NIP {number} from the state store and void their statements?",
-                      abort=True, err=True)
+        click.confirm(
+            f"remove every trace of NIP {number} from the state store and void their statements?", abort=True, err=True
+        )
     report = voids_core.forget_person(app.engine, app.settings, number, dry_run=dry_run)
     done = "would remove" if dry_run else "removed"
-    stdout.print(f"{number}: {done} {'the person row' if report.person else 'no person row (none stored)'}, "
-                 f"{report.identity_links} identity links ({report.pseudonym_links} pseudonym links), "
-                 f"{report.evidence} evidence rows, {report.jp_records} JP records, {report.ledger_records} ledger "
-                 f"records, {report.person_units} unit history rows; scrubbed {report.statements} statements from "
-                 f"the outbox ({report.unsent} never sent, now never will be)")
-    stdout.print(f"{'would queue' if dry_run else 'queued'} {report.voids_queued} voiding statements "
-                 f"({report.voids_already} voided before, {report.voids_rewritten} pending voids rewritten without "
-                 "the NIP)" + ("" if dry_run else ": run lms-bridge outbox flush to send them"))
-    stdout.print(f"{'would keep' if dry_run else 'kept'} a tombstone of {report.tombstones} keyed digests (no NIP, "
-                 "no account id): syncs, imports, people import, ledger sync and jp compute skip the person now")
+    stdout.print(
+        f"{number}: {done} {'the person row' if report.person else 'no person row (none stored)'}, "
+        f"{report.identity_links} identity links ({report.pseudonym_links} pseudonym links), "
+        f"{report.evidence} evidence rows, {report.jp_records} JP records, {report.ledger_records} ledger "
+        f"records, {report.person_units} unit history rows; scrubbed {report.statements} statements from "
+        f"the outbox ({report.unsent} never sent, now never will be)"
+    )
+    stdout.print(
+        f"{'would queue' if dry_run else 'queued'} {report.voids_queued} voiding statements "
+        f"({report.voids_already} voided before, {report.voids_rewritten} pending voids rewritten without "
+        "the NIP)" + ("" if dry_run else ": run lms-bridge outbox flush to send them")
+    )
+    stdout.print(
+        f"{'would keep' if dry_run else 'kept'} a tombstone of {report.tombstones} keyed digests (no NIP, "
+        "no account id): syncs, imports, people import, ledger sync and jp compute skip the person now"
+    )
     if report.accounts:
-        stdout.print("the sources still hold these accounts (lms-bridge ignores them now); remove or anonymise them "
-                     f"there: {', '.join(report.accounts)}")
-    stdout.print("the LRS keeps voided statements (xAPI has no delete): ask its operator to purge them if the "
-                 "request covers the LRS copy")
+        stdout.print(
+            "the sources still hold these accounts (lms-bridge ignores them now); remove or anonymise them "
+            f"there: {', '.join(report.accounts)}"
+        )
+    stdout.print(
+        "the LRS keeps voided statements (xAPI has no delete): ask its operator to purge them if the "
+        "request covers the LRS copy"
+    )
 
 
 @cli.group()
@@ -1088,9 +1413,16 @@ def runs_list(app: App, site: str | None, command_name: str | None, status: str 
     table = Table("id", "command", "site", "started (UTC)", "took", "status", "new", "error", title="runs")
     for run in runs_core.list_runs(app.engine, limit=limit, site=site, command=command_name, status=status):
         new = sum(int(c.get("new", 0)) for c in run.streams().values())
-        table.add_row(str(run.id), run.command, run.site_id or "-", f"{run.started_at:%Y-%m-%d %H:%M:%S}",
-                      _duration(run.duration_seconds), run.status, str(new) if run.streams() else "-",
-                      (run.error or "")[:80])
+        table.add_row(
+            str(run.id),
+            run.command,
+            run.site_id or "-",
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            _duration(run.duration_seconds),
+            run.status,
+            str(new) if run.streams() else "-",
+            (run.error or "")[:80],
+        )
     stdout.print(table)
 
 
@@ -1101,8 +1433,10 @@ def runs_show(app: App, run_id: int) -> None:
     """One run: counts per stream, calls, duration and the error that stopped it."""
     run = runs_core.get_run(app.engine, run_id)
     finished = f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" if run.finished_at else "not finished (running or killed)"
-    stdout.print(f"run {run.id}: {run.command} {run.site_id or ''}".rstrip() + f", {run.status}; started "
-                 f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC, finished {finished}, took {_duration(run.duration_seconds)}")
+    stdout.print(
+        f"run {run.id}: {run.command} {run.site_id or ''}".rstrip() + f", {run.status}; started "
+        f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC, finished {finished}, took {_duration(run.duration_seconds)}"
+    )
     streams = run.streams()
     if streams:
         keys = sorted({key for counts in streams.values() for key in counts})
@@ -1119,11 +1453,19 @@ def runs_show(app: App, run_id: int) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), help="Port of /healthz and /metrics on 127.0.0.1 "
-              "(default: [serve] port, 9480; 0: any free port).")
-@click.option("--schedule", "schedules", multiple=True, metavar="JOB=CRON",
-              help="Replace a job's schedule: sync, sync:<source>, flush, jp, ledger or inbox = a cron expression "
-                   "(5 fields, or 6 with seconds first) or off; repeatable.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port of /healthz and /metrics on 127.0.0.1 (default: [serve] port, 9480; 0: any free port).",
+)
+@click.option(
+    "--schedule",
+    "schedules",
+    multiple=True,
+    metavar="JOB=CRON",
+    help="Replace a job's schedule: sync, sync:<source>, flush, jp, ledger or inbox = a cron expression "
+    "(5 fields, or 6 with seconds first) or off; repeatable.",
+)
 @click.pass_obj
 def serve(app: App, schedules: tuple[str, ...], port: int | None) -> None:
     """Run syncs, flushes, JP and ledger on schedules until SIGTERM; serve /healthz and /metrics."""
@@ -1132,6 +1474,7 @@ def serve(app: App, schedules: tuple[str, ...], port: int | None) -> None:
 
 
 # --- doctor -----------------------------------------------------------------------------------
+
 
 @cli.command()
 @click.pass_obj
@@ -1167,8 +1510,10 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if _state["debug"]:
             stderr.print(redact(traceback.format_exc()), markup=False)
-        stderr.print(f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} "
-                     "(run with --debug for the traceback)", markup=False)
+        stderr.print(
+            f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} (run with --debug for the traceback)",
+            markup=False,
+        )
         sys.exit(1)
     sys.exit(0)
 

@@ -285,8 +285,10 @@ class Settings(_Section):
         """
         value = self.optional_secret(name)
         if value is None:
-            where = f"the environment or the secrets file {self.secrets.file}" if self.secrets.file else (
-                "the environment (or a 0600 secrets file named in [secrets] file)"
+            where = (
+                f"the environment or the secrets file {self.secrets.file}"
+                if self.secrets.file
+                else ("the environment (or a 0600 secrets file named in [secrets] file)")
             )
             raise ConfigError(f"secret {name} is not set: put it in {where}")
         return value
@@ -321,7 +323,7 @@ def _apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not section or not key or "__" in key:
             continue
         target = data.setdefault(section, {})
@@ -341,8 +343,7 @@ def read_secrets_file(path: Path) -> dict[str, SecretStr]:
         raise ConfigError(f"secrets file {path} cannot be read ({exc.strerror})") from exc
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
-            f"secrets file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"run: chmod 600 {path}"
+            f"secrets file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
         )
     secrets: dict[str, SecretStr] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

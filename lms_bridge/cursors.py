@@ -125,11 +125,14 @@ def plan_reset(engine: Engine, settings: Settings, site: str, stream: str, to: d
     before = store.get_cursor(engine, site, stream)
     if source.type == "moodle":
         if stream not in moodle.STREAM_NAMES:
-            raise ConfigError(f"unknown stream {stream!r} of Moodle site {site} (streams: "
-                              f"{', '.join(moodle.STREAM_NAMES)})")
+            raise ConfigError(
+                f"unknown stream {stream!r} of Moodle site {site} (streams: {', '.join(moodle.STREAM_NAMES)})"
+            )
         if stream not in WATERMARK_STREAMS:
-            raise ConfigError(f"stream {stream} is read whole on every sync: it has no date to reset "
-                              f"(date cursors: {', '.join(WATERMARK_STREAMS)})")
+            raise ConfigError(
+                f"stream {stream} is read whole on every sync: it has no date to reset "
+                f"(date cursors: {', '.join(WATERMARK_STREAMS)})"
+            )
         after = since_position(stream, before, to)
         if isinstance(before, dict) and "default" in before:
             # Keys (courses, forums) not seen yet keep their floor: a reset never skips a new forum.
@@ -145,16 +148,21 @@ def plan_reset(engine: Engine, settings: Settings, site: str, stream: str, to: d
     elif source.type in live.connectors():
         connector = live.connectors()[source.type]
         if stream not in connector.streams:
-            raise ConfigError(f"unknown stream {stream!r} of {source.type} source {site} "
-                              f"(streams: {', '.join(connector.streams)})")
+            raise ConfigError(
+                f"unknown stream {stream!r} of {source.type} source {site} (streams: {', '.join(connector.streams)})"
+            )
         if connector.reset_position is None:
-            raise ConfigError(f"source {site} is of type {source.type}: its cursor is not a date and the "
-                              "platform keeps no history to re-read, so it cannot be reset")
+            raise ConfigError(
+                f"source {site} is of type {source.type}: its cursor is not a date and the "
+                "platform keeps no history to re-read, so it cannot be reset"
+            )
         after = connector.reset_position(stream, before, to)
         forward = any(moment < to for moment in _iso_moments(before))
     else:
-        raise ConfigError(f"source {site} is of type {source.type}: its cursors follow imported files; "
-                          "import the file again instead of resetting")
+        raise ConfigError(
+            f"source {site} is of type {source.type}: its cursors follow imported files; "
+            "import the file again instead of resetting"
+        )
     return ResetPlan(site_id=site, stream=stream, to=to, before=before, after=after, forward=forward)
 
 
@@ -180,7 +188,8 @@ def apply_reset(engine: Engine, plan: ResetPlan, *, wait: bool = False) -> None:
     """
     with site_lock(engine, sync_lock_name(plan.site_id), wait=wait):
         if store.get_cursor(engine, plan.site_id, plan.stream) != plan.before:
-            raise LmsBridgeError(f"cursor {plan.site_id}/{plan.stream} moved while you were confirming: "
-                                 "run the reset again")
+            raise LmsBridgeError(
+                f"cursor {plan.site_id}/{plan.stream} moved while you were confirming: run the reset again"
+            )
         # Guard (the cursor rule): cursors are written only through commit_batch.
         store.commit_batch(engine, site_id=plan.site_id, stream=plan.stream, statements=(), position=plan.after)

@@ -118,12 +118,16 @@ def distributed_settings(settings: Settings) -> DistributedSettings:
             that is not PostgreSQL.
     """
     if make_url_backend(settings.state.url) != "postgresql":
-        raise ConfigError("distributed syncs need the state store on PostgreSQL ([state] url = "
-                          "\"postgresql://...\"): SQLite cannot be shared by workers on several machines")
+        raise ConfigError(
+            "distributed syncs need the state store on PostgreSQL ([state] url = "
+            '"postgresql://..."): SQLite cannot be shared by workers on several machines'
+        )
     broker = settings.optional_secret(BROKER_ENV)
     if broker is None:
-        raise ConfigError(f"distributed syncs need a broker: set {BROKER_ENV} (redis://host:6379/0 or "
-                          "amqp://user@host//) in the environment or the secrets file")
+        raise ConfigError(
+            f"distributed syncs need a broker: set {BROKER_ENV} (redis://host:6379/0 or "
+            "amqp://user@host//) in the environment or the secrets file"
+        )
     scheme = urlsplit(broker.get_secret_value()).scheme
     if scheme not in _BROKER_SCHEMES:
         raise ConfigError(f"{BROKER_ENV} must be a Redis or RabbitMQ URL (redis://, amqp://), not {scheme or 'this'}")
@@ -153,6 +157,7 @@ def make_url_backend(url: str) -> str:
 
 # --- locks and slots -------------------------------------------------------------------------
 
+
 def stream_lock_name(site_id: str, stream: str) -> str:
     """The lock a distributed task holds exclusive for its site-stream."""
     return f"{sync_lock_name(site_id)}:{stream}"
@@ -180,12 +185,19 @@ class StreamLockHandle:
         """Whether the lock connection still holds both locks (one query on it; False once it dropped)."""
         unsigned = [key & 0xFFFFFFFFFFFFFFFF for key in self._keys]
         try:
-            count = self._connection.scalar(text(
-                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
-                "AND granted AND objsubid = 1 AND ((classid::bigint = :hi1 AND objid::bigint = :lo1) "
-                "OR (classid::bigint = :hi2 AND objid::bigint = :lo2))"
-            ), {"hi1": unsigned[0] >> 32, "lo1": unsigned[0] & 0xFFFFFFFF,
-                "hi2": unsigned[1] >> 32, "lo2": unsigned[1] & 0xFFFFFFFF})
+            count = self._connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                    "AND granted AND objsubid = 1 AND ((classid::bigint = :hi1 AND objid::bigint = :lo1) "
+                    "OR (classid::bigint = :hi2 AND objid::bigint = :lo2))"
+                ),
+                {
+                    "hi1": unsigned[0] >> 32,
+                    "lo1": unsigned[0] & 0xFFFFFFFF,
+                    "hi2": unsigned[1] >> 32,
+                    "lo2": unsigned[1] & 0xFFFFFFFF,
+                },
+            )
             self._connection.commit()
         except SQLAlchemyError:
             return False
@@ -198,8 +210,10 @@ class StreamLockHandle:
             LockLost: the lock connection dropped (another worker may be pulling this stream now).
         """
         if not self.held():
-            raise LockLost(f"lock {self.name} was lost (its database connection dropped): stopping after the "
-                           "last committed batch so two tasks do not pull one stream")
+            raise LockLost(
+                f"lock {self.name} was lost (its database connection dropped): stopping after the "
+                "last committed batch so two tasks do not pull one stream"
+            )
 
 
 @contextmanager
@@ -220,8 +234,9 @@ def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLoc
     stream_key = advisory_key(stream_lock_name(site_id, stream))
     connection = engine.connect()
     try:
-        connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                           {"name": pg_application_name(owner)})
+        connection.execute(
+            text("SELECT set_config('application_name', :name, false)"), {"name": pg_application_name(owner)}
+        )
         if not connection.scalar(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": site_key}):
             connection.commit()
             raise LockBusy(sync_lock_name(site_id), None)
@@ -269,8 +284,7 @@ def moodle_call_slot(engine: Engine, site_id: str, slots: int, poll: float = 0.0
         while True:
             for offset in range(slots):
                 slot = (first + offset) % slots
-                if connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key, :slot)"),
-                                     {"key": key, "slot": slot}):
+                if connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key, :slot)"), {"key": key, "slot": slot}):
                     try:
                         yield slot
                     finally:
@@ -311,6 +325,7 @@ class SharedLimitMoodle(moodle.MoodleSettings):
 
 # --- the Celery app and its tasks ------------------------------------------------------------
 
+
 class _Runtime:
     """What tasks use in a worker process: the settings and an engine made in that process.
 
@@ -327,10 +342,12 @@ class _Runtime:
             base = self.settings.config_path.parent if self.settings.config_path else None
             # Each Moodle request holds a connection while it holds (or waits for) a request slot, so a
             # task needs max_in_flight connections besides its cursor/outbox/lock ones (docs/scaling.md).
-            flights = [int((source.model_extra or {}).get("max_in_flight", 4))
-                       for source in self.settings.sources if source.type == "moodle"]
-            self._engines[pid] = store.open_engine(self.settings.state.url, base,
-                                                   pool_size=max(flights, default=4) + 5)
+            flights = [
+                int((source.model_extra or {}).get("max_in_flight", 4))
+                for source in self.settings.sources
+                if source.type == "moodle"
+            ]
+            self._engines[pid] = store.open_engine(self.settings.state.url, base, pool_size=max(flights, default=4) + 5)
         return self._engines[pid]
 
 
@@ -342,8 +359,9 @@ def make_celery(settings: Settings) -> Celery:
     """
     config = distributed_settings(settings)
     broker = config.broker_url.get_secret_value()
-    app = Celery("lms_bridge", broker=broker,
-                 backend=config.result_backend.get_secret_value() if config.result_backend else None)
+    app = Celery(
+        "lms_bridge", broker=broker, backend=config.result_backend.get_secret_value() if config.result_backend else None
+    )
     app.conf.update(
         task_default_queue=QUEUE,
         task_acks_late=True,  # ack after the task ran: a killed worker's task is delivered again
@@ -397,8 +415,7 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
                 # records the run failed with the LockLost sentence).
                 report = sync_core.sync_source(engine, settings, source, streams=[stream], on_progress=held.check)
             finally:
-                log.info("task %s: %s/%s finished", task.request.id, site, stream,
-                         extra=where | {"status": "finished"})
+                log.info("task %s: %s/%s finished", task.request.id, site, stream, extra=where | {"status": "finished"})
     except LockBusy as exc:
         if task.request.retries < LOCK_RETRIES:
             log.info("task %s: %s; trying again in %d s", task.request.id, exc, LOCK_RETRY_SECONDS, extra=where)
@@ -420,14 +437,28 @@ def _flush_outbox(runtime: _Runtime, limit: int | None) -> dict[str, Any]:
     lrs = runtime.settings.lrs
     password = runtime.settings.secret(lrs.password_env)
     with LRSClient(lrs.url, lrs.username, password, timeout=lrs.timeout) as client:
-        report = outbox_core.flush(runtime.engine(), client, batch_size=lrs.batch_size,
-                                   max_attempts=lrs.max_attempts, backoff_base=lrs.backoff_base,
-                                   backoff_cap=lrs.backoff_cap, limit=limit)
-    return {"worker": socket.gethostname(), "pid": os.getpid(), "sent": report.sent, "dead": report.dead,
-            "posts": report.posts, "gave_up": report.gave_up, "error": report.last_error if report.gave_up else None}
+        report = outbox_core.flush(
+            runtime.engine(),
+            client,
+            batch_size=lrs.batch_size,
+            max_attempts=lrs.max_attempts,
+            backoff_base=lrs.backoff_base,
+            backoff_cap=lrs.backoff_cap,
+            limit=limit,
+        )
+    return {
+        "worker": socket.gethostname(),
+        "pid": os.getpid(),
+        "sent": report.sent,
+        "dead": report.dead,
+        "posts": report.posts,
+        "gave_up": report.gave_up,
+        "error": report.last_error if report.gave_up else None,
+    }
 
 
 # --- enqueueing and waiting ------------------------------------------------------------------
+
 
 @dataclass
 class Enqueued:
@@ -470,8 +501,9 @@ def plan_streams(source: sync_core.SyncSource, streams: Sequence[str] | None) ->
     return [head], tail
 
 
-def enqueue_syncs(app: Celery, engine: Engine, settings: Settings, site: str | None = None,
-                  streams: Sequence[str] = ()) -> list[Enqueued]:
+def enqueue_syncs(
+    app: Celery, engine: Engine, settings: Settings, site: str | None = None, streams: Sequence[str] = ()
+) -> list[Enqueued]:
     """Send one task per source and stream (see :func:`plan_streams` for their order).
 
     Raises:
@@ -489,11 +521,13 @@ def enqueue_syncs(app: Celery, engine: Engine, settings: Settings, site: str | N
             items.append(Enqueued(source_id, name, str(uuid.uuid4()), after=items[-1].task_id if items else None))
         last = items[-1].task_id
         items += [Enqueued(source_id, name, str(uuid.uuid4()), after=last) for name in side_by_side]
-        signatures = [app.signature(SYNC_TASK, args=(item.site, item.stream), immutable=True,
-                                    task_id=item.task_id, queue=QUEUE) for item in items]
-        steps = signatures[:len(in_order)]
+        signatures = [
+            app.signature(SYNC_TASK, args=(item.site, item.stream), immutable=True, task_id=item.task_id, queue=QUEUE)
+            for item in items
+        ]
+        steps = signatures[: len(in_order)]
         if len(signatures) > len(in_order):
-            steps.append(group(signatures[len(in_order):]))
+            steps.append(group(signatures[len(in_order) :]))
         (chain(*steps) if len(steps) > 1 else steps[0]).apply_async()
         enqueued += items
     return enqueued
@@ -519,8 +553,9 @@ def wait_for(app: Celery, enqueued: Sequence[Enqueued], poll: float = 0.5) -> No
         ConfigError: no result backend is configured.
     """
     if app.conf.result_backend is None:
-        raise ConfigError(f"--wait needs a result backend: set {RESULT_BACKEND_ENV} (a Redis broker is "
-                          "used for it by default)")
+        raise ConfigError(
+            f"--wait needs a result backend: set {RESULT_BACKEND_ENV} (a Redis broker is used for it by default)"
+        )
     failed: dict[str, str] = {}
     for item in enqueued:  # heads come before the tasks that wait for them
         if item.after in failed:
@@ -537,17 +572,26 @@ def wait_for(app: Celery, enqueued: Sequence[Enqueued], poll: float = 0.5) -> No
             item.result = {"error": failed[item.task_id]}
 
 
-def run_worker(settings: Settings, *, concurrency: int, queues: Sequence[str], pool: str,
-               loglevel: str = "INFO") -> None:
+def run_worker(
+    settings: Settings, *, concurrency: int, queues: Sequence[str], pool: str, loglevel: str = "INFO"
+) -> None:
     """Run a Celery worker for this configuration until it is stopped (SIGTERM: warm shutdown).
 
     Raises:
         ConfigError: see :func:`distributed_settings`.
     """
     app = make_celery(settings)
-    app.worker_main([
-        "worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={','.join(queues)}",
-        f"--loglevel={loglevel}", f"--hostname=lms-bridge-{os.getpid()}@{socket.gethostname()}",
-        # No worker-to-worker chatter: nothing here uses it, and it slows start-up.
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--queues={','.join(queues)}",
+            f"--loglevel={loglevel}",
+            f"--hostname=lms-bridge-{os.getpid()}@{socket.gethostname()}",
+            # No worker-to-worker chatter: nothing here uses it, and it slows start-up.
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

@@ -41,8 +41,7 @@ PSEUDONYM_LINK_SOURCE = "pseudonym"
 
 #: Sources whose actors are pseudonyms made by the parser (an LMS report row without a
 #: valid NIP is identified by its pseudonymised e-mail; a row with one carries ``extras["nip"]``).
-PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv",
-                                  "google_classroom"})
+PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv", "google_classroom"})
 
 
 def account(home_page: str, name: str) -> dict[str, Any]:
@@ -91,8 +90,11 @@ class IdentityResolver:
         ``source="pseudonym"``, ``site_id=""``: one link serves every group and platform.
         """
         if parse_nip(activity.extras.get("nip")) is None:
-            key = (PSEUDONYM_LINK_SOURCE, "") if activity.source in PSEUDONYMOUS_SOURCES else (
-                activity.source, activity.site)
+            key = (
+                (PSEUDONYM_LINK_SOURCE, "")
+                if activity.source in PSEUDONYMOUS_SOURCES
+                else (activity.source, activity.site)
+            )
             if key not in self._nips:
                 self._nips[key] = store.site_nips(self.engine, *key)
             nip = self._nips[key].get(activity.actor)
@@ -167,8 +169,9 @@ class Tombstones:
         try:
             pseudonymize = pseudonymizer_from_settings(settings)
         except ConfigError as exc:
-            raise ConfigError(f"people were forgotten (lms-bridge forget) and only the pseudonym key can keep them "
-                              f"forgotten: {exc}") from None
+            raise ConfigError(
+                f"people were forgotten (lms-bridge forget) and only the pseudonym key can keep them forgotten: {exc}"
+            ) from None
         return cls(digests, pseudonymize)
 
     def __bool__(self) -> bool:
@@ -207,8 +210,9 @@ class Tombstones:
         nip = parse_nip(activity.extras.get("nip"))
         return self.nip(nip.value if nip else None) or self.actor(activity.source, activity.site, activity.actor)
 
-    def screen(self, engine: Engine, activities: Sequence[Activity], links: Sequence[store.LinkIn], *,
-               dry_run: bool = False) -> tuple[list[Activity], list[store.LinkIn], int]:
+    def screen(
+        self, engine: Engine, activities: Sequence[Activity], links: Sequence[store.LinkIn], *, dry_run: bool = False
+    ) -> tuple[list[Activity], list[store.LinkIn], int]:
         """Drop the links and activities of forgotten people from a batch, before it is stored.
 
         A link carrying a forgotten NIP is not stored (nobody is linked again) and its account
@@ -224,8 +228,9 @@ class Tombstones:
         for link in links:
             nip = parse_nip(link.raw_nip)
             if self.nip(nip.value if nip else None) and self.pseudonymize is not None:
-                accounts.append(forgotten_digest(self.pseudonymize, "account", link.source, link.site_id,
-                                                 link.local_id))
+                accounts.append(
+                    forgotten_digest(self.pseudonymize, "account", link.source, link.site_id, link.local_id)
+                )
             else:
                 kept_links.append(link)
         if accounts:

@@ -52,8 +52,10 @@ _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _WHATSAPP_HEAD = re.compile(r"^[\u200e\u200f]*\[?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4},? [0-9]{1,2}[.:][0-9]{2}")
 _SNIFF_BYTES = 64 * 1024
 # What connectors.attendance.detect_format says of a readable file that is no report it knows.
-_NOT_A_REPORT = re.compile(r": (?:not a Zoom, Google Meet or Microsoft Teams attendance report|a tab-separated file "
-                           r"that is not a Teams attendance report)$")
+_NOT_A_REPORT = re.compile(
+    r": (?:not a Zoom, Google Meet or Microsoft Teams attendance report|a tab-separated file "
+    r"that is not a Teams attendance report)$"
+)
 
 _DESCRIPTION = {
     "whatsapp": ("WhatsApp chat", "messages", "system lines and deleted messages"),
@@ -137,6 +139,7 @@ class ImportSummary:
 
 # --- telling the format ----------------------------------------------------------------------
 
+
 def detect_format(path: Path, *, mapping: bool = False) -> str:
     """Tell a file's format from its extension and its first bytes.
 
@@ -218,8 +221,7 @@ def _check_declared(path: Path, declared: str) -> None:
 
     actual = _ATTENDANCE_SOURCE[attendance.detect_format(path)]
     if actual != declared:
-        raise InputError(f"{path} is {_a(actual)}, not {_a(declared)}: "
-                         f"give --source {actual} or leave --source out")
+        raise InputError(f"{path} is {_a(actual)}, not {_a(declared)}: give --source {actual} or leave --source out")
 
 
 def _a(fmt: str) -> str:
@@ -230,11 +232,14 @@ def _a(fmt: str) -> str:
 
 # --- reading ---------------------------------------------------------------------------------
 
+
 def _check_id(value: str, what: str) -> str:
     if not _SITE_ID.fullmatch(value):
         slug = re.sub(r"[^a-z0-9_.-]+", "-", value.lower()).strip("-._")[:63] or "cop-name"
-        raise ConfigError(f"{what} {value!r} is not an id (lowercase letters, digits, '-', '_' and '.'; "
-                          f"e.g. {slug!r}); it is part of every statement id, so choose it once")
+        raise ConfigError(
+            f"{what} {value!r} is not an id (lowercase letters, digits, '-', '_' and '.'; "
+            f"e.g. {slug!r}); it is part of every statement id, so choose it once"
+        )
     return value
 
 
@@ -281,16 +286,20 @@ def read_import_file(
     if mapping is not None and fmt != "csv":
         raise ConfigError(f"--mapping applies to LMS completion reports (--source csv), not to {_a(fmt)}")
     if fmt == "csv" and mapping is None:
-        raise ConfigError("an LMS completion report needs its column mapping: give --mapping FILE "
-                          "(see mappings/lms_csv_example.toml)")
+        raise ConfigError(
+            "an LMS completion report needs its column mapping: give --mapping FILE (see mappings/lms_csv_example.toml)"
+        )
     if community is not None:
         _check_id(community, "--community")
         if fmt in ("jsonl", "csv"):
-            raise ConfigError(f"--community names the CoP of a chat export or meeting report; {_a(fmt)} "
-                              "has no community")
+            raise ConfigError(
+                f"--community names the CoP of a chat export or meeting report; {_a(fmt)} has no community"
+            )
     elif fmt in CHAT_FORMATS:
-        raise ConfigError(f"a {_DESCRIPTION[fmt][0]} export needs the Community of Practice it belongs to: "
-                          "give --community NAME (e.g. --community cop-wi-7)")
+        raise ConfigError(
+            f"a {_DESCRIPTION[fmt][0]} export needs the Community of Practice it belongs to: "
+            "give --community NAME (e.g. --community cop-wi-7)"
+        )
     if site is not None:
         _check_id(site, "--site")
     if chat is not None and fmt != "telegram":
@@ -313,20 +322,40 @@ def read_import_file(
         table = lms_csv.load_mapping(mapping)
         chosen = site or table.site
         pseudonymize = _pseudonymizer(settings) if "email" in table.columns else None
-        activities = list(lms_csv.read_lms_csv(path, table, pseudonymize=pseudonymize, tz=zone, site=chosen,
-                                               stats=stats, notes=notes))
+        activities = list(
+            lms_csv.read_lms_csv(path, table, pseudonymize=pseudonymize, tz=zone, site=chosen, stats=stats, notes=notes)
+        )
         items = [(activity, index) for index, activity in enumerate(activities, start=1)]
     else:
         chosen = site or community or fmt
         pseudonymize = _pseudonymizer(settings)  # before the file is read: no key, nothing read or stored
-        activities = _read_community_file(path, fmt, chosen, community, pseudonymize, zone, stats, chat=chat,
-                                          meeting_date=meeting_date, month_first=month_first)
+        activities = _read_community_file(
+            path,
+            fmt,
+            chosen,
+            community,
+            pseudonymize,
+            zone,
+            stats,
+            chat=chat,
+            meeting_date=meeting_date,
+            month_first=month_first,
+        )
         items = [(activity, index) for index, activity in enumerate(activities, start=1)]
 
     from connectors.jsonl import file_digest
 
-    return ParsedFile(path=path, format=fmt, site=chosen, community=community, stream=f"file:{file_digest(path)}",
-                      items=items, records=stats.records, skipped=stats.skipped, notes=notes)
+    return ParsedFile(
+        path=path,
+        format=fmt,
+        site=chosen,
+        community=community,
+        stream=f"file:{file_digest(path)}",
+        items=items,
+        records=stats.records,
+        skipped=stats.skipped,
+        notes=notes,
+    )
 
 
 def _pseudonymizer(settings: Settings) -> Callable[[str], str]:
@@ -335,21 +364,42 @@ def _pseudonymizer(settings: Settings) -> Callable[[str], str]:
     return pseudonymizer_from_settings(settings)
 
 
-def _read_community_file(path: Path, fmt: str, site: str, community: str | None,
-                         pseudonymize: Callable[[str], str], zone: ZoneInfo, stats: ReadStats, *,
-                         chat: str | None, meeting_date: date | None, month_first: bool) -> list[Activity]:
+def _read_community_file(
+    path: Path,
+    fmt: str,
+    site: str,
+    community: str | None,
+    pseudonymize: Callable[[str], str],
+    zone: ZoneInfo,
+    stats: ReadStats,
+    *,
+    chat: str | None,
+    meeting_date: date | None,
+    month_first: bool,
+) -> list[Activity]:
     from connectors import attendance, telegram, whatsapp
 
     if fmt == "whatsapp":
-        activities = list(whatsapp.read_whatsapp(path, site=site, pseudonymize=pseudonymize, tz=zone,
-                                                 day_first=False if month_first else None, stats=stats))
+        activities = list(
+            whatsapp.read_whatsapp(
+                path,
+                site=site,
+                pseudonymize=pseudonymize,
+                tz=zone,
+                day_first=False if month_first else None,
+                stats=stats,
+            )
+        )
     elif fmt == "telegram":
         activities = list(telegram.read_telegram(path, site=site, pseudonymize=pseudonymize, stats=stats))
         activities = _one_telegram_chat(path, activities, stats, chat)
     else:
         try:
-            activities = list(attendance.read_attendance(path, site=site, pseudonymize=pseudonymize, tz=zone,
-                                                         meeting_date=meeting_date, stats=stats))
+            activities = list(
+                attendance.read_attendance(
+                    path, site=site, pseudonymize=pseudonymize, tz=zone, meeting_date=meeting_date, stats=stats
+                )
+            )
         except InputError as exc:
             if fmt == "meet" and "gives the meeting date" in str(exc):
                 raise InputError(f"{exc}, or give --meeting-date YYYY-MM-DD") from exc
@@ -363,14 +413,19 @@ def _read_community_file(path: Path, fmt: str, site: str, community: str | None,
             return [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
         # One ``replace`` per message, not two: it re-runs the dataclass checks (40,000 messages).
         grouping = ObjectRef(type="community", native_id=community, title=None)
-        return [replace(activity, object=replace(activity.object, title=None), grouping=grouping)
-                for activity in activities]
+        return [
+            replace(activity, object=replace(activity.object, title=None), grouping=grouping) for activity in activities
+        ]
     if community is None:
         return activities
     # One CoP across its platforms: the grouping is the community (titled with a Telegram chat's own name).
     return [
-        replace(activity, grouping=ObjectRef(type="community", native_id=community,
-                                             title=activity.grouping.title if activity.grouping else None))
+        replace(
+            activity,
+            grouping=ObjectRef(
+                type="community", native_id=community, title=activity.grouping.title if activity.grouping else None
+            ),
+        )
         for activity in activities
     ]
 
@@ -382,11 +437,16 @@ def _one_telegram_chat(path: Path, activities: list[Activity], stats: ReadStats,
         if len(groups) <= 1:
             return activities
         listed = ", ".join(f"{name or 'unnamed'} (id {chat_id})" for chat_id, (name, _) in groups.items())
-        raise InputError(f"telegram export {path.name} holds {len(groups)} group chats: {listed}; import one at a "
-                         "time with --chat ID (each under its own --community)")
+        raise InputError(
+            f"telegram export {path.name} holds {len(groups)} group chats: {listed}; import one at a "
+            "time with --chat ID (each under its own --community)"
+        )
     wanted = chat.strip().casefold()
-    chosen = [chat_id for chat_id, (name, _) in groups.items()
-              if wanted in (chat_id.casefold(), (name or "").strip().casefold())]
+    chosen = [
+        chat_id
+        for chat_id, (name, _) in groups.items()
+        if wanted in (chat_id.casefold(), (name or "").strip().casefold())
+    ]
     if len(chosen) != 1:
         problem = "no chat" if not chosen else f"{len(chosen)} chats"
         raise InputError(f"telegram export {path.name} has {problem} with the id or name {chat!r}")
@@ -431,8 +491,16 @@ def store_import(
     pending = [(activity, position) for activity, position in parsed.items if position > after]
     run_id = None if dry_run or not pending else store.start_run(engine, "import", parsed.site)
     try:
-        report = ingest(engine, settings, site_id=parsed.site, stream=parsed.stream, items=pending,
-                        batch_size=batch_size, dry_run=dry_run, on_progress=on_progress)
+        report = ingest(
+            engine,
+            settings,
+            site_id=parsed.site,
+            stream=parsed.stream,
+            items=pending,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )
     except Exception as exc:
         if run_id is not None:
             store.finish_run(engine, run_id, status="failed", counts={}, error=str(exc))
@@ -441,8 +509,12 @@ def store_import(
         store.finish_run(engine, run_id, status="ok", counts={parsed.stream: report.as_dict()})
     people, matched = _people(engine, settings, [activity for activity, _ in parsed.items])
     summary = ImportSummary(parsed=parsed, report=report, pending=len(pending), people=people, matched=matched)
-    log.info("import %s: %s", parsed.path.name, report.as_dict(),
-             extra={"source": parsed.site, "file": parsed.path.name, "counts": report.as_dict()})
+    log.info(
+        "import %s: %s",
+        parsed.path.name,
+        report.as_dict(),
+        extra={"source": parsed.site, "file": parsed.path.name, "counts": report.as_dict()},
+    )
     return summary
 
 

@@ -99,7 +99,7 @@ class InboxSettings(BaseModel):
     @model_validator(mode="after")
     def _chat_needs_community(self) -> InboxSettings:
         if self.source in ("whatsapp", "telegram") and self.community is None:
-            raise ValueError(f"a {self.source} inbox needs community = \"<CoP id>\"")
+            raise ValueError(f'a {self.source} inbox needs community = "<CoP id>"')
         return self
 
 
@@ -189,8 +189,9 @@ def run_inboxes(
     for inbox in settings.inboxes:
         folder = inbox_folder(settings, inbox)
         if not folder.is_dir():
-            report.files.append(FileResult(str(inbox.path), "-", "error",
-                                           detail=f"inbox folder {folder} does not exist"))
+            report.files.append(
+                FileResult(str(inbox.path), "-", "error", detail=f"inbox folder {folder} does not exist")
+            )
             continue
         report.purged += _purge(folder, inbox.retention_days, now)
         ready, waiting = _ready_files(folder, now, settle_seconds)
@@ -238,12 +239,22 @@ def _handle(engine: Engine, settings: Settings, inbox: InboxSettings, path: Path
         reason = str(exc)
         target = _move(path, path.parent / FAILED, (".reason.txt",), now)
         _write_atomic(target.parent / f"{target.name}.reason.txt", reason.rstrip() + "\n")
-        log.warning("inbox %s: %s moved to failed/: %s", where, path.name, reason,
-                    extra={"inbox": where, "file": path.name, "status": "failed"})
+        log.warning(
+            "inbox %s: %s moved to failed/: %s",
+            where,
+            path.name,
+            reason,
+            extra={"inbox": where, "file": path.name, "status": "failed"},
+        )
         return FileResult(where, path.name, "failed", detail=reason)
     except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the others; it stays for the next pass
-        log.exception("inbox %s: %s left in place: %s", where, path.name, exc.__class__.__name__,
-                      extra={"inbox": where, "file": path.name, "status": "error"})
+        log.exception(
+            "inbox %s: %s left in place: %s",
+            where,
+            path.name,
+            exc.__class__.__name__,
+            extra={"inbox": where, "file": path.name, "status": "error"},
+        )
         return FileResult(where, path.name, "error", detail=f"unexpected {exc.__class__.__name__}: {exc}")
     # The import has committed: from here on a crash only means the file is imported again (adding nothing).
     counts = summary.report.as_dict()
@@ -273,8 +284,14 @@ def _handle(engine: Engine, settings: Settings, inbox: InboxSettings, path: Path
     else:
         path.unlink()
         detail = f"deleted; receipt {DONE}/{receipt_path.name}"
-    log.info("inbox %s: %s imported (%d new): %s", where, path.name, summary.report.new, detail,
-             extra={"inbox": where, "file": path.name, "counts": counts, "status": "ok"})
+    log.info(
+        "inbox %s: %s imported (%d new): %s",
+        where,
+        path.name,
+        summary.report.new,
+        detail,
+        extra={"inbox": where, "file": path.name, "counts": counts, "status": "ok"},
+    )
     return FileResult(where, path.name, "imported", new=summary.report.new, detail=detail)
 
 
@@ -317,4 +334,3 @@ def _purge(folder: Path, retention_days: float, now: float) -> int:
                 path.unlink()
                 purged += 1
     return purged
-

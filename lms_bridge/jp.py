@@ -138,8 +138,9 @@ def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
     return minutes / rules.minutes_per_jp if qualifies and minutes > 0 else Decimal(0)
 
 
-def _raw_credits(rule: Rule, rules: RuleSet, program: ProgramJP, nip: str,
-                 items: Sequence[EvidenceItem]) -> list[Credit]:
+def _raw_credits(
+    rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
+) -> list[Credit]:
     """Credits of one rule for one person's matching items, before caps."""
     credits: list[Credit] = []
     if rule.record == "activity":
@@ -155,36 +156,59 @@ def _raw_credits(rule: Rule, rules: RuleSet, program: ProgramJP, nip: str,
                 raw = rule.jp_per_item or Decimal(0)
             else:
                 raw = _minutes_credit(rule, rules, item)
-            credits.append(Credit(nip=nip, rule=rule, period=item.local_date.isoformat(), activity_key=key,
-                                  raw=raw, jp=raw, evidence=(item,)))
+            credits.append(
+                Credit(
+                    nip=nip,
+                    rule=rule,
+                    period=item.local_date.isoformat(),
+                    activity_key=key,
+                    raw=raw,
+                    jp=raw,
+                    evidence=(item,),
+                )
+            )
         return credits
     by_day: dict[date, list[EvidenceItem]] = defaultdict(list)
     for item in items:
         by_day[item.local_date].append(item)
     for day, day_items in by_day.items():
         if rule.credit == "daily_tiers":
-            reached = [tier.jp for tier in rule.tiers
-                       if sum(1 for item in day_items if not tier.kinds or item.kind in tier.kinds) >= tier.min_items]
+            reached = [
+                tier.jp
+                for tier in rule.tiers
+                if sum(1 for item in day_items if not tier.kinds or item.kind in tier.kinds) >= tier.min_items
+            ]
             raw = max(reached, default=Decimal(0))
         elif rule.credit == "per_item":
             raw = (rule.jp_per_item or Decimal(0)) * len(day_items)
         else:
             raw = sum((_minutes_credit(rule, rules, item) for item in day_items), Decimal(0))
-        credits.append(Credit(nip=nip, rule=rule, period=day.isoformat(), activity_key="day", raw=raw, jp=raw,
-                              evidence=tuple(day_items)))
+        credits.append(
+            Credit(
+                nip=nip,
+                rule=rule,
+                period=day.isoformat(),
+                activity_key="day",
+                raw=raw,
+                jp=raw,
+                evidence=tuple(day_items),
+            )
+        )
     return credits
 
 
 def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     """Cap one person's credits of one cap group, in time order; round down."""
     order = {rule.id: index for index, rule in enumerate(rules.rules)}
-    credits = sorted(credits, key=lambda c: (c.local_date, c.evidence[0].occurred_at, order[c.rule.id],
-                                             c.activity_key))
+    credits = sorted(credits, key=lambda c: (c.local_date, c.evidence[0].occurred_at, order[c.rule.id], c.activity_key))
     used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     capped: list[Credit] = []
     for credit in credits:
-        periods = {"day": credit.local_date.isoformat(), "month": credit.local_date.isoformat()[:7],
-                   "year": credit.local_date.isoformat()[:4]}
+        periods = {
+            "day": credit.local_date.isoformat(),
+            "month": credit.local_date.isoformat()[:7],
+            "year": credit.local_date.isoformat()[:4],
+        }
         jp, capped_by = _round_down(credit.raw, rules.precision), None
         for period, cap in credit.rule.caps().items():
             room = max(cap - used[(period, periods[period])], Decimal(0))
@@ -192,9 +216,18 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
                 jp, capped_by = room, period
         for period in credit.rule.caps():
             used[(period, periods[period])] += jp
-        capped.append(Credit(nip=credit.nip, rule=credit.rule, period=credit.period,
-                             activity_key=credit.activity_key, raw=credit.raw, jp=jp,
-                             evidence=credit.evidence, capped_by=capped_by))
+        capped.append(
+            Credit(
+                nip=credit.nip,
+                rule=credit.rule,
+                period=credit.period,
+                activity_key=credit.activity_key,
+                raw=credit.raw,
+                jp=jp,
+                evidence=credit.evidence,
+                capped_by=capped_by,
+            )
+        )
     return capped
 
 
@@ -231,6 +264,7 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
 
 # --- reading evidence ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Resolver:
     """Source-local actors -> NIP, from the identity links of the store."""
@@ -254,8 +288,9 @@ def load_resolver(session: Session) -> Resolver:
     accounts: dict[tuple[str, str, str], str] = {}
     pseudonyms: dict[str, str] = {}
     rows = session.execute(
-        select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id, Person.nip)
-        .join(Person, Person.id == IdentityLink.person_id)
+        select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id, Person.nip).join(
+            Person, Person.id == IdentityLink.person_id
+        )
     )
     for row in rows:
         if row.source == PSEUDONYM_LINK_SOURCE:
@@ -271,9 +306,17 @@ def _year_bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds: Iterable[str],
-                  resolver: Resolver, *, nip: str | None = None, namespace: uuid.UUID | None = None,
-                  tombstones: Tombstones | None = None) -> tuple[list[EvidenceItem], int]:
+def read_evidence(
+    session: Session,
+    years: Sequence[int],
+    zone: ZoneInfo,
+    kinds: Iterable[str],
+    resolver: Resolver,
+    *,
+    nip: str | None = None,
+    namespace: uuid.UUID | None = None,
+    tombstones: Tombstones | None = None,
+) -> tuple[list[EvidenceItem], int]:
     """The evidence of whole local years, resolved; returns (items, unresolved count).
 
     Args:
@@ -293,8 +336,11 @@ def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds:
     kinds = sorted(set(kinds))
     for year in years:
         start, end = _year_bounds(year, zone)
-        query = (select(Evidence).where(Evidence.occurred_at >= start, Evidence.occurred_at < end,
-                                        Evidence.kind.in_(kinds)).order_by(Evidence.statement_id))
+        query = (
+            select(Evidence)
+            .where(Evidence.occurred_at >= start, Evidence.occurred_at < end, Evidence.kind.in_(kinds))
+            .order_by(Evidence.statement_id)
+        )
         for row in session.execute(query).scalars():
             person = resolver.nip(row)
             if person is None:
@@ -304,11 +350,20 @@ def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds:
                 continue
             if tombstones and forgotten.setdefault(person, tombstones.nip(person)):
                 continue
-            items.append(EvidenceItem(
-                statement_id=row.statement_id, nip=person, source=row.source, site_id=row.site_id, kind=row.kind,
-                occurred_at=row.occurred_at, local_date=row.occurred_at.astimezone(zone).date(),
-                duration_seconds=row.duration_seconds, object_key=row.object_key, facts=json.loads(row.facts or "{}"),
-            ))
+            items.append(
+                EvidenceItem(
+                    statement_id=row.statement_id,
+                    nip=person,
+                    source=row.source,
+                    site_id=row.site_id,
+                    kind=row.kind,
+                    occurred_at=row.occurred_at,
+                    local_date=row.occurred_at.astimezone(zone).date(),
+                    duration_seconds=row.duration_seconds,
+                    object_key=row.object_key,
+                    facts=json.loads(row.facts or "{}"),
+                )
+            )
     if namespace is not None and items:
         voided = voided_targets(session, namespace, [item.statement_id for item in items])
         items = [item for item in items if item.statement_id not in voided]
@@ -316,6 +371,7 @@ def read_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds:
 
 
 # --- running ---------------------------------------------------------------------------------
+
 
 @dataclass
 class JPReport:
@@ -364,8 +420,15 @@ def is_closed(period_day: date, rules: RuleSet, zone: ZoneInfo, now: datetime) -
     return now >= end
 
 
-def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSettings, *,
-           years: Sequence[int] | None = None, now: datetime | None = None, dry_run: bool = False) -> JPReport:
+def run_jp(
+    engine: Engine,
+    settings: Settings,
+    statement_settings: StatementSettings,
+    *,
+    years: Sequence[int] | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> JPReport:
     """Compute JP records for whole years and queue what changed (see the module docstring).
 
     Args:
@@ -384,9 +447,15 @@ def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSett
     report = JPReport(years=list(years))
     with Session(engine) as session, session.begin():
         resolver = load_resolver(session)
-        items, report.unresolved = read_evidence(session, years, zone, rules.kinds, resolver,
-                                                 namespace=statement_settings.namespace,
-                                                 tombstones=Tombstones.load(session, settings))
+        items, report.unresolved = read_evidence(
+            session,
+            years,
+            zone,
+            rules.kinds,
+            resolver,
+            namespace=statement_settings.namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
         credits = [credit for credit in compute_credits(items, rules, program) if credit.jp > 0]
         closed = []
         for credit in credits:
@@ -405,8 +474,15 @@ def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSett
             if credit is not None and credit.evidence_hash() == record.evidence_hash:
                 report.unchanged += 1
                 continue
-            statements.append(build_void_statement(statement_settings, record.statement_id, nip=record.nip,
-                                                   authority=authority, occurred_at=record.occurred_at))
+            statements.append(
+                build_void_statement(
+                    statement_settings,
+                    record.statement_id,
+                    nip=record.nip,
+                    authority=authority,
+                    occurred_at=record.occurred_at,
+                )
+            )
             void_rows.append(record.id)
             report.voided += 1
             if credit is not None:
@@ -417,17 +493,37 @@ def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSett
             if record is not None and credit.evidence_hash() == record.evidence_hash:
                 continue
             revision = revisions.get(key, 0) + 1
-            built = build_jp_statement(statement_settings, JPCreditIn(
-                nip=credit.nip, rule_id=credit.rule.id, rule_version=credit.rule.version, rule_code=credit.rule.code,
-                period=credit.period, activity_key=credit.activity_key, revision=revision, jp=credit.jp,
-                evidence_ids=credit.evidence_ids, occurred_at=credit.occurred_at,
-            ), authority=authority)
+            built = build_jp_statement(
+                statement_settings,
+                JPCreditIn(
+                    nip=credit.nip,
+                    rule_id=credit.rule.id,
+                    rule_version=credit.rule.version,
+                    rule_code=credit.rule.code,
+                    period=credit.period,
+                    activity_key=credit.activity_key,
+                    revision=revision,
+                    jp=credit.jp,
+                    evidence_ids=credit.evidence_ids,
+                    occurred_at=credit.occurred_at,
+                ),
+                authority=authority,
+            )
             statements.append(built)
-            new_rows.append(jp_store.RecordIn(
-                nip=credit.nip, rule_id=credit.rule.id, rule_version=credit.rule.version, period=credit.period,
-                activity_key=credit.activity_key, revision=revision, jp=str(credit.jp),
-                evidence_hash=credit.evidence_hash(), statement_id=built.id, occurred_at=credit.occurred_at,
-            ))
+            new_rows.append(
+                jp_store.RecordIn(
+                    nip=credit.nip,
+                    rule_id=credit.rule.id,
+                    rule_version=credit.rule.version,
+                    period=credit.period,
+                    activity_key=credit.activity_key,
+                    revision=revision,
+                    jp=str(credit.jp),
+                    evidence_hash=credit.evidence_hash(),
+                    statement_id=built.id,
+                    occurred_at=credit.occurred_at,
+                )
+            )
             if record is None:
                 report.posted += 1
             report.jp_posted += credit.jp
@@ -435,13 +531,21 @@ def run_jp(engine: Engine, settings: Settings, statement_settings: StatementSett
             session.rollback()
             return report
         jp_store.write(session, statements, new_rows, void_rows)
-    log.info("jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open", years, report.posted,
-             report.revised, report.voided, report.unchanged, report.open)
+    log.info(
+        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open",
+        years,
+        report.posted,
+        report.revised,
+        report.voided,
+        report.unchanged,
+        report.open,
+    )
     return report
 
 
-def explain(engine: Engine, settings: Settings, nip: str, year: int, *,
-            now: datetime | None = None) -> tuple[list[Credit], dict[tuple[str, str, str, str], jp_store.Record], bool]:
+def explain(
+    engine: Engine, settings: Settings, nip: str, year: int, *, now: datetime | None = None
+) -> tuple[list[Credit], dict[tuple[str, str, str, str], jp_store.Record], bool]:
     """One person's credits for a year, the records already posted, and whether the person is known.
 
     Returns:
@@ -452,8 +556,15 @@ def explain(engine: Engine, settings: Settings, nip: str, year: int, *,
     with Session(engine) as session:
         known = session.execute(select(Person.id).where(Person.nip == nip)).first() is not None
         resolver = load_resolver(session)
-        items, _ = read_evidence(session, [year], zone, rules.kinds, resolver, nip=nip,
-                                 namespace=settings.deployment.statement_namespace,
-                                 tombstones=Tombstones.load(session, settings))
+        items, _ = read_evidence(
+            session,
+            [year],
+            zone,
+            rules.kinds,
+            resolver,
+            nip=nip,
+            namespace=settings.deployment.statement_namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
         records = {key: record for key, record in jp_store.active_records(session, [year]).items() if key[0] == nip}
     return compute_credits(items, rules, program), records, known or bool(items) or bool(records)

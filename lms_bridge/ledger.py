@@ -86,8 +86,9 @@ def _name(definition: dict[str, Any]) -> str | None:
     return None
 
 
-def _forgotten_actor(statement: dict[str, Any], tombstones: Tombstones, *, base_iri: str,
-                     authorities: set[str]) -> bool:
+def _forgotten_actor(
+    statement: dict[str, Any], tombstones: Tombstones, *, base_iri: str, authorities: set[str]
+) -> bool:
     """Whether a statement's actor is a forgotten person: a NIP account or a chat pseudonym with a tombstone."""
     account = (statement.get("actor") or {}).get("account") or {}
     home, name = account.get("homePage"), account.get("name")
@@ -96,7 +97,7 @@ def _forgotten_actor(statement: dict[str, Any], tombstones: Tombstones, *, base_
     if home in authorities:
         return tombstones.nip(name)
     prefix = f"{base_iri}/pseudonym/"
-    return home.startswith(prefix) and tombstones.actor(home[len(prefix):], "", name)
+    return home.startswith(prefix) and tombstones.actor(home[len(prefix) :], "", name)
 
 
 @dataclass(frozen=True)
@@ -136,25 +137,40 @@ def classify(statement: dict[str, Any], *, base_iri: str, authorities: set[str],
         evidence = ctx_ext.get(f"{base_iri}/extensions/evidence") or {}
         period = ctx_ext.get(f"{base_iri}/extensions/period")
         ids = [str(i) for i in evidence.get("ids") or []] if isinstance(evidence, dict) else []
-        return _Classified("record", {
-            "statement_id": sid, "nip": nip.value, "jp": f"{jp.normalize():f}",
-            "rule_id": str(rule.get("id")) if rule.get("id") else None,
-            "rule_version": rule.get("version") if isinstance(rule.get("version"), int) else None,
-            "rule_code": str(rule.get("code")) if rule.get("code") else None,
-            "period": str(period) if period else timestamp.astimezone(zone).date().isoformat(),
-            "period_day": _period_day(period, timestamp, zone), "object_id": str(obj.get("id") or ""),
-            "evidence_ids": json.dumps(ids), "evidence_count": int(evidence.get("count") or len(ids))
-            if isinstance(evidence, dict) else 0,
-            "timestamp": timestamp, "stored": _parse_time(statement.get("stored")), "voided": False,
-        })
+        return _Classified(
+            "record",
+            {
+                "statement_id": sid,
+                "nip": nip.value,
+                "jp": f"{jp.normalize():f}",
+                "rule_id": str(rule.get("id")) if rule.get("id") else None,
+                "rule_version": rule.get("version") if isinstance(rule.get("version"), int) else None,
+                "rule_code": str(rule.get("code")) if rule.get("code") else None,
+                "period": str(period) if period else timestamp.astimezone(zone).date().isoformat(),
+                "period_day": _period_day(period, timestamp, zone),
+                "object_id": str(obj.get("id") or ""),
+                "evidence_ids": json.dumps(ids),
+                "evidence_count": int(evidence.get("count") or len(ids)) if isinstance(evidence, dict) else 0,
+                "timestamp": timestamp,
+                "stored": _parse_time(statement.get("stored")),
+                "voided": False,
+            },
+        )
     if obj.get("objectType", "Activity") != "Activity" or not isinstance(verb, str):
         return _Classified("skip")
     definition = obj.get("definition") or {}
-    return _Classified("evidence", {
-        "statement_id": sid, "verb": verb, "object_id": str(obj.get("id") or ""),
-        "object_type": definition.get("type"), "object_name": _name(definition),
-        "platform": (statement.get("context") or {}).get("platform"), "timestamp": timestamp,
-    })
+    return _Classified(
+        "evidence",
+        {
+            "statement_id": sid,
+            "verb": verb,
+            "object_id": str(obj.get("id") or ""),
+            "object_type": definition.get("type"),
+            "object_name": _name(definition),
+            "platform": (statement.get("context") or {}).get("platform"),
+            "timestamp": timestamp,
+        },
+    )
 
 
 def _upsert(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> None:
@@ -164,34 +180,57 @@ def _upsert(session: Session, model: type, rows: list[dict[str, Any]], key: str)
     insert = store._insert(session)  # noqa: SLF001 - the store's dialect-aware insert
     statement = insert(model)
     columns = [name for name in rows[0] if name != key]
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[key], set_={name: getattr(statement.excluded, name) for name in columns}), rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[key], set_={name: getattr(statement.excluded, name) for name in columns}
+        ),
+        rows,
+    )
 
 
-def _write_page(session: Session, records: list[dict[str, Any]], voids: list[dict[str, Any]],
-                evidence: list[dict[str, Any]], cursor: str | None) -> None:
+def _write_page(
+    session: Session,
+    records: list[dict[str, Any]],
+    voids: list[dict[str, Any]],
+    evidence: list[dict[str, Any]],
+    cursor: str | None,
+) -> None:
     _upsert(session, LedgerEvidence, evidence, "statement_id")
     _upsert(session, LedgerVoid, voids, "statement_id")
     if records:
-        known_voids = {row.statement_id for row in session.execute(
-            select(LedgerVoid.statement_id).where(LedgerVoid.statement_id.in_([r["statement_id"] for r in records])))}
+        known_voids = {
+            row.statement_id
+            for row in session.execute(
+                select(LedgerVoid.statement_id).where(LedgerVoid.statement_id.in_([r["statement_id"] for r in records]))
+            )
+        }
         for record in records:
             record["voided"] = record["statement_id"] in known_voids
         _upsert(session, LedgerRecord, records, "statement_id")
     if voids:
-        session.execute(update(LedgerRecord).where(LedgerRecord.statement_id.in_([v["statement_id"] for v in voids]))
-                        .values(voided=True))
+        session.execute(
+            update(LedgerRecord)
+            .where(LedgerRecord.statement_id.in_([v["statement_id"] for v in voids]))
+            .values(voided=True)
+        )
     if cursor is not None:
         row = session.get(Cursor, (CURSOR_SITE, CURSOR_STREAM))
         if row is None:
-            session.add(Cursor(site_id=CURSOR_SITE, stream=CURSOR_STREAM, position=json.dumps(cursor),
-                               updated_at=utcnow()))
+            session.add(
+                Cursor(site_id=CURSOR_SITE, stream=CURSOR_STREAM, position=json.dumps(cursor), updated_at=utcnow())
+            )
         else:
             row.position = json.dumps(cursor)
 
 
-def sync_ledger(engine: Engine, settings: Settings, client: LRSClient, *, full: bool = False,
-                on_progress: Callable[[int], None] | None = None) -> LedgerReport:
+def sync_ledger(
+    engine: Engine,
+    settings: Settings,
+    client: LRSClient,
+    *,
+    full: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> LedgerReport:
     """Mirror JP records, voids and evidence from the LRS (see the module docstring).
 
     Args:
@@ -222,8 +261,7 @@ def sync_ledger(engine: Engine, settings: Settings, client: LRSClient, *, full: 
     def flush() -> None:
         nonlocal records, voids, evidence, pending
         with Session(engine) as session, session.begin():
-            _write_page(session, records, voids, evidence,
-                        newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else None)
+            _write_page(session, records, voids, evidence, newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else None)
         if on_progress is not None:
             on_progress(pending)
         records, voids, evidence, pending = [], [], [], 0
@@ -257,6 +295,11 @@ def sync_ledger(engine: Engine, settings: Settings, client: LRSClient, *, full: 
             flush()
     flush()
     report.cursor = newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else None
-    log.info("ledger sync: %d read, %d records, %d voids, %d evidence", report.read, report.records,
-             report.voids, report.evidence)
+    log.info(
+        "ledger sync: %d read, %d records, %d voids, %d evidence",
+        report.read,
+        report.records,
+        report.voids,
+        report.evidence,
+    )
     return report

@@ -169,8 +169,13 @@ def owner_alive(engine: Engine, owner: str) -> bool:
     """
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
-            return connection.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
-                                     {"name": pg_application_name(owner)}) != 0
+            return (
+                connection.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": pg_application_name(owner)},
+                )
+                != 0
+            )
         expires_at = connection.scalar(select(Lock.expires_at).where(Lock.owner == owner))
     return expires_at is not None and expires_at > utcnow() and not _dead_local_owner(owner)
 
@@ -206,8 +211,7 @@ class _RowLock(_Backend):
     def try_acquire(self) -> tuple[bool, str | None, datetime | None]:
         now = utcnow()
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(Lock).values(name=self.name, owner=self.owner,
-                                               expires_at=now + timedelta(seconds=self.ttl))
+        statement = insert(Lock).values(name=self.name, owner=self.owner, expires_at=now + timedelta(seconds=self.ttl))
         # Take the row only when it is free or expired; one statement, so two racing
         # runs cannot both win (SQLite serialises writers).
         statement = statement.on_conflict_do_update(
@@ -226,19 +230,23 @@ class _RowLock(_Backend):
                 with self.engine.begin() as connection:
                     gone = connection.execute(delete(Lock).where(Lock.name == self.name, Lock.owner == row.owner))
                 if gone.rowcount:
-                    log.warning("lock %s: took over the lock of %s, which is no longer running", self.name,
-                                row.owner)
+                    log.warning("lock %s: took over the lock of %s, which is no longer running", self.name, row.owner)
                     return self.try_acquire()
             return False, row.owner, row.expires_at
         if previous is not None and previous.owner != self.owner:
-            log.warning("lock %s: took over the expired lock of %s (expired %s)", self.name, previous.owner,
-                        f"{previous.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+            log.warning(
+                "lock %s: took over the expired lock of %s (expired %s)",
+                self.name,
+                previous.owner,
+                f"{previous.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+            )
         return True, None, None
 
     def still_held(self) -> bool:
         with self.engine.begin() as connection:
             result = connection.execute(
-                update(Lock).where(Lock.name == self.name, Lock.owner == self.owner)
+                update(Lock)
+                .where(Lock.name == self.name, Lock.owner == self.owner)
                 .values(expires_at=utcnow() + timedelta(seconds=self.ttl))
             )
         return (result.rowcount or 0) == 1
@@ -248,8 +256,12 @@ class _RowLock(_Backend):
             with self.engine.begin() as connection:
                 connection.execute(delete(Lock).where(Lock.name == self.name, Lock.owner == self.owner))
         except SQLAlchemyError as exc:  # the row expires by itself
-            log.warning("lock %s: could not delete the lock row (%s); it expires in %.0f s", self.name,
-                        exc.__class__.__name__, self.ttl)
+            log.warning(
+                "lock %s: could not delete the lock row (%s); it expires in %.0f s",
+                self.name,
+                exc.__class__.__name__,
+                self.ttl,
+            )
 
 
 class _AdvisoryLock(_Backend):
@@ -264,12 +276,15 @@ class _AdvisoryLock(_Backend):
 
     def _holder(self, connection: Connection) -> str | None:
         unsigned = self.key & 0xFFFFFFFFFFFFFFFF
-        row = connection.execute(text(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.classid::bigint = :hi AND l.objid::bigint = :lo AND l.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        ), {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}).first()
+        row = connection.execute(
+            text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.classid::bigint = :hi AND l.objid::bigint = :lo AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+        ).first()
         if row is None or not row[0]:
             return None
         return str(row[0]).removeprefix(_PG_APP_PREFIX)
@@ -277,8 +292,9 @@ class _AdvisoryLock(_Backend):
     def try_acquire(self) -> tuple[bool, str | None, datetime | None]:
         connection = self.engine.connect()
         try:
-            connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                               {"name": pg_application_name(self.owner)})
+            connection.execute(
+                text("SELECT set_config('application_name', :name, false)"), {"name": pg_application_name(self.owner)}
+            )
             got = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}))
             holder = None if got else self._holder(connection)
             # The lock is session-level: end the transaction so the connection is not left
@@ -307,10 +323,13 @@ class _AdvisoryLock(_Backend):
             if self.connection is None:
                 return False
             try:
-                held = self.connection.scalar(text(
-                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
-                    "AND granted AND objsubid = 1 AND classid::bigint = :hi AND objid::bigint = :lo"
-                ), {"hi": (self.key & 0xFFFFFFFFFFFFFFFF) >> 32, "lo": self.key & 0xFFFFFFFF})
+                held = self.connection.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                        "AND granted AND objsubid = 1 AND classid::bigint = :hi AND objid::bigint = :lo"
+                    ),
+                    {"hi": (self.key & 0xFFFFFFFFFFFFFFFF) >> 32, "lo": self.key & 0xFFFFFFFF},
+                )
                 self.connection.commit()
             except SQLAlchemyError:
                 return False
@@ -326,8 +345,9 @@ class _AdvisoryLock(_Backend):
                 connection.commit()
             except SQLAlchemyError as exc:
                 # A dropped connection released the lock with its session.
-                log.warning("lock %s: unlock failed (%s); the lock went with its connection", self.name,
-                            exc.__class__.__name__)
+                log.warning(
+                    "lock %s: unlock failed (%s); the lock went with its connection", self.name, exc.__class__.__name__
+                )
                 connection.invalidate()
                 connection.close()
                 return
@@ -351,8 +371,7 @@ def _keep(backend: _Backend, handle: LockHandle, interval: float, stop: threadin
             continue
         if not held:
             handle._lost.set()
-            log.error("lock %s: lost (another run may be doing the same work now; data stays consistent)",
-                      handle.name)
+            log.error("lock %s: lost (another run may be doing the same work now; data stays consistent)", handle.name)
             return
 
 
@@ -405,8 +424,7 @@ def site_lock(
         sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
     handle = LockHandle(name=name, owner=me)
     stop = threading.Event()
-    keeper = threading.Thread(target=_keep, args=(backend, handle, ttl / 3, stop), name=f"lock-{name}",
-                              daemon=True)
+    keeper = threading.Thread(target=_keep, args=(backend, handle, ttl / 3, stop), name=f"lock-{name}", daemon=True)
     keeper.start()
     log.debug("lock %s: held by %s", name, me)
     try:

@@ -69,8 +69,11 @@ def render(metrics: Iterable[Metric]) -> str:
 
 def store_metrics(engine: Engine) -> list[Metric]:
     """Metrics read from the state store: last successes, outbox depth, dead letters, statements sent."""
-    success = Metric("lms_bridge_last_success_timestamp_seconds", "gauge",
-                     "Unix time a run of this command last finished ok, per site and stream.")
+    success = Metric(
+        "lms_bridge_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time a run of this command last finished ok, per site and stream.",
+    )
     for (command, site, stream), when in sorted(last_successes(engine).items()):
         success.add(when.timestamp(), command=command, site=site, stream=stream)
     counts = store.outbox_counts(engine)
@@ -84,12 +87,19 @@ def store_metrics(engine: Engine) -> list[Metric]:
         Metric("lms_bridge_up", "gauge", "1 while lms-bridge can read its state store.").add(1),
         success,
         depth,
-        Metric("lms_bridge_outbox_dead_letters", "gauge",
-               "Statements the LRS refused (see lms-bridge outbox list --status dead).").add(counts.dead),
-        Metric("lms_bridge_outbox_oldest_pending_age_seconds", "gauge",
-               "Age of the oldest pending statement (0 when none is pending).").add(max(0.0, age)),
-        Metric("lms_bridge_statements_sent_total", "counter",
-               "Statements the LRS accepted (outbox rows marked sent).").add(counts.sent),
+        Metric(
+            "lms_bridge_outbox_dead_letters",
+            "gauge",
+            "Statements the LRS refused (see lms-bridge outbox list --status dead).",
+        ).add(counts.dead),
+        Metric(
+            "lms_bridge_outbox_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest pending statement (0 when none is pending).",
+        ).add(max(0.0, age)),
+        Metric(
+            "lms_bridge_statements_sent_total", "counter", "Statements the LRS accepted (outbox rows marked sent)."
+        ).add(counts.sent),
     ]
 
 

@@ -157,8 +157,9 @@ def _persist(engine: Engine, progress: _Progress, claim: Session | None = None) 
             )
 
 
-def _record_failure(engine: Engine, rows: Sequence[_Row], done: set[int], error: str, delay: float,
-                    claim: Session | None = None) -> None:
+def _record_failure(
+    engine: Engine, rows: Sequence[_Row], done: set[int], error: str, delay: float, claim: Session | None = None
+) -> None:
     remaining = [row.id for row in rows if row.id not in done]
     if not remaining:
         return
@@ -166,13 +167,20 @@ def _record_failure(engine: Engine, rows: Sequence[_Row], done: set[int], error:
         session.execute(
             update(OutboxRow)
             .where(OutboxRow.id.in_(remaining))
-            .values(attempts=OutboxRow.attempts + 1, last_error=error,
-                    next_attempt_at=utcnow() + timedelta(seconds=delay))
+            .values(
+                attempts=OutboxRow.attempts + 1, last_error=error, next_attempt_at=utcnow() + timedelta(seconds=delay)
+            )
         )
 
 
-def _post_batch(engine: Engine, claim: Session | None, client: LRSClient, rows: Sequence[_Row],
-                report: FlushReport, retry_delay: float) -> str | None:
+def _post_batch(
+    engine: Engine,
+    claim: Session | None,
+    client: LRSClient,
+    rows: Sequence[_Row],
+    report: FlushReport,
+    retry_delay: float,
+) -> str | None:
     """Post one claimed batch and write its outcome; return the transient error sentence, if one stopped it.
 
     What the LRS accepted before a transient error is marked; the rest waits ``retry_delay`` seconds.
@@ -257,8 +265,14 @@ def flush(
         failures_in_row = 0
         if on_progress is not None:
             on_progress(len(rows))
-    log.info("flush: sent %d statements in %d requests, %d dead letters, %d failed attempts",
-             report.sent, report.posts, report.dead, report.failures,
-             extra={"counts": {"sent": report.sent, "dead": report.dead, "posts": report.posts,
-                               "failures": report.failures}})
+    log.info(
+        "flush: sent %d statements in %d requests, %d dead letters, %d failed attempts",
+        report.sent,
+        report.posts,
+        report.dead,
+        report.failures,
+        extra={
+            "counts": {"sent": report.sent, "dead": report.dead, "posts": report.posts, "failures": report.failures}
+        },
+    )
     return report

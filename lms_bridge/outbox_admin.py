@@ -64,8 +64,20 @@ def list_rows(engine: Engine, status: str, *, limit: int = 50, site: str | None 
     with Session(engine) as session:
         total = session.scalar(select(func.count()).select_from(OutboxRow).where(*where)) or 0
         rows = session.scalars(select(OutboxRow).where(*where).order_by(OutboxRow.id).limit(limit))
-        lines = [OutboxLine(r.id, r.statement_id, r.site_id, r.stream, r.status, r.attempts, r.created_at,
-                            r.next_attempt_at, r.last_error) for r in rows]
+        lines = [
+            OutboxLine(
+                r.id,
+                r.statement_id,
+                r.site_id,
+                r.stream,
+                r.status,
+                r.attempts,
+                r.created_at,
+                r.next_attempt_at,
+                r.last_error,
+            )
+            for r in rows
+        ]
     return lines, total
 
 
@@ -85,9 +97,17 @@ def export_dead(engine: Engine, path: Path) -> int:
         with os.fdopen(handle, "w", encoding="utf-8") as out, Session(engine) as session:
             query = select(OutboxRow).where(OutboxRow.status == OutboxStatus.DEAD.value).order_by(OutboxRow.id)
             for row in session.scalars(query.execution_options(yield_per=500)):
-                line = {"format": EXPORT_FORMAT, "statement_id": row.statement_id, "site_id": row.site_id,
-                        "stream": row.stream, "attempts": row.attempts, "last_error": row.last_error,
-                        "created_at": row.created_at.isoformat(), "body_sha256": row.body_sha256, "body": row.body}
+                line = {
+                    "format": EXPORT_FORMAT,
+                    "statement_id": row.statement_id,
+                    "site_id": row.site_id,
+                    "stream": row.stream,
+                    "attempts": row.attempts,
+                    "last_error": row.last_error,
+                    "created_at": row.created_at.isoformat(),
+                    "body_sha256": row.body_sha256,
+                    "body": row.body,
+                }
                 out.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
                 count += 1
         os.chmod(temp, 0o600)  # statements name people: owner-only, like the secrets file
@@ -134,14 +154,15 @@ def _parse_line(number: int, text: str, path: Path) -> _Letter:
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not JSON ({exc.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("body"), str):
-        raise InputError(f"{where}: expected an object with the statement in \"body\" (see lms-bridge outbox export)")
+        raise InputError(f'{where}: expected an object with the statement in "body" (see lms-bridge outbox export)')
     if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
         raise InputError(f"{where}: unknown format {data.get('format')!r} (expected {EXPORT_FORMAT})")
     body = data["body"]
     digest = data.get("body_sha256")
     if digest is not None and digest != _sha256(body):
-        raise InputError(f"{where}: body_sha256 does not match the body; if you repaired the statement, "
-                         "remove the body_sha256 key")
+        raise InputError(
+            f"{where}: body_sha256 does not match the body; if you repaired the statement, remove the body_sha256 key"
+        )
     try:
         statement = json.loads(body)
     except json.JSONDecodeError as exc:

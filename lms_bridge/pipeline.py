@@ -89,10 +89,16 @@ def evidence_for(activity: Activity, statement_id: str) -> store.EvidenceIn:
     if activity.grouping is not None:
         community = f"{activity.grouping.type}:{activity.grouping.native_id}"
     return store.EvidenceIn(
-        statement_id=statement_id, source=activity.source, site_id=activity.site, local_actor=activity.actor,
-        nip=nip.value if nip else None, kind=activity.kind.value, occurred_at=activity.occurred_at,
+        statement_id=statement_id,
+        source=activity.source,
+        site_id=activity.site,
+        local_actor=activity.actor,
+        nip=nip.value if nip else None,
+        kind=activity.kind.value,
+        occurred_at=activity.occurred_at,
         duration_seconds=int(activity.duration.total_seconds()) if activity.duration is not None else None,
-        object_key=f"{activity.object.type}:{activity.object.native_id}", community=community,
+        object_key=f"{activity.object.type}:{activity.object.native_id}",
+        community=community,
         facts=json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
     )
 
@@ -108,20 +114,29 @@ class Pipeline:
         dry_run: build and validate only; write nothing.
     """
 
-    def __init__(self, engine: Engine, settings: Settings, *, site_url: str | None = None,
-                 move_cursor: bool = True, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        site_url: str | None = None,
+        move_cursor: bool = True,
+        dry_run: bool = False,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.builder = statement_settings(settings)
-        self.resolver = IdentityResolver(engine, authority=settings.deployment.identity_authority,
-                                         base_iri=settings.deployment.base_iri)
+        self.resolver = IdentityResolver(
+            engine, authority=settings.deployment.identity_authority, base_iri=settings.deployment.base_iri
+        )
         self.tombstones = Tombstones.load(engine, settings)
         self.site_url = site_url
         self.move_cursor = move_cursor
         self.dry_run = dry_run
 
-    def build(self, site_id: str, stream: str, activities: Iterable[Activity],
-              report: IngestReport) -> list[tuple[Activity, BuiltStatement]]:
+    def build(
+        self, site_id: str, stream: str, activities: Iterable[Activity], report: IngestReport
+    ) -> list[tuple[Activity, BuiltStatement]]:
         """Build and validate the statements of ``activities``; count and skip invalid ones."""
         built = []
         for activity in activities:
@@ -131,12 +146,24 @@ class Pipeline:
                 built.append((activity, statement))
             except StatementValidationError as exc:
                 report.invalid += 1
-                log.warning("skipped %s/%s record %s: %s", site_id, stream, activity.native_id, exc,
-                            extra={"site": site_id, "stream": stream})
+                log.warning(
+                    "skipped %s/%s record %s: %s",
+                    site_id,
+                    stream,
+                    activity.native_id,
+                    exc,
+                    extra={"site": site_id, "stream": stream},
+                )
         return built
 
-    def commit(self, site_id: str, stream: str, activities: Sequence[Activity], position: Any,
-               links: Sequence[store.LinkIn] = ()) -> IngestReport:
+    def commit(
+        self,
+        site_id: str,
+        stream: str,
+        activities: Sequence[Activity],
+        position: Any,
+        links: Sequence[store.LinkIn] = (),
+    ) -> IngestReport:
         """Store one batch: identity links first (so its own actors resolve), then statements and cursor.
 
         A ``forget`` that committed since the tombstones were read fails the batch's transaction
@@ -147,34 +174,49 @@ class Pipeline:
                 return self._commit(site_id, stream, activities, position, links)
             except TombstonesChanged:
                 self.tombstones = Tombstones.load(self.engine, self.settings)
-                self.resolver = IdentityResolver(self.engine, authority=self.resolver.authority,
-                                                 base_iri=self.resolver.base_iri)
-        raise LmsBridgeError(f"{site_id}/{stream}: people kept being forgotten while this batch was stored; "
-                             "run the sync again")
+                self.resolver = IdentityResolver(
+                    self.engine, authority=self.resolver.authority, base_iri=self.resolver.base_iri
+                )
+        raise LmsBridgeError(
+            f"{site_id}/{stream}: people kept being forgotten while this batch was stored; run the sync again"
+        )
 
-    def _commit(self, site_id: str, stream: str, activities: Sequence[Activity], position: Any,
-                links: Sequence[store.LinkIn]) -> IngestReport:
+    def _commit(
+        self, site_id: str, stream: str, activities: Sequence[Activity], position: Any, links: Sequence[store.LinkIn]
+    ) -> IngestReport:
         report = IngestReport(links=len(links))
         if self.tombstones:  # forgotten people: their links and activities are dropped before anything is stored
-            activities, links, report.forgotten = self.tombstones.screen(self.engine, activities, links,
-                                                                       dry_run=self.dry_run)
+            activities, links, report.forgotten = self.tombstones.screen(
+                self.engine, activities, links, dry_run=self.dry_run
+            )
             report.pulled += report.forgotten
         if links and not self.dry_run:
             # Links go first, in their own transaction, so this batch's actors resolve to
             # their NIPs. That is safe: links are idempotent upserts and carry no cursor.
-            store.commit_batch(self.engine, site_id=site_id, stream=stream, statements=(), position=None,
-                               links=links, guard=self.tombstones.guard)
+            store.commit_batch(
+                self.engine,
+                site_id=site_id,
+                stream=stream,
+                statements=(),
+                position=None,
+                links=links,
+                guard=self.tombstones.guard,
+            )
             for source in {link.source for link in links}:
                 self.resolver.forget(source, site_id)
         built = self.build(site_id, stream, activities, report)
         if self.dry_run:
             report.new += len(built)
             return report
-        result = store.commit_batch(self.engine, site_id=site_id, stream=stream,
-                                    statements=[statement for _, statement in built],
-                                    position=position if self.move_cursor else None,
-                                    evidence=[evidence_for(activity, statement.id) for activity, statement in built],
-                                    guard=self.tombstones.guard)
+        result = store.commit_batch(
+            self.engine,
+            site_id=site_id,
+            stream=stream,
+            statements=[statement for _, statement in built],
+            position=position if self.move_cursor else None,
+            evidence=[evidence_for(activity, statement.id) for activity, statement in built],
+            guard=self.tombstones.guard,
+        )
         report.new, report.unchanged, report.changed = result.new, result.unchanged, result.changed
         return report
 

@@ -63,8 +63,10 @@ def pseudonymizer_from_settings(settings: Settings) -> Pseudonymizer:
     name = settings.deployment.pseudonym_key_env
     key = settings.optional_secret(name)
     if key is None:
-        where = f"the environment or the secrets file {settings.secrets.file}" if settings.secrets.file else (
-            "the environment (or a 0600 secrets file named in [secrets] file)"
+        where = (
+            f"the environment or the secrets file {settings.secrets.file}"
+            if settings.secrets.file
+            else ("the environment (or a 0600 secrets file named in [secrets] file)")
         )
         raise ConfigError(f"the pseudonym key {name} is not set: put a long random value in {where}")
     return make_pseudonymizer(key)

@@ -134,20 +134,28 @@ def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Call
         unit = PersonUnit.__table__.alias("unit_at")
 
         def latest(nip_column: Any) -> ColumnElement[bool]:
-            newest = (select(func.max(PersonUnit.valid_from))
-                      .where(PersonUnit.nip == nip_column, PersonUnit.valid_from <= end).scalar_subquery())
+            newest = (
+                select(func.max(PersonUnit.valid_from))
+                .where(PersonUnit.nip == nip_column, PersonUnit.valid_from <= end)
+                .scalar_subquery()
+            )
             return and_(unit.c.nip == nip_column, unit.c.valid_from == newest)
 
         return unit, latest
-    ranked = (select(PersonUnit.nip, PersonUnit.unit_code, PersonUnit.unit_name,
-                     func.row_number().over(partition_by=PersonUnit.nip, order_by=PersonUnit.valid_from.desc())
-                     .label("rank"))
-              .where(PersonUnit.valid_from <= end))
+    ranked = select(
+        PersonUnit.nip,
+        PersonUnit.unit_code,
+        PersonUnit.unit_name,
+        func.row_number().over(partition_by=PersonUnit.nip, order_by=PersonUnit.valid_from.desc()).label("rank"),
+    ).where(PersonUnit.valid_from <= end)
     if nip is not None:
         ranked = ranked.where(PersonUnit.nip == nip)
     ranked_sub = ranked.subquery("ranked")
-    window = select(ranked_sub.c.nip, ranked_sub.c.unit_code, ranked_sub.c.unit_name).where(
-        ranked_sub.c.rank == 1).cte("unit_at")
+    window = (
+        select(ranked_sub.c.nip, ranked_sub.c.unit_code, ranked_sub.c.unit_name)
+        .where(ranked_sub.c.rank == 1)
+        .cte("unit_at")
+    )
     return window, lambda nip_column: window.c.nip == nip_column
 
 
@@ -169,18 +177,41 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
         counted.append(LedgerRecord.nip == nip)
     # The sum in hundredths of a JP, as an integer: see _standings.
     hundredths = cast(func.round(func.sum(cast(LedgerRecord.jp, Numeric(12, 2))) * 100), BigInteger)
-    totals = (select(LedgerRecord.nip, hundredths.label("jp"))
-              .where(*counted).group_by(LedgerRecord.nip).cte("totals"))
+    totals = select(LedgerRecord.nip, hundredths.label("jp")).where(*counted).group_by(LedgerRecord.nip).cte("totals")
     unit, unit_of = _unit_at(dialect, end, nip)
     on_roster = Person.roster_updated_at.is_not(None)
-    with_jp = (select(totals.c.nip, Person.name, Person.employee_type, on_roster, Person.unit_code,
-                      Person.unit_name, unit.c.unit_code, unit.c.unit_name, totals.c.jp)
-               .select_from(totals).outerjoin(Person, Person.nip == totals.c.nip)
-               .outerjoin(unit, unit_of(totals.c.nip)))
-    without_jp = (select(Person.nip, Person.name, Person.employee_type, on_roster, Person.unit_code,
-                         Person.unit_name, unit.c.unit_code, unit.c.unit_name, null())
-                  .select_from(Person).outerjoin(unit, unit_of(Person.nip))
-                  .where(Person.nip.not_in(select(totals.c.nip))))
+    with_jp = (
+        select(
+            totals.c.nip,
+            Person.name,
+            Person.employee_type,
+            on_roster,
+            Person.unit_code,
+            Person.unit_name,
+            unit.c.unit_code,
+            unit.c.unit_name,
+            totals.c.jp,
+        )
+        .select_from(totals)
+        .outerjoin(Person, Person.nip == totals.c.nip)
+        .outerjoin(unit, unit_of(totals.c.nip))
+    )
+    without_jp = (
+        select(
+            Person.nip,
+            Person.name,
+            Person.employee_type,
+            on_roster,
+            Person.unit_code,
+            Person.unit_name,
+            unit.c.unit_code,
+            unit.c.unit_name,
+            null(),
+        )
+        .select_from(Person)
+        .outerjoin(unit, unit_of(Person.nip))
+        .where(Person.nip.not_in(select(totals.c.nip)))
+    )
     # One person asked for by NIP is answered even without a roster row (as "not on roster").
     without_jp = without_jp.where(on_roster) if nip is None else without_jp.where(Person.nip == nip)
     return union_all(with_jp, without_jp)
@@ -207,19 +238,32 @@ def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Itera
         jp = Decimal(0) if hundredths is None else seen.get(hundredths)
         if jp is None:
             jp = seen[hundredths] = Decimal(hundredths).scaleb(-2)
-        yield ComplianceRow(nip, name, code or NOT_ON_ROSTER, code_name, employee_type, jp,
-                            targets.get(employee_type, 20), bool(on_roster))
+        yield ComplianceRow(
+            nip,
+            name,
+            code or NOT_ON_ROSTER,
+            code_name,
+            employee_type,
+            jp,
+            targets.get(employee_type, 20),
+            bool(on_roster),
+        )
 
 
 def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
     """A unit's figures from its rows (sorted by NIP: the first unit name found names the unit)."""
-    return UnitSummary(unit_code=code, unit_name=next((r.unit_name for r in rows if r.unit_name), None),
-                       people=len(rows), met=sum(1 for r in rows if r.met),
-                       median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize())
+    return UnitSummary(
+        unit_code=code,
+        unit_name=next((r.unit_name for r in rows if r.unit_name), None),
+        people=len(rows),
+        met=sum(1 for r in rows if r.met),
+        median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize(),
+    )
 
 
-def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | None = None,
-               as_of: date | None = None) -> ComplianceReport:
+def compliance(
+    engine: Engine, settings: Settings, year: int, *, unit: str | None = None, as_of: date | None = None
+) -> ComplianceReport:
     """Who has reached the JP target in ``year`` up to ``as_of`` (default: the year's end or today).
 
     One query does the work (:func:`_standings_query`); Python resolves each row once,
@@ -249,8 +293,9 @@ def compliance(engine: Engine, settings: Settings, year: int, *, unit: str | Non
     return report
 
 
-def person_standing(engine: Engine, settings: Settings, nip: str, year: int, *,
-                    as_of: date | None = None) -> ComplianceRow:
+def person_standing(
+    engine: Engine, settings: Settings, nip: str, year: int, *, as_of: date | None = None
+) -> ComplianceRow:
     """One person's row of :func:`compliance` (same query, narrowed to ``nip``).
 
     A NIP without a roster row is answered as "not on roster" (with its JP, 0 when it
@@ -295,18 +340,27 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
     """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each."""
     start, end = _year_window(year, None)
     with Session(engine) as session:
-        rows = list(session.scalars(select(LedgerRecord).where(
-            LedgerRecord.nip == nip, LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
-            .order_by(LedgerRecord.period_day, LedgerRecord.rule_id, LedgerRecord.statement_id)))
+        rows = list(
+            session.scalars(
+                select(LedgerRecord)
+                .where(LedgerRecord.nip == nip, LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
+                .order_by(LedgerRecord.period_day, LedgerRecord.rule_id, LedgerRecord.statement_id)
+            )
+        )
         wanted = sorted({sid for row in rows for sid in json.loads(row.evidence_ids or "[]")})
         mirrored: dict[str, LedgerEvidence] = {}
         local: dict[str, Evidence] = {}
         for index in range(0, len(wanted), 500):
             chunk = wanted[index : index + 500]
-            mirrored.update({e.statement_id: e for e in session.scalars(
-                select(LedgerEvidence).where(LedgerEvidence.statement_id.in_(chunk)))})
-            local.update({e.statement_id: e for e in session.scalars(
-                select(Evidence).where(Evidence.statement_id.in_(chunk)))})
+            mirrored.update(
+                {
+                    e.statement_id: e
+                    for e in session.scalars(select(LedgerEvidence).where(LedgerEvidence.statement_id.in_(chunk)))
+                }
+            )
+            local.update(
+                {e.statement_id: e for e in session.scalars(select(Evidence).where(Evidence.statement_id.in_(chunk)))}
+            )
     records = []
     for row in rows:
         lines = []
@@ -317,13 +371,28 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                 lines.append(EvidenceLine(sid, f"{item.timestamp:%Y-%m-%d %H:%M}Z", what, item.platform or "-"))
             elif sid in local:
                 found = local[sid]
-                lines.append(EvidenceLine(sid, f"{found.occurred_at:%Y-%m-%d %H:%M}Z",
-                                          f"{found.kind} {found.object_key}", f"{found.source}/{found.site_id}"))
+                lines.append(
+                    EvidenceLine(
+                        sid,
+                        f"{found.occurred_at:%Y-%m-%d %H:%M}Z",
+                        f"{found.kind} {found.object_key}",
+                        f"{found.source}/{found.site_id}",
+                    )
+                )
             else:
                 lines.append(EvidenceLine(sid, "-", "not in the ledger (posted by another system?)", "-"))
-        records.append(PersonRecord(
-            statement_id=row.statement_id, period=row.period, rule=row.rule_id or "-", code=row.rule_code or "-",
-            jp=Decimal(row.jp), voided=row.voided, evidence_count=row.evidence_count, evidence=lines))
+        records.append(
+            PersonRecord(
+                statement_id=row.statement_id,
+                period=row.period,
+                rule=row.rule_id or "-",
+                code=row.rule_code or "-",
+                jp=Decimal(row.jp),
+                voided=row.voided,
+                evidence_count=row.evidence_count,
+                evidence=lines,
+            )
+        )
     return records
 
 
@@ -349,8 +418,11 @@ def units_by_month(engine: Engine, settings: Settings, year: int, *, as_of: date
     unit_of = {row.nip: (row.unit_code, row.unit_name) for row in report.rows}
     months: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 12)
     with Session(engine) as session:
-        rows = session.execute(select(LedgerRecord.nip, LedgerRecord.period_day, LedgerRecord.jp).where(
-            LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end))
+        rows = session.execute(
+            select(LedgerRecord.nip, LedgerRecord.period_day, LedgerRecord.jp).where(
+                LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end
+            )
+        )
         for nip, day, jp in rows:
             months[unit_of.get(nip, (NOT_ON_ROSTER, None))[0]][day.month - 1] += Decimal(jp)
     people: dict[str, int] = defaultdict(int)
@@ -358,15 +430,28 @@ def units_by_month(engine: Engine, settings: Settings, year: int, *, as_of: date
     for code, name in unit_of.values():
         people[code] += 1
         names.setdefault(code, name)
-    return [UnitMonths(unit_code=code, unit_name=names.get(code), people=people.get(code, 0),
-                       months=tuple(months[code]))
-            for code in sorted(set(people) | set(months), key=lambda c: (c == NOT_ON_ROSTER, c))]
+    return [
+        UnitMonths(unit_code=code, unit_name=names.get(code), people=people.get(code, 0), months=tuple(months[code]))
+        for code in sorted(set(people) | set(months), key=lambda c: (c == NOT_ON_ROSTER, c))
+    ]
 
 
 #: BKN SIASN "riwayat kursus" columns (docs/DOMAIN.md §1b).
-SIASN_COLUMNS = ("pnsOrangId", "instansiId", "institusiPenyelenggara", "jenisDiklatId", "jenisKursus",
-                 "jenisKursusSertipikat", "jumlahJam", "lokasiId", "namaKursus", "nomorSertipikat", "tahunKursus",
-                 "tanggalKursus", "tanggalSelesaiKursus")
+SIASN_COLUMNS = (
+    "pnsOrangId",
+    "instansiId",
+    "institusiPenyelenggara",
+    "jenisDiklatId",
+    "jenisKursus",
+    "jenisKursusSertipikat",
+    "jumlahJam",
+    "lokasiId",
+    "namaKursus",
+    "nomorSertipikat",
+    "tahunKursus",
+    "tanggalKursus",
+    "tanggalSelesaiKursus",
+)
 
 
 def siasn_rows(engine: Engine, year: int, *, institution: str) -> list[dict[str, str]]:
@@ -378,9 +463,13 @@ def siasn_rows(engine: Engine, year: int, *, institution: str) -> list[dict[str,
     """
     start, end = _year_window(year, None)
     with Session(engine) as session:
-        rows = list(session.scalars(select(LedgerRecord).where(
-            LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
-            .order_by(LedgerRecord.nip, LedgerRecord.period_day, LedgerRecord.statement_id)))
+        rows = list(
+            session.scalars(
+                select(LedgerRecord)
+                .where(LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
+                .order_by(LedgerRecord.nip, LedgerRecord.period_day, LedgerRecord.statement_id)
+            )
+        )
     grouped: dict[tuple[str, str], list[LedgerRecord]] = defaultdict(list)
     for row in rows:
         code = row.rule_code or "-"
@@ -392,12 +481,23 @@ def siasn_rows(engine: Engine, year: int, *, institution: str) -> list[dict[str,
             continue
         first, last = min(i.period_day for i in items), max(i.period_day for i in items)
         code = items[0].rule_code or "-"
-        out.append({
-            "pnsOrangId": nip, "instansiId": "", "institusiPenyelenggara": institution, "jenisDiklatId": "",
-            "jenisKursus": code, "jenisKursusSertipikat": "", "jumlahJam": str(int(jp)), "lokasiId": "",
-            "namaKursus": f"{items[0].rule_id or code} {items[0].period}" if code.startswith("B") else
-            f"{items[0].rule_id or code} {year}",
-            "nomorSertipikat": key.split("|")[-1] if code.startswith("B") else "", "tahunKursus": str(year),
-            "tanggalKursus": f"{first:%d-%m-%Y}", "tanggalSelesaiKursus": f"{last:%d-%m-%Y}",
-        })
+        out.append(
+            {
+                "pnsOrangId": nip,
+                "instansiId": "",
+                "institusiPenyelenggara": institution,
+                "jenisDiklatId": "",
+                "jenisKursus": code,
+                "jenisKursusSertipikat": "",
+                "jumlahJam": str(int(jp)),
+                "lokasiId": "",
+                "namaKursus": f"{items[0].rule_id or code} {items[0].period}"
+                if code.startswith("B")
+                else f"{items[0].rule_id or code} {year}",
+                "nomorSertipikat": key.split("|")[-1] if code.startswith("B") else "",
+                "tahunKursus": str(year),
+                "tanggalKursus": f"{first:%d-%m-%Y}",
+                "tanggalSelesaiKursus": f"{last:%d-%m-%Y}",
+            }
+        )
     return out

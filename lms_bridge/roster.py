@@ -50,20 +50,41 @@ Pseudonymizer = Callable[[str], str]
 
 #: Column header (lowercased, spaces and dashes as ``_``) -> field. Indonesian first, then English.
 HEADERS: dict[str, str] = {
-    "nip": "nip", "ni_pppk": "nip",
-    "nama": "name", "name": "name", "nama_lengkap": "name", "full_name": "name",
-    "unit_kode": "unit_code", "kode_unit": "unit_code", "unit_code": "unit_code",
-    "unit_nama": "unit_name", "nama_unit": "unit_name", "unit_kerja": "unit_name", "unit_name": "unit_name",
-    "jabatan": "position", "position": "position",
-    "jenis_asn": "employee_type", "jenis_pegawai": "employee_type", "employee_type": "employee_type",
-    "telepon": "phone", "no_hp": "phone", "nomor_hp": "phone", "hp": "phone", "whatsapp": "phone",
-    "phone": "phone", "phone_number": "phone",
-    "telegram_id": "telegram_id", "telegram": "telegram_id",
-    "email": "email", "e_mail": "email",
+    "nip": "nip",
+    "ni_pppk": "nip",
+    "nama": "name",
+    "name": "name",
+    "nama_lengkap": "name",
+    "full_name": "name",
+    "unit_kode": "unit_code",
+    "kode_unit": "unit_code",
+    "unit_code": "unit_code",
+    "unit_nama": "unit_name",
+    "nama_unit": "unit_name",
+    "unit_kerja": "unit_name",
+    "unit_name": "unit_name",
+    "jabatan": "position",
+    "position": "position",
+    "jenis_asn": "employee_type",
+    "jenis_pegawai": "employee_type",
+    "employee_type": "employee_type",
+    "telepon": "phone",
+    "no_hp": "phone",
+    "nomor_hp": "phone",
+    "hp": "phone",
+    "whatsapp": "phone",
+    "phone": "phone",
+    "phone_number": "phone",
+    "telegram_id": "telegram_id",
+    "telegram": "telegram_id",
+    "email": "email",
+    "e_mail": "email",
 }
 _LABELS = {"phone": "phone number", "telegram_id": "Telegram id", "email": "e-mail"}
 _IDENTIFIERS: dict[str, Callable[[str], str | None]] = {
-    "phone": phone_identifier, "telegram_id": telegram_identifier, "email": email_identifier,
+    "phone": phone_identifier,
+    "telegram_id": telegram_identifier,
+    "email": email_identifier,
 }
 #: Several values in one cell: ``0811... / 0812...``, or ``;`` inside a comma-separated file.
 _MULTI_SPLIT = re.compile(r"[/;,]")
@@ -123,7 +144,7 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"roster {path} is not UTF-8 text: save it as \"CSV UTF-8\" and import it again") from exc
+        raise InputError(f'roster {path} is not UTF-8 text: save it as "CSV UTF-8" and import it again') from exc
 
 
 def _delimiter(text: str) -> str:
@@ -154,8 +175,10 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
             if name is not None and name not in columns.values():
                 columns[index] = name
         if "nip" not in columns.values():
-            raise InputError(f"roster {path} has no nip column in its header line "
-                             "(expected columns such as nip,nama,unit_kode,jabatan,telepon)")
+            raise InputError(
+                f"roster {path} has no nip column in its header line "
+                "(expected columns such as nip,nama,unit_kode,jabatan,telepon)"
+            )
         while True:
             start = reader.line_num + 1
             row = next(reader, None)
@@ -163,10 +186,15 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, dict[str, str]]]:
                 return
             if not any(cell.strip() for cell in row):
                 continue
-            extra = [cell for cell in row[len(header):] if cell.strip()]
+            extra = [cell for cell in row[len(header) :] if cell.strip()]
             if extra:
-                yield start, {"__error__": f"has {len(row)} fields but the header has {len(header)} "
-                                           "(a value with the delimiter in it must be quoted)"}
+                yield (
+                    start,
+                    {
+                        "__error__": f"has {len(row)} fields but the header has {len(header)} "
+                        "(a value with the delimiter in it must be quoted)"
+                    },
+                )
                 continue
             yield start, {name: row[index] if index < len(row) else "" for index, name in columns.items()}
     except csv.Error as exc:
@@ -255,9 +283,14 @@ def _parse_rows(path: Path, text: str, report: RosterReport, today: date | None)
         seen[nip.value] = line
         identifiers, problems = _identifiers(record)
         report.warnings.extend((line, message) for message in problems)
-        person = RosterPerson(nip=nip.value, employee_type=employee_type, name=fields["name"],
-                              unit_code=fields["unit_code"], unit_name=fields["unit_name"],
-                              position=fields["position"])
+        person = RosterPerson(
+            nip=nip.value,
+            employee_type=employee_type,
+            name=fields["name"],
+            unit_code=fields["unit_code"],
+            unit_name=fields["unit_name"],
+            position=fields["position"],
+        )
         rows.append(_Row(line=line, person=person, identifiers=identifiers))
     return rows
 
@@ -331,7 +364,10 @@ def import_roster(
     counts = store_roster(engine, people, dry_run=dry_run, effective=effective)
     report.imported, report.updated, report.unchanged = counts.imported, counts.updated, counts.unchanged
     report.links_added, report.links_moved, report.links_removed = (
-        counts.links_added, counts.links_moved, counts.links_removed)
+        counts.links_added,
+        counts.links_moved,
+        counts.links_removed,
+    )
     return report
 
 

@@ -162,6 +162,7 @@ class ProgramJP:
 
 # --- reading ---------------------------------------------------------------------------------
 
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -187,7 +188,7 @@ class _Where:
 
 def _decimal(where: _Where, key: str, value: Any, *, positive: bool = True) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise where.error(key, "must be a number (write decimals as strings, e.g. \"1.5\")")
+        raise where.error(key, 'must be a number (write decimals as strings, e.g. "1.5")')
     try:
         number = Decimal(str(value))
     except InvalidOperation:
@@ -214,8 +215,22 @@ def _kinds(where: _Where, key: str, value: Any) -> frozenset[str]:
 
 
 _RULE_KEYS = {
-    "id", "version", "code", "title", "kinds", "sources", "credit", "record", "jp_per_item", "tiers",
-    "min_share", "min_minutes", "cap_per_day", "cap_per_month", "cap_per_year", "cap_group",
+    "id",
+    "version",
+    "code",
+    "title",
+    "kinds",
+    "sources",
+    "credit",
+    "record",
+    "jp_per_item",
+    "tiers",
+    "min_share",
+    "min_minutes",
+    "cap_per_day",
+    "cap_per_month",
+    "cap_per_year",
+    "cap_group",
     "skip_program_courses",
 }
 
@@ -252,11 +267,11 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
     fields: dict[str, Any] = {}
     if credit == "per_item":
         if "jp_per_item" not in data:
-            raise where.error("jp_per_item", "is required when credit = \"per_item\"")
+            raise where.error("jp_per_item", 'is required when credit = "per_item"')
         fields["jp_per_item"] = _decimal(where, "jp_per_item", data["jp_per_item"])
     if credit == "daily_tiers":
         if record != "day":
-            raise where.error("record", "must be \"day\" when credit = \"daily_tiers\"")
+            raise where.error("record", 'must be "day" when credit = "daily_tiers"')
         raw_tiers = data.get("tiers")
         if not isinstance(raw_tiers, list) or not raw_tiers:
             raise where.error("tiers", "must be a non-empty list of { jp, min_items [, kinds] }")
@@ -268,9 +283,13 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
             tier_kinds = _kinds(tier_where, "kinds", tier["kinds"]) if "kinds" in tier else frozenset()
             if tier_kinds - kinds:
                 raise tier_where.error("kinds", "must be among the rule's own kinds")
-            tiers.append(Tier(jp=_decimal(tier_where, "jp", tier.get("jp")),
-                              min_items=_int(tier_where, "min_items", tier.get("min_items"), minimum=1),
-                              kinds=tier_kinds))
+            tiers.append(
+                Tier(
+                    jp=_decimal(tier_where, "jp", tier.get("jp")),
+                    min_items=_int(tier_where, "min_items", tier.get("min_items"), minimum=1),
+                    kinds=tier_kinds,
+                )
+            )
         fields["tiers"] = tuple(tiers)
     if credit == "minutes":
         fields["min_share"] = _decimal(where, "min_share", data.get("min_share", 0), positive=False)
@@ -278,7 +297,7 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
             raise where.error("min_share", "must be between 0 and 1")
         fields["min_minutes"] = _int(where, "min_minutes", data.get("min_minutes", 0))
     if credit == "program" and record != "activity":
-        raise where.error("record", "must be \"activity\" when credit = \"program\"")
+        raise where.error("record", 'must be "activity" when credit = "program"')
     for cap in ("cap_per_day", "cap_per_month", "cap_per_year"):
         if cap in data:
             fields[cap] = _decimal(where, cap, data[cap])
@@ -288,8 +307,19 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
     skip = data.get("skip_program_courses", False)
     if not isinstance(skip, bool):
         raise where.error("skip_program_courses", "must be true or false")
-    return Rule(id=rule_id, version=version, code=code, title=title, kinds=kinds, credit=credit, record=record,
-                sources=frozenset(sources), cap_group=cap_group, skip_program_courses=skip, **fields)
+    return Rule(
+        id=rule_id,
+        version=version,
+        code=code,
+        title=title,
+        kinds=kinds,
+        credit=credit,
+        record=record,
+        sources=frozenset(sources),
+        cap_group=cap_group,
+        skip_program_courses=skip,
+        **fields,
+    )
 
 
 def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
@@ -327,10 +357,11 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
     for rule in rules:
         first = groups.setdefault(rule.cap_group, rule)
         if first.caps() != rule.caps():
-            raise RuleError(f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must have the same "
-                            f"caps as rule {first.id!r}")
-    return RuleSet(path=path, rules=rules, precision=precision, minutes_per_jp=minutes_per_jp,
-                   grace_hours=grace_hours)
+            raise RuleError(
+                f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must have the same "
+                f"caps as rule {first.id!r}"
+            )
+    return RuleSet(path=path, rules=rules, precision=precision, minutes_per_jp=minutes_per_jp, grace_hours=grace_hours)
 
 
 def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
@@ -339,15 +370,16 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
         raise RuleError(f"{path}: {table} must be a table")
     unknown = sorted(set(data) - {"shortnames", "customfield", "idnumber_pattern", "categories", "default"})
     if unknown:
-        raise where.error(unknown[0],
-                          "is not known (shortnames, customfield, idnumber_pattern, categories, default)")
+        raise where.error(unknown[0], "is not known (shortnames, customfield, idnumber_pattern, categories, default)")
     tables: dict[str, dict[str, Decimal]] = {}
     for key in ("shortnames", "categories"):
         value = data.get(key, {})
         if not isinstance(value, dict):
             raise where.error(key, "must be a table of name = JP")
-        tables[key] = {str(name): _decimal(_Where(path, f"{table} {key}"), str(name), jp, positive=False)
-                       for name, jp in value.items()}
+        tables[key] = {
+            str(name): _decimal(_Where(path, f"{table} {key}"), str(name), jp, positive=False)
+            for name, jp in value.items()
+        }
     pattern = None
     if "idnumber_pattern" in data:
         raw = data["idnumber_pattern"]
@@ -361,12 +393,18 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
     if "customfield" in data:
         customfield = data["customfield"]
         if not isinstance(customfield, str) or not customfield.strip():
-            raise where.error("customfield", f"must be a course custom field shortname (a non-empty string), "
-                                             f"not {customfield!r}")
+            raise where.error(
+                "customfield", f"must be a course custom field shortname (a non-empty string), not {customfield!r}"
+            )
         customfield = customfield.strip()
     default = _decimal(where, "default", data.get("default", 0), positive=False)
-    return SiteProgramJP(shortnames=tables["shortnames"], customfield=customfield, idnumber_pattern=pattern,
-                         categories=tables["categories"], default=default)
+    return SiteProgramJP(
+        shortnames=tables["shortnames"],
+        customfield=customfield,
+        idnumber_pattern=pattern,
+        categories=tables["categories"],
+        default=default,
+    )
 
 
 def load_program_jp(path: Path = DEFAULT_PROGRAM_JP) -> ProgramJP:

@@ -27,8 +27,10 @@ from lms_bridge.store.models import Run
 NOT_STREAMS = frozenset({"calls", "skipped"})
 #: Status of a run whose process ended without recording how (its lock is gone).
 ABANDONED = "abandoned"
-ABANDONED_ERROR = ("its process ended without recording the end (killed?): the lock it held is gone; "
-                   "batches it committed stand, the next run goes on from there")
+ABANDONED_ERROR = (
+    "its process ended without recording the end (killed?): the lock it held is gone; "
+    "batches it committed stand, the next run goes on from there"
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class RunInfo:
 
     def streams(self) -> dict[str, dict[str, Any]]:
         """The per-stream counts of a sync run (``calls`` and ``skipped`` left out)."""
-        return {name: value for name, value in self.counts.items()
-                if name not in NOT_STREAMS and isinstance(value, dict)}
+        return {
+            name: value for name, value in self.counts.items() if name not in NOT_STREAMS and isinstance(value, dict)
+        }
 
 
 def _info(run: Run) -> RunInfo:
@@ -73,9 +76,16 @@ def _info(run: Run) -> RunInfo:
         counts = json.loads(run.counts or "{}")
     except ValueError:
         counts = {}
-    return RunInfo(id=run.id, command=run.command, site_id=run.site_id, started_at=run.started_at,
-                   finished_at=run.finished_at, status=run.status,
-                   counts=counts if isinstance(counts, dict) else {}, error=run.error)
+    return RunInfo(
+        id=run.id,
+        command=run.command,
+        site_id=run.site_id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        status=run.status,
+        counts=counts if isinstance(counts, dict) else {},
+        error=run.error,
+    )
 
 
 def mark_abandoned(engine: Engine) -> int:
@@ -84,8 +94,9 @@ def mark_abandoned(engine: Engine) -> int:
     Only a row still ``running`` is changed, so a run that finishes meanwhile keeps its own status.
     """
     with Session(engine) as session:
-        running = session.execute(select(Run.id, Run.owner).where(Run.status == "running",
-                                                                  Run.owner.is_not(None))).all()
+        running = session.execute(
+            select(Run.id, Run.owner).where(Run.status == "running", Run.owner.is_not(None))
+        ).all()
     alive: dict[str, bool] = {}
     dead = []
     for run_id, owner in running:
@@ -98,13 +109,15 @@ def mark_abandoned(engine: Engine) -> int:
     if not dead:
         return 0
     with Session(engine) as session, session.begin():
-        session.execute(update(Run).where(Run.id.in_(dead), Run.status == "running")
-                        .values(status=ABANDONED, error=ABANDONED_ERROR))
+        session.execute(
+            update(Run).where(Run.id.in_(dead), Run.status == "running").values(status=ABANDONED, error=ABANDONED_ERROR)
+        )
     return len(dead)
 
 
-def list_runs(engine: Engine, *, limit: int = 20, site: str | None = None, command: str | None = None,
-              status: str | None = None) -> list[RunInfo]:
+def list_runs(
+    engine: Engine, *, limit: int = 20, site: str | None = None, command: str | None = None, status: str | None = None
+) -> list[RunInfo]:
     """The latest runs, newest first.
 
     Args:

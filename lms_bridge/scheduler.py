@@ -57,6 +57,7 @@ from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
 
+
 def serve_settings(settings: Settings, *, port: int | None = None, overrides: Sequence[str] = ()) -> ServeSettings:
     """The ``[serve]`` settings (defaults until the config has the table), with command-line overrides.
 
@@ -82,8 +83,9 @@ def serve_settings(settings: Settings, *, port: int | None = None, overrides: Se
         elif job in ("sync", "flush", "jp", "ledger", "inbox"):
             data[job] = expression
         else:
-            raise ConfigError(f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger, "
-                              "inbox)")
+            raise ConfigError(
+                f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger, inbox)"
+            )
     try:
         return ServeSettings.model_validate(data)
     except ValidationError as exc:
@@ -147,8 +149,14 @@ class Service:
             log.warning("serve: no sync jobs (%s)", exc)
             sources = []
         for source, _streams in sources:
-            specs.append(JobSpec(f"sync:{source.id}", self.config.sites.get(source.id, self.config.sync),
-                                 sync_lock_name(source.id), self._sync_job(source)))
+            specs.append(
+                JobSpec(
+                    f"sync:{source.id}",
+                    self.config.sites.get(source.id, self.config.sync),
+                    sync_lock_name(source.id),
+                    self._sync_job(source),
+                )
+            )
         specs.append(JobSpec("flush", self.config.flush, "outbox:flush", self._flush))
         specs.append(JobSpec("jp", self.config.jp, "jp", self._jp))
         specs.append(JobSpec("ledger", self.config.ledger, "ledger", self._ledger))
@@ -211,10 +219,16 @@ class Service:
 
         def work() -> tuple[dict[str, Any], str | None]:
             with self._client() as client:
-                report = outbox_core.flush(self.engine, client, batch_size=lrs.batch_size,
-                                           max_attempts=lrs.max_attempts, backoff_base=lrs.backoff_base,
-                                           backoff_cap=lrs.backoff_cap, on_progress=self._checkpoint(held),
-                                           sleep=self._sleep)
+                report = outbox_core.flush(
+                    self.engine,
+                    client,
+                    batch_size=lrs.batch_size,
+                    max_attempts=lrs.max_attempts,
+                    backoff_base=lrs.backoff_base,
+                    backoff_cap=lrs.backoff_cap,
+                    on_progress=self._checkpoint(held),
+                    sleep=self._sleep,
+                )
             counts = {"sent": report.sent, "dead": report.dead, "posts": report.posts, "failures": report.failures}
             return counts, (f"the LRS kept failing ({report.last_error})" if report.gave_up else None)
 
@@ -225,8 +239,12 @@ class Service:
         def work() -> tuple[dict[str, Any], str | None]:
             # One transaction: not interruptible, and quick next to a sync.
             report = jp_core.run_jp(self.engine, self.settings, statement_settings(self.settings))
-            return {"posted": report.posted, "revised": report.revised, "voided": report.voided,
-                    "unchanged": report.unchanged}, None
+            return {
+                "posted": report.posted,
+                "revised": report.revised,
+                "voided": report.voided,
+                "unchanged": report.unchanged,
+            }, None
 
         counts = self._recorded("jp", work)
         return f"{counts['posted']} new JP records, {counts['voided']} voided"
@@ -234,8 +252,7 @@ class Service:
     def _ledger(self, held: LockHandle) -> str:
         def work() -> tuple[dict[str, Any], str | None]:
             with self._client() as client:
-                report = ledger_core.sync_ledger(self.engine, self.settings, client,
-                                                 on_progress=self._checkpoint(held))
+                report = ledger_core.sync_ledger(self.engine, self.settings, client, on_progress=self._checkpoint(held))
             return {"read": report.read, "records": report.records, "voids": report.voids}, None
 
         counts = self._recorded("ledger", work)
@@ -246,16 +263,21 @@ class Service:
 
         def work() -> tuple[dict[str, Any], str | None]:
             report = inbox_core.run_inboxes(self.engine, self.settings, checkpoint=check)
-            counts = {"imported": sum(1 for f in report.files if f.result == "imported"),
-                      "failed": sum(1 for f in report.files if f.result == "failed"),
-                      "errors": len(report.errors), "new": report.new, "purged": report.purged,
-                      "waiting": report.waiting}
+            counts = {
+                "imported": sum(1 for f in report.files if f.result == "imported"),
+                "failed": sum(1 for f in report.files if f.result == "failed"),
+                "errors": len(report.errors),
+                "new": report.new,
+                "purged": report.purged,
+                "waiting": report.waiting,
+            }
             errors = "; ".join(f"{f.inbox}/{f.file}: {f.detail}" for f in report.errors)
             return counts, errors or None
 
         counts = self._recorded("inbox", work)
-        return (f"{counts['imported']} files imported ({counts['new']} new statements), "
-                f"{counts['failed']} moved to failed/")
+        return (
+            f"{counts['imported']} files imported ({counts['new']} new statements), {counts['failed']} moved to failed/"
+        )
 
     def _count(self, job: str, outcome: str) -> None:
         with self._mutex:
@@ -315,8 +337,14 @@ class Service:
     def health(self) -> tuple[int, dict[str, Any]]:
         """The /healthz status code and body."""
         with self._mutex:
-            jobs = {job: {"running": state.running_since is not None, "runs": dict(state.runs),
-                          "last_error": state.last_error} for job, state in self.jobs.items()}
+            jobs = {
+                job: {
+                    "running": state.running_since is not None,
+                    "runs": dict(state.runs),
+                    "last_error": state.last_error,
+                }
+                for job, state in self.jobs.items()
+            }
         for job, when in self._next_runs().items():
             jobs.setdefault(job, {})["next_run"] = when.isoformat() if when else None
         status = "stopping" if self.stop.is_set() else "ok"
@@ -325,12 +353,17 @@ class Service:
     def job_metrics(self) -> list[metrics.Metric]:
         """The scheduler's own metrics (jobs running, outcomes, last success, next run)."""
         running = metrics.Metric("lms_bridge_job_running", "gauge", "1 while the job runs.")
-        runs = metrics.Metric("lms_bridge_job_runs_total", "counter",
-                              "Job runs since serve started, by outcome (ok, failed, skipped, stopped).")
-        success = metrics.Metric("lms_bridge_job_last_success_timestamp_seconds", "gauge",
-                                 "Unix time the job last finished ok in this serve process.")
-        upcoming = metrics.Metric("lms_bridge_job_next_run_timestamp_seconds", "gauge",
-                                  "Unix time the job runs next.")
+        runs = metrics.Metric(
+            "lms_bridge_job_runs_total",
+            "counter",
+            "Job runs since serve started, by outcome (ok, failed, skipped, stopped).",
+        )
+        success = metrics.Metric(
+            "lms_bridge_job_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time the job last finished ok in this serve process.",
+        )
+        upcoming = metrics.Metric("lms_bridge_job_next_run_timestamp_seconds", "gauge", "Unix time the job runs next.")
         with self._mutex:
             for job, state in sorted(self.jobs.items()):
                 running.add(1 if state.running_since is not None else 0, job=job)
@@ -368,8 +401,13 @@ class Service:
                         text = metrics.render_store(service.engine, service.job_metrics())
                     except Exception as exc:  # noqa: BLE001 - a scrape must answer, not kill the thread
                         log.error("metrics: the state store cannot be read (%s)", exc.__class__.__name__)
-                        text = metrics.render([metrics.Metric("lms_bridge_up", "gauge",
-                                                              "1 while lms-bridge can read its state store.").add(0)])
+                        text = metrics.render(
+                            [
+                                metrics.Metric(
+                                    "lms_bridge_up", "gauge", "1 while lms-bridge can read its state store."
+                                ).add(0)
+                            ]
+                        )
                     self._send(200, text, metrics.CONTENT_TYPE)
                 else:
                     self._send(404, "not found: try /healthz or /metrics\n", "text/plain; charset=utf-8")
@@ -399,12 +437,14 @@ class Service:
         # APScheduler logs every job start at INFO; our own lines say more.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = BackgroundScheduler(
-            timezone=self.zone, executors={"default": ThreadPoolExecutor(max_workers=max(4, len(specs)))},
+            timezone=self.zone,
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(specs)))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         for spec in specs:
-            scheduler.add_job(self.run_job, trigger=cron_trigger(spec.cron, self.zone), args=[spec], id=spec.id,
-                              name=spec.id)
+            scheduler.add_job(
+                self.run_job, trigger=cron_trigger(spec.cron, self.zone), args=[spec], id=spec.id, name=spec.id
+            )
             self.jobs.setdefault(spec.id, JobState())
         if install_signals:
             for number in (signal.SIGTERM, signal.SIGINT):
@@ -412,8 +452,12 @@ class Service:
         url = self.start_http()
         self._scheduler = scheduler
         scheduler.start()
-        log.info("serve: %d jobs (%s); /healthz and /metrics on %s", len(specs),
-                 ", ".join(f"{s.id} '{s.cron}'" for s in specs), url)
+        log.info(
+            "serve: %d jobs (%s); /healthz and /metrics on %s",
+            len(specs),
+            ", ".join(f"{s.id} '{s.cron}'" for s in specs),
+            url,
+        )
         if on_listen is not None:
             on_listen(url)
         while not self.stop.wait(1.0):
@@ -439,8 +483,11 @@ class Service:
             self._server.server_close()
         left = self.running()
         if left:
-            log.warning("serve: abandoning %s after %.0f s; their open batch rolls back, committed batches stay",
-                        ", ".join(left), self.config.stop_timeout)
+            log.warning(
+                "serve: abandoning %s after %.0f s; their open batch rolls back, committed batches stay",
+                ", ".join(left),
+                self.config.stop_timeout,
+            )
             logging.shutdown()
             sys.stdout.flush()
             # Worker threads are not daemons and a stuck HTTP call would keep the process up.
@@ -449,8 +496,8 @@ class Service:
         return 0
 
 
-def serve(engine: Engine, settings: Settings, config: ServeSettings,
-          on_listen: Callable[[str], None] | None = None) -> int:
+def serve(
+    engine: Engine, settings: Settings, config: ServeSettings, on_listen: Callable[[str], None] | None = None
+) -> int:
     """Run ``lms-bridge serve`` until SIGTERM; return the exit code."""
     return Service(engine, settings, config).run(on_listen=on_listen)
-

@@ -46,8 +46,10 @@ def cron_trigger(expression: str, timezone: str | ZoneInfo) -> Any:
         return None
     fields = text.split()
     if len(fields) not in (5, 6):
-        raise ValueError(f"{expression!r} is not a cron expression: give 5 fields (minute hour day month weekday) "
-                         "or 6 with seconds first, or 'off'")
+        raise ValueError(
+            f"{expression!r} is not a cron expression: give 5 fields (minute hour day month weekday) "
+            "or 6 with seconds first, or 'off'"
+        )
     second = fields[0] if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields[-5:]
     if "/" in weekday and re.search(r"\d", weekday.split("/")[0] or "*"):
@@ -56,8 +58,9 @@ def cron_trigger(expression: str, timezone: str | ZoneInfo) -> Any:
         raise ValueError(f"{expression!r}: weekday steps (*/2) are ambiguous; list the days (sun,tue,thu,sat)")
     weekday = re.sub(r"\d+", lambda m: _DAYS[int(m.group())] if int(m.group()) <= 7 else m.group(), weekday)
     zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
-                       timezone=zone)
+    return CronTrigger(
+        second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=zone
+    )
 
 
 class ServeSettings(BaseModel):

@@ -39,8 +39,10 @@ def add_site(settings: Settings, *, site_id: str, url: str, token_env: str, fmt:
         raise ConfigError(f"a source with id {site_id!r} is already configured")
     path = settings.config_path or Path(DEFAULT_CONFIG_NAME).resolve()
     before = path.read_text(encoding="utf-8") if path.exists() else None
-    block = (f'\n[[sources]]\nid = {json.dumps(site_id)}\ntype = "moodle"\nurl = {json.dumps(url.rstrip("/"))}\n'
-             f'token_env = {json.dumps(token_env)}\nformat = {json.dumps(fmt)}\n')
+    block = (
+        f'\n[[sources]]\nid = {json.dumps(site_id)}\ntype = "moodle"\nurl = {json.dumps(url.rstrip("/"))}\n'
+        f"token_env = {json.dumps(token_env)}\nformat = {json.dumps(fmt)}\n"
+    )
     path.write_text((before or "# lms-bridge configuration\n") + block, encoding="utf-8")
     try:
         moodle_sources(load_settings(path), site_id)
@@ -70,8 +72,9 @@ def list_sites(engine: Engine, settings: Settings) -> list[SiteRow]:
     with Session(engine) as session:
         for source in (s for s in settings.sources if s.type == "moodle"):
             site = moodle.MoodleSettings.model_validate(source.model_dump(exclude_none=True))
-            run = session.scalars(select(Run).where(Run.site_id == site.id, Run.command == "sync")
-                                  .order_by(Run.id.desc()).limit(1)).first()
+            run = session.scalars(
+                select(Run).where(Run.site_id == site.id, Run.command == "sync").order_by(Run.id.desc()).limit(1)
+            ).first()
             last = "never" if run is None else f"{run.started_at:%Y-%m-%d %H:%M} UTC, {run.status}"
             token = f"{site.token_env} set" if settings.optional_secret(site.token_env) else f"{site.token_env} NOT SET"
             rows.append(SiteRow(site.id, site.url, token, site.format, last))
@@ -86,7 +89,7 @@ def test_line(settings: Settings, site: moodle.MoodleSettings) -> tuple[str, boo
         return f"FAIL {site.id}: {exc}", False
     # The site's settings may need more functions (course_customfields: core_course_get_courses_by_field).
     missing = moodle.missing_functions(info, site)
-    about = (f"{info.get('sitename')} (Moodle {info.get('release')}), token user {info.get('username')}")
+    about = f"{info.get('sitename')} (Moodle {info.get('release')}), token user {info.get('username')}"
     if missing:
         return f"FAIL {site.id}: {about}; the service lacks: {', '.join(missing)}", False
     return f"ok   {site.id}: {about}; all {len(moodle.required_functions(site))} functions available", True

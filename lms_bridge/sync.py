@@ -118,8 +118,9 @@ def moodle_sources(settings: Settings, site: str | None = None) -> list[moodle.M
     return sites
 
 
-def sync_sources(settings: Settings, site: str | None = None,
-                 streams: Sequence[str] = ()) -> list[tuple[SyncSource, tuple[str, ...] | None]]:
+def sync_sources(
+    settings: Settings, site: str | None = None, streams: Sequence[str] = ()
+) -> list[tuple[SyncSource, tuple[str, ...] | None]]:
     """The sources ``lms-bridge sync`` reads (or the one named ``site``), each with the streams to run.
 
     Args:
@@ -137,14 +138,15 @@ def sync_sources(settings: Settings, site: str | None = None,
     if site is not None:
         source = settings.source(site)
         if source.type not in kinds:
-            raise ConfigError(f"source {site} is of type {source.type}: sync reads sources of type "
-                              f"{', '.join(kinds)}")
+            raise ConfigError(f"source {site} is of type {source.type}: sync reads sources of type {', '.join(kinds)}")
         selected = [_sync_settings(source)]
     else:
         selected = [_sync_settings(s) for s in settings.sources if s.type in kinds]
         if not selected:
-            raise ConfigError("no source to sync is configured: add a Moodle site with lms-bridge sites add, "
-                              'or a [[sources]] entry with type = "lrs"')
+            raise ConfigError(
+                "no source to sync is configured: add a Moodle site with lms-bridge sites add, "
+                'or a [[sources]] entry with type = "lrs"'
+            )
     known = [name for source in selected for name in kinds[source.type]]
     unknown = [name for name in streams if name not in known]
     if unknown:
@@ -180,13 +182,23 @@ def sync_source(
 ) -> SiteReport:
     """Sync one source (see :func:`sync_site`, :func:`sync_lrs_source` and :func:`sync_live_source`)."""
     if not isinstance(source, moodle.MoodleSettings | lrs_source.LRSSourceSettings):
-        return sync_live_source(engine, settings, source, streams=streams, since=since, until=until,
-                                dry_run=dry_run, on_progress=on_progress)
+        return sync_live_source(
+            engine,
+            settings,
+            source,
+            streams=streams,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )
     if isinstance(source, lrs_source.LRSSourceSettings):
-        return sync_lrs_source(engine, settings, source, since=since, until=until, dry_run=dry_run,
-                               on_progress=on_progress)
-    return sync_site(engine, settings, source, streams=streams, since=since, until=until, dry_run=dry_run,
-                     on_progress=on_progress)
+        return sync_lrs_source(
+            engine, settings, source, since=since, until=until, dry_run=dry_run, on_progress=on_progress
+        )
+    return sync_site(
+        engine, settings, source, streams=streams, since=since, until=until, dry_run=dry_run, on_progress=on_progress
+    )
 
 
 def unexpected(exc: BaseException) -> str:
@@ -207,15 +219,21 @@ def _abandon_run(engine: Engine, run_id: int | None, exc: Exception) -> None:
     if run_id is None:
         return
     try:
-        store.finish_run(engine, run_id, status="failed", counts={},
-                         error=f"stopped by an {unexpected(exc)} (rerun with --debug for details)")
+        store.finish_run(
+            engine,
+            run_id,
+            status="failed",
+            counts={},
+            error=f"stopped by an {unexpected(exc)} (rerun with --debug for details)",
+        )
     except Exception:  # noqa: BLE001 - the store itself may be what failed; the original error matters more
         log.debug("could not record the failed run %s", run_id, exc_info=True)
 
 
 @contextmanager
-def _recorded_run(engine: Engine, report: SiteReport, *, dry_run: bool,
-                  counts: Callable[[], dict[str, Any]]) -> Iterator[None]:
+def _recorded_run(
+    engine: Engine, report: SiteReport, *, dry_run: bool, counts: Callable[[], dict[str, Any]]
+) -> Iterator[None]:
     """Record one sync of a source in ``runs``, around the block that pulls it.
 
     A source error (the project's own) stops the block and becomes ``report.error`` and a failed
@@ -231,8 +249,7 @@ def _recorded_run(engine: Engine, report: SiteReport, *, dry_run: bool,
         _abandon_run(engine, run_id, exc)
         raise
     if run_id is not None:
-        store.finish_run(engine, run_id, status="failed" if report.error else "ok", counts=counts(),
-                         error=report.error)
+        store.finish_run(engine, run_id, status="failed" if report.error else "ok", counts=counts(), error=report.error)
 
 
 def _window_check(since: datetime | None, until: datetime | None) -> None:
@@ -285,31 +302,48 @@ def sync_lrs_source(
     voided = 0
     store.ensure_site(engine, source.id, "lrs", source.url)
     pipeline = Pipeline(engine, settings, site_url=source.site_url, move_cursor=since is None, dry_run=dry_run)
-    mapper = lrs_source.StatementMapper(source.id, pipeline.builder.vocabulary, settings.deployment.base_iri,
-                                        source.identity_authorities)
+    mapper = lrs_source.StatementMapper(
+        source.id, pipeline.builder.vocabulary, settings.deployment.base_iri, source.identity_authorities
+    )
 
     def void_copies(source_voids: Sequence[lrs_source.SourceVoid]) -> int:
         """Void the copies we hold of statements the source voided; return how many voids were queued now."""
-        copies = {statement_id(pipeline.builder.namespace, key): void
-                  for void in source_voids for key in void.copy_keys}
-        found = voids.void_copies(engine, pipeline.builder, list(copies), dry_run=dry_run,
-                                  reason=f"voided at its source (source LRS {source.id})")
+        copies = {
+            statement_id(pipeline.builder.namespace, key): void for void in source_voids for key in void.copy_keys
+        }
+        found = voids.void_copies(
+            engine,
+            pipeline.builder,
+            list(copies),
+            dry_run=dry_run,
+            reason=f"voided at its source (source LRS {source.id})",
+        )
         for copy_id, queued in found.items():
             void = copies[copy_id]
-            log.log(logging.INFO if queued else logging.DEBUG, "%s: statement %s voids %s at the source: %s %s",
-                    source.id, void.statement_id, void.target,
-                    "queued the void of our copy" if queued else "already voided our copy", copy_id,
-                    extra={"site": source.id, "stream": stream})
+            log.log(
+                logging.INFO if queued else logging.DEBUG,
+                "%s: statement %s voids %s at the source: %s %s",
+                source.id,
+                void.statement_id,
+                void.target,
+                "queued the void of our copy" if queued else "already voided our copy",
+                copy_id,
+                extra={"site": source.id, "stream": stream},
+            )
         held = {copies[copy_id].target for copy_id in found}
         for void in source_voids:
             if void.target not in held:
-                log.debug("%s: statement %s voids %s at the source, which lms-bridge never mirrored: nothing to void",
-                          source.id, void.statement_id, void.target, extra={"site": source.id, "stream": stream})
+                log.debug(
+                    "%s: statement %s voids %s at the source, which lms-bridge never mirrored: nothing to void",
+                    source.id,
+                    void.statement_id,
+                    void.target,
+                    extra={"site": source.id, "stream": stream},
+                )
         return sum(found.values())
 
     def counts() -> dict[str, Any]:
-        return {stream: stream_report.as_dict() | {"voided": voided}, "calls": report.calls,
-                "skipped": report.skipped}
+        return {stream: stream_report.as_dict() | {"voided": voided}, "calls": report.calls, "skipped": report.skipped}
 
     with _recorded_run(engine, report, dry_run=dry_run, counts=counts), source.client(password) as client:
         reader = lrs_source.LRSSourceReader(source, client, mapper, sleep=sleep)
@@ -321,16 +355,25 @@ def sync_lrs_source(
                 # re-reads the void, which then queues nothing new.
                 if page.voids:
                     voided += void_copies(page.voids)
-                links = [store.LinkIn(lrs_source.SOURCE, source.id, local_id, nip)
-                         for local_id, nip in page.accounts.items()]
-                stream_report.add(pipeline.commit(source.id, stream, _until(page.activities, until), page.position,
-                                                  links))
+                links = [
+                    store.LinkIn(lrs_source.SOURCE, source.id, local_id, nip) for local_id, nip in page.accounts.items()
+                ]
+                stream_report.add(
+                    pipeline.commit(source.id, stream, _until(page.activities, until), page.position, links)
+                )
                 for reason, count in page.skipped.items():
                     report.skipped[reason.value] = report.skipped.get(reason.value, 0) + count
                 if on_progress is not None:
                     on_progress(stream, page.statements)
-            log.info("%s/%s: %s, voided %d, skipped %s", source.id, stream, stream_report.as_dict(), voided,
-                     report.skipped, extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()})
+            log.info(
+                "%s/%s: %s, voided %d, skipped %s",
+                source.id,
+                stream,
+                stream_report.as_dict(),
+                voided,
+                report.skipped,
+                extra={"site": source.id, "stream": stream, "counts": stream_report.as_dict()},
+            )
         finally:
             report.calls = dict(reader.calls)
     return report
@@ -374,28 +417,40 @@ def sync_live_source(
     pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
 
     def counts() -> dict[str, Any]:
-        return {name: r.as_dict() for name, r in report.streams.items()} | {"calls": report.calls,
-                                                                              "skipped": report.skipped}
+        return {name: r.as_dict() for name, r in report.streams.items()} | {
+            "calls": report.calls,
+            "skipped": report.skipped,
+        }
 
-    with _recorded_run(engine, report, dry_run=dry_run, counts=counts), \
-            connector.open(source, _live_context(settings)) as reader:
+    with (
+        _recorded_run(engine, report, dry_run=dry_run, counts=counts),
+        connector.open(source, _live_context(settings)) as reader,
+    ):
         try:
             for name in wanted:
                 stream_report = report.streams.setdefault(name, IngestReport())
                 start = store.get_cursor(engine, source_id, name)
                 for page in reader.read(name, start, since=since):
-                    links = [store.LinkIn(connector.link_source, source_id, local_id, nip)
-                             for local_id, nip in page.accounts.items()]
-                    stream_report.add(pipeline.commit(source_id, name, _until(page.activities, until),
-                                                      page.position, links))
+                    links = [
+                        store.LinkIn(connector.link_source, source_id, local_id, nip)
+                        for local_id, nip in page.accounts.items()
+                    ]
+                    stream_report.add(
+                        pipeline.commit(source_id, name, _until(page.activities, until), page.position, links)
+                    )
                     for reason, count in page.skipped.items():
                         report.skipped[reason] = report.skipped.get(reason, 0) + count
                     if on_progress is not None:
                         on_progress(name, page.read)
                     if dry_run and connector.confirms_reads:
                         break  # the next read would confirm (drop at the source) a page nothing stored
-                log.info("%s/%s: %s", source_id, name, stream_report.as_dict(),
-                         extra={"site": source_id, "stream": name, "counts": stream_report.as_dict()})
+                log.info(
+                    "%s/%s: %s",
+                    source_id,
+                    name,
+                    stream_report.as_dict(),
+                    extra={"site": source_id, "stream": name, "counts": stream_report.as_dict()},
+                )
         finally:
             report.calls = dict(reader.calls)
     return report
@@ -407,9 +462,12 @@ def _live_context(settings: Settings) -> live.LiveContext:
 
     from lms_bridge.pseudonym import pseudonymizer_from_settings
 
-    return live.LiveContext(secret=settings.secret, timezone=ZoneInfo(settings.deployment.timezone),
-                            pseudonymizer=lambda: pseudonymizer_from_settings(settings),
-                            resolve_path=settings.resolve_path)
+    return live.LiveContext(
+        secret=settings.secret,
+        timezone=ZoneInfo(settings.deployment.timezone),
+        pseudonymizer=lambda: pseudonymizer_from_settings(settings),
+        resolve_path=settings.resolve_path,
+    )
 
 
 #: Streams whose position holds per-key watermarks (Unix seconds), and the key.
@@ -479,12 +537,18 @@ def sync_site(
                     start = since_position(name, start, since)
                 for batch in all_streams[name].read(ctx, start):
                     links = [store.LinkIn("moodle", site.id, link.user_id, link.idnumber) for link in batch.links]
-                    stream_report.add(pipeline.commit(site.id, name, _until(batch.activities, until), batch.position,
-                                                      links))
+                    stream_report.add(
+                        pipeline.commit(site.id, name, _until(batch.activities, until), batch.position, links)
+                    )
                     if on_progress is not None:
                         on_progress(name, len(batch.activities) + len(batch.links))
-                log.info("%s/%s: %s", site.id, name, stream_report.as_dict(),
-                         extra={"site": site.id, "stream": name, "counts": stream_report.as_dict()})
+                log.info(
+                    "%s/%s: %s",
+                    site.id,
+                    name,
+                    stream_report.as_dict(),
+                    extra={"site": site.id, "stream": name, "counts": stream_report.as_dict()},
+                )
         finally:
             report.calls = dict(client.calls)
     return report

@@ -114,14 +114,21 @@ def voided_targets(session: Session, namespace: uuid.UUID, statement_ids: Iterab
     by_void = {_void_id(namespace, sid): sid for sid in statement_ids}
     found: set[str] = set()
     for chunk in _chunks(list(by_void)):
-        found.update(by_void[vid] for vid in session.scalars(select(OutboxRow.statement_id).where(
-            OutboxRow.statement_id.in_(chunk),
-            OutboxRow.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENT.value]))))
+        found.update(
+            by_void[vid]
+            for vid in session.scalars(
+                select(OutboxRow.statement_id).where(
+                    OutboxRow.statement_id.in_(chunk),
+                    OutboxRow.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENT.value]),
+                )
+            )
+        )
     return found
 
 
-def build_operator_void(settings: StatementSettings, target_id: str, *, occurred_at: datetime,
-                        reason: str) -> BuiltStatement:
+def build_operator_void(
+    settings: StatementSettings, target_id: str, *, occurred_at: datetime, reason: str
+) -> BuiltStatement:
     """Build lms-bridge's own statement voiding ``target_id``, with the operator's reason.
 
     Args:
@@ -136,8 +143,7 @@ def build_operator_void(settings: StatementSettings, target_id: str, *, occurred
         "actor": account(settings.base_iri, SYSTEM_ACCOUNT),
         "verb": {"id": verb.id, "display": {LANGUAGE: verb.display}},
         "object": {"objectType": "StatementRef", "id": target_id},
-        "context": {"platform": "lms-bridge",
-                    "extensions": {f"{settings.base_iri}/extensions/void-reason": reason}},
+        "context": {"platform": "lms-bridge", "extensions": {f"{settings.base_iri}/extensions/void-reason": reason}},
         "timestamp": format_timestamp(occurred_at),
     }
     validate_statement(data)
@@ -193,31 +199,39 @@ def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-def _queue_voids(session: Session, settings: StatementSettings, targets: Sequence[Target], reason: str,
-                 report: VoidReport) -> None:
+def _queue_voids(
+    session: Session, settings: StatementSettings, targets: Sequence[Target], reason: str, report: VoidReport
+) -> None:
     """Queue the voids of ``targets``; drop their evidence; mark their JP records voided."""
     ids = [t.statement_id for t in targets]
     existing: set[str] = set()
     for chunk in _chunks([void_id(settings, sid) for sid in ids]):
         existing.update(session.scalars(select(OutboxRow.statement_id).where(OutboxRow.statement_id.in_(chunk))))
-    fresh = [build_operator_void(settings, t.statement_id, occurred_at=t.occurred_at, reason=reason)
-             for t in targets if void_id(settings, t.statement_id) not in existing]
+    fresh = [
+        build_operator_void(settings, t.statement_id, occurred_at=t.occurred_at, reason=reason)
+        for t in targets
+        if void_id(settings, t.statement_id) not in existing
+    ]
     report.targets += len(targets)
     report.already += len(targets) - len(fresh)
     report.queued += _enqueue(session, fresh, None, "void").new
     for chunk in _chunks(ids):
         report.evidence_removed += _affected(session, delete(Evidence).where(Evidence.statement_id.in_(chunk)))
-        report.jp_records_voided += _affected(session, update(JPRecord).where(
-            JPRecord.statement_id.in_(chunk), JPRecord.status != "voided").values(status="voided"))
+        report.jp_records_voided += _affected(
+            session,
+            update(JPRecord)
+            .where(JPRecord.statement_id.in_(chunk), JPRecord.status != "voided")
+            .values(status="voided"),
+        )
 
 
-def _known_target(session: Session, sid: str,
-                  fetch: Callable[[str], dict[str, Any] | None] | None) -> Target:
+def _known_target(session: Session, sid: str, fetch: Callable[[str], dict[str, Any] | None] | None) -> Target:
     row = session.scalars(select(OutboxRow).where(OutboxRow.statement_id == sid)).first()
     if row is not None:
         if row.status == OutboxStatus.DEAD.value:
-            raise LmsBridgeError(f"statement {sid} is a dead letter: the LRS never stored it "
-                                 "(see lms-bridge outbox list --status dead)")
+            raise LmsBridgeError(
+                f"statement {sid} is a dead letter: the LRS never stored it (see lms-bridge outbox list --status dead)"
+            )
         if row.status == FORGOTTEN:
             raise LmsBridgeError(f"statement {sid} was forgotten: its void is queued already")
         body = json.loads(row.body)
@@ -242,9 +256,15 @@ def _known_target(session: Session, sid: str,
     raise LmsBridgeError(f"statement {sid} is neither in the outbox, nor in the ledger, nor in the LRS")
 
 
-def void_statements(engine: Engine, settings: Settings, statement_ids: Sequence[str], *, reason: str,
-                    fetch: Callable[[str], dict[str, Any] | None] | None = None,
-                    dry_run: bool = False) -> VoidReport:
+def void_statements(
+    engine: Engine,
+    settings: Settings,
+    statement_ids: Sequence[str],
+    *,
+    reason: str,
+    fetch: Callable[[str], dict[str, Any] | None] | None = None,
+    dry_run: bool = False,
+) -> VoidReport:
     """Queue voids of statements given by id (any statement in the LRS, whoever posted it).
 
     Args:
@@ -273,8 +293,11 @@ def void_statements(engine: Engine, settings: Settings, statement_ids: Sequence[
 def _person_links(session: Session, person_id: int | None) -> list[tuple[str, str, str]]:
     if person_id is None:
         return []
-    rows = session.execute(select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
-                           .where(IdentityLink.person_id == person_id))
+    rows = session.execute(
+        select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id).where(
+            IdentityLink.person_id == person_id
+        )
+    )
     return [(row.source, row.site_id, row.local_id) for row in rows]
 
 
@@ -287,13 +310,15 @@ def _person_evidence(session: Session, nip: str, links: Sequence[tuple[str, str,
     for chunk in _chunks(local_ids):
         for row in session.scalars(select(Evidence).where(Evidence.local_actor.in_(chunk))):
             if (row.source, row.site_id, row.local_actor) in scoped or (
-                    row.local_actor in pseudonyms and row.source in PSEUDONYMOUS_SOURCES):
+                row.local_actor in pseudonyms and row.source in PSEUDONYMOUS_SOURCES
+            ):
                 found[row.statement_id] = row
     return list(found.values())
 
 
-def void_person(engine: Engine, settings: Settings, nip: str, *, source: str, since: datetime, reason: str,
-                dry_run: bool = False) -> VoidReport:
+def void_person(
+    engine: Engine, settings: Settings, nip: str, *, source: str, since: datetime, reason: str, dry_run: bool = False
+) -> VoidReport:
     """Queue voids of a person's statements from one source since a date.
 
     The person's statements are found through their evidence: those carrying the NIP
@@ -319,14 +344,20 @@ def void_person(engine: Engine, settings: Settings, nip: str, *, source: str, si
     with Session(engine) as session:
         person = session.scalars(select(Person).where(Person.nip == digits)).first()
         links = _person_links(session, person.id if person else None)
-        evidence = [row for row in _person_evidence(session, digits, links)
-                    if row.site_id == source and row.occurred_at >= since]
+        evidence = [
+            row
+            for row in _person_evidence(session, digits, links)
+            if row.site_id == source and row.occurred_at >= since
+        ]
         ids = [row.statement_id for row in evidence]
         targets: list[Target] = []
         for chunk in _chunks(ids):
-            rows = session.scalars(select(OutboxRow).where(OutboxRow.statement_id.in_(chunk),
-                                                           OutboxRow.status.in_([OutboxStatus.PENDING.value,
-                                                                                 OutboxStatus.SENT.value])))
+            rows = session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.statement_id.in_(chunk),
+                    OutboxRow.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENT.value]),
+                )
+            )
             for row in rows:
                 moment = _timestamp(json.loads(row.body))
                 if moment is not None:
@@ -418,15 +449,18 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
         person = session.scalars(select(Person).where(Person.nip == digits)).first()
         report.person = person is not None
         links = _person_links(session, person.id if person else None)
-        report.accounts = sorted(f"{source} {site} user {local}" for source, site, local in links
-                                 if source != PSEUDONYM_LINK_SOURCE)
+        report.accounts = sorted(
+            f"{source} {site} user {local}" for source, site, local in links if source != PSEUDONYM_LINK_SOURCE
+        )
         evidence_ids = [row.statement_id for row in _person_evidence(session, digits, links)]
-        rows: dict[int, OutboxRow] = {row.id: row for row in session.scalars(
-            select(OutboxRow).where(OutboxRow.body.contains(digits)))}
+        rows: dict[int, OutboxRow] = {
+            row.id: row for row in session.scalars(select(OutboxRow).where(OutboxRow.body.contains(digits)))
+        }
         record_ids = list(session.scalars(select(JPRecord.statement_id).where(JPRecord.nip == digits)))
         for chunk in _chunks(evidence_ids + record_ids):
-            rows.update({row.id: row for row in session.scalars(
-                select(OutboxRow).where(OutboxRow.statement_id.in_(chunk)))})
+            rows.update(
+                {row.id: row for row in session.scalars(select(OutboxRow).where(OutboxRow.statement_id.in_(chunk)))}
+            )
 
         targets: list[Target] = []
         for row in sorted(rows.values(), key=lambda r: r.id):
@@ -439,8 +473,13 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
             is_void = (body.get("verb") or {}).get("id") == VOIDED
             target = (body.get("object") or {}).get("id")
             moment = _timestamp(body)
-            if is_void and row.status == OutboxStatus.PENDING.value and isinstance(target, str) and moment \
-                    and void_id(built, target) == row.statement_id:
+            if (
+                is_void
+                and row.status == OutboxStatus.PENDING.value
+                and isinstance(target, str)
+                and moment
+                and void_id(built, target) == row.statement_id
+            ):
                 # A void not posted yet (a superseded JP record): post it without the NIP instead.
                 rewritten = build_operator_void(built, target, occurred_at=moment, reason=FORGET_REASON)
                 row.body, row.body_sha256 = rewritten.body, _sha256(rewritten.body)
@@ -472,14 +511,25 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
         report.ledger_records = _affected(session, delete(LedgerRecord).where(LedgerRecord.nip == digits))
         report.person_units = _affected(session, delete(PersonUnit).where(PersonUnit.nip == digits))
         if person is not None:
-            report.pseudonym_links = _affected(session, delete(IdentityLink).where(
-                IdentityLink.person_id == person.id, IdentityLink.source == PSEUDONYM_LINK_SOURCE))
+            report.pseudonym_links = _affected(
+                session,
+                delete(IdentityLink).where(
+                    IdentityLink.person_id == person.id, IdentityLink.source == PSEUDONYM_LINK_SOURCE
+                ),
+            )
             report.identity_links = _affected(session, delete(IdentityLink).where(IdentityLink.person_id == person.id))
             session.delete(person)
         # The tombstone, in the same transaction: a crash leaves the person either whole or forgotten for good.
-        report.tombstones = add_tombstones(session, [forgotten_digest(pseudonymize, "nip", digits)] + [
-            forgotten_digest(pseudonymize, "pseudonym", local) if source == PSEUDONYM_LINK_SOURCE
-            else forgotten_digest(pseudonymize, "account", source, site, local) for source, site, local in links])
+        report.tombstones = add_tombstones(
+            session,
+            [forgotten_digest(pseudonymize, "nip", digits)]
+            + [
+                forgotten_digest(pseudonymize, "pseudonym", local)
+                if source == PSEUDONYM_LINK_SOURCE
+                else forgotten_digest(pseudonymize, "account", source, site, local)
+                for source, site, local in links
+            ],
+        )
         if dry_run:
             session.rollback()
             return report
@@ -490,8 +540,9 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
     return report
 
 
-def void_copies(engine: Engine, settings: StatementSettings, statement_ids: Sequence[str], *, reason: str,
-                dry_run: bool = False) -> dict[str, bool]:
+def void_copies(
+    engine: Engine, settings: StatementSettings, statement_ids: Sequence[str], *, reason: str, dry_run: bool = False
+) -> dict[str, bool]:
     """Void those of ``statement_ids`` the outbox holds, in one transaction (a source voided what we mirrored).
 
     Ids the outbox does not hold are a no-op: candidates of statements lms-bridge never
@@ -507,8 +558,9 @@ def void_copies(engine: Engine, settings: StatementSettings, statement_ids: Sequ
     statuses = [OutboxStatus.PENDING.value, OutboxStatus.SENT.value, OutboxStatus.DEAD.value]
     with Session(engine) as session:
         for chunk in _chunks(list(dict.fromkeys(statement_ids))):
-            rows = session.scalars(select(OutboxRow).where(OutboxRow.statement_id.in_(chunk),
-                                                           OutboxRow.status.in_(statuses)))
+            rows = session.scalars(
+                select(OutboxRow).where(OutboxRow.statement_id.in_(chunk), OutboxRow.status.in_(statuses))
+            )
             for row in rows.all():
                 moment = _timestamp(json.loads(row.body))
                 if moment is None:

@@ -67,9 +67,24 @@ FIXTURE_TIMINGS: dict[str, tuple[float, float]] = {
 
 #: The fixture site with every per-user dimension divided by 10 (same catalogue: 75 courses, same
 #: modules and forums): users, enrolments, CoP members, discussions and posts.
-USERS_1K = Preset(users=1000, pt_courses=64, pkp_courses=8, pbj_sections=100, latsar_sections=500, pt_size=(2, 6),
-                  pkp_size=10, pbj_size=100, cop_size=80, cop_discussions=(14, 7, 4, 4, 2), cop_replies=7.0,
-                  other_discussions=1, other_replies=7.8, hidden_courses=3, shared_nips=2, unenrolled_posters=5)
+USERS_1K = Preset(
+    users=1000,
+    pt_courses=64,
+    pkp_courses=8,
+    pbj_sections=100,
+    latsar_sections=500,
+    pt_size=(2, 6),
+    pkp_size=10,
+    pbj_size=100,
+    cop_size=80,
+    cop_discussions=(14, 7, 4, 4, 2),
+    cop_replies=7.0,
+    other_discussions=1,
+    other_replies=7.8,
+    hidden_courses=3,
+    shared_nips=2,
+    unenrolled_posters=5,
+)
 
 
 class _NoDelayHandler(fake_server._Handler):
@@ -87,8 +102,9 @@ class BenchMoodle(FakeMoodle):
         **kwargs: passed to :class:`FakeMoodle` (preset, seed, token, max_concurrent...).
     """
 
-    def __init__(self, *args: Any, timings: dict[str, tuple[float, float]] | None = None, scale: float = 1.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, timings: dict[str, tuple[float, float]] | None = None, scale: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.timings = dict(timings or {})
         self.scale = scale
@@ -98,8 +114,9 @@ class BenchMoodle(FakeMoodle):
     def start(self) -> BenchMoodle:
         self._httpd = fake_server._Server(("127.0.0.1", self._port), _NoDelayHandler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="bench-moodle", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="bench-moodle", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -113,8 +130,9 @@ class BenchMoodle(FakeMoodle):
             self.busy.clear()
             self.items.clear()
 
-    def _answer(self, token: str | None, function: str, fmt: str,
-                pairs: list[tuple[str, str]]) -> tuple[bytes, bool, dict[str, Any]]:
+    def _answer(
+        self, token: str | None, function: str, fmt: str, pairs: list[tuple[str, str]]
+    ) -> tuple[bytes, bool, dict[str, Any]]:
         started = time.perf_counter()
         body, error, params = super()._answer(token, function, fmt, pairs)
         base, per_item = self.timings.get(function, (0.0, 0.0))
@@ -138,11 +156,16 @@ class BenchMoodle(FakeMoodle):
             busy = dict(self.busy)
         for name, entry in stats.items():
             entry["busy"] = round(busy.get(name, 0.0), 3)
-        return {"functions": stats, "calls": sum(e["calls"] for e in stats.values()),
-                "bytes": sum(e["bytes"] for e in stats.values()), "busy": sum(busy.values())}
+        return {
+            "functions": stats,
+            "calls": sum(e["calls"] for e in stats.values()),
+            "bytes": sum(e["bytes"] for e in stats.values()),
+            "busy": sum(busy.values()),
+        }
 
 
 # --------------------------------------------------------------------------------------- deployments
+
 
 @dataclass
 class Deployment:
@@ -157,13 +180,19 @@ class Deployment:
         return self.dir / "state.db"
 
 
-def make_deployment(folder: Path, *, moodle_url: str | None = None, lrs_url: str = "http://127.0.0.1:9/xAPI/",
-                    source_options: str = "", lrs_options: str = "") -> Deployment:
+def make_deployment(
+    folder: Path,
+    *,
+    moodle_url: str | None = None,
+    lrs_url: str = "http://127.0.0.1:9/xAPI/",
+    source_options: str = "",
+    lrs_options: str = "",
+) -> Deployment:
     """Write ``lms-bridge.toml`` (SQLite state in ``folder``) and the environment to run it with."""
     folder.mkdir(parents=True, exist_ok=True)
     text = textwrap.dedent(f"""\
         [state]
-        url = "sqlite:///{folder / 'state.db'}"
+        url = "sqlite:///{folder / "state.db"}"
 
         [lrs]
         url = "{lrs_url}"
@@ -175,18 +204,26 @@ def make_deployment(folder: Path, *, moodle_url: str | None = None, lrs_url: str
         level = "INFO"
         """)
     if moodle_url:
-        text += textwrap.dedent(f"""
+        text += (
+            textwrap.dedent(f"""
             [[sources]]
             id = "bench"
             type = "moodle"
             url = "{moodle_url}"
             token_env = "MOODLE_TOKEN_BENCH"
-            """) + source_options + "\n"
+            """)
+            + source_options
+            + "\n"
+        )
     config = folder / "lms-bridge.toml"
     config.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-    env.update(MOODLE_TOKEN_BENCH=TOKEN, LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
-               LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY, PYTHONPATH=str(ROOT))
+    env.update(
+        MOODLE_TOKEN_BENCH=TOKEN,
+        LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
+        LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        PYTHONPATH=str(ROOT),
+    )
     return Deployment(folder, config, env)
 
 
@@ -219,8 +256,15 @@ def run_cli(deployment: Deployment, *args: str, quiet: bool = True) -> CliRun:
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return CliRun(tuple(args), wall, process.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-                      out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+        return CliRun(
+            tuple(args),
+            wall,
+            process.returncode,
+            usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
 
 
 def outbox_count(db: Path, status: str | None = None) -> int:
@@ -233,6 +277,7 @@ def outbox_count(db: Path, status: str | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------ figures
 
+
 @dataclass
 class Report:
     """Collects figures; :meth:`finish` prints the verdict and returns the exit code."""
@@ -241,11 +286,22 @@ class Report:
     missed: list[str] = field(default_factory=list)
     figures: list[dict[str, Any]] = field(default_factory=list)
 
-    def figure(self, name: str, value: float | int | str, unit: str = "", *, goal: str | None = None,
-               met: bool | None = None, detail: str = "") -> None:
+    def figure(
+        self,
+        name: str,
+        value: float | int | str,
+        unit: str = "",
+        *,
+        goal: str | None = None,
+        met: bool | None = None,
+        detail: str = "",
+    ) -> None:
         """Print one summary line: ``FIGURE name: value unit [goal ...: met|MISSED] | detail``."""
-        shown = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else (
-            f"{value:,}" if isinstance(value, int) else value)
+        shown = (
+            f"{value:,.3f}".rstrip("0").rstrip(".")
+            if isinstance(value, float)
+            else (f"{value:,}" if isinstance(value, int) else value)
+        )
         line = f"FIGURE {name}: {shown}{' ' + unit if unit else ''}"
         if goal is not None:
             line += f" [goal {goal}: {'met' if met else 'MISSED'}]"
@@ -261,8 +317,11 @@ class Report:
 
     def finish(self, json_path: Path | None = None) -> int:
         if json_path is not None:
-            json_path.write_text(json.dumps({"benchmark": self.name, "machine": machine(), "figures": self.figures},
-                                            indent=1, default=str))
+            json_path.write_text(
+                json.dumps(
+                    {"benchmark": self.name, "machine": machine(), "figures": self.figures}, indent=1, default=str
+                )
+            )
         if self.missed:
             print(f"RESULT {self.name}: {len(self.missed)} goal(s) missed: {', '.join(self.missed)}", flush=True)
             return 1
@@ -280,14 +339,22 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def print_machine() -> None:
     info = machine()
-    print(f"machine: nproc {info['nproc']}, {info['cpu'] or 'cpu unknown'}, Python {info['python']}, "
-          f"{info['platform']}, load average {info['loadavg'][0]:.2f}", flush=True)
+    print(
+        f"machine: nproc {info['nproc']}, {info['cpu'] or 'cpu unknown'}, Python {info['python']}, "
+        f"{info['platform']}, load average {info['loadavg'][0]:.2f}",
+        flush=True,
+    )
 
 
 def scratch(prefix: str) -> Path:

@@ -66,11 +66,15 @@ def database(server_url: str) -> Iterator[str]:
 
 def write_config(folder: Path, state_url: str, sites: list[BenchMoodle]) -> Path:
     """A config with one ``[[sources]]`` entry per fake site."""
-    text = (f'[state]\nurl = "{state_url}"\n\n[lrs]\nurl = "http://127.0.0.1:9/xAPI/"\n'
-            'username = "lms-bridge"\npassword_env = "LMS_BRIDGE_LRS_PASSWORD"\n\n[logging]\nlevel = "INFO"\n')
+    text = (
+        f'[state]\nurl = "{state_url}"\n\n[lrs]\nurl = "http://127.0.0.1:9/xAPI/"\n'
+        'username = "lms-bridge"\npassword_env = "LMS_BRIDGE_LRS_PASSWORD"\n\n[logging]\nlevel = "INFO"\n'
+    )
     for index, fake in enumerate(sites):
-        text += (f'\n[[sources]]\nid = "site{index}"\ntype = "moodle"\nurl = "{fake.url}"\n'
-                 'token_env = "MOODLE_TOKEN_BENCH"\nmax_in_flight = 4\n')
+        text += (
+            f'\n[[sources]]\nid = "site{index}"\ntype = "moodle"\nurl = "{fake.url}"\n'
+            'token_env = "MOODLE_TOKEN_BENCH"\nmax_in_flight = 4\n'
+        )
     config = folder / "lms-bridge.toml"
     config.write_text(text)
     return config
@@ -87,9 +91,27 @@ def start_workers(config: Path, env: dict[str, str], count: int, folder: Path) -
     workers = []
     for index in range(count):
         log = (folder / f"worker-{index}.log").open("w")
-        workers.append(subprocess.Popen(
-            [PYTHON, "-m", "lms_bridge.cli", "--config", str(config), "--log-format", "json", "worker",
-             "--pool", "solo"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True))
+        workers.append(
+            subprocess.Popen(
+                [
+                    PYTHON,
+                    "-m",
+                    "lms_bridge.cli",
+                    "--config",
+                    str(config),
+                    "--log-format",
+                    "json",
+                    "worker",
+                    "--pool",
+                    "solo",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        )
     deadline = time.monotonic() + 60
     for index in range(count):
         path = folder / f"worker-{index}.log"
@@ -119,17 +141,43 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
     with database(pg_server) as state_url:
         config = write_config(folder, state_url, sites)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-        env.update(MOODLE_TOKEN_BENCH=TOKEN, LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD, PYTHONPATH=str(ROOT),
-                   LMS_BRIDGE_BROKER_URL=f"{redis_url}/{count}", LMS_BRIDGE_BROKER_VISIBILITY_TIMEOUT="600")
-        subprocess.run([PYTHON, "-m", "lms_bridge.cli", "--config", str(config), "db", "upgrade"], env=env,
-                       check=True, capture_output=True, cwd=ROOT)
+        env.update(
+            MOODLE_TOKEN_BENCH=TOKEN,
+            LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
+            PYTHONPATH=str(ROOT),
+            LMS_BRIDGE_BROKER_URL=f"{redis_url}/{count}",
+            LMS_BRIDGE_BROKER_VISIBILITY_TIMEOUT="600",
+        )
+        subprocess.run(
+            [PYTHON, "-m", "lms_bridge.cli", "--config", str(config), "db", "upgrade"],
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
         workers = start_workers(config, env, count, folder)
         try:
             cpu_before = sum(cpu_seconds(w.pid) for w in workers)
             own_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
-            run = subprocess.run([PYTHON, "-m", "lms_bridge.cli", "--config", str(config), "-q", "sync", "--all",
-                                  "--distributed", "--wait"], env=env, capture_output=True, text=True, cwd=ROOT)
+            run = subprocess.run(
+                [
+                    PYTHON,
+                    "-m",
+                    "lms_bridge.cli",
+                    "--config",
+                    str(config),
+                    "-q",
+                    "sync",
+                    "--all",
+                    "--distributed",
+                    "--wait",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             wall = time.perf_counter() - started
             own_after = resource.getrusage(resource.RUSAGE_SELF)
             cpu_workers = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
@@ -143,8 +191,16 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
     calls = sum(fake.snapshot()["calls"] for fake in sites)
     busy = sum(fake.snapshot()["busy"] for fake in sites)
     cpu_servers = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
-    return {"workers": count, "wall": wall, "calls": calls, "statements": statements, "runs": runs,
-            "busy": busy, "cpu_workers": cpu_workers, "cpu_servers": cpu_servers}
+    return {
+        "workers": count,
+        "wall": wall,
+        "calls": calls,
+        "statements": statements,
+        "runs": runs,
+        "busy": busy,
+        "cpu_workers": cpu_workers,
+        "cpu_servers": cpu_servers,
+    }
 
 
 def main() -> int:
@@ -163,9 +219,19 @@ def main() -> int:
     results = []
     with ExitStack() as stack:
         redis_url = stack.enter_context(redis_server())
-        sites = [stack.enter_context(BenchMoodle(preset=args.preset, seed=index + 1, token=TOKEN,
-                                                 timings=FIXTURE_TIMINGS, scale=args.latency_scale, max_concurrent=4))
-                 for index in range(args.sites)]
+        sites = [
+            stack.enter_context(
+                BenchMoodle(
+                    preset=args.preset,
+                    seed=index + 1,
+                    token=TOKEN,
+                    timings=FIXTURE_TIMINGS,
+                    scale=args.latency_scale,
+                    max_concurrent=4,
+                )
+            )
+            for index in range(args.sites)
+        ]
         for count in counts:
             result = round_trip(count, sites, pg_server, redis_url, folder)
             results.append(result)
@@ -173,14 +239,26 @@ def main() -> int:
     base = results[0]
     for result in results:
         count = result["workers"]
-        report.figure(f"distributed.wall_{count}_workers", result["wall"], "s",
-                      detail=f"{args.sites} sites, {result['runs']} site-stream tasks, {result['calls']} calls, "
-                             f"{result['statements']} statements")
-        report.figure(f"distributed.calls_per_s_{count}_workers", result["calls"] / result["wall"], "calls/s",
-                      detail=f"{result['statements'] / result['wall']:.0f} statements/s")
-        report.figure(f"distributed.speedup_{count}_workers", base["wall"] / result["wall"], "x",
-                      detail=f"over {base['workers']} worker(s); CPU: workers {result['cpu_workers']:.1f} s, "
-                             f"fake servers {result['cpu_servers']:.1f} s, of {2 * result['wall']:.0f} core-s")
+        report.figure(
+            f"distributed.wall_{count}_workers",
+            result["wall"],
+            "s",
+            detail=f"{args.sites} sites, {result['runs']} site-stream tasks, {result['calls']} calls, "
+            f"{result['statements']} statements",
+        )
+        report.figure(
+            f"distributed.calls_per_s_{count}_workers",
+            result["calls"] / result["wall"],
+            "calls/s",
+            detail=f"{result['statements'] / result['wall']:.0f} statements/s",
+        )
+        report.figure(
+            f"distributed.speedup_{count}_workers",
+            base["wall"] / result["wall"],
+            "x",
+            detail=f"over {base['workers']} worker(s); CPU: workers {result['cpu_workers']:.1f} s, "
+            f"fake servers {result['cpu_servers']:.1f} s, of {2 * result['wall']:.0f} core-s",
+        )
     return report.finish(args.json)
 
 

@@ -46,8 +46,10 @@ from xapi.lrs_client import XAPI_VERSION, LRSClient
 
 def _bodies(db: Path, limit: int) -> list[str]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return [row[0] for row in conn.execute("select body from outbox where status = 'pending' order by id limit ?",
-                                               (limit,))]
+        return [
+            row[0]
+            for row in conn.execute("select body from outbox where status = 'pending' order by id limit ?", (limit,))
+        ]
 
 
 def raw_post(lrs: RalphLRS, bodies: list[str], batch_size: int) -> float:
@@ -58,7 +60,7 @@ def raw_post(lrs: RalphLRS, bodies: list[str], batch_size: int) -> float:
     url = lrs.url + "statements"
     started = time.perf_counter()
     for start in range(0, len(bodies), batch_size):
-        payload = ("[" + ",".join(bodies[start:start + batch_size]) + "]").encode("utf-8")
+        payload = ("[" + ",".join(bodies[start : start + batch_size]) + "]").encode("utf-8")
         response = session.post(url, data=payload, timeout=120)
         if response.status_code not in (200, 204):
             raise SystemExit(f"raw client: HTTP {response.status_code}: {response.text[:300]}")
@@ -77,8 +79,9 @@ def lms_flush(lrs: RalphLRS, db: Path, copy: Path, count: int, batch_size: int) 
         elapsed = time.perf_counter() - started
     engine.dispose()
     if report.sent != count or report.dead or report.failures:
-        raise SystemExit(f"lms-bridge flush: sent {report.sent} of {count}, {report.dead} dead, "
-                         f"{report.failures} failures")
+        raise SystemExit(
+            f"lms-bridge flush: sent {report.sent} of {count}, {report.dead} dead, {report.failures} failures"
+        )
     return elapsed
 
 
@@ -98,8 +101,10 @@ def main() -> int:
     count = min(args.statements, pending)
     bodies = _bodies(source.db, count)
     size = sum(len(b) for b in bodies) / len(bodies)
-    report.note(f"outbox: {pending} pending statements from a fixture-size sync; posting {count} "
-                f"(mean {size:.0f} bytes), batches of {args.batch_size}")
+    report.note(
+        f"outbox: {pending} pending statements from a fixture-size sync; posting {count} "
+        f"(mean {size:.0f} bytes), batches of {args.batch_size}"
+    )
 
     rates: dict[str, list[float]] = {"raw": [], "lms": []}
     for index, kind in enumerate(("raw", "lms", "lms", "raw")):
@@ -116,13 +121,21 @@ def main() -> int:
         shutil.copyfile(source.db, cli.db)
         run = run_cli(cli, "outbox", "flush", "--limit", str(count)).check()
     raw_rate, lms_rate = statistics.median(rates["raw"]), statistics.median(rates["lms"])
-    report.figure("flush.raw_rate", raw_rate, "statements/s",
-                  detail="rounds " + ", ".join(f"{r:,.0f}" for r in rates["raw"]))
-    report.figure("flush.lms_bridge_rate", lms_rate, "statements/s",
-                  detail="rounds " + ", ".join(f"{r:,.0f}" for r in rates["lms"]))
-    report.figure("flush.cli_rate", count / run.wall, "statements/s",
-                  detail=f"lms-bridge outbox flush: {run.wall:.2f} s wall incl. process start, peak RSS "
-                         f"{run.max_rss_mb:.0f} MB")
+    report.figure(
+        "flush.raw_rate", raw_rate, "statements/s", detail="rounds " + ", ".join(f"{r:,.0f}" for r in rates["raw"])
+    )
+    report.figure(
+        "flush.lms_bridge_rate",
+        lms_rate,
+        "statements/s",
+        detail="rounds " + ", ".join(f"{r:,.0f}" for r in rates["lms"]),
+    )
+    report.figure(
+        "flush.cli_rate",
+        count / run.wall,
+        "statements/s",
+        detail=f"lms-bridge outbox flush: {run.wall:.2f} s wall incl. process start, peak RSS {run.max_rss_mb:.0f} MB",
+    )
     ratio = lms_rate / raw_rate
     report.figure("flush.ratio_to_raw", ratio, "x", goal=">= 0.8x", met=ratio >= 0.8)
     return report.finish(args.json)

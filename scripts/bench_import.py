@@ -40,8 +40,27 @@ from scripts.bench_common import PSEUDONYM_KEY, Report, make_deployment, outbox_
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 START = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
-WORDS = ("evaluasi", "pelatihan", "kompetensi", "rubrik", "instrumen", "observasi", "rekap", "materi", "diskusi",
-         "narasumber", "jadwal", "laporan", "kinerja", "SPBE", "arsip", "webinar", "modul", "tugas", "coaching")
+WORDS = (
+    "evaluasi",
+    "pelatihan",
+    "kompetensi",
+    "rubrik",
+    "instrumen",
+    "observasi",
+    "rekap",
+    "materi",
+    "diskusi",
+    "narasumber",
+    "jadwal",
+    "laporan",
+    "kinerja",
+    "SPBE",
+    "arsip",
+    "webinar",
+    "modul",
+    "tugas",
+    "coaching",
+)
 
 
 def nip_for(index: int) -> str:
@@ -64,9 +83,11 @@ def whatsapp_export(count: int, seed: int = 1, members: int = 300) -> str:
     """An Android Indonesian export with ``count`` member messages (plus system lines)."""
     rng = random.Random(f"wa:{seed}")
     authors = [f"\u202a{phone_for(i)}\u202c" if i < 200 else f"Anggota Komunitas {i:03d}" for i in range(members)]
-    lines = ["\ufeff01/01/26 08.00 - Pesan dan panggilan terenkripsi secara end-to-end. Tidak seorang pun di luar "
-             "chat ini, termasuk WhatsApp, yang dapat membaca atau mendengarkannya.",
-             '01/01/26 08.00 - Anda membuat grup "CoP Benchmark Widyaiswara"']
+    lines = [
+        "\ufeff01/01/26 08.00 - Pesan dan panggilan terenkripsi secara end-to-end. Tidak seorang pun di luar "
+        "chat ini, termasuk WhatsApp, yang dapat membaca atau mendengarkannya.",
+        '01/01/26 08.00 - Anda membuat grup "CoP Benchmark Widyaiswara"',
+    ]
     when = START
     for index in range(count):
         when += timedelta(seconds=rng.randint(60, 600))
@@ -97,18 +118,34 @@ def telegram_export(count: int, seed: int = 1, members: int = 300) -> dict:
     for message_id in range(1, count + 1):
         when += timedelta(seconds=rng.randint(60, 600))
         user = rng.randrange(members)
-        base = {"id": message_id, "date": when.astimezone(JAKARTA).strftime("%Y-%m-%dT%H:%M:%S"),
-                "date_unixtime": str(int(when.timestamp()))}
+        base = {
+            "id": message_id,
+            "date": when.astimezone(JAKARTA).strftime("%Y-%m-%dT%H:%M:%S"),
+            "date_unixtime": str(int(when.timestamp())),
+        }
         if message_id % 500 == 0:
-            messages.append({**base, "type": "service", "actor": f"Anggota {user}",
-                             "actor_id": f"user{200000000 + user}",
-                             "action": "invite_members", "members": ["Anggota Baru"], "text": "",
-                             "text_entities": []})
+            messages.append(
+                {
+                    **base,
+                    "type": "service",
+                    "actor": f"Anggota {user}",
+                    "actor_id": f"user{200000000 + user}",
+                    "action": "invite_members",
+                    "members": ["Anggota Baru"],
+                    "text": "",
+                    "text_entities": [],
+                }
+            )
             continue
         text = _text(rng)
-        message = {**base, "type": "message", "from": f"Anggota {user}", "from_id": f"user{200000000 + user}",
-                   "text": text if message_id % 4 else [text, {"type": "link", "text": "https://lms.example.go.id"}],
-                   "text_entities": [{"type": "plain", "text": text}]}
+        message = {
+            **base,
+            "type": "message",
+            "from": f"Anggota {user}",
+            "from_id": f"user{200000000 + user}",
+            "text": text if message_id % 4 else [text, {"type": "link", "text": "https://lms.example.go.id"}],
+            "text_entities": [{"type": "plain", "text": text}],
+        }
         if message_id % 5 == 0:
             message["reply_to_message_id"] = message_id - 1
         if message_id % 37 == 0:
@@ -124,8 +161,9 @@ def roster_csv(members: int = 300) -> str:
     for index in range(members):
         phone = phone_for(index) if index < 150 else ""
         telegram = f"user{200000000 + index}" if index % 2 == 0 else ""
-        rows.append(f"{nip_for(index)},Pegawai {index:03d},U-{index % 12:02d},Unit {index % 12},Analis,PNS,{phone},"
-                    f"{telegram},")
+        rows.append(
+            f"{nip_for(index)},Pegawai {index:03d},U-{index % 12:02d},Unit {index % 12},Analis,PNS,{phone},{telegram},"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -136,8 +174,7 @@ def _parse_rates(kind: str, path: Path, repeats: int = 5) -> tuple[list[float], 
         stats = ReadStats()
         started = time.perf_counter()
         if kind == "whatsapp":
-            activities = list(read_whatsapp(path, site="cop-bench", pseudonymize=pseudonymize, tz=JAKARTA,
-                                            stats=stats))
+            activities = list(read_whatsapp(path, site="cop-bench", pseudonymize=pseudonymize, tz=JAKARTA, stats=stats))
         else:
             activities = list(read_telegram(path, site="cop-bench", pseudonymize=pseudonymize, stats=stats))
         elapsed = time.perf_counter() - started
@@ -177,30 +214,44 @@ def main() -> int:
     work = scratch("import")
     files = {"whatsapp": work / "chat.txt", "telegram": work / "result.json"}
     files["whatsapp"].write_text(whatsapp_export(args.messages), encoding="utf-8")
-    files["telegram"].write_text(json.dumps(telegram_export(args.messages), ensure_ascii=False, indent=1),
-                                 encoding="utf-8")
+    files["telegram"].write_text(
+        json.dumps(telegram_export(args.messages), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     roster = work / "roster.csv"
     roster.write_text(roster_csv(), encoding="utf-8")
     for kind, path in files.items():
         rates, records = _parse_rates(kind, path)
         best, median = max(rates), statistics.median(rates)
-        report.figure(f"import.{kind}.parse_rate", median, "messages/s", goal=">= 50,000/s", met=median >= 50_000,
-                      detail=f"median of 5 (best {best:,.0f}); {records} messages, {path.stat().st_size:,} bytes")
+        report.figure(
+            f"import.{kind}.parse_rate",
+            median,
+            "messages/s",
+            goal=">= 50,000/s",
+            met=median >= 50_000,
+            detail=f"median of 5 (best {best:,.0f}); {records} messages, {path.stat().st_size:,} bytes",
+        )
 
         deployment = make_deployment(work / f"cli-{kind}")
         run_cli(deployment, "people", "import", str(roster)).check()
         run = run_cli(deployment, "import", str(path), "--community", "cop-bench").check()
         queued = outbox_count(deployment.db)
         summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
-        report.figure(f"import.{kind}.whole_import", run.wall, "s", goal="< 5 s", met=run.wall < 5,
-                      detail=f"lms-bridge import as a subprocess, {queued} statements queued, peak RSS "
-                             f"{run.max_rss_mb:.0f} MB, CPU {run.cpu:.2f} s; {summary[:160]}")
+        report.figure(
+            f"import.{kind}.whole_import",
+            run.wall,
+            "s",
+            goal="< 5 s",
+            met=run.wall < 5,
+            detail=f"lms-bridge import as a subprocess, {queued} statements queued, peak RSS "
+            f"{run.max_rss_mb:.0f} MB, CPU {run.cpu:.2f} s; {summary[:160]}",
+        )
         report.figure(f"import.{kind}.whole_import_rate", records / run.wall, "messages/s")
         jp = run_cli(deployment, "jp", "compute").check()
         report.figure(f"import.{kind}.jp_compute", jp.wall, "s", detail="informative: " + jp.stdout.strip()[:160])
         elapsed = _in_process_import(work / f"inproc-{kind}", path, roster)
-        report.figure(f"import.{kind}.in_process_import", elapsed, "s",
-                      detail="read_import_file + store_import, no process start")
+        report.figure(
+            f"import.{kind}.in_process_import", elapsed, "s", detail="read_import_file + store_import, no process start"
+        )
     return report.finish(args.json)
 
 

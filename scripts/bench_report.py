@@ -55,6 +55,7 @@ CHUNK = 50_000
 
 # ------------------------------------------------------------------------------------------ data
 
+
 def _nip(index: int) -> str:
     """An 18-digit NIP: birth date, TMT (year+month), sex, sequence."""
     birth = date(1965, 1, 1) + timedelta(days=index // 100)
@@ -114,8 +115,18 @@ class Data:
         rows = []
         for nip in self.nips:
             code, name = self.units[self.person_unit[nip]]
-            rows.append((nip, "PPPK" if rng.random() < 0.1 else "PNS", self.now, f"Pegawai {nip[-6:]}", code, name,
-                         "Analis", self.now))
+            rows.append(
+                (
+                    nip,
+                    "PPPK" if rng.random() < 0.1 else "PNS",
+                    self.now,
+                    f"Pegawai {nip[-6:]}",
+                    code,
+                    name,
+                    "Analis",
+                    self.now,
+                )
+            )
         return rows
 
     def ledger_chunks(self):
@@ -140,8 +151,9 @@ class Data:
         self.expected_totals = totals
         self.expected_jp = sum(totals.values(), Decimal(0))
 
-    def _row(self, rng: random.Random, index: int, nip: str, start: date, *, voided: bool,
-             totals: dict[str, Decimal]) -> tuple:
+    def _row(
+        self, rng: random.Random, index: int, nip: str, start: date, *, voided: bool, totals: dict[str, Decimal]
+    ) -> tuple:
         day = start + timedelta(days=rng.randrange(365))
         jp = rng.choice(JP_VALUES)
         rule, code = RULES[rng.randrange(len(RULES))]
@@ -149,15 +161,50 @@ class Data:
             totals[nip] = totals.get(nip, Decimal(0)) + Decimal(jp)
         moment = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)
         sid = _sid(self.seed, index)
-        return (sid, nip, jp, rule, 1, code, day.isoformat(), day,
-                f"https://lms-bridge.example.go.id/jp/{rule}/{day.isoformat()}/day",
-                json.dumps([_sid(self.seed + 7, index)]), 1, moment, moment, voided)
+        return (
+            sid,
+            nip,
+            jp,
+            rule,
+            1,
+            code,
+            day.isoformat(),
+            day,
+            f"https://lms-bridge.example.go.id/jp/{rule}/{day.isoformat()}/day",
+            json.dumps([_sid(self.seed + 7, index)]),
+            1,
+            moment,
+            moment,
+            voided,
+        )
 
 
-LEDGER_COLUMNS = ("statement_id", "nip", "jp", "rule_id", "rule_version", "rule_code", "period", "period_day",
-                  "object_id", "evidence_ids", "evidence_count", "timestamp", "stored", "voided")
-PERSON_COLUMNS = ("nip", "employee_type", "created_at", "name", "unit_code", "unit_name", "position",
-                  "roster_updated_at")
+LEDGER_COLUMNS = (
+    "statement_id",
+    "nip",
+    "jp",
+    "rule_id",
+    "rule_version",
+    "rule_code",
+    "period",
+    "period_day",
+    "object_id",
+    "evidence_ids",
+    "evidence_count",
+    "timestamp",
+    "stored",
+    "voided",
+)
+PERSON_COLUMNS = (
+    "nip",
+    "employee_type",
+    "created_at",
+    "name",
+    "unit_code",
+    "unit_name",
+    "position",
+    "roster_updated_at",
+)
 UNIT_COLUMNS = ("nip", "unit_code", "unit_name", "valid_from")
 
 
@@ -186,8 +233,10 @@ def load(engine, data: Data, *, vacuum: bool = True) -> tuple[float, int]:  # ty
 
             def put(table: str, columns: tuple[str, ...], batch: list[tuple]) -> None:
                 marks = ",".join("?" * len(columns))
-                cur.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",  # noqa: S608
-                                [tuple(_sqlite_value(v) for v in row) for row in batch])
+                cur.executemany(
+                    f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",  # noqa: S608
+                    [tuple(_sqlite_value(v) for v in row) for row in batch],
+                )
         else:
             cur = dbapi.cursor()
 
@@ -195,6 +244,7 @@ def load(engine, data: Data, *, vacuum: bool = True) -> tuple[float, int]:  # ty
                 with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
                     for row in batch:
                         copy.write_row(row)
+
         for table, columns, batch in tables:
             put(table, columns, batch)
         for batch in data.ledger_chunks():
@@ -216,6 +266,7 @@ def load(engine, data: Data, *, vacuum: bool = True) -> tuple[float, int]:  # ty
 
 
 # ------------------------------------------------------------------------------------------ timing
+
 
 def _peak_rss_mb() -> float:
     """This process's peak RSS in MB.
@@ -254,17 +305,26 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
     peak = _peak_rss_mb()
     want = json.loads(expect)
     total = sum((r.jp for r in report.rows), Decimal(0))
-    check = {"rows": len(report.rows), "units": len(report.units), "met": sum(1 for r in report.rows if r.met),
-             "jp": str(total), "ok": len(report.rows) == want["rows"] and total == Decimal(want["jp"])}
+    check = {
+        "rows": len(report.rows),
+        "units": len(report.units),
+        "met": sum(1 for r in report.rows if r.met),
+        "jp": str(total),
+        "ok": len(report.rows) == want["rows"] and total == Decimal(want["jp"]),
+    }
     # The suggested fix's floor: the per-person sum done by the database (GROUP BY), exact to 0.001 JP.
     from sqlalchemy import text
 
     if engine.dialect.name == "sqlite":  # +period_day: the covering index, as the report reads it
-        aggregate = ("SELECT nip, SUM(CAST(ROUND(jp * 1000) AS INTEGER)) FROM ledger_records "
-                     "WHERE voided = 0 AND +period_day >= :start AND +period_day <= :end GROUP BY nip")
+        aggregate = (
+            "SELECT nip, SUM(CAST(ROUND(jp * 1000) AS INTEGER)) FROM ledger_records "
+            "WHERE voided = 0 AND +period_day >= :start AND +period_day <= :end GROUP BY nip"
+        )
     else:
-        aggregate = ("SELECT nip, SUM(jp::numeric) FROM ledger_records "
-                     "WHERE NOT voided AND period_day >= :start AND period_day <= :end GROUP BY nip")
+        aggregate = (
+            "SELECT nip, SUM(jp::numeric) FROM ledger_records "
+            "WHERE NOT voided AND period_day >= :start AND period_day <= :end GROUP BY nip"
+        )
     sql_times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -286,9 +346,20 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
         profile_text = out.getvalue()
     engine.dispose()
-    print(json.dumps({"times": times, "sql_times": sql_times, "sql_rows": len(sums),
-                      "base_rss_mb": base_rss, "peak_rss_mb": peak, "check": check,
-                      "plan": plan, "profile": profile_text}))
+    print(
+        json.dumps(
+            {
+                "times": times,
+                "sql_times": sql_times,
+                "sql_rows": len(sums),
+                "base_rss_mb": base_rss,
+                "peak_rss_mb": peak,
+                "check": check,
+                "plan": plan,
+                "profile": profile_text,
+            }
+        )
+    )
 
 
 def _plan(engine) -> list[str]:  # type: ignore[no-untyped-def]
@@ -305,9 +376,23 @@ def _plan(engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 def time_report(url: str, repeat: int, expect: dict, profile: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "scripts.bench_report", "_child", url, str(repeat),
-                           json.dumps(expect), "1" if profile else "0"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.bench_report",
+            "_child",
+            url,
+            str(repeat),
+            json.dumps(expect),
+            "1" if profile else "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"timing subprocess failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -321,34 +406,63 @@ def bench_engine(name: str, url: str, data: Data, args: argparse.Namespace, repo
         seconds, rows = load(engine, data, vacuum=not args.no_vacuum)
     finally:
         engine.dispose()
-    report.note(f"{name}: loaded {len(data.nips):,} persons, {len(data.history):,} unit rows, {rows:,} ledger rows "
-                f"in {seconds:.1f} s")
+    report.note(
+        f"{name}: loaded {len(data.nips):,} persons, {len(data.history):,} unit rows, {rows:,} ledger rows "
+        f"in {seconds:.1f} s"
+    )
     expect = {"rows": len(data.nips) + len(data.outsiders), "jp": str(data.expected_jp)}
     result = time_report(url, args.repeat, expect, args.profile)
     times = result["times"]
     best, median = min(times), statistics.median(times)
     check = result["check"]
-    report.figure(f"report_{name}_best", best, "s", goal=f"< {GOAL_SECONDS:g} s", met=best < GOAL_SECONDS,
-                  detail=f"compliance({YEAR}), {args.records:,} records + {data.voids:,} voided, "
-                         f"{len(data.nips):,} people")
-    report.figure(f"report_{name}_median", median, "s", goal=f"< {GOAL_SECONDS:g} s", met=median < GOAL_SECONDS,
-                  detail="runs " + ", ".join(f"{t:.2f}" for t in times))
-    report.figure(f"report_{name}_peak_rss", round(result["peak_rss_mb"], 1), "MB",
-                  detail=f"process after imports and connect {result['base_rss_mb']:.0f} MB")
-    report.figure(f"report_{name}_check", "ok" if check["ok"] else "WRONG", goal="rows and JP total as generated",
-                  met=check["ok"], detail=f"{check['rows']:,} rows, {check['units']} units, {check['met']:,} met, "
-                                          f"JP {check['jp']}")
-    report.figure(f"report_{name}_sql_aggregate_best", min(result["sql_times"]), "s",
-                  detail=f"floor of the fix: GROUP BY nip SUM in SQL alone, {result['sql_rows']:,} sums, runs "
-                         + ", ".join(f"{t:.2f}" for t in result["sql_times"]))
+    report.figure(
+        f"report_{name}_best",
+        best,
+        "s",
+        goal=f"< {GOAL_SECONDS:g} s",
+        met=best < GOAL_SECONDS,
+        detail=f"compliance({YEAR}), {args.records:,} records + {data.voids:,} voided, {len(data.nips):,} people",
+    )
+    report.figure(
+        f"report_{name}_median",
+        median,
+        "s",
+        goal=f"< {GOAL_SECONDS:g} s",
+        met=median < GOAL_SECONDS,
+        detail="runs " + ", ".join(f"{t:.2f}" for t in times),
+    )
+    report.figure(
+        f"report_{name}_peak_rss",
+        round(result["peak_rss_mb"], 1),
+        "MB",
+        detail=f"process after imports and connect {result['base_rss_mb']:.0f} MB",
+    )
+    report.figure(
+        f"report_{name}_check",
+        "ok" if check["ok"] else "WRONG",
+        goal="rows and JP total as generated",
+        met=check["ok"],
+        detail=f"{check['rows']:,} rows, {check['units']} units, {check['met']:,} met, JP {check['jp']}",
+    )
+    report.figure(
+        f"report_{name}_sql_aggregate_best",
+        min(result["sql_times"]),
+        "s",
+        detail=f"floor of the fix: GROUP BY nip SUM in SQL alone, {result['sql_rows']:,} sums, runs "
+        + ", ".join(f"{t:.2f}" for t in result["sql_times"]),
+    )
     plan = result["plan"]
     ledger = [line for line in plan if "ledger_records" in line and ("scan" in line.lower() or "SEARCH" in line)]
     covered = bool(ledger) and all("ix_ledger_records_nip_day" in line for line in ledger)
     # Without VACUUM no page is all-visible yet and PostgreSQL rightly prefers a sequential scan.
     expected = not (name == "postgresql" and args.no_vacuum)
-    report.figure(f"report_{name}_plan", "covering index" if covered else "OTHER", met=covered,
-                  goal="the ledger read through ix_ledger_records_nip_day only" if expected else None,
-                  detail=" | ".join(line.strip() for line in ledger))
+    report.figure(
+        f"report_{name}_plan",
+        "covering index" if covered else "OTHER",
+        met=covered,
+        goal="the ledger read through ix_ledger_records_nip_day only" if expected else None,
+        detail=" | ".join(line.strip() for line in ledger),
+    )
     if result["profile"]:
         print(f"--- cProfile of one compliance() on {name} ---\n{result['profile']}", flush=True)
 
@@ -366,10 +480,24 @@ def bench_ralph(args: argparse.Namespace, report: Report) -> None:
     bodies = []
     for i in range(args.ralph_sample):
         day = date(YEAR, 1, 1) + timedelta(days=rng.randrange(365))
-        bodies.append(build_jp_statement(settings, JPCreditIn(
-            nip=nips[i % len(nips)], rule_id="cop", rule_version=1, rule_code="C10", period=day.isoformat(),
-            activity_key=f"day-{i}", revision=1, jp=Decimal(rng.choice(JP_VALUES)), evidence_ids=(),
-            occurred_at=datetime(day.year, day.month, day.day, 3, tzinfo=UTC)), authority="https://siasn.bkn.go.id").body)
+        bodies.append(
+            build_jp_statement(
+                settings,
+                JPCreditIn(
+                    nip=nips[i % len(nips)],
+                    rule_id="cop",
+                    rule_version=1,
+                    rule_code="C10",
+                    period=day.isoformat(),
+                    activity_key=f"day-{i}",
+                    revision=1,
+                    jp=Decimal(rng.choice(JP_VALUES)),
+                    evidence_ids=(),
+                    occurred_at=datetime(day.year, day.month, day.day, 3, tzinfo=UTC),
+                ),
+                authority="https://siasn.bkn.go.id",
+            ).body
+        )
     with RalphLRS() as lrs, LRSClient(lrs.url, lrs.username, lrs.password, timeout=120) as client:
         started = time.perf_counter()
         for k in range(0, len(bodies), 1000):
@@ -379,12 +507,18 @@ def bench_ralph(args: argparse.Namespace, report: Report) -> None:
         paged = sum(1 for _ in client.iter_statements({"limit": 100}))
         page_s = time.perf_counter() - started
     rate = paged / page_s if page_s else 0.0
-    report.note(f"ralph: posted {len(bodies):,} JP statements in batches of 1,000 in {post_s:.1f} s "
-                f"({len(bodies) / post_s:,.0f}/s)")
+    report.note(
+        f"ralph: posted {len(bodies):,} JP statements in batches of 1,000 in {post_s:.1f} s "
+        f"({len(bodies) / post_s:,.0f}/s)"
+    )
     report.figure("ralph_page_sample", page_s, "s", detail=f"{paged:,} statements paged (limit 100), {rate:,.0f}/s")
-    report.figure("ralph_page_extrapolated", round(args.records / rate) if rate else 0, "s",
-                  detail=f"linear extrapolation to {args.records:,} statements ({args.records / rate / 60:,.0f} min); "
-                         "optimistic: Ralph's fs backend slows as its store grows")
+    report.figure(
+        "ralph_page_extrapolated",
+        round(args.records / rate) if rate else 0,
+        "s",
+        detail=f"linear extrapolation to {args.records:,} statements ({args.records / rate / 60:,.0f} min); "
+        "optimistic: Ralph's fs backend slows as its store grows",
+    )
 
 
 def main() -> int:
@@ -403,8 +537,9 @@ def main() -> int:
     parser.add_argument("--ralph-sample", type=int, default=20_000)
     parser.add_argument("--skip-ralph", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print a cProfile profile of one report")
-    parser.add_argument("--no-vacuum", action="store_true",
-                        help="PostgreSQL: ANALYZE only after the bulk load (no visibility map yet)")
+    parser.add_argument(
+        "--no-vacuum", action="store_true", help="PostgreSQL: ANALYZE only after the bulk load (no visibility map yet)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     print_machine()

@@ -60,15 +60,20 @@ def _sync(fake: BenchMoodle, folder: Path, source_options: str = "") -> tuple[di
 
 def bench_full(report: Report, scale: float, seed: int) -> None:
     work = scratch("sync-full")
-    with BenchMoodle(preset="fixture", seed=seed, token=TOKEN, timings=FIXTURE_TIMINGS, scale=scale,
-                     max_concurrent=2) as fake:
+    with BenchMoodle(
+        preset="fixture", seed=seed, token=TOKEN, timings=FIXTURE_TIMINGS, scale=scale, max_concurrent=2
+    ) as fake:
         report.note(f"fixture site: {fake.data.counts()}")
         report.note(f"latency model: captured timings x {scale:g}; server workers 2, then 4")
 
         snap, run, statements = _sync(fake, work / "w2")
         floor = snap["busy"] / 2
-        report.figure("full_sync.wall_w2", run.wall, "s", detail=f"4 in flight, 2 server workers, peak RSS "
-                      f"{run.max_rss_mb:.0f} MB, client CPU {run.cpu:.1f} s")
+        report.figure(
+            "full_sync.wall_w2",
+            run.wall,
+            "s",
+            detail=f"4 in flight, 2 server workers, peak RSS {run.max_rss_mb:.0f} MB, client CPU {run.cpu:.1f} s",
+        )
         report.figure("full_sync.calls", snap["calls"], "calls", detail=_calls(snap))
         report.figure("full_sync.bytes", snap["bytes"], "bytes")
         report.figure("full_sync.statements", statements, "statements")
@@ -77,25 +82,44 @@ def bench_full(report: Report, scale: float, seed: int) -> None:
         report.figure("full_sync.ratio_to_floor_w2", ratio, "x", goal="<= 1.25x", met=ratio <= 1.25)
 
         snap_seq, run_seq, statements_seq = _sync(fake, work / "seq", "max_in_flight = 1\n")
-        report.figure("full_sync.wall_sequential", run_seq.wall, "s",
-                      detail=f"max_in_flight = 1, {snap_seq['calls']} calls, {statements_seq} statements, "
-                             f"ratio to busy {run_seq.wall / snap_seq['busy']:.2f}")
+        report.figure(
+            "full_sync.wall_sequential",
+            run_seq.wall,
+            "s",
+            detail=f"max_in_flight = 1, {snap_seq['calls']} calls, {statements_seq} statements, "
+            f"ratio to busy {run_seq.wall / snap_seq['busy']:.2f}",
+        )
         speedup = run_seq.wall / run.wall
-        report.figure("full_sync.speedup_vs_sequential_w2", speedup, "x", goal=">= 3x", met=speedup >= 3,
-                      detail="2 server workers: 2x is the most any client can get")
+        report.figure(
+            "full_sync.speedup_vs_sequential_w2",
+            speedup,
+            "x",
+            goal=">= 3x",
+            met=speedup >= 3,
+            detail="2 server workers: 2x is the most any client can get",
+        )
 
         fake.set_max_concurrent(4)
         snap4, run4, statements4 = _sync(fake, work / "w4")
         floor4 = snap4["busy"] / 4
-        report.figure("full_sync.wall_w4", run4.wall, "s", detail=f"4 in flight, 4 server workers, floor "
-                      f"{floor4:.1f} s, client CPU {run4.cpu:.1f} s")
-        report.figure("full_sync.ratio_to_floor_w4", run4.wall / floor4, "x",
-                      detail="informative: 4 workers = the client's max_in_flight")
+        report.figure(
+            "full_sync.wall_w4",
+            run4.wall,
+            "s",
+            detail=f"4 in flight, 4 server workers, floor {floor4:.1f} s, client CPU {run4.cpu:.1f} s",
+        )
+        report.figure(
+            "full_sync.ratio_to_floor_w4",
+            run4.wall / floor4,
+            "x",
+            detail="informative: 4 workers = the client's max_in_flight",
+        )
         speedup4 = run_seq.wall / run4.wall
         report.figure("full_sync.speedup_vs_sequential_w4", speedup4, "x", goal=">= 3x", met=speedup4 >= 3)
         if not statements == statements_seq == statements4:
-            report.figure("full_sync.same_statements", f"{statements}/{statements_seq}/{statements4}", goal="equal",
-                          met=False)
+            report.figure(
+                "full_sync.same_statements", f"{statements}/{statements_seq}/{statements4}", goal="equal", met=False
+            )
 
 
 def _activate(fake: BenchMoodle, users: int) -> int:
@@ -134,15 +158,26 @@ def bench_incremental(report: Report, scale: float, seed: int) -> None:
                 before += added
                 results[case] = {"calls": snap["calls"], "wall": run.wall, "snap": snap, "new": added}
                 who = f", {active} users active" if case == "one_percent" else ""
-                report.figure(f"incremental.{case}.{label}.calls", snap["calls"], "calls",
-                              detail=f"{users} users{who}; {_calls(snap)}")
-                report.figure(f"incremental.{case}.{label}.wall", run.wall, "s",
-                              detail=f"server busy {snap['busy']:.1f} s, {added} new statements")
+                report.figure(
+                    f"incremental.{case}.{label}.calls",
+                    snap["calls"],
+                    "calls",
+                    detail=f"{users} users{who}; {_calls(snap)}",
+                )
+                report.figure(
+                    f"incremental.{case}.{label}.wall",
+                    run.wall,
+                    "s",
+                    detail=f"server busy {snap['busy']:.1f} s, {added} new statements",
+                )
             figures[label] = results
     for case in ("nothing_new", "nothing_new_again", "one_percent"):
         small, large = figures["1k"][case]["calls"], figures["10k"][case]["calls"]
-        goal = {"goal": "<= 1.1x (calls do not grow with users)", "met": large <= 1.1 * small} \
-            if case == "nothing_new" else {}
+        goal = (
+            {"goal": "<= 1.1x (calls do not grow with users)", "met": large <= 1.1 * small}
+            if case == "nothing_new"
+            else {}
+        )
         report.figure(f"incremental.{case}.calls_10k_over_1k", large / small, "x", **goal)
     report.note(f"latency model: captured timings x {scale:g}, 2 server workers")
 
@@ -154,22 +189,34 @@ def bench_memory(report: Report, seed: int) -> None:
         with BenchMoodle(preset=preset, seed=seed, token=TOKEN, max_concurrent=2) as fake:
             snap, run, statements = _sync(fake, work / label)
             rss[label] = run.max_rss_mb
-            report.figure(f"memory.peak_rss.{label}", run.max_rss_mb, "MB",
-                          detail=f"{fake.data.counts()['users']} users, {statements} statements, {snap['calls']} "
-                                 f"calls, wall {run.wall:.1f} s (no latency)")
+            report.figure(
+                f"memory.peak_rss.{label}",
+                run.max_rss_mb,
+                "MB",
+                detail=f"{fake.data.counts()['users']} users, {statements} statements, {snap['calls']} "
+                f"calls, wall {run.wall:.1f} s (no latency)",
+            )
     idle = run_cli(make_deployment(work / "idle"), "outbox", "status").check()
     report.figure("memory.peak_rss.idle_cli", idle.max_rss_mb, "MB", detail="lms-bridge outbox status: the fixed cost")
     ratio = rss["10k"] / rss["1k"]
     report.figure("memory.ratio_10k_over_1k", ratio, "x", goal="< 1.5x", met=ratio < 1.5)
-    report.figure("memory.growth_over_idle_10k_over_1k", (rss["10k"] - idle.max_rss_mb) / max(1.0, rss["1k"] -
-                  idle.max_rss_mb), "x", detail="informative: memory above the idle CLI")
+    report.figure(
+        "memory.growth_over_idle_10k_over_1k",
+        (rss["10k"] - idle.max_rss_mb) / max(1.0, rss["1k"] - idle.max_rss_mb),
+        "x",
+        detail="informative: memory above the idle CLI",
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=("full", "incremental", "memory", "all"), default="all")
-    parser.add_argument("--latency-scale", type=float, default=0.15,
-                        help="multiplies the captured timings (full: default 0.15; incremental uses 1.0 unless set)")
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=0.15,
+        help="multiplies the captured timings (full: default 0.15; incremental uses 1.0 unless set)",
+    )
     parser.add_argument("--incremental-scale", type=float, default=1.0, help="latency scale of the incremental runs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures here")

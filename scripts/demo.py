@@ -72,9 +72,14 @@ def summarise(lrs: RalphLRS) -> None:
     for s in statements:
         if s["verb"]["id"].endswith("/earned") and s["id"] not in voided:
             jp_by_person[s["actor"]["account"]["name"]] += next(
-                value for key, value in s["result"]["extensions"].items() if key.endswith("/extensions/jp"))
-    jp_table = Table("NIP", "JP (earned, not voided)", "20 JP met",
-                     title=f"JP records in the LRS ({len(jp_by_person)} people; top 12)")
+                value for key, value in s["result"]["extensions"].items() if key.endswith("/extensions/jp")
+            )
+    jp_table = Table(
+        "NIP",
+        "JP (earned, not voided)",
+        "20 JP met",
+        title=f"JP records in the LRS ({len(jp_by_person)} people; top 12)",
+    )
     for nip, total in sorted(jp_by_person.items(), key=lambda item: (-item[1], item[0]))[:12]:
         jp_table.add_row(nip, f"{round(total, 2):g}", "yes" if total >= 20 else "no")
     console.print(jp_table)
@@ -90,13 +95,19 @@ def main() -> int:
     token = "demo-moodle-token"  # noqa: S105 - the fake Moodle's token
     with RalphLRS(password="demo-lrs-password") as lrs, FakeMoodle(preset="small", seed=1, token=token) as moodle:
         config = workdir / "lms-bridge.toml"
-        config.write_text(f'[state]\nurl = "sqlite:///state.db"\n\n'
-                          f'[lrs]\nurl = "{lrs.url}"\nusername = "{lrs.username}"\n\n'
-                          f'[[sources]]\nid = "demo-lms"\ntype = "moodle"\nurl = "{moodle.url}"\n'
-                          f'token_env = "MOODLE_TOKEN_DEMO"\n')
-        env = {**os.environ, "LMS_BRIDGE_LRS_PASSWORD": lrs.password, "MOODLE_TOKEN_DEMO": token,
-               "LMS_BRIDGE_PSEUDONYM_KEY": "demo-pseudonym-key-not-for-production",
-               "PYTHONPATH": str(ROOT)}
+        config.write_text(
+            f'[state]\nurl = "sqlite:///state.db"\n\n'
+            f'[lrs]\nurl = "{lrs.url}"\nusername = "{lrs.username}"\n\n'
+            f'[[sources]]\nid = "demo-lms"\ntype = "moodle"\nurl = "{moodle.url}"\n'
+            f'token_env = "MOODLE_TOKEN_DEMO"\n'
+        )
+        env = {
+            **os.environ,
+            "LMS_BRIDGE_LRS_PASSWORD": lrs.password,
+            "MOODLE_TOKEN_DEMO": token,
+            "LMS_BRIDGE_PSEUDONYM_KEY": "demo-pseudonym-key-not-for-production",
+            "PYTHONPATH": str(ROOT),
+        }
         console.print(f"fake Moodle at {moodle.url}; local Ralph LRS at {lrs.url}; state in {workdir / 'state.db'}")
         run(config, env, "doctor")
         run(config, env, "sites", "test")

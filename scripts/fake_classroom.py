@@ -37,28 +37,39 @@ from scripts.flask_fake import FlaskFake
 
 TOKEN_PREFIX = "ya29.fake-classroom-5d81f3-"  # noqa: S105 - a test token prefix
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-REQUIRED_SCOPES = frozenset({
-    "https://www.googleapis.com/auth/classroom.courses.readonly",
-    "https://www.googleapis.com/auth/classroom.coursework.students.readonly",
-    "https://www.googleapis.com/auth/classroom.announcements.readonly",
-    "https://www.googleapis.com/auth/classroom.rosters.readonly",
-})
+REQUIRED_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/classroom.courses.readonly",
+        "https://www.googleapis.com/auth/classroom.coursework.students.readonly",
+        "https://www.googleapis.com/auth/classroom.announcements.readonly",
+        "https://www.googleapis.com/auth/classroom.rosters.readonly",
+    }
+)
 
 
-def make_service_account(token_uri: str, client_email: str = "lms-bridge@proj.iam.gserviceaccount.com"
-                         ) -> tuple[dict[str, Any], bytes]:
+def make_service_account(
+    token_uri: str, client_email: str = "lms-bridge@proj.iam.gserviceaccount.com"
+) -> tuple[dict[str, Any], bytes]:
     """A service account key (the JSON key file's fields) with a fresh 2048-bit RSA key, and its public PEM."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    info = {"type": "service_account", "project_id": "proj", "private_key_id": "0f1e2d3c4b5a",
-            "private_key": pem, "client_email": client_email, "client_id": "104857600000000000001",
-            "token_uri": token_uri}
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    info = {
+        "type": "service_account",
+        "project_id": "proj",
+        "private_key_id": "0f1e2d3c4b5a",
+        "private_key": pem,
+        "client_email": client_email,
+        "client_id": "104857600000000000001",
+        "token_uri": token_uri,
+    }
     return info, public
 
 
@@ -87,8 +98,16 @@ class _Fault:
 class FakeClassroom(FlaskFake):
     """A fake Workspace domain's Classroom on 127.0.0.1 (``port=0`` picks a free port)."""
 
-    def __init__(self, *, public_pem: bytes, client_email: str, subject: str, port: int = 0,
-                 expires_in: int = 3599, retry_after: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        public_pem: bytes,
+        client_email: str,
+        subject: str,
+        port: int = 0,
+        expires_in: int = 3599,
+        retry_after: int = 1,
+    ) -> None:
         self.public_pem = public_pem
         self.client_email = client_email
         self.subject = subject
@@ -110,9 +129,17 @@ class FakeClassroom(FlaskFake):
     # --- data ---------------------------------------------------------------------------------------
 
     def add_course(self, course_id: str, name: str, state: str = "ACTIVE") -> None:
-        self.courses.append({"id": course_id, "name": name, "courseState": state, "ownerId": "t1",
-                             "creationTime": "2024-01-02T00:00:00.000Z", "updateTime": "2024-01-02T00:00:00.000Z",
-                             "alternateLink": f"https://classroom.google.com/c/{course_id}"})
+        self.courses.append(
+            {
+                "id": course_id,
+                "name": name,
+                "courseState": state,
+                "ownerId": "t1",
+                "creationTime": "2024-01-02T00:00:00.000Z",
+                "updateTime": "2024-01-02T00:00:00.000Z",
+                "alternateLink": f"https://classroom.google.com/c/{course_id}",
+            }
+        )
 
     def add_profile(self, user_id: str, email: str | None, name: str = "Someone") -> None:
         profile: dict[str, Any] = {"id": user_id, "name": {"fullName": name}}
@@ -123,33 +150,73 @@ class FakeClassroom(FlaskFake):
     def add_student(self, course_id: str, user_id: str, email: str | None, name: str = "Student") -> None:
         self.add_profile(user_id, email, name)
         self.students.setdefault(course_id, []).append(
-            {"courseId": course_id, "userId": user_id, "profile": self.profiles[user_id]})
+            {"courseId": course_id, "userId": user_id, "profile": self.profiles[user_id]}
+        )
 
-    def add_submission(self, course_id: str, work_id: str, user_id: str, title: str, *, turned_in: str,
-                       state: str = "TURNED_IN", updated: str | None = None) -> None:
+    def add_submission(
+        self,
+        course_id: str,
+        work_id: str,
+        user_id: str,
+        title: str,
+        *,
+        turned_in: str,
+        state: str = "TURNED_IN",
+        updated: str | None = None,
+    ) -> None:
         works = self.course_work.setdefault(course_id, [])
         if not any(work["id"] == work_id for work in works):
-            works.append({"courseId": course_id, "id": work_id, "title": title, "state": "PUBLISHED",
-                          "workType": "ASSIGNMENT", "creationTime": "2024-01-03T00:00:00.000Z"})
-        history = [{"stateHistory": {"state": "CREATED", "stateTimestamp": turned_in, "actorUserId": user_id}},
-                   {"stateHistory": {"state": "TURNED_IN", "stateTimestamp": turned_in, "actorUserId": user_id}}]
+            works.append(
+                {
+                    "courseId": course_id,
+                    "id": work_id,
+                    "title": title,
+                    "state": "PUBLISHED",
+                    "workType": "ASSIGNMENT",
+                    "creationTime": "2024-01-03T00:00:00.000Z",
+                }
+            )
+        history = [
+            {"stateHistory": {"state": "CREATED", "stateTimestamp": turned_in, "actorUserId": user_id}},
+            {"stateHistory": {"state": "TURNED_IN", "stateTimestamp": turned_in, "actorUserId": user_id}},
+        ]
         if state == "RETURNED":
-            history.append({"stateHistory": {"state": "RETURNED", "stateTimestamp": updated or turned_in,
-                                             "actorUserId": "t1"}})
+            history.append(
+                {"stateHistory": {"state": "RETURNED", "stateTimestamp": updated or turned_in, "actorUserId": "t1"}}
+            )
         records = self.submissions.setdefault(course_id, [])
         records[:] = [r for r in records if not (r["courseWorkId"] == work_id and r["userId"] == user_id)]
-        records.append({"courseId": course_id, "courseWorkId": work_id, "id": f"S{work_id}{user_id}",
-                        "userId": user_id, "creationTime": turned_in, "updateTime": updated or turned_in,
-                        "state": state, "late": False, "courseWorkType": "ASSIGNMENT",
-                        "submissionHistory": history})
+        records.append(
+            {
+                "courseId": course_id,
+                "courseWorkId": work_id,
+                "id": f"S{work_id}{user_id}",
+                "userId": user_id,
+                "creationTime": turned_in,
+                "updateTime": updated or turned_in,
+                "state": state,
+                "late": False,
+                "courseWorkType": "ASSIGNMENT",
+                "submissionHistory": history,
+            }
+        )
 
-    def add_announcement(self, course_id: str, announcement_id: str, author: str, text: str, created: str,
-                         updated: str | None = None) -> None:
+    def add_announcement(
+        self, course_id: str, announcement_id: str, author: str, text: str, created: str, updated: str | None = None
+    ) -> None:
         self.announcements.setdefault(course_id, []).append(
-            {"courseId": course_id, "id": announcement_id, "text": text, "state": "PUBLISHED",
-             "alternateLink": f"https://classroom.google.com/c/{course_id}/p/{announcement_id}",
-             "creationTime": created, "updateTime": updated or created, "creatorUserId": author,
-             "assigneeMode": "ALL_STUDENTS"})
+            {
+                "courseId": course_id,
+                "id": announcement_id,
+                "text": text,
+                "state": "PUBLISHED",
+                "alternateLink": f"https://classroom.google.com/c/{course_id}/p/{announcement_id}",
+                "creationTime": created,
+                "updateTime": updated or created,
+                "creatorUserId": author,
+                "assigneeMode": "ALL_STUDENTS",
+            }
+        )
 
     def inject_fault(self, kind: str, *, path: str = "", times: int = 1) -> None:
         """Answer the next ``times`` API calls whose path holds ``path``: ``expired`` (401), ``429`` or ``502``."""
@@ -204,13 +271,16 @@ class FakeClassroom(FlaskFake):
             if request.form.get("grant_type") != JWT_GRANT:
                 return grant_error("Invalid grant_type.")
             try:
-                claims = jwt.decode(request.form.get("assertion", ""), certs=self.public_pem,
-                                    audience=self.token_uri)
+                claims = jwt.decode(request.form.get("assertion", ""), certs=self.public_pem, audience=self.token_uri)
             except (GoogleAuthError, ValueError):
                 return grant_error("Invalid JWT Signature.")
             if claims.get("iss") != self.client_email or claims.get("sub") != self.subject:
-                response = jsonify({"error": "unauthorized_client", "error_description":
-                                    "Client is unauthorized to retrieve access tokens using this method."})
+                response = jsonify(
+                    {
+                        "error": "unauthorized_client",
+                        "error_description": "Client is unauthorized to retrieve access tokens using this method.",
+                    }
+                )
                 response.status_code = 401
                 return response
             if not REQUIRED_SCOPES <= set(str(claims.get("scope", "")).split()):
@@ -234,8 +304,12 @@ class FakeClassroom(FlaskFake):
                 return Response(BAD_GATEWAY, status=502, content_type="text/html")
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in self._tokens:
-                return error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected "
-                             "OAuth 2 access token, login cookie or other valid authentication credential.")
+                return error(
+                    401,
+                    "UNAUTHENTICATED",
+                    "Request had invalid authentication credentials. Expected "
+                    "OAuth 2 access token, login cookie or other valid authentication credential.",
+                )
             return None
 
         def paged(endpoint: str, records: list[dict[str, Any]], key: str) -> Response:
@@ -243,7 +317,7 @@ class FakeClassroom(FlaskFake):
             size = min(1000, max(1, int(request.args.get("pageSize") or 100)))
             token = request.args.get("pageToken") or ""
             offset = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-            body: dict[str, Any] = {key: records[offset:offset + size]} if records[offset:offset + size] else {}
+            body: dict[str, Any] = {key: records[offset : offset + size]} if records[offset : offset + size] else {}
             if offset + size < len(records):
                 body["nextPageToken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
             return jsonify(body)
@@ -265,8 +339,11 @@ class FakeClassroom(FlaskFake):
         @app.get("/v1/courses/<course_id>/courseWork/<work_id>/studentSubmissions")
         def submissions(course_id: str, work_id: str) -> Response:
             states = request.args.getlist("states")
-            found = [s for s in self.submissions.get(course_id, [])
-                     if (work_id == "-" or s["courseWorkId"] == work_id) and (not states or s["state"] in states)]
+            found = [
+                s
+                for s in self.submissions.get(course_id, [])
+                if (work_id == "-" or s["courseWorkId"] == work_id) and (not states or s["state"] in states)
+            ]
             return course_or_404(course_id) or paged("studentSubmissions", found, "studentSubmissions")
 
         @app.get("/v1/courses/<course_id>/students")

@@ -36,8 +36,10 @@ BAD_GATEWAY = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>5
 _ERRORS = {
     "401": (401, "Unauthorized"),
     "409": (409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"),
-    "409-webhook": (409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
-                         "delete the webhook first"),
+    "409-webhook": (
+        409,
+        "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+    ),
 }
 
 
@@ -87,8 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     decoded = json.loads(body)
                 except ValueError:
-                    return self.send_json(400, {"ok": False, "error_code": 400, "description": "Bad Request: "
-                                            "can't parse JSON object"})
+                    return self.send_json(
+                        400, {"ok": False, "error_code": 400, "description": "Bad Request: can't parse JSON object"}
+                    )
                 params.update(decoded if isinstance(decoded, dict) else {})
             else:
                 params.update(parse_qsl(body.decode("utf-8", "replace")))
@@ -154,8 +157,9 @@ class FakeTelegramBot:
     def __enter__(self) -> FakeTelegramBot:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -175,8 +179,16 @@ class FakeTelegramBot:
             self._changed.notify_all()
         return update_id
 
-    def add_message(self, *, chat: dict[str, Any], message_id: int, date: int, sender: dict[str, Any] | None = None,
-                    edited: bool = False, **fields: Any) -> int:
+    def add_message(
+        self,
+        *,
+        chat: dict[str, Any],
+        message_id: int,
+        date: int,
+        sender: dict[str, Any] | None = None,
+        edited: bool = False,
+        **fields: Any,
+    ) -> int:
         """Queue a ``message`` (or ``edited_message``) update; ``fields`` are other ``Message`` keys."""
         message: dict[str, Any] = {"message_id": message_id, "date": date, "chat": chat}
         if sender is not None:
@@ -186,8 +198,9 @@ class FakeTelegramBot:
         message.update(fields)
         return self.add_update(**{"edited_message" if edited else "message": message})
 
-    def inject_fault(self, kind: str, *, times: int = 1, after: int = 0, retry_after: int = 1,
-                     seconds: float = 5.0) -> None:
+    def inject_fault(
+        self, kind: str, *, times: int = 1, after: int = 0, retry_after: int = 1, seconds: float = 5.0
+    ) -> None:
         """Make ``times`` getUpdates calls fail, after ``after`` good ones: one of :data:`FAULT_KINDS`.
 
         ``429`` answers with ``parameters.retry_after``; ``slow`` waits ``seconds`` before a normal answer.
@@ -210,8 +223,13 @@ class FakeTelegramBot:
             return handler.send_json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         if method == "getMe":
             bot_id = int(self.token.split(":", 1)[0]) if self.token.split(":", 1)[0].isdigit() else 1
-            return handler.send_json(200, {"ok": True, "result": {"id": bot_id, "is_bot": True, "first_name": "CoP bot",
-                                                              "username": "cop_bridge_bot"}})
+            return handler.send_json(
+                200,
+                {
+                    "ok": True,
+                    "result": {"id": bot_id, "is_bot": True, "first_name": "CoP bot", "username": "cop_bridge_bot"},
+                },
+            )
         if method != "getUpdates":
             return handler.send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         fault = self._take_fault()
@@ -224,8 +242,9 @@ class FakeTelegramBot:
             limit = int(params.get("limit", 100))
             timeout = float(params.get("timeout", 0))
         except (TypeError, ValueError):
-            return handler.send_json(400, {"ok": False, "error_code": 400,
-                                           "description": "Bad Request: wrong parameter"})
+            return handler.send_json(
+                400, {"ok": False, "error_code": 400, "description": "Bad Request: wrong parameter"}
+            )
         if not 1 <= limit <= 100:
             limit = 100  # the real server clamps the limit
         allowed = params.get("allowed_updates")
@@ -254,14 +273,19 @@ class FakeTelegramBot:
         if fault.kind == "502":
             return handler.send_json(502, BAD_GATEWAY, "text/html")
         if fault.kind == "429":
-            return handler.send_json(429, {"ok": False, "error_code": 429,
-                                       "description": f"Too Many Requests: retry after {fault.retry_after}",
-                                       "parameters": {"retry_after": fault.retry_after}})
+            return handler.send_json(
+                429,
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {fault.retry_after}",
+                    "parameters": {"retry_after": fault.retry_after},
+                },
+            )
         status, description = _ERRORS[fault.kind]
         handler.send_json(status, {"ok": False, "error_code": status, "description": description})
 
-    def _poll(self, offset: int | None, limit: int, timeout: float,
-              allowed: list[str] | None) -> list[dict[str, Any]]:
+    def _poll(self, offset: int | None, limit: int, timeout: float, allowed: list[str] | None) -> list[dict[str, Any]]:
         deadline = time.monotonic() + min(timeout, self.max_poll_seconds)
         with self._changed:
             if offset is not None:
@@ -278,13 +302,24 @@ class FakeTelegramBot:
 def _sample(fake: FakeTelegramBot) -> None:
     """The shared fixture's group (telegram_single_chat.json) as the Bot API would give it."""
     chat = group(-1001000000001, "CoP Widyaiswara Angkatan 7")
-    fake.add_message(chat=chat, message_id=2, date=1710209700, sender=user(100000001, "Budi"),
-                     text="Topik hari ini: evaluasi level 3")
-    fake.add_message(chat=chat, message_id=3, date=1710210000, sender=user(100000002, "Siti"),
-                     text="Setuju, lihat https://lms.example.org/mod/forum",
-                     reply_to_message={"message_id": 2, "date": 1710209700, "chat": chat})
-    fake.add_message(chat=chat, message_id=4, date=1710212400, sender=user(100000001, "Budi"),
-                     video_chat_ended={"duration": 3600})
+    fake.add_message(
+        chat=chat,
+        message_id=2,
+        date=1710209700,
+        sender=user(100000001, "Budi"),
+        text="Topik hari ini: evaluasi level 3",
+    )
+    fake.add_message(
+        chat=chat,
+        message_id=3,
+        date=1710210000,
+        sender=user(100000002, "Siti"),
+        text="Setuju, lihat https://lms.example.org/mod/forum",
+        reply_to_message={"message_id": 2, "date": 1710209700, "chat": chat},
+    )
+    fake.add_message(
+        chat=chat, message_id=4, date=1710212400, sender=user(100000001, "Budi"), video_chat_ended={"duration": 3600}
+    )
 
 
 def main() -> None:

@@ -40,8 +40,9 @@ TOKEN_PREFIX = "zoom-fake-access-9c2e41-"  # noqa: S105 - a test token prefix
 #: The client secret tests give the fake (tests/proof/test_zz_secrets.py searches outputs for it).
 TEST_CLIENT_SECRET = "zoom-test-client-secret-71d0c4b9"  # noqa: S105 - a test secret
 RATE_LIMIT_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
-BAD_GATEWAY = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
-               b"</center></body></html>")
+BAD_GATEWAY = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+)
 
 
 @dataclass
@@ -58,8 +59,16 @@ FAULT_KINDS = ("expired", "429", "502", "reset", "revoked")
 class FakeZoom(FlaskFake):
     """A fake Zoom account on 127.0.0.1 (``port=0`` picks a free port)."""
 
-    def __init__(self, *, account_id: str, client_id: str, client_secret: str, port: int = 0,
-                 expires_in: int = 3600, retry_after: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        client_id: str,
+        client_secret: str,
+        port: int = 0,
+        expires_in: int = 3600,
+        retry_after: int = 1,
+    ) -> None:
         self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
         self.expires_in = expires_in
         self.retry_after = retry_after
@@ -76,17 +85,48 @@ class FakeZoom(FlaskFake):
 
     # --- data ---------------------------------------------------------------------------------------
 
-    def add_meeting(self, user: str, *, meeting_id: int, uuid: str, topic: str, start: str, end: str,
-                    participants: list[dict[str, Any]], meeting_type: int = 2) -> None:
+    def add_meeting(
+        self,
+        user: str,
+        *,
+        meeting_id: int,
+        uuid: str,
+        topic: str,
+        start: str,
+        end: str,
+        participants: list[dict[str, Any]],
+        meeting_type: int = 2,
+    ) -> None:
         """Add a past meeting (``meeting_type`` 5 for a webinar) of ``user`` and its participant records."""
-        records = [{"id": f"p{index}", "user_id": str(16778240 + index), "status": "in_meeting", "failover": False,
-                    "registrant_id": "", **record} for index, record in enumerate(participants)]
+        records = [
+            {
+                "id": f"p{index}",
+                "user_id": str(16778240 + index),
+                "status": "in_meeting",
+                "failover": False,
+                "registrant_id": "",
+                **record,
+            }
+            for index, record in enumerate(participants)
+        ]
         with self._lock:
-            self.meetings.setdefault(user, []).append({
-                "uuid": uuid, "id": meeting_id, "host_id": "z8yCxjabcdEFGHfghijk", "type": meeting_type,
-                "topic": topic, "user_name": "Host", "user_email": user, "start_time": start, "end_time": end,
-                "duration": 0, "total_minutes": 0, "participants_count": len(records), "source": "Zoom",
-            })
+            self.meetings.setdefault(user, []).append(
+                {
+                    "uuid": uuid,
+                    "id": meeting_id,
+                    "host_id": "z8yCxjabcdEFGHfghijk",
+                    "type": meeting_type,
+                    "topic": topic,
+                    "user_name": "Host",
+                    "user_email": user,
+                    "start_time": start,
+                    "end_time": end,
+                    "duration": 0,
+                    "total_minutes": 0,
+                    "participants_count": len(records),
+                    "source": "Zoom",
+                }
+            )
             self.participants[uuid] = records
 
     def add_user(self, user: str) -> None:
@@ -148,14 +188,16 @@ class FakeZoom(FlaskFake):
         def token() -> Response:
             self.calls["oauth/token"] += 1
             auth = request.authorization
-            if (request.args.get("grant_type") != "account_credentials"
-                    or request.args.get("account_id") != self.account_id):
-                response = jsonify({"reason": "Invalid request : Unsupported grant type or account", "error":
-                                    "invalid_request"})
+            if (
+                request.args.get("grant_type") != "account_credentials"
+                or request.args.get("account_id") != self.account_id
+            ):
+                response = jsonify(
+                    {"reason": "Invalid request : Unsupported grant type or account", "error": "invalid_request"}
+                )
                 response.status_code = 400
                 return response
-            if (auth is None or auth.username != self.client_id or auth.password != self.client_secret
-                    or self.revoked):
+            if auth is None or auth.username != self.client_id or auth.password != self.client_secret or self.revoked:
                 response = jsonify({"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
                 response.status_code = 401
                 return response
@@ -163,8 +205,15 @@ class FakeZoom(FlaskFake):
                 self._issued += 1
                 value = f"{TOKEN_PREFIX}{self._issued:04d}"
                 self._tokens.add(value)
-            return jsonify({"access_token": value, "token_type": "bearer", "expires_in": self.expires_in,
-                            "scope": "report:read:admin", "api_url": self.url})
+            return jsonify(
+                {
+                    "access_token": value,
+                    "token_type": "bearer",
+                    "expires_in": self.expires_in,
+                    "scope": "report:read:admin",
+                    "api_url": self.url,
+                }
+            )
 
         @app.before_request
         def check() -> Response | None:
@@ -174,9 +223,15 @@ class FakeZoom(FlaskFake):
             fault = self._fault_for(request.path)
             if fault == "429":
                 response = error(429, 429, RATE_LIMIT_MESSAGE)
-                response.headers.update({"Retry-After": str(self.retry_after), "X-RateLimit-Category": "Heavy",
-                                         "X-RateLimit-Type": "QPS", "X-RateLimit-Limit": "40",
-                                         "X-RateLimit-Remaining": "0"})
+                response.headers.update(
+                    {
+                        "Retry-After": str(self.retry_after),
+                        "X-RateLimit-Category": "Heavy",
+                        "X-RateLimit-Type": "QPS",
+                        "X-RateLimit-Limit": "40",
+                        "X-RateLimit-Remaining": "0",
+                    }
+                )
                 return response
             if fault == "502":
                 return Response(BAD_GATEWAY, status=502, content_type="text/html")
@@ -193,11 +248,19 @@ class FakeZoom(FlaskFake):
             size = min(300, max(1, int(request.args.get("page_size") or 30)))
             token = request.args.get("next_page_token") or ""
             offset = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-            chunk = records[offset:offset + size]
+            chunk = records[offset : offset + size]
             following = offset + size
             next_token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(records) else ""
-            return jsonify({**extra, "page_count": (len(records) + size - 1) // size, "page_size": size,
-                            "total_records": len(records), "next_page_token": next_token, key: chunk})
+            return jsonify(
+                {
+                    **extra,
+                    "page_count": (len(records) + size - 1) // size,
+                    "page_size": size,
+                    "total_records": len(records),
+                    "next_page_token": next_token,
+                    key: chunk,
+                }
+            )
 
         @app.get("/v2/report/users/<user>/meetings")
         def user_meetings(user: str) -> Response:
@@ -213,8 +276,9 @@ class FakeZoom(FlaskFake):
                 return error(400, 300, "Invalid type.")
             if user not in self.meetings:
                 return error(404, 1001, f"User does not exist: {user}.")
-            found = [m for m in self.meetings.get(user, [])
-                     if first <= date.fromisoformat(m["start_time"][:10]) <= last]
+            found = [
+                m for m in self.meetings.get(user, []) if first <= date.fromisoformat(m["start_time"][:10]) <= last
+            ]
             return paged(found, "meetings", {"from": first.isoformat(), "to": last.isoformat()})
 
         def participants(kind: str, meeting: str) -> Response:

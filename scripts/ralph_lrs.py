@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LRS_VENV = Path(os.environ.get("LMS_BRIDGE_LRS_VENV", ROOT / ".venv-lrs"))
 
-_SHIM = '''\
+_SHIM = """\
 from ralph.backends.data.base import BaseOperationType
 from ralph.backends.lrs.fs import FSLRSBackend
 
@@ -41,15 +41,15 @@ from ralph.backends.lrs.fs import FSLRSBackend
 # with HTTP 500 (docs/RALPH.md, "Verdict"). APPEND is what an LRS needs.
 FSLRSBackend.default_operation_type = BaseOperationType.APPEND
 from ralph.api import app  # noqa: E402,F401
-'''
+"""
 
-_MAKE_AUTH = '''\
+_MAKE_AUTH = """\
 import bcrypt, json, sys
 users = json.loads(sys.argv[2])
 json.dump([{"username": u, "hash": bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode(), "scopes": ["all"],
             "agent": {"objectType": "Agent", "account": {"homePage": "https://lrs.example.org", "name": u}}}
            for u, p in users], open(sys.argv[1], "w"))
-'''
+"""
 
 
 def free_port() -> int:
@@ -77,8 +77,13 @@ class RalphLRS:
         data_dir: keep data here instead of a temporary folder (not removed on stop).
     """
 
-    def __init__(self, port: int | None = None, username: str = "lms-bridge",
-                 password: str = "lrs-test-secret", data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        username: str = "lms-bridge",
+        password: str = "lrs-test-secret",
+        data_dir: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.username = username
         self.password = password
@@ -103,8 +108,10 @@ class RalphLRS:
         app_dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
         (app_dir / "ralph_fs_append.py").write_text(_SHIM)
-        subprocess.run([str(python), "-c", _MAKE_AUTH, str(self.dir / "auth.json"),
-                        json.dumps([[self.username, self.password]])], check=True)
+        subprocess.run(
+            [str(python), "-c", _MAKE_AUTH, str(self.dir / "auth.json"), json.dumps([[self.username, self.password]])],
+            check=True,
+        )
         env = {
             **os.environ,
             "RALPH_APP_DIR": str(self.dir),
@@ -113,9 +120,23 @@ class RalphLRS:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(python), "-m", "uvicorn", "ralph_fs_append:app", "--app-dir", str(app_dir),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
-                cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(python),
+                    "-m",
+                    "uvicorn",
+                    "ralph_fs_append:app",
+                    "--app-dir",
+                    str(app_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-access-log",
+                ],
+                cwd=self.dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -41,7 +41,11 @@ class Deployment:
         """Run ``lms-bridge --config CONFIG ARGS`` as a real subprocess."""
         result = subprocess.run(
             [sys.executable, "-m", "lms_bridge.cli", "--config", str(self.config), *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"lms-bridge {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
@@ -51,7 +55,11 @@ class Deployment:
         """Start ``lms-bridge ARGS`` without waiting."""
         return subprocess.Popen(
             [sys.executable, "-m", "lms_bridge.cli", "--config", str(self.config), *args],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
 
 
@@ -59,10 +67,18 @@ class Deployment:
 def make_deployment(tmp_path: Path) -> Callable[..., Deployment]:
     """Build a deployment: ``make_deployment(state_url, lrs_url, password, extra_toml="")``."""
 
-    def build(state_url: str, lrs_url: str, password: str, *, username: str = "lms-bridge",
-              extra_toml: str = "", lrs_options: str = "") -> Deployment:
+    def build(
+        state_url: str,
+        lrs_url: str,
+        password: str,
+        *,
+        username: str = "lms-bridge",
+        extra_toml: str = "",
+        lrs_options: str = "",
+    ) -> Deployment:
         config = tmp_path / "lms-bridge.toml"
-        config.write_text(textwrap.dedent(f"""\
+        config.write_text(
+            textwrap.dedent(f"""\
             [state]
             url = "{state_url}"
 
@@ -73,7 +89,9 @@ def make_deployment(tmp_path: Path) -> Callable[..., Deployment]:
             backoff_base = 0.05
             backoff_cap = 0.2
             {lrs_options}
-            """) + textwrap.dedent(extra_toml))
+            """)
+            + textwrap.dedent(extra_toml)
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
         env[PASSWORD_ENV] = password
         env["PYTHONPATH"] = str(ROOT)

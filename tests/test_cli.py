@@ -10,20 +10,47 @@ from tests.conftest import ROOT
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 
-COMMANDS = ("backfill", "cursors", "db", "doctor", "forget", "import", "inbox", "jp", "ledger", "outbox", "people",
-            "report", "rules", "runs", "serve", "serve-web", "sites", "sync", "users", "void", "worker")
+COMMANDS = (
+    "backfill",
+    "cursors",
+    "db",
+    "doctor",
+    "forget",
+    "import",
+    "inbox",
+    "jp",
+    "ledger",
+    "outbox",
+    "people",
+    "report",
+    "rules",
+    "runs",
+    "serve",
+    "serve-web",
+    "sites",
+    "sync",
+    "users",
+    "void",
+    "worker",
+)
 
 
 def test_help_explains_each_command_in_one_line():
-    result = subprocess.run([sys.executable, "-m", "lms_bridge.cli", "--help"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "lms_bridge.cli", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert result.returncode == 0
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     assert [line.split()[0] for line in listed] == list(COMMANDS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in listed)
     for group in ("outbox", "db", "sites", "people", "rules", "jp", "ledger", "report", "cursors", "runs", "users"):
-        sub = subprocess.run([sys.executable, "-m", "lms_bridge.cli", group, "--help"], capture_output=True,
-                             text=True, cwd=ROOT, timeout=60)
+        sub = subprocess.run(
+            [sys.executable, "-m", "lms_bridge.cli", group, "--help"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert sub.returncode == 0 and "Commands:" in sub.stdout
 
 
@@ -62,8 +89,13 @@ def test_malformed_file_names_the_line_and_imports_nothing(tmp_path, ralph, make
 def test_bad_config_exits_2_with_one_sentence(tmp_path):
     config = tmp_path / "lms-bridge.toml"
     config.write_text("[state]\nurl = 'mysql://root@localhost/x'\n")
-    result = subprocess.run([sys.executable, "-m", "lms_bridge.cli", "--config", str(config), "outbox", "status"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "lms_bridge.cli", "--config", str(config), "outbox", "status"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: state database 'mysql' is not supported: use sqlite or postgresql"
 
@@ -73,9 +105,15 @@ def test_doctor_reports_each_check_and_a_down_lrs(tmp_path, ralph, make_deployme
     good.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "doctor-test-key-0123456789"
     result = good.run("doctor", check=True)
     lines = result.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["ok   config", "ok   secrets file", "ok   state database",
-                                                      "ok   LRS credentials", "ok   LRS", "ok   LRS round trip",
-                                                      "ok   pseudonym key"]
+    assert [line.split(":")[0] for line in lines] == [
+        "ok   config",
+        "ok   secrets file",
+        "ok   state database",
+        "ok   LRS credentials",
+        "ok   LRS",
+        "ok   LRS round trip",
+        "ok   pseudonym key",
+    ]
     down = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9/xAPI/", ralph.password)
     down.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "doctor-test-key-0123456789"
     result = down.run("doctor")
@@ -89,8 +127,13 @@ def test_secrets_never_reach_output(tmp_path, ralph, make_deployment):
     deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", ralph.url, secret)
     deployment.env["MOODLE_TOKEN_X"] = "moodle-token-Zq93-never-print"
     outputs = []
-    for args in (("--help",), ("doctor",), ("--debug", "doctor"), ("--debug", "outbox", "flush"),
-                 ("--log-format", "json", "--debug", "outbox", "flush")):
+    for args in (
+        ("--help",),
+        ("doctor",),
+        ("--debug", "doctor"),
+        ("--debug", "outbox", "flush"),
+        ("--log-format", "json", "--debug", "outbox", "flush"),
+    ):
         result = deployment.run(*args)
         outputs.append(result.stdout + result.stderr)
     joined = "\n".join(outputs)

@@ -87,9 +87,23 @@ class Worker:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), "--log-format", "json",
-             "worker", "--pool", "solo"],
-            env=deployment.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "lms_bridge.cli",
+                "--config",
+                str(deployment.config),
+                "--log-format",
+                "json",
+                "worker",
+                "--pool",
+                "solo",
+            ],
+            env=deployment.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
         )
 
     def events(self) -> list[dict]:
@@ -138,11 +152,20 @@ def _epoch(stamp: str) -> float:
 
 @pytest.mark.slow
 def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_statement_once(
-    pg_database_url: str, redis_url: str, fresh_ralph, moodle_sites: list[CountingMoodle],
-    make_deployment: Callable[..., Deployment], tmp_path: Path,
+    pg_database_url: str,
+    redis_url: str,
+    fresh_ralph,
+    moodle_sites: list[CountingMoodle],
+    make_deployment: Callable[..., Deployment],
+    tmp_path: Path,
 ) -> None:
-    deployment = make_deployment(pg_database_url, fresh_ralph.url, fresh_ralph.password,
-                                 extra_toml=_sources(moodle_sites), lrs_options="batch_size = 25")
+    deployment = make_deployment(
+        pg_database_url,
+        fresh_ralph.url,
+        fresh_ralph.password,
+        extra_toml=_sources(moodle_sites),
+        lrs_options="batch_size = 25",
+    )
     deployment.env |= {f"MOODLE_TOKEN_S{i}": ADMIN_TOKEN for i in range(SITES)}
     deployment.env |= {distributed.BROKER_ENV: redis_url, distributed.VISIBILITY_ENV: str(VISIBILITY_TIMEOUT)}
     deployment.run("db", "upgrade", check=True)
@@ -157,14 +180,17 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
 
         def victim_busy() -> bool:
             events = victim.events()
-            return bool({e["task"] for e in events if e["status"] == "started"}
-                        - {e["task"] for e in events if e["status"] == "finished"})
+            return bool(
+                {e["task"] for e in events if e["status"] == "started"}
+                - {e["task"] for e in events if e["status"] == "finished"}
+            )
 
         _wait_until(victim_busy, 60, "worker a to be running a task")
         killed_at = victim.kill()
         victim_events = victim.events()
         running = {e["task"] for e in victim_events if e["status"] == "started"} - {
-            e["task"] for e in victim_events if e["status"] == "finished"}
+            e["task"] for e in victim_events if e["status"] == "finished"
+        }
         assert len(running) == 1, f"worker a was not mid-task when killed: {victim_events}"
         [killed_task] = running
 
@@ -194,8 +220,11 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
         intervals: dict[tuple[str, str], list[tuple[float, float]]] = {}
         events = victim_events + survivors
         for start in (e for e in events if e["status"] == "started"):
-            ends = [_epoch(e["time"]) for e in events if e["task"] == start["task"] and e["status"] == "finished"
-                    and e["pid"] == start["pid"]]
+            ends = [
+                _epoch(e["time"])
+                for e in events
+                if e["task"] == start["task"] and e["status"] == "finished" and e["pid"] == start["pid"]
+            ]
             end = ends[0] if ends else killed_at
             intervals.setdefault((start["site"], start["stream"]), []).append((_epoch(start["time"]), end))
         assert set(intervals) == expected
@@ -207,8 +236,11 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
         per_site: dict[str, list[tuple[float, float]]] = {}
         for (site, _), spans in intervals.items():
             per_site.setdefault(site, []).extend(spans)
-        assert any(begin < end for spans in per_site.values()
-                   for (_, end), (begin, _) in zip(sorted(spans), sorted(spans)[1:], strict=False))
+        assert any(
+            begin < end
+            for spans in per_site.values()
+            for (_, end), (begin, _) in zip(sorted(spans), sorted(spans)[1:], strict=False)
+        )
         assert all(fake.peak <= MAX_IN_FLIGHT for fake in moodle_sites), [f.peak for f in moodle_sites]
 
         # Two workers flush at once; each row is posted by exactly one of them.
@@ -276,8 +308,9 @@ def test_call_slots_hold_the_site_limit_across_engines(pg_database_url: str) -> 
             engine.dispose()
 
 
-def test_distributed_runs_refuse_sqlite_and_a_missing_broker(make_deployment: Callable[..., Deployment],
-                                                            tmp_path: Path, pg_database_url: str) -> None:
+def test_distributed_runs_refuse_sqlite_and_a_missing_broker(
+    make_deployment: Callable[..., Deployment], tmp_path: Path, pg_database_url: str
+) -> None:
     deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9/xAPI/", "pw-x")
     deployment.env[distributed.BROKER_ENV] = "redis://127.0.0.1:9/0"
     result = deployment.run("worker")
@@ -311,16 +344,21 @@ class LockKillingMoodle(FakeMoodle):
                 else:
                     engine = open_engine(self.database_url)
                     with engine.begin() as connection:
-                        self.terminated = len(connection.execute(text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name LIKE 'lms-bridge lock %' AND datname = current_database()"
-                        )).all())
+                        self.terminated = len(
+                            connection.execute(
+                                text(
+                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE application_name LIKE 'lms-bridge lock %' AND datname = current_database()"
+                                )
+                            ).all()
+                        )
                     engine.dispose()
         super()._serve(handler, pairs)  # type: ignore[arg-type]
 
 
-def test_a_task_whose_lock_connection_drops_stops_after_its_batch(pg_database_url: str, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_task_whose_lock_connection_drops_stops_after_its_batch(
+    pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The task runs in this process through Celery's own ``apply`` (a real task execution; no broker is
     needed to run one task eagerly, so none is contacted). Its lock connection is terminated during its
     first participants call: the batch in progress commits, the next check finds the locks gone and the
@@ -329,9 +367,11 @@ def test_a_task_whose_lock_connection_drops_stops_after_its_batch(pg_database_ur
 
     with LockKillingMoodle(pg_database_url, preset="small", seed=1, token=ADMIN_TOKEN) as fake:
         config = tmp_path / "lms-bridge.toml"
-        config.write_text(f'[state]\nurl = "{pg_database_url}"\n[[sources]]\nid = "demo"\ntype = "moodle"\n'
-                          f'url = "{fake.url}"\ntoken_env = "MOODLE_TOKEN_DEMO"\nbackoff_base = 0.05\n',
-                          encoding="utf-8")
+        config.write_text(
+            f'[state]\nurl = "{pg_database_url}"\n[[sources]]\nid = "demo"\ntype = "moodle"\n'
+            f'url = "{fake.url}"\ntoken_env = "MOODLE_TOKEN_DEMO"\nbackoff_base = 0.05\n',
+            encoding="utf-8",
+        )
         monkeypatch.setenv("MOODLE_TOKEN_DEMO", ADMIN_TOKEN)
         monkeypatch.setenv(distributed.BROKER_ENV, "redis://127.0.0.1:9/0")
         app = distributed.make_celery(load_settings(config))

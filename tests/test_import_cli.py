@@ -57,8 +57,9 @@ def deploy(make_deployment: Callable[..., Deployment]) -> Callable[..., Deployme
     """``deploy(state_url, lrs=None, key=KEY, lrs_options="")``: a deployment with the pseudonym key set."""
 
     def build(state_url: str, lrs=None, *, key: str | None = KEY, lrs_options: str = "") -> Deployment:
-        deployment = make_deployment(state_url, lrs.url if lrs else NO_LRS, lrs.password if lrs else "unused",
-                                     lrs_options=lrs_options)
+        deployment = make_deployment(
+            state_url, lrs.url if lrs else NO_LRS, lrs.password if lrs else "unused", lrs_options=lrs_options
+        )
         if key is not None:
             deployment.env[KEY_ENV] = key
         return deployment
@@ -83,40 +84,88 @@ def single_error_line(result) -> str:
 
 #: Shared fixture -> (description, extra options, summary after "): "), with the roster imported first.
 EXPECTED = {
-    "whatsapp_android_id_24h.txt": ("WhatsApp chat", (), "11 messages read, 5 activities, 6 skipped (system lines "
-                                    "and deleted messages), added 5 statements to the outbox, 0 already there; "
-                                    "3 people: 1 matched to the roster, 2 pseudonymous"),
-    "whatsapp_ios_id.txt": ("WhatsApp chat", (), "5 messages read, 4 activities, 1 skipped (system lines and "
-                            "deleted messages), added 4 statements to the outbox, 0 already there; 3 people: "
-                            "1 matched to the roster, 2 pseudonymous"),
-    "whatsapp_ios_id.zip": ("WhatsApp chat", (), "5 messages read, 4 activities, 1 skipped (system lines and "
-                            "deleted messages), added 4 statements to the outbox, 0 already there; 3 people: "
-                            "1 matched to the roster, 2 pseudonymous"),
-    "whatsapp_android_en_us_12h.txt": ("WhatsApp chat", (), "5 messages read, 3 activities, 2 skipped (system "
-                                       "lines and deleted messages), added 3 statements to the outbox, 0 already "
-                                       "there; 2 people: 0 matched to the roster, 2 pseudonymous"),
-    "whatsapp_ios_en_24h.txt": ("WhatsApp chat", (), "3 messages read, 3 activities, added 3 statements to the "
-                                "outbox, 0 already there; 2 people: 0 matched to the roster, 2 pseudonymous"),
-    "whatsapp_ambiguous_dates.txt": ("WhatsApp chat", (), "2 messages read, 2 activities, added 2 statements to "
-                                     "the outbox, 0 already there; 2 people: 0 matched to the roster, "
-                                     "2 pseudonymous"),
-    "telegram_single_chat.json": ("Telegram chat", (), "7 messages read, 5 activities, 2 skipped (service "
-                                  "messages and posts of no person), added 5 statements to the outbox, 0 already "
-                                  "there; 4 people: 3 matched to the roster, 1 pseudonymous"),
-    "telegram_account_export.json": ("Telegram chat", (), "7 messages read, 5 activities, 2 skipped (service "
-                                     "messages and posts of no person), added 5 statements to the outbox, "
-                                     "0 already there; 4 people: 3 matched to the roster, 1 pseudonymous"),
-    "zoom_participants_with_meeting.csv": ("Zoom attendance report", (), "4 rows read, 2 activities, 1 skipped "
-                                           "(waiting room), added 2 statements to the outbox, 0 already there; "
-                                           "2 people: 2 matched to the roster, 0 pseudonymous"),
-    "zoom_participants_dmy_24h.csv": ("Zoom attendance report", (), "2 rows read, 1 activity, added 1 statement "
-                                      "to the outbox, 0 already there; 1 person: 1 matched to the roster, "
-                                      "0 pseudonymous"),
-    "teams_attendance.csv": ("Teams attendance report", (), "2 rows read, 2 activities, added 2 statements to the "
-                             "outbox, 0 already there; 2 people: 2 matched to the roster, 0 pseudonymous"),
-    "meet_attendance.csv": ("Google Meet attendance sheet", ("--meeting-date", "2024-03-12"), "2 rows read, "
-                            "2 activities, added 2 statements to the outbox, 0 already there; 2 people: 2 matched "
-                            "to the roster, 0 pseudonymous"),
+    "whatsapp_android_id_24h.txt": (
+        "WhatsApp chat",
+        (),
+        "11 messages read, 5 activities, 6 skipped (system lines "
+        "and deleted messages), added 5 statements to the outbox, 0 already there; "
+        "3 people: 1 matched to the roster, 2 pseudonymous",
+    ),
+    "whatsapp_ios_id.txt": (
+        "WhatsApp chat",
+        (),
+        "5 messages read, 4 activities, 1 skipped (system lines and "
+        "deleted messages), added 4 statements to the outbox, 0 already there; 3 people: "
+        "1 matched to the roster, 2 pseudonymous",
+    ),
+    "whatsapp_ios_id.zip": (
+        "WhatsApp chat",
+        (),
+        "5 messages read, 4 activities, 1 skipped (system lines and "
+        "deleted messages), added 4 statements to the outbox, 0 already there; 3 people: "
+        "1 matched to the roster, 2 pseudonymous",
+    ),
+    "whatsapp_android_en_us_12h.txt": (
+        "WhatsApp chat",
+        (),
+        "5 messages read, 3 activities, 2 skipped (system "
+        "lines and deleted messages), added 3 statements to the outbox, 0 already "
+        "there; 2 people: 0 matched to the roster, 2 pseudonymous",
+    ),
+    "whatsapp_ios_en_24h.txt": (
+        "WhatsApp chat",
+        (),
+        "3 messages read, 3 activities, added 3 statements to the "
+        "outbox, 0 already there; 2 people: 0 matched to the roster, 2 pseudonymous",
+    ),
+    "whatsapp_ambiguous_dates.txt": (
+        "WhatsApp chat",
+        (),
+        "2 messages read, 2 activities, added 2 statements to "
+        "the outbox, 0 already there; 2 people: 0 matched to the roster, "
+        "2 pseudonymous",
+    ),
+    "telegram_single_chat.json": (
+        "Telegram chat",
+        (),
+        "7 messages read, 5 activities, 2 skipped (service "
+        "messages and posts of no person), added 5 statements to the outbox, 0 already "
+        "there; 4 people: 3 matched to the roster, 1 pseudonymous",
+    ),
+    "telegram_account_export.json": (
+        "Telegram chat",
+        (),
+        "7 messages read, 5 activities, 2 skipped (service "
+        "messages and posts of no person), added 5 statements to the outbox, "
+        "0 already there; 4 people: 3 matched to the roster, 1 pseudonymous",
+    ),
+    "zoom_participants_with_meeting.csv": (
+        "Zoom attendance report",
+        (),
+        "4 rows read, 2 activities, 1 skipped "
+        "(waiting room), added 2 statements to the outbox, 0 already there; "
+        "2 people: 2 matched to the roster, 0 pseudonymous",
+    ),
+    "zoom_participants_dmy_24h.csv": (
+        "Zoom attendance report",
+        (),
+        "2 rows read, 1 activity, added 1 statement "
+        "to the outbox, 0 already there; 1 person: 1 matched to the roster, "
+        "0 pseudonymous",
+    ),
+    "teams_attendance.csv": (
+        "Teams attendance report",
+        (),
+        "2 rows read, 2 activities, added 2 statements to the "
+        "outbox, 0 already there; 2 people: 2 matched to the roster, 0 pseudonymous",
+    ),
+    "meet_attendance.csv": (
+        "Google Meet attendance sheet",
+        ("--meeting-date", "2024-03-12"),
+        "2 rows read, "
+        "2 activities, added 2 statements to the outbox, 0 already there; 2 people: 2 matched "
+        "to the roster, 0 pseudonymous",
+    ),
 }
 #: Shared files that are not exports.
 NOT_EXPORTS = {"README.md", "roster.csv"}
@@ -135,8 +184,7 @@ def test_every_shared_fixture_is_detected_and_imported(tmp_path, state_url, depl
         assert result.stdout.strip() == f"{path} ({description}, community {community}): {summary}"
         total += int(re.search(r"added (\d+) statement", summary)[1])
         again = deployment.run("import", str(path), "--community", community, *options, check=True)
-        assert again.stdout.strip() == f"{path} ({description}, community {community}): nothing new " \
-                                       "(already imported)"
+        assert again.stdout.strip() == f"{path} ({description}, community {community}): nothing new (already imported)"
     assert outbox_rows(state_url) == total == 38
     # The roster is not an export: refused in one sentence, naming the file.
     refused = deployment.run("import", str(ROSTER), "--community", "cop-x")
@@ -146,8 +194,10 @@ def test_every_shared_fixture_is_detected_and_imported(tmp_path, state_url, depl
 
 # --- privacy ---------------------------------------------------------------------------------------
 
-_WA_HEADER = re.compile(r"^[\u200e]?\[?\d{1,2}/\d{1,2}/\d{2,4},? \d{1,2}[.:]\d{2}(?:[.:]\d{2})?(?: ?[AP]M)?\]?"
-                        r"(?: - | )")
+_WA_HEADER = re.compile(
+    r"^[\u200e]?\[?\d{1,2}/\d{1,2}/\d{2,4},? \d{1,2}[.:]\d{2}(?:[.:]\d{2})?(?: ?[AP]M)?\]?"
+    r"(?: - | )"
+)
 _PHONE = re.compile(r"\+\d[\d \-]{7,}\d")
 _SYSTEM_VERBS = re.compile(r"^(.+?) (?:keluar|left|bergabung|joined|menambahkan|added|mengeluarkan|removed)\b")
 
@@ -175,11 +225,14 @@ def raw_values(whatsapp: list[Path], telegram: list[Path], zoom: list[Path]) -> 
             values |= _phone_forms(phone)
         for line in text.splitlines():
             match = _WA_HEADER.match(line)
-            rest = strip_invisible(line[match.end():] if match else line).strip()
+            rest = strip_invisible(line[match.end() :] if match else line).strip()
             author, sep, body = rest.partition(": ")
             if match and sep:
-                values |= {author.lstrip("~ "), body, re.sub(r"\s*<[^>]*diedit>|\s*<This message was edited>",
-                                                             "", body)}
+                values |= {
+                    author.lstrip("~ "),
+                    body,
+                    re.sub(r"\s*<[^>]*diedit>|\s*<This message was edited>", "", body),
+                }
             elif match:
                 system = _SYSTEM_VERBS.match(rest)
                 if system and system[1] not in ("Anda", "You"):
@@ -215,7 +268,7 @@ def raw_values(whatsapp: list[Path], telegram: list[Path], zoom: list[Path]) -> 
                     values.add(cell)  # every e-mail, the host's included
         header_at = next(i for i, row in enumerate(rows) if "Join Time" in row)
         name_col = rows[header_at].index("Name (Original Name)")
-        for row in rows[header_at + 1:]:
+        for row in rows[header_at + 1 :]:
             if row:
                 values.add(row[name_col])
                 values.update(part.strip(" )") for part in row[name_col].split("("))
@@ -236,11 +289,27 @@ def test_no_phone_email_telegram_id_name_or_text_is_stored_or_sent(tmp_path, sta
     outputs.append(deployment.run("outbox", "flush", check=True))
     needles, titles = raw_values(whatsapp, telegram, zoom)
     # The search is not vacuous: phones, e-mails, Telegram ids, display names and texts of several files.
-    for expected in ("+62 811-0000-0101", "+6281100000101", "+62 812-0000-0202", "budi.s@example.org",
-                     "host@example.org", "user100000009", "100000001", "Budi Santoso", "Siti Rahmawati",
-                     "Dewi Lestari", "Agus Pratama", "Tamu Umum", "WI Siti", "Topik hari ini: evaluasi level 3",
-                     "Referensi: Kirkpatrick 4 level.", "Good morning all", "baris kedua dari pesan yang sama",
-                     "pesan dari akun yang sudah dihapus", "Level 3 needs observation"):
+    for expected in (
+        "+62 811-0000-0101",
+        "+6281100000101",
+        "+62 812-0000-0202",
+        "budi.s@example.org",
+        "host@example.org",
+        "user100000009",
+        "100000001",
+        "Budi Santoso",
+        "Siti Rahmawati",
+        "Dewi Lestari",
+        "Agus Pratama",
+        "Tamu Umum",
+        "WI Siti",
+        "Topik hari ini: evaluasi level 3",
+        "Referensi: Kirkpatrick 4 level.",
+        "Good morning all",
+        "baris kedua dari pesan yang sama",
+        "pesan dari akun yang sudah dihapus",
+        "Level 3 needs observation",
+    ):
         assert expected in needles, expected
     assert "CoP Widyaiswara Angkatan 7" in titles and len(needles) > 40
     lowered = sorted({needle.casefold() for needle in needles})
@@ -251,8 +320,9 @@ def test_no_phone_email_telegram_id_name_or_text_is_stored_or_sent(tmp_path, sta
     assert {"outbox", "evidence", "cursors", "runs", "identity_links"} <= set(metadata.tables)
     with engine.connect() as connection:
         for table in metadata.sorted_tables:
-            text = "\n".join(str(value) for row in connection.execute(table.select()) for value in row
-                             if value is not None).casefold()
+            text = "\n".join(
+                str(value) for row in connection.execute(table.select()) for value in row if value is not None
+            ).casefold()
             assert [needle for needle in lowered if needle in text] == [], f"raw values in table {table.name}"
 
     statements = lrs_statements(fresh_ralph)
@@ -268,6 +338,7 @@ def test_no_phone_email_telegram_id_name_or_text_is_stored_or_sent(tmp_path, sta
 
 
 # --- roster matching -------------------------------------------------------------------------------
+
 
 def test_roster_members_get_their_nip_and_others_stay_pseudonymous(tmp_path, state_url, fresh_ralph, deploy):
     deployment = deploy(state_url, fresh_ralph)
@@ -295,8 +366,11 @@ def test_roster_members_get_their_nip_and_others_stay_pseudonymous(tmp_path, sta
         assert [g["id"] for g in grouping] == [f"{BASE}/community/cop-wi-7"]
     # Telegram: user ids of the roster -> NIPs; the deleted account user100000009 is not on it.
     assert dict(by_source["telegram"]) == {
-        "1000000001:2": BUDI, "1000000001:3": SITI, "1000000001:4": BUDI,
-        "1000000001:5": "pseudonym:" + pseudonym(telegram_identifier("user100000009")), "1000000001:6": DEWI,
+        "1000000001:2": BUDI,
+        "1000000001:3": SITI,
+        "1000000001:4": BUDI,
+        "1000000001:5": "pseudonym:" + pseudonym(telegram_identifier("user100000009")),
+        "1000000001:6": DEWI,
     }
     # WhatsApp: the wrapped phone author is Budi on the roster; saved-contact names stay pseudonymous.
     whatsapp = sorted(actor for _, actor in by_source["whatsapp"])
@@ -307,6 +381,7 @@ def test_roster_members_get_their_nip_and_others_stay_pseudonymous(tmp_path, sta
 
 
 # --- end to end: chat + attendance -> JP under the cross-source daily cap --------------------------
+
 
 def _wib(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2024, 3, day, hour, minute, tzinfo=UTC) - timedelta(hours=7)
@@ -323,14 +398,23 @@ def write_telegram(path: Path, messages: list[tuple[int, datetime, str, str, int
     """A single-chat export: (id, time, from name, from_id, reply_to)."""
     items = []
     for message_id, when, name, from_id, reply_to in messages:
-        item = {"id": message_id, "type": "message", "date": when.strftime("%Y-%m-%dT%H:%M:%S"),
-                "date_unixtime": str(int(when.timestamp())), "from": name, "from_id": from_id,
-                "text": f"pesan {message_id}", "text_entities": [{"type": "plain", "text": f"pesan {message_id}"}]}
+        item = {
+            "id": message_id,
+            "type": "message",
+            "date": when.strftime("%Y-%m-%dT%H:%M:%S"),
+            "date_unixtime": str(int(when.timestamp())),
+            "from": name,
+            "from_id": from_id,
+            "text": f"pesan {message_id}",
+            "text_entities": [{"type": "plain", "text": f"pesan {message_id}"}],
+        }
         if reply_to is not None:
             item["reply_to_message_id"] = reply_to
         items.append(item)
-    path.write_text(json.dumps({"name": "CoP Uji", "type": "private_supergroup", "id": 1000000077,
-                                "messages": items}, indent=1), encoding="utf-8")
+    path.write_text(
+        json.dumps({"name": "CoP Uji", "type": "private_supergroup", "id": 1000000077, "messages": items}, indent=1),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -338,20 +422,26 @@ def test_chat_and_attendance_become_jp_under_the_daily_cop_cap(tmp_path, state_u
     deployment = deploy(state_url, fresh_ralph)
     deployment.run("people", "import", str(ROSTER), check=True)
     budi = f"{LRE}{BUDI_PHONE}{PDF}"
-    wa = write_whatsapp(tmp_path / "Chat WhatsApp dengan CoP Uji.txt", [
-        ("12/03/24 08.00", None, 'Anda membuat grup "CoP Uji"'),
-        ("12/03/24 09.00", budi, "Selamat pagi, topik hari ini evaluasi"),
-        ("12/03/24 09.05", budi, "Silakan baca materinya"),
-        ("12/03/24 09.10", budi, "Diskusi dibuka sampai sore"),
-        ("12/03/24 09.30", "Tamu Umum", "Izin bergabung"),
-        ("13/03/24 10.00", budi, "Rekap diskusi kemarin"),
-    ])
-    tg = write_telegram(tmp_path / "result.json", [
-        (1, _wib(12, 10), "Budi Santoso", "user100000001", None),
-        (2, _wib(12, 10, 5), "Budi Santoso", "user100000001", None),
-        (3, _wib(12, 10, 10), "Budi Santoso", "user100000001", None),
-        (4, _wib(12, 10, 15), "Siti Rahmawati", "user100000002", 1),
-    ])
+    wa = write_whatsapp(
+        tmp_path / "Chat WhatsApp dengan CoP Uji.txt",
+        [
+            ("12/03/24 08.00", None, 'Anda membuat grup "CoP Uji"'),
+            ("12/03/24 09.00", budi, "Selamat pagi, topik hari ini evaluasi"),
+            ("12/03/24 09.05", budi, "Silakan baca materinya"),
+            ("12/03/24 09.10", budi, "Diskusi dibuka sampai sore"),
+            ("12/03/24 09.30", "Tamu Umum", "Izin bergabung"),
+            ("13/03/24 10.00", budi, "Rekap diskusi kemarin"),
+        ],
+    )
+    tg = write_telegram(
+        tmp_path / "result.json",
+        [
+            (1, _wib(12, 10), "Budi Santoso", "user100000001", None),
+            (2, _wib(12, 10, 5), "Budi Santoso", "user100000001", None),
+            (3, _wib(12, 10, 10), "Budi Santoso", "user100000001", None),
+            (4, _wib(12, 10, 15), "Siti Rahmawati", "user100000002", 1),
+        ],
+    )
     for path in (wa, tg, SHARED / "zoom_participants_with_meeting.csv"):
         deployment.run("import", str(path), "--community", "cop-uji", check=True)
     computed = deployment.run("jp", "compute", "--year", "2024", check=True)
@@ -364,10 +454,15 @@ def test_chat_and_attendance_become_jp_under_the_daily_cop_cap(tmp_path, state_u
     records = {}
     for statement in earned:
         extensions = statement["context"]["extensions"]
-        key = (statement["actor"]["account"]["name"], extensions[f"{BASE}/extensions/rule"]["id"],
-               extensions[f"{BASE}/extensions/period"])
-        records[key] = (Decimal(str(statement["result"]["extensions"][f"{BASE}/extensions/jp"])),
-                        extensions[f"{BASE}/extensions/evidence"])
+        key = (
+            statement["actor"]["account"]["name"],
+            extensions[f"{BASE}/extensions/rule"]["id"],
+            extensions[f"{BASE}/extensions/period"],
+        )
+        records[key] = (
+            Decimal(str(statement["result"]["extensions"][f"{BASE}/extensions/jp"])),
+            extensions[f"{BASE}/extensions/evidence"],
+        )
     assert {key: jp for key, (jp, _) in records.items()} == {
         # Day 12: 3 WhatsApp + 3 Telegram messages: each source alone reaches the 2-JP tier, together still 2.
         (BUDI, "cop", "2024-03-12"): Decimal(2),
@@ -386,6 +481,7 @@ def test_chat_and_attendance_become_jp_under_the_daily_cop_cap(tmp_path, state_u
 
 # --- ugly inputs -------------------------------------------------------------------------------------
 
+
 def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
     zip_bytes = (SHARED / "whatsapp_ios_id.zip").read_bytes()
     (tmp_path / "cut.zip").write_bytes(zip_bytes[: len(zip_bytes) // 2])
@@ -396,23 +492,39 @@ def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
     (tmp_path / "random.dat").write_bytes(bytes(range(256)) * 4)
     return [
         (DATA / "whatsapp_truncated.txt", (), "whatsapp export whatsapp_truncated.txt line 1: not UTF-8 text"),
-        (DATA / "telegram_truncated.json", (), "telegram export telegram_truncated.json line 61 column 4: not valid "
-                                               "JSON"),
+        (
+            DATA / "telegram_truncated.json",
+            (),
+            "telegram export telegram_truncated.json line 61 column 4: not valid JSON",
+        ),
         (tmp_path / "cut.zip", (), "whatsapp export cut.zip: not a readable zip archive"),
-        (tmp_path / "zoom_cut.csv", (), "zoom participants report zoom_cut.csv row 8: has 3 fields, fewer than the "
-                                        "header"),
+        (
+            tmp_path / "zoom_cut.csv",
+            (),
+            "zoom participants report zoom_cut.csv row 8: has 3 fields, fewer than the header",
+        ),
         (DATA / "whatsapp_latin1.txt", (), "whatsapp export whatsapp_latin1.txt line 2: not UTF-8 text"),
         (tmp_path / "zoom_latin1.csv", (), "attendance report zoom_latin1.csv line 5: not UTF-8 text"),
         (DATA / "telegram_not_export.json", (), "telegram export telegram_not_export.json: not a Telegram export"),
-        (DATA / "zoom_missing_column.csv", (), "zoom participants report zoom_missing_column.csv row 1: missing "
-                                               "column"),
+        (
+            DATA / "zoom_missing_column.csv",
+            (),
+            "zoom participants report zoom_missing_column.csv row 1: missing column",
+        ),
         (tmp_path / "notulen.md", (), f"cannot tell what {tmp_path / 'notulen.md'} is"),
         (tmp_path / "random.dat", (), f"cannot tell what {tmp_path / 'random.dat'} is"),
-        (SHARED / "meet_attendance.csv", ("--source", "zoom"), "is a Google Meet attendance sheet, not a Zoom "
-                                                               "attendance report: give --source meet"),
+        (
+            SHARED / "meet_attendance.csv",
+            ("--source", "zoom"),
+            "is a Google Meet attendance sheet, not a Zoom attendance report: give --source meet",
+        ),
         (SHARED / "meet_attendance.csv", (), "meet_attendance.csv row 2: the join time has no date"),
-        (DATA / "telegram_account_mixed.json", (), "holds 2 group chats: CoP Analis SDM (id 1000000002), CoP Lama "
-                                                   "(id 555000); import one at a time with --chat ID"),
+        (
+            DATA / "telegram_account_mixed.json",
+            (),
+            "holds 2 group chats: CoP Analis SDM (id 1000000002), CoP Lama "
+            "(id 555000); import one at a time with --chat ID",
+        ),
         (tmp_path / "missing.txt", (), f"{tmp_path / 'missing.txt'} does not exist"),
     ]
 
@@ -458,18 +570,21 @@ def test_missing_key_and_missing_community_are_one_sentence_and_store_nothing(tm
 
 # --- re-imports, overlapping exports, resumed imports ------------------------------------------------
 
+
 def _group_messages(count: int) -> list[tuple[str, str | None, str]]:
     authors = [f"{LRE}{BUDI_PHONE}{PDF}", "Siti Rahmawati", f"{LRE}+62 812-0000-0202{PDF}"]
-    return [(f"{12 + index // 4}/03/24 {9 + index % 4:02d}.{index:02d}", authors[index % 3], f"pesan nomor {index}")
-            for index in range(count)]
+    return [
+        (f"{12 + index // 4}/03/24 {9 + index % 4:02d}.{index:02d}", authors[index % 3], f"pesan nomor {index}")
+        for index in range(count)
+    ]
 
 
-def test_reimport_adds_nothing_and_a_later_export_adds_only_new_messages(tmp_path, state_url, fresh_ralph,
-                                                                          deploy):
+def test_reimport_adds_nothing_and_a_later_export_adds_only_new_messages(tmp_path, state_url, fresh_ralph, deploy):
     deployment = deploy(state_url, fresh_ralph)
     messages = _group_messages(8)
-    first = write_whatsapp(tmp_path / "export-1.txt", [("12/03/24 08.00", None, 'Anda membuat grup "CoP Uji"'),
-                                                       *messages[:5]])
+    first = write_whatsapp(
+        tmp_path / "export-1.txt", [("12/03/24 08.00", None, 'Anda membuat grup "CoP Uji"'), *messages[:5]]
+    )
     later = write_whatsapp(tmp_path / "export-2.txt", [*messages[2:], ("14/03/24 08.00", None, "Agus Pratama keluar")])
     result = deployment.run("import", str(first), "--community", "cop-uji", check=True)
     assert "6 messages read, 5 activities, 1 skipped" in result.stdout and "added 5 statements" in result.stdout
@@ -512,6 +627,7 @@ def test_an_import_killed_after_a_batch_resumes_where_it_stopped(tmp_path, state
 
 # --- LMS completion CSV --------------------------------------------------------------------------------
 
+
 def test_an_lms_completion_report_becomes_completed_statements(tmp_path, state_url, fresh_ralph, deploy):
     deployment = deploy(state_url, fresh_ralph)
     deployment.run("people", "import", str(ROSTER), check=True)
@@ -521,7 +637,9 @@ def test_an_lms_completion_report_becomes_completed_statements(tmp_path, state_u
         "101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,19800512 200501 1 002,,12/03/2024 09:05,12\n"
         "101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,,Siti.R@example.org,13/03/2024 10:00,12\n"
         "101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,,tamu@example.org,13/03/2024 11:00,12\n"
-        "102,Latsar,LATSAR,,,,14/03/2024 10:00,40\n", encoding="utf-8")
+        "102,Latsar,LATSAR,,,,14/03/2024 10:00,40\n",
+        encoding="utf-8",
+    )
     result = deployment.run("import", str(report), "--mapping", str(EXAMPLE_MAPPING), check=True)
     assert result.stdout.splitlines() == [
         "line 5: no valid NIP or e-mail: row skipped",
@@ -547,11 +665,15 @@ def test_an_lms_completion_report_becomes_completed_statements(tmp_path, state_u
 def test_a_bad_mapping_or_report_is_one_sentence(tmp_path, state_url, deploy):
     deployment = deploy(state_url)
     mapping = tmp_path / "kemenkeu.toml"
-    mapping.write_text(EXAMPLE_MAPPING.read_text(encoding="utf-8").replace('course_id = "ID Kursus"',
-                                                                           'course_key = "ID Kursus"'))
+    mapping.write_text(
+        EXAMPLE_MAPPING.read_text(encoding="utf-8").replace('course_id = "ID Kursus"', 'course_key = "ID Kursus"')
+    )
     report = tmp_path / "laporan.csv"
-    report.write_text("ID Kursus,Nama Kursus,Kode Kursus,ID Number,NIP,Email,Tanggal Selesai,JP\n"
-                      "101,Pelatihan,PT,X,19800512 200501 1 002,,12 Maret 2024,12\n", encoding="utf-8")
+    report.write_text(
+        "ID Kursus,Nama Kursus,Kode Kursus,ID Number,NIP,Email,Tanggal Selesai,JP\n"
+        "101,Pelatihan,PT,X,19800512 200501 1 002,,12 Maret 2024,12\n",
+        encoding="utf-8",
+    )
     result = deployment.run("import", str(report), "--mapping", str(mapping))
     assert result.returncode == 2
     line = single_error_line(result)
@@ -560,13 +682,15 @@ def test_a_bad_mapping_or_report_is_one_sentence(tmp_path, state_url, deploy):
     assert result.returncode == 1
     assert single_error_line(result) == (
         "error: LMS report laporan.csv line 2: the completion time '12 Maret 2024' does not match the format "
-        "'%d/%m/%Y %H:%M' ([completed_at] format in lms_csv_example.toml)")
+        "'%d/%m/%Y %H:%M' ([completed_at] format in lms_csv_example.toml)"
+    )
     result = deployment.run("import", str(report), "--source", "csv")
     assert result.returncode == 2 and "needs its column mapping: give --mapping FILE" in single_error_line(result)
     assert outbox_rows(state_url) == 0
 
 
 # --- no traceback on arbitrary bytes ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -575,8 +699,9 @@ def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".txt", ".json", ".csv", ".zip", ".jsonl", ""]))
 def test_import_never_shows_a_traceback(fuzz_dir, monkeypatch, capsys, data, suffix):
     from lms_bridge.cli import main
@@ -586,8 +711,11 @@ def test_import_never_shows_a_traceback(fuzz_dir, monkeypatch, capsys, data, suf
     path.write_bytes(data)
     capsys.readouterr()
     community = [] if suffix == ".jsonl" else ["--community", "cop-fuzz"]
-    monkeypatch.setattr(sys, "argv", ["lms-bridge", "-q", "--config", str(fuzz_dir / "lms-bridge.toml"), "import",
-                                      str(path), *community])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["lms-bridge", "-q", "--config", str(fuzz_dir / "lms-bridge.toml"), "import", str(path), *community],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     out, err = capsys.readouterr()

@@ -123,7 +123,8 @@ def test_keep_raw_moves_the_export_to_done(tmp_path, deploy):
     drop(inbox, TELEGRAM)
     deployment.run("inbox", "run", check=True)
     assert sorted(p.name for p in done.iterdir()) == sorted(
-        [TELEGRAM, f"{TELEGRAM}.json", "telegram_single_chat-2.json", "telegram_single_chat-2.json.json"])
+        [TELEGRAM, f"{TELEGRAM}.json", "telegram_single_chat-2.json", "telegram_single_chat-2.json.json"]
+    )
 
 
 def test_a_malformed_file_goes_to_failed_with_its_reason_and_a_fresh_file_waits(tmp_path, deploy):

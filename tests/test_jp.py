@@ -49,15 +49,29 @@ def _at(day: int, hour: int, minute: int = 0) -> datetime:
 
 def _forum(kind: Kind, native: str, when: datetime, actor: str = "101") -> Activity:
     url = f"https://lms.example.go.id/mod/forum/discuss.php?d=5#p{native}"
-    return Activity(source="moodle", site="lms", kind=kind, native_id=native, actor=actor,
-                    object=ObjectRef("post" if kind is Kind.REPLY_CREATED else "discussion", native, None, url),
-                    occurred_at=when, extras={"nip": NIP} if actor == "101" else {})
+    return Activity(
+        source="moodle",
+        site="lms",
+        kind=kind,
+        native_id=native,
+        actor=actor,
+        object=ObjectRef("post" if kind is Kind.REPLY_CREATED else "discussion", native, None, url),
+        occurred_at=when,
+        extras={"nip": NIP} if actor == "101" else {},
+    )
 
 
 def _chat(source: str, actor: str, native: str, when: datetime, kind: Kind = Kind.MESSAGE_POSTED) -> Activity:
-    return Activity(source=source, site="cop-wi", kind=kind, native_id=native, actor=actor,
-                    object=ObjectRef("message", native), occurred_at=when,
-                    grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara"))
+    return Activity(
+        source=source,
+        site="cop-wi",
+        kind=kind,
+        native_id=native,
+        actor=actor,
+        object=ObjectRef("message", native),
+        occurred_at=when,
+        grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara"),
+    )
 
 
 def _activities() -> list[Activity]:
@@ -65,9 +79,16 @@ def _activities() -> list[Activity]:
     phone, telegram = pseudonym(phone_identifier(PHONE)), pseudonym(telegram_identifier(TELEGRAM_ID))
     email = pseudonym(email_identifier(EMAIL))
     return [
-        Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=12|user=101",
-                 actor="101", object=course, occurred_at=_at(2, 11),
-                 extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "X", "course_category": 1}),
+        Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.COURSE_COMPLETED,
+            native_id="course=12|user=101",
+            actor="101",
+            object=course,
+            occurred_at=_at(2, 11),
+            extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "X", "course_category": 1},
+        ),
         # Day 3: one forum reply, one WhatsApp message, one Telegram reply: 3 CoP items, one 2-JP day.
         _forum(Kind.REPLY_CREATED, "9001", _at(3, 9)),
         _chat("whatsapp", phone, "wa-1", _at(3, 10)),
@@ -77,10 +98,16 @@ def _activities() -> list[Activity]:
         # Day 5: a started discussion: 2 JP.
         _forum(Kind.DISCUSSION_CREATED, "77", _at(5, 9)),
         # A webinar: 100 minutes present -> 100/45 = 2.22 JP.
-        Activity(source="zoom", site="bpsdm-webinar", kind=Kind.MEETING_ATTENDED,
-                 native_id=f"81200000001:2026-03-06:{email}", actor=email,
-                 object=ObjectRef("meeting", "81200000001:2026-03-06", "Webinar"),
-                 occurred_at=_at(6, 9), duration=timedelta(minutes=100)),
+        Activity(
+            source="zoom",
+            site="bpsdm-webinar",
+            kind=Kind.MEETING_ATTENDED,
+            native_id=f"81200000001:2026-03-06:{email}",
+            actor=email,
+            object=ObjectRef("meeting", "81200000001:2026-03-06", "Webinar"),
+            occurred_at=_at(6, 9),
+            duration=timedelta(minutes=100),
+        ),
     ]
 
 
@@ -88,20 +115,28 @@ def _deploy(tmp_path: Path, make_deployment, state_url: str, lrs, rules_text: st
     rules = tmp_path / "rules.toml"
     rules.write_text(rules_text if rules_text is not None else DEFAULT_RULES.read_text(encoding="utf-8"))
     (tmp_path / "program.toml").write_text(PROGRAM_JP)
-    deployment = make_deployment(state_url, lrs.url, lrs.password, extra_toml="""
+    deployment = make_deployment(
+        state_url,
+        lrs.url,
+        lrs.password,
+        extra_toml="""
         [jp]
         rules_file = "rules.toml"
         program_jp_file = "program.toml"
-        """)
+        """,
+    )
     deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = KEY
     return deployment
 
 
 def _roster(tmp_path: Path, *, telegram: bool = True, email: bool = True) -> Path:
     path = tmp_path / "roster.csv"
-    path.write_text("nip,nama,unit_kode,unit_nama,jabatan,jenis_asn,telepon,telegram_id,email\n"
-                    f"{NIP},Budi Santoso,BPSDM-01,Bidang PK,Widyaiswara,PNS,{PHONE},"
-                    f"{TELEGRAM_ID if telegram else ''},{EMAIL if email else ''}\n", encoding="utf-8")
+    path.write_text(
+        "nip,nama,unit_kode,unit_nama,jabatan,jenis_asn,telepon,telegram_id,email\n"
+        f"{NIP},Budi Santoso,BPSDM-01,Bidang PK,Widyaiswara,PNS,{PHONE},"
+        f"{TELEGRAM_ID if telegram else ''},{EMAIL if email else ''}\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -133,8 +168,11 @@ def test_the_whole_chain_gives_exactly_the_rules_jp(tmp_path, state_url, fresh_r
     assert "queued 5 new records" in computed.stdout, computed.stdout
     deployment.run("outbox", "flush", check=True)
 
-    assert _active_by_rule(fresh_ralph) == {"training-completed": Decimal(12), "cop": Decimal(5),
-                                           "webinar": Decimal("2.22")}
+    assert _active_by_rule(fresh_ralph) == {
+        "training-completed": Decimal(12),
+        "cop": Decimal(5),
+        "webinar": Decimal("2.22"),
+    }
     earned, voided, statements = _jp_statements(fresh_ralph)
     assert not voided and len(earned) == 5
     by_id = {s["id"]: s for s in statements}
@@ -157,8 +195,7 @@ def test_the_whole_chain_gives_exactly_the_rules_jp(tmp_path, state_url, fresh_r
     assert "posted r1" in explained.stdout
 
 
-def test_a_rule_version_bump_voids_and_replaces_exactly_its_records(tmp_path, state_url, fresh_ralph,
-                                                                     make_deployment):
+def test_a_rule_version_bump_voids_and_replaces_exactly_its_records(tmp_path, state_url, fresh_ralph, make_deployment):
     deployment = _deploy(tmp_path, make_deployment, state_url, fresh_ralph)
     deployment.run("people", "import", str(_roster(tmp_path)), check=True)
     deployment.run("import", str(write_activity_file(tmp_path / "a.jsonl", _activities())), check=True)
@@ -175,18 +212,23 @@ def test_a_rule_version_bump_voids_and_replaces_exactly_its_records(tmp_path, st
     deployment.run("outbox", "flush", check=True)
 
     earned, voided, _ = _jp_statements(fresh_ralph)
-    old_webinar = [s["id"] for s in before
-                   if s["context"]["extensions"][f"{BASE}/extensions/rule"]["id"] == "webinar"]
+    old_webinar = [s["id"] for s in before if s["context"]["extensions"][f"{BASE}/extensions/rule"]["id"] == "webinar"]
     assert voided == set(old_webinar) and len(old_webinar) == 1
-    new = [s for s in earned if s["id"] not in voided and
-           s["context"]["extensions"][f"{BASE}/extensions/rule"] == {"id": "webinar", "version": 2, "code": "B6"}]
+    new = [
+        s
+        for s in earned
+        if s["id"] not in voided
+        and s["context"]["extensions"][f"{BASE}/extensions/rule"] == {"id": "webinar", "version": 2, "code": "B6"}
+    ]
     assert len(new) == 1
-    assert _active_by_rule(fresh_ralph) == {"training-completed": Decimal(12), "cop": Decimal(5),
-                                           "webinar": Decimal("2.22")}
+    assert _active_by_rule(fresh_ralph) == {
+        "training-completed": Decimal(12),
+        "cop": Decimal(5),
+        "webinar": Decimal("2.22"),
+    }
 
 
-def test_late_evidence_revises_and_a_late_link_brings_past_activity(tmp_path, state_url, fresh_ralph,
-                                                                     make_deployment):
+def test_late_evidence_revises_and_a_late_link_brings_past_activity(tmp_path, state_url, fresh_ralph, make_deployment):
     deployment = _deploy(tmp_path, make_deployment, state_url, fresh_ralph)
     # The roster does not list the Telegram id nor the e-mail yet: that activity is unresolved.
     deployment.run("people", "import", str(_roster(tmp_path, telegram=False, email=False)), check=True)
@@ -202,8 +244,11 @@ def test_late_evidence_revises_and_a_late_link_brings_past_activity(tmp_path, st
     second = deployment.run("jp", "compute", "--year", "2026", check=True)
     assert "queued 1 new records" in second.stdout and "1 revised, 1 voided" in second.stdout, second.stdout
     deployment.run("outbox", "flush", check=True)
-    assert _active_by_rule(fresh_ralph) == {"training-completed": Decimal(12), "cop": Decimal(5),
-                                           "webinar": Decimal("2.22")}
+    assert _active_by_rule(fresh_ralph) == {
+        "training-completed": Decimal(12),
+        "cop": Decimal(5),
+        "webinar": Decimal("2.22"),
+    }
 
     # A forum reply of day 4 synced late: day 4 now has 2 items, still the 1-JP tier, but other evidence.
     late = [_forum(Kind.REPLY_CREATED, "9003", _at(4, 15))]

@@ -61,14 +61,24 @@ def _nip_actor(nip: str = NIP) -> dict:
     return {"objectType": "Agent", "account": {"homePage": AUTHORITY, "name": nip}}
 
 
-def _statement(label: str, verb: str, object_type: str | None, *, actor: dict | None = None,
-               timestamp: str | None = "2026-03-02T04:00:00Z", **extra: object) -> dict:
+def _statement(
+    label: str,
+    verb: str,
+    object_type: str | None,
+    *,
+    actor: dict | None = None,
+    timestamp: str | None = "2026-03-02T04:00:00Z",
+    **extra: object,
+) -> dict:
     data: dict = {
         "id": _sid(label),
         "actor": actor or _nip_actor(),
         "verb": {"id": verb, "display": {"en-US": verb.rsplit("/", 1)[-1]}},
-        "object": {"objectType": "Activity", "id": f"https://lms.other.go.id/activity/{label}",
-                   "definition": {"type": object_type} if object_type else {}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"https://lms.other.go.id/activity/{label}",
+            "definition": {"type": object_type} if object_type else {},
+        },
     }
     if timestamp:
         data["timestamp"] = timestamp
@@ -81,24 +91,63 @@ def _first_batch() -> list[dict]:
     course["object"]["definition"]["name"] = {"en-US": "PT-EVAL"}
     return [
         course,
-        _statement("discussion", "http://activitystrea.ms/schema/1.0/create",
-                   "http://id.tincanapi.com/activitytype/discussion",
-                   actor={"objectType": "Agent", "account": {"homePage": "https://lms.other.go.id", "name": "jdoe"}}),
-        _statement("webinar", "http://adlnet.gov/expapi/verbs/attended", MEETING,
-                   actor={"objectType": "Agent", "mbox": f"mailto:{EMAIL}", "name": "Budi Santoso"},
-                   result={"duration": "PT1H30M"}),
-        _statement("reply", "http://id.tincanapi.com/verb/replied", "http://id.tincanapi.com/activitytype/forum-reply",
-                   actor={"mbox_sha1sum": hashlib.sha1(b"mailto:siti@example.go.id").hexdigest()}),  # noqa: S324
+        _statement(
+            "discussion",
+            "http://activitystrea.ms/schema/1.0/create",
+            "http://id.tincanapi.com/activitytype/discussion",
+            actor={"objectType": "Agent", "account": {"homePage": "https://lms.other.go.id", "name": "jdoe"}},
+        ),
+        _statement(
+            "webinar",
+            "http://adlnet.gov/expapi/verbs/attended",
+            MEETING,
+            actor={"objectType": "Agent", "mbox": f"mailto:{EMAIL}", "name": "Budi Santoso"},
+            result={"duration": "PT1H30M"},
+        ),
+        _statement(
+            "reply",
+            "http://id.tincanapi.com/verb/replied",
+            "http://id.tincanapi.com/activitytype/forum-reply",
+            actor={"mbox_sha1sum": hashlib.sha1(b"mailto:siti@example.go.id").hexdigest()},
+        ),  # noqa: S324
         _statement("unsupported", "http://adlnet.gov/expapi/verbs/experienced", COURSE),
         _statement("voided-module", COMPLETED, MODULE),
-        _statement("void", "http://adlnet.gov/expapi/verbs/voided", None,
-                   object={"objectType": "StatementRef", "id": _sid("voided-module")}),
-        _statement("ours", COMPLETED, COURSE, context={"extensions": {
-            f"{BASE}/extensions/source": {"source": "moodle", "site": "kemenpan", "native_id": "course=1|user=2"}}}),
-        _statement("message", "https://w3id.org/xapi/acrossx/verbs/posted", MESSAGE,
-                   actor=_nip_actor("19900101 201503 1 001"),
-                   context={"contextActivities": {"grouping": [{"id": "https://cop.example.go.id/wi", "definition": {
-                       "type": "http://id.tincanapi.com/activitytype/community-site"}}]}}),
+        _statement(
+            "void",
+            "http://adlnet.gov/expapi/verbs/voided",
+            None,
+            object={"objectType": "StatementRef", "id": _sid("voided-module")},
+        ),
+        _statement(
+            "ours",
+            COMPLETED,
+            COURSE,
+            context={
+                "extensions": {
+                    f"{BASE}/extensions/source": {
+                        "source": "moodle",
+                        "site": "kemenpan",
+                        "native_id": "course=1|user=2",
+                    }
+                }
+            },
+        ),
+        _statement(
+            "message",
+            "https://w3id.org/xapi/acrossx/verbs/posted",
+            MESSAGE,
+            actor=_nip_actor("19900101 201503 1 001"),
+            context={
+                "contextActivities": {
+                    "grouping": [
+                        {
+                            "id": "https://cop.example.go.id/wi",
+                            "definition": {"type": "http://id.tincanapi.com/activitytype/community-site"},
+                        }
+                    ]
+                }
+            },
+        ),
     ]
 
 
@@ -117,8 +166,10 @@ def _post(lrs: RalphLRS, statements: list[dict]) -> None:
 
 
 def _deploy(make_deployment, state_url: str, target: RalphLRS, source: RalphLRS, extra: str = ""):
-    toml = (f'\n[[sources]]\nid = "src"\ntype = "lrs"\nurl = "{source.url}"\nusername = "{source.username}"\n'
-            f'password_env = "{SOURCE_ENV}"\nbackoff_base = 0.05\nmax_retries = 1\n{extra}\n')
+    toml = (
+        f'\n[[sources]]\nid = "src"\ntype = "lrs"\nurl = "{source.url}"\nusername = "{source.username}"\n'
+        f'password_env = "{SOURCE_ENV}"\nbackoff_base = 0.05\nmax_retries = 1\n{extra}\n'
+    )
     deployment = make_deployment(state_url, target.url, target.password, extra_toml=toml)
     deployment.env[SOURCE_ENV] = source.password
     return deployment
@@ -150,14 +201,16 @@ def _content(statement: dict) -> dict:
     return {k: v for k, v in statement.items() if k not in ("stored", "authority")}
 
 
-def test_full_then_incremental_pull_sends_each_mapped_statement_once(state_url, fresh_ralph, source_lrs,
-                                                                      make_deployment):
+def test_full_then_incremental_pull_sends_each_mapped_statement_once(
+    state_url, fresh_ralph, source_lrs, make_deployment
+):
     _post(source_lrs, _first_batch())
     deployment = _deploy(make_deployment, state_url, fresh_ralph, source_lrs)
     first = deployment.run("sync", check=True)
     assert _rows(first.stdout)["src"][:3] == ["statements", "5", "5"], first.stdout
-    assert ("src: 4 statements skipped (1 unsupported verb or object type, 1 voided, 1 voiding, "
-            "1 posted by lms-bridge)") in first.stdout
+    assert (
+        "src: 4 statements skipped (1 unsupported verb or object type, 1 voided, 1 voiding, 1 posted by lms-bridge)"
+    ) in first.stdout
     assert "sent 5 statements" in deployment.run("outbox", "flush", check=True).stdout
     held = {s["id"]: s for s in lrs_statements(fresh_ralph)}
     assert set(held) == FIRST_EXPECTED
@@ -172,8 +225,10 @@ def test_full_then_incremental_pull_sends_each_mapped_statement_once(state_url, 
     assert course["context"]["platform"] == "xAPI LRS"
     discussion = by_id[_expected("discussion_created", "discussion")]
     assert discussion["verb"]["id"] == "http://activitystrea.ms/create"
-    assert discussion["actor"]["account"] == {"homePage": source_lrs.url.rstrip("/"),
-                                              "name": "https://lms.other.go.id|jdoe"}
+    assert discussion["actor"]["account"] == {
+        "homePage": source_lrs.url.rstrip("/"),
+        "name": "https://lms.other.go.id|jdoe",
+    }
     webinar = by_id[_expected("meeting_attended", "webinar")]
     digest = hashlib.sha1(f"mailto:{EMAIL}".encode()).hexdigest()  # noqa: S324
     assert webinar["actor"]["account"]["name"] == f"mbox_sha1sum:{digest}"
@@ -185,9 +240,14 @@ def test_full_then_incremental_pull_sends_each_mapped_statement_once(state_url, 
     # No e-mail address or display name anywhere: not in the target LRS, not in the state store.
     engine = store.make_engine(state_url)
     with Session(engine) as session:
-        stored_text = json.dumps([
-            session.scalars(select(OutboxRow.body)).all(), session.scalars(select(Evidence.local_actor)).all(),
-            session.scalars(select(Evidence.facts)).all(), session.scalars(select(IdentityLink.local_id)).all()])
+        stored_text = json.dumps(
+            [
+                session.scalars(select(OutboxRow.body)).all(),
+                session.scalars(select(Evidence.local_actor)).all(),
+                session.scalars(select(Evidence.facts)).all(),
+                session.scalars(select(IdentityLink.local_id)).all(),
+            ]
+        )
     for text in (json.dumps(list(held.values())), stored_text):
         assert EMAIL not in text and "siti@" not in text and "Budi Santoso" not in text
     assert SOURCE_PASSWORD not in first.stdout + first.stderr
@@ -199,22 +259,40 @@ def test_full_then_incremental_pull_sends_each_mapped_statement_once(state_url, 
     assert "sent 0 statements" in deployment.run("outbox", "flush", check=True).stdout
 
     # New statements in the source: only they arrive, each once.
-    _post(source_lrs, [
-        _statement("module", "https://adlnet.gov/expapi/verbs/completed", MODULE, timestamp="2026-03-03T01:00:00Z",
-                   context={"contextActivities": {"parent": [{"id": "https://lms.other.go.id/course/9",
-                                                              "definition": {"type": COURSE}}]}}),
-        _statement("message-2", "http://activitystrea.ms/schema/1.0/create", MESSAGE,
-                   actor={"account": {"homePage": "https://lms.other.go.id", "name": "jdoe"}}),
-        _statement("webinar-2", "http://adlnet.gov/expapi/verbs/attended", MEETING, timestamp=None),
-    ])
+    _post(
+        source_lrs,
+        [
+            _statement(
+                "module",
+                "https://adlnet.gov/expapi/verbs/completed",
+                MODULE,
+                timestamp="2026-03-03T01:00:00Z",
+                context={
+                    "contextActivities": {
+                        "parent": [{"id": "https://lms.other.go.id/course/9", "definition": {"type": COURSE}}]
+                    }
+                },
+            ),
+            _statement(
+                "message-2",
+                "http://activitystrea.ms/schema/1.0/create",
+                MESSAGE,
+                actor={"account": {"homePage": "https://lms.other.go.id", "name": "jdoe"}},
+            ),
+            _statement("webinar-2", "http://adlnet.gov/expapi/verbs/attended", MEETING, timestamp=None),
+        ],
+    )
     third = deployment.run("sync", check=True)
     assert _rows(third.stdout)["src"][2] == "3", third.stdout
     assert "sent 3 statements" in deployment.run("outbox", "flush", check=True).stdout
     after = lrs_statements(fresh_ralph)
     assert len(after) == len({s["id"] for s in after}) == 8
     added = {s["id"] for s in after} - set(held)
-    assert added == {_expected("module_completed", "module"), _expected("message_posted", "message-2"),
-                     _expected("meeting_attended", "webinar-2")}
+    assert added == {
+        _expected("module_completed", "module"),
+        _expected("message_posted", "message-2"),
+        _expected("meeting_attended", "webinar-2"),
+    }
     assert all(_content(s) == _content(held[s["id"]]) for s in after if s["id"] in held)
     assert _cursor(state_url) == {"stored": _max_stored(source_lrs)}
 
@@ -225,12 +303,14 @@ def test_full_then_incremental_pull_sends_each_mapped_statement_once(state_url, 
     assert _cursor(state_url) == cursor
 
 
-def test_more_paging_with_small_pages_and_a_cursor_that_narrows_the_read(tmp_path, fresh_ralph, source_lrs,
-                                                                          make_deployment):
+def test_more_paging_with_small_pages_and_a_cursor_that_narrows_the_read(
+    tmp_path, fresh_ralph, source_lrs, make_deployment
+):
     state_url = f"sqlite:///{tmp_path / 's.db'}"
     _post(source_lrs, [_statement(f"module-{n}", COMPLETED, MODULE) for n in range(12)])
-    deployment = _deploy(make_deployment, state_url, fresh_ralph, source_lrs,
-                         extra="page_size = 4\noverlap_seconds = 0")
+    deployment = _deploy(
+        make_deployment, state_url, fresh_ralph, source_lrs, extra="page_size = 4\noverlap_seconds = 0"
+    )
     first = deployment.run("sync", check=True)
     assert _rows(first.stdout)["src"][1:3] == ["12", "12"], first.stdout
     # 12 statements by 4: three full pages, then Ralph's extra empty page (docs/RALPH.md §3).
@@ -248,8 +328,9 @@ def test_since_mode_reads_from_the_cursor(tmp_path, fresh_ralph, source_lrs, mak
     """``mode = "since"`` against Ralph: valid here because statements without a timestamp get ``stored``."""
     state_url = f"sqlite:///{tmp_path / 's.db'}"
     _post(source_lrs, [_statement(f"m-{n}", COMPLETED, MODULE, timestamp=None) for n in range(3)])
-    deployment = _deploy(make_deployment, state_url, fresh_ralph, source_lrs,
-                         extra='mode = "since"\noverlap_seconds = 0\npage_size = 2')
+    deployment = _deploy(
+        make_deployment, state_url, fresh_ralph, source_lrs, extra='mode = "since"\noverlap_seconds = 0\npage_size = 2'
+    )
     assert _rows(deployment.run("sync", check=True).stdout)["src"][1:3] == ["3", "3"]
     _post(source_lrs, [_statement(f"m-{n}", COMPLETED, MODULE, timestamp=None) for n in range(3, 5)])
     second = deployment.run("sync", check=True)
@@ -272,7 +353,8 @@ def test_wrong_password_is_one_sentence_and_keeps_the_cursor(tmp_path, ralph, so
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: source LRS src ({source_lrs.url}) refused the credentials (HTTP 401): "
-        f"check its username and the secret {SOURCE_ENV}")
+        f"check its username and the secret {SOURCE_ENV}"
+    )
     assert "not-the-password-8812" not in result.stdout + result.stderr and "Traceback" not in result.stderr
     assert _cursor(state_url) == cursor
     run = _last_run(state_url)
@@ -311,12 +393,16 @@ class _BrokenLRS:
         self.server.server_close()
 
 
-@pytest.mark.parametrize(("status", "body", "sentence"), [
-    (200, b"<html>maintenance</html>", "answered a statements page that is not an xAPI StatementResult in JSON"),
-    (503, b'{"detail":"busy"}', "answered HTTP 503; gave up after 2 attempts"),
-])
-def test_broken_source_answers_stop_the_source_in_one_sentence(tmp_path, ralph, make_deployment, status, body,
-                                                               sentence):
+@pytest.mark.parametrize(
+    ("status", "body", "sentence"),
+    [
+        (200, b"<html>maintenance</html>", "answered a statements page that is not an xAPI StatementResult in JSON"),
+        (503, b'{"detail":"busy"}', "answered HTTP 503; gave up after 2 attempts"),
+    ],
+)
+def test_broken_source_answers_stop_the_source_in_one_sentence(
+    tmp_path, ralph, make_deployment, status, body, sentence
+):
     state_url = f"sqlite:///{tmp_path / 's.db'}"
     with _BrokenLRS(status, body) as broken:
         result = _deploy(make_deployment, state_url, ralph, broken).run("sync")  # type: ignore[arg-type]
@@ -351,10 +437,15 @@ def _statements_counts(state_url: str) -> dict:
     return json.loads(_last_run(state_url).counts)["statements"]
 
 
-def test_a_late_void_at_the_source_voids_our_copy_and_its_jp_once(state_url, fresh_ralph, source_lrs,
-                                                                  make_deployment):
-    _post(source_lrs, [_statement("late-module", COMPLETED, MODULE), _statement("late-kept", COMPLETED, COURSE),
-                       _statement("late-unsupported", "http://adlnet.gov/expapi/verbs/experienced", COURSE)])
+def test_a_late_void_at_the_source_voids_our_copy_and_its_jp_once(state_url, fresh_ralph, source_lrs, make_deployment):
+    _post(
+        source_lrs,
+        [
+            _statement("late-module", COMPLETED, MODULE),
+            _statement("late-kept", COMPLETED, COURSE),
+            _statement("late-unsupported", "http://adlnet.gov/expapi/verbs/experienced", COURSE),
+        ],
+    )
     deployment = _deploy(make_deployment, state_url, fresh_ralph, source_lrs)
     deployment.run("sync", check=True)
     assert "sent 2 statements" in deployment.run("outbox", "flush", check=True).stdout
@@ -363,8 +454,14 @@ def test_a_late_void_at_the_source_voids_our_copy_and_its_jp_once(state_url, fre
     copy = _expected("module_completed", "late-module")
 
     # The source voids the mirrored module, a statement it skipped, and one it never had.
-    _post(source_lrs, [_void("late-void", _sid("late-module")), _void("late-void-2", _sid("late-unsupported")),
-                       _void("late-void-3", str(uuid.uuid4()))])
+    _post(
+        source_lrs,
+        [
+            _void("late-void", _sid("late-module")),
+            _void("late-void-2", _sid("late-unsupported")),
+            _void("late-void-3", str(uuid.uuid4())),
+        ],
+    )
     second = deployment.run("sync", check=True)
     assert f"voids {_sid('late-module')} at the source: queued the void of our copy {copy}" in second.stderr
     assert second.stderr.count("queued the void of our copy") == 1, second.stderr
@@ -375,7 +472,8 @@ def test_a_late_void_at_the_source_voids_our_copy_and_its_jp_once(state_url, fre
     assert "sent 2 statements" in deployment.run("outbox", "flush", check=True).stdout  # the void, the JP record
     voids = [s for s in lrs_statements(fresh_ralph) if s["verb"]["id"] == VOIDED_VERB]
     assert [(s["id"], s["object"]) for s in voids] == [
-        (statement_id(NAMESPACE, f"void|{copy}"), {"objectType": "StatementRef", "id": copy})]
+        (statement_id(NAMESPACE, f"void|{copy}"), {"objectType": "StatementRef", "id": copy})
+    ]
     assert voids[0]["actor"]["account"]["name"] == "lms-bridge"  # lms-bridge's own void, not the person's
 
     jp = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
@@ -404,8 +502,10 @@ def test_a_late_void_that_fails_to_queue_keeps_the_cursor_before_it(tmp_path, ra
     _post(source_lrs, [_void("crash-void", _sid("crash-module"))])
     engine = store.make_engine(state_url)
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TRIGGER no_voids BEFORE INSERT ON outbox WHEN NEW.stream = 'void' "
-                                   "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_voids BEFORE INSERT ON outbox WHEN NEW.stream = 'void' "
+            "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+        )
     failed = deployment.run("sync")
     assert failed.returncode != 0 and "the disk is full" in failed.stderr, failed.stderr
     assert '"actor"' not in failed.stderr and "[parameters" not in failed.stderr  # no statement body printed

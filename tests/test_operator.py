@@ -36,8 +36,9 @@ def _rows(stdout: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.split("│")[1:-1]] for line in stdout.splitlines() if line.startswith("│")]
 
 
-def test_backfill_over_a_synced_window_sends_nothing_new_and_keeps_cursors(state_url, fresh_ralph, fake_moodle,
-                                                                          make_deployment):
+def test_backfill_over_a_synced_window_sends_nothing_new_and_keeps_cursors(
+    state_url, fresh_ralph, fake_moodle, make_deployment
+):
     deployment = _deploy(make_deployment, state_url, fresh_ralph, fake_moodle)
     deployment.run("sync", check=True)
     deployment.run("outbox", "flush", check=True)
@@ -52,8 +53,9 @@ def test_backfill_over_a_synced_window_sends_nothing_new_and_keeps_cursors(state
     assert len(lrs_statements(fresh_ralph)) == held
 
     # One stream only, as a dry run.
-    dry = deployment.run("backfill", "--site", "demo", "--since", "2025-01-01", "--stream", "forum_posts",
-                         "--dry-run", check=True)
+    dry = deployment.run(
+        "backfill", "--site", "demo", "--since", "2025-01-01", "--stream", "forum_posts", "--dry-run", check=True
+    )
     assert "dry run" in dry.stdout and "forum_posts" in dry.stdout and "activity_completions" not in dry.stdout
 
     # The runs it left behind.
@@ -86,8 +88,9 @@ def test_backfill_until_stops_at_the_window_end(tmp_path, ralph, fake_moodle, ma
     assert _outbox(state_url) == {} and _cursors(state_url) == {}
 
 
-def test_cursor_reset_asks_then_resync_rereads_and_sends_nothing_twice(tmp_path, fresh_ralph, fake_moodle,
-                                                                       make_deployment):
+def test_cursor_reset_asks_then_resync_rereads_and_sends_nothing_twice(
+    tmp_path, fresh_ralph, fake_moodle, make_deployment
+):
     state_url = f"sqlite:///{tmp_path / 's.db'}"
     deployment = _deploy(make_deployment, state_url, fresh_ralph, fake_moodle)
     deployment.run("sync", check=True)
@@ -102,12 +105,14 @@ def test_cursor_reset_asks_then_resync_rereads_and_sends_nothing_twice(tmp_path,
     refused = deployment.run("cursors", "reset", "--site", "demo", "--stream", "forum_posts", "--to", "2020-01-01")
     assert refused.returncode == 130 and "aborted" in refused.stderr  # no terminal, no --yes: nothing done
     assert _cursors(state_url) == before
-    full_pass = deployment.run("cursors", "reset", "--site", "demo", "--stream", "enrolled_users", "--to",
-                               "2020-01-01", "--yes")
+    full_pass = deployment.run(
+        "cursors", "reset", "--site", "demo", "--stream", "enrolled_users", "--to", "2020-01-01", "--yes"
+    )
     assert full_pass.returncode == 2 and "read whole on every sync" in full_pass.stderr
 
-    reset = deployment.run("cursors", "reset", "--site", "demo", "--stream", "forum_posts", "--to", "2020-01-01",
-                           "--yes", check=True)
+    reset = deployment.run(
+        "cursors", "reset", "--site", "demo", "--stream", "forum_posts", "--to", "2020-01-01", "--yes", check=True
+    )
     assert "cursor demo/forum_posts reset" in reset.stdout
     position = json.loads(_cursors(state_url)[("demo", "forum_posts")])
     jakarta_2020 = 1577811600  # 2020-01-01T00:00+07:00

@@ -30,8 +30,11 @@ def _queue(state_url: str, count: int, site: str | None = None) -> list[BuiltSta
     builder = statement_settings(settings)
     site = site or f"t-{uuid.uuid4().hex[:8]}"
     built = [
-        build_statement(builder, activity, actor_for(activity, authority="https://siasn.bkn.go.id",
-                                                     base_iri=builder.base_iri, site_url=None))
+        build_statement(
+            builder,
+            activity,
+            actor_for(activity, authority="https://siasn.bkn.go.id", base_iri=builder.base_iri, site_url=None),
+        )
         for activity in forum_posts(count, site=site)
     ]
     engine = store.open_engine(state_url)
@@ -105,9 +108,13 @@ def test_conflicting_statement_is_dead_lettered_and_the_rest_posted(state_url, f
     built = _queue(state_url, 10)
     # Another emitter already stored a different statement under the id of our 5th one.
     clash = dict(json.loads(built[4].body), verb={"id": "http://adlnet.gov/expapi/verbs/experienced"})
-    answer = requests.post(fresh_ralph.url + "statements", json=[clash],
-                           auth=(fresh_ralph.username, fresh_ralph.password),
-                           headers={"X-Experience-API-Version": "1.0.3"}, timeout=10)
+    answer = requests.post(
+        fresh_ralph.url + "statements",
+        json=[clash],
+        auth=(fresh_ralph.username, fresh_ralph.password),
+        headers={"X-Experience-API-Version": "1.0.3"},
+        timeout=10,
+    )
     assert answer.status_code == 200
     deployment = make_deployment(state_url, fresh_ralph.url, fresh_ralph.password, lrs_options="batch_size = 10")
     result = deployment.run("outbox", "flush", check=True)

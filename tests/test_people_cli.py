@@ -24,8 +24,16 @@ KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"
 KEY = "people-cli-test-key-0123456789abcdef"
 BUDI = "198005122005011002"
 #: Raw identifiers of the shared roster, in the notations the file uses and normalised.
-RAW_VALUES = ("811-0000-0101", "6281100000101", "0812-0000-0202", "6281200000202", "100000001", "100000002",
-              "100000003", "@example.org")
+RAW_VALUES = (
+    "811-0000-0101",
+    "6281100000101",
+    "0812-0000-0202",
+    "6281200000202",
+    "100000001",
+    "100000002",
+    "100000003",
+    "@example.org",
+)
 
 
 @pytest.fixture
@@ -83,7 +91,8 @@ def test_missing_key_exits_2_and_stores_nothing(tmp_path: Path, deploy: Callable
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: the pseudonym key {KEY_ENV} is not set: put a long random value in the environment "
-        "(or a 0600 secrets file named in [secrets] file)"]
+        "(or a 0600 secrets file named in [secrets] file)"
+    ]
     assert result.stdout == ""
     assert person_count(state_url) == 0
     custom = deploy(state_url, key=None, extra_toml='[deployment]\npseudonym_key_env = "CUSTOM_ROSTER_KEY"\n')
@@ -99,7 +108,8 @@ def test_refused_files_and_unknown_nip_are_one_sentence(tmp_path: Path, deploy: 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: roster {no_nip} has no nip column in its header line "
-        "(expected columns such as nip,nama,unit_kode,jabatan,telepon)"]
+        "(expected columns such as nip,nama,unit_kode,jabatan,telepon)"
+    ]
     missing = deployment.run("people", "import", str(tmp_path / "missing.csv"))
     assert missing.returncode == 1 and missing.stderr.startswith(f"error: roster {tmp_path / 'missing.csv'}")
     all_bad = tmp_path / "all_bad.csv"
@@ -121,8 +131,9 @@ def test_dry_run_semicolon_bom_and_warnings(tmp_path: Path, deploy: Callable[...
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     deployment = deploy(state_url)
     roster = tmp_path / "excel.csv"
-    roster.write_bytes("\ufeffNIP;Nama;Telepon;Email\r\n"
-                       f"{BUDI};Budi;0811 0000 0101 / 0812 x;budi(at)example.org\r\n".encode())
+    roster.write_bytes(
+        f"\ufeffNIP;Nama;Telepon;Email\r\n{BUDI};Budi;0811 0000 0101 / 0812 x;budi(at)example.org\r\n".encode()
+    )
     dry = deployment.run("people", "import", "--dry-run", str(roster), check=True)
     assert dry.stdout.strip().splitlines()[:2] == [
         "line 2: warning: e-mail is not a valid e-mail: ignored",
@@ -145,12 +156,20 @@ def test_unresolved_table_with_evidence(tmp_path: Path, deploy: Callable[..., De
     when = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     with Session(store.open_engine(state_url, None)) as session, session.begin():
         session.add(IdentityLink(source="moodle", site_id="kemenpan", local_id="88", person_id=None))
-        for source, actor, times in (("whatsapp", member, 2), ("whatsapp", stranger, 3),
-                                     ("moodle", "99", 1)):
-            session.add_all(Evidence(statement_id=str(uuid.uuid4()), source=source,
-                                     site_id="kemenpan" if source == "moodle" else "cop-wi", local_actor=actor,
-                                     kind="message_posted", occurred_at=when, object_key="g", facts="{}")
-                            for _ in range(times))
+        for source, actor, times in (("whatsapp", member, 2), ("whatsapp", stranger, 3), ("moodle", "99", 1)):
+            session.add_all(
+                Evidence(
+                    statement_id=str(uuid.uuid4()),
+                    source=source,
+                    site_id="kemenpan" if source == "moodle" else "cop-wi",
+                    local_actor=actor,
+                    kind="message_posted",
+                    occurred_at=when,
+                    object_key="g",
+                    facts="{}",
+                )
+                for _ in range(times)
+            )
     table = deployment.run("people", "unresolved", check=True).stdout
     rows = [line for line in table.splitlines() if line.startswith("│")]
     assert [[cell.strip() for cell in row.strip("│").split("│")] for row in rows] == [

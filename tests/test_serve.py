@@ -35,11 +35,13 @@ JAKARTA = ZoneInfo("Asia/Jakarta")
 def test_cron_weekdays_mean_what_crontab_means():
     # 2026-03-01 is a Sunday. Crontab's 0 is Sunday (APScheduler 3 would read Monday).
     start = datetime(2026, 2, 28, 12, 0, tzinfo=JAKARTA)
-    assert cron_trigger("0 3 * * 0", JAKARTA).get_next_fire_time(None, start) == datetime(2026, 3, 1, 3, 0,
-                                                                                           tzinfo=JAKARTA)
+    assert cron_trigger("0 3 * * 0", JAKARTA).get_next_fire_time(None, start) == datetime(
+        2026, 3, 1, 3, 0, tzinfo=JAKARTA
+    )
     assert cron_trigger("0 3 * * 1-5", JAKARTA).get_next_fire_time(None, start).day == 2
     assert cron_trigger("30 */5 * * * *", JAKARTA).get_next_fire_time(None, start) == datetime(
-        2026, 2, 28, 12, 0, 30, tzinfo=JAKARTA)
+        2026, 2, 28, 12, 0, 30, tzinfo=JAKARTA
+    )
     assert cron_trigger("off", JAKARTA) is None
     for bad in ("* * *", "61 * * * *", "0 3 * * */2"):
         with pytest.raises(ValueError):
@@ -62,20 +64,27 @@ def test_serve_table_of_the_config_file(tmp_path):
     config = tmp_path / "lms-bridge.toml"
     config.write_text('[serve]\nport = 9999\nflush = "*/10 * * * *"\n[serve.sites]\ndemo = "off"\n')
     settings = serve_settings(load_settings(config, environ={"LMS_BRIDGE_SERVE__JP": "0 4 * * *"}))
-    assert (settings.port, settings.flush, settings.jp, settings.sites) == (9999, "*/10 * * * *", "0 4 * * *",
-                                                                             {"demo": "off"})
+    assert (settings.port, settings.flush, settings.jp, settings.sites) == (
+        9999,
+        "*/10 * * * *",
+        "0 4 * * *",
+        {"demo": "off"},
+    )
     config.write_text('[serve]\nflush = "every five minutes"\n')
     with pytest.raises(ConfigError, match=r"\[serve\] flush: .*not a cron expression"):
         load_settings(config)
 
 
 def test_metrics_text_parses_as_prometheus():
-    text = render([
-        Metric("lms_bridge_outbox_statements", "gauge", "Outbox rows by status.").add(3, status="pending"),
-        Metric("lms_bridge_statements_sent_total", "counter", "Sent.").add(12),
-        Metric("lms_bridge_last_success_timestamp_seconds", "gauge", "Last ok.").add(
-            1767225600.5, command="sync", site='we"ird\\site', stream="forum_posts"),
-    ])
+    text = render(
+        [
+            Metric("lms_bridge_outbox_statements", "gauge", "Outbox rows by status.").add(3, status="pending"),
+            Metric("lms_bridge_statements_sent_total", "counter", "Sent.").add(12),
+            Metric("lms_bridge_last_success_timestamp_seconds", "gauge", "Last ok.").add(
+                1767225600.5, command="sync", site='we"ird\\site', stream="forum_posts"
+            ),
+        ]
+    )
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["lms_bridge_outbox_statements"].samples[0].value == 3
     assert families["lms_bridge_statements_sent"].samples[0].value == 12  # the parser drops _total
@@ -101,11 +110,28 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 def _serve(deployment, port: int, log_path) -> subprocess.Popen:
-    args = ["serve", "--port", str(port), "--schedule", "sync=*/2 * * * * *", "--schedule", "flush=*/1 * * * * *",
-            "--schedule", "jp=*/3 * * * * *", "--schedule", "ledger=*/3 * * * * *"]
+    args = [
+        "serve",
+        "--port",
+        str(port),
+        "--schedule",
+        "sync=*/2 * * * * *",
+        "--schedule",
+        "flush=*/1 * * * * *",
+        "--schedule",
+        "jp=*/3 * * * * *",
+        "--schedule",
+        "ledger=*/3 * * * * *",
+    ]
     log = open(log_path, "a")  # noqa: SIM115 - closed with the process below
-    return subprocess.Popen([sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), *args],
-                            env=deployment.env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), *args],
+        env=deployment.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def _stop(process: subprocess.Popen, timeout: float = 90) -> int:
@@ -118,11 +144,13 @@ def _stop(process: subprocess.Popen, timeout: float = 90) -> int:
         raise
 
 
-def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once(tmp_path, fresh_ralph, fake_moodle,
-                                                                                 make_deployment):
+def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once(
+    tmp_path, fresh_ralph, fake_moodle, make_deployment
+):
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
-    deployment = make_deployment(state_url, fresh_ralph.url, fresh_ralph.password,
-                                 extra_toml=moodle_source(fake_moodle))
+    deployment = make_deployment(
+        state_url, fresh_ralph.url, fresh_ralph.password, extra_toml=moodle_source(fake_moodle)
+    )
     deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
     log_path = tmp_path / "serve.log"
     port = free_port()
@@ -130,8 +158,14 @@ def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once
     first = _serve(deployment, port, log_path)
     try:
         running_sync = select(func.count()).select_from(Run).where(Run.command == "sync", Run.status == "running")
-        _wait(lambda: _count(state_url, running_sync) == 1
-              and _count(state_url, select(func.count()).select_from(OutboxRow)) >= 10, 90, "a sync in flight")
+        _wait(
+            lambda: (
+                _count(state_url, running_sync) == 1
+                and _count(state_url, select(func.count()).select_from(OutboxRow)) >= 10
+            ),
+            90,
+            "a sync in flight",
+        )
         health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status_code == 200 and "sync:demo" in health.json()["jobs"]
         started = time.monotonic()
@@ -157,17 +191,27 @@ def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once
         pending = select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "pending")
         ok_flush = select(func.max(Run.id)).where(Run.command == "flush", Run.status == "ok")
         ok_sync_id = select(func.max(Run.id)).where(Run.command == "sync", Run.status == "ok")
-        _wait(lambda: _count(state_url, ok_sync) >= 1 and _count(state_url, pending) == 0
-              and _count(state_url, ok_flush) > _count(state_url, ok_sync_id), 120, "a full sync, flushed")
+        _wait(
+            lambda: (
+                _count(state_url, ok_sync) >= 1
+                and _count(state_url, pending) == 0
+                and _count(state_url, ok_flush) > _count(state_url, ok_sync_id)
+            ),
+            120,
+            "a full sync, flushed",
+        )
         scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
         depth = {s.labels["status"]: s.value for s in families["lms_bridge_outbox_statements"].samples}
         assert depth["pending"] == 0 and depth["sent"] > 100 and depth["dead"] == 0
-        last = {(s.labels["command"], s.labels["site"], s.labels["stream"])
-                for s in families["lms_bridge_last_success_timestamp_seconds"].samples}
+        last = {
+            (s.labels["command"], s.labels["site"], s.labels["stream"])
+            for s in families["lms_bridge_last_success_timestamp_seconds"].samples
+        }
         assert ("sync", "demo", "forum_posts") in last and ("flush", "", "") in last
         assert families["lms_bridge_statements_sent"].samples[0].value == depth["sent"]
+
         # Each job runs on its own schedule: under load the ledger or JP job may not have run yet at the
         # moment the sync was flushed, so wait for every job to show up in the metrics.
         def jobs_seen() -> set[str]:
@@ -195,8 +239,9 @@ def test_serve_stops_on_sigterm_mid_sync_and_a_restart_sends_each_statement_once
 
     # Nothing was lost to the interrupted run: the same statements as one clean sync.
     reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
-    reference = make_deployment(reference_url, fresh_ralph.url, fresh_ralph.password,
-                                extra_toml=moodle_source(fake_moodle))
+    reference = make_deployment(
+        reference_url, fresh_ralph.url, fresh_ralph.password, extra_toml=moodle_source(fake_moodle)
+    )
     reference.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
     reference.run("sync", check=True)
     with Session(store.make_engine(reference_url)) as session:

@@ -57,8 +57,9 @@ def test_full_then_incremental_sync_sends_each_statement_once(state_url, fresh_r
 
     # An identical sync adds nothing and the flush posts nothing.
     again = deployment.run("sync", check=True)
-    assert all(line.split("│")[4].strip() == "0" for line in again.stdout.splitlines()
-               if line.startswith("│")), again.stdout
+    assert all(line.split("│")[4].strip() == "0" for line in again.stdout.splitlines() if line.startswith("│")), (
+        again.stdout
+    )
     assert "sent 0 statements" in deployment.run("outbox", "flush", check=True).stdout
 
     # New activity on the site appears after the next sync, and nothing else is re-sent.
@@ -197,8 +198,9 @@ def test_since_repulls_without_duplicates_or_moving_cursors(tmp_path, ralph, fak
 def test_sites_add_list_and_test(tmp_path, ralph, fake_moodle, make_deployment):
     deployment = make_deployment(f"sqlite:///{tmp_path / 's.db'}", ralph.url, ralph.password)
     deployment.env["MOODLE_TOKEN_NEW"] = ADMIN_TOKEN
-    added = deployment.run("sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "MOODLE_TOKEN_NEW",
-                           check=True)
+    added = deployment.run(
+        "sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "MOODLE_TOKEN_NEW", check=True
+    )
     assert "added site new-site" in added.stdout
     assert 'id = "new-site"' in deployment.config.read_text()
     listed = deployment.run("sites", "list", check=True).stdout
@@ -216,7 +218,9 @@ def test_course_custom_fields_give_program_jp(tmp_path, ralph, fake_moodle, make
     state_url = f"sqlite:///{tmp_path / 'cf.db'}"
     (tmp_path / "program.toml").write_text(
         f'format = 1\n[default]\ndefault = "0"\n[sites.demo]\ncustomfield = "jp"\n'
-        f'categories = {{ "{course.category}" = "99" }}\n', encoding="utf-8")
+        f'categories = {{ "{course.category}" = "99" }}\n',
+        encoding="utf-8",
+    )
     extra = moodle_source(fake_moodle, extra="course_customfields = true")
     extra += '\n[jp]\nprogram_jp_file = "program.toml"\n'
     deployment = make_deployment(state_url, ralph.url, ralph.password, extra_toml=extra)
@@ -236,15 +240,22 @@ def test_course_custom_fields_give_program_jp(tmp_path, ralph, fake_moodle, make
 
     deployment.run("jp", "compute", "--year", "2026", check=True)
     with Session(store.make_engine(state_url)) as session:
-        records = session.scalars(select(JPRecord).where(
-            JPRecord.rule_id == "training-completed", JPRecord.activity_key == f"moodle/demo/course:{course.id}")).all()
+        records = session.scalars(
+            select(JPRecord).where(
+                JPRecord.rule_id == "training-completed", JPRecord.activity_key == f"moodle/demo/course:{course.id}"
+            )
+        ).all()
     assert records and {Decimal(r.jp) for r in records} == {Decimal(course.customfields["jp"])}
 
 
 def test_course_custom_fields_need_their_function(tmp_path, ralph, make_deployment):
     """Without core_course_get_courses_by_field in the service, `sites test` names it and sync stops on it."""
-    with FakeMoodle(preset="small", seed=1, token=ADMIN_TOKEN,
-                    functions=[f for f in FUNCTIONS if f != "core_course_get_courses_by_field"]) as fake:
+    with FakeMoodle(
+        preset="small",
+        seed=1,
+        token=ADMIN_TOKEN,
+        functions=[f for f in FUNCTIONS if f != "core_course_get_courses_by_field"],
+    ) as fake:
         state_url = f"sqlite:///{tmp_path / 'nf.db'}"
         deployment = _deploy(make_deployment, state_url, ralph, fake, extra="course_customfields = true")
         tested = deployment.run("sites", "test", "demo")

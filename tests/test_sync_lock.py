@@ -16,8 +16,12 @@ from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
 def _running_syncs(state_url: str) -> int:
     try:
         with Session(store.make_engine(state_url)) as session:
-            return session.scalar(select(func.count()).select_from(Run).where(Run.command == "sync",
-                                                                              Run.status == "running")) or 0
+            return (
+                session.scalar(
+                    select(func.count()).select_from(Run).where(Run.command == "sync", Run.status == "running")
+                )
+                or 0
+            )
     except DBAPIError:  # the subprocess has not created the tables yet
         return 0
 
@@ -58,8 +62,7 @@ def test_a_sigkilled_sync_shows_abandoned_and_the_rerun_ok(state_url, fake_moodl
     ``abandoned``, and the rerun's own row says ``ok``."""
     from lms_bridge import runs as runs_core
 
-    deployment = make_deployment(state_url, "http://127.0.0.1:9/xAPI/", "pw-x",
-                                 extra_toml=moodle_source(fake_moodle))
+    deployment = make_deployment(state_url, "http://127.0.0.1:9/xAPI/", "pw-x", extra_toml=moodle_source(fake_moodle))
     deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
     fake_moodle.set_latency("core_completion_get_activities_completion_status", 0.05)
     first = deployment.popen("sync", "--all")
@@ -83,5 +86,7 @@ def test_a_sigkilled_sync_shows_abandoned_and_the_rerun_ok(state_url, fake_moodl
     assert f"run {live.id}: sync demo, abandoned" in shown and "killed?" in shown
     assert "abandoned" in listed and "ok" in listed
     assert [(run.status, run.finished_at is None) for run in runs_core.list_runs(engine)] == [
-        ("ok", False), ("abandoned", True)]
+        ("ok", False),
+        ("abandoned", True),
+    ]
     engine.dispose()

@@ -27,8 +27,7 @@ def _stored(state_url: str) -> dict[str, WebUser]:
 def test_users_add_list_disable(state_url, make_deployment):
     deployment = make_deployment(state_url, NO_LRS, "unused")
     deployment.env["HR_PASSWORD"] = PASSWORD
-    added = deployment.run("users", "add", "siti", "--units", "U1, U2", "--password-env", "HR_PASSWORD",
-                           check=True)
+    added = deployment.run("users", "add", "siti", "--units", "U1, U2", "--password-env", "HR_PASSWORD", check=True)
     assert "added web user siti (U1, U2)" in added.stdout
     deployment.run("users", "add", "budi", "--password-env", "HR_PASSWORD", check=True)
 
@@ -74,8 +73,12 @@ def test_users_add_refuses_bad_input_and_has_no_password_flag(tmp_path, make_dep
 def test_users_add_prompts_twice_for_the_password(tmp_path, make_deployment):
     deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", NO_LRS, "unused")
     runner = CliRunner()
-    result = runner.invoke(cli, ["--config", str(deployment.config), "users", "add", "rina", "--units", "U1"],
-                           input=f"{PASSWORD}\nsomething else\n{PASSWORD}\n{PASSWORD}\n", env=deployment.env)
+    result = runner.invoke(
+        cli,
+        ["--config", str(deployment.config), "users", "add", "rina", "--units", "U1"],
+        input=f"{PASSWORD}\nsomething else\n{PASSWORD}\n{PASSWORD}\n",
+        env=deployment.env,
+    )
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output and PASSWORD not in result.output
     user = _stored(deployment.state_url)["rina"]

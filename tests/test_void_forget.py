@@ -56,12 +56,15 @@ def _voided_targets(statements: list[dict]) -> dict[str, dict]:
 
 
 def _jp_record_ids(lrs, rule: str) -> list[str]:
-    return [s["id"] for s in lrs_statements(lrs) if s["verb"]["id"] == "http://id.tincanapi.com/verb/earned"
-            and s["context"]["extensions"][f"{BASE}/extensions/rule"]["id"] == rule]
+    return [
+        s["id"]
+        for s in lrs_statements(lrs)
+        if s["verb"]["id"] == "http://id.tincanapi.com/verb/earned"
+        and s["context"]["extensions"][f"{BASE}/extensions/rule"]["id"] == rule
+    ]
 
 
-def test_void_by_statement_and_by_person_reach_the_lrs_ledger_and_jp(tmp_path, state_url, fresh_ralph,
-                                                                      make_deployment):
+def test_void_by_statement_and_by_person_reach_the_lrs_ledger_and_jp(tmp_path, state_url, fresh_ralph, make_deployment):
     deployment = _setup(tmp_path, make_deployment, state_url, fresh_ralph)
     [webinar] = _jp_record_ids(fresh_ralph, "webinar")
 
@@ -77,23 +80,29 @@ def test_void_by_statement_and_by_person_reach_the_lrs_ledger_and_jp(tmp_path, s
     assert void["context"]["extensions"][f"{BASE}/extensions/void-reason"] == "duplicate webinar record"
 
     deployment.run("ledger", "sync", check=True)
-    person = json.loads(deployment.run("report", "person", NIP, "--year", "2026", "--format", "json",
-                                       check=True).stdout)
+    person = json.loads(
+        deployment.run("report", "person", NIP, "--year", "2026", "--format", "json", check=True).stdout
+    )
     statuses = {row["record_id"]: row["status"] for row in person["rows"] if row["record_id"]}
     assert statuses[webinar] == "voided" and list(statuses.values()).count("counted") == 4
 
     # The person's forum activity on site "lms" from 4 March on: the reply of day 4 and the discussion of day 5.
-    by_person = deployment.run("void", "--person", NIP, "--source", "lms", "--since", "2026-03-04", "--reason",
-                               "posted by mistake", check=True)
+    by_person = deployment.run(
+        "void", "--person", NIP, "--source", "lms", "--since", "2026-03-04", "--reason", "posted by mistake", check=True
+    )
     assert "2 statements to void: queued 2 voiding statements" in by_person.stdout
     assert "2 evidence rows" in by_person.stdout
     computed = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
     assert "2 voided" in computed, computed  # the CoP days 4 and 5 lost their evidence
     deployment.run("outbox", "flush", check=True)
     targets = _voided_targets(lrs_statements(fresh_ralph))
-    voided_natives = {s["context"]["extensions"][f"{BASE}/extensions/source"]["native_id"]
-                      for s in lrs_statements(fresh_ralph) if s["id"] in targets and s["verb"]["id"] != VOIDED
-                      and f"{BASE}/extensions/source" in s.get("context", {}).get("extensions", {})}
+    voided_natives = {
+        s["context"]["extensions"][f"{BASE}/extensions/source"]["native_id"]
+        for s in lrs_statements(fresh_ralph)
+        if s["id"] in targets
+        and s["verb"]["id"] != VOIDED
+        and f"{BASE}/extensions/source" in s.get("context", {}).get("extensions", {})
+    }
     assert voided_natives == {"9002", "77"}
 
     unknown = deployment.run("void", "--statement", "6f1c8a52-0000-4000-8000-000000000000", "--reason", "x")
@@ -102,8 +111,9 @@ def test_void_by_statement_and_by_person_reach_the_lrs_ledger_and_jp(tmp_path, s
     assert void_of_void.returncode == 1 and "itself a voiding statement" in void_of_void.stderr
 
 
-def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_person(tmp_path, state_url, fresh_ralph,
-                                                                                   make_deployment):
+def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_person(
+    tmp_path, state_url, fresh_ralph, make_deployment
+):
     deployment = _setup(tmp_path, make_deployment, state_url, fresh_ralph)
     # A JP record voided but not posted yet: its void names the person and must be rewritten, not lost.
     rules = tmp_path / "rules.toml"
@@ -133,12 +143,21 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
     statements = lrs_statements(fresh_ralph)
     targets = _voided_targets(statements)
     voids_by_us = [s for s in targets.values() if s["actor"]["account"]["name"] == "lms-bridge"]
-    assert voids_by_us and all(s["context"]["extensions"][f"{BASE}/extensions/void-reason"].startswith(
-        "data subject deletion request") for s in voids_by_us)
-    pseudonym_actors = {s["actor"]["account"]["name"] for s in statements
-                        if s["actor"].get("account", {}).get("homePage", "").startswith(f"{BASE}/pseudonym/")}
-    of_person = [s for s in statements if s["verb"]["id"] != VOIDED and (
-        s["actor"]["account"]["name"] == NIP or s["actor"]["account"]["name"] in pseudonym_actors)]
+    assert voids_by_us and all(
+        s["context"]["extensions"][f"{BASE}/extensions/void-reason"].startswith("data subject deletion request")
+        for s in voids_by_us
+    )
+    pseudonym_actors = {
+        s["actor"]["account"]["name"]
+        for s in statements
+        if s["actor"].get("account", {}).get("homePage", "").startswith(f"{BASE}/pseudonym/")
+    }
+    of_person = [
+        s
+        for s in statements
+        if s["verb"]["id"] != VOIDED
+        and (s["actor"]["account"]["name"] == NIP or s["actor"]["account"]["name"] in pseudonym_actors)
+    ]
     assert len(of_person) >= 10
     assert all(s["id"] in targets for s in of_person)  # every statement of the person is voided
     others = [s for s in statements if s["actor"]["account"]["name"] == OTHER_NIP]
@@ -158,8 +177,10 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
     deployment.run("ledger", "sync", "--full", check=True)
     # The HR roster still lists the person: skipped and counted, never named.
     roster = tmp_path / "roster2.csv"
-    roster.write_text(_roster(tmp_path).read_text(encoding="utf-8")
-                      + f"{OTHER_NIP},Siti Rahma,BPSDM-02,Bidang TI,Analis,PNS,,,\n", encoding="utf-8")
+    roster.write_text(
+        _roster(tmp_path).read_text(encoding="utf-8") + f"{OTHER_NIP},Siti Rahma,BPSDM-02,Bidang TI,Analis,PNS,,,\n",
+        encoding="utf-8",
+    )
     imported = deployment.run("people", "import", str(roster), check=True).stdout
     assert "1 persons imported" in imported and "1 rows of forgotten people skipped" in imported, imported
     assert NIP not in imported
@@ -183,49 +204,84 @@ def _late_activities() -> list[Activity]:
     from the phone the roster listed; somebody else posts on the forum."""
     course = ObjectRef("course", "13", "Pelatihan Lanjut", "https://lms.example.go.id/course/view.php?id=13")
     return [
-        Activity(source="moodle", site="lms", kind=Kind.COURSE_COMPLETED, native_id="course=13|user=101",
-                 actor="101", object=course, occurred_at=_at(9, 11),
-                 extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "Y", "course_category": 1}),
-        Activity(source="whatsapp", site="cop-wi", kind=Kind.MESSAGE_POSTED, native_id="wa-late",
-                 actor=pseudonym(phone_identifier(PHONE)), object=ObjectRef("message", "wa-late"),
-                 occurred_at=_at(10, 10), grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara")),
-        Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id="9100", actor="202",
-                 object=ObjectRef("post", "9100", None, "https://lms.example.go.id/mod/forum/discuss.php?d=5#p9100"),
-                 occurred_at=_at(10, 9), extras={"nip": OTHER_NIP}),
+        Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.COURSE_COMPLETED,
+            native_id="course=13|user=101",
+            actor="101",
+            object=course,
+            occurred_at=_at(9, 11),
+            extras={"nip": NIP, "course_shortname": "PT-EVAL", "course_idnumber": "Y", "course_category": 1},
+        ),
+        Activity(
+            source="whatsapp",
+            site="cop-wi",
+            kind=Kind.MESSAGE_POSTED,
+            native_id="wa-late",
+            actor=pseudonym(phone_identifier(PHONE)),
+            object=ObjectRef("message", "wa-late"),
+            occurred_at=_at(10, 10),
+            grouping=ObjectRef("community", "cop-wi", "CoP Widyaiswara"),
+        ),
+        Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.REPLY_CREATED,
+            native_id="9100",
+            actor="202",
+            object=ObjectRef("post", "9100", None, "https://lms.example.go.id/mod/forum/discuss.php?d=5#p9100"),
+            occurred_at=_at(10, 9),
+            extras={"nip": OTHER_NIP},
+        ),
     ]
 
 
-def test_a_voided_activity_stays_voided_after_a_backfill_brings_its_evidence_back(tmp_path, state_url, ralph,
-                                                                                 fake_moodle, make_deployment):
+def test_a_voided_activity_stays_voided_after_a_backfill_brings_its_evidence_back(
+    tmp_path, state_url, ralph, fake_moodle, make_deployment
+):
     """``void`` drops the activity's evidence, a backfill of the window stores it again (same statement, same
     evidence): ``jp compute`` must still leave it out, because the outbox holds its void."""
     (tmp_path / "program.toml").write_text('format = 1\n[default]\ndefault = "10"\n', encoding="utf-8")
-    deployment = make_deployment(state_url, ralph.url, ralph.password,
-                                 extra_toml=moodle_source(fake_moodle) + '\n[jp]\nprogram_jp_file = "program.toml"\n')
+    deployment = make_deployment(
+        state_url,
+        ralph.url,
+        ralph.password,
+        extra_toml=moodle_source(fake_moodle) + '\n[jp]\nprogram_jp_file = "program.toml"\n',
+    )
     deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
     deployment.run("sync", check=True)
     engine = store.make_engine(state_url)
     with Session(engine) as session:  # a completion of a person with a NIP: worth 10 JP
         completion, nip, course, when = session.execute(
             select(Evidence.statement_id, Person.nip, Evidence.object_key, Evidence.occurred_at)
-            .join(IdentityLink, (IdentityLink.source == Evidence.source) & (IdentityLink.site_id == Evidence.site_id)
-                  & (IdentityLink.local_id == Evidence.local_actor))
+            .join(
+                IdentityLink,
+                (IdentityLink.source == Evidence.source)
+                & (IdentityLink.site_id == Evidence.site_id)
+                & (IdentityLink.local_id == Evidence.local_actor),
+            )
             .join(Person, Person.id == IdentityLink.person_id)
-            .where(Evidence.kind == "course_completed").order_by(Evidence.statement_id)).first()
+            .where(Evidence.kind == "course_completed")
+            .order_by(Evidence.statement_id)
+        ).first()
     year = str(when.year)
 
     voided = deployment.run("void", "--statement", completion, "--reason", "completion recorded in error", check=True)
     assert "queued 1 voiding statements" in voided.stdout and "1 evidence rows" in voided.stdout
-    backfilled = deployment.run("backfill", "--site", "demo", "--since", f"{year}-01-01", "--stream",
-                                "course_completions", check=True)
+    backfilled = deployment.run(
+        "backfill", "--site", "demo", "--since", f"{year}-01-01", "--stream", "course_completions", check=True
+    )
     assert "course_completions" in backfilled.stdout
     with Session(engine) as session:
         assert session.get(Evidence, completion) is not None  # the backfill stored the evidence again
     deployment.run("jp", "compute", "--year", year, check=True)
     with Session(engine) as session:
-        records = session.execute(select(JPRecord.nip, JPRecord.activity_key, OutboxRow.body)
-                                  .join(OutboxRow, OutboxRow.statement_id == JPRecord.statement_id)
-                                  .where(JPRecord.rule_id == "training-completed", JPRecord.status == "active")).all()
+        records = session.execute(
+            select(JPRecord.nip, JPRecord.activity_key, OutboxRow.body)
+            .join(OutboxRow, OutboxRow.statement_id == JPRecord.statement_id)
+            .where(JPRecord.rule_id == "training-completed", JPRecord.status == "active")
+        ).all()
     assert len(records) > 5  # the other completions earn their JP
     assert (nip, f"moodle/demo/{course}") not in {(r.nip, r.activity_key) for r in records}
     assert not any(completion in r.body for r in records)  # no JP from the voided completion
@@ -243,15 +299,26 @@ def test_a_source_account_carrying_a_forgotten_nip_is_never_linked_again(tmp_pat
     assert voids.forget_person(engine, settings, NIP).tombstones == 1  # nobody stored yet: the NIP alone
 
     def post(native: str, actor: str) -> Activity:
-        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
-                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
-                        occurred_at=_at(3, 9))
+        return Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.REPLY_CREATED,
+            native_id=native,
+            actor=actor,
+            object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+            occurred_at=_at(3, 9),
+        )
 
     first = Pipeline(engine, settings, site_url="https://lms.example.go.id").commit(
-        "lms", "forum_posts", [post("1", "555"), post("2", "556")], None,
-        [store.LinkIn("moodle", "lms", "555", NIP), store.LinkIn("moodle", "lms", "556", OTHER_NIP)])
+        "lms",
+        "forum_posts",
+        [post("1", "555"), post("2", "556")],
+        None,
+        [store.LinkIn("moodle", "lms", "555", NIP), store.LinkIn("moodle", "lms", "556", OTHER_NIP)],
+    )
     later = Pipeline(engine, settings, site_url="https://lms.example.go.id").commit(
-        "lms", "forum_posts", [post("3", "555"), post("4", "556")], None)
+        "lms", "forum_posts", [post("3", "555"), post("4", "556")], None
+    )
     assert (first.forgotten, first.new, later.forgotten, later.new) == (1, 1, 1, 1)
     with Session(engine) as session:
         assert session.scalars(select(Person.nip)).all() == [OTHER_NIP]
@@ -270,15 +337,17 @@ def test_a_sync_refused_for_want_of_the_pseudonym_key_leaves_no_running_run(tmp_
 
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     config = tmp_path / "lms-bridge.toml"
-    config.write_text(f'[state]\nurl = "{state_url}"\n[[sources]]\nid = "bot"\ntype = "telegram_bot"\n'
-                      'token_env = "BOT_TOKEN"\napi_url = "http://127.0.0.1:9"\nchats = { "-1001" = "cop" }\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'[state]\nurl = "{state_url}"\n[[sources]]\nid = "bot"\ntype = "telegram_bot"\n'
+        'token_env = "BOT_TOKEN"\napi_url = "http://127.0.0.1:9"\nchats = { "-1001" = "cop" }\n',
+        encoding="utf-8",
+    )
     monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
     engine = store.open_engine(state_url, None)
     voids.forget_person(engine, load_settings(config), NIP)
     monkeypatch.delenv("LMS_BRIDGE_PSEUDONYM_KEY")
     settings = load_settings(config, environ={"BOT_TOKEN": "123:abc"})
-    (source, streams), = sync_core.sync_sources(settings)
+    ((source, streams),) = sync_core.sync_sources(settings)
     with pytest.raises(ConfigError, match="people were forgotten"):
         sync_core.sync_source(engine, settings, source, streams=streams)
     with Session(engine) as session:
@@ -297,9 +366,15 @@ def test_a_forget_that_commits_while_a_sync_runs_reaches_its_next_batch(tmp_path
     engine = store.open_engine(state_url, None)
 
     def post(native: str, actor: str) -> Activity:
-        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
-                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
-                        occurred_at=_at(3, 9))
+        return Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.REPLY_CREATED,
+            native_id=native,
+            actor=actor,
+            object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+            occurred_at=_at(3, 9),
+        )
 
     pipeline = Pipeline(engine, settings, site_url="https://lms.example.go.id")
     links = [store.LinkIn("moodle", "lms", "555", NIP), store.LinkIn("moodle", "lms", "556", OTHER_NIP)]
@@ -308,8 +383,13 @@ def test_a_forget_that_commits_while_a_sync_runs_reaches_its_next_batch(tmp_path
     forgot = voids.forget_person(engine, settings, NIP)
     assert (forgot.identity_links, forgot.statements) == (1, 1)
 
-    later = pipeline.commit("lms", "forum_posts", [post("3", "555"), post("4", "556")], {"n": 2},
-                            [store.LinkIn("moodle", "lms", "555", NIP)])
+    later = pipeline.commit(
+        "lms",
+        "forum_posts",
+        [post("3", "555"), post("4", "556")],
+        {"n": 2},
+        [store.LinkIn("moodle", "lms", "555", NIP)],
+    )
     assert (later.new, later.forgotten) == (1, 1)
     with Session(engine) as session:
         assert session.scalars(select(Person.nip)).all() == [OTHER_NIP]
@@ -321,7 +401,8 @@ def test_a_forget_that_commits_while_a_sync_runs_reaches_its_next_batch(tmp_path
 
 
 def test_a_batch_that_starts_while_a_forget_is_in_its_transaction_waits_and_drops_the_person(
-        pg_database_url, tmp_path, monkeypatch):
+    pg_database_url, tmp_path, monkeypatch
+):
     """PostgreSQL, the interleaving inside one batch: ``forget`` holds the barrier in an open transaction (its
     tombstones written, not committed) when a batch of the same sync starts. The batch waits on the barrier
     (seen in pg_locks, so the order is certain), then reads the committed tombstones and drops the person.
@@ -341,22 +422,32 @@ def test_a_batch_that_starts_while_a_forget_is_in_its_transaction_waits_and_drop
     engine = store.open_engine(pg_database_url, None)
 
     def post(native: str, actor: str) -> Activity:
-        return Activity(source="moodle", site="lms", kind=Kind.REPLY_CREATED, native_id=native, actor=actor,
-                        object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
-                        occurred_at=_at(3, 9))
+        return Activity(
+            source="moodle",
+            site="lms",
+            kind=Kind.REPLY_CREATED,
+            native_id=native,
+            actor=actor,
+            object=ObjectRef("post", native, None, f"https://lms.example.go.id/p{native}"),
+            occurred_at=_at(3, 9),
+        )
 
     pipeline = Pipeline(engine, settings, site_url="https://lms.example.go.id")
     pipeline.commit("lms", "forum_posts", [post("1", "556")], None, [store.LinkIn("moodle", "lms", "555", NIP)])
     pseudonymize = pseudonymizer_from_settings(settings)
     with Session(engine) as forget, ThreadPoolExecutor(max_workers=1) as pool:
         tombstone_barrier(forget, exclusive=True)
-        add_tombstones(forget, [forgotten_digest(pseudonymize, "nip", NIP),
-                                forgotten_digest(pseudonymize, "account", "moodle", "lms", "555")])
+        add_tombstones(
+            forget,
+            [
+                forgotten_digest(pseudonymize, "nip", NIP),
+                forgotten_digest(pseudonymize, "account", "moodle", "lms", "555"),
+            ],
+        )
         batch = pool.submit(pipeline.commit, "lms", "forum_posts", [post("3", "555"), post("4", "556")], None)
         deadline = time.monotonic() + 30
         with engine.connect() as watcher:
-            while not watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                                          "AND NOT granted")):
+            while not watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")):
                 assert not batch.done(), batch.result()  # it must wait for the forget, not run past it
                 assert time.monotonic() < deadline, "the batch neither waited nor finished"
         forget.commit()

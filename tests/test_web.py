@@ -26,46 +26,88 @@ from lms_bridge.web import users as users_core
 from lms_bridge.web.app import create_app
 from lms_bridge.web.chart import month_bars
 
-A, B, C, D, X = ("198805172014032004", "199001012015031001", "197504122000031002", "198203032010012003",
-                 "196811111990031001")
+A, B, C, D, X = (
+    "198805172014032004",
+    "199001012015031001",
+    "197504122000031002",
+    "198203032010012003",
+    "196811111990031001",
+)
 EVIDENCE_ID = "0b9f6a4e-0000-4000-8000-000000000001"
 PASSWORD = "correct horse battery"  # noqa: S105 - a test password
 #: Indonesian mobile numbers as they are written: 0812..., +62 812-..., 62812...
 PHONE = re.compile(r"(?<![\d])(?:\+?62|0)[\s.-]?8\d{1,3}(?:[\s.-]?\d{3,4}){2,3}(?![\d])")
 
 
-def _record(sid: str, nip: str, jp: str, day: str, *, rule: str = "cop", code: str = "C10", voided: bool = False,
-            evidence: tuple[str, ...] = ()) -> LedgerRecord:
+def _record(
+    sid: str,
+    nip: str,
+    jp: str,
+    day: str,
+    *,
+    rule: str = "cop",
+    code: str = "C10",
+    voided: bool = False,
+    evidence: tuple[str, ...] = (),
+) -> LedgerRecord:
     moment = datetime.fromisoformat(day + "T03:00:00+00:00")
-    return LedgerRecord(statement_id=sid, nip=nip, jp=jp, rule_id=rule, rule_version=1, rule_code=code, period=day,
-                        period_day=date.fromisoformat(day), object_id=f"https://example/{sid}",
-                        evidence_ids=json.dumps(list(evidence)), evidence_count=len(evidence), timestamp=moment,
-                        stored=moment, voided=voided)
+    return LedgerRecord(
+        statement_id=sid,
+        nip=nip,
+        jp=jp,
+        rule_id=rule,
+        rule_version=1,
+        rule_code=code,
+        period=day,
+        period_day=date.fromisoformat(day),
+        object_id=f"https://example/{sid}",
+        evidence_ids=json.dumps(list(evidence)),
+        evidence_count=len(evidence),
+        timestamp=moment,
+        stored=moment,
+        voided=voided,
+    )
 
 
 def seed_store(engine) -> None:
     """The roster of tests/test_reports.py (January and July) and its JP records, straight into the store."""
+
     def roster(b_unit: tuple[str, str]) -> list[RosterPerson]:
-        return [RosterPerson(A, "PNS", "Ani", "U1", "Unit Satu", "WI"),
-                RosterPerson(B, "PNS", "Budi", *b_unit, "WI"),
-                RosterPerson(C, "PNS", "Citra", "U2", "Unit Dua", "WI"),
-                RosterPerson(D, "PNS", "Dedi", "U2", "Unit Dua", "WI")]
+        return [
+            RosterPerson(A, "PNS", "Ani", "U1", "Unit Satu", "WI"),
+            RosterPerson(B, "PNS", "Budi", *b_unit, "WI"),
+            RosterPerson(C, "PNS", "Citra", "U2", "Unit Dua", "WI"),
+            RosterPerson(D, "PNS", "Dedi", "U2", "Unit Dua", "WI"),
+        ]
 
     store_roster(engine, roster(("U1", "Unit Satu")), effective=date(2026, 1, 1))
     store_roster(engine, roster(("U2", "Unit Dua")), effective=date(2026, 7, 1))
     with Session(engine) as session, session.begin():
-        session.add(LedgerEvidence(statement_id=EVIDENCE_ID, verb="http://adlnet.gov/expapi/verbs/completed",
-                                   object_id="https://lms.example.go.id/course/view.php?id=12",
-                                   object_type="course", object_name="Pelatihan Evaluasi", platform="moodle/lms",
-                                   timestamp=datetime(2026, 3, 2, 2, tzinfo=UTC)))
-        session.add_all([
-            _record("a1", A, "12", "2026-03-02", rule="training-completed", code="B4", evidence=(EVIDENCE_ID,)),
-            _record("a2", A, "4", "2026-04-10"), _record("a3", A, "4", "2026-11-15"),
-            _record("b1", B, "10", "2026-02-01"), _record("b2", B, "9.5", "2026-08-03"),
-            _record("c1", C, "13", "2026-03-03", rule="training-completed", code="B4"),
-            _record("c2", C, "6", "2026-05-05", voided=True), _record("c3", C, "6", "2026-05-06"),
-            _record("x1", X, "8", "2026-01-20"), _record("a0", A, "30", "2025-06-01"),
-        ])
+        session.add(
+            LedgerEvidence(
+                statement_id=EVIDENCE_ID,
+                verb="http://adlnet.gov/expapi/verbs/completed",
+                object_id="https://lms.example.go.id/course/view.php?id=12",
+                object_type="course",
+                object_name="Pelatihan Evaluasi",
+                platform="moodle/lms",
+                timestamp=datetime(2026, 3, 2, 2, tzinfo=UTC),
+            )
+        )
+        session.add_all(
+            [
+                _record("a1", A, "12", "2026-03-02", rule="training-completed", code="B4", evidence=(EVIDENCE_ID,)),
+                _record("a2", A, "4", "2026-04-10"),
+                _record("a3", A, "4", "2026-11-15"),
+                _record("b1", B, "10", "2026-02-01"),
+                _record("b2", B, "9.5", "2026-08-03"),
+                _record("c1", C, "13", "2026-03-03", rule="training-completed", code="B4"),
+                _record("c2", C, "6", "2026-05-05", voided=True),
+                _record("c3", C, "6", "2026-05-06"),
+                _record("x1", X, "8", "2026-01-20"),
+                _record("a0", A, "30", "2025-06-01"),
+            ]
+        )
 
 
 @pytest.fixture
@@ -91,8 +133,9 @@ def _csrf(client, path: str = "/login") -> str:
 
 
 def login(client, username: str, password: str = PASSWORD, *, next_url: str = ""):
-    return client.post("/login", data={"csrf_token": _csrf(client), "username": username, "password": password,
-                                       "next": next_url})
+    return client.post(
+        "/login", data={"csrf_token": _csrf(client), "username": username, "password": password, "next": next_url}
+    )
 
 
 def _no_phone(html: str) -> None:
@@ -108,8 +151,14 @@ def test_the_phone_pattern_catches_phones_and_spares_nips():
 
 def test_every_page_but_login_redirects_to_login_without_a_session(app):
     client = app.test_client()
-    for path in ("/", "/compliance?year=2026", f"/person/{A}?year=2026", "/compliance.csv", "/compliance.xlsx",
-                 "/nothing-here"):
+    for path in (
+        "/",
+        "/compliance?year=2026",
+        f"/person/{A}?year=2026",
+        "/compliance.csv",
+        "/compliance.xlsx",
+        "/nothing-here",
+    ):
         response = client.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/login"), path
@@ -174,8 +223,9 @@ def test_compliance_page_filters_searches_and_summarises(app):
     login(client, "hr-all")
     page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
     assert all(nip in page for nip in (A, B, C, D, X))
-    assert re.search(r'<tr data-unit="U1">.*?<td class="num">1</td><td class="num">1</td>\s*<td class="num">100%',
-                     page, re.S)
+    assert re.search(
+        r'<tr data-unit="U1">.*?<td class="num">1</td><td class="num">1</td>\s*<td class="num">100%', page, re.S
+    )
     _no_phone(page)
 
     u2 = client.get("/compliance?year=2026&as_of=2026-12-31&unit=U2").get_data(as_text=True)
@@ -239,13 +289,11 @@ def test_downloads_csv_with_bom_and_xlsx(app):
     client = app.test_client()
     login(client, "hr-all")
     response = client.get("/compliance.csv?year=2026&as_of=2026-12-31&unit=U2")
-    assert response.headers["Content-Disposition"] == \
-        'attachment; filename="jp-compliance-2026-U2-2026-12-31.csv"'
+    assert response.headers["Content-Disposition"] == 'attachment; filename="jp-compliance-2026-U2-2026-12-31.csv"'
     text = response.get_data().decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-    assert [(row["nip"], row["jp"], row["met"]) for row in rows] == [(C, "19", "no"), (D, "0", "no"),
-                                                                   (B, "19.5", "no")]
+    assert [(row["nip"], row["jp"], row["met"]) for row in rows] == [(C, "19", "no"), (D, "0", "no"), (B, "19.5", "no")]
 
     response = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31")
     assert response.mimetype.endswith("spreadsheetml.sheet")
@@ -268,8 +316,10 @@ def test_pages_carry_security_headers_and_no_store(app):
 def test_pages_write_nothing_to_the_store(app, engine):
     def snapshot():
         with Session(engine) as session:
-            return ([(u.username, u.password_hash, u.active) for u in session.query(WebUser).order_by(WebUser.id)],
-                    session.query(LedgerRecord).count())
+            return (
+                [(u.username, u.password_hash, u.active) for u in session.query(WebUser).order_by(WebUser.id)],
+                session.query(LedgerRecord).count(),
+            )
 
     before = snapshot()
     client = app.test_client()

@@ -42,9 +42,17 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,1000")
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1000",
+)
 PASSWORD = "browser test password"  # noqa: S105 - a test password
 PHONES = ("081234567890", "+6281298765432", "0813-1111-2222", "6285712345678")
 YEAR_VIEW = "year=2026&as_of=2026-12-31"
@@ -67,8 +75,10 @@ def _write_rosters(folder: Path) -> tuple[Path, Path]:
     def rows(b_unit: str) -> str:
         units = {A: "U1,Unit Satu", B: b_unit, C: "U2,Unit Dua", D: "U2,Unit Dua"}
         names = {A: "Ani", B: "Budi", C: "Citra", D: "Dedi"}
-        return "".join(f"{nip},{names[nip]},{units[nip]},WI,PNS,{phone[nip]},,{names[nip].lower()}@example.go.id\n"
-                       for nip in (A, B, C, D))
+        return "".join(
+            f"{nip},{names[nip]},{units[nip]},WI,PNS,{phone[nip]},,{names[nip].lower()}@example.go.id\n"
+            for nip in (A, B, C, D)
+        )
 
     first, second = folder / "roster-jan.csv", folder / "roster-jul.csv"
     first.write_text(header + rows("U1,Unit Satu"))
@@ -78,18 +88,27 @@ def _write_rosters(folder: Path) -> tuple[Path, Path]:
 
 def _deployment(folder: Path, lrs: RalphLRS) -> Deployment:
     config = folder / "lms-bridge.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [state]
-        url = "sqlite:///{folder / 'state.db'}"
+        url = "sqlite:///{folder / "state.db"}"
 
         [lrs]
         url = "{lrs.url}"
         username = "{lrs.username}"
         password_env = "{PASSWORD_ENV}"
-        """))
+        """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-    env.update({PASSWORD_ENV: lrs.password, "PYTHONPATH": str(ROOT), "LMS_BRIDGE_PSEUDONYM_KEY": KEY,
-                "LMS_BRIDGE_WEB_SECRET_KEY": "browser-test-session-key-0123456789abcdef", "HR_PASSWORD": PASSWORD})
+    env.update(
+        {
+            PASSWORD_ENV: lrs.password,
+            "PYTHONPATH": str(ROOT),
+            "LMS_BRIDGE_PSEUDONYM_KEY": KEY,
+            "LMS_BRIDGE_WEB_SECRET_KEY": "browser-test-session-key-0123456789abcdef",
+            "HR_PASSWORD": PASSWORD,
+        }
+    )
     return Deployment(config=config, env=env, state_url=f"sqlite:///{folder / 'state.db'}")
 
 
@@ -125,8 +144,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     log = folder / "serve-web.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "lms_bridge.cli", "--config", str(deployment.config), "serve-web",
-             "--port", str(port)], env=deployment.env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "lms_bridge.cli",
+                "--config",
+                str(deployment.config),
+                "serve-web",
+                "--port",
+                str(port),
+            ],
+            env=deployment.env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(process, url, log)
@@ -145,18 +177,25 @@ def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Chromium with a fresh profile and a download folder (``chrome.download_dir``)."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     if missing:
-        pytest.fail(f"{', '.join(missing)} missing: install Debian's packages "
-                    "(apt-get install -y chromium chromium-driver)", pytrace=False)
+        pytest.fail(
+            f"{', '.join(missing)} missing: install Debian's packages (apt-get install -y chromium chromium-driver)",
+            pytrace=False,
+        )
     downloads = tmp_path_factory.mktemp("downloads")
     options = Options()
     options.binary_location = str(CHROMIUM)
     for flag in CHROME_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False,
-        "download.directory_upgrade": True, "safebrowsing.enabled": False,
-    })
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "download.directory_upgrade": True,
+            "safebrowsing.enabled": False,
+        },
+    )
     # An explicit driver path: Selenium Manager (which would download a driver) is never run.
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -184,8 +223,11 @@ def _click(browser: WebDriver, element: WebElement) -> None:
 
     def next_page_loaded(driver: WebDriver) -> bool:
         try:
-            return bool(driver.execute_script(
-                "return window.__lmsBridgeOldPage === undefined && document.readyState === 'complete';"))
+            return bool(
+                driver.execute_script(
+                    "return window.__lmsBridgeOldPage === undefined && document.readyState === 'complete';"
+                )
+            )
         except WebDriverException:
             return False  # the page is being replaced
 
@@ -239,8 +281,14 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
     assert _nips(browser) == [C, D, B]
     summary = browser.find_elements(By.CSS_SELECTOR, "#summary tr[data-unit]")
     assert [row.get_attribute("data-unit") for row in summary] == ["U2"]
-    assert [cell.text for cell in summary[0].find_elements(By.TAG_NAME, "td")] == \
-        ["U2", "Unit Dua", "3", "0", "0%", "19"]
+    assert [cell.text for cell in summary[0].find_elements(By.TAG_NAME, "td")] == [
+        "U2",
+        "Unit Dua",
+        "3",
+        "0",
+        "0%",
+        "19",
+    ]
 
     # Search by name, then open the person: voided record flagged, chart present.
     search = browser.find_element(By.ID, "q")
@@ -254,8 +302,7 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
     assert "Citra" in browser.find_element(By.ID, "person-title").text
     statuses = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#records td.status")]
     assert statuses == ["counted", "voided", "counted"]
-    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-record="{site.ids["c_voided"]}"] td.status').text == \
-        "voided"
+    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-record="{site.ids["c_voided"]}"] td.status').text == "voided"
     assert browser.find_element(By.ID, "person-jp").text == "19 of 20"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#jp-chart svg g.bar")) == 12
     _no_phone(browser)
@@ -269,8 +316,10 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
     evidence = browser.find_element(By.CSS_SELECTOR, f'li[data-evidence="{site.ids["evidence"]}"]').text
     assert "completed Pelatihan Evaluasi" in evidence
     assert browser.find_element(By.ID, "person-status").text == "met"
-    bars = {bar.get_attribute("data-month"): bar.get_attribute("data-jp")
-            for bar in browser.find_elements(By.CSS_SELECTOR, "#jp-chart svg g.bar")}
+    bars = {
+        bar.get_attribute("data-month"): bar.get_attribute("data-jp")
+        for bar in browser.find_elements(By.CSS_SELECTOR, "#jp-chart svg g.bar")
+    }
     assert (bars["3"], bars["4"], bars["11"], bars["6"]) == ("12", "4", "4", "0")
     _no_phone(browser)
 
@@ -282,12 +331,20 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
     book = load_workbook(path)
     assert book.sheetnames == ["summary", "people"]
     people = book["people"]
-    assert [cell.value for cell in people[1]] == ["nip", "name", "unit", "unit_name", "employee_type", "jp",
-                                                  "target", "met", "jp_needed"]
+    assert [cell.value for cell in people[1]] == [
+        "nip",
+        "name",
+        "unit",
+        "unit_name",
+        "employee_type",
+        "jp",
+        "target",
+        "met",
+        "jp_needed",
+    ]
     table = {row[0]: row for row in people.iter_rows(min_row=2, values_only=True)}
     assert list(table) == [A, C, D, B, X]
-    assert (table[A][5], table[A][7], table[B][5], table[B][2], table[X][2]) == (20, "yes", 19.5, "U2",
-                                                                                  "not on roster")
+    assert (table[A][5], table[A][7], table[B][5], table[B][2], table[X][2]) == (20, "yes", 19.5, "U2", "not on roster")
     summary_rows = {row[0]: row for row in book["summary"].iter_rows(min_row=2, values_only=True)}
     assert summary_rows["U1"][2:4] == (1, 1) and summary_rows["U2"][2:4] == (3, 0)
     assert not any(PHONE.search(str(value)) for row in people.iter_rows(values_only=True) for value in row)
@@ -314,8 +371,7 @@ def test_a_unit_restricted_user_cannot_open_another_units_person(browser: WebDri
     browser.get(f"{site.url}/compliance?{YEAR_VIEW}")
     _sign_in(browser, "hr-u1")
     assert _nips(browser) == [A]
-    options = [option.get_attribute("value") for option in
-               Select(browser.find_element(By.ID, "unit")).options]
+    options = [option.get_attribute("value") for option in Select(browser.find_element(By.ID, "unit")).options]
     assert options == ["", "U1"]
     for nip in (C, D, B, X):
         browser.get(f"{site.url}/person/{nip}?{YEAR_VIEW}")

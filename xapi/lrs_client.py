@@ -76,9 +76,7 @@ class LRSClient:
         #: The session holds the credentials; never log ``session.auth``.
         self.session = requests.Session()
         self.session.auth = (username, secret.get_secret_value())
-        self.session.headers.update(
-            {"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"}
-        )
+        self.session.headers.update({"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"})
 
     def __enter__(self) -> LRSClient:
         return self
@@ -107,8 +105,9 @@ class LRSClient:
             return
         where = f"the LRS at {sanitize_url(self.url)}"
         if status in (401, 403):
-            raise LRSAuthError(f"{where} refused the credentials (HTTP {status}): "
-                               "check [lrs] username and the password")
+            raise LRSAuthError(
+                f"{where} refused the credentials (HTTP {status}): check [lrs] username and the password"
+            )
         if status == 409:
             raise LRSConflictError(_detail(response))
         if status in (400, 413, 422):
@@ -203,8 +202,10 @@ class LRSClient:
         except ValueError:
             page = None
         if not isinstance(page, dict) or not isinstance(page.get("statements", []), list):
-            raise LRSError(f"the LRS at {sanitize_url(self.url)} answered a statements page that is not "
-                           "an xAPI StatementResult in JSON")
+            raise LRSError(
+                f"the LRS at {sanitize_url(self.url)} answered a statements page that is not "
+                "an xAPI StatementResult in JSON"
+            )
         return page
 
     def iter_statements(self, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:

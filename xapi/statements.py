@@ -122,8 +122,9 @@ def object_iri(settings: StatementSettings, activity: Activity, ref: ObjectRef) 
     return f"{base}/activity/{source}/{_segment(activity.site)}/{_segment(ref.type)}/{_segment(ref.native_id)}"
 
 
-def _activity_object(settings: StatementSettings, activity: Activity, ref: ObjectRef,
-                     type_iri: str | None = None) -> dict[str, Any]:
+def _activity_object(
+    settings: StatementSettings, activity: Activity, ref: ObjectRef, type_iri: str | None = None
+) -> dict[str, Any]:
     """An activity object: ``definition`` only when it has a type or a name (as tincan writes it)."""
     result: dict[str, Any] = {"objectType": "Activity", "id": object_iri(settings, activity, ref)}
     definition: dict[str, Any] = {}
@@ -207,9 +208,9 @@ def build_statement(settings: StatementSettings, activity: Activity, actor: dict
     text_length = activity.extras.get("text_length")
     if isinstance(text_length, int):
         # Privacy: a length at most, never a body (docs/XAPI.md).
-        data.setdefault("result", {}).setdefault("extensions", {})[
-            f"{settings.base_iri}/extensions/text-length"
-        ] = text_length
+        data.setdefault("result", {}).setdefault("extensions", {})[f"{settings.base_iri}/extensions/text-length"] = (
+            text_length
+        )
     validate_statement(data)
     return BuiltStatement(id=sid, body=canonical_json(data))
 
@@ -259,8 +260,10 @@ def jp_natural_key(credit: JPCreditIn) -> str:
 
     Guard: changing this recipe changes the id of every JP record already in the LRS.
     """
-    return (f"jp|{credit.nip}|{credit.rule_id}|{credit.rule_version}|{credit.period}|{credit.activity_key}"
-            f"|r{credit.revision}")
+    return (
+        f"jp|{credit.nip}|{credit.rule_id}|{credit.rule_version}|{credit.period}|{credit.activity_key}"
+        f"|r{credit.revision}"
+    )
 
 
 def _json_number(value: Decimal) -> int | float:
@@ -297,11 +300,16 @@ def build_jp_statement(settings: StatementSettings, credit: JPCreditIn, *, autho
         "context": {
             "platform": "lms-bridge",
             "extensions": {
-                f"{base}/extensions/rule": {"id": credit.rule_id, "version": credit.rule_version,
-                                            "code": credit.rule_code},
+                f"{base}/extensions/rule": {
+                    "id": credit.rule_id,
+                    "version": credit.rule_version,
+                    "code": credit.rule_code,
+                },
                 f"{base}/extensions/period": credit.period,
-                f"{base}/extensions/evidence": {"ids": list(credit.evidence_ids[:EVIDENCE_LIST_CAP]),
-                                                "count": len(credit.evidence_ids)},
+                f"{base}/extensions/evidence": {
+                    "ids": list(credit.evidence_ids[:EVIDENCE_LIST_CAP]),
+                    "count": len(credit.evidence_ids),
+                },
             },
         },
         "timestamp": format_timestamp(credit.occurred_at),
@@ -312,8 +320,9 @@ def build_jp_statement(settings: StatementSettings, credit: JPCreditIn, *, autho
     return BuiltStatement(id=sid, body=canonical_json(data))
 
 
-def build_void_statement(settings: StatementSettings, target_id: str, *, nip: str, authority: str,
-                         occurred_at: datetime) -> BuiltStatement:
+def build_void_statement(
+    settings: StatementSettings, target_id: str, *, nip: str, authority: str, occurred_at: datetime
+) -> BuiltStatement:
     """Build the statement voiding ``target_id`` (a superseded JP record).
 
     Its id is ``uuid5(ns, "void|{target id}")`` and its timestamp the target's, so a

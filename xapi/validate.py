@@ -17,10 +17,23 @@ from lms_bridge.errors import StatementValidationError
 
 _IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
-                       r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
-_TOP_LEVEL = {"id", "actor", "verb", "object", "result", "context", "timestamp", "stored", "authority",
-              "version", "attachments"}
+_DURATION = re.compile(
+    r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+    r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$"
+)
+_TOP_LEVEL = {
+    "id",
+    "actor",
+    "verb",
+    "object",
+    "result",
+    "context",
+    "timestamp",
+    "stored",
+    "authority",
+    "version",
+    "attachments",
+}
 _IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 
 

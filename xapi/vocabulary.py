@@ -93,5 +93,6 @@ def load_vocabulary(path: Path = DEFAULT_VOCABULARY) -> Vocabulary:
     version = data.get("version")
     if not isinstance(version, int):
         raise RuleError(f"{path}: `version` must be an integer")
-    return Vocabulary(version=version, verbs=verbs, activity_types=types, kinds=kinds, platforms=platforms,
-                      aliases=aliases)
+    return Vocabulary(
+        version=version, verbs=verbs, activity_types=types, kinds=kinds, platforms=platforms, aliases=aliases
+    )

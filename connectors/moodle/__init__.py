@@ -101,9 +101,16 @@ class MoodleSettings(BaseModel):
 
     def client(self, token: SecretStr) -> MoodleClient:
         """A client for this site."""
-        return MoodleClient(self.id, self.url, token, fmt=self.format, timeout=self.timeout,
-                            max_in_flight=self.max_in_flight, max_retries=self.max_retries,
-                            backoff_base=self.backoff_base)
+        return MoodleClient(
+            self.id,
+            self.url,
+            token,
+            fmt=self.format,
+            timeout=self.timeout,
+            max_in_flight=self.max_in_flight,
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base,
+        )
 
 
 def make_streams(settings: MoodleSettings) -> dict[str, object]:

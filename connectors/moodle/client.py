@@ -111,8 +111,11 @@ def parse_xml(body: bytes) -> Any:
     """
     root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     if root.tag == "EXCEPTION":
-        error = {"exception": root.get("class"), "errorcode": root.findtext("ERRORCODE") or "",
-                 "message": root.findtext("MESSAGE") or ""}
+        error = {
+            "exception": root.get("class"),
+            "errorcode": root.findtext("ERRORCODE") or "",
+            "message": root.findtext("MESSAGE") or "",
+        }
         if root.find("DEBUGINFO") is not None:
             error["debuginfo"] = root.findtext("DEBUGINFO") or ""
         return error
@@ -142,9 +145,19 @@ class MoodleClient:
             across processes: :func:`lms_bridge.distributed.moodle_call_slot`).
     """
 
-    def __init__(self, site: str, url: str, token: SecretStr, *, fmt: str = "json", timeout: float = 60.0,
-                 max_in_flight: int = 4, max_retries: int = 4, backoff_base: float = 0.5,
-                 call_slot: Callable[[], AbstractContextManager[object]] | None = None) -> None:
+    def __init__(
+        self,
+        site: str,
+        url: str,
+        token: SecretStr,
+        *,
+        fmt: str = "json",
+        timeout: float = 60.0,
+        max_in_flight: int = 4,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        call_slot: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> None:
         if fmt not in ("json", "xml"):
             raise ValueError("fmt must be json or xml")
         self.site = site
@@ -188,13 +201,19 @@ class MoodleClient:
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryableError(f"{where}: HTTP {response.status_code}")
         if response.status_code != 200:
-            raise MoodleAPIError(f"{where}: HTTP {response.status_code}", site=self.site, function=function,
-                                 errorcode=f"http{response.status_code}")
+            raise MoodleAPIError(
+                f"{where}: HTTP {response.status_code}",
+                site=self.site,
+                function=function,
+                errorcode=f"http{response.status_code}",
+            )
         try:
             data = json.loads(response.content) if self.fmt == "json" else parse_xml(response.content)
         except (ValueError, RecursionError, etree.XMLSyntaxError) as exc:
-            raise RetryableError(f"{where}: the response is not complete {self.fmt.upper()} "
-                                 f"({len(response.content)} bytes; cut by a time-out or a proxy?)") from exc
+            raise RetryableError(
+                f"{where}: the response is not complete {self.fmt.upper()} "
+                f"({len(response.content)} bytes; cut by a time-out or a proxy?)"
+            ) from exc
         if isinstance(data, dict) and "exception" in data and "errorcode" in data:
             code = str(data.get("errorcode") or "")
             message = str(data.get("message") or "").strip()
@@ -205,10 +224,14 @@ class MoodleClient:
         return data
 
     def _post(self, function: str, params: Mapping[str, Any]) -> Any:
-        body = [("wstoken", self._token.get_secret_value()), ("wsfunction", function),
-                ("moodlewsrestformat", self.fmt), *encode_params(params)]
+        body = [
+            ("wstoken", self._token.get_secret_value()),
+            ("wsfunction", function),
+            ("moodlewsrestformat", self.fmt),
+            *encode_params(params),
+        ]
         where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
-        with self._slots, (self.call_slot() if self.call_slot else nullcontext()):
+        with self._slots, self.call_slot() if self.call_slot else nullcontext():
             try:
                 response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
             except requests.Timeout as exc:
@@ -238,6 +261,7 @@ class MoodleClient:
                 if attempt > self.max_retries:
                     raise
                 delay = backoff_delay(attempt, self.backoff_base, 30.0)
-                log.warning("%s; retry %d of %d in %.1f s", exc, attempt, self.max_retries, delay,
-                            extra={"site": self.site})
+                log.warning(
+                    "%s; retry %d of %d in %.1f s", exc, attempt, self.max_retries, delay, extra={"site": self.site}
+                )
                 time.sleep(delay)

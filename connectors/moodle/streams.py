@@ -78,8 +78,10 @@ _SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, Ov
 
 
 def _malformed(site: str, where: str, exc: Exception) -> MoodleDataError:
-    return MoodleDataError(f"Moodle site {site} answered a malformed record while reading {where} "
-                           f"({type(exc).__name__}); check the site's web services or report it")
+    return MoodleDataError(
+        f"Moodle site {site} answered a malformed record while reading {where} "
+        f"({type(exc).__name__}); check the site's web services or report it"
+    )
 
 
 def _guarded(read: Callable[..., Iterator[Batch]]) -> Callable[..., Iterator[Batch]]:
@@ -136,8 +138,11 @@ class Course:
 
     def facts(self) -> dict[str, Any]:
         """What JP rules read about the course (program JP by shortname, custom field, idnumber or category)."""
-        facts: dict[str, Any] = {"course_idnumber": self.idnumber, "course_shortname": self.shortname,
-                                 "course_category": self.category_id}
+        facts: dict[str, Any] = {
+            "course_idnumber": self.idnumber,
+            "course_shortname": self.shortname,
+            "course_category": self.category_id,
+        }
         if self.customfields:
             facts["course_customfields"] = dict(self.customfields)
         return facts
@@ -204,9 +209,13 @@ class SiteContext:
             if course_id == 1 or _text(raw.get("format")) == "site":
                 continue  # the site front page is course 1 (fixtures README)
             courses[course_id] = Course(
-                id=course_id, shortname=_text(raw.get("shortname")), fullname=_text(raw.get("fullname")),
-                visible=_bool(raw.get("visible")), completion_enabled=_bool(raw.get("enablecompletion")),
-                category_id=_int(raw.get("categoryid")), idnumber=_text(raw.get("idnumber")),
+                id=course_id,
+                shortname=_text(raw.get("shortname")),
+                fullname=_text(raw.get("fullname")),
+                visible=_bool(raw.get("visible")),
+                completion_enabled=_bool(raw.get("enablecompletion")),
+                category_id=_int(raw.get("categoryid")),
+                idnumber=_text(raw.get("idnumber")),
                 customfields=fields.get(course_id, {}),
             )
         self.courses = dict(sorted(courses.items()))
@@ -235,9 +244,13 @@ def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size
     offset = 0
     while True:
         page = ctx.client.call(
-            "core_enrol_get_enrolled_users", courseid=course_id,
-            options=[{"name": "userfields", "value": fields}, {"name": "limitfrom", "value": offset},
-                     {"name": "limitnumber", "value": page_size}],
+            "core_enrol_get_enrolled_users",
+            courseid=course_id,
+            options=[
+                {"name": "userfields", "value": fields},
+                {"name": "limitfrom", "value": offset},
+                {"name": "limitnumber", "value": page_size},
+            ],
         )
         if not page:
             return
@@ -346,8 +359,9 @@ class EnrolledUsersStream:
                     future.cancel()
 
 
-def _completion_candidates(ctx: SiteContext, course: Course, since: int, page_size: int,
-                           rechecked: dict[str, int]) -> Iterator[tuple[str, int]]:
+def _completion_candidates(
+    ctx: SiteContext, course: Course, since: int, page_size: int, rechecked: dict[str, int]
+) -> Iterator[tuple[str, int]]:
     """Participants whose last access is at or after ``since``, except those already re-checked at that access."""
     users, times = course_access(ctx, course, page_size)
     for user, last_access in zip(users, times, strict=True):
@@ -420,7 +434,8 @@ class _PerUserCompletionStream:
         default = int(start.get("default", 0))  # a backfill's floor for keys not seen yet
         rechecked: dict[str, dict[str, int]] = {key: dict(users) for key, users in start.get("rechecked", {}).items()}
         waiting: dict[str, dict[str, tuple[int, int]]] = {
-            key: _first_asks(users) for key, users in (start.get("pending") or {}).items()}
+            key: _first_asks(users) for key, users in (start.get("pending") or {}).items()
+        }
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for course in ctx.courses.values():
                 if not self.wanted(course):
@@ -461,13 +476,25 @@ class _PerUserCompletionStream:
                     rechecked[key] = updated
                 if still:
                     waiting[key] = still
-                yield Batch(activities=pending or [],
-                            position={"courses": dict(marks), "default": default,
-                                      "rechecked": {k: dict(v) for k, v in rechecked.items()},
-                                      "pending": {k: {u: list(e) for u, e in v.items()} for k, v in waiting.items()}})
+                yield Batch(
+                    activities=pending or [],
+                    position={
+                        "courses": dict(marks),
+                        "default": default,
+                        "rechecked": {k: dict(v) for k, v in rechecked.items()},
+                        "pending": {k: {u: list(e) for u, e in v.items()} for k, v in waiting.items()},
+                    },
+                )
 
-    def _read_course(self, ctx: SiteContext, course: Course, base: int, known: dict[str, int],
-                     pool: ThreadPoolExecutor, asked: dict[str, int]) -> Iterator[list[Activity]]:
+    def _read_course(
+        self,
+        ctx: SiteContext,
+        course: Course,
+        base: int,
+        known: dict[str, int],
+        pool: ThreadPoolExecutor,
+        asked: dict[str, int],
+    ) -> Iterator[list[Activity]]:
         """A course's activities in lists of at most :data:`BATCH_ACTIVITIES`, in participant order.
 
         Calls run in a sliding window of ``max_workers * COMPLETION_QUEUE_PER_WORKER`` futures;
@@ -519,8 +546,9 @@ class CourseCompletionsStream(_PerUserCompletionStream):
     def fetch(self, ctx: SiteContext, course: Course, user_id: str) -> list[Activity]:
         """The user's completion of the course, when complete."""
         try:
-            data = ctx.client.call("core_completion_get_course_completion_status", courseid=course.id,
-                                   userid=int(user_id))
+            data = ctx.client.call(
+                "core_completion_get_course_completion_status", courseid=course.id, userid=int(user_id)
+            )
         except MoodleRecordError as exc:
             if exc.errorcode == "usernotenroled":
                 return []
@@ -532,12 +560,18 @@ class CourseCompletionsStream(_PerUserCompletionStream):
         if not times:
             return []
         completed_at = min(times) if _int(status.get("aggregation"), 1) == 2 else max(times)
-        return [Activity(
-            source=SOURCE, site=ctx.site, kind=Kind.COURSE_COMPLETED,
-            native_id=f"course={course.id}|user={user_id}", actor=user_id,
-            object=course.ref(ctx.wwwroot), occurred_at=_time(completed_at),
-            extras=course.facts(),
-        )]
+        return [
+            Activity(
+                source=SOURCE,
+                site=ctx.site,
+                kind=Kind.COURSE_COMPLETED,
+                native_id=f"course={course.id}|user={user_id}",
+                actor=user_id,
+                object=course.ref(ctx.wwwroot),
+                occurred_at=_time(completed_at),
+                extras=course.facts(),
+            )
+        ]
 
 
 _MINUTES = re.compile(r"(\d+)\s*minute")
@@ -556,8 +590,9 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
     def fetch(self, ctx: SiteContext, course: Course, user_id: str) -> list[Activity]:
         """The user's completed modules in the course."""
         try:
-            data = ctx.client.call("core_completion_get_activities_completion_status", courseid=course.id,
-                                   userid=int(user_id))
+            data = ctx.client.call(
+                "core_completion_get_activities_completion_status", courseid=course.id, userid=int(user_id)
+            )
         except MoodleRecordError as exc:
             if exc.errorcode == "usernotenroled":
                 return []
@@ -569,26 +604,40 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 continue
             cmid, modname = _int(raw.get("cmid")), _text(raw.get("modname"))
             url = f"{ctx.wwwroot}/mod/{modname}/view.php?id={cmid}"
-            common = {"source": SOURCE, "site": ctx.site, "actor": user_id, "occurred_at": _time(completed),
-                      "parent": course.ref(ctx.wwwroot)}
+            common = {
+                "source": SOURCE,
+                "site": ctx.site,
+                "actor": user_id,
+                "occurred_at": _time(completed),
+                "parent": course.ref(ctx.wwwroot),
+            }
             if modname == "bigbluebuttonbn":
                 minutes = 0
                 for detail in raw.get("details") or []:
                     if _text(detail.get("rulename")) == "completionattendance":
                         match = _MINUTES.search(_text((detail.get("rulevalue") or {}).get("description")))
                         minutes = int(match.group(1)) if match else 0
-                found.append(Activity(
-                    kind=Kind.MEETING_ATTENDED, native_id=f"cm={cmid}|user={user_id}",
-                    object=ObjectRef("meeting", str(cmid), ctx.webinars.get(cmid), url),
-                    duration=timedelta(minutes=minutes) if minutes else None, **common,
-                ))
+                found.append(
+                    Activity(
+                        kind=Kind.MEETING_ATTENDED,
+                        native_id=f"cm={cmid}|user={user_id}",
+                        object=ObjectRef("meeting", str(cmid), ctx.webinars.get(cmid), url),
+                        duration=timedelta(minutes=minutes) if minutes else None,
+                        **common,
+                    )
+                )
             else:
                 extras = {"success": state == 2} if state in (2, 3) else {}
                 extras.update(course.facts())
-                found.append(Activity(
-                    kind=Kind.MODULE_COMPLETED, native_id=f"cm={cmid}|user={user_id}",
-                    object=ObjectRef("module", str(cmid), None, url), extras=extras, **common,
-                ))
+                found.append(
+                    Activity(
+                        kind=Kind.MODULE_COMPLETED,
+                        native_id=f"cm={cmid}|user={user_id}",
+                        object=ObjectRef("module", str(cmid), None, url),
+                        extras=extras,
+                        **common,
+                    )
+                )
         return found
 
 
@@ -600,8 +649,7 @@ class WebinarsStream:
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the webinars of every course in one call."""
-        data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
-                               courseids=list(ctx.courses))
+        data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", courseids=list(ctx.courses))
         for raw in data.get("bigbluebuttonbns") or []:
             ctx.webinars[_int(raw.get("coursemodule"))] = _text(raw.get("name"))
         yield Batch(position={"webinars": len(ctx.webinars)})
@@ -645,29 +693,42 @@ class ForumPostsStream:
                 key = str(_int(forum.get("id")))
                 watermark = marks.get(key, default)
                 already = set(seen.get(key, ())) if key in marks else set()
-                forum_ref = ObjectRef("forum", str(_int(forum.get("cmid"))), _text(forum.get("name")),
-                                      f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}")
+                forum_ref = ObjectRef(
+                    "forum",
+                    str(_int(forum.get("cmid"))),
+                    _text(forum.get("name")),
+                    f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}",
+                )
                 changed = list(self._changed_discussions(ctx, int(key), watermark))
                 newest = max([watermark, *(_int(d.get("timemodified")) for d in changed)])
                 at_newest = {_int(d.get("discussion")) for d in changed if _int(d.get("timemodified")) == newest}
                 if newest == watermark:
                     at_newest |= already
-                to_read = [d for d in changed
-                           if not (_int(d.get("timemodified")) == watermark and _int(d.get("discussion")) in already)]
+                to_read = [
+                    d
+                    for d in changed
+                    if not (_int(d.get("timemodified")) == watermark and _int(d.get("discussion")) in already)
+                ]
                 activities: list[Activity] = []
                 for found in pool.map(functools.partial(self._posts, ctx, course, forum_ref), to_read):
                     activities.extend(found)
                 marks[key] = newest
                 seen[key] = sorted(at_newest)
-                yield Batch(activities=activities,
-                            position={"forums": dict(marks), "default": default,
-                                      "seen": {k: list(v) for k, v in seen.items() if v}})
+                yield Batch(
+                    activities=activities,
+                    position={
+                        "forums": dict(marks),
+                        "default": default,
+                        "seen": {k: list(v) for k, v in seen.items() if v},
+                    },
+                )
 
     def _changed_discussions(self, ctx: SiteContext, forum_id: int, watermark: int) -> Iterator[dict]:
         page = 0
         while True:
-            data = ctx.client.call("mod_forum_get_forum_discussions", forumid=forum_id, page=page,
-                                   perpage=self.page_size)
+            data = ctx.client.call(
+                "mod_forum_get_forum_discussions", forumid=forum_id, page=page, perpage=self.page_size
+            )
             discussions = data.get("discussions") or []
             for discussion in discussions:
                 if _int(discussion.get("timemodified")) >= watermark:
@@ -683,23 +744,42 @@ class ForumPostsStream:
         url = f"{ctx.wwwroot}/mod/forum/discuss.php?d={discussion_id}"
         discussion_ref = ObjectRef("discussion", str(discussion_id), _text(discussion.get("name")), url)
         grouping = course.ref(ctx.wwwroot)
-        data = ctx.client.call("mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created",
-                               sortdirection="ASC")
+        data = ctx.client.call(
+            "mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created", sortdirection="ASC"
+        )
         found = []
         for post in data.get("posts") or []:
             if _bool(post.get("isdeleted")):
                 continue
             post_id, author = _int(post.get("id")), post.get("author") or {}
-            common = {"source": SOURCE, "site": ctx.site, "actor": _text(author.get("id")),
-                      "occurred_at": _time(_int(post.get("timecreated"))), "grouping": grouping,
-                      "extras": {"text_length": text_length(_text(post.get("message")))}}
+            common = {
+                "source": SOURCE,
+                "site": ctx.site,
+                "actor": _text(author.get("id")),
+                "occurred_at": _time(_int(post.get("timecreated"))),
+                "grouping": grouping,
+                "extras": {"text_length": text_length(_text(post.get("message")))},
+            }
             if post.get("parentid") in (None, "", 0, "0") and not _bool(post.get("hasparent")):
-                found.append(Activity(kind=Kind.DISCUSSION_CREATED, native_id=f"discussion={discussion_id}",
-                                      object=discussion_ref, parent=forum_ref, **common))
+                found.append(
+                    Activity(
+                        kind=Kind.DISCUSSION_CREATED,
+                        native_id=f"discussion={discussion_id}",
+                        object=discussion_ref,
+                        parent=forum_ref,
+                        **common,
+                    )
+                )
             else:
-                found.append(Activity(kind=Kind.REPLY_CREATED, native_id=str(post_id),
-                                      object=ObjectRef("post", str(post_id), None, f"{url}#p{post_id}"),
-                                      parent=discussion_ref, **common))
+                found.append(
+                    Activity(
+                        kind=Kind.REPLY_CREATED,
+                        native_id=str(post_id),
+                        object=ObjectRef("post", str(post_id), None, f"{url}#p{post_id}"),
+                        parent=discussion_ref,
+                        **common,
+                    )
+                )
         return found
 
 

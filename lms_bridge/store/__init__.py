@@ -163,8 +163,14 @@ def _store_links(session: Session, links: Sequence[LinkIn]) -> int:
         person_ids.update({row.nip: row.id for row in rows})
     now = utcnow()
     rows_in = [
-        {"source": link.source, "site_id": link.site_id, "local_id": link.local_id,
-         "person_id": person_ids.get(nip.value) if nip else None, "created_at": now, "updated_at": now}
+        {
+            "source": link.source,
+            "site_id": link.site_id,
+            "local_id": link.local_id,
+            "person_id": person_ids.get(nip.value) if nip else None,
+            "created_at": now,
+            "updated_at": now,
+        }
         for link, nip in parsed
     ]
     if rows_in:
@@ -172,8 +178,10 @@ def _store_links(session: Session, links: Sequence[LinkIn]) -> int:
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["source", "site_id", "local_id"],
-                set_={"person_id": func.coalesce(statement.excluded.person_id, IdentityLink.person_id),
-                      "updated_at": statement.excluded.updated_at},
+                set_={
+                    "person_id": func.coalesce(statement.excluded.person_id, IdentityLink.person_id),
+                    "updated_at": statement.excluded.updated_at,
+                },
             ),
             rows_in,
         )
@@ -197,11 +205,22 @@ def _store_evidence(session: Session, evidence: Sequence[EvidenceIn]) -> None:
         return
     insert = _insert(session)
     statement = insert(Evidence)
-    columns = ("source", "site_id", "local_actor", "nip", "kind", "occurred_at", "duration_seconds",
-               "object_key", "community", "facts")
+    columns = (
+        "source",
+        "site_id",
+        "local_actor",
+        "nip",
+        "kind",
+        "occurred_at",
+        "duration_seconds",
+        "object_key",
+        "community",
+        "facts",
+    )
     session.execute(
-        statement.on_conflict_do_update(index_elements=["statement_id"],
-                                        set_={name: getattr(statement.excluded, name) for name in columns}),
+        statement.on_conflict_do_update(
+            index_elements=["statement_id"], set_={name: getattr(statement.excluded, name) for name in columns}
+        ),
         [vars(row) for row in evidence],
     )
 
@@ -254,8 +273,9 @@ def commit_batch(
     return result
 
 
-def enqueue(engine: Engine, statements: Sequence[BuiltStatement], *, site_id: str | None = None,
-            stream: str | None = None) -> BatchResult:
+def enqueue(
+    engine: Engine, statements: Sequence[BuiltStatement], *, site_id: str | None = None, stream: str | None = None
+) -> BatchResult:
     """Store statements in the outbox with no cursor (JP records, voids, imports of dead letters)."""
     with Session(engine) as session, session.begin():
         return _enqueue(session, statements, site_id, stream)
@@ -337,8 +357,9 @@ def start_run(engine: Engine, command: str, site_id: str | None = None) -> int:
     from lms_bridge.locks import current_owner  # here: lms_bridge.locks imports this package's models
 
     with Session(engine) as session, session.begin():
-        run = Run(command=command, site_id=site_id, started_at=utcnow(), status="running", counts="{}",
-                  owner=current_owner())
+        run = Run(
+            command=command, site_id=site_id, started_at=utcnow(), status="running", counts="{}", owner=current_owner()
+        )
         session.add(run)
         session.flush()
         return run.id

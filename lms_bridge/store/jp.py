@@ -39,6 +39,7 @@ class RecordIn:
     statement_id: str
     occurred_at: datetime
 
+
 @dataclass(frozen=True)
 class Record(RecordIn):
     """An active JP record as stored: a :class:`RecordIn` with its row id."""
@@ -49,7 +50,6 @@ class Record(RecordIn):
     def key(self) -> Key:
         """(NIP, rule id, period, activity key)."""
         return (self.nip, self.rule_id, self.period, self.activity_key)
-
 
 
 def _in_years(years: Sequence[int]) -> object:
@@ -63,10 +63,19 @@ def active_records(session: Session, years: Sequence[int]) -> dict[Key, Record]:
     rows = session.execute(select(JPRecord).where(JPRecord.status == ACTIVE, _in_years(years))).scalars()
     found: dict[Key, Record] = {}
     for row in rows:
-        record = Record(id=row.id, nip=row.nip, rule_id=row.rule_id, rule_version=row.rule_version,
-                        period=row.period, activity_key=row.activity_key, revision=row.revision, jp=row.jp,
-                        evidence_hash=row.evidence_hash, statement_id=row.statement_id,
-                        occurred_at=row.occurred_at)
+        record = Record(
+            id=row.id,
+            nip=row.nip,
+            rule_id=row.rule_id,
+            rule_version=row.rule_version,
+            period=row.period,
+            activity_key=row.activity_key,
+            revision=row.revision,
+            jp=row.jp,
+            evidence_hash=row.evidence_hash,
+            statement_id=row.statement_id,
+            occurred_at=row.occurred_at,
+        )
         found[record.key] = record
     return found
 
@@ -83,8 +92,9 @@ def last_revisions(session: Session, years: Sequence[int]) -> dict[Key, int]:
     return {(row[0], row[1], row[2], row[3]): int(row[4]) for row in rows}
 
 
-def write(session: Session, statements: Sequence[BuiltStatement], new: Sequence[RecordIn],
-          voided: Sequence[int]) -> None:
+def write(
+    session: Session, statements: Sequence[BuiltStatement], new: Sequence[RecordIn], voided: Sequence[int]
+) -> None:
     """Queue the statements, mark ``voided`` record ids voided and insert ``new`` records."""
     if voided:
         for start in range(0, len(voided), 500):
@@ -96,4 +106,3 @@ def write(session: Session, statements: Sequence[BuiltStatement], new: Sequence[
     for row in new:
         session.add(JPRecord(status=ACTIVE, created_at=now, **vars(row)))
     session.flush()
-

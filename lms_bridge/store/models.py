@@ -254,8 +254,10 @@ class LedgerRecord(Base):
 
     __tablename__ = "ledger_records"
     # Covering (nip, day, voided, jp): the compliance sum reads the index alone, in NIP order.
-    __table_args__ = (Index("ix_ledger_records_nip_day", "nip", "period_day", "voided", "jp"),
-                      Index("ix_ledger_records_day", "period_day"))
+    __table_args__ = (
+        Index("ix_ledger_records_nip_day", "nip", "period_day", "voided", "jp"),
+        Index("ix_ledger_records_day", "period_day"),
+    )
 
     statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     nip: Mapped[str] = mapped_column(String(18))

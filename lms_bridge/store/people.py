@@ -87,8 +87,9 @@ def _record_unit(session: Session, nip: str, code: str | None, name: str | None,
         row.unit_code, row.unit_name = code, name
 
 
-def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: bool = False,
-                 effective: date | None = None) -> RosterCounts:
+def store_roster(
+    engine: Engine, people: Sequence[RosterPerson], *, dry_run: bool = False, effective: date | None = None
+) -> RosterCounts:
     """Upsert roster persons and their pseudonym links, in one transaction.
 
     A pseudonym listed for another NIP than before is moved to this row's person;
@@ -128,7 +129,8 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
                 else:
                     unchanged += 1
                 if (person.unit_code, person.unit_name) != (row.unit_code, row.unit_name) or (
-                        person.roster_updated_at is None):
+                    person.roster_updated_at is None
+                ):
                     _record_unit(session, row.nip, row.unit_code, row.unit_name, effective)
                 for name in _ROSTER_FIELDS:
                     if getattr(person, name) != getattr(row, name):
@@ -139,15 +141,31 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
             wanted = {pseudonym: existing[row.nip].id for row in people for pseudonym in row.pseudonyms}
             links: dict[str, IdentityLink] = {}
             for chunk in _chunks(sorted(wanted)):
-                links.update({link.local_id: link for link in session.scalars(
-                    select(IdentityLink).where(IdentityLink.source == PSEUDONYM_SOURCE,
-                                               IdentityLink.site_id == PSEUDONYM_SITE,
-                                               IdentityLink.local_id.in_(chunk)))})
+                links.update(
+                    {
+                        link.local_id: link
+                        for link in session.scalars(
+                            select(IdentityLink).where(
+                                IdentityLink.source == PSEUDONYM_SOURCE,
+                                IdentityLink.site_id == PSEUDONYM_SITE,
+                                IdentityLink.local_id.in_(chunk),
+                            )
+                        )
+                    }
+                )
             for pseudonym, person_id in sorted(wanted.items()):
                 link = links.get(pseudonym)
                 if link is None:
-                    session.add(IdentityLink(source=PSEUDONYM_SOURCE, site_id=PSEUDONYM_SITE, local_id=pseudonym,
-                                             person_id=person_id, created_at=now, updated_at=now))
+                    session.add(
+                        IdentityLink(
+                            source=PSEUDONYM_SOURCE,
+                            site_id=PSEUDONYM_SITE,
+                            local_id=pseudonym,
+                            person_id=person_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
                     added += 1
                 elif link.person_id != person_id:
                     link.person_id, link.updated_at = person_id, now
@@ -158,9 +176,11 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
             for start in range(0, len(person_ids), _CHUNK):
                 chunk_ids = person_ids[start : start + _CHUNK]
                 for link in session.scalars(
-                    select(IdentityLink).where(IdentityLink.source == PSEUDONYM_SOURCE,
-                                               IdentityLink.site_id == PSEUDONYM_SITE,
-                                               IdentityLink.person_id.in_(chunk_ids))
+                    select(IdentityLink).where(
+                        IdentityLink.source == PSEUDONYM_SOURCE,
+                        IdentityLink.site_id == PSEUDONYM_SITE,
+                        IdentityLink.person_id.in_(chunk_ids),
+                    )
                 ).all():
                     if link.local_id not in wanted:
                         session.delete(link)
@@ -173,11 +193,18 @@ def store_roster(engine: Engine, people: Sequence[RosterPerson], *, dry_run: boo
             session.rollback()
         else:
             session.commit()
-    return RosterCounts(imported=imported, updated=updated, unchanged=unchanged, links_added=added,
-                        links_moved=moved, links_removed=removed)
+    return RosterCounts(
+        imported=imported,
+        updated=updated,
+        unchanged=unchanged,
+        links_added=added,
+        links_moved=moved,
+        links_removed=removed,
+    )
 
 
 # --- tombstones of forgotten people ----------------------------------------------------------
+
 
 def forgotten_digests(session: Session) -> frozenset[str]:
     """Every tombstone digest (``lms-bridge forget``); a small table, read whole."""
@@ -193,12 +220,15 @@ def add_tombstones(session: Session, digests: Sequence[str]) -> int:
     unique = sorted(set(digests))
     if unique:
         now = utcnow()
-        session.execute(_insert(session)(ForgottenPerson).on_conflict_do_nothing(index_elements=["digest"]),
-                        [{"digest": digest, "forgotten_at": now} for digest in unique])
+        session.execute(
+            _insert(session)(ForgottenPerson).on_conflict_do_nothing(index_elements=["digest"]),
+            [{"digest": digest, "forgotten_at": now} for digest in unique],
+        )
     return len(unique)
 
 
 # --- queries ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SiteAccount:
@@ -270,10 +300,16 @@ class UnresolvedActor:
 def _link_matches_evidence() -> ColumnElement[bool]:
     """An identity link that names the evidence's actor: by its site account, or by its pseudonym."""
     return or_(
-        and_(IdentityLink.source == Evidence.source, IdentityLink.site_id == Evidence.site_id,
-             IdentityLink.local_id == Evidence.local_actor),
-        and_(IdentityLink.source == PSEUDONYM_SOURCE, IdentityLink.site_id == PSEUDONYM_SITE,
-             IdentityLink.local_id == Evidence.local_actor),
+        and_(
+            IdentityLink.source == Evidence.source,
+            IdentityLink.site_id == Evidence.site_id,
+            IdentityLink.local_id == Evidence.local_actor,
+        ),
+        and_(
+            IdentityLink.source == PSEUDONYM_SOURCE,
+            IdentityLink.site_id == PSEUDONYM_SITE,
+            IdentityLink.local_id == Evidence.local_actor,
+        ),
     )
 
 
@@ -309,18 +345,25 @@ def person_view(engine: Engine, nip: str) -> PersonView | None:
             return None
         accounts: list[SiteAccount] = []
         chat = 0
-        for link in session.scalars(select(IdentityLink).where(IdentityLink.person_id == person.id)
-                                    .order_by(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)):
+        for link in session.scalars(
+            select(IdentityLink)
+            .where(IdentityLink.person_id == person.id)
+            .order_by(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
+        ):
             if link.source == PSEUDONYM_SOURCE:
                 chat += 1
             else:
                 accounts.append(SiteAccount(link.source, link.site_id, link.local_id))
         linked = exists().where(IdentityLink.person_id == person.id, _link_matches_evidence())
-        evidence = {source: int(n) for source, n in session.execute(
-            select(Evidence.source, func.count())
-            .where(or_(Evidence.nip == nip, and_(Evidence.nip.is_(None), linked)))
-            .group_by(Evidence.source).order_by(Evidence.source)
-        )}
+        evidence = {
+            source: int(n)
+            for source, n in session.execute(
+                select(Evidence.source, func.count())
+                .where(or_(Evidence.nip == nip, and_(Evidence.nip.is_(None), linked)))
+                .group_by(Evidence.source)
+                .order_by(Evidence.source)
+            )
+        }
         jp: dict[str, Decimal] = defaultdict(Decimal)
         for period, value in session.execute(
             select(JPRecord.period, JPRecord.jp).where(JPRecord.nip == nip, JPRecord.status == "active")
@@ -330,9 +373,17 @@ def person_view(engine: Engine, nip: str) -> PersonView | None:
             except InvalidOperation:
                 continue  # a malformed amount is not counted (the JP ledger validates what it writes)
         return PersonView(
-            nip=person.nip, employee_type=person.employee_type, name=person.name, unit_code=person.unit_code,
-            unit_name=person.unit_name, position=person.position, roster_updated_at=person.roster_updated_at,
-            accounts=accounts, chat_identities=chat, evidence=evidence, jp_by_year=dict(sorted(jp.items())),
+            nip=person.nip,
+            employee_type=person.employee_type,
+            name=person.name,
+            unit_code=person.unit_code,
+            unit_name=person.unit_name,
+            position=person.position,
+            roster_updated_at=person.roster_updated_at,
+            accounts=accounts,
+            chat_identities=chat,
+            evidence=evidence,
+            jp_by_year=dict(sorted(jp.items())),
         )
 
 
@@ -349,14 +400,23 @@ def unresolved_actors(engine: Engine, *, limit: int | None = None) -> list[Unres
     linked = exists().where(IdentityLink.person_id.is_not(None), _link_matches_evidence())
     count = func.count().label("activities")
     evidence_query = (
-        select(Evidence.source, Evidence.site_id, Evidence.local_actor, count,
-               func.min(Evidence.occurred_at), func.max(Evidence.occurred_at))
+        select(
+            Evidence.source,
+            Evidence.site_id,
+            Evidence.local_actor,
+            count,
+            func.min(Evidence.occurred_at),
+            func.max(Evidence.occurred_at),
+        )
         .where(Evidence.nip.is_(None), ~linked)
         .group_by(Evidence.source, Evidence.site_id, Evidence.local_actor)
         .order_by(count.desc(), Evidence.source, Evidence.site_id, Evidence.local_actor)
     )
-    has_evidence = exists().where(Evidence.source == IdentityLink.source, Evidence.site_id == IdentityLink.site_id,
-                                  Evidence.local_actor == IdentityLink.local_id)
+    has_evidence = exists().where(
+        Evidence.source == IdentityLink.source,
+        Evidence.site_id == IdentityLink.site_id,
+        Evidence.local_actor == IdentityLink.local_id,
+    )
     accounts_query = (
         select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
         .where(IdentityLink.person_id.is_(None), IdentityLink.source != PSEUDONYM_SOURCE, ~has_evidence)
@@ -366,9 +426,13 @@ def unresolved_actors(engine: Engine, *, limit: int | None = None) -> list[Unres
         evidence_query = evidence_query.limit(limit)
         accounts_query = accounts_query.limit(limit)
     with Session(engine) as session:
-        actors = [UnresolvedActor(source, site, local, int(n), _as_utc(first), _as_utc(last))
-                  for source, site, local, n, first, last in session.execute(evidence_query)]
+        actors = [
+            UnresolvedActor(source, site, local, int(n), _as_utc(first), _as_utc(last))
+            for source, site, local, n, first, last in session.execute(evidence_query)
+        ]
         if limit is None or len(actors) < limit:
-            actors.extend(UnresolvedActor(source, site, local, 0, None, None)
-                          for source, site, local in session.execute(accounts_query))
+            actors.extend(
+                UnresolvedActor(source, site, local, 0, None, None)
+                for source, site, local in session.execute(accounts_query)
+            )
     return actors if limit is None else actors[:limit]

@@ -55,7 +55,7 @@ COMPLIANCE_HEADER = ["nip", "name", "unit", "unit_name", "employee_type", "jp", 
 SUMMARY_HEADER = ["unit", "unit_name", "people", "met", "share_met", "median_jp"]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -75,8 +75,10 @@ def secret_key(settings: Settings) -> tuple[bytes, bool]:
         return secrets.token_bytes(32), True
     text = value.get_secret_value()
     if len(text) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(f"secret {name} must have at least {MIN_SECRET_KEY_LENGTH} characters "
-                          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        raise ConfigError(
+            f"secret {name} must have at least {MIN_SECRET_KEY_LENGTH} characters "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     return text.encode("utf-8"), False
 
 
@@ -118,8 +120,13 @@ class Filters:
 
     def args(self, **change: Any) -> dict[str, Any]:
         """Query-string arguments for a link to the same view (with changes)."""
-        values = {"year": self.year, "unit": self.unit or "", "as_of": self.as_of.isoformat(), "q": self.query,
-                  **change}
+        values = {
+            "year": self.year,
+            "unit": self.unit or "",
+            "as_of": self.as_of.isoformat(),
+            "q": self.query,
+            **change,
+        }
         return {key: value for key, value in values.items() if value not in ("", None)}
 
 
@@ -185,8 +192,7 @@ def _matches(row: reports.ComplianceRow, query: str) -> bool:
         return True
     needle = query.casefold()
     digits = re.sub(r"[\s.-]", "", query)
-    return (needle in (row.name or "").casefold() or (digits.isdigit() and digits in row.nip)
-            or needle in row.nip)
+    return needle in (row.name or "").casefold() or (digits.isdigit() and digits in row.nip) or needle in row.nip
 
 
 def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
@@ -212,8 +218,20 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
 
 
 def _table(view: ComplianceView) -> tuple[list[list[Any]], list[list[Any]]]:
-    rows = [[r.nip, r.name, r.unit_code, r.unit_name, r.employee_type, r.jp.normalize(), r.target,
-             "yes" if r.met else "no", r.needed.normalize()] for r in view.rows]
+    rows = [
+        [
+            r.nip,
+            r.name,
+            r.unit_code,
+            r.unit_name,
+            r.employee_type,
+            r.jp.normalize(),
+            r.target,
+            "yes" if r.met else "no",
+            r.needed.normalize(),
+        ]
+        for r in view.rows
+    ]
     summary = [[u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp] for u in view.units]
     return rows, summary
 
@@ -238,12 +256,18 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     if key is None:
         key, generated = secret_key(settings)
         if generated:
-            log.warning("%s is not set: sessions are signed with a key made for this process and end when it "
-                        "stops", settings.web.secret_key_env)
+            log.warning(
+                "%s is not set: sessions are signed with a key made for this process and end when it stops",
+                settings.web.secret_key_env,
+            )
     app.config.update(
-        SECRET_KEY=key, SESSION_COOKIE_NAME="lms_bridge_session", SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.web.session_hours),
-        MAX_CONTENT_LENGTH=16 * 1024, TEMPLATES_AUTO_RELOAD=False,
+        SECRET_KEY=key,
+        SESSION_COOKIE_NAME="lms_bridge_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.web.session_hours),
+        MAX_CONTENT_LENGTH=16 * 1024,
+        TEMPLATES_AUTO_RELOAD=False,
     )
     app.jinja_env.filters["jp"] = _jp
     throttle = _LoginThrottle()
@@ -286,8 +310,12 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     @app.errorhandler(404)
     @app.errorhandler(429)
     def error_page(error: Any) -> tuple[str, int]:
-        return render_template("error.html", code=error.code, title=error.name,
-                               message=error.description if error.code != 404 else "Nothing here for you."), error.code
+        return render_template(
+            "error.html",
+            code=error.code,
+            title=error.name,
+            message=error.description if error.code != 404 else "Nothing here for you.",
+        ), error.code
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse | str | tuple[str, int]:
@@ -301,14 +329,16 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         password = request.form.get("password", "")[:1024]
         if throttle.blocked(username):
             log.warning("web login refused for %s: too many failed attempts", username)
-            return render_template("login.html", next=next_url, username=username,
-                                   error="Too many failed attempts: wait 15 minutes."), 429
+            return render_template(
+                "login.html", next=next_url, username=username, error="Too many failed attempts: wait 15 minutes."
+            ), 429
         user = users_core.authenticate(engine, username, password)
         if user is None:
             throttle.failed(username)
             log.warning("web login failed for %s", username)
-            return render_template("login.html", next=next_url, username=username,
-                                   error="Wrong username or password."), 401
+            return render_template(
+                "login.html", next=next_url, username=username, error="Wrong username or password."
+            ), 401
         throttle.succeeded(username)
         session.clear()
         session.permanent = True
@@ -339,16 +369,27 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             "next": url_for("compliance_page", **view.filters.args(page=page + 1)) if page < pages else None,
         }
         person_args = urlencode({"year": view.filters.year, "as_of": view.filters.as_of.isoformat()})
-        return render_template("compliance.html", view=view, rows=shown, page=page, pages=pages,
-                               downloads=downloads, links=links, person_args=person_args)
+        return render_template(
+            "compliance.html",
+            view=view,
+            rows=shown,
+            page=page,
+            pages=pages,
+            downloads=downloads,
+            links=links,
+            person_args=person_args,
+        )
 
     @app.get("/compliance.csv")
     def download_csv() -> Response:
         view = _compliance_view(engine, settings)
         rows, _ = _table(view)
         body = export.to_csv(COMPLIANCE_HEADER, rows).encode("utf-8")
-        return Response(body, mimetype="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{_download_name(view, "csv")}"'})
+        return Response(
+            body,
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{_download_name(view, "csv")}"'},
+        )
 
     @app.get("/compliance.xlsx")
     def download_xlsx() -> Response:
@@ -358,8 +399,11 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             path = Path(folder) / "compliance.xlsx"
             export.write_xlsx(path, {"summary": (SUMMARY_HEADER, summary), "people": (COMPLIANCE_HEADER, rows)})
             body = path.read_bytes()
-        return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{_download_name(view, "xlsx")}"'})
+        return Response(
+            body,
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{_download_name(view, "xlsx")}"'},
+        )
 
     @app.get("/person/<nip>")
     def person_page(nip: str) -> str:
@@ -370,11 +414,19 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         # Unit, type, target and JP exactly as the compliance report counts them.
         standing = reports.person_standing(engine, settings, nip, year, as_of=end)
         with Session(engine) as db:
-            days = dict(db.execute(select(LedgerRecord.statement_id, LedgerRecord.period_day).where(
-                LedgerRecord.nip == nip, LedgerRecord.period_day >= date(year, 1, 1),
-                LedgerRecord.period_day <= date(year, 12, 31))).all())
-            known = db.scalar(select(Person.id).where(Person.nip == nip)) is not None or db.scalar(
-                select(LedgerRecord.statement_id).where(LedgerRecord.nip == nip).limit(1)) is not None
+            days = dict(
+                db.execute(
+                    select(LedgerRecord.statement_id, LedgerRecord.period_day).where(
+                        LedgerRecord.nip == nip,
+                        LedgerRecord.period_day >= date(year, 1, 1),
+                        LedgerRecord.period_day <= date(year, 12, 31),
+                    )
+                ).all()
+            )
+            known = (
+                db.scalar(select(Person.id).where(Person.nip == nip)) is not None
+                or db.scalar(select(LedgerRecord.statement_id).where(LedgerRecord.nip == nip).limit(1)) is not None
+            )
         if not known or not _allowed(standing.unit_code):
             abort(404)
         lines, months = [], [Decimal(0)] * 12
@@ -392,11 +444,24 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         # month_bars escapes the only text it is given (the title); the rest are numbers.
         chart = Markup(month_bars(months, title=f"JP per month {year} of {nip}"))  # noqa: S704
         back = url_for("compliance_page", year=year, as_of=end.isoformat())
-        return render_template("person.html", nip=nip, name=standing.name, on_roster=standing.on_roster,
-                               unit_code=standing.unit_code, unit_name=standing.unit_name,
-                               employee_type=standing.employee_type, target=standing.target, total=standing.jp,
-                               met=standing.met, needed=standing.needed, year=year, as_of=end,
-                               lines=lines, chart=chart, back=back)
+        return render_template(
+            "person.html",
+            nip=nip,
+            name=standing.name,
+            on_roster=standing.on_roster,
+            unit_code=standing.unit_code,
+            unit_name=standing.unit_name,
+            employee_type=standing.employee_type,
+            target=standing.target,
+            total=standing.jp,
+            met=standing.met,
+            needed=standing.needed,
+            year=year,
+            as_of=end,
+            lines=lines,
+            chart=chart,
+            back=back,
+        )
 
     return app
 

@@ -31,22 +31,30 @@ def month_bars(months: Sequence[Decimal], *, title: str, width: int = 640, heigh
     plot = height - bottom - upper
     slot = (width - 2 * left) / 12
     bar = slot * 0.6
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" aria-labelledby="chart-title"><title id="chart-title">'
-             f'{escape(title)}</title>',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width - left}" y2="{height - bottom}" '
-             'stroke="#888" stroke-width="1"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" aria-labelledby="chart-title"><title id="chart-title">'
+        f"{escape(title)}</title>",
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - left}" y2="{height - bottom}" '
+        'stroke="#888" stroke-width="1"/>',
+    ]
     for index, value in enumerate(values):
         x = left + index * slot + (slot - bar) / 2
         h = float(value / top) * plot
         y = height - bottom - h
         label = f"{MONTHS[index]}: {_text(value)} JP"
-        parts.append(f'<g class="bar" data-month="{index + 1}" data-jp="{_text(value)}"><title>{label}</title>'
-                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="#2b6cb0"/>')
+        parts.append(
+            f'<g class="bar" data-month="{index + 1}" data-jp="{_text(value)}"><title>{label}</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="#2b6cb0"/>'
+        )
         if value:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{y - 4:.1f}" font-size="11" text-anchor="middle" '
-                         f'fill="#222">{_text(value)}</text>')
-        parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 16}" font-size="11" '
-                     f'text-anchor="middle" fill="#444">{MONTHS[index]}</text></g>')
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{y - 4:.1f}" font-size="11" text-anchor="middle" '
+                f'fill="#222">{_text(value)}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 16}" font-size="11" '
+            f'text-anchor="middle" fill="#444">{MONTHS[index]}</text></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -103,8 +103,9 @@ def parse_units(text: str | None) -> tuple[str, ...]:
 
 
 def _info(user: WebUser) -> UserInfo:
-    return UserInfo(username=user.username, units=parse_units(user.units), active=user.active,
-                    created_at=user.created_at)
+    return UserInfo(
+        username=user.username, units=parse_units(user.units), active=user.active, created_at=user.created_at
+    )
 
 
 def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...] = ()) -> UserInfo:
@@ -124,15 +125,15 @@ def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...
         LmsBridgeError: when the username is taken.
     """
     if not USERNAME_PATTERN.match(username):
-        raise InputError(f"username {username!r} must be 2-64 lower-case letters, digits or _.@- "
-                         "starting with a letter or digit")
+        raise InputError(
+            f"username {username!r} must be 2-64 lower-case letters, digits or _.@- starting with a letter or digit"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InputError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     with Session(engine) as session, session.begin():
         if session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
             raise LmsBridgeError(f"web user {username} already exists")
-        user = WebUser(username=username, password_hash=hash_password(password), units=",".join(units),
-                       active=True)
+        user = WebUser(username=username, password_hash=hash_password(password), units=",".join(units), active=True)
         session.add(user)
         session.flush()
         return _info(user)

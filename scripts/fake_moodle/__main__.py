@@ -22,10 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default="tok-admin", help="admin token")
     parser.add_argument("--limited-token", default=None, help="token of a user without capabilities")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
-    parser.add_argument("--captured-latency", action="store_true",
-                        help="per-function latency of the fixture site")
-    parser.add_argument("--max-concurrent", type=int, default=None,
-                        help="simultaneous calls (PHP-FPM workers)")
+    parser.add_argument("--captured-latency", action="store_true", help="per-function latency of the fixture site")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="simultaneous calls (PHP-FPM workers)")
     parser.add_argument("--debug", action="store_true", help="add debuginfo to errors")
     args = parser.parse_args(argv)
 
@@ -35,9 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     latency = dict(CAPTURED_LATENCY) if args.captured_latency else {}
     if args.latency:
         latency["*"] = args.latency
-    fake = FakeMoodle(preset=args.preset, seed=args.seed, token=args.token, limited_token=args.limited_token,
-                      port=args.port, latency=latency,
-                      max_concurrent=args.max_concurrent, debug=args.debug)
+    fake = FakeMoodle(
+        preset=args.preset,
+        seed=args.seed,
+        token=args.token,
+        limited_token=args.limited_token,
+        port=args.port,
+        latency=latency,
+        max_concurrent=args.max_concurrent,
+        debug=args.debug,
+    )
     with fake:
         print(fake.url, flush=True)
         while not stop.wait(0.5):

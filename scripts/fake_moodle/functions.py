@@ -64,13 +64,23 @@ FUNCTIONS: dict[str, WsFunction] = {}
 # Write functions that exist in Moodle but are never in a read-only sync service -> accessexception
 # (error_accessexception__function_not_in_service.json used core_user_create_users). Any other name the
 # fake does not serve answers "function does not exist" (error_function_does_not_exist.json).
-KNOWN_NOT_IN_SERVICE = frozenset({
-    "core_user_create_users", "core_user_update_users", "core_user_delete_users", "enrol_manual_enrol_users",
-    "enrol_manual_unenrol_users", "core_course_create_courses", "core_course_delete_courses",
-    "core_message_send_instant_messages", "core_role_assign_roles", "core_group_create_groups",
-    "core_completion_update_activity_completion_status_manually", "mod_forum_add_discussion",
-    "mod_forum_add_discussion_post",
-})
+KNOWN_NOT_IN_SERVICE = frozenset(
+    {
+        "core_user_create_users",
+        "core_user_update_users",
+        "core_user_delete_users",
+        "enrol_manual_enrol_users",
+        "enrol_manual_unenrol_users",
+        "core_course_create_courses",
+        "core_course_delete_courses",
+        "core_message_send_instant_messages",
+        "core_role_assign_roles",
+        "core_group_create_groups",
+        "core_completion_update_activity_completion_status_manually",
+        "mod_forum_add_discussion",
+        "mod_forum_add_discussion_post",
+    }
+)
 
 
 def ws(name: str, schema: Schema, params: tuple[str, ...] = (), version: str = CORE_VERSION) -> Callable:
@@ -146,8 +156,9 @@ def p_list(params: dict[str, Any], key: str, default: Any = REQUIRED) -> list[An
     if isinstance(value, dict) and not value:
         return []
     if not isinstance(value, list):
-        raise invalid_parameter(f"{key} => Invalid parameter value detected: Only arrays accepted. "
-                                f"The bad value is: '{value}'")
+        raise invalid_parameter(
+            f"{key} => Invalid parameter value detected: Only arrays accepted. The bad value is: '{value}'"
+        )
     return value
 
 
@@ -164,8 +175,22 @@ def p_options(params: dict[str, Any], key: str = "options") -> dict[str, str]:
 # --------------------------------------------------------------------- helpers
 def site_course(data: Dataset) -> Course:
     """The site course (id 1): listed by core_course_get_courses, no enrolments."""
-    return Course(1, "DIKLAT-ACC", "Diklat ASN Learning Center (acceptance)", "", 0, 1,
-                  "Loopback-only acceptance Moodle", "site", 1, 0, 0, 1, SITE_BUILT, SITE_BUILT + 48)
+    return Course(
+        1,
+        "DIKLAT-ACC",
+        "Diklat ASN Learning Center (acceptance)",
+        "",
+        0,
+        1,
+        "Loopback-only acceptance Moodle",
+        "site",
+        1,
+        0,
+        0,
+        1,
+        SITE_BUILT,
+        SITE_BUILT + 48,
+    )
 
 
 def get_course(call: Call, courseid: int) -> Course:
@@ -194,9 +219,11 @@ def pic(call: Call, size: str = "f1") -> str:
 def customfields(user: User, display: bool = False) -> list[dict[str, str]]:
     """The 'Data Kepegawaian' profile fields (core_enrol_get_enrolled_users.json)."""
     fields = []
-    for kind, value, name, short in (("menu", user.golongan, "Pangkat/Golongan", "golongan"),
-                                     ("text", user.jabatan, "Jabatan", "jabatan"),
-                                     ("menu", user.jenisasn, "Jenis ASN", "jenisasn")):
+    for kind, value, name, short in (
+        ("menu", user.golongan, "Pangkat/Golongan", "golongan"),
+        ("text", user.jabatan, "Jabatan", "jabatan"),
+        ("menu", user.jenisasn, "Jenis ASN", "jenisasn"),
+    ):
         if value:
             item = {"type": kind, "value": value, "name": name, "shortname": short}
             if display:
@@ -212,13 +239,28 @@ def _optional(record: dict[str, Any], **values: Any) -> None:
 
 def user_record(call: Call, user: User) -> dict[str, Any]:
     """core_user_get_users_by_field.json item."""
-    record = {"id": user.id, "username": user.username, "firstname": user.firstname,
-              "lastname": user.lastname, "fullname": user.fullname, "email": user.email,
-              "department": user.department}
+    record = {
+        "id": user.id,
+        "username": user.username,
+        "firstname": user.firstname,
+        "lastname": user.lastname,
+        "fullname": user.fullname,
+        "email": user.email,
+        "department": user.department,
+    }
     _optional(record, institution=user.institution, idnumber=user.idnumber)
-    record.update(firstaccess=user.firstaccess, lastaccess=user.lastaccess, auth="manual",
-                  suspended=user.suspended, confirmed=True, lang="en", theme="", timezone="99",
-                  mailformat=1, trackforums=0)
+    record.update(
+        firstaccess=user.firstaccess,
+        lastaccess=user.lastaccess,
+        auth="manual",
+        suspended=user.suspended,
+        confirmed=True,
+        lang="en",
+        theme="",
+        timezone="99",
+        mailformat=1,
+        trackforums=0,
+    )
     _optional(record, city=user.city, country="ID" if user.city else "")
     record.update(profileimageurlsmall=pic(call, "f2"), profileimageurl=pic(call))
     _optional(record, customfields=customfields(user, display=True))
@@ -264,21 +306,49 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """core_webservice_get_site_info.json (functions = the fake's service)."""
     user = call.data.users[call.userid]
     key = hashlib.sha1(f"{call.data.seed}:key:{user.id}".encode()).hexdigest()
-    features = (("usecomments", 1), ("usetags", 1), ("enablenotes", 1), ("messaging", 1),
-                ("enableblogs", 1), ("enablecompletion", 1), ("enablebadges", 1), ("messagingallusers", 0),
-                ("enablecustomreports", 1), ("enableglobalsearch", 0), ("mnet_dispatcher_mode", 0),
-                ("enablecompetencies", 1))
+    features = (
+        ("usecomments", 1),
+        ("usetags", 1),
+        ("enablenotes", 1),
+        ("messaging", 1),
+        ("enableblogs", 1),
+        ("enablecompletion", 1),
+        ("enablebadges", 1),
+        ("messagingallusers", 0),
+        ("enablecustomreports", 1),
+        ("enableglobalsearch", 0),
+        ("mnet_dispatcher_mode", 0),
+        ("enablecompetencies", 1),
+    )
     return {
-        "sitename": "Diklat ASN Learning Center (acceptance)", "username": user.username,
-        "firstname": user.firstname, "lastname": user.lastname, "fullname": user.fullname, "lang": "en",
-        "userid": user.id, "siteurl": call.wwwroot, "userpictureurl": pic(call),
+        "sitename": "Diklat ASN Learning Center (acceptance)",
+        "username": user.username,
+        "firstname": user.firstname,
+        "lastname": user.lastname,
+        "fullname": user.fullname,
+        "lang": "en",
+        "userid": user.id,
+        "siteurl": call.wwwroot,
+        "userpictureurl": pic(call),
         "functions": [{"name": name, "version": FUNCTIONS[name].version} for name in call.functions],
-        "downloadfiles": 1, "uploadfiles": 0, "release": RELEASE, "version": CORE_VERSION, "mobilecssurl": "",
+        "downloadfiles": 1,
+        "uploadfiles": 0,
+        "release": RELEASE,
+        "version": CORE_VERSION,
+        "mobilecssurl": "",
         "advancedfeatures": [{"name": name, "value": value} for name, value in features],
-        "usercanmanageownfiles": True, "userquota": 0, "usermaxuploadfilesize": -1, "userhomepage": 1,
-        "userprivateaccesskey": key, "siteid": 1, "sitecalendartype": "gregorian",
-        "usercalendartype": "gregorian", "userissiteadmin": call.admin, "theme": "boost",
-        "limitconcurrentlogins": 0, "policyagreed": 0,
+        "usercanmanageownfiles": True,
+        "userquota": 0,
+        "usermaxuploadfilesize": -1,
+        "userhomepage": 1,
+        "userprivateaccesskey": key,
+        "siteid": 1,
+        "sitecalendartype": "gregorian",
+        "usercalendartype": "gregorian",
+        "userissiteadmin": call.admin,
+        "theme": "boost",
+        "limitconcurrentlogins": 0,
+        "policyagreed": 0,
     }
 
 
@@ -286,18 +356,38 @@ def course_record(course: Course) -> dict[str, Any]:
     """core_course_get_courses.json item (the site course differs: format site, no hiddensections)."""
     site = course.kind == "site"
     record = {
-        "id": course.id, "shortname": course.shortname, "categoryid": course.category,
-        "categorysortorder": course.sortorder, "fullname": course.fullname, "displayname": course.fullname,
-        "idnumber": course.idnumber, "summary": course.summary, "summaryformat": 1,
-        "format": "site" if site else "topics", "showgrades": 1, "newsitems": 3 if site else 0,
-        "startdate": course.startdate, "enddate": course.enddate, "numsections": course.numsections,
-        "maxbytes": 0, "showreports": 0, "visible": course.visible, "groupmode": 0, "groupmodeforce": 0,
-        "defaultgroupingid": 0, "timecreated": course.timecreated, "timemodified": course.timemodified,
-        "enablecompletion": 0 if site else 1, "completionnotify": 0, "lang": "", "forcetheme": "",
+        "id": course.id,
+        "shortname": course.shortname,
+        "categoryid": course.category,
+        "categorysortorder": course.sortorder,
+        "fullname": course.fullname,
+        "displayname": course.fullname,
+        "idnumber": course.idnumber,
+        "summary": course.summary,
+        "summaryformat": 1,
+        "format": "site" if site else "topics",
+        "showgrades": 1,
+        "newsitems": 3 if site else 0,
+        "startdate": course.startdate,
+        "enddate": course.enddate,
+        "numsections": course.numsections,
+        "maxbytes": 0,
+        "showreports": 0,
+        "visible": course.visible,
+        "groupmode": 0,
+        "groupmodeforce": 0,
+        "defaultgroupingid": 0,
+        "timecreated": course.timecreated,
+        "timemodified": course.timemodified,
+        "enablecompletion": 0 if site else 1,
+        "completionnotify": 0,
+        "lang": "",
+        "forcetheme": "",
         "showactivitydates": False,
         "showcompletionconditions": None if site else True,
-        "courseformatoptions": [{"name": "numsections", "value": 1}] if site else
-        [{"name": "hiddensections", "value": 1}, {"name": "coursedisplay", "value": 0}],
+        "courseformatoptions": [{"name": "numsections", "value": 1}]
+        if site
+        else [{"name": "hiddensections", "value": 1}, {"name": "coursedisplay", "value": 0}],
     }
     if not site:
         record["hiddensections"] = 1
@@ -317,8 +407,11 @@ def get_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
         first = next((cid for cid in order if cid != 1 and (cid in data.courses)), None)
         if first is not None:
             raise course_context_error(first)
-    return [course_record(data.courses[cid] if cid != 1 else site_course(data)) for cid in order
-            if cid == 1 or cid in data.courses]
+    return [
+        course_record(data.courses[cid] if cid != 1 else site_course(data))
+        for cid in order
+        if cid == 1 or cid in data.courses
+    ]
 
 
 # schemas.COURSES_BY_FIELD plus Moodle's optional course ``customfields`` (after enrollmentmethods, as in
@@ -369,11 +462,19 @@ def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         teachers = [uid for uid in teachers if uid != 2] + [uid for uid in teachers if uid == 2]
         record = course_record(course)
         record.update(
-            courseimage=course_image(call, course), categoryname=data.categories[course.category - 1].name,
-            sortorder=course.sortorder, summaryfiles=[], overviewfiles=[],
+            courseimage=course_image(call, course),
+            categoryname=data.categories[course.category - 1].name,
+            sortorder=course.sortorder,
+            summaryfiles=[],
+            overviewfiles=[],
             contacts=[{"id": uid, "fullname": data.users[uid].fullname} for uid in teachers],
             enrollmentmethods=["manual", "self"] if course.kind in ("pbj", "cop") else ["manual"],
-            theme="", marker=0, legacyfiles=0, calendartype="", requested=0, cacherev=THEME_REV,
+            theme="",
+            marker=0,
+            legacyfiles=0,
+            calendartype="",
+            requested=0,
+            cacherev=THEME_REV,
             filters=[{"filter": name, "localstate": 0, "inheritedstate": 1} for name in filters],
             courseformatoptions=[*record["courseformatoptions"], {"name": "indentation", "value": "1"}],
         )
@@ -400,19 +501,34 @@ def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     if p_bool(params, "addsubcategories", True):
         ids = {c.id for c in chosen}
         chosen = [c for c in cats if c.id in ids or c.parent in ids]
-    return [{
-        "id": c.id, "name": c.name, "idnumber": c.idnumber, "description": c.description,
-        "descriptionformat": 1, "parent": c.parent, "sortorder": c.sortorder,
-        "coursecount": sum(1 for course in call.data.courses.values() if course.category == c.id),
-        "visible": 1, "visibleold": 1, "timemodified": c.timemodified, "depth": 2 if c.parent else 1,
-        "path": c.path, "theme": "",
-    } for c in chosen]
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "idnumber": c.idnumber,
+            "description": c.description,
+            "descriptionformat": 1,
+            "parent": c.parent,
+            "sortorder": c.sortorder,
+            "coursecount": sum(1 for course in call.data.courses.values() if course.category == c.id),
+            "visible": 1,
+            "visibleold": 1,
+            "timemodified": c.timemodified,
+            "depth": 2 if c.parent else 1,
+            "path": c.path,
+            "theme": "",
+        }
+        for c in chosen
+    ]
 
 
 # ------------------------------------------------------------- course contents
 MODULE_LOOK = {  # modname -> (purpose, plural): core_course_get_contents*.json
-    "page": ("content", "Pages"), "resource": ("content", "Files"), "forum": ("collaboration", "Forums"),
-    "assign": ("assessment", "Assignments"), "bigbluebuttonbn": ("communication", "BigBlueButton"),
+    "page": ("content", "Pages"),
+    "resource": ("content", "Files"),
+    "forum": ("collaboration", "Forums"),
+    "assign": ("assessment", "Assignments"),
+    "bigbluebuttonbn": ("communication", "BigBlueButton"),
 }
 
 
@@ -422,8 +538,11 @@ def _customdata(data: Dataset, module: Module) -> str:
         forum = data.forums[module.instance]
         extra: dict[str, Any] = {"trackingtype": "1"}
         if module.rule:
-            rules = {"completiondiscussions": str(forum.completiondiscussions), "completionreplies": "0",
-                     "completionposts": str(forum.completionposts)}
+            rules = {
+                "completiondiscussions": str(forum.completiondiscussions),
+                "completionreplies": "0",
+                "completionposts": str(forum.completionposts),
+            }
             extra = {"customcompletionrules": rules, **extra}
         return json.dumps(extra, separators=(",", ":"))
     if module.modname == "resource":
@@ -440,19 +559,43 @@ def _customdata(data: Dataset, module: Module) -> str:
 
 def _files(call: Call, module: Module, context: int) -> list[dict[str, Any]]:
     if module.modname == "page":
-        return [{"type": "file", "filename": "index.html", "filepath": "/", "filesize": 0,
-                 "fileurl": f"{call.wwwroot}/webservice/pluginfile.php/{context}/mod_page/content/index.html"
-                            "?forcedownload=1",
-                 "timecreated": None, "timemodified": module.timemodified, "sortorder": 1, "userid": None,
-                 "author": None, "license": None}]
+        return [
+            {
+                "type": "file",
+                "filename": "index.html",
+                "filepath": "/",
+                "filesize": 0,
+                "fileurl": f"{call.wwwroot}/webservice/pluginfile.php/{context}/mod_page/content/index.html"
+                "?forcedownload=1",
+                "timecreated": None,
+                "timemodified": module.timemodified,
+                "sortorder": 1,
+                "userid": None,
+                "author": None,
+                "license": None,
+            }
+        ]
     names = [(f"resource{module.instance}.txt", 32, "text/plain", 1)]
     names += [(f"file{k}.dat", 10240, "application/octet-stream", 0) for k in range(module.files - 1)]
-    return [{"type": "file", "filename": name, "filepath": "/", "filesize": size,
-             "fileurl": f"{call.wwwroot}/webservice/pluginfile.php/{context}/mod_resource/content/0/{name}"
-                        "?forcedownload=1",
-             "timecreated": module.timemodified - 1, "timemodified": module.timemodified, "sortorder": order,
-             "mimetype": mime, "isexternalfile": False, "userid": None, "author": None, "license": None}
-            for name, size, mime, order in names]
+    return [
+        {
+            "type": "file",
+            "filename": name,
+            "filepath": "/",
+            "filesize": size,
+            "fileurl": f"{call.wwwroot}/webservice/pluginfile.php/{context}/mod_resource/content/0/{name}"
+            "?forcedownload=1",
+            "timecreated": module.timemodified - 1,
+            "timemodified": module.timemodified,
+            "sortorder": order,
+            "mimetype": mime,
+            "isexternalfile": False,
+            "userid": None,
+            "author": None,
+            "license": None,
+        }
+        for name, size, mime, order in names
+    ]
 
 
 def module_record(call: Call, module: Module, with_files: bool) -> dict[str, Any]:
@@ -462,29 +605,51 @@ def module_record(call: Call, module: Module, with_files: bool) -> dict[str, Any
     icon = "core" if name == "resource" else name
     icon_path = "f/text" if name == "resource" else "monologo"
     record: dict[str, Any] = {
-        "id": module.id, "url": f"{www}/mod/{name}/view.php?id={module.id}", "name": module.name,
-        "instance": module.instance, "contextid": module.id + CONTEXT_OFFSET, "visible": 1,
-        "uservisible": True, "visibleoncoursepage": 1,
+        "id": module.id,
+        "url": f"{www}/mod/{name}/view.php?id={module.id}",
+        "name": module.name,
+        "instance": module.instance,
+        "contextid": module.id + CONTEXT_OFFSET,
+        "visible": 1,
+        "uservisible": True,
+        "visibleoncoursepage": 1,
         "modicon": f"{www}/theme/image.php/boost/{icon}/{THEME_REV}/{icon_path}?filtericon=1",
-        "modname": name, "purpose": purpose, "branded": name == "bigbluebuttonbn", "modplural": plural,
-        "availability": None, "indent": 0, "onclick": "", "afterlink": None,
-        "customdata": _customdata(call.data, module), "noviewlink": False,
-        "completion": 2 if module.rule else 0, "downloadcontent": 1, "dates": [],
+        "modname": name,
+        "purpose": purpose,
+        "branded": name == "bigbluebuttonbn",
+        "modplural": plural,
+        "availability": None,
+        "indent": 0,
+        "onclick": "",
+        "afterlink": None,
+        "customdata": _customdata(call.data, module),
+        "noviewlink": False,
+        "completion": 2 if module.rule else 0,
+        "downloadcontent": 1,
+        "dates": [],
         "groupmode": module.groupmode,
     }
     if name in ("forum", "resource"):
         record["activitybadge"] = {}  # an empty badge: json [] (core_course_get_contents.json)
     if module.rule:
         record["completiondata"] = {
-            "state": 0, "timecompleted": 0, "overrideby": None, "valueused": False, "hascompletion": True,
-            "isautomatic": True, "istrackeduser": False, "uservisible": True,
-            "details": [completion_detail(module, 0)], "isoverallcomplete": False,
+            "state": 0,
+            "timecompleted": 0,
+            "overrideby": None,
+            "valueused": False,
+            "hascompletion": True,
+            "isautomatic": True,
+            "istrackeduser": False,
+            "uservisible": True,
+            "details": [completion_detail(module, 0)],
+            "isoverallcomplete": False,
         }
     if name in ("page", "resource"):
         files = _files(call, module, module.id + CONTEXT_OFFSET)
         record["contents"] = files if with_files else []
         record["contentsinfo"] = {
-            "filescount": len(files), "filessize": sum(f["filesize"] for f in files),
+            "filescount": len(files),
+            "filessize": sum(f["filesize"] for f in files),
             "lastmodified": module.timemodified,
             "mimetypes": list(dict.fromkeys(f["mimetype"] for f in files if "mimetype" in f)),
             "repositorytype": "",
@@ -503,15 +668,28 @@ def get_contents(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     for number in range(course.numsections + 1):
         if "sectionnumber" in options and str(number) != options["sectionnumber"]:
             continue
-        modules = [m for m in course.modules if m.section == number
-                   and options.get("cmid", str(m.id)) == str(m.id)
-                   and options.get("modname", m.modname) == m.modname]
-        sections.append({
-            "id": course.first_section_id + number, "name": "General" if number == 0 else "New section",
-            "visible": 1, "summary": "", "summaryformat": 1, "section": number, "hiddenbynumsections": 0,
-            "uservisible": True, "component": None, "itemid": None,
-            "modules": [] if no_modules else [module_record(call, m, with_files) for m in modules],
-        })
+        modules = [
+            m
+            for m in course.modules
+            if m.section == number
+            and options.get("cmid", str(m.id)) == str(m.id)
+            and options.get("modname", m.modname) == m.modname
+        ]
+        sections.append(
+            {
+                "id": course.first_section_id + number,
+                "name": "General" if number == 0 else "New section",
+                "visible": 1,
+                "summary": "",
+                "summaryformat": 1,
+                "section": number,
+                "hiddenbynumsections": 0,
+                "uservisible": True,
+                "component": None,
+                "itemid": None,
+                "modules": [] if no_modules else [module_record(call, m, with_files) for m in modules],
+            }
+        )
     return sections
 
 
@@ -528,8 +706,11 @@ def get_updates_since(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         if "configuration" in areas and module.timemodified > since:
             updates.append({"name": "configuration", "timeupdated": module.timemodified})
         if "discussions" in areas and module.modname == "forum":
-            fresh = sorted((d for d in data.forums[module.instance].discussions if d.last.modified > since),
-                           key=lambda d: (d.last.modified, d.id), reverse=True)
+            fresh = sorted(
+                (d for d in data.forums[module.instance].discussions if d.last.modified > since),
+                key=lambda d: (d.last.modified, d.id),
+                reverse=True,
+            )
             if fresh:
                 updates.append({"name": "discussions", "itemids": [d.posts[0].id for d in fresh]})
         if updates:
@@ -541,24 +722,33 @@ def get_updates_since(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 def _enrolled_record(call: Call, course: Course, user: User) -> dict[str, Any]:
     data = call.data
     enrol = course.enrol[user.id]
-    record: dict[str, Any] = {"id": user.id, "username": user.username, "firstname": user.firstname,
-                              "lastname": user.lastname, "fullname": user.fullname, "email": user.email,
-                              "department": user.department}
+    record: dict[str, Any] = {
+        "id": user.id,
+        "username": user.username,
+        "firstname": user.firstname,
+        "lastname": user.lastname,
+        "fullname": user.fullname,
+        "email": user.email,
+        "department": user.department,
+    }
     _optional(record, institution=user.institution, idnumber=user.idnumber)
     record.update(firstaccess=user.firstaccess, lastaccess=user.lastaccess, lastcourseaccess=enrol.lastaccess)
     _optional(record, city=user.city, country="ID" if user.city else "")
     record.update(profileimageurlsmall=pic(call, "f2"), profileimageurl=pic(call))
-    groups = [{**g, "description": f"<p>Kelompok {g['name']}.</p>", "descriptionformat": 1}
-              for g in group_list(course, user.id)]
+    groups = [
+        {**g, "description": f"<p>Kelompok {g['name']}.</p>", "descriptionformat": 1}
+        for g in group_list(course, user.id)
+    ]
     _optional(record, customfields=customfields(user), groups=groups)
     shortname = "student" if enrol.roleid == ROLE_STUDENT else "editingteacher"
     record["roles"] = [{"roleid": enrol.roleid, "name": "", "shortname": shortname, "sortorder": 0}]
     if user.id == call.userid:  # only the token user's own preferences are visible (fixture: admin)
-        record["preferences"] = [{"name": "last_time_enrolments_synced", "value": str(SITE_BUILT + 313)},
-                                 {"name": "_lastloaded", "value": data.clock}]
+        record["preferences"] = [
+            {"name": "last_time_enrolments_synced", "value": str(SITE_BUILT + 313)},
+            {"name": "_lastloaded", "value": data.clock},
+        ]
     courses = [data.courses[cid] for cid in data.user_courses[user.id]]
-    record["enrolledcourses"] = [{"id": c.id, "fullname": c.fullname, "shortname": c.shortname}
-                                 for c in courses]
+    record["enrolledcourses"] = [{"id": c.id, "fullname": c.fullname, "shortname": c.shortname} for c in courses]
     return record
 
 
@@ -580,7 +770,7 @@ def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any
         rows.reverse()
     start = to_int(options.get("limitfrom", "0"), "limitfrom")
     count = to_int(options.get("limitnumber", "0"), "limitnumber")
-    rows = rows[start:start + count] if count > 0 else rows[start:]
+    rows = rows[start : start + count] if count > 0 else rows[start:]
     fields = None
     if options.get("userfields"):
         fields = {f.strip() for f in options["userfields"].split(",")} | {"id"}
@@ -612,9 +802,13 @@ def get_users(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     for crit in p_list(params, "criteria"):
         key, value = crit.get("key", ""), str(crit.get("value", ""))
         if key not in ("id", "idnumber", "username", "email", "firstname", "lastname", "auth"):
-            warnings.append({"item": key, "warningcode": "invalidfieldparameter",
-                             "message": f"The search key '{key}' is not supported, look at the web service "
-                                        "documentation"})
+            warnings.append(
+                {
+                    "item": key,
+                    "warningcode": "invalidfieldparameter",
+                    "message": f"The search key '{key}' is not supported, look at the web service documentation",
+                }
+            )
             continue
         pattern = re.compile("^" + ".*".join(map(re.escape, value.split("%"))) + "$", re.IGNORECASE)
         users = [u for u in users if key != "auth" and pattern.match(str(getattr(u, key)))]
@@ -633,11 +827,19 @@ def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]
         record = course_record(course)
         enrol = course.enrol[user.id]
         record.update(
-            courseimage=course_image(call, course), showgrades=True, enablecompletion=True,
-            completionhascriteria=bool(course.criteria), completionusertracked=enrol.roleid == ROLE_STUDENT,
-            category=course.category, progress=progress(data, course, user.id),
-            completed=data.course_completion(course, user.id)[0], marker=0,
-            lastaccess=enrol.lastaccess or None, isfavourite=False, hidden=False, overviewfiles=[],
+            courseimage=course_image(call, course),
+            showgrades=True,
+            enablecompletion=True,
+            completionhascriteria=bool(course.criteria),
+            completionusertracked=enrol.roleid == ROLE_STUDENT,
+            category=course.category,
+            progress=progress(data, course, user.id),
+            completed=data.course_completion(course, user.id)[0],
+            marker=0,
+            lastaccess=enrol.lastaccess or None,
+            isfavourite=False,
+            hidden=False,
+            overviewfiles=[],
         )
         if with_count:
             record["enrolledusercount"] = len(course.enrol)
@@ -651,26 +853,42 @@ def get_recent_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any
     user = get_user(call, p_int(params, "userid", 0) or call.userid)
     limit, offset = p_int(params, "limit", 0), p_int(params, "offset", 0)
     data = call.data
-    courses = [data.courses[cid] for cid in data.user_courses[user.id]
-               if data.courses[cid].enrol[user.id].lastaccess]
+    courses = [data.courses[cid] for cid in data.user_courses[user.id] if data.courses[cid].enrol[user.id].lastaccess]
     courses.sort(key=lambda c: c.enrol[user.id].lastaccess, reverse=True)
-    courses = courses[offset:offset + limit] if limit else courses[offset:]
+    courses = courses[offset : offset + limit] if limit else courses[offset:]
     out = []
     for course in courses:
-        svg = (f'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="300" height="150">'
-               f'<rect width="300" height="150" fill="#{course.id * 2654435761 % 0xFFFFFF:06x}"/></svg>')
+        svg = (
+            f'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="300" height="150">'
+            f'<rect width="300" height="150" fill="#{course.id * 2654435761 % 0xFFFFFF:06x}"/></svg>'
+        )
         has_progress = bool(course.criteria) and data.is_tracked(course, user.id)
-        out.append({
-            "id": course.id, "fullname": course.fullname, "shortname": course.shortname,
-            "idnumber": course.idnumber, "summary": course.summary, "summaryformat": 1,
-            "startdate": course.startdate, "enddate": course.enddate, "visible": bool(course.visible),
-            "showactivitydates": False, "showcompletionconditions": True, "pdfexportfont": "",
-            "fullnamedisplay": course.fullname, "viewurl": f"{call.wwwroot}/course/view.php?id={course.id}",
-            "courseimage": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
-            "progress": progress(data, course, user.id) if has_progress else 0, "hasprogress": has_progress,
-            "isfavourite": False, "hidden": False, "timeaccess": course.enrol[user.id].lastaccess,
-            "showshortname": False, "coursecategory": data.categories[course.category - 1].name,
-        })
+        out.append(
+            {
+                "id": course.id,
+                "fullname": course.fullname,
+                "shortname": course.shortname,
+                "idnumber": course.idnumber,
+                "summary": course.summary,
+                "summaryformat": 1,
+                "startdate": course.startdate,
+                "enddate": course.enddate,
+                "visible": bool(course.visible),
+                "showactivitydates": False,
+                "showcompletionconditions": True,
+                "pdfexportfont": "",
+                "fullnamedisplay": course.fullname,
+                "viewurl": f"{call.wwwroot}/course/view.php?id={course.id}",
+                "courseimage": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
+                "progress": progress(data, course, user.id) if has_progress else 0,
+                "hasprogress": has_progress,
+                "isfavourite": False,
+                "hidden": False,
+                "timeaccess": course.enrol[user.id].lastaccess,
+                "showshortname": False,
+                "coursecategory": data.categories[course.category - 1].name,
+            }
+        )
     return out if call.admin else []
 
 
@@ -690,14 +908,17 @@ def course_completion_status(call: Call, params: dict[str, Any]) -> dict[str, An
     for module, state, when in rows:
         requirement = {"page": "Viewing the page", "assign": "Achieving grade"}.get(module.modname, "")
         link = f'<a href="{call.wwwroot}/mod/{module.modname}/view.php?id={module.id}">{module.name}</a>'
-        completions.append({
-            "type": 4, "title": "Activity completion", "status": "Yes" if state else "No",
-            "complete": bool(state), "timecompleted": when if state else None,
-            "details": {"type": "Activity completion", "criteria": link, "requirement": requirement,
-                        "status": ""},
-        })
-    return {"completionstatus": {"completed": completed, "aggregation": 1, "completions": completions},
-            "warnings": []}
+        completions.append(
+            {
+                "type": 4,
+                "title": "Activity completion",
+                "status": "Yes" if state else "No",
+                "complete": bool(state),
+                "timecompleted": when if state else None,
+                "details": {"type": "Activity completion", "criteria": link, "requirement": requirement, "status": ""},
+            }
+        )
+    return {"completionstatus": {"completed": completed, "aggregation": 1, "completions": completions}, "warnings": []}
 
 
 @ws("core_completion_get_activities_completion_status", schemas.ACTIVITIES_COMPLETION, ("courseid", "userid"))
@@ -711,13 +932,24 @@ def activities_completion_status(call: Call, params: dict[str, Any]) -> dict[str
         if not module.rule:
             continue
         state, when = data.activity_state(module, user.id)
-        statuses.append({
-            "cmid": module.id, "modname": module.modname, "instance": module.instance, "state": state,
-            "timecompleted": when, "tracking": 2, "overrideby": None, "valueused": False,
-            "hascompletion": True, "isautomatic": True, "istrackeduser": data.is_tracked(course, user.id),
-            "uservisible": True,
-            "details": [completion_detail(module, state)], "isoverallcomplete": bool(state),
-        })
+        statuses.append(
+            {
+                "cmid": module.id,
+                "modname": module.modname,
+                "instance": module.instance,
+                "state": state,
+                "timecompleted": when,
+                "tracking": 2,
+                "overrideby": None,
+                "valueused": False,
+                "hascompletion": True,
+                "isautomatic": True,
+                "istrackeduser": data.is_tracked(course, user.id),
+                "uservisible": True,
+                "details": [completion_detail(module, state)],
+                "isoverallcomplete": bool(state),
+            }
+        )
     return {"statuses": statuses, "warnings": []}
 
 
@@ -737,24 +969,53 @@ def get_forums_by_courses(call: Call, params: dict[str, Any]) -> list[dict[str, 
             if module.modname != "forum":
                 continue
             forum = data.forums[module.instance]
-            out.append({
-                "id": forum.id, "course": cid, "type": forum.type, "name": forum.name, "intro": forum.intro,
-                "introformat": 1, "introfiles": [], "lang": "", "duedate": 0, "cutoffdate": 0, "assessed": 0,
-                "assesstimestart": 0, "assesstimefinish": 0, "scale": 0, "grade_forum": 0,
-                "grade_forum_notify": 0, "maxbytes": 0, "maxattachments": 1,
-                "forcesubscribe": 1 if forum.type == "news" else 0,
-                "trackingtype": 1, "rsstype": 0, "rssarticles": 0, "timemodified": module.timemodified,
-                "warnafter": 0, "blockafter": 0, "blockperiod": 0,
-                "completiondiscussions": forum.completiondiscussions, "completionreplies": 0,
-                "completionposts": forum.completionposts, "cmid": module.id,
-                "numdiscussions": len(forum.discussions), "cancreatediscussions": True,
-                "lockdiscussionafter": 0, "istracked": False,
-            })
+            out.append(
+                {
+                    "id": forum.id,
+                    "course": cid,
+                    "type": forum.type,
+                    "name": forum.name,
+                    "intro": forum.intro,
+                    "introformat": 1,
+                    "introfiles": [],
+                    "lang": "",
+                    "duedate": 0,
+                    "cutoffdate": 0,
+                    "assessed": 0,
+                    "assesstimestart": 0,
+                    "assesstimefinish": 0,
+                    "scale": 0,
+                    "grade_forum": 0,
+                    "grade_forum_notify": 0,
+                    "maxbytes": 0,
+                    "maxattachments": 1,
+                    "forcesubscribe": 1 if forum.type == "news" else 0,
+                    "trackingtype": 1,
+                    "rsstype": 0,
+                    "rssarticles": 0,
+                    "timemodified": module.timemodified,
+                    "warnafter": 0,
+                    "blockafter": 0,
+                    "blockperiod": 0,
+                    "completiondiscussions": forum.completiondiscussions,
+                    "completionreplies": 0,
+                    "completionposts": forum.completionposts,
+                    "cmid": module.id,
+                    "numdiscussions": len(forum.discussions),
+                    "cancreatediscussions": True,
+                    "lockdiscussionafter": 0,
+                    "istracked": False,
+                }
+            )
     return out
 
 
-@ws("mod_forum_get_forum_discussions", schemas.DISCUSSIONS,
-    ("forumid", "sortorder", "page", "perpage", "groupid"), PLUGIN_VERSION)
+@ws(
+    "mod_forum_get_forum_discussions",
+    schemas.DISCUSSIONS,
+    ("forumid", "sortorder", "page", "perpage", "groupid"),
+    PLUGIN_VERSION,
+)
 def get_forum_discussions(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """mod_forum_get_forum_discussions*.json: pinned first, then last post desc; id = first post id."""
     forumid = p_int(params, "forumid")
@@ -766,8 +1027,12 @@ def get_forum_discussions(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         raise invalid_record("forum", forumid)
     get_course(call, forum.course)
     keys: dict[int, Callable[[Discussion], Any]] = {
-        1: lambda d: -d.last.modified, 2: lambda d: d.last.modified, 3: lambda d: -d.posts[0].created,
-        4: lambda d: d.posts[0].created, 5: lambda d: -len(d.posts), 6: lambda d: len(d.posts),
+        1: lambda d: -d.last.modified,
+        2: lambda d: d.last.modified,
+        3: lambda d: -d.posts[0].created,
+        4: lambda d: d.posts[0].created,
+        5: lambda d: -len(d.posts),
+        6: lambda d: len(d.posts),
     }
     if sortorder not in (-1, *keys):
         raise invalid_parameter(f"sortorder => Invalid parameter value detected: {sortorder}")
@@ -775,23 +1040,47 @@ def get_forum_discussions(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     discussions = [d for d in forum.discussions if groupid <= 0 or d.groupid in (groupid, -1)]
     discussions.sort(key=lambda d: (not d.pinned, order(d), -d.id))
     if page >= 0 and perpage > 0:
-        discussions = discussions[page * perpage:(page + 1) * perpage]
+        discussions = discussions[page * perpage : (page + 1) * perpage]
     out = []
     for disc in discussions:
         first, last = disc.posts[0], disc.last
         author, modifier = data.users[first.userid], data.users[last.userid]
-        out.append({
-            "id": first.id, "name": disc.name, "groupid": disc.groupid, "timemodified": last.modified,
-            "usermodified": last.userid, "timestart": 0, "timeend": 0, "discussion": disc.id, "parent": 0,
-            "userid": first.userid, "created": first.created, "modified": first.modified,
-            "mailed": 1 if first.created < data.clock - 1800 else 0, "subject": first.subject,
-            "message": first.message, "messageformat": 1, "messagetrust": 0, "attachment": False,
-            "totalscore": 0, "mailnow": 0, "userfullname": author.fullname,
-            "usermodifiedfullname": modifier.fullname,
-            "userpictureurl": pic(call, "f2"), "usermodifiedpictureurl": pic(call, "f2"),
-            "numreplies": len(disc.posts) - 1, "numunread": 0, "pinned": disc.pinned, "locked": disc.locked,
-            "starred": False, "canreply": not disc.locked, "canlock": True, "canfavourite": True,
-        })
+        out.append(
+            {
+                "id": first.id,
+                "name": disc.name,
+                "groupid": disc.groupid,
+                "timemodified": last.modified,
+                "usermodified": last.userid,
+                "timestart": 0,
+                "timeend": 0,
+                "discussion": disc.id,
+                "parent": 0,
+                "userid": first.userid,
+                "created": first.created,
+                "modified": first.modified,
+                "mailed": 1 if first.created < data.clock - 1800 else 0,
+                "subject": first.subject,
+                "message": first.message,
+                "messageformat": 1,
+                "messagetrust": 0,
+                "attachment": False,
+                "totalscore": 0,
+                "mailnow": 0,
+                "userfullname": author.fullname,
+                "usermodifiedfullname": modifier.fullname,
+                "userpictureurl": pic(call, "f2"),
+                "usermodifiedpictureurl": pic(call, "f2"),
+                "numreplies": len(disc.posts) - 1,
+                "numunread": 0,
+                "pinned": disc.pinned,
+                "locked": disc.locked,
+                "starred": False,
+                "canreply": not disc.locked,
+                "canlock": True,
+                "canfavourite": True,
+            }
+        )
     return {"discussions": out, "warnings": []}
 
 
@@ -808,16 +1097,40 @@ def post_record(call: Call, disc: Discussion, post: Post) -> dict[str, Any]:
     groups = [] if author.deleted else [{**g, "urls": {"image": None}} for g in group_list(course, author.id)]
     discuss = f"{www}/mod/forum/discuss.php?d={disc.id}"
     return {
-        "id": post.id, "subject": post.subject, "replysubject": f"Re: {disc.name}", "message": post.message,
+        "id": post.id,
+        "subject": post.subject,
+        "replysubject": f"Re: {disc.name}",
+        "message": post.message,
         "messageformat": 1,
-        "author": {"id": author.id, "fullname": name, "isdeleted": author.deleted, "groups": groups,
-                   "urls": {"profile": profile, "profileimage": pic(call)}},
-        "discussionid": disc.id, "hasparent": bool(post.parent), "parentid": post.parent or None,
-        "timecreated": post.created, "timemodified": post.modified, "unread": None, "isdeleted": False,
-        "isprivatereply": False, "haswordcount": False, "wordcount": None, "charcount": None,
-        "capabilities": {"view": True, "edit": True, "delete": True, "split": bool(post.parent),
-                         "reply": not disc.locked, "selfenrol": False, "export": False,
-                         "controlreadstatus": False, "canreplyprivately": True},
+        "author": {
+            "id": author.id,
+            "fullname": name,
+            "isdeleted": author.deleted,
+            "groups": groups,
+            "urls": {"profile": profile, "profileimage": pic(call)},
+        },
+        "discussionid": disc.id,
+        "hasparent": bool(post.parent),
+        "parentid": post.parent or None,
+        "timecreated": post.created,
+        "timemodified": post.modified,
+        "unread": None,
+        "isdeleted": False,
+        "isprivatereply": False,
+        "haswordcount": False,
+        "wordcount": None,
+        "charcount": None,
+        "capabilities": {
+            "view": True,
+            "edit": True,
+            "delete": True,
+            "split": bool(post.parent),
+            "reply": not disc.locked,
+            "selfenrol": False,
+            "export": False,
+            "controlreadstatus": False,
+            "canreplyprivately": True,
+        },
         "urls": {
             "view": f"{discuss}#p{post.id}",
             "viewisolated": f"{discuss}&parent={post.id}",
@@ -826,12 +1139,19 @@ def post_record(call: Call, disc: Discussion, post: Post) -> dict[str, Any]:
             "delete": f"{www}/mod/forum/post.php?delete={post.id}",
             "split": f"{www}/mod/forum/post.php?prune={post.id}" if post.parent else None,
             "reply": f"{www}/mod/forum/post.php?reply={post.id}#mformforum",
-            "export": None, "markasread": None, "markasunread": None, "discuss": discuss,
+            "export": None,
+            "markasread": None,
+            "markasunread": None,
+            "discuss": discuss,
         },
-        "attachments": [], "messageinlinefiles": [], "tags": [],
-        "html": {"rating": None, "taglist": None,
-                 "authorsubheading": f'by <a href="{profile}">{name}</a> - '
-                                     f'<time datetime="{iso}">{text}</time>'},
+        "attachments": [],
+        "messageinlinefiles": [],
+        "tags": [],
+        "html": {
+            "rating": None,
+            "taglist": None,
+            "authorsubheading": f'by <a href="{profile}">{name}</a> - <time datetime="{iso}">{text}</time>',
+        },
     }
 
 
@@ -843,8 +1163,12 @@ def _sorted_posts(posts: list[Post], sortby: str, direction: str) -> list[Post]:
     return sorted(posts, key=lambda p: (getattr(p, sortby), p.id), reverse=direction.upper() == "DESC")
 
 
-@ws("mod_forum_get_discussion_posts", schemas.DISCUSSION_POSTS,
-    ("discussionid", "sortby", "sortdirection", "includeinlineattachments"), PLUGIN_VERSION)
+@ws(
+    "mod_forum_get_discussion_posts",
+    schemas.DISCUSSION_POSTS,
+    ("discussionid", "sortby", "sortdirection", "includeinlineattachments"),
+    PLUGIN_VERSION,
+)
 def get_discussion_posts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """mod_forum_get_discussion_posts.json: the whole thread; default order is created DESC."""
     discussionid = p_int(params, "discussionid")
@@ -858,16 +1182,27 @@ def get_discussion_posts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     get_course(call, forum.course)
     return {
         "posts": [post_record(call, disc, p) for p in _sorted_posts(disc.posts, sortby, direction)],
-        "forumid": forum.id, "courseid": forum.course,
-        "ratinginfo": {"contextid": forum.cmid + CONTEXT_OFFSET, "component": "mod_forum",
-                       "ratingarea": "post",
-                       "canviewall": None, "canviewany": None, "scales": [], "ratings": []},
+        "forumid": forum.id,
+        "courseid": forum.course,
+        "ratinginfo": {
+            "contextid": forum.cmid + CONTEXT_OFFSET,
+            "component": "mod_forum",
+            "ratingarea": "post",
+            "canviewall": None,
+            "canviewany": None,
+            "scales": [],
+            "ratings": [],
+        },
         "warnings": [],
     }
 
 
-@ws("mod_forum_get_discussion_posts_by_userid", schemas.POSTS_BY_USERID,
-    ("userid", "cmid", "sortby", "sortdirection"), PLUGIN_VERSION)
+@ws(
+    "mod_forum_get_discussion_posts_by_userid",
+    schemas.POSTS_BY_USERID,
+    ("userid", "cmid", "sortby", "sortdirection"),
+    PLUGIN_VERSION,
+)
 def get_discussion_posts_by_userid(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """mod_forum_get_discussion_posts_by_userid.json: one user's posts in one forum, grouped by discussion."""
     user = get_user(call, p_int(params, "userid"))
@@ -886,16 +1221,25 @@ def get_discussion_posts_by_userid(call: Call, params: dict[str, Any]) -> dict[s
             parents = [p for p in disc.posts if p.id in parent_ids]
             groups.append((getattr(mine[0], sortby), disc, mine, parents))
     groups.sort(key=lambda g: (g[0], g[1].id), reverse=direction.upper() == "DESC")
-    return {"discussions": [{
-        "name": disc.name, "id": disc.id, "timecreated": disc.posts[0].created,
-        "authorfullname": data.users[disc.posts[0].userid].fullname,
-        "posts": {"userposts": [post_record(call, disc, p) for p in mine],
-                  "parentposts": [post_record(call, disc, p) for p in parents]},
-    } for _, disc, mine, parents in groups], "warnings": []}
+    return {
+        "discussions": [
+            {
+                "name": disc.name,
+                "id": disc.id,
+                "timecreated": disc.posts[0].created,
+                "authorfullname": data.users[disc.posts[0].userid].fullname,
+                "posts": {
+                    "userposts": [post_record(call, disc, p) for p in mine],
+                    "parentposts": [post_record(call, disc, p) for p in parents],
+                },
+            }
+            for _, disc, mine, parents in groups
+        ],
+        "warnings": [],
+    }
 
 
-@ws("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", schemas.BIGBLUEBUTTONBNS, ("courseids",),
-    PLUGIN_VERSION)
+@ws("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", schemas.BIGBLUEBUTTONBNS, ("courseids",), PLUGIN_VERSION)
 def get_bigbluebuttonbns(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses.json: no schedule; attendance is via completion."""
     data = call.data
@@ -903,11 +1247,22 @@ def get_bigbluebuttonbns(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     for cid in _course_ids(call, params):
         for module in data.courses[cid].modules:
             if module.modname == "bigbluebuttonbn":
-                out.append({
-                    "id": module.instance, "coursemodule": module.id, "course": cid, "name": module.name,
-                    "intro": "<p>Webinar daring bersama narasumber.</p>", "introformat": 1, "introfiles": [],
-                    "section": module.section, "visible": True, "groupmode": 0, "groupingid": 0, "lang": None,
-                    "meetingid": hashlib.sha1(f"{data.seed}:meeting:{module.id}".encode()).hexdigest(),
-                    "timemodified": 0,
-                })
+                out.append(
+                    {
+                        "id": module.instance,
+                        "coursemodule": module.id,
+                        "course": cid,
+                        "name": module.name,
+                        "intro": "<p>Webinar daring bersama narasumber.</p>",
+                        "introformat": 1,
+                        "introfiles": [],
+                        "section": module.section,
+                        "visible": True,
+                        "groupmode": 0,
+                        "groupingid": 0,
+                        "lang": None,
+                        "meetingid": hashlib.sha1(f"{data.seed}:meeting:{module.id}".encode()).hexdigest(),
+                        "timemodified": 0,
+                    }
+                )
     return {"bigbluebuttonbns": out, "warnings": []}

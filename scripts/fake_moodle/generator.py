@@ -41,50 +41,127 @@ LASTNAMES = tuple(
     "Purnomo Puspitasari Utomo Hidayat Nugroho Saputra Fauziah Rahmawati Ginting Hakim".split()
 )
 DEPARTMENTS = (
-    "Bidang Pengembangan Kompetensi", "Dinas Komunikasi dan Informatika", "Sekretariat", "Bagian Kepegawaian",
-    "Badan Perencanaan Pembangunan Daerah", "Bidang Pelayanan Publik", "Subbagian Tata Usaha", "Inspektorat",
-    "Biro Umum", "Bagian Keuangan", "Pusat Data dan Informasi", "Bidang Perencanaan",
+    "Bidang Pengembangan Kompetensi",
+    "Dinas Komunikasi dan Informatika",
+    "Sekretariat",
+    "Bagian Kepegawaian",
+    "Badan Perencanaan Pembangunan Daerah",
+    "Bidang Pelayanan Publik",
+    "Subbagian Tata Usaha",
+    "Inspektorat",
+    "Biro Umum",
+    "Bagian Keuangan",
+    "Pusat Data dan Informasi",
+    "Bidang Perencanaan",
 )
 INSTITUTIONS = (
-    "Pemerintah Provinsi Jawa Timur", "Pemerintah Kabupaten Sleman", "Kementerian Keuangan",
-    "Kementerian Kesehatan", "Kementerian PANRB", "Pemerintah Kota Makassar",
-    "Pemerintah Provinsi Jawa Barat", "Pemerintah Kota Denpasar", "Pemerintah Provinsi Sumatera Utara",
-    "Lembaga Administrasi Negara", "Badan Kepegawaian Negara",
+    "Pemerintah Provinsi Jawa Timur",
+    "Pemerintah Kabupaten Sleman",
+    "Kementerian Keuangan",
+    "Kementerian Kesehatan",
+    "Kementerian PANRB",
+    "Pemerintah Kota Makassar",
+    "Pemerintah Provinsi Jawa Barat",
+    "Pemerintah Kota Denpasar",
+    "Pemerintah Provinsi Sumatera Utara",
+    "Lembaga Administrasi Negara",
+    "Badan Kepegawaian Negara",
 )
-CITIES = ("Mataram", "Kupang", "Denpasar", "Bandung", "Banjarmasin", "Jakarta", "Medan", "Ambon", "Padang",
-          "Surabaya", "Pontianak", "Makassar")
+CITIES = (
+    "Mataram",
+    "Kupang",
+    "Denpasar",
+    "Bandung",
+    "Banjarmasin",
+    "Jakarta",
+    "Medan",
+    "Ambon",
+    "Padang",
+    "Surabaya",
+    "Pontianak",
+    "Makassar",
+)
 GOLONGAN = tuple(f"{g}/{s}" for g in ("II", "III", "IV") for s in "abcd") + ("IV/e",)
 JABATAN = (
-    "Analis Kebijakan Ahli Muda", "Analis Kebijakan Ahli Pertama", "Kepala Seksi", "Kepala Subbagian",
-    "Pranata Komputer Ahli Pertama", "Pranata Komputer Ahli Muda", "Widyaiswara Ahli Madya",
-    "Auditor Ahli Pertama", "Perencana Ahli Muda", "Statistisi Ahli Pertama", "Pengelola Keuangan",
-    "Analis SDM Aparatur Ahli Muda", "Penata Kelola Sistem dan Teknologi Informasi", "Arsiparis Terampil",
+    "Analis Kebijakan Ahli Muda",
+    "Analis Kebijakan Ahli Pertama",
+    "Kepala Seksi",
+    "Kepala Subbagian",
+    "Pranata Komputer Ahli Pertama",
+    "Pranata Komputer Ahli Muda",
+    "Widyaiswara Ahli Madya",
+    "Auditor Ahli Pertama",
+    "Perencana Ahli Muda",
+    "Statistisi Ahli Pertama",
+    "Pengelola Keuangan",
+    "Analis SDM Aparatur Ahli Muda",
+    "Penata Kelola Sistem dan Teknologi Informasi",
+    "Arsiparis Terampil",
 )
 # PT-01 .. PT-32 topics (core_enrol_get_enrolled_users.json enrolledcourses; PT-01 not captured)
 PT_TOPICS = (
-    "Manajemen Arsip Dinamis", "Penyusunan SAKIP", "Analisis Beban Kerja", "Manajemen Risiko Sektor Publik",
-    "Pelayanan Publik Prima", "Penulisan Naskah Dinas", "Pengelolaan Keuangan Daerah",
-    "Audit Internal Pemerintah", "Perencanaan Pembangunan Daerah",
-    "Sistem Pemerintahan Berbasis Elektronik (SPBE)", "Keamanan Informasi", "Analisis Data dengan Python",
-    "Literasi Digital ASN", "Manajemen ASN", "Penyusunan Standar Pelayanan", "Evaluasi Kebijakan Publik",
-    "Reformasi Birokrasi", "Public Speaking untuk ASN", "Coaching dan Mentoring", "Kepemimpinan Digital",
-    "Manajemen Proyek Pemerintah", "Perlindungan Data Pribadi", "Tata Kelola Data",
-    "Inovasi Pelayanan Publik", "Penganggaran Berbasis Kinerja", "Akuntabilitas Kinerja Instansi",
-    "Etika dan Integritas ASN", "Wawasan Kebangsaan", "Pengelolaan Barang Milik Negara",
-    "Jabatan Fungsional Analis Kebijakan", "Satu Data Indonesia", "Manajemen Talenta ASN",
+    "Manajemen Arsip Dinamis",
+    "Penyusunan SAKIP",
+    "Analisis Beban Kerja",
+    "Manajemen Risiko Sektor Publik",
+    "Pelayanan Publik Prima",
+    "Penulisan Naskah Dinas",
+    "Pengelolaan Keuangan Daerah",
+    "Audit Internal Pemerintah",
+    "Perencanaan Pembangunan Daerah",
+    "Sistem Pemerintahan Berbasis Elektronik (SPBE)",
+    "Keamanan Informasi",
+    "Analisis Data dengan Python",
+    "Literasi Digital ASN",
+    "Manajemen ASN",
+    "Penyusunan Standar Pelayanan",
+    "Evaluasi Kebijakan Publik",
+    "Reformasi Birokrasi",
+    "Public Speaking untuk ASN",
+    "Coaching dan Mentoring",
+    "Kepemimpinan Digital",
+    "Manajemen Proyek Pemerintah",
+    "Perlindungan Data Pribadi",
+    "Tata Kelola Data",
+    "Inovasi Pelayanan Publik",
+    "Penganggaran Berbasis Kinerja",
+    "Akuntabilitas Kinerja Instansi",
+    "Etika dan Integritas ASN",
+    "Wawasan Kebangsaan",
+    "Pengelolaan Barang Milik Negara",
+    "Jabatan Fungsional Analis Kebijakan",
+    "Satu Data Indonesia",
+    "Manajemen Talenta ASN",
 )
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
 # mod_forum_get_forum_discussions.json subjects and messages
 TOPICS = (
-    "literasi digital pegawai", "e-Kinerja", "integrasi data kepegawaian", "SPBE", "interoperabilitas sistem",
-    "arsip digital", "keamanan siber", "smart city", "kecerdasan artifisial di sektor publik",
-    "manajemen talenta", "big data pemerintahan", "pengadaan secara elektronik", "perlindungan data pribadi",
-    "layanan publik daring", "Satu Data Indonesia",
+    "literasi digital pegawai",
+    "e-Kinerja",
+    "integrasi data kepegawaian",
+    "SPBE",
+    "interoperabilitas sistem",
+    "arsip digital",
+    "keamanan siber",
+    "smart city",
+    "kecerdasan artifisial di sektor publik",
+    "manajemen talenta",
+    "big data pemerintahan",
+    "pengadaan secara elektronik",
+    "perlindungan data pribadi",
+    "layanan publik daring",
+    "Satu Data Indonesia",
 )
 SUBJECTS = (
-    "Bagaimana penerapan {} di instansi Bapak/Ibu?", "Kendala implementasi {}", "Tips dan trik {}",
-    "Evaluasi pelaksanaan {} triwulan ini", "Minta masukan: rencana aksi {}", "Studi kasus {}",
-    "Diskusi: regulasi terbaru terkait {}", "Pertanyaan seputar {}", "Berbagi pengalaman: {}",
+    "Bagaimana penerapan {} di instansi Bapak/Ibu?",
+    "Kendala implementasi {}",
+    "Tips dan trik {}",
+    "Evaluasi pelaksanaan {} triwulan ini",
+    "Minta masukan: rencana aksi {}",
+    "Studi kasus {}",
+    "Diskusi: regulasi terbaru terkait {}",
+    "Pertanyaan seputar {}",
+    "Berbagi pengalaman: {}",
     "Praktik baik {} di daerah",
 )
 SENTENCES = (
@@ -92,8 +169,7 @@ SENTENCES = (
     "Kami sudah mencoba pendekatan bertahap: pilot di satu bidang, lalu direplikasi.",
     "Regulasi terbaru mensyaratkan evaluasi berkala setiap enam bulan.",
     "Apakah ada contoh SOP yang bisa dibagikan di forum ini?",
-    "Berikut pengalaman kami di daerah: anggaran terbatas, tetapi kolaborasi dengan perguruan tinggi "
-    "sangat membantu.",
+    "Berikut pengalaman kami di daerah: anggaran terbatas, tetapi kolaborasi dengan perguruan tinggi sangat membantu.",
     "Setuju dengan pendapat di atas. Kami juga menerapkan hal serupa.",
     "Izin menambahkan referensi: Perpres 95/2018 tentang SPBE.",
     "Mohon pencerahan dari narasumber terkait standar interoperabilitas yang digunakan.",
@@ -109,9 +185,7 @@ SENTENCES = (
     "Sudah dicoba, tetapi integrasinya masih manual (ekspor CSV).",
 )
 # The README's "post with emoji/HTML entities" trap (JSON escapes it as \ud83d\udc4d).
-EMOJI_MESSAGE = (
-    "<p>Mantap \U0001f44d! Terima kasih &amp; salam dari Makassar &lt;3 &quot;Bersama kita bisa&quot;</p>"
-)
+EMOJI_MESSAGE = "<p>Mantap \U0001f44d! Terima kasih &amp; salam dari Makassar &lt;3 &quot;Bersama kita bisa&quot;</p>"
 
 
 @dataclass(frozen=True)
@@ -137,14 +211,42 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "small": Preset(users=60, pt_courses=3, pkp_courses=1, pbj_sections=0, latsar_sections=6, pt_size=(8, 15),
-                    pkp_size=20, pbj_size=0, cop_size=40, cop_discussions=(8, 4, 3, 3, 2), cop_replies=5.0,
-                    other_discussions=2, other_replies=2.0, hidden_courses=1, shared_nips=1,
-                    unenrolled_posters=1),
-    "fixture": Preset(users=10000, pt_courses=64, pkp_courses=8, pbj_sections=100, latsar_sections=500,
-                      pt_size=(15, 60), pkp_size=100, pbj_size=1000, cop_size=800,
-                      cop_discussions=(142, 70, 40, 36, 12), cop_replies=7.0, other_discussions=10,
-                      other_replies=7.8, hidden_courses=3, shared_nips=2, unenrolled_posters=5),
+    "small": Preset(
+        users=60,
+        pt_courses=3,
+        pkp_courses=1,
+        pbj_sections=0,
+        latsar_sections=6,
+        pt_size=(8, 15),
+        pkp_size=20,
+        pbj_size=0,
+        cop_size=40,
+        cop_discussions=(8, 4, 3, 3, 2),
+        cop_replies=5.0,
+        other_discussions=2,
+        other_replies=2.0,
+        hidden_courses=1,
+        shared_nips=1,
+        unenrolled_posters=1,
+    ),
+    "fixture": Preset(
+        users=10000,
+        pt_courses=64,
+        pkp_courses=8,
+        pbj_sections=100,
+        latsar_sections=500,
+        pt_size=(15, 60),
+        pkp_size=100,
+        pbj_size=1000,
+        cop_size=800,
+        cop_discussions=(142, 70, 40, 36, 12),
+        cop_replies=7.0,
+        other_discussions=10,
+        other_replies=7.8,
+        hidden_courses=3,
+        shared_nips=2,
+        unenrolled_posters=5,
+    ),
 }
 
 
@@ -357,8 +459,7 @@ class Dataset:
         self.start_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> discussion start times
         self.notable: dict[str, object] = {}
         # id counters (the site course is 1; cmid 1 and the guest user 1 are not generated)
-        self._ids = {"course": 1, "cm": 1, "section": 0, "instance": {}, "discussion": 0, "post": 0,
-                     "append": 0}
+        self._ids = {"course": 1, "cm": 1, "section": 0, "instance": {}, "discussion": 0, "post": 0, "append": 0}
         rng = random.Random(f"fake-moodle:{seed}")
         self._make_users(rng)
         self._make_courses(rng)
@@ -377,10 +478,16 @@ class Dataset:
             first, last = rng.choice(FIRSTNAMES), rng.choice(LASTNAMES)
             num = uid - 2
             user = User(
-                uid, f"tool_generator_{num:06d}", first, last,
+                uid,
+                f"tool_generator_{num:06d}",
+                first,
+                last,
                 f"{first.lower().replace(' ', '')}.{last.lower()}.{num:06d}@asn.example",
-                department=rng.choice(DEPARTMENTS), institution=rng.choice(INSTITUTIONS),
-                city=rng.choice(CITIES), golongan=rng.choice(GOLONGAN), jabatan=rng.choice(JABATAN),
+                department=rng.choice(DEPARTMENTS),
+                institution=rng.choice(INSTITUTIONS),
+                city=rng.choice(CITIES),
+                golongan=rng.choice(GOLONGAN),
+                jabatan=rng.choice(JABATAN),
             )
             roll = rng.random()
             if roll < 0.11:  # ~11% blank idnumber: contract staff / non-ASN
@@ -398,7 +505,7 @@ class Dataset:
             user.suspended = rng.random() < 0.01
             self.users[uid] = user
         people = list(self.users.values())[1:]
-        for user in rng.sample(people[len(people) // 2:], 2):  # two deleted users who had posted
+        for user in rng.sample(people[len(people) // 2 :], 2):  # two deleted users who had posted
             user.deleted = True
         people = [u for u in people if not u.deleted]
         if not any(" " in u.idnumber for u in people):  # small presets: force the spaced-NIP trap to exist
@@ -420,41 +527,65 @@ class Dataset:
             year, month, day = rng.randint(1965, 2000), rng.randint(1, 12), rng.randint(1, 28)
             appointed = min(2025, year + rng.randint(19, 30))
             # YYYYMMDD birth + YYYYMM appointment + gender digit + 3-digit sequence
-            nip = (f"{year}{month:02d}{day:02d}{appointed}{rng.randint(1, 12):02d}"
-                   f"{rng.randint(1, 2)}{rng.randint(1, 999):03d}")
+            nip = (
+                f"{year}{month:02d}{day:02d}{appointed}{rng.randint(1, 12):02d}"
+                f"{rng.randint(1, 2)}{rng.randint(1, 999):03d}"
+            )
             if nip not in taken:
                 taken.add(nip)
                 return nip
 
     # ---------------------------------------------------------------- courses
-    def _new_course(self, rng: random.Random, kind: str, names: tuple[str, str, str], category: int,
-                    summary: str, dates: tuple[int, int], numsections: int) -> Course:
+    def _new_course(
+        self,
+        rng: random.Random,
+        kind: str,
+        names: tuple[str, str, str],
+        category: int,
+        summary: str,
+        dates: tuple[int, int],
+        numsections: int,
+    ) -> Course:
         """Add a course; ``names`` = (shortname, fullname, idnumber), ``dates`` = (startdate, enddate)."""
         self._ids["course"] += 1
         cid = self._ids["course"]
         created = SITE_BUILT + 100 + cid * 7
         same_category = sum(1 for c in self.courses.values() if c.category == category)
-        course = Course(cid, *names, category, category * 10000 + same_category + 1, summary, kind, 1, *dates,
-                        numsections, created, created + rng.choice((0, 0, 600)))
+        course = Course(
+            cid,
+            *names,
+            category,
+            category * 10000 + same_category + 1,
+            summary,
+            kind,
+            1,
+            *dates,
+            numsections,
+            created,
+            created + rng.choice((0, 0, 600)),
+        )
         course.first_section_id = self._ids["section"] + 1
         self._ids["section"] += numsections + 1
         self.courses[cid] = course
         return course
 
-    def _module(self, course: Course, section: int, modname: str, name: str, rule: str = "",
-                rulevalue: int = 0, **extra: int) -> Module:
+    def _module(
+        self, course: Course, section: int, modname: str, name: str, rule: str = "", rulevalue: int = 0, **extra: int
+    ) -> Module:
         self._ids["cm"] += 1
         instances = self._ids["instance"]
         instances[modname] = instances.get(modname, 0) + 1
         # BigBlueButton modules report timemodified 0 (mod_bigbluebuttonbn_get_bigbluebuttonbns_*.json)
         when = 0 if modname == "bigbluebuttonbn" else course.timecreated + 30
-        mod = Module(self._ids["cm"], course.id, section, modname, instances[modname], name, rule, rulevalue,
-                     when, **extra)
+        mod = Module(
+            self._ids["cm"], course.id, section, modname, instances[modname], name, rule, rulevalue, when, **extra
+        )
         course.modules.append(mod)
         self.modules[mod.id] = mod
         if modname == "forum":
-            self.forums[mod.instance] = Forum(mod.instance, course.id, mod.id, "news", name,
-                                              "General news and announcements")
+            self.forums[mod.instance] = Forum(
+                mod.instance, course.id, mod.id, "news", name, "General news and announcements"
+            )
         return mod
 
     def _make_courses(self, rng: random.Random) -> None:
@@ -484,10 +615,14 @@ class Dataset:
         big = []
         if pre.pbj_sections:
             start = YEAR_START + 176 * DAY + 36452
-            names = ("PBJ-DASAR-2026", "Pelatihan Teknis Pengadaan Barang/Jasa Pemerintah Tingkat Dasar "
-                     "(Kelas Besar)", "PBJ-2026-001")
-            course = self._new_course(rng, "pbj", names, 3, "<p>Pelatihan mandiri pengadaan barang/jasa.</p>",
-                                      (start, 0), pre.pbj_sections)
+            names = (
+                "PBJ-DASAR-2026",
+                "Pelatihan Teknis Pengadaan Barang/Jasa Pemerintah Tingkat Dasar (Kelas Besar)",
+                "PBJ-2026-001",
+            )
+            course = self._new_course(
+                rng, "pbj", names, 3, "<p>Pelatihan mandiri pengadaan barang/jasa.</p>", (start, 0), pre.pbj_sections
+            )
             self._sectioned(course, pre.pbj_sections)
             big.append(course)
         start = YEAR_START + 125 * DAY + 36452
@@ -503,9 +638,13 @@ class Dataset:
         self._make_cop_modules(cop)
         self._enrol_all(rng, pt_courses, pkp, big, latsar, cop)
         self.notable.update(
-            cop_course=cop.id, leadership_course=pkp[0].id, big_course=latsar.id,
-            nocriteria_course=pt_courses[1].id, criteria_pt_course=pt_courses[0].id,
-            hidden_courses=[c.id for c in pt_courses if not c.visible], leadership_category=5,
+            cop_course=cop.id,
+            leadership_course=pkp[0].id,
+            big_course=latsar.id,
+            nocriteria_course=pt_courses[1].id,
+            criteria_pt_course=pt_courses[0].id,
+            hidden_courses=[c.id for c in pt_courses if not c.visible],
+            leadership_category=5,
             courses_with_criteria=[c.id for c in self.courses.values() if c.criteria],
         )
 
@@ -513,11 +652,15 @@ class Dataset:
         """PT-xx-I/II technical course: one section with a page, slides and a final task."""
         topic, batch = PT_TOPICS[i % 32], ROMAN[i // 32]
         start = YEAR_START + rng.randint(1, 330) * DAY  # midnight WIB; some start after "now"
-        names = (f"PT-{i % 32 + 1:02d}-{batch}", f"Pelatihan Teknis {topic} Angkatan {batch}",
-                 f"DIKLAT-2026-{i + 1:04d}")
+        names = (
+            f"PT-{i % 32 + 1:02d}-{batch}",
+            f"Pelatihan Teknis {topic} Angkatan {batch}",
+            f"DIKLAT-2026-{i + 1:04d}",
+        )
         summary = f"<p>Pelatihan teknis <strong>{topic}</strong> bagi ASN, angkatan {batch}.</p>"
-        course = self._new_course(rng, "pt", names, rng.choice((1, 3, 4, 5)), summary,
-                                  (start, start + rng.randint(14, 60) * DAY), 1)
+        course = self._new_course(
+            rng, "pt", names, rng.choice((1, 3, 4, 5)), summary, (start, start + rng.randint(14, 60) * DAY), 1
+        )
         if i >= 2 and i % 7 == 2 and i // 7 < pre.hidden_courses:  # a few hidden courses (README: 3)
             course.visible = 0
         self._module(course, 0, "forum", "Announcements")
@@ -556,10 +699,12 @@ class Dataset:
         share = self._module(cop, 1, "forum", "Berbagi Praktik Baik", "completiondiscussions", 1)
         qanda = self._module(cop, 2, "forum", "Tanya Jawab Narasumber")
         groups = self._module(cop, 2, "forum", "Diskusi Kelompok Regional", groupmode=1)
-        intros = ((general, "general", "Diskusi bebas seputar transformasi digital."),
-                  (share, "general", "Bagikan satu praktik baik dari instansi Anda."),
-                  (qanda, "qanda", "Ajukan pertanyaan kepada narasumber."),
-                  (groups, "general", "Diskusi per kelompok regional."))
+        intros = (
+            (general, "general", "Diskusi bebas seputar transformasi digital."),
+            (share, "general", "Bagikan satu praktik baik dari instansi Anda."),
+            (qanda, "qanda", "Ajukan pertanyaan kepada narasumber."),
+            (groups, "general", "Diskusi per kelompok regional."),
+        )
         for mod, kind, intro in intros:
             forum = self.forums[mod.instance]
             forum.type, forum.intro = kind, f"<p>{intro}</p>"
@@ -571,8 +716,12 @@ class Dataset:
             self._module(cop, 3, "bigbluebuttonbn", name, "completionattendance", 30, opening=opening)
         cop.criteria = [page.id, general.id]
         self.notable.update(
-            cop_news_forum=news.instance, cop_general_forum=general.instance, cop_share_forum=share.instance,
-            cop_qanda_forum=qanda.instance, cop_groups_forum=groups.instance, cop_general_cmid=general.id,
+            cop_news_forum=news.instance,
+            cop_general_forum=general.instance,
+            cop_share_forum=share.instance,
+            cop_qanda_forum=qanda.instance,
+            cop_groups_forum=groups.instance,
+            cop_general_cmid=general.id,
             cop_page_cmid=page.id,
             webinar_cmids=[m.id for m in cop.modules if m.modname == "bigbluebuttonbn"],
             future_webinar_cmid=cop.modules[-1].id,
@@ -594,8 +743,9 @@ class Dataset:
         course.enrol[uid] = Enrolment(uid, roleid, status, timestart, timeend, lastaccess)
         self.user_courses[uid].append(course.id)
 
-    def _enrol_all(self, rng: random.Random, pt: list[Course], pkp: list[Course], big: list[Course],
-                   latsar: Course, cop: Course) -> None:
+    def _enrol_all(
+        self, rng: random.Random, pt: list[Course], pkp: list[Course], big: list[Course], latsar: Course, cop: Course
+    ) -> None:
         pool = [u.id for u in self.users.values() if u.username.startswith("tool_") and not u.deleted]
         sizes = [(c, rng.randint(*self.preset.pt_size)) for c in pt]
         sizes += [(c, self.preset.pkp_size) for c in pkp] + [(c, self.preset.pbj_size) for c in big]
@@ -625,8 +775,17 @@ class Dataset:
     def _message(self, rng: random.Random) -> str:
         return "<p>" + " ".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 4))) + "</p>"
 
-    def _thread(self, rng: random.Random, forum: Forum, name: str, author: int, created: int, replies: int,
-                repliers: list[int], groupid: int = -1) -> Discussion:
+    def _thread(
+        self,
+        rng: random.Random,
+        forum: Forum,
+        name: str,
+        author: int,
+        created: int,
+        replies: int,
+        repliers: list[int],
+        groupid: int = -1,
+    ) -> Discussion:
         disc = Discussion(0, forum.id, name, groupid)
         disc.posts.append(Post(0, 0, 0, author, created, created, name, self._message(rng)))
         when = created
@@ -636,8 +795,7 @@ class Dataset:
                 break
             # parent holds a 1-based position in the thread until _number_posts assigns ids
             parent = 1 if rng.random() < 0.65 else rng.randint(1, len(disc.posts))
-            disc.posts.append(Post(0, 0, parent, rng.choice(repliers), when, when, f"Re: {name}",
-                                   self._message(rng)))
+            disc.posts.append(Post(0, 0, parent, rng.choice(repliers), when, when, f"Re: {name}", self._message(rng)))
         forum.discussions.append(disc)
         return disc
 
@@ -670,8 +828,7 @@ class Dataset:
         others[0].posts[0].userid = deleted[0]  # a thread started by a later-deleted user
         others[1].posts[-1].userid = deleted[1]
         others[-1].posts[-1].message = EMOJI_MESSAGE
-        replies = [p for d in general.discussions for p in d.posts[1:]
-                   if d.posts[p.parent - 1].userid in cop.groups]
+        replies = [p for d in general.discussions for p in d.posts[1:] if d.posts[p.parent - 1].userid in cop.groups]
         for post in replies[:3]:
             post.userid = champion  # at least 3 posts: completionposts=3 satisfied
         for disc in general.discussions[2:4]:
@@ -689,8 +846,15 @@ class Dataset:
                 kind = rng.choice(("Jadwal pelaksanaan", "Pengumuman", "Informasi tugas", "Tautan materi"))
                 name = f"{kind} {course.shortname}"
                 created = rng.randint(course.startdate, min(NOW0 - DAY, course.enddate or NOW0))
-                self._thread(rng, forum, name, rng.choice(teachers or [2]), created,
-                             int(rng.expovariate(1 / pre.other_replies)), students or teachers or [2])
+                self._thread(
+                    rng,
+                    forum,
+                    name,
+                    rng.choice(teachers or [2]),
+                    created,
+                    int(rng.expovariate(1 / pre.other_replies)),
+                    students or teachers or [2],
+                )
         self._number_posts(rng)
         if not any(p.modified > p.created for p in self.posts.values()):  # keep the edited-post trap
             post = others[0].posts[-1]
@@ -733,8 +897,13 @@ class Dataset:
         nocrit = self.courses[self.notable["nocriteria_course"]]
         nip_count = Counter(u.idnumber for u in self.users.values() if u.idnumber and not u.deleted)
         students = [uid for uid in lead.enrol if self.is_tracked(lead, uid)]
-        plain = [uid for uid in students if len(self.users[uid].idnumber) == 18 and uid not in nocrit.enrol
-                 and nip_count[self.users[uid].idnumber] == 1]
+        plain = [
+            uid
+            for uid in students
+            if len(self.users[uid].idnumber) == 18
+            and uid not in nocrit.enrol
+            and nip_count[self.users[uid].idnumber] == 1
+        ]
         done = next((uid for uid in plain if self.course_completion(lead, uid)[0]), None)
         if done is None:  # make sure one exists: complete every criterion during the course
             done = plain[0]
@@ -755,14 +924,17 @@ class Dataset:
             self.overrides[(member, self.notable["cop_page_cmid"])] = cop.startdate + 40 * DAY
         unique = [u for u in self.users.values() if len(u.idnumber) == 18 and nip_count[u.idnumber] == 1]
         self.notable.update(
-            completed_user=done, incomplete_user=partial, cop_member=member,
+            completed_user=done,
+            incomplete_user=partial,
+            cop_member=member,
             nocriteria_student=next(uid for uid in nocrit.enrol if self.is_tracked(nocrit, uid)),
             nip_users=[unique[0].id, unique[1].id],
             shared_nip=next(nip for nip, count in nip_count.items() if count > 1),
             spaced_nip=next(nip for nip in nip_count if " " in nip),
             suspended_user=next(u.id for u in self.users.values() if u.suspended),
-            suspended_enrolment=next((c.id, e.userid) for c in self.courses.values() for e in c.enrol.values()
-                                     if e.status),
+            suspended_enrolment=next(
+                (c.id, e.userid) for c in self.courses.values() for e in c.enrol.values() if e.status
+            ),
             limited_user=max(self.users),
         )
         general = self.forums[self.notable["cop_general_forum"]]
@@ -782,8 +954,13 @@ class Dataset:
     def is_tracked(self, course: Course, uid: int) -> bool:
         """Active student enrolment: what completion calls require (else usernotenroled)."""
         enrol = course.enrol.get(uid)
-        return (enrol is not None and enrol.roleid == ROLE_STUDENT and enrol.status == 0
-                and (enrol.timeend == 0 or enrol.timeend > self.clock) and not self.users[uid].deleted)
+        return (
+            enrol is not None
+            and enrol.roleid == ROLE_STUDENT
+            and enrol.status == 0
+            and (enrol.timeend == 0 or enrol.timeend > self.clock)
+            and not self.users[uid].deleted
+        )
 
     def activity_state(self, module: Module, uid: int) -> tuple[int, int]:
         """(state, timecompleted) of one completion-tracked module for one user; (0, 0) when not complete."""
@@ -866,8 +1043,9 @@ class Dataset:
                     disc = rng.choice(open_threads[-10:])
                     parent, subject = rng.choice(disc.posts).id, f"Re: {disc.name}"
                 self._ids["post"] += 1
-                post = Post(self._ids["post"], disc.id, parent, author, self.clock, self.clock, subject,
-                            self._message(rng))
+                post = Post(
+                    self._ids["post"], disc.id, parent, author, self.clock, self.clock, subject, self._message(rng)
+                )
                 disc.posts.append(post)
                 self.posts[post.id] = post
                 self._index_post(disc, post)

@@ -135,8 +135,13 @@ DISCUSSION_POSTS = parse_schema(
 )
 # mod_forum_get_discussion_posts_by_userid.json (JSON only)
 POSTS_BY_USERID = parse_schema(
-    "{discussions:[{name,id,timecreated,authorfullname,posts:{userposts:[" + _POST + "],parentposts:["
-    + _POST + "]}}]," + _WARNINGS + "}"
+    "{discussions:[{name,id,timecreated,authorfullname,posts:{userposts:["
+    + _POST
+    + "],parentposts:["
+    + _POST
+    + "]}}],"
+    + _WARNINGS
+    + "}"
 )
 
 # mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses.json (JSON only)

@@ -131,8 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path != ENDPOINT:
             self.send_simple(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
             return
-        pairs = parse_qsl(query, keep_blank_values=True) + parse_qsl(body.decode("utf-8", "replace"),
-                                                                    keep_blank_values=True)
+        pairs = parse_qsl(query, keep_blank_values=True) + parse_qsl(
+            body.decode("utf-8", "replace"), keep_blank_values=True
+        )
         self.server.fake._serve(self, pairs)
 
     def send_simple(self, status: int, body: bytes, content_type: str) -> None:
@@ -177,10 +178,19 @@ class FakeMoodle:
         wwwroot: base of URLs inside responses (fixed so bytes do not depend on the port).
     """
 
-    def __init__(self, preset: str | Preset = "small", seed: int = 1, token: str = "tok-admin",
-                 limited_token: str | None = None, port: int = 0, functions: Iterable[str] | None = None,
-                 latency: dict[str, float] | None = None, max_concurrent: int | None = None,
-                 debug: bool = False, wwwroot: str = "http://127.0.0.1:8080"):
+    def __init__(
+        self,
+        preset: str | Preset = "small",
+        seed: int = 1,
+        token: str = "tok-admin",
+        limited_token: str | None = None,
+        port: int = 0,
+        functions: Iterable[str] | None = None,
+        latency: dict[str, float] | None = None,
+        max_concurrent: int | None = None,
+        debug: bool = False,
+        wwwroot: str = "http://127.0.0.1:8080",
+    ):
         self.data = Dataset(preset, seed)
         self.tokens = {token: True}
         if limited_token:
@@ -206,8 +216,9 @@ class FakeMoodle:
         """Bind 127.0.0.1 and serve in a background thread."""
         self._httpd = _Server(("127.0.0.1", self._port), _Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-moodle", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-moodle", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -231,8 +242,9 @@ class FakeMoodle:
     def __enter__(self) -> FakeMoodle:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -262,8 +274,15 @@ class FakeMoodle:
         with self._lock:
             self.latency[function] = seconds
 
-    def inject_fault(self, function: str | None = None, kind: str = "reset", times: int = 1, after: int = 0,
-                     delay: float = 2.0, fraction: float = 0.5) -> Fault:
+    def inject_fault(
+        self,
+        function: str | None = None,
+        kind: str = "reset",
+        times: int = 1,
+        after: int = 0,
+        delay: float = 2.0,
+        fraction: float = 0.5,
+    ) -> Fault:
         """Schedule a fault on the next matching calls.
 
         Args:
@@ -390,8 +409,9 @@ class FakeMoodle:
             self._count(function, len(body), error)
             handler.send_simple(200, body, content_type)
 
-    def _answer(self, token: str | None, function: str, fmt: str,
-                pairs: list[tuple[str, str]]) -> tuple[bytes, bool, dict[str, Any]]:
+    def _answer(
+        self, token: str | None, function: str, fmt: str, pairs: list[tuple[str, str]]
+    ) -> tuple[bytes, bool, dict[str, Any]]:
         """Run one call; returns (body, is_error, parsed params). Errors are 200 bodies like Moodle's."""
         params = parse_php_form(pairs)
         try:
@@ -406,8 +426,9 @@ class FakeMoodle:
                 raise access_exception()
             check_keys(params, spec.params)
             admin = self.tokens[token]
-            call = Call(self.data, 2 if admin else self.data.notable["limited_user"], admin, self.wwwroot,
-                        self.functions)
+            call = Call(
+                self.data, 2 if admin else self.data.notable["limited_user"], admin, self.wwwroot, self.functions
+            )
             with self.data.lock:  # handlers build fresh structures, so encoding can happen unlocked
                 result = spec.handler(call, params)
             body = encode_json(result, spec.schema) if fmt == "json" else encode_xml(result, spec.schema)

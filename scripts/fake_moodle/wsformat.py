@@ -76,7 +76,7 @@ def parse_schema(text: str) -> Schema:
     src = re.sub(r"\s+", "", text)
     schema, pos = _parse_node(src, 0)
     if pos != len(src):
-        raise ValueError(f"trailing text in schema at {pos}: {src[pos:pos + 20]!r}")
+        raise ValueError(f"trailing text in schema at {pos}: {src[pos : pos + 20]!r}")
     return schema
 
 
@@ -93,7 +93,7 @@ def _parse_node(src: str, pos: int) -> tuple[Schema, int]:
     while src[pos] != "}":
         match = re.compile(r"[A-Za-z0-9_]+").match(src, pos)
         if not match:
-            raise ValueError(f"expected a key at {pos}: {src[pos:pos + 20]!r}")
+            raise ValueError(f"expected a key at {pos}: {src[pos : pos + 20]!r}")
         pos = match.end()
         sub: Schema = None
         if src[pos] == ":":
@@ -235,8 +235,10 @@ def invalid_record(table: str, value: int | str, column: str = "id") -> WsError:
     shown = str(value) if isinstance(value, int) else "'" + value.replace("'", "\\'") + "'"
     debuginfo = f"SELECT * FROM {{{table}}} WHERE {column} = ?\n[array (\n  0 => {shown},\n)]"
     return WsError(
-        "dml_missing_record_exception", "invalidrecord",
-        f"Can't find data record in database table {table}.", debuginfo,
+        "dml_missing_record_exception",
+        "invalidrecord",
+        f"Can't find data record in database table {table}.",
+        debuginfo,
     )
 
 

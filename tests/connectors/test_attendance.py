@@ -86,9 +86,7 @@ def test_zoom_with_meeting_preamble_merges_rejoins() -> None:
     assert budi.extras == {"identifier_kind": "email", "segments": 2, "guest": False}
     # The renamed participant "WI Siti (Siti Rahmawati)" is identified by her e-mail.
     assert people["email:siti.r@example.org"].duration == timedelta(minutes=90)
-    meeting = ObjectRef(
-        type="meeting", native_id="81200000001:2024-03-12", title="Webinar Evaluasi Pembelajaran"
-    )
+    meeting = ObjectRef(type="meeting", native_id="81200000001:2024-03-12", title="Webinar Evaluasi Pembelajaran")
     for activity in activities:
         assert activity.kind is Kind.MEETING_ATTENDED and activity.source == "zoom" and activity.site == SITE
         assert activity.object == meeting
@@ -151,9 +149,7 @@ def test_zoom_webinar_attendee_report() -> None:
     )
     assert siti.occurred_at == utc(2024, 3, 14, 2, 0)  # "Mar 14, 2024 09:00:00 AM" WIB
     # Agus registered but did not attend.
-    assert all(
-        a.object == ObjectRef("meeting", "81200000002:2024-03-14", "Webinar JP ASN 2024") for a in activities
-    )
+    assert all(a.object == ObjectRef("meeting", "81200000002:2024-03-14", "Webinar JP ASN 2024") for a in activities)
     assert all(a.source == "zoom" for a in activities)
 
 
@@ -344,11 +340,7 @@ def test_arbitrary_bytes_raise_only_input_error(scratch: Path, data: bytes) -> N
 @given(pieces=st.lists(st.sampled_from(CSV_PIECES) | st.text(max_size=5), max_size=40), utf16=st.booleans())
 def test_report_like_text_raises_only_input_error(scratch: Path, pieces: list[str], utf16: bool) -> None:
     text = "".join(pieces)
-    data = (
-        b"\xff\xfe" + text.encode("utf-16-le", "surrogatepass")
-        if utf16
-        else text.encode("utf-8", "surrogatepass")
-    )
+    data = b"\xff\xfe" + text.encode("utf-16-le", "surrogatepass") if utf16 else text.encode("utf-8", "surrogatepass")
     _only_input_error(scratch / "pieces.csv", data)
 
 

@@ -51,8 +51,15 @@ def classroom() -> Iterator[FakeClassroom]:
         fake.add_student("c2", "u3", None, "Tanpa Email")
         fake.add_profile("t1", "dewi.l@example.org", "Dewi Lestari")
         fake.add_submission("c1", "w1", "u1", "Tugas 1: Nilai Dasar ASN", turned_in="2024-03-12T02:00:00Z")
-        fake.add_submission("c1", "w2", "u1", "Tugas 2", turned_in="2024-03-12T03:00:00Z", state="RETURNED",
-                            updated="2024-03-13T01:00:00Z")
+        fake.add_submission(
+            "c1",
+            "w2",
+            "u1",
+            "Tugas 2",
+            turned_in="2024-03-12T03:00:00Z",
+            state="RETURNED",
+            updated="2024-03-13T01:00:00Z",
+        )
         fake.add_submission("c1", "w1", "u2", "Tugas 1: Nilai Dasar ASN", turned_in="2024-03-12T04:00:00Z")
         fake.add_submission("c2", "w3", "u3", "Refleksi", turned_in="2024-03-14T02:00:00Z")
         fake.add_announcement("c2", "a1", "t1", "Selamat datang di komunitas widyaiswara", "2024-03-12T01:00:00Z")
@@ -91,7 +98,7 @@ def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str) -> Set
 def _sync(settings: Settings) -> sync_core.SiteReport:
     engine = make_engine(settings.state.url)
     upgrade(engine)
-    (source, streams), = sync_core.sync_sources(settings)
+    ((source, streams),) = sync_core.sync_sources(settings)
     return sync_core.sync_source(engine, settings, source, streams=streams)
 
 
@@ -109,14 +116,21 @@ def test_first_pull_pages_then_incremental_pulls_read_only_what_is_new(tmp_path,
     assert first.streams["submissions"].new == 4 and first.streams["announcements"].new == 2
     assert first.calls["courses"] == 2 and first.calls["studentSubmissions"] == 4  # page_size 1: one record a page
     bodies = _bodies(settings)
-    assert set(bodies) == {"course=c1|work=w1|user=u1", "course=c1|work=w2|user=u1", "course=c1|work=w1|user=u2",
-                           "course=c2|work=w3|user=u3", "course=c2|announcement=a1", "course=c2|announcement=a2"}
+    assert set(bodies) == {
+        "course=c1|work=w1|user=u1",
+        "course=c1|work=w2|user=u1",
+        "course=c1|work=w1|user=u2",
+        "course=c2|work=w3|user=u3",
+        "course=c2|announcement=a1",
+        "course=c2|announcement=a2",
+    }
     returned = bodies["course=c1|work=w2|user=u1"]
     assert returned["verb"]["display"]["en-US"] == "completed" and returned["result"]["completion"] is True
     assert returned["timestamp"] == "2024-03-12T03:00:00Z"  # first turned in, not returned
     assert returned["object"]["definition"]["name"]["en-US"] == "Tugas 2"
     assert returned["context"]["contextActivities"]["parent"][0]["definition"]["name"]["en-US"] == (
-        "Pelatihan Dasar CPNS")
+        "Pelatihan Dasar CPNS"
+    )
     post = bodies["course=c2|announcement=a2"]
     assert post["verb"]["id"] == "http://id.tincanapi.com/verb/replied"  # the vocabulary's post_created
     assert post["context"]["contextActivities"]["grouping"][0]["id"].endswith("/community/cop-wi")
@@ -125,9 +139,11 @@ def test_first_pull_pages_then_incremental_pulls_read_only_what_is_new(tmp_path,
     assert "example.org" not in text and "Budi" not in text and "Jadwal" not in text
     engine = make_engine(settings.state.url)
     assert store.get_cursor(engine, "kelas-bkpsdm", "announcements") == {
-        "courses": {"c2": "2024-03-13T01:00:00.000000Z"}}
+        "courses": {"c2": "2024-03-13T01:00:00.000000Z"}
+    }
     assert store.get_cursor(engine, "kelas-bkpsdm", "submissions") == {
-        "courses": {"c1": "2024-03-13T01:00:00.000000Z", "c2": "2024-03-14T02:00:00.000000Z"}}
+        "courses": {"c1": "2024-03-13T01:00:00.000000Z", "c2": "2024-03-14T02:00:00.000000Z"}
+    }
 
     # Nothing new: no statement, and only the lists (no course work, roster or profile call).
     again = _sync(settings)
@@ -160,28 +176,32 @@ def test_bad_keys_stop_the_source_in_one_sentence(tmp_path, monkeypatch, classro
     path = key_file(tmp_path, classroom, mode=0o644)
     settings = _settings(tmp_path, monkeypatch, source_toml(classroom))
     report = _sync(settings)
-    assert report.error == (f"service account key file {path} is readable by others (mode 0644); run: chmod 600 "
-                            f"{path}")
+    assert report.error == (f"service account key file {path} is readable by others (mode 0644); run: chmod 600 {path}")
     # A key the domain does not know: the fake checks the JWT signature and refuses it.
     other, _ = make_service_account(classroom.token_uri, client_email=shared_service_account()[0]["client_email"])
     key_file(tmp_path, classroom, key=other)
     report = _sync(settings)
-    assert report.error == ("source kelas-bkpsdm: Google refused the service account's token request (HTTP 400, "
-                            "invalid_grant: Invalid JWT Signature.); check the key file, domain-wide delegation of "
-                            f"the Classroom scopes and subject {ADMIN}")
+    assert report.error == (
+        "source kelas-bkpsdm: Google refused the service account's token request (HTTP 400, "
+        "invalid_grant: Invalid JWT Signature.); check the key file, domain-wide delegation of "
+        f"the Classroom scopes and subject {ADMIN}"
+    )
     assert _bodies(settings) == {} and classroom.tokens_issued == 0
 
 
-def test_cli_pull_into_ralph_matches_the_roster_and_leaks_no_secret(tmp_path, fresh_ralph, make_deployment,
-                                                                    classroom):
+def test_cli_pull_into_ralph_matches_the_roster_and_leaks_no_secret(tmp_path, fresh_ralph, make_deployment, classroom):
     key_file(tmp_path, classroom)
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     deployment = make_deployment(state_url, fresh_ralph.url, fresh_ralph.password, extra_toml=source_toml(classroom))
     deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = PSEUDONYM_KEY
     classroom.inject_fault("expired", path="announcements")
     outputs = []
-    for args in (("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")), ("--debug", "sync"),
-                 ("outbox", "flush"), ("--log-format", "json", "sync", "--site", "kelas-bkpsdm")):
+    for args in (
+        ("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")),
+        ("--debug", "sync"),
+        ("outbox", "flush"),
+        ("--log-format", "json", "sync", "--site", "kelas-bkpsdm"),
+    ):
         result = deployment.run(*args)
         outputs.append(result.stdout + result.stderr)
         CAPTURED.output(f"lms-bridge {' '.join(args)}", result.stdout + result.stderr)
@@ -206,6 +226,7 @@ def test_cli_pull_into_ralph_matches_the_roster_and_leaks_no_secret(tmp_path, fr
 def test_a_submission_updated_while_the_listing_was_read_is_not_skipped_later(tmp_path, monkeypatch, classroom):
     """The submissions listing is not ordered by time: a record updated while its pages were read can sit on a
     page already read, older than the newest record seen on a later page. The watermark must not pass it."""
+
     def stamp(minutes_ago: int) -> str:
         return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 

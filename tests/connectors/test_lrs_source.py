@@ -58,8 +58,15 @@ def mapper(**kwargs: Any) -> StatementMapper:
     return StatementMapper("src", VOCABULARY, BASE, **kwargs)
 
 
-def statement(verb: str = COMPLETED, object_type: str | None = COURSE, *, sid: str | None = None,
-              actor: dict | None = None, name: dict | None = None, **extra: Any) -> dict[str, Any]:
+def statement(
+    verb: str = COMPLETED,
+    object_type: str | None = COURSE,
+    *,
+    sid: str | None = None,
+    actor: dict | None = None,
+    name: dict | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     definition: dict[str, Any] = {}
     if object_type:
         definition["type"] = object_type
@@ -106,23 +113,26 @@ def test_each_verb_and_alias_maps_to_its_kind_and_builds_the_canonical_statement
     assert activity.source == "lrs" and activity.site == "src"
     assert activity.natural_key == f"lrs|src|{kind.value}|5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11"
     assert activity.object.url == "https://lms.other.go.id/things/42"
-    settings = StatementSettings(namespace=uuid.uuid5(uuid.NAMESPACE_URL, BASE), base_iri=BASE,
-                                 vocabulary=VOCABULARY)
-    built = build_statement(settings, activity, actor_for(activity, authority=AUTHORITY, base_iri=BASE,
-                                                          site_url="http://lrs.src/xAPI"))
+    settings = StatementSettings(namespace=uuid.uuid5(uuid.NAMESPACE_URL, BASE), base_iri=BASE, vocabulary=VOCABULARY)
+    built = build_statement(
+        settings, activity, actor_for(activity, authority=AUTHORITY, base_iri=BASE, site_url="http://lrs.src/xAPI")
+    )
     canonical = VOCABULARY.kinds[kind.value]
     assert f'"id":"{canonical.verb.id}"' in built.body and canonical.object_type in built.body
     assert f'"name":"{NIP}"' in built.body
 
 
-@pytest.mark.parametrize(("verb", "object_type"), [
-    ("http://adlnet.gov/expapi/verbs/experienced", COURSE),  # a verb lms-bridge does not count
-    ("http://activitystrea.ms/schema/1.0/join", MEETING),  # an alias of a verb the vocabulary lacks
-    (COMPLETED, MEETING),  # a known verb on the wrong object type
-    (ATTENDED, COURSE),
-    (COMPLETED, None),  # no activity type at all
-    (COMPLETED, "http://example.org/activitytype/unknown"),
-])
+@pytest.mark.parametrize(
+    ("verb", "object_type"),
+    [
+        ("http://adlnet.gov/expapi/verbs/experienced", COURSE),  # a verb lms-bridge does not count
+        ("http://activitystrea.ms/schema/1.0/join", MEETING),  # an alias of a verb the vocabulary lacks
+        (COMPLETED, MEETING),  # a known verb on the wrong object type
+        (ATTENDED, COURSE),
+        (COMPLETED, None),  # no activity type at all
+        (COMPLETED, "http://example.org/activitytype/unknown"),
+    ],
+)
 def test_unsupported_verb_or_object_type_is_skipped(verb, object_type):
     assert mapper().map(statement(verb, object_type)) is Skip.UNSUPPORTED
 
@@ -134,8 +144,9 @@ def test_object_that_is_not_an_activity_is_skipped():
 
 
 def test_own_statements_and_voiding_statements_are_skipped():
-    own = statement(context={"extensions": {f"{BASE}/extensions/source": {"source": "moodle", "site": "x",
-                                                                         "native_id": "1"}}})
+    own = statement(
+        context={"extensions": {f"{BASE}/extensions/source": {"source": "moodle", "site": "x", "native_id": "1"}}}
+    )
     assert mapper().map(own) is Skip.OWN
     other_base = statement(context={"extensions": {"https://other.id/xapi/extensions/source": {}}})
     assert isinstance(mapper().map(other_base), Activity)
@@ -152,11 +163,14 @@ def test_nip_actor_of_an_identity_authority():
     assert activity.extras["nip"] == NIP and activity.actor == f"{AUTHORITY}|{NIP}"
 
 
-@pytest.mark.parametrize(("account", "local_id"), [
-    ({"homePage": AUTHORITY, "name": "123"}, f"{AUTHORITY}|123"),  # not a valid NIP: site-scoped
-    ({"homePage": "https://lms.other.go.id", "name": NIP}, f"https://lms.other.go.id|{NIP}"),  # not an authority
-    ({"homePage": "https://lms.other.go.id/", "name": "jdoe"}, "https://lms.other.go.id|jdoe"),
-])
+@pytest.mark.parametrize(
+    ("account", "local_id"),
+    [
+        ({"homePage": AUTHORITY, "name": "123"}, f"{AUTHORITY}|123"),  # not a valid NIP: site-scoped
+        ({"homePage": "https://lms.other.go.id", "name": NIP}, f"https://lms.other.go.id|{NIP}"),  # not an authority
+        ({"homePage": "https://lms.other.go.id/", "name": "jdoe"}, "https://lms.other.go.id|jdoe"),
+    ],
+)
 def test_other_accounts_are_site_scoped(account, local_id):
     activity = mapper().map(statement(actor={"objectType": "Agent", "account": account}))
     assert activity.actor == local_id and "nip" not in activity.extras
@@ -181,9 +195,9 @@ def test_mbox_is_hashed_never_kept():
 
 def test_openid_long_accounts_and_missing_identifiers():
     assert mapper().map(statement(actor={"openid": "https://id.example.org/u/7"})).actor == (
-        "openid:https://id.example.org/u/7")
-    long = mapper().map(statement(actor={"account": {"homePage": "https://lms.example.org/" + "x" * 150,
-                                                     "name": "7"}}))
+        "openid:https://id.example.org/u/7"
+    )
+    long = mapper().map(statement(actor={"account": {"homePage": "https://lms.example.org/" + "x" * 150, "name": "7"}}))
     assert long.actor.startswith("sha1:") and len(long.actor) <= 128
     assert mapper().map(statement(actor={"objectType": "Group", "member": []})) is Skip.ACTOR
     assert mapper().map(statement(actor={"name": "Nobody"})) is Skip.ACTOR
@@ -205,11 +219,28 @@ def test_occurred_at_is_the_timestamp_else_stored():
     assert mapper().map({"verb": {}}) is Skip.MALFORMED
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("PT1H30M", 5400), ("PT90S", 90), ("P1DT2H", 93600), ("PT1.5H", 5400), ("PT0S", 0), ("PT45M", 2700),
-    ("P1W", 604800), ("PT1,5M", 90), ("P1M", None), ("P1Y", None), ("PT", None), ("P", None), ("", None),
-    ("1H", None), ("PT1H30", None), (None, None), (90, None),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT1H30M", 5400),
+        ("PT90S", 90),
+        ("P1DT2H", 93600),
+        ("PT1.5H", 5400),
+        ("PT0S", 0),
+        ("PT45M", 2700),
+        ("P1W", 604800),
+        ("PT1,5M", 90),
+        ("P1M", None),
+        ("P1Y", None),
+        ("PT", None),
+        ("P", None),
+        ("", None),
+        ("1H", None),
+        ("PT1H30", None),
+        (None, None),
+        (90, None),
+    ],
+)
 def test_durations(text, seconds):
     parsed = parse_duration(text)
     assert (None if parsed is None else parsed.total_seconds()) == seconds
@@ -223,16 +254,27 @@ def test_times():
 def test_duration_course_facts_success_and_titles():
     attended = mapper().map(statement(ATTENDED, MEETING, result={"duration": "PT1H30M"}))
     assert attended.duration == timedelta(minutes=90) and "course_shortname" not in attended.extras
-    named = mapper().map(statement(COMPLETED, COURSE, name={"id-ID": "Pelatihan", "en-US": "PT-EVAL"},
-                                   result={"success": True, "completion": True}))
+    named = mapper().map(
+        statement(
+            COMPLETED,
+            COURSE,
+            name={"id-ID": "Pelatihan", "en-US": "PT-EVAL"},
+            result={"success": True, "completion": True},
+        )
+    )
     assert named.extras == {"nip": NIP, "course_shortname": "PT-EVAL", "success": True}
     assert named.object.title == "PT-EVAL"
     indonesian = mapper().map(statement(COMPLETED, COURSE, name={"id-ID": "Pelatihan  Dasar"}))
     assert indonesian.extras["course_shortname"] == "Pelatihan Dasar"
     parent = {"id": "https://lms.other.go.id/course/9", "definition": {"type": COURSE, "name": {"en": "ORIENT"}}}
     community = {"id": "https://cop.example.go.id/wi", "definition": {"type": COMMUNITY}}
-    module = mapper().map(statement(COMPLETED_HTTPS, MODULE, context={
-        "contextActivities": {"parent": [parent], "grouping": [{"id": "https://x.org/g"}, community]}}))
+    module = mapper().map(
+        statement(
+            COMPLETED_HTTPS,
+            MODULE,
+            context={"contextActivities": {"parent": [parent], "grouping": [{"id": "https://x.org/g"}, community]}},
+        )
+    )
     assert module.extras["course_shortname"] == "ORIENT"
     assert module.parent.type == "course" and module.parent.url == "https://lms.other.go.id/course/9"
     assert module.grouping.type == "community" and module.grouping.native_id == "https://cop.example.go.id/wi"
@@ -248,12 +290,18 @@ def test_mapping_is_deterministic():
 
 # --- settings and the sync plan ------------------------------------------------------------------
 
+
 def _settings(*sources: dict[str, Any]) -> Settings:
     return Settings.model_validate({"sources": list(sources)})
 
 
-LRS = {"id": "src", "type": "lrs", "url": "https://lrs.other.go.id/xAPI", "username": "reader",
-       "password_env": "SRC_LRS_PASSWORD"}
+LRS = {
+    "id": "src",
+    "type": "lrs",
+    "url": "https://lrs.other.go.id/xAPI",
+    "username": "reader",
+    "password_env": "SRC_LRS_PASSWORD",
+}
 MOODLE = {"id": "lms", "type": "moodle", "url": "https://lms.example.go.id", "token_env": "MOODLE_TOKEN"}
 
 
@@ -276,7 +324,8 @@ def test_sync_plan_by_type_site_and_stream():
     settings = _settings(MOODLE, LRS, {"id": "wa", "type": "whatsapp"})
     assert [(s.id, streams) for s, streams in sync_sources(settings)] == [("lms", None), ("src", None)]
     assert [(s.id, streams) for s, streams in sync_sources(settings, streams=["statements"])] == [
-        ("src", ("statements",))]
+        ("src", ("statements",))
+    ]
     assert [s.id for s, _ in sync_sources(settings, streams=["forum_posts"])] == ["lms"]
     assert [s.id for s, _ in sync_sources(settings, "src")] == ["src"]
     with pytest.raises(ConfigError, match="unknown stream 'statements'"):
@@ -288,6 +337,7 @@ def test_sync_plan_by_type_site_and_stream():
 
 
 # --- the reader against a scripted client ----------------------------------------------------------
+
 
 class ScriptedClient:
     """Answers ``about`` and statement pages from a script; records the requests."""
@@ -335,12 +385,17 @@ def test_since_mode_asks_from_the_cursor_minus_overlap_and_moves_the_cursor_per_
 def test_scan_mode_reads_everything_keeps_the_window_and_moves_the_cursor_at_the_end():
     old, voided_id = statement(stored=_stored(1)), str(uuid.uuid4())
     pages = [
-        {"statements": [old, statement(stored=_stored(10)), statement(stored=_stored(11), sid=voided_id)],
-         "more": "/m/2"},
-        {"statements": [statement(VOIDED, None, stored=_stored(12),
-                                  object={"objectType": "StatementRef", "id": voided_id}),
-                        statement("http://adlnet.gov/expapi/verbs/experienced", stored=_stored(13))],
-         "more": "/m/3"},
+        {
+            "statements": [old, statement(stored=_stored(10)), statement(stored=_stored(11), sid=voided_id)],
+            "more": "/m/2",
+        },
+        {
+            "statements": [
+                statement(VOIDED, None, stored=_stored(12), object={"objectType": "StatementRef", "id": voided_id}),
+                statement("http://adlnet.gov/expapi/verbs/experienced", stored=_stored(13)),
+            ],
+            "more": "/m/3",
+        },
         {"statements": []},  # Ralph's extra empty page
     ]
     client = ScriptedClient(pages, about=None)
@@ -357,10 +412,17 @@ def test_a_void_earlier_in_the_pull_skips_its_target_and_each_page_lists_its_voi
     target, late = str(uuid.uuid4()), str(uuid.uuid4())
     void = statement(VOIDED, None, stored=_stored(2), object={"objectType": "StatementRef", "id": target})
     late_void = statement(VOIDED, None, stored=_stored(3), object={"objectType": "StatementRef", "id": late})
-    own_void = statement(VOIDED, None, stored=_stored(5), object={"objectType": "StatementRef", "id": late},
-                         context={"extensions": {f"{BASE}/extensions/source": {"source": "moodle"}}})
-    pages = [{"statements": [statement(stored=_stored(1), sid=late), void], "more": "/m/2"},
-             {"statements": [late_void, statement(stored=_stored(4), sid=target), own_void]}]
+    own_void = statement(
+        VOIDED,
+        None,
+        stored=_stored(5),
+        object={"objectType": "StatementRef", "id": late},
+        context={"extensions": {f"{BASE}/extensions/source": {"source": "moodle"}}},
+    )
+    pages = [
+        {"statements": [statement(stored=_stored(1), sid=late), void], "more": "/m/2"},
+        {"statements": [late_void, statement(stored=_stored(4), sid=target), own_void]},
+    ]
     reader, _ = _reader(ScriptedClient(pages), mode="scan")
     got = list(reader.read(None))
     assert got[1].skipped == {Skip.VOIDING: 1, Skip.VOIDED: 1, Skip.OWN: 1} and got[1].activities == []
@@ -383,18 +445,27 @@ def test_copy_keys_hold_the_natural_key_of_every_kind_the_mapper_makes(verb, obj
 def test_same_page_void_and_duplicates():
     target = str(uuid.uuid4())
     again = statement(stored=_stored(5))
-    pages = [{"statements": [statement(stored=_stored(1), sid=target), again, dict(again),
-                             statement(VOIDED, None, stored=_stored(2),
-                                       object={"objectType": "StatementRef", "id": target})]}]
+    pages = [
+        {
+            "statements": [
+                statement(stored=_stored(1), sid=target),
+                again,
+                dict(again),
+                statement(VOIDED, None, stored=_stored(2), object={"objectType": "StatementRef", "id": target}),
+            ]
+        }
+    ]
     (page,) = _reader(ScriptedClient(pages), mode="scan")[0].read(None)
     assert len(page.activities) == 1 and page.skipped == {Skip.VOIDED: 1, Skip.VOIDING: 1}
     assert page.accounts == {f"{AUTHORITY}|{NIP}": NIP}
 
 
 def test_out_of_order_pages_stop_moving_the_cursor(caplog):
-    pages = [{"statements": [statement(stored=_stored(30))], "more": "/m/2"},
-             {"statements": [statement(stored=_stored(1))], "more": "/m/3"},
-             {"statements": [statement(stored=_stored(2))]}]
+    pages = [
+        {"statements": [statement(stored=_stored(30))], "more": "/m/2"},
+        {"statements": [statement(stored=_stored(1))], "more": "/m/3"},
+        {"statements": [statement(stored=_stored(2))]},
+    ]
     reader, _ = _reader(ScriptedClient(pages), mode="since", overlap_seconds=60)
     with caplog.at_level(logging.WARNING):
         positions = [p.position for p in reader.read(None)]
@@ -403,16 +474,19 @@ def test_out_of_order_pages_stop_moving_the_cursor(caplog):
 
 
 def test_transient_failures_are_retried_then_named():
-    pages: list[dict | Exception] = [RetryableError("the LRS at https://lrs.other.go.id/xAPI/ answered HTTP 502"),
-                                     {"statements": [statement()]}]
+    pages: list[dict | Exception] = [
+        RetryableError("the LRS at https://lrs.other.go.id/xAPI/ answered HTTP 502"),
+        {"statements": [statement()]},
+    ]
     reader, waits = _reader(ScriptedClient(pages), mode="scan")
     assert len(list(reader.read(None))) == 1 and waits == [0.5] and reader.calls["GET statements"] == 2
     failing = [RetryableError("the LRS at https://lrs.other.go.id/xAPI/ answered HTTP 503")] * 3
     reader, waits = _reader(ScriptedClient(failing), mode="scan", max_retries=2)
     with pytest.raises(RetryableError) as caught:
         list(reader.read(None))
-    assert str(caught.value) == ("source LRS src (https://lrs.other.go.id/xAPI/) answered HTTP 503; "
-                                 "gave up after 3 attempts")
+    assert str(caught.value) == (
+        "source LRS src (https://lrs.other.go.id/xAPI/) answered HTTP 503; gave up after 3 attempts"
+    )
     assert waits == [0.5, 1.0]
 
 
@@ -421,8 +495,10 @@ def test_refusals_are_one_sentence_naming_the_source():
     reader, _ = _reader(ScriptedClient([auth]), mode="scan")
     with pytest.raises(FatalSourceError) as caught:
         list(reader.read(None))
-    assert str(caught.value) == ("source LRS src (https://lrs.other.go.id/xAPI/) refused the credentials "
-                                 "(HTTP 401): check its username and the secret SRC_LRS_PASSWORD")
+    assert str(caught.value) == (
+        "source LRS src (https://lrs.other.go.id/xAPI/) refused the credentials "
+        "(HTTP 401): check its username and the secret SRC_LRS_PASSWORD"
+    )
     bad = LRSError("the LRS at https://lrs.other.go.id/xAPI/ answered a statements page that is not JSON")
     reader, _ = _reader(ScriptedClient([bad]), mode="scan")
     with pytest.raises(FatalSourceError, match=r"^source LRS src \(https://lrs.other.go.id/xAPI/\) answered a "):

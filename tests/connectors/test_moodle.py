@@ -25,14 +25,28 @@ def _client(fake, fmt="json", **kwargs) -> MoodleClient:
 
 
 def test_encode_params_uses_php_array_syntax():
-    pairs = encode_params({"courseid": 75, "options": [{"name": "limitfrom", "value": 100}], "values": ["a", "b"],
-                           "flag": True})
-    assert pairs == [("courseid", "75"), ("options[0][name]", "limitfrom"), ("options[0][value]", "100"),
-                     ("values[0]", "a"), ("values[1]", "b"), ("flag", "1")]
+    pairs = encode_params(
+        {"courseid": 75, "options": [{"name": "limitfrom", "value": 100}], "values": ["a", "b"], "flag": True}
+    )
+    assert pairs == [
+        ("courseid", "75"),
+        ("options[0][name]", "limitfrom"),
+        ("options[0][value]", "100"),
+        ("values[0]", "a"),
+        ("values[1]", "b"),
+        ("flag", "1"),
+    ]
 
 
-@pytest.mark.parametrize("name", ["core_course_get_courses", "core_completion_get_course_completion_status",
-                                  "mod_forum_get_discussion_posts", "core_webservice_get_site_info"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "core_course_get_courses",
+        "core_completion_get_course_completion_status",
+        "mod_forum_get_discussion_posts",
+        "core_webservice_get_site_info",
+    ],
+)
 def test_xml_fixture_parses_to_the_json_fixture_structure(name):
     from_xml = parse_xml((FIXTURES / f"{name}.xml").read_bytes())
     from_json = json.loads((FIXTURES / f"{name}.json").read_text())

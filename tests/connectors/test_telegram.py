@@ -68,9 +68,7 @@ def test_single_chat_export() -> None:
     }
     # text as an array of a string and a link entity
     assert reply.extras["text_length"] == len("Setuju, lihat https://lms.example.org/mod/forum")
-    assert reply.parent == ObjectRef(
-        type="message", native_id=f"{CHAT}:2", title="CoP Widyaiswara Angkatan 7"
-    )
+    assert reply.parent == ObjectRef(type="message", native_id=f"{CHAT}:2", title="CoP Widyaiswara Angkatan 7")
     assert call.object == ObjectRef(type="meeting", native_id=f"{CHAT}:4", title="CoP Widyaiswara Angkatan 7")
     assert call.duration is None  # how long the starter stayed is unknown
     assert call.extras == {"identifier_kind": "telegram", "role": "initiator", "call_duration_seconds": 3600}
@@ -79,9 +77,7 @@ def test_single_chat_export() -> None:
     assert photo.extras["media"] is True
     for activity in activities:
         assert activity.source == "telegram" and activity.site == SITE
-        assert activity.grouping == ObjectRef(
-            type="community", native_id=CHAT, title="CoP Widyaiswara Angkatan 7"
-        )
+        assert activity.grouping == ObjectRef(type="community", native_id=CHAT, title="CoP Widyaiswara Angkatan 7")
 
 
 def test_account_export_gives_the_same_keys_as_the_single_chat() -> None:
@@ -186,9 +182,7 @@ def test_errors_for_unreadable_files(tmp_path: Path) -> None:
 def test_a_bad_message_at_the_end_yields_nothing(tmp_path: Path) -> None:
     chat = json.loads((SHARED / "telegram_single_chat.json").read_text(encoding="utf-8"))
     chat["messages"].append({"id": 99, "type": "message", "from_id": "user1", "text": "x"})
-    activities = read_telegram(
-        write_json(tmp_path / "result.json", chat), site=SITE, pseudonymize=Pseudonyms()
-    )
+    activities = read_telegram(write_json(tmp_path / "result.json", chat), site=SITE, pseudonymize=Pseudonyms())
     with pytest.raises(InputError, match=r"messages\[7\].date_unixtime"):
         next(activities)
 
@@ -226,9 +220,7 @@ def generated_chat(count: int) -> dict[str, Any]:
             "date_unixtime": str(1710209700 + i * 17),
             "from": f"Anggota {i % 300}",
             "from_id": f"user{100000000 + i % 300}",
-            "text": "Topik hari ini"
-            if i % 4
-            else ["Setuju, lihat ", {"type": "link", "text": "https://x.example"}],
+            "text": "Topik hari ini" if i % 4 else ["Setuju, lihat ", {"type": "link", "text": "https://x.example"}],
             "text_entities": [],
         }
         if i % 5 == 0:
@@ -262,9 +254,7 @@ JSON_VALUES = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False)
     | st.text(max_size=8)
-    | st.sampled_from(
-        ["user1", "channel2", "1710209700", "group_call", "message", "service", "personal_chat"]
-    ),
+    | st.sampled_from(["user1", "channel2", "1710209700", "group_call", "message", "service", "personal_chat"]),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(

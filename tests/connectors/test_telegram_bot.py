@@ -48,10 +48,13 @@ def bot() -> Iterator[FakeTelegramBot]:
         yield fake
 
 
-def _deploy(make_deployment, tmp_path: Path, lrs_url: str, lrs_password: str, fake: FakeTelegramBot,
-            extra: str = "") -> Deployment:
-    toml = (f'\n[[sources]]\nid = "tg"\ntype = "telegram_bot"\ntoken_env = "{TOKEN_ENV}"\napi_url = "{fake.url}"\n'
-            f'timeout = 1\nbackoff_base = 0.05\nchats = {{ "-1001000000001" = "{COMMUNITY}" }}\n{extra}\n')
+def _deploy(
+    make_deployment, tmp_path: Path, lrs_url: str, lrs_password: str, fake: FakeTelegramBot, extra: str = ""
+) -> Deployment:
+    toml = (
+        f'\n[[sources]]\nid = "tg"\ntype = "telegram_bot"\ntoken_env = "{TOKEN_ENV}"\napi_url = "{fake.url}"\n'
+        f'timeout = 1\nbackoff_base = 0.05\nchats = {{ "-1001000000001" = "{COMMUNITY}" }}\n{extra}\n'
+    )
     deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", lrs_url, lrs_password, extra_toml=toml)
     deployment.env[TOKEN_ENV] = TOKEN
     deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = PSEUDONYM_KEY
@@ -84,17 +87,24 @@ def _outbox_ids(tmp_path: Path) -> list[str]:
 
 def _first_batch(fake: FakeTelegramBot) -> None:
     fake.add_message(chat=CHAT, message_id=2, date=1710209700, sender=user(100000001), text=TEXT_2)
-    fake.add_message(chat=CHAT, message_id=3, date=1710210000, sender=user(100000002),
-                     text="Setuju, lihat https://lms.example.org/mod/forum",
-                     reply_to_message={"message_id": 2, "date": 1710209700, "chat": CHAT, "text": TEXT_2})
-    fake.add_message(chat=CHAT, message_id=30, date=1710208800, sender=user(100000001),
-                     video_chat_started={})
-    fake.add_message(chat=CHAT, message_id=4, date=1710212400, sender=user(100000001),
-                     video_chat_ended={"duration": 3600})
-    fake.add_message(chat=CHAT, message_id=7, date=1710291600, sender=user(100000004),
-                     new_chat_members=[user(100000004)])
-    fake.add_message(chat=CHAT, message_id=31, date=1710291700, sender=user(1087968824),
-                     sender_chat=CHAT, text="an anonymous admin")
+    fake.add_message(
+        chat=CHAT,
+        message_id=3,
+        date=1710210000,
+        sender=user(100000002),
+        text="Setuju, lihat https://lms.example.org/mod/forum",
+        reply_to_message={"message_id": 2, "date": 1710209700, "chat": CHAT, "text": TEXT_2},
+    )
+    fake.add_message(chat=CHAT, message_id=30, date=1710208800, sender=user(100000001), video_chat_started={})
+    fake.add_message(
+        chat=CHAT, message_id=4, date=1710212400, sender=user(100000001), video_chat_ended={"duration": 3600}
+    )
+    fake.add_message(
+        chat=CHAT, message_id=7, date=1710291600, sender=user(100000004), new_chat_members=[user(100000004)]
+    )
+    fake.add_message(
+        chat=CHAT, message_id=31, date=1710291700, sender=user(1087968824), sender_chat=CHAT, text="an anonymous admin"
+    )
     fake.add_message(chat=OTHER_CHAT, message_id=1, date=1710291800, sender=user(100000005), text="elsewhere")
 
 
@@ -105,21 +115,40 @@ def test_pulls_first_then_only_new_updates_and_an_export_adds_nothing(make_deplo
     first = _run(deployment, "sync")
     assert first.returncode == 0, first.stderr
     assert "│ tg   │ updates │ 3    │ 3   │ 0" in first.stdout
-    for skipped in ("1 joins and leaves", "1 calls started (counted when they end)",
-                    "1 messages sent as a channel or group", "1 messages of chats not in chats"):
+    for skipped in (
+        "1 joins and leaves",
+        "1 calls started (counted when they end)",
+        "1 messages sent as a channel or group",
+        "1 messages of chats not in chats",
+    ):
         assert skipped in first.stdout
     offset = _cursor(tmp_path)["offset"]
     assert bot.pending == [] and bot.offsets[-1] == offset  # the final empty poll confirmed the committed page
-    assert set(_outbox_ids(tmp_path)) == {_sid("message_posted", 2), _sid("message_replied", 3),
-                                          _sid("meeting_attended", 4)}
+    assert set(_outbox_ids(tmp_path)) == {
+        _sid("message_posted", 2),
+        _sid("message_replied", 3),
+        _sid("meeting_attended", 4),
+    }
 
     # New updates: message 5 (edited later, from the account the export shows as deleted) and a photo.
-    bot.add_message(chat=CHAT, message_id=5, date=1710214200, sender=user(100000009),
-                    text="pesan dari akun yang sudah dihapus")
-    bot.add_message(chat=CHAT, message_id=6, date=1710290700, sender=user(100000003),
-                    photo=[{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 1280, "height": 720}])
-    bot.add_message(chat=CHAT, message_id=5, date=1710214200, sender=user(100000009), edited=True,
-                    text="pesan dari akun yang sudah dihapus")
+    bot.add_message(
+        chat=CHAT, message_id=5, date=1710214200, sender=user(100000009), text="pesan dari akun yang sudah dihapus"
+    )
+    bot.add_message(
+        chat=CHAT,
+        message_id=6,
+        date=1710290700,
+        sender=user(100000003),
+        photo=[{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 1280, "height": 720}],
+    )
+    bot.add_message(
+        chat=CHAT,
+        message_id=5,
+        date=1710214200,
+        sender=user(100000009),
+        edited=True,
+        text="pesan dari akun yang sudah dihapus",
+    )
     calls = len(bot.offsets)
     second = _run(deployment, "sync")
     assert second.returncode == 0, second.stderr
@@ -129,16 +158,22 @@ def test_pulls_first_then_only_new_updates_and_an_export_adds_nothing(make_deplo
     assert len(_outbox_ids(tmp_path)) == 5
 
     # The Telegram Desktop export of the same group and period: same ids and bodies, nothing new.
-    imported = _run(deployment, "import", str(COMMUNITY_FIXTURES / "telegram_single_chat.json"),
-                    "--community", COMMUNITY)
+    imported = _run(
+        deployment, "import", str(COMMUNITY_FIXTURES / "telegram_single_chat.json"), "--community", COMMUNITY
+    )
     assert imported.returncode == 0, imported.stderr
     assert "5 activities" in imported.stdout and "added 0 statements to the outbox, 5 already there" in imported.stdout
     assert len(_outbox_ids(tmp_path)) == 5
 
     flushed = _run(deployment, "outbox", "flush")
     assert flushed.returncode == 0, flushed.stderr
-    expected = {_sid("message_posted", 2), _sid("message_replied", 3), _sid("meeting_attended", 4),
-                _sid("message_posted", 5), _sid("message_posted", 6)}
+    expected = {
+        _sid("message_posted", 2),
+        _sid("message_replied", 3),
+        _sid("meeting_attended", 4),
+        _sid("message_posted", 5),
+        _sid("message_posted", 6),
+    }
     in_lrs = [s for s in lrs_statements(ralph) if s["id"] in expected]
     assert sorted(s["id"] for s in in_lrs) == sorted(expected)  # each exactly once
     by_id = {s["id"]: s for s in in_lrs}
@@ -173,9 +208,11 @@ def test_rate_limits_server_errors_conflicts_and_a_bad_token(make_deployment, tm
     conflict = _run(deployment, "sync")
     assert conflict.returncode == 1
     error = [line for line in conflict.stderr.splitlines() if line.startswith("error:")]
-    assert error == ["error: telegram bot source tg (" + bot.url + "): the Bot API refused getUpdates (409 Conflict: "
-                     "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook "
-                     "first): delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"]
+    assert error == [
+        "error: telegram bot source tg (" + bot.url + "): the Bot API refused getUpdates (409 Conflict: "
+        "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook "
+        "first): delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
+    ]
     assert _cursor(tmp_path) == cursor
 
     deployment.env[TOKEN_ENV] = "7001234567:AAH-wrong-token-000"
@@ -183,17 +220,21 @@ def test_rate_limits_server_errors_conflicts_and_a_bad_token(make_deployment, tm
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.splitlines()[-1] == (
         f"error: telegram bot source tg ({bot.url}): the Bot API refused the bot token (401 Unauthorized): put the "
-        f"token @BotFather gave in {TOKEN_ENV} (environment or secrets file)")
+        f"token @BotFather gave in {TOKEN_ENV} (environment or secrets file)"
+    )
     assert "AAH-wrong-token" not in refused.stdout + refused.stderr
     assert _cursor(tmp_path) == cursor and bot.pending != []  # nothing confirmed, nothing moved
     assert _db(tmp_path, "select status from runs order by id desc limit 1") == [("failed",)]
 
 
-def test_a_crash_between_pages_neither_loses_nor_doubles_and_a_dry_run_confirms_nothing(
-        make_deployment, tmp_path, bot):
+def test_a_crash_between_pages_neither_loses_nor_doubles_and_a_dry_run_confirms_nothing(make_deployment, tmp_path, bot):
     deployment = _deploy(make_deployment, tmp_path, "http://127.0.0.1:9/xAPI/", "unused", bot, extra="limit = 2")
-    ids = [bot.add_message(chat=CHAT, message_id=10 + n, date=1710209700 + n, sender=user(100000001 + n),
-                           text=f"message {n}") for n in range(5)]
+    ids = [
+        bot.add_message(
+            chat=CHAT, message_id=10 + n, date=1710209700 + n, sender=user(100000001 + n), text=f"message {n}"
+        )
+        for n in range(5)
+    ]
 
     dry = _run(deployment, "sync", "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -228,8 +269,9 @@ def test_doctor_warns_when_the_last_pull_is_older_than_24_hours(make_deployment,
     assert doctor.returncode == 1
     line = next(line for line in doctor.stdout.splitlines() if "telegram bot tg" in line)
     assert line.startswith("FAIL telegram bot tg: last successful pull ") and "(25 h ago)" in line
-    assert "Telegram keeps a bot's updates for 24 h only, so messages may be lost -> run lms-bridge sync --site tg" \
-        in line
+    assert (
+        "Telegram keeps a bot's updates for 24 h only, so messages may be lost -> run lms-bridge sync --site tg" in line
+    )
 
 
 def test_chat_ids_in_either_form_name_one_chat():
@@ -237,10 +279,12 @@ def test_chat_ids_in_either_form_name_one_chat():
     assert export_chat_id(-123456789) == 123456789  # basic group
     assert export_chat_id(1000000001) == 1000000001  # already as an export gives it
     settings = TelegramBotSettings.model_validate(
-        {"id": "tg", "token_env": "T", "chats": {"-1001000000001": "cop-a", "-42": "cop-b"}})
+        {"id": "tg", "token_env": "T", "chats": {"-1001000000001": "cop-a", "-42": "cop-b"}}
+    )
     assert settings.chats == {1000000001: "cop-a", 42: "cop-b"}
     with pytest.raises(ValueError, match="listed twice"):
         TelegramBotSettings.model_validate(
-            {"id": "tg", "token_env": "T", "chats": {"-1001000000001": "cop-a", "1000000001": "cop-b"}})
+            {"id": "tg", "token_env": "T", "chats": {"-1001000000001": "cop-a", "1000000001": "cop-b"}}
+        )
     with pytest.raises(ValueError, match="not a community id"):
         TelegramBotSettings.model_validate({"id": "tg", "token_env": "T", "chats": {"-42": "CoP A"}})

@@ -68,9 +68,7 @@ def test_android_id_counts_member_messages_only() -> None:
         "name:budi santoso",
         "phone:+6281100000101",
     ]
-    assert all(
-        a.kind is Kind.MESSAGE_POSTED and a.source == "whatsapp" and a.site == SITE for a in activities
-    )
+    assert all(a.kind is Kind.MESSAGE_POSTED and a.source == "whatsapp" and a.site == SITE for a in activities)
     # Local WIB times (UTC+7) become UTC.
     assert [a.occurred_at for a in activities] == [
         utc(2024, 3, 12, 2, 15),
@@ -111,9 +109,7 @@ def test_ios_id_skips_the_group_system_line_and_keeps_continuations() -> None:
         utc(2024, 3, 14, 13, 1, 5),
     ]
     assert activities[1].extras["media"] is True  # "\u200egambar tidak disertakan"
-    assert activities[2].extras["text_length"] == len(
-        "Terima kasih materinya\nbaris kedua dari pesan yang sama"
-    )
+    assert activities[2].extras["text_length"] == len("Terima kasih materinya\nbaris kedua dari pesan yang sama")
 
 
 def test_zip_export_reads_chat_txt_like_the_text_file() -> None:
@@ -229,9 +225,7 @@ def test_indonesian_system_lines_with_colons_are_not_messages() -> None:
     # messages and a leave: none of them counts.
     agenda, location, thanks = activities
     # A continuation line that starts with a date stays in the body.
-    assert agenda.extras["text_length"] == len(
-        "Agenda: diskusi rubrik observasi\n13/02/24 rapat lanjutan di aula"
-    )
+    assert agenda.extras["text_length"] == len("Agenda: diskusi rubrik observasi\n13/02/24 rapat lanjutan di aula")
     assert location.extras["media"] is True
     assert thanks.occurred_at == utc(2024, 2, 13, 3, 0)
     # The last name given to the group is its title.
@@ -274,8 +268,7 @@ def test_overlapping_later_export_gives_the_same_keys(tmp_path: Path) -> None:
     start = next(i for i, line in enumerate(lines) if line.startswith("12/03/24 09.15"))
     later = tmp_path / "later.txt"
     later.write_text(
-        "\n".join(lines[start:] + ["14/03/24 07.00 - Siti Rahmawati: Pesan baru di ekspor berikutnya"])
-        + "\n",
+        "\n".join(lines[start:] + ["14/03/24 07.00 - Siti Rahmawati: Pesan baru di ekspor berikutnya"]) + "\n",
         encoding="utf-8",
     )
     first, _ = read(SHARED / "whatsapp_android_id_24h.txt")
@@ -406,9 +399,7 @@ def test_no_phone_name_or_text_in_any_activity() -> None:
 
 def generated_export(count: int) -> list[str]:
     """An Android ID export: count messages from 50 members, some multi-line, some media."""
-    authors = ["Budi Santoso", "\u202a+62 811-0000-0101\u202c", "~\u202fAgus"] + [
-        f"Anggota {i}" for i in range(47)
-    ]
+    authors = ["Budi Santoso", "\u202a+62 811-0000-0101\u202c", "~\u202fAgus"] + [f"Anggota {i}" for i in range(47)]
     lines = []
     for i in range(count):
         day, minute = divmod(i // 3, 24 * 60)

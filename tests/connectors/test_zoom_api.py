@@ -49,21 +49,35 @@ def _at(day: date, clock: str) -> str:
 
 
 def _participant(email: str, name: str, day: date, join: str, leave: str, **extra: object) -> dict:
-    seconds = int((datetime.fromisoformat(f"2000-01-01T{leave}") - datetime.fromisoformat(f"2000-01-01T{join}"))
-                  .total_seconds())
-    return {"user_email": email, "name": name, "join_time": _at(day, join), "leave_time": _at(day, leave),
-            "duration": seconds, **extra}
+    seconds = int(
+        (datetime.fromisoformat(f"2000-01-01T{leave}") - datetime.fromisoformat(f"2000-01-01T{join}")).total_seconds()
+    )
+    return {
+        "user_email": email,
+        "name": name,
+        "join_time": _at(day, join),
+        "leave_time": _at(day, leave),
+        "duration": seconds,
+        **extra,
+    }
 
 
 def add_fixture_meeting(fake: FakeZoom, day: date, uuid: str = "4a/Zk+9QyW2m//bA1x==") -> None:
     """The session of the shared fixture zoom_participants_with_meeting.csv, on ``day`` (a UUID with ``/``)."""
-    fake.add_meeting(HOST, meeting_id=81200000001, uuid=uuid, topic="Webinar Evaluasi Pembelajaran",
-                     start=_at(day, "08:55:10"), end=_at(day, "11:02:40"), participants=[
-                         _participant("budi.s@example.org", "Budi Santoso", day, "08:58:01", "10:01:30"),
-                         _participant("budi.s@example.org", "Budi Santoso", day, "10:05:12", "11:02:40"),
-                         _participant("siti.r@example.org", "WI Siti", day, "09:10:00", "10:40:00"),
-                         _participant("", "Tamu Umum", day, "09:10:00", "09:12:00", status="in_waiting_room"),
-                     ])
+    fake.add_meeting(
+        HOST,
+        meeting_id=81200000001,
+        uuid=uuid,
+        topic="Webinar Evaluasi Pembelajaran",
+        start=_at(day, "08:55:10"),
+        end=_at(day, "11:02:40"),
+        participants=[
+            _participant("budi.s@example.org", "Budi Santoso", day, "08:58:01", "10:01:30"),
+            _participant("budi.s@example.org", "Budi Santoso", day, "10:05:12", "11:02:40"),
+            _participant("siti.r@example.org", "WI Siti", day, "09:10:00", "10:40:00"),
+            _participant("", "Tamu Umum", day, "09:10:00", "09:12:00", status="in_waiting_room"),
+        ],
+    )
 
 
 def fixture_csv(day: date, path: Path) -> Path:
@@ -88,8 +102,7 @@ def source_toml(fake: FakeZoom, *, extra: str = "", site: str = "zoom-bkd") -> s
         """) + textwrap.dedent(extra)
 
 
-def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str,
-              secret: str = TEST_CLIENT_SECRET) -> Settings:
+def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, secret: str = TEST_CLIENT_SECRET) -> Settings:
     monkeypatch.setenv("ZOOM_CLIENT_SECRET", secret)
     monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", PSEUDONYM_KEY)
     config = tmp_path / "lms-bridge.toml"
@@ -100,7 +113,7 @@ def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str,
 def _sync(settings: Settings) -> sync_core.SiteReport:
     engine = make_engine(settings.state.url)
     upgrade(engine)
-    (source, streams), = sync_core.sync_sources(settings)
+    ((source, streams),) = sync_core.sync_sources(settings)
     return sync_core.sync_source(engine, settings, source, streams=streams)
 
 
@@ -111,15 +124,30 @@ def _bodies(settings: Settings) -> list[dict]:
 
 def test_first_pull_pages_and_merges_rejoins_then_the_next_pull_reads_only_the_overlap(tmp_path, monkeypatch, zoom):
     add_fixture_meeting(zoom, DAY)
-    zoom.add_meeting(HOST, meeting_id=93100000002, uuid="wEbInAr0000000000001==", topic="Webinar ASN", meeting_type=5,
-                     start=_at(DAY, "13:00:00"), end=_at(DAY, "14:00:00"), participants=[
-                         _participant("dewi.l@example.org", "Dewi Lestari", DAY, "13:00:00", "13:50:00"),
-                         _participant("", "Peserta Tamu", DAY, "13:05:00", "13:40:00"),
-                     ])
-    settings = _settings(tmp_path, monkeypatch, source_toml(zoom, extra="""
+    zoom.add_meeting(
+        HOST,
+        meeting_id=93100000002,
+        uuid="wEbInAr0000000000001==",
+        topic="Webinar ASN",
+        meeting_type=5,
+        start=_at(DAY, "13:00:00"),
+        end=_at(DAY, "14:00:00"),
+        participants=[
+            _participant("dewi.l@example.org", "Dewi Lestari", DAY, "13:00:00", "13:50:00"),
+            _participant("", "Peserta Tamu", DAY, "13:05:00", "13:40:00"),
+        ],
+    )
+    settings = _settings(
+        tmp_path,
+        monkeypatch,
+        source_toml(
+            zoom,
+            extra="""
         page_size = 1
         meetings = { "93100000002" = "cop-y" }
-        """))
+        """,
+        ),
+    )
 
     first = _sync(settings)
     assert first.error is None
@@ -129,8 +157,10 @@ def test_first_pull_pages_and_merges_rejoins_then_the_next_pull_reads_only_the_o
     # arrived double-encoded (the fake 404s a single-encoded one, which would give no participants).
     assert first.calls["report/meetings/participants"] == 4 and first.calls["report/webinars/participants"] == 2
     assert any("/4a%2FZk%2B9QyW2m%2F%2FbA1x%3D%3D/" in path for path in zoom.requests)  # as decoded once
-    bodies = {b["context"]["extensions"][SOURCE_KEY]["native_id"].split(":")[0] + "/" + b["result"]["duration"]: b
-              for b in _bodies(settings)}
+    bodies = {
+        b["context"]["extensions"][SOURCE_KEY]["native_id"].split(":")[0] + "/" + b["result"]["duration"]: b
+        for b in _bodies(settings)
+    }
     assert set(bodies) == {"81200000001/PT2H2M", "81200000001/PT1H30M", "93100000002/PT50M", "93100000002/PT35M"}
     budi = bodies["81200000001/PT2H2M"]
     assert budi["timestamp"] == _at(DAY, "08:58:01")
@@ -140,7 +170,8 @@ def test_first_pull_pages_and_merges_rejoins_then_the_next_pull_reads_only_the_o
     text = json.dumps(list(bodies.values()))
     assert "Budi" not in text and "example.org" not in text and "Tamu" not in text  # pseudonyms only
     assert store.get_cursor(make_engine(settings.state.url), "zoom-bkd", "meetings") == {
-        "through": datetime.now(UTC).date().isoformat()}
+        "through": datetime.now(UTC).date().isoformat()
+    }
 
     # Nothing new: one token, one list call for the overlap window, no statement.
     again = _sync(settings)
@@ -149,15 +180,21 @@ def test_first_pull_pages_and_merges_rejoins_then_the_next_pull_reads_only_the_o
 
     # A new meeting yesterday: only its attendee is added.
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    zoom.add_meeting(HOST, meeting_id=81200000003, uuid="n3wMeeting==", topic="Diskusi",
-                     start=_at(yesterday, "09:00:00"), end=_at(yesterday, "10:00:00"), participants=[
-                         _participant("budi.s@example.org", "Budi Santoso", yesterday, "09:00:00", "09:45:00")])
+    zoom.add_meeting(
+        HOST,
+        meeting_id=81200000003,
+        uuid="n3wMeeting==",
+        topic="Diskusi",
+        start=_at(yesterday, "09:00:00"),
+        end=_at(yesterday, "10:00:00"),
+        participants=[_participant("budi.s@example.org", "Budi Santoso", yesterday, "09:00:00", "09:45:00")],
+    )
     third = _sync(settings)
     assert third.error is None and third.streams["meetings"].new == 1 and len(_bodies(settings)) == 5
 
     # A backfill re-reads an older window (whole months, several list calls): everything is already there.
     engine = make_engine(settings.state.url)
-    (source, _), = sync_core.sync_sources(settings)
+    ((source, _),) = sync_core.sync_sources(settings)
     since = datetime.combine(DAY - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     backfill = sync_core.sync_source(engine, settings, source, since=since)
     assert backfill.error is None and backfill.streams["meetings"].new == 0
@@ -187,27 +224,37 @@ def test_zoom_failures_stop_the_source_in_one_sentence_and_keep_the_cursor(tmp_p
     settings = _settings(tmp_path, monkeypatch, source_toml(zoom, extra="max_attempts = 2\n"))
     zoom.inject_fault("502", path="participants", times=5)
     report = _sync(settings)
-    assert report.error == ("source zoom-bkd: Zoom kept failing on report/meetings/participants (HTTP 502) after 2 "
-                            "tries; the cursor keeps its place")
+    assert report.error == (
+        "source zoom-bkd: Zoom kept failing on report/meetings/participants (HTTP 502) after 2 "
+        "tries; the cursor keeps its place"
+    )
     assert store.get_cursor(make_engine(settings.state.url), "zoom-bkd", "meetings") is None
     assert _bodies(settings) == []
     # A user the account does not have is a configuration mistake, named as such (not an empty pull).
     unknown = _settings(tmp_path, monkeypatch, source_toml(zoom).replace(HOST, "nobody@example.org"))
-    assert _sync(unknown).error == ("source zoom-bkd: Zoom refused report/users/meetings (HTTP 404, code 1001: "
-                                    "User does not exist: nobody@example.org.)")
+    assert _sync(unknown).error == (
+        "source zoom-bkd: Zoom refused report/users/meetings (HTTP 404, code 1001: "
+        "User does not exist: nobody@example.org.)"
+    )
 
 
-def test_cli_pull_then_the_same_sessions_csv_import_gives_each_statement_once(tmp_path, fresh_ralph, make_deployment,
-                                                                             zoom):
+def test_cli_pull_then_the_same_sessions_csv_import_gives_each_statement_once(
+    tmp_path, fresh_ralph, make_deployment, zoom
+):
     add_fixture_meeting(zoom, DAY)
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     deployment = make_deployment(state_url, fresh_ralph.url, fresh_ralph.password, extra_toml=source_toml(zoom))
     deployment.env.update({"ZOOM_CLIENT_SECRET": TEST_CLIENT_SECRET, "LMS_BRIDGE_PSEUDONYM_KEY": PSEUDONYM_KEY})
     zoom.inject_fault("expired", path="/meetings")
     outputs = []
-    for args in (("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")), ("--debug", "sync"),
-                 ("import", str(fixture_csv(DAY, tmp_path / "participants.csv")), "--community", "cop-x"),
-                 ("outbox", "flush"), ("sync", "--site", "zoom-bkd"), ("runs", "list")):
+    for args in (
+        ("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")),
+        ("--debug", "sync"),
+        ("import", str(fixture_csv(DAY, tmp_path / "participants.csv")), "--community", "cop-x"),
+        ("outbox", "flush"),
+        ("sync", "--site", "zoom-bkd"),
+        ("runs", "list"),
+    ):
         result = deployment.run(*args)
         outputs.append(result.stdout + result.stderr)
         CAPTURED.output(f"lms-bridge {' '.join(args)}", result.stdout + result.stderr)

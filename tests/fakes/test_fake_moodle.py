@@ -35,8 +35,10 @@ ADMIN, LIMITED = "tok-admin", "tok-limited"
 # Functions captured in the fixtures that the fake deliberately does not serve: it answers them with
 # the "function does not exist" error (error_function_does_not_exist.json).
 NOT_SERVED = {
-    "gradereport_user_get_grade_items", "core_grades_get_gradeitems",
-    "core_reportbuilder_list_reports", "core_reportbuilder_retrieve_report",
+    "gradereport_user_get_grade_items",
+    "core_grades_get_gradeitems",
+    "core_reportbuilder_list_reports",
+    "core_reportbuilder_retrieve_report",
 }
 
 # (parameter name, fixture value) -> key of FakeMoodle.data.notable holding the equivalent id.
@@ -82,8 +84,9 @@ def php_pairs(params: Any, prefix: str = "") -> list[tuple[str, str]]:
     return pairs
 
 
-def ws_call(fake: FakeMoodle, function: str, params: Any = None, fmt: str = "json", token: str = ADMIN,
-            **kwargs: Any) -> requests.Response:
+def ws_call(
+    fake: FakeMoodle, function: str, params: Any = None, fmt: str = "json", token: str = ADMIN, **kwargs: Any
+) -> requests.Response:
     """POST like the fixtures were captured: token/function in the query, parameters in the body."""
     query = {"wstoken": token, "wsfunction": function}
     if fmt == "json":
@@ -263,8 +266,12 @@ def test_contract(fake: FakeMoodle, entry: dict[str, Any]) -> None:
         assert response.content == expected
         return
     fixture_shape = Shape().add(parse_body(raw, fmt))
-    problems = compare(Shape().add(parse_body(response.content, fmt)), fixture_shape,
-                       function_union(entry["function"], fmt), xml=fmt == "xml")
+    problems = compare(
+        Shape().add(parse_body(response.content, fmt)),
+        fixture_shape,
+        function_union(entry["function"], fmt),
+        xml=fmt == "xml",
+    )
     assert not problems, "\n".join(problems)
 
 
@@ -310,19 +317,32 @@ def _merge(a: Any, b: Any) -> Any:
 
 # ------------------------------------------------------------------------------ parameters, tokens
 def test_php_array_parsing() -> None:
-    parsed = parse_php_form([
-        ("courseids[0]", "77"), ("courseids[1]", "66"),
-        ("options[0][name]", "limitfrom"), ("options[0][value]", "0"),
-        ("options[1][name]", "limitnumber"), ("options[1][value]", "25"),
-        ("criteria[0][key]", "idnumber"), ("criteria[0][value]", "19960401 201803 2 312"),
-        ("options2[ids][0]", "5"), ("values[]", "a"), ("values[]", "b"), ("field", "x"), ("field", "y"),
-        ("sparse[5]", "later"), ("sparse[2]", "earlier"),
-    ])
+    parsed = parse_php_form(
+        [
+            ("courseids[0]", "77"),
+            ("courseids[1]", "66"),
+            ("options[0][name]", "limitfrom"),
+            ("options[0][value]", "0"),
+            ("options[1][name]", "limitnumber"),
+            ("options[1][value]", "25"),
+            ("criteria[0][key]", "idnumber"),
+            ("criteria[0][value]", "19960401 201803 2 312"),
+            ("options2[ids][0]", "5"),
+            ("values[]", "a"),
+            ("values[]", "b"),
+            ("field", "x"),
+            ("field", "y"),
+            ("sparse[5]", "later"),
+            ("sparse[2]", "earlier"),
+        ]
+    )
     assert parsed == {
         "courseids": ["77", "66"],
         "options": [{"name": "limitfrom", "value": "0"}, {"name": "limitnumber", "value": "25"}],
         "criteria": [{"key": "idnumber", "value": "19960401 201803 2 312"}],
-        "options2": {"ids": ["5"]}, "values": ["a", "b"], "field": "y",
+        "options2": {"ids": ["5"]},
+        "values": ["a", "b"],
+        "field": "y",
         "sparse": ["later", "earlier"],  # PHP order is insertion order, not index order
     }
 
@@ -343,8 +363,9 @@ def test_parameter_errors_and_debuginfo(fake: FakeMoodle) -> None:
     fake.debug = True
     try:
         extra = ws_json(fake, "core_course_get_contents", {"courseid": cop, "bogus": 1})
-        wrong = ws_json(fake, "core_enrol_get_enrolled_users", {"courseid": cop, "options": [
-            {"name": "limitfrom", "value": "x"}]})
+        wrong = ws_json(
+            fake, "core_enrol_get_enrolled_users", {"courseid": cop, "options": [{"name": "limitfrom", "value": "x"}]}
+        )
     finally:
         fake.debug = False
     assert extra["errorcode"] == "invalidparameter"
@@ -381,12 +402,19 @@ def test_missing_functions_in_service() -> None:
 def test_enrolled_users_pagination_gives_everyone_once(fake: FakeMoodle) -> None:
     course = fake.data.notable["big_course"]
     lean = {"name": "userfields", "value": "id,username,idnumber,fullname,lastcourseaccess"}
-    everyone = [u["id"] for u in ws_json(fake, "core_enrol_get_enrolled_users", {"courseid": course,
-                                                                                  "options": [lean]})]
+    everyone = [
+        u["id"] for u in ws_json(fake, "core_enrol_get_enrolled_users", {"courseid": course, "options": [lean]})
+    ]
     paged: list[int] = []
     for start in range(0, len(everyone) + 7, 7):
-        page = ws_json(fake, "core_enrol_get_enrolled_users", {"courseid": course, "options": [
-            lean, {"name": "limitfrom", "value": start}, {"name": "limitnumber", "value": 7}]})
+        page = ws_json(
+            fake,
+            "core_enrol_get_enrolled_users",
+            {
+                "courseid": course,
+                "options": [lean, {"name": "limitfrom", "value": start}, {"name": "limitnumber", "value": 7}],
+            },
+        )
         lean_keys = {"id", "username", "idnumber", "fullname", "lastcourseaccess"}
         assert all(set(user) <= lean_keys for user in page)
         paged += [u["id"] for u in page]
@@ -412,17 +440,21 @@ def test_discussions_order_pinned_and_paging(fake: FakeMoodle) -> None:
     everything = ws_json(fake, "mod_forum_get_forum_discussions", {"forumid": forum})["discussions"]
     pinned = [d for d in everything if d["pinned"]]
     assert pinned and everything[: len(pinned)] == pinned
-    rest = [d["timemodified"] for d in everything[len(pinned):]]
+    rest = [d["timemodified"] for d in everything[len(pinned) :]]
     assert rest == sorted(rest, reverse=True)
     pages = []
     for page in range(0, 5):
-        pages += ws_json(fake, "mod_forum_get_forum_discussions", {"forumid": forum, "page": page,
-                                                                   "perpage": 3})["discussions"]
+        pages += ws_json(fake, "mod_forum_get_forum_discussions", {"forumid": forum, "page": page, "perpage": 3})[
+            "discussions"
+        ]
     assert [d["discussion"] for d in pages] == [d["discussion"] for d in everything]
     assert any(d["locked"] for d in everything)
     sample = everything[-1]
-    thread = ws_json(fake, "mod_forum_get_discussion_posts", {"discussionid": sample["discussion"],
-                                                              "sortby": "created", "sortdirection": "ASC"})
+    thread = ws_json(
+        fake,
+        "mod_forum_get_discussion_posts",
+        {"discussionid": sample["discussion"], "sortby": "created", "sortdirection": "ASC"},
+    )
     posts = thread["posts"]
     assert sample["id"] == posts[0]["id"] and posts[0]["parentid"] is None
     assert sample["timemodified"] == max(p["timemodified"] for p in posts)
@@ -439,8 +471,9 @@ def test_forum_traps_exist(fake: FakeMoodle) -> None:
     assert first["author"]["fullname"] == "Deleted user" and first["author"]["isdeleted"] is True
     edited = fake.data.posts[notable["edited_post"]]
     assert edited.modified > edited.created
-    emoji = ws_call(fake, "mod_forum_get_discussion_posts",
-                    {"discussionid": fake.data.posts[notable["emoji_post"]].discussion})
+    emoji = ws_call(
+        fake, "mod_forum_get_discussion_posts", {"discussionid": fake.data.posts[notable["emoji_post"]].discussion}
+    )
     assert b"\\ud83d\\udc4d" in emoji.content and "&amp;" in emoji.text
     courses = {"courseids": [notable["cop_course"]]}
     bbb = ws_json(fake, "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", courses)
@@ -450,16 +483,25 @@ def test_forum_traps_exist(fake: FakeMoodle) -> None:
 
 def test_completion_rules(fake: FakeMoodle) -> None:
     notable = fake.data.notable
-    done = ws_json(fake, "core_completion_get_course_completion_status",
-                   {"courseid": notable["leadership_course"], "userid": notable["completed_user"]})
+    done = ws_json(
+        fake,
+        "core_completion_get_course_completion_status",
+        {"courseid": notable["leadership_course"], "userid": notable["completed_user"]},
+    )
     status = done["completionstatus"]
     assert status["completed"] is True and all(c["complete"] for c in status["completions"])
-    partial = ws_json(fake, "core_completion_get_course_completion_status",
-                      {"courseid": notable["leadership_course"], "userid": notable["incomplete_user"]})
+    partial = ws_json(
+        fake,
+        "core_completion_get_course_completion_status",
+        {"courseid": notable["leadership_course"], "userid": notable["incomplete_user"]},
+    )
     times = [c["timecompleted"] for c in partial["completionstatus"]["completions"]]
     assert None in times and any(times)
-    nocrit = ws_json(fake, "core_completion_get_course_completion_status",
-                     {"courseid": notable["nocriteria_course"], "userid": notable["nocriteria_student"]})
+    nocrit = ws_json(
+        fake,
+        "core_completion_get_course_completion_status",
+        {"courseid": notable["nocriteria_course"], "userid": notable["nocriteria_student"]},
+    )
     assert nocrit["errorcode"] == "nocriteriaset"
     course, user = notable["suspended_enrolment"]
     params = {"courseid": course, "userid": user}
@@ -494,23 +536,26 @@ def test_append_api_makes_new_activity_visible_later() -> None:
             posts = ws_json(server, "mod_forum_get_discussion_posts", {"discussionid": disc})["posts"]
             mine = next(p for p in posts if p["id"] == post_id)
             assert mine["timecreated"] > before
-        updates = ws_json(server, "core_course_get_updates_since", {"courseid": notable["cop_course"],
-                                                                    "since": before})
+        updates = ws_json(server, "core_course_get_updates_since", {"courseid": notable["cop_course"], "since": before})
         listed = {i for inst in updates["instances"] for u in inst["updates"] for i in u.get("itemids", [])}
         firsts = {server.data.discussions[server.data.posts[p].discussion].posts[0].id for p in new_posts}
         assert firsts <= listed
 
         mark = server.data.clock
         for courseid, userid in server.add_completions(2):
-            status = ws_json(server, "core_completion_get_course_completion_status",
-                             {"courseid": courseid, "userid": userid})["completionstatus"]
+            status = ws_json(
+                server, "core_completion_get_course_completion_status", {"courseid": courseid, "userid": userid}
+            )["completionstatus"]
             assert status["completed"] is True
             assert max(c["timecompleted"] for c in status["completions"]) > mark
 
         mark = server.data.clock
         for cmid, userid in server.add_attendance(2):
-            statuses = ws_json(server, "core_completion_get_activities_completion_status",
-                               {"courseid": notable["cop_course"], "userid": userid})["statuses"]
+            statuses = ws_json(
+                server,
+                "core_completion_get_activities_completion_status",
+                {"courseid": notable["cop_course"], "userid": userid},
+            )["statuses"]
             webinar = next(s for s in statuses if s["cmid"] == cmid)
             assert webinar["state"] == 1 and webinar["timecompleted"] > mark
         assert server.data.clock > mark
@@ -599,13 +644,16 @@ def test_binds_loopback_and_frees_the_port() -> None:
 
 
 def test_command_line_prints_url_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "scripts.fake_moodle", "--preset", "small", "--port", "0",
-                             "--token", "T"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.fake_moodle", "--preset", "small", "--port", "0", "--token", "T"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().strip() if proc.stdout else ""
         assert url.startswith("http://127.0.0.1:")
-        control = {"wstoken": "T", "wsfunction": "core_webservice_get_site_info",
-                   "moodlewsrestformat": "json"}
+        control = {"wstoken": "T", "wsfunction": "core_webservice_get_site_info", "moodlewsrestformat": "json"}
         site = requests.post(f"{url}/webservice/rest/server.php", params=control, timeout=10)
         assert site.json()["siteurl"] == "http://127.0.0.1:8080"
         proc.send_signal(signal.SIGTERM)

@@ -30,9 +30,12 @@ def test_embedded_defaults_need_no_file(tmp_path, monkeypatch):
 
 
 def test_file_and_environment_overrides(tmp_path):
-    path = _write(tmp_path, '[lrs]\nurl = "http://127.0.0.1:9/xAPI"\nbatch_size = 50\n'
-                            '[[sources]]\nid = "kemenpan"\ntype = "moodle"\nurl = "https://lms.example.go.id"\n'
-                            'token_env = "MOODLE_TOKEN_KEMENPAN"\n')
+    path = _write(
+        tmp_path,
+        '[lrs]\nurl = "http://127.0.0.1:9/xAPI"\nbatch_size = 50\n'
+        '[[sources]]\nid = "kemenpan"\ntype = "moodle"\nurl = "https://lms.example.go.id"\n'
+        'token_env = "MOODLE_TOKEN_KEMENPAN"\n',
+    )
     settings = load_settings(path, environ={"LMS_BRIDGE_LRS__BATCH_SIZE": "7"})
     assert settings.lrs.url == "http://127.0.0.1:9/xAPI/"
     assert settings.lrs.batch_size == 7

@@ -39,14 +39,31 @@ default = "0"
 _ids = itertools.count(1)
 
 
-def ev(nip: str, kind: str, at: datetime, *, source: str = "moodle", site: str = "lms", obj: str | None = None,
-       duration: int | None = None, statement_id: str | None = None, **facts: Any) -> EvidenceItem:
+def ev(
+    nip: str,
+    kind: str,
+    at: datetime,
+    *,
+    source: str = "moodle",
+    site: str = "lms",
+    obj: str | None = None,
+    duration: int | None = None,
+    statement_id: str | None = None,
+    **facts: Any,
+) -> EvidenceItem:
     """One evidence item; ``at`` is any aware time (stored as UTC, with its Asia/Jakarta day)."""
     occurred = at.astimezone(UTC)
     return EvidenceItem(
-        statement_id=statement_id or f"st-{next(_ids):06d}", nip=nip, source=source, site_id=site, kind=kind,
-        occurred_at=occurred, local_date=occurred.astimezone(JAKARTA).date(), duration_seconds=duration,
-        object_key=obj or f"object:{next(_ids)}", facts=facts,
+        statement_id=statement_id or f"st-{next(_ids):06d}",
+        nip=nip,
+        source=source,
+        site_id=site,
+        kind=kind,
+        occurred_at=occurred,
+        local_date=occurred.astimezone(JAKARTA).date(),
+        duration_seconds=duration,
+        object_key=obj or f"object:{next(_ids)}",
+        facts=facts,
     )
 
 
@@ -71,6 +88,7 @@ def total(credits: list[Credit]) -> Decimal:
 
 
 # --- training-completed ----------------------------------------------------------------------
+
 
 def test_completed_course_gives_program_jp_once(program: ProgramJP) -> None:
     done = ev(BUDI, "course_completed", wib(2026, 3, 10), obj="course:7", course_shortname="LATSAR")
@@ -101,19 +119,20 @@ def test_two_accounts_completing_one_course_count_once(program: ProgramJP) -> No
 def test_course_without_program_jp_gives_nothing(program: ProgramJP) -> None:
     free = ev(BUDI, "course_completed", wib(2026, 3, 10), obj="course:9", course_shortname="FREE", course_category=3)
     other = ev(BUDI, "course_completed", wib(2026, 3, 10), obj="course:10", course_shortname="OTHER")
-    elsewhere = ev(BUDI, "course_completed", wib(2026, 3, 10), site="other", obj="course:7",
-                   course_shortname="LATSAR")
+    elsewhere = ev(BUDI, "course_completed", wib(2026, 3, 10), site="other", obj="course:7", course_shortname="LATSAR")
     credits = compute_credits([free, other, elsewhere], RULES, program)
     assert credits and all(credit.jp == 0 for credit in credits)
 
 
 # --- e-learning ------------------------------------------------------------------------------
 
+
 def test_elearning_half_jp_per_module(program: ProgramJP) -> None:
     modules = [ev(BUDI, "module_completed", wib(2026, 3, 10, 8 + n), obj=f"module:{n}") for n in range(3)]
     credits = compute_credits(modules, RULES, program)
     assert [(credit.rule.id, credit.activity_key, credit.jp) for credit in credits] == [
-        ("elearning", "day", Decimal("1.5"))]
+        ("elearning", "day", Decimal("1.5"))
+    ]
     assert credits[0].evidence == tuple(modules)
 
 
@@ -126,8 +145,10 @@ def test_elearning_capped_at_3_a_day(program: ProgramJP) -> None:
 
 
 def test_elearning_modules_of_a_program_course_are_skipped(program: ProgramJP) -> None:
-    latsar = [ev(BUDI, "module_completed", wib(2026, 3, 10, 8 + n), obj=f"module:{n}", course_shortname="LATSAR")
-              for n in range(4)]
+    latsar = [
+        ev(BUDI, "module_completed", wib(2026, 3, 10, 8 + n), obj=f"module:{n}", course_shortname="LATSAR")
+        for n in range(4)
+    ]
     by_category = ev(BUDI, "module_completed", wib(2026, 3, 10, 13), obj="module:9", course_category=3)
     free = ev(BUDI, "module_completed", wib(2026, 3, 10, 14), obj="module:10", course_shortname="FREE")
     credits = compute_credits([*latsar, by_category, free], RULES, program)
@@ -137,19 +158,24 @@ def test_elearning_modules_of_a_program_course_are_skipped(program: ProgramJP) -
 
 # --- community of practice -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kinds", "expected"), [
-    (["message_posted"], "1"),
-    (["reply_created"] * 2, "1"),
-    (["reply_created"] * 3, "2"),
-    (["discussion_created"], "2"),
-    (["post_created", "discussion_created"], "2"),
-    (["message_replied"] * 7, "2"),
-])
+
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        (["message_posted"], "1"),
+        (["reply_created"] * 2, "1"),
+        (["reply_created"] * 3, "2"),
+        (["discussion_created"], "2"),
+        (["post_created", "discussion_created"], "2"),
+        (["message_replied"] * 7, "2"),
+    ],
+)
 def test_cop_tiers(program: ProgramJP, kinds: list[str], expected: str) -> None:
     items = [ev(BUDI, kind, wib(2026, 3, 10, 8 + n)) for n, kind in enumerate(kinds)]
     credits = compute_credits(items, RULES, program)
     assert [(credit.rule.id, credit.period, credit.activity_key, credit.jp) for credit in credits] == [
-        ("cop", "2026-03-10", "day", Decimal(expected))]
+        ("cop", "2026-03-10", "day", Decimal(expected))
+    ]
 
 
 def test_cop_cap_is_across_sources(program: ProgramJP) -> None:
@@ -168,17 +194,22 @@ def test_cop_different_days_one_credit_each(program: ProgramJP) -> None:
     telegram = ev(BUDI, "message_replied", wib(2026, 3, 12), source="telegram", site="tg-group")
     credits = compute_credits([forum, whatsapp, telegram], RULES, program)
     assert [(credit.period, credit.jp) for credit in credits] == [
-        ("2026-03-10", Decimal(1)), ("2026-03-11", Decimal(1)), ("2026-03-12", Decimal(1))]
+        ("2026-03-10", Decimal(1)),
+        ("2026-03-11", Decimal(1)),
+        ("2026-03-12", Decimal(1)),
+    ]
 
 
 def test_cop_is_per_person(program: ProgramJP) -> None:
     items = [ev(nip, "message_posted", wib(2026, 3, 10, 9), source="whatsapp") for nip in (BUDI, SITI, DEWI)]
     credits = compute_credits(items, RULES, program)
     assert sorted((credit.nip, credit.jp) for credit in credits) == sorted(
-        [(BUDI, Decimal(1)), (SITI, Decimal(1)), (DEWI, Decimal(1))])
+        [(BUDI, Decimal(1)), (SITI, Decimal(1)), (DEWI, Decimal(1))]
+    )
 
 
 # --- local day boundaries --------------------------------------------------------------------
+
 
 def test_same_utc_date_two_local_days(program: ProgramJP) -> None:
     late = ev(BUDI, "message_posted", wib(2026, 3, 10, 23, 30), source="whatsapp")
@@ -205,23 +236,30 @@ def test_cap_follows_local_day(program: ProgramJP) -> None:
     assert len({item.occurred_at.date() for item in items}) == 1
     credits = compute_credits(items, RULES, program)
     assert [(credit.period, credit.raw, credit.jp, len(credit.evidence)) for credit in credits] == [
-        ("2026-03-10", Decimal("3.5"), Decimal(3), 7), ("2026-03-11", Decimal("3.5"), Decimal(3), 7)]
+        ("2026-03-10", Decimal("3.5"), Decimal(3), 7),
+        ("2026-03-11", Decimal("3.5"), Decimal(3), 7),
+    ]
 
 
 # --- webinar ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("minutes", "session_seconds", "expected"), [
-    pytest.param(90, None, "2", id="90-minutes"),
-    pytest.param(20, None, "0", id="below-min-minutes"),
-    pytest.param(30, None, "0.66", id="exactly-min-minutes"),
-    pytest.param(50, 7200, "0", id="below-half-of-session"),
-    pytest.param(70, 7200, "1.55", id="70-of-120-rounded-down"),
-    pytest.param(20, 2400, "0.44", id="half-of-short-session-beats-min-minutes"),
-])
+
+@pytest.mark.parametrize(
+    ("minutes", "session_seconds", "expected"),
+    [
+        pytest.param(90, None, "2", id="90-minutes"),
+        pytest.param(20, None, "0", id="below-min-minutes"),
+        pytest.param(30, None, "0.66", id="exactly-min-minutes"),
+        pytest.param(50, 7200, "0", id="below-half-of-session"),
+        pytest.param(70, 7200, "1.55", id="70-of-120-rounded-down"),
+        pytest.param(20, 2400, "0.44", id="half-of-short-session-beats-min-minutes"),
+    ],
+)
 def test_webinar_minutes(program: ProgramJP, minutes: int, session_seconds: int | None, expected: str) -> None:
     facts = {} if session_seconds is None else {"session_seconds": session_seconds}
-    item = ev(BUDI, "meeting_attended", wib(2026, 3, 10, 9), source="zoom", obj="meeting:1", duration=minutes * 60,
-              **facts)
+    item = ev(
+        BUDI, "meeting_attended", wib(2026, 3, 10, 9), source="zoom", obj="meeting:1", duration=minutes * 60, **facts
+    )
     credits = compute_credits([item], RULES, program)
     assert [credit.rule.id for credit in credits] == ["webinar"]
     assert credits[0].jp == Decimal(expected)
@@ -234,8 +272,10 @@ def test_webinar_without_duration_gives_nothing(program: ProgramJP) -> None:
 
 
 def test_webinars_capped_at_4_a_day_in_time_order(program: ProgramJP) -> None:
-    items = [ev(BUDI, "meeting_attended", wib(2026, 3, 10, 8 + 4 * n), source="zoom", obj=f"meeting:{n}",
-                duration=3 * 3600) for n in range(3)]
+    items = [
+        ev(BUDI, "meeting_attended", wib(2026, 3, 10, 8 + 4 * n), source="zoom", obj=f"meeting:{n}", duration=3 * 3600)
+        for n in range(3)
+    ]
     for order in (items, items[::-1]):
         credits = compute_credits(order, RULES, program)
         assert [(credit.activity_key, credit.raw, credit.jp, credit.capped_by) for credit in credits] == [
@@ -255,34 +295,46 @@ def test_webinar_cap_splits_a_credit(program: ProgramJP) -> None:
 
 # --- coaching --------------------------------------------------------------------------------
 
+
 def test_coaching_capped_by_month(program: ProgramJP) -> None:
-    items = [ev(BUDI, "coaching_attended", wib(2026, 3, 3 + 7 * n), source="jsonl", obj=f"coaching:{n}")
-             for n in range(3)]
+    items = [
+        ev(BUDI, "coaching_attended", wib(2026, 3, 3 + 7 * n), source="jsonl", obj=f"coaching:{n}") for n in range(3)
+    ]
     credits = compute_credits(items, RULES, program)
     assert [(credit.period, credit.jp, credit.capped_by) for credit in credits] == [
-        ("2026-03-03", Decimal(2), None), ("2026-03-10", Decimal(2), None), ("2026-03-17", Decimal(0), "month")]
+        ("2026-03-03", Decimal(2), None),
+        ("2026-03-10", Decimal(2), None),
+        ("2026-03-17", Decimal(0), "month"),
+    ]
     assert total(credits) == Decimal(4)
 
 
 def test_coaching_in_two_months(program: ProgramJP) -> None:
-    items = [ev(BUDI, "coaching_attended", wib(2026, 3, 31, 23, 0), source="jsonl", obj="coaching:1"),
-             ev(BUDI, "coaching_attended", wib(2026, 4, 1, 1, 0), source="jsonl", obj="coaching:2")]
+    items = [
+        ev(BUDI, "coaching_attended", wib(2026, 3, 31, 23, 0), source="jsonl", obj="coaching:1"),
+        ev(BUDI, "coaching_attended", wib(2026, 4, 1, 1, 0), source="jsonl", obj="coaching:2"),
+    ]
     credits = compute_credits(items, RULES, program)
-    assert [(credit.period, credit.jp) for credit in credits] == [("2026-03-31", Decimal(2)),
-                                                                  ("2026-04-01", Decimal(2))]
+    assert [(credit.period, credit.jp) for credit in credits] == [
+        ("2026-03-31", Decimal(2)),
+        ("2026-04-01", Decimal(2)),
+    ]
 
 
 # --- cap groups ------------------------------------------------------------------------------
+
 
 def test_rules_sharing_a_cap_group_share_the_cap(program: ProgramJP, tmp_path: Path) -> None:
     text = RULES.path.read_text(encoding="utf-8")
     cop_start = text.index('[[rules]]\nid = "cop"')
     cop_end = text.index('[[rules]]\nid = "webinar"')
     cop = text[cop_start:cop_end]
-    forum = cop.replace('id = "cop"', 'id = "cop-forum"').replace("kinds = [", 'cap_group = "cop"\n'
-                                                                  'sources = ["moodle"]\nkinds = [', 1)
-    chat = cop.replace('id = "cop"', 'id = "cop-chat"').replace("kinds = [", 'cap_group = "cop"\n'
-                                                                'sources = ["whatsapp"]\nkinds = [', 1)
+    forum = cop.replace('id = "cop"', 'id = "cop-forum"').replace(
+        "kinds = [", 'cap_group = "cop"\nsources = ["moodle"]\nkinds = [', 1
+    )
+    chat = cop.replace('id = "cop"', 'id = "cop-chat"').replace(
+        "kinds = [", 'cap_group = "cop"\nsources = ["whatsapp"]\nkinds = [', 1
+    )
     path = tmp_path / "rules.toml"
     path.write_text(text[:cop_start] + forum + chat + text[cop_end:], encoding="utf-8")
     rules = load_rules(path)
@@ -290,10 +342,13 @@ def test_rules_sharing_a_cap_group_share_the_cap(program: ProgramJP, tmp_path: P
     message = ev(BUDI, "message_posted", wib(2026, 3, 10, 12), source="whatsapp")
     credits = compute_credits([message, started], rules, program)
     assert [(credit.rule.id, credit.jp, credit.capped_by) for credit in credits] == [
-        ("cop-chat", Decimal(0), "day"), ("cop-forum", Decimal(2), None)]
+        ("cop-chat", Decimal(0), "day"),
+        ("cop-forum", Decimal(2), None),
+    ]
 
 
 # --- is_closed -------------------------------------------------------------------------------
+
 
 def test_is_closed_after_local_midnight_plus_grace() -> None:
     day = date(2026, 3, 10)
@@ -307,8 +362,9 @@ def test_is_closed_after_local_midnight_plus_grace() -> None:
 
 def test_is_closed_uses_grace_hours(tmp_path: Path) -> None:
     path = tmp_path / "rules.toml"
-    path.write_text(RULES.path.read_text(encoding="utf-8").replace("grace_hours = 24", "grace_hours = 0"),
-                    encoding="utf-8")
+    path.write_text(
+        RULES.path.read_text(encoding="utf-8").replace("grace_hours = 24", "grace_hours = 0"), encoding="utf-8"
+    )
     no_grace = load_rules(path)
     assert no_grace.grace_hours == 0
     day = date(2026, 3, 10)
@@ -343,12 +399,18 @@ def evidence_sets(draw: st.DrawFn) -> list[EvidenceItem]:
         if session:
             facts["session_seconds"] = session
         at = START + timedelta(minutes=draw(st.integers(min_value=0, max_value=span_days * 24 * 60)))
-        items.append(ev(
-            draw(st.sampled_from(people)), draw(st.sampled_from(kinds)), at,
-            source=draw(st.sampled_from(SOURCES)), obj=f"object:{draw(st.integers(min_value=0, max_value=5))}",
-            duration=draw(st.one_of(st.none(), st.integers(min_value=0, max_value=5 * 3600))),
-            statement_id=f"st-{index:03d}", **facts,
-        ))
+        items.append(
+            ev(
+                draw(st.sampled_from(people)),
+                draw(st.sampled_from(kinds)),
+                at,
+                source=draw(st.sampled_from(SOURCES)),
+                obj=f"object:{draw(st.integers(min_value=0, max_value=5))}",
+                duration=draw(st.one_of(st.none(), st.integers(min_value=0, max_value=5 * 3600))),
+                statement_id=f"st-{index:03d}",
+                **facts,
+            )
+        )
     return items
 
 
@@ -377,8 +439,9 @@ def test_no_person_exceeds_a_cap(program: ProgramJP, items: list[EvidenceItem]) 
 
 @PROPERTY
 @given(data=st.data(), items=evidence_sets())
-def test_credits_do_not_depend_on_input_order(program: ProgramJP, data: st.DataObject,
-                                              items: list[EvidenceItem]) -> None:
+def test_credits_do_not_depend_on_input_order(
+    program: ProgramJP, data: st.DataObject, items: list[EvidenceItem]
+) -> None:
     def summary(credits: list[Credit]) -> list[tuple[Any, ...]]:
         return sorted((credit.key, credit.jp, credit.capped_by, credit.evidence_ids) for credit in credits)
 
@@ -400,4 +463,3 @@ def test_jp_bounds_and_precision(program: ProgramJP, items: list[EvidenceItem]) 
         assert credit.raw - credit.jp < CENT or credit.capped_by is not None
         assert all(item.nip == credit.nip for item in credit.evidence)
         assert all(credit.rule.matches(item.source, item.kind) for item in credit.evidence)
-

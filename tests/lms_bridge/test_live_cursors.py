@@ -40,8 +40,9 @@ def setup(tmp_path: Path):
 
 def test_zoom_cursor_resets_to_a_date_and_says_when_that_skips_ahead(setup):
     settings, engine = setup
-    store.commit_batch(engine, site_id="zoom-bkpsdm", stream="meetings", statements=(),
-                       position={"through": "2026-03-10"})
+    store.commit_batch(
+        engine, site_id="zoom-bkpsdm", stream="meetings", statements=(), position={"through": "2026-03-10"}
+    )
     back = plan_reset(engine, settings, "zoom-bkpsdm", "meetings", datetime(2026, 2, 1, tzinfo=UTC))
     assert back.after == {"through": "2026-02-01"} and not back.forward
     ahead = plan_reset(engine, settings, "zoom-bkpsdm", "meetings", datetime(2026, 4, 1, tzinfo=UTC))

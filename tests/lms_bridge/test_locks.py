@@ -35,8 +35,15 @@ HOLDER = textwrap.dedent("""\
 def _hold(state_url: str, name: str, ttl: float = 2.0) -> tuple[subprocess.Popen[str], str]:
     """Start a process that takes the lock and holds it; return it and its owner string."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, state_url, name, str(ttl)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, state_url, name, str(ttl)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     line = process.stdout.readline()
     assert line.startswith("held "), process.stderr.read()
     return process, line.split()[1]
@@ -106,8 +113,9 @@ def test_sqlite_lock_of_a_run_elsewhere_expires_after_its_ttl(tmp_path):
     engine = store.open_engine(f"sqlite:///{tmp_path / 'state.db'}")
     # A run on another host (its pid cannot be checked from here) was killed 1 s into a 3 s ttl.
     with Session(engine) as session, session.begin():
-        session.add(Lock(name="sync:demo", owner="other-host:4242:feedbeef",
-                         expires_at=utcnow() + timedelta(seconds=2)))
+        session.add(
+            Lock(name="sync:demo", owner="other-host:4242:feedbeef", expires_at=utcnow() + timedelta(seconds=2))
+        )
     started = time.monotonic()
     with pytest.raises(LockBusy) as busy, site_lock(engine, "sync:demo", wait=False):
         pass

@@ -18,8 +18,11 @@ def test_migrated_schema_matches_the_models(state_url):
     engine = store.open_engine(state_url, None)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
-        diff = [d for d in compare_metadata(context, Base.metadata)
-                if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
+        diff = [
+            d
+            for d in compare_metadata(context, Base.metadata)
+            if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")
+        ]
     assert diff == []
 
 
@@ -61,9 +64,13 @@ def test_0005_adds_the_run_owner_and_takes_it_away(state_url):
         command.downgrade(config, "0004")
     assert "owner" not in {column["name"] for column in inspect(engine).get_columns("runs")}
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO runs (command, site_id, started_at, status, counts) "
-                                "VALUES ('sync', 'lms', :at, 'running', '{}')"),
-                           {"at": datetime(2026, 1, 2, tzinfo=UTC)})
+        connection.execute(
+            text(
+                "INSERT INTO runs (command, site_id, started_at, status, counts) "
+                "VALUES ('sync', 'lms', :at, 'running', '{}')"
+            ),
+            {"at": datetime(2026, 1, 2, tzinfo=UTC)},
+        )
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0005")

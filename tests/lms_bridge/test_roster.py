@@ -35,8 +35,21 @@ SITI = "199203152019022001"
 DEWI = "199202142022211007"
 HEADER = "nip,nama,unit_kode,unit_nama,jabatan,jenis_asn,telepon,telegram_id,email"
 #: Raw identifiers (and pieces of them) that must never reach the database.
-RAW_VALUES = ("6281100000101", "81100000101", "811-0000-0101", "0811 0000 0101", "6281200000202", "0812-0000-0202",
-              "100000001", "100000002", "100000003", "budi.s@", "siti.r@", "dewi.l@", "example.org")
+RAW_VALUES = (
+    "6281100000101",
+    "81100000101",
+    "811-0000-0101",
+    "0811 0000 0101",
+    "6281200000202",
+    "0812-0000-0202",
+    "100000001",
+    "100000002",
+    "100000003",
+    "budi.s@",
+    "siti.r@",
+    "dewi.l@",
+    "example.org",
+)
 
 
 @pytest.fixture
@@ -57,9 +70,11 @@ def persons(engine: Engine) -> dict[str, Person]:
 def pseudonym_links(engine: Engine) -> dict[str, str]:
     """Pseudonym -> NIP of every roster link."""
     with Session(engine) as session:
-        rows = session.execute(select(IdentityLink.local_id, Person.nip)
-                               .join(Person, Person.id == IdentityLink.person_id)
-                               .where(IdentityLink.source == "pseudonym", IdentityLink.site_id == ""))
+        rows = session.execute(
+            select(IdentityLink.local_id, Person.nip)
+            .join(Person, Person.id == IdentityLink.person_id)
+            .where(IdentityLink.source == "pseudonym", IdentityLink.site_id == "")
+        )
         return {local_id: nip for local_id, nip in rows}
 
 
@@ -95,6 +110,7 @@ def every_text_value(engine: Engine) -> list[str]:
 
 # --- pseudonyms -------------------------------------------------------------------------------
 
+
 def test_pseudonym_is_truncated_hmac_sha256_of_the_canonical_text():
     expected = hmac.new(KEY.get_secret_value().encode(), b"phone:+6281100000101", hashlib.sha256).hexdigest()[:32]
     assert PSEUDONYMIZE("phone:+6281100000101") == expected
@@ -102,13 +118,25 @@ def test_pseudonym_is_truncated_hmac_sha256_of_the_canonical_text():
 
 
 @settings(max_examples=200)
-@given(operator=st.integers(min_value=811, max_value=899), rest=st.integers(min_value=0, max_value=99_999_999),
-       key=st.text(min_size=1, max_size=40))
+@given(
+    operator=st.integers(min_value=811, max_value=899),
+    rest=st.integers(min_value=0, max_value=99_999_999),
+    key=st.text(min_size=1, max_size=40),
+)
 def test_equivalent_phone_notations_give_one_pseudonym(operator: int, rest: int, key: str):
     digits = f"{operator}{rest:08d}"
     spaced = f"{operator} {digits[3:7]} {digits[7:]}"
-    notations = [f"+62{digits}", f"+62 {operator}-{digits[3:7]}-{digits[7:]}", f"0{spaced}", f"0{digits}",
-                 f"62{digits}", f"(+62) {spaced}", f"0062 {spaced}", f"+62 (0){digits}", f"\u202a+62 {spaced}\u202c"]
+    notations = [
+        f"+62{digits}",
+        f"+62 {operator}-{digits[3:7]}-{digits[7:]}",
+        f"0{spaced}",
+        f"0{digits}",
+        f"62{digits}",
+        f"(+62) {spaced}",
+        f"0062 {spaced}",
+        f"+62 (0){digits}",
+        f"\u202a+62 {spaced}\u202c",
+    ]
     pseudonymize = make_pseudonymizer(SecretStr(key))
     identifiers = {phone_identifier(n) for n in notations}
     assert identifiers == {f"phone:+62{digits}"}
@@ -129,6 +157,7 @@ def test_pseudonymizer_from_settings_needs_the_key(tmp_path: Path, monkeypatch: 
 
 # --- import -----------------------------------------------------------------------------------
 
+
 def test_shared_roster_imports_three_rows_and_reports_the_bad_one(engine: Engine):
     report = import_roster(engine, ROSTER, PSEUDONYMIZE, today=TODAY)
     assert (report.rows, report.imported, report.updated, report.unchanged) == (4, 3, 0, 0)
@@ -138,7 +167,12 @@ def test_shared_roster_imports_three_rows_and_reports_the_bad_one(engine: Engine
     assert set(stored) == {BUDI, SITI, DEWI}  # "19800512 200501 1 002" stored as its 18 digits
     budi = stored[BUDI]
     assert (budi.name, budi.unit_code, budi.unit_name, budi.position, budi.employee_type) == (
-        "Budi Santoso", "BPSDM-01", "Bidang Pengembangan Kompetensi", "Widyaiswara Ahli Madya", "PNS")
+        "Budi Santoso",
+        "BPSDM-01",
+        "Bidang Pengembangan Kompetensi",
+        "Widyaiswara Ahli Madya",
+        "PNS",
+    )
     assert budi.roster_updated_at is not None and budi.roster_updated_at.tzinfo is not None
     assert stored[DEWI].employee_type == "PPPK"
     links = pseudonym_links(engine)
@@ -178,11 +212,13 @@ def test_two_phone_notations_give_one_link(engine: Engine, tmp_path: Path):
 def test_identity_moved_to_another_nip_is_relinked_and_dropped_ones_unlinked(engine: Engine, tmp_path: Path):
     import_roster(engine, ROSTER, PSEUDONYMIZE, today=TODAY)
     # Budi's phone now belongs to Siti; Budi keeps his Telegram id and drops his e-mail.
-    moved = write(tmp_path / "moved.csv", HEADER,
-                  f"{BUDI},Budi Santoso,BPSDM-01,Bidang Pengembangan Kompetensi,Widyaiswara Ahli Madya,PNS,"
-                  ",user100000001,",
-                  f"{SITI},Siti Rahmawati,BPSDM-03,Bidang Sertifikasi,Widyaiswara Ahli Pertama,PNS,"
-                  "0811 0000 0101,user100000002,siti.r@example.org")
+    moved = write(
+        tmp_path / "moved.csv",
+        HEADER,
+        f"{BUDI},Budi Santoso,BPSDM-01,Bidang Pengembangan Kompetensi,Widyaiswara Ahli Madya,PNS,,user100000001,",
+        f"{SITI},Siti Rahmawati,BPSDM-03,Bidang Sertifikasi,Widyaiswara Ahli Pertama,PNS,"
+        "0811 0000 0101,user100000002,siti.r@example.org",
+    )
     report = import_roster(engine, moved, PSEUDONYMIZE, today=TODAY)
     assert (report.imported, report.updated, report.unchanged) == (0, 1, 1)
     assert (report.links_added, report.links_moved, report.links_removed) == (0, 1, 2)
@@ -206,13 +242,18 @@ def test_no_raw_identifier_is_stored_anywhere(engine: Engine, tmp_path: Path):
 
 def test_semicolon_delimiter_bom_english_headers_and_several_phones(engine: Engine, tmp_path: Path):
     roster = tmp_path / "excel.csv"
-    roster.write_bytes("\ufeff".encode() + "\r\n".join([
-        "NIP;Name;Unit_Code;Unit_Name;Position;Employee_Type;Phone;Telegram_ID;Email",
-        "19800512.200501.1.002;Budi Santoso;BPSDM-01;Bidang Pengembangan Kompetensi, Jakarta;Widyaiswara;PNS;"
-        "0811 0000 0101 / 0812 0000 0202;user100000001;budi.s@example.org",
-        "199202142022211007;Dewi Lestari;BPSDM-01;;;pppk;;100000003;",
-        "",
-    ]).encode())
+    roster.write_bytes(
+        "\ufeff".encode()
+        + "\r\n".join(
+            [
+                "NIP;Name;Unit_Code;Unit_Name;Position;Employee_Type;Phone;Telegram_ID;Email",
+                "19800512.200501.1.002;Budi Santoso;BPSDM-01;Bidang Pengembangan Kompetensi, Jakarta;Widyaiswara;PNS;"
+                "0811 0000 0101 / 0812 0000 0202;user100000001;budi.s@example.org",
+                "199202142022211007;Dewi Lestari;BPSDM-01;;;pppk;;100000003;",
+                "",
+            ]
+        ).encode()
+    )
     report = import_roster(engine, roster, PSEUDONYMIZE, today=TODAY)
     assert (report.imported, report.skipped, report.warnings) == (2, [], [])
     stored = persons(engine)
@@ -228,7 +269,8 @@ def test_semicolon_delimiter_bom_english_headers_and_several_phones(engine: Engi
 
 def test_bad_rows_and_bad_identifiers(engine: Engine, tmp_path: Path):
     roster = write(
-        tmp_path / "bad.csv", HEADER,
+        tmp_path / "bad.csv",
+        HEADER,
         f"{BUDI},Budi,U1,,,,not a phone,@budi,budi(at)example.org",  # line 2: imported, 3 warnings
         "",
         "19801332 200501 1 002,Bad Date,U1,,,,,,",  # line 4: 18 digits, no such birth date
@@ -252,11 +294,17 @@ def test_bad_rows_and_bad_identifiers(engine: Engine, tmp_path: Path):
 
 
 def test_an_identifier_on_two_nips_is_linked_to_neither(engine: Engine, tmp_path: Path):
-    roster = write(tmp_path / "shared.csv", HEADER, f"{BUDI},Budi,,,,,0811 0000 0101,,",
-                   f"{SITI},Siti,,,,,+62 811 0000 0101,user100000002,")
+    roster = write(
+        tmp_path / "shared.csv",
+        HEADER,
+        f"{BUDI},Budi,,,,,0811 0000 0101,,",
+        f"{SITI},Siti,,,,,+62 811 0000 0101,user100000002,",
+    )
     report = import_roster(engine, roster, PSEUDONYMIZE, today=TODAY)
-    assert report.warnings == [(2, "phone number is also on line(s) 2, 3 of other NIPs: not linked"),
-                               (3, "phone number is also on line(s) 2, 3 of other NIPs: not linked")]
+    assert report.warnings == [
+        (2, "phone number is also on line(s) 2, 3 of other NIPs: not linked"),
+        (3, "phone number is also on line(s) 2, 3 of other NIPs: not linked"),
+    ]
     assert pseudonym_links(engine) == {telegram("100000002"): SITI}
 
 
@@ -265,8 +313,12 @@ def test_file_without_nip_column_is_refused_whole(engine: Engine, tmp_path: Path
     with pytest.raises(InputError, match=f"roster {roster} has no nip column"):
         import_roster(engine, roster, PSEUDONYMIZE, today=TODAY)
     with pytest.raises(InputError, match="is not UTF-8"):
-        import_roster(engine, write(tmp_path / "latin.csv", "nip,nama", f"{BUDI},Bü", encoding="cp1252"),
-                      PSEUDONYMIZE, today=TODAY)
+        import_roster(
+            engine,
+            write(tmp_path / "latin.csv", "nip,nama", f"{BUDI},Bü", encoding="cp1252"),
+            PSEUDONYMIZE,
+            today=TODAY,
+        )
     with pytest.raises(InputError, match="cannot be read"):
         import_roster(engine, tmp_path / "missing.csv", PSEUDONYMIZE, today=TODAY)
     with pytest.raises(InputError, match="is empty"):
@@ -294,13 +346,32 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
 def evidence(source: str, site: str, actor: str, *, nip: str | None = None, at: datetime = T0) -> Evidence:
-    return Evidence(statement_id=str(uuid.uuid4()), source=source, site_id=site, local_actor=actor, nip=nip,
-                    kind="message_posted", occurred_at=at, object_key="g", facts="{}")
+    return Evidence(
+        statement_id=str(uuid.uuid4()),
+        source=source,
+        site_id=site,
+        local_actor=actor,
+        nip=nip,
+        kind="message_posted",
+        occurred_at=at,
+        object_key="g",
+        facts="{}",
+    )
 
 
 def jp_record(nip: str, period: str, jp: str, status: str = "active") -> JPRecord:
-    values = dict(nip=nip, rule_id="cop-chat", rule_version=1, period=period, activity_key=str(uuid.uuid4()),
-                  revision=0, jp=jp, evidence_hash="0" * 64, statement_id=str(uuid.uuid4()), status=status)
+    values = dict(
+        nip=nip,
+        rule_id="cop-chat",
+        rule_version=1,
+        period=period,
+        activity_key=str(uuid.uuid4()),
+        revision=0,
+        jp=jp,
+        evidence_hash="0" * 64,
+        statement_id=str(uuid.uuid4()),
+        status=status,
+    )
     if "occurred_at" in JPRecord.__table__.c:  # added by the JP ledger
         values["occurred_at"] = T0
     return JPRecord(**values)
@@ -313,25 +384,27 @@ def activity(engine: Engine) -> Engine:
     stranger = phone("0899 1234 5678")
     with Session(engine) as session, session.begin():
         budi_id = session.scalar(select(Person.id).where(Person.nip == BUDI))
-        session.add_all([
-            IdentityLink(source="moodle", site_id="kemenpan", local_id="42", person_id=budi_id),
-            IdentityLink(source="moodle", site_id="kemenpan", local_id="88", person_id=None),  # no NIP, no activity
-            IdentityLink(source="moodle", site_id="kemenpan", local_id="99", person_id=None),  # no NIP, activity
-            evidence("moodle", "lms-x", "7", nip=BUDI),  # the source gave the NIP
-            evidence("moodle", "kemenpan", "42"),  # linked account
-            evidence("whatsapp", "cop-wi", phone("+62 811-0000-0101")),  # roster pseudonym
-            evidence("telegram", "cop-tg", telegram("user100000001")),
-            evidence("moodle", "kemenpan", "42", nip=SITI),  # the source's own NIP wins over the link
-            *[evidence("whatsapp", "cop-wi", stranger, at=T0 + timedelta(days=d)) for d in (3, 0, 9)],
-            evidence("moodle", "kemenpan", "99", at=T0 + timedelta(hours=5)),
-            evidence("moodle", "kemenpan", "99", at=T0 + timedelta(hours=1)),
-            evidence("zoom", "webinar-1", phone("0811 0000 0101")),  # another source, same roster pseudonym
-            jp_record(BUDI, "2026-03-02", "2"),
-            jp_record(BUDI, "2026-03-03/2026-03-09", "1.5"),
-            jp_record(BUDI, "2026-03-04", "3", status="voided"),
-            jp_record(BUDI, "2025-12-31", "0.5"),
-            jp_record(SITI, "2026-03-02", "7"),
-        ])
+        session.add_all(
+            [
+                IdentityLink(source="moodle", site_id="kemenpan", local_id="42", person_id=budi_id),
+                IdentityLink(source="moodle", site_id="kemenpan", local_id="88", person_id=None),  # no NIP, no activity
+                IdentityLink(source="moodle", site_id="kemenpan", local_id="99", person_id=None),  # no NIP, activity
+                evidence("moodle", "lms-x", "7", nip=BUDI),  # the source gave the NIP
+                evidence("moodle", "kemenpan", "42"),  # linked account
+                evidence("whatsapp", "cop-wi", phone("+62 811-0000-0101")),  # roster pseudonym
+                evidence("telegram", "cop-tg", telegram("user100000001")),
+                evidence("moodle", "kemenpan", "42", nip=SITI),  # the source's own NIP wins over the link
+                *[evidence("whatsapp", "cop-wi", stranger, at=T0 + timedelta(days=d)) for d in (3, 0, 9)],
+                evidence("moodle", "kemenpan", "99", at=T0 + timedelta(hours=5)),
+                evidence("moodle", "kemenpan", "99", at=T0 + timedelta(hours=1)),
+                evidence("zoom", "webinar-1", phone("0811 0000 0101")),  # another source, same roster pseudonym
+                jp_record(BUDI, "2026-03-02", "2"),
+                jp_record(BUDI, "2026-03-03/2026-03-09", "1.5"),
+                jp_record(BUDI, "2026-03-04", "3", status="voided"),
+                jp_record(BUDI, "2025-12-31", "0.5"),
+                jp_record(SITI, "2026-03-02", "7"),
+            ]
+        )
     return engine
 
 
@@ -339,7 +412,11 @@ def test_show_person_gathers_links_evidence_and_jp(activity: Engine):
     person = show_person(activity, "19800512 200501 1 002")
     assert person is not None
     assert (person.nip, person.name, person.unit_code, person.employee_type) == (
-        BUDI, "Budi Santoso", "BPSDM-01", "PNS")
+        BUDI,
+        "Budi Santoso",
+        "BPSDM-01",
+        "PNS",
+    )
     assert [(a.source, a.site_id, a.local_id) for a in person.accounts] == [("moodle", "kemenpan", "42")]
     assert person.chat_identities == 3
     assert person.evidence == {"moodle": 2, "telegram": 1, "whatsapp": 1, "zoom": 1}

@@ -11,8 +11,10 @@ from xapi.statements import BuiltStatement
 
 
 def _statements(count: int, prefix: str = "a") -> list[BuiltStatement]:
-    return [BuiltStatement(id=f"00000000-0000-4000-8000-{index:012d}", body=f'{{"n":"{prefix}{index}"}}')
-            for index in range(count)]
+    return [
+        BuiltStatement(id=f"00000000-0000-4000-8000-{index:012d}", body=f'{{"n":"{prefix}{index}"}}')
+        for index in range(count)
+    ]
 
 
 def test_migration_creates_every_table_and_is_idempotent(state_url: str):

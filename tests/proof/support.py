@@ -70,6 +70,7 @@ def workdir(name: str) -> Path:
 
 # ------------------------------------------------------------------------------------ fake Moodle
 
+
 class _NoDelayHandler(fake_server._Handler):
     """TCP_NODELAY: without it every fake call waits ~40 ms for a delayed ACK (see BENCHMARKS.md)."""
 
@@ -98,8 +99,9 @@ class ProofMoodle(FakeMoodle):
     def start(self) -> ProofMoodle:
         self._httpd = fake_server._Server(("127.0.0.1", self._port), _NoDelayHandler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="proof-moodle", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="proof-moodle", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -111,8 +113,9 @@ class ProofMoodle(FakeMoodle):
         self.clear_faults()
         self.latency.clear()
 
-    def _answer(self, token: str | None, function: str, fmt: str,
-                pairs: list[tuple[str, str]]) -> tuple[bytes, bool, dict[str, Any]]:
+    def _answer(
+        self, token: str | None, function: str, fmt: str, pairs: list[tuple[str, str]]
+    ) -> tuple[bytes, bool, dict[str, Any]]:
         with self._count_lock:
             self.call_number += 1
             number = self.call_number
@@ -134,6 +137,7 @@ class ProofMoodle(FakeMoodle):
 
 # ------------------------------------------------------------------------------------ deployments
 
+
 @dataclass
 class Deployment:
     """A config file and environment; every run's output is recorded in :data:`CAPTURED`."""
@@ -149,19 +153,38 @@ class Deployment:
     def argv(self, *args: str, module: str = "lms_bridge.cli") -> list[str]:
         return [sys.executable, "-m", module, "--config", str(self.config), *args]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120, module: str = "lms_bridge.cli",
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(self.argv(*args, module=module), env={**self.env, **(env or {})},
-                                capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        module: str = "lms_bridge.cli",
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.argv(*args, module=module),
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
         CAPTURED.output(f"lms-bridge {' '.join(args)}", result.stdout + result.stderr)
         if check and result.returncode != 0:
             raise AssertionError(f"lms-bridge {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
-    def popen(self, *args: str, module: str = "lms_bridge.cli",
-              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(*args, module=module), env={**self.env, **(env or {})},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    def popen(
+        self, *args: str, module: str = "lms_bridge.cli", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(*args, module=module),
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
 
     def outbox(self) -> dict[str, str]:
         """statement id -> body of every outbox row."""
@@ -181,13 +204,14 @@ class Deployment:
         return rows[0][0] if rows else 0
 
 
-def make_deployment(name: str, *, lrs_url: str, moodle_url: str | None = None, lrs_options: str = "",
-                    source_options: str = "") -> Deployment:
+def make_deployment(
+    name: str, *, lrs_url: str, moodle_url: str | None = None, lrs_options: str = "", source_options: str = ""
+) -> Deployment:
     """A deployment with SQLite state in a fresh kept folder; batches of 20 so flushes and imports take many steps."""
     folder = workdir(name)
     text = textwrap.dedent(f"""\
         [state]
-        url = "sqlite:///{folder / 'state.db'}"
+        url = "sqlite:///{folder / "state.db"}"
 
         [lrs]
         url = "{lrs_url}"
@@ -209,8 +233,12 @@ def make_deployment(name: str, *, lrs_url: str, moodle_url: str | None = None, l
     config = folder / "lms-bridge.toml"
     config.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-    env.update(MOODLE_TOKEN_PROOF=ADMIN_TOKEN, LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
-               LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY, PYTHONPATH=str(ROOT))
+    env.update(
+        MOODLE_TOKEN_PROOF=ADMIN_TOKEN,
+        LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
+        LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        PYTHONPATH=str(ROOT),
+    )
     CAPTURED.databases.append(folder / "state.db")
     return Deployment(folder, config, env)
 
@@ -243,8 +271,9 @@ class _SpareRalph:
 
         def start() -> None:
             try:
-                self.result.append(RalphLRS(username=LRS_USER, password=LRS_PASSWORD,
-                                            data_dir=workdir("ralph")).start())
+                self.result.append(
+                    RalphLRS(username=LRS_USER, password=LRS_PASSWORD, data_dir=workdir("ralph")).start()
+                )
             except BaseException as exc:  # noqa: BLE001 - handed to the taker
                 self.result.append(exc)
 
@@ -316,6 +345,7 @@ def diff_summary(expected: dict[str, dict], got: dict[str, dict]) -> str:
 
 # ------------------------------------------------------------------------------------ LRS proxy
 
+
 class LRSProxy:
     """A loopback proxy to an LRS with a hook per POST (for kills, 500s and slow answers).
 
@@ -366,8 +396,9 @@ class LRSProxy:
 
             def do_GET(self) -> None:  # noqa: N802
                 response = self._forward(None)
-                self._send(response.status_code, response.content,
-                           response.headers.get("Content-Type", "application/json"))
+                self._send(
+                    response.status_code, response.content, response.headers.get("Content-Type", "application/json")
+                )
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

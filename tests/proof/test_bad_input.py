@@ -80,13 +80,61 @@ def scratch() -> Path:
     """The folder fuzzed files are written to (made on first use, not at collection)."""
     return workdir("fuzz")
 
+
 #: Byte strings that make parsers think: separators, quotes, headers, huge or negative numbers, bad UTF-8.
-TOKENS = [b"\x00", b"\xff\xfe", b"\xc3", b'"', b",", b";", b"\t", b"\n", b"\r\n", b"{", b"}", b"[", b"]", b":",
-          b"<", b">", b"&amp;", b"null", b"-1", b"0", b"99999999999999999999", b"1e400", b"NaN",
-          b"31/02/26 25.61 - ", b"[13/13/24, 99:99:99] ", b"\xe2\x80\x8e", b"\xef\xbb\xbf", b"=", b"'''", b"\\u0000"]
+TOKENS = [
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3",
+    b'"',
+    b",",
+    b";",
+    b"\t",
+    b"\n",
+    b"\r\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b"<",
+    b">",
+    b"&amp;",
+    b"null",
+    b"-1",
+    b"0",
+    b"99999999999999999999",
+    b"1e400",
+    b"NaN",
+    b"31/02/26 25.61 - ",
+    b"[13/13/24, 99:99:99] ",
+    b"\xe2\x80\x8e",
+    b"\xef\xbb\xbf",
+    b"=",
+    b"'''",
+    b"\\u0000",
+]
 #: Values a structured mutation puts in a JSON document.
-WEIRD = [None, "", "abc", "1e5", -1, 0, 2**63, 10**13, -(10**13), 1.5, float("inf"), True, [], {}, ["x"],
-         {"a": 1}, "\u202e\ud83d", "x" * 3000]
+WEIRD = [
+    None,
+    "",
+    "abc",
+    "1e5",
+    -1,
+    0,
+    2**63,
+    10**13,
+    -(10**13),
+    1.5,
+    float("inf"),
+    True,
+    [],
+    {},
+    ["x"],
+    {"a": 1},
+    "\u202e\ud83d",
+    "x" * 3000,
+]
 
 
 def files(*patterns: str, folders: tuple[Path, ...] = (COMMUNITY_FIXTURES, LOCAL_DATA)) -> list[Path]:
@@ -105,13 +153,13 @@ def mutated_bytes(draw: st.DrawFn, originals: list[bytes]) -> bytes:
         if operation == "flip" and data:
             data[position] = draw(st.integers(0, 255))
         elif operation == "delete":
-            del data[position:position + draw(st.integers(1, 80))]
+            del data[position : position + draw(st.integers(1, 80))]
         elif operation == "insert":
             data[position:position] = draw(st.sampled_from(TOKENS))
         elif operation == "truncate":
             del data[position:]
         else:
-            data[position:position] = data[position:position + draw(st.integers(1, 300))]
+            data[position:position] = data[position : position + draw(st.integers(1, 300))]
     return bytes(data)
 
 
@@ -190,6 +238,7 @@ def test_a_deeply_nested_json_body_is_a_project_error():
 
 # --- Moodle: the streams reading records ----------------------------------------------------------
 
+
 def _fixture(name: str) -> Any:
     return json.loads((MOODLE_FIXTURES / name).read_text(encoding="utf-8"))
 
@@ -200,12 +249,14 @@ def _moodle_responses() -> dict[str, Any]:
     discussions["discussions"] = discussions["discussions"][:3]
     return {
         "core_course_get_courses": courses,
-        "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses":
-            _fixture("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses.json"),
+        "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses": _fixture(
+            "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses.json"
+        ),
         "core_enrol_get_enrolled_users": _fixture("core_enrol_get_enrolled_users__latsar_userfields_page.json")[:3],
         "core_completion_get_course_completion_status": _fixture("core_completion_get_course_completion_status.json"),
-        "core_completion_get_activities_completion_status":
-            _fixture("core_completion_get_activities_completion_status.json"),
+        "core_completion_get_activities_completion_status": _fixture(
+            "core_completion_get_activities_completion_status.json"
+        ),
         "mod_forum_get_forums_by_courses": _fixture("mod_forum_get_forums_by_courses.json")[:2],
         "mod_forum_get_forum_discussions": discussions,
         "mod_forum_get_discussion_posts": _fixture("mod_forum_get_discussion_posts.json"),
@@ -232,9 +283,14 @@ class _Client:
 
 def _read_all_streams(responses: dict[str, Any]) -> None:
     ctx = moodle_streams.SiteContext(site=SITE, client=_Client(responses), wwwroot="http://127.0.0.1:8080")
-    for stream in (moodle_streams.CoursesStream(), moodle_streams.WebinarsStream(),
-                   moodle_streams.EnrolledUsersStream(50), moodle_streams.CourseCompletionsStream(50, 1),
-                   moodle_streams.ActivityCompletionsStream(50, 1), moodle_streams.ForumPostsStream(10)):
+    for stream in (
+        moodle_streams.CoursesStream(),
+        moodle_streams.WebinarsStream(),
+        moodle_streams.EnrolledUsersStream(50),
+        moodle_streams.CourseCompletionsStream(50, 1),
+        moodle_streams.ActivityCompletionsStream(50, 1),
+        moodle_streams.ForumPostsStream(10),
+    ):
         for _ in stream.read(ctx, None):
             pass
 
@@ -266,12 +322,16 @@ def _set_post_field(field: str, value: Any):  # type: ignore[no-untyped-def]
     return edit
 
 
-@pytest.mark.parametrize("responses", [
-    _with("mod_forum_get_discussion_posts", _set_post_field("timecreated", "abc")),
-    _with("mod_forum_get_discussion_posts", _set_post_field("timecreated", 10**13)),
-    _with("mod_forum_get_discussion_posts", lambda data: data["posts"]),
-    _with("core_course_get_courses", lambda data: [{**data[1], "id": "1e5"}]),
-], ids=["post-time-not-a-number", "post-time-out-of-range", "posts-as-a-list", "course-id-1e5"])
+@pytest.mark.parametrize(
+    "responses",
+    [
+        _with("mod_forum_get_discussion_posts", _set_post_field("timecreated", "abc")),
+        _with("mod_forum_get_discussion_posts", _set_post_field("timecreated", 10**13)),
+        _with("mod_forum_get_discussion_posts", lambda data: data["posts"]),
+        _with("core_course_get_courses", lambda data: [{**data[1], "id": "1e5"}]),
+    ],
+    ids=["post-time-not-a-number", "post-time-out-of-range", "posts-as-a-list", "course-id-1e5"],
+)
 def test_moodle_record_examples_raise_only_project_errors(responses):
     _only_project_errors(lambda: _read_all_streams(responses))
 
@@ -285,8 +345,9 @@ WHATSAPP = [p.read_bytes() for p in files("whatsapp_*.txt", "whatsapp_*.zip")]
 @given(data=st.one_of(st.binary(max_size=3000), mutated_bytes(WHATSAPP)))
 def test_whatsapp_reader_raises_only_input_errors(data):
     path = _write("chat.zip" if data.startswith(b"PK") else "chat.txt", data)
-    _only_project_errors(lambda: list(whatsapp.read_whatsapp(path, site=SITE, pseudonymize=PSEUDONYMIZE, tz=JAKARTA)),
-                         path.name)
+    _only_project_errors(
+        lambda: list(whatsapp.read_whatsapp(path, site=SITE, pseudonymize=PSEUDONYMIZE, tz=JAKARTA)), path.name
+    )
 
 
 TELEGRAM_FILES = files("telegram_*.json")
@@ -319,8 +380,22 @@ def test_telegram_reader_raises_only_input_errors_on_mutated_exports(document):
 # --- attendance reports ---------------------------------------------------------------------------
 
 ATTENDANCE = [p.read_bytes() for p in files("zoom_*.csv", "meet_*.csv", "teams_*.csv")]
-CELLS = ["", "-", "0", "-1", "99999", "31/02/2026 25:61", "13/13/2026 10:00 AM", "2026-02-30 10:00:00",
-         "1h 99m 99s", "Yes", "\u200e", '"', "=1+1", "x" * 500]
+CELLS = [
+    "",
+    "-",
+    "0",
+    "-1",
+    "99999",
+    "31/02/2026 25:61",
+    "13/13/2026 10:00 AM",
+    "2026-02-30 10:00:00",
+    "1h 99m 99s",
+    "Yes",
+    "\u200e",
+    '"',
+    "=1+1",
+    "x" * 500,
+]
 
 
 @st.composite
@@ -369,8 +444,26 @@ def test_roster_import_raises_only_input_errors(data):
 
 # --- TOML: JP rules, program JP, LMS report mappings ----------------------------------------------
 
-TOML_VALUES = ['""', '"x"', "-1", "0", "1e400", "nan", "inf", "true", "[]", "{}", '["x", 1]', '{ jp = "x" }',
-               '"1.5"', '"-1"', "1979-05-27", '"(?P<jp>"', "9999999999999999999999", '"C99"']
+TOML_VALUES = [
+    '""',
+    '"x"',
+    "-1",
+    "0",
+    "1e400",
+    "nan",
+    "inf",
+    "true",
+    "[]",
+    "{}",
+    '["x", 1]',
+    '{ jp = "x" }',
+    '"1.5"',
+    '"-1"',
+    "1979-05-27",
+    '"(?P<jp>"',
+    "9999999999999999999999",
+    '"C99"',
+]
 
 
 @st.composite
@@ -388,8 +481,23 @@ def mutated_toml(draw: st.DrawFn, original: str) -> str:
         elif operation == "repeat":
             lines.insert(number, lines[number])
         else:
-            lines.insert(number, draw(st.sampled_from(["[rules]", "[[rules]]", "extra = 1", "[settings.x]", "=",
-                                                         "format = 2", '[sites."x y"]', "\x00"])))
+            lines.insert(
+                number,
+                draw(
+                    st.sampled_from(
+                        [
+                            "[rules]",
+                            "[[rules]]",
+                            "extra = 1",
+                            "[settings.x]",
+                            "=",
+                            "format = 2",
+                            '[sites."x y"]',
+                            "\x00",
+                        ]
+                    )
+                ),
+            )
         if not lines:
             break
     return "\n".join(lines) + "\n"
@@ -423,11 +531,13 @@ def test_lms_report_mapping_loader_raises_only_rule_errors(text):
 
 # --- LMS completion reports and activity files ----------------------------------------------------
 
-LMS_REPORT = (b"ID Kursus,Nama Kursus,Kode Kursus,ID Number,NIP,Email,Tanggal Selesai,JP\r\n"
-              b"101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,19800512 200501 1 002,budi.s@example.org,"
-              b"12/03/2024 09:05,12\r\n"
-              b'101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,,Siti.R@Example.org,13/03/2024 10:00,"1,5"\r\n'
-              b"102,Latsar,,,199202142022211007,,,40\r\n")
+LMS_REPORT = (
+    b"ID Kursus,Nama Kursus,Kode Kursus,ID Number,NIP,Email,Tanggal Selesai,JP\r\n"
+    b"101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,19800512 200501 1 002,budi.s@example.org,"
+    b"12/03/2024 09:05,12\r\n"
+    b'101,Pelatihan Evaluasi,PT-EVAL,EVAL-JP12,,Siti.R@Example.org,13/03/2024 10:00,"1,5"\r\n'
+    b"102,Latsar,,,199202142022211007,,,40\r\n"
+)
 EXAMPLE_MAPPING = lms_csv.load_mapping(ROOT / "mappings" / "lms_csv_example.toml")
 
 
@@ -435,27 +545,35 @@ EXAMPLE_MAPPING = lms_csv.load_mapping(ROOT / "mappings" / "lms_csv_example.toml
 @given(data=st.one_of(st.binary(max_size=2000), mutated_bytes([LMS_REPORT]), mutated_cells([LMS_REPORT])))
 def test_lms_report_reader_raises_only_input_errors(data):
     path = _write("report.csv", data)
-    _only_project_errors(lambda: list(lms_csv.read_lms_csv(path, EXAMPLE_MAPPING, pseudonymize=PSEUDONYMIZE,
-                                                           tz=JAKARTA)), path.name)
+    _only_project_errors(
+        lambda: list(lms_csv.read_lms_csv(path, EXAMPLE_MAPPING, pseudonymize=PSEUDONYMIZE, tz=JAKARTA)), path.name
+    )
 
 
-ACTIVITY_LINES = [json.loads(line) for line in (ROOT / "scripts" / "demo_data" / "activities.jsonl")
-                  .read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+ACTIVITY_LINES = [
+    json.loads(line)
+    for line in (ROOT / "scripts" / "demo_data" / "activities.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 
 @FUZZ
-@given(data=st.one_of(
-    st.binary(max_size=2000),
-    mutated_bytes([(ROOT / "scripts" / "demo_data" / "activities.jsonl").read_bytes()]),
-    st.lists(mutated_json(ACTIVITY_LINES[:20]), min_size=1, max_size=3).map(
-        lambda docs: "\n".join(json.dumps(d, ensure_ascii=False) for d in docs).encode("utf-8", "surrogatepass")),
-))
+@given(
+    data=st.one_of(
+        st.binary(max_size=2000),
+        mutated_bytes([(ROOT / "scripts" / "demo_data" / "activities.jsonl").read_bytes()]),
+        st.lists(mutated_json(ACTIVITY_LINES[:20]), min_size=1, max_size=3).map(
+            lambda docs: "\n".join(json.dumps(d, ensure_ascii=False) for d in docs).encode("utf-8", "surrogatepass")
+        ),
+    )
+)
 def test_activity_file_reader_raises_only_input_errors(data):
     path = _write("activities.jsonl", data)
     _only_project_errors(lambda: list(jsonl.read_activities(path)), path.name)
 
 
 # --- configuration ---------------------------------------------------------------------------------
+
 
 def test_a_world_readable_secrets_file_is_refused(tmp_path):
     secrets = tmp_path / "secrets.env"
@@ -475,6 +593,7 @@ def test_a_world_readable_secrets_file_is_refused(tmp_path):
 
 
 # --- a refused file stores nothing ------------------------------------------------------------------
+
 
 def _broken_whatsapp(folder: Path) -> Path:
     good = (COMMUNITY_FIXTURES / "whatsapp_android_id_24h.txt").read_bytes()
@@ -497,11 +616,15 @@ def _broken_jsonl(folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("make", "options"), [
-    (_broken_whatsapp, ["--community", "cop-proof"]),
-    (_broken_telegram, ["--community", "cop-proof", "--source", "telegram"]),
-    (_broken_jsonl, []),
-], ids=["whatsapp", "telegram", "jsonl"])
+@pytest.mark.parametrize(
+    ("make", "options"),
+    [
+        (_broken_whatsapp, ["--community", "cop-proof"]),
+        (_broken_telegram, ["--community", "cop-proof", "--source", "telegram"]),
+        (_broken_jsonl, []),
+    ],
+    ids=["whatsapp", "telegram", "jsonl"],
+)
 def test_a_refused_import_writes_nothing(make, options):
     deployment = make_deployment("refused-import", lrs_url="http://127.0.0.1:9/xAPI/")
     path = make(deployment.dir)
@@ -523,13 +646,29 @@ def test_a_refused_import_writes_nothing(make, options):
 # live fault and crash proofs (test_live_faults.py, test_live_crash.py); here only speed matters.
 
 LIVE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://lms-bridge.id/xapi")
-LIVE_BUILDER = StatementSettings(namespace=LIVE_NAMESPACE, base_iri="https://lms-bridge.id/xapi",
-                                 vocabulary=load_vocabulary())
+LIVE_BUILDER = StatementSettings(
+    namespace=LIVE_NAMESPACE, base_iri="https://lms-bridge.id/xapi", vocabulary=load_vocabulary()
+)
 LIVE_ACTOR = {"objectType": "Agent", "account": {"homePage": "https://lms-bridge.id", "name": "fuzz-pseudonym"}}
 #: Odd values of the shapes live APIs send: epoch seconds out of range, bad ISO dates, ids of every type.
-LIVE_WEIRD = [*WEIRD, 10**18, -(10**18), 2**64, "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-              "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "2024-02-30T10:00:00Z", "2024-03-12",
-              "2024-03-12T25:61:00Z", "P99999999999999999999W", "PT-1S", "-100", "١٢٣", "12/03/2024 09:05"]
+LIVE_WEIRD = [
+    *WEIRD,
+    10**18,
+    -(10**18),
+    2**64,
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-12:00",
+    "2024-02-30T10:00:00Z",
+    "2024-03-12",
+    "2024-03-12T25:61:00Z",
+    "P99999999999999999999W",
+    "PT-1S",
+    "-100",
+    "١٢٣",
+    "12/03/2024 09:05",
+]
 
 
 def mutated_live(originals: list[Any]) -> st.SearchStrategy[Any]:
@@ -582,23 +721,43 @@ def _check_pages(pages: list[LivePage]) -> None:
 TG_TOKEN = "7001234567:AAH-tg-fuzz-token-3b9d"  # noqa: S105 - never sent anywhere
 TG_SUPERGROUP, TG_BASIC = group(-1001000000001, "CoP Widyaiswara"), group(-1000000002, "CoP Dasar", "group")
 TG_SETTINGS = telegram_bot.TelegramBotSettings(
-    id="tg-fuzz", token_env="TG_FUZZ_TOKEN", api_url="http://127.0.0.1:9", max_retries=0, backoff_base=0,
-    chats={-1001000000001: "cop-a", -1000000002: "cop-b"})
+    id="tg-fuzz",
+    token_env="TG_FUZZ_TOKEN",
+    api_url="http://127.0.0.1:9",
+    max_retries=0,
+    backoff_base=0,
+    chats={-1001000000001: "cop-a", -1000000002: "cop-b"},
+)
 
 
 def _tg_message(message_id: int, chat: dict, **fields: Any) -> dict[str, Any]:
-    return {"message_id": message_id, "date": 1710209700 + message_id, "chat": chat,
-            "from": user(100000000 + message_id % 4), **fields}
+    return {
+        "message_id": message_id,
+        "date": 1710209700 + message_id,
+        "chat": chat,
+        "from": user(100000000 + message_id % 4),
+        **fields,
+    }
 
 
 TG_UPDATES = [
     {"update_id": 100000001, "message": _tg_message(2, TG_SUPERGROUP, text="Topik hari ini")},
-    {"update_id": 100000002, "message": _tg_message(3, TG_SUPERGROUP, text="Setuju",
-                                                   reply_to_message=_tg_message(2, TG_SUPERGROUP, text="x"))},
+    {
+        "update_id": 100000002,
+        "message": _tg_message(
+            3, TG_SUPERGROUP, text="Setuju", reply_to_message=_tg_message(2, TG_SUPERGROUP, text="x")
+        ),
+    },
     {"update_id": 100000003, "message": _tg_message(4, TG_SUPERGROUP, video_chat_ended={"duration": 3600})},
     {"update_id": 100000004, "message": _tg_message(5, TG_BASIC, new_chat_members=[user(100000009)])},
-    {"update_id": 100000005, "edited_message": {**_tg_message(6, TG_BASIC, caption="foto"), "edit_date": 1710299999,
-                                                "photo": [{"file_id": "AgAD", "width": 90, "height": 90}]}},
+    {
+        "update_id": 100000005,
+        "edited_message": {
+            **_tg_message(6, TG_BASIC, caption="foto"),
+            "edit_date": 1710299999,
+            "photo": [{"file_id": "AgAD", "width": 90, "height": 90}],
+        },
+    },
     {"update_id": 100000006, "message": {**_tg_message(7, TG_SUPERGROUP, text="admin"), "sender_chat": TG_SUPERGROUP}},
     {"update_id": 100000007, "message": _tg_message(8, group(-1009999999999, "Other"), text="elsewhere")},
     {"update_id": 100000008, "message": _tg_message(9, {"id": 100000001, "type": "private"}, text="dm")},
@@ -612,8 +771,13 @@ def _read_telegram_answers(answers: list[tuple[int, bytes]]) -> list[LivePage]:
     """Read the updates stream over ``answers`` (then an empty poll); check every page's counts."""
     queue = list(answers)
     session = _CannedSession(lambda method, url: queue.pop(0) if queue else (200, b'{"ok":true,"result":[]}'))
-    reader = telegram_bot.TelegramBotReader(TG_SETTINGS, SecretStr(TG_TOKEN), PSEUDONYMIZE, session,  # type: ignore[arg-type]
-                                            sleep=lambda seconds: None)
+    reader = telegram_bot.TelegramBotReader(
+        TG_SETTINGS,
+        SecretStr(TG_TOKEN),
+        PSEUDONYMIZE,
+        session,  # type: ignore[arg-type]
+        sleep=lambda seconds: None,
+    )
     pages = list(reader.read(telegram_bot.STREAM, None))
     for page in pages:
         assert len(page.activities) + sum(page.skipped.values()) == page.read, page.skipped  # a counted skip
@@ -633,11 +797,14 @@ def test_the_telegram_answers_read_cleanly():
 @given(data=st.data())
 def test_telegram_bot_reader_raises_only_project_errors_on_mutated_answers(data):
     index = data.draw(st.sampled_from([0, 1]))
-    body = data.draw(st.one_of(
-        mutated_live([TG_ANSWERS[index]]).map(_body),
-        st.lists(mutated_live(TG_UPDATES), min_size=1, max_size=4).map(lambda u: _body({"ok": True, "result": u})),
-        mutated_bytes([_body(TG_ANSWERS[index])]),
-        st.binary(max_size=500)))
+    body = data.draw(
+        st.one_of(
+            mutated_live([TG_ANSWERS[index]]).map(_body),
+            st.lists(mutated_live(TG_UPDATES), min_size=1, max_size=4).map(lambda u: _body({"ok": True, "result": u})),
+            mutated_bytes([_body(TG_ANSWERS[index])]),
+            st.binary(max_size=500),
+        )
+    )
     answers = [(200, _body(TG_ANSWERS[0]))] if index else []
     answers.append((data.draw(st.sampled_from(TG_STATUSES)), body))
     _only_project_errors(lambda: _read_telegram_answers(answers), "tg-fuzz")
@@ -647,31 +814,89 @@ def test_telegram_bot_reader_raises_only_project_errors_on_mutated_answers(data)
 
 ZOOM_TODAY = date(2024, 3, 20)
 ZOOM_SETTINGS = zoom_api.ZoomSettings(
-    id="zoom-fuzz", type="zoom_api", account_id="acc", client_id="cid", client_secret_env="ZOOM_FUZZ_SECRET",
-    users=[{"user": "host@example.org", "community": "cop-x"}], api_url="http://127.0.0.1:9/v2",
-    oauth_url="http://127.0.0.1:9", initial_days=10, max_attempts=1, backoff_base=0)
+    id="zoom-fuzz",
+    type="zoom_api",
+    account_id="acc",
+    client_id="cid",
+    client_secret_env="ZOOM_FUZZ_SECRET",
+    users=[{"user": "host@example.org", "community": "cop-x"}],
+    api_url="http://127.0.0.1:9/v2",
+    oauth_url="http://127.0.0.1:9",
+    initial_days=10,
+    max_attempts=1,
+    backoff_base=0,
+)
 
 
 def _zoom_answers() -> tuple[dict[str, Any], dict[str, Any]]:
     """A meeting list (a meeting and a webinar) and a participants answer, in the fake's shapes."""
     fake = FakeZoom(account_id="acc", client_id="cid", client_secret="unused")  # noqa: S106 - never started
-    people = [{"user_email": "budi.s@example.org", "name": "Budi", "join_time": "2024-03-12T01:58:01Z",
-               "leave_time": "2024-03-12T03:01:30Z", "duration": 3809},
-              {"user_email": "budi.s@example.org", "name": "Budi", "join_time": "2024-03-12T03:05:12Z",
-               "leave_time": "2024-03-12T04:02:40Z", "duration": 3448},
-              {"user_email": "", "name": "Siti R", "join_time": "2024-03-12T02:10:00Z",
-               "leave_time": "2024-03-12T03:40:00Z", "duration": 5400},
-              {"user_email": "", "name": "Tamu", "join_time": "2024-03-12T02:10:00Z",
-               "leave_time": "2024-03-12T02:12:00Z", "duration": 120, "status": "in_waiting_room"}]
-    fake.add_meeting("host@example.org", meeting_id=81200000001, uuid="4a/Zk+9QyW2m//bA1x==", topic="Webinar",
-                     start="2024-03-12T01:55:10Z", end="2024-03-12T04:02:40Z", participants=people)
-    fake.add_meeting("host@example.org", meeting_id=81200000002, uuid="bB2c", topic="Diskusi",
-                     start="2024-03-13T01:55:10Z", end="2024-03-13T04:02:40Z", participants=people[:2],
-                     meeting_type=5)
-    meetings = {"from": "2024-03-10", "to": "2024-03-20", "page_count": 1, "page_size": 300, "total_records": 2,
-                "next_page_token": "", "meetings": fake.meetings["host@example.org"]}
-    participants = {"page_count": 1, "page_size": 300, "total_records": 4, "next_page_token": "",
-                    "participants": fake.participants["4a/Zk+9QyW2m//bA1x=="]}
+    people = [
+        {
+            "user_email": "budi.s@example.org",
+            "name": "Budi",
+            "join_time": "2024-03-12T01:58:01Z",
+            "leave_time": "2024-03-12T03:01:30Z",
+            "duration": 3809,
+        },
+        {
+            "user_email": "budi.s@example.org",
+            "name": "Budi",
+            "join_time": "2024-03-12T03:05:12Z",
+            "leave_time": "2024-03-12T04:02:40Z",
+            "duration": 3448,
+        },
+        {
+            "user_email": "",
+            "name": "Siti R",
+            "join_time": "2024-03-12T02:10:00Z",
+            "leave_time": "2024-03-12T03:40:00Z",
+            "duration": 5400,
+        },
+        {
+            "user_email": "",
+            "name": "Tamu",
+            "join_time": "2024-03-12T02:10:00Z",
+            "leave_time": "2024-03-12T02:12:00Z",
+            "duration": 120,
+            "status": "in_waiting_room",
+        },
+    ]
+    fake.add_meeting(
+        "host@example.org",
+        meeting_id=81200000001,
+        uuid="4a/Zk+9QyW2m//bA1x==",
+        topic="Webinar",
+        start="2024-03-12T01:55:10Z",
+        end="2024-03-12T04:02:40Z",
+        participants=people,
+    )
+    fake.add_meeting(
+        "host@example.org",
+        meeting_id=81200000002,
+        uuid="bB2c",
+        topic="Diskusi",
+        start="2024-03-13T01:55:10Z",
+        end="2024-03-13T04:02:40Z",
+        participants=people[:2],
+        meeting_type=5,
+    )
+    meetings = {
+        "from": "2024-03-10",
+        "to": "2024-03-20",
+        "page_count": 1,
+        "page_size": 300,
+        "total_records": 2,
+        "next_page_token": "",
+        "meetings": fake.meetings["host@example.org"],
+    }
+    participants = {
+        "page_count": 1,
+        "page_size": 300,
+        "total_records": 4,
+        "next_page_token": "",
+        "participants": fake.participants["4a/Zk+9QyW2m//bA1x=="],
+    }
     return meetings, participants
 
 
@@ -680,15 +905,19 @@ ZOOM_TOKEN_ANSWER = {"access_token": "zoom-fuzz-access-token-1", "token_type": "
 HTTP_STATUSES = [200, 200, 200, 200, 400, 401, 403, 404, 429, 500, 502]
 
 
-def _read_zoom(meetings: tuple[int, bytes], participants: tuple[int, bytes],
-               token: tuple[int, bytes] = (200, _body(ZOOM_TOKEN_ANSWER))) -> list[LivePage]:
+def _read_zoom(
+    meetings: tuple[int, bytes],
+    participants: tuple[int, bytes],
+    token: tuple[int, bytes] = (200, _body(ZOOM_TOKEN_ANSWER)),
+) -> list[LivePage]:
     def answer(method: str, url: str) -> tuple[int, bytes]:
         if url.endswith("/oauth/token"):
             return token
         return participants if "/participants" in url else meetings
 
-    client = zoom_api.ZoomClient(ZOOM_SETTINGS, SecretStr("zoom-fuzz-secret"), sleep=lambda seconds: None,
-                                 session=_CannedSession(answer))  # type: ignore[arg-type]
+    client = zoom_api.ZoomClient(
+        ZOOM_SETTINGS, SecretStr("zoom-fuzz-secret"), sleep=lambda seconds: None, session=_CannedSession(answer)
+    )  # type: ignore[arg-type]
     reader = zoom_api.ZoomReader(ZOOM_SETTINGS, client, PSEUDONYMIZE, JAKARTA, today=lambda: ZOOM_TODAY)
     pages = list(reader.read(zoom_api.STREAM, None))
     assert pages[-1].position == {"through": ZOOM_TODAY.isoformat()}
@@ -707,20 +936,29 @@ def test_zoom_reader_raises_only_project_errors_on_mutated_answers(data):
     meetings, participants, token = _body(ZOOM_MEETINGS), _body(ZOOM_PARTICIPANTS), _body(ZOOM_TOKEN_ANSWER)
     target = data.draw(st.sampled_from(["meetings", "participants", "participants", "token"]))
     original = {"meetings": ZOOM_MEETINGS, "participants": ZOOM_PARTICIPANTS, "token": ZOOM_TOKEN_ANSWER}[target]
-    body = data.draw(st.one_of(mutated_live([original]).map(_body), mutated_bytes([_body(original)]),
-                               st.binary(max_size=300)))
+    body = data.draw(
+        st.one_of(mutated_live([original]).map(_body), mutated_bytes([_body(original)]), st.binary(max_size=300))
+    )
     status = data.draw(st.sampled_from(HTTP_STATUSES))
     answers = {"meetings": (200, meetings), "participants": (200, participants), "token": (200, token)}
     answers[target] = (status, body)
-    _only_project_errors(lambda: _read_zoom(answers["meetings"], answers["participants"], answers["token"]),
-                         "zoom-fuzz")
+    _only_project_errors(
+        lambda: _read_zoom(answers["meetings"], answers["participants"], answers["token"]), "zoom-fuzz"
+    )
 
 
 # Google Classroom: courses, submissions, students, announcements, profiles ---------------------------
 
 CLASSROOM_SETTINGS = google_classroom.ClassroomSettings(
-    id="classroom-fuzz", type="google_classroom", key_file=Path("unused.json"), subject="admin@example.org",
-    api_url="http://127.0.0.1:9", max_attempts=1, backoff_base=0, communities={"c2": "cop-wi"})
+    id="classroom-fuzz",
+    type="google_classroom",
+    key_file=Path("unused.json"),
+    subject="admin@example.org",
+    api_url="http://127.0.0.1:9",
+    max_attempts=1,
+    backoff_base=0,
+    communities={"c2": "cop-wi"},
+)
 
 
 def _classroom_answers() -> dict[str, dict[str, Any]]:
@@ -732,8 +970,9 @@ def _classroom_answers() -> dict[str, dict[str, Any]]:
     fake.add_student("c1", "u2", None, "Tanpa Email")
     fake.add_profile("t1", "dewi.l@example.org", "Dewi Lestari")
     fake.add_submission("c1", "w1", "u1", "Tugas 1", turned_in="2024-03-12T02:00:00Z")
-    fake.add_submission("c1", "w2", "u2", "Tugas 2", turned_in="2024-03-12T03:00:00Z", state="RETURNED",
-                        updated="2024-03-13T03:00:00Z")
+    fake.add_submission(
+        "c1", "w2", "u2", "Tugas 2", turned_in="2024-03-12T03:00:00Z", state="RETURNED", updated="2024-03-13T03:00:00Z"
+    )
     fake.add_announcement("c2", "a1", "t1", "Selamat datang", "2024-03-12T01:00:00Z")
     fake.add_announcement("c2", "a2", "t1", "Jadwal diskusi", "2024-03-13T01:00:00Z", "2024-03-14T01:00:00Z")
     return {
@@ -767,8 +1006,9 @@ def _read_classroom(answers: dict[str, tuple[int, bytes]]) -> list[LivePage]:
     client = google_classroom.ClassroomClient(CLASSROOM_SETTINGS, _classroom_key(), sleep=lambda seconds: None)
     client.session.close()
     client.session = _CannedSession(lambda method, url: answers[_classroom_endpoint(url)])  # type: ignore[assignment]
-    reader = google_classroom.ClassroomReader(CLASSROOM_SETTINGS, client, PSEUDONYMIZE,
-                                              now=lambda: datetime(2024, 3, 20, tzinfo=UTC))
+    reader = google_classroom.ClassroomReader(
+        CLASSROOM_SETTINGS, client, PSEUDONYMIZE, now=lambda: datetime(2024, 3, 20, tzinfo=UTC)
+    )
     pages = []
     for stream in google_classroom.STREAMS:
         for start in (None, {"courses": {"c1": "2024-03-12T02:30:00.000Z", "c2": "2024-03-12T01:00:00.000Z"}}):
@@ -788,8 +1028,14 @@ def test_the_classroom_answers_read_cleanly():
 def test_classroom_reader_raises_only_project_errors_on_mutated_answers(data):
     target = data.draw(st.sampled_from(sorted(CLASSROOM_ANSWERS)))
     original = CLASSROOM_ANSWERS[target]
-    body = data.draw(st.one_of(mutated_live([original]).map(_body), mutated_live([original]).map(_body),
-                               mutated_bytes([_body(original)]), st.binary(max_size=300)))
+    body = data.draw(
+        st.one_of(
+            mutated_live([original]).map(_body),
+            mutated_live([original]).map(_body),
+            mutated_bytes([_body(original)]),
+            st.binary(max_size=300),
+        )
+    )
     answers = {name: (200, _body(answer)) for name, answer in CLASSROOM_ANSWERS.items()}
     answers[target] = (data.draw(st.sampled_from(HTTP_STATUSES)), body)
     _only_project_errors(lambda: _read_classroom(answers), "classroom-fuzz")
@@ -802,26 +1048,49 @@ _FOREIGN = {
     "id": "5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11",
     "actor": {"objectType": "Agent", "account": {"homePage": "https://siasn.bkn.go.id", "name": "198805172014032004"}},
     "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
-    "object": {"objectType": "Activity", "id": "https://lms.other.go.id/course/42",
-               "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course",
-                              "name": {"en-US": "Latsar CPNS"}}},
+    "object": {
+        "objectType": "Activity",
+        "id": "https://lms.other.go.id/course/42",
+        "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course", "name": {"en-US": "Latsar CPNS"}},
+    },
     "result": {"success": True, "duration": "PT1H30M"},
-    "context": {"contextActivities": {
-        "parent": [{"id": "https://lms.other.go.id/course/41",
-                    "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course"}}],
-        "grouping": [{"id": "https://lms.other.go.id/cop/7",
-                      "definition": {"type": "http://id.tincanapi.com/activitytype/community-site"}}]}},
+    "context": {
+        "contextActivities": {
+            "parent": [
+                {
+                    "id": "https://lms.other.go.id/course/41",
+                    "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course"},
+                }
+            ],
+            "grouping": [
+                {
+                    "id": "https://lms.other.go.id/cop/7",
+                    "definition": {"type": "http://id.tincanapi.com/activitytype/community-site"},
+                }
+            ],
+        }
+    },
     "timestamp": "2026-03-02T04:00:00Z",
     "stored": "2026-03-02T05:00:00.123456+00:00",
 }
 FOREIGN_STATEMENTS = [
     _FOREIGN,
-    {**_FOREIGN, "id": "7a1d", "actor": {"objectType": "Agent", "mbox": "mailto:budi.s@example.org"},
-     "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
-     "object": {"id": "https://meet.example.org/m/1",
-                "definition": {"type": "http://adlnet.gov/expapi/activities/meeting"}}},
-    {**_FOREIGN, "id": "9c3e", "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
-     "object": {"objectType": "StatementRef", "id": "5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11"}},
+    {
+        **_FOREIGN,
+        "id": "7a1d",
+        "actor": {"objectType": "Agent", "mbox": "mailto:budi.s@example.org"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/attended"},
+        "object": {
+            "id": "https://meet.example.org/m/1",
+            "definition": {"type": "http://adlnet.gov/expapi/activities/meeting"},
+        },
+    },
+    {
+        **_FOREIGN,
+        "id": "9c3e",
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": "5f0c9a52-9a38-4c61-9d0e-0c7a5f0b6d11"},
+    },
 ]
 
 
@@ -851,18 +1120,23 @@ def test_lrs_source_mapper_raises_only_project_errors_on_mutated_statements(stat
 # The inputs that crashed a live reader before it was fixed (each raised KeyError/TypeError/OverflowError/
 # UnicodeEncodeError, or looped forever), kept as examples.
 
+
 def _zoom_with(target: str, edit) -> tuple[dict[str, Any], dict[str, Any]]:  # type: ignore[no-untyped-def]
     meetings, participants = copy.deepcopy(ZOOM_MEETINGS), copy.deepcopy(ZOOM_PARTICIPANTS)
     edit(meetings if target == "meetings" else participants)
     return meetings, participants
 
 
-@pytest.mark.parametrize("answers", [
-    _zoom_with("participants", lambda data: data["participants"][0].update(duration=10**18)),
-    _zoom_with("meetings", lambda data: data["meetings"][0].update(start_time="9999-12-31T23:59:59Z")),
-    _zoom_with("participants", lambda data: data["participants"][0].update(join_time="0001-01-01T00:00:00Z")),
-    _zoom_with("meetings", lambda data: data.update(next_page_token="abc")),
-], ids=["zoom-duration-1e18", "zoom-start-9999", "zoom-join-year-1", "zoom-page-token-repeated"])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        _zoom_with("participants", lambda data: data["participants"][0].update(duration=10**18)),
+        _zoom_with("meetings", lambda data: data["meetings"][0].update(start_time="9999-12-31T23:59:59Z")),
+        _zoom_with("participants", lambda data: data["participants"][0].update(join_time="0001-01-01T00:00:00Z")),
+        _zoom_with("meetings", lambda data: data.update(next_page_token="abc")),
+    ],
+    ids=["zoom-duration-1e18", "zoom-start-9999", "zoom-join-year-1", "zoom-page-token-repeated"],
+)
 def test_zoom_examples_that_crashed(answers):
     _only_project_errors(lambda: _read_zoom((200, _body(answers[0])), (200, _body(answers[1]))), "zoom-fuzz")
 
@@ -875,23 +1149,31 @@ def test_a_classroom_submission_history_that_is_not_a_list_is_read():
     assert any(page.activities for page in _read_classroom(answers))
 
 
-@pytest.mark.parametrize("edit", [
-    lambda message: message.update(date=10**13),
-    lambda message: message.update(date=-(10**13)),
-    lambda message: message["chat"].update(title="CoP \ud83d"),
-], ids=["telegram-date-year-318857", "telegram-date-negative", "telegram-lone-surrogate"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda message: message.update(date=10**13),
+        lambda message: message.update(date=-(10**13)),
+        lambda message: message["chat"].update(title="CoP \ud83d"),
+    ],
+    ids=["telegram-date-year-318857", "telegram-date-negative", "telegram-lone-surrogate"],
+)
 def test_telegram_examples_that_crashed(edit):
     answer = copy.deepcopy(TG_ANSWERS[0])
     edit(answer["result"][0]["message"])
     _only_project_errors(lambda: _read_telegram_answers([(200, _body(answer))]), "tg-fuzz")
 
 
-@pytest.mark.parametrize(("statement", "malformed"), [
-    ({**_FOREIGN, "timestamp": "0001-01-01T00:00:00+01:00", "stored": "9999-12-31T23:59:59-01:00"}, True),
-    ({**_FOREIGN, "result": {"duration": "P99999999999999999999W"}}, False),  # mapped, without a duration
-    ({**_FOREIGN, "actor": {"objectType": "Agent", "mbox": "mailto:\ud83d@example.org"}}, True),
-    ({**_FOREIGN, "id": "5f0c9a52-\udc00"}, True),
-], ids=["lrs-time-year-1", "lrs-duration-huge", "lrs-mbox-lone-surrogate", "lrs-id-lone-surrogate"])
+@pytest.mark.parametrize(
+    ("statement", "malformed"),
+    [
+        ({**_FOREIGN, "timestamp": "0001-01-01T00:00:00+01:00", "stored": "9999-12-31T23:59:59-01:00"}, True),
+        ({**_FOREIGN, "result": {"duration": "P99999999999999999999W"}}, False),  # mapped, without a duration
+        ({**_FOREIGN, "actor": {"objectType": "Agent", "mbox": "mailto:\ud83d@example.org"}}, True),
+        ({**_FOREIGN, "id": "5f0c9a52-\udc00"}, True),
+    ],
+    ids=["lrs-time-year-1", "lrs-duration-huge", "lrs-mbox-lone-surrogate", "lrs-id-lone-surrogate"],
+)
 def test_lrs_source_examples_that_crashed(statement, malformed):
     mapped = LRS_MAPPER.map(statement)
     assert mapped is lrs_source.Skip.MALFORMED if malformed else isinstance(mapped, Activity) and not mapped.duration

@@ -35,8 +35,12 @@ from tests.proof.support import (
 
 pytestmark = pytest.mark.proof
 
-SYNC_POINTS = ([("pull", i, 6) for i in range(6)] + [("sync-write", i, 5) for i in range(5)]
-               + [("jp-write", i, 3) for i in range(3)] + [("flush", i, 6) for i in range(6)])
+SYNC_POINTS = (
+    [("pull", i, 6) for i in range(6)]
+    + [("sync-write", i, 5) for i in range(5)]
+    + [("jp-write", i, 3) for i in range(3)]
+    + [("flush", i, 6) for i in range(6)]
+)
 IMPORT_POINTS = [("import-write", i, 3) for i in range(3)] + [("jp-write", 0, 1)] + [("flush", i, 2) for i in range(2)]
 
 
@@ -79,8 +83,9 @@ def _crash_and_recover(*, name, chain, reference: Reference, phase, index, strat
     lrs = start_ralph()
     try:
         with LRSProxy(lrs.url) as proxy:
-            deployment = make_deployment(f"crash-{name}-{phase}-{index}", lrs_url=proxy.url,
-                                         moodle_url=moodle.url if moodle else None)
+            deployment = make_deployment(
+                f"crash-{name}-{phase}-{index}", lrs_url=proxy.url, moodle_url=moodle.url if moodle else None
+            )
             for command in setup:
                 deployment.run(*command)
             current = _Current()
@@ -117,15 +122,18 @@ def _crash_and_recover(*, name, chain, reference: Reference, phase, index, strat
     finally:
         lrs.stop()
     assert statuses == {"sent": len(reference.content)}, f"outbox after recovery: {statuses} ({where})"
-    assert got == reference.content, f"killed in {killed} at {where} ({partial} rows queued then): " \
-                                     f"{diff_summary(reference.content, got)}"
+    assert got == reference.content, (
+        f"killed in {killed} at {where} ({partial} rows queued then): {diff_summary(reference.content, got)}"
+    )
 
 
-@pytest.mark.parametrize(("phase", "index", "strata"), SYNC_POINTS,
-                         ids=[f"{phase}-{index}" for phase, index, _ in SYNC_POINTS])
+@pytest.mark.parametrize(
+    ("phase", "index", "strata"), SYNC_POINTS, ids=[f"{phase}-{index}" for phase, index, _ in SYNC_POINTS]
+)
 def test_sigkill_anywhere_in_a_sync_cycle_then_rerun(phase, index, strata, moodle, sync_reference):
-    _crash_and_recover(name="sync", chain=SYNC_CHAIN, reference=sync_reference, phase=phase, index=index,
-                       strata=strata, moodle=moodle)
+    _crash_and_recover(
+        name="sync", chain=SYNC_CHAIN, reference=sync_reference, phase=phase, index=index, strata=strata, moodle=moodle
+    )
 
 
 # --- a chat export import ----------------------------------------------------------------------------
@@ -165,8 +173,16 @@ def import_reference(chat_files) -> Reference:
     return reference
 
 
-@pytest.mark.parametrize(("phase", "index", "strata"), IMPORT_POINTS,
-                         ids=[f"{phase}-{index}" for phase, index, _ in IMPORT_POINTS])
+@pytest.mark.parametrize(
+    ("phase", "index", "strata"), IMPORT_POINTS, ids=[f"{phase}-{index}" for phase, index, _ in IMPORT_POINTS]
+)
 def test_sigkill_anywhere_in_a_chat_import_then_rerun(phase, index, strata, chat_files, import_reference):
-    _crash_and_recover(name="import", chain=_import_chain(chat_files), reference=import_reference, phase=phase,
-                       index=index, strata=strata, setup=[("people", "import", str(chat_files[1]))])
+    _crash_and_recover(
+        name="import",
+        chain=_import_chain(chat_files),
+        reference=import_reference,
+        phase=phase,
+        index=index,
+        strata=strata,
+        setup=[("people", "import", str(chat_files[1]))],
+    )

@@ -40,18 +40,21 @@ def test_moodle_resets_502s_cut_and_stalled_responses_are_retried_with_one_line_
     moodle.inject_fault("core_completion_get_course_completion_status", kind="slow", after=5, delay=2.5)
     lrs = start_ralph()
     try:
-        deployment = make_deployment("faults-moodle", lrs_url=lrs.url, moodle_url=moodle.url,
-                                     source_options="timeout = 1\n")
+        deployment = make_deployment(
+            "faults-moodle", lrs_url=lrs.url, moodle_url=moodle.url, source_options="timeout = 1\n"
+        )
         sync = deployment.run("sync")
         deployment.run("jp", "compute")
         deployment.run("outbox", "flush")
         retries = _log_lines(sync.stderr, "retry 1 of")
         print("\n".join(retries))
         assert len(retries) == 4, sync.stderr
-        for function, cause in (("core_enrol_get_enrolled_users", "the response is not complete JSON"),
-                                ("core_completion_get_activities_completion_status", "connection failed or was reset"),
-                                ("mod_forum_get_discussion_posts", "HTTP 502"),
-                                ("core_completion_get_course_completion_status", "no answer within 1 s")):
+        for function, cause in (
+            ("core_enrol_get_enrolled_users", "the response is not complete JSON"),
+            ("core_completion_get_activities_completion_status", "connection failed or was reset"),
+            ("mod_forum_get_discussion_posts", "HTTP 502"),
+            ("core_completion_get_course_completion_status", "no answer within 1 s"),
+        ):
             lines = _log_lines(sync.stderr, function, cause)
             assert len(lines) == 1 and f"Moodle site {SITE}" in lines[0], (function, sync.stderr)
         assert "Traceback" not in sync.stderr
@@ -121,8 +124,10 @@ def test_lrs_stopped_and_restarted_mid_flush_loses_and_doubles_nothing(moodle, s
         total = deployment.outbox_count()
         flush = deployment.popen("outbox", "flush", env={"LMS_BRIDGE_LRS__BATCH_SIZE": "2"})
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(deployment.query(
-                "select id from outbox where status = 'sent' limit 40")) < 40:
+        while (
+            time.monotonic() < deadline
+            and len(deployment.query("select id from outbox where status = 'sent' limit 40")) < 40
+        ):
             time.sleep(0.01)
         lrs.stop()
         pending_at_stop = deployment.query("select count(*) from outbox where status = 'pending'")[0][0]

@@ -25,10 +25,24 @@ from tests.proof.support import ADMIN_TOKEN, ProofMoodle, make_deployment
 pytestmark = pytest.mark.proof
 
 #: A site whose national course (every user enrolled) has 1,500 participants.
-BIG_COURSE_SITE = Preset(users=1500, pt_courses=2, pkp_courses=1, pbj_sections=0, latsar_sections=3, pt_size=(8, 15),
-                         pkp_size=20, pbj_size=0, cop_size=40, cop_discussions=(8, 4, 3, 3, 2), cop_replies=5.0,
-                         other_discussions=2, other_replies=2.0, hidden_courses=1, shared_nips=1,
-                         unenrolled_posters=1)
+BIG_COURSE_SITE = Preset(
+    users=1500,
+    pt_courses=2,
+    pkp_courses=1,
+    pbj_sections=0,
+    latsar_sections=3,
+    pt_size=(8, 15),
+    pkp_size=20,
+    pbj_size=0,
+    cop_size=40,
+    cop_discussions=(8, 4, 3, 3, 2),
+    cop_replies=5.0,
+    other_discussions=2,
+    other_replies=2.0,
+    hidden_courses=1,
+    shared_nips=1,
+    unenrolled_posters=1,
+)
 
 
 def test_a_big_course_is_committed_in_bounded_batches():
@@ -52,8 +66,10 @@ def test_a_big_course_is_committed_in_bounded_batches():
 
 
 PER_USER = ("core_completion_get_course_completion_status", "core_completion_get_activities_completion_status")
-COMPLETION_STREAMS = {"course_completions": moodle_streams.CourseCompletionsStream,
-                      "activity_completions": moodle_streams.ActivityCompletionsStream}
+COMPLETION_STREAMS = {
+    "course_completions": moodle_streams.CourseCompletionsStream,
+    "activity_completions": moodle_streams.ActivityCompletionsStream,
+}
 
 
 class _Clock:
@@ -70,8 +86,9 @@ def _per_user_calls(fake: FakeMoodle) -> int:
     return sum(fake.stats.get(name, {}).get("calls", 0) for name in PER_USER)
 
 
-def _sync_completions(fake: FakeMoodle, clock: _Clock, cursors: dict[str, dict],
-                      names: tuple[str, ...] = ("course_completions",)) -> tuple[set[str], int]:
+def _sync_completions(
+    fake: FakeMoodle, clock: _Clock, cursors: dict[str, dict], names: tuple[str, ...] = ("course_completions",)
+) -> tuple[set[str], int]:
     """One in-process sync of completion streams, as the CLI runs them: a fresh run context each time,
     the cursor carried through JSON as the state database keeps it. Returns (native ids read, per-user calls)."""
     before = _per_user_calls(fake)
@@ -99,8 +116,9 @@ def test_a_repeated_sync_with_nothing_new_asks_no_user_and_no_thread_again(moodl
     deployment = make_deployment("nothing-new", lrs_url="http://127.0.0.1:9/xAPI/", moodle_url=moodle.url)
     deployment.run("sync")
     deployment.run("sync")
-    waiting = sum(len(users) for name in COMPLETION_STREAMS
-                  for users in _cursors(deployment.db)[name].get("pending", {}).values())
+    waiting = sum(
+        len(users) for name in COMPLETION_STREAMS for users in _cursors(deployment.db)[name].get("pending", {}).values()
+    )
     before = {name: entry["calls"] for name, entry in moodle.stats.items()}
     deployment.run("sync")
     calls = {name: entry["calls"] - before.get(name, 0) for name, entry in moodle.stats.items()}
@@ -130,8 +148,15 @@ def test_forum_threads_are_fetched_concurrently(moodle):
 def test_the_fake_moodle_sends_without_nagle_delay():
     with FakeMoodle(preset="small", seed=1, token=ADMIN_TOKEN) as fake:
         with requests.Session() as session:
-            session.post(fake.endpoint, data={"wstoken": ADMIN_TOKEN, "wsfunction": "core_webservice_get_site_info",
-                                              "moodlewsrestformat": "json"}, timeout=10)
+            session.post(
+                fake.endpoint,
+                data={
+                    "wstoken": ADMIN_TOKEN,
+                    "wsfunction": "core_webservice_get_site_info",
+                    "moodlewsrestformat": "json",
+                },
+                timeout=10,
+            )
             connections = list(fake._connections)
             assert connections
             assert all(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in connections)
@@ -161,8 +186,11 @@ def test_a_completion_aggregated_by_cron_after_a_sync_is_read_by_the_next_sync()
         data = fake.data
         with data.lock:
             course = next(c for c in data.courses.values() if c.criteria and c.startdate < data.clock)
-            user = next(uid for uid in sorted(course.enrol)
-                        if data.is_tracked(course, uid) and not data.course_completion(course, uid)[0])
+            user = next(
+                uid
+                for uid in sorted(course.enrol)
+                if data.is_tracked(course, uid) and not data.course_completion(course, uid)[0]
+            )
             data.clock += 60
             data._touch(course, user)  # the user visits the course and meets its last criterion...
         key = f"course={course.id}|user={user}"

@@ -124,5 +124,7 @@ def test_sigkill_in_a_telegram_bot_pull_then_rerun(phase, index, strata, telegra
     finally:
         fake.stop()
     got = deployment.outbox()
-    assert got == outbox, f"killed at {where} ({partial} rows queued then): {len(outbox.keys() - got.keys())} " \
-                          f"missing, {len(got.keys() - outbox.keys())} extra"
+    assert got == outbox, (
+        f"killed at {where} ({partial} rows queued then): {len(outbox.keys() - got.keys())} "
+        f"missing, {len(got.keys() - outbox.keys())} extra"
+    )

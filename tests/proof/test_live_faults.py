@@ -40,15 +40,28 @@ def telegram_fake(messages: int = 12, fake: FakeTelegramBot | None = None) -> Fa
     """``fake`` (a new one by default) started, holding ``messages`` posts, replies and calls of the fixture's chat."""
     fake = (fake or FakeTelegramBot(TELEGRAM_TOKEN, max_poll_seconds=0.2)).start()
     for number in range(messages):
-        extra = ({"reply_to_message": {"message_id": 100 + number - 1, "date": 1710209700, "chat": CHAT}}
-                 if number % 3 == 1 else {"video_chat_ended": {"duration": 600 + number}} if number % 5 == 4 else {})
-        fake.add_message(chat=CHAT, message_id=100 + number, date=1710209700 + 60 * number,
-                         sender=user(100000001 + number % 4), text=f"pesan {number}", **extra)
+        extra = (
+            {"reply_to_message": {"message_id": 100 + number - 1, "date": 1710209700, "chat": CHAT}}
+            if number % 3 == 1
+            else {"video_chat_ended": {"duration": 600 + number}}
+            if number % 5 == 4
+            else {}
+        )
+        fake.add_message(
+            chat=CHAT,
+            message_id=100 + number,
+            date=1710209700 + 60 * number,
+            sender=user(100000001 + number % 4),
+            text=f"pesan {number}",
+            **extra,
+        )
     return fake
 
 
 def telegram_deployment(name: str, fake: FakeTelegramBot, limit: int = 3) -> Deployment:
-    return add_source(make_deployment(name, lrs_url=NO_LRS), f"""
+    return add_source(
+        make_deployment(name, lrs_url=NO_LRS),
+        f"""
         [[sources]]
         id = "{TELEGRAM_SOURCE}"
         type = "telegram_bot"
@@ -58,7 +71,9 @@ def telegram_deployment(name: str, fake: FakeTelegramBot, limit: int = 3) -> Dep
         limit = {limit}
         backoff_base = 0.05
         chats = {{ "-1001000000001" = "cop-wi-7" }}
-        """, TG_BOT_TOKEN_PROOF=TELEGRAM_TOKEN)
+        """,
+        TG_BOT_TOKEN_PROOF=TELEGRAM_TOKEN,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +147,26 @@ def zoom_fake() -> FakeZoom:
     day = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=6)
     for number in range(5):
         start = day + timedelta(days=number)
-        people = [{"user_email": f"peserta{(number + k) % 4}@example.org", "name": f"Peserta {k}",
-                   "join_time": (start + timedelta(minutes=5 * k)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "leave_time": (start + timedelta(minutes=50 + k)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "duration": (45 - 4 * k) * 60} for k in range(2 + number % 2)]
-        fake.add_meeting(HOST, meeting_id=81200000100 + number, uuid=f"uu/{number}+x==", topic=f"Sesi {number}",
-                         start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                         end=(start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), participants=people,
-                         meeting_type=5 if number == 3 else 2)
+        people = [
+            {
+                "user_email": f"peserta{(number + k) % 4}@example.org",
+                "name": f"Peserta {k}",
+                "join_time": (start + timedelta(minutes=5 * k)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "leave_time": (start + timedelta(minutes=50 + k)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "duration": (45 - 4 * k) * 60,
+            }
+            for k in range(2 + number % 2)
+        ]
+        fake.add_meeting(
+            HOST,
+            meeting_id=81200000100 + number,
+            uuid=f"uu/{number}+x==",
+            topic=f"Sesi {number}",
+            start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            end=(start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            participants=people,
+            meeting_type=5 if number == 3 else 2,
+        )
     return fake
 
 
@@ -151,7 +178,9 @@ def zoom() -> Iterator[FakeZoom]:
 
 
 def zoom_deployment(name: str, fake: FakeZoom) -> Deployment:
-    return add_source(make_deployment(name, lrs_url=NO_LRS), f"""
+    return add_source(
+        make_deployment(name, lrs_url=NO_LRS),
+        f"""
         [[sources]]
         id = "{ZOOM_SOURCE}"
         type = "zoom_api"
@@ -162,7 +191,9 @@ def zoom_deployment(name: str, fake: FakeZoom) -> Deployment:
         oauth_url = "{fake.url}"
         backoff_base = 0.05
         users = [{{ user = "{HOST}", community = "cop-zoom" }}]
-        """, ZOOM_CLIENT_SECRET_PROOF=TEST_CLIENT_SECRET)
+        """,
+        ZOOM_CLIENT_SECRET_PROOF=TEST_CLIENT_SECRET,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -42,15 +42,25 @@ from tests.proof.support import (
 
 pytestmark = pytest.mark.proof
 
-SECRETS = [ADMIN_TOKEN, LRS_PASSWORD, PSEUDONYM_KEY, "world-can-read-this-9f2", TELEGRAM_BOT_TOKEN,
-           TELEGRAM_PSEUDONYM_KEY,
-           # The bot token's secret half alone (a URL-encoded token writes its ":" as "%3A")
-           TELEGRAM_BOT_TOKEN.split(":", 1)[1],
-           # Zoom and Classroom pulls (tests/connectors): secrets, access tokens (by prefix), the test key
-           ZOOM_CLIENT_SECRET, ZOOM_TOKEN_PREFIX, ZOOM_PSEUDONYM_KEY, CLASSROOM_TOKEN_PREFIX,
-           CLASSROOM_PSEUDONYM_KEY, *private_key_lines(),
-           # The Zoom OAuth request's Basic auth header (client id and secret), as the connector and proof tests send it
-           *(base64.b64encode(f"{client}:{ZOOM_CLIENT_SECRET}".encode()).decode() for client in ("cid-1", "cid-proof"))]
+SECRETS = [
+    ADMIN_TOKEN,
+    LRS_PASSWORD,
+    PSEUDONYM_KEY,
+    "world-can-read-this-9f2",
+    TELEGRAM_BOT_TOKEN,
+    TELEGRAM_PSEUDONYM_KEY,
+    # The bot token's secret half alone (a URL-encoded token writes its ":" as "%3A")
+    TELEGRAM_BOT_TOKEN.split(":", 1)[1],
+    # Zoom and Classroom pulls (tests/connectors): secrets, access tokens (by prefix), the test key
+    ZOOM_CLIENT_SECRET,
+    ZOOM_TOKEN_PREFIX,
+    ZOOM_PSEUDONYM_KEY,
+    CLASSROOM_TOKEN_PREFIX,
+    CLASSROOM_PSEUDONYM_KEY,
+    *private_key_lines(),
+    # The Zoom OAuth request's Basic auth header (client id and secret), as the connector and proof tests send it
+    *(base64.b64encode(f"{client}:{ZOOM_CLIENT_SECRET}".encode()).decode() for client in ("cid-1", "cid-proof")),
+]
 _PHONE = re.compile(r"(?<![\w+])(?:\+62|0)[ \u202f\-]?8[\d \-\u202f]{7,14}\d")
 _WHATSAPP_BODY = re.compile(r"^\u200e?\[?[\d/.,: APMapm\u202f-]+\]?(?: -)? [^:\n]{1,60}: (?P<body>.+)$", re.M)
 
@@ -80,6 +90,7 @@ def message_texts() -> set[str]:
             if len(body) >= 16 and not body.startswith("<"):
                 texts.add(body[:40])
     for path in COMMUNITY_FIXTURES.glob("telegram_*.json"):
+
         def walk(node: object) -> None:
             if isinstance(node, dict):
                 if node.get("type") == "message" and isinstance(node.get("text"), str) and len(node["text"]) >= 16:
@@ -115,7 +126,8 @@ def _own_run() -> None:
             for index, path in enumerate(sorted(COMMUNITY_FIXTURES.glob("telegram_*.json"))):
                 deployment.run("import", str(path), "--community", f"cop-tg-{index}", check=False)
             for path in sorted(COMMUNITY_FIXTURES.glob("*attendance*.csv")) + sorted(
-                    COMMUNITY_FIXTURES.glob("zoom_*.csv")):
+                COMMUNITY_FIXTURES.glob("zoom_*.csv")
+            ):
                 extra = ["--meeting-date", "2024-03-12"] if path.name.startswith("meet") else []
                 deployment.run("import", str(path), "--community", "cop-meetings", *extra, check=False)
             deployment.run("sync")
@@ -185,8 +197,8 @@ def phone_hits(data: bytes, numbers: set[str]) -> list[tuple[int, str]]:
         run = match.group().decode()
         for length in lengths:
             for start in range(len(run) - length + 1):
-                if run[start:start + length] in numbers:
-                    hits.append((match.start() + start, run[start:start + length]))
+                if run[start : start + length] in numbers:
+                    hits.append((match.start() + start, run[start : start + length]))
     for match in _WRITTEN_PHONE.finditer(data):
         digits = re.sub(rb"\D", b"", match.group()).decode()
         if digits in numbers:
@@ -195,7 +207,7 @@ def phone_hits(data: bytes, numbers: set[str]) -> list[tuple[int, str]]:
 
 
 def _context(data: bytes, offset: int) -> str:
-    return data[max(0, offset - 80):offset + 80].decode("utf-8", "replace")
+    return data[max(0, offset - 80) : offset + 80].decode("utf-8", "replace")
 
 
 def test_no_secret_phone_number_or_message_text_anywhere():

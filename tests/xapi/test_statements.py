@@ -64,9 +64,14 @@ def test_statement_matches_golden_file(path: Path):
 
 def _activity(**changes) -> Activity:
     base = Activity(
-        source="moodle", site="kemenpan", kind=Kind.COURSE_COMPLETED, native_id="course=75|user=4637",
-        actor="4637", object=ObjectRef("course", "75", "Latsar CPNS", "https://lms.example.go.id/course/view.php?id=75"),
-        occurred_at=datetime(2026, 5, 4, 3, 10, tzinfo=UTC), extras={"nip": "19900101 201503 1 001"},
+        source="moodle",
+        site="kemenpan",
+        kind=Kind.COURSE_COMPLETED,
+        native_id="course=75|user=4637",
+        actor="4637",
+        object=ObjectRef("course", "75", "Latsar CPNS", "https://lms.example.go.id/course/view.php?id=75"),
+        occurred_at=datetime(2026, 5, 4, 3, 10, tzinfo=UTC),
+        extras={"nip": "19900101 201503 1 001"},
     )
     return replace(base, **changes)
 
@@ -143,9 +148,18 @@ def _tincan_activity(activity: Activity, ref: ObjectRef, type_iri: str | None = 
 def _tincan_statement(activity: Activity, actor: dict) -> dict:
     """The statement as tincan objects serialise it (its ``version`` and time formats set aside)."""
     mapping = SETTINGS.vocabulary.kinds[activity.kind.value]
-    context = Context(platform=SETTINGS.vocabulary.platforms.get(activity.source, activity.source),
-                      extensions=Extensions({f"{BASE}/extensions/source": {
-                          "source": activity.source, "site": activity.site, "native_id": activity.native_id}}))
+    context = Context(
+        platform=SETTINGS.vocabulary.platforms.get(activity.source, activity.source),
+        extensions=Extensions(
+            {
+                f"{BASE}/extensions/source": {
+                    "source": activity.source,
+                    "site": activity.site,
+                    "native_id": activity.native_id,
+                }
+            }
+        ),
+    )
     activities, used = ContextActivities(), False
     if activity.parent is not None:
         activities.parent, used = [_tincan_activity(activity, activity.parent)], True
@@ -157,7 +171,9 @@ def _tincan_statement(activity: Activity, actor: dict) -> dict:
         id=statement_id(SETTINGS.namespace, activity.natural_key),
         actor=Agent(account=AgentAccount(home_page=actor["account"]["homePage"], name=actor["account"]["name"])),
         verb=Verb(id=mapping.verb.id, display=LanguageMap({"en-US": mapping.verb.display})),
-        object=_tincan_activity(activity, activity.object, mapping.object_type), context=context)
+        object=_tincan_activity(activity, activity.object, mapping.object_type),
+        context=context,
+    )
     if activity.kind in (Kind.COURSE_COMPLETED, Kind.MODULE_COMPLETED):
         statement.result = Result(completion=True)
         if isinstance(activity.extras.get("success"), bool):
@@ -177,15 +193,36 @@ def _variants() -> list[tuple[Activity, str | None]]:
     found += [
         (_activity(), None),
         (_activity(extras={}), "https://lms.example.go.id"),
-        (_activity(kind=Kind.MODULE_COMPLETED, native_id="cm=9|user=4637", extras={"success": False},
-                   object=ObjectRef("module", "9", None, "https://lms.example.go.id/mod/page/view.php?id=9"),
-                   parent=course), None),
-        (_activity(kind=Kind.MEETING_ATTENDED, native_id="cm=12|user=4637", duration=timedelta(minutes=30),
-                   object=ObjectRef("meeting", "12", None, "https://lms.example.go.id/mod/bigbluebuttonbn/view.php?id=12"),
-                   parent=course), None),
-        (_activity(kind=Kind.REPLY_CREATED, native_id="6352", extras={"text_length": 0},
-                   object=ObjectRef("post", "6352", "", "https://lms.example.go.id/mod/forum/discuss.php?d=8#p6352"),
-                   grouping=course), None),
+        (
+            _activity(
+                kind=Kind.MODULE_COMPLETED,
+                native_id="cm=9|user=4637",
+                extras={"success": False},
+                object=ObjectRef("module", "9", None, "https://lms.example.go.id/mod/page/view.php?id=9"),
+                parent=course,
+            ),
+            None,
+        ),
+        (
+            _activity(
+                kind=Kind.MEETING_ATTENDED,
+                native_id="cm=12|user=4637",
+                duration=timedelta(minutes=30),
+                object=ObjectRef("meeting", "12", None, "https://lms.example.go.id/mod/bigbluebuttonbn/view.php?id=12"),
+                parent=course,
+            ),
+            None,
+        ),
+        (
+            _activity(
+                kind=Kind.REPLY_CREATED,
+                native_id="6352",
+                extras={"text_length": 0},
+                object=ObjectRef("post", "6352", "", "https://lms.example.go.id/mod/forum/discuss.php?d=8#p6352"),
+                grouping=course,
+            ),
+            None,
+        ),
     ]
     return found
 

@@ -13,11 +13,17 @@ GOOD = {
     "id": "2639d84f-2fa2-548d-be96-f4512c499d09",
     "actor": {"objectType": "Agent", "account": {"homePage": "https://siasn.bkn.go.id", "name": "199001012015031001"}},
     "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
-    "object": {"objectType": "Activity", "id": "https://lms.example.go.id/course/view.php?id=75",
-               "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course", "name": {"en-US": "Latsar"}}},
+    "object": {
+        "objectType": "Activity",
+        "id": "https://lms.example.go.id/course/view.php?id=75",
+        "definition": {"type": "https://w3id.org/xapi/cmi5/activitytype/course", "name": {"en-US": "Latsar"}},
+    },
     "result": {"completion": True, "duration": "PT1H5M", "score": {"scaled": 0.8, "raw": 80, "min": 0, "max": 100}},
-    "context": {"platform": "Moodle", "extensions": {"https://lms-bridge.id/xapi/extensions/source": {"a": 1}},
-                "contextActivities": {"parent": [{"id": "https://lms.example.go.id/course/view.php?id=1"}]}},
+    "context": {
+        "platform": "Moodle",
+        "extensions": {"https://lms-bridge.id/xapi/extensions/source": {"a": 1}},
+        "contextActivities": {"parent": [{"id": "https://lms.example.go.id/course/view.php?id=1"}]},
+    },
     "timestamp": "2026-05-04T03:10:00Z",
 }
 

@@ -29,8 +29,10 @@ def upgrade() -> None:  # noqa: D103
     )
     op.create_index("ix_person_units_nip", "person_units", ["nip"])
     # Persons already on the roster start their history with the unit they have now.
-    op.execute("INSERT INTO person_units (nip, unit_code, unit_name, valid_from) "
-               "SELECT nip, unit_code, unit_name, DATE('1970-01-01') FROM persons WHERE unit_code IS NOT NULL")
+    op.execute(
+        "INSERT INTO person_units (nip, unit_code, unit_name, valid_from) "
+        "SELECT nip, unit_code, unit_name, DATE('1970-01-01') FROM persons WHERE unit_code IS NOT NULL"
+    )
     op.create_table(
         "ledger_records",
         sa.Column("statement_id", sa.String(36), primary_key=True),
