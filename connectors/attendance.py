@@ -53,7 +53,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats
-from connectors.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
+from lms_bridge.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 

@@ -51,7 +51,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Pseudonymizer
-from connectors.identifiers import email_identifier
+from lms_bridge.identifiers import email_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, Kind, ObjectRef

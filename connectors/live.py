@@ -2,7 +2,7 @@
 
 An export is manual; an API can be pulled on a schedule like a Moodle site. A live connector
 module describes itself with one :class:`LiveConnector` and is listed in :data:`MODULES`;
-``lms-bridge sync`` (``lms_bridge.sync.sync_live_source``) then runs each of its streams
+``lms-bridge sync`` (``lms_bridge.ingest.runner.sync_live_source``) then runs each of its streams
 from the stream's cursor, page by page, and commits every page in one transaction: the
 page's activities, its identity links and the cursor after it (the cursor rule). A page
 must therefore carry the position that covers exactly its activities.

@@ -30,7 +30,7 @@ an earlier sync that the overlap re-reads or not): each page lists its voiding s
 (:attr:`Page.voids`) with the natural keys a copy of the target would have, and the
 runner voids the copies it holds.
 
-A connector knows no state store: :func:`lms_bridge.sync.sync_lrs_source` commits each
+A connector knows no state store: :func:`lms_bridge.ingest.runner.sync_lrs_source` commits each
 :class:`Page` (activities, identity links, position) in one transaction, after the voids
 of the copies its voiding statements name are queued.
 """

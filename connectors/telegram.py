@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
-from connectors.identifiers import telegram_identifier
+from lms_bridge.identifiers import telegram_identifier
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 

@@ -50,7 +50,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.base import backoff_delay, make_session
-from connectors.identifiers import telegram_identifier
+from lms_bridge.identifiers import telegram_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
 from lms_bridge.activity import Activity, Kind, ObjectRef

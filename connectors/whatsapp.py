@@ -12,7 +12,7 @@ participation and are skipped. An edited message counts once, with its edit
 marker stripped before keying (``extras["edited"] = True``).
 
 Privacy (DOMAIN.md section 3b): the author is normalised (``phone:+62...`` or
-``name:...``, see :mod:`connectors.identifiers`) and passed to the caller's
+``name:...``, see :mod:`lms_bridge.identifiers`) and passed to the caller's
 pseudonymiser at once. No author, phone number or message text is put in an
 Activity: only the pseudonym, the body's length and the media/edited flags.
 A group name found in the file ("created group", "changed the subject") is used
@@ -32,7 +32,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
-from connectors.identifiers import classify_identifier, strip_invisible
+from lms_bridge.identifiers import classify_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 

@@ -2,7 +2,7 @@
 
 A leaf module (imports nothing from the project), so connectors and ``xapi`` may
 use it. Every secret the configuration reads is registered here; the log filter
-installed by :func:`lms_bridge.logs.setup_logging` masks them in every record,
+installed by :func:`lms_bridge.runtime.logs.setup_logging` masks them in every record,
 and :func:`sanitize_url` masks token-like query parameters before a URL is shown.
 """
 

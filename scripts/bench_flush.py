@@ -7,7 +7,7 @@ fresh Ralph 5.1.0 (fs backend; its ingest slows as its file grows, so every clie
 
 - raw: the same statement bodies, in outbox order, posted with one ``requests.Session`` in batches of
   the same size (``[`` + bodies + ``]``, Basic auth, the xAPI version header), nothing else;
-- lms-bridge: ``lms_bridge.outbox.flush`` in this process on a fresh copy of the state database
+- lms-bridge: ``lms_bridge.outbox.flush.flush`` in this process on a fresh copy of the state database
   (reads the rows, posts, marks them sent, one transaction per batch);
 - once more as the CLI, ``lms-bridge outbox flush`` (process start included), for information.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 
 from lms_bridge import store
-from lms_bridge.outbox import flush
+from lms_bridge.outbox.flush import flush
 from scripts.bench_common import (
     LRS_PASSWORD,
     TOKEN,

@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from connectors.base import ReadStats
 from connectors.telegram import read_telegram
 from connectors.whatsapp import read_whatsapp
-from lms_bridge.pseudonym import make_pseudonymizer
+from lms_bridge.identity.pseudonym import make_pseudonymizer
 from scripts.bench_common import PSEUDONYM_KEY, Report, make_deployment, outbox_count, print_machine, run_cli, scratch
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -188,8 +188,8 @@ def _in_process_import(folder: Path, path: Path, roster: Path) -> float:
     import os
 
     from lms_bridge import store
-    from lms_bridge.config import load_settings
-    from lms_bridge.imports import read_import_file, store_import
+    from lms_bridge.config.settings import load_settings
+    from lms_bridge.ingest.files import read_import_file, store_import
 
     deployment = make_deployment(folder)
     run_cli(deployment, "people", "import", str(roster)).check()

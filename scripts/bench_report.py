@@ -8,7 +8,7 @@ The ledger is filled directly (bulk ``executemany`` on SQLite, ``COPY`` on Postg
 data (``--seed``): ``--people`` persons on the roster over ``--units`` units, ~20 % of them with a unit
 change during the year (unit history in ``person_units``), ``--records`` non-voided JP records spread over
 the year (about 1 % of them from NIPs not on the roster) plus ``--void-share`` voided ones. Then
-``lms_bridge.reports.compliance(engine, settings, year)`` runs ``--repeat`` times for the whole year in a
+``lms_bridge.ledger.reports.compliance(engine, settings, year)`` runs ``--repeat`` times for the whole year in a
 fresh subprocess per engine (so its peak RSS is the report's alone, not the loader's); the result is
 checked against totals computed while generating, and the report query's plan is checked to read the
 ledger through the covering index ``ix_ledger_records_nip_day``. PostgreSQL: a throw-away database on
@@ -285,8 +285,8 @@ def _peak_rss_mb() -> float:
 
 def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
     """Run in a fresh process: time ``compliance`` ``repeat`` times, print one JSON line."""
-    from lms_bridge.config import Settings
-    from lms_bridge.reports import compliance
+    from lms_bridge.config.settings import Settings
+    from lms_bridge.ledger.reports import compliance
     from lms_bridge.store.db import make_engine
 
     engine = make_engine(url)
@@ -364,7 +364,7 @@ def _child(url: str, repeat: int, expect: str, profile: bool) -> None:
 
 def _plan(engine) -> list[str]:  # type: ignore[no-untyped-def]
     """The plan of the report's query (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on PostgreSQL)."""
-    from lms_bridge.reports import _standings_query
+    from lms_bridge.ledger.reports import _standings_query
 
     query = _standings_query(engine.dialect.name, date(YEAR, 1, 1), date(YEAR, 12, 31))
     sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -468,8 +468,8 @@ def bench_engine(name: str, url: str, data: Data, args: argparse.Namespace, repo
 
 
 def bench_ralph(args: argparse.Namespace, report: Report) -> None:
-    from lms_bridge.config import Settings
-    from lms_bridge.pipeline import statement_settings
+    from lms_bridge.config.settings import Settings
+    from lms_bridge.config.statements import statement_settings
     from scripts.ralph_lrs import RalphLRS
     from xapi.lrs_client import LRSClient
     from xapi.statements import JPCreditIn, build_jp_statement

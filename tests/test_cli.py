@@ -147,5 +147,5 @@ def test_json_logs_are_one_object_per_line_with_counts(tmp_path, ralph, make_dep
     deployment.run("import", str(file), check=True)
     result = deployment.run("--log-format", "json", "outbox", "flush", check=True)
     records = [json.loads(line) for line in result.stderr.splitlines()]
-    summary = [r for r in records if r["logger"] == "lms_bridge.outbox"]
+    summary = [r for r in records if r["logger"] == "lms_bridge.outbox.flush"]
     assert summary and summary[-1]["counts"]["sent"] == 3 and summary[-1]["level"] == "INFO"

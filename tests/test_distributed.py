@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from lms_bridge import distributed
-from lms_bridge.locks import LockBusy, site_lock, sync_lock_name
+from lms_bridge.runtime import distributed
 from lms_bridge.store import open_engine
+from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
 from scripts.fake_moodle import FakeMoodle
 from tests.conftest import ROOT, Deployment
 from tests.fixtures.lrs import lrs_statements
@@ -363,7 +363,7 @@ def test_a_task_whose_lock_connection_drops_stops_after_its_batch(
     needed to run one task eagerly, so none is contacted). Its lock connection is terminated during its
     first participants call: the batch in progress commits, the next check finds the locks gone and the
     task stops with a one-sentence error; the run is recorded failed; a rerun completes the stream."""
-    from lms_bridge.config import load_settings
+    from lms_bridge.config.settings import load_settings
 
     with LockKillingMoodle(pg_database_url, preset="small", seed=1, token=ADMIN_TOKEN) as fake:
         config = tmp_path / "lms-bridge.toml"

@@ -18,12 +18,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge import imports, store
-from lms_bridge.config import Settings, load_settings
+from lms_bridge import store
+from lms_bridge.config.inbox import INBOX_FORMATS
+from lms_bridge.config.serve import ServeSettings
+from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.errors import ConfigError
-from lms_bridge.inbox import INBOX_FORMATS
-from lms_bridge.scheduler import Service
-from lms_bridge.serve_config import ServeSettings
+from lms_bridge.ingest import files as imports
+from lms_bridge.runtime.scheduler import Service
 from lms_bridge.store.models import OutboxRow
 from tests.conftest import Deployment
 from tests.fixtures.shared import COMMUNITY_FIXTURES

@@ -16,11 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connectors.identifiers import email_identifier, phone_identifier, telegram_identifier
+from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_identifier
 from lms_bridge import store
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.pseudonym import make_pseudonymizer
-from lms_bridge.rules import DEFAULT_RULES
+from lms_bridge.identity.pseudonym import make_pseudonymizer
+from lms_bridge.jp.rules import DEFAULT_RULES
 from lms_bridge.store.models import OutboxRow
 from tests.fixtures.activities import write_activity_file
 from tests.fixtures.lrs import lrs_statements

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.locks import site_lock, sync_lock_name
+from lms_bridge.store.locks import site_lock, sync_lock_name
 from lms_bridge.store.models import Cursor, OutboxRow
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements

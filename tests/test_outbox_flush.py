@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.config import load_settings
-from lms_bridge.identity import actor_for
-from lms_bridge.pipeline import statement_settings
+from lms_bridge.config.settings import load_settings
+from lms_bridge.config.statements import statement_settings
+from lms_bridge.identity.resolver import actor_for
 from lms_bridge.store.models import OutboxRow
 from tests.fixtures.activities import forum_posts
 from tests.fixtures.lrs import FaultyLRS, lrs_statements

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connectors.identifiers import phone_identifier
+from lms_bridge.identifiers import phone_identifier
 from lms_bridge import store
-from lms_bridge.pseudonym import make_pseudonymizer
+from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.store.models import Evidence, IdentityLink, Person
 from tests.conftest import Deployment
 from tests.fixtures.shared import COMMUNITY_FIXTURES

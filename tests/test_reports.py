@@ -22,10 +22,10 @@ from decimal import Decimal
 from openpyxl import load_workbook
 from sqlalchemy import insert
 
-from lms_bridge import reports
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.config import Settings
-from lms_bridge.pipeline import statement_settings
+from lms_bridge.config.settings import Settings
+from lms_bridge.config.statements import statement_settings
+from lms_bridge.ledger import reports
 from lms_bridge.store import open_engine
 from lms_bridge.store.models import LedgerRecord, Person, PersonUnit
 from xapi.lrs_client import LRSClient

@@ -18,11 +18,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.config import Settings, load_settings
+from lms_bridge.config.serve import ServeSettings, cron_trigger
+from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.errors import ConfigError
-from lms_bridge.metrics import Metric, render
-from lms_bridge.scheduler import serve_settings
-from lms_bridge.serve_config import ServeSettings, cron_trigger
+from lms_bridge.runtime.metrics import Metric, render
+from lms_bridge.runtime.scheduler import serve_settings
 from lms_bridge.store.models import Lock, OutboxRow, Run
 from scripts.ralph_lrs import free_port
 from tests.conftest import ROOT

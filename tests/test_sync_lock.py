@@ -60,7 +60,7 @@ def test_a_sigkilled_sync_shows_abandoned_and_the_rerun_ok(state_url, fake_moodl
     """A real ``lms-bridge sync`` SIGKILLed mid-run never records its end. While it runs, ``runs list`` says
     ``running`` (its lock is held); once it is dead its lock is gone, so ``runs list`` / ``runs show`` say
     ``abandoned``, and the rerun's own row says ``ok``."""
-    from lms_bridge import runs as runs_core
+    from lms_bridge.store import runs as runs_core
 
     deployment = make_deployment(state_url, "http://127.0.0.1:9/xAPI/", "pw-x", extra_toml=moodle_source(fake_moodle))
     deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN

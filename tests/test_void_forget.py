@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
 
-from connectors.identifiers import phone_identifier
-from lms_bridge import store, voids
+from lms_bridge.identifiers import phone_identifier
+from lms_bridge import store
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.config import load_settings
-from lms_bridge.pipeline import Pipeline
+from lms_bridge.config.settings import load_settings
+from lms_bridge.ingest.pipeline import Pipeline
+from lms_bridge.outbox import voids
 from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, OutboxRow, Person
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
@@ -331,8 +332,8 @@ def test_a_source_account_carrying_a_forgotten_nip_is_never_linked_again(tmp_pat
 def test_a_sync_refused_for_want_of_the_pseudonym_key_leaves_no_running_run(tmp_path, monkeypatch):
     """Once someone is forgotten, a sync without the pseudonym key must stop before it starts a run: a run row
     left 'running' would never be finished (the source is never called: it stops first)."""
-    from lms_bridge import sync as sync_core
     from lms_bridge.errors import ConfigError
+    from lms_bridge.ingest import runner as sync_core
     from lms_bridge.store.models import Run
 
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
@@ -411,8 +412,8 @@ def test_a_batch_that_starts_while_a_forget_is_in_its_transaction_waits_and_drop
 
     from sqlalchemy import text
 
-    from lms_bridge.identity import forgotten_digest, tombstone_barrier
-    from lms_bridge.pseudonym import pseudonymizer_from_settings
+    from lms_bridge.identity.pseudonym import pseudonymizer_from_settings
+    from lms_bridge.identity.resolver import forgotten_digest, tombstone_barrier
     from lms_bridge.store.people import add_tombstones
 
     monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)

@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.config import Settings
+from lms_bridge.config.settings import Settings
 from lms_bridge.store.models import LedgerEvidence, LedgerRecord, WebUser
 from lms_bridge.store.people import RosterPerson, store_roster
 from lms_bridge.web import users as users_core

@@ -169,7 +169,7 @@ def build_statement(settings: StatementSettings, activity: Activity, actor: dict
     Args:
         settings: deployment facts (namespace, base IRI, vocabulary).
         activity: the normalised activity.
-        actor: the resolved xAPI actor (an ``account`` agent; see ``lms_bridge.identity``).
+        actor: the resolved xAPI actor (an ``account`` agent; see ``lms_bridge.identity.resolver``).
 
     Returns:
         The statement with its deterministic id and canonical JSON.

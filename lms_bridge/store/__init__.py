@@ -251,7 +251,7 @@ def commit_batch(
         links: identity links read with this batch (stored in the same transaction).
         evidence: the JP-relevant facts of the batch's statements (same transaction).
         guard: called first in the transaction; raising rolls it back (the tombstones check,
-            :meth:`lms_bridge.identity.Tombstones.guard`).
+            :meth:`lms_bridge.identity.resolver.Tombstones.guard`).
 
     Returns:
         How many statements were new, unchanged or changed.
@@ -352,9 +352,9 @@ def start_run(engine: Engine, command: str, site_id: str | None = None) -> int:
     """Record the start of a run and return its id.
 
     A run started while this thread holds a lock records the lock's owner, so ``runs list`` can
-    tell when the run was killed (its lock is gone, :mod:`lms_bridge.runs`).
+    tell when the run was killed (its lock is gone, :mod:`lms_bridge.store.runs`).
     """
-    from lms_bridge.locks import current_owner  # here: lms_bridge.locks imports this package's models
+    from lms_bridge.store.locks import current_owner  # here: lms_bridge.store.locks imports this package's models
 
     with Session(engine) as session, session.begin():
         run = Run(

@@ -218,7 +218,7 @@ class Run(Base):
     counts: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str | None] = mapped_column(Text)
     #: The owner string (``host:pid:id``) of the lock the run held, if any: while that lock is
-    #: held the run may be alive; once it is gone a ``running`` run was killed (lms_bridge.runs).
+    #: held the run may be alive; once it is gone a ``running`` run was killed (lms_bridge.store.runs).
     owner: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -304,7 +304,7 @@ class LedgerVoid(Base):
 class ForgottenPerson(Base):
     """A tombstone left by ``lms-bridge forget``, so no source or roster brings the person back.
 
-    Only keyed digests are kept (:func:`lms_bridge.identity.forgotten_digest`): one of the NIP and one
+    Only keyed digests are kept (:func:`lms_bridge.identity.resolver.forgotten_digest`): one of the NIP and one
     of each source account and chat pseudonym the person had. Never a NIP or an account id itself.
     """
 

@@ -38,9 +38,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from lms_bridge import export, reports
-from lms_bridge.config import Settings
+from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
+from lms_bridge.ledger import export, reports
 from lms_bridge.store.models import LedgerRecord, Person
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import month_bars

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge import sync as sync_core
-from lms_bridge.config import Settings, load_settings
+from lms_bridge.config.settings import Settings, load_settings
+from lms_bridge.ingest import runner as sync_core
 from lms_bridge.store.db import make_engine, upgrade
 from lms_bridge.store.models import OutboxRow
 from scripts.fake_classroom import (

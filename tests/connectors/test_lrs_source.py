@@ -21,10 +21,10 @@ from connectors.lrs_source import (
     parse_time,
 )
 from lms_bridge.activity import Activity, Kind
-from lms_bridge.config import Settings
+from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError, FatalSourceError, LRSAuthError, LRSError, RetryableError
-from lms_bridge.identity import actor_for
-from lms_bridge.sync import lrs_settings, sync_sources
+from lms_bridge.identity.resolver import actor_for
+from lms_bridge.ingest.runner import lrs_settings, sync_sources
 from xapi.statements import StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.identifiers import (
+from lms_bridge.identifiers import (
     classify_identifier,
     email_identifier,
     name_identifier,
@@ -501,7 +501,7 @@ def test_mutated_chat_inside_a_zip_raises_only_input_error(scratch: Path, data: 
     _only_input_error(scratch / "mutated.zip", buffer.getvalue())
 
 
-# --- identifiers (connectors/identifiers.py) -----------------------------------------------------
+# --- identifiers (lms_bridge/identifiers.py) -----------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lms_bridge import redaction
-from lms_bridge.config import load_settings
+from lms_bridge.config.settings import load_settings
 from lms_bridge.errors import ConfigError
-from lms_bridge.logs import setup_logging
+from lms_bridge.runtime.logs import setup_logging
 
 
 def _write(tmp_path: Path, text: str) -> Path:

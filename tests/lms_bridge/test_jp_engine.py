@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lms_bridge.jp import Credit, EvidenceItem, compute_credits, is_closed
-from lms_bridge.rules import ProgramJP, load_program_jp, load_rules
+from lms_bridge.jp.engine import Credit, EvidenceItem, compute_credits, is_closed
+from lms_bridge.jp.rules import ProgramJP, load_program_jp, load_rules
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 RULES = load_rules()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from lms_bridge import store
-from lms_bridge.config import load_settings
-from lms_bridge.cursors import apply_reset, plan_reset
+from lms_bridge.config.settings import load_settings
 from lms_bridge.errors import ConfigError
+from lms_bridge.operator.cursors import apply_reset, plan_reset
 
 CONFIG = """
 [state]

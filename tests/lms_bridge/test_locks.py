@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
-from lms_bridge.locks import LockBusy, site_lock, sync_lock_name
+from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
 from lms_bridge.store.models import Lock, utcnow
 from tests.conftest import ROOT
 
 HOLDER = textwrap.dedent("""\
     import sys
     from lms_bridge import store
-    from lms_bridge.locks import site_lock
+    from lms_bridge.store.locks import site_lock
     engine = store.make_engine(sys.argv[1])
     with site_lock(engine, sys.argv[2], wait=True, ttl=float(sys.argv[3])) as held:
         print("held", held.owner, flush=True)

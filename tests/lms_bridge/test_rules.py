@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lms_bridge.errors import RuleError
-from lms_bridge.rules import DEFAULT_PROGRAM_JP, DEFAULT_RULES, load_program_jp, load_rules
+from lms_bridge.jp.rules import DEFAULT_PROGRAM_JP, DEFAULT_RULES, load_program_jp, load_rules
 
 SHIPPED_RULES = DEFAULT_RULES.read_text(encoding="utf-8")
 

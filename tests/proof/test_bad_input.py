@@ -48,11 +48,11 @@ from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleClient
 from lms_bridge import store
 from lms_bridge.activity import Activity
-from lms_bridge.config import load_settings
+from lms_bridge.config.settings import load_settings
 from lms_bridge.errors import ConfigError, LmsBridgeError, StatementValidationError
-from lms_bridge.pseudonym import make_pseudonymizer
-from lms_bridge.roster import import_roster
-from lms_bridge.rules import load_program_jp, load_rules
+from lms_bridge.identity.pseudonym import make_pseudonymizer
+from lms_bridge.identity.roster import import_roster
+from lms_bridge.jp.rules import load_program_jp, load_rules
 from scripts.fake_classroom import FakeClassroom, shared_service_account
 from scripts.fake_telegram_bot import group, user
 from scripts.fake_zoom import FakeZoom

@@ -25,7 +25,7 @@ from tincan import (
 
 from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
 from lms_bridge.errors import StatementValidationError
-from lms_bridge.identity import actor_for
+from lms_bridge.identity.resolver import actor_for
 from xapi.ids import namespace_for, statement_id
 from xapi.statements import StatementSettings, build_statement, format_duration, format_timestamp, object_iri
 from xapi.vocabulary import load_vocabulary

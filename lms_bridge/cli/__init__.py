@@ -1,0 +1,50 @@
+"""The ``lms-bridge`` command line. Commands parse options, call one core function, print.
+
+Data goes to stdout, logs and errors to stderr. An ``LmsBridgeError`` becomes one
+sentence and exit code 1 (2 for configuration errors); a traceback appears only
+with ``--debug``. Nothing here touches SQL, HTTP or TOML directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+# Each command module adds its commands to the root group when imported.
+from lms_bridge.cli import db, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
+from lms_bridge.cli.app import _state, cli, stderr
+from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.redaction import redact
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI and turn errors into one clear sentence."""
+    try:
+        cli.main(standalone_mode=False, prog_name="lms-bridge")
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LmsBridgeError as exc:
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        stderr.print(f"error: {redact(str(exc))}", markup=False)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        stderr.print(
+            f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} (run with --debug for the traceback)",
+            markup=False,
+        )
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,130 @@
+"""``lms-bridge rules`` and ``jp``: the JP rules and computing JP records."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import click
+from rich.table import Table
+
+from lms_bridge.cli.app import App, cli, stdout
+from lms_bridge.config.statements import statement_settings
+from lms_bridge.errors import LmsBridgeError
+from lms_bridge.jp import engine as jp_core
+from lms_bridge.nip import parse_nip
+
+
+@cli.group()
+def rules() -> None:
+    """Check the JP rules in mappings/ and explain a person's JP."""
+
+
+@rules.command("check")
+@click.pass_obj
+def rules_check(app: App) -> None:
+    """Validate the rule files and print the effective rules."""
+    ruleset, program = jp_core.load_rule_files(app.settings)
+    table = Table("rule", "version", "code", "kinds", "credit", "caps", title=f"JP rules ({ruleset.path})")
+    for rule in ruleset.rules:
+        if rule.credit == "per_item":
+            credit = f"{rule.jp_per_item} JP per {'activity' if rule.record == 'activity' else 'activity, per day'}"
+        elif rule.credit == "daily_tiers":
+            credit = (
+                "; ".join(
+                    f">= {t.min_items} {'/'.join(sorted(t.kinds)) or 'activities'}: {t.jp} JP" for t in rule.tiers
+                )
+                + " (per day)"
+            )
+        elif rule.credit == "minutes":
+            credit = (
+                f"minutes / {ruleset.minutes_per_jp}, if >= {rule.min_share} of the session "
+                f"(else >= {rule.min_minutes} min)"
+            )
+        else:
+            credit = f"program JP ({program.path.name})"
+        caps = ", ".join(f"{cap} JP/{period}" for period, cap in rule.caps().items()) or "-"
+        if rule.cap_group != rule.id:
+            caps += f" (shared by {rule.cap_group})"
+        table.add_row(rule.id, str(rule.version), rule.code, ", ".join(sorted(rule.kinds)), credit, caps)
+    stdout.print(table)
+    stdout.print(
+        f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
+        f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
+        f"{len(program.sites)} site(s) in {program.path}"
+    )
+
+
+@rules.command("explain")
+@click.argument("nip", nargs=-1, required=True)
+@click.option("--year", type=click.IntRange(2000, 2100), required=True, help="Local calendar year.")
+@click.pass_obj
+def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
+    """Show, per record, which rule gave how many JP from which evidence."""
+    number = parse_nip(" ".join(nip))
+    if number is None:
+        raise LmsBridgeError(
+            f"{' '.join(nip)!r} is not a valid NIP (18 digits: birth date, appointment, gender, sequence)"
+        )
+    credits, records, known = jp_core.explain(app.engine, app.settings, number.value, year)
+    if not known:
+        raise LmsBridgeError(f"no person with NIP {number.value} and no activity of theirs in the state database")
+    table = Table("period", "rule", "code", "raw JP", "JP", "status", "evidence", title=f"JP {year} of {number.value}")
+    total = Decimal(0)
+    for credit in credits:
+        record = records.get(credit.key)
+        if credit.jp == 0:
+            status = f"capped ({credit.capped_by})" if credit.capped_by else "no JP"
+        elif record is None:
+            status = "not posted yet (run jp compute; open periods wait)"
+        elif record.evidence_hash == credit.evidence_hash():
+            status = f"posted r{record.revision}"
+            total += credit.jp
+        else:
+            status = f"r{record.revision} posted, changed since (next jp compute revises it)"
+        if credit.jp and credit.capped_by:
+            status += f", capped ({credit.capped_by})"
+        evidence = "\n".join(
+            f"{item.occurred_at:%Y-%m-%d %H:%M}Z {item.source}/{item.site_id} {item.kind} "
+            f"{item.object_key} ({item.statement_id[:8]})"
+            for item in credit.evidence
+        )
+        table.add_row(
+            credit.period,
+            f"{credit.rule.id} v{credit.rule.version}",
+            credit.rule.code,
+            f"{credit.raw.normalize():f}",
+            f"{credit.jp.normalize():f}",
+            status,
+            evidence,
+        )
+    stdout.print(table)
+    stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
+
+
+@cli.group()
+def jp() -> None:
+    """Compute JP records from stored activity and queue them for the LRS."""
+
+
+@jp.command("compute")
+@click.option(
+    "--year",
+    "years",
+    type=click.IntRange(2000, 2100),
+    multiple=True,
+    help="Local calendar year to compute (repeatable; default: this year, and last year in January).",
+)
+@click.option("--dry-run", is_flag=True, help="Compute and count; queue nothing.")
+@click.pass_obj
+def jp_compute(app: App, years: tuple[int, ...], dry_run: bool) -> None:
+    """Turn closed periods' activity into JP records; revise or void records whose evidence changed."""
+    report = jp_core.run_jp(
+        app.engine, app.settings, statement_settings(app.settings), years=years or None, dry_run=dry_run
+    )
+    verb = "would queue" if dry_run else "queued"
+    stdout.print(
+        f"JP {', '.join(map(str, report.years))}: {verb} {report.posted} new records "
+        f"({report.jp_posted.normalize():f} JP in new and revised records), {report.revised} revised, "
+        f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
+        f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP"
+    )

@@ -1,0 +1,60 @@
+"""``lms-bridge users``: accounts of the HR web page."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from lms_bridge.cli.app import App, cli, stdout
+from lms_bridge.errors import ConfigError
+from lms_bridge.web import users as users_core
+
+
+@cli.group()
+def users() -> None:
+    """Manage the HR users of the web page (serve-web)."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--units", metavar="U1,U2", help="Unit codes the user may see (default: every unit).")
+@click.option(
+    "--password-env", metavar="VAR", help="Read the password from this environment variable (default: prompt twice)."
+)
+@click.pass_obj
+def users_add(app: App, username: str, units: str | None, password_env: str | None) -> None:
+    """Add a web user; the password is asked for (never given on the command line)."""
+    codes = users_core.parse_units(units)
+    if password_env:
+        secret = app.settings.optional_secret(password_env)
+        if secret is None:
+            raise ConfigError(f"environment variable {password_env} is not set")
+        password = secret.get_secret_value()
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    user = users_core.add_user(app.engine, username, password, codes)
+    stdout.print(f"added web user {user.username} ({', '.join(user.units) if user.units else 'all units'})")
+
+
+@users.command("list")
+@click.pass_obj
+def users_list(app: App) -> None:
+    """List the web users, their units and whether they are active."""
+    table = Table("username", "units", "active", "created", title="web users")
+    for user in users_core.list_users(app.engine):
+        table.add_row(
+            user.username,
+            ", ".join(user.units) or "all",
+            "yes" if user.active else "no",
+            f"{user.created_at:%Y-%m-%d %H:%M}Z",
+        )
+    stdout.print(table)
+
+
+@users.command("disable")
+@click.argument("username")
+@click.pass_obj
+def users_disable(app: App, username: str) -> None:
+    """Disable a web user (their open sessions stop at the next click)."""
+    changed = users_core.disable_user(app.engine, username)
+    stdout.print(f"disabled web user {username}" if changed else f"web user {username} was already disabled")

@@ -1,0 +1,1 @@
+"""Configuration: the settings file, the serve schedule, inboxes and statement settings."""

@@ -1,0 +1,1 @@
+"""Identity: who an activity belongs to (resolver, pseudonyms, the HR roster)."""

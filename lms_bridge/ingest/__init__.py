@@ -1,0 +1,1 @@
+"""Ingest: connectors' activities through identity into statements, evidence and the outbox."""

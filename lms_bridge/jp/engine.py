@@ -1,0 +1,570 @@
+"""JP records: from stored evidence, through the rules in ``mappings/``, to ``earned`` statements.
+
+Two halves:
+
+- :func:`compute_credits` is pure: evidence items of resolved people and the rules
+  in, JP credits out. Caps are applied per person and cap group in time order
+  (day, then month, then year), so the total of a period never exceeds its cap
+  and does not depend on the order the evidence arrived in.
+- :func:`run_jp` reads the evidence of whole years, resolves each item's person
+  through the identity links of *now* (an account linked to a NIP later brings its
+  past activity), computes the credits, and diffs them against the records already
+  posted: a new credit is posted, a changed one (other evidence, other JP, a new rule
+  version) is voided and posted again as revision + 1, a vanished one is voided.
+  Statements, voids and the record rows are written in one transaction through the
+  outbox. Only closed periods are emitted (the local day has ended, plus a grace
+  window), so a day still in progress is never credited half-way. Evidence whose
+  void is queued or sent is left out even when a re-pull stored it again, and a
+  forgotten person (``lms-bridge forget``) gets nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from lms_bridge.config.settings import Settings
+from lms_bridge.identity.resolver import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, Tombstones
+from lms_bridge.jp.rules import ProgramJP, Rule, RuleSet, load_program_jp, load_rules
+from lms_bridge.outbox.voids import voided_targets
+from lms_bridge.store import jp as jp_store
+from lms_bridge.store.models import Evidence, IdentityLink, Person
+from xapi.statements import BuiltStatement, JPCreditIn, StatementSettings, build_jp_statement, build_void_statement
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One stored activity, its person resolved.
+
+    Attributes:
+        statement_id: the activity's statement.
+        nip: the person.
+        source, site_id, kind: where it came from and what happened.
+        occurred_at: UTC time.
+        local_date: the day in the deployment's time zone.
+        duration_seconds: time present, when the source has it.
+        object_key: ``type:native id`` of the object.
+        facts: small facts the rules read (course shortname, category...).
+    """
+
+    statement_id: str
+    nip: str
+    source: str
+    site_id: str
+    kind: str
+    occurred_at: datetime
+    local_date: date
+    duration_seconds: int | None
+    object_key: str
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One JP record as the rules compute it.
+
+    Attributes:
+        nip, rule, period, activity_key: the record's key.
+        raw: JP before caps.
+        jp: JP after caps, rounded down to the rules' precision (may be 0: capped away).
+        evidence: the items behind it, in time order.
+        capped_by: the cap period (``day``, ``month``, ``year``) that cut it, if any.
+    """
+
+    nip: str
+    rule: Rule
+    period: str
+    activity_key: str
+    raw: Decimal
+    jp: Decimal
+    evidence: tuple[EvidenceItem, ...]
+    capped_by: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """(NIP, rule id, period, activity key): one active record per key."""
+        return (self.nip, self.rule.id, self.period, self.activity_key)
+
+    @property
+    def local_date(self) -> date:
+        """The local day the record belongs to (its first evidence's day)."""
+        return self.evidence[0].local_date
+
+    @property
+    def occurred_at(self) -> datetime:
+        """The time of the latest evidence: the statement's timestamp."""
+        return max(item.occurred_at for item in self.evidence)
+
+    @property
+    def evidence_ids(self) -> tuple[str, ...]:
+        """The evidence statement ids, sorted (what the record lists)."""
+        return tuple(sorted(item.statement_id for item in self.evidence))
+
+    def evidence_hash(self) -> str:
+        """What identifies this record's content: JP, rule version and evidence."""
+        text = json.dumps([str(self.jp), self.rule.version, self.rule.code, list(self.evidence_ids)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _round_down(value: Decimal, precision: Decimal) -> Decimal:
+    return value.quantize(precision, rounding=ROUND_DOWN) if value > 0 else Decimal(0)
+
+
+def _course_facts_carry_program_jp(program: ProgramJP, item: EvidenceItem) -> bool:
+    return program.jp_for(item.site_id, item.facts) > 0
+
+
+def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
+    minutes = Decimal(item.duration_seconds or 0) / 60
+    session_seconds = item.facts.get("session_seconds")
+    if isinstance(session_seconds, int) and session_seconds > 0:
+        qualifies = minutes >= (rule.min_share or Decimal(0)) * Decimal(session_seconds) / 60
+    else:
+        qualifies = minutes >= (rule.min_minutes or 0)
+    return minutes / rules.minutes_per_jp if qualifies and minutes > 0 else Decimal(0)
+
+
+def _raw_credits(
+    rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
+) -> list[Credit]:
+    """Credits of one rule for one person's matching items, before caps."""
+    credits: list[Credit] = []
+    if rule.record == "activity":
+        first_by_key: dict[str, EvidenceItem] = {}
+        for item in items:
+            # Two accounts of one person completing one course count once.
+            key = f"{item.source}/{item.site_id}/{item.object_key}"
+            first_by_key.setdefault(key, item)
+        for key, item in first_by_key.items():
+            if rule.credit == "program":
+                raw = program.jp_for(item.site_id, item.facts)
+            elif rule.credit == "per_item":
+                raw = rule.jp_per_item or Decimal(0)
+            else:
+                raw = _minutes_credit(rule, rules, item)
+            credits.append(
+                Credit(
+                    nip=nip,
+                    rule=rule,
+                    period=item.local_date.isoformat(),
+                    activity_key=key,
+                    raw=raw,
+                    jp=raw,
+                    evidence=(item,),
+                )
+            )
+        return credits
+    by_day: dict[date, list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        by_day[item.local_date].append(item)
+    for day, day_items in by_day.items():
+        if rule.credit == "daily_tiers":
+            reached = [
+                tier.jp
+                for tier in rule.tiers
+                if sum(1 for item in day_items if not tier.kinds or item.kind in tier.kinds) >= tier.min_items
+            ]
+            raw = max(reached, default=Decimal(0))
+        elif rule.credit == "per_item":
+            raw = (rule.jp_per_item or Decimal(0)) * len(day_items)
+        else:
+            raw = sum((_minutes_credit(rule, rules, item) for item in day_items), Decimal(0))
+        credits.append(
+            Credit(
+                nip=nip,
+                rule=rule,
+                period=day.isoformat(),
+                activity_key="day",
+                raw=raw,
+                jp=raw,
+                evidence=tuple(day_items),
+            )
+        )
+    return credits
+
+
+def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
+    """Cap one person's credits of one cap group, in time order; round down."""
+    order = {rule.id: index for index, rule in enumerate(rules.rules)}
+    credits = sorted(credits, key=lambda c: (c.local_date, c.evidence[0].occurred_at, order[c.rule.id], c.activity_key))
+    used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    capped: list[Credit] = []
+    for credit in credits:
+        periods = {
+            "day": credit.local_date.isoformat(),
+            "month": credit.local_date.isoformat()[:7],
+            "year": credit.local_date.isoformat()[:4],
+        }
+        jp, capped_by = _round_down(credit.raw, rules.precision), None
+        for period, cap in credit.rule.caps().items():
+            room = max(cap - used[(period, periods[period])], Decimal(0))
+            if jp > room:
+                jp, capped_by = room, period
+        for period in credit.rule.caps():
+            used[(period, periods[period])] += jp
+        capped.append(
+            Credit(
+                nip=credit.nip,
+                rule=credit.rule,
+                period=credit.period,
+                activity_key=credit.activity_key,
+                raw=credit.raw,
+                jp=jp,
+                evidence=credit.evidence,
+                capped_by=capped_by,
+            )
+        )
+    return capped
+
+
+def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: ProgramJP) -> list[Credit]:
+    """Turn resolved evidence into JP credits (pure; the same items in any order give the same credits).
+
+    Args:
+        items: evidence of resolved people (any order, any number of people).
+        rules: the JP rules.
+        program: program JP of courses.
+
+    Returns:
+        Every credit, capped and rounded, including those capped to 0, sorted by
+        person, day and rule.
+    """
+    by_person: dict[str, list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        by_person[item.nip].append(item)
+    result: list[Credit] = []
+    for nip in sorted(by_person):
+        person_items = sorted(by_person[nip], key=lambda item: (item.occurred_at, item.statement_id))
+        by_group: dict[str, list[Credit]] = defaultdict(list)
+        for rule in rules.rules:
+            matching = [item for item in person_items if rule.matches(item.source, item.kind)]
+            if rule.skip_program_courses:
+                matching = [item for item in matching if not _course_facts_carry_program_jp(program, item)]
+            if matching:
+                by_group[rule.cap_group].extend(_raw_credits(rule, rules, program, nip, matching))
+        for group in sorted(by_group):
+            result.extend(_apply_caps(by_group[group], rules))
+    result.sort(key=lambda c: (c.nip, c.period, c.rule.id, c.activity_key))
+    return result
+
+
+# --- reading evidence ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Source-local actors -> NIP, from the identity links of the store."""
+
+    accounts: dict[tuple[str, str, str], str]
+    pseudonyms: dict[str, str]
+
+    def nip(self, row: Evidence) -> str | None:
+        """The NIP of an evidence row's person, or None (unresolved)."""
+        if row.nip:
+            return row.nip
+        if row.source in PSEUDONYMOUS_SOURCES:
+            found = self.pseudonyms.get(row.local_actor)
+            if found:
+                return found
+        return self.accounts.get((row.source, row.site_id, row.local_actor))
+
+
+def load_resolver(session: Session) -> Resolver:
+    """Every identity link that points at a person."""
+    accounts: dict[tuple[str, str, str], str] = {}
+    pseudonyms: dict[str, str] = {}
+    rows = session.execute(
+        select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id, Person.nip).join(
+            Person, Person.id == IdentityLink.person_id
+        )
+    )
+    for row in rows:
+        if row.source == PSEUDONYM_LINK_SOURCE:
+            pseudonyms[row.local_id] = row.nip
+        else:
+            accounts[(row.source, row.site_id, row.local_id)] = row.nip
+    return Resolver(accounts=accounts, pseudonyms=pseudonyms)
+
+
+def _year_bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(date(year, 1, 1), time(), zone).astimezone(UTC)
+    end = datetime.combine(date(year + 1, 1, 1), time(), zone).astimezone(UTC)
+    return start, end
+
+
+def read_evidence(
+    session: Session,
+    years: Sequence[int],
+    zone: ZoneInfo,
+    kinds: Iterable[str],
+    resolver: Resolver,
+    *,
+    nip: str | None = None,
+    namespace: uuid.UUID | None = None,
+    tombstones: Tombstones | None = None,
+) -> tuple[list[EvidenceItem], int]:
+    """The evidence of whole local years, resolved; returns (items, unresolved count).
+
+    Args:
+        session: the state store.
+        years: local years to read.
+        zone: the deployment's time zone.
+        kinds: activity kinds some rule reads.
+        resolver: the identity links.
+        nip: only this person's evidence.
+        namespace: the deployment's statement namespace: with it, evidence whose void is
+            queued or sent is left out (a backfill may have stored it again after ``void``).
+        tombstones: forgotten people, whose evidence is left out (and not counted as unresolved).
+    """
+    items: list[EvidenceItem] = []
+    unresolved = 0
+    forgotten: dict[str, bool] = {}
+    kinds = sorted(set(kinds))
+    for year in years:
+        start, end = _year_bounds(year, zone)
+        query = (
+            select(Evidence)
+            .where(Evidence.occurred_at >= start, Evidence.occurred_at < end, Evidence.kind.in_(kinds))
+            .order_by(Evidence.statement_id)
+        )
+        for row in session.execute(query).scalars():
+            person = resolver.nip(row)
+            if person is None:
+                unresolved += 1
+                continue
+            if nip is not None and person != nip:
+                continue
+            if tombstones and forgotten.setdefault(person, tombstones.nip(person)):
+                continue
+            items.append(
+                EvidenceItem(
+                    statement_id=row.statement_id,
+                    nip=person,
+                    source=row.source,
+                    site_id=row.site_id,
+                    kind=row.kind,
+                    occurred_at=row.occurred_at,
+                    local_date=row.occurred_at.astimezone(zone).date(),
+                    duration_seconds=row.duration_seconds,
+                    object_key=row.object_key,
+                    facts=json.loads(row.facts or "{}"),
+                )
+            )
+    if namespace is not None and items:
+        voided = voided_targets(session, namespace, [item.statement_id for item in items])
+        items = [item for item in items if item.statement_id not in voided]
+    return items, unresolved
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class JPReport:
+    """What one ``jp compute`` did.
+
+    Attributes:
+        years: the local years computed.
+        people: people with at least one credit.
+        posted: new records (revision 1).
+        revised: records superseded by a new revision (each also counted in voided).
+        voided: records voided (superseded or no longer earned).
+        unchanged: records already posted with the same content.
+        open: credits of periods not closed yet (emitted by a later run).
+        unresolved: evidence whose person is not known (no NIP link).
+        jp_posted: JP of the records posted by this run.
+    """
+
+    years: list[int] = field(default_factory=list)
+    people: int = 0
+    posted: int = 0
+    revised: int = 0
+    voided: int = 0
+    unchanged: int = 0
+    open: int = 0
+    unresolved: int = 0
+    jp_posted: Decimal = Decimal(0)
+
+
+def default_years(today: date) -> list[int]:
+    """The years a plain ``jp compute`` looks at: this one, and last year during January."""
+    return [today.year - 1, today.year] if today.month == 1 else [today.year]
+
+
+def load_rule_files(settings: Settings) -> tuple[RuleSet, ProgramJP]:
+    """The configured (or shipped) rules and program JP files, checked."""
+    rules_file = settings.jp.rules_file
+    program_file = settings.jp.program_jp_file
+    rules = load_rules(settings.resolve_path(rules_file)) if rules_file else load_rules()
+    program = load_program_jp(settings.resolve_path(program_file)) if program_file else load_program_jp()
+    return rules, program
+
+
+def is_closed(period_day: date, rules: RuleSet, zone: ZoneInfo, now: datetime) -> bool:
+    """Whether a local day has ended, plus the grace window, at ``now``."""
+    end = datetime.combine(period_day + timedelta(days=1), time(), zone) + timedelta(hours=rules.grace_hours)
+    return now >= end
+
+
+def run_jp(
+    engine: Engine,
+    settings: Settings,
+    statement_settings: StatementSettings,
+    *,
+    years: Sequence[int] | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> JPReport:
+    """Compute JP records for whole years and queue what changed (see the module docstring).
+
+    Args:
+        engine: the state store.
+        settings: the configuration (time zone, identity authority, rule files).
+        statement_settings: statement builders' settings.
+        years: local years to compute (default :func:`default_years`).
+        now: the moment that decides which periods are closed (default: now).
+        dry_run: compute and count; write nothing.
+    """
+    rules, program = load_rule_files(settings)
+    zone = ZoneInfo(settings.deployment.timezone)
+    now = now or datetime.now(UTC)
+    years = sorted(set(years or default_years(now.astimezone(zone).date())))
+    authority = settings.deployment.identity_authority
+    report = JPReport(years=list(years))
+    with Session(engine) as session, session.begin():
+        resolver = load_resolver(session)
+        items, report.unresolved = read_evidence(
+            session,
+            years,
+            zone,
+            rules.kinds,
+            resolver,
+            namespace=statement_settings.namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
+        credits = [credit for credit in compute_credits(items, rules, program) if credit.jp > 0]
+        closed = []
+        for credit in credits:
+            if is_closed(credit.local_date, rules, zone, now):
+                closed.append(credit)
+            else:
+                report.open += 1
+        report.people = len({credit.nip for credit in closed})
+        desired = {credit.key: credit for credit in closed}
+        existing = jp_store.active_records(session, years)
+        statements: list[BuiltStatement] = []
+        new_rows: list[jp_store.RecordIn] = []
+        void_rows: list[int] = []
+        for key, record in existing.items():
+            credit = desired.get(key)
+            if credit is not None and credit.evidence_hash() == record.evidence_hash:
+                report.unchanged += 1
+                continue
+            statements.append(
+                build_void_statement(
+                    statement_settings,
+                    record.statement_id,
+                    nip=record.nip,
+                    authority=authority,
+                    occurred_at=record.occurred_at,
+                )
+            )
+            void_rows.append(record.id)
+            report.voided += 1
+            if credit is not None:
+                report.revised += 1
+        revisions = jp_store.last_revisions(session, years)
+        for key, credit in sorted(desired.items()):
+            record = existing.get(key)
+            if record is not None and credit.evidence_hash() == record.evidence_hash:
+                continue
+            revision = revisions.get(key, 0) + 1
+            built = build_jp_statement(
+                statement_settings,
+                JPCreditIn(
+                    nip=credit.nip,
+                    rule_id=credit.rule.id,
+                    rule_version=credit.rule.version,
+                    rule_code=credit.rule.code,
+                    period=credit.period,
+                    activity_key=credit.activity_key,
+                    revision=revision,
+                    jp=credit.jp,
+                    evidence_ids=credit.evidence_ids,
+                    occurred_at=credit.occurred_at,
+                ),
+                authority=authority,
+            )
+            statements.append(built)
+            new_rows.append(
+                jp_store.RecordIn(
+                    nip=credit.nip,
+                    rule_id=credit.rule.id,
+                    rule_version=credit.rule.version,
+                    period=credit.period,
+                    activity_key=credit.activity_key,
+                    revision=revision,
+                    jp=str(credit.jp),
+                    evidence_hash=credit.evidence_hash(),
+                    statement_id=built.id,
+                    occurred_at=credit.occurred_at,
+                )
+            )
+            if record is None:
+                report.posted += 1
+            report.jp_posted += credit.jp
+        if dry_run:
+            session.rollback()
+            return report
+        jp_store.write(session, statements, new_rows, void_rows)
+    log.info(
+        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open",
+        years,
+        report.posted,
+        report.revised,
+        report.voided,
+        report.unchanged,
+        report.open,
+    )
+    return report
+
+
+def explain(
+    engine: Engine, settings: Settings, nip: str, year: int, *, now: datetime | None = None
+) -> tuple[list[Credit], dict[tuple[str, str, str, str], jp_store.Record], bool]:
+    """One person's credits for a year, the records already posted, and whether the person is known.
+
+    Returns:
+        (credits including those capped to 0, active records by key, person known).
+    """
+    rules, program = load_rule_files(settings)
+    zone = ZoneInfo(settings.deployment.timezone)
+    with Session(engine) as session:
+        known = session.execute(select(Person.id).where(Person.nip == nip)).first() is not None
+        resolver = load_resolver(session)
+        items, _ = read_evidence(
+            session,
+            [year],
+            zone,
+            rules.kinds,
+            resolver,
+            nip=nip,
+            namespace=settings.deployment.statement_namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
+        records = {key: record for key, record in jp_store.active_records(session, [year]).items() if key[0] == nip}
+    return compute_credits(items, rules, program), records, known or bool(items) or bool(records)

@@ -1,0 +1,1 @@
+"""Operator tools: backfill, cursors, doctor, sites, the outbox's dead letters."""

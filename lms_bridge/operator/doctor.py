@@ -1,0 +1,351 @@
+"""``lms-bridge doctor``: one check per line, each with the fix when it fails.
+
+Checks, in order: the config file; the secrets file's mode; the state database (it is
+migrated, as every command does) and its migration level; the LRS (credentials set,
+reachable, accepting them, speaking xAPI: the ``X-Experience-API-Version`` header),
+then a write-read round trip of one sandbox statement; each Moodle site (its token,
+and the functions its external service lacks); the pseudonym key.
+
+The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``) and
+has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``), so every later run
+re-posts the same bytes and the LRS answers 204: one statement, ever, per LRS. It
+has no NIP actor and no JP, so reports never count it (``ledger sync`` mirrors it
+as evidence of nobody).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from connectors.moodle import REQUIRED_FUNCTIONS, MoodleAPIError
+from connectors.moodle.client import ERROR_HINTS
+from lms_bridge import store
+from lms_bridge.config.settings import Settings
+from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.identity.resolver import account
+from lms_bridge.ingest.runner import moodle_settings, test_site
+from lms_bridge.redaction import sanitize_url
+from xapi.ids import statement_id
+from xapi.lrs_client import LRSClient
+from xapi.statements import BuiltStatement, finish_statement
+
+#: Pseudonym keys shorter than this are refused (HMAC keys should be long and random).
+MIN_PSEUDONYM_KEY = 16
+_EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def _config(settings: Settings) -> Check:
+    where = str(settings.config_path) if settings.config_path else "built-in defaults (no config file)"
+    sources = ", ".join(f"{s.id} ({s.type})" for s in settings.sources) or "no sources"
+    return Check("config", True, f"{where}; {sources}")
+
+
+def _secrets_file(settings: Settings) -> Check:
+    if settings.secrets.file is None:
+        return Check("secrets file", True, "none configured: secrets come from the environment")
+    path = settings.resolve_path(settings.secrets.file)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return Check(
+            "secrets file",
+            False,
+            f"{path} cannot be read ({exc.strerror})",
+            "create it with KEY=value lines and chmod 600, or drop [secrets] file",
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return Check("secrets file", False, f"{path} is mode {mode:04o}: others can read it", f"chmod 600 {path}")
+    owner = "this user" if info.st_uid == os.geteuid() else f"uid {info.st_uid}"
+    return Check("secrets file", True, f"{path} mode {mode:04o}, owned by {owner}")
+
+
+def _database(settings: Settings, base_dir: Path | None) -> Check:
+    try:
+        engine = store.make_engine(settings.state.url, base_dir)
+        # Like every command, doctor migrates the store on start; a failure is the finding.
+        before, after = store.upgrade(engine)
+    except LmsBridgeError as exc:
+        return Check("state database", False, str(exc), "check [state] url and that the database server runs")
+    migrated = "" if before == after else f" (migrated from {before or 'empty'})"
+    return Check("state database", True, f"{store.describe(engine)} at revision {after}, the newest{migrated}")
+
+
+def sandbox_statement(settings: Settings) -> BuiltStatement:
+    """The round-trip statement (see the module docstring); the same bytes on every run."""
+    base = settings.deployment.base_iri
+    data: dict[str, Any] = {
+        "id": statement_id(settings.deployment.statement_namespace, "doctor|round-trip|1"),
+        "actor": account(f"{base}/doctor", "lms-bridge-doctor"),
+        "verb": {"id": _EXPERIENCED, "display": {"en-US": "experienced"}},
+        "object": {
+            "objectType": "Activity",
+            "id": f"{base}/sandbox/doctor",
+            "definition": {"name": {"en-US": "lms-bridge doctor sandbox"}},
+        },
+        "context": {"platform": "lms-bridge"},
+        "timestamp": "2020-01-01T00:00:00Z",
+    }
+    return finish_statement(data)
+
+
+def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
+    """One GET: reachable, credentials accepted, an xAPI version header."""
+    lrs = settings.lrs
+    where = sanitize_url(lrs.url)
+    try:
+        response = client.session.get(client.statements_url, params={"limit": 1}, timeout=client.timeout)
+    except requests.Timeout:
+        return Check(
+            "LRS",
+            False,
+            f"{where} did not answer within {client.timeout:g} s",
+            "check that the LRS runs and that [lrs] url points at it",
+        )
+    except requests.ConnectionError:
+        return Check(
+            "LRS",
+            False,
+            f"cannot connect to {where}: the LRS is down or [lrs] url is wrong",
+            "start the LRS, or fix [lrs] url",
+        )
+    except requests.RequestException as exc:
+        return Check("LRS", False, f"request to {where} failed ({exc.__class__.__name__})", "fix [lrs] url")
+    status = response.status_code
+    if status in (401, 403):
+        return Check(
+            "LRS",
+            False,
+            f"{where} refused user {lrs.username} (HTTP {status}): wrong password or user",
+            f"put the right password in {lrs.password_env} (environment or secrets file), or fix [lrs] username",
+        )
+    if status == 404:
+        return Check(
+            "LRS",
+            False,
+            f"{where} has no xAPI statements resource (HTTP 404)",
+            "[lrs] url must be the xAPI endpoint, e.g. http://127.0.0.1:8100/xAPI/",
+        )
+    if status != 200:
+        return Check("LRS", False, f"{where} answered HTTP {status} to a statements query", "check the LRS's own logs")
+    accepted = f"{where} accepts user {lrs.username}"
+    version = response.headers.get("X-Experience-API-Version")
+    if version is not None:
+        if not version.startswith("1.0"):
+            return Check(
+                "LRS",
+                False,
+                f"{accepted} but speaks xAPI {version} (X-Experience-API-Version); lms-bridge writes 1.0.3",
+                "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
+            )
+        return Check("LRS", True, f"{accepted}; X-Experience-API-Version {version}")
+    # xAPI requires the header on every response, but Ralph 5.1.0 sends none and has no
+    # /about (docs/RALPH.md §3): fall back to /about, and accept an LRS that has neither.
+    try:
+        about = client.about()
+    except LmsBridgeError as exc:
+        return Check("LRS", False, f"{accepted} but GET about failed: {exc}", "check the LRS's own logs")
+    versions = [str(v) for v in (about or {}).get("version", [])]
+    if about is not None and not any(v.startswith("1.0") for v in versions):
+        return Check(
+            "LRS",
+            False,
+            f"{accepted} but its /about lists xAPI {', '.join(versions) or 'no version'}; lms-bridge writes 1.0.3",
+            "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
+        )
+    if about is not None:
+        return Check("LRS", True, f"{accepted}; no X-Experience-API-Version header, /about lists {', '.join(versions)}")
+    return Check(
+        "LRS",
+        True,
+        f"{accepted}; it sends no X-Experience-API-Version header and has no /about "
+        "(as Ralph 5.1.0); lms-bridge sends X-Experience-API-Version 1.0.3 itself",
+    )
+
+
+def _round_trip(settings: Settings, client: LRSClient) -> Check:
+    statement = sandbox_statement(settings)
+    try:
+        posted = client.post_statements([statement.body])
+        found = client.get_statement(statement.id)
+    except LmsBridgeError as exc:
+        return Check(
+            "LRS round trip",
+            False,
+            f"writing or reading sandbox statement {statement.id} failed: {exc}",
+            "the user needs write and read scopes on the LRS",
+        )
+    if found is None:
+        return Check(
+            "LRS round trip",
+            False,
+            f"sandbox statement {statement.id} was accepted but cannot be read back",
+            "the user needs the statements/read scope (Ralph: scopes all, or statements/read/mine)",
+        )
+    same = found.get("id") == statement.id and (found.get("verb") or {}).get("id") == _EXPERIENCED
+    if not same:
+        return Check(
+            "LRS round trip",
+            False,
+            f"sandbox statement {statement.id} read back with other content",
+            "check that [lrs] url is the LRS you think it is",
+        )
+    how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
+    return Check("LRS round trip", True, f"sandbox statement {statement.id} written and read back ({how})")
+
+
+def _lrs(settings: Settings) -> list[Check]:
+    lrs = settings.lrs
+    try:
+        password = settings.secret(lrs.password_env)
+    except ConfigError as exc:
+        return [
+            Check("LRS credentials", False, str(exc), f"export {lrs.password_env}=... or add it to the secrets file")
+        ]
+    checks = [Check("LRS credentials", True, f"user {lrs.username}, password from {lrs.password_env}")]
+    with LRSClient(lrs.url, lrs.username, password, timeout=min(lrs.timeout, 10.0)) as client:
+        probe = _lrs_probe(settings, client)
+        checks.append(probe)
+        if probe.ok:
+            checks.append(_round_trip(settings, client))
+    return checks
+
+
+def _sites(settings: Settings) -> list[Check]:
+    checks = []
+    for source in (s for s in settings.sources if s.type == "moodle"):
+        name = f"moodle {source.id}"
+        try:
+            site = moodle_settings(source)
+            info, missing = test_site(settings, site)
+        except MoodleAPIError as exc:
+            checks.append(Check(name, False, str(exc), ERROR_HINTS.get(exc.errorcode, "check the site's web services")))
+            continue
+        except ConfigError as exc:
+            token = source.token_env or "the token variable"
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    str(exc),
+                    f"export {token}=... (or put it in the secrets file), or fix the [[sources]] entry",
+                )
+            )
+            continue
+        except LmsBridgeError as exc:
+            checks.append(Check(name, False, str(exc), f"check that {source.url} is up and is the site's address"))
+            continue
+        about = f"{info.get('sitename')} (Moodle {info.get('release')}), token user {info.get('username')}"
+        if missing:
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"{about}; the service lacks: {', '.join(missing)}",
+                    "add them to the token's external service (Site administration > Server > "
+                    "Web services > External services > Functions)",
+                )
+            )
+        else:
+            checks.append(Check(name, True, f"{about}; all {len(REQUIRED_FUNCTIONS)} functions available"))
+    return checks
+
+
+#: Telegram keeps a bot's unconfirmed updates this long; a longer gap between pulls loses messages.
+TELEGRAM_RETENTION_HOURS = 24
+
+
+def _telegram_pulls(settings: Settings, base_dir: Path | None) -> list[Check]:
+    """Each ``telegram_bot`` source's last successful pull, which must be less than 24 h old."""
+    from datetime import UTC, datetime, timedelta
+
+    from lms_bridge.store.runs import list_runs
+
+    bots = [s for s in settings.sources if s.type == "telegram_bot"]
+    if not bots:
+        return []
+    try:
+        engine = store.make_engine(settings.state.url, base_dir)
+    except LmsBridgeError:
+        return []  # the state database check already says why
+    checks = []
+    for source in bots:
+        name = f"telegram bot {source.id}"
+        runs = list_runs(engine, limit=1, site=source.id, command="sync", status="ok")
+        if not runs or runs[0].finished_at is None:
+            checks.append(Check(name, True, "not pulled yet: run lms-bridge sync --site " + source.id))
+            continue
+        finished = runs[0].finished_at.replace(tzinfo=runs[0].finished_at.tzinfo or UTC)
+        age = datetime.now(UTC) - finished
+        when = f"last successful pull {finished:%Y-%m-%d %H:%M} UTC ({age.total_seconds() / 3600:.0f} h ago)"
+        if age > timedelta(hours=TELEGRAM_RETENTION_HOURS):
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"{when}: Telegram keeps a bot's updates for "
+                    f"{TELEGRAM_RETENTION_HOURS} h only, so messages may be lost",
+                    f"run lms-bridge sync --site {source.id} now and keep it scheduled at least daily "
+                    "(lms-bridge serve, or the cron/systemd timer in deploy/); import a Telegram Desktop "
+                    "export of the gap to recover what was lost",
+                )
+            )
+        else:
+            checks.append(Check(name, True, when))
+    engine.dispose()
+    return checks
+
+
+def _pseudonym_key(settings: Settings) -> Check:
+    name = settings.deployment.pseudonym_key_env
+    key = settings.optional_secret(name)
+    if key is None:
+        return Check(
+            "pseudonym key",
+            False,
+            f"{name} is not set: chat and roster identities cannot be matched",
+            f"put a long random value in {name} (environment or secrets file), e.g. from "
+            "`openssl rand -hex 32`; never change it once used",
+        )
+    if len(key.get_secret_value()) < MIN_PSEUDONYM_KEY:
+        return Check(
+            "pseudonym key",
+            False,
+            f"{name} is shorter than {MIN_PSEUDONYM_KEY} characters",
+            "use a long random value (`openssl rand -hex 32`) before any roster or chat import",
+        )
+    return Check("pseudonym key", True, f"{name} is set")
+
+
+def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
+    """Run every check and return the results in order.
+
+    Args:
+        settings: the configuration.
+        base_dir: the folder relative SQLite paths are taken from.
+    """
+    return [
+        _config(settings),
+        _secrets_file(settings),
+        _database(settings, base_dir),
+        *_lrs(settings),
+        *_sites(settings),
+        *_telegram_pulls(settings, base_dir),
+        _pseudonym_key(settings),
+    ]

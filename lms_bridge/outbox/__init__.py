@@ -1,0 +1,1 @@
+"""Outbox: statements to the LRS (flush) and the statements that void or forget."""

@@ -1,0 +1,1 @@
+"""Runtime: the scheduler, distributed syncs on Celery, metrics and logs."""
