@@ -53,9 +53,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats
-from lms_bridge.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
+from lms_bridge.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
 
 AttendanceFormat = Literal["zoom", "zoom_webinar", "meet", "teams"]
 

@@ -51,11 +51,11 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Pseudonymizer
-from lms_bridge.identifiers import email_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
+from lms_bridge.identifiers import email_identifier
 from lms_bridge.redaction import register_secret
 
 log = logging.getLogger(__name__)

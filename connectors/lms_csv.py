@@ -38,9 +38,9 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import Pseudonymizer, ReadStats
-from lms_bridge.identifiers import email_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError, RuleError
+from lms_bridge.identifiers import email_identifier, strip_invisible
 from lms_bridge.nip import parse_nip
 
 SOURCE = "lms_csv"

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
-from lms_bridge.identifiers import telegram_identifier
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
+from lms_bridge.identifiers import telegram_identifier
 
 SOURCE = "telegram"
 

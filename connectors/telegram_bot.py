@@ -50,11 +50,11 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.base import backoff_delay, make_session
-from lms_bridge.identifiers import telegram_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError, RetryableError
+from lms_bridge.identifiers import telegram_identifier
 from lms_bridge.redaction import redact, register_secret, sanitize_url
 
 log = logging.getLogger(__name__)

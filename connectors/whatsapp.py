@@ -32,9 +32,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
-from lms_bridge.identifiers import classify_identifier, strip_invisible
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
+from lms_bridge.identifiers import classify_identifier, strip_invisible
 
 SOURCE = "whatsapp"
 #: The default time zone of header times (WIB); pass the phone's zone for WITA/WIT groups.

@@ -51,11 +51,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors import attendance
 from connectors.base import Pseudonymizer
-from lms_bridge.identifiers import email_identifier, name_identifier
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
+from lms_bridge.identifiers import email_identifier, name_identifier
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import normalize_phone, strip_invisible, telegram_identifier
 from lms_bridge import store
 from lms_bridge.config.settings import load_settings
+from lms_bridge.identifiers import normalize_phone, strip_invisible, telegram_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.ingest.files import read_import_file, store_import
 from lms_bridge.store.models import Cursor, Evidence, OutboxRow

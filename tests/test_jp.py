@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_identifier
 from lms_bridge import store
 from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.jp.rules import DEFAULT_RULES
 from lms_bridge.store.models import OutboxRow

@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import phone_identifier
 from lms_bridge import store
+from lms_bridge.identifiers import phone_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.store.models import Evidence, IdentityLink, Person
 from tests.conftest import Deployment

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import phone_identifier
 from lms_bridge import store
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.config.settings import load_settings
+from lms_bridge.identifiers import phone_identifier
 from lms_bridge.ingest.pipeline import Pipeline
 from lms_bridge.outbox import voids
 from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, OutboxRow, Person

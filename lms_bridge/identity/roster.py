@@ -21,8 +21,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import email_identifier, phone_identifier, strip_invisible, telegram_identifier
 from lms_bridge.errors import InputError
+from lms_bridge.identifiers import email_identifier, phone_identifier, strip_invisible, telegram_identifier
 from lms_bridge.identity.resolver import Tombstones
 from lms_bridge.nip import EmployeeType, normalise_nip, parse_nip
 from lms_bridge.store.people import (

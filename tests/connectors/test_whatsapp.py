@@ -13,6 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.whatsapp import read_whatsapp
+from lms_bridge.activity import Kind
+from lms_bridge.errors import InputError
 from lms_bridge.identifiers import (
     classify_identifier,
     email_identifier,
@@ -21,9 +24,6 @@ from lms_bridge.identifiers import (
     strip_invisible,
     telegram_identifier,
 )
-from connectors.whatsapp import read_whatsapp
-from lms_bridge.activity import Kind
-from lms_bridge.errors import InputError
 from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all, utc
 
 SITE = "cop-wi-7"

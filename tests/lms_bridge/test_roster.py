@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, MetaData, String, Text, func, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_identifier
 from lms_bridge import store
 from lms_bridge.config.settings import load_settings
 from lms_bridge.errors import ConfigError, InputError
+from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer, pseudonymizer_from_settings
 from lms_bridge.identity.roster import import_roster, show_person, unresolved
 from lms_bridge.store.models import Evidence, IdentityLink, JPRecord, Person
