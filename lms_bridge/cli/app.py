@@ -107,6 +107,7 @@ class DateParam(click.ParamType):
         except ValueError:
             self.fail(f"{value!r} is not a date; use 2026-03-01 or 2026-03-01T08:00", param, ctx)
         if moment.tzinfo is None:
-            zone = ctx.find_object(App).settings.deployment.timezone if ctx and ctx.find_object(App) else "UTC"
+            app = ctx.find_object(App) if ctx else None
+            zone = app.settings.deployment.timezone if app else "UTC"
             moment = moment.replace(tzinfo=ZoneInfo(zone))
         return moment

@@ -470,8 +470,8 @@ def run_jp(
         new_rows: list[jp_store.RecordIn] = []
         void_rows: list[int] = []
         for key, record in existing.items():
-            credit = desired.get(key)
-            if credit is not None and credit.evidence_hash() == record.evidence_hash:
+            wanted = desired.get(key)
+            if wanted is not None and wanted.evidence_hash() == record.evidence_hash:
                 report.unchanged += 1
                 continue
             statements.append(
@@ -485,12 +485,12 @@ def run_jp(
             )
             void_rows.append(record.id)
             report.voided += 1
-            if credit is not None:
+            if wanted is not None:
                 report.revised += 1
         revisions = jp_store.last_revisions(session, years)
         for key, credit in sorted(desired.items()):
-            record = existing.get(key)
-            if record is not None and credit.evidence_hash() == record.evidence_hash:
+            held = existing.get(key)
+            if held is not None and credit.evidence_hash() == held.evidence_hash:
                 continue
             revision = revisions.get(key, 0) + 1
             built = build_jp_statement(
@@ -524,7 +524,7 @@ def run_jp(
                     occurred_at=credit.occurred_at,
                 )
             )
-            if record is None:
+            if held is None:
                 report.posted += 1
             report.jp_posted += credit.jp
         if dry_run:

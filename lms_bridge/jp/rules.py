@@ -131,9 +131,9 @@ class SiteProgramJP:
                 return figure
         if self.customfield is not None:
             fields = facts.get("course_customfields")
-            figure = _figure(fields.get(self.customfield) if isinstance(fields, dict) else None)
-            if figure is not None:
-                return figure  # a blank or non-numeric value falls through to the next way
+            custom = _figure(fields.get(self.customfield) if isinstance(fields, dict) else None)
+            if custom is not None:
+                return custom  # a blank or non-numeric value falls through to the next way
         if self.idnumber_pattern is not None:
             match = self.idnumber_pattern.search(str(facts.get("course_idnumber") or ""))
             if match and match.group("jp"):

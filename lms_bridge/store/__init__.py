@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import CursorResult, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -345,7 +345,8 @@ def requeue_dead(engine: Engine, row_ids: Iterable[int] | None = None) -> int:
     if row_ids is not None:
         statement = statement.where(OutboxRow.id.in_(list(row_ids)))
     with Session(engine) as session, session.begin():
-        return session.execute(statement).rowcount or 0
+        result = cast(CursorResult[Any], session.execute(statement))  # an UPDATE's result has a rowcount
+        return result.rowcount or 0
 
 
 def start_run(engine: Engine, command: str, site_id: str | None = None) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.store import _enqueue
@@ -52,7 +52,7 @@ class Record(RecordIn):
         return (self.nip, self.rule_id, self.period, self.activity_key)
 
 
-def _in_years(years: Sequence[int]) -> object:
+def _in_years(years: Sequence[int]) -> ColumnElement[bool]:
     return or_(*(JPRecord.period.like(f"{year}-%") for year in years))
 
 
