@@ -10,7 +10,7 @@ changes a response byte:
   without it, so Nagle's algorithm waits for the client's delayed ACK: every call costs ~40 ms of
   idle wire time (measured 44 ms per call against 1 ms with it). nginx sets ``tcp_nodelay`` by
   default, so a real Moodle does not have that stall.
-- A latency model from the captured site (``/work/shared/fixtures/moodle/README.md``, "Timings"):
+- A latency model from the captured site (``tests/data/README.md``, "Timings"):
   each call costs the server ``base + per_item * items`` seconds, the real work of the fake
   included (it sleeps only the remainder), inside one of ``max_concurrent`` workers (PHP-FPM).
 - Accounting of that busy time per function, which gives the server-bound floor:

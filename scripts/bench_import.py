@@ -2,7 +2,7 @@
 
     .venv/bin/python -m scripts.bench_import [--messages 40000]   # ~1 min
 
-The exports are generated (seeded) in the layouts of ``/work/shared/fixtures/community``: WhatsApp
+The exports are generated (seeded) in the layouts of ``tests/data/community_exports``: WhatsApp
 Android, Indonesian, 24 h, BOM, 300 members (200 shown by phone number, 100 by saved name),
 multi-line messages, media, deleted and edited messages, system lines; Telegram Desktop
 ``result.json`` of one supergroup, 300 members, text as string and as array, replies, service

@@ -300,7 +300,7 @@ class FakeTelegramBot:
 
 
 def _sample(fake: FakeTelegramBot) -> None:
-    """The shared fixture's group (telegram_single_chat.json) as the Bot API would give it."""
+    """The sample export's group (telegram_single_chat.json) as the Bot API would give it."""
     chat = group(-1001000000001, "CoP Widyaiswara Angkatan 7")
     fake.add_message(
         chat=chat,

@@ -33,12 +33,12 @@ from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.ingest.files import read_import_file, store_import
 from lms_bridge.store.models import Cursor, Evidence, OutboxRow
 from tests.conftest import ROOT, Deployment
+from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
-from tests.fixtures.shared import COMMUNITY_FIXTURES
 
-SHARED = COMMUNITY_FIXTURES
+EXPORTS = COMMUNITY_EXPORTS
 DATA = ROOT / "tests" / "data" / "community"
-ROSTER = SHARED / "roster.csv"
+ROSTER = EXPORTS / "roster.csv"
 EXAMPLE_MAPPING = ROOT / "mappings" / "lms_csv_example.toml"
 KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"
 KEY = "import-cli-test-key-0123456789abcdef"
@@ -80,9 +80,9 @@ def single_error_line(result) -> str:
     return lines[0]
 
 
-# --- every shared fixture, detected, with its summary --------------------------------------------
+# --- every sample export, detected, with its summary ---------------------------------------------
 
-#: Shared fixture -> (description, extra options, summary after "): "), with the roster imported first.
+#: Sample export -> (description, extra options, summary after "): "), with the roster imported first.
 EXPECTED = {
     "whatsapp_android_id_24h.txt": (
         "WhatsApp chat",
@@ -167,18 +167,18 @@ EXPECTED = {
         "to the roster, 0 pseudonymous",
     ),
 }
-#: Shared files that are not exports.
-NOT_EXPORTS = {"README.md", "roster.csv"}
+#: Files beside the exports that are not exports.
+NOT_EXPORTS = {"roster.csv"}
 
 
-def test_every_shared_fixture_is_detected_and_imported(tmp_path, state_url, deploy):
+def test_every_sample_export_is_detected_and_imported(tmp_path, state_url, deploy):
     deployment = deploy(state_url)
     deployment.run("people", "import", str(ROSTER), check=True)
-    present = {path.name for path in SHARED.iterdir()}
-    assert present - NOT_EXPORTS == set(EXPECTED), "a shared fixture has no expectation here"
+    present = {path.name for path in EXPORTS.iterdir()}
+    assert present - NOT_EXPORTS == set(EXPECTED), "a sample export has no expectation here"
     total = 0
     for name, (description, options, summary) in EXPECTED.items():
-        path = SHARED / name
+        path = EXPORTS / name
         community = "cop-" + path.name.replace("_", "-").replace(".", "-")
         result = deployment.run("import", str(path), "--community", community, *options, check=True)
         assert result.stdout.strip() == f"{path} ({description}, community {community}): {summary}"
@@ -280,9 +280,9 @@ def raw_values(whatsapp: list[Path], telegram: list[Path], zoom: list[Path]) -> 
 
 def test_no_phone_email_telegram_id_name_or_text_is_stored_or_sent(tmp_path, state_url, fresh_ralph, deploy):
     deployment = deploy(state_url, fresh_ralph)
-    whatsapp = sorted(SHARED.glob("whatsapp_*"))
-    telegram = sorted(SHARED.glob("telegram_*.json"))
-    zoom = sorted(SHARED.glob("zoom_*.csv"))
+    whatsapp = sorted(EXPORTS.glob("whatsapp_*"))
+    telegram = sorted(EXPORTS.glob("telegram_*.json"))
+    zoom = sorted(EXPORTS.glob("zoom_*.csv"))
     outputs = []
     for path in whatsapp + telegram + zoom:
         outputs.append(deployment.run("import", str(path), "--community", "cop-wi-7", check=True))
@@ -344,7 +344,7 @@ def test_roster_members_get_their_nip_and_others_stay_pseudonymous(tmp_path, sta
     deployment = deploy(state_url, fresh_ralph)
     deployment.run("people", "import", str(ROSTER), check=True)
     for name in ("whatsapp_android_id_24h.txt", "telegram_single_chat.json", "zoom_participants_with_meeting.csv"):
-        deployment.run("import", str(SHARED / name), "--community", "cop-wi-7", check=True)
+        deployment.run("import", str(EXPORTS / name), "--community", "cop-wi-7", check=True)
     deployment.run("outbox", "flush", check=True)
     statements = lrs_statements(fresh_ralph)
     assert len(statements) == 12
@@ -442,7 +442,7 @@ def test_chat_and_attendance_become_jp_under_the_daily_cop_cap(tmp_path, state_u
             (4, _wib(12, 10, 15), "Siti Rahmawati", "user100000002", 1),
         ],
     )
-    for path in (wa, tg, SHARED / "zoom_participants_with_meeting.csv"):
+    for path in (wa, tg, EXPORTS / "zoom_participants_with_meeting.csv"):
         deployment.run("import", str(path), "--community", "cop-uji", check=True)
     computed = deployment.run("jp", "compute", "--year", "2024", check=True)
     assert "queued 5 new records" in computed.stdout, computed.stdout
@@ -483,9 +483,9 @@ def test_chat_and_attendance_become_jp_under_the_daily_cop_cap(tmp_path, state_u
 
 
 def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
-    zip_bytes = (SHARED / "whatsapp_ios_id.zip").read_bytes()
+    zip_bytes = (EXPORTS / "whatsapp_ios_id.zip").read_bytes()
     (tmp_path / "cut.zip").write_bytes(zip_bytes[: len(zip_bytes) // 2])
-    zoom = (SHARED / "zoom_participants_with_meeting.csv").read_text(encoding="utf-8")
+    zoom = (EXPORTS / "zoom_participants_with_meeting.csv").read_text(encoding="utf-8")
     (tmp_path / "zoom_cut.csv").write_text(zoom[: zoom.index("Tamu Umum,,") + len("Tamu Umum,,")], encoding="utf-8")
     (tmp_path / "zoom_latin1.csv").write_bytes(zoom.replace("Budi Santoso", "Budi Santoso Café", 1).encode("cp1252"))
     (tmp_path / "notulen.md").write_text("# Notulen rapat CoP\n\nHadir: 12 orang.\n", encoding="utf-8")
@@ -514,11 +514,11 @@ def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
         (tmp_path / "notulen.md", (), f"cannot tell what {tmp_path / 'notulen.md'} is"),
         (tmp_path / "random.dat", (), f"cannot tell what {tmp_path / 'random.dat'} is"),
         (
-            SHARED / "meet_attendance.csv",
+            EXPORTS / "meet_attendance.csv",
             ("--source", "zoom"),
             "is a Google Meet attendance sheet, not a Zoom attendance report: give --source meet",
         ),
-        (SHARED / "meet_attendance.csv", (), "meet_attendance.csv row 2: the join time has no date"),
+        (EXPORTS / "meet_attendance.csv", (), "meet_attendance.csv row 2: the join time has no date"),
         (
             DATA / "telegram_account_mixed.json",
             (),
@@ -549,22 +549,22 @@ def test_ugly_inputs_are_one_sentence_and_import_nothing(tmp_path, state_url, de
 def test_missing_key_and_missing_community_are_one_sentence_and_store_nothing(tmp_path, deploy):
     state = tmp_path / "state.db"
     no_key = deploy(f"sqlite:///{state}", key=None)
-    result = no_key.run("import", str(SHARED / "whatsapp_android_id_24h.txt"), "--community", "cop-wi-7")
+    result = no_key.run("import", str(EXPORTS / "whatsapp_android_id_24h.txt"), "--community", "cop-wi-7")
     assert result.returncode == 2
     assert single_error_line(result).startswith(f"error: the pseudonym key {KEY_ENV} is not set")
-    result = no_key.run("import", str(SHARED / "zoom_participants_dmy_24h.csv"))
+    result = no_key.run("import", str(EXPORTS / "zoom_participants_dmy_24h.csv"))
     assert result.returncode == 2 and KEY_ENV in single_error_line(result)
     assert not state.exists()  # not even the database was created
 
     keyed = deploy(f"sqlite:///{state}")
     for name in ("whatsapp_ios_id.zip", "telegram_single_chat.json"):
-        result = keyed.run("import", str(SHARED / name))
+        result = keyed.run("import", str(EXPORTS / name))
         assert result.returncode == 2
         assert "needs the Community of Practice it belongs to: give --community NAME" in single_error_line(result)
-    result = keyed.run("import", str(SHARED / "whatsapp_ios_id.zip"), "--community", "CoP WI 7")
+    result = keyed.run("import", str(EXPORTS / "whatsapp_ios_id.zip"), "--community", "CoP WI 7")
     assert result.returncode == 2 and "--community 'CoP WI 7' is not an id" in single_error_line(result)
     assert not state.exists()
-    usage = keyed.run("import", str(SHARED / "whatsapp_ios_id.zip"), "--source", "signal")
+    usage = keyed.run("import", str(EXPORTS / "whatsapp_ios_id.zip"), "--source", "signal")
     assert usage.returncode == 2 and "'signal' is not one of" in usage.stderr
 
 

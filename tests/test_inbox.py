@@ -1,6 +1,6 @@
 """Inbox folders (issues 6 and 8): ``lms-bridge inbox run`` as a real subprocess, and the ``serve`` job.
 
-Files from the shared community fixtures are copied into an inbox under ``tmp_path``; the
+Sample community exports (tests/data/community_exports) are copied into an inbox under ``tmp_path``; the
 state store is real SQLite (PostgreSQL too for the main path); no LRS is needed.
 """
 
@@ -27,7 +27,7 @@ from lms_bridge.ingest import files as imports
 from lms_bridge.runtime.scheduler import Service
 from lms_bridge.store.models import OutboxRow
 from tests.conftest import Deployment
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.data import COMMUNITY_EXPORTS
 
 KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"
 KEY = "inbox-test-key-0123456789abcdef"
@@ -58,10 +58,10 @@ def deploy(make_deployment: Callable[..., Deployment], tmp_path: Path) -> Callab
 
 
 def drop(folder: Path, name: str, *, target: str | None = None, age: float = 60) -> Path:
-    """Copy a shared fixture into the inbox, last modified ``age`` seconds ago."""
+    """Copy a sample export into the inbox, last modified ``age`` seconds ago."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (target or name)
-    shutil.copyfile(COMMUNITY_FIXTURES / name, path)
+    shutil.copyfile(COMMUNITY_EXPORTS / name, path)
     then = time.time() - age
     os.utime(path, (then, then))
     return path

@@ -17,13 +17,13 @@ from lms_bridge.identifiers import phone_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.store.models import Evidence, IdentityLink, Person
 from tests.conftest import Deployment
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.data import COMMUNITY_EXPORTS
 
-ROSTER = COMMUNITY_FIXTURES / "roster.csv"
+ROSTER = COMMUNITY_EXPORTS / "roster.csv"
 KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"
 KEY = "people-cli-test-key-0123456789abcdef"
 BUDI = "198005122005011002"
-#: Raw identifiers of the shared roster, in the notations the file uses and normalised.
+#: Raw identifiers of the sample roster, in the notations the file uses and normalised.
 RAW_VALUES = (
     "811-0000-0101",
     "6281100000101",

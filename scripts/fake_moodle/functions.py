@@ -2,7 +2,7 @@
 
 Each handler returns plain Python data; ``wsformat`` orders/filters it with the function's return
 description (``schemas.py``) and renders JSON or XML. Response values mirror the captured fixtures
-in /work/shared/fixtures/moodle (file names are cited next to each handler).
+in tests/data/moodle (file names are cited next to each handler).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Deterministic, seeded data set shaped like the captured Moodle site.
 
-The fixture site (see /work/shared/fixtures/moodle/README.md, "Dataset behind the responses") is an
+The fixture site (see tests/data/README.md, "Dataset behind the responses") is an
 Indonesian civil-service training Moodle: users with 18-digit NIPs in ``idnumber``, technical (PT),
 leadership (PKP), self-paced (PBJ) and national (LATSAR) courses and a Community-of-Practice course
 (COP) with forums and BigBlueButton webinars. ``Dataset(preset, seed)`` rebuilds that shape at any

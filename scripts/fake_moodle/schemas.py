@@ -1,6 +1,6 @@
 """Return descriptions of the served functions, in the compact notation of ``wsformat.parse_schema``.
 
-Key order and the full key sets come from the XML fixtures in /work/shared/fixtures/moodle (Moodle's
+Key order and the full key sets come from the XML fixtures in tests/data/moodle (Moodle's
 XML writer emits every described key, even absent optional ones, so an .xml fixture shows the
 whole description). Functions captured only as JSON use the union of keys seen in the JSON file.
 """

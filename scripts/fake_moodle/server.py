@@ -11,7 +11,7 @@ Usage::
         fake.inject_fault("mod_forum_get_discussion_posts", kind="reset", times=1)
         fake.stats["core_course_get_courses"]        # {"calls": 1, "bytes": ..., "errors": 0}
 
-Behaviour follows /work/shared/fixtures/moodle/README.md: errors are HTTP 200 bodies, wstoken /
+Behaviour follows the captured site (tests/data/README.md): errors are HTTP 200 bodies, wstoken /
 wsfunction / moodlewsrestformat may come from the query string or the form body, parameters use
 PHP array syntax.
 """

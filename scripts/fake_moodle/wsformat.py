@@ -1,7 +1,7 @@
 """Moodle REST wire format: PHP-style form parameters in, JSON or XML out.
 
 Everything here mirrors what Moodle 4.5's ``webservice/rest/server.php`` does, as captured in
-``/work/shared/fixtures/moodle`` (see its README, "Response shapes" and "Errors").
+``tests/data/moodle`` (see tests/data/README.md, "Response shapes" and "Errors").
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from connectors.attendance import detect_format, read_attendance
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
-from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all, utc
+from tests.fixtures.community import DATA, EXPORTS, Pseudonyms, leaked, mutate, read_all, utc
 
 SITE = "bpsdm-webinar"
 
@@ -47,10 +47,10 @@ def by_person(activities: list[Activity], who: Pseudonyms) -> dict[str, Activity
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (SHARED / "zoom_participants_with_meeting.csv", "zoom"),
-        (SHARED / "zoom_participants_dmy_24h.csv", "zoom"),
-        (SHARED / "meet_attendance.csv", "meet"),
-        (SHARED / "teams_attendance.csv", "teams"),
+        (EXPORTS / "zoom_participants_with_meeting.csv", "zoom"),
+        (EXPORTS / "zoom_participants_dmy_24h.csv", "zoom"),
+        (EXPORTS / "meet_attendance.csv", "meet"),
+        (EXPORTS / "teams_attendance.csv", "teams"),
         (DATA / "zoom_us_12h_guests.csv", "zoom"),
         (DATA / "zoom_webinar_attendee.csv", "zoom_webinar"),
         (DATA / "teams_activities_only.csv", "teams"),
@@ -64,7 +64,7 @@ def test_detect_format(path: Path, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [SHARED / "roster.csv", SHARED / "telegram_single_chat.json", SHARED / "whatsapp_android_id_24h.txt"],
+    [EXPORTS / "roster.csv", EXPORTS / "telegram_single_chat.json", EXPORTS / "whatsapp_android_id_24h.txt"],
 )
 def test_detect_format_refuses_other_files(path: Path) -> None:
     with pytest.raises(InputError, match=f"{path.name}: not a Zoom, Google Meet or Microsoft Teams"):
@@ -75,7 +75,7 @@ def test_detect_format_refuses_other_files(path: Path) -> None:
 
 
 def test_zoom_with_meeting_preamble_merges_rejoins() -> None:
-    activities, who = read(SHARED / "zoom_participants_with_meeting.csv")
+    activities, who = read(EXPORTS / "zoom_participants_with_meeting.csv")
     people = by_person(activities, who)
     # "Tamu Umum" (a guest without e-mail) only sat in the waiting room: not present, not listed.
     assert sorted(people) == ["email:budi.s@example.org", "email:siti.r@example.org"]
@@ -94,7 +94,7 @@ def test_zoom_with_meeting_preamble_merges_rejoins() -> None:
 
 
 def test_zoom_day_first_24h_without_preamble() -> None:
-    activities, who = read(SHARED / "zoom_participants_dmy_24h.csv")
+    activities, who = read(EXPORTS / "zoom_participants_dmy_24h.csv")
     [dewi] = activities
     assert who.of(dewi) == "email:dewi.l@example.org"
     assert dewi.occurred_at == utc(2024, 3, 13, 6, 0)  # 13/03/2024 13:00:00 WIB
@@ -103,7 +103,7 @@ def test_zoom_day_first_24h_without_preamble() -> None:
     meeting_id, day, actor = dewi.native_id.split(":")
     assert meeting_id.startswith("h") and len(meeting_id) == 17
     assert (day, actor) == ("2024-03-13", dewi.actor)
-    assert read(SHARED / "zoom_participants_dmy_24h.csv")[0] == activities
+    assert read(EXPORTS / "zoom_participants_dmy_24h.csv")[0] == activities
 
 
 def test_zoom_guests_renames_and_two_devices() -> None:
@@ -204,12 +204,12 @@ def test_zoom_not_utf8_names_the_line(tmp_path: Path) -> None:
 
 def test_meet_needs_a_date_and_never_uses_today() -> None:
     with pytest.raises(InputError, match="meet_attendance.csv row 2: the join time has no date"):
-        read(SHARED / "meet_attendance.csv")
+        read(EXPORTS / "meet_attendance.csv")
 
 
 def test_meet_takes_the_date_and_code_from_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "abc-defg-hij attendance 2024-03-12.csv"
-    shutil.copy(SHARED / "meet_attendance.csv", path)
+    shutil.copy(EXPORTS / "meet_attendance.csv", path)
     activities, who = read(path)
     people = by_person(activities, who)
     budi = people["email:budi.s@example.org"]
@@ -223,7 +223,7 @@ def test_meet_takes_the_date_and_code_from_the_file_name(tmp_path: Path) -> None
 
 
 def test_teams_utf16_report_uses_the_participants_section() -> None:
-    activities, who = read(SHARED / "teams_attendance.csv")
+    activities, who = read(EXPORTS / "teams_attendance.csv")
     people = by_person(activities, who)
     assert sorted(people) == ["email:budi.s@example.org", "email:dewi.l@example.org"]
     budi = people["email:budi.s@example.org"]
@@ -259,11 +259,11 @@ def test_teams_legacy_join_leave_events() -> None:
 
 def readable_reports(tmp_path: Path) -> list[Path]:
     meet = tmp_path / "meet 2024-03-12.csv"
-    shutil.copy(SHARED / "meet_attendance.csv", meet)
+    shutil.copy(EXPORTS / "meet_attendance.csv", meet)
     return [
-        SHARED / "zoom_participants_with_meeting.csv",
-        SHARED / "zoom_participants_dmy_24h.csv",
-        SHARED / "teams_attendance.csv",
+        EXPORTS / "zoom_participants_with_meeting.csv",
+        EXPORTS / "zoom_participants_dmy_24h.csv",
+        EXPORTS / "teams_attendance.csv",
         meet,
         DATA / "zoom_us_12h_guests.csv",
         DATA / "zoom_webinar_attendee.csv",
@@ -347,7 +347,7 @@ def test_report_like_text_raises_only_input_error(scratch: Path, pieces: list[st
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_reports_raise_only_input_error(scratch: Path, data: st.DataObject) -> None:
-    sources = sorted(SHARED.glob("*.csv")) + sorted(DATA.glob("*.csv"))
+    sources = sorted(EXPORTS.glob("*.csv")) + sorted(DATA.glob("*.csv"))
     source = data.draw(st.sampled_from(sources))
     inserts = st.sampled_from([b",", b"\t", b"\n", b'"', b"13", b"PM", b"--"])
     _only_input_error(scratch / "mutated.csv", mutate(source.read_bytes(), data.draw, inserts))

@@ -30,8 +30,8 @@ from scripts.fake_classroom import (
     private_key_lines,
     shared_service_account,
 )
+from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
-from tests.fixtures.shared import COMMUNITY_FIXTURES
 from tests.proof.support import CAPTURED
 
 PSEUDONYM_KEY = "classroom-test-pseudonym-key-8c1f"
@@ -197,7 +197,7 @@ def test_cli_pull_into_ralph_matches_the_roster_and_leaks_no_secret(tmp_path, fr
     classroom.inject_fault("expired", path="announcements")
     outputs = []
     for args in (
-        ("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")),
+        ("people", "import", str(COMMUNITY_EXPORTS / "roster.csv")),
         ("--debug", "sync"),
         ("outbox", "flush"),
         ("--log-format", "json", "sync", "--site", "kelas-bkpsdm"),

@@ -1,6 +1,6 @@
 """The Moodle client on its own: PHP array parameters, XML parsing, errors by errorcode, retries.
 
-Errors and shapes come from the captured fixtures (../shared/fixtures/moodle), served by the
+Errors and shapes come from the captured fixtures (tests/data/moodle), served by the
 fake Moodle over real HTTP; nothing patches requests.
 """
 
@@ -14,10 +14,10 @@ from pydantic import SecretStr
 from connectors.moodle import MoodleAPIError, MoodleClient, MoodleRecordError
 from connectors.moodle.client import encode_params, parse_xml
 from lms_bridge.errors import RetryableError
+from tests.fixtures.data import MOODLE_RESPONSES
 from tests.fixtures.moodle import ADMIN_TOKEN
-from tests.fixtures.shared import MOODLE_FIXTURES
 
-FIXTURES = MOODLE_FIXTURES
+FIXTURES = MOODLE_RESPONSES
 
 
 def _client(fake, fmt="json", **kwargs) -> MoodleClient:

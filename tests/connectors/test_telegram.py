@@ -1,4 +1,4 @@
-"""Telegram Desktop JSON export reader: shared fixtures and own variants."""
+"""Telegram Desktop JSON export reader: sample exports and own variants."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from connectors.telegram import read_telegram
 from lms_bridge.activity import Kind, ObjectRef
 from lms_bridge.errors import InputError
-from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all
+from tests.fixtures.community import DATA, EXPORTS, Pseudonyms, leaked, mutate, read_all
 
 SITE = "cop-wi-7"
 CHAT = "1000000001"
@@ -48,7 +48,7 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 def test_single_chat_export() -> None:
-    activities, who = read(SHARED / "telegram_single_chat.json")
+    activities, who = read(EXPORTS / "telegram_single_chat.json")
     # 7 messages: create_group and join_group_by_link are not participation.
     assert [(a.kind, a.native_id, who.of(a)) for a in activities] == [
         (Kind.MESSAGE_POSTED, f"{CHAT}:2", "telegram:user100000001"),
@@ -81,8 +81,8 @@ def test_single_chat_export() -> None:
 
 
 def test_account_export_gives_the_same_keys_as_the_single_chat() -> None:
-    single, _ = read(SHARED / "telegram_single_chat.json")
-    account, _ = read(SHARED / "telegram_account_export.json")
+    single, _ = read(EXPORTS / "telegram_single_chat.json")
+    account, _ = read(EXPORTS / "telegram_account_export.json")
     assert account == single
 
 
@@ -180,7 +180,7 @@ def test_errors_for_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_a_bad_message_at_the_end_yields_nothing(tmp_path: Path) -> None:
-    chat = json.loads((SHARED / "telegram_single_chat.json").read_text(encoding="utf-8"))
+    chat = json.loads((EXPORTS / "telegram_single_chat.json").read_text(encoding="utf-8"))
     chat["messages"].append({"id": 99, "type": "message", "from_id": "user1", "text": "x"})
     activities = read_telegram(write_json(tmp_path / "result.json", chat), site=SITE, pseudonymize=Pseudonyms())
     with pytest.raises(InputError, match=r"messages\[7\].date_unixtime"):
@@ -199,8 +199,8 @@ def test_no_name_phone_or_text_in_any_activity() -> None:
     }
     count = 0
     for path in [
-        SHARED / "telegram_single_chat.json",
-        SHARED / "telegram_account_export.json",
+        EXPORTS / "telegram_single_chat.json",
+        EXPORTS / "telegram_account_export.json",
         DATA / "telegram_account_mixed.json",
     ]:
         for activity in read(path)[0]:
@@ -300,7 +300,7 @@ def test_arbitrary_json_raises_only_input_error(scratch: Path, value: Any) -> No
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObject) -> None:
-    source = data.draw(st.sampled_from(sorted(SHARED.glob("telegram_*")) + sorted(DATA.glob("telegram_*"))))
+    source = data.draw(st.sampled_from(sorted(EXPORTS.glob("telegram_*")) + sorted(DATA.glob("telegram_*"))))
     inserts = st.sampled_from([b"null", b"1", b'"x"', b"[]", b"{}", b"-", b"\xff"])
     _only_input_error(scratch / "mutated.json", mutate(source.read_bytes(), data.draw, inserts))
 
@@ -309,7 +309,7 @@ def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObj
 @given(data=st.data())
 def test_fixture_with_replaced_values_raises_only_input_error(scratch: Path, data: st.DataObject) -> None:
     """Replace one value anywhere in a real export by an arbitrary JSON value."""
-    root = json.loads((SHARED / "telegram_account_export.json").read_text(encoding="utf-8"))
+    root = json.loads((EXPORTS / "telegram_account_export.json").read_text(encoding="utf-8"))
     node: Any = root
     for _ in range(data.draw(st.integers(0, 6))):
         if isinstance(node, dict) and node:

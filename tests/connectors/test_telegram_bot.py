@@ -1,6 +1,6 @@
 """Live Telegram pulls: the real CLI against the fake Bot API (real HTTP on 127.0.0.1), SQLite, real Ralph.
 
-The fake's updates mirror the shared fixture ``telegram_single_chat.json`` (chat ``1000000001``, a
+The fake's updates mirror the sample export ``telegram_single_chat.json`` (chat ``1000000001``, a
 ``private_supergroup``: ``-1001000000001`` in the Bot API), so a pull followed by an import of that
 export proves that an export of a period already pulled adds nothing.
 """
@@ -22,8 +22,8 @@ import pytest
 from connectors.telegram_bot import TelegramBotSettings, export_chat_id
 from scripts.fake_telegram_bot import FakeTelegramBot, group, user
 from tests.conftest import Deployment
+from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
-from tests.fixtures.shared import COMMUNITY_FIXTURES
 from tests.proof.support import CAPTURED
 from xapi.ids import statement_id
 
@@ -159,7 +159,7 @@ def test_pulls_first_then_only_new_updates_and_an_export_adds_nothing(make_deplo
 
     # The Telegram Desktop export of the same group and period: same ids and bodies, nothing new.
     imported = _run(
-        deployment, "import", str(COMMUNITY_FIXTURES / "telegram_single_chat.json"), "--community", COMMUNITY
+        deployment, "import", str(COMMUNITY_EXPORTS / "telegram_single_chat.json"), "--community", COMMUNITY
     )
     assert imported.returncode == 0, imported.stderr
     assert "5 activities" in imported.stdout and "added 0 statements to the outbox, 5 already there" in imported.stdout

@@ -1,4 +1,4 @@
-"""WhatsApp export reader: real fixtures (shared/fixtures/community), own variants (tests/data/community)."""
+"""WhatsApp export reader: sample exports (tests/data/community_exports), own variants (tests/data/community)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lms_bridge.identifiers import (
     strip_invisible,
     telegram_identifier,
 )
-from tests.fixtures.community import DATA, SHARED, Pseudonyms, leaked, mutate, read_all, utc
+from tests.fixtures.community import DATA, EXPORTS, Pseudonyms, leaked, mutate, read_all, utc
 
 SITE = "cop-wi-7"
 
@@ -55,11 +55,11 @@ RAW_VALUES = [
 read = partial(read_all, read_whatsapp, site=SITE)
 
 
-# --- shared fixtures ---------------------------------------------------------------------------
+# --- sample exports ----------------------------------------------------------------------------
 
 
 def test_android_id_counts_member_messages_only() -> None:
-    activities, who = read(SHARED / "whatsapp_android_id_24h.txt")
+    activities, who = read(EXPORTS / "whatsapp_android_id_24h.txt")
     # 14 lines: 5 system lines, 1 deleted message and 3 continuation lines are not messages.
     assert [who.of(a) for a in activities] == [
         "name:budi santoso",
@@ -95,7 +95,7 @@ def test_android_id_counts_member_messages_only() -> None:
 
 
 def test_ios_id_skips_the_group_system_line_and_keeps_continuations() -> None:
-    activities, who = read(SHARED / "whatsapp_ios_id.txt")
+    activities, who = read(EXPORTS / "whatsapp_ios_id.txt")
     assert [who.of(a) for a in activities] == [
         "name:budi santoso",
         "name:dewi lestari",
@@ -113,15 +113,15 @@ def test_ios_id_skips_the_group_system_line_and_keeps_continuations() -> None:
 
 
 def test_zip_export_reads_chat_txt_like_the_text_file() -> None:
-    from_zip, _ = read(SHARED / "whatsapp_ios_id.zip")
-    from_txt, _ = read(SHARED / "whatsapp_ios_id.txt")
+    from_zip, _ = read(EXPORTS / "whatsapp_ios_id.zip")
+    from_txt, _ = read(EXPORTS / "whatsapp_ios_id.txt")
     assert from_zip == from_txt
 
 
 def test_android_en_us_12h_is_month_first_from_content() -> None:
     # "3/13/24" has a second component > 12, so the file is m/d even if the caller says day_first.
     for day_first in (None, True):
-        activities, who = read(SHARED / "whatsapp_android_en_us_12h.txt", day_first=day_first)
+        activities, who = read(EXPORTS / "whatsapp_android_en_us_12h.txt", day_first=day_first)
         assert [a.occurred_at for a in activities] == [
             utc(2024, 3, 12, 2, 15),
             utc(2024, 3, 12, 2, 16),
@@ -139,7 +139,7 @@ def test_android_en_us_12h_is_month_first_from_content() -> None:
 
 
 def test_ios_en_24h_four_digit_years_and_attachment() -> None:
-    activities, _ = read(SHARED / "whatsapp_ios_en_24h.txt")
+    activities, _ = read(EXPORTS / "whatsapp_ios_en_24h.txt")
     assert [a.occurred_at for a in activities] == [
         utc(2024, 3, 12, 2, 15, 2),
         utc(2024, 3, 12, 2, 16, 10),
@@ -150,21 +150,21 @@ def test_ios_en_24h_four_digit_years_and_attachment() -> None:
 
 def test_media_key_does_not_depend_on_the_export_language() -> None:
     # The same photo, same sender, same second: "<attached: ...>" (EN) and "gambar tidak disertakan" (ID).
-    english, _ = read(SHARED / "whatsapp_ios_en_24h.txt")
-    indonesian, _ = read(SHARED / "whatsapp_ios_id.txt")
+    english, _ = read(EXPORTS / "whatsapp_ios_en_24h.txt")
+    indonesian, _ = read(EXPORTS / "whatsapp_ios_id.txt")
     assert english[1].native_id == indonesian[1].native_id
 
 
 def test_ambiguous_dates_fall_back_to_day_first_or_the_argument() -> None:
-    day_first, _ = read(SHARED / "whatsapp_ambiguous_dates.txt")
+    day_first, _ = read(EXPORTS / "whatsapp_ambiguous_dates.txt")
     assert [a.occurred_at for a in day_first] == [utc(2024, 2, 1, 1, 0), utc(2024, 3, 2, 2, 0)]
-    month_first, _ = read(SHARED / "whatsapp_ambiguous_dates.txt", day_first=False)
+    month_first, _ = read(EXPORTS / "whatsapp_ambiguous_dates.txt", day_first=False)
     assert [a.occurred_at for a in month_first] == [utc(2024, 1, 2, 1, 0), utc(2024, 2, 3, 2, 0)]
     assert {a.native_id for a in day_first}.isdisjoint(a.native_id for a in month_first)
 
 
 def test_time_zone_argument_sets_the_local_time() -> None:
-    wita, _ = read(SHARED / "whatsapp_android_id_24h.txt", tz=ZoneInfo("Asia/Makassar"))
+    wita, _ = read(EXPORTS / "whatsapp_android_id_24h.txt", tz=ZoneInfo("Asia/Makassar"))
     assert wita[0].occurred_at == utc(2024, 3, 12, 1, 15)
 
 
@@ -264,14 +264,14 @@ def test_identical_messages_get_distinct_stable_keys(tmp_path: Path) -> None:
 
 
 def test_overlapping_later_export_gives_the_same_keys(tmp_path: Path) -> None:
-    lines = (SHARED / "whatsapp_android_id_24h.txt").read_text(encoding="utf-8-sig").splitlines()
+    lines = (EXPORTS / "whatsapp_android_id_24h.txt").read_text(encoding="utf-8-sig").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("12/03/24 09.15"))
     later = tmp_path / "later.txt"
     later.write_text(
         "\n".join(lines[start:] + ["14/03/24 07.00 - Siti Rahmawati: Pesan baru di ekspor berikutnya"]) + "\n",
         encoding="utf-8",
     )
-    first, _ = read(SHARED / "whatsapp_android_id_24h.txt")
+    first, _ = read(EXPORTS / "whatsapp_android_id_24h.txt")
     second, _ = read(later)
     assert [a.native_id for a in second[: len(first)]] == [a.native_id for a in first]
     assert len(second) == len(first) + 1
@@ -293,7 +293,7 @@ def test_overlapping_generated_exports_share_keys_for_shared_messages(tmp_path: 
 
 
 def test_rereading_gives_equal_activities() -> None:
-    assert read(SHARED / "whatsapp_android_id_24h.txt")[0] == read(SHARED / "whatsapp_android_id_24h.txt")[0]
+    assert read(EXPORTS / "whatsapp_android_id_24h.txt")[0] == read(EXPORTS / "whatsapp_android_id_24h.txt")[0]
 
 
 # --- errors: one InputError naming the file and line, nothing yielded ---------------------------
@@ -357,7 +357,7 @@ def test_zip_problems(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="2 .txt files"):
         read(two)
     broken = tmp_path / "broken.zip"
-    broken.write_bytes((SHARED / "whatsapp_ios_id.zip").read_bytes()[:200])
+    broken.write_bytes((EXPORTS / "whatsapp_ios_id.zip").read_bytes()[:200])
     with pytest.raises(InputError, match="broken.zip"):
         read(broken)
     one = tmp_path / "Chat WhatsApp dengan CoP.zip"
@@ -375,7 +375,7 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 
 
 def all_inputs() -> list[Path]:
-    return sorted(SHARED.glob("whatsapp_*")) + [
+    return sorted(EXPORTS.glob("whatsapp_*")) + [
         path
         for path in sorted(DATA.glob("whatsapp_*"))
         if "latin1" not in path.name and "mixed" not in path.name and "truncated" not in path.name
@@ -486,7 +486,7 @@ def test_chat_like_text_raises_only_input_error(scratch: Path, pieces: list[str]
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObject) -> None:
-    source = data.draw(st.sampled_from(sorted(SHARED.glob("whatsapp_*")) + sorted(DATA.glob("whatsapp_*"))))
+    source = data.draw(st.sampled_from(sorted(EXPORTS.glob("whatsapp_*")) + sorted(DATA.glob("whatsapp_*"))))
     mutated = _mutate(source.read_bytes(), data.draw)
     _only_input_error(scratch / ("mutated" + source.suffix), mutated)
 
@@ -494,7 +494,7 @@ def test_mutated_fixtures_raise_only_input_error(scratch: Path, data: st.DataObj
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_chat_inside_a_zip_raises_only_input_error(scratch: Path, data: st.DataObject) -> None:
-    text = (SHARED / "whatsapp_ios_id.txt").read_bytes()
+    text = (EXPORTS / "whatsapp_ios_id.txt").read_bytes()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("_chat.txt", _mutate(text, data.draw))

@@ -24,8 +24,8 @@ from lms_bridge.ingest import runner as sync_core
 from lms_bridge.store.db import make_engine, upgrade
 from lms_bridge.store.models import OutboxRow
 from scripts.fake_zoom import TEST_CLIENT_SECRET, TOKEN_PREFIX, FakeZoom
+from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
-from tests.fixtures.shared import COMMUNITY_FIXTURES
 from tests.proof.support import CAPTURED
 
 PSEUDONYM_KEY = "zoom-test-pseudonym-key-0b5e9a27c4"
@@ -63,7 +63,7 @@ def _participant(email: str, name: str, day: date, join: str, leave: str, **extr
 
 
 def add_fixture_meeting(fake: FakeZoom, day: date, uuid: str = "4a/Zk+9QyW2m//bA1x==") -> None:
-    """The session of the shared fixture zoom_participants_with_meeting.csv, on ``day`` (a UUID with ``/``)."""
+    """The session of the sample export zoom_participants_with_meeting.csv, on ``day`` (a UUID with ``/``)."""
     fake.add_meeting(
         HOST,
         meeting_id=81200000001,
@@ -81,8 +81,8 @@ def add_fixture_meeting(fake: FakeZoom, day: date, uuid: str = "4a/Zk+9QyW2m//bA
 
 
 def fixture_csv(day: date, path: Path) -> Path:
-    """The shared fixture's participants CSV with its dates moved to ``day`` (US layout, as exported)."""
-    text = (COMMUNITY_FIXTURES / "zoom_participants_with_meeting.csv").read_text(encoding="utf-8")
+    """The sample export's participants CSV with its dates moved to ``day`` (US layout, as exported)."""
+    text = (COMMUNITY_EXPORTS / "zoom_participants_with_meeting.csv").read_text(encoding="utf-8")
     path.write_text(text.replace("03/12/2024", day.strftime("%m/%d/%Y")), encoding="utf-8")
     return path
 
@@ -248,7 +248,7 @@ def test_cli_pull_then_the_same_sessions_csv_import_gives_each_statement_once(
     zoom.inject_fault("expired", path="/meetings")
     outputs = []
     for args in (
-        ("people", "import", str(COMMUNITY_FIXTURES / "roster.csv")),
+        ("people", "import", str(COMMUNITY_EXPORTS / "roster.csv")),
         ("--debug", "sync"),
         ("import", str(fixture_csv(DAY, tmp_path / "participants.csv")), "--community", "cop-x"),
         ("outbox", "flush"),

@@ -1,6 +1,6 @@
 """Tests of the fake Moodle web service (scripts/fake_moodle) over real HTTP.
 
-The contract test replays every request of ../shared/fixtures/moodle/_manifest.json against the
+The contract test replays every request of tests/data/moodle/_manifest.json against the
 fake (ids mapped to the fake's equivalents, see ID_MAP) and checks that the answer has the same shape
 as the captured response, in JSON and in XML; error responses must be byte-identical.
 """
@@ -24,9 +24,9 @@ import requests
 from scripts.fake_moodle import Dataset, FakeMoodle
 from scripts.fake_moodle.generator import NOW0
 from scripts.fake_moodle.wsformat import encode_xml, parse_php_form, php_json
-from tests.fixtures.shared import MOODLE_FIXTURES
+from tests.fixtures.data import MOODLE_RESPONSES
 
-FIXTURES = MOODLE_FIXTURES
+FIXTURES = MOODLE_RESPONSES
 MANIFEST = json.loads((FIXTURES / "_manifest.json").read_text())
 assert MANIFEST["requests"], "the Moodle fixture manifest lists no requests"
 REPO = Path(__file__).resolve().parents[2]

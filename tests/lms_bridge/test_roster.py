@@ -23,9 +23,9 @@ from lms_bridge.identifiers import email_identifier, phone_identifier, telegram_
 from lms_bridge.identity.pseudonym import make_pseudonymizer, pseudonymizer_from_settings
 from lms_bridge.identity.roster import import_roster, show_person, unresolved
 from lms_bridge.store.models import Evidence, IdentityLink, JPRecord, Person
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.data import COMMUNITY_EXPORTS
 
-ROSTER = COMMUNITY_FIXTURES / "roster.csv"
+ROSTER = COMMUNITY_EXPORTS / "roster.csv"
 KEY = SecretStr("roster-test-key-0123456789abcdef")
 PSEUDONYMIZE = make_pseudonymizer(KEY)
 TODAY = date(2026, 6, 1)
@@ -379,7 +379,7 @@ def jp_record(nip: str, period: str, jp: str, status: str = "active") -> JPRecor
 
 @pytest.fixture
 def activity(engine: Engine) -> Engine:
-    """The shared roster, a Moodle account of Budi's, and evidence from every kind of actor."""
+    """The sample roster, a Moodle account of Budi's, and evidence from every kind of actor."""
     import_roster(engine, ROSTER, PSEUDONYMIZE, today=TODAY)
     stranger = phone("0899 1234 5678")
     with Session(engine) as session, session.begin():

@@ -56,7 +56,7 @@ from lms_bridge.jp.rules import load_program_jp, load_rules
 from scripts.fake_classroom import FakeClassroom, shared_service_account
 from scripts.fake_telegram_bot import group, user
 from scripts.fake_zoom import FakeZoom
-from tests.fixtures.shared import COMMUNITY_FIXTURES, MOODLE_FIXTURES
+from tests.fixtures.data import COMMUNITY_EXPORTS, COMMUNITY_VARIANTS, MOODLE_RESPONSES
 from tests.proof.support import ROOT, SITE, make_deployment, workdir
 from xapi.statements import StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
@@ -72,7 +72,7 @@ FUZZ = settings(
 )
 JAKARTA = ZoneInfo("Asia/Jakarta")
 PSEUDONYMIZE = make_pseudonymizer(SecretStr("fuzz-pseudonym-key-0123456789"))
-LOCAL_DATA = ROOT / "tests" / "data" / "community"
+LOCAL_DATA = COMMUNITY_VARIANTS
 
 
 @functools.cache
@@ -137,7 +137,7 @@ WEIRD = [
 ]
 
 
-def files(*patterns: str, folders: tuple[Path, ...] = (COMMUNITY_FIXTURES, LOCAL_DATA)) -> list[Path]:
+def files(*patterns: str, folders: tuple[Path, ...] = (COMMUNITY_EXPORTS, LOCAL_DATA)) -> list[Path]:
     found = sorted(p for folder in folders for pattern in patterns for p in folder.glob(pattern))
     assert found, f"no fixture matches {patterns}"
     return found
@@ -210,7 +210,7 @@ def _write(name: str, data: bytes) -> Path:
 
 # --- Moodle: the REST client ---------------------------------------------------------------------
 
-MOODLE_BODIES = {fmt: [p.read_bytes() for p in sorted(MOODLE_FIXTURES.glob(f"*.{fmt}"))] for fmt in ("json", "xml")}
+MOODLE_BODIES = {fmt: [p.read_bytes() for p in sorted(MOODLE_RESPONSES.glob(f"*.{fmt}"))] for fmt in ("json", "xml")}
 
 
 def _response(status: int, body: bytes) -> requests.Response:
@@ -240,7 +240,7 @@ def test_a_deeply_nested_json_body_is_a_project_error():
 
 
 def _fixture(name: str) -> Any:
-    return json.loads((MOODLE_FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads((MOODLE_RESPONSES / name).read_text(encoding="utf-8"))
 
 
 def _moodle_responses() -> dict[str, Any]:
@@ -427,7 +427,7 @@ def test_attendance_reader_raises_only_input_errors(data):
 
 # --- the HR roster --------------------------------------------------------------------------------
 
-ROSTER = [(COMMUNITY_FIXTURES / "roster.csv").read_bytes()]
+ROSTER = [(COMMUNITY_EXPORTS / "roster.csv").read_bytes()]
 
 
 @functools.cache
@@ -596,14 +596,14 @@ def test_a_world_readable_secrets_file_is_refused(tmp_path):
 
 
 def _broken_whatsapp(folder: Path) -> Path:
-    good = (COMMUNITY_FIXTURES / "whatsapp_android_id_24h.txt").read_bytes()
+    good = (COMMUNITY_EXPORTS / "whatsapp_android_id_24h.txt").read_bytes()
     path = folder / "chat.txt"
     path.write_bytes(good + b"13/03/24 17.00 - Budi Santoso: rusak \xff\xfe\n")
     return path
 
 
 def _broken_telegram(folder: Path) -> Path:
-    good = (COMMUNITY_FIXTURES / "telegram_single_chat.json").read_bytes()
+    good = (COMMUNITY_EXPORTS / "telegram_single_chat.json").read_bytes()
     path = folder / "result.json"
     path.write_bytes(good[: len(good) * 2 // 3])
     return path

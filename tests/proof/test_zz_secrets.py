@@ -1,7 +1,7 @@
 """Secrets and personal data: after the proof suite's own runs, none of them is anywhere it should not be.
 
 Runs last in the suite (file name), and also runs a full deployment of its own so it proves something
-when run alone: the roster, every chat export and attendance report of the shared fixtures, a
+when run alone: the roster, every chat export and attendance report of the sample exports, a
 Moodle sync, JP, a flush to Ralph, the people and report commands, a failing flush with ``--debug``
 and JSON logs. Then it searches every captured stdout/stderr, every outbox row, the raw bytes of
 every state database (and its WAL) and every Ralph data folder for:
@@ -30,7 +30,7 @@ from tests.connectors.test_google_classroom import PSEUDONYM_KEY as CLASSROOM_PS
 from tests.connectors.test_telegram_bot import PSEUDONYM_KEY as TELEGRAM_PSEUDONYM_KEY
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_BOT_TOKEN
 from tests.connectors.test_zoom_api import PSEUDONYM_KEY as ZOOM_PSEUDONYM_KEY
-from tests.fixtures.shared import COMMUNITY_FIXTURES
+from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.proof.support import (
     ADMIN_TOKEN,
     CAPTURED,
@@ -74,7 +74,7 @@ def national(raw: str) -> str:
 def fixture_phones() -> set[str]:
     """The national digits of every phone number in the fixtures and the generated chats."""
     found: set[str] = set()
-    for path in COMMUNITY_FIXTURES.iterdir():
+    for path in COMMUNITY_EXPORTS.iterdir():
         if path.suffix in (".txt", ".csv", ".json"):
             text = path.read_bytes().decode("utf-8", "ignore").replace("\u202a", "").replace("\u202c", "")
             found.update(national(match.group(0)) for match in _PHONE.finditer(text))
@@ -84,12 +84,12 @@ def fixture_phones() -> set[str]:
 
 def message_texts() -> set[str]:
     texts: set[str] = set()
-    for path in COMMUNITY_FIXTURES.glob("whatsapp_*.txt"):
+    for path in COMMUNITY_EXPORTS.glob("whatsapp_*.txt"):
         for match in _WHATSAPP_BODY.finditer(path.read_text(encoding="utf-8-sig")):
             body = match.group("body").strip()
             if len(body) >= 16 and not body.startswith("<"):
                 texts.add(body[:40])
-    for path in COMMUNITY_FIXTURES.glob("telegram_*.json"):
+    for path in COMMUNITY_EXPORTS.glob("telegram_*.json"):
 
         def walk(node: object) -> None:
             if isinstance(node, dict):
@@ -120,13 +120,13 @@ def _own_run() -> None:
         with ProofMoodle(preset="small", seed=3, token=ADMIN_TOKEN) as moodle:
             assert isinstance(moodle, fake_moodle.FakeMoodle)
             deployment = make_deployment("secrets-own-run", lrs_url=lrs.url, moodle_url=moodle.url)
-            deployment.run("people", "import", str(COMMUNITY_FIXTURES / "roster.csv"))
-            for index, path in enumerate(sorted(COMMUNITY_FIXTURES.glob("whatsapp_*"))):
+            deployment.run("people", "import", str(COMMUNITY_EXPORTS / "roster.csv"))
+            for index, path in enumerate(sorted(COMMUNITY_EXPORTS.glob("whatsapp_*"))):
                 deployment.run("import", str(path), "--community", f"cop-wa-{index}", check=False)
-            for index, path in enumerate(sorted(COMMUNITY_FIXTURES.glob("telegram_*.json"))):
+            for index, path in enumerate(sorted(COMMUNITY_EXPORTS.glob("telegram_*.json"))):
                 deployment.run("import", str(path), "--community", f"cop-tg-{index}", check=False)
-            for path in sorted(COMMUNITY_FIXTURES.glob("*attendance*.csv")) + sorted(
-                COMMUNITY_FIXTURES.glob("zoom_*.csv")
+            for path in sorted(COMMUNITY_EXPORTS.glob("*attendance*.csv")) + sorted(
+                COMMUNITY_EXPORTS.glob("zoom_*.csv")
             ):
                 extra = ["--meeting-date", "2024-03-12"] if path.name.startswith("meet") else []
                 deployment.run("import", str(path), "--community", "cop-meetings", *extra, check=False)
@@ -219,8 +219,8 @@ def test_no_secret_phone_number_or_message_text_anywhere():
     assert len(numbers) > 20 and len(texts) > 20
     literal = [("secret", value) for value in SECRETS] + [("message text", text) for text in texts]
     # Positive control: the search finds the raw values where they are supposed to be (the inputs).
-    assert phone_hits((COMMUNITY_FIXTURES / "roster.csv").read_bytes(), numbers)
-    chat = (COMMUNITY_FIXTURES / "whatsapp_android_id_24h.txt").read_bytes()
+    assert phone_hits((COMMUNITY_EXPORTS / "roster.csv").read_bytes(), numbers)
+    chat = (COMMUNITY_EXPORTS / "whatsapp_android_id_24h.txt").read_bytes()
     assert phone_hits(chat, numbers) and any(text.encode() in chat for text in texts)
     leaks = []
     for where, data in places:
