@@ -23,8 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from scripts.fake_moodle import FakeMoodle
-from scripts.fake_moodle.generator import NOW0
+from fakes.moodle import FakeMoodle
+from fakes.moodle.generator import NOW0
 from scripts.ralph_lrs import RalphLRS
 from xapi.lrs_client import LRSClient
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from fakes.moodle import FakeMoodle
 from lms_bridge.runtime import distributed
 from lms_bridge.store import open_engine
 from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
-from scripts.fake_moodle import FakeMoodle
 from tests.conftest import ROOT, Deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from fakes.moodle import FakeMoodle
+from fakes.moodle.functions import FUNCTIONS
 from lms_bridge import store
 from lms_bridge.store.models import Cursor, Evidence, IdentityLink, JPRecord, OutboxRow, Person
-from scripts.fake_moodle import FakeMoodle
-from scripts.fake_moodle.functions import FUNCTIONS
 from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN, moodle_source

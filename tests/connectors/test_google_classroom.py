@@ -1,6 +1,6 @@
 """Google Classroom pulls: the fake Classroom over real HTTP, real SQLite, the real CLI into real Ralph.
 
-Nothing is mocked: the fake (scripts/fake_classroom.py) verifies the service account's RS256 JWT with
+Nothing is mocked: the fake (fakes/classroom.py) verifies the service account's RS256 JWT with
 the public half of a key generated here (cryptography; no private key is committed) and answers in
 Classroom's documented shapes, with faults injected per test (expired token, 429, 502).
 """
@@ -18,18 +18,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lms_bridge import store
-from lms_bridge.config.settings import Settings, load_settings
-from lms_bridge.ingest import runner as sync_core
-from lms_bridge.store.db import make_engine, upgrade
-from lms_bridge.store.models import OutboxRow
-from scripts.fake_classroom import (
+from fakes.classroom import (
     TOKEN_PREFIX,
     FakeClassroom,
     make_service_account,
     private_key_lines,
     shared_service_account,
 )
+from lms_bridge import store
+from lms_bridge.config.settings import Settings, load_settings
+from lms_bridge.ingest import runner as sync_core
+from lms_bridge.store.db import make_engine, upgrade
+from lms_bridge.store.models import OutboxRow
 from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
 from tests.proof.support import CAPTURED

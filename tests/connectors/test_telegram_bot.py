@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from connectors.telegram_bot import TelegramBotSettings, export_chat_id
-from scripts.fake_telegram_bot import FakeTelegramBot, group, user
+from fakes.telegram_bot import FakeTelegramBot, group, user
 from tests.conftest import Deployment
 from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements

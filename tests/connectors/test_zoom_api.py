@@ -1,6 +1,6 @@
 """Zoom Reports API pulls: the fake Zoom over real HTTP, real SQLite, the real CLI into real Ralph.
 
-Nothing is mocked: the fake (scripts/fake_zoom.py) answers in Zoom's documented shapes, with the
+Nothing is mocked: the fake (fakes/zoom.py) answers in Zoom's documented shapes, with the
 faults injected per test (expired token, 429 with Retry-After, 502).
 """
 
@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fakes.zoom import TEST_CLIENT_SECRET, TOKEN_PREFIX, FakeZoom
 from lms_bridge import store
 from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.store.db import make_engine, upgrade
 from lms_bridge.store.models import OutboxRow
-from scripts.fake_zoom import TEST_CLIENT_SECRET, TOKEN_PREFIX, FakeZoom
 from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.lrs import lrs_statements
 from tests.proof.support import CAPTURED

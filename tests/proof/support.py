@@ -25,8 +25,8 @@ from typing import Any
 
 import requests
 
-from scripts.fake_moodle import FakeMoodle
-from scripts.fake_moodle import server as fake_server
+from fakes.moodle import FakeMoodle
+from fakes.moodle import server as fake_server
 from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.lrs import lrs_statements
 

@@ -46,6 +46,9 @@ from connectors import (
 from connectors.live import LivePage
 from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleClient
+from fakes.classroom import FakeClassroom, shared_service_account
+from fakes.telegram_bot import group, user
+from fakes.zoom import FakeZoom
 from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config.settings import load_settings
@@ -53,9 +56,6 @@ from lms_bridge.errors import ConfigError, LmsBridgeError, StatementValidationEr
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.identity.roster import import_roster
 from lms_bridge.jp.rules import load_program_jp, load_rules
-from scripts.fake_classroom import FakeClassroom, shared_service_account
-from scripts.fake_telegram_bot import group, user
-from scripts.fake_zoom import FakeZoom
 from tests.fixtures.data import COMMUNITY_EXPORTS, COMMUNITY_VARIANTS, MOODLE_RESPONSES
 from tests.proof.support import ROOT, SITE, make_deployment, workdir
 from xapi.statements import StatementSettings, build_statement

@@ -20,7 +20,7 @@ import threading
 
 import pytest
 
-from scripts.bench_import import roster_csv, whatsapp_export
+from bench.imports import roster_csv, whatsapp_export
 from tests.proof.conftest import CRASHING_CLI, SYNC_CHAIN, Reference, counted_chain
 from tests.proof.support import (
     CAPTURED,

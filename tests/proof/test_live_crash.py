@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scripts.fake_telegram_bot import FakeTelegramBot
+from fakes.telegram_bot import FakeTelegramBot
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_TOKEN
 from tests.proof.conftest import CRASHING_CLI, Reference, counted_chain
 from tests.proof.support import CAPTURED, Deployment, kill

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scripts.fake_telegram_bot import FakeTelegramBot, group, user
-from scripts.fake_zoom import TEST_CLIENT_SECRET, FakeZoom
+from fakes.telegram_bot import FakeTelegramBot, group, user
+from fakes.zoom import TEST_CLIENT_SECRET, FakeZoom
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_TOKEN
 from tests.proof.support import Deployment, add_source, log_lines, make_deployment
 

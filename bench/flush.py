@@ -1,6 +1,6 @@
 """Benchmark 3 of issue 9: flushing the outbox into Ralph against a raw client, in one run.
 
-    .venv/bin/python -m scripts.bench_flush [--statements 20000] [--batch-size 500]   # ~1.5 min
+    .venv/bin/python -m bench.flush [--statements 20000] [--batch-size 500]   # ~1.5 min
 
 Builds an outbox by syncing the fixture-size fake Moodle (10,000 users, no latency), then, each into a
 fresh Ralph 5.1.0 (fs backend; its ingest slows as its file grows, so every client starts empty):
@@ -27,9 +27,7 @@ from pathlib import Path
 
 import requests
 
-from lms_bridge import store
-from lms_bridge.outbox.flush import flush
-from scripts.bench_common import (
+from bench.common import (
     LRS_PASSWORD,
     TOKEN,
     BenchMoodle,
@@ -40,6 +38,8 @@ from scripts.bench_common import (
     run_cli,
     scratch,
 )
+from lms_bridge import store
+from lms_bridge.outbox.flush import flush
 from scripts.ralph_lrs import RalphLRS
 from xapi.lrs_client import XAPI_VERSION, LRSClient
 

@@ -1,8 +1,8 @@
 """Issue 7 benchmark: the compliance report over a big ledger (SQLite and PostgreSQL) against paging Ralph.
 
-    .venv/bin/python -m scripts.bench_report                      # ~10 min: 100,000 people, 2,000,000 records
-    .venv/bin/python -m scripts.bench_report --engines sqlite --skip-ralph --people 10000 --records 200000
-    .venv/bin/python -m scripts.bench_report --profile            # also a cProfile profile of one report
+    .venv/bin/python -m bench.report                      # ~10 min: 100,000 people, 2,000,000 records
+    .venv/bin/python -m bench.report --engines sqlite --skip-ralph --people 10000 --records 200000
+    .venv/bin/python -m bench.report --profile            # also a cProfile profile of one report
 
 The ledger is filled directly (bulk ``executemany`` on SQLite, ``COPY`` on PostgreSQL) with deterministic
 data (``--seed``): ``--people`` persons on the roster over ``--units`` units, ~20 % of them with a unit
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.bench_common import Report, print_machine, scratch  # noqa: E402
+from bench.common import Report, print_machine, scratch  # noqa: E402
 
 YEAR = 2026
 GOAL_SECONDS = 2.0
@@ -380,7 +380,7 @@ def time_report(url: str, repeat: int, expect: dict, profile: bool) -> dict:
         [
             sys.executable,
             "-m",
-            "scripts.bench_report",
+            "bench.report",
             "_child",
             url,
             str(repeat),

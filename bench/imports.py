@@ -1,6 +1,6 @@
 """Benchmark 5 of issue 9: importing a 40,000-message WhatsApp export and a 40,000-message Telegram export.
 
-    .venv/bin/python -m scripts.bench_import [--messages 40000]   # ~1 min
+    .venv/bin/python -m bench.imports [--messages 40000]   # ~1 min
 
 The exports are generated (seeded) in the layouts of ``tests/data/community_exports``: WhatsApp
 Android, Indonesian, 24 h, BOM, 300 members (200 shown by phone number, 100 by saved name),
@@ -32,11 +32,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from bench.common import PSEUDONYM_KEY, Report, make_deployment, outbox_count, print_machine, run_cli, scratch
 from connectors.base import ReadStats
 from connectors.telegram import read_telegram
 from connectors.whatsapp import read_whatsapp
 from lms_bridge.identity.pseudonym import make_pseudonymizer
-from scripts.bench_common import PSEUDONYM_KEY, Report, make_deployment, outbox_count, print_machine, run_cli, scratch
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 START = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)

@@ -1,9 +1,9 @@
 """What the benchmarks share: a measured fake Moodle, config files, CLI runs with peak RSS, figures and goals.
 
 Each benchmark prints one ``FIGURE`` line per figure (name, value, goal, met or MISSED) and exits 1
-when a goal is missed, so ``python -m scripts.bench_x && echo ok`` works as a check.
+when a goal is missed, so ``python -m bench.x && echo ok`` works as a check.
 
-The fake Moodle here is :class:`scripts.fake_moodle.FakeMoodle` with three additions, none of which
+The fake Moodle here is :class:`fakes.moodle.FakeMoodle` with three additions, none of which
 changes a response byte:
 
 - ``TCP_NODELAY`` on accepted sockets. The stock fake writes headers and body in two ``send`` calls
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.fake_moodle import FakeMoodle, Preset  # noqa: E402
-from scripts.fake_moodle import server as fake_server  # noqa: E402
+from fakes.moodle import FakeMoodle, Preset  # noqa: E402
+from fakes.moodle import server as fake_server  # noqa: E402
 
 PYTHON = sys.executable
 TOKEN = "tok-bench-5c81e0"  # noqa: S105 - a benchmark token

@@ -32,8 +32,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from scripts.fake_zoom import BAD_GATEWAY
-from scripts.flask_fake import FlaskFake
+from fakes.flask_fake import FlaskFake
+from fakes.zoom import BAD_GATEWAY
 
 TOKEN_PREFIX = "ya29.fake-classroom-5d81f3-"  # noqa: S105 - a test token prefix
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -229,7 +229,7 @@ class FakeClassroom(FlaskFake):
     def tokens_issued(self) -> int:
         return self._issued
 
-    # --- the server (start, stop, url: scripts/flask_fake.py) ---------------------------------------
+    # --- the server (start, stop, url: fakes/flask_fake.py) ---------------------------------------
 
     thread_name = "fake-classroom"
 

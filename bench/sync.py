@@ -1,11 +1,11 @@
 """Benchmarks 1, 2 and 4 of issue 9: full Moodle sync against the server-bound floor, incremental syncs, memory.
 
-    .venv/bin/python -m scripts.bench_sync full          # ~9-10 min: 3 full syncs of the 10,000-user site
-    .venv/bin/python -m scripts.bench_sync incremental   # ~3-6 min: nothing new (twice) / 1 % active, 1k vs 10k users
-    .venv/bin/python -m scripts.bench_sync memory        # ~1 min: peak RSS of a full sync, 1,000 vs 10,000 users
+    .venv/bin/python -m bench.sync full          # ~9-10 min: 3 full syncs of the 10,000-user site
+    .venv/bin/python -m bench.sync incremental   # ~3-6 min: nothing new (twice) / 1 % active, 1k vs 10k users
+    .venv/bin/python -m bench.sync memory        # ~1 min: peak RSS of a full sync, 1,000 vs 10,000 users
 
 Every sync is the real CLI (``lms-bridge sync``) in a subprocess against a fake Moodle in this process
-(see ``scripts/bench_common.py``: captured-site latency model, PHP-FPM-like worker limit, busy-time
+(see ``bench/common.py``: captured-site latency model, PHP-FPM-like worker limit, busy-time
 accounting). Figures print as ``FIGURE`` lines; the exit code is 1 when a goal is missed.
 
 ``full``: the floor is ``server busy seconds / workers``: no client can finish sooner. The captured
@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scripts.bench_common import (
+from bench.common import (
     FIXTURE_TIMINGS,
     TOKEN,
     USERS_1K,

@@ -15,7 +15,7 @@ is confirmed, and dropped, once ``getUpdates`` is called with an offset above it
 poll with nothing to give waits up to ``timeout`` seconds (capped by ``max_poll_seconds``) for one.
 Parameters come from the query string, a form body or a JSON body, as the real server accepts.
 
-Run it alone with ``python -m scripts.fake_telegram_bot --token T [--port N]``: it serves a few
+Run it alone with ``python -m fakes.telegram_bot --token T [--port N]``: it serves a few
 messages of the shared Telegram fixture's group.
 """
 

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, jsonify, request
 
-from scripts.flask_fake import FlaskFake
+from fakes.flask_fake import FlaskFake
 
 #: Every access token the fake issues starts with this (tests grep outputs for it).
 TOKEN_PREFIX = "zoom-fake-access-9c2e41-"  # noqa: S105 - a test token prefix
@@ -156,7 +156,7 @@ class FakeZoom(FlaskFake):
     def tokens_issued(self) -> int:
         return self._issued
 
-    # --- the server (start, stop, url: scripts/flask_fake.py) ---------------------------------------
+    # --- the server (start, stop, url: fakes/flask_fake.py) ---------------------------------------
 
     thread_name = "fake-zoom"
 

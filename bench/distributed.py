@@ -1,13 +1,13 @@
 """Benchmark 6 (issue 10): distributed syncs with 1, 2 and 4 `lms-bridge worker` processes over 8 fake sites.
 
-    .venv/bin/python -m scripts.bench_distributed            # ~3 min on 2 cores
-    .venv/bin/python -m scripts.bench_distributed --workers 1,2,4 --sites 8 --latency-scale 1.0
+    .venv/bin/python -m bench.distributed            # ~3 min on 2 cores
+    .venv/bin/python -m bench.distributed --workers 1,2,4 --sites 8 --latency-scale 1.0
 
 Each round starts from an empty PostgreSQL database and an empty Redis, starts N real
 ``lms-bridge worker --pool solo`` processes (one task at a time each), waits until they are ready,
 then times ``lms-bridge sync --all --distributed --wait`` (enqueue, every site-stream task, the
 results) as a real subprocess. The 8 fake Moodle sites run in this process with the captured
-site's latency model (``scripts/bench_common.py``: per-call cost, TCP_NODELAY, busy-time
+site's latency model (``bench/common.py``: per-call cost, TCP_NODELAY, busy-time
 accounting), each with 4 PHP-FPM-like workers, and ``max_in_flight = 4`` per site, shared by all
 workers through PostgreSQL slots.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from scripts.bench_common import (
+from bench.common import (
     FIXTURE_TIMINGS,
     PYTHON,
     ROOT,
