@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
 from tests.fixtures.activities import forum_posts, write_activity_file
+from tests.fixtures.deployment import ROOT
 from tests.fixtures.lrs import lrs_statements
 
 COMMANDS = (

@@ -26,7 +26,7 @@ from fakes.moodle import FakeMoodle
 from lms_bridge.runtime import distributed
 from lms_bridge.store import open_engine
 from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
-from tests.conftest import ROOT, Deployment
+from tests.fixtures.deployment import ROOT, Deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN
 

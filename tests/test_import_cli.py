@@ -32,8 +32,8 @@ from lms_bridge.identifiers import normalize_phone, strip_invisible, telegram_id
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.ingest.files import read_import_file, store_import
 from lms_bridge.store.models import Cursor, Evidence, OutboxRow
-from tests.conftest import ROOT, Deployment
 from tests.fixtures.data import COMMUNITY_EXPORTS
+from tests.fixtures.deployment import ROOT, Deployment
 from tests.fixtures.lrs import lrs_statements
 
 EXPORTS = COMMUNITY_EXPORTS

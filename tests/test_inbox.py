@@ -26,8 +26,8 @@ from lms_bridge.errors import ConfigError
 from lms_bridge.ingest import files as imports
 from lms_bridge.runtime.scheduler import Service
 from lms_bridge.store.models import OutboxRow
-from tests.conftest import Deployment
 from tests.fixtures.data import COMMUNITY_EXPORTS
+from tests.fixtures.deployment import Deployment
 
 KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"
 KEY = "inbox-test-key-0123456789abcdef"

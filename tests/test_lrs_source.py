@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from connectors.lrs_source import parse_time
 from lms_bridge import store
 from lms_bridge.store.models import Cursor, Evidence, IdentityLink, OutboxRow, Run
 from scripts.ralph_lrs import RalphLRS
-from tests.fixtures.lrs import lrs_statements
+from tests.fixtures.lrs import FaultyLRS, lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
 from xapi.ids import statement_id
 from xapi.lrs_client import LRSClient
@@ -361,36 +360,9 @@ def test_wrong_password_is_one_sentence_and_keeps_the_cursor(tmp_path, ralph, so
     assert run.status == "failed" and run.error.startswith("source LRS src")
 
 
-class _BrokenLRS:
-    """A loopback "LRS" whose statements resource answers ``status`` with ``body``."""
-
-    def __init__(self, status: int, body: bytes) -> None:
-        answer = (status, body)
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                code, payload = (404, b'{"detail":"Not Found"}') if "/about" in self.path else answer
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xAPI/"
-        self.username, self.password = "reader", SOURCE_PASSWORD
-
-    def __enter__(self) -> _BrokenLRS:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _broken_lrs(status: int, body: bytes) -> FaultyLRS:
+    """A loopback "LRS" of its own (no upstream) whose statements resource answers ``status`` with ``body``."""
+    return FaultyLRS(None, on_get=lambda path: (404, b'{"detail":"Not Found"}') if "/about" in path else (status, body))
 
 
 @pytest.mark.parametrize(
@@ -404,8 +376,9 @@ def test_broken_source_answers_stop_the_source_in_one_sentence(
     tmp_path, ralph, make_deployment, status, body, sentence
 ):
     state_url = f"sqlite:///{tmp_path / 's.db'}"
-    with _BrokenLRS(status, body) as broken:
-        result = _deploy(make_deployment, state_url, ralph, broken).run("sync")  # type: ignore[arg-type]
+    with _broken_lrs(status, body) as broken:
+        source = SimpleNamespace(url=broken.url, username="reader", password=SOURCE_PASSWORD)
+        result = _deploy(make_deployment, state_url, ralph, source).run("sync")  # type: ignore[arg-type]
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: source LRS src ({broken.url}) {sentence}"
     assert _cursor(state_url) is None

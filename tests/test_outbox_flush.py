@@ -76,7 +76,7 @@ def test_server_errors_are_retried_until_the_lrs_recovers(state_url, fresh_ralph
     with FaultyLRS(fresh_ralph.url, plan=["500", "500"]) as proxy:
         deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="batch_size = 5")
         result = deployment.run("outbox", "flush", check=True)
-    assert proxy.posts[:3] == ["500", "500", "ok"]
+    assert proxy.actions[:3] == ["500", "500", "ok"]
     assert "sent 12 statements" in result.stdout
     assert result.stderr.count("HTTP 500") == 2  # one log line per failed attempt
     _assert_lrs_holds_exactly(fresh_ralph, built)
@@ -87,7 +87,7 @@ def test_timeout_after_the_lrs_stored_the_batch_posts_nothing_twice(state_url, f
     with FaultyLRS(fresh_ralph.url, plan=["slow"], slow_seconds=2.5) as proxy:
         deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="timeout = 1")
         result = deployment.run("outbox", "flush", check=True)
-    assert proxy.posts == ["slow", "ok"]
+    assert proxy.actions == ["slow", "ok"]
     assert "did not answer within 1 s" in result.stderr
     _assert_lrs_holds_exactly(fresh_ralph, built)
 

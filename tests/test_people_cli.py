@@ -16,8 +16,8 @@ from lms_bridge import store
 from lms_bridge.identifiers import phone_identifier
 from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.store.models import Evidence, IdentityLink, Person
-from tests.conftest import Deployment
 from tests.fixtures.data import COMMUNITY_EXPORTS
+from tests.fixtures.deployment import Deployment
 
 ROSTER = COMMUNITY_EXPORTS / "roster.csv"
 KEY_ENV = "LMS_BRIDGE_PSEUDONYM_KEY"

@@ -25,7 +25,7 @@ from lms_bridge.runtime.metrics import Metric, render
 from lms_bridge.runtime.scheduler import serve_settings
 from lms_bridge.store.models import Lock, OutboxRow, Run
 from scripts.ralph_lrs import free_port
-from tests.conftest import ROOT
+from tests.fixtures.deployment import ROOT
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
 

@@ -10,11 +10,9 @@ Manager never downloads anything. Missing browser: the tests fail, they are not 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +32,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scripts.ralph_lrs import RalphLRS, free_port
-from tests.conftest import PASSWORD_ENV, ROOT, Deployment
+from tests.fixtures.deployment import ROOT, Deployment, write_deployment
 from tests.test_reports import KEY, A, B, C, D, X, _seed, _void
 from tests.test_web import PHONE
 
@@ -87,29 +85,18 @@ def _write_rosters(folder: Path) -> tuple[Path, Path]:
 
 
 def _deployment(folder: Path, lrs: RalphLRS) -> Deployment:
-    config = folder / "lms-bridge.toml"
-    config.write_text(
-        textwrap.dedent(f"""\
-        [state]
-        url = "sqlite:///{folder / "state.db"}"
-
-        [lrs]
-        url = "{lrs.url}"
-        username = "{lrs.username}"
-        password_env = "{PASSWORD_ENV}"
-        """)
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-    env.update(
-        {
-            PASSWORD_ENV: lrs.password,
-            "PYTHONPATH": str(ROOT),
+    return write_deployment(
+        folder,
+        state_url=f"sqlite:///{folder / 'state.db'}",
+        lrs_url=lrs.url,
+        password=lrs.password,
+        username=lrs.username,
+        env={
             "LMS_BRIDGE_PSEUDONYM_KEY": KEY,
             "LMS_BRIDGE_WEB_SECRET_KEY": "browser-test-session-key-0123456789abcdef",
             "HR_PASSWORD": PASSWORD,
-        }
+        },
     )
-    return Deployment(config=config, env=env, state_url=f"sqlite:///{folder / 'state.db'}")
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 30) -> None:

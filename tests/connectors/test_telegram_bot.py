@@ -21,8 +21,8 @@ import pytest
 
 from connectors.telegram_bot import TelegramBotSettings, export_chat_id
 from fakes.telegram_bot import FakeTelegramBot, group, user
-from tests.conftest import Deployment
 from tests.fixtures.data import COMMUNITY_EXPORTS
+from tests.fixtures.deployment import Deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.proof.support import CAPTURED
 from xapi.ids import statement_id

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from lms_bridge import store
 from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
 from lms_bridge.store.models import Lock, utcnow
-from tests.conftest import ROOT
+from tests.fixtures.deployment import ROOT
 
 HOLDER = textwrap.dedent("""\
     import sys

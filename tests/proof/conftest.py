@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.fixtures.lrs import FaultyLRS
 from tests.proof.support import (
     ADMIN_TOKEN,
     CAPTURED,
     SPARE_RALPH,
-    LRSProxy,
     ProofMoodle,
     base_dir,
     content,
@@ -81,7 +81,7 @@ def sync_reference(moodle: ProofMoodle) -> Iterator[Reference]:
     """sync + jp compute + outbox flush of the small site, uninterrupted, into a fresh Ralph."""
     lrs = start_ralph()
     try:
-        with LRSProxy(lrs.url) as proxy:
+        with FaultyLRS(lrs.url) as proxy:
             deployment = make_deployment("reference-sync", lrs_url=proxy.url, moodle_url=moodle.url)
             reference = Reference(content={})
             first_call = moodle.call_number

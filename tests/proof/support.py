@@ -1,4 +1,7 @@
-"""What the proof tests share: a fake Moodle with hooks, a killing LRS proxy, deployments whose output is kept.
+"""What the proof tests share: a fake Moodle with hooks, deployments whose output is kept, spare Ralphs.
+
+The LRS that fails on purpose is :class:`tests.fixtures.lrs.FaultyLRS`; deployments are built by
+:func:`tests.fixtures.deployment.write_deployment`.
 
 Everything a proof test produces (CLI output, state databases, Ralph data folders) is recorded in
 :data:`CAPTURED`, so ``test_zz_secrets`` can search all of it for secrets and personal data at the end.
@@ -10,27 +13,21 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from fakes.moodle import FakeMoodle
 from fakes.moodle import server as fake_server
 from scripts.ralph_lrs import RalphLRS
+from tests.fixtures.deployment import Deployment, write_deployment
 from tests.fixtures.lrs import lrs_statements
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # Secrets of the proof deployments: test_zz_secrets greps every output, database and LRS file for them.
 ADMIN_TOKEN = "tok-proof-9d41c7e2b6"  # noqa: S105
@@ -138,91 +135,17 @@ class ProofMoodle(FakeMoodle):
 # ------------------------------------------------------------------------------------ deployments
 
 
-@dataclass
-class Deployment:
-    """A config file and environment; every run's output is recorded in :data:`CAPTURED`."""
-
-    dir: Path
-    config: Path
-    env: dict[str, str]
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "state.db"
-
-    def argv(self, *args: str, module: str = "lms_bridge.cli") -> list[str]:
-        return [sys.executable, "-m", module, "--config", str(self.config), *args]
-
-    def run(
-        self,
-        *args: str,
-        check: bool = True,
-        timeout: float = 120,
-        module: str = "lms_bridge.cli",
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            self.argv(*args, module=module),
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-        )
-        CAPTURED.output(f"lms-bridge {' '.join(args)}", result.stdout + result.stderr)
-        if check and result.returncode != 0:
-            raise AssertionError(f"lms-bridge {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    def popen(
-        self, *args: str, module: str = "lms_bridge.cli", env: dict[str, str] | None = None
-    ) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.argv(*args, module=module),
-            env={**self.env, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-
-    def outbox(self) -> dict[str, str]:
-        """statement id -> body of every outbox row."""
-        return dict(self.query("select statement_id, body from outbox"))
-
-    def query(self, sql: str) -> list[tuple]:
-        if not self.db.exists():
-            return []
-        try:
-            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5) as conn:
-                return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:  # tables not created yet, or a writer holds a lock
-            return []
-
-    def outbox_count(self) -> int:
-        rows = self.query("select count(*) from outbox")
-        return rows[0][0] if rows else 0
-
-
 def make_deployment(
     name: str, *, lrs_url: str, moodle_url: str | None = None, lrs_options: str = "", source_options: str = ""
 ) -> Deployment:
-    """A deployment with SQLite state in a fresh kept folder; batches of 20 so flushes and imports take many steps."""
-    folder = workdir(name)
-    text = textwrap.dedent(f"""\
-        [state]
-        url = "sqlite:///{folder / "state.db"}"
+    """A deployment with SQLite state in a fresh kept folder; batches of 20 so flushes and imports take many steps.
 
-        [lrs]
-        url = "{lrs_url}"
-        username = "{LRS_USER}"
-        password_env = "LMS_BRIDGE_LRS_PASSWORD"
-        batch_size = 20
-        backoff_base = 0.05
-        backoff_cap = 0.2
-        """) + textwrap.dedent(lrs_options)
+    Its runs raise on a non-zero exit unless told ``check=False``, and their output is kept in :data:`CAPTURED`.
+    """
+    folder = workdir(name)
+    moodle = ""
     if moodle_url is not None:
-        text += textwrap.dedent(f"""
+        moodle = textwrap.dedent(f"""
             [[sources]]
             id = "{SITE}"
             type = "moodle"
@@ -230,17 +153,19 @@ def make_deployment(
             token_env = "MOODLE_TOKEN_PROOF"
             backoff_base = 0.05
             """) + textwrap.dedent(source_options)
-    config = folder / "lms-bridge.toml"
-    config.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}
-    env.update(
-        MOODLE_TOKEN_PROOF=ADMIN_TOKEN,
-        LMS_BRIDGE_LRS_PASSWORD=LRS_PASSWORD,
-        LMS_BRIDGE_PSEUDONYM_KEY=PSEUDONYM_KEY,
-        PYTHONPATH=str(ROOT),
-    )
     CAPTURED.databases.append(folder / "state.db")
-    return Deployment(folder, config, env)
+    return write_deployment(
+        folder,
+        state_url=f"sqlite:///{folder / 'state.db'}",
+        lrs_url=lrs_url,
+        password=LRS_PASSWORD,
+        username=LRS_USER,
+        lrs_options="batch_size = 20\n" + textwrap.dedent(lrs_options),
+        extra_toml=moodle,
+        env={"MOODLE_TOKEN_PROOF": ADMIN_TOKEN, "LMS_BRIDGE_PSEUDONYM_KEY": PSEUDONYM_KEY},
+        check_runs=True,
+        record=CAPTURED.output,
+    )
 
 
 def add_source(deployment: Deployment, toml: str, **env: str) -> Deployment:
@@ -341,101 +266,3 @@ def diff_summary(expected: dict[str, dict], got: dict[str, dict]) -> str:
     extra = got.keys() - expected.keys()
     changed = [key for key in expected.keys() & got.keys() if expected[key] != got[key]]
     return f"{len(missing)} missing, {len(extra)} extra, {len(changed)} with other content"
-
-
-# ------------------------------------------------------------------------------------ LRS proxy
-
-
-class LRSProxy:
-    """A loopback proxy to an LRS with a hook per POST (for kills, 500s and slow answers).
-
-    ``on_post(number)`` returns the action for that POST: ``"ok"`` (forward), ``"500"`` (answer 500
-    without forwarding), ``"slow"`` (forward, then wait ``slow_seconds`` before answering), or a
-    callable run at a chosen moment: ``("before", fn)`` before forwarding, ``("stored", fn)`` after
-    the LRS stored the batch and before answering, ``("answered", fn)`` right after answering.
-    """
-
-    def __init__(self, upstream: str, slow_seconds: float = 2.0) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.slow_seconds = slow_seconds
-        self.posts = 0
-        self.on_post: Callable[[int], Any] | None = None
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/xAPI/"
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def _forward(self, body: bytes | None) -> requests.Response:
-                path = self.path.replace("/xAPI", "", 1)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                return requests.request(self.command, proxy.upstream + path, data=body, headers=headers, timeout=60)
-
-            def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:  # noqa: N802
-                response = self._forward(None)
-                self._send(
-                    response.status_code, response.content, response.headers.get("Content-Type", "application/json")
-                )
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with proxy._lock:
-                    proxy.posts += 1
-                    number = proxy.posts
-                action = proxy.on_post(number) if proxy.on_post else "ok"
-                if action == "500":
-                    self._send(500, b'{"detail":"injected failure"}')
-                    return
-                moment, hook = action if isinstance(action, tuple) else (None, None)
-                if moment == "before":
-                    hook()
-                    time.sleep(0.2)
-                try:
-                    response = self._forward(body)
-                except requests.RequestException:
-                    self.close_connection = True  # upstream gone: drop the client like a dead backend
-                    return
-                if action == "slow":
-                    time.sleep(proxy.slow_seconds)
-                if moment == "stored":
-                    hook()
-                    time.sleep(0.2)
-                try:
-                    self._send(response.status_code, response.content)
-                except OSError:
-                    return  # the client is gone (killed or timed out)
-                if moment == "answered":
-                    hook()
-
-        return Handler
-
-    def __enter__(self) -> LRSProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -57,7 +57,8 @@ from lms_bridge.identity.pseudonym import make_pseudonymizer
 from lms_bridge.identity.roster import import_roster
 from lms_bridge.jp.rules import load_program_jp, load_rules
 from tests.fixtures.data import COMMUNITY_EXPORTS, COMMUNITY_VARIANTS, MOODLE_RESPONSES
-from tests.proof.support import ROOT, SITE, make_deployment, workdir
+from tests.fixtures.deployment import ROOT
+from tests.proof.support import SITE, make_deployment, workdir
 from xapi.statements import StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
 

@@ -21,10 +21,10 @@ import threading
 import pytest
 
 from bench.imports import roster_csv, whatsapp_export
+from tests.fixtures.lrs import FaultyLRS
 from tests.proof.conftest import CRASHING_CLI, SYNC_CHAIN, Reference, counted_chain
 from tests.proof.support import (
     CAPTURED,
-    LRSProxy,
     content,
     diff_summary,
     kill,
@@ -82,7 +82,7 @@ def _crash_and_recover(*, name, chain, reference: Reference, phase, index, strat
     rng = random.Random(f"issue-9:{name}:{phase}:{index}")
     lrs = start_ralph()
     try:
-        with LRSProxy(lrs.url) as proxy:
+        with FaultyLRS(lrs.url) as proxy:
             deployment = make_deployment(
                 f"crash-{name}-{phase}-{index}", lrs_url=proxy.url, moodle_url=moodle.url if moodle else None
             )
@@ -160,7 +160,7 @@ def import_reference(chat_files) -> Reference:
     chat, roster = chat_files
     lrs = start_ralph()
     try:
-        with LRSProxy(lrs.url) as proxy:
+        with FaultyLRS(lrs.url) as proxy:
             deployment = make_deployment("reference-import", lrs_url=proxy.url)
             deployment.run("people", "import", str(roster))
             reference = Reference(content={})

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from tests.fixtures.lrs import FaultyLRS
 from tests.proof.support import (
     ADMIN_TOKEN,
     SITE,
-    LRSProxy,
     content,
     diff_summary,
     log_lines,
@@ -100,7 +100,7 @@ def _queued(name: str, moodle, lrs_url: str, lrs_options: str = ""):  # type: ig
 def test_lrs_500s_and_a_too_late_answer_are_retried_with_one_line_each(moodle, sync_reference):
     lrs = start_ralph()
     try:
-        with LRSProxy(lrs.url, slow_seconds=2.5) as proxy:
+        with FaultyLRS(lrs.url, slow_seconds=2.5) as proxy:
             deployment = _queued("faults-lrs-500", moodle, proxy.url, "timeout = 1\n")
             plan = {2: "500", 5: "slow", 9: "500"}
             proxy.on_post = lambda number: plan.get(number, "ok")

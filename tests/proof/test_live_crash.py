@@ -21,8 +21,9 @@ import pytest
 
 from fakes.telegram_bot import FakeTelegramBot
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_TOKEN
+from tests.fixtures.deployment import Deployment
 from tests.proof.conftest import CRASHING_CLI, Reference, counted_chain
-from tests.proof.support import CAPTURED, Deployment, kill
+from tests.proof.support import CAPTURED, kill
 from tests.proof.test_crash import _db_kill, _stratum
 from tests.proof.test_live_faults import telegram_deployment, telegram_fake
 

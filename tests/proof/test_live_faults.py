@@ -16,7 +16,8 @@ import pytest
 from fakes.telegram_bot import FakeTelegramBot, group, user
 from fakes.zoom import TEST_CLIENT_SECRET, FakeZoom
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_TOKEN
-from tests.proof.support import Deployment, add_source, log_lines, make_deployment
+from tests.fixtures.deployment import Deployment
+from tests.proof.support import add_source, log_lines, make_deployment
 
 pytestmark = pytest.mark.proof
 
