@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,16 @@ from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
 from lms_bridge.errors import StatementValidationError
 from lms_bridge.identity.resolver import actor_for
 from xapi.ids import namespace_for, statement_id
-from xapi.statements import StatementSettings, build_statement, format_duration, format_timestamp, object_iri
+from xapi.statements import (
+    JPCreditIn,
+    StatementSettings,
+    build_jp_statement,
+    build_statement,
+    build_void_statement,
+    format_duration,
+    format_timestamp,
+    object_iri,
+)
 from xapi.vocabulary import load_vocabulary
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -45,21 +55,69 @@ def _golden_inputs() -> list[Path]:
     return sorted(GOLDEN.glob("*.activity.json"))
 
 
+def _matches_golden(built: dict, input_path: Path, suffix: str) -> None:
+    """``built`` equals the reviewed statement beside ``input_path`` (``NAME.statement.json``)."""
+    expected_path = input_path.with_name(input_path.name.replace(suffix, ".statement.json"))
+    if os.environ.get("LMS_BRIDGE_UPDATE_GOLDEN"):
+        expected_path.write_text(json.dumps(built, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    # A missing expected file fails: a new builder needs a reviewed golden statement.
+    assert expected_path.exists(), f"missing {expected_path.name}; write it (LMS_BRIDGE_UPDATE_GOLDEN=1) and review it"
+    assert built == json.loads(expected_path.read_text())
+
+
 def test_golden_inputs_exist():
     assert len(_golden_inputs()) >= 6
+
+
+def test_every_activity_kind_has_a_golden_statement():
+    covered = {json.loads(path.read_text())["kind"] for path in _golden_inputs()}
+    missing = sorted({kind.value for kind in Kind} - covered)
+    assert not missing, f"no golden statement for {missing}"
 
 
 @pytest.mark.parametrize("path", _golden_inputs(), ids=lambda p: p.name.split(".")[0])
 def test_statement_matches_golden_file(path: Path):
     data = json.loads(path.read_text())
     site_url = data.pop("_site_url", None)
-    built = _build(activity_from_dict(data), site_url)
-    expected_path = path.with_name(path.name.replace(".activity.json", ".statement.json"))
-    if os.environ.get("LMS_BRIDGE_UPDATE_GOLDEN"):
-        expected_path.write_text(json.dumps(built, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    # A missing expected file fails: a new builder needs a reviewed golden statement.
-    assert expected_path.exists(), f"missing {expected_path.name}; write it (LMS_BRIDGE_UPDATE_GOLDEN=1) and review it"
-    assert built == json.loads(expected_path.read_text())
+    _matches_golden(_build(activity_from_dict(data), site_url), path, ".activity.json")
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.jp.json")), ids=lambda p: p.name.split(".")[0])
+def test_jp_record_matches_golden_file(path: Path):
+    data = json.loads(path.read_text())
+    credit = JPCreditIn(
+        nip=data["nip"],
+        rule_id=data["rule_id"],
+        rule_version=data["rule_version"],
+        rule_code=data["rule_code"],
+        period=data["period"],
+        activity_key=data["activity_key"],
+        revision=data["revision"],
+        jp=Decimal(data["jp"]),
+        evidence_ids=tuple(data["evidence_ids"]),
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
+    )
+    _matches_golden(json.loads(build_jp_statement(SETTINGS, credit, authority=AUTHORITY).body), path, ".jp.json")
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.void.json")), ids=lambda p: p.name.split(".")[0])
+def test_void_matches_golden_file(path: Path):
+    data = json.loads(path.read_text())
+    built = build_void_statement(
+        SETTINGS,
+        data["target_id"],
+        nip=data["nip"],
+        authority=AUTHORITY,
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
+    )
+    _matches_golden(json.loads(built.body), path, ".void.json")
+
+
+def test_the_void_golden_voids_the_jp_record_golden():
+    """The two goldens belong together: the void's target is the JP record golden's statement id."""
+    record = json.loads((GOLDEN / "cop_day.statement.json").read_text())
+    void = json.loads((GOLDEN / "cop_day_superseded.void.json").read_text())
+    assert void["target_id"] == record["id"] and void["nip"] == record["actor"]["account"]["name"]
 
 
 def _activity(**changes) -> Activity:
