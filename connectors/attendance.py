@@ -1,6 +1,6 @@
 """Read meeting attendance reports (Zoom, Google Meet, Microsoft Teams) into attendance activities.
 
-Formats: DOMAIN.md sections 2c and 2d. :func:`detect_format` tells them apart by
+Formats: docs/domain.md §2c and §2d. :func:`detect_format` tells them apart by
 content, never by file name:
 
 * ``zoom``: the Zoom participants report, with or without the meeting-info
@@ -15,7 +15,7 @@ content, never by file name:
 Each reader yields ONE ``MEETING_ATTENDED`` activity per person per session:
 the person's rows are merged (earliest join, latest leave) and ``duration`` is
 the time present. That is the sum of the rows' minutes, as the report states
-them (DOMAIN.md section 2c), unless two rows of one person overlap (two devices
+them (docs/domain.md §2c), unless two rows of one person overlap (two devices
 at once): then it is the length of the union of the rows, so nobody is present
 twice. Zoom rows spent in the waiting room ("In Waiting Room" = Yes) are not
 presence; a person who only waited is not listed. ``extras`` holds
@@ -23,7 +23,7 @@ presence; a person who only waited is not listed. ``extras`` holds
 column) and, when the report has one, ``role`` (host, panelist, organizer...).
 
 Identity: the e-mail when the row has one, else the display name. A Zoom name
-"New (Original)" is a renamed participant (DOMAIN.md section 2c); rows of a
+"New (Original)" is a renamed participant (docs/domain.md §2c); rows of a
 person are merged under the original name when that name also appears on its
 own in the report. Otherwise the full text is kept, because Indonesian
 participants often write their office in parentheses ("Budi (BKD Jatim)"), and
@@ -191,7 +191,7 @@ def _read_text(path: Path, label: str) -> str:
         raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
     if len(data) > _MAX_BYTES:
         raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not an attendance report")
-    # Teams writes UTF-16LE with a BOM (DOMAIN.md section 2d); a copy may have lost the BOM,
+    # Teams writes UTF-16LE with a BOM (docs/domain.md §2d); a copy may have lost the BOM,
     # which shows as NUL high bytes in the first characters.
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "utf-16"
@@ -238,7 +238,7 @@ def _key(cell: str) -> str:
 
 
 def _detect(text: str, label: str) -> AttendanceFormat:
-    # Teams reports are tab-separated and start with a "1. Summary" heading (DOMAIN.md 2d);
+    # Teams reports are tab-separated and start with a "1. Summary" heading (docs/domain.md §2d);
     # commas inside their dates ("3/14/24, 1:00:00 PM") make counting commas unreliable.
     lines = [line for line in text[:8192].split("\n") if line.strip()][:12]
     tabbed = sum("\t" in line for line in lines)
@@ -506,7 +506,7 @@ def _zoom(text: str, label: str, tz: ZoneInfo) -> _Session:
     guest_col = table.find("guest")
     waiting_col = table.find("in waiting room")
 
-    # "Export with meeting data": a meeting-info header, one value row, a blank line (DOMAIN.md 2c).
+    # "Export with meeting data": a meeting-info header, one value row, a blank line (docs/domain.md §2c).
     meeting: dict[str, str] = {}
     preamble = [(line, cells) for line, cells in rows[:header_at] if any(cells)]
     if preamble:

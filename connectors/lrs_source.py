@@ -13,7 +13,7 @@ LRS after a later one was already readable. How the window is read depends on th
   ``ascending=true``; the LRS filters and orders by ``stored``, so each page's cursor is
   committed with its activities.
 - ``mode = "scan"`` (Ralph 5.x, every backend: ``since`` compares ``timestamp``, not
-  ``stored``, ``ascending`` reverses each cut page, docs/RALPH.md §3): no ``since`` and no
+  ``stored``, ``ascending`` reverses each cut page, docs/lrs.md §3): no ``since`` and no
   ``ascending``; every statement is read and those stored after ``cursor - overlap`` are
   kept. The order is not trusted, so the cursor moves only with the last page.
 - ``mode = "auto"`` (default): ``since`` when the LRS answers ``about`` with its xAPI

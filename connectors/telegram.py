@@ -1,6 +1,6 @@
 """Read a Telegram Desktop "Machine-readable JSON" export (``result.json``) into activities.
 
-Layout: DOMAIN.md section 2b (tdesktop ``export_output_json.cpp``). Two roots are
+Layout: docs/domain.md §2b (tdesktop ``export_output_json.cpp``). Two roots are
 accepted: a single-chat export (the chat object itself) and a whole-account
 export, whose group chats in ``chats.list`` and ``left_chats.list`` are read
 one by one.
@@ -47,7 +47,7 @@ SOURCE = "telegram"
 # A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger.
 _MAX_BYTES = 256 * 1024 * 1024
 
-# Chat types (DOMAIN.md section 2b) between two people, with a bot or with oneself: private
+# Chat types (docs/domain.md §2b) between two people, with a bot or with oneself: private
 # life, not a CoP, so not imported. Every other type (groups, supergroups, channels) is read.
 _PRIVATE_TYPES = frozenset({"personal_chat", "bot_chat", "saved_messages", "replies", "verification_codes"})
 _MEDIA_KEYS = (

@@ -1,7 +1,7 @@
 """Read a WhatsApp "Export chat" file (``.txt`` or ``.zip``) into chat-message activities.
 
-WhatsApp publishes no format. The layouts handled here are those of DOMAIN.md
-section 2a: Android and iOS, Indonesian and English, 12h and 24h clocks, 2- and
+WhatsApp publishes no format. The layouts handled here are those of docs/domain.md
+§2a: Android and iOS, Indonesian and English, 12h and 24h clocks, 2- and
 4-digit years, ``.`` or ``:`` time separators, bracketed iOS headers, with the
 invisible marks and system strings listed there.
 
@@ -11,7 +11,7 @@ created, subject changes, the encryption banner) and deleted messages are not
 participation and are skipped. An edited message counts once, with its edit
 marker stripped before keying (``extras["edited"] = True``).
 
-Privacy (DOMAIN.md section 3b): the author is normalised (``phone:+62...`` or
+Privacy (docs/domain.md §3b): the author is normalised (``phone:+62...`` or
 ``name:...``, see :mod:`lms_bridge.identifiers`) and passed to the caller's
 pseudonymiser at once. No author, phone number or message text is put in an
 Activity: only the pseudonym, the body's length and the media/edited flags.
@@ -40,7 +40,7 @@ SOURCE = "whatsapp"
 #: The default time zone of header times (WIB); pass the phone's zone for WITA/WIT groups.
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
-# An export is capped at about 40,000 messages (DOMAIN.md section 2a rule 7), a few MB.
+# An export is capped at about 40,000 messages (docs/domain.md §2a rule 7), a few MB.
 # Refuse anything far larger instead of reading it into memory (a zip bomb, a wrong file).
 _MAX_BYTES = 256 * 1024 * 1024
 
@@ -48,7 +48,7 @@ _MAX_BYTES = 256 * 1024 * 1024
 # BOM may precede line 1 (also seen mid-file when exports were concatenated).
 _LEADING_MARKS = "\u200e\u200f\ufeff"
 
-# One regex for every header layout of DOMAIN.md section 2a:
+# One regex for every header layout of docs/domain.md §2a:
 #   Android  "30/08/25 18.00 - "  "8/21/21, 11:06 PM - "  "3/6/2018 1:55 p. m. - "
 #   iOS      "[28/04/26, 16.31.34] "  "[14/10/2021, 3:34:09 PM] "  "[2018/06/13, 21:25:15] "
 #   other    "13.06.18 21.25.15: "
@@ -70,7 +70,7 @@ _HEADER = re.compile(
 
 # Rule 4: "Author: body" splits on the first ": ". Indonesian and English system lines
 # that contain ": " inside a quoted group name or subject are recognised by their verb
-# (DOMAIN.md table "System and placeholder strings"); no saved contact name holds these.
+# (docs/domain.md §2a, "System and placeholder strings"); no saved contact name holds these.
 _SYSTEM_IN_AUTHOR = re.compile(
     r"(?:^|\s)(?:"
     r"(?:yang\s)?membuat\sgrup|mengubah\s(?:subjek|nama|deskripsi|ikon|foto|gambar|setelan|pengaturan)"
@@ -86,7 +86,7 @@ _GROUP_TITLE = re.compile(
     r"\s[\"\u201c](?P<title>[^\"\u201d]+)[\"\u201d]\s*$",
     re.IGNORECASE,
 )
-# Deleted placeholders (DOMAIN.md table): not participation. Matched on the whole body.
+# Deleted placeholders (docs/domain.md §2a): not participation. Matched on the whole body.
 _DELETED = re.compile(
     r"(?:pesan\sini\s(?:telah\s)?dihapus(?:\soleh\sadmin.*)?|anda\smenghapus\spesan\sini"
     r"|this\smessage\swas\sdeleted(?:\sby\sadmin.*)?|you\sdeleted\sthis\smessage)\.?",
@@ -94,7 +94,7 @@ _DELETED = re.compile(
 )
 # The edit marker is a suffix; it is not part of what the member wrote.
 _EDITED = re.compile(r"\s*<(?:pesan\sini\sdiedit|this\smessage\swas\sedited)>\s*$", re.IGNORECASE)
-# Media placeholders (DOMAIN.md table), matched on the body's first line: Android without
+# Media placeholders (docs/domain.md §2a), matched on the body's first line: Android without
 # media, attachments, files exported with media, view-once ("null"), shared locations and
 # polls. A media message is participation.
 _MEDIA = re.compile(
@@ -197,7 +197,7 @@ def _read_bytes(path: Path, label: str) -> bytes:
 
 
 def _read_zip(path: Path, data: bytes, label: str) -> tuple[str, bytes]:
-    """Return the chat text member of an export zip (DOMAIN.md section 2a rule 7: iOS puts ``_chat.txt``)."""
+    """Return the chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``)."""
     try:
         with zipfile.ZipFile(path) as archive:
             texts = [
@@ -351,7 +351,7 @@ class _Parser:
         return self._build(messages)
 
     def _split(self) -> list[_Raw]:
-        """Group lines into messages (DOMAIN.md section 2a rule 1).
+        """Group lines into messages (docs/domain.md §2a rule 1).
 
         One multiline regex scan finds the headers; the text between two headers is
         the first message's continuation lines. Only a line feed ends a line: U+2028, U+0085
@@ -384,7 +384,7 @@ class _Parser:
         return raws
 
     def _infer_day_first(self, raws: list[_Raw]) -> bool:
-        """DOMAIN.md section 2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d."""
+        """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d."""
         if len(raws[0].match["a"]) == 4:
             return True  # year first ("[2018/06/13, ...]"): the order is year/month/day
         first_big: _Raw | None = None
@@ -417,7 +417,7 @@ class _Parser:
         hour, minute = int(m["h"]), int(m["mi"])
         second = int(m["s"]) if m["s"] is not None else 0
         if m["ampm"] is not None:
-            # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (DOMAIN.md section 2a rule 3).
+            # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (docs/domain.md §2a rule 3).
             if not 1 <= hour <= 12:
                 raise self.error(raw.line, f"hour {hour} is not valid on a 12-hour clock")
             hour = hour % 12 + (12 if m["ampm"] in "Pp" else 0)
@@ -533,7 +533,7 @@ class _Parser:
         seen: dict[str, int] = {}
         activities: list[Activity] = []
         for message in messages:
-            # Guard: the key recipe (XAPI.md "Deterministic ids"); changing it changes every
+            # Guard: the key recipe (docs/xapi.md "Deterministic ids"); changing it changes every
             # statement id. NUL never occurs in a normalised text, so fields cannot run together.
             base = f"{message.stamp}\x00{message.actor}\x00{message.key_text}"
             count = seen.get(base, 0) + 1

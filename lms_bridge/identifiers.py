@@ -3,7 +3,7 @@
 Every chat or attendance reader turns a raw phone number, Telegram user id,
 e-mail or display name into ONE canonical text (``phone:+62...``,
 ``telegram:user123``, ``email:a@b.org``, ``name:budi santoso``) and hands only
-that text to the caller's keyed pseudonymiser (DOMAIN.md section 3b: store a keyed
+that text to the caller's keyed pseudonymiser (docs/domain.md §3b: store a keyed
 HMAC of the normalised value, never the raw value). The roster import must use
 these same helpers so that a roster row and a chat author give the same pseudonym.
 
@@ -20,11 +20,11 @@ from typing import Literal
 IdentifierKind = Literal["phone", "email", "telegram", "name"]
 
 # Indonesia's country code: local numbers ("0812...") and numbers whose leading
-# zero a spreadsheet dropped ("812...") are read as Indonesian (DOMAIN.md section 3b).
+# zero a spreadsheet dropped ("812...") are read as Indonesian (docs/domain.md §3b).
 _COUNTRY_CODE = "62"
 
 # Separators people and WhatsApp put inside phone numbers ("+62 812-0000-1234",
-# "(021) 555.1234"), plus the no-break and thin spaces of DOMAIN.md section 2a rule 3.
+# "(021) 555.1234"), plus the no-break and thin spaces of docs/domain.md §2a rule 3.
 _PHONE_SEPARATORS = re.compile(r"[\s\-().\u00a0\u202f\u2009/]+")
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _TELEGRAM_USER = re.compile(r"(?:user)?([0-9]{1,20})", re.ASCII)
@@ -39,7 +39,7 @@ def strip_invisible(text: str) -> str:
     """Remove invisible format characters.
 
     This drops the marks WhatsApp wraps around names and numbers (U+200E/U+200F,
-    U+202A..U+202E, U+2066..U+2069, DOMAIN.md section 2a rule 5), a BOM, soft
+    U+202A..U+202E, U+2066..U+2069, docs/domain.md §2a rule 5), a BOM, soft
     hyphens, zero-width spaces and joiners, word joiners and tag characters: the
     format (``Cf``) characters that occur in chat text. The set is explicit rather
     than read from the Unicode database so a newer Python cannot change the keys

@@ -1,4 +1,4 @@
-"""NIP (Nomor Identitas PNS) and NI PPPK: normalise, validate, classify (docs/DOMAIN.md §3a).
+"""NIP (Nomor Identitas PNS) and NI PPPK: normalise, validate, classify (docs/domain.md §3a).
 
 An 18-digit number: birth date ``YYYYMMDD``, appointment ``YYYYMM`` (PNS) or
 ``YYYY`` + a 2-digit code that is not a month (PPPK), gender ``1``/``2``, and a
@@ -74,6 +74,6 @@ def parse_nip(raw: str | None, *, today: date | None = None) -> Nip | None:
             return None
         kind = EmployeeType.PNS
     else:
-        # NI PPPK: digits 13-14 count work agreements, not a month (DOMAIN.md §3a).
+        # NI PPPK: digits 13-14 count work agreements, not a month (docs/domain.md §3a).
         kind = EmployeeType.PPPK
     return Nip(value=digits, employee_type=kind, birth_date=birth, gender=gender)

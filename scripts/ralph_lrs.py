@@ -2,8 +2,8 @@
 
 Used by the tests and the demo. Ralph runs from its own virtual environment
 (``.venv-lrs``, made by ``scripts/setup.sh``) because its exact pins clash with
-ours (docs/RALPH.md §1). Its fs backend needs an append shim: as shipped, only
-the first write succeeds (docs/RALPH.md §6). Data lives in a temporary folder
+ours (docs/lrs.md §1). Its fs backend needs an append shim: as shipped, only
+the first write succeeds (docs/lrs.md §2). Data lives in a temporary folder
 that is removed on stop.
 
 Usage::
@@ -38,7 +38,7 @@ from ralph.backends.data.base import BaseOperationType
 from ralph.backends.lrs.fs import FSLRSBackend
 
 # Ralph 5.1.0's fs backend defaults to CREATE, so every write after the first fails
-# with HTTP 500 (docs/RALPH.md, "Verdict"). APPEND is what an LRS needs.
+# with HTTP 500 (docs/lrs.md §2). APPEND is what an LRS needs.
 FSLRSBackend.default_operation_type = BaseOperationType.APPEND
 from ralph.api import app  # noqa: E402,F401
 """

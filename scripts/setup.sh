@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up lms-bridge for development, the demo and the tests (idempotent, quick when done):
 #   .venv      lms-bridge itself, editable, with the dev and postgres extras
-#   .venv-lrs  Ralph LRS 5.1.0 in its own venv: its exact pins clash with ours (docs/RALPH.md §1)
+#   .venv-lrs  Ralph LRS 5.1.0 in its own venv: its exact pins clash with ours (docs/lrs.md §1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +34,7 @@ if ! .venv-lrs/bin/python -c 'import ralph, requests, uvicorn, bcrypt' >/dev/nul
   echo "setup: installing Ralph LRS 5.1.0 into .venv-lrs"
   "$PY" -m venv .venv-lrs
   .venv-lrs/bin/pip install --quiet --upgrade pip
-  # requests is an undeclared dependency of ralph's API (docs/RALPH.md §1).
+  # requests is an undeclared dependency of ralph's API (docs/lrs.md §1).
   .venv-lrs/bin/pip install --quiet 'ralph-malph[lrs]==5.1.0' requests
 fi
 echo "setup: ready (.venv, .venv-lrs)"

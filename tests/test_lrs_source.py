@@ -312,7 +312,7 @@ def test_more_paging_with_small_pages_and_a_cursor_that_narrows_the_read(
     )
     first = deployment.run("sync", check=True)
     assert _rows(first.stdout)["src"][1:3] == ["12", "12"], first.stdout
-    # 12 statements by 4: three full pages, then Ralph's extra empty page (docs/RALPH.md §3).
+    # 12 statements by 4: three full pages, then Ralph's extra empty page (docs/lrs.md §3).
     assert json.loads(_last_run(state_url).counts)["calls"] == {"GET about": 1, "GET statements": 4}
 
     _post(source_lrs, [_statement(f"module-{n}", COMPLETED, MODULE) for n in range(12, 14)])

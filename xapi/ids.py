@@ -21,6 +21,6 @@ def statement_id(namespace: uuid.UUID, natural_key: str) -> str:
 
     Args:
         namespace: the deployment's namespace (:func:`namespace_for`).
-        natural_key: ``source|site|kind|native ids...`` (docs/XAPI.md).
+        natural_key: ``source|site|kind|native ids...`` (docs/xapi.md).
     """
     return str(uuid.uuid5(namespace, natural_key))

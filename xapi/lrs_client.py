@@ -142,7 +142,7 @@ class LRSClient:
         """Return one statement by id, or None when the LRS does not hold it.
 
         Ralph answers ``{"statements": [...]}`` and 200 with an empty list for an
-        unknown id (docs/RALPH.md §3); a conformant LRS answers the bare statement
+        unknown id (docs/lrs.md §3); a conformant LRS answers the bare statement
         or 404. Both are handled.
         """
         response = self._request("GET", self.statements_url, params={"statementId": statement_id})
@@ -159,7 +159,7 @@ class LRSClient:
         """GET ``about``: the LRS's xAPI versions, or None when it has no such resource.
 
         A conformant LRS answers ``{"version": ["1.0.3", ...]}``; Ralph 5.1.0 answers 404
-        (docs/RALPH.md §3).
+        (docs/lrs.md §3).
 
         Raises:
             RetryableError: timeout, connection failure, 429 or 5xx.
@@ -212,7 +212,7 @@ class LRSClient:
         """Yield every statement matching ``params``, following ``more`` links.
 
         Stops on an empty page too: Ralph returns an extra empty page when the
-        total is a multiple of the limit (docs/RALPH.md §3).
+        total is a multiple of the limit (docs/lrs.md §3).
         """
         more: str | None = None
         seen_pages: set[str] = set()

@@ -1,6 +1,6 @@
 """Building byte-stable xAPI statements from activities, as plain dicts in the ``tincan`` shape.
 
-A statement's JSON is a pure function of its source data (docs/XAPI.md): no
+A statement's JSON is a pure function of its source data (docs/xapi.md): no
 "now", no random, no ``version`` property (tincan writes ``"version": "1.0.3"``),
 one timestamp format (``2026-03-12T02:15:00Z``), one duration format
 (``PT1H5M``), sorted keys and no spaces. Ralph answers 409 to a resent statement
@@ -56,7 +56,7 @@ class StatementSettings:
 
     Attributes:
         namespace: statement-id namespace (see :mod:`xapi.ids`).
-        base_iri: ``{base}`` of docs/XAPI.md, without a trailing slash.
+        base_iri: ``{base}`` of docs/xapi.md, without a trailing slash.
         vocabulary: verbs and activity types.
     """
 
@@ -105,7 +105,7 @@ def object_iri(settings: StatementSettings, activity: Activity, ref: ObjectRef) 
     """The IRI of an object: its own URL when the source has one, else one under ``{base}``.
 
     Chat messages live under ``{base}/chat/{source}/{group}/{key}``, meetings under
-    ``{base}/meeting/{source}/{meeting id}/{start date}`` (docs/XAPI.md) and communities
+    ``{base}/meeting/{source}/{meeting id}/{start date}`` (docs/xapi.md) and communities
     under ``{base}/community/{id}``.
     """
     if ref.url:
@@ -207,7 +207,7 @@ def build_statement(settings: StatementSettings, activity: Activity, actor: dict
         data["result"] = result
     text_length = activity.extras.get("text_length")
     if isinstance(text_length, int):
-        # Privacy: a length at most, never a body (docs/XAPI.md).
+        # Privacy: a length at most, never a body (docs/xapi.md).
         data.setdefault("result", {}).setdefault("extensions", {})[f"{settings.base_iri}/extensions/text-length"] = (
             text_length
         )
@@ -222,7 +222,7 @@ def finish_statement(data: dict[str, Any]) -> BuiltStatement:
     return BuiltStatement(id=str(data["id"]), body=canonical_json(data))
 
 
-# --- JP records (docs/XAPI.md, "The JP record") ----------------------------------------------
+# --- JP records (docs/xapi.md, "The JP record") ----------------------------------------------
 
 #: Evidence statement ids listed in a JP record at most (the count is always complete).
 EVIDENCE_LIST_CAP = 50
@@ -256,7 +256,7 @@ class JPCreditIn:
 
 
 def jp_natural_key(credit: JPCreditIn) -> str:
-    """``jp|{person}|{rule id}|{rule version}|{period}|{activity key}|r{revision}`` (docs/XAPI.md).
+    """``jp|{person}|{rule id}|{rule version}|{period}|{activity key}|r{revision}`` (docs/xapi.md).
 
     Guard: changing this recipe changes the id of every JP record already in the LRS.
     """

@@ -1,7 +1,7 @@
 """Statement validation before anything enters the outbox.
 
 Ralph's server stores statements with an invalid verb IRI, a timestamp like
-``yesterday`` or ``score.scaled = 7`` (docs/RALPH.md §3), so the project checks
+``yesterday`` or ``score.scaled = 7`` (docs/lrs.md §3), so the project checks
 them itself. The checks are the xAPI 1.0.3 rules the project's statements can
 break; they are deliberately stricter than Ralph.
 """

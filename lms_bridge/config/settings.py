@@ -34,7 +34,7 @@ SECRETS_FILE_ENV = "LMS_BRIDGE_SECRETS_FILE"
 ENV_PREFIX = "LMS_BRIDGE_"
 DEFAULT_CONFIG_NAME = "lms-bridge.toml"
 
-#: The default vocabulary base IRI ({base} in docs/XAPI.md). Guard: statement ids
+#: The default vocabulary base IRI ({base} in docs/xapi.md). Guard: statement ids
 #: derive from it, so a deployment must never change it once statements are posted.
 DEFAULT_BASE_IRI = "https://lms-bridge.id/xapi"
 
@@ -172,7 +172,7 @@ class LoggingSettings(_Section):
 
 
 class JPSettings(_Section):
-    """Where the JP rules live (docs/DOMAIN.md §1; defaults: the files shipped in ``mappings/``).
+    """Where the JP rules live (docs/domain.md §1; defaults: the files shipped in ``mappings/``).
 
     Attributes:
         rules_file: a JP rules file (``mappings/jp_rules.toml`` format); relative to the config file.
@@ -189,7 +189,7 @@ class LedgerSettings(_Section):
     Attributes:
         since_filter: ``stored`` when the LRS's ``since`` filters on ``stored`` as xAPI says
             (then only new statements are read); ``none`` to page through everything each
-            time (Ralph 5.1.0 compares ``since`` with ``timestamp``: docs/RALPH.md §3).
+            time (Ralph 5.1.0 compares ``since`` with ``timestamp``: docs/lrs.md §3).
         overlap_seconds: re-read this far behind the cursor (statements stored out of order).
         page_size: statements per GET (Ralph caps it at 100).
     """

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms of personal identifiers (docs/XAPI.md "Actors", DOMAIN.md section 3b).
+"""Keyed pseudonyms of personal identifiers (docs/xapi.md "Actors", docs/domain.md §3b).
 
 A pseudonym is HMAC-SHA256(key, canonical identifier text as UTF-8), hex, first
 32 characters. The canonical text comes from :mod:`lms_bridge.identifiers`

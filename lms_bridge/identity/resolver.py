@@ -1,4 +1,4 @@
-"""Turning a source-local actor into an xAPI actor (docs/XAPI.md, "Actors").
+"""Turning a source-local actor into an xAPI actor (docs/xapi.md, "Actors").
 
 - A person with a valid NIP: ``account`` with the identity authority and the NIP.
 - A chat member: ``account`` under ``{base}/pseudonym/<source>`` with the pseudonym

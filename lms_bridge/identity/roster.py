@@ -4,7 +4,7 @@
 delimiter, Indonesian or English headers in any case), checks each row and stores
 the good ones in one transaction. Phone numbers (normalised to E.164), Telegram
 ids and e-mails are turned into keyed pseudonyms at once: no raw value is stored,
-logged or put in a report (DOMAIN.md section 3b). A bad row is reported with its
+logged or put in a report (docs/domain.md §3b). A bad row is reported with its
 line number and skipped; a bad identifier in a good row is dropped with a warning.
 """
 

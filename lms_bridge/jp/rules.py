@@ -1,4 +1,4 @@
-"""JP rules and program JP, read from ``mappings/`` (data, not code; docs/DOMAIN.md §1).
+"""JP rules and program JP, read from ``mappings/`` (data, not code; docs/domain.md §1).
 
 Both files are TOML, read with ``tomllib`` and checked whole at load: a wrong key
 gives one :class:`RuleError` naming the file, the table and the key, and nothing

@@ -3,7 +3,7 @@
 The LRS is the record; reports read this mirror so that no HR query pages the
 whole LRS. ``ledger sync`` reads statements in ``stored`` order from a cursor
 with an overlap window and sorts them locally (Ralph's verb and activity filters
-never match: docs/RALPH.md §3):
+never match: docs/lrs.md §3):
 
 - an ``earned`` statement with the JP extension and a NIP actor is a record,
   whoever posted it (other systems that follow the same profile count too);

@@ -436,7 +436,7 @@ def units_by_month(engine: Engine, settings: Settings, year: int, *, as_of: date
     ]
 
 
-#: BKN SIASN "riwayat kursus" columns (docs/DOMAIN.md §1b).
+#: BKN SIASN "riwayat kursus" columns (docs/domain.md §1b).
 SIASN_COLUMNS = (
     "pnsOrangId",
     "instansiId",

@@ -156,7 +156,7 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
             )
         return Check("LRS", True, f"{accepted}; X-Experience-API-Version {version}")
     # xAPI requires the header on every response, but Ralph 5.1.0 sends none and has no
-    # /about (docs/RALPH.md §3): fall back to /about, and accept an LRS that has neither.
+    # /about (docs/lrs.md §3): fall back to /about, and accept an LRS that has neither.
     try:
         about = client.about()
     except LmsBridgeError as exc:

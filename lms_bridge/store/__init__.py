@@ -1,6 +1,6 @@
 """The state store: cursors, outbox, runs. The only place that writes them.
 
-Guard (the cursor rule, docs/DESIGN.md): :func:`commit_batch` writes a stream's
+Guard (the cursor rule, docs/design.md): :func:`commit_batch` writes a stream's
 cursor and the outbox rows it produced in ONE transaction. Nothing else moves a
 live cursor, so a crash at any instant leaves either both or neither.
 """

@@ -76,7 +76,7 @@ class Cursor(Base):
     """How far one stream of one site has been pulled.
 
     Guard: written only by :func:`lms_bridge.store.commit_batch`, in the same
-    transaction as the outbox rows it covers (the cursor rule, docs/DESIGN.md).
+    transaction as the outbox rows it covers (the cursor rule, docs/design.md).
     """
 
     __tablename__ = "cursors"

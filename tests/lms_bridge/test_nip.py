@@ -1,4 +1,4 @@
-"""NIP and NI PPPK: normalising and validating (docs/DOMAIN.md §3a)."""
+"""NIP and NI PPPK: normalising and validating (docs/domain.md §3a)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def test_failed_transaction_moves_neither_cursor_nor_outbox(state_url: str):
 def test_duplicate_ids_in_one_batch_collapse_to_one_row(state_url: str):
     engine = store.open_engine(state_url)
     twice = [BuiltStatement(id="x" * 36, body="{}"), BuiltStatement(id="x" * 36, body="{}")]
-    # Ralph refuses a batch holding one id twice (docs/RALPH.md §3), so the outbox never holds two.
+    # Ralph refuses a batch holding one id twice (docs/lrs.md §3), so the outbox never holds two.
     assert store.commit_batch(engine, site_id="s1", stream="posts", statements=twice, position="p").new == 1
 
 

@@ -1,4 +1,4 @@
-"""The project's own xAPI validation: what Ralph would store, we refuse (docs/RALPH.md §3, §5)."""
+"""The project's own xAPI validation: what Ralph would store, we refuse (docs/lrs.md §3, §4)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_good_statement_has_no_problems():
     validate_statement(GOOD)
 
 
-# Each of these is stored as sent by Ralph 5.1.0 or refused only with a 422 (docs/RALPH.md §3).
+# Each of these is stored as sent by Ralph 5.1.0 or refused only with a 422 (docs/lrs.md §3).
 @pytest.mark.parametrize(
     ("path", "value", "problem"),
     [
