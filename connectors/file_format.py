@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats
@@ -318,7 +318,7 @@ _OPTION_MISUSE = {
 class FileFormat:
     """One kind of export file: how it is told from others and read.
 
-    A subclass sets the class attributes and implements :meth:`detect` and :meth:`read`.
+    A subclass sets the attributes (as class attributes) and implements :meth:`detect` and :meth:`read`.
 
     Attributes:
         name: the format's name: the value of ``import --source`` and of an inbox's ``source``.
@@ -334,15 +334,15 @@ class FileFormat:
         shows_invalid: its summary always counts invalid activities (hand-made activity files).
     """
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    unit: ClassVar[str]
-    skip_reason: ClassVar[str] = ""
-    community: ClassVar[Literal["required", "allowed", "refused"]] = "allowed"
-    options: ClassVar[frozenset[str]] = frozenset()
-    needs_mapping: ClassVar[bool] = False
-    people_by_pseudonym: ClassVar[bool] = True
-    shows_invalid: ClassVar[bool] = False
+    name: str
+    description: str
+    unit: str
+    skip_reason: str = ""
+    community: Literal["required", "allowed", "refused"] = "allowed"
+    options: frozenset[str] = frozenset()
+    needs_mapping: bool = False
+    people_by_pseudonym: bool = True
+    shows_invalid: bool = False
 
     def detect(self, sample: Sample) -> float:
         """How sure this format is that the sampled file is its own: one of the levels above, :data:`NO` if not.
