@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -77,13 +78,17 @@ def read_capped(path: Path, label: str, *, limit: int, refusal: str) -> bytes:
     Raises:
         InputError: the file cannot be read or is larger than ``limit``.
     """
+    too_large = InputError(f"{label}: larger than {limit >> 20} MB, {refusal}")
     try:
         with path.open("rb") as handle:
+            # The stated size refuses a huge file without reading it; the capped read, one that grows meanwhile.
+            if os.fstat(handle.fileno()).st_size > limit:
+                raise too_large
             data = handle.read(limit + 1)
     except OSError as exc:
         raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
     if len(data) > limit:
-        raise InputError(f"{label}: larger than {limit >> 20} MB, {refusal}")
+        raise too_large
     return data
 
 

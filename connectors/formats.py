@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors import attendance, jsonl, lms_csv, telegram, whatsapp
-from connectors.file_format import NO, FileFormat, Sample, read_head
+from connectors.file_format import NAMED_ONLY, NO, FileFormat, Sample, read_head
 from lms_bridge.errors import InputError
 
 #: Format name -> implementation. On equal confidence, the format listed first is taken.
@@ -51,4 +51,8 @@ def detect(path: Path, *, mapping: bool = False) -> FileFormat:
             "Meet or Teams attendance report or an activity file (.jsonl); name the format with --source "
             "(and give --mapping for an LMS completion report)"
         )
+    if confidence == NAMED_ONLY:
+        # Only its name says what the file is, and its first bytes are not readable: the format
+        # says what is wrong (file and line) now, before any option is checked against it.
+        best.check_declared(path)
     return best
