@@ -48,6 +48,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -953,16 +954,11 @@ class AttendanceFileFormat(FileFormat):
         A ``.csv``/``.tsv`` whose first bytes are not readable text is the attendance
         reader's to refuse, naming the line (every platform says so; the first listed reads it).
         """
-        text = sample.report_text()
-        if text is None:
-            return NAMED_ONLY if sample.suffix in (".csv", ".tsv") else NO
-        try:
-            kind = _detect(text, f"attendance report {sample.path.name}")
-        except InputError as exc:
-            # A readable file of another kind is not ours; a .csv the CSV reader cannot split is.
-            if sample.suffix in (".csv", ".tsv") and not _NOT_A_REPORT.search(str(exc)):
-                return NAMED_ONLY
+        kind = _sampled_kind(sample)
+        if kind is None:
             return NO
+        if kind == "unreadable":
+            return NAMED_ONLY
         return HEADER_ROWS if _FORMAT_NAME[kind] == self.name else NO
 
     def check_declared(self, path: Path) -> None:
@@ -1006,6 +1002,21 @@ class AttendanceFileFormat(FileFormat):
                 for activity in activities
             ]
         return FileContents(site=site, items=numbered(activities), stats=stats)
+
+
+@lru_cache(maxsize=1)
+def _sampled_kind(sample: Sample) -> AttendanceFormat | Literal["unreadable"] | None:
+    """The report kind of a sampled file, None for none; told once for the three platforms' formats."""
+    text = sample.report_text()
+    if text is None:
+        return "unreadable" if sample.suffix in (".csv", ".tsv") else None
+    try:
+        return _detect(text, f"attendance report {sample.path.name}")
+    except InputError as exc:
+        # A readable file of another kind is not a report; a .csv the CSV reader cannot split is.
+        if sample.suffix in (".csv", ".tsv") and not _NOT_A_REPORT.search(str(exc)):
+            return "unreadable"
+        return None
 
 
 # What _detect says of a readable file that is no report it knows.
