@@ -46,13 +46,28 @@ import io
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats
+from connectors.file_format import (
+    HEADER_ROWS,
+    NAMED_ONLY,
+    NO,
+    FileContents,
+    FileFormat,
+    ReadRequest,
+    Sample,
+    decode_text,
+    numbered,
+    read_capped,
+    refuse_nul,
+    report_encoding,
+)
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import IdentifierKind, email_identifier, name_identifier, strip_invisible
@@ -184,31 +199,13 @@ def read_attendance(
 
 
 def _read_text(path: Path, label: str) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-    if len(data) > _MAX_BYTES:
-        raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not an attendance report")
-    # Teams writes UTF-16LE with a BOM (docs/domain.md §2d); a copy may have lost the BOM,
-    # which shows as NUL high bytes in the first characters.
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
-    elif len(data) >= 4 and data[1:64:2].count(0) > len(data[1:64:2]) // 2 and data[0] != 0:
-        encoding = "utf-16-le"
+    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not an attendance report")
+    encoding = report_encoding(data)
+    if encoding == "utf-8":
+        text = decode_text(data, label)
     else:
-        encoding = "utf-8-sig"
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if encoding == "utf-8-sig":
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise InputError(f"{label} line {line}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
-        raise InputError(f"{label}: not valid UTF-16 text (invalid bytes at offset {exc.start})") from exc
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise InputError(f"{label} line {line}: a NUL character, not a text report")
+        text = decode_text(data, label, encoding=encoding, shown="UTF-16", by_line=False)
+    refuse_nul(text, label)
     return text
 
 
@@ -931,3 +928,104 @@ def _present_seconds(rows: list[_Row]) -> int:
             current_start, current_end = join, leave
     union += (current_end - current_start).total_seconds()
     return math.ceil(union / 60) * 60
+
+
+# --- the file formats -----------------------------------------------------------------------------------
+
+#: The ``--source`` of each report kind: a webinar report is a Zoom report.
+_FORMAT_NAME: dict[str, str] = {"zoom": "zoom", "zoom_webinar": "zoom", "meet": "meet", "teams": "teams"}
+
+
+class AttendanceFileFormat(FileFormat):
+    """The attendance reports of one meeting platform (``import --source zoom|meet|teams``)."""
+
+    unit = "rows"
+    skip_reason = "waiting room"
+
+    def __init__(self, name: str, description: str, *, options: frozenset[str] = frozenset()) -> None:
+        # One class for three platforms: they share the reader, which tells them apart by content.
+        self.name = name
+        self.description = description
+        self.options = options
+
+    def detect(self, sample: Sample) -> float:
+        """A report whose header rows (in the file's first bytes) are this platform's.
+
+        A ``.csv``/``.tsv`` whose first bytes are not readable text is the attendance
+        reader's to refuse, naming the line (every platform says so; the first listed reads it).
+        """
+        kind = _sampled_kind(sample)
+        if kind is None:
+            return NO
+        if kind == "unreadable":
+            return NAMED_ONLY
+        return HEADER_ROWS if _FORMAT_NAME[kind] == self.name else NO
+
+    def check_declared(self, path: Path) -> None:
+        """A Meet sheet read as a Zoom report gives nonsense: the report must be this platform's."""
+        actual = FORMATS_BY_NAME[_FORMAT_NAME[detect_format(path)]]
+        if actual is not self:
+            raise InputError(
+                f"{path} is {actual.with_article}, not {self.with_article}: "
+                f"give --source {actual.name} or leave --source out"
+            )
+
+    def read(self, path: Path, request: ReadRequest) -> FileContents:
+        """Read the report: one activity per person, grouped under the community when one is given."""
+        site = request.site or request.community or self.name
+        pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
+        stats = ReadStats()
+        try:
+            activities = _parse_file(
+                path,
+                site=site,
+                pseudonymize=pseudonymize,
+                tz=request.tz,
+                meeting_date=request.meeting_date,
+                stats=stats,
+            )
+        except InputError as exc:
+            if "meeting_date" in self.options and "gives the meeting date" in str(exc):
+                raise InputError(f"{exc}, or give --meeting-date YYYY-MM-DD") from exc
+            raise
+        if request.community is not None:
+            # One CoP across its platforms: the grouping is the community (titled with the meeting's own name).
+            activities = [
+                replace(
+                    activity,
+                    grouping=ObjectRef(
+                        type="community",
+                        native_id=request.community,
+                        title=activity.grouping.title if activity.grouping else None,
+                    ),
+                )
+                for activity in activities
+            ]
+        return FileContents(site=site, items=numbered(activities), stats=stats)
+
+
+@lru_cache(maxsize=1)
+def _sampled_kind(sample: Sample) -> AttendanceFormat | Literal["unreadable"] | None:
+    """The report kind of a sampled file, None for none; told once for the three platforms' formats."""
+    text = sample.report_text()
+    if text is None:
+        return "unreadable" if sample.suffix in (".csv", ".tsv") else None
+    try:
+        return _detect(text, f"attendance report {sample.path.name}")
+    except InputError as exc:
+        # A readable file of another kind is not a report; a .csv the CSV reader cannot split is.
+        if sample.suffix in (".csv", ".tsv") and not _NOT_A_REPORT.search(str(exc)):
+            return "unreadable"
+        return None
+
+
+# What _detect says of a readable file that is no report it knows.
+_NOT_A_REPORT = re.compile(
+    r": (?:not a Zoom, Google Meet or Microsoft Teams attendance report|a tab-separated file "
+    r"that is not a Teams attendance report)$"
+)
+
+ZOOM = AttendanceFileFormat("zoom", "Zoom attendance report")
+MEET = AttendanceFileFormat("meet", "Google Meet attendance sheet", options=frozenset({"meeting_date"}))
+TEAMS = AttendanceFileFormat("teams", "Teams attendance report")
+FORMATS_BY_NAME = {fmt.name: fmt for fmt in (ZOOM, MEET, TEAMS)}

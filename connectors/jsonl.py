@@ -11,36 +11,45 @@ nothing. The position of an activity is its line number.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from connectors.file_format import (
+    JSON_SHAPE,
+    NO,
+    OWN_EXTENSION,
+    FileContents,
+    FileFormat,
+    ReadRequest,
+    Sample,
+    read_capped,
+)
 from lms_bridge.activity import Activity, activity_from_dict
 from lms_bridge.errors import InputError
 
 SOURCE = "jsonl"
+#: The source id of activity-file imports that name no site.
+DEFAULT_SITE = "import"
+
+# An activity line is a few hundred bytes: a million activities fit far below this.
+_MAX_BYTES = 256 * 1024 * 1024
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes: the cursor key of one import."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path) -> list[tuple[int, str]]:
+    label = f"activity file {path}"
+    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not an activity file")
     try:
-        with path.open("r", encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip() and not line.lstrip().startswith("#"):
-                    yield number, line
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"activity file {path} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise InputError(f"activity file {path} cannot be read ({exc.strerror})") from exc
+        raise InputError(f"{label} is not UTF-8 text") from exc
+    # Lines as a text file gives them (universal newlines), numbered from 1.
+    return [
+        (number, line)
+        for number, line in enumerate(io.StringIO(text, newline=None), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _parse(path: Path, number: int, line: str) -> Activity:
@@ -57,18 +66,57 @@ def _parse(path: Path, number: int, line: str) -> Activity:
         raise InputError(f"activity file {path} line {number}: {exc}") from exc
 
 
+def _read(path: Path) -> list[tuple[Activity, int]]:
+    items = [(_parse(path, number, line), number) for number, line in _lines(path)]
+    if not items:
+        raise InputError(f"activity file {path} holds no activities")
+    return items
+
+
 def read_activities(path: Path, *, after_line: int = 0) -> Iterator[tuple[Activity, int]]:
     """Yield ``(activity, line number)`` for each record after ``after_line``.
 
     Raises:
         InputError: naming the file and line, before anything is yielded.
     """
-    count = 0
-    for number, line in _lines(path):
-        _parse(path, number, line)
-        count += 1
-    if count == 0:
-        raise InputError(f"activity file {path} holds no activities")
-    for number, line in _lines(path):
-        if number > after_line:
-            yield _parse(path, number, line), number
+    yield from ((activity, number) for activity, number in _read(path) if number > after_line)
+
+
+def is_activity_line(line: str) -> bool:
+    """A line of an activity file (a normalised Activity as JSON), not the start of another JSON file."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and {"kind", "native_id", "actor"} <= set(data)
+
+
+class ActivityFileFormat(FileFormat):
+    """JSON Lines of normalised activities (``import --source jsonl``)."""
+
+    name = "jsonl"
+    description = "activity file"
+    unit = "activities"
+    community = "refused"
+    people_by_pseudonym = False
+    shows_invalid = True
+
+    def detect(self, sample: Sample) -> float:
+        """A ``.jsonl`` file, or JSON whose first line is a normalised activity."""
+        if sample.is_zip:
+            return NO
+        if sample.suffix == ".jsonl":
+            return OWN_EXTENSION
+        if sample.is_json and is_activity_line(sample.first_line):
+            return JSON_SHAPE
+        return NO
+
+    def read(self, path: Path, request: ReadRequest) -> FileContents:
+        """Read every activity; its position is its line. Nothing to pseudonymise: the file holds pseudonyms or NIPs."""
+        items = _read(path)
+        contents = FileContents(site=request.site or DEFAULT_SITE, items=items)
+        contents.stats.records = len(items)
+        return contents
+
+
+FORMAT = ActivityFileFormat()

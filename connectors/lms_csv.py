@@ -38,6 +38,18 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import Pseudonymizer, ReadStats
+from connectors.file_format import (
+    BY_OPTION,
+    NO,
+    FileContents,
+    FileFormat,
+    ReadRequest,
+    Sample,
+    decode_text,
+    numbered,
+    read_capped,
+    refuse_nul,
+)
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError, RuleError
 from lms_bridge.identifiers import email_identifier, strip_invisible
@@ -365,25 +377,15 @@ def _parse(
 
 
 def _read_text(path: Path, mapping: LmsCsvMapping, label: str) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-    if len(data) > _MAX_BYTES:
-        raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not a completion report")
-    encoding = "utf-8-sig" if mapping.encoding == "utf-8" else mapping.encoding
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"{label} line {line}: not {mapping.encoding} text (invalid byte at offset {exc.start}); "
-            "save the report as CSV UTF-8 or set [csv] encoding in the mapping"
-        ) from exc
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise InputError(f"{label} line {line}: a NUL character, not a text report (check [csv] encoding)")
+    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a completion report")
+    text = decode_text(
+        data,
+        label,
+        encoding=mapping.encoding,
+        shown=mapping.encoding,
+        hint="save the report as CSV UTF-8 or set [csv] encoding in the mapping",
+    )
+    refuse_nul(text, label, hint=" (check [csv] encoding)")
     return text
 
 
@@ -434,3 +436,43 @@ def _program_jp(cell: str, label: str, line: int) -> str:
     if not value.is_finite() or value < 0 or value > 1000:
         raise InputError(f"{label} line {line}: the program JP {cell!r} is out of range (0 to 1000)")
     return format(value.normalize(), "f")
+
+
+class LmsCsvFormat(FileFormat):
+    """An LMS completion report read through its column mapping (``import --source csv --mapping FILE``)."""
+
+    name = "csv"
+    description = "LMS completion report"
+    unit = "rows"
+    skip_reason = "not completed, repeated, or no valid NIP or e-mail"
+    community = "refused"
+    options = frozenset({"mapping"})
+    needs_mapping = True
+    people_by_pseudonym = False
+
+    def detect(self, sample: Sample) -> float:
+        """Any report is one when the operator gave its column mapping (its columns are the mapping's to say)."""
+        return BY_OPTION if sample.mapping else NO
+
+    def read(self, path: Path, request: ReadRequest) -> FileContents:
+        """Load the mapping, then read the report; e-mails are pseudonymised (the key is needed only then)."""
+        if request.mapping is None:
+            raise ValueError("check_options refuses a completion report without its mapping")
+        table = load_mapping(request.mapping)
+        site = request.site or table.site
+        pseudonymize = request.pseudonymizer() if "email" in table.columns else None
+        contents = FileContents(site=site, items=[])
+        activities = _parse(
+            path,
+            table,
+            pseudonymize=pseudonymize,
+            tz=request.tz,
+            site=site,
+            stats=contents.stats,
+            notes=contents.notes,
+        )
+        contents.items = numbered(activities)
+        return contents
+
+
+FORMAT = LmsCsvFormat()

@@ -33,11 +33,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
+from connectors.file_format import JSON_SHAPE, NO, FileContents, FileFormat, ReadRequest, Sample, numbered, read_capped
+from connectors.jsonl import is_activity_line
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import telegram_identifier
@@ -157,13 +160,7 @@ def _chat_id(chat: dict[str, Any], prefix: str, label: str) -> int:
 
 
 def _load(path: Path, label: str) -> Any:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-    if len(data) > _MAX_BYTES:
-        raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not a chat export")
+    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -345,3 +342,72 @@ def _text_length(text: object) -> int:
                 total += len(part["text"])
         return total
     return 0
+
+
+class TelegramFormat(FileFormat):
+    """Telegram Desktop ``result.json`` exports of a group or a whole account (``import --source telegram``)."""
+
+    name = "telegram"
+    description = "Telegram chat"
+    unit = "messages"
+    skip_reason = "service messages and posts of no person"
+    community = "required"
+    options = frozenset({"chat"})
+
+    def detect(self, sample: Sample) -> float:
+        """JSON (by its name or first character) whose first line is not a normalised activity."""
+        if sample.is_json and not is_activity_line(sample.first_line):
+            return JSON_SHAPE
+        return NO
+
+    def read(self, path: Path, request: ReadRequest) -> FileContents:
+        """Read the export (one chat of an account export: ``request.chat``), grouped under the community."""
+        site = request.site or request.community or self.name
+        pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
+        stats = ReadStats()
+        activities = _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats)
+        activities = _one_chat(path, activities, stats, request.chat)
+        if request.community is not None:
+            # One CoP across its platforms: the grouping is the community, titled with the chat's own name.
+            activities = [
+                replace(
+                    activity,
+                    grouping=ObjectRef(
+                        type="community",
+                        native_id=request.community,
+                        title=activity.grouping.title if activity.grouping else None,
+                    ),
+                )
+                for activity in activities
+            ]
+        return FileContents(site=site, items=numbered(activities), stats=stats)
+
+
+def _one_chat(path: Path, activities: list[Activity], stats: ReadStats, chat: str | None) -> list[Activity]:
+    """Keep the activities of one chat of a Telegram account export (every chat of a single-chat export)."""
+    groups = stats.groups
+    if chat is None:
+        if len(groups) <= 1:
+            return activities
+        listed = ", ".join(f"{name or 'unnamed'} (id {chat_id})" for chat_id, (name, _) in groups.items())
+        raise InputError(
+            f"telegram export {path.name} holds {len(groups)} group chats: {listed}; import one at a "
+            "time with --chat ID (each under its own --community)"
+        )
+    wanted = chat.strip().casefold()
+    chosen = [
+        chat_id
+        for chat_id, (name, _) in groups.items()
+        if wanted in (chat_id.casefold(), (name or "").strip().casefold())
+    ]
+    if len(chosen) != 1:
+        problem = "no chat" if not chosen else f"{len(chosen)} chats"
+        raise InputError(f"telegram export {path.name} has {problem} with the id or name {chat!r}")
+    chat_id = chosen[0]
+    kept = [activity for activity in activities if activity.grouping and activity.grouping.native_id == chat_id]
+    stats.records = groups[chat_id][1]
+    stats.skipped = stats.records - len(kept)
+    return kept
+
+
+FORMAT = TelegramFormat()

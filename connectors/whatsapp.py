@@ -25,13 +25,26 @@ import hashlib
 import re
 import unicodedata
 import zipfile
-import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
+from connectors.file_format import (
+    NO,
+    TEXT_SHAPE,
+    ZIP,
+    FileContents,
+    FileFormat,
+    ReadRequest,
+    Sample,
+    decode_text,
+    numbered,
+    read_capped,
+    read_zip_member,
+)
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import classify_identifier, strip_invisible
@@ -172,11 +185,13 @@ def _parse_file(
     stats: ReadStats | None = None,
 ) -> list[Activity]:
     label = f"whatsapp export {path.name}"
-    data = _read_bytes(path, label)
+    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
     if data.startswith(b"PK"):
-        member, data = _read_zip(path, data, label)
+        member, data = read_zip_member(
+            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label)
+        )
         label = f"whatsapp export {path.name} ({member})"
-    text = _decode(data, label)
+    text = decode_text(data, label)
     with gc_paused():
         parser = _Parser(text, label, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first)
         activities = parser.parse()
@@ -185,65 +200,21 @@ def _parse_file(
     return activities
 
 
-def _read_bytes(path: Path, label: str) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-    if len(data) > _MAX_BYTES:
-        raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not a chat export")
-    return data
-
-
-def _read_zip(path: Path, data: bytes, label: str) -> tuple[str, bytes]:
-    """Return the chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            texts = [
-                info
-                for info in archive.infolist()
-                if not info.is_dir()
-                and info.filename.lower().endswith(".txt")
-                and not info.filename.startswith("__MACOSX/")
-            ]
-            chats = [info for info in texts if info.filename.rsplit("/", 1)[-1] == "_chat.txt"]
-            if len(chats) == 1:
-                chosen = chats[0]
-            elif len(texts) == 1:
-                chosen = texts[0]
-            elif not texts:
-                raise InputError(f"{label}: the zip holds no chat .txt file")
-            else:
-                raise InputError(f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt")
-            if chosen.file_size > _MAX_BYTES:
-                raise InputError(f"{label}: {chosen.filename} is larger than {_MAX_BYTES >> 20} MB")
-            with archive.open(chosen) as member:
-                content = member.read(_MAX_BYTES + 1)
-    except InputError:
-        raise
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        RuntimeError,
-        NotImplementedError,
-        ValueError,
-        zlib.error,
-    ) as exc:
-        raise InputError(f"{label}: not a readable zip archive ({exc.__class__.__name__})") from exc
-    if len(content) > _MAX_BYTES:
-        raise InputError(f"{label}: {chosen.filename} is larger than {_MAX_BYTES >> 20} MB")
-    return chosen.filename, content
-
-
-def _decode(data: bytes, label: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"{label} line {line}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
+def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
+    """The chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``)."""
+    texts = [
+        info
+        for info in entries
+        if not info.is_dir() and info.filename.lower().endswith(".txt") and not info.filename.startswith("__MACOSX/")
+    ]
+    chats = [info for info in texts if info.filename.rsplit("/", 1)[-1] == "_chat.txt"]
+    if len(chats) == 1:
+        return chats[0]
+    if len(texts) == 1:
+        return texts[0]
+    if not texts:
+        raise InputError(f"{label}: the zip holds no chat .txt file")
+    raise InputError(f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt")
 
 
 class _Raw:
@@ -564,3 +535,58 @@ def _normalise_text(body: str) -> str:
     if "\n" in text:
         text = "\n".join(line.rstrip() for line in text.split("\n"))
     return text.strip()
+
+
+# The first line of an export: "12/03/24 08.00 - ", "[12/03/24, 09.15.02] ", "3/12/24, 9:15 AM - ".
+_FIRST_HEADER = re.compile(r"^[\u200e\u200f]*\[?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4},? [0-9]{1,2}[.:][0-9]{2}")
+
+
+class WhatsAppFormat(FileFormat):
+    """``.txt``/``.zip`` "Export chat" files of a WhatsApp group (``import --source whatsapp``)."""
+
+    name = "whatsapp"
+    description = "WhatsApp chat"
+    unit = "messages"
+    skip_reason = "system lines and deleted messages"
+    community = "required"
+
+    def detect(self, sample: Sample) -> float:
+        """A zip is an export (of its ``_chat.txt``); so is a ``.txt`` or a file whose first line is a header."""
+        if sample.is_zip:
+            return ZIP
+        if sample.is_json or sample.suffix == ".jsonl":
+            return NO
+        if sample.suffix == ".txt" or (sample.suffix != ".csv" and _FIRST_HEADER.match(sample.first_line)):
+            return TEXT_SHAPE
+        return NO
+
+    def read(self, path: Path, request: ReadRequest) -> FileContents:
+        """Read the export; its messages are grouped under the community."""
+        site = request.site or request.community or self.name
+        pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
+        stats = ReadStats()
+        activities = _parse_file(
+            path,
+            site=site,
+            pseudonymize=pseudonymize,
+            tz=request.tz,
+            day_first=False if request.month_first else None,
+            stats=stats,
+        )
+        # The group name a WhatsApp file shows comes from its system lines ("created group",
+        # "changed the subject"), which a later, overlapping export may lack or change. A
+        # message's statement must not depend on which export it was read from (same id,
+        # same content), so WhatsApp messages carry no title: the community id names the group.
+        if request.community is None:
+            activities = [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
+        else:
+            # One ``replace`` per message, not two: it re-runs the dataclass checks (40,000 messages).
+            grouping = ObjectRef(type="community", native_id=request.community, title=None)
+            activities = [
+                replace(activity, object=replace(activity.object, title=None), grouping=grouping)
+                for activity in activities
+            ]
+        return FileContents(site=site, items=numbered(activities), stats=stats)
+
+
+FORMAT = WhatsAppFormat()

@@ -101,9 +101,9 @@ def _import_summary(file: Path, summary: imports_core.ImportSummary, dry_run: bo
     counts.append(f"{report.unchanged} already there")
     if report.changed:
         counts.append(f"{report.changed} changed since (kept as first queued)")
-    if report.invalid or parsed.format == "jsonl":
+    if report.invalid or parsed.file_format.shows_invalid:
         counts.append(f"{report.invalid} invalid" + (" (see the log)" if report.invalid else ""))
-    if parsed.format in imports_core.CHAT_FORMATS | imports_core.ATTENDANCE_FORMATS:
+    if parsed.file_format.people_by_pseudonym:
         people = f"{summary.matched} matched to the roster, {summary.pseudonymous} pseudonymous"
     else:
         people = f"{summary.matched} with a NIP, {summary.pseudonymous} without"

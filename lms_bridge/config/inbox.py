@@ -8,7 +8,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: The formats an inbox may force (the values of ``import --source`` without ``csv``, which needs a mapping).
+#: The configuration may not import the registry (connectors.formats.FORMATS), so it keeps the names;
+#: tests/connectors/test_formats_contract.py checks they match it.
 INBOX_FORMATS = ("whatsapp", "telegram", "zoom", "meet", "teams", "jsonl")
+#: The formats whose files belong to one Community of Practice (``community`` is required).
+CHAT_FORMATS = ("whatsapp", "telegram")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -49,6 +53,6 @@ class InboxSettings(BaseModel):
 
     @model_validator(mode="after")
     def _chat_needs_community(self) -> InboxSettings:
-        if self.source in ("whatsapp", "telegram") and self.community is None:
+        if self.source in CHAT_FORMATS and self.community is None:
             raise ValueError(f'a {self.source} inbox needs community = "<CoP id>"')
         return self

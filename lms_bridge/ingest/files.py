@@ -12,61 +12,37 @@ Two steps, so that nothing is stored from a file that is not understood:
    resumes after its last committed batch. Statement ids come from the parsers'
    stable natural keys, so an overlapping later export adds only what is new.
 
-Formats (``--source``): ``whatsapp`` (``.txt``/``.zip``), ``telegram`` (``result.json``),
-``zoom``/``meet``/``teams`` (attendance reports), ``csv`` (an LMS completion report
-read through a column mapping) and ``jsonl`` (normalised activities).
+The formats (``--source``) and how each is told and read are in :mod:`connectors.formats`;
+this module only dispatches through its registry.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from connectors.base import ReadStats
+from connectors import formats
+from connectors.base import Pseudonymizer
+from connectors.file_format import FileFormat, ReadRequest, file_digest, read_head
 from lms_bridge import store
-from lms_bridge.activity import Activity, ObjectRef
+from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings
-from lms_bridge.errors import ConfigError, InputError
+from lms_bridge.errors import ConfigError
 from lms_bridge.identity.resolver import IdentityResolver
 from lms_bridge.ingest.pipeline import IngestReport, ingest
 
-#: Source id of activity-file imports that name no site.
-DEFAULT_IMPORT_SOURCE = "import"
-
-#: The values of ``--source``.
-FORMATS = ("whatsapp", "telegram", "zoom", "meet", "teams", "csv", "jsonl")
-CHAT_FORMATS = frozenset({"whatsapp", "telegram"})
-ATTENDANCE_FORMATS = frozenset({"zoom", "meet", "teams"})
+#: The values of ``--source``: the names of the registered formats.
+FORMATS = tuple(formats.FORMATS)
 
 #: A site or community id: the shape of ``[[sources]] id`` in the configuration.
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-# The first line of a WhatsApp export: "12/03/24 08.00 - ", "[12/03/24, 09.15.02] ", "3/12/24, 9:15 AM - ".
-_WHATSAPP_HEAD = re.compile(r"^[\u200e\u200f]*\[?[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4},? [0-9]{1,2}[.:][0-9]{2}")
-_SNIFF_BYTES = 64 * 1024
-# What connectors.attendance.detect_format says of a readable file that is no report it knows.
-_NOT_A_REPORT = re.compile(
-    r": (?:not a Zoom, Google Meet or Microsoft Teams attendance report|a tab-separated file "
-    r"that is not a Teams attendance report)$"
-)
-
-_DESCRIPTION = {
-    "whatsapp": ("WhatsApp chat", "messages", "system lines and deleted messages"),
-    "telegram": ("Telegram chat", "messages", "service messages and posts of no person"),
-    "zoom": ("Zoom attendance report", "rows", "waiting room"),
-    "meet": ("Google Meet attendance sheet", "rows", "waiting room"),
-    "teams": ("Teams attendance report", "rows", "waiting room"),
-    "csv": ("LMS completion report", "rows", "not completed, repeated, or no valid NIP or e-mail"),
-    "jsonl": ("activity file", "activities", ""),
-}
-_ATTENDANCE_SOURCE = {"zoom": "zoom", "zoom_webinar": "zoom", "meet": "meet", "teams": "teams"}
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +53,18 @@ class ParsedFile:
 
     Attributes:
         path: the file.
-        format: one of :data:`FORMATS`.
+        file_format: how it was read (its name, description, what its records are).
         site: the source id the import is recorded under (cursor key, statement ids).
         community: the Community of Practice its activities are grouped under, or None.
         stream: the cursor stream: ``file:`` + the file's SHA-256.
-        items: every activity of the file with its position (1-based index; line for ``jsonl``).
+        items: every activity of the file with its position (1-based index; line for activity files).
         records: the file's own records read (messages, report rows, activities).
         skipped: records that are not participation (system lines, deleted messages...).
         notes: ``(line, reason)`` for rows skipped for a reason the operator can fix.
     """
 
     path: Path
-    format: str
+    file_format: FileFormat
     site: str
     community: str | None
     stream: str
@@ -98,19 +74,24 @@ class ParsedFile:
     notes: list[tuple[int, str]] = field(default_factory=list)
 
     @property
+    def format(self) -> str:
+        """The format's name: one of :data:`FORMATS`."""
+        return self.file_format.name
+
+    @property
     def description(self) -> str:
         """What the file is, for people ("WhatsApp chat")."""
-        return _DESCRIPTION[self.format][0]
+        return self.file_format.description
 
     @property
     def unit(self) -> str:
         """What ``records`` counts ("messages", "rows", "activities")."""
-        return _DESCRIPTION[self.format][1]
+        return self.file_format.unit
 
     @property
     def skip_reason(self) -> str:
         """Why records are skipped, in a few words."""
-        return _DESCRIPTION[self.format][2]
+        return self.file_format.skip_reason
 
 
 @dataclass
@@ -135,99 +116,6 @@ class ImportSummary:
     def pseudonymous(self) -> int:
         """People not resolved to a NIP."""
         return self.people - self.matched
-
-
-# --- telling the format ----------------------------------------------------------------------
-
-
-def detect_format(path: Path, *, mapping: bool = False) -> str:
-    """Tell a file's format from its extension and its first bytes.
-
-    ``.zip`` (or zip bytes) and ``.txt`` are WhatsApp exports; ``.jsonl``, or JSON whose
-    first line is a normalised activity, an activity file; other JSON a Telegram export;
-    a CSV is what :func:`connectors.attendance.detect_format` recognises (Zoom, Meet,
-    Teams), else, with a column mapping, an LMS completion report.
-
-    Args:
-        path: the file.
-        mapping: a column mapping was given (an unrecognised CSV is then an LMS report).
-
-    Returns:
-        One of :data:`FORMATS`.
-
-    Raises:
-        InputError: the file is missing or its format cannot be told (one sentence naming it).
-    """
-    from connectors import attendance
-
-    head = _head(path)
-    suffix = path.suffix.lower()
-    if head.startswith(b"PK\x03\x04") or suffix == ".zip":
-        return "whatsapp"
-    if suffix == ".jsonl":
-        return "jsonl"
-    text = _sniff_text(head)
-    stripped = text.lstrip("\ufeff \t\r\n")
-    if suffix == ".json" or stripped.startswith("{"):
-        return "jsonl" if _is_activity_line(stripped.split("\n", 1)[0]) else "telegram"
-    first_line = stripped.split("\n", 1)[0]
-    if suffix == ".txt" or (suffix != ".csv" and _WHATSAPP_HEAD.match(first_line)):
-        return "whatsapp"
-    if mapping:
-        return "csv"
-    try:
-        return _ATTENDANCE_SOURCE[attendance.detect_format(path)]
-    except InputError as exc:
-        # A .csv that cannot be decoded or split says so (file and line); only a readable
-        # CSV of another kind, or a file of no known kind, gets the sentence below.
-        if suffix in (".csv", ".tsv") and not _NOT_A_REPORT.search(str(exc)):
-            raise
-    raise InputError(
-        f"cannot tell what {path} is: it is not a WhatsApp export (.txt/.zip), a Telegram result.json, a Zoom, "
-        "Meet or Teams attendance report or an activity file (.jsonl); name the format with --source "
-        "(and give --mapping for an LMS completion report)"
-    )
-
-
-def _head(path: Path) -> bytes:
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an export file")
-    try:
-        with path.open("rb") as handle:
-            return handle.read(_SNIFF_BYTES)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} does not exist") from exc
-    except OSError as exc:
-        raise InputError(f"{path} cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-
-
-def _sniff_text(head: bytes) -> str:
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return head.decode("utf-16", errors="replace")
-    return head.decode("utf-8", errors="replace")
-
-
-def _is_activity_line(line: str) -> bool:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and {"kind", "native_id", "actor"} <= set(data)
-
-
-def _check_declared(path: Path, declared: str) -> None:
-    """An attendance ``--source`` must name what the report is (a Meet sheet read as Zoom gives nonsense)."""
-    from connectors import attendance
-
-    actual = _ATTENDANCE_SOURCE[attendance.detect_format(path)]
-    if actual != declared:
-        raise InputError(f"{path} is {_a(actual)}, not {_a(declared)}: give --source {actual} or leave --source out")
-
-
-def _a(fmt: str) -> str:
-    """The format's description with its article: "a WhatsApp chat", "an LMS completion report"."""
-    description = _DESCRIPTION[fmt][0]
-    return ("an " if description[0] in "aeiouAEIOU" or description.startswith("LMS") else "a ") + description
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -263,9 +151,9 @@ def read_import_file(
         source: one of :data:`FORMATS`, or None to detect it.
         community: the CoP a chat or meeting belongs to (required for chat exports).
         site: the source id to record the import under; default: the community, else
-            the format (``zoom``...), the mapping's ``site`` or ``import`` (activity files).
+            the format's name, the mapping's ``site`` or ``import`` (activity files).
         mapping: the column mapping of an LMS completion report (``csv``).
-        chat: the chat (id or name) to import from a Telegram export that holds several.
+        chat: the chat to import from a Telegram export that holds several.
         meeting_date: the date of a Meet sheet that states times of day only.
         month_first: a WhatsApp export whose dates cannot show their order is m/d.
 
@@ -276,185 +164,47 @@ def read_import_file(
         InputError: the file is missing, of an unknown format, or malformed (names file and line).
         ConfigError: an option is missing or wrong, or the pseudonym key is not set.
     """
-    fmt = source or detect_format(path, mapping=mapping is not None)
-    if fmt not in FORMATS:
-        raise ConfigError(f"--source {fmt!r} is not one of {', '.join(FORMATS)}")
-    if source is not None:
-        _head(path)  # a missing file is named before any option problem
-    if source in ATTENDANCE_FORMATS:
-        _check_declared(path, source)
-    if mapping is not None and fmt != "csv":
-        raise ConfigError(f"--mapping applies to LMS completion reports (--source csv), not to {_a(fmt)}")
-    if fmt == "csv" and mapping is None:
-        raise ConfigError(
-            "an LMS completion report needs its column mapping: give --mapping FILE (see mappings/lms_csv_example.toml)"
-        )
+    if source is None:
+        file_format = formats.detect(path, mapping=mapping is not None)
+    else:
+        if source not in formats.FORMATS:
+            raise ConfigError(f"--source {source!r} is not one of {', '.join(FORMATS)}")
+        file_format = formats.FORMATS[source]
+        read_head(path)  # a missing file is named before any option problem
+        file_format.check_declared(path)
     if community is not None:
         _check_id(community, "--community")
-        if fmt in ("jsonl", "csv"):
-            raise ConfigError(
-                f"--community names the CoP of a chat export or meeting report; {_a(fmt)} has no community"
-            )
-    elif fmt in CHAT_FORMATS:
-        raise ConfigError(
-            f"a {_DESCRIPTION[fmt][0]} export needs the Community of Practice it belongs to: "
-            "give --community NAME (e.g. --community cop-wi-7)"
-        )
     if site is not None:
         _check_id(site, "--site")
-    if chat is not None and fmt != "telegram":
-        raise ConfigError(f"--chat picks one chat of a Telegram export; it does not apply to {_a(fmt)}")
-    if meeting_date is not None and fmt != "meet":
-        raise ConfigError(f"--meeting-date applies to Google Meet sheets, not to {_a(fmt)}")
-
-    zone = ZoneInfo(settings.deployment.timezone)
-    stats = ReadStats()
-    notes: list[tuple[int, str]] = []
-    if fmt == "jsonl":
-        from connectors import jsonl
-
-        chosen = site or DEFAULT_IMPORT_SOURCE
-        items = list(jsonl.read_activities(path))
-        stats.records = len(items)
-    elif fmt == "csv" and mapping is not None:
-        from connectors import lms_csv
-
-        table = lms_csv.load_mapping(mapping)
-        chosen = site or table.site
-        pseudonymize = _pseudonymizer(settings) if "email" in table.columns else None
-        activities = list(
-            lms_csv.read_lms_csv(path, table, pseudonymize=pseudonymize, tz=zone, site=chosen, stats=stats, notes=notes)
-        )
-        items = [(activity, index) for index, activity in enumerate(activities, start=1)]
-    else:
-        chosen = site or community or fmt
-        pseudonymize = _pseudonymizer(settings)  # before the file is read: no key, nothing read or stored
-        activities = _read_community_file(
-            path,
-            fmt,
-            chosen,
-            community,
-            pseudonymize,
-            zone,
-            stats,
-            chat=chat,
-            meeting_date=meeting_date,
-            month_first=month_first,
-        )
-        items = [(activity, index) for index, activity in enumerate(activities, start=1)]
-
-    from connectors.jsonl import file_digest
-
+    request = ReadRequest(
+        tz=ZoneInfo(settings.deployment.timezone),
+        pseudonymizer=lambda: _pseudonymizer(settings),
+        site=site,
+        community=community,
+        mapping=mapping,
+        chat=chat,
+        meeting_date=meeting_date,
+        month_first=month_first,
+    )
+    file_format.check_options(request)
+    contents = file_format.read(path, request)
     return ParsedFile(
         path=path,
-        format=fmt,
-        site=chosen,
+        file_format=file_format,
+        site=contents.site,
         community=community,
         stream=f"file:{file_digest(path)}",
-        items=items,
-        records=stats.records,
-        skipped=stats.skipped,
-        notes=notes,
+        items=contents.items,
+        records=contents.stats.records,
+        skipped=contents.stats.skipped,
+        notes=contents.notes,
     )
 
 
-def _pseudonymizer(settings: Settings) -> Callable[[str], str]:
+def _pseudonymizer(settings: Settings) -> Pseudonymizer:
     from lms_bridge.identity.pseudonym import pseudonymizer_from_settings
 
     return pseudonymizer_from_settings(settings)
-
-
-def _read_community_file(
-    path: Path,
-    fmt: str,
-    site: str,
-    community: str | None,
-    pseudonymize: Callable[[str], str],
-    zone: ZoneInfo,
-    stats: ReadStats,
-    *,
-    chat: str | None,
-    meeting_date: date | None,
-    month_first: bool,
-) -> list[Activity]:
-    from connectors import attendance, telegram, whatsapp
-
-    if fmt == "whatsapp":
-        activities = list(
-            whatsapp.read_whatsapp(
-                path,
-                site=site,
-                pseudonymize=pseudonymize,
-                tz=zone,
-                day_first=False if month_first else None,
-                stats=stats,
-            )
-        )
-    elif fmt == "telegram":
-        activities = list(telegram.read_telegram(path, site=site, pseudonymize=pseudonymize, stats=stats))
-        activities = _one_telegram_chat(path, activities, stats, chat)
-    else:
-        try:
-            activities = list(
-                attendance.read_attendance(
-                    path, site=site, pseudonymize=pseudonymize, tz=zone, meeting_date=meeting_date, stats=stats
-                )
-            )
-        except InputError as exc:
-            if fmt == "meet" and "gives the meeting date" in str(exc):
-                raise InputError(f"{exc}, or give --meeting-date YYYY-MM-DD") from exc
-            raise
-    if fmt == "whatsapp":
-        # The group name a WhatsApp file shows comes from its system lines ("created group",
-        # "changed the subject"), which a later, overlapping export may lack or change. A
-        # message's statement must not depend on which export it was read from (same id,
-        # same content), so WhatsApp messages carry no title: the community id names the group.
-        if community is None:
-            return [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
-        # One ``replace`` per message, not two: it re-runs the dataclass checks (40,000 messages).
-        grouping = ObjectRef(type="community", native_id=community, title=None)
-        return [
-            replace(activity, object=replace(activity.object, title=None), grouping=grouping) for activity in activities
-        ]
-    if community is None:
-        return activities
-    # One CoP across its platforms: the grouping is the community (titled with a Telegram chat's own name).
-    return [
-        replace(
-            activity,
-            grouping=ObjectRef(
-                type="community", native_id=community, title=activity.grouping.title if activity.grouping else None
-            ),
-        )
-        for activity in activities
-    ]
-
-
-def _one_telegram_chat(path: Path, activities: list[Activity], stats: ReadStats, chat: str | None) -> list[Activity]:
-    """Keep the activities of one chat of a Telegram account export (every chat of a single-chat export)."""
-    groups = stats.groups
-    if chat is None:
-        if len(groups) <= 1:
-            return activities
-        listed = ", ".join(f"{name or 'unnamed'} (id {chat_id})" for chat_id, (name, _) in groups.items())
-        raise InputError(
-            f"telegram export {path.name} holds {len(groups)} group chats: {listed}; import one at a "
-            "time with --chat ID (each under its own --community)"
-        )
-    wanted = chat.strip().casefold()
-    chosen = [
-        chat_id
-        for chat_id, (name, _) in groups.items()
-        if wanted in (chat_id.casefold(), (name or "").strip().casefold())
-    ]
-    if len(chosen) != 1:
-        problem = "no chat" if not chosen else f"{len(chosen)} chats"
-        raise InputError(f"telegram export {path.name} has {problem} with the id or name {chat!r}")
-    chat_id = chosen[0]
-    kept = [activity for activity in activities if activity.grouping and activity.grouping.native_id == chat_id]
-    stats.records = groups[chat_id][1]
-    stats.skipped = stats.records - len(kept)
-    return kept
 
 
 # --- storing ---------------------------------------------------------------------------------
@@ -532,23 +282,3 @@ def _people(engine: Engine, settings: Settings, activities: list[Activity]) -> t
         account = resolver.actor(activity, None)["account"]
         accounts.add((account["homePage"], account["name"]))
     return len(accounts), sum(1 for home, _ in accounts if home == authority)
-
-
-def import_activity_file(
-    engine: Engine,
-    settings: Settings,
-    path: Path,
-    *,
-    source_id: str = DEFAULT_IMPORT_SOURCE,
-    dry_run: bool = False,
-    on_progress: Callable[[int], None] | None = None,
-) -> IngestReport:
-    """Import a JSON Lines activity file into the outbox (see :func:`store_import`).
-
-    Raises:
-        InputError: when the file is malformed (nothing is imported from it).
-    """
-    if not path.is_file():
-        raise InputError(f"activity file {path} does not exist")
-    parsed = read_import_file(settings, path, source="jsonl", site=source_id)
-    return store_import(engine, settings, parsed, dry_run=dry_run, on_progress=on_progress).report
