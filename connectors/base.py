@@ -1,4 +1,4 @@
-"""What every connector shares: the HTTP session factory, retry timing, read counters, pseudonymiser type.
+"""What every connector shares: read counters, the pseudonymiser type (HTTP plumbing: :mod:`connectors.http`).
 
 Connectors import only the leaf modules of the core (``lms_bridge.activity``,
 ``lms_bridge.errors``, ``lms_bridge.redaction``) and this module.
@@ -10,30 +10,6 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-import requests
-from requests.adapters import HTTPAdapter
-
-USER_AGENT = "lms-bridge/0.1 (+https://github.com/lms-bridge)"
-
-
-def make_session(pool_size: int = 4) -> requests.Session:
-    """A ``requests.Session`` sized for ``pool_size`` requests in flight, without urllib3 retries.
-
-    Retries are the connector's job (it knows which calls are safe to repeat and
-    logs each one once, with the URL redacted); urllib3's own would be invisible.
-    """
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = USER_AGENT
-    return session
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
 
 
 @dataclass

@@ -52,7 +52,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import backoff_delay
+from connectors.http import RetryPolicy, parse_iso_time
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import FatalSourceError, LmsBridgeError, LRSAuthError, RetryableError
 from lms_bridge.nip import parse_nip
@@ -178,7 +178,6 @@ class LRSSourceSettings(BaseModel):
 
 # --- parsing -----------------------------------------------------------------------------------
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<W>\d+(?:[.,]\d+)?)W)?(?:(?P<D>\d+(?:[.,]\d+)?)D)?"
     r"(?:T(?=\d)(?:(?P<H>\d+(?:[.,]\d+)?)H)?(?:(?P<M>\d+(?:[.,]\d+)?)M)?(?:(?P<S>\d+(?:[.,]\d+)?)S)?)?$"
@@ -189,17 +188,7 @@ _MAX_SECONDS = timedelta.max.total_seconds()
 
 def parse_time(value: Any) -> datetime | None:
     """An xAPI timestamp as an aware UTC datetime; None when absent, malformed or without a zone."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return None
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    # Years 1 and 9999 are refused: an overlap subtracted, or another zone, leaves datetime's range.
-    return moment if 1 < moment.year < 9999 else None
+    return parse_iso_time(value.strip() if isinstance(value, str) else value, naive_is_utc=False)
 
 
 def format_time(moment: datetime) -> str:
@@ -495,35 +484,39 @@ class LRSSourceReader:
 
     def _call(self, name: str, request: Callable[[], Any]) -> Any:
         attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> Any:
             self.calls[name] += 1
-            try:
-                return request()
-            except RetryableError as exc:
-                reason, _ = self._reason(exc)
-                if attempt == attempts:
-                    raise RetryableError(f"{self._where()} {reason}; gave up after {attempts} attempts") from None
-                delay = backoff_delay(attempt, self.settings.backoff_base, 30.0)
-                log.warning(
-                    "%s %s; retry %d of %d in %.1f s",
-                    self._where(),
-                    reason,
-                    attempt,
-                    self.settings.max_retries,
-                    delay,
-                    extra={"site": self.settings.id},
-                )
-                self.sleep(delay)
-            except LRSAuthError as exc:
-                status = re.search(r"HTTP \d+", str(exc))
-                raise FatalSourceError(
-                    f"{self._where()} refused the credentials ({status.group(0) if status else 'HTTP 401'}): "
-                    f"check its username and the secret {self.settings.password_env}"
-                ) from None
-            except LmsBridgeError as exc:
-                reason, had_subject = self._reason(exc)
-                raise FatalSourceError(f"{self._where()}{' ' if had_subject else ': '}{reason}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            return request()
+
+        def on_retry(exc: RetryableError, number: int, delay: float) -> None:
+            log.warning(
+                "%s %s; retry %d of %d in %.1f s",
+                self._where(),
+                self._reason(exc)[0],
+                number,
+                self.settings.max_retries,
+                delay,
+                extra={"site": self.settings.id},
+            )
+
+        def gave_up(exc: RetryableError, tries: int) -> RetryableError:
+            return RetryableError(f"{self._where()} {self._reason(exc)[0]}; gave up after {tries} attempts")
+
+        policy = RetryPolicy(attempts=attempts, backoff_base=self.settings.backoff_base, sleep=self.sleep)
+        try:
+            return policy.run(attempt, on_retry=on_retry, gave_up=gave_up)
+        except LRSAuthError as exc:
+            status = re.search(r"HTTP \d+", str(exc))
+            raise FatalSourceError(
+                f"{self._where()} refused the credentials ({status.group(0) if status else 'HTTP 401'}): "
+                f"check its username and the secret {self.settings.password_env}"
+            ) from None
+        except RetryableError:
+            raise
+        except LmsBridgeError as exc:
+            reason, had_subject = self._reason(exc)
+            raise FatalSourceError(f"{self._where()}{' ' if had_subject else ': '}{reason}") from None
 
     def resolve_mode(self) -> str:
         """``since`` or ``scan``: as configured, or (``auto``) by asking the LRS's ``about``."""
