@@ -50,7 +50,7 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Pseudonymizer
+from connectors.base import Pseudonymizer, Stream
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
@@ -491,9 +491,9 @@ def reset_position(stream: str, current: Any, to: datetime) -> dict[str, dict[st
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=STREAMS,
+    streams=tuple(Stream(name) for name in STREAMS),
     settings_model=ClassroomSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    reset_position=reset_position,
+    dated_position=reset_position,
 )

@@ -30,9 +30,9 @@ an earlier sync that the overlap re-reads or not): each page lists its voiding s
 (:attr:`Page.voids`) with the natural keys a copy of the target would have, and the
 runner voids the copies it holds.
 
-A connector knows no state store: :func:`lms_bridge.ingest.runner.sync_lrs_source` commits each
-:class:`Page` (activities, identity links, position) in one transaction, after the voids
-of the copies its voiding statements name are queued.
+A connector knows no state store: the runner (:func:`lms_bridge.ingest.runner.sync_source`, through
+:data:`CONNECTOR`) commits each :class:`Page` (activities, identity links, position) in one
+transaction, after the voids of the copies its voiding statements name are queued.
 """
 
 from __future__ import annotations
@@ -44,17 +44,21 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.base import Connector, Context, SourceVoid, Stream
+from connectors.base import Page as ContractPage
 from connectors.http import RetryPolicy, parse_iso_time
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.errors import FatalSourceError, LmsBridgeError, LRSAuthError, RetryableError
+from lms_bridge.errors import ConfigError, FatalSourceError, LmsBridgeError, LRSAuthError, RetryableError
 from lms_bridge.nip import parse_nip
 from lms_bridge.redaction import sanitize_url
 from xapi.lrs_client import LRSClient
@@ -407,21 +411,6 @@ class StatementMapper:
 # --- reading -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SourceVoid:
-    """A voiding statement of the source: lms-bridge may hold a copy of its target.
-
-    Attributes:
-        statement_id: the voiding statement's id at the source.
-        target: the id of the source statement it voids.
-        copy_keys: natural keys a copy of the target would have (:meth:`StatementMapper.copy_keys`).
-    """
-
-    statement_id: str
-    target: str
-    copy_keys: tuple[str, ...]
-
-
 @dataclass
 class Page:
     """What one page of the source gives the runner, committed in one transaction.
@@ -613,3 +602,77 @@ class LRSSourceReader:
         page.keys.add(mapped.natural_key)
         page.activities.append(mapped)
         page.accounts.setdefault(mapped.actor, mapped.extras.get("nip"))
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class LRSPages:
+    """A :class:`LRSSourceReader` as the contract's reader (:class:`connectors.base.Reader`)."""
+
+    def __init__(self, reader: LRSSourceReader) -> None:
+        self.reader = reader
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Requests made so far, per request."""
+        return self.reader.calls
+
+    def read(self, stream: str, start: Any, since: datetime | None = None) -> Iterator[ContractPage]:
+        """The pages of the one stream (:meth:`LRSSourceReader.read`), as contract pages."""
+        if stream != STREAM:
+            raise ConfigError(f"a source LRS has one stream, {STREAM}, not {stream!r}")
+        for page in self.reader.read(start, since=since):
+            yield ContractPage(
+                activities=page.activities,
+                accounts=page.accounts,
+                position=page.position,
+                read=page.statements,
+                skipped=Counter({reason.value: count for reason, count in page.skipped.items()}),
+                voids=page.voids,
+            )
+
+
+@contextmanager
+def _open(settings: LRSSourceSettings, password: SecretStr, context: Context) -> Iterator[LRSPages]:
+    if context.vocabulary is None:
+        raise ConfigError(f"source LRS {settings.id}: no xAPI vocabulary to map its statements with")
+    mapper = StatementMapper(settings.id, context.vocabulary, context.base_iri, settings.identity_authorities)
+    with settings.client(password) as client:
+        yield LRSPages(LRSSourceReader(settings, client, mapper))
+
+
+class LRSSourceConnector(Connector[LRSSourceSettings]):
+    """A source LRS (``type = "lrs"``): one stream, ``statements``; its cursor is the largest ``stored`` seen."""
+
+    type = SOURCE
+    label = "source LRS"
+    streams = (Stream(STREAM),)
+    settings_model = LRSSourceSettings
+    link_source = SOURCE
+    skip_labels = MappingProxyType({reason.value: label for reason, label in SKIP_LABELS.items()})
+    voids = True
+
+    def site_url(self, settings: LRSSourceSettings) -> str | None:
+        """The endpoint, no trailing slash (:attr:`LRSSourceSettings.site_url`)."""
+        return settings.site_url
+
+    def open(self, settings: LRSSourceSettings, context: Context) -> AbstractContextManager[LRSPages]:
+        """A reader; the password is looked up now (a ConfigError before any run is recorded)."""
+        return _open(settings, context.secret(settings.password_env), context)
+
+    def describe_position(self, position: Any) -> str | None:
+        """``stored after <time>``."""
+        if isinstance(position, dict) and isinstance(position.get("stored"), str):
+            return f"stored after {position['stored']}"
+        return None
+
+    def reset_position(self, site: str, stream: str, before: Any, to: datetime) -> tuple[Any, bool]:
+        """The cursor at ``to``: the next pull reads what was stored after it (minus the overlap)."""
+        if stream != STREAM:
+            raise ConfigError(f"a source LRS has one stream, {STREAM}, not {stream!r}")
+        current = parse_time(before.get("stored")) if isinstance(before, dict) else None
+        return {"stored": format_time(to.astimezone(UTC))}, current is not None and current < to
+
+
+CONNECTOR = LRSSourceConnector()

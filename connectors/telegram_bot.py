@@ -49,6 +49,7 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.base import Retention, Stream
 from connectors.http import RetryPolicy, TransientHTTPError, make_session
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 TYPE = "telegram_bot"
 #: The one stream (keys its cursor: never rename it).
 STREAM = "updates"
+#: Hours Telegram keeps a bot's unconfirmed updates.
+RETENTION_HOURS = 24
 #: Update kinds asked for: messages (service messages included) and their edits.
 ALLOWED_UPDATES = ("message", "edited_message")
 #: The Bot API writes a supergroup's or channel's id as -(10**12 + id).
@@ -523,12 +526,19 @@ def open_reader(settings: TelegramBotSettings, context: LiveContext) -> Iterator
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=(STREAM,),
+    streams=(Stream(STREAM),),
     settings_model=TelegramBotSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    site_url=_site_url,
+    site_url_of=_site_url,
     confirms_reads=True,
+    # Telegram keeps a bot's unconfirmed updates 24 hours: a longer gap between pulls loses messages.
+    retention=Retention(
+        hours=RETENTION_HOURS,
+        label="telegram bot",
+        lost=f"Telegram keeps a bot's updates for {RETENTION_HOURS} h only, so messages may be lost",
+        recover="import a Telegram Desktop export of the gap to recover what was lost",
+    ),
 )
 
 __all__ = ["CONNECTOR", "STREAM", "TYPE", "TelegramBotReader", "TelegramBotSettings", "export_chat_id"]

@@ -50,7 +50,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors import attendance
-from connectors.base import Pseudonymizer
+from connectors.base import Pseudonymizer, Stream
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
@@ -389,10 +389,9 @@ def reset_position(stream: str, current: Any, to: datetime) -> dict[str, str]:
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=(STREAM,),
+    streams=(Stream(STREAM),),
     settings_model=ZoomSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    site_url=lambda settings: None,
-    reset_position=reset_position,
+    dated_position=reset_position,
 )

@@ -141,7 +141,7 @@ class MoodleClient:
         backoff_base: first wait between retries in seconds (doubles, capped at 30 s).
         call_slot: optional factory of a context manager held around each HTTP request, on top
             of ``max_in_flight`` (distributed workers pass one that shares the site's limit
-            across processes: :func:`lms_bridge.runtime.distributed.moodle_call_slot`).
+            across processes: :func:`lms_bridge.runtime.distributed.request_slot`).
     """
 
     def __init__(
