@@ -331,9 +331,9 @@ class StatementMapper:
             # The SHA-1 of the mailto IRI is xAPI's own mbox_sha1sum: the address is never kept.
             digest = hashlib.sha1(mbox.strip().encode("utf-8")).hexdigest()  # noqa: S324
             return ForeignActor(f"mbox_sha1sum:{digest}")
-        digest = actor.get("mbox_sha1sum")
-        if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{40}", digest.strip()):
-            return ForeignActor(f"mbox_sha1sum:{digest.strip().lower()}")
+        given = actor.get("mbox_sha1sum")
+        if isinstance(given, str) and re.fullmatch(r"[0-9a-fA-F]{40}", given.strip()):
+            return ForeignActor(f"mbox_sha1sum:{given.strip().lower()}")
         openid = actor.get("openid")
         if isinstance(openid, str) and openid.strip():
             return ForeignActor(_local_id(f"openid:{openid.strip()}"))
@@ -342,7 +342,7 @@ class StatementMapper:
     def _ref(self, activity: Any, fallback_type: str | None = None) -> ObjectRef | None:
         if not isinstance(activity, dict) or not isinstance(activity.get("id"), str):
             return None
-        definition = activity.get("definition") if isinstance(activity.get("definition"), dict) else {}
+        definition: dict[str, Any] = activity["definition"] if isinstance(activity.get("definition"), dict) else {}
         short = self.types.get(str(definition.get("type"))) or fallback_type
         if short is None:
             return None
@@ -381,7 +381,7 @@ class StatementMapper:
         occurred_at = parse_time(statement.get("timestamp")) or parse_time(statement.get("stored"))
         if occurred_at is None:
             return Skip.MALFORMED
-        result = statement.get("result") if isinstance(statement.get("result"), dict) else {}
+        result: dict[str, Any] = statement["result"] if isinstance(statement.get("result"), dict) else {}
         extras: dict[str, Any] = {}
         if person.nip is not None:
             extras["nip"] = person.nip
@@ -580,7 +580,7 @@ class LRSSourceReader:
                 page.position = {"stored": format_time(highest)}
                 committed = highest
             yield page
-            if last:
+            if last or more is None:
                 return
             seen_more.add(more)
 

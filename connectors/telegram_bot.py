@@ -299,12 +299,12 @@ class TelegramBotReader:
 
         A wait longer than ``max_retry_after`` gives up at once (:class:`connectors.http.RetryPolicy`).
         """
-        error = body if isinstance(body, dict) else {}
+        error: dict[str, Any] = body if isinstance(body, dict) else {}
         description = redact(str(error.get("description") or "")).strip()[:200]
         code = error.get("error_code") if isinstance(error.get("error_code"), int) else status
         said = f"{code} {description}" if description else f"HTTP {status}"
         if code == 429 or status == 429:
-            parameters = error.get("parameters") if isinstance(error.get("parameters"), dict) else {}
+            parameters: dict[str, Any] = error["parameters"] if isinstance(error.get("parameters"), dict) else {}
             retry_after = parameters.get("retry_after")
             wait = float(retry_after) if isinstance(retry_after, int | float) and retry_after >= 0 else None
             return f"the Bot API rate-limits {method} ({said})", wait

@@ -441,7 +441,8 @@ class _PerUserCompletionStream:
                 key = str(course.id)
                 base = marks.get(key, default)
                 known = rechecked.get(key, {})
-                watermark, asked = base, {}
+                watermark = base
+                asked: dict[str, int] = {}
                 started = ctx.now()  # no later than any ask of this course in this run
                 course_batches = self._read_course(ctx, course, base, known, pool, asked)
                 pending: list[Activity] | None = None
@@ -602,7 +603,7 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 continue
             cmid, modname = _int(raw.get("cmid")), _text(raw.get("modname"))
             url = f"{ctx.wwwroot}/mod/{modname}/view.php?id={cmid}"
-            common = {
+            common: dict[str, Any] = {
                 "source": SOURCE,
                 "site": ctx.site,
                 "actor": user_id,
@@ -750,7 +751,7 @@ class ForumPostsStream:
             if _bool(post.get("isdeleted")):
                 continue
             post_id, author = _int(post.get("id")), post.get("author") or {}
-            common = {
+            common: dict[str, Any] = {
                 "source": SOURCE,
                 "site": ctx.site,
                 "actor": _text(author.get("id")),

@@ -31,6 +31,7 @@ from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, SourceSettings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest.pipeline import IngestReport, Pipeline
+from xapi.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def skip_label(reason: str) -> str:
 
 
 def connector_context(
-    settings: Settings, *, pipeline: Pipeline | None = None, request_slot: RequestSlot | None = None
+    settings: Settings, *, vocabulary: Vocabulary | None = None, request_slot: RequestSlot | None = None
 ) -> Context:
     """The deployment facts a connector may use: secrets, time zone, pseudonymiser, vocabulary, slots."""
     from zoneinfo import ZoneInfo
@@ -162,7 +163,7 @@ def connector_context(
         timezone=ZoneInfo(settings.deployment.timezone),
         pseudonymizer=lambda: pseudonymizer_from_settings(settings),
         resolve_path=settings.resolve_path,
-        vocabulary=pipeline.builder.vocabulary if pipeline is not None else None,
+        vocabulary=vocabulary,
         base_iri=settings.deployment.base_iri,
         request_slot=request_slot,
     )
@@ -315,7 +316,9 @@ def sync_source(
     store.ensure_site(engine, source.id, source.type, site_url)
     pipeline = Pipeline(engine, settings, site_url=site_url, move_cursor=since is None, dry_run=dry_run)
     # Opened when the run starts; what it looks up now (a secret) fails before any run is recorded.
-    opening = connector.open(source, connector_context(settings, pipeline=pipeline, request_slot=request_slot))
+    opening = connector.open(
+        source, connector_context(settings, vocabulary=pipeline.builder.vocabulary, request_slot=request_slot)
+    )
     voided: Counter[str] = Counter()
 
     def counts() -> dict[str, Any]:
