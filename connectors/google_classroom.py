@@ -50,7 +50,8 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Pseudonymizer
+from connectors.base import Pseudonymizer, Stream
+from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, Kind, ObjectRef
@@ -225,24 +226,22 @@ class ClassroomClient(TokenApiClient):
         self, endpoint: str, path: str, key: str, params: list[tuple[str, Any]] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every record of ``key`` over all pages (``pageToken``/``nextPageToken``)."""
-        token = ""
-        seen: set[str] = set()  # a token given twice would loop forever
-        while True:
+
+        def fetch(token: str) -> dict[str, Any]:
             query = [*(params or []), ("pageSize", self.settings.page_size), *([("pageToken", token)] if token else [])]
-            data = self.get_api(endpoint, path, query)
+            return self.get_api(endpoint, path, query)
+
+        def repeated() -> FatalSourceError:
+            return FatalSourceError(
+                f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
+                "nextPageToken it gave before (the listing would never end)"
+            )
+
+        for data in token_pages(fetch, "nextPageToken", repeated):
             records = data.get(key) or []
             if not isinstance(records, list):
                 raise FatalSourceError(f"source {self.settings.id}: Classroom's {endpoint} answer has no {key} list")
             yield from (record for record in records if isinstance(record, dict))
-            seen.add(token)
-            token = str(data.get("nextPageToken") or "")
-            if not token:
-                return
-            if token in seen:
-                raise FatalSourceError(
-                    f"source {self.settings.id}: Classroom's {endpoint} answer gives a "
-                    "nextPageToken it gave before (the listing would never end)"
-                )
 
 
 def _google_error(response: requests.Response) -> str:
@@ -260,15 +259,7 @@ def _google_error(response: requests.Response) -> str:
 
 
 def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    # Years 1 and 9999 are refused: a watermark minus the overlap, or another zone, leaves datetime's range.
-    return moment if 1 < moment.year < 9999 else None
+    return parse_iso_time(value, naive_is_utc=True)
 
 
 #: Seconds before a listing's start that a course's watermark may reach (see :meth:`ClassroomReader.read`).
@@ -500,9 +491,9 @@ def reset_position(stream: str, current: Any, to: datetime) -> dict[str, dict[st
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=STREAMS,
+    streams=tuple(Stream(name) for name in STREAMS),
     settings_model=ClassroomSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    reset_position=reset_position,
+    dated_position=reset_position,
 )

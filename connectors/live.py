@@ -1,11 +1,12 @@
 """Live pulls from platform APIs (Telegram Bot API, Zoom Reports API, Google Classroom...).
 
-An export is manual; an API can be pulled on a schedule like a Moodle site. A live connector
-module describes itself with one :class:`LiveConnector` and is listed in :data:`MODULES`;
-``lms-bridge sync`` (``lms_bridge.ingest.runner.sync_live_source``) then runs each of its streams
-from the stream's cursor, page by page, and commits every page in one transaction: the
-page's activities, its identity links and the cursor after it (the cursor rule). A page
-must therefore carry the position that covers exactly its activities.
+An export is manual; an API can be pulled on a schedule like a Moodle site. A platform
+connector module describes itself with one :class:`LiveConnector` (a
+:class:`~connectors.base.Connector` built from a few values) and is registered in
+:data:`connectors.CONNECTORS`; ``lms-bridge sync`` then runs each of its streams from the stream's
+cursor, page by page, and commits every page in one transaction: the page's activities, its
+identity links and the cursor after it (the cursor rule). A page must therefore carry the
+position that covers exactly its activities.
 
 A connector yields the same normalised :class:`~lms_bridge.activity.Activity` records as
 the export parsers of the same platform (same ``source``, ``site`` and ``native_id`` where
@@ -15,122 +16,77 @@ statement once.
 
 from __future__ import annotations
 
-import importlib
-from collections import Counter
-from collections.abc import Callable, Iterator
+import builtins
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
-from lms_bridge.activity import Activity
+from connectors.base import Connector, Context, Page, Reader, Retention, Stream
 
-#: Modules that define a live connector (each has a module-level ``CONNECTOR``).
-MODULES: tuple[str, ...] = ("connectors.zoom_api", "connectors.telegram_bot", "connectors.google_classroom")
-
-
-@dataclass
-class LivePage:
-    """One page of a live source, committed in one transaction.
-
-    Attributes:
-        activities: the activities the page gave.
-        accounts: source-local account id -> NIP (or None when unknown) for identity links;
-            most chat platforms give no NIP (the roster links them), so this is often empty.
-        position: the stream's cursor after this page (JSON-serialisable), or None to leave it.
-        read: source records the page held (for progress and run counts).
-        skipped: source records that became no activity, by reason.
-    """
-
-    activities: list[Activity] = field(default_factory=list)
-    accounts: dict[str, str | None] = field(default_factory=dict)
-    position: Any = None
-    read: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-
-
-class LiveReader(Protocol):
-    """An open connection to a live source."""
-
-    #: API calls made so far, per endpoint or method name.
-    calls: Counter[str]
-
-    def read(self, stream: str, start: Any, since: datetime | None = None) -> Iterator[LivePage]:
-        """Yield the stream's pages after ``start`` (the stored cursor, None the first time).
-
-        ``since`` asks for a backfill window instead (the cursor is not moved by the runner);
-        a source that cannot go back raises :class:`~lms_bridge.errors.ConfigError` saying so.
-        Errors are the project's own (:class:`~lms_bridge.errors.LmsBridgeError` subclasses),
-        naming the source.
-        """
-        ...
-
-
-@dataclass(frozen=True)
-class LiveContext:
-    """What an opener may use of the deployment besides its source's own settings.
-
-    It is called like the secret lookup it wraps (``context("ENV_NAME")``), so an opener
-    that only needs secrets treats it as one.
-
-    Attributes:
-        secret: the secret named by an environment variable (environment or 0600 secrets file).
-        timezone: the deployment's time zone: local dates are read in it, as the export parsers do.
-        pseudonymizer: builds the deployment's pseudonymiser (ConfigError without the key), so
-            e-mails and chat ids become the same pseudonyms as in an imported export.
-        resolve_path: a path from the config file, relative to that file's folder (key files).
-    """
-
-    secret: Callable[[str], SecretStr]
-    timezone: ZoneInfo
-    pseudonymizer: Callable[[], Callable[[str], str]]
-    resolve_path: Callable[[Path], Path] = field(default=lambda path: path)
-
-    def __call__(self, name: str) -> SecretStr:
-        """The secret named ``name`` (see :attr:`secret`)."""
-        return self.secret(name)
-
+#: The contract's names under the names the live connectors first had.
+LivePage = Page
+LiveContext = Context
+LiveReader = Reader
 
 #: Opens a reader: (validated settings, the deployment context) -> context manager.
-Opener = Callable[[Any, LiveContext], AbstractContextManager[LiveReader]]
+Opener = Callable[[Any, Context], AbstractContextManager[Reader]]
 
 
 @dataclass(frozen=True)
-class LiveConnector:
-    """What ``lms-bridge sync`` needs to know of a live connector.
+class LiveConnector(Connector[Any]):
+    """A platform API's connector, described by values.
 
     Attributes:
         type: the ``type`` of its ``[[sources]]`` entries (e.g. ``telegram_bot``).
-        streams: its stream names, in the order they run.
-        settings_model: the pydantic model validating a ``[[sources]]`` entry (``extra="forbid"``,
-            with ``id`` and ``type`` fields).
-        open: opens a reader for one source.
-        link_source: the identity ``source`` name of the accounts in :attr:`LivePage.accounts`.
-        site_url: the source's home URL for site-scoped actors, from its settings (or None).
-        confirms_reads: reading past a page confirms it at the source, which then drops it
-            (Telegram's ``getUpdates`` offset): a dry run, which stores nothing, reads one page only.
-        reset_position: ``(stream, current position, to) -> position`` as if the stream had synced up
-            to ``to`` (``lms-bridge cursors reset``), or None when its cursor is not a date.
+        streams: its streams, in the order they run.
+        settings_model: the pydantic model validating a ``[[sources]]`` entry.
+        opener: opens a reader for one source (:meth:`open`).
+        link_source: the identity ``source`` name of the accounts in :attr:`Page.accounts`.
+        site_url_of: the source's home URL for site-scoped actors, from its settings (or None).
+        confirms_reads: see :attr:`Connector.confirms_reads`.
+        dated_position: ``(stream, current position, to) -> position`` as if the stream had synced
+            up to ``to`` (``lms-bridge cursors reset``), or None when its cursor is not a date.
+        retention: see :attr:`Connector.retention`.
     """
 
     type: str
-    streams: tuple[str, ...]
-    settings_model: type[BaseModel]
-    open: Opener
+    streams: tuple[Stream, ...]
+    settings_model: builtins.type[BaseModel]
+    opener: Opener
     link_source: str
-    site_url: Callable[[Any], str | None] = lambda settings: None
+    site_url_of: Callable[[Any], str | None] = lambda settings: None
     confirms_reads: bool = False
-    reset_position: Callable[[str, Any, datetime], Any] | None = None
+    dated_position: Callable[[str, Any, datetime], Any] | None = None
+    retention: Retention | None = None
+    label: str = field(default="")
+
+    def site_url(self, settings: Any) -> str | None:
+        """See :meth:`Connector.site_url`."""
+        return self.site_url_of(settings)
+
+    def open(self, settings: Any, context: Context) -> AbstractContextManager[Reader]:
+        """See :meth:`Connector.open`: the opener runs when the ``with`` enters it."""
+        return self.opener(settings, context)
+
+    def reset_position(self, site: str, stream: str, before: Any, to: datetime) -> tuple[Any, bool]:
+        """See :meth:`Connector.reset_position`: forward when any date in the cursor is before ``to``."""
+        if self.dated_position is None or stream not in self.stream_names:
+            return super().reset_position(site, stream, before, to)
+        return self.dated_position(stream, before, to), any(moment < to for moment in iso_moments(before))
 
 
-def connectors() -> dict[str, LiveConnector]:
-    """The live connectors, by source type."""
-    found: dict[str, LiveConnector] = {}
-    for name in MODULES:
-        connector: LiveConnector = importlib.import_module(name).CONNECTOR
-        found[connector.type] = connector
-    return found
+def iso_moments(position: Any) -> list[datetime]:
+    """The ISO dates and times held anywhere in a live source's cursor (as UTC datetimes)."""
+    if isinstance(position, dict):
+        return [moment for value in position.values() for moment in iso_moments(value)]
+    if isinstance(position, str):
+        try:
+            moment = datetime.fromisoformat(position)
+        except ValueError:
+            return []
+        return [moment if moment.tzinfo else moment.replace(tzinfo=UTC)]
+    return []

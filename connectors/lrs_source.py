@@ -30,9 +30,9 @@ an earlier sync that the overlap re-reads or not): each page lists its voiding s
 (:attr:`Page.voids`) with the natural keys a copy of the target would have, and the
 runner voids the copies it holds.
 
-A connector knows no state store: :func:`lms_bridge.ingest.runner.sync_lrs_source` commits each
-:class:`Page` (activities, identity links, position) in one transaction, after the voids
-of the copies its voiding statements name are queued.
+A connector knows no state store: the runner (:func:`lms_bridge.ingest.runner.sync_source`, through
+:data:`CONNECTOR`) commits each :class:`Page` (activities, identity links, position) in one
+transaction, after the voids of the copies its voiding statements name are queued.
 """
 
 from __future__ import annotations
@@ -44,17 +44,21 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import backoff_delay
+from connectors.base import Connector, Context, SourceVoid, Stream
+from connectors.base import Page as ContractPage
+from connectors.http import RetryPolicy, parse_iso_time
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.errors import FatalSourceError, LmsBridgeError, LRSAuthError, RetryableError
+from lms_bridge.errors import ConfigError, FatalSourceError, LmsBridgeError, LRSAuthError, RetryableError
 from lms_bridge.nip import parse_nip
 from lms_bridge.redaction import sanitize_url
 from xapi.lrs_client import LRSClient
@@ -178,7 +182,6 @@ class LRSSourceSettings(BaseModel):
 
 # --- parsing -----------------------------------------------------------------------------------
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<W>\d+(?:[.,]\d+)?)W)?(?:(?P<D>\d+(?:[.,]\d+)?)D)?"
     r"(?:T(?=\d)(?:(?P<H>\d+(?:[.,]\d+)?)H)?(?:(?P<M>\d+(?:[.,]\d+)?)M)?(?:(?P<S>\d+(?:[.,]\d+)?)S)?)?$"
@@ -189,17 +192,7 @@ _MAX_SECONDS = timedelta.max.total_seconds()
 
 def parse_time(value: Any) -> datetime | None:
     """An xAPI timestamp as an aware UTC datetime; None when absent, malformed or without a zone."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return None
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    # Years 1 and 9999 are refused: an overlap subtracted, or another zone, leaves datetime's range.
-    return moment if 1 < moment.year < 9999 else None
+    return parse_iso_time(value.strip() if isinstance(value, str) else value, naive_is_utc=False)
 
 
 def format_time(moment: datetime) -> str:
@@ -338,9 +331,9 @@ class StatementMapper:
             # The SHA-1 of the mailto IRI is xAPI's own mbox_sha1sum: the address is never kept.
             digest = hashlib.sha1(mbox.strip().encode("utf-8")).hexdigest()  # noqa: S324
             return ForeignActor(f"mbox_sha1sum:{digest}")
-        digest = actor.get("mbox_sha1sum")
-        if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{40}", digest.strip()):
-            return ForeignActor(f"mbox_sha1sum:{digest.strip().lower()}")
+        given = actor.get("mbox_sha1sum")
+        if isinstance(given, str) and re.fullmatch(r"[0-9a-fA-F]{40}", given.strip()):
+            return ForeignActor(f"mbox_sha1sum:{given.strip().lower()}")
         openid = actor.get("openid")
         if isinstance(openid, str) and openid.strip():
             return ForeignActor(_local_id(f"openid:{openid.strip()}"))
@@ -349,7 +342,7 @@ class StatementMapper:
     def _ref(self, activity: Any, fallback_type: str | None = None) -> ObjectRef | None:
         if not isinstance(activity, dict) or not isinstance(activity.get("id"), str):
             return None
-        definition = activity.get("definition") if isinstance(activity.get("definition"), dict) else {}
+        definition: dict[str, Any] = activity["definition"] if isinstance(activity.get("definition"), dict) else {}
         short = self.types.get(str(definition.get("type"))) or fallback_type
         if short is None:
             return None
@@ -388,7 +381,7 @@ class StatementMapper:
         occurred_at = parse_time(statement.get("timestamp")) or parse_time(statement.get("stored"))
         if occurred_at is None:
             return Skip.MALFORMED
-        result = statement.get("result") if isinstance(statement.get("result"), dict) else {}
+        result: dict[str, Any] = statement["result"] if isinstance(statement.get("result"), dict) else {}
         extras: dict[str, Any] = {}
         if person.nip is not None:
             extras["nip"] = person.nip
@@ -416,21 +409,6 @@ class StatementMapper:
 
 
 # --- reading -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SourceVoid:
-    """A voiding statement of the source: lms-bridge may hold a copy of its target.
-
-    Attributes:
-        statement_id: the voiding statement's id at the source.
-        target: the id of the source statement it voids.
-        copy_keys: natural keys a copy of the target would have (:meth:`StatementMapper.copy_keys`).
-    """
-
-    statement_id: str
-    target: str
-    copy_keys: tuple[str, ...]
 
 
 @dataclass
@@ -495,35 +473,39 @@ class LRSSourceReader:
 
     def _call(self, name: str, request: Callable[[], Any]) -> Any:
         attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> Any:
             self.calls[name] += 1
-            try:
-                return request()
-            except RetryableError as exc:
-                reason, _ = self._reason(exc)
-                if attempt == attempts:
-                    raise RetryableError(f"{self._where()} {reason}; gave up after {attempts} attempts") from None
-                delay = backoff_delay(attempt, self.settings.backoff_base, 30.0)
-                log.warning(
-                    "%s %s; retry %d of %d in %.1f s",
-                    self._where(),
-                    reason,
-                    attempt,
-                    self.settings.max_retries,
-                    delay,
-                    extra={"site": self.settings.id},
-                )
-                self.sleep(delay)
-            except LRSAuthError as exc:
-                status = re.search(r"HTTP \d+", str(exc))
-                raise FatalSourceError(
-                    f"{self._where()} refused the credentials ({status.group(0) if status else 'HTTP 401'}): "
-                    f"check its username and the secret {self.settings.password_env}"
-                ) from None
-            except LmsBridgeError as exc:
-                reason, had_subject = self._reason(exc)
-                raise FatalSourceError(f"{self._where()}{' ' if had_subject else ': '}{reason}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            return request()
+
+        def on_retry(exc: RetryableError, number: int, delay: float) -> None:
+            log.warning(
+                "%s %s; retry %d of %d in %.1f s",
+                self._where(),
+                self._reason(exc)[0],
+                number,
+                self.settings.max_retries,
+                delay,
+                extra={"site": self.settings.id},
+            )
+
+        def gave_up(exc: RetryableError, tries: int) -> RetryableError:
+            return RetryableError(f"{self._where()} {self._reason(exc)[0]}; gave up after {tries} attempts")
+
+        policy = RetryPolicy(attempts=attempts, backoff_base=self.settings.backoff_base, sleep=self.sleep)
+        try:
+            return policy.run(attempt, on_retry=on_retry, gave_up=gave_up)
+        except LRSAuthError as exc:
+            status = re.search(r"HTTP \d+", str(exc))
+            raise FatalSourceError(
+                f"{self._where()} refused the credentials ({status.group(0) if status else 'HTTP 401'}): "
+                f"check its username and the secret {self.settings.password_env}"
+            ) from None
+        except RetryableError:
+            raise
+        except LmsBridgeError as exc:
+            reason, had_subject = self._reason(exc)
+            raise FatalSourceError(f"{self._where()}{' ' if had_subject else ': '}{reason}") from None
 
     def resolve_mode(self) -> str:
         """``since`` or ``scan``: as configured, or (``auto``) by asking the LRS's ``about``."""
@@ -598,7 +580,7 @@ class LRSSourceReader:
                 page.position = {"stored": format_time(highest)}
                 committed = highest
             yield page
-            if last:
+            if last or more is None:
                 return
             seen_more.add(more)
 
@@ -620,3 +602,77 @@ class LRSSourceReader:
         page.keys.add(mapped.natural_key)
         page.activities.append(mapped)
         page.accounts.setdefault(mapped.actor, mapped.extras.get("nip"))
+
+
+# --- the connector -------------------------------------------------------------------------------
+
+
+class LRSPages:
+    """A :class:`LRSSourceReader` as the contract's reader (:class:`connectors.base.Reader`)."""
+
+    def __init__(self, reader: LRSSourceReader) -> None:
+        self.reader = reader
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Requests made so far, per request."""
+        return self.reader.calls
+
+    def read(self, stream: str, start: Any, since: datetime | None = None) -> Iterator[ContractPage]:
+        """The pages of the one stream (:meth:`LRSSourceReader.read`), as contract pages."""
+        if stream != STREAM:
+            raise ConfigError(f"a source LRS has one stream, {STREAM}, not {stream!r}")
+        for page in self.reader.read(start, since=since):
+            yield ContractPage(
+                activities=page.activities,
+                accounts=page.accounts,
+                position=page.position,
+                read=page.statements,
+                skipped=Counter({reason.value: count for reason, count in page.skipped.items()}),
+                voids=page.voids,
+            )
+
+
+@contextmanager
+def _open(settings: LRSSourceSettings, password: SecretStr, context: Context) -> Iterator[LRSPages]:
+    if context.vocabulary is None:
+        raise ConfigError(f"source LRS {settings.id}: no xAPI vocabulary to map its statements with")
+    mapper = StatementMapper(settings.id, context.vocabulary, context.base_iri, settings.identity_authorities)
+    with settings.client(password) as client:
+        yield LRSPages(LRSSourceReader(settings, client, mapper))
+
+
+class LRSSourceConnector(Connector[LRSSourceSettings]):
+    """A source LRS (``type = "lrs"``): one stream, ``statements``; its cursor is the largest ``stored`` seen."""
+
+    type = SOURCE
+    label = "source LRS"
+    streams = (Stream(STREAM),)
+    settings_model = LRSSourceSettings
+    link_source = SOURCE
+    skip_labels = MappingProxyType({reason.value: label for reason, label in SKIP_LABELS.items()})
+    voids = True
+
+    def site_url(self, settings: LRSSourceSettings) -> str | None:
+        """The endpoint, no trailing slash (:attr:`LRSSourceSettings.site_url`)."""
+        return settings.site_url
+
+    def open(self, settings: LRSSourceSettings, context: Context) -> AbstractContextManager[LRSPages]:
+        """A reader; the password is looked up now (a ConfigError before any run is recorded)."""
+        return _open(settings, context.secret(settings.password_env), context)
+
+    def describe_position(self, position: Any) -> str | None:
+        """``stored after <time>``."""
+        if isinstance(position, dict) and isinstance(position.get("stored"), str):
+            return f"stored after {position['stored']}"
+        return None
+
+    def reset_position(self, site: str, stream: str, before: Any, to: datetime) -> tuple[Any, bool]:
+        """The cursor at ``to``: the next pull reads what was stored after it (minus the overlap)."""
+        if stream != STREAM:
+            raise ConfigError(f"a source LRS has one stream, {STREAM}, not {stream!r}")
+        current = parse_time(before.get("stored")) if isinstance(before, dict) else None
+        return {"stored": format_time(to.astimezone(UTC))}, current is not None and current < to
+
+
+CONNECTOR = LRSSourceConnector()

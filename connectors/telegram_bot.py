@@ -49,7 +49,8 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import backoff_delay, make_session
+from connectors.base import Retention, Stream
+from connectors.http import RetryPolicy, TransientHTTPError, make_session
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
 from lms_bridge.activity import Activity, Kind, ObjectRef
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 TYPE = "telegram_bot"
 #: The one stream (keys its cursor: never rename it).
 STREAM = "updates"
+#: Hours Telegram keeps a bot's unconfirmed updates.
+RETENTION_HOURS = 24
 #: Update kinds asked for: messages (service messages included) and their edits.
 ALLOWED_UPDATES = ("message", "edited_message")
 #: The Bot API writes a supergroup's or channel's id as -(10**12 + id).
@@ -247,51 +250,63 @@ class TelegramBotReader:
             FatalSourceError: the Bot API refused the call (bad token, conflict, bad request).
             RetryableError: it kept failing (resets, timeouts, 5xx, 429) after the retries.
         """
-        attempts = self.settings.max_retries + 1
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> Any:
             self.calls[method] += 1
             try:
                 response = self._post(method, payload)
             except requests.Timeout:
-                reason, wait = f"the Bot API did not answer {method} in time", None
+                raise TransientHTTPError(f"the Bot API did not answer {method} in time") from None
             except requests.RequestException as exc:  # never str(exc): it holds the URL, so the token
-                reason, wait = f"{method} failed ({exc.__class__.__name__})", None
-            else:
-                body = _json(response)
-                if response.status_code == 200 and isinstance(body, dict) and body.get("ok") is True:
-                    return body.get("result")
-                reason, wait = self._refusal(method, response.status_code, body)
-            if attempt == attempts:
-                raise RetryableError(f"{self.where}: {reason}; gave up after {attempts} attempts")
-            delay = wait if wait is not None else backoff_delay(attempt, self.settings.backoff_base, 30.0)
+                raise TransientHTTPError(f"{method} failed ({exc.__class__.__name__})") from None
+            body = _json(response)
+            if response.status_code == 200 and isinstance(body, dict) and body.get("ok") is True:
+                return body.get("result")
+            reason, wait = self._refusal(method, response.status_code, body)
+            raise TransientHTTPError(reason, wait)
+
+        def on_retry(reason: RetryableError, number: int, delay: float) -> None:
             log.warning(
                 "%s: %s; retry %d of %d in %.1f s",
                 self.where,
                 reason,
-                attempt,
+                number,
                 self.settings.max_retries,
                 delay,
                 extra={"site": self.settings.id},
             )
-            self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def gave_up(reason: RetryableError, tries: int) -> RetryableError:
+            return RetryableError(f"{self.where}: {reason}; gave up after {tries} attempts")
+
+        def too_long(reason: RetryableError, wait: float) -> RetryableError:
+            return RetryableError(
+                f"{self.where}: the Bot API asks to wait {wait:g} s before the next {method} "
+                f"(429 flood control), longer than max_retry_after "
+                f"({self.settings.max_retry_after:g} s): the next sync will try again"
+            )
+
+        policy = RetryPolicy(
+            attempts=self.settings.max_retries + 1,
+            backoff_base=self.settings.backoff_base,
+            max_retry_after=self.settings.max_retry_after,
+            sleep=self.sleep,
+        )
+        return policy.run(attempt, on_retry=on_retry, gave_up=gave_up, too_long=too_long)
 
     def _refusal(self, method: str, status: int, body: Any) -> tuple[str, float | None]:
-        """What an answer other than ``ok`` means: raises when it is final, else (reason, wait or None)."""
-        error = body if isinstance(body, dict) else {}
+        """What an answer other than ``ok`` means: raises when it is final, else (reason, wait or None).
+
+        A wait longer than ``max_retry_after`` gives up at once (:class:`connectors.http.RetryPolicy`).
+        """
+        error: dict[str, Any] = body if isinstance(body, dict) else {}
         description = redact(str(error.get("description") or "")).strip()[:200]
         code = error.get("error_code") if isinstance(error.get("error_code"), int) else status
         said = f"{code} {description}" if description else f"HTTP {status}"
         if code == 429 or status == 429:
-            parameters = error.get("parameters") if isinstance(error.get("parameters"), dict) else {}
+            parameters: dict[str, Any] = error["parameters"] if isinstance(error.get("parameters"), dict) else {}
             retry_after = parameters.get("retry_after")
             wait = float(retry_after) if isinstance(retry_after, int | float) and retry_after >= 0 else None
-            if wait is not None and wait > self.settings.max_retry_after:
-                raise RetryableError(
-                    f"{self.where}: the Bot API asks to wait {wait:g} s before the next {method} "
-                    f"(429 flood control), longer than max_retry_after "
-                    f"({self.settings.max_retry_after:g} s): the next sync will try again"
-                )
             return f"the Bot API rate-limits {method} ({said})", wait
         if status >= 500 or (isinstance(code, int) and code >= 500):
             return f"the Bot API answered {method} with {said}", None
@@ -511,12 +526,19 @@ def open_reader(settings: TelegramBotSettings, context: LiveContext) -> Iterator
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=(STREAM,),
+    streams=(Stream(STREAM),),
     settings_model=TelegramBotSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    site_url=_site_url,
+    site_url_of=_site_url,
     confirms_reads=True,
+    # Telegram keeps a bot's unconfirmed updates 24 hours: a longer gap between pulls loses messages.
+    retention=Retention(
+        hours=RETENTION_HOURS,
+        label="telegram bot",
+        lost=f"Telegram keeps a bot's updates for {RETENTION_HOURS} h only, so messages may be lost",
+        recover="import a Telegram Desktop export of the gap to recover what was lost",
+    ),
 )
 
 __all__ = ["CONNECTOR", "STREAM", "TYPE", "TelegramBotReader", "TelegramBotSettings", "export_chat_id"]

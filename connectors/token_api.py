@@ -15,13 +15,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
 
-from connectors.base import backoff_delay, make_session
+from connectors.http import (
+    TRANSIENT_EXCEPTIONS,
+    RetryPolicy,
+    TransientHTTPError,
+    make_session,
+    transient_status,
+)
 from lms_bridge.errors import FatalSourceError, RetryableError
 from lms_bridge.redaction import register_secret
 
@@ -37,27 +41,6 @@ class ApiSettings(Protocol):
     backoff_base: float
     backoff_cap: float
     max_retry_after: float
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds to wait from ``Retry-After``: a number, an HTTP date or (Zoom) an ISO date-time."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def strict_json(response: requests.Response) -> Any:
@@ -179,63 +162,56 @@ class TokenApiClient:
             return data
 
     def send(self, endpoint: str, call: Callable[[], requests.Response]) -> requests.Response:
-        """Run ``call``, retrying resets, 5xx and 429 (after ``Retry-After``), at most ``max_attempts`` times."""
+        """Run ``call`` under the retry policy (:class:`~connectors.http.RetryPolicy`), ``max_attempts`` tries."""
         settings = self.settings
-        for attempt in range(1, settings.max_attempts + 1):
+
+        def attempt() -> requests.Response:
             self.calls[endpoint] += 1
-            problem: str
-            wait = backoff_delay(attempt, settings.backoff_base, settings.backoff_cap)
             try:
                 response = call()
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ) as exc:  # resets, time-outs, cut-off answers
-                problem = f"no answer ({exc.__class__.__name__})"
+            except TRANSIENT_EXCEPTIONS as exc:  # resets, time-outs, cut-off answers
+                raise TransientHTTPError(f"no answer ({exc.__class__.__name__})") from None
             except requests.RequestException as exc:  # a URL requests cannot use: retrying will not help
                 raise FatalSourceError(
                     f"source {settings.id}: cannot call {endpoint} ({exc.__class__.__name__}): check {self.url_hint}"
                 ) from None
-            else:
-                if response.status_code == 429:
-                    after = retry_after_seconds(response)
-                    kind = response.headers.get("X-RateLimit-Type") or "limit"  # Zoom names its limit
-                    problem = (
-                        f"rate limited (429, {kind}, retry after {after:g} s)"
-                        if after is not None
-                        else ("rate limited (429)")
-                    )
-                    if after is not None:
-                        if after > settings.max_retry_after:
-                            raise RetryableError(
-                                f"source {settings.id}: {self.platform} rate-limits {endpoint} for "
-                                f"{after:.0f} s more (longer than max_retry_after); the next sync "
-                                "goes on"
-                            )
-                        wait = after
-                elif response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
-                else:
-                    return response
-            if attempt == settings.max_attempts:
-                raise RetryableError(
-                    f"source {settings.id}: {self.platform} kept failing on {endpoint} ({problem}) "
-                    f"after {attempt} tries; the cursor keeps its place"
-                )
+            failure = transient_status(response)
+            if failure is not None:
+                raise failure
+            return response
+
+        def on_retry(problem: RetryableError, number: int, wait: float) -> None:
             log.warning(
                 "%s: %s %s: %s; retry %d in %.1f s",
                 settings.id,
                 self.platform,
                 endpoint,
                 problem,
-                attempt,
+                number,
                 wait,
                 extra={"site": settings.id},
             )
-            self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def gave_up(problem: RetryableError, tries: int) -> RetryableError:
+            return RetryableError(
+                f"source {settings.id}: {self.platform} kept failing on {endpoint} ({problem}) "
+                f"after {tries} tries; the cursor keeps its place"
+            )
+
+        def too_long(problem: RetryableError, after: float) -> RetryableError:
+            return RetryableError(
+                f"source {settings.id}: {self.platform} rate-limits {endpoint} for "
+                f"{after:.0f} s more (longer than max_retry_after); the next sync goes on"
+            )
+
+        policy = RetryPolicy(
+            attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
+            max_retry_after=settings.max_retry_after,
+            sleep=self._sleep,
+        )
+        return policy.run(attempt, on_retry=on_retry, gave_up=gave_up, too_long=too_long)
 
     def answer(self, response: requests.Response, endpoint: str) -> Any:
         """The answer's JSON, or one sentence when it is not JSON (or not UTF-8 text)."""

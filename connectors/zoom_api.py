@@ -50,7 +50,8 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors import attendance
-from connectors.base import Pseudonymizer
+from connectors.base import Pseudonymizer, Stream
+from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.token_api import TokenApiClient
 from lms_bridge.activity import Activity, ObjectRef
@@ -192,30 +193,26 @@ class ZoomClient(TokenApiClient):
         self, endpoint: str, path: str, key: str, params: dict[str, Any], *, missing_ok: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
         """The ``key`` lists of every page, following ``next_page_token`` (nothing for a 404 when ``missing_ok``)."""
-        token = ""
-        seen: set[str] = set()  # a token given twice would loop forever
-        while True:
-            data = self.get_api(
+
+        def fetch(token: str) -> dict[str, Any] | None:
+            return self.get_api(
                 endpoint,
                 path,
                 {**params, "page_size": self.settings.page_size, **({"next_page_token": token} if token else {})},
                 missing_ok=missing_ok,
             )
-            if data is None:
-                return
+
+        def repeated() -> FatalSourceError:
+            return FatalSourceError(
+                f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
+                "next_page_token it gave before (the listing would never end)"
+            )
+
+        for data in token_pages(fetch, "next_page_token", repeated):
             records = data.get(key) or []
             if not isinstance(records, list):
                 raise FatalSourceError(f"source {self.settings.id}: Zoom's {endpoint} answer has no {key} list")
             yield [record for record in records if isinstance(record, dict)]
-            seen.add(token)
-            token = str(data.get("next_page_token") or "")
-            if not token:
-                return
-            if token in seen:
-                raise FatalSourceError(
-                    f"source {self.settings.id}: Zoom's {endpoint} answer gives a "
-                    "next_page_token it gave before (the listing would never end)"
-                )
 
 
 def _oauth_reason(response: requests.Response) -> str:
@@ -247,15 +244,7 @@ def meeting_path(kind: str, uuid: str) -> str:
 
 
 def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    # Years 1 and 9999 are refused: moved to the deployment's time zone they leave datetime's range.
-    return moment if 1 < moment.year < 9999 else None
+    return parse_iso_time(value, naive_is_utc=True)
 
 
 class ZoomReader:
@@ -400,10 +389,9 @@ def reset_position(stream: str, current: Any, to: datetime) -> dict[str, str]:
 
 CONNECTOR = LiveConnector(
     type=TYPE,
-    streams=(STREAM,),
+    streams=(Stream(STREAM),),
     settings_model=ZoomSettings,
-    open=open_reader,
+    opener=open_reader,
     link_source=SOURCE,
-    site_url=lambda settings: None,
-    reset_position=reset_position,
+    dated_position=reset_position,
 )

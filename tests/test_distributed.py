@@ -288,7 +288,7 @@ def test_call_slots_hold_the_site_limit_across_engines(pg_database_url: str) -> 
     state = {"now": 0, "peak": 0}
 
     def call(index: int) -> int:
-        with distributed.moodle_call_slot(engines[index % 2], "kemenpan", 3) as slot:
+        with distributed.request_slot(engines[index % 2], "moodle", "kemenpan", 3) as slot:
             with gauge:
                 state["now"] += 1
                 state["peak"] = max(state["peak"], state["now"])
@@ -301,7 +301,7 @@ def test_call_slots_hold_the_site_limit_across_engines(pg_database_url: str) -> 
         with ThreadPoolExecutor(max_workers=8) as pool:
             slots = list(pool.map(call, range(24)))
         assert state["peak"] == 3 and set(slots) == {0, 1, 2}
-        with distributed.moodle_call_slot(engines[0], "other-site", 1):  # another site has slots of its own
+        with distributed.request_slot(engines[0], "moodle", "other-site", 1):  # another site has slots of its own
             pass
     finally:
         for engine in engines:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -20,7 +19,7 @@ import requests
 from lxml import etree
 from pydantic import SecretStr
 
-from connectors.base import backoff_delay, make_session
+from connectors.http import TRANSIENT_EXCEPTIONS, RetryPolicy, TransientHTTPError, make_session, transient_status
 from lms_bridge.errors import FatalSourceError, RetryableError, SkippableRecordError
 from lms_bridge.redaction import register_secret, sanitize_url
 
@@ -142,7 +141,7 @@ class MoodleClient:
         backoff_base: first wait between retries in seconds (doubles, capped at 30 s).
         call_slot: optional factory of a context manager held around each HTTP request, on top
             of ``max_in_flight`` (distributed workers pass one that shares the site's limit
-            across processes: :func:`lms_bridge.runtime.distributed.moodle_call_slot`).
+            across processes: :func:`lms_bridge.runtime.distributed.request_slot`).
     """
 
     def __init__(
@@ -198,8 +197,9 @@ class MoodleClient:
             MoodleAPIError: any other Moodle error (``invalidtoken``...).
         """
         where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
-        if response.status_code == 429 or response.status_code >= 500:
-            raise RetryableError(f"{where}: HTTP {response.status_code}")
+        transient = transient_status(response)
+        if transient is not None:
+            raise TransientHTTPError(f"{where}: HTTP {response.status_code}", transient.retry_after)
         if response.status_code != 200:
             raise MoodleAPIError(
                 f"{where}: HTTP {response.status_code}",
@@ -236,7 +236,7 @@ class MoodleClient:
                 response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
             except requests.Timeout as exc:
                 raise RetryableError(f"{where}: no answer within {self.timeout:g} s") from exc
-            except requests.ConnectionError as exc:
+            except TRANSIENT_EXCEPTIONS as exc:
                 raise RetryableError(f"{where}: connection failed or was reset") from exc
         with self._lock:
             self.calls[function] = self.calls.get(function, 0) + 1
@@ -252,16 +252,11 @@ class MoodleClient:
             RetryableError: still failing after ``max_retries`` retries.
             MoodleAPIError, MoodleRecordError: Moodle refused the call.
         """
-        attempt = 0
-        while True:
-            try:
-                return self._post(function, params)
-            except RetryableError as exc:
-                attempt += 1
-                if attempt > self.max_retries:
-                    raise
-                delay = backoff_delay(attempt, self.backoff_base, 30.0)
-                log.warning(
-                    "%s; retry %d of %d in %.1f s", exc, attempt, self.max_retries, delay, extra={"site": self.site}
-                )
-                time.sleep(delay)
+        policy = RetryPolicy(attempts=self.max_retries + 1, backoff_base=self.backoff_base, backoff_cap=30.0)
+
+        def on_retry(exc: RetryableError, attempt: int, delay: float) -> None:
+            log.warning(
+                "%s; retry %d of %d in %.1f s", exc, attempt, self.max_retries, delay, extra={"site": self.site}
+            )
+
+        return policy.run(lambda: self._post(function, params), on_retry=on_retry)

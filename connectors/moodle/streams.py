@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.http import offset_pages
 from connectors.moodle.client import MoodleClient, MoodleRecordError
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import FatalSourceError, LmsBridgeError
@@ -241,9 +242,9 @@ class SiteContext:
 
 def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size: int) -> Iterator[list[dict]]:
     """Pages of a course's participants, lean ``userfields``, ``limitfrom``/``limitnumber``."""
-    offset = 0
-    while True:
-        page = ctx.client.call(
+
+    def fetch(offset: int) -> list[dict]:
+        page: list[dict] = ctx.client.call(
             "core_enrol_get_enrolled_users",
             courseid=course_id,
             options=[
@@ -252,12 +253,9 @@ def enrolled_user_pages(ctx: SiteContext, course_id: int, fields: str, page_size
                 {"name": "limitnumber", "value": page_size},
             ],
         )
-        if not page:
-            return
-        yield page
-        if len(page) < page_size:
-            return
-        offset += page_size
+        return page
+
+    return offset_pages(fetch, page_size)
 
 
 class _AccessRecorder:
@@ -443,7 +441,8 @@ class _PerUserCompletionStream:
                 key = str(course.id)
                 base = marks.get(key, default)
                 known = rechecked.get(key, {})
-                watermark, asked = base, {}
+                watermark = base
+                asked: dict[str, int] = {}
                 started = ctx.now()  # no later than any ask of this course in this run
                 course_batches = self._read_course(ctx, course, base, known, pool, asked)
                 pending: list[Activity] | None = None
@@ -604,7 +603,7 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 continue
             cmid, modname = _int(raw.get("cmid")), _text(raw.get("modname"))
             url = f"{ctx.wwwroot}/mod/{modname}/view.php?id={cmid}"
-            common = {
+            common: dict[str, Any] = {
                 "source": SOURCE,
                 "site": ctx.site,
                 "actor": user_id,
@@ -752,7 +751,7 @@ class ForumPostsStream:
             if _bool(post.get("isdeleted")):
                 continue
             post_id, author = _int(post.get("id")), post.get("author") or {}
-            common = {
+            common: dict[str, Any] = {
                 "source": SOURCE,
                 "site": ctx.site,
                 "actor": _text(author.get("id")),

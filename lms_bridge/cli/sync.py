@@ -225,7 +225,7 @@ def sites_list(app: App) -> None:
 def sites_test(app: App, site_id: str | None) -> None:
     """Call each site (site info) and list the functions its token's service lacks."""
     failures = 0
-    for source in sync_core.moodle_sources(app.settings, site_id):
+    for source in sites_core.site_sources(app.settings, site_id):
         line, ok = sites_core.test_line(app.settings, source)
         failures += not ok
         stdout.print(line)

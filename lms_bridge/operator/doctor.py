@@ -3,8 +3,9 @@
 Checks, in order: the config file; the secrets file's mode; the state database (it is
 migrated, as every command does) and its migration level; the LRS (credentials set,
 reachable, accepting them, speaking xAPI: the ``X-Experience-API-Version`` header),
-then a write-read round trip of one sandbox statement; each Moodle site (its token,
-and the functions its external service lacks); the pseudonym key.
+then a write-read round trip of one sandbox statement; each source whose connector checks
+itself (a Moodle site: its token, and the functions its external service lacks); the age of
+the last pull of each source that keeps unread records a limited time; the pseudonym key.
 
 The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``) and
 has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``), so every later run
@@ -23,13 +24,12 @@ from typing import Any
 
 import requests
 
-from connectors.moodle import REQUIRED_FUNCTIONS, MoodleAPIError
-from connectors.moodle.client import ERROR_HINTS
+from connectors import CONNECTORS
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.identity.resolver import account
-from lms_bridge.ingest.runner import moodle_settings, test_site
+from lms_bridge.ingest.runner import connector_context
 from lms_bridge.redaction import sanitize_url
 from xapi.ids import statement_id
 from xapi.lrs_client import LRSClient
@@ -227,66 +227,39 @@ def _lrs(settings: Settings) -> list[Check]:
     return checks
 
 
-def _sites(settings: Settings) -> list[Check]:
+def _sources(settings: Settings) -> list[Check]:
+    """Each source whose connector checks itself (a Moodle site: its token and the functions its service lacks)."""
     checks = []
-    for source in (s for s in settings.sources if s.type == "moodle"):
-        name = f"moodle {source.id}"
-        try:
-            site = moodle_settings(source)
-            info, missing = test_site(settings, site)
-        except MoodleAPIError as exc:
-            checks.append(Check(name, False, str(exc), ERROR_HINTS.get(exc.errorcode, "check the site's web services")))
+    for source in settings.sources:
+        connector = CONNECTORS.get(source.type)
+        if connector is None:
             continue
-        except ConfigError as exc:
-            token = source.token_env or "the token variable"
-            checks.append(
-                Check(
-                    name,
-                    False,
-                    str(exc),
-                    f"export {token}=... (or put it in the secrets file), or fix the [[sources]] entry",
-                )
-            )
-            continue
-        except LmsBridgeError as exc:
-            checks.append(Check(name, False, str(exc), f"check that {source.url} is up and is the site's address"))
-            continue
-        about = f"{info.get('sitename')} (Moodle {info.get('release')}), token user {info.get('username')}"
-        if missing:
-            checks.append(
-                Check(
-                    name,
-                    False,
-                    f"{about}; the service lacks: {', '.join(missing)}",
-                    "add them to the token's external service (Site administration > Server > "
-                    "Web services > External services > Functions)",
-                )
-            )
-        else:
-            checks.append(Check(name, True, f"{about}; all {len(REQUIRED_FUNCTIONS)} functions available"))
+        found = connector.check(source.model_dump(exclude_none=True), connector_context(settings))
+        if found is not None:
+            checks.append(Check(found.name, found.ok, found.detail, found.fix))
     return checks
 
 
-#: Telegram keeps a bot's unconfirmed updates this long; a longer gap between pulls loses messages.
-TELEGRAM_RETENTION_HOURS = 24
-
-
-def _telegram_pulls(settings: Settings, base_dir: Path | None) -> list[Check]:
-    """Each ``telegram_bot`` source's last successful pull, which must be less than 24 h old."""
+def _pull_gaps(settings: Settings, base_dir: Path | None) -> list[Check]:
+    """Each source that keeps unread records a limited time (a Telegram bot): its last successful pull's age."""
     from datetime import UTC, datetime, timedelta
 
     from lms_bridge.store.runs import list_runs
 
-    bots = [s for s in settings.sources if s.type == "telegram_bot"]
-    if not bots:
+    kept = []
+    for source in settings.sources:
+        connector = CONNECTORS.get(source.type)
+        if connector is not None and connector.retention is not None:
+            kept.append((source, connector.retention))
+    if not kept:
         return []
     try:
         engine = store.make_engine(settings.state.url, base_dir)
     except LmsBridgeError:
         return []  # the state database check already says why
     checks = []
-    for source in bots:
-        name = f"telegram bot {source.id}"
+    for source, retention in kept:
+        name = f"{retention.label} {source.id}"
         runs = list_runs(engine, limit=1, site=source.id, command="sync", status="ok")
         if not runs or runs[0].finished_at is None:
             checks.append(Check(name, True, "not pulled yet: run lms-bridge sync --site " + source.id))
@@ -294,16 +267,14 @@ def _telegram_pulls(settings: Settings, base_dir: Path | None) -> list[Check]:
         finished = runs[0].finished_at.replace(tzinfo=runs[0].finished_at.tzinfo or UTC)
         age = datetime.now(UTC) - finished
         when = f"last successful pull {finished:%Y-%m-%d %H:%M} UTC ({age.total_seconds() / 3600:.0f} h ago)"
-        if age > timedelta(hours=TELEGRAM_RETENTION_HOURS):
+        if age > timedelta(hours=retention.hours):
             checks.append(
                 Check(
                     name,
                     False,
-                    f"{when}: Telegram keeps a bot's updates for "
-                    f"{TELEGRAM_RETENTION_HOURS} h only, so messages may be lost",
+                    f"{when}: {retention.lost}",
                     f"run lms-bridge sync --site {source.id} now and keep it scheduled at least daily "
-                    "(lms-bridge serve, or the cron/systemd timer in deploy/); import a Telegram Desktop "
-                    "export of the gap to recover what was lost",
+                    f"(lms-bridge serve, or the cron/systemd timer in deploy/); {retention.recover}",
                 )
             )
         else:
@@ -345,7 +316,7 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
         _secrets_file(settings),
         _database(settings, base_dir),
         *_lrs(settings),
-        *_sites(settings),
-        *_telegram_pulls(settings, base_dir),
+        *_sources(settings),
+        *_pull_gaps(settings, base_dir),
         _pseudonym_key(settings),
     ]

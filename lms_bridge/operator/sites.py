@@ -1,4 +1,4 @@
-"""Managing Moodle sites: add one to the config file, list them, test their tokens."""
+"""Managing LMS sites (``connectors.SITE_TYPE``, Moodle): add one to the config file, list them, test them."""
 
 from __future__ import annotations
 
@@ -6,18 +6,37 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from connectors import moodle
+from connectors import CONNECTORS, SITE_TYPE
 from lms_bridge.config.settings import DEFAULT_CONFIG_NAME, Settings, load_settings
-from lms_bridge.errors import ConfigError, LmsBridgeError
-from lms_bridge.ingest.runner import moodle_sources, test_site
+from lms_bridge.errors import ConfigError
+from lms_bridge.ingest.runner import connector_context
 from lms_bridge.store.models import Run
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _ENV = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def site_sources(settings: Settings, site: str | None = None) -> list[Any]:
+    """The configured sites (or the one named ``site``), validated by their connector.
+
+    Raises:
+        ConfigError: when ``site`` is not a configured site, or none is configured.
+    """
+    connector = CONNECTORS[SITE_TYPE]
+    if site is not None:
+        source = settings.source(site)
+        if source.type != SITE_TYPE:
+            raise ConfigError(f"source {site} is of type {source.type}, not {SITE_TYPE}")
+        return [connector.settings(source.model_dump(exclude_none=True))]
+    sites = [connector.settings(s.model_dump(exclude_none=True)) for s in settings.sources if s.type == SITE_TYPE]
+    if not sites:
+        raise ConfigError(f"no {connector.label} is configured: add one with lms-bridge sites add")
+    return sites
 
 
 def add_site(settings: Settings, *, site_id: str, url: str, token_env: str, fmt: str = "json") -> Path:
@@ -40,12 +59,12 @@ def add_site(settings: Settings, *, site_id: str, url: str, token_env: str, fmt:
     path = settings.config_path or Path(DEFAULT_CONFIG_NAME).resolve()
     before = path.read_text(encoding="utf-8") if path.exists() else None
     block = (
-        f'\n[[sources]]\nid = {json.dumps(site_id)}\ntype = "moodle"\nurl = {json.dumps(url.rstrip("/"))}\n'
-        f"token_env = {json.dumps(token_env)}\nformat = {json.dumps(fmt)}\n"
+        f"\n[[sources]]\nid = {json.dumps(site_id)}\ntype = {json.dumps(SITE_TYPE)}\n"
+        f"url = {json.dumps(url.rstrip('/'))}\ntoken_env = {json.dumps(token_env)}\nformat = {json.dumps(fmt)}\n"
     )
     path.write_text((before or "# lms-bridge configuration\n") + block, encoding="utf-8")
     try:
-        moodle_sources(load_settings(path), site_id)
+        site_sources(load_settings(path), site_id)
     except ConfigError:
         if before is None:
             path.unlink()
@@ -67,11 +86,12 @@ class SiteRow:
 
 
 def list_sites(engine: Engine, settings: Settings) -> list[SiteRow]:
-    """The configured Moodle sites with whether their token is set and their last sync run."""
+    """The configured sites with whether their token is set and their last sync run."""
+    connector = CONNECTORS[SITE_TYPE]
     rows = []
     with Session(engine) as session:
-        for source in (s for s in settings.sources if s.type == "moodle"):
-            site = moodle.MoodleSettings.model_validate(source.model_dump(exclude_none=True))
+        for source in (s for s in settings.sources if s.type == SITE_TYPE):
+            site = connector.settings(source.model_dump(exclude_none=True))
             run = session.scalars(
                 select(Run).where(Run.site_id == site.id, Run.command == "sync").order_by(Run.id.desc()).limit(1)
             ).first()
@@ -81,15 +101,9 @@ def list_sites(engine: Engine, settings: Settings) -> list[SiteRow]:
     return rows
 
 
-def test_line(settings: Settings, site: moodle.MoodleSettings) -> tuple[str, bool]:
-    """One line saying whether a site answers and what its token's service lacks."""
-    try:
-        info, _ = test_site(settings, site)
-    except LmsBridgeError as exc:
-        return f"FAIL {site.id}: {exc}", False
-    # The site's settings may need more functions (course_customfields: core_course_get_courses_by_field).
-    missing = moodle.missing_functions(info, site)
-    about = f"{info.get('sitename')} (Moodle {info.get('release')}), token user {info.get('username')}"
-    if missing:
-        return f"FAIL {site.id}: {about}; the service lacks: {', '.join(missing)}", False
-    return f"ok   {site.id}: {about}; all {len(moodle.required_functions(site))} functions available", True
+def test_line(settings: Settings, site: Any) -> tuple[str, bool]:
+    """One line saying whether a site answers and what its token's service lacks (its connector's check)."""
+    check = CONNECTORS[SITE_TYPE].check(site.model_dump(exclude_none=True), connector_context(settings))
+    if check is None:
+        return f"ok   {site.id}: nothing to check", True
+    return f"{'ok  ' if check.ok else 'FAIL'} {site.id}: {check.detail}", check.ok

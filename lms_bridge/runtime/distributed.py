@@ -26,7 +26,8 @@ of a home-made queue. What keeps it correct:
   The killed task's lock went with its connection; the cursor rule (cursor and
   outbox rows in one transaction, :mod:`lms_bridge.ingest.pipeline`) makes the rerun resume
   where the last commit left off, and deterministic statement ids make it add nothing twice.
-- **Rate limits.** Each Moodle request holds one of the site's ``max_in_flight`` slots,
+- **Rate limits.** Each request of a source that declares request slots
+  (:meth:`connectors.base.Connector.request_slots`: a Moodle site's ``max_in_flight``) holds one of them,
   transaction-level advisory locks ``(site, slot)`` in PostgreSQL, so the limit holds for
   all workers together, and a dead worker's slots are freed with its connections.
 - **Flushes.** ``flush_outbox`` tasks may run on several workers at once: the outbox
@@ -56,12 +57,12 @@ from urllib.parse import urlsplit
 
 from celery import Celery, chain, group
 from celery.result import AsyncResult
-from pydantic import PrivateAttr, SecretStr
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors import moodle
+from connectors import CONNECTORS
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
@@ -83,8 +84,6 @@ FLUSH_TASK = "lms_bridge.flush_outbox"
 #: Seconds before a task whose lock is busy tries again, and how many times (about an hour).
 LOCK_RETRY_SECONDS = 5
 LOCK_RETRIES = 720
-#: Moodle streams that need the identity links of ``enrolled_users``: they run after it.
-_PER_USER_STREAMS = ("course_completions", "activity_completions", "forum_posts")
 _BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 
 
@@ -263,22 +262,22 @@ def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLoc
         connection.close()
 
 
-def _slot_key(site_id: str) -> int:
-    """The 32-bit key of a site's request slots (two-key advisory locks: a space apart from the 64-bit ones)."""
-    return zlib.crc32(f"lms-bridge:moodle-calls:{site_id}".encode()) - 2**31
+def _slot_key(source_type: str, site_id: str) -> int:
+    """The 32-bit key of a source's request slots (two-key advisory locks: a space apart from the 64-bit ones)."""
+    return zlib.crc32(f"lms-bridge:{source_type}-calls:{site_id}".encode()) - 2**31
 
 
 @contextmanager
-def moodle_call_slot(engine: Engine, site_id: str, slots: int, poll: float = 0.02) -> Iterator[int]:
-    """Hold one of ``slots`` request slots of a site, shared by every worker, for one HTTP request.
+def request_slot(engine: Engine, source_type: str, site_id: str, slots: int, poll: float = 0.02) -> Iterator[int]:
+    """Hold one of ``slots`` request slots of a source, shared by every worker, for one HTTP request.
 
-    A slot is a transaction-level advisory lock ``(site key, slot)``: it is released when the
+    A slot is a transaction-level advisory lock ``(source key, slot)``: it is released when the
     transaction ends (after the request, or when a dead worker's connection closes).
 
     Yields:
         The slot number held.
     """
-    key = _slot_key(site_id)
+    key = _slot_key(source_type, site_id)
     first = random.randrange(slots)  # noqa: S311 - spreading tries, not security
     with engine.connect() as connection:
         while True:
@@ -302,27 +301,6 @@ def _end(connection: Connection) -> None:
         connection.invalidate()
 
 
-class SharedLimitMoodle(moodle.MoodleSettings):
-    """A Moodle site whose clients take a shared request slot (:func:`moodle_call_slot`) per call."""
-
-    _engine: Engine | None = PrivateAttr(default=None)
-
-    @classmethod
-    def of(cls, site: moodle.MoodleSettings, engine: Engine) -> SharedLimitMoodle:
-        """The same site, its requests limited across all workers through ``engine``."""
-        shared = cls.model_validate(site.model_dump())
-        shared._engine = engine
-        return shared
-
-    def client(self, token: SecretStr) -> moodle.MoodleClient:
-        """A client whose every request holds one of the site's ``max_in_flight`` shared slots."""
-        client = super().client(token)
-        engine = self._engine
-        if engine is not None:
-            client.call_slot = lambda: moodle_call_slot(engine, self.id, self.max_in_flight)
-        return client
-
-
 # --- the Celery app and its tasks ------------------------------------------------------------
 
 
@@ -340,12 +318,14 @@ class _Runtime:
         pid = os.getpid()
         if pid not in self._engines:
             base = self.settings.config_path.parent if self.settings.config_path else None
-            # Each Moodle request holds a connection while it holds (or waits for) a request slot, so a
-            # task needs max_in_flight connections besides its cursor/outbox/lock ones (docs/scaling.md).
+            # Each request holding (or waiting for) a shared request slot holds a connection, so a task
+            # needs as many connections as its source's slots besides its cursor/outbox/lock ones
+            # (docs/scaling.md).
             flights = [
-                int((source.model_extra or {}).get("max_in_flight", 4))
+                slots
                 for source in self.settings.sources
-                if source.type == "moodle"
+                if source.type in CONNECTORS
+                and (slots := CONNECTORS[source.type].request_slots(source.model_dump(exclude_none=True))) is not None
             ]
             self._engines[pid] = store.open_engine(self.settings.state.url, base, pool_size=max(flights, default=4) + 5)
         return self._engines[pid]
@@ -406,14 +386,19 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
     try:
         engine = runtime.engine()
         [(source, _)] = sync_core.sync_sources(settings, site, [stream])
-        if isinstance(source, moodle.MoodleSettings):
-            source = SharedLimitMoodle.of(source, engine)
         with stream_lock(engine, site, stream) as held:
             log.info("task %s: %s/%s started", task.request.id, site, stream, extra=where | {"status": "started"})
             try:
                 # A lost lock stops the sync after its current batch (sync_source logs the one line, and
                 # records the run failed with the LockLost sentence).
-                report = sync_core.sync_source(engine, settings, source, streams=[stream], on_progress=held.check)
+                report = sync_core.sync_source(
+                    engine,
+                    settings,
+                    source,
+                    streams=[stream],
+                    on_progress=held.check,
+                    request_slot=lambda slots: request_slot(engine, source.type, site, slots),
+                )
             finally:
                 log.info("task %s: %s/%s finished", task.request.id, site, stream, extra=where | {"status": "finished"})
     except LockBusy as exc:
@@ -482,23 +467,12 @@ class Enqueued:
 def plan_streams(source: sync_core.SyncSource, streams: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """The tasks of one source: streams that run one after the other, then those that run side by side.
 
-    A Moodle site's ``enrolled_users`` goes first (its links give the others' actors their NIP);
-    its per-user streams then run side by side. Every Moodle task reads the catalogue, so
-    ``courses`` and ``webinars`` get a task of their own only when they are all that was asked
-    for. The streams of other sources run in order, one at a time, as a plain sync runs them.
+    Its connector says (:meth:`connectors.base.Connector.distributed_plan`): a Moodle site's
+    ``enrolled_users`` goes first (its links give the others' actors their NIP), its per-user
+    streams then run side by side; the streams of other sources run in order, one at a time,
+    as a plain sync runs them.
     """
-    wanted = list(streams or sync_core.sync_streams()[str(getattr(source, "type", ""))])
-    if not isinstance(source, moodle.MoodleSettings):
-        return wanted, []
-    tail = [name for name in _PER_USER_STREAMS if name in wanted]
-    if "enrolled_users" in wanted:
-        head = "enrolled_users"
-    elif not tail:
-        head = next(name for name in ("courses", "webinars") if name in wanted)
-    else:
-        # The first task writes the catalogue cursors, so the ones after it only update them.
-        head, tail = tail[0], tail[1:]
-    return [head], tail
+    return sync_core.connector_of(source).distributed_plan(streams)
 
 
 def enqueue_syncs(
@@ -511,11 +485,12 @@ def enqueue_syncs(
     """
     enqueued: list[Enqueued] = []
     for source, source_streams in sync_core.sync_sources(settings, site, streams):
-        if isinstance(source, moodle.MoodleSettings):
-            # Record the site now, so its parallel tasks never race to insert its row.
-            store.ensure_site(engine, source.id, "moodle", source.url)
-        source_id = str(getattr(source, "id", ""))  # every source model has an id (live ones are plain models)
+        connector = sync_core.connector_of(source)
+        source_id = source.id
         in_order, side_by_side = plan_streams(source, source_streams)
+        if side_by_side:
+            # Record the site now, so its parallel tasks never race to insert its row.
+            store.ensure_site(engine, source_id, source.type, connector.site_url(source))
         items: list[Enqueued] = []
         for name in in_order:
             items.append(Enqueued(source_id, name, str(uuid.uuid4()), after=items[-1].task_id if items else None))

@@ -24,7 +24,7 @@ from lms_bridge.activity import Activity, Kind
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError, FatalSourceError, LRSAuthError, LRSError, RetryableError
 from lms_bridge.identity.resolver import actor_for
-from lms_bridge.ingest.runner import lrs_settings, sync_sources
+from lms_bridge.ingest.runner import source_settings, sync_sources
 from xapi.statements import StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
 
@@ -306,16 +306,16 @@ MOODLE = {"id": "lms", "type": "moodle", "url": "https://lms.example.go.id", "to
 
 
 def test_settings_defaults_and_errors():
-    source = lrs_settings(_settings(LRS).source("src"))
+    source = source_settings(_settings(LRS).source("src"))
     assert source.url == "https://lrs.other.go.id/xAPI/" and source.site_url == "https://lrs.other.go.id/xAPI"
     assert source.identity_authorities == (AUTHORITY,) and source.page_size == 500
     assert source.overlap_seconds == 300 and source.mode == "auto"
     with pytest.raises(ConfigError, match="source src: pagesize: unknown key"):
-        lrs_settings(_settings({**LRS, "pagesize": 10}).source("src"))
+        source_settings(_settings({**LRS, "pagesize": 10}).source("src"))
     with pytest.raises(ConfigError, match="source src: mode:"):
-        lrs_settings(_settings({**LRS, "mode": "fast"}).source("src"))
+        source_settings(_settings({**LRS, "mode": "fast"}).source("src"))
     with pytest.raises(ConfigError, match="source src: username:"):
-        lrs_settings(_settings({k: v for k, v in LRS.items() if k != "username"}).source("src"))
+        source_settings(_settings({k: v for k, v in LRS.items() if k != "username"}).source("src"))
     with pytest.raises(ValidationError):
         LRSSourceSettings.model_validate({**LRS, "identity_authorities": ["not an iri"]})
 
