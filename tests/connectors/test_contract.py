@@ -20,14 +20,14 @@ import pytest
 
 from connectors import CONNECTORS
 from connectors.base import Check, Connector, Page
+from fakes.classroom import FakeClassroom, shared_service_account
+from fakes.moodle import FakeMoodle
+from fakes.telegram_bot import FakeTelegramBot
+from fakes.zoom import TEST_CLIENT_SECRET, FakeZoom
 from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ingest.runner import connector_context, source_settings
-from scripts.fake_classroom import FakeClassroom, shared_service_account
-from scripts.fake_moodle import FakeMoodle
-from scripts.fake_telegram_bot import FakeTelegramBot
-from scripts.fake_zoom import TEST_CLIENT_SECRET, FakeZoom
 from scripts.ralph_lrs import RalphLRS
 from tests.connectors import test_google_classroom as classroom_tests
 from tests.connectors import test_telegram_bot as telegram_tests
