@@ -8,7 +8,9 @@ and the functions its external service lacks); the pseudonym key.
 
 The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``) and
 has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``), so every later run
-re-posts the same bytes and the LRS answers 204: one statement, ever, per LRS. It
+re-posts the same bytes: one statement, ever, per LRS. The LRS answers such a re-post
+with 204 (Ralph) or 409 (ADL's LRS, xAPI allows both); after a 409 the statement is
+read back and compared by the xAPI rules, and only a different statement fails. It
 has no NIP actor and no JP, so reports never count it (``ledger sync`` mirrors it
 as evidence of nobody).
 """
@@ -27,7 +29,7 @@ from connectors.moodle import REQUIRED_FUNCTIONS, MoodleAPIError
 from connectors.moodle.client import ERROR_HINTS
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
-from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.errors import ConfigError, LmsBridgeError, LRSConflictError
 from lms_bridge.identity.resolver import account
 from lms_bridge.ingest.runner import moodle_settings, test_site
 from lms_bridge.redaction import sanitize_url
@@ -181,8 +183,21 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
 
 def _round_trip(settings: Settings, client: LRSClient) -> Check:
     statement = sandbox_statement(settings)
+    how = "stored now"
     try:
-        posted = client.post_statements([statement.body])
+        try:
+            posted = client.post_statements([statement.body])
+            how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
+        except LRSConflictError:
+            held = client.compare_held(statement.body)
+            if held.outcome == "different":
+                return Check(
+                    "LRS round trip",
+                    False,
+                    f"sandbox statement {statement.id}: {held.detail}",
+                    "check that [lrs] url is the LRS you think it is, and [deployment] statement_namespace",
+                )
+            how = "already there (HTTP 409, read back and equal)"
         found = client.get_statement(statement.id)
     except LmsBridgeError as exc:
         return Check(
@@ -206,7 +221,6 @@ def _round_trip(settings: Settings, client: LRSClient) -> Check:
             f"sandbox statement {statement.id} read back with other content",
             "check that [lrs] url is the LRS you think it is",
         )
-    how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
     return Check("LRS round trip", True, f"sandbox statement {statement.id} written and read back ({how})")
 
 
