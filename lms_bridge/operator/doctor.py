@@ -148,17 +148,12 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
         return Check("LRS", False, f"{where} answered HTTP {status} to a statements query", "check the LRS's own logs")
     accepted = f"{where} accepts user {lrs.username}"
     version = response.headers.get("X-Experience-API-Version")
-    if version is not None:
-        if not version.startswith("1.0"):
-            return Check(
-                "LRS",
-                False,
-                f"{accepted} but speaks xAPI {version} (X-Experience-API-Version); lms-bridge writes 1.0.3",
-                "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
-            )
+    if version is not None and version.startswith("1.0"):
         return Check("LRS", True, f"{accepted}; X-Experience-API-Version {version}")
+    # The header names the LRS's latest version (ADL's LRS sends 2.0.0 to every 1.0.3 request, as
+    # xAPI lets it), so only /about tells which versions it speaks.
     # xAPI requires the header on every response, but Ralph 5.1.0 sends none and has no
-    # /about (docs/RALPH.md §3): fall back to /about, and accept an LRS that has neither.
+    # /about (docs/RALPH.md §3): accept an LRS that has neither.
     try:
         about = client.about()
     except LmsBridgeError as exc:
@@ -172,7 +167,16 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
             "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
         )
     if about is not None:
-        return Check("LRS", True, f"{accepted}; no X-Experience-API-Version header, /about lists {', '.join(versions)}")
+        header = f"X-Experience-API-Version {version}" if version else "no X-Experience-API-Version header"
+        return Check("LRS", True, f"{accepted}; {header}, /about lists {', '.join(versions)}")
+    if version is not None:
+        return Check(
+            "LRS",
+            False,
+            f"{accepted} but speaks xAPI {version} (X-Experience-API-Version) and has no /about listing 1.0.x; "
+            "lms-bridge writes 1.0.3",
+            "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
+        )
     return Check(
         "LRS",
         True,
