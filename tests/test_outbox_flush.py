@@ -121,7 +121,10 @@ def test_conflicting_statement_is_dead_lettered_and_the_rest_posted(state_url, f
     assert "sent 9 statements" in result.stdout and "1 dead letters" in result.stdout
     dead = [row for row in _rows(state_url) if row.status == "dead"]
     assert [row.statement_id for row in dead] == [built[4].id]
-    assert "Differing statements already exist" in dead[0].last_error
+    # The 409 is read back and compared (xapi.compare): the message says where the two differ.
+    assert f"the LRS holds a different statement with id {built[4].id} (first difference: verb.id;" in (
+        dead[0].last_error or ""
+    )
     held = {s["id"]: s for s in lrs_statements(fresh_ralph)}
     assert len(held) == 10 and held[built[4].id]["verb"]["id"].endswith("experienced")
     assert "dead    │ 1" in deployment.run("outbox", "status", check=True).stdout

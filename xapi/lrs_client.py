@@ -2,9 +2,11 @@
 
 Retry scope: :meth:`LRSClient.post_statements` never retries by itself; it raises
 :class:`~lms_bridge.errors.RetryableError` and the outbox decides. Re-posting a
-batch is safe only because statement ids are deterministic and bodies
-byte-stable: an LRS answers 204 (or 200 with only the new ids) for statements
-it already holds. Credentials and statement bodies are never logged.
+batch is safe because statement ids are deterministic and bodies byte-stable: for
+a statement it already holds an LRS answers 204 (Ralph) or 409 (ADL's LRS, for any
+id it holds; xAPI 1.0.3 allows both), and :meth:`LRSClient.compare_held` tells a
+409 for our own statement from a real conflict by reading it back
+(:mod:`xapi.compare`). Credentials and statement bodies are never logged.
 
 Usage::
 
@@ -18,7 +20,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import requests
@@ -26,6 +28,7 @@ from pydantic import SecretStr
 
 from lms_bridge.errors import LRSAuthError, LRSConflictError, LRSError, LRSRejectedError, RetryableError
 from lms_bridge.redaction import sanitize_url
+from xapi.compare import digest, first_difference
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,21 @@ class PostResult:
 
     status: int
     stored_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeldStatement:
+    """What the LRS holds under a statement id, compared with what we sent.
+
+    Attributes:
+        outcome: ``same`` (the LRS holds our statement, voided or not), ``different``
+            (another statement has the id) or ``absent`` (the LRS shows none).
+        detail: for ``different``, one sentence with the first differing property and
+            both bodies' digests (no values: they may be personal data).
+    """
+
+    outcome: Literal["same", "different", "absent"]
+    detail: str = ""
 
 
 def _detail(response: requests.Response) -> str:
@@ -121,7 +139,8 @@ class LRSClient:
 
         Raises:
             RetryableError: timeout, connection failure, 429 or 5xx (safe to re-post).
-            LRSConflictError: 409, a different statement with one of these ids exists.
+            LRSConflictError: 409, the LRS holds one of these ids (the same statement or
+                another: :meth:`compare_held` tells which).
             LRSRejectedError: 400/413/422, the LRS refused something in the batch.
             LRSAuthError: 401/403.
         """
@@ -138,22 +157,58 @@ class LRSClient:
             ids = []
         return PostResult(status=response.status_code, stored_ids=tuple(str(i) for i in ids if isinstance(i, str)))
 
-    def get_statement(self, statement_id: str) -> dict[str, Any] | None:
+    def get_statement(self, statement_id: str, *, voided: bool = False) -> dict[str, Any] | None:
         """Return one statement by id, or None when the LRS does not hold it.
 
         Ralph answers ``{"statements": [...]}`` and 200 with an empty list for an
         unknown id (docs/lrs.md §3); a conformant LRS answers the bare statement
-        or 404. Both are handled.
+        or 404. Both are handled. A conformant LRS hides a voided statement from
+        ``statementId``; ``voided=True`` asks with ``voidedStatementId`` instead.
         """
-        response = self._request("GET", self.statements_url, params={"statementId": statement_id})
+        key = "voidedStatementId" if voided else "statementId"
+        response = self._request("GET", self.statements_url, params={key: statement_id})
         if response.status_code == 404:
             return None
         self._raise_for(response)
         payload = response.json()
         if isinstance(payload, dict) and "statements" in payload:
             found = payload["statements"]
-            return found[0] if found else None
-        return payload if isinstance(payload, dict) and payload.get("id") else None
+            payload = found[0] if found else None
+        # Only the statement asked for: Ralph 5.1.0 ignores voidedStatementId and answers a page
+        # of every statement, whose first one is some other statement.
+        if isinstance(payload, dict) and str(payload.get("id", "")).lower() == statement_id.lower():
+            return payload
+        return None
+
+    def compare_held(self, body: str) -> HeldStatement:
+        """Read back the statement the LRS holds under ``body``'s id and compare it with ``body``.
+
+        Looks with ``statementId``, then with ``voidedStatementId`` (a conformant LRS hides
+        a voided statement from the first). Ralph, which does not hide voided statements,
+        may refuse the second parameter: that counts as "not held".
+
+        Raises:
+            RetryableError: timeout, connection failure, 429 or 5xx.
+            LRSAuthError: 401/403 (the user cannot read statements).
+        """
+        sent = json.loads(body)
+        statement_id = str(sent.get("id"))
+        held = self.get_statement(statement_id)
+        if held is None:
+            try:
+                held = self.get_statement(statement_id, voided=True)
+            except LRSRejectedError:
+                held = None
+        if held is None:
+            return HeldStatement("absent")
+        where = first_difference(sent, held)
+        if where is None:
+            return HeldStatement("same")
+        return HeldStatement(
+            "different",
+            f"the LRS holds a different statement with id {statement_id} (first difference: {where}; "
+            f"sent {digest(sent)}, stored {digest(held)})",
+        )
 
     def about(self) -> dict[str, Any] | None:
         """GET ``about``: the LRS's xAPI versions, or None when it has no such resource.

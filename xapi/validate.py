@@ -112,10 +112,16 @@ def _result(result: Any, problems: list[str]) -> None:
         _extensions(result["extensions"], "result.extensions", problems)
 
 
-def _context(context: Any, problems: list[str]) -> None:
+def _context(context: Any, object_type: Any, problems: list[str]) -> None:
     if not isinstance(context, dict):
         problems.append("context is not an object")
         return
+    if object_type != "Activity":
+        # xAPI 1.0.3 Data 2.4.6: "revision" and "platform" MUST only be used when the object is an
+        # Activity. Ralph stores them anyway; ADL's LRS refuses the statement with a 400.
+        for key in ("revision", "platform"):
+            if key in context:
+                problems.append(f"context.{key} is not allowed when the object is not an Activity")
     if "registration" in context:
         _uuid(context["registration"], "context.registration", problems)
     activities = context.get("contextActivities", {})
@@ -174,7 +180,8 @@ def statement_problems(statement: dict[str, Any]) -> list[str]:
     if "result" in statement:
         _result(statement["result"], problems)
     if "context" in statement:
-        _context(statement["context"], problems)
+        object_type = obj.get("objectType", "Activity") if isinstance(obj, dict) else None
+        _context(statement["context"], object_type, problems)
     return problems
 
 

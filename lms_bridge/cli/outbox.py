@@ -56,7 +56,8 @@ def outbox_flush(
             limit=limit,
             on_progress=advance,
         )
-    stdout.print(f"sent {report.sent} statements in {report.posts} requests, {report.dead} dead letters")
+    already = f" ({report.already} were already in the LRS: read back after a 409, equal)" if report.already else ""
+    stdout.print(f"sent {report.sent} statements in {report.posts} requests, {report.dead} dead letters{already}")
     if report.gave_up:
         raise LmsBridgeError(
             f"the LRS failed {lrs.max_attempts} times in a row ({report.last_error}); "

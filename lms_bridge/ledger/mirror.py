@@ -13,8 +13,14 @@ never match: docs/lrs.md §3):
 - a statement whose actor is a forgotten person (``lms-bridge forget``: a tombstoned
   NIP or chat pseudonym) is skipped, so a full re-read never mirrors them again.
 
-Each page is written with the cursor in one transaction, so a killed sync
-resumes without losing or doubling anything (every write is an upsert).
+Each page is written in one transaction, so a killed sync resumes without losing or
+doubling anything (every write is an upsert). The cursor moves with a page only when
+the LRS's order is trusted: with ``since_filter = "stored"`` the sync asks
+``ascending=true`` (a conformant LRS orders by ``stored``, newest first unless asked),
+so everything before a page's newest ``stored`` has been read. Otherwise (Ralph 5.1.0:
+``ascending`` reverses each cut page, docs/lrs.md §3; or an LRS that answers newest
+first) the cursor moves only after the last page: a sync interrupted half-way re-reads
+from the old cursor instead of skipping the statements it had not reached.
 """
 
 from __future__ import annotations
@@ -249,8 +255,11 @@ def sync_ledger(
     cursor = _parse_time(cursor_text)
     floor = cursor - timedelta(seconds=ledger.overlap_seconds) if cursor else None
     params: dict[str, Any] = {"limit": ledger.page_size}
-    if floor is not None and ledger.since_filter == "stored":
-        params["since"] = floor.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ordered = ledger.since_filter == "stored"
+    if ordered:
+        params["ascending"] = "true"
+        if floor is not None:
+            params["since"] = floor.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     report = LedgerReport(cursor=cursor_text)
     newest = cursor
     records: list[dict[str, Any]] = []
@@ -258,10 +267,12 @@ def sync_ledger(
     evidence: list[dict[str, Any]] = []
     pending = 0
 
-    def flush() -> None:
+    def flush(*, last: bool = False) -> None:
         nonlocal records, voids, evidence, pending
+        # The cursor moves with a page only in an order we trust (see the module docstring).
+        moved = newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest and (ordered or last) else None
         with Session(engine) as session, session.begin():
-            _write_page(session, records, voids, evidence, newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else None)
+            _write_page(session, records, voids, evidence, moved)
         if on_progress is not None:
             on_progress(pending)
         records, voids, evidence, pending = [], [], [], 0
@@ -293,7 +304,7 @@ def sync_ledger(
                 newest = stored
         if pending >= 500:
             flush()
-    flush()
+    flush(last=True)
     report.cursor = newest.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if newest else None
     log.info(
         "ledger sync: %d read, %d records, %d voids, %d evidence",

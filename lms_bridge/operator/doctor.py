@@ -9,7 +9,9 @@ the last pull of each source that keeps unread records a limited time; the pseud
 
 The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``) and
 has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``), so every later run
-re-posts the same bytes and the LRS answers 204: one statement, ever, per LRS. It
+re-posts the same bytes: one statement, ever, per LRS. The LRS answers such a re-post
+with 204 (Ralph) or 409 (ADL's LRS, xAPI allows both); after a 409 the statement is
+read back and compared by the xAPI rules, and only a different statement fails. It
 has no NIP actor and no JP, so reports never count it (``ledger sync`` mirrors it
 as evidence of nobody).
 """
@@ -27,7 +29,7 @@ import requests
 from connectors import CONNECTORS
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
-from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.errors import ConfigError, LmsBridgeError, LRSConflictError
 from lms_bridge.identity.resolver import account
 from lms_bridge.ingest.runner import connector_context
 from lms_bridge.redaction import sanitize_url
@@ -146,17 +148,12 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
         return Check("LRS", False, f"{where} answered HTTP {status} to a statements query", "check the LRS's own logs")
     accepted = f"{where} accepts user {lrs.username}"
     version = response.headers.get("X-Experience-API-Version")
-    if version is not None:
-        if not version.startswith("1.0"):
-            return Check(
-                "LRS",
-                False,
-                f"{accepted} but speaks xAPI {version} (X-Experience-API-Version); lms-bridge writes 1.0.3",
-                "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
-            )
+    if version is not None and version.startswith("1.0"):
         return Check("LRS", True, f"{accepted}; X-Experience-API-Version {version}")
+    # The header names the LRS's latest version (ADL's LRS sends 2.0.0 to every 1.0.3 request, as
+    # xAPI lets it), so only /about tells which versions it speaks.
     # xAPI requires the header on every response, but Ralph 5.1.0 sends none and has no
-    # /about (docs/lrs.md §3): fall back to /about, and accept an LRS that has neither.
+    # /about (docs/lrs.md §3): accept an LRS that has neither.
     try:
         about = client.about()
     except LmsBridgeError as exc:
@@ -170,7 +167,16 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
             "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
         )
     if about is not None:
-        return Check("LRS", True, f"{accepted}; no X-Experience-API-Version header, /about lists {', '.join(versions)}")
+        header = f"X-Experience-API-Version {version}" if version else "no X-Experience-API-Version header"
+        return Check("LRS", True, f"{accepted}; {header}, /about lists {', '.join(versions)}")
+    if version is not None:
+        return Check(
+            "LRS",
+            False,
+            f"{accepted} but speaks xAPI {version} (X-Experience-API-Version) and has no /about listing 1.0.x; "
+            "lms-bridge writes 1.0.3",
+            "point [lrs] url at the LRS's xAPI 1.0.x endpoint",
+        )
     return Check(
         "LRS",
         True,
@@ -181,8 +187,21 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
 
 def _round_trip(settings: Settings, client: LRSClient) -> Check:
     statement = sandbox_statement(settings)
+    how = "stored now"
     try:
-        posted = client.post_statements([statement.body])
+        try:
+            posted = client.post_statements([statement.body])
+            how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
+        except LRSConflictError:
+            held = client.compare_held(statement.body)
+            if held.outcome == "different":
+                return Check(
+                    "LRS round trip",
+                    False,
+                    f"sandbox statement {statement.id}: {held.detail}",
+                    "check that [lrs] url is the LRS you think it is, and [deployment] statement_namespace",
+                )
+            how = "already there (HTTP 409, read back and equal)"
         found = client.get_statement(statement.id)
     except LmsBridgeError as exc:
         return Check(
@@ -206,7 +225,6 @@ def _round_trip(settings: Settings, client: LRSClient) -> Check:
             f"sandbox statement {statement.id} read back with other content",
             "check that [lrs] url is the LRS you think it is",
         )
-    how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
     return Check("LRS round trip", True, f"sandbox statement {statement.id} written and read back ({how})")
 
 

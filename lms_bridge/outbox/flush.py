@@ -3,9 +3,15 @@
 Invariants:
 - a row is marked ``sent`` only after the LRS answered 200/204 for it, so a crash
   between the answer and the mark re-posts it on the next flush, which is
-  harmless: the body is byte-equal and the LRS answers 204;
-- a 409 (a different statement with the same id is stored) or a 400/422 for a
-  single statement makes that row a dead letter, with the LRS's message kept;
+  harmless: the body is byte-equal, and the LRS answers 204 (Ralph) or 409 (ADL's
+  LRS answers 409 to any id it holds; xAPI 1.0.3 allows both);
+- a 409 is not a conflict until compared: the flush reads back every statement of
+  the refused batch (``statementId``, then ``voidedStatementId``) and compares it
+  with the row by the xAPI rules (:mod:`xapi.compare`). The same statement marks the
+  row ``sent``; a different one makes it a dead letter naming the first differing
+  property and both bodies' digests; the rows the LRS does not hold are posted again;
+- a 400/422 for a single statement makes that row a dead letter, with the LRS's
+  message kept;
 - Ralph fails a whole batch for one bad statement, so a refused batch is split
   in halves until the bad statements are isolated; the rest is posted;
 - timeouts, connection failures and 5xx are retried with exponential backoff
@@ -52,7 +58,8 @@ class FlushReport:
 
     Attributes:
         sent: rows the LRS accepted (stored now or already holding the same statement).
-        dead: rows dead-lettered (409 conflict or refused on their own).
+        already: of ``sent``, rows found already stored after a 409 (read back and equal).
+        dead: rows dead-lettered (a different statement holds the id, or refused on their own).
         posts: HTTP POSTs made (bisection makes more than one per batch).
         failures: failed attempts (timeouts, 5xx) that were retried.
         gave_up: True when the flush stopped after ``max_attempts`` failures in a row.
@@ -60,6 +67,7 @@ class FlushReport:
     """
 
     sent: int = 0
+    already: int = 0
     dead: int = 0
     posts: int = 0
     failures: int = 0
@@ -71,6 +79,7 @@ class FlushReport:
 class _Progress:
     sent: list[int] = field(default_factory=list)
     dead: dict[int, str] = field(default_factory=dict)
+    already: int = 0
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -118,7 +127,10 @@ def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, r
     report.posts += 1
     try:
         client.post_statements([row.body for row in rows])
-    except (LRSConflictError, LRSRejectedError) as exc:
+    except LRSConflictError as exc:
+        _settle_conflict(client, rows, progress, report, str(exc))
+        return
+    except LRSRejectedError as exc:
         if len(rows) == 1:
             progress.dead[rows[0].id] = str(exc)
             return
@@ -127,6 +139,37 @@ def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, r
         _post_bisect(client, rows[middle:], progress, report)
         return
     progress.sent.extend(row.id for row in rows)
+
+
+def _settle_conflict(
+    client: LRSClient, rows: Sequence[_Row], progress: _Progress, report: FlushReport, message: str
+) -> None:
+    """After a 409 for ``rows``: read each back, mark what the LRS holds as sent, post the rest.
+
+    An LRS rejects the whole batch on a 409 (ADL's LRS stores none of it), so the rows it
+    does not hold are posted again. When it holds none of them (a 409 nothing explains),
+    the batch is split like a refused one, and a single such row is a dead letter.
+    """
+    unheld: list[_Row] = []
+    for row in rows:
+        held = client.compare_held(row.body)
+        if held.outcome == "same":
+            progress.sent.append(row.id)
+            progress.already += 1
+        elif held.outcome == "different":
+            progress.dead[row.id] = f"HTTP 409: {held.detail}"
+        else:
+            unheld.append(row)
+    if not unheld:
+        return
+    if len(unheld) < len(rows):
+        _post_bisect(client, unheld, progress, report)
+    elif len(rows) == 1:
+        progress.dead[rows[0].id] = f"HTTP 409 ({message}) but the LRS shows no statement with this id"
+    else:
+        middle = len(rows) // 2
+        _post_bisect(client, rows[:middle], progress, report)
+        _post_bisect(client, rows[middle:], progress, report)
 
 
 @contextmanager
@@ -193,6 +236,7 @@ def _post_batch(
         error = str(exc)
     _persist(engine, progress, claim)
     report.sent += len(progress.sent)
+    report.already += progress.already
     report.dead += len(progress.dead)
     for row_id, message in progress.dead.items():
         log.warning("dead letter: outbox row %d refused by the LRS: %s", row_id, message)
@@ -266,13 +310,20 @@ def flush(
         if on_progress is not None:
             on_progress(len(rows))
     log.info(
-        "flush: sent %d statements in %d requests, %d dead letters, %d failed attempts",
+        "flush: sent %d statements (%d of them already stored) in %d requests, %d dead letters, %d failed attempts",
         report.sent,
+        report.already,
         report.posts,
         report.dead,
         report.failures,
         extra={
-            "counts": {"sent": report.sent, "dead": report.dead, "posts": report.posts, "failures": report.failures}
+            "counts": {
+                "sent": report.sent,
+                "already": report.already,
+                "dead": report.dead,
+                "posts": report.posts,
+                "failures": report.failures,
+            }
         },
     )
     return report

@@ -143,7 +143,8 @@ def build_operator_void(
         "actor": account(settings.base_iri, SYSTEM_ACCOUNT),
         "verb": {"id": verb.id, "display": {LANGUAGE: verb.display}},
         "object": {"objectType": "StatementRef", "id": target_id},
-        "context": {"platform": "lms-bridge", "extensions": {f"{settings.base_iri}/extensions/void-reason": reason}},
+        # No context.platform: xAPI forbids it when the object is a StatementRef (ADL's LRS answers 400).
+        "context": {"extensions": {f"{settings.base_iri}/extensions/void-reason": reason}},
         "timestamp": format_timestamp(occurred_at),
     }
     validate_statement(data)

@@ -22,8 +22,8 @@ from connectors.formats import FORMATS, detect
 from lms_bridge.config.inbox import CHAT_FORMATS, INBOX_FORMATS
 from lms_bridge.errors import ConfigError, InputError
 from lms_bridge.ingest import files as imports
-from tests.conftest import ROOT
 from tests.fixtures.community import DATA, EXPORTS
+from tests.fixtures.data import ROOT
 
 MAPPING = ROOT / "mappings" / "lms_csv_example.toml"
 ACTIVITIES = ROOT / "scripts" / "demo_data" / "activities.jsonl"

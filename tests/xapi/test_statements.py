@@ -298,3 +298,19 @@ def test_the_dict_builder_equals_the_tincan_object_model(activity: Activity, sit
     if result:
         expected["result"] = result
     assert expected == reference
+
+
+def test_voiding_statements_carry_no_platform():
+    """A void's object is a StatementRef, so no context.platform (ADL's LRS refuses it; issue 24)."""
+    from lms_bridge.outbox.voids import build_operator_void
+    from xapi.statements import build_void_statement
+
+    target = statement_id(SETTINGS.namespace, "some|statement")
+    when = datetime(2026, 3, 12, 2, 15, tzinfo=UTC)
+    jp_void = json.loads(
+        build_void_statement(SETTINGS, target, nip="199001012015031001", authority=AUTHORITY, occurred_at=when).body
+    )
+    assert "context" not in jp_void
+    assert jp_void["object"] == {"objectType": "StatementRef", "id": target}
+    operator_void = json.loads(build_operator_void(SETTINGS, target, occurred_at=when, reason="duplicate").body)
+    assert operator_void["context"] == {"extensions": {f"{BASE}/extensions/void-reason": "duplicate"}}

@@ -79,3 +79,19 @@ def test_broken_statement_is_refused(path: str, value: object, problem: str):
 def test_unknown_top_level_key_is_refused():
     statement = dict(GOOD, banana=1)
     assert statement_problems(statement) == ["unknown top-level properties: banana"]
+
+
+@pytest.mark.parametrize("key", ["platform", "revision"])
+def test_platform_and_revision_are_refused_when_the_object_is_a_statement_ref(key: str):
+    """xAPI 1.0.3 Data 2.4.6; Ralph stores such a void, ADL's LRS answers 400 (issue 24)."""
+    void = {
+        "id": "0b8f5d0e-3f11-5c45-9a40-6f6c1b7b2a11",
+        "actor": GOOD["actor"],
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
+        "object": {"objectType": "StatementRef", "id": GOOD["id"]},
+        "context": {key: "lms-bridge"},
+        "timestamp": "2026-05-04T03:10:00Z",
+    }
+    assert statement_problems(void) == [f"context.{key} is not allowed when the object is not an Activity"]
+    del void["context"][key]
+    assert statement_problems(void) == []

@@ -1,0 +1,108 @@
+"""One statement of every kind lms-bridge emits, stored by ADL's LRS and by Ralph alike (issue 24).
+
+Every activity kind (from the golden activities, and each kind they do not cover), a JP
+record, its revision, the void of the superseded record, an operator void and a
+``forget`` void: each is posted alone, must be stored (200), and must read back equal
+by the xAPI comparison rules. Ralph stores what the specification forbids (a void with
+``context.platform``); ADL's LRS does not, which is why both are asked.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
+from lms_bridge.identity.resolver import actor_for
+from lms_bridge.outbox.voids import FORGET_REASON, build_operator_void
+from scripts.ralph_lrs import RalphLRS
+from tests.conformance.conftest import AdlLRS
+from xapi.ids import namespace_for
+from xapi.lrs_client import LRSClient
+from xapi.statements import (
+    BuiltStatement,
+    JPCreditIn,
+    StatementSettings,
+    build_jp_statement,
+    build_statement,
+    build_void_statement,
+)
+from xapi.vocabulary import load_vocabulary
+
+pytestmark = pytest.mark.conformance
+
+GOLDEN = Path(__file__).resolve().parents[1] / "xapi" / "golden"
+AUTHORITY = "https://siasn.bkn.go.id"
+NIP = "199001012015031001"
+#: Other kinds' objects, for the kinds no golden activity shows.
+_OBJECTS = {
+    Kind.POST_CREATED: ObjectRef("post", "77", "Re: Latsar"),
+    Kind.MESSAGE_REPLIED: ObjectRef("message", "m-78"),
+    Kind.COACHING_ATTENDED: ObjectRef("meeting", "coach-1/2024-03-14", "Coaching"),
+}
+
+
+def _every_statement() -> list[tuple[str, BuiltStatement]]:
+    """Each kind of statement once, under a namespace of its own (fresh ids every run)."""
+    base = f"https://lms-bridge.id/conformance/{uuid.uuid4().hex[:8]}"
+    settings = StatementSettings(namespace=namespace_for(base), base_iri=base, vocabulary=load_vocabulary())
+    activities: dict[str, tuple[Activity, str | None]] = {}
+    for path in sorted(GOLDEN.glob("*.activity.json")):
+        data = json.loads(path.read_text())
+        site_url = data.pop("_site_url", None)
+        activity = activity_from_dict(data)
+        activities.setdefault(activity.kind.value, (activity, site_url))
+    template, site_url = next(iter(activities.values()))
+    for kind, obj in _OBJECTS.items():
+        activities.setdefault(kind.value, (replace(template, kind=kind, object=obj, native_id=f"x-{kind}"), site_url))
+    assert set(activities) == {kind.value for kind in Kind}, "a kind has no statement here"
+    built = [
+        (
+            kind,
+            build_statement(settings, activity, actor_for(activity, authority=AUTHORITY, base_iri=base, site_url=url)),
+        )
+        for kind, (activity, url) in sorted(activities.items())
+    ]
+    when = datetime(2024, 3, 12, 2, 15, tzinfo=UTC)
+    evidence = tuple(sorted(b.id for _, b in built[:3]))
+    credit = JPCreditIn(NIP, "cop-day", 1, "COP", "2024-03-12", "day", 1, Decimal("1.5"), evidence, when)
+    first = build_jp_statement(settings, credit, authority=AUTHORITY)
+    revised = build_jp_statement(settings, replace(credit, revision=2, jp=Decimal(2)), authority=AUTHORITY)
+    built += [
+        ("jp record", first),
+        ("jp revision", revised),
+        ("jp void", build_void_statement(settings, first.id, nip=NIP, authority=AUTHORITY, occurred_at=when)),
+        ("operator void", build_operator_void(settings, built[0][1].id, occurred_at=when, reason="duplicate")),
+        ("forget void", build_operator_void(settings, built[1][1].id, occurred_at=when, reason=FORGET_REASON)),
+    ]
+    return built
+
+
+def _post_each(url: str, username: str, password: str) -> dict[str, str]:
+    """Post every statement alone; return what went wrong per kind (empty when all were stored)."""
+    problems: dict[str, str] = {}
+    with LRSClient(url, username, password) as client:
+        for kind, statement in _every_statement():
+            try:
+                answer = client.post_statements([statement.body])
+            except Exception as exc:  # noqa: BLE001 - every kind's outcome is collected, then asserted
+                problems[kind] = f"{exc.__class__.__name__}: {exc}"
+                continue
+            held = client.compare_held(statement.body)
+            if answer.status != 200 or held.outcome != "same":
+                problems[kind] = f"HTTP {answer.status}, read back: {held.outcome} {held.detail}"
+    return problems
+
+
+def test_adl_stores_every_kind_of_statement(adl: AdlLRS) -> None:
+    assert _post_each(adl.url, adl.username, adl.password) == {}
+
+
+def test_ralph_stores_every_kind_of_statement(ralph: RalphLRS) -> None:
+    assert _post_each(ralph.url, ralph.username, ralph.password) == {}
