@@ -6,12 +6,14 @@ from decimal import Decimal
 
 import click
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from lms_bridge.cli.app import App, cli, stdout
 from lms_bridge.config.statements import statement_settings
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.jp import engine as jp_core
 from lms_bridge.nip import parse_nip
+from lms_bridge.store import jp as jp_store
 
 
 @cli.group()
@@ -52,6 +54,35 @@ def rules_check(app: App) -> None:
         f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
         f"{len(program.sites)} site(s) in {program.path}"
     )
+    _print_held(app)
+
+
+def _print_held(app: App) -> None:
+    """The courses whose completions are held as pending: what to add to program_jp.toml."""
+    with Session(app.engine) as session:
+        held = jp_store.held_courses(session)
+    if not held:
+        stdout.print("held as pending: none (every completion's program JP is known)")
+        return
+    table = Table(
+        "site",
+        "course",
+        "people",
+        "activities",
+        "first",
+        "last",
+        title="Held as pending: courses whose program JP is unknown (add them to program_jp.toml)",
+    )
+    for course in held:
+        table.add_row(
+            course.site_id,
+            course.course,
+            str(course.people),
+            str(course.items),
+            course.first.isoformat(),
+            course.last.isoformat(),
+        )
+    stdout.print(table)
 
 
 @rules.command("explain")
@@ -72,7 +103,9 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
     total = Decimal(0)
     for credit in credits:
         record = records.get(credit.key)
-        if credit.jp == 0:
+        if credit.pending:
+            status = "pending"
+        elif credit.jp == 0:
             status = f"capped ({credit.capped_by})" if credit.capped_by else "no JP"
         elif record is None:
             status = "not posted yet (run jp compute; open periods wait)"
@@ -99,6 +132,12 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         )
     stdout.print(table)
     stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
+    held = sum(1 for credit in credits if credit.pending)
+    if held:
+        stdout.print(
+            f"{held} held as pending: the program JP of their course is unknown "
+            "(`lms-bridge rules check` lists the courses to configure)"
+        )
 
 
 @cli.group()
@@ -128,3 +167,9 @@ def jp_compute(app: App, years: tuple[int, ...], dry_run: bool) -> None:
         f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
         f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP"
     )
+    if report.held:
+        stdout.print(
+            f"held as pending: {report.held} credits of {report.held_courses} course(s) whose program JP is "
+            "unknown (nothing posted for them); `lms-bridge rules check` lists the courses to configure "
+            "in program_jp.toml"
+        )

@@ -92,7 +92,7 @@ def report_compliance(
 ) -> None:
     """Who has reached the yearly JP target, per person, with a summary per unit."""
     result = reports_core.compliance(app.engine, app.settings, year, unit=unit, as_of=as_of.date() if as_of else None)
-    header = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed"]
+    header = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed", "pending"]
     rows = [
         [
             r.nip,
@@ -104,11 +104,14 @@ def report_compliance(
             r.target,
             "yes" if r.met else "no",
             r.needed.normalize(),
+            r.pending,
         ]
         for r in result.rows
     ]
-    summary_header = ["unit", "unit_name", "people", "met", "share_met", "median_jp"]
-    summary = [[u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp] for u in result.units]
+    summary_header = ["unit", "unit_name", "people", "met", "share_met", "median_jp", "pending"]
+    summary = [
+        [u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp, u.pending] for u in result.units
+    ]
     title = f"JP compliance {year} as of {result.as_of}"
     sheets: dict[str, tuple[list[str], list[list[Any]]]] = {
         "summary": (summary_header, summary),
@@ -162,7 +165,7 @@ def report_person(app: App, nip: tuple[str, ...], year: int, fmt: str, output: P
     rows: list[list[Any]] = []
     total = Decimal(0)
     for record in records:
-        status = "voided" if record.voided else "counted"
+        status = "pending" if record.pending else "voided" if record.voided else "counted"
         total += Decimal(0) if record.voided else record.jp
         lines = record.evidence or [reports_core.EvidenceLine("-", "-", "-", "-")]
         for index, line in enumerate(lines):
@@ -203,9 +206,10 @@ def report_person(app: App, nip: tuple[str, ...], year: int, fmt: str, output: P
 def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None) -> None:
     """One row per unit with JP month by month."""
     units = reports_core.units_by_month(app.engine, app.settings, year, as_of=as_of.date() if as_of else None)
-    header = ["unit", "unit_name", "people", *[f"{year}-{m:02d}" for m in range(1, 13)], "total"]
+    header = ["unit", "unit_name", "people", *[f"{year}-{m:02d}" for m in range(1, 13)], "total", "pending"]
     rows = [
-        [u.unit_code, u.unit_name, u.people, *[m.normalize() for m in u.months], u.total.normalize()] for u in units
+        [u.unit_code, u.unit_name, u.people, *[m.normalize() for m in u.months], u.total.normalize(), u.pending]
+        for u in units
     ]
     _emit(fmt, output, f"JP per unit and month {year}", header, rows, year=year)
 

@@ -37,7 +37,15 @@ from sqlalchemy.orm import Session
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, Tombstones
-from lms_bridge.jp.rules import ProgramJP, Rule, RuleSet, load_program_jp, load_rules
+from lms_bridge.jp.rules import (
+    ProgramJP,
+    Rule,
+    RuleSet,
+    course_label,
+    describes_course,
+    load_program_jp,
+    load_rules,
+)
 from lms_bridge.outbox.voids import voided_targets
 from lms_bridge.store import jp as jp_store
 from lms_bridge.store.models import Evidence, IdentityLink, Person
@@ -83,6 +91,8 @@ class Credit:
         jp: JP after caps, rounded down to the rules' precision (may be 0: capped away).
         evidence: the items behind it, in time order.
         capped_by: the cap period (``day``, ``month``, ``year``) that cut it, if any.
+        pending: held, not credited: the program JP of its course is unknown (jp is 0 and
+            nothing is posted; it posts once the course is configured).
     """
 
     nip: str
@@ -93,6 +103,7 @@ class Credit:
     jp: Decimal
     evidence: tuple[EvidenceItem, ...]
     capped_by: str | None = None
+    pending: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -124,8 +135,35 @@ def _round_down(value: Decimal, precision: Decimal) -> Decimal:
     return value.quantize(precision, rounding=ROUND_DOWN) if value > 0 else Decimal(0)
 
 
-def _course_facts_carry_program_jp(program: ProgramJP, item: EvidenceItem) -> bool:
-    return program.jp_for(item.site_id, item.facts) > 0
+def _course_program_jp(program: ProgramJP, item: EvidenceItem) -> Decimal | None:
+    """The program JP of the item's course: 0 when it names no course, None when unknown."""
+    if not describes_course(item.facts):
+        return Decimal(0)
+    return program.jp_for(item.site_id, item.facts)
+
+
+def _held(rule: Rule, nip: str, items: Sequence[EvidenceItem]) -> list[Credit]:
+    """Pending credits: one per course and local day of items whose course's program JP is unknown."""
+    by_course: dict[tuple[str, str], list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        if rule.record == "activity":
+            key = f"{item.source}/{item.site_id}/{item.object_key}"
+        else:
+            key = f"held:{item.source}/{item.site_id}/{course_label(item.facts)}"
+        by_course[(item.local_date.isoformat(), key)].append(item)
+    return [
+        Credit(
+            nip=nip,
+            rule=rule,
+            period=period,
+            activity_key=key,
+            raw=Decimal(0),
+            jp=Decimal(0),
+            evidence=tuple(held),
+            pending=True,
+        )
+        for (period, key), held in sorted(by_course.items())
+    ]
 
 
 def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
@@ -151,7 +189,11 @@ def _raw_credits(
             first_by_key.setdefault(key, item)
         for key, item in first_by_key.items():
             if rule.credit == "program":
-                raw = program.jp_for(item.site_id, item.facts)
+                program_jp = program.jp_for(item.site_id, item.facts)
+                if program_jp is None:
+                    credits.extend(_held(rule, nip, [item]))
+                    continue
+                raw = program_jp
             elif rule.credit == "per_item":
                 raw = rule.jp_per_item or Decimal(0)
             else:
@@ -204,6 +246,9 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     capped: list[Credit] = []
     for credit in credits:
+        if credit.pending:  # held credits use no room under a cap
+            capped.append(credit)
+            continue
         periods = {
             "day": credit.local_date.isoformat(),
             "month": credit.local_date.isoformat()[:7],
@@ -240,7 +285,8 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         program: program JP of courses.
 
     Returns:
-        Every credit, capped and rounded, including those capped to 0, sorted by
+        Every credit, capped and rounded, including those capped to 0 and those held
+        as pending (``pending``: a course whose program JP is unknown), sorted by
         person, day and rule.
     """
     by_person: dict[str, list[EvidenceItem]] = defaultdict(list)
@@ -253,7 +299,12 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         for rule in rules.rules:
             matching = [item for item in person_items if rule.matches(item.source, item.kind)]
             if rule.skip_program_courses:
-                matching = [item for item in matching if not _course_facts_carry_program_jp(program, item)]
+                # Items of a course whose program JP is unknown are held, not credited as e-learning:
+                # once the course is configured they go to the training rule or here, without a void.
+                unknown = [item for item in matching if _course_program_jp(program, item) is None]
+                if unknown:
+                    by_group[rule.cap_group].extend(_held(rule, nip, unknown))
+                matching = [item for item in matching if _course_program_jp(program, item) == 0]
             if matching:
                 by_group[rule.cap_group].extend(_raw_credits(rule, rules, program, nip, matching))
         for group in sorted(by_group):
@@ -387,6 +438,8 @@ class JPReport:
         open: credits of periods not closed yet (emitted by a later run).
         unresolved: evidence whose person is not known (no NIP link).
         jp_posted: JP of the records posted by this run.
+        held: credits held as pending (their course's program JP is unknown).
+        held_courses: the distinct (site, course) pairs behind them.
     """
 
     years: list[int] = field(default_factory=list)
@@ -398,6 +451,22 @@ class JPReport:
     open: int = 0
     unresolved: int = 0
     jp_posted: Decimal = Decimal(0)
+    held: int = 0
+    held_courses: int = 0
+
+
+def _pending_row(credit: Credit) -> jp_store.PendingIn:
+    first = credit.evidence[0]
+    return jp_store.PendingIn(
+        nip=credit.nip,
+        rule_id=credit.rule.id,
+        period=credit.period,
+        period_day=credit.local_date,
+        activity_key=credit.activity_key,
+        site_id=first.site_id,
+        course=course_label(first.facts),
+        evidence_ids=credit.evidence_ids,
+    )
 
 
 def default_years(today: date) -> list[int]:
@@ -456,7 +525,11 @@ def run_jp(
             namespace=statement_settings.namespace,
             tombstones=Tombstones.load(session, settings),
         )
-        credits = [credit for credit in compute_credits(items, rules, program) if credit.jp > 0]
+        computed = compute_credits(items, rules, program)
+        pending_rows = [_pending_row(credit) for credit in computed if credit.pending]
+        report.held = len(pending_rows)
+        report.held_courses = len({(row.site_id, row.course) for row in pending_rows})
+        credits = [credit for credit in computed if credit.jp > 0]
         closed = []
         for credit in credits:
             if is_closed(credit.local_date, rules, zone, now):
@@ -531,14 +604,16 @@ def run_jp(
             session.rollback()
             return report
         jp_store.write(session, statements, new_rows, void_rows)
+        jp_store.replace_pending(session, years, pending_rows)
     log.info(
-        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open",
+        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open, %d held",
         years,
         report.posted,
         report.revised,
         report.voided,
         report.unchanged,
         report.open,
+        report.held,
     )
     return report
 

@@ -107,16 +107,20 @@ class SiteProgramJP:
     The shortname table, then a ``program_jp`` fact the source gave (an LMS report
     column), then the course custom field named by ``customfield`` (Moodle), then the
     idnumber pattern, the category table and the default.
+
+    ``default`` None (the key left out) means the program JP of any other course is
+    *unknown*: its completion is held as pending, never credited as 0 in silence.
+    Only a ``default`` written in the file (e.g. ``"0"``) says other courses carry none.
     """
 
     shortnames: dict[str, Decimal] = field(default_factory=dict)
     customfield: str | None = None
     idnumber_pattern: re.Pattern[str] | None = None
     categories: dict[str, Decimal] = field(default_factory=dict)
-    default: Decimal = Decimal(0)
+    default: Decimal | None = None
 
-    def jp_for(self, facts: dict[str, Any]) -> Decimal:
-        """Program JP of the course described by ``facts`` (shortname, idnumber, category)."""
+    def jp_for(self, facts: dict[str, Any]) -> Decimal | None:
+        """Program JP of the course described by ``facts`` (shortname, idnumber, category); None: unknown."""
         shortname = str(facts.get("course_shortname") or "")
         if shortname in self.shortnames:
             return self.shortnames[shortname]
@@ -155,9 +159,27 @@ class ProgramJP:
     default: SiteProgramJP
     sites: dict[str, SiteProgramJP]
 
-    def jp_for(self, site: str, facts: dict[str, Any]) -> Decimal:
-        """Program JP of a course of ``site``."""
+    def jp_for(self, site: str, facts: dict[str, Any]) -> Decimal | None:
+        """Program JP of a course of ``site``; None when the configuration does not know it."""
         return self.sites.get(site, self.default).jp_for(facts)
+
+
+#: Facts that say an activity belongs to a course (a module inside it, or the course itself).
+COURSE_FACTS = ("course_shortname", "course_idnumber", "course_category", "program_jp", "course_customfields")
+
+
+def describes_course(facts: dict[str, Any]) -> bool:
+    """Whether the facts name a course at all (an activity outside any course is never held)."""
+    return any(facts.get(name) not in (None, "", {}) for name in COURSE_FACTS)
+
+
+def course_label(facts: dict[str, Any]) -> str:
+    """How ``rules check`` names a course to configure: its shortname, else idnumber, else category."""
+    for name, prefix in (("course_shortname", ""), ("course_idnumber", "idnumber "), ("course_category", "category ")):
+        value = facts.get(name)
+        if value not in (None, ""):
+            return f"{prefix}{value}"
+    return "(a course without shortname, idnumber or category)"
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -397,7 +419,7 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
                 "customfield", f"must be a course custom field shortname (a non-empty string), not {customfield!r}"
             )
         customfield = customfield.strip()
-    default = _decimal(where, "default", data.get("default", 0), positive=False)
+    default = _decimal(where, "default", data["default"], positive=False) if "default" in data else None
     return SiteProgramJP(
         shortnames=tables["shortnames"],
         customfield=customfield,

@@ -33,13 +33,14 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.nip import parse_nip
-from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person, PersonUnit
+from lms_bridge.store.models import Evidence, JPPending, LedgerEvidence, LedgerRecord, Person, PersonUnit
 
 NOT_ON_ROSTER = "not on roster"
 
@@ -59,6 +60,8 @@ class ComplianceRow(NamedTuple):
     jp: Decimal
     target: int
     on_roster: bool
+    #: Credits held as pending in the window (a course whose program JP is unknown): not in ``jp``.
+    pending: int = 0
 
     @property
     def met(self) -> bool:
@@ -80,6 +83,8 @@ class UnitSummary:
     people: int
     met: int
     median_jp: Decimal
+    #: Credits held as pending of the unit's people.
+    pending: int = 0
 
     @property
     def share_met(self) -> float:
@@ -217,7 +222,21 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
     return union_all(with_jp, without_jp)
 
 
-def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Iterator[ComplianceRow]:
+def _pending_counts(connection: Connection, start: date, end: date, nip: str | None = None) -> dict[str, int]:
+    """Held credits per person in the window (``jp compute`` keeps them in ``jp_pending``)."""
+    query = (
+        select(JPPending.nip, func.count())
+        .where(JPPending.period_day >= start, JPPending.period_day <= end)
+        .group_by(JPPending.nip)
+    )
+    if nip is not None:
+        query = query.where(JPPending.nip == nip)
+    return {row[0]: int(row[1]) for row in connection.execute(query)}
+
+
+def _standings(
+    found: Iterable[Sequence[Any]], targets: dict[str, int], pending: dict[str, int] | None = None
+) -> Iterator[ComplianceRow]:
     """Turn rows of :func:`_standings_query` into report rows (unit, type, target and JP resolved).
 
     JP are stored as decimal text with at most two decimals and summed by the database
@@ -247,6 +266,7 @@ def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Itera
             jp,
             targets.get(employee_type, 20),
             bool(on_roster),
+            pending.get(nip, 0) if pending else 0,
         )
 
 
@@ -258,6 +278,7 @@ def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
         people=len(rows),
         met=sum(1 for r in rows if r.met),
         median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize(),
+        pending=sum(r.pending for r in rows),
     )
 
 
@@ -282,7 +303,8 @@ def compliance(
     by_unit: dict[str, list[ComplianceRow]] = defaultdict(list)
     with engine.connect() as connection:
         found = connection.execute(_standings_query(engine.dialect.name, start, end)).all()
-    for row in _standings(found, settings.report.targets):
+        pending = _pending_counts(connection, start, end)
+    for row in _standings(found, settings.report.targets, pending):
         if unit is None or row.unit_code == unit:
             by_unit[row.unit_code].append(row)
     for code in sorted(by_unit, key=lambda c: (c == NOT_ON_ROSTER, c)):
@@ -304,8 +326,9 @@ def person_standing(
     start, end = _year_window(year, as_of)
     with engine.connect() as connection:
         found = connection.execute(_standings_query(engine.dialect.name, start, end, nip)).all()
+        pending = _pending_counts(connection, start, end, nip)
     unknown: list[Sequence[Any]] = [(nip, None, None, False, None, None, None, None, None)]
-    return next(_standings(found or unknown, settings.report.targets))
+    return next(_standings(found or unknown, settings.report.targets, pending))
 
 
 @dataclass(frozen=True)
@@ -330,6 +353,8 @@ class PersonRecord:
     voided: bool
     evidence_count: int
     evidence: list[EvidenceLine]
+    #: Held, not posted: the course's program JP is unknown (``jp`` is 0 and not counted).
+    pending: bool = False
 
 
 def _verb_word(verb: str) -> str:
@@ -337,7 +362,11 @@ def _verb_word(verb: str) -> str:
 
 
 def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
-    """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each."""
+    """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each.
+
+    Credits held as pending (``jp_pending``: a course whose program JP is unknown) follow,
+    flagged ``pending``, so HR sees what is waiting for configuration.
+    """
     start, end = _year_window(year, None)
     with Session(engine) as session:
         rows = list(
@@ -347,7 +376,16 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                 .order_by(LedgerRecord.period_day, LedgerRecord.rule_id, LedgerRecord.statement_id)
             )
         )
-        wanted = sorted({sid for row in rows for sid in json.loads(row.evidence_ids or "[]")})
+        held = list(
+            session.scalars(
+                select(JPPending)
+                .where(JPPending.nip == nip, JPPending.period_day >= start, JPPending.period_day <= end)
+                .order_by(JPPending.period_day, JPPending.rule_id, JPPending.activity_key)
+            )
+        )
+        wanted = sorted(
+            {sid for row in [*rows, *held] for sid in json.loads(row.evidence_ids or "[]")}  # type: ignore[attr-defined]
+        )
         mirrored: dict[str, LedgerEvidence] = {}
         local: dict[str, Evidence] = {}
         for index in range(0, len(wanted), 500):
@@ -361,10 +399,10 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
             local.update(
                 {e.statement_id: e for e in session.scalars(select(Evidence).where(Evidence.statement_id.in_(chunk)))}
             )
-    records = []
-    for row in rows:
+
+    def lines_of(evidence_ids: str) -> list[EvidenceLine]:
         lines = []
-        for sid in json.loads(row.evidence_ids or "[]"):
+        for sid in json.loads(evidence_ids or "[]"):
             if sid in mirrored:
                 item = mirrored[sid]
                 what = f"{_verb_word(item.verb)} {item.object_name or item.object_id}"
@@ -381,18 +419,35 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                 )
             else:
                 lines.append(EvidenceLine(sid, "-", "not in the ledger (posted by another system?)", "-"))
-        records.append(
-            PersonRecord(
-                statement_id=row.statement_id,
-                period=row.period,
-                rule=row.rule_id or "-",
-                code=row.rule_code or "-",
-                jp=Decimal(row.jp),
-                voided=row.voided,
-                evidence_count=row.evidence_count,
-                evidence=lines,
-            )
+        return lines
+
+    records = [
+        PersonRecord(
+            statement_id=row.statement_id,
+            period=row.period,
+            rule=row.rule_id or "-",
+            code=row.rule_code or "-",
+            jp=Decimal(row.jp),
+            voided=row.voided,
+            evidence_count=row.evidence_count,
+            evidence=lines_of(row.evidence_ids),
         )
+        for row in rows
+    ]
+    records.extend(
+        PersonRecord(
+            statement_id="-",
+            period=row.period,
+            rule=row.rule_id,
+            code="-",
+            jp=Decimal(0),
+            voided=False,
+            evidence_count=row.evidence_count,
+            evidence=lines_of(row.evidence_ids),
+            pending=True,
+        )
+        for row in held
+    )
     return records
 
 
@@ -404,6 +459,8 @@ class UnitMonths:
     unit_name: str | None
     people: int
     months: tuple[Decimal, ...]
+    #: Credits held as pending of the unit's people (not in the months).
+    pending: int = 0
 
     @property
     def total(self) -> Decimal:
@@ -430,8 +487,17 @@ def units_by_month(engine: Engine, settings: Settings, year: int, *, as_of: date
     for code, name in unit_of.values():
         people[code] += 1
         names.setdefault(code, name)
+    held: dict[str, int] = defaultdict(int)
+    for row in report.rows:
+        held[row.unit_code] += row.pending
     return [
-        UnitMonths(unit_code=code, unit_name=names.get(code), people=people.get(code, 0), months=tuple(months[code]))
+        UnitMonths(
+            unit_code=code,
+            unit_name=names.get(code),
+            people=people.get(code, 0),
+            months=tuple(months[code]),
+            pending=held.get(code, 0),
+        )
         for code in sorted(set(people) | set(months), key=lambda c: (c == NOT_ON_ROSTER, c))
     ]
 

@@ -99,7 +99,8 @@ def test_shipped_program_jp_loads() -> None:
     assert program.jp_for("demo-lms", {"course_shortname": "DIKLAT-L-LATSAR"}) == Decimal(40)
     assert program.jp_for("demo-lms", {"course_category": 3}) == Decimal(20)
     assert program.jp_for("demo-lms", {"course_category": 99}) == Decimal(0)
-    assert program.jp_for("elsewhere", {"course_shortname": "DIKLAT-L-LATSAR"}) == Decimal(0)
+    # A site the file does not list: unknown (held as pending), no longer a silent 0.
+    assert program.jp_for("elsewhere", {"course_shortname": "DIKLAT-L-LATSAR"}) is None
 
 
 # --- bad rule files --------------------------------------------------------------------------
@@ -310,7 +311,8 @@ def test_program_jp_default_table_for_unknown_sites(program) -> None:
     assert program.jp_for("unknown", {"course_shortname": "LATSAR", "course_category": 3}) == Decimal(1)
     # A site with its own table does not fall back to [default]'s default either.
     assert program.jp_for("plain", {"course_category": 5}) == Decimal(8)
-    assert program.jp_for("plain", {"course_category": 6}) == Decimal(0)
+    # Its table has no `default`: any other course's JP is unknown (held), not 0.
+    assert program.jp_for("plain", {"course_category": 6}) is None
 
 
 BAD_PROGRAMS = [
