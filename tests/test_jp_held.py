@@ -87,6 +87,7 @@ def test_unknown_program_jp_is_held_then_posted_without_voids(tmp_path: Path, st
 
     checked = deployment.run("rules", "check", check=True).stdout
     assert "LATSAR" in checked and "Held as pending" in checked, checked
+    assert "Rule timeline" in checked and "2018-01-01" in checked and "first rule in force" in checked
 
     compliance = deployment.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
     rows = list(csv.DictReader(io.StringIO(compliance.lstrip("\ufeff"))))

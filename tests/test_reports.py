@@ -168,6 +168,7 @@ def test_compliance_from_the_ledger_matches_the_hand_computed_figures(
         "met": 1,
         "share_met": 1.0,
         "median_jp": 20,
+        "pending": 0,
     }
     assert units["U2"]["people"] == 3 and units["U2"]["met"] == 0 and units["U2"]["median_jp"] == 19
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import click
@@ -12,6 +13,7 @@ from lms_bridge.cli.app import App, cli, stdout
 from lms_bridge.config.statements import statement_settings
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.jp import engine as jp_core
+from lms_bridge.jp.rules import RuleSet
 from lms_bridge.nip import parse_nip
 from lms_bridge.store import jp as jp_store
 
@@ -26,7 +28,17 @@ def rules() -> None:
 def rules_check(app: App) -> None:
     """Validate the rule files and print the effective rules."""
     ruleset, program = jp_core.load_rule_files(app.settings)
-    table = Table("rule", "version", "code", "kinds", "credit", "caps", title=f"JP rules ({ruleset.path})")
+    table = Table(
+        "rule",
+        "version",
+        "in force",
+        "code",
+        "kinds",
+        "only when",
+        "credit",
+        "caps",
+        title=f"JP rules ({ruleset.path})",
+    )
     for rule in ruleset.rules:
         if rule.credit == "per_item":
             credit = f"{rule.jp_per_item} JP per {'activity' if rule.record == 'activity' else 'activity, per day'}"
@@ -44,17 +56,55 @@ def rules_check(app: App) -> None:
             )
         else:
             credit = f"program JP ({program.path.name})"
+        if rule.jp_factor is not None:
+            credit += f", x {rule.jp_factor}"
         caps = ", ".join(f"{cap} JP/{period}" for period, cap in rule.caps().items()) or "-"
         if rule.cap_group != rule.id:
             caps += f" (shared by {rule.cap_group})"
-        table.add_row(rule.id, str(rule.version), rule.code, ", ".join(sorted(rule.kinds)), credit, caps)
+        when = [f"jp_form in {'/'.join(sorted(rule.forms))}"] if rule.forms else []
+        when += [f"{name} in {'/'.join(sorted(values))}" for name, values in rule.match]
+        if rule.sources:
+            when.append(f"source in {'/'.join(sorted(rule.sources))}")
+        table.add_row(
+            rule.id,
+            str(rule.version),
+            rule.period_text(),
+            "/".join(sorted(rule.forms)) or rule.code,
+            ", ".join(sorted(rule.kinds)),
+            "; ".join(when) or "-",
+            credit,
+            caps,
+        )
     stdout.print(table)
+    _print_timeline(ruleset)
+    for assignment in ruleset.assignments:
+        condition = "; ".join(f"{name} in {'/'.join(sorted(values))}" for name, values in assignment.when)
+        facts = ", ".join(f"{name} = {value}" for name, value in assignment.facts)
+        stdout.print(f"assign: {facts} when {condition}")
+    stdout.print("an activity counts under the first rule in force on its local day that matches it (one rule each)")
     stdout.print(
         f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
         f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
         f"{len(program.sites)} site(s) in {program.path}"
     )
     _print_held(app)
+
+
+def _print_timeline(ruleset: RuleSet) -> None:
+    """When each rule version starts and ends, in date order, with the regulation it follows."""
+    events: list[tuple[str, str]] = []
+    for rule in ruleset.rules:
+        start = rule.effective_from.isoformat() if rule.effective_from else "always"
+        events.append((start, f"{rule.id} v{rule.version} ({rule.code}) in force: {rule.citation or 'no citation'}"))
+        if rule.effective_to is not None:
+            events.append(((rule.effective_to + timedelta(days=1)).isoformat(), f"{rule.id} v{rule.version} ends"))
+    table = Table("from", "change", title="Rule timeline")
+    seen: set[tuple[str, str]] = set()
+    for day, change in sorted(events, key=lambda event: (event[0] != "always", event[0])):
+        if (day, change) not in seen:
+            seen.add((day, change))
+            table.add_row(day, change)
+    stdout.print(table)
 
 
 def _print_held(app: App) -> None:
@@ -124,7 +174,7 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         table.add_row(
             credit.period,
             f"{credit.rule.id} v{credit.rule.version}",
-            credit.rule.code,
+            credit.code,
             f"{credit.raw.normalize():f}",
             f"{credit.jp.normalize():f}",
             status,

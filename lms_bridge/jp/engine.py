@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -106,6 +106,11 @@ class Credit:
     pending: bool = False
 
     @property
+    def code(self) -> str:
+        """The conversion table row of the record (the activity's ``jp_form`` when the rule lists it)."""
+        return self.rule.code_for(self.evidence[0].facts)
+
+    @property
     def key(self) -> tuple[str, str, str, str]:
         """(NIP, rule id, period, activity key): one active record per key."""
         return (self.nip, self.rule.id, self.period, self.activity_key)
@@ -127,7 +132,7 @@ class Credit:
 
     def evidence_hash(self) -> str:
         """What identifies this record's content: JP, rule version and evidence."""
-        text = json.dumps([str(self.jp), self.rule.version, self.rule.code, list(self.evidence_ids)])
+        text = json.dumps([str(self.jp), self.rule.version, self.code, list(self.evidence_ids)])
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -179,7 +184,16 @@ def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
 def _raw_credits(
     rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
 ) -> list[Credit]:
-    """Credits of one rule for one person's matching items, before caps."""
+    """Credits of one rule for one person's matching items, before caps (``jp_factor`` applied)."""
+    credits = _unscaled_credits(rule, rules, program, nip, items)
+    if rule.jp_factor is None:
+        return credits
+    return [replace(c, raw=c.raw * rule.jp_factor, jp=c.raw * rule.jp_factor) if not c.pending else c for c in credits]
+
+
+def _unscaled_credits(
+    rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
+) -> list[Credit]:
     credits: list[Credit] = []
     if rule.record == "activity":
         first_by_key: dict[str, EvidenceItem] = {}
@@ -276,6 +290,14 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     return capped
 
 
+def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
+    """The item with the facts ``[[assign]]`` gives it (its table row and column), if any."""
+    if not rules.assignments:
+        return item
+    facts = rules.assigned_facts(item.source, item.site_id, item.kind, item.object_key, item.facts)
+    return item if facts is item.facts else replace(item, facts=facts)
+
+
 def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: ProgramJP) -> list[Credit]:
     """Turn resolved evidence into JP credits (pure; the same items in any order give the same credits).
 
@@ -283,6 +305,9 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         items: evidence of resolved people (any order, any number of people).
         rules: the JP rules.
         program: program JP of courses.
+
+    Each item goes to the first rule in force on its local day that matches it
+    (:meth:`RuleSet.route`), so a rule change mid-year keeps each activity on its own rule.
 
     Returns:
         Every credit, capped and rounded, including those capped to 0 and those held
@@ -295,9 +320,15 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
     result: list[Credit] = []
     for nip in sorted(by_person):
         person_items = sorted(by_person[nip], key=lambda item: (item.occurred_at, item.statement_id))
+        routed: dict[int, list[EvidenceItem]] = defaultdict(list)
+        for item in person_items:
+            item = _with_assigned_facts(rules, item)
+            index = rules.route(item.source, item.kind, item.local_date, item.site_id, item.object_key, item.facts)
+            if index >= 0:
+                routed[index].append(item)
         by_group: dict[str, list[Credit]] = defaultdict(list)
-        for rule in rules.rules:
-            matching = [item for item in person_items if rule.matches(item.source, item.kind)]
+        for index, rule in enumerate(rules.rules):
+            matching = routed.get(index, [])
             if rule.skip_program_courses:
                 # Items of a course whose program JP is unknown are held, not credited as e-learning:
                 # once the course is configured they go to the training rule or here, without a void.
@@ -572,7 +603,7 @@ def run_jp(
                     nip=credit.nip,
                     rule_id=credit.rule.id,
                     rule_version=credit.rule.version,
-                    rule_code=credit.rule.code,
+                    rule_code=credit.code,
                     period=credit.period,
                     activity_key=credit.activity_key,
                     revision=revision,

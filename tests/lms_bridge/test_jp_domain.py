@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from lms_bridge.errors import RuleError
 from lms_bridge.jp.engine import Credit, EvidenceItem, compute_credits
-from lms_bridge.jp.rules import ProgramJP, load_program_jp, load_rules
+from lms_bridge.jp.rules import ProgramJP, RuleSet, load_program_jp, load_rules
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 RULES = load_rules()
@@ -105,3 +107,277 @@ def test_held_credits_use_no_cap_room(program: ProgramJP) -> None:
     credits = compute_credits([*held, *free], RULES, program)
     # The 5 free modules give 2.5 JP: the 8 held ones (4 JP if they counted) leave the 3 JP cap untouched.
     assert [(c.pending, c.jp, c.capped_by) for c in credits] == [(False, Decimal("2.5"), None), (True, 0, None)]
+
+
+# --- every row of the conversion table, both columns -----------------------------------------
+
+ROWS = [
+    # (jp_form, variant, kind, minutes, expected rule, expected code, expected JP)
+    ("A1", None, "course_completed", None, "study-assignment", "A1", "20"),
+    ("A2", "international", "course_completed", None, "study-assignment", "A2", "20"),
+    ("B1", None, "course_completed", None, "classical-training", "B1", "40"),
+    ("B1", "international", "course_completed", None, "classical-training", "B1", "40"),  # no international column
+    ("B3", None, "course_completed", None, "classical-training", "B3", "40"),
+    ("B3", "international", "course_completed", None, "classical-training-international", "B3", "48"),
+    ("B8", None, "course_completed", None, "classical-training", "B8", "40"),
+    ("C6", "international", "course_completed", None, "classical-training-international", "C6", "48"),
+    ("B6", None, "meeting_attended", 60, "seminar", "B6", "4"),
+    ("B6", "international", "meeting_attended", 60, "seminar-international", "B6", "6"),
+    ("B7", None, "meeting_attended", 60, "workshop", "B7", "5"),
+    ("B7", "international", "course_completed", None, "workshop-international", "B7", "7"),
+    ("B11", None, "meeting_attended", 60, "sosialisasi", "B11", "4"),
+    ("B11", "international", "meeting_attended", 60, "sosialisasi-international", "B11", "6"),
+    ("C1", None, "coaching_attended", None, "coaching-mentoring", "C1", "2"),
+    ("C2", None, "coaching_attended", None, "coaching-mentoring", "C2", "2"),
+    ("C2", "international", "coaching_attended", None, "coaching-mentoring-international", "C2", "4"),
+    ("C4", None, "meeting_attended", 300, "distance-training", "C4", "6.66"),  # 300/45, no daily cap
+    ("C4", "international", "meeting_attended", 300, "distance-training-international", "C4", "8"),  # x 1.2
+    ("C4", None, "course_completed", None, "classical-training", "C4", "40"),
+    ("C5", None, "course_completed", None, "secondment", "C5", "20"),
+    ("C5", "international", "course_completed", None, "secondment-international", "C5", "24"),
+    ("C7", None, "course_completed", None, "benchmarking", "C7", "10"),
+    ("C7", "international", "course_completed", None, "benchmarking-international", "C7", "20"),
+    ("C8", None, "course_completed", None, "exchange", "C8", "20"),
+    ("C8", "international", "course_completed", None, "exchange-international", "C8", "24"),
+    ("C9", None, "module_completed", 180, "self-study", "C9", "2"),  # 4 JP of minutes, capped at 2 a day
+    ("C9", "international", "module_completed", 180, "self-study-international", "C9", "2.4"),
+    ("C11", None, "course_completed", None, "internship", "C11", "20"),
+    ("C11", "international", "course_completed", None, "internship-international", "C11", "24"),
+]
+
+
+@pytest.mark.parametrize(("form", "variant", "kind", "minutes", "rule", "code", "expected"), ROWS)
+def test_every_table_row(
+    program: ProgramJP,
+    form: str,
+    variant: str | None,
+    kind: str,
+    minutes: int | None,
+    rule: str,
+    code: str,
+    expected: str,
+) -> None:
+    facts: dict[str, Any] = {"jp_form": form, "course_shortname": "LATSAR"}
+    if variant:
+        facts["variant"] = variant
+    item = ev(kind, wib(3, 10), obj="x:1", duration=minutes * 60 if minutes else None, **facts)
+    credits = compute_credits([item], RULES, program)
+    assert [(c.rule.id, c.code, f"{c.jp.normalize():f}") for c in credits] == [(rule, code, expected)]
+
+
+def test_c3_international_caps_at_4_and_c10_international_adds_20_percent(program: ProgramJP) -> None:
+    modules = [
+        ev("module_completed", wib(3, 10, 8, n), site="explicit", obj=f"m:{n}", variant="international")
+        for n in range(10)
+    ]
+    posts = [
+        ev("message_posted", wib(3, 11, 9, n), source="whatsapp", obj=f"msg:{n}", variant="international")
+        for n in range(3)
+    ]
+    credits = compute_credits([*modules, *posts], RULES, program)
+    assert [(c.rule.id, c.code, c.raw, c.jp) for c in credits] == [
+        ("elearning-international", "C3", Decimal(5), Decimal(4)),
+        ("cop-international", "C10", Decimal("2.4"), Decimal("2.4")),
+    ]
+
+
+def test_same_activity_without_a_form_keeps_the_default_rules(program: ProgramJP) -> None:
+    webinar = ev("meeting_attended", wib(3, 10), source="zoom", obj="meeting:1", duration=100 * 60)
+    coaching = ev("coaching_attended", wib(3, 11), source="jsonl", obj="coaching:1")
+    credits = compute_credits([webinar, coaching], RULES, program)
+    assert [(c.rule.id, c.code, c.jp) for c in credits] == [
+        ("webinar", "B6", Decimal("2.22")),
+        ("coaching", "C1", Decimal(2)),
+    ]
+
+
+def test_coaching_and_mentoring_share_the_monthly_limit(program: ProgramJP) -> None:
+    items = [
+        ev("coaching_attended", wib(3, 3), obj="c:1"),
+        ev("coaching_attended", wib(3, 10), obj="c:2", jp_form="C2"),
+        ev("coaching_attended", wib(3, 17), obj="c:3", jp_form="C1"),
+    ]
+    credits = compute_credits(items, RULES, program)
+    assert [(c.rule.id, c.code, c.jp, c.capped_by) for c in credits] == [
+        ("coaching", "C1", Decimal(2), None),
+        ("coaching-mentoring", "C2", Decimal(2), None),
+        ("coaching-mentoring", "C1", Decimal(0), "month"),
+    ]
+
+
+# --- configuration says what a webinar is ------------------------------------------------------
+
+
+def _rules_with(tmp_path: Path, extra: str) -> RuleSet:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES.path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return load_rules(path)
+
+
+ASSIGN = """
+[[assign]]
+when = { source = ["zoom"], site_id = ["sosialisasi-zoom"] }
+jp_form = "B11"
+
+[[assign]]
+when = { object_key = ["meeting:77"] }
+jp_form = "C4"
+
+[[assign]]
+when = { course_category = ["9"] }
+variant = "international"
+
+[[assign]]
+when = { site_id = ["seminar-lms"] }
+jp_form = "B6"
+"""
+
+
+def test_assign_files_a_webinar_as_b11_c4_or_b6(program: ProgramJP, tmp_path: Path) -> None:
+    rules = _rules_with(tmp_path, ASSIGN)
+    three_hours = 180 * 60
+    items = [
+        ev(
+            "meeting_attended",
+            wib(3, 10),
+            source="zoom",
+            site="sosialisasi-zoom",
+            obj="meeting:1",
+            duration=three_hours,
+        ),
+        ev("meeting_attended", wib(3, 11), source="zoom", site="main-zoom", obj="meeting:77", duration=three_hours),
+        ev("meeting_attended", wib(3, 12), source="zoom", site="main-zoom", obj="meeting:78", duration=three_hours),
+        ev(
+            "meeting_attended",
+            wib(3, 13),
+            source="moodle",
+            site="seminar-lms",
+            obj="bbb:1",
+            duration=three_hours,
+            course_category=9,
+        ),
+        # The source says the row itself: it wins over the configuration.
+        ev(
+            "meeting_attended",
+            wib(3, 14),
+            source="zoom",
+            site="sosialisasi-zoom",
+            obj="meeting:2",
+            duration=three_hours,
+            jp_form="B7",
+        ),
+    ]
+    credits = compute_credits(items, rules, program)
+    assert [(c.period, c.rule.id, c.code, f"{c.jp.normalize():f}") for c in credits] == [
+        ("2026-03-10", "sosialisasi", "B11", "4"),  # flat 4 JP a day
+        ("2026-03-11", "distance-training", "C4", "4"),  # 180 / 45, no daily cap
+        ("2026-03-12", "webinar", "B6", "4"),  # the documented default: minutes / 45, at most 4 a day
+        ("2026-03-13", "seminar-international", "B6", "6"),  # category 9 is international
+        ("2026-03-14", "workshop", "B7", "5"),
+    ]
+
+
+def test_a_bad_assignment_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match=r"\[\[assign\]\] #1 `jp_form`"):
+        _rules_with(tmp_path, '\n[[assign]]\nwhen = { site_id = ["x"] }\njp_form = "webinar"\n')
+    with pytest.raises(RuleError, match=r"\[\[assign\]\] #1 `variant`"):
+        _rules_with(tmp_path, '\n[[assign]]\nwhen = { site_id = ["x"] }\nvariant = "abroad"\n')
+
+
+# --- rules by date ---------------------------------------------------------------------------
+
+BY_DATE = """\
+format = 1
+
+[[rules]]
+id = "webinar"
+version = 2
+code = "B6"
+kinds = ["meeting_attended"]
+credit = "minutes"
+record = "activity"
+min_minutes = 0
+cap_per_day = "3"
+effective_from = 2026-07-01
+citation = "Institution letter 12/2026: at most 3 JP a day from July"
+
+[[rules]]
+id = "webinar"
+version = 1
+code = "B6"
+kinds = ["meeting_attended"]
+credit = "minutes"
+record = "activity"
+min_minutes = 30
+cap_per_day = "4"
+effective_from = 2018-01-01
+effective_to = 2026-06-30
+citation = "Perlan LAN 10/2018"
+"""
+
+
+def test_a_rule_change_mid_year_keeps_each_activity_on_its_own_rule(program: ProgramJP, tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(BY_DATE, encoding="utf-8")
+    rules = load_rules(path)
+    four_hours = 240 * 60
+    items = [
+        ev("meeting_attended", wib(6, 30, 9), source="zoom", obj="meeting:1", duration=four_hours),
+        ev("meeting_attended", wib(7, 1, 9), source="zoom", obj="meeting:2", duration=four_hours),
+        ev("meeting_attended", wib(7, 2, 9), source="zoom", obj="meeting:3", duration=20 * 60),
+        ev("meeting_attended", wib(5, 1, 9), source="zoom", obj="meeting:4", duration=20 * 60),
+        ev("meeting_attended", wib(1, 1, 9, year=2017), source="zoom", obj="meeting:5", duration=four_hours),
+    ]
+    credits = compute_credits(items, rules, program)
+    assert [(c.period, c.rule.version, f"{c.jp.normalize():f}", c.capped_by) for c in credits] == [
+        ("2026-05-01", 1, "0", None),  # 20 minutes: under v1's 30-minute minimum
+        ("2026-06-30", 1, "4", "day"),  # 240 / 45 = 5.33, v1 caps at 4
+        ("2026-07-01", 2, "3", "day"),  # v2 caps at 3
+        ("2026-07-02", 2, "0.44", None),  # 20 minutes count under v2
+    ]  # 2017: no rule in force, no credit
+
+
+def test_overlapping_versions_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(BY_DATE.replace("effective_to = 2026-06-30", "effective_to = 2026-07-01"), encoding="utf-8")
+    with pytest.raises(RuleError, match="overlapping periods"):
+        load_rules(path)
+    path.write_text(BY_DATE.replace("version = 2", "version = 1"), encoding="utf-8")
+    with pytest.raises(RuleError, match="`version` 1 is used twice"):
+        load_rules(path)
+    path.write_text(BY_DATE.replace("effective_from = 2026-07-01", "effective_from = 2026-13-01"), encoding="utf-8")
+    with pytest.raises(RuleError, match="not valid TOML"):
+        load_rules(path)
+    path.write_text(BY_DATE.replace("effective_from = 2018-01-01", 'effective_from = "2026-08-01"'), encoding="utf-8")
+    with pytest.raises(RuleError, match="`effective_to` must not be before effective_from"):
+        load_rules(path)
+
+
+def test_shipped_rules_cite_their_regulation() -> None:
+    assert all(rule.citation.startswith("Perlan LAN 10/2018") for rule in RULES.rules)
+    assert {code for rule in RULES.rules for code in (rule.forms or {rule.code})} >= {
+        "A1",
+        "A2",
+        "B1",
+        "B2",
+        "B3",
+        "B4",
+        "B5",
+        "B6",
+        "B7",
+        "B8",
+        "B9",
+        "B10",
+        "B11",
+        "C1",
+        "C2",
+        "C3",
+        "C4",
+        "C5",
+        "C6",
+        "C7",
+        "C8",
+        "C9",
+        "C10",
+        "C11",
+    }

@@ -36,7 +36,9 @@ def _write(tmp_path: Path, text: str, name: str = "rules.toml") -> Path:
 def test_shipped_rules_load() -> None:
     rules = load_rules()
     assert rules.path == DEFAULT_RULES
-    assert [(rule.id, rule.code) for rule in rules.rules] == [
+    # The file's own rules come last: the conversion table pack's rules (tried first) only
+    # take activities that name their table row (tests/lms_bridge/test_jp_domain.py).
+    assert [(rule.id, rule.code) for rule in rules.rules[-5:]] == [
         ("training-completed", "B4"),
         ("elearning", "C3"),
         ("cop", "C10"),
@@ -69,8 +71,8 @@ def test_shipped_rules_semantics() -> None:
     assert webinar.caps() == {"day": Decimal(4)}
     assert coaching is not None and coaching.jp_per_item == Decimal(2)
     assert coaching.caps() == {"month": Decimal(4)}
-    # Without an explicit cap_group each rule caps alone.
-    assert [rule.cap_group for rule in rules.rules] == [rule.id for rule in rules.rules]
+    # Without an explicit cap_group each rule caps alone (the pack's coaching-mentoring shares coaching's month).
+    assert [rule.cap_group for rule in rules.rules[-5:]] == [rule.id for rule in rules.rules[-5:]]
     assert rules.rule("no-such-rule") is None
     assert "course_completed" in rules.kinds and "coaching_attended" in rules.kinds
 
