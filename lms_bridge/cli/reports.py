@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, cli, stdout
+from lms_bridge.cli.app import App, DateParam, cli, stderr, stdout
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.ledger import export
 from lms_bridge.ledger import mirror as ledger_core
@@ -217,10 +218,64 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None)
 @report.command("siasn")
 @click.option("--year", type=click.IntRange(2000, 2100), required=True)
 @click.option("--institution", required=True, help="institusiPenyelenggara: your institution's name.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (default: stdout).")
+@click.option(
+    "--reconcile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An existing SIASN riwayat kursus export (CSV or JSON): leave out the rows already there.",
+)
+@click.option("--instansi-id", help="instansiId (default: [export] of the SIASN mapping).")
+@click.option("--lokasi-id", help="lokasiId (default: [export] of the SIASN mapping).")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SIASN mapping file (default: mappings/siasn.toml).",
+)
 @click.pass_obj
-def report_siasn(app: App, year: int, institution: str, output: Path | None) -> None:
-    """BKN SIASN "riwayat kursus" rows as CSV (reference ids left for the operator)."""
-    rows = reports_core.siasn_rows(app.engine, year, institution=institution)
+def report_siasn(
+    app: App,
+    year: int,
+    institution: str,
+    fmt: str,
+    output: Path | None,
+    reconcile: Path | None,
+    instansi_id: str | None,
+    lokasi_id: str | None,
+    mapping: Path | None,
+) -> None:
+    """BKN SIASN "riwayat kursus" rows (kursus/save fields): CSV, or JSON with one payload per row.
+
+    pnsOrangId is the roster's siasn_id: people without one are listed on stderr and left out.
+    """
+    rows = reports_core.siasn_rows(
+        app.engine,
+        year,
+        institution=institution,
+        mapping=reports_core.load_siasn_mapping(mapping) if mapping else None,
+        instansi_id=instansi_id,
+        lokasi_id=lokasi_id,
+    )
+    missing = sorted({row.nip for row in rows if row.payload["pnsOrangId"] is None})
+    ready = [row for row in rows if row.payload["pnsOrangId"] is not None]
+    known: set[tuple[str, str, str]] = set()
+    if reconcile is not None:
+        known = reports_core.read_siasn_riwayat(reconcile)
+    fresh = [row for row in ready if row.key() not in known]
     header = list(reports_core.SIASN_COLUMNS)
-    export.write_text(output, export.to_csv(header, [[row[key] for key in header] for row in rows]))
+    if fmt == "json":
+        payloads = [row.payload for row in fresh]
+        export.write_text(output, json.dumps(payloads, ensure_ascii=False, indent=1))
+    else:
+        export.write_text(output, export.to_csv(header, [[row.payload[key] for key in header] for row in fresh]))
+    total = sum((row.jp for row in rows), Decimal(0))
+    hours = sum(int(row.payload["jumlahJam"]) for row in rows)
+    stderr.print(
+        f"SIASN {year}: {len(fresh)} rows written, {len(ready) - len(fresh)} already in SIASN; "
+        f"{_jp_text(total)} JP in the compliance report, {hours} whole hours in rows"
+    )
+    if missing:
+        stderr.print(
+            f"{len(missing)} people have no siasn_id in the roster (add the column; their rows are left out): "
+            + ", ".join(missing)
+        )

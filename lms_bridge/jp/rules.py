@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -129,6 +130,39 @@ class Assignment:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A yearly JP target (``[[targets]]``): per employee type, optionally per institution's units."""
+
+    jp: int
+    employee_type: str = "*"
+    institution: str = ""
+    unit_prefixes: tuple[str, ...] = ()
+    effective_from: date | None = None
+    effective_to: date | None = None
+    citation: str = ""
+
+    def applies(self, employee_type: str, unit_code: str, day: date) -> bool:
+        """Whether the target is in force on ``day`` for a person of this type and unit."""
+        if self.effective_from is not None and day < self.effective_from:
+            return False
+        if self.effective_to is not None and day > self.effective_to:
+            return False
+        if self.employee_type not in ("*", employee_type):
+            return False
+        return not self.unit_prefixes or any(unit_code.startswith(prefix) for prefix in self.unit_prefixes)
+
+    def specificity(self) -> tuple[bool, bool, date]:
+        """Which of two applying targets wins: an institution's over all, a type over ``*``, the newer."""
+        return (bool(self.unit_prefixes), self.employee_type != "*", self.effective_from or date.min)
+
+
+def target_for(targets: Sequence[Target], employee_type: str, unit_code: str, day: date, fallback: int) -> int:
+    """The JP target in force on ``day`` for a person (``fallback`` when no ``[[targets]]`` entry applies)."""
+    applying = [target for target in targets if target.applies(employee_type, unit_code, day)]
+    return max(applying, key=Target.specificity).jp if applying else fallback
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """Every rule, in file order, with the file-wide settings.
 
@@ -142,6 +176,7 @@ class RuleSet:
     minutes_per_jp: int
     grace_hours: int
     assignments: tuple[Assignment, ...] = ()
+    targets: tuple[Target, ...] = ()
 
     def rule(self, rule_id: str) -> Rule | None:
         """The first rule with this id (any version), or None."""
@@ -535,6 +570,7 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
                     f"caps as rule {other.id!r}"
                 )
     assignments = tuple(_assignment(path, index, entry) for index, entry in enumerate(_list(path, data, "assign")))
+    targets = tuple(_target(path, index, entry) for index, entry in enumerate(_list(path, data, "targets")))
     return RuleSet(
         path=path,
         rules=rules,
@@ -542,6 +578,43 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
         minutes_per_jp=minutes_per_jp,
         grace_hours=grace_hours,
         assignments=assignments,
+        targets=targets,
+    )
+
+
+_TARGET_KEYS = {"jp", "employee_type", "institution", "unit_prefixes", "effective_from", "effective_to", "citation"}
+
+
+def _target(path: Path, index: int, data: Any) -> Target:
+    where = _Where(path, f"[[targets]] #{index + 1}")
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: [[targets]] #{index + 1} must be a table")
+    unknown = sorted(set(data) - _TARGET_KEYS)
+    if unknown:
+        raise where.error(unknown[0], f"is not known ({', '.join(sorted(_TARGET_KEYS))})")
+    jp = _int(where, "jp", data.get("jp"), minimum=1)
+    employee_type = data.get("employee_type", "*")
+    if employee_type not in ("*", "PNS", "PPPK"):
+        raise where.error("employee_type", 'must be "PNS", "PPPK" or "*"')
+    prefixes = data.get("unit_prefixes", [])
+    if not isinstance(prefixes, list) or not all(isinstance(item, str) and item for item in prefixes):
+        raise where.error("unit_prefixes", "must be a list of unit code prefixes (the institution's units)")
+    texts = {key: data.get(key, "") for key in ("institution", "citation")}
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise where.error(key, "must be text")
+    start = _date(where, "effective_from", data["effective_from"]) if "effective_from" in data else None
+    end = _date(where, "effective_to", data["effective_to"]) if "effective_to" in data else None
+    if start and end and end < start:
+        raise where.error("effective_to", "must not be before effective_from")
+    return Target(
+        jp=jp,
+        employee_type=employee_type,
+        institution=texts["institution"],
+        unit_prefixes=tuple(prefixes),
+        effective_from=start,
+        effective_to=end,
+        citation=texts["citation"],
     )
 
 
