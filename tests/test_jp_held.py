@@ -109,3 +109,46 @@ def test_unknown_program_jp_is_held_then_posted_without_voids(tmp_path: Path, st
         assert session.scalars(select(JPPending)).all() == []
     engine.dispose()
     assert "held as pending: none" in deployment.run("rules", "check", check=True).stdout
+
+
+def test_report_duplicates_and_explain_show_the_event_credited_once(tmp_path: Path, state_url, make_deployment):
+    (tmp_path / "program.toml").write_text(KNOWN, encoding="utf-8")
+    deployment = make_deployment(
+        state_url, "http://127.0.0.1:9", "unused", extra_toml='[jp]\nprogram_jp_file = "program.toml"\n'
+    )
+    link = {"nip": NIP, "event_link": "https://zoom.us/j/81200000001"}
+    meeting = ObjectRef("meeting", "812", "Webinar Kurikulum")
+    activities = [
+        Activity(
+            "zoom",
+            "zoom",
+            Kind.MEETING_ATTENDED,
+            "z1",
+            "101",
+            meeting,
+            _at(5, 9),
+            duration=timedelta(minutes=90),
+            extras=link,
+        ),
+        Activity(
+            "moodle",
+            "lms",
+            Kind.MEETING_ATTENDED,
+            "b1",
+            "101",
+            ObjectRef("bigbluebuttonbn", "5", "Webinar"),
+            _at(5, 9) + timedelta(minutes=10),
+            duration=timedelta(minutes=80),
+            extras=link,
+        ),
+    ]
+    deployment.run("import", str(write_activity_file(tmp_path / "m.jsonl", activities)), check=True)
+    computed = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
+    assert "queued 1 new records (2 JP" in computed, computed  # 90 / 45, once
+    audit = deployment.run("report", "duplicates", "--year", "2026", "--format", "csv", check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(audit.lstrip("\ufeff"))))
+    assert [(r["nip"], r["kept"], r["left_out"], r["reason"]) for r in rows] == [
+        (NIP, "zoom/zoom/meeting:812", "moodle/lms/bigbluebuttonbn:5", "same event_link within 60 minutes")
+    ]
+    explained = deployment.run("rules", "explain", NIP, "--year", "2026", check=True).stdout
+    assert "credited once: " in explained and "moodle/lms/bigbluebuttonbn:5" in explained

@@ -182,6 +182,12 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         )
     stdout.print(table)
     stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
+    for _, merge in jp_core.duplicates(app.engine, app.settings, year, nip=number.value):
+        stdout.print(
+            f"credited once: {merge.dropped.occurred_at:%Y-%m-%d %H:%M}Z {jp_core.activity_key(merge.dropped)} "
+            f"({merge.dropped.statement_id[:8]}) is the same event as {jp_core.activity_key(merge.kept)} "
+            f"({merge.kept.statement_id[:8]}): {merge.reason}"
+        )
     held = sum(1 for credit in credits if credit.pending)
     if held:
         stdout.print(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lms_bridge.cli.app import App, DateParam, cli, stderr, stdout
 from lms_bridge.errors import LmsBridgeError
+from lms_bridge.jp import engine as jp_core
 from lms_bridge.ledger import export
 from lms_bridge.ledger import mirror as ledger_core
 from lms_bridge.ledger import reports as reports_core
@@ -213,6 +214,30 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None)
         for u in units
     ]
     _emit(fmt, output, f"JP per unit and month {year}", header, rows, year=year)
+
+
+@report.command("duplicates")
+@click.option("--year", type=click.IntRange(2000, 2100), required=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.pass_obj
+def report_duplicates(app: App, year: int, fmt: str, output: Path | None) -> None:
+    """Audit: activities credited once because another source showed the same event."""
+    merges = jp_core.duplicates(app.engine, app.settings, year)
+    header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason"]
+    rows: list[list[Any]] = [
+        [
+            nip,
+            f"{merge.dropped.local_date}",
+            jp_core.activity_key(merge.kept),
+            merge.kept.statement_id,
+            jp_core.activity_key(merge.dropped),
+            merge.dropped.statement_id,
+            merge.reason,
+        ]
+        for nip, merge in merges
+    ]
+    _emit(fmt, output, f"Same event through two sources, credited once ({year}): {len(rows)}", header, rows, year=year)
 
 
 @report.command("siasn")

@@ -298,6 +298,53 @@ def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
     return item if facts is item.facts else replace(item, facts=facts)
 
 
+@dataclass(frozen=True)
+class Merge:
+    """One activity credited once: ``dropped`` is the same event as ``kept``, seen through another source."""
+
+    kept: EvidenceItem
+    dropped: EvidenceItem
+    reason: str
+
+
+def activity_key(item: EvidenceItem) -> str:
+    """``source/site/object``: how a record, ``[[same_event]]`` and the audit name an activity."""
+    return f"{item.source}/{item.site_id}/{item.object_key}"
+
+
+def merge_duplicates(items: Sequence[EvidenceItem], rules: RuleSet) -> tuple[list[EvidenceItem], list[Merge]]:
+    """One person's items with the same event through two sources left once (the earliest kept).
+
+    See :class:`lms_bridge.jp.rules.Dedupe` for when two items are one event.
+    """
+    dedupe = rules.dedupe
+    window = timedelta(minutes=dedupe.window_minutes)
+    kept: list[EvidenceItem] = []
+    merges: list[Merge] = []
+    for item in sorted(items, key=lambda i: (i.occurred_at, i.statement_id)):
+        reason = None
+        for earlier in kept:
+            if earlier.kind != item.kind or (earlier.source, earlier.site_id) == (item.source, item.site_id):
+                continue
+            keys = {activity_key(earlier), activity_key(item)}
+            if any(keys <= group for group in dedupe.same_events):
+                reason = "listed in [[same_event]]"
+            elif abs(item.occurred_at - earlier.occurred_at) <= window:
+                shared = [
+                    name
+                    for name in dedupe.link_facts
+                    if item.facts.get(name) not in (None, "") and item.facts.get(name) == earlier.facts.get(name)
+                ]
+                if shared:
+                    reason = f"same {shared[0]} within {dedupe.window_minutes} minutes"
+            if reason is not None:
+                merges.append(Merge(kept=earlier, dropped=item, reason=reason))
+                break
+        if reason is None:
+            kept.append(item)
+    return kept, merges
+
+
 def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: ProgramJP) -> list[Credit]:
     """Turn resolved evidence into JP credits (pure; the same items in any order give the same credits).
 
@@ -306,6 +353,7 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         rules: the JP rules.
         program: program JP of courses.
 
+    The same event seen through two sources counts once (:func:`merge_duplicates`).
     Each item goes to the first rule in force on its local day that matches it
     (:meth:`RuleSet.route`), so a rule change mid-year keeps each activity on its own rule.
 
@@ -319,7 +367,8 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         by_person[item.nip].append(item)
     result: list[Credit] = []
     for nip in sorted(by_person):
-        person_items = sorted(by_person[nip], key=lambda item: (item.occurred_at, item.statement_id))
+        # One credit per event: the same event through two sources counts once.
+        person_items, _ = merge_duplicates(by_person[nip], rules)
         routed: dict[int, list[EvidenceItem]] = defaultdict(list)
         for item in person_items:
             item = _with_assigned_facts(rules, item)
@@ -674,3 +723,24 @@ def explain(
         )
         records = {key: record for key, record in jp_store.active_records(session, [year]).items() if key[0] == nip}
     return compute_credits(items, rules, program), records, known or bool(items) or bool(records)
+
+
+def duplicates(engine: Engine, settings: Settings, year: int, *, nip: str | None = None) -> list[tuple[str, Merge]]:
+    """Every (NIP, merge) of a year: activities left out as the same event through another source."""
+    rules, _ = load_rule_files(settings)
+    zone = ZoneInfo(settings.deployment.timezone)
+    with Session(engine) as session:
+        items, _ = read_evidence(
+            session,
+            [year],
+            zone,
+            rules.kinds,
+            load_resolver(session),
+            nip=nip,
+            namespace=settings.deployment.statement_namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
+    by_person: dict[str, list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        by_person[item.nip].append(item)
+    return [(person, merge) for person in sorted(by_person) for merge in merge_duplicates(by_person[person], rules)[1]]

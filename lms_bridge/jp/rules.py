@@ -163,6 +163,21 @@ def target_for(targets: Sequence[Target], employee_type: str, unit_code: str, da
 
 
 @dataclass(frozen=True)
+class Dedupe:
+    """How one event seen through two sources is recognised (``[dedupe]`` and ``[[same_event]]``).
+
+    Two activities of one person, of one kind, from different sources or sites, are the
+    same event when their times are at most ``window_minutes`` apart and they share a
+    value of one of ``link_facts`` (a meeting link, an event id the sources both give),
+    or when ``[[same_event]]`` lists both their activity keys (``source/site/object``).
+    """
+
+    window_minutes: int = 60
+    link_facts: tuple[str, ...] = ("event_link",)
+    same_events: tuple[frozenset[str], ...] = ()
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """Every rule, in file order, with the file-wide settings.
 
@@ -177,6 +192,7 @@ class RuleSet:
     grace_hours: int
     assignments: tuple[Assignment, ...] = ()
     targets: tuple[Target, ...] = ()
+    dedupe: Dedupe = Dedupe()
 
     def rule(self, rule_id: str) -> Rule | None:
         """The first rule with this id (any version), or None."""
@@ -531,11 +547,11 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
     data = _read_toml(path)
     if data.get("format") != 1:
         raise RuleError(f"{path}: `format` must be 1 (the rules file format this lms-bridge reads)")
-    unknown = sorted(set(data) - {"format", "packs", "settings", "rules", "assign", "targets"})
+    unknown = sorted(set(data) - {"format", "packs", "settings", "rules", "assign", "targets", "dedupe", "same_event"})
     if unknown:
         raise RuleError(
             f"{path}: top-level key `{unknown[0]}` is not known "
-            "(format, packs, [settings], [[rules]], [[assign]], [[targets]])"
+            "(format, packs, [settings], [[rules]], [[assign]], [[targets]], [dedupe], [[same_event]])"
         )
     settings = data.get("settings", {})
     where = _Where(path, "[settings]")
@@ -571,6 +587,7 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
                 )
     assignments = tuple(_assignment(path, index, entry) for index, entry in enumerate(_list(path, data, "assign")))
     targets = tuple(_target(path, index, entry) for index, entry in enumerate(_list(path, data, "targets")))
+    dedupe = _dedupe(path, data.get("dedupe", {}), _list(path, data, "same_event"))
     return RuleSet(
         path=path,
         rules=rules,
@@ -579,7 +596,25 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
         grace_hours=grace_hours,
         assignments=assignments,
         targets=targets,
+        dedupe=dedupe,
     )
+
+
+def _dedupe(path: Path, table: Any, same: list[Any]) -> Dedupe:
+    where = _Where(path, "[dedupe]")
+    if not isinstance(table, dict) or set(table) - {"window_minutes", "link_facts"}:
+        raise RuleError(f"{path}: [dedupe] may hold only window_minutes and link_facts")
+    window = _int(where, "window_minutes", table.get("window_minutes", 60))
+    facts = table.get("link_facts", ["event_link"])
+    if not isinstance(facts, list) or not all(isinstance(item, str) and item for item in facts):
+        raise where.error("link_facts", "must be a list of fact names")
+    groups = []
+    for number, entry in enumerate(same, start=1):
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        if set(entry if isinstance(entry, dict) else {"?"}) - {"keys"} or not isinstance(keys, list) or len(keys) < 2:
+            raise RuleError(f"{path}: [[same_event]] #{number} `keys` must list two or more source/site/object keys")
+        groups.append(frozenset(str(key) for key in keys))
+    return Dedupe(window_minutes=window, link_facts=tuple(facts), same_events=tuple(groups))
 
 
 _TARGET_KEYS = {"jp", "employee_type", "institution", "unit_prefixes", "effective_from", "effective_to", "citation"}

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lms_bridge.errors import RuleError
-from lms_bridge.jp.engine import Credit, EvidenceItem, compute_credits
+from lms_bridge.jp.engine import Credit, EvidenceItem, compute_credits, merge_duplicates
 from lms_bridge.jp.rules import ProgramJP, RuleSet, load_program_jp, load_rules
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -381,3 +381,80 @@ def test_shipped_rules_cite_their_regulation() -> None:
         "C10",
         "C11",
     }
+
+
+# --- one credit per event ----------------------------------------------------------------------
+
+
+def test_one_webinar_through_zoom_and_moodle_is_credited_once(program: ProgramJP) -> None:
+    link = "https://zoom.us/j/81200000001"
+    zoom = ev(
+        "meeting_attended",
+        wib(3, 10, 9),
+        source="zoom",
+        site="zoom",
+        obj="meeting:812",
+        duration=100 * 60,
+        event_link=link,
+    )
+    bbb = ev(
+        "meeting_attended",
+        wib(3, 10, 9, 30),
+        source="moodle",
+        site="lms",
+        obj="zoom:5",
+        duration=90 * 60,
+        event_link=link,
+    )
+    later = ev(
+        "meeting_attended", wib(3, 10, 14), source="moodle", site="lms", obj="zoom:6", duration=90 * 60, event_link=link
+    )  # the same link 5 hours later: another session
+    credits = compute_credits([bbb, later, zoom], RULES, program)
+    assert [(c.activity_key, c.jp, c.capped_by) for c in credits] == [
+        ("moodle/lms/zoom:6", Decimal("1.78"), "day"),  # 90/45 = 2, but only 4 - 2.22 left that day
+        ("zoom/zoom/meeting:812", Decimal("2.22"), None),  # 100/45; the BBB copy is not credited again
+    ]
+    kept, merges = merge_duplicates([bbb, later, zoom], RULES)
+    assert kept == [zoom, later]
+    assert [(m.kept, m.dropped, m.reason) for m in merges] == [(zoom, bbb, "same event_link within 60 minutes")]
+
+
+def test_same_event_lists_an_elearning_course_in_two_lms(program: ProgramJP, tmp_path: Path) -> None:
+    rules = _rules_with(
+        tmp_path,
+        '\n[dedupe]\nwindow_minutes = 30\nlink_facts = ["course_idnumber"]\n'
+        '\n[[same_event]]\nkeys = ["moodle/ministry-lms/course:3", "lrs/mirror-lrs/course:abc"]\n',
+    )
+    ministry = ev("course_completed", wib(3, 10), site="ministry-lms", obj="course:3", course_shortname="LATSAR")
+    mirrored = ev(
+        "course_completed", wib(3, 12), source="lrs", site="mirror-lrs", obj="course:abc", course_shortname="LATSAR"
+    )
+    by_idnumber = [
+        ev(
+            "course_completed",
+            wib(4, 1, 9),
+            site="lms",
+            obj="course:8",
+            course_shortname="LATSAR",
+            course_idnumber="PKP-1",
+        ),
+        ev(
+            "course_completed",
+            wib(4, 1, 9, 20),
+            source="lrs",
+            site="lms",
+            obj="course:9",
+            course_shortname="LATSAR",
+            course_idnumber="PKP-1",
+        ),
+    ]
+    _, merges = merge_duplicates([mirrored, ministry, *by_idnumber], rules)
+    assert [(m.dropped.object_key, m.reason) for m in merges] == [
+        ("course:abc", "listed in [[same_event]]"),
+        ("course:9", "same course_idnumber within 30 minutes"),
+    ]
+    credits = compute_credits([mirrored, ministry, *by_idnumber], rules, program)
+    assert [(c.activity_key, c.jp, c.pending) for c in credits] == [
+        ("moodle/ministry-lms/course:3", Decimal(0), True),  # that site's JP is not configured: held
+        ("moodle/lms/course:8", Decimal(40), False),
+    ]
