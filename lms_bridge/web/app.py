@@ -435,6 +435,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             day = days.get(record.statement_id)
             if record.voided:
                 status = "voided"
+            elif record.pending:
+                status = "pending (program JP not configured)"
             elif day is not None and day > end:
                 status = "after the as-of date"
             else:
