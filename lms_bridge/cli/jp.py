@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import click
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from lms_bridge.cli.app import App, cli, stdout
 from lms_bridge.config.statements import statement_settings
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.jp import engine as jp_core
+from lms_bridge.jp.rules import RuleSet
 from lms_bridge.nip import parse_nip
+from lms_bridge.store import jp as jp_store
 
 
 @cli.group()
@@ -24,7 +28,17 @@ def rules() -> None:
 def rules_check(app: App) -> None:
     """Validate the rule files and print the effective rules."""
     ruleset, program = jp_core.load_rule_files(app.settings)
-    table = Table("rule", "version", "code", "kinds", "credit", "caps", title=f"JP rules ({ruleset.path})")
+    table = Table(
+        "rule",
+        "version",
+        "in force",
+        "code",
+        "kinds",
+        "only when",
+        "credit",
+        "caps",
+        title=f"JP rules ({ruleset.path})",
+    )
     for rule in ruleset.rules:
         if rule.credit == "per_item":
             credit = f"{rule.jp_per_item} JP per {'activity' if rule.record == 'activity' else 'activity, per day'}"
@@ -42,16 +56,83 @@ def rules_check(app: App) -> None:
             )
         else:
             credit = f"program JP ({program.path.name})"
+        if rule.jp_factor is not None:
+            credit += f", x {rule.jp_factor}"
         caps = ", ".join(f"{cap} JP/{period}" for period, cap in rule.caps().items()) or "-"
         if rule.cap_group != rule.id:
             caps += f" (shared by {rule.cap_group})"
-        table.add_row(rule.id, str(rule.version), rule.code, ", ".join(sorted(rule.kinds)), credit, caps)
+        when = [f"jp_form in {'/'.join(sorted(rule.forms))}"] if rule.forms else []
+        when += [f"{name} in {'/'.join(sorted(values))}" for name, values in rule.match]
+        if rule.sources:
+            when.append(f"source in {'/'.join(sorted(rule.sources))}")
+        table.add_row(
+            rule.id,
+            str(rule.version),
+            rule.period_text(),
+            "/".join(sorted(rule.forms)) or rule.code,
+            ", ".join(sorted(rule.kinds)),
+            "; ".join(when) or "-",
+            credit,
+            caps,
+        )
     stdout.print(table)
+    _print_timeline(ruleset)
+    for assignment in ruleset.assignments:
+        condition = "; ".join(f"{name} in {'/'.join(sorted(values))}" for name, values in assignment.when)
+        facts = ", ".join(f"{name} = {value}" for name, value in assignment.facts)
+        stdout.print(f"assign: {facts} when {condition}")
+    stdout.print("an activity counts under the first rule in force on its local day that matches it (one rule each)")
     stdout.print(
         f"precision {ruleset.precision} JP, 1 JP = {ruleset.minutes_per_jp} minutes, a day is closed "
         f"{ruleset.grace_hours} h after it ended ({app.settings.deployment.timezone}); program JP for "
         f"{len(program.sites)} site(s) in {program.path}"
     )
+    _print_held(app)
+
+
+def _print_timeline(ruleset: RuleSet) -> None:
+    """When each rule version starts and ends, in date order, with the regulation it follows."""
+    events: list[tuple[str, str]] = []
+    for rule in ruleset.rules:
+        start = rule.effective_from.isoformat() if rule.effective_from else "always"
+        events.append((start, f"{rule.id} v{rule.version} ({rule.code}) in force: {rule.citation or 'no citation'}"))
+        if rule.effective_to is not None:
+            events.append(((rule.effective_to + timedelta(days=1)).isoformat(), f"{rule.id} v{rule.version} ends"))
+    table = Table("from", "change", title="Rule timeline")
+    seen: set[tuple[str, str]] = set()
+    for day, change in sorted(events, key=lambda event: (event[0] != "always", event[0])):
+        if (day, change) not in seen:
+            seen.add((day, change))
+            table.add_row(day, change)
+    stdout.print(table)
+
+
+def _print_held(app: App) -> None:
+    """The courses whose completions are held as pending: what to add to program_jp.toml."""
+    with Session(app.engine) as session:
+        held = jp_store.held_courses(session)
+    if not held:
+        stdout.print("held as pending: none (every completion's program JP is known)")
+        return
+    table = Table(
+        "site",
+        "course",
+        "people",
+        "activities",
+        "first",
+        "last",
+        title="Held as pending: courses whose program JP is unknown (add them to program_jp.toml)",
+    )
+    for course in held:
+        table.add_row(
+            course.site_id,
+            course.course,
+            str(course.people),
+            str(course.items),
+            course.first.isoformat(),
+            course.last.isoformat(),
+        )
+    stdout.print(table)
 
 
 @rules.command("explain")
@@ -72,7 +153,9 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
     total = Decimal(0)
     for credit in credits:
         record = records.get(credit.key)
-        if credit.jp == 0:
+        if credit.pending:
+            status = "pending"
+        elif credit.jp == 0:
             status = f"capped ({credit.capped_by})" if credit.capped_by else "no JP"
         elif record is None:
             status = "not posted yet (run jp compute; open periods wait)"
@@ -91,7 +174,7 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         table.add_row(
             credit.period,
             f"{credit.rule.id} v{credit.rule.version}",
-            credit.rule.code,
+            credit.code,
             f"{credit.raw.normalize():f}",
             f"{credit.jp.normalize():f}",
             status,
@@ -99,6 +182,18 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         )
     stdout.print(table)
     stdout.print(f"{number.value}: {total.normalize():f} JP posted for {year}")
+    for _, merge in jp_core.duplicates(app.engine, app.settings, year, nip=number.value):
+        stdout.print(
+            f"credited once: {merge.dropped.occurred_at:%Y-%m-%d %H:%M}Z {jp_core.activity_key(merge.dropped)} "
+            f"({merge.dropped.statement_id[:8]}) is the same event as {jp_core.activity_key(merge.kept)} "
+            f"({merge.kept.statement_id[:8]}): {merge.reason}"
+        )
+    held = sum(1 for credit in credits if credit.pending)
+    if held:
+        stdout.print(
+            f"{held} held as pending: the program JP of their course is unknown "
+            "(`lms-bridge rules check` lists the courses to configure)"
+        )
 
 
 @cli.group()
@@ -128,3 +223,9 @@ def jp_compute(app: App, years: tuple[int, ...], dry_run: bool) -> None:
         f"{report.voided} voided, {report.unchanged} unchanged; {report.people} people; "
         f"{report.open} in periods not closed yet; {report.unresolved} activities without a NIP"
     )
+    if report.held:
+        stdout.print(
+            f"held as pending: {report.held} credits of {report.held_courses} course(s) whose program JP is "
+            "unknown (nothing posted for them); `lms-bridge rules check` lists the courses to configure "
+            "in program_jp.toml"
+        )

@@ -79,6 +79,11 @@ HEADERS: dict[str, str] = {
     "telegram": "telegram_id",
     "email": "email",
     "e_mail": "email",
+    # SIASN's own person id (pns/data-utama/{nip} data.id): the pnsOrangId of `report siasn`.
+    "siasn_id": "siasn_id",
+    "pns_orang_id": "siasn_id",
+    "pnsorangid": "siasn_id",
+    "id_siasn": "siasn_id",
 }
 _LABELS = {"phone": "phone number", "telegram_id": "Telegram id", "email": "e-mail"}
 _IDENTIFIERS: dict[str, Callable[[str], str | None]] = {
@@ -93,7 +98,7 @@ _HEADER_SPACES = re.compile(r"[\s\-]+")
 _WHITESPACE = re.compile(r"\s+")
 _EMPLOYEE_TYPES = {"PNS": "PNS", "CPNS": "PNS", "PPPK": "PPPK", "P3K": "PPPK"}
 #: Column widths of the persons table (PostgreSQL refuses longer text).
-_MAX_LENGTH = {"unit_code": 64}
+_MAX_LENGTH = {"unit_code": 64, "siasn_id": 64}
 
 
 @dataclass
@@ -273,7 +278,7 @@ def _parse_rows(path: Path, text: str, report: RosterReport, today: date | None)
             report.skipped.append((line, f"the NIP is already on line {seen[nip.value]}"))
             continue
         employee_type, problem = _employee_type(record.get("employee_type"), nip.employee_type)
-        fields = {name: _clean(record.get(name)) for name in ("name", "unit_code", "unit_name", "position")}
+        fields = {name: _clean(record.get(name)) for name in ("name", "unit_code", "unit_name", "position", "siasn_id")}
         too_long = [name for name, limit in _MAX_LENGTH.items() if len(fields[name] or "") > limit]
         if problem is None and too_long:
             problem = f"the {too_long[0].replace('_', ' ')} is longer than {_MAX_LENGTH[too_long[0]]} characters"
@@ -290,6 +295,7 @@ def _parse_rows(path: Path, text: str, report: RosterReport, today: date | None)
             unit_code=fields["unit_code"],
             unit_name=fields["unit_name"],
             position=fields["position"],
+            siasn_id=fields["siasn_id"],
         )
         rows.append(_Row(line=line, person=person, identifiers=identifiers))
     return rows

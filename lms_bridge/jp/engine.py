@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -37,7 +37,15 @@ from sqlalchemy.orm import Session
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, Tombstones
-from lms_bridge.jp.rules import ProgramJP, Rule, RuleSet, load_program_jp, load_rules
+from lms_bridge.jp.rules import (
+    ProgramJP,
+    Rule,
+    RuleSet,
+    course_label,
+    describes_course,
+    load_program_jp,
+    load_rules,
+)
 from lms_bridge.outbox.voids import voided_targets
 from lms_bridge.store import jp as jp_store
 from lms_bridge.store.models import Evidence, IdentityLink, Person
@@ -83,6 +91,8 @@ class Credit:
         jp: JP after caps, rounded down to the rules' precision (may be 0: capped away).
         evidence: the items behind it, in time order.
         capped_by: the cap period (``day``, ``month``, ``year``) that cut it, if any.
+        pending: held, not credited: the program JP of its course is unknown (jp is 0 and
+            nothing is posted; it posts once the course is configured).
     """
 
     nip: str
@@ -93,6 +103,12 @@ class Credit:
     jp: Decimal
     evidence: tuple[EvidenceItem, ...]
     capped_by: str | None = None
+    pending: bool = False
+
+    @property
+    def code(self) -> str:
+        """The conversion table row of the record (the activity's ``jp_form`` when the rule lists it)."""
+        return self.rule.code_for(self.evidence[0].facts)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -116,7 +132,7 @@ class Credit:
 
     def evidence_hash(self) -> str:
         """What identifies this record's content: JP, rule version and evidence."""
-        text = json.dumps([str(self.jp), self.rule.version, self.rule.code, list(self.evidence_ids)])
+        text = json.dumps([str(self.jp), self.rule.version, self.code, list(self.evidence_ids)])
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -124,8 +140,35 @@ def _round_down(value: Decimal, precision: Decimal) -> Decimal:
     return value.quantize(precision, rounding=ROUND_DOWN) if value > 0 else Decimal(0)
 
 
-def _course_facts_carry_program_jp(program: ProgramJP, item: EvidenceItem) -> bool:
-    return program.jp_for(item.site_id, item.facts) > 0
+def _course_program_jp(program: ProgramJP, item: EvidenceItem) -> Decimal | None:
+    """The program JP of the item's course: 0 when it names no course, None when unknown."""
+    if not describes_course(item.facts):
+        return Decimal(0)
+    return program.jp_for(item.site_id, item.facts)
+
+
+def _held(rule: Rule, nip: str, items: Sequence[EvidenceItem]) -> list[Credit]:
+    """Pending credits: one per course and local day of items whose course's program JP is unknown."""
+    by_course: dict[tuple[str, str], list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        if rule.record == "activity":
+            key = f"{item.source}/{item.site_id}/{item.object_key}"
+        else:
+            key = f"held:{item.source}/{item.site_id}/{course_label(item.facts)}"
+        by_course[(item.local_date.isoformat(), key)].append(item)
+    return [
+        Credit(
+            nip=nip,
+            rule=rule,
+            period=period,
+            activity_key=key,
+            raw=Decimal(0),
+            jp=Decimal(0),
+            evidence=tuple(held),
+            pending=True,
+        )
+        for (period, key), held in sorted(by_course.items())
+    ]
 
 
 def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
@@ -141,7 +184,16 @@ def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
 def _raw_credits(
     rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
 ) -> list[Credit]:
-    """Credits of one rule for one person's matching items, before caps."""
+    """Credits of one rule for one person's matching items, before caps (``jp_factor`` applied)."""
+    credits = _unscaled_credits(rule, rules, program, nip, items)
+    if rule.jp_factor is None:
+        return credits
+    return [replace(c, raw=c.raw * rule.jp_factor, jp=c.raw * rule.jp_factor) if not c.pending else c for c in credits]
+
+
+def _unscaled_credits(
+    rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
+) -> list[Credit]:
     credits: list[Credit] = []
     if rule.record == "activity":
         first_by_key: dict[str, EvidenceItem] = {}
@@ -151,7 +203,11 @@ def _raw_credits(
             first_by_key.setdefault(key, item)
         for key, item in first_by_key.items():
             if rule.credit == "program":
-                raw = program.jp_for(item.site_id, item.facts)
+                program_jp = program.jp_for(item.site_id, item.facts)
+                if program_jp is None:
+                    credits.extend(_held(rule, nip, [item]))
+                    continue
+                raw = program_jp
             elif rule.credit == "per_item":
                 raw = rule.jp_per_item or Decimal(0)
             else:
@@ -204,6 +260,9 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     capped: list[Credit] = []
     for credit in credits:
+        if credit.pending:  # held credits use no room under a cap
+            capped.append(credit)
+            continue
         periods = {
             "day": credit.local_date.isoformat(),
             "month": credit.local_date.isoformat()[:7],
@@ -231,6 +290,61 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     return capped
 
 
+def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
+    """The item with the facts ``[[assign]]`` gives it (its table row and column), if any."""
+    if not rules.assignments:
+        return item
+    facts = rules.assigned_facts(item.source, item.site_id, item.kind, item.object_key, item.facts)
+    return item if facts is item.facts else replace(item, facts=facts)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One activity credited once: ``dropped`` is the same event as ``kept``, seen through another source."""
+
+    kept: EvidenceItem
+    dropped: EvidenceItem
+    reason: str
+
+
+def activity_key(item: EvidenceItem) -> str:
+    """``source/site/object``: how a record, ``[[same_event]]`` and the audit name an activity."""
+    return f"{item.source}/{item.site_id}/{item.object_key}"
+
+
+def merge_duplicates(items: Sequence[EvidenceItem], rules: RuleSet) -> tuple[list[EvidenceItem], list[Merge]]:
+    """One person's items with the same event through two sources left once (the earliest kept).
+
+    See :class:`lms_bridge.jp.rules.Dedupe` for when two items are one event.
+    """
+    dedupe = rules.dedupe
+    window = timedelta(minutes=dedupe.window_minutes)
+    kept: list[EvidenceItem] = []
+    merges: list[Merge] = []
+    for item in sorted(items, key=lambda i: (i.occurred_at, i.statement_id)):
+        reason = None
+        for earlier in kept:
+            if earlier.kind != item.kind or (earlier.source, earlier.site_id) == (item.source, item.site_id):
+                continue
+            keys = {activity_key(earlier), activity_key(item)}
+            if any(keys <= group for group in dedupe.same_events):
+                reason = "listed in [[same_event]]"
+            elif abs(item.occurred_at - earlier.occurred_at) <= window:
+                shared = [
+                    name
+                    for name in dedupe.link_facts
+                    if item.facts.get(name) not in (None, "") and item.facts.get(name) == earlier.facts.get(name)
+                ]
+                if shared:
+                    reason = f"same {shared[0]} within {dedupe.window_minutes} minutes"
+            if reason is not None:
+                merges.append(Merge(kept=earlier, dropped=item, reason=reason))
+                break
+        if reason is None:
+            kept.append(item)
+    return kept, merges
+
+
 def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: ProgramJP) -> list[Credit]:
     """Turn resolved evidence into JP credits (pure; the same items in any order give the same credits).
 
@@ -239,8 +353,13 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         rules: the JP rules.
         program: program JP of courses.
 
+    The same event seen through two sources counts once (:func:`merge_duplicates`).
+    Each item goes to the first rule in force on its local day that matches it
+    (:meth:`RuleSet.route`), so a rule change mid-year keeps each activity on its own rule.
+
     Returns:
-        Every credit, capped and rounded, including those capped to 0, sorted by
+        Every credit, capped and rounded, including those capped to 0 and those held
+        as pending (``pending``: a course whose program JP is unknown), sorted by
         person, day and rule.
     """
     by_person: dict[str, list[EvidenceItem]] = defaultdict(list)
@@ -248,12 +367,24 @@ def compute_credits(items: Iterable[EvidenceItem], rules: RuleSet, program: Prog
         by_person[item.nip].append(item)
     result: list[Credit] = []
     for nip in sorted(by_person):
-        person_items = sorted(by_person[nip], key=lambda item: (item.occurred_at, item.statement_id))
+        # One credit per event: the same event through two sources counts once.
+        person_items, _ = merge_duplicates(by_person[nip], rules)
+        routed: dict[int, list[EvidenceItem]] = defaultdict(list)
+        for item in person_items:
+            item = _with_assigned_facts(rules, item)
+            index = rules.route(item.source, item.kind, item.local_date, item.site_id, item.object_key, item.facts)
+            if index >= 0:
+                routed[index].append(item)
         by_group: dict[str, list[Credit]] = defaultdict(list)
-        for rule in rules.rules:
-            matching = [item for item in person_items if rule.matches(item.source, item.kind)]
+        for index, rule in enumerate(rules.rules):
+            matching = routed.get(index, [])
             if rule.skip_program_courses:
-                matching = [item for item in matching if not _course_facts_carry_program_jp(program, item)]
+                # Items of a course whose program JP is unknown are held, not credited as e-learning:
+                # once the course is configured they go to the training rule or here, without a void.
+                unknown = [item for item in matching if _course_program_jp(program, item) is None]
+                if unknown:
+                    by_group[rule.cap_group].extend(_held(rule, nip, unknown))
+                matching = [item for item in matching if _course_program_jp(program, item) == 0]
             if matching:
                 by_group[rule.cap_group].extend(_raw_credits(rule, rules, program, nip, matching))
         for group in sorted(by_group):
@@ -387,6 +518,8 @@ class JPReport:
         open: credits of periods not closed yet (emitted by a later run).
         unresolved: evidence whose person is not known (no NIP link).
         jp_posted: JP of the records posted by this run.
+        held: credits held as pending (their course's program JP is unknown).
+        held_courses: the distinct (site, course) pairs behind them.
     """
 
     years: list[int] = field(default_factory=list)
@@ -398,6 +531,22 @@ class JPReport:
     open: int = 0
     unresolved: int = 0
     jp_posted: Decimal = Decimal(0)
+    held: int = 0
+    held_courses: int = 0
+
+
+def _pending_row(credit: Credit) -> jp_store.PendingIn:
+    first = credit.evidence[0]
+    return jp_store.PendingIn(
+        nip=credit.nip,
+        rule_id=credit.rule.id,
+        period=credit.period,
+        period_day=credit.local_date,
+        activity_key=credit.activity_key,
+        site_id=first.site_id,
+        course=course_label(first.facts),
+        evidence_ids=credit.evidence_ids,
+    )
 
 
 def default_years(today: date) -> list[int]:
@@ -456,7 +605,11 @@ def run_jp(
             namespace=statement_settings.namespace,
             tombstones=Tombstones.load(session, settings),
         )
-        credits = [credit for credit in compute_credits(items, rules, program) if credit.jp > 0]
+        computed = compute_credits(items, rules, program)
+        pending_rows = [_pending_row(credit) for credit in computed if credit.pending]
+        report.held = len(pending_rows)
+        report.held_courses = len({(row.site_id, row.course) for row in pending_rows})
+        credits = [credit for credit in computed if credit.jp > 0]
         closed = []
         for credit in credits:
             if is_closed(credit.local_date, rules, zone, now):
@@ -499,7 +652,7 @@ def run_jp(
                     nip=credit.nip,
                     rule_id=credit.rule.id,
                     rule_version=credit.rule.version,
-                    rule_code=credit.rule.code,
+                    rule_code=credit.code,
                     period=credit.period,
                     activity_key=credit.activity_key,
                     revision=revision,
@@ -531,14 +684,16 @@ def run_jp(
             session.rollback()
             return report
         jp_store.write(session, statements, new_rows, void_rows)
+        jp_store.replace_pending(session, years, pending_rows)
     log.info(
-        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open",
+        "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open, %d held",
         years,
         report.posted,
         report.revised,
         report.voided,
         report.unchanged,
         report.open,
+        report.held,
     )
     return report
 
@@ -568,3 +723,24 @@ def explain(
         )
         records = {key: record for key, record in jp_store.active_records(session, [year]).items() if key[0] == nip}
     return compute_credits(items, rules, program), records, known or bool(items) or bool(records)
+
+
+def duplicates(engine: Engine, settings: Settings, year: int, *, nip: str | None = None) -> list[tuple[str, Merge]]:
+    """Every (NIP, merge) of a year: activities left out as the same event through another source."""
+    rules, _ = load_rule_files(settings)
+    zone = ZoneInfo(settings.deployment.timezone)
+    with Session(engine) as session:
+        items, _ = read_evidence(
+            session,
+            [year],
+            zone,
+            rules.kinds,
+            load_resolver(session),
+            nip=nip,
+            namespace=settings.deployment.statement_namespace,
+            tombstones=Tombstones.load(session, settings),
+        )
+    by_person: dict[str, list[EvidenceItem]] = defaultdict(list)
+    for item in items:
+        by_person[item.nip].append(item)
+    return [(person, merge) for person in sorted(by_person) for merge in merge_duplicates(by_person[person], rules)[1]]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -58,10 +60,47 @@ class Rule:
     cap_per_year: Decimal | None = None
     cap_group: str = ""
     skip_program_courses: bool = False
+    effective_from: date | None = None
+    effective_to: date | None = None
+    citation: str = ""
+    #: Fact name -> accepted values (as text); every listed fact must match.
+    match: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: Table rows (codes) this rule credits when the activity's ``jp_form`` names one of them.
+    forms: frozenset[str] = frozenset()
+    jp_factor: Decimal | None = None
 
     def matches(self, source: str, kind: str) -> bool:
         """Whether an activity of this source and kind falls under the rule."""
         return kind in self.kinds and (not self.sources or source in self.sources)
+
+    def in_force(self, day: date) -> bool:
+        """Whether the rule is in force on a local day (``effective_from`` to ``effective_to``, inclusive)."""
+        if self.effective_from is not None and day < self.effective_from:
+            return False
+        return self.effective_to is None or day <= self.effective_to
+
+    def accepts(self, site_id: str, object_key: str, facts: dict[str, Any]) -> bool:
+        """Whether the activity's facts pass the rule's ``forms`` and ``match`` filters."""
+        form = str(facts.get("jp_form") or "")
+        if self.forms and form not in self.forms:
+            return False
+        known = {"site_id": site_id, "object_key": object_key}
+        for name, values in self.match:
+            value = known[name] if name in known else facts.get(name)
+            if value is None or str(value) not in values:
+                return False
+        return True
+
+    def code_for(self, facts: dict[str, Any]) -> str:
+        """The table row of a record: the activity's ``jp_form`` when this rule lists it, else ``code``."""
+        form = str(facts.get("jp_form") or "")
+        return form if form in self.forms else self.code
+
+    def period_text(self) -> str:
+        """``2018-01-01 .. 2026-06-30`` (an open end as ``..``)."""
+        start = self.effective_from.isoformat() if self.effective_from else "always"
+        end = self.effective_to.isoformat() if self.effective_to else ""
+        return f"{start} .. {end}".rstrip()
 
     def caps(self) -> dict[str, Decimal]:
         """The caps that are set, by period (``day``, ``month``, ``year``)."""
@@ -70,18 +109,117 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """Configuration that fills facts the source did not give (``[[assign]]`` in the rules file).
+
+    It says which table row (``jp_form``) and which column (``variant``) an event belongs
+    to, by source, site, course category, community or meeting.
+    """
+
+    when: tuple[tuple[str, frozenset[str]], ...]
+    facts: tuple[tuple[str, str], ...]
+
+    def applies(self, source: str, site_id: str, kind: str, object_key: str, facts: dict[str, Any]) -> bool:
+        """Whether every ``when`` condition holds for the activity."""
+        known = {"source": source, "site_id": site_id, "kind": kind, "object_key": object_key}
+        for name, values in self.when:
+            value = known[name] if name in known else facts.get(name)
+            if value is None or str(value) not in values:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Target:
+    """A yearly JP target (``[[targets]]``): per employee type, optionally per institution's units."""
+
+    jp: int
+    employee_type: str = "*"
+    institution: str = ""
+    unit_prefixes: tuple[str, ...] = ()
+    effective_from: date | None = None
+    effective_to: date | None = None
+    citation: str = ""
+
+    def applies(self, employee_type: str, unit_code: str, day: date) -> bool:
+        """Whether the target is in force on ``day`` for a person of this type and unit."""
+        if self.effective_from is not None and day < self.effective_from:
+            return False
+        if self.effective_to is not None and day > self.effective_to:
+            return False
+        if self.employee_type not in ("*", employee_type):
+            return False
+        return not self.unit_prefixes or any(unit_code.startswith(prefix) for prefix in self.unit_prefixes)
+
+    def specificity(self) -> tuple[bool, bool, date]:
+        """Which of two applying targets wins: an institution's over all, a type over ``*``, the newer."""
+        return (bool(self.unit_prefixes), self.employee_type != "*", self.effective_from or date.min)
+
+
+def target_for(targets: Sequence[Target], employee_type: str, unit_code: str, day: date, fallback: int) -> int:
+    """The JP target in force on ``day`` for a person (``fallback`` when no ``[[targets]]`` entry applies)."""
+    applying = [target for target in targets if target.applies(employee_type, unit_code, day)]
+    return max(applying, key=Target.specificity).jp if applying else fallback
+
+
+@dataclass(frozen=True)
+class Dedupe:
+    """How one event seen through two sources is recognised (``[dedupe]`` and ``[[same_event]]``).
+
+    Two activities of one person, of one kind, from different sources or sites, are the
+    same event when their times are at most ``window_minutes`` apart and they share a
+    value of one of ``link_facts`` (a meeting link, an event id the sources both give),
+    or when ``[[same_event]]`` lists both their activity keys (``source/site/object``).
+    """
+
+    window_minutes: int = 60
+    link_facts: tuple[str, ...] = ("event_link",)
+    same_events: tuple[frozenset[str], ...] = ()
+
+
+@dataclass(frozen=True)
 class RuleSet:
-    """Every rule, in file order, with the file-wide settings."""
+    """Every rule, in file order, with the file-wide settings.
+
+    An activity is credited under the FIRST rule, in file order, that is in force on its
+    local day and matches its source, kind, ``forms`` and ``match``: one activity, one rule.
+    """
 
     path: Path
     rules: tuple[Rule, ...]
     precision: Decimal
     minutes_per_jp: int
     grace_hours: int
+    assignments: tuple[Assignment, ...] = ()
+    targets: tuple[Target, ...] = ()
+    dedupe: Dedupe = Dedupe()
 
     def rule(self, rule_id: str) -> Rule | None:
-        """The rule with this id, or None."""
+        """The first rule with this id (any version), or None."""
         return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def versions(self, rule_id: str) -> list[Rule]:
+        """Every version of a rule, in file order."""
+        return [rule for rule in self.rules if rule.id == rule_id]
+
+    def assigned_facts(
+        self, source: str, site_id: str, kind: str, object_key: str, facts: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The facts with what ``[[assign]]`` adds (a fact the source gave is kept; first assignment wins)."""
+        added: dict[str, Any] = {}
+        for assignment in self.assignments:
+            if assignment.applies(source, site_id, kind, object_key, facts):
+                for name, value in assignment.facts:
+                    if facts.get(name) in (None, "") and name not in added:
+                        added[name] = value
+        return {**facts, **added} if added else facts
+
+    def route(self, source: str, kind: str, day: date, site_id: str, object_key: str, facts: dict[str, Any]) -> int:
+        """Index of the rule that credits an activity, or -1 when none does."""
+        for index, rule in enumerate(self.rules):
+            if rule.matches(source, kind) and rule.in_force(day) and rule.accepts(site_id, object_key, facts):
+                return index
+        return -1
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -107,16 +245,20 @@ class SiteProgramJP:
     The shortname table, then a ``program_jp`` fact the source gave (an LMS report
     column), then the course custom field named by ``customfield`` (Moodle), then the
     idnumber pattern, the category table and the default.
+
+    ``default`` None (the key left out) means the program JP of any other course is
+    *unknown*: its completion is held as pending, never credited as 0 in silence.
+    Only a ``default`` written in the file (e.g. ``"0"``) says other courses carry none.
     """
 
     shortnames: dict[str, Decimal] = field(default_factory=dict)
     customfield: str | None = None
     idnumber_pattern: re.Pattern[str] | None = None
     categories: dict[str, Decimal] = field(default_factory=dict)
-    default: Decimal = Decimal(0)
+    default: Decimal | None = None
 
-    def jp_for(self, facts: dict[str, Any]) -> Decimal:
-        """Program JP of the course described by ``facts`` (shortname, idnumber, category)."""
+    def jp_for(self, facts: dict[str, Any]) -> Decimal | None:
+        """Program JP of the course described by ``facts`` (shortname, idnumber, category); None: unknown."""
         shortname = str(facts.get("course_shortname") or "")
         if shortname in self.shortnames:
             return self.shortnames[shortname]
@@ -155,9 +297,27 @@ class ProgramJP:
     default: SiteProgramJP
     sites: dict[str, SiteProgramJP]
 
-    def jp_for(self, site: str, facts: dict[str, Any]) -> Decimal:
-        """Program JP of a course of ``site``."""
+    def jp_for(self, site: str, facts: dict[str, Any]) -> Decimal | None:
+        """Program JP of a course of ``site``; None when the configuration does not know it."""
         return self.sites.get(site, self.default).jp_for(facts)
+
+
+#: Facts that say an activity belongs to a course (a module inside it, or the course itself).
+COURSE_FACTS = ("course_shortname", "course_idnumber", "course_category", "program_jp", "course_customfields")
+
+
+def describes_course(facts: dict[str, Any]) -> bool:
+    """Whether the facts name a course at all (an activity outside any course is never held)."""
+    return any(facts.get(name) not in (None, "", {}) for name in COURSE_FACTS)
+
+
+def course_label(facts: dict[str, Any]) -> str:
+    """How ``rules check`` names a course to configure: its shortname, else idnumber, else category."""
+    for name, prefix in (("course_shortname", ""), ("course_idnumber", "idnumber "), ("course_category", "category ")):
+        value = facts.get(name)
+        if value not in (None, ""):
+            return f"{prefix}{value}"
+    return "(a course without shortname, idnumber or category)"
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -232,7 +392,40 @@ _RULE_KEYS = {
     "cap_per_year",
     "cap_group",
     "skip_program_courses",
+    "effective_from",
+    "effective_to",
+    "citation",
+    "match",
+    "forms",
+    "jp_factor",
 }
+#: Facts ``[[assign]]`` may set.
+ASSIGNABLE = ("jp_form", "variant")
+VARIANTS = ("national", "international")
+
+
+def _date(where: _Where, key: str, value: Any) -> date:
+    if isinstance(value, date) and not hasattr(value, "hour"):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise where.error(key, f"must be a date such as 2026-07-01, not {value!r}")
+
+
+def _filter(where: _Where, key: str, value: Any) -> tuple[tuple[str, frozenset[str]], ...]:
+    """``{ fact = ["a", "b"] }`` (or a single value) -> sorted (fact, values) pairs."""
+    if not isinstance(value, dict) or not value:
+        raise where.error(key, 'must be a table of fact = ["value", ...], e.g. { course_category = ["3"] }')
+    pairs = []
+    for name, accepted in sorted(value.items()):
+        items = accepted if isinstance(accepted, list) else [accepted]
+        if not items or not all(isinstance(item, (str, int)) and not isinstance(item, bool) for item in items):
+            raise where.error(key, f"{name!r} must list text or integer values")
+        pairs.append((str(name), frozenset(str(item) for item in items)))
+    return tuple(pairs)
 
 
 def _rule(path: Path, index: int, data: Any) -> Rule:
@@ -307,6 +500,29 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
     skip = data.get("skip_program_courses", False)
     if not isinstance(skip, bool):
         raise where.error("skip_program_courses", "must be true or false")
+    if "effective_from" in data:
+        fields["effective_from"] = _date(where, "effective_from", data["effective_from"])
+    if "effective_to" in data:
+        fields["effective_to"] = _date(where, "effective_to", data["effective_to"])
+    if (
+        fields.get("effective_from")
+        and fields.get("effective_to")
+        and fields["effective_to"] < fields["effective_from"]
+    ):
+        raise where.error("effective_to", "must not be before effective_from")
+    citation = data.get("citation", "")
+    if not isinstance(citation, str):
+        raise where.error("citation", "must be text naming the regulation the rule follows")
+    fields["citation"] = citation.strip()
+    if "match" in data:
+        fields["match"] = _filter(where, "match", data["match"])
+    if "forms" in data:
+        forms = data["forms"]
+        if not isinstance(forms, list) or not forms or not all(isinstance(f, str) and _CODE.match(f) for f in forms):
+            raise where.error("forms", "must be a non-empty list of table codes such as B6, B11, C4")
+        fields["forms"] = frozenset(forms)
+    if "jp_factor" in data:
+        fields["jp_factor"] = _decimal(where, "jp_factor", data["jp_factor"])
     return Rule(
         id=rule_id,
         version=version,
@@ -331,9 +547,12 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
     data = _read_toml(path)
     if data.get("format") != 1:
         raise RuleError(f"{path}: `format` must be 1 (the rules file format this lms-bridge reads)")
-    unknown = sorted(set(data) - {"format", "settings", "rules"})
+    unknown = sorted(set(data) - {"format", "packs", "settings", "rules", "assign", "targets", "dedupe", "same_event"})
     if unknown:
-        raise RuleError(f"{path}: top-level key `{unknown[0]}` is not known (format, [settings], [[rules]])")
+        raise RuleError(
+            f"{path}: top-level key `{unknown[0]}` is not known "
+            "(format, packs, [settings], [[rules]], [[assign]], [[targets]], [dedupe], [[same_event]])"
+        )
     settings = data.get("settings", {})
     where = _Where(path, "[settings]")
     if not isinstance(settings, dict):
@@ -347,21 +566,162 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(f"{path}: [[rules]] must list at least one rule")
-    rules = tuple(_rule(path, index, entry) for index, entry in enumerate(raw_rules))
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            raise RuleError(f"{path}: [[rules]] {rule.id!r} `id` is used twice")
-        seen.add(rule.id)
-    groups: dict[str, Rule] = {}
-    for rule in rules:
-        first = groups.setdefault(rule.cap_group, rule)
-        if first.caps() != rule.caps():
-            raise RuleError(
-                f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must have the same "
-                f"caps as rule {first.id!r}"
-            )
-    return RuleSet(path=path, rules=rules, precision=precision, minutes_per_jp=minutes_per_jp, grace_hours=grace_hours)
+    own = tuple(_rule(path, index, entry) for index, entry in enumerate(raw_rules))
+    # Pack rules (rows of a conversion table, per regulation) first: they are the more specific.
+    rules = (*_pack_rules(path, data.get("packs", [])), *own)
+    for index, rule in enumerate(rules):
+        for other in rules[:index]:
+            if other.id == rule.id:
+                # Versions of one rule: one per period, each with its own version number.
+                if _overlap(other, rule):
+                    raise RuleError(
+                        f"{path}: [[rules]] {rule.id!r} `id` is used twice for overlapping periods "
+                        f"({other.period_text()} and {rule.period_text()}): give the old one an effective_to"
+                    )
+                if other.version == rule.version:
+                    raise RuleError(f"{path}: [[rules]] {rule.id!r} `version` {rule.version} is used twice")
+            if other.cap_group == rule.cap_group and _overlap(other, rule) and other.caps() != rule.caps():
+                raise RuleError(
+                    f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must have the same "
+                    f"caps as rule {other.id!r}"
+                )
+    assignments = tuple(_assignment(path, index, entry) for index, entry in enumerate(_list(path, data, "assign")))
+    targets = tuple(_target(path, index, entry) for index, entry in enumerate(_list(path, data, "targets")))
+    dedupe = _dedupe(path, data.get("dedupe", {}), _list(path, data, "same_event"))
+    return RuleSet(
+        path=path,
+        rules=rules,
+        precision=precision,
+        minutes_per_jp=minutes_per_jp,
+        grace_hours=grace_hours,
+        assignments=assignments,
+        targets=targets,
+        dedupe=dedupe,
+    )
+
+
+def _dedupe(path: Path, table: Any, same: list[Any]) -> Dedupe:
+    where = _Where(path, "[dedupe]")
+    if not isinstance(table, dict) or set(table) - {"window_minutes", "link_facts"}:
+        raise RuleError(f"{path}: [dedupe] may hold only window_minutes and link_facts")
+    window = _int(where, "window_minutes", table.get("window_minutes", 60))
+    facts = table.get("link_facts", ["event_link"])
+    if not isinstance(facts, list) or not all(isinstance(item, str) and item for item in facts):
+        raise where.error("link_facts", "must be a list of fact names")
+    groups = []
+    for number, entry in enumerate(same, start=1):
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        if set(entry if isinstance(entry, dict) else {"?"}) - {"keys"} or not isinstance(keys, list) or len(keys) < 2:
+            raise RuleError(f"{path}: [[same_event]] #{number} `keys` must list two or more source/site/object keys")
+        groups.append(frozenset(str(key) for key in keys))
+    return Dedupe(window_minutes=window, link_facts=tuple(facts), same_events=tuple(groups))
+
+
+_TARGET_KEYS = {"jp", "employee_type", "institution", "unit_prefixes", "effective_from", "effective_to", "citation"}
+
+
+def _target(path: Path, index: int, data: Any) -> Target:
+    where = _Where(path, f"[[targets]] #{index + 1}")
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: [[targets]] #{index + 1} must be a table")
+    unknown = sorted(set(data) - _TARGET_KEYS)
+    if unknown:
+        raise where.error(unknown[0], f"is not known ({', '.join(sorted(_TARGET_KEYS))})")
+    jp = _int(where, "jp", data.get("jp"), minimum=1)
+    employee_type = data.get("employee_type", "*")
+    if employee_type not in ("*", "PNS", "PPPK"):
+        raise where.error("employee_type", 'must be "PNS", "PPPK" or "*"')
+    prefixes = data.get("unit_prefixes", [])
+    if not isinstance(prefixes, list) or not all(isinstance(item, str) and item for item in prefixes):
+        raise where.error("unit_prefixes", "must be a list of unit code prefixes (the institution's units)")
+    texts = {key: data.get(key, "") for key in ("institution", "citation")}
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise where.error(key, "must be text")
+    start = _date(where, "effective_from", data["effective_from"]) if "effective_from" in data else None
+    end = _date(where, "effective_to", data["effective_to"]) if "effective_to" in data else None
+    if start and end and end < start:
+        raise where.error("effective_to", "must not be before effective_from")
+    return Target(
+        jp=jp,
+        employee_type=employee_type,
+        institution=texts["institution"],
+        unit_prefixes=tuple(prefixes),
+        effective_from=start,
+        effective_to=end,
+        citation=texts["citation"],
+    )
+
+
+_PACK_DEFAULTS = ("effective_from", "effective_to", "citation")
+
+
+def _pack_rules(path: Path, names: Any) -> list[Rule]:
+    """The rules of the packs a rules file lists (``packs = ["jp_table_perlan_10_2018.toml"]``).
+
+    A pack name is read beside the rules file, else among the shipped ``mappings/``; its
+    ``[pack]`` table gives each of its rules ``effective_from``, ``effective_to`` and
+    ``citation`` unless the rule sets its own.
+    """
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        raise RuleError(f"{path}: `packs` must be a list of rule pack file names")
+    found: list[Rule] = []
+    for name in names:
+        pack_path = path.parent / name
+        if not pack_path.exists() and (MAPPINGS / name).exists():
+            pack_path = MAPPINGS / name
+        data = _read_toml(pack_path)
+        if data.get("format") != 1:
+            raise RuleError(f"{pack_path}: `format` must be 1 (the rule pack format this lms-bridge reads)")
+        unknown = sorted(set(data) - {"format", "pack", "rules"})
+        if unknown:
+            raise RuleError(f"{pack_path}: top-level key `{unknown[0]}` is not known (format, [pack], [[rules]])")
+        header = data.get("pack", {})
+        if not isinstance(header, dict) or set(header) - {"name", *_PACK_DEFAULTS}:
+            raise RuleError(f"{pack_path}: [pack] may hold only name, effective_from, effective_to and citation")
+        defaults = {key: header[key] for key in _PACK_DEFAULTS if key in header}
+        entries = data.get("rules")
+        if not isinstance(entries, list) or not entries:
+            raise RuleError(f"{pack_path}: [[rules]] must list at least one rule")
+        for index, entry in enumerate(entries):
+            found.append(_rule(pack_path, index, {**defaults, **entry} if isinstance(entry, dict) else entry))
+    return found
+
+
+def _overlap(first: Rule, second: Rule) -> bool:
+    """Whether two rules' periods share a day."""
+    starts = [day for day in (first.effective_from, second.effective_from) if day is not None]
+    ends = [day for day in (first.effective_to, second.effective_to) if day is not None]
+    return not starts or not ends or max(starts) <= min(ends)
+
+
+def _list(path: Path, data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise RuleError(f"{path}: [[{key}]] must be an array of tables")
+    return value
+
+
+def _assignment(path: Path, index: int, data: Any) -> Assignment:
+    where = _Where(path, f"[[assign]] #{index + 1}")
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: [[assign]] #{index + 1} must be a table")
+    unknown = sorted(set(data) - {"when", *ASSIGNABLE})
+    if unknown:
+        raise where.error(unknown[0], f"is not known (when, {', '.join(ASSIGNABLE)})")
+    when = _filter(where, "when", data.get("when"))
+    facts: list[tuple[str, str]] = []
+    if "jp_form" in data:
+        if not isinstance(data["jp_form"], str) or not _CODE.match(data["jp_form"]):
+            raise where.error("jp_form", "must be a table code such as B6, B11 or C4")
+        facts.append(("jp_form", data["jp_form"]))
+    if "variant" in data:
+        if data["variant"] not in VARIANTS:
+            raise where.error("variant", f"must be one of {', '.join(VARIANTS)}")
+        facts.append(("variant", data["variant"]))
+    if not facts:
+        raise where.error("when", "needs jp_form or variant to assign")
+    return Assignment(when=when, facts=tuple(facts))
 
 
 def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
@@ -397,7 +757,7 @@ def _site_program(path: Path, table: str, data: Any) -> SiteProgramJP:
                 "customfield", f"must be a course custom field shortname (a non-empty string), not {customfield!r}"
             )
         customfield = customfield.strip()
-    default = _decimal(where, "default", data.get("default", 0), positive=False)
+    default = _decimal(where, "default", data["default"], positive=False) if "default" in data else None
     return SiteProgramJP(
         shortnames=tables["shortnames"],
         customfield=customfield,

@@ -8,14 +8,19 @@ that counts is the one the roster gave the person on the as-of date.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import statistics
+import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -33,13 +38,16 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from lms_bridge.config.settings import Settings
+from lms_bridge.errors import InputError
+from lms_bridge.jp.rules import MAPPINGS, load_rules, target_for
 from lms_bridge.nip import parse_nip
-from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person, PersonUnit
+from lms_bridge.store.models import Evidence, JPPending, LedgerEvidence, LedgerRecord, Person, PersonUnit
 
 NOT_ON_ROSTER = "not on roster"
 
@@ -59,6 +67,8 @@ class ComplianceRow(NamedTuple):
     jp: Decimal
     target: int
     on_roster: bool
+    #: Credits held as pending in the window (a course whose program JP is unknown): not in ``jp``.
+    pending: int = 0
 
     @property
     def met(self) -> bool:
@@ -80,6 +90,8 @@ class UnitSummary:
     people: int
     met: int
     median_jp: Decimal
+    #: Credits held as pending of the unit's people.
+    pending: int = 0
 
     @property
     def share_met(self) -> float:
@@ -217,7 +229,44 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
     return union_all(with_jp, without_jp)
 
 
-def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Iterator[ComplianceRow]:
+def _pending_counts(connection: Connection, start: date, end: date, nip: str | None = None) -> dict[str, int]:
+    """Held credits per person in the window (``jp compute`` keeps them in ``jp_pending``)."""
+    query = (
+        select(JPPending.nip, func.count())
+        .where(JPPending.period_day >= start, JPPending.period_day <= end)
+        .group_by(JPPending.nip)
+    )
+    if nip is not None:
+        query = query.where(JPPending.nip == nip)
+    return {row[0]: int(row[1]) for row in connection.execute(query)}
+
+
+TargetOf = Callable[[str, str], int]
+
+
+def target_function(settings: Settings, day: date) -> TargetOf:
+    """(employee type, unit code) -> the JP target in force on ``day``.
+
+    ``[[targets]]`` of the rules file (per institution's units and employee type, with
+    effective dates) first, then ``[report] targets`` of the configuration (20 JP default).
+    """
+    rules_file = settings.jp.rules_file
+    targets = (load_rules(settings.resolve_path(rules_file)) if rules_file else load_rules()).targets
+    fallback = settings.report.targets
+    cache: dict[tuple[str, str], int] = {}
+
+    def target_of(employee_type: str, unit_code: str) -> int:
+        key = (employee_type, unit_code)
+        if key not in cache:
+            cache[key] = target_for(targets, employee_type, unit_code, day, fallback.get(employee_type, 20))
+        return cache[key]
+
+    return target_of
+
+
+def _standings(
+    found: Iterable[Sequence[Any]], target_of: TargetOf, pending: dict[str, int] | None = None
+) -> Iterator[ComplianceRow]:
     """Turn rows of :func:`_standings_query` into report rows (unit, type, target and JP resolved).
 
     JP are stored as decimal text with at most two decimals and summed by the database
@@ -245,8 +294,9 @@ def _standings(found: Iterable[Sequence[Any]], targets: dict[str, int]) -> Itera
             code_name,
             employee_type,
             jp,
-            targets.get(employee_type, 20),
+            target_of(employee_type, code or NOT_ON_ROSTER),
             bool(on_roster),
+            pending.get(nip, 0) if pending else 0,
         )
 
 
@@ -258,6 +308,7 @@ def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
         people=len(rows),
         met=sum(1 for r in rows if r.met),
         median_jp=Decimal(str(statistics.median([r.jp for r in rows]))).normalize(),
+        pending=sum(r.pending for r in rows),
     )
 
 
@@ -272,7 +323,7 @@ def compliance(
 
     Args:
         engine: the state store.
-        settings: targets per employee type.
+        settings: targets (``[[targets]]`` of the rules file in force on the as-of day, else ``[report] targets``).
         year: the calendar year.
         unit: only this unit code (``not on roster`` selects people without a roster row).
         as_of: count records of periods up to this day; units as of this day.
@@ -282,7 +333,8 @@ def compliance(
     by_unit: dict[str, list[ComplianceRow]] = defaultdict(list)
     with engine.connect() as connection:
         found = connection.execute(_standings_query(engine.dialect.name, start, end)).all()
-    for row in _standings(found, settings.report.targets):
+        pending = _pending_counts(connection, start, end)
+    for row in _standings(found, target_function(settings, end), pending):
         if unit is None or row.unit_code == unit:
             by_unit[row.unit_code].append(row)
     for code in sorted(by_unit, key=lambda c: (c == NOT_ON_ROSTER, c)):
@@ -304,8 +356,9 @@ def person_standing(
     start, end = _year_window(year, as_of)
     with engine.connect() as connection:
         found = connection.execute(_standings_query(engine.dialect.name, start, end, nip)).all()
+        pending = _pending_counts(connection, start, end, nip)
     unknown: list[Sequence[Any]] = [(nip, None, None, False, None, None, None, None, None)]
-    return next(_standings(found or unknown, settings.report.targets))
+    return next(_standings(found or unknown, target_function(settings, end), pending))
 
 
 @dataclass(frozen=True)
@@ -330,6 +383,8 @@ class PersonRecord:
     voided: bool
     evidence_count: int
     evidence: list[EvidenceLine]
+    #: Held, not posted: the course's program JP is unknown (``jp`` is 0 and not counted).
+    pending: bool = False
 
 
 def _verb_word(verb: str) -> str:
@@ -337,7 +392,11 @@ def _verb_word(verb: str) -> str:
 
 
 def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
-    """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each."""
+    """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each.
+
+    Credits held as pending (``jp_pending``: a course whose program JP is unknown) follow,
+    flagged ``pending``, so HR sees what is waiting for configuration.
+    """
     start, end = _year_window(year, None)
     with Session(engine) as session:
         rows = list(
@@ -347,7 +406,16 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                 .order_by(LedgerRecord.period_day, LedgerRecord.rule_id, LedgerRecord.statement_id)
             )
         )
-        wanted = sorted({sid for row in rows for sid in json.loads(row.evidence_ids or "[]")})
+        held = list(
+            session.scalars(
+                select(JPPending)
+                .where(JPPending.nip == nip, JPPending.period_day >= start, JPPending.period_day <= end)
+                .order_by(JPPending.period_day, JPPending.rule_id, JPPending.activity_key)
+            )
+        )
+        wanted = sorted(
+            {sid for row in [*rows, *held] for sid in json.loads(row.evidence_ids or "[]")}  # type: ignore[attr-defined]
+        )
         mirrored: dict[str, LedgerEvidence] = {}
         local: dict[str, Evidence] = {}
         for index in range(0, len(wanted), 500):
@@ -361,10 +429,10 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
             local.update(
                 {e.statement_id: e for e in session.scalars(select(Evidence).where(Evidence.statement_id.in_(chunk)))}
             )
-    records = []
-    for row in rows:
+
+    def lines_of(evidence_ids: str) -> list[EvidenceLine]:
         lines = []
-        for sid in json.loads(row.evidence_ids or "[]"):
+        for sid in json.loads(evidence_ids or "[]"):
             if sid in mirrored:
                 item = mirrored[sid]
                 what = f"{_verb_word(item.verb)} {item.object_name or item.object_id}"
@@ -381,18 +449,35 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                 )
             else:
                 lines.append(EvidenceLine(sid, "-", "not in the ledger (posted by another system?)", "-"))
-        records.append(
-            PersonRecord(
-                statement_id=row.statement_id,
-                period=row.period,
-                rule=row.rule_id or "-",
-                code=row.rule_code or "-",
-                jp=Decimal(row.jp),
-                voided=row.voided,
-                evidence_count=row.evidence_count,
-                evidence=lines,
-            )
+        return lines
+
+    records = [
+        PersonRecord(
+            statement_id=row.statement_id,
+            period=row.period,
+            rule=row.rule_id or "-",
+            code=row.rule_code or "-",
+            jp=Decimal(row.jp),
+            voided=row.voided,
+            evidence_count=row.evidence_count,
+            evidence=lines_of(row.evidence_ids),
         )
+        for row in rows
+    ]
+    records.extend(
+        PersonRecord(
+            statement_id="-",
+            period=row.period,
+            rule=row.rule_id,
+            code="-",
+            jp=Decimal(0),
+            voided=False,
+            evidence_count=row.evidence_count,
+            evidence=lines_of(row.evidence_ids),
+            pending=True,
+        )
+        for row in held
+    )
     return records
 
 
@@ -404,6 +489,8 @@ class UnitMonths:
     unit_name: str | None
     people: int
     months: tuple[Decimal, ...]
+    #: Credits held as pending of the unit's people (not in the months).
+    pending: int = 0
 
     @property
     def total(self) -> Decimal:
@@ -430,15 +517,23 @@ def units_by_month(engine: Engine, settings: Settings, year: int, *, as_of: date
     for code, name in unit_of.values():
         people[code] += 1
         names.setdefault(code, name)
+    held: dict[str, int] = defaultdict(int)
+    for row in report.rows:
+        held[row.unit_code] += row.pending
     return [
-        UnitMonths(unit_code=code, unit_name=names.get(code), people=people.get(code, 0), months=tuple(months[code]))
+        UnitMonths(
+            unit_code=code,
+            unit_name=names.get(code),
+            people=people.get(code, 0),
+            months=tuple(months[code]),
+            pending=held.get(code, 0),
+        )
         for code in sorted(set(people) | set(months), key=lambda c: (c == NOT_ON_ROSTER, c))
     ]
 
 
-#: BKN SIASN "riwayat kursus" columns (docs/domain.md §1b).
+#: BKN SIASN ``kursus/save`` fields, in the service's order (docs/domain.md §1b).
 SIASN_COLUMNS = (
-    "pnsOrangId",
     "instansiId",
     "institusiPenyelenggara",
     "jenisDiklatId",
@@ -448,56 +543,257 @@ SIASN_COLUMNS = (
     "lokasiId",
     "namaKursus",
     "nomorSertipikat",
+    "pnsOrangId",
     "tahunKursus",
     "tanggalKursus",
     "tanggalSelesaiKursus",
 )
+DEFAULT_SIASN_MAPPING = MAPPINGS / "siasn.toml"
+_MONTHS = (
+    "Januari",
+    "Februari",
+    "Maret",
+    "April",
+    "Mei",
+    "Juni",
+    "Juli",
+    "Agustus",
+    "September",
+    "Oktober",
+    "November",
+    "Desember",
+)
 
 
-def siasn_rows(engine: Engine, year: int, *, institution: str) -> list[dict[str, str]]:
-    """SIASN "riwayat kursus" rows: one per training record (B codes), one per person and rule otherwise.
+@dataclass(frozen=True)
+class SiasnCode:
+    """How the records of one table code become SIASN rows (``mappings/siasn.toml``)."""
 
-    ``pnsOrangId`` holds the NIP (SIASN's internal person id is not known here);
-    the reference ids (``instansiId``, ``jenisDiklatId``, ``lokasiId``) are left blank for
-    the operator to fill from BKN's reference lists. ``jumlahJam`` is whole JP, rounded down.
+    jenis_diklat_id: int | None = None
+    sertipikat: str = "T"
+    jenis_kursus: str = ""
+    label: str = ""
+    per_record: bool = False
+
+
+@dataclass(frozen=True)
+class SiasnMapping:
+    """Table code -> SIASN codes, with per course category overrides and the institution's ids."""
+
+    codes: dict[str, SiasnCode]
+    categories: dict[str, dict[str, Any]]
+    instansi_id: str = ""
+    lokasi_id: str = ""
+
+
+def load_siasn_mapping(path: Path = DEFAULT_SIASN_MAPPING) -> SiasnMapping:
+    """Read and check the SIASN mapping.
+
+    Raises:
+        InputError: naming the file and the key that is wrong.
     """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"SIASN mapping {path} cannot be read: {exc.strerror}") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"SIASN mapping {path} is not valid TOML: {exc}") from exc
+    if data.get("format") != 1 or set(data) - {"format", "export", "codes", "categories"}:
+        raise InputError(f"SIASN mapping {path}: needs format = 1 and only [export], [codes.*], [categories.*]")
+
+    def entry(where: str, table: Any) -> dict[str, Any]:
+        keys = {"jenisDiklatId", "jenisKursusSertipikat", "jenisKursus", "label", "per_record"}
+        if not isinstance(table, dict) or set(table) - keys:
+            raise InputError(f"SIASN mapping {path}: {where} may hold only {', '.join(sorted(keys))}")
+        diklat = table.get("jenisDiklatId")
+        if diklat is not None and (isinstance(diklat, bool) or not isinstance(diklat, int) or diklat < 1):
+            raise InputError(f"SIASN mapping {path}: {where} `jenisDiklatId` must be a positive integer")
+        if table.get("jenisKursusSertipikat", "T") not in ("T", "F", "P"):
+            raise InputError(f"SIASN mapping {path}: {where} `jenisKursusSertipikat` must be T, F or P")
+        if not isinstance(table.get("per_record", False), bool):
+            raise InputError(f"SIASN mapping {path}: {where} `per_record` must be true or false")
+        return table
+
+    codes = {
+        str(code): SiasnCode(
+            jenis_diklat_id=table.get("jenisDiklatId"),
+            sertipikat=table.get("jenisKursusSertipikat", "T"),
+            jenis_kursus=str(table.get("jenisKursus", "")),
+            label=str(table.get("label", code)),
+            per_record=table.get("per_record", False),
+        )
+        for code, table in ((code, entry(f"[codes.{code}]", t)) for code, t in data.get("codes", {}).items())
+    }
+    categories = {str(key): entry(f"[categories.{key!r}]", t) for key, t in data.get("categories", {}).items()}
+    export_ids = data.get("export", {})
+    return SiasnMapping(
+        codes=codes,
+        categories=categories,
+        instansi_id=str(export_ids.get("instansiId", "")),
+        lokasi_id=str(export_ids.get("lokasiId", "")),
+    )
+
+
+@dataclass
+class SiasnRow:
+    """One ``kursus/save`` payload and what it stands for.
+
+    Attributes:
+        nip: the person (never exported: ``pnsOrangId`` is SIASN's own id).
+        payload: the fields in :data:`SIASN_COLUMNS` order (``None`` ``pnsOrangId`` when unknown).
+        jp: the exact JP of the records behind the row (``jumlahJam`` is whole hours).
+        records: the JP record statement ids behind the row.
+    """
+
+    nip: str
+    payload: dict[str, Any]
+    jp: Decimal
+    records: list[str]
+
+    def key(self) -> tuple[str, str, str]:
+        """What identifies a row already in SIASN: (pnsOrangId, namaKursus, tanggalKursus)."""
+        return (
+            str(self.payload["pnsOrangId"] or ""),
+            " ".join(str(self.payload["namaKursus"]).lower().split()),
+            str(self.payload["tanggalKursus"]),
+        )
+
+
+def _evidence_names(session: Session, ids: list[str]) -> tuple[dict[str, str], dict[str, Evidence]]:
+    names: dict[str, str] = {}
+    local: dict[str, Evidence] = {}
+    for index in range(0, len(ids), 500):
+        chunk = ids[index : index + 500]
+        for item in session.scalars(select(LedgerEvidence).where(LedgerEvidence.statement_id.in_(chunk))):
+            if item.object_name:
+                names[item.statement_id] = item.object_name
+        local.update(
+            {e.statement_id: e for e in session.scalars(select(Evidence).where(Evidence.statement_id.in_(chunk)))}
+        )
+    return names, local
+
+
+def siasn_rows(
+    engine: Engine,
+    year: int,
+    *,
+    institution: str,
+    mapping: SiasnMapping | None = None,
+    instansi_id: str | None = None,
+    lokasi_id: str | None = None,
+) -> list[SiasnRow]:
+    """SIASN ``kursus/save`` rows for every JP the compliance report counts in ``year``.
+
+    The records are exactly those :func:`compliance` sums (unvoided, period in the year).
+    A code with ``per_record`` gives one row per record, named after its course or event;
+    any other code one row per person, code and month ("Komunitas Belajar <community>",
+    "E-Learning <site>"), so no small record is dropped. ``jumlahJam`` is whole hours: a
+    person's rows are cut so that they add up to the person's JP rounded down, the
+    fractions carried from row to row (a row that would be 0 is left out, its JP carried on).
+    ``pnsOrangId`` is the roster's ``siasn_id``, ``None`` when the roster has none.
+    """
+    mapping = mapping or load_siasn_mapping()
     start, end = _year_window(year, None)
     with Session(engine) as session:
-        rows = list(
+        records = list(
             session.scalars(
                 select(LedgerRecord)
                 .where(LedgerRecord.voided.is_(False), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end)
                 .order_by(LedgerRecord.nip, LedgerRecord.period_day, LedgerRecord.statement_id)
             )
         )
-    grouped: dict[tuple[str, str], list[LedgerRecord]] = defaultdict(list)
-    for row in rows:
-        code = row.rule_code or "-"
-        grouped[(row.nip, f"{code}|{row.statement_id}" if code.startswith("B") else code)].append(row)
-    out = []
-    for (nip, key), items in grouped.items():
-        jp = sum((Decimal(item.jp) for item in items), Decimal(0))
-        if jp < 1:
-            continue
-        first, last = min(i.period_day for i in items), max(i.period_day for i in items)
-        code = items[0].rule_code or "-"
-        out.append(
-            {
-                "pnsOrangId": nip,
-                "instansiId": "",
-                "institusiPenyelenggara": institution,
-                "jenisDiklatId": "",
-                "jenisKursus": code,
-                "jenisKursusSertipikat": "",
-                "jumlahJam": str(int(jp)),
-                "lokasiId": "",
-                "namaKursus": f"{items[0].rule_id or code} {items[0].period}"
-                if code.startswith("B")
-                else f"{items[0].rule_id or code} {year}",
-                "nomorSertipikat": key.split("|")[-1] if code.startswith("B") else "",
-                "tahunKursus": str(year),
-                "tanggalKursus": f"{first:%d-%m-%Y}",
-                "tanggalSelesaiKursus": f"{last:%d-%m-%Y}",
-            }
+        siasn_ids = (
+            dict(
+                session.execute(
+                    select(Person.nip, Person.siasn_id).where(Person.nip.in_({r.nip for r in records}))
+                ).all()
+            )
+            if records
+            else {}
         )
-    return out
+        first_evidence = {r.statement_id: (json.loads(r.evidence_ids or "[]") or [None])[0] for r in records}
+        names, local = _evidence_names(session, sorted({sid for sid in first_evidence.values() if sid}))
+    groups: dict[tuple[str, str, str], list[LedgerRecord]] = defaultdict(list)
+    for record in records:
+        code = record.rule_code or "-"
+        per_record = mapping.codes.get(code, SiasnCode()).per_record
+        group = record.statement_id if per_record else f"{record.period_day:%Y-%m}"
+        groups[(record.nip, code, group)].append(record)
+    rows: list[SiasnRow] = []
+    carried: dict[str, Decimal] = defaultdict(Decimal)
+    for (nip, code, group), items in sorted(
+        groups.items(), key=lambda g: (g[0][0], min(i.period_day for i in g[1]), g[0][1], g[0][2])
+    ):
+        jp = sum((Decimal(item.jp) for item in items), Decimal(0))
+        before = carried[nip]
+        carried[nip] = before + jp
+        hours = int(carried[nip]) - int(before)
+        first, last = min(i.period_day for i in items), max(i.period_day for i in items)
+        setting = mapping.codes.get(code, SiasnCode(label=code))
+        evidence_id = first_evidence.get(items[0].statement_id)
+        found = local.get(evidence_id) if evidence_id else None
+        overrides: dict[str, Any] = {}
+        if found is not None:
+            category = json.loads(found.facts or "{}").get("course_category")
+            overrides = mapping.categories.get(f"{found.site_id}/{category}", {}) if category is not None else {}
+        if setting.per_record:
+            title = names.get(evidence_id or "") or f"{setting.label} {first:%d-%m-%Y}"
+            number = items[0].statement_id
+        else:
+            where = ""
+            if found is not None:
+                where = (found.community or "").split(":", 1)[-1] if code == "C10" else found.site_id
+            title = f"{setting.label} {where}".strip() + f" {_MONTHS[first.month - 1]} {first.year}"
+            number = "LB-" + hashlib.sha256(f"{nip}|{code}|{group}".encode()).hexdigest()[:16]
+        payload = {
+            "instansiId": instansi_id if instansi_id is not None else mapping.instansi_id,
+            "institusiPenyelenggara": institution,
+            "jenisDiklatId": overrides.get("jenisDiklatId", setting.jenis_diklat_id),
+            "jenisKursus": str(overrides.get("jenisKursus", setting.jenis_kursus)),
+            "jenisKursusSertipikat": overrides.get("jenisKursusSertipikat", setting.sertipikat),
+            "jumlahJam": hours,
+            "lokasiId": lokasi_id if lokasi_id is not None else mapping.lokasi_id,
+            "namaKursus": title,
+            "nomorSertipikat": number,
+            "pnsOrangId": siasn_ids.get(nip) or None,
+            "tahunKursus": year,
+            "tanggalKursus": f"{first:%d-%m-%Y}",
+            "tanggalSelesaiKursus": f"{last:%d-%m-%Y}",
+        }
+        rows.append(SiasnRow(nip=nip, payload=payload, jp=jp, records=[item.statement_id for item in items]))
+    return rows
+
+
+def read_siasn_riwayat(path: Path) -> set[tuple[str, str, str]]:
+    """Keys (pnsOrangId, namaKursus, tanggalKursus) of an existing SIASN riwayat kursus export (CSV or JSON).
+
+    JSON: a list of objects, or ``{"data": [...]}`` as the riwayat service answers; CSV:
+    a header with those three columns (``,`` or ``;``).
+
+    Raises:
+        InputError: the file cannot be read or lacks those fields.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"SIASN export {path} cannot be read as UTF-8 text") from exc
+    fields = ("pnsOrangId", "namaKursus", "tanggalKursus")
+    entries: list[Any]
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"SIASN export {path} is not valid JSON (line {exc.lineno})") from exc
+        entries = data.get("data", []) if isinstance(data, dict) else data
+    else:
+        header = text.splitlines()[0] if text.strip() else ""
+        delimiter = ";" if header.count(";") > header.count(",") else ","
+        entries = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+    keys = set()
+    for number, item in enumerate(entries if isinstance(entries, list) else [None], start=1):
+        if not isinstance(item, dict) or any(item.get(name) in (None, "") for name in fields):
+            raise InputError(f"SIASN export {path}: entry {number} lacks one of {', '.join(fields)}")
+        keys.add(
+            (str(item["pnsOrangId"]), " ".join(str(item["namaKursus"]).lower().split()), str(item["tanggalKursus"]))
+        )
+    return keys

@@ -7,15 +7,16 @@ with its statement queued or neither.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.store import _enqueue
-from lms_bridge.store.models import JPRecord, utcnow
+from lms_bridge.store.models import JPPending, JPRecord, utcnow
 from xapi.statements import BuiltStatement
 
 ACTIVE = "active"
@@ -106,3 +107,69 @@ def write(
     for row in new:
         session.add(JPRecord(status=ACTIVE, created_at=now, **vars(row)))
     session.flush()
+
+
+@dataclass(frozen=True)
+class PendingIn:
+    """A held credit to store (see :class:`lms_bridge.store.models.JPPending`)."""
+
+    nip: str
+    rule_id: str
+    period: str
+    period_day: date
+    activity_key: str
+    site_id: str
+    course: str
+    evidence_ids: tuple[str, ...]
+
+
+def replace_pending(session: Session, years: Sequence[int], rows: Sequence[PendingIn]) -> None:
+    """Make ``rows`` the held credits of ``years`` (those of other years are kept)."""
+    if not years:
+        return
+    session.execute(delete(JPPending).where(or_(*(JPPending.period.like(f"{year}-%") for year in years))))
+    now = utcnow()
+    for row in rows:
+        session.add(
+            JPPending(
+                nip=row.nip,
+                rule_id=row.rule_id,
+                period=row.period,
+                period_day=row.period_day,
+                activity_key=row.activity_key,
+                site_id=row.site_id,
+                course=row.course,
+                evidence_ids=json.dumps(list(row.evidence_ids)),
+                evidence_count=len(row.evidence_ids),
+                computed_at=now,
+            )
+        )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class HeldCourse:
+    """A course whose completions (or modules) are held: what to configure in program_jp.toml."""
+
+    site_id: str
+    course: str
+    people: int
+    items: int
+    first: date
+    last: date
+
+
+def held_courses(session: Session) -> list[HeldCourse]:
+    """Every course with held credits, the most held first."""
+    rows = session.execute(
+        select(
+            JPPending.site_id,
+            JPPending.course,
+            func.count(func.distinct(JPPending.nip)),
+            func.sum(JPPending.evidence_count),
+            func.min(JPPending.period_day),
+            func.max(JPPending.period_day),
+        ).group_by(JPPending.site_id, JPPending.course)
+    )
+    found = [HeldCourse(row[0], row[1], int(row[2]), int(row[3] or 0), row[4], row[5]) for row in rows]
+    return sorted(found, key=lambda held: (-held.items, held.site_id, held.course))

@@ -102,6 +102,8 @@ class Person(Base):
     unit_code: Mapped[str | None] = mapped_column(String(64))
     unit_name: Mapped[str | None] = mapped_column(Text)
     position: Mapped[str | None] = mapped_column(Text)
+    #: SIASN's own person id (``pns/data-utama/{nip}`` ``data.id``): the ``pnsOrangId`` of a SIASN export.
+    siasn_id: Mapped[str | None] = mapped_column(String(64))
     roster_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -201,6 +203,34 @@ class JPRecord(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JPPending(Base):
+    """A JP credit held back: its course's program JP is unknown (never a silent 0).
+
+    Rewritten for the years each ``jp compute`` reads; nothing is posted for it. Once the
+    course is configured the next ``jp compute`` posts the record and the row goes away.
+    """
+
+    __tablename__ = "jp_pending"
+    __table_args__ = (
+        UniqueConstraint("nip", "rule_id", "period", "activity_key", name="uq_jp_pending_key"),
+        Index("ix_jp_pending_nip_day", "nip", "period_day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    nip: Mapped[str] = mapped_column(String(18))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    period_day: Mapped[date] = mapped_column(Date)
+    activity_key: Mapped[str] = mapped_column(Text)
+    site_id: Mapped[str] = mapped_column(String(64))
+    #: How ``rules check`` names the course to configure (shortname, idnumber or category).
+    course: Mapped[str] = mapped_column(Text)
+    #: JSON text: the evidence statement ids held.
+    evidence_ids: Mapped[str] = mapped_column(Text)
+    evidence_count: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Run(Base):

@@ -42,6 +42,7 @@ class RosterPerson:
         unit_name: work unit name, or None.
         position: jabatan, or None.
         pseudonyms: pseudonyms of the member's consented identifiers.
+        siasn_id: SIASN's own person id (``pnsOrangId``); None keeps the one stored.
     """
 
     nip: str
@@ -51,6 +52,7 @@ class RosterPerson:
     unit_name: str | None
     position: str | None
     pseudonyms: frozenset[str] = frozenset()
+    siasn_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,9 @@ def store_roster(
                     imported += 1
                 elif person.roster_updated_at is None:
                     imported += 1
-                elif any(getattr(person, name) != getattr(row, name) for name in _ROSTER_FIELDS):
+                elif any(getattr(person, name) != getattr(row, name) for name in _ROSTER_FIELDS) or (
+                    row.siasn_id is not None and row.siasn_id != person.siasn_id
+                ):
                     updated += 1
                 else:
                     unchanged += 1
@@ -135,6 +139,8 @@ def store_roster(
                 for name in _ROSTER_FIELDS:
                     if getattr(person, name) != getattr(row, name):
                         setattr(person, name, getattr(row, name))
+                if row.siasn_id is not None:  # a roster without the column keeps the ids already stored
+                    person.siasn_id = row.siasn_id
                 person.roster_updated_at = now
             session.flush()
 

@@ -51,7 +51,7 @@ PAGE_SIZE = 100
 MIN_SECRET_KEY_LENGTH = 32
 #: Failed logins per username allowed within the window before the login answers 429.
 MAX_FAILURES, FAILURE_WINDOW = 10, 15 * 60
-COMPLIANCE_HEADER = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed"]
+COMPLIANCE_HEADER = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed", "pending"]
 SUMMARY_HEADER = ["unit", "unit_name", "people", "met", "share_met", "median_jp"]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -229,6 +229,7 @@ def _table(view: ComplianceView) -> tuple[list[list[Any]], list[list[Any]]]:
             r.target,
             "yes" if r.met else "no",
             r.needed.normalize(),
+            r.pending,
         ]
         for r in view.rows
     ]
@@ -434,6 +435,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             day = days.get(record.statement_id)
             if record.voided:
                 status = "voided"
+            elif record.pending:
+                status = "pending (program JP not configured)"
             elif day is not None and day > end:
                 status = "after the as-of date"
             else:
