@@ -88,6 +88,10 @@ def test_unknown_program_jp_is_held_then_posted_without_voids(tmp_path: Path, st
     checked = deployment.run("rules", "check", check=True).stdout
     assert "LATSAR" in checked and "Held as pending" in checked, checked
     assert "Rule timeline" in checked and "2018-01-01" in checked and "first rule in force" in checked
+    doctor = deployment.run("doctor")  # the LRS is unreachable here too; the held course must be named anyway
+    assert doctor.returncode != 0
+    held_line = next(line for line in doctor.stdout.splitlines() if "held JP" in line)
+    assert held_line.startswith("FAIL") and "LATSAR" in held_line and "program_jp.toml" in held_line, held_line
 
     compliance = deployment.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
     rows = list(csv.DictReader(io.StringIO(compliance.lstrip("\ufeff"))))
@@ -109,6 +113,7 @@ def test_unknown_program_jp_is_held_then_posted_without_voids(tmp_path: Path, st
         assert session.scalars(select(JPPending)).all() == []
     engine.dispose()
     assert "held as pending: none" in deployment.run("rules", "check", check=True).stdout
+    assert "ok   held JP: no completion is held" in deployment.run("doctor").stdout
 
 
 def test_report_duplicates_and_explain_show_the_event_credited_once(tmp_path: Path, state_url, make_deployment):

@@ -258,6 +258,39 @@ def _sources(settings: Settings) -> list[Check]:
     return checks
 
 
+def _held_courses(settings: Settings, base_dir: Path | None) -> list[Check]:
+    """Completions held as pending because their course's program JP is unknown: what to configure."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from lms_bridge.store import jp as jp_store
+
+    try:
+        engine = store.make_engine(settings.state.url, base_dir)
+    except LmsBridgeError:
+        return []  # the state database check already says why
+    try:
+        with Session(engine) as session:
+            held = jp_store.held_courses(session)
+    except SQLAlchemyError:
+        return []  # not migrated yet: the state database check says so
+    finally:
+        engine.dispose()
+    if not held:
+        return [Check("held JP", True, "no completion is held: every course's program JP is known")]
+    shown = ", ".join(f"{course.site_id}/{course.course} ({course.people} people)" for course in held[:5])
+    more = f" and {len(held) - 5} more" if len(held) > 5 else ""
+    return [
+        Check(
+            "held JP",
+            False,
+            f"{len(held)} course(s) have completions held as pending, their program JP unknown: {shown}{more}",
+            "add each course's JP to mappings/program_jp.toml (lms-bridge rules check lists them all), then run "
+            "lms-bridge jp compute",
+        )
+    ]
+
+
 def _pull_gaps(settings: Settings, base_dir: Path | None) -> list[Check]:
     """Each source that keeps unread records a limited time (a Telegram bot): its last successful pull's age."""
     from datetime import UTC, datetime, timedelta
@@ -336,5 +369,6 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
         *_lrs(settings),
         *_sources(settings),
         *_pull_gaps(settings, base_dir),
+        *_held_courses(settings, base_dir),
         _pseudonym_key(settings),
     ]
