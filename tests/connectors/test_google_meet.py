@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -166,9 +167,10 @@ def test_pulls_are_incremental_by_event_time_and_reread_the_overlap_as_the_same(
     assert third[-1].position == {"event_time": utc_of_local(later, 14, 0)}
 
 
-def test_a_subject_without_delegation_and_a_403_are_one_sentence_without_secrets(
-    tmp_path: Path, meet: FakeMeetReports
+def test_a_subject_without_delegation_a_403_and_a_404_are_one_sentence_without_secrets(
+    tmp_path: Path, meet: FakeMeetReports, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = _settings(tmp_path, source_toml(meet).replace(ADMIN, "someone@bkpsdm.example.org"))
     with pytest.raises(FatalSourceError) as refused:
         _pull(settings)
@@ -181,7 +183,13 @@ def test_a_subject_without_delegation_and_a_403_are_one_sentence_without_secrets
         _pull(_settings(tmp_path, source_toml(meet)))
     message = str(forbidden.value)
     assert "HTTP 403, PERMISSION_DENIED" in message and f"{ADMIN} must be a Workspace admin" in message
-    for text in (str(refused.value), message):
+
+    meet.forbidden = False
+    with pytest.raises(FatalSourceError) as missing:
+        _pull(_settings(tmp_path, source_toml(meet).replace(f'api_url = "{meet.url}"', f'api_url = "{meet.url}/nope"')))
+    assert "HTTP 404" in str(missing.value) and str(missing.value).endswith("check api_url)")
+
+    for text in (str(refused.value), message, str(missing.value), caplog.text):
         assert not any(line in text for line in private_key_lines()) and "ya29." not in text
 
 
