@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS
 from connectors.attendance import MEET
@@ -23,7 +25,10 @@ from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.errors import FatalSourceError
 from lms_bridge.identity.resolver import actor_for
+from lms_bridge.ingest import runner as sync_core
 from lms_bridge.ingest.runner import connector_context, source_settings
+from lms_bridge.store.db import make_engine, upgrade
+from lms_bridge.store.models import OutboxRow
 from xapi.statements import StatementSettings, build_statement
 from xapi.vocabulary import load_vocabulary
 
@@ -198,3 +203,16 @@ def test_meetings_of_no_configured_community_are_skipped_and_counted(tmp_path: P
     pages = _pull(_settings(tmp_path, toml))
     assert _activities(pages) == []
     assert sum(page.skipped["meeting of no configured community"] for page in pages) == 3
+
+
+def test_the_run_loop_stores_a_pull_once_and_a_second_sync_adds_nothing(tmp_path: Path, meet: FakeMeetReports) -> None:
+    settings = _settings(tmp_path, source_toml(meet))
+    engine = make_engine(settings.state.url)
+    upgrade(engine)
+    ((source, streams),) = sync_core.sync_sources(settings)
+    first = sync_core.sync_source(engine, settings, source, streams=streams)
+    assert first.error is None and first.streams["attendance"].new == 2
+    second = sync_core.sync_source(engine, settings, source, streams=streams)
+    assert second.error is None and second.streams["attendance"].new == 0
+    with Session(engine) as session:
+        assert len(session.scalars(select(OutboxRow.id)).all()) == 2
