@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors import google_classroom, lrs_source, moodle, telegram_bot, zoom_api
+from connectors import google_classroom, google_meet, lrs_source, moodle, telegram_bot, zoom_api
 from connectors.base import Connector
 
 #: Source type -> connector, in the order ``sync`` lists them. Explicit on purpose: no plugin discovery.
@@ -22,6 +22,7 @@ CONNECTORS: dict[str, Connector[Any]] = {
         zoom_api.CONNECTOR,
         telegram_bot.CONNECTOR,
         google_classroom.CONNECTOR,
+        google_meet.CONNECTOR,
     )
 }
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import quote
 
 import requests
@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.base import Pseudonymizer, Stream
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
-from connectors.token_api import TokenApiClient
+from connectors.token_api import ApiSettings, TokenApiClient
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
 from lms_bridge.identifiers import email_identifier
@@ -158,19 +158,31 @@ def read_key_file(path: Path) -> dict[str, Any]:
     return data
 
 
+class ServiceAccountSettings(ApiSettings, Protocol):
+    """The settings keys a service-account client reads (Classroom's and Meet's settings models have them)."""
+
+    subject: str
+    oauth_endpoint: str | None
+    api_url: str
+    page_size: int
+
+
 class ClassroomClient(TokenApiClient):
     """GETs to the Classroom API with a cached service-account token, retries and call counts."""
 
     platform = "Classroom"
     url_hint = "api_url, oauth_endpoint or the key file's token_uri"
+    #: The scopes the JWT asks for, and how the refusal of a token names them.
+    scopes: tuple[str, ...] = SCOPES
+    scopes_label = "the Classroom scopes"
 
     def __init__(
-        self, settings: ClassroomSettings, key: dict[str, Any], *, sleep: Callable[[float], None] = time.sleep
+        self, settings: ServiceAccountSettings, key: dict[str, Any], *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         from google.auth import crypt
 
         super().__init__(settings, sleep=sleep)
-        self.settings: ClassroomSettings = settings
+        self.settings: ServiceAccountSettings = settings
         self._key = key
         try:
             self._signer = crypt.RSASigner.from_service_account_info(key)
@@ -187,7 +199,7 @@ class ClassroomClient(TokenApiClient):
         payload = {
             "iss": self._key["client_email"],
             "sub": self.settings.subject,
-            "scope": " ".join(SCOPES),
+            "scope": " ".join(self.scopes),
             "aud": self.token_uri,
             "iat": now,
             "exp": now + 3600,
@@ -210,13 +222,13 @@ class ClassroomClient(TokenApiClient):
         """The sentence for a refused token request, naming what to check."""
         return (
             f"source {self.settings.id}: Google refused the service account's token request (HTTP "
-            f"{response.status_code}, {_google_error(response)}); check the key file, domain-wide delegation "
-            f"of the Classroom scopes and subject {self.settings.subject}"
+            f"{response.status_code}, {google_error(response)}); check the key file, domain-wide delegation "
+            f"of {self.scopes_label} and subject {self.settings.subject}"
         )
 
     def refusal(self, response: requests.Response) -> str:
         """Google's error status and message."""
-        return _google_error(response)
+        return google_error(response)
 
     def get_api(self, endpoint: str, path: str, params: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
         """GET ``path`` under the API base (a list of params, so ``states`` can repeat)."""
@@ -244,7 +256,7 @@ class ClassroomClient(TokenApiClient):
             yield from (record for record in records if isinstance(record, dict))
 
 
-def _google_error(response: requests.Response) -> str:
+def google_error(response: requests.Response) -> str:
     """Google's error status (``PERMISSION_DENIED``, ``invalid_grant``...) and message, briefly."""
     try:
         data = response.json()

@@ -98,6 +98,9 @@ class _Fault:
 class FakeClassroom(FlaskFake):
     """A fake Workspace domain's Classroom on 127.0.0.1 (``port=0`` picks a free port)."""
 
+    #: The scopes a token request must ask for (another Google API's fake sets its own).
+    required_scopes: frozenset[str] = REQUIRED_SCOPES
+
     def __init__(
         self,
         *,
@@ -283,7 +286,7 @@ class FakeClassroom(FlaskFake):
                 )
                 response.status_code = 401
                 return response
-            if not REQUIRED_SCOPES <= set(str(claims.get("scope", "")).split()):
+            if not self.required_scopes <= set(str(claims.get("scope", "")).split()):
                 return grant_error("Invalid OAuth scope or ID token audience provided.")
             with self._lock:
                 self._issued += 1

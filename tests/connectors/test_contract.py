@@ -21,6 +21,7 @@ import pytest
 from connectors import CONNECTORS
 from connectors.base import Check, Connector, Page
 from fakes.classroom import FakeClassroom, shared_service_account
+from fakes.meet_reports import FakeMeetReports
 from fakes.moodle import FakeMoodle
 from fakes.telegram_bot import FakeTelegramBot
 from fakes.zoom import TEST_CLIENT_SECRET, FakeZoom
@@ -30,6 +31,7 @@ from lms_bridge.errors import ConfigError
 from lms_bridge.ingest.runner import connector_context, source_settings
 from scripts.ralph_lrs import RalphLRS
 from tests.connectors import test_google_classroom as classroom_tests
+from tests.connectors import test_google_meet as meet_tests
 from tests.connectors import test_telegram_bot as telegram_tests
 from tests.connectors import test_zoom_api as zoom_tests
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN, moodle_source
@@ -103,6 +105,12 @@ def live(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
             fake.add_announcement("c2", "a1", "t1", "Selamat datang", "2024-03-12T01:00:00Z")
             classroom_tests.key_file(tmp_path, fake)
             yield Live(_settings(tmp_path, classroom_tests.source_toml(fake)), "kelas-bkpsdm")
+    elif kind == "google_meet":
+        key, public_pem = shared_service_account()
+        with FakeMeetReports(public_pem=public_pem, client_email=key["client_email"], subject=meet_tests.ADMIN) as fake:
+            meet_tests.add_fixture_meeting(fake)
+            meet_tests.key_file(tmp_path, fake)
+            yield Live(_settings(tmp_path, meet_tests.source_toml(fake)), "meet-bkpsdm")
     else:  # pragma: no cover - a new connector needs its fake here
         pytest.fail(f"connector {kind} has no fake in the contract test: add one")
 
