@@ -31,6 +31,19 @@ class RetryableError(LmsBridgeError):
     """Raised for a transient failure (timeout, 5xx, reset): back off, keep the cursor."""
 
 
+class LRSServerError(RetryableError):
+    """Raised when the LRS answered 5xx: retried like any transient failure, but the LRS is up.
+
+    The outbox bisects a batch that keeps getting one (a statement the LRS cannot store), so it
+    keeps the LRS's answer: ``status`` and ``detail`` (its message, shortened).
+    """
+
+    def __init__(self, message: str, *, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
 class FatalSourceError(LmsBridgeError):
     """Raised when a source refuses us (bad token, missing function): stop this site, record the run."""
 

@@ -230,7 +230,9 @@ def test_full_then_incremental_pull_sends_each_mapped_statement_once(
     }
     webinar = by_id[_expected("meeting_attended", "webinar")]
     digest = hashlib.sha1(f"mailto:{EMAIL}".encode()).hexdigest()  # noqa: S324
-    assert webinar["actor"]["account"]["name"] == f"mbox_sha1sum:{digest}"
+    # The local id mbox_sha1sum:<hex> is 53 characters: over ADL's 50, so it is named by its own hash.
+    local_id = f"mbox_sha1sum:{digest}"
+    assert webinar["actor"]["account"]["name"] == "sha1:" + hashlib.sha1(local_id.encode()).hexdigest()  # noqa: S324
     assert webinar["result"]["duration"] == "PT1H30M"
     message = by_id[_expected("message_posted", "message")]
     assert message["actor"]["account"] == {"homePage": AUTHORITY, "name": NIP_2}

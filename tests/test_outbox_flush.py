@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import requests
 from sqlalchemy import select
@@ -19,7 +20,9 @@ from lms_bridge.config.settings import load_settings
 from lms_bridge.config.statements import statement_settings
 from lms_bridge.identity.resolver import actor_for
 from lms_bridge.store.models import OutboxRow
+from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.activities import forum_posts
+from tests.fixtures.deployment import Deployment
 from tests.fixtures.lrs import FaultyLRS, lrs_statements
 from xapi.statements import BuiltStatement, build_statement
 
@@ -94,14 +97,77 @@ def test_timeout_after_the_lrs_stored_the_batch_posts_nothing_twice(state_url, f
 
 def test_a_down_lrs_keeps_rows_pending_and_exits_nonzero(state_url, fresh_ralph, make_deployment):
     _queue(state_url, 6)
-    with FaultyLRS(fresh_ralph.url, plan=["500"] * 10) as proxy:
+    with FaultyLRS(fresh_ralph.url) as proxy:
+        proxy.on_post = lambda number: "500"  # a total outage: every POST, whole batch or one statement
         deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="max_attempts = 3")
         result = deployment.run("outbox", "flush")
     assert result.returncode == 1
     assert "failed 3 times in a row" in result.stderr and "Traceback" not in result.stderr
+    # The last attempt splits the batch, but two statements failing alone with nothing accepted is an
+    # outage: it stops there (3 + [3] + [1] + [2] + [1]), and no good statement becomes a dead letter.
+    assert proxy.posts == 7
     rows = _rows(state_url)
     assert all(row.status == "pending" and row.attempts == 3 for row in rows)
     assert lrs_statements(fresh_ralph) == []
+
+
+def _adl_refusal(poisoned: str) -> Callable[[bytes], tuple[int, bytes] | None]:
+    """Answer like ADL's LRS to any batch that holds ``poisoned`` (an account name over its column limit)."""
+
+    def answer(body: bytes) -> tuple[int, bytes] | None:
+        if poisoned.encode() not in body:
+            return None
+        return 500, b'{"detail":"value too long for type character varying(50)"}'
+
+    return answer
+
+
+def test_a_poison_statement_is_a_dead_letter_and_the_rest_flows(
+    state_url: str, fresh_ralph: RalphLRS, make_deployment: Callable[..., Deployment]
+) -> None:
+    built = _queue(state_url, 10)
+    poisoned = built[6].id
+    with FaultyLRS(fresh_ralph.url) as proxy:
+        proxy.answer_post = _adl_refusal(poisoned)
+        deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="max_attempts = 2")
+        result = deployment.run("outbox", "flush", check=True)
+        assert "sent 9 statements" in result.stdout and "1 dead letters" in result.stdout
+        dead = [row for row in _rows(state_url) if row.status == "dead"]
+        assert [row.statement_id for row in dead] == [poisoned]
+        assert "HTTP 500 for this statement alone, twice" in (dead[0].last_error or "")
+        assert "value too long for type character varying(50)" in (dead[0].last_error or "")
+        _assert_lrs_holds_exactly(fresh_ralph, [b for b in built if b.id != poisoned])
+        # The next flush is not blocked: new statements go out at the first attempt.
+        later = _queue(state_url, 4)
+        posts_before = proxy.posts
+        again = deployment.run("outbox", "flush", check=True)
+    assert "sent 4 statements in 1 requests, 0 dead letters" in again.stdout
+    assert proxy.posts == posts_before + 1
+    _assert_lrs_holds_exactly(fresh_ralph, [b for b in built + later if b.id != poisoned])
+
+
+def test_a_statement_failing_alone_once_is_not_poison(
+    state_url: str, fresh_ralph: RalphLRS, make_deployment: Callable[..., Deployment]
+) -> None:
+    built = _queue(state_url, 6)
+    flaky = built[0].id.encode()
+    seen = {"count": 0}
+
+    def answer(body: bytes) -> tuple[int, bytes] | None:
+        # The batch fails on both attempts, its first half and the statement alone too; then it passes.
+        if flaky in body:
+            seen["count"] += 1
+            if seen["count"] <= 4:
+                return 500, b'{"detail":"try again later"}'
+        return None
+
+    with FaultyLRS(fresh_ralph.url) as proxy:
+        proxy.answer_post = answer
+        deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="max_attempts = 2")
+        result = deployment.run("outbox", "flush", check=True)
+    assert seen["count"] == 5  # the fifth post holding it is the check after the bisection
+    assert "sent 6 statements" in result.stdout and "0 dead letters" in result.stdout
+    _assert_lrs_holds_exactly(fresh_ralph, built)
 
 
 def test_conflicting_statement_is_dead_lettered_and_the_rest_posted(state_url, fresh_ralph, make_deployment):

@@ -132,7 +132,7 @@ def test_a_client_timeout_while_the_lrs_commits_makes_no_dead_letter(
     with RejectingRepostLRS(fresh_ralph) as strict, FaultyLRS(strict.url, plan=["slow"], slow_seconds=2.5) as proxy:
         deployment = make_deployment(state_url, proxy.url, fresh_ralph.password, lrs_options="timeout = 1")
         result = deployment.run("outbox", "flush", check=True)
-    assert proxy.posts == ["slow", "ok"] and strict.conflicts == 1
+    assert proxy.actions == ["slow", "ok"] and strict.conflicts == 1
     assert "did not answer within 1 s" in result.stderr
     assert "sent 8 statements in 2 requests, 0 dead letters (8 were already in the LRS" in result.stdout
     _all_sent(state_url)

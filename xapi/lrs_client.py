@@ -26,7 +26,14 @@ from urllib.parse import urljoin
 import requests
 from pydantic import SecretStr
 
-from lms_bridge.errors import LRSAuthError, LRSConflictError, LRSError, LRSRejectedError, RetryableError
+from lms_bridge.errors import (
+    LRSAuthError,
+    LRSConflictError,
+    LRSError,
+    LRSRejectedError,
+    LRSServerError,
+    RetryableError,
+)
 from lms_bridge.redaction import sanitize_url
 from xapi.compare import digest, first_difference
 
@@ -130,7 +137,9 @@ class LRSClient:
             raise LRSConflictError(_detail(response))
         if status in (400, 413, 422):
             raise LRSRejectedError(f"HTTP {status}: {_detail(response)}")
-        if status == 429 or status >= 500:
+        if status >= 500:
+            raise LRSServerError(f"{where} answered HTTP {status}", status=status, detail=_detail(response))
+        if status == 429:
             raise RetryableError(f"{where} answered HTTP {status}")
         raise LRSError(f"{where} answered HTTP {status}: {_detail(response)}")
 
@@ -138,7 +147,8 @@ class LRSClient:
         """POST statements (canonical JSON texts) as one batch.
 
         Raises:
-            RetryableError: timeout, connection failure, 429 or 5xx (safe to re-post).
+            RetryableError: timeout, connection failure, 429 or 5xx (safe to re-post); for a 5xx
+                it is an :class:`~lms_bridge.errors.LRSServerError` carrying the LRS's answer.
             LRSConflictError: 409, the LRS holds one of these ids (the same statement or
                 another: :meth:`compare_held` tells which).
             LRSRejectedError: 400/413/422, the LRS refused something in the batch.

@@ -106,7 +106,8 @@ class LRSSettings(_Section):
         password_env: environment variable (or secrets-file key) holding the password.
         batch_size: statements per POST.
         timeout: seconds to wait for the LRS to answer one POST.
-        max_attempts: consecutive failed POSTs (timeouts, 5xx) before a flush gives up.
+        max_attempts: consecutive failed POSTs (timeouts, 5xx) before a flush gives up; on the last one a
+            batch that gets a 5xx is split to find statements the LRS cannot store (``outbox/flush.py``).
         backoff_base: first wait in seconds between attempts; doubles each time.
         backoff_cap: longest wait in seconds between attempts.
     """

@@ -4,7 +4,9 @@
 - A chat member: ``account`` under ``{base}/pseudonym/<source>`` with the pseudonym
   the parser made (the raw number never leaves the parser).
 - Anyone else (a Moodle user without a NIP): a site-scoped ``account``, homePage =
-  the site's URL, name = the source-local id; reported as unresolved.
+  the site's URL, name = the source-local id; reported as unresolved. A local id over
+  :data:`MAX_ACCOUNT_NAME` characters (a source LRS's ``<homePage>|<name>`` or
+  ``mbox_sha1sum:<hex>``) is named by ``sha1:<hex>`` of it instead: short and stable.
 
 Forgotten people (``lms-bridge forget``) are remembered only by tombstones: keyed
 digests (:func:`forgotten_digest`) of their NIP and of each source account and chat
@@ -20,6 +22,7 @@ changed since they were read; the pipeline then reads them again and screens the
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +47,22 @@ PSEUDONYM_LINK_SOURCE = "pseudonym"
 PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv", "google_classroom"})
 
 
+#: Longest account name sent to the LRS. xAPI sets no limit, but ADL's reference LRS stores
+#: names in a 50-character column and answers 500 to a longer one (issue 24).
+MAX_ACCOUNT_NAME = 50
+
+
+def site_account_name(local_id: str) -> str:
+    """The account name of a site-scoped actor: the source-local id, or ``sha1:<40 hex>`` of a long one.
+
+    The hash keeps the name stable (the same person gets the same name on every run) and distinct
+    for distinct local ids; 45 characters. Statement ids do not depend on it (docs/xapi.md).
+    """
+    if len(local_id) <= MAX_ACCOUNT_NAME:
+        return local_id
+    return "sha1:" + hashlib.sha1(local_id.encode("utf-8")).hexdigest()  # noqa: S324 - a name, not a secret
+
+
 def account(home_page: str, name: str) -> dict[str, Any]:
     """An xAPI Agent identified by an account (no name, no mbox: privacy)."""
     return {"objectType": "Agent", "account": {"homePage": home_page, "name": name}}
@@ -63,7 +82,8 @@ def actor_for(activity: Activity, *, authority: str, base_iri: str, site_url: st
         return account(authority, nip.value)
     if activity.source in PSEUDONYMOUS_SOURCES:
         return account(f"{base_iri}/pseudonym/{activity.source}", activity.actor)
-    return account(site_url.rstrip("/") if site_url else f"{base_iri}/site/{activity.site}", activity.actor)
+    home_page = site_url.rstrip("/") if site_url else f"{base_iri}/site/{activity.site}"
+    return account(home_page, site_account_name(activity.actor))
 
 
 class IdentityResolver:

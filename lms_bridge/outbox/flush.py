@@ -17,6 +17,18 @@ Invariants:
 - timeouts, connection failures and 5xx are retried with exponential backoff
   and a cap; after ``max_attempts`` failures in a row the flush stops and the
   rows stay pending (nothing is lost, the next flush resumes);
+- poison statements: some LRSs answer 5xx for one statement they cannot store (ADL's
+  LRS answers 500 to an account name over 50 characters) and fail its whole batch, so
+  retrying alone would block the outbox behind it forever. On the last of its
+  ``max_attempts``, a batch that gets a 5xx is split in halves, depth first, like a
+  refused one. The rule that tells a poison statement from an LRS outage: a statement
+  becomes a dead letter (with the LRS's answer) only when (1) its batch failed with a
+  5xx on every attempt, (2) it fails alone, (3) some other post of the same bisection
+  was accepted, so the LRS was storing statements at that time, and (4) posted alone
+  once more after the bisection, it fails again with a 5xx. When two single statements
+  have failed before any post of the bisection was accepted, or nothing was accepted at
+  all, it is an outage: the bisection stops and every row stays pending, as above.
+  A timeout or a refused connection is never evidence against a statement.
 - on PostgreSQL several flushers may run at once (``lms-bridge worker`` tasks, a cron
   flush beside ``serve``): each claims its batch with ``SELECT ... FOR UPDATE SKIP
   LOCKED`` and keeps the rows locked until their outcome is committed, so two
@@ -38,7 +50,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
 
-from lms_bridge.errors import LRSConflictError, LRSRejectedError, RetryableError
+from lms_bridge.errors import LRSConflictError, LRSRejectedError, LRSServerError, RetryableError
 from lms_bridge.store.models import OutboxRow, OutboxStatus, utcnow
 from xapi.lrs_client import LRSClient
 
@@ -118,31 +130,97 @@ def _claim(engine: Engine, limit: int) -> Iterator[tuple[list[_Row], Session | N
         yield [_Row(r.id, r.statement_id, r.body) for r in rows], session
 
 
-def _post_bisect(client: LRSClient, rows: Sequence[_Row], progress: _Progress, report: FlushReport) -> None:
+@dataclass
+class _ServerErrorSplit:
+    """A bisection of a batch whose 5xx retries ran out (the rule is in the module docstring).
+
+    Attributes:
+        accepted: some post of this bisection was accepted: the LRS is storing statements.
+        suspects: rows that failed alone with a 5xx, and the LRS's answer.
+    """
+
+    accepted: bool = False
+    suspects: list[tuple[_Row, LRSServerError]] = field(default_factory=list)
+
+
+def _post_bisect(
+    client: LRSClient,
+    rows: Sequence[_Row],
+    progress: _Progress,
+    report: FlushReport,
+    split: _ServerErrorSplit | None = None,
+) -> None:
     """Post ``rows``; on a refused batch split it until the refused statements are alone.
 
-    Progress is recorded as it happens, so a transient error half-way keeps what
-    was already accepted.
+    With ``split``, a 5xx is handled like a refusal too: the batch is halved, and a row that
+    fails alone becomes a suspect, until two suspects came before any accepted post (an
+    outage: the LRSServerError is raised). Progress is recorded as it happens, so a
+    transient error half-way keeps what was already accepted.
     """
     report.posts += 1
     try:
         client.post_statements([row.body for row in rows])
     except LRSConflictError as exc:
-        _settle_conflict(client, rows, progress, report, str(exc))
+        _settle_conflict(client, rows, progress, report, str(exc), split)
         return
     except LRSRejectedError as exc:
         if len(rows) == 1:
             progress.dead[rows[0].id] = str(exc)
             return
         middle = len(rows) // 2
-        _post_bisect(client, rows[:middle], progress, report)
-        _post_bisect(client, rows[middle:], progress, report)
+        _post_bisect(client, rows[:middle], progress, report, split)
+        _post_bisect(client, rows[middle:], progress, report, split)
         return
+    except LRSServerError as exc:
+        if split is None:
+            raise
+        if len(rows) == 1:
+            split.suspects.append((rows[0], exc))
+            if not split.accepted and len(split.suspects) >= 2:
+                raise  # every statement fails, one by one too: the LRS is down, not a statement
+            return
+        middle = len(rows) // 2
+        _post_bisect(client, rows[:middle], progress, report, split)
+        _post_bisect(client, rows[middle:], progress, report, split)
+        return
+    if split is not None:
+        split.accepted = True
     progress.sent.extend(row.id for row in rows)
 
 
+def _settle_suspects(client: LRSClient, split: _ServerErrorSplit, progress: _Progress, report: FlushReport) -> None:
+    """After a bisection on a batch's last attempt: dead-letter only proven poison.
+
+    Raises:
+        LRSServerError: nothing of the batch was accepted (an outage); rows not settled stay pending.
+        RetryableError: a timeout or a failed connection while checking.
+    """
+    if not split.suspects:
+        return
+    if not split.accepted:
+        raise split.suspects[-1][1]
+    log.warning(
+        "%d statements failed alone with HTTP 5xx while the LRS stored others; posting each once more",
+        len(split.suspects),
+    )
+    for row, _ in split.suspects:
+        # Once more alone, now that the LRS stored other statements: a 5xx that was a blip passes.
+        try:
+            _post_bisect(client, [row], progress, report)
+        except LRSServerError as exc:
+            progress.dead[row.id] = (
+                f"HTTP {exc.status} for this statement alone, twice, while the LRS stored the rest of its batch: "
+                f"{exc.detail}"
+            )
+
+
 def _settle_conflict(
-    client: LRSClient, rows: Sequence[_Row], progress: _Progress, report: FlushReport, message: str
+    client: LRSClient,
+    rows: Sequence[_Row],
+    progress: _Progress,
+    report: FlushReport,
+    message: str,
+    split: _ServerErrorSplit | None = None,
 ) -> None:
     """After a 409 for ``rows``: read each back, mark what the LRS holds as sent, post the rest.
 
@@ -163,13 +241,13 @@ def _settle_conflict(
     if not unheld:
         return
     if len(unheld) < len(rows):
-        _post_bisect(client, unheld, progress, report)
+        _post_bisect(client, unheld, progress, report, split)
     elif len(rows) == 1:
         progress.dead[rows[0].id] = f"HTTP 409 ({message}) but the LRS shows no statement with this id"
     else:
         middle = len(rows) // 2
-        _post_bisect(client, rows[:middle], progress, report)
-        _post_bisect(client, rows[middle:], progress, report)
+        _post_bisect(client, rows[:middle], progress, report, split)
+        _post_bisect(client, rows[middle:], progress, report, split)
 
 
 @contextmanager
@@ -223,15 +301,20 @@ def _post_batch(
     rows: Sequence[_Row],
     report: FlushReport,
     retry_delay: float,
+    last_attempt: bool = False,
 ) -> str | None:
     """Post one claimed batch and write its outcome; return the transient error sentence, if one stopped it.
 
     What the LRS accepted before a transient error is marked; the rest waits ``retry_delay`` seconds.
+    On the ``last_attempt``, a 5xx makes the batch split to find poison statements.
     """
     progress = _Progress()
     error: str | None = None
+    split = _ServerErrorSplit() if last_attempt else None
     try:
-        _post_bisect(client, rows, progress, report)
+        _post_bisect(client, rows, progress, report, split)
+        if split is not None:
+            _settle_suspects(client, split, progress, report)
     except RetryableError as exc:
         error = str(exc)
     _persist(engine, progress, claim)
@@ -286,7 +369,8 @@ def flush(
         error: str | None = None
         with _claim(engine, size) as (rows, claim):
             if rows:
-                error = _post_batch(engine, claim, client, rows, report, delay)
+                last_attempt = failures_in_row + 1 >= max_attempts
+                error = _post_batch(engine, claim, client, rows, report, delay, last_attempt)
         if not rows:
             if failures_in_row == 0 or waited:
                 break

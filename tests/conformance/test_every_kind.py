@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.lrs_source import StatementMapper
 from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
 from lms_bridge.identity.resolver import actor_for
 from lms_bridge.outbox.voids import FORGET_REASON, build_operator_void
@@ -47,6 +48,15 @@ _OBJECTS = {
     Kind.COACHING_ATTENDED: ObjectRef("meeting", "coach-1/2024-03-14", "Coaching"),
 }
 
+#: Foreign actors of a source LRS whose local ids are long: an account (``<homePage>|<name>``) and an e-mail.
+_SOURCE_LRS_ACTORS = {
+    "source-LRS account": {
+        "objectType": "Agent",
+        "account": {"homePage": "https://lms.kementerian-contoh.example.go.id/user", "name": "budi.santoso.1990"},
+    },
+    "source-LRS mbox": {"objectType": "Agent", "mbox": "mailto:budi.santoso@example.go.id"},
+}
+
 
 def _every_statement() -> list[tuple[str, BuiltStatement]]:
     """Each kind of statement once, under a namespace of its own (fresh ids every run)."""
@@ -62,6 +72,14 @@ def _every_statement() -> list[tuple[str, BuiltStatement]]:
     for kind, obj in _OBJECTS.items():
         activities.setdefault(kind.value, (replace(template, kind=kind, object=obj, native_id=f"x-{kind}"), site_url))
     assert set(activities) == {kind.value for kind in Kind}, "a kind has no statement here"
+    # A source LRS's people without a NIP, as its connector names them (53-82 characters: ADL keeps 50).
+    mirrored, mirrored_url = activities[Kind.COACHING_ATTENDED.value]
+    mapper = StatementMapper("src", load_vocabulary(), base)
+    for label, foreign in _SOURCE_LRS_ACTORS.items():
+        person = mapper.actor(foreign)
+        assert person is not None and len(person.local_id) > 50
+        activity = replace(mirrored, source="lrs", actor=person.local_id, extras={}, native_id=f"x-{label}")
+        activities[label] = (activity, mirrored_url)
     built = [
         (
             kind,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import replace
@@ -166,6 +167,26 @@ def test_other_namespace_gives_other_ids():
 def test_user_without_nip_gets_site_scoped_account():
     statement = _build(_activity(extras={}), "https://lms.example.go.id/")
     assert statement["actor"]["account"] == {"homePage": "https://lms.example.go.id", "name": "4637"}
+
+
+@pytest.mark.parametrize(
+    "local_id",
+    [
+        "https://lms.other.go.id/some/long/path/to/the/users|jdoe.the.second",  # a source LRS's account
+        "mbox_sha1sum:" + "0123456789abcdef0123456789abcdef01234567",  # a source LRS's e-mail actor
+    ],
+)
+def test_a_long_local_id_gets_a_short_stable_account_name(local_id: str):
+    activity = _activity(source="lrs", site="src", actor=local_id, extras={})
+    statement = _build(activity, "http://lrs.src/xAPI/")
+    name = statement["actor"]["account"]["name"]
+    assert len(local_id) > 50 and len(name) <= 50  # ADL's LRS answers 500 to a name over 50 characters
+    assert name == "sha1:" + hashlib.sha1(local_id.encode()).hexdigest()  # noqa: S324
+    assert _build(activity, "http://lrs.src/xAPI/") == statement  # stable: same person, same name
+    other = _build(replace(activity, actor=local_id + "x"), "http://lrs.src/xAPI/")
+    assert other["actor"]["account"]["name"] != name
+    # The statement id comes from the natural key, not from the actor.
+    assert statement["id"] == _build(replace(activity, actor="short"), "http://lrs.src/xAPI/")["id"]
 
 
 def test_invalid_object_url_is_refused_before_the_outbox():
