@@ -328,6 +328,7 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
         "target",
         "met",
         "jp_needed",
+        "pending",  # credits held because a course's program JP is unknown (issue 18)
     ]
     table = {row[0]: row for row in people.iter_rows(min_row=2, values_only=True)}
     assert list(table) == [A, C, D, B, X]
