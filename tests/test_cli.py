@@ -112,6 +112,7 @@ def test_doctor_reports_each_check_and_a_down_lrs(tmp_path, ralph, make_deployme
         "ok   LRS credentials",
         "ok   LRS",
         "ok   LRS round trip",
+        "ok   held JP",  # no completion held as pending (issue 18)
         "ok   pseudonym key",
     ]
     down = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", "http://127.0.0.1:9/xAPI/", ralph.password)
@@ -119,7 +120,7 @@ def test_doctor_reports_each_check_and_a_down_lrs(tmp_path, ralph, make_deployme
     result = down.run("doctor")
     assert result.returncode == 1
     assert "FAIL LRS: cannot connect to http://127.0.0.1:9/xAPI/" in result.stdout
-    assert result.stderr.strip() == "error: 1 of 6 checks failed"
+    assert result.stderr.strip() == "error: 1 of 7 checks failed"
 
 
 def test_secrets_never_reach_output(tmp_path, ralph, make_deployment):
