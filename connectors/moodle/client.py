@@ -1,7 +1,7 @@
 """The Moodle web-service client: REST over POST, JSON or XML, typed errors, retries.
 
 Moodle answers errors as HTTP 200 with an ``exception`` object (JSON) or an
-``<EXCEPTION>`` root (XML) (fixtures/moodle/README.md, "Errors"): :meth:`check_response`
+``<EXCEPTION>`` root (XML) (tests/data/README.md, "Errors"): :meth:`check_response`
 is the only place where a status or a body becomes an error. The token travels in
 the POST body, never in a URL, and never appears in a message or a log line.
 """

@@ -31,7 +31,7 @@ from lms_bridge.errors import FatalSourceError, LmsBridgeError
 SOURCE = "moodle"
 #: lastcourseaccess is written at most once a minute and course completion is
 #: aggregated by cron minutes after the last criterion: re-check users whose last
-#: access falls this long before the watermark (fixtures/moodle/README.md, "Course completion").
+#: access falls this long before the watermark (tests/data/README.md, "Course completion").
 COMPLETION_OVERLAP = 2 * 24 * 3600
 #: An access this long before a time the server has already reached (the latest ``lastcourseaccess``
 #: read in this run) has had its cron aggregation: asking about it once is enough. Likewise an access
