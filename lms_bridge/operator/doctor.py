@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import Engine
 
 from connectors import CONNECTORS
 from lms_bridge import store
@@ -78,13 +79,15 @@ def _secrets_file(settings: Settings) -> Check:
     return Check("secrets file", True, f"{path} mode {mode:04o}, owned by {owner}")
 
 
-def _database(settings: Settings, base_dir: Path | None) -> Check:
+def _database(engine: Engine | None, refused: LmsBridgeError | None) -> Check:
+    fix = "check [state] url and that the database server runs"
+    if engine is None:
+        return Check("state database", False, str(refused), fix)
     try:
-        engine = store.make_engine(settings.state.url, base_dir)
         # Like every command, doctor migrates the store on start; a failure is the finding.
         before, after = store.upgrade(engine)
     except LmsBridgeError as exc:
-        return Check("state database", False, str(exc), "check [state] url and that the database server runs")
+        return Check("state database", False, str(exc), fix)
     migrated = "" if before == after else f" (migrated from {before or 'empty'})"
     return Check("state database", True, f"{store.describe(engine)} at revision {after}, the newest{migrated}")
 
@@ -258,24 +261,20 @@ def _sources(settings: Settings) -> list[Check]:
     return checks
 
 
-def _held_courses(settings: Settings, base_dir: Path | None) -> list[Check]:
+def _held_courses(engine: Engine | None) -> list[Check]:
     """Completions held as pending because their course's program JP is unknown: what to configure."""
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
     from lms_bridge.store import jp as jp_store
 
-    try:
-        engine = store.make_engine(settings.state.url, base_dir)
-    except LmsBridgeError:
+    if engine is None:
         return []  # the state database check already says why
     try:
         with Session(engine) as session:
             held = jp_store.held_courses(session)
     except SQLAlchemyError:
-        return []  # not migrated yet: the state database check says so
-    finally:
-        engine.dispose()
+        return []  # not migrated: the state database check says why
     if not held:
         return [Check("held JP", True, "no completion is held: every course's program JP is known")]
     shown = ", ".join(f"{course.site_id}/{course.course} ({course.people} people)" for course in held[:5])
@@ -291,7 +290,7 @@ def _held_courses(settings: Settings, base_dir: Path | None) -> list[Check]:
     ]
 
 
-def _pull_gaps(settings: Settings, base_dir: Path | None) -> list[Check]:
+def _pull_gaps(settings: Settings, engine: Engine | None) -> list[Check]:
     """Each source that keeps unread records a limited time (a Telegram bot): its last successful pull's age."""
     from datetime import UTC, datetime, timedelta
 
@@ -302,12 +301,8 @@ def _pull_gaps(settings: Settings, base_dir: Path | None) -> list[Check]:
         connector = CONNECTORS.get(source.type)
         if connector is not None and connector.retention is not None:
             kept.append((source, connector.retention))
-    if not kept:
-        return []
-    try:
-        engine = store.make_engine(settings.state.url, base_dir)
-    except LmsBridgeError:
-        return []  # the state database check already says why
+    if not kept or engine is None:
+        return []  # nothing to check, or the state database check already says why
     checks = []
     for source, retention in kept:
         name = f"{retention.label} {source.id}"
@@ -330,7 +325,6 @@ def _pull_gaps(settings: Settings, base_dir: Path | None) -> list[Check]:
             )
         else:
             checks.append(Check(name, True, when))
-    engine.dispose()
     return checks
 
 
@@ -362,13 +356,25 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
         settings: the configuration.
         base_dir: the folder relative SQLite paths are taken from.
     """
-    return [
-        _config(settings),
-        _secrets_file(settings),
-        _database(settings, base_dir),
-        *_lrs(settings),
-        *_sources(settings),
-        *_pull_gaps(settings, base_dir),
-        *_held_courses(settings, base_dir),
-        _pseudonym_key(settings),
-    ]
+    # One engine for every check that reads the state store (None when it cannot be opened: the
+    # state database check says why and the checks that read it are left out).
+    engine: Engine | None = None
+    refused: LmsBridgeError | None = None
+    try:
+        engine = store.make_engine(settings.state.url, base_dir)
+    except LmsBridgeError as exc:
+        refused = exc
+    try:
+        return [
+            _config(settings),
+            _secrets_file(settings),
+            _database(engine, refused),
+            *_lrs(settings),
+            *_sources(settings),
+            *_pull_gaps(settings, engine),
+            *_held_courses(engine),
+            _pseudonym_key(settings),
+        ]
+    finally:
+        if engine is not None:
+            engine.dispose()
