@@ -580,10 +580,13 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
                     )
                 if other.version == rule.version:
                     raise RuleError(f"{path}: [[rules]] {rule.id!r} `version` {rule.version} is used twice")
-            if other.cap_group == rule.cap_group and _overlap(other, rule) and other.caps() != rule.caps():
+            # Rules of one cap group share its counters, each with its own ceiling (a national row
+            # and its international column: one day's total never passes the cap of the rule that
+            # credits). The counters only add up when every rule caps the same periods.
+            if other.cap_group == rule.cap_group and _overlap(other, rule) and set(other.caps()) != set(rule.caps()):
                 raise RuleError(
-                    f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must have the same "
-                    f"caps as rule {other.id!r}"
+                    f"{path}: [[rules]] {rule.id!r} `cap_group` {rule.cap_group!r} must cap the same "
+                    f"periods (day, month, year) as rule {other.id!r}"
                 )
     assignments = tuple(_assignment(path, index, entry) for index, entry in enumerate(_list(path, data, "assign")))
     targets = tuple(_target(path, index, entry) for index, entry in enumerate(_list(path, data, "targets")))

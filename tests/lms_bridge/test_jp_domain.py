@@ -181,6 +181,64 @@ def test_c3_international_caps_at_4_and_c10_international_adds_20_percent(progra
     ]
 
 
+def test_national_and_international_columns_share_one_daily_limit(program: ProgramJP) -> None:
+    # A day with national CoP (2 JP, its cap) and then international CoP: the international
+    # column's cap (2.4) bounds the day's total, so only 0.4 JP more, not another 2.4.
+    national = [ev("message_posted", wib(3, 11, 9, n), source="whatsapp", obj=f"n:{n}") for n in range(3)]
+    international = [
+        ev("message_posted", wib(3, 11, 15, n), source="whatsapp", obj=f"i:{n}", variant="international")
+        for n in range(3)
+    ]
+    # E-learning the other way round: 4 JP international first leaves no room for national modules.
+    foreign = [
+        ev("module_completed", wib(3, 12, 8, n), site="explicit", obj=f"f:{n}", variant="international")
+        for n in range(8)
+    ]
+    local = [ev("module_completed", wib(3, 12, 14, n), site="explicit", obj=f"l:{n}") for n in range(4)]
+    credits = compute_credits([*national, *international, *foreign, *local], RULES, program)
+    assert [(c.rule.id, c.period, c.jp, c.capped_by) for c in credits] == [
+        ("cop", "2026-03-11", Decimal(2), None),
+        ("cop-international", "2026-03-11", Decimal("0.4"), "day"),
+        ("elearning", "2026-03-12", Decimal(0), "day"),
+        ("elearning-international", "2026-03-12", Decimal(4), None),
+    ]
+
+
+def test_rules_of_one_cap_group_must_cap_the_same_periods(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        """format = 1
+
+[[rules]]
+id = "a"
+version = 1
+code = "C10"
+title = "a"
+kinds = ["message_posted"]
+credit = "per_item"
+jp_per_item = "1"
+record = "day"
+cap_per_day = "2"
+cap_group = "g"
+
+[[rules]]
+id = "b"
+version = 1
+code = "C10"
+title = "b"
+kinds = ["post_created"]
+credit = "per_item"
+jp_per_item = "1"
+record = "day"
+cap_per_month = "2"
+cap_group = "g"
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(RuleError, match="must cap the same periods"):
+        load_rules(path)
+
+
 def test_same_activity_without_a_form_keeps_the_default_rules(program: ProgramJP) -> None:
     webinar = ev("meeting_attended", wib(3, 10), source="zoom", obj="meeting:1", duration=100 * 60)
     coaching = ev("coaching_attended", wib(3, 11), source="jsonl", obj="coaching:1")

@@ -200,9 +200,9 @@ BAD_RULES = [
         id="program-record-day",
     ),
     pytest.param(
-        _replace("min_minutes = 30", 'min_minutes = 30\ncap_group = "cop"'),
-        ["'webinar'", "`cap_group`", "'cop'"],
-        id="cap-group-different-caps",
+        _replace("min_minutes = 30", 'min_minutes = 30\ncap_group = "coaching"'),
+        ["'webinar'", "`cap_group`", "'coaching'", "same periods"],
+        id="cap-group-different-periods",
     ),
     pytest.param(
         _replace("skip_program_courses = true", 'skip_program_courses = "yes"'),
