@@ -221,9 +221,9 @@ def sites_list(app: App) -> None:
 @click.argument("site_id", required=False)
 @click.pass_obj
 def sites_test(app: App, site_id: str | None) -> None:
-    """Call each site (site info) and list the functions its token's service lacks."""
+    """Call each site (site info) and list the functions its token's service lacks; or check one source of any type."""
     failures = 0
-    for source in sites_core.site_sources(app.settings, site_id):
+    for source in sites_core.test_sources(app.settings, site_id):
         line, ok = sites_core.test_line(app.settings, source)
         failures += not ok
         stdout.print(line)
