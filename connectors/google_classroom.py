@@ -50,10 +50,10 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.base import Pseudonymizer, Stream
+from connectors.base import Check, Pseudonymizer, Stream
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
-from connectors.token_api import ApiSettings, TokenApiClient
+from connectors.token_api import ApiSettings, TokenApiClient, probe
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
 from lms_bridge.identifiers import email_identifier
@@ -495,6 +495,36 @@ def open_reader(settings: ClassroomSettings, context: LiveContext) -> Iterator[C
         client.close()
 
 
+def delegation_fix(client: ClassroomClient) -> str:
+    """What to fix when Google refuses a service account's token request (one sentence)."""
+    return (
+        f"check the key file and subject {client.settings.subject}, and that the Admin console's domain-wide "
+        f"delegation grants the service account's client id the scopes {', '.join(client.scopes)}"
+    )
+
+
+def check_source(settings: ClassroomSettings, context: LiveContext) -> Check:
+    """A token for the subject with the Classroom scopes, then the first page of ACTIVE courses."""
+    key = read_key_file(context.resolve_path(settings.key_file))
+    # Two tries at most: doctor should answer in seconds, not after a sync's backoff.
+    client = ClassroomClient(settings.model_copy(update={"max_attempts": min(settings.max_attempts, 2)}), key)
+
+    def listing() -> str:
+        data = client.get_api("courses", "v1/courses", [("courseStates", "ACTIVE"), ("pageSize", 1)])
+        courses = data.get("courses") or []
+        return f"{settings.subject} sees {'ACTIVE courses' if courses else 'no ACTIVE course'}"
+
+    return probe(
+        f"{TYPE} {settings.id}",
+        client,
+        listing,
+        token_fix=delegation_fix(client),
+        listing_fix=lambda sentence: (
+            f"make subject {settings.subject} a Workspace admin or a teacher of the courses, and check api_url"
+        ),
+    )
+
+
 def reset_position(stream: str, current: Any, to: datetime) -> dict[str, dict[str, str]]:
     """Every known course's watermark set to ``to`` (courses not seen yet are still read whole)."""
     mark = to.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -508,4 +538,5 @@ CONNECTOR = LiveConnector(
     opener=open_reader,
     link_source=SOURCE,
     dated_position=reset_position,
+    checker=check_source,
 )

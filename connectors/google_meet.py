@@ -43,10 +43,11 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors import attendance
-from connectors.base import Pseudonymizer, Stream
-from connectors.google_classroom import ClassroomClient, google_error, read_key_file
+from connectors.base import Check, Pseudonymizer, Stream
+from connectors.google_classroom import ClassroomClient, delegation_fix, google_error, read_key_file
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
+from connectors.token_api import probe
 from lms_bridge.activity import ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
 from lms_bridge.identifiers import email_identifier, name_identifier
@@ -342,6 +343,38 @@ def open_reader(settings: MeetSettings, context: LiveContext) -> Iterator[MeetRe
         client.close()
 
 
+def check_source(settings: MeetSettings, context: LiveContext) -> Check:
+    """A token for the subject with the audit scope, then one ``call_ended`` event of the last day."""
+    key = read_key_file(context.resolve_path(settings.key_file))
+    # Two tries at most: doctor should answer in seconds, not after a sync's backoff.
+    client = MeetReportsClient(settings.model_copy(update={"max_attempts": min(settings.max_attempts, 2)}), key)
+
+    def listing() -> str:
+        end = datetime.now(UTC)
+        client.get(
+            ENDPOINT,
+            f"{settings.api_url.rstrip('/')}/{ACTIVITIES_PATH}",
+            {
+                "eventName": "call_ended",
+                "startTime": _rfc3339(end - timedelta(days=1)),
+                "endTime": _rfc3339(end),
+                "maxResults": 1,
+            },
+        )
+        return f"{settings.subject} may read the Meet audit log"
+
+    return probe(
+        f"{TYPE} {settings.id}",
+        client,
+        listing,
+        token_fix=delegation_fix(client),
+        listing_fix=lambda sentence: (
+            f"make subject {settings.subject} a Workspace admin whose role may read "
+            "audit reports (Reports API), and check api_url"
+        ),
+    )
+
+
 def reset_position(stream: str, current: Any, to: datetime) -> dict[str, str]:
     """The position of a stream that read every event up to ``to`` (the next pull re-reads the overlap)."""
     return {"event_time": _rfc3339(to)}
@@ -354,4 +387,5 @@ CONNECTOR = LiveConnector(
     opener=open_reader,
     link_source=SOURCE,
     dated_position=reset_position,
+    checker=check_source,
 )

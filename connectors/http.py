@@ -1,34 +1,39 @@
-"""HTTP plumbing every live connector shares: the session, the one retry policy, paging, time parsing.
+"""HTTP plumbing every live connector shares: the session, which answers are transient, paging.
 
-One retry policy for every source API (:class:`RetryPolicy`): connection resets, time-outs and
-answers cut off in transit (:data:`TRANSIENT_EXCEPTIONS`), HTTP 5xx, and 429 after the wait the
-server asks for (``Retry-After``, bounded by ``max_retry_after``) are tried again with a doubling,
-capped backoff; anything else is final. A connector says only how its failures read: the
-policy raises :class:`~lms_bridge.errors.RetryableError` when the tries run out, and each
-retry is logged once by the connector's ``on_retry`` (with the URL redacted).
-
-Connectors import this module, never the other way round; ``xapi/lrs_client.py`` keeps a loop of
-its own because ``xapi`` must not import ``connectors``.
+The retry policy itself (:class:`~lms_bridge.retry.RetryPolicy`: backoff, ``Retry-After``) and the ISO
+time parser (:func:`~lms_bridge.timeparse.parse_iso_time`) are root leaves of ``lms_bridge``, so the
+outbox, the ledger and ``xapi`` use the same ones; this module says which ``requests`` failures and
+answers they apply to: connection resets, time-outs and answers cut off in transit
+(:data:`TRANSIENT_EXCEPTIONS`), HTTP 5xx, and 429 with its ``Retry-After``. A connector says only how
+its failures read: the policy raises :class:`~lms_bridge.errors.RetryableError` when the tries run
+out, and each retry is logged once by the connector's ``on_retry`` (with the URL redacted).
 """
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from lms_bridge.errors import RetryableError
+from lms_bridge.retry import RetryPolicy, TransientHTTPError, retry_after_seconds
+from lms_bridge.timeparse import parse_iso_time
 
 USER_AGENT = "lms-bridge/0.1 (+https://github.com/lms-bridge)"
 
-T = TypeVar("T")
+#: Connectors reach the shared policy and parser through this module too (one import for their plumbing).
+__all__ = [
+    "TRANSIENT_EXCEPTIONS",
+    "USER_AGENT",
+    "RetryPolicy",
+    "TransientHTTPError",
+    "make_session",
+    "offset_pages",
+    "parse_iso_time",
+    "token_pages",
+    "transient_status",
+]
 
 #: What requests raises for a reset, a time-out or an answer cut off in transit: worth another try.
 TRANSIENT_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
@@ -53,39 +58,6 @@ def make_session(pool_size: int = 4) -> requests.Session:
     return session
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds to wait from ``Retry-After``: a number, an HTTP date or (Zoom) an ISO date-time."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    moment = parse_iso_time(value, naive_is_utc=True, bounded=False)
-    if moment is None:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-class TransientHTTPError(RetryableError):
-    """A failure worth another try, with the wait the server asked for (``Retry-After``), if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 def transient_status(response: requests.Response) -> TransientHTTPError | None:
     """The retryable failure an answer is (5xx, or 429 with its ``Retry-After``), or None when it is not one.
 
@@ -93,72 +65,13 @@ def transient_status(response: requests.Response) -> TransientHTTPError | None:
     """
     status = response.status_code
     if status == 429:
-        after = retry_after_seconds(response)
+        after = retry_after_seconds(response.headers.get("Retry-After"))
         kind = response.headers.get("X-RateLimit-Type") or "limit"  # Zoom names its limit
         reason = f"rate limited (429, {kind}, retry after {after:g} s)" if after is not None else "rate limited (429)"
         return TransientHTTPError(reason, after)
     if status >= 500:
         return TransientHTTPError(f"HTTP {status}")
     return None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often, and after how long, a transient failure is tried again.
-
-    Attributes:
-        attempts: tries in all (the first one included).
-        backoff_base: seconds before the first retry; doubles each time.
-        backoff_cap: the longest backoff.
-        max_retry_after: the longest wait a server may ask for (429 ``Retry-After``); a longer one
-            gives up at once (the next sync goes on).
-        sleep: waits between tries (tests may pass a fake).
-    """
-
-    attempts: int
-    backoff_base: float
-    backoff_cap: float = 30.0
-    max_retry_after: float = 120.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def run(
-        self,
-        call: Callable[[], T],
-        *,
-        on_retry: Callable[[RetryableError, int, float], None],
-        gave_up: Callable[[RetryableError, int], RetryableError] = lambda exc, attempts: exc,
-        too_long: Callable[[RetryableError, float], RetryableError] | None = None,
-    ) -> T:
-        """``call()``, tried again after each :class:`~lms_bridge.errors.RetryableError` it raises.
-
-        Args:
-            call: one try; raises ``RetryableError`` (a :class:`TransientHTTPError` may carry a wait)
-                for a transient failure, anything else for a final one.
-            on_retry: logs one retry: (the failure, the retry's number, seconds it waits).
-            gave_up: the error raised when the tries run out: (the last failure, tries made);
-                by default the last failure itself.
-            too_long: the error raised when the server asks for a wait beyond ``max_retry_after``
-                (by default :paramref:`gave_up`'s).
-
-        Raises:
-            RetryableError: from ``gave_up`` or ``too_long``.
-        """
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return call()
-            except RetryableError as exc:
-                wait = getattr(exc, "retry_after", None)
-                if wait is not None and wait > self.max_retry_after:
-                    raise (too_long(exc, wait) if too_long else gave_up(exc, attempt)) from None
-                if attempt >= self.attempts:
-                    failure = gave_up(exc, attempt)
-                    if failure is exc:
-                        raise
-                    raise failure from None
-                delay = wait if wait is not None else backoff_delay(attempt, self.backoff_base, self.backoff_cap)
-                on_retry(exc, attempt, delay)
-                self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1
 
 
 def token_pages(
@@ -202,28 +115,3 @@ def offset_pages(fetch: Callable[[int], list[Any]], page_size: int) -> Iterator[
         if len(page) < page_size:
             return
         offset += page_size
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def parse_iso_time(value: Any, *, naive_is_utc: bool, bounded: bool = True) -> datetime | None:
-    """An ISO 8601 date-time (``Z`` or an offset) as an aware UTC datetime; None when it is not one.
-
-    Args:
-        value: the text (anything else is None).
-        naive_is_utc: read a time without a zone as UTC (else it is None: xAPI times must have one).
-        bounded: refuse years 1 and 9999: an overlap subtracted, or another zone, leaves datetime's range.
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            if not naive_is_utc:
-                return None
-            moment = moment.replace(tzinfo=UTC)
-        moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-    return moment if not bounded or 1 < moment.year < 9999 else None

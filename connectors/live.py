@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from connectors.base import Connector, Context, Page, Reader, Retention, Stream
+from connectors.base import Check, Connector, Context, Page, Reader, Retention, Stream
+from lms_bridge.errors import ConfigError, LmsBridgeError
 
 #: The contract's names under the names the live connectors first had.
 LivePage = Page
@@ -34,6 +35,9 @@ LiveReader = Reader
 
 #: Opens a reader: (validated settings, the deployment context) -> context manager.
 Opener = Callable[[Any, Context], AbstractContextManager[Reader]]
+#: Checks a source: (validated settings, the deployment context) -> what it found. It makes the calls a
+#: sync needs first (a token, one listing) and says what to fix; a missing secret may raise ConfigError.
+Checker = Callable[[Any, Context], Check]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class LiveConnector(Connector[Any]):
         dated_position: ``(stream, current position, to) -> position`` as if the stream had synced
             up to ``to`` (``lms-bridge cursors reset``), or None when its cursor is not a date.
         retention: see :attr:`Connector.retention`.
+        checker: the source's self-check (:meth:`check`), or None when it has none.
     """
 
     type: str
@@ -63,6 +68,7 @@ class LiveConnector(Connector[Any]):
     dated_position: Callable[[str, Any, datetime], Any] | None = None
     retention: Retention | None = None
     label: str = field(default="")
+    checker: Checker | None = None
 
     def site_url(self, settings: Any) -> str | None:
         """See :meth:`Connector.site_url`."""
@@ -71,6 +77,22 @@ class LiveConnector(Connector[Any]):
     def open(self, settings: Any, context: Context) -> AbstractContextManager[Reader]:
         """See :meth:`Connector.open`: the opener runs when the ``with`` enters it."""
         return self.opener(settings, context)
+
+    def check(self, entry: Any, context: Context) -> Check | None:
+        """See :meth:`Connector.check`: the entry is validated, then the :attr:`checker` calls the source."""
+        if self.checker is None:
+            return None
+        name = f"{self.type} {entry.get('id')}"
+        try:
+            settings = self.settings(entry)
+        except ConfigError as exc:
+            return Check(name, False, str(exc), "fix the [[sources]] entry (lms-bridge config check shows it whole)")
+        try:
+            return self.checker(settings, context)
+        except ConfigError as exc:  # a secret or key file that is missing or unsafe
+            return Check(name, False, str(exc), "set it as the sentence says, then run lms-bridge doctor again")
+        except LmsBridgeError as exc:  # what the checker did not name itself (a source that cannot be reached)
+            return Check(name, False, str(exc), "check the source's URLs and that this machine can reach them")
 
     def reset_position(self, site: str, stream: str, before: Any, to: datetime) -> tuple[Any, bool]:
         """See :meth:`Connector.reset_position`: forward when any date in the cursor is before ``to``."""

@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import Connector, Context, SourceVoid, Stream
+from connectors.base import Check, Connector, Context, SourceVoid, Stream
 from connectors.base import Page as ContractPage
 from connectors.http import RetryPolicy, parse_iso_time
 from lms_bridge.activity import Activity, Kind, ObjectRef
@@ -660,6 +660,36 @@ class LRSSourceConnector(Connector[LRSSourceSettings]):
     def open(self, settings: LRSSourceSettings, context: Context) -> AbstractContextManager[LRSPages]:
         """A reader; the password is looked up now (a ConfigError before any run is recorded)."""
         return _open(settings, context.secret(settings.password_env), context)
+
+    def check(self, entry: Mapping[str, Any], context: Context) -> Check:
+        """``about`` (the read mode), then one authenticated ``GET statements?limit=1`` as the sync reads."""
+        name = f"{SOURCE} {entry.get('id')}"
+        try:
+            settings = self.settings(entry)
+            password = context.secret(settings.password_env)
+        except ConfigError as exc:
+            return Check(name, False, str(exc), "set it as the sentence says, or fix the [[sources]] entry")
+        # One retry at most: doctor should answer in seconds, not after a sync's backoff.
+        quick = settings.model_copy(update={"max_retries": min(settings.max_retries, 1)})
+        with quick.client(password) as client:
+            # The check maps nothing: an empty vocabulary will do.
+            nothing = Vocabulary(version=0, verbs={}, activity_types={}, kinds={}, platforms={}, aliases={})
+            reader = LRSSourceReader(quick, client, StatementMapper(settings.id, nothing, "", ()))
+            try:
+                mode = reader.resolve_mode()
+                page = reader._call("GET statements", lambda: client.get_statements_page(params={"limit": 1}))
+            except FatalSourceError as exc:
+                fix = (
+                    f"check username and the password in {settings.password_env}: the user must be allowed "
+                    "to read statements"
+                    if "refused the credentials" in str(exc)
+                    else "check url: it must be the source LRS's xAPI endpoint"
+                )
+                return Check(name, False, str(exc), fix)
+            except RetryableError as exc:
+                return Check(name, False, str(exc), f"check that {sanitize_url(settings.url)} is up and reachable")
+        held = "holds statements" if page.get("statements") else "holds no statement yet"
+        return Check(name, True, f"{settings.username} may read statements; the LRS {held}; reading mode {mode}")
 
     def describe_position(self, position: Any) -> str | None:
         """``stored after <time>``."""

@@ -49,12 +49,12 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import Retention, Stream
+from connectors.base import Check, Retention, Stream
 from connectors.http import RetryPolicy, TransientHTTPError, make_session
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.errors import ConfigError, FatalSourceError, RetryableError
+from lms_bridge.errors import ConfigError, FatalSourceError, LmsBridgeError, RetryableError
 from lms_bridge.identifiers import telegram_identifier
 from lms_bridge.redaction import redact, register_secret, sanitize_url
 
@@ -524,6 +524,42 @@ def open_reader(settings: TelegramBotSettings, context: LiveContext) -> Iterator
         yield TelegramBotReader(settings, token, pseudonymize, session)
 
 
+def check_source(settings: TelegramBotSettings, context: LiveContext) -> Check:
+    """``getMe`` (the token), then ``getWebhookInfo``: a bot with a webhook cannot be polled with ``getUpdates``."""
+    name = f"{TYPE} {settings.id}"
+    token = context.secret(settings.token_env)
+    register_secret(token.get_secret_value())
+    # One retry at most: doctor should answer in seconds, not after a sync's backoff.
+    quick = settings.model_copy(update={"max_retries": min(settings.max_retries, 1)})
+    with make_session(1) as session:
+        reader = TelegramBotReader(quick, token, lambda text: text, session)
+        try:
+            me = reader.call("getMe", {})
+        except FatalSourceError as exc:
+            return Check(
+                name,
+                False,
+                str(exc),
+                f"put the token @BotFather gave the bot in {settings.token_env}, and check api_url",
+            )
+        except RetryableError as exc:
+            return Check(name, False, str(exc), f"check that api_url {sanitize_url(settings.api_url)} can be reached")
+        try:
+            webhook = reader.call("getWebhookInfo", {})
+        except LmsBridgeError as exc:
+            return Check(name, False, str(exc), f"check that api_url {sanitize_url(settings.api_url)} can be reached")
+    bot = f"bot @{me.get('username')}" if isinstance(me, dict) else "the bot"
+    if isinstance(webhook, dict) and webhook.get("url"):
+        # The webhook's URL is not shown: it may carry a secret path.
+        return Check(
+            name,
+            False,
+            f"{bot} has a webhook set, so the Bot API refuses getUpdates",
+            "delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own",
+        )
+    return Check(name, True, f"{bot} answers getMe and has no webhook: getUpdates can poll it")
+
+
 CONNECTOR = LiveConnector(
     type=TYPE,
     streams=(Stream(STREAM),),
@@ -532,6 +568,7 @@ CONNECTOR = LiveConnector(
     link_source=SOURCE,
     site_url_of=_site_url,
     confirms_reads=True,
+    checker=check_source,
     # Telegram keeps a bot's unconfirmed updates 24 hours: a longer gap between pulls loses messages.
     retention=Retention(
         hours=RETENTION_HOURS,

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import requests
 
+from connectors.base import Check
 from connectors.http import (
     TRANSIENT_EXCEPTIONS,
     RetryPolicy,
@@ -222,3 +223,36 @@ class TokenApiClient:
                 f"source {self.settings.id}: {self.platform}'s answer to {endpoint} is not JSON "
                 f"(HTTP {response.status_code})"
             ) from None
+
+
+def probe(
+    name: str,
+    client: TokenApiClient,
+    listing: Callable[[], str],
+    *,
+    token_fix: str,
+    listing_fix: Callable[[str], str],
+) -> Check:
+    """A token API's self-check: a token, then one listing the sync needs (what ``doctor`` shows).
+
+    Args:
+        name: what is checked (``zoom_api zoom-bkd``).
+        client: the source's client (closed here).
+        listing: makes the one listing call; returns what it found, one phrase.
+        token_fix: what to fix when the platform refuses the token request (credentials, scopes).
+        listing_fix: what to fix when it refuses the listing, from the refusal's sentence.
+    """
+    try:
+        try:
+            client.access_token()
+        except FatalSourceError as exc:
+            return Check(name, False, str(exc), token_fix)
+        try:
+            found = listing()
+        except FatalSourceError as exc:
+            return Check(name, False, str(exc), listing_fix(str(exc)))
+    except RetryableError as exc:
+        return Check(name, False, str(exc), f"check {client.url_hint} and that this machine reaches {client.platform}")
+    finally:
+        client.close()
+    return Check(name, True, f"{client.platform} issued a token; {found}")

@@ -50,10 +50,10 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors import attendance
-from connectors.base import Pseudonymizer, Stream
+from connectors.base import Check, Pseudonymizer, Stream
 from connectors.http import parse_iso_time, token_pages
 from connectors.live import LiveConnector, LiveContext, LivePage
-from connectors.token_api import TokenApiClient
+from connectors.token_api import TokenApiClient, probe
 from lms_bridge.activity import Activity, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError
 from lms_bridge.identifiers import email_identifier, name_identifier
@@ -382,6 +382,39 @@ def open_reader(settings: ZoomSettings, context: LiveContext) -> Iterator[ZoomRe
         client.close()
 
 
+def check_source(settings: ZoomSettings, context: LiveContext) -> Check:
+    """A token from the OAuth app, then each user's meetings report of today (the listing a sync reads first)."""
+    secret = context.secret(settings.client_secret_env)
+    # Two tries at most: doctor should answer in seconds, not after a sync's backoff.
+    client = ZoomClient(settings.model_copy(update={"max_attempts": min(settings.max_attempts, 2)}), secret)
+    today = datetime.now(UTC).date().isoformat()
+
+    def listing() -> str:
+        for user in settings.users:
+            client.get_api(
+                "report/users/meetings",
+                f"report/users/{quote(user.user, safe='@')}/meetings",
+                {"from": today, "to": today, "type": "past", "page_size": 1},
+            )
+        return f"the meetings report of {len(settings.users)} user(s) can be read"
+
+    def listing_fix(sentence: str) -> str:
+        if "code 4711" in sentence:
+            return "add the scope report:read:admin to the Server-to-Server OAuth app (App Marketplace > Scopes)"
+        if "code 1001" in sentence:
+            return "list in users only users of the Zoom account the OAuth app belongs to"
+        return "check api_url and the users listed"
+
+    return probe(
+        f"{TYPE} {settings.id}",
+        client,
+        listing,
+        token_fix=f"check account_id, client_id and the client secret in {settings.client_secret_env} "
+        "(the Server-to-Server OAuth app's credentials) and oauth_url",
+        listing_fix=listing_fix,
+    )
+
+
 def reset_position(stream: str, current: Any, to: datetime) -> dict[str, str]:
     """The cursor of a stream synced through ``to``'s date (the next pull re-reads the overlap before it)."""
     return {"through": to.astimezone(UTC).date().isoformat()}
@@ -394,4 +427,5 @@ CONNECTOR = LiveConnector(
     opener=open_reader,
     link_source=SOURCE,
     dated_position=reset_position,
+    checker=check_source,
 )

@@ -127,6 +127,9 @@ class FakeClassroom(FlaskFake):
         self._issued = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
+        #: The scopes the domain-wide delegation grants the service account (None: whatever it asks).
+        #: A token request for a scope not in it is refused, as Google does (401 unauthorized_client).
+        self.delegated_scopes: frozenset[str] | None = None
         super().__init__(self._make_app(), port)
 
     # --- data ---------------------------------------------------------------------------------------
@@ -286,7 +289,18 @@ class FakeClassroom(FlaskFake):
                 )
                 response.status_code = 401
                 return response
-            if not self.required_scopes <= set(str(claims.get("scope", "")).split()):
+            asked = set(str(claims.get("scope", "")).split())
+            if self.delegated_scopes is not None and not asked <= self.delegated_scopes:
+                response = jsonify(
+                    {
+                        "error": "unauthorized_client",
+                        "error_description": "Client is unauthorized to retrieve access tokens using this method, "
+                        "or client not authorized for any of the scopes requested.",
+                    }
+                )
+                response.status_code = 401
+                return response
+            if not self.required_scopes <= asked:
                 return grant_error("Invalid OAuth scope or ID token audience provided.")
             with self._lock:
                 self._issued += 1

@@ -1,4 +1,4 @@
-"""A fake Telegram Bot API server (``getUpdates``, ``getMe``) over real HTTP on 127.0.0.1.
+"""A fake Telegram Bot API server (``getUpdates``, ``getMe``, ``getWebhookInfo``) over real HTTP on 127.0.0.1.
 
 Usage::
 
@@ -130,6 +130,8 @@ class FakeTelegramBot:
         self._changed = threading.Condition()
         self._faults: list[_Fault] = []
         self.offsets: list[int | None] = []
+        #: A webhook set on the bot (setWebhook): getWebhookInfo shows it, and getUpdates is refused with 409.
+        self.webhook_url = ""
         self.calls: dict[str, int] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -230,6 +232,12 @@ class FakeTelegramBot:
                     "result": {"id": bot_id, "is_bot": True, "first_name": "CoP bot", "username": "cop_bridge_bot"},
                 },
             )
+        if method == "getWebhookInfo":
+            info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False}
+            info["pending_update_count"] = len(self.pending)
+            return handler.send_json(200, {"ok": True, "result": info})
+        if method == "getUpdates" and self.webhook_url:
+            return handler.send_json(409, {"ok": False, "error_code": 409, "description": _ERRORS["409-webhook"][1]})
         if method != "getUpdates":
             return handler.send_json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
         fault = self._take_fault()

@@ -80,6 +80,9 @@ class FakeZoom(FlaskFake):
         self._issued = 0
         self._faults: list[_Fault] = []
         self.revoked = False  # the OAuth app's credentials are refused (see inject_fault)
+        #: The scopes the OAuth app was given: without report:read:admin, report calls answer 400
+        #: code 4711, as Zoom does for a token that lacks a scope.
+        self.scopes = "report:read:admin"
         self._lock = threading.Lock()
         super().__init__(self._make_app(), port)
 
@@ -210,7 +213,7 @@ class FakeZoom(FlaskFake):
                     "access_token": value,
                     "token_type": "bearer",
                     "expires_in": self.expires_in,
-                    "scope": "report:read:admin",
+                    "scope": self.scopes,
                     "api_url": self.url,
                 }
             )
@@ -242,6 +245,8 @@ class FakeZoom(FlaskFake):
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer ") or header[7:] not in self._tokens:
                 return error(401, 124, "Invalid access token.")
+            if request.path.startswith("/v2/report/") and "report:read:admin" not in self.scopes.split():
+                return error(400, 4711, "Invalid access token, does not contain scopes:[report:read:admin].")
             return None
 
         def paged(records: list[dict[str, Any]], key: str, extra: dict[str, Any]) -> Response:

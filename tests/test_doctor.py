@@ -109,3 +109,49 @@ def test_missing_functions_and_missing_pseudonym_key_are_named(tmp_path, ralph, 
         "the service lacks: mod_forum_get_discussion_posts -> add them to the token's external service" in failures[0]
     )
     assert failures[1].startswith("FAIL pseudonym key: LMS_BRIDGE_PSEUDONYM_KEY is not set")
+
+
+def test_a_live_source_is_checked_too_and_a_set_webhook_is_one_line_with_the_fix(
+    tmp_path, ralph, fake_moodle, make_deployment
+):
+    from fakes.telegram_bot import FakeTelegramBot
+
+    token = "7001234567:AAH-doctor-bot-token-77c1"  # noqa: S105 - the fake's test token
+    with FakeTelegramBot(token, max_poll_seconds=0.5) as bot:
+        deployment = _deploy(tmp_path, make_deployment, ralph, fake_moodle)
+        deployment.config.write_text(
+            deployment.config.read_text()
+            + f'\n[[sources]]\nid = "bot"\ntype = "telegram_bot"\ntoken_env = "BOT_TOKEN"\napi_url = "{bot.url}"\n'
+            'chats = { "-1001000000001" = "cop-a" }\n'
+        )
+        deployment.env["BOT_TOKEN"] = token
+        healthy = deployment.run("doctor", check=True)
+        bot.webhook_url = "https://cms.example.org/telegram/hook"
+        hooked = deployment.run("doctor")
+        tested = deployment.run("sites", "test", "bot")  # the same check, for one source
+    names = [line.split(":")[0] for line in _lines(healthy.stdout)]
+    assert names == [
+        "ok   config",
+        "ok   secrets file",
+        "ok   state database",
+        "ok   LRS credentials",
+        "ok   LRS",
+        "ok   LRS round trip",
+        "ok   moodle demo",
+        "ok   telegram_bot bot",  # its connector's check (getMe, getWebhookInfo)
+        "ok   telegram bot bot",  # the gap since its last pull (Telegram keeps updates 24 h)
+        "ok   held JP",
+        "ok   pseudonym key",
+    ], healthy.stdout
+    assert "bot @cop_bridge_bot answers getMe and has no webhook" in healthy.stdout
+    assert hooked.returncode == 1
+    assert _failures(hooked.stdout) == [
+        "FAIL telegram_bot bot: bot @cop_bridge_bot has a webhook set, so the Bot API refuses getUpdates "
+        "-> delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
+    ]
+    assert hooked.stderr.strip() == "error: 1 of 11 checks failed"
+    assert tested.returncode == 1 and tested.stdout.strip() == (
+        "FAIL bot: bot @cop_bridge_bot has a webhook set, so the Bot API refuses getUpdates "
+        "-> delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
+    )
+    assert token not in healthy.stdout + healthy.stderr + hooked.stdout + hooked.stderr

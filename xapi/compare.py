@@ -23,23 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
+
+from lms_bridge.timeparse import parse_iso_time
 
 _LRS_ASSIGNED = ("stored", "authority", "version", "attachments")
 
 
 def _instant(value: Any) -> Any:
     """A timestamp as a UTC instant to the millisecond; anything unparsable as itself."""
-    if not isinstance(value, str):
+    moment = parse_iso_time(value, naive_is_utc=False, bounded=False)
+    if moment is None:
         return value
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return value
-    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000).isoformat()
 
 

@@ -1,7 +1,8 @@
 """A small xAPI LRS client: one ``requests.Session``, batches apart from transport.
 
 Retry scope: :meth:`LRSClient.post_statements` never retries by itself; it raises
-:class:`~lms_bridge.errors.RetryableError` and the outbox decides. Re-posting a
+:class:`~lms_bridge.errors.RetryableError` (for a 429, a :class:`~lms_bridge.retry.TransientHTTPError`
+with the ``Retry-After`` wait) and the outbox decides, with the backoff of :mod:`lms_bridge.retry`. Re-posting a
 batch is safe because statement ids are deterministic and bodies byte-stable: for
 a statement it already holds an LRS answers 204 (Ralph) or 409 (ADL's LRS, for any
 id it holds; xAPI 1.0.3 allows both), and :meth:`LRSClient.compare_held` tells a
@@ -35,6 +36,7 @@ from lms_bridge.errors import (
     RetryableError,
 )
 from lms_bridge.redaction import sanitize_url
+from lms_bridge.retry import TransientHTTPError, retry_after_seconds
 from xapi.compare import digest, first_difference
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,10 @@ class LRSClient:
         if status >= 500:
             raise LRSServerError(f"{where} answered HTTP {status}", status=status, detail=_detail(response))
         if status == 429:
-            raise RetryableError(f"{where} answered HTTP {status}")
+            # The wait the LRS asks for, read by the one retry policy's rules (lms_bridge.retry).
+            raise TransientHTTPError(
+                f"{where} answered HTTP {status}", retry_after_seconds(response.headers.get("Retry-After"))
+            )
         raise LRSError(f"{where} answered HTTP {status}: {_detail(response)}")
 
     def post_statements(self, bodies: Sequence[str]) -> PostResult:

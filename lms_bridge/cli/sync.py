@@ -12,7 +12,7 @@ from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
 from lms_bridge.redaction import redact
-from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name
+from lms_bridge.store.locks import LockBusy
 
 
 @cli.command()
@@ -68,10 +68,7 @@ def sync(
     reports = []
     for source, source_streams in sync_core.sync_sources(app.settings, site, streams):
         try:
-            with (
-                site_lock(app.engine, sync_lock_name(source.id), wait=wait),
-                app.progress(f"{source.id}", None) as advance,
-            ):
+            with app.progress(f"{source.id}", None) as advance:
                 reports.append(
                     sync_core.sync_source(
                         app.engine,
@@ -81,6 +78,7 @@ def sync(
                         since=since,
                         dry_run=dry_run,
                         on_progress=lambda stream, n: advance(n, stream),
+                        wait=wait,
                     )
                 )
         except LockBusy as exc:
@@ -223,9 +221,9 @@ def sites_list(app: App) -> None:
 @click.argument("site_id", required=False)
 @click.pass_obj
 def sites_test(app: App, site_id: str | None) -> None:
-    """Call each site (site info) and list the functions its token's service lacks."""
+    """Call each site (site info) and list the functions its token's service lacks; or check one source of any type."""
     failures = 0
-    for source in sites_core.site_sources(app.settings, site_id):
+    for source in sites_core.test_sources(app.settings, site_id):
         line, ok = sites_core.test_line(app.settings, source)
         failures += not ok
         stdout.print(line)

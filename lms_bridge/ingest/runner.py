@@ -4,9 +4,12 @@ One run loop (:func:`sync_source`) serves every connector of :data:`connectors.C
 process (``sync``, ``backfill``, ``serve``) and on Celery workers (:mod:`lms_bridge.runtime.distributed`):
 it records the run, reads each stream from its stored position, queues the voids of copies the
 source voided, and commits every page (its statements, identity links and the position after it)
-in one transaction; the pipeline's tombstone barrier orders each commit against ``forget``. The
-callers hold the source's locks and pass a progress callback that stops the loop after a
-committed page (SIGTERM, a lost lock).
+in one transaction; the pipeline's tombstone barrier orders each commit against ``forget``. It
+holds the source's locks for the whole run (:mod:`lms_bridge.store.locks`): the site's sync lock
+exclusive (``sync``, ``backfill``, ``serve``), or, on Celery workers, the site lock shared and the
+one site-stream's lock exclusive; a lock another run holds raises :class:`LockBusy` before anything
+is read or recorded. After each committed page it calls the caller's progress callback (which may
+stop the loop: SIGTERM) and stops when one of its locks was lost.
 
 A failure stops the source (never half a page: each page is one transaction),
 is recorded in ``runs`` and leaves every cursor where its last committed page put it.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,6 +34,7 @@ from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, SourceSettings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest.pipeline import IngestReport, Pipeline
+from lms_bridge.store.locks import DEFAULT_TTL, site_lock, stream_lock, sync_lock_name
 from xapi.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -271,6 +275,34 @@ def _void_copies(
     return sum(found.values())
 
 
+@contextmanager
+def _source_locks(
+    engine: Engine, source_id: str, streams: Sequence[str] | None, *, wait: bool, ttl: float, per_stream: bool
+) -> Iterator[Callable[[], None]]:
+    """Hold a source's locks for a run; yield the check the loop makes after each committed page.
+
+    The check raises when a lock was lost (another run may be pulling the source now): the loop
+    stops after its last committed page, which loses nothing (statement ids are deterministic).
+
+    Raises:
+        LockBusy: another run holds the source (and ``wait`` is False), or its stream (``per_stream``).
+        ConfigError: ``per_stream`` without exactly one stream.
+    """
+    if per_stream:
+        if streams is None or len(streams) != 1:
+            raise ConfigError("a run that holds one stream's lock runs exactly one stream")
+        with stream_lock(engine, source_id, streams[0]) as stream_held:
+            yield stream_held.check
+        return
+    with site_lock(engine, sync_lock_name(source_id), wait=wait, ttl=ttl) as held:
+
+        def check() -> None:
+            if held.lost:
+                raise LmsBridgeError(f"lock {held.name} was lost: stopping so two runs do not do the same work")
+
+        yield check
+
+
 def sync_source(
     engine: Engine,
     settings: Settings,
@@ -282,8 +314,12 @@ def sync_source(
     dry_run: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
     request_slot: RequestSlot | None = None,
+    wait: bool = False,
+    lock_ttl: float = DEFAULT_TTL,
+    per_stream: bool = False,
+    while_locked: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> SiteReport:
-    """Pull one source's streams into the outbox, one transaction per page (the run loop).
+    """Pull one source's streams into the outbox under its locks, one transaction per page (the run loop).
 
     Args:
         engine: the state store.
@@ -295,8 +331,13 @@ def sync_source(
         until: with ``since``, keep only activities that happened up to this time.
         dry_run: read and build, store nothing.
         on_progress: called with (stream, records read) after each committed page; it may raise to
-            stop the loop there (SIGTERM, a lost lock): the error is recorded as the run's.
+            stop the loop there (SIGTERM): the error is recorded as the run's, like a lost lock's.
         request_slot: holds one of a source's request slots shared by every worker (distributed syncs).
+        wait: wait for another run of the source to end instead of raising :class:`LockBusy`.
+        lock_ttl: the site lock's expiry (SQLite; see :func:`lms_bridge.store.locks.site_lock`).
+        per_stream: hold the site lock shared and the one stream's lock exclusive (Celery workers,
+            PostgreSQL), so the streams of one source run side by side; ``streams`` names one stream.
+        while_locked: a context the run spans while it holds its locks (a worker logs its task there).
 
     Returns:
         Counts per stream, calls, skipped records by reason, and the error that stopped the source
@@ -305,7 +346,41 @@ def sync_source(
 
     Raises:
         ConfigError: a missing secret, an unknown stream or a window without ``since``.
+        LockBusy: another run holds the source's lock (or, ``per_stream``, its stream's) and ``wait``
+            is False; nothing was read or recorded.
     """
+    with (
+        _source_locks(engine, source.id, streams, wait=wait, ttl=lock_ttl, per_stream=per_stream) as lock_check,
+        while_locked() if while_locked is not None else nullcontext(),
+    ):
+        return _run(
+            engine,
+            settings,
+            source,
+            streams=streams,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            on_progress=on_progress,
+            request_slot=request_slot,
+            lock_check=lock_check,
+        )
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    source: SyncSource,
+    *,
+    streams: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+    on_progress: Callable[[str, int], None] | None,
+    request_slot: RequestSlot | None,
+    lock_check: Callable[[], None],
+) -> SiteReport:
+    """The run loop of :func:`sync_source`, inside the source's locks."""
     _window_check(since, until)
     connector = connector_of(source)
     unknown = [name for name in streams or () if name not in connector.stream_names]
@@ -353,6 +428,7 @@ def sync_source(
                         report.skipped[reason] = report.skipped.get(reason, 0) + count
                     if on_progress is not None:
                         on_progress(name, page.read)
+                    lock_check()
                     if dry_run and connector.confirms_reads:
                         break  # the next read would confirm (drop at the source) a page nothing stored
                 log.info(

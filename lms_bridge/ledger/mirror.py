@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import Tombstones
 from lms_bridge.nip import parse_nip
 from lms_bridge.store.models import Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
+from lms_bridge.timeparse import parse_iso_time
 from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,8 @@ class LedgerReport:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else None
+    """A statement's time (xAPI times carry their zone: one without is None), in UTC."""
+    return parse_iso_time(value, naive_is_utc=False, bounded=False)
 
 
 def _period_day(period: Any, timestamp: datetime, zone: ZoneInfo) -> date:

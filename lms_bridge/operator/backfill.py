@@ -4,7 +4,7 @@ A backfill is a sync from ``since`` with the cursors left alone
 (:func:`lms_bridge.ingest.runner.sync_source` with ``since``): statement ids are
 deterministic and the outbox is unique on them, so what was pulled before is
 counted "unchanged" and never re-sent, and the live cursors neither move back nor
-forward. It takes the site's sync lock, so it never runs beside a sync of the site.
+forward. Its run loop takes the site's sync lock, so it never runs beside a sync of the site.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ingest import runner as sync_core
-from lms_bridge.store.locks import DEFAULT_TTL, site_lock, sync_lock_name
+from lms_bridge.store.locks import DEFAULT_TTL
 from lms_bridge.store.models import utcnow
 
 
@@ -64,14 +64,15 @@ def backfill(
     if not plan:
         raise ConfigError(f"source {site} has none of the streams {', '.join(streams)}")
     source, source_streams = plan[0]
-    with site_lock(engine, sync_lock_name(source.id), wait=wait, ttl=ttl):
-        return sync_core.sync_source(
-            engine,
-            settings,
-            source,
-            streams=source_streams,
-            since=since,
-            until=until,
-            dry_run=dry_run,
-            on_progress=on_progress,
-        )
+    return sync_core.sync_source(
+        engine,
+        settings,
+        source,
+        streams=source_streams,
+        since=since,
+        until=until,
+        dry_run=dry_run,
+        on_progress=on_progress,
+        wait=wait,
+        lock_ttl=ttl,
+    )

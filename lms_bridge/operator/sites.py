@@ -101,9 +101,24 @@ def list_sites(engine: Engine, settings: Settings) -> list[SiteRow]:
     return rows
 
 
+def test_sources(settings: Settings, site: str | None = None) -> list[Any]:
+    """What ``sites test`` checks: every configured site, or the one source named ``site`` of any synced type.
+
+    Raises:
+        ConfigError: an unknown source, one no connector reads, or no site configured.
+    """
+    if site is None:
+        return site_sources(settings)
+    source = settings.source(site)
+    if source.type not in CONNECTORS:
+        raise ConfigError(f"source {site} is of type {source.type}: sites test checks {', '.join(CONNECTORS)}")
+    return [source]
+
+
 def test_line(settings: Settings, site: Any) -> tuple[str, bool]:
-    """One line saying whether a site answers and what its token's service lacks (its connector's check)."""
-    check = CONNECTORS[SITE_TYPE].check(site.model_dump(exclude_none=True), connector_context(settings))
+    """One line saying whether a source answers lms-bridge as a sync needs (its connector's check), with the fix."""
+    check = CONNECTORS[site.type].check(site.model_dump(exclude_none=True), connector_context(settings))
     if check is None:
         return f"ok   {site.id}: nothing to check", True
-    return f"{'ok  ' if check.ok else 'FAIL'} {site.id}: {check.detail}", check.ok
+    fix = f" -> {check.fix}" if not check.ok and check.fix else ""
+    return f"{'ok  ' if check.ok else 'FAIL'} {site.id}: {check.detail}{fix}", check.ok

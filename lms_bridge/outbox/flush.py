@@ -51,6 +51,7 @@ from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.errors import LRSConflictError, LRSRejectedError, LRSServerError, RetryableError
+from lms_bridge.retry import backoff_delay
 from lms_bridge.store.models import OutboxRow, OutboxStatus, utcnow
 from xapi.lrs_client import LRSClient
 
@@ -92,11 +93,6 @@ class _Progress:
     sent: list[int] = field(default_factory=list)
     dead: dict[int, str] = field(default_factory=dict)
     already: int = 0
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
 
 
 def _due_query(limit: int) -> Select:

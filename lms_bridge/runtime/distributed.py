@@ -69,10 +69,14 @@ from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.outbox import flush as outbox_core
 from lms_bridge.redaction import register_secret
-from lms_bridge.store.locks import LockBusy, advisory_key, holding, make_owner, pg_application_name, sync_lock_name
+from lms_bridge.store.locks import LockBusy, LockLost, stream_lock, stream_lock_name
 from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
+
+#: The distributed locks live with the other locks (the run loop takes them, ``per_stream``); these
+#: names stay here for the code and tests that reach them through this module.
+__all__ = ["LockLost", "stream_lock", "stream_lock_name"]
 
 BROKER_ENV = "LMS_BRIDGE_BROKER_URL"
 RESULT_BACKEND_ENV = "LMS_BRIDGE_RESULT_BACKEND"
@@ -155,111 +159,6 @@ def make_url_backend(url: str) -> str:
 
 
 # --- locks and slots -------------------------------------------------------------------------
-
-
-def stream_lock_name(site_id: str, stream: str) -> str:
-    """The lock a distributed task holds exclusive for its site-stream."""
-    return f"{sync_lock_name(site_id)}:{stream}"
-
-
-class LockLost(LmsBridgeError):
-    """A distributed task's lock connection no longer holds its locks: the task stops after its batch."""
-
-
-@dataclass
-class StreamLockHandle:
-    """The locks of :func:`stream_lock`, held on one connection.
-
-    Attributes:
-        owner: this holder's owner string (``host:pid:id``, also the connection's ``application_name``).
-        name: the site-stream lock's name.
-    """
-
-    owner: str
-    name: str
-    _connection: Connection
-    _keys: tuple[int, int]
-
-    def held(self) -> bool:
-        """Whether the lock connection still holds both locks (one query on it; False once it dropped)."""
-        unsigned = [key & 0xFFFFFFFFFFFFFFFF for key in self._keys]
-        try:
-            count = self._connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
-                    "AND granted AND objsubid = 1 AND ((classid::bigint = :hi1 AND objid::bigint = :lo1) "
-                    "OR (classid::bigint = :hi2 AND objid::bigint = :lo2))"
-                ),
-                {
-                    "hi1": unsigned[0] >> 32,
-                    "lo1": unsigned[0] & 0xFFFFFFFF,
-                    "hi2": unsigned[1] >> 32,
-                    "lo2": unsigned[1] & 0xFFFFFFFF,
-                },
-            )
-            self._connection.commit()
-        except SQLAlchemyError:
-            return False
-        return count == 2
-
-    def check(self, *_args: object) -> None:
-        """A progress callback (called after each committed batch) that stops a task whose lock was lost.
-
-        Raises:
-            LockLost: the lock connection dropped (another worker may be pulling this stream now).
-        """
-        if not self.held():
-            raise LockLost(
-                f"lock {self.name} was lost (its database connection dropped): stopping after the "
-                "last committed batch so two tasks do not pull one stream"
-            )
-
-
-@contextmanager
-def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLockHandle]:
-    """Hold the site's sync lock shared and its site-stream lock exclusive for the ``with`` block.
-
-    Both are session-level advisory locks on one connection of their own: a killed worker's
-    connection closes and PostgreSQL releases them at once.
-
-    Yields:
-        The held locks (their owner, and :meth:`StreamLockHandle.check` for between batches).
-
-    Raises:
-        LockBusy: another run holds the site (a plain sync, backfill or serve) or this site-stream.
-    """
-    owner = make_owner()
-    site_key = advisory_key(sync_lock_name(site_id))
-    stream_key = advisory_key(stream_lock_name(site_id, stream))
-    connection = engine.connect()
-    try:
-        connection.execute(
-            text("SELECT set_config('application_name', :name, false)"), {"name": pg_application_name(owner)}
-        )
-        if not connection.scalar(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": site_key}):
-            connection.commit()
-            raise LockBusy(sync_lock_name(site_id), None)
-        if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": stream_key}):
-            connection.execute(text("SELECT pg_advisory_unlock_shared(:key)"), {"key": site_key})
-            connection.commit()
-            raise LockBusy(stream_lock_name(site_id, stream), None)
-        connection.commit()  # session-level locks: do not sit "idle in transaction"
-    except BaseException:
-        connection.invalidate()  # drops the session, and any lock it took, for sure
-        connection.close()
-        raise
-    try:
-        with holding(owner):  # a run started inside records this owner (lms_bridge.store.runs)
-            yield StreamLockHandle(owner, stream_lock_name(site_id, stream), connection, (site_key, stream_key))
-    finally:
-        try:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": stream_key})
-            connection.execute(text("SELECT pg_advisory_unlock_shared(:key)"), {"key": site_key})
-            connection.execute(text("RESET application_name"))
-            connection.commit()
-        except SQLAlchemyError:
-            connection.invalidate()  # the locks went with the session
-        connection.close()
 
 
 def _slot_key(source_type: str, site_id: str) -> int:
@@ -386,21 +285,27 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
     try:
         engine = runtime.engine()
         [(source, _)] = sync_core.sync_sources(settings, site, [stream])
-        with stream_lock(engine, site, stream) as held:
+
+        @contextmanager
+        def logged() -> Iterator[None]:
+            # Inside the locks: a task's "started" and "finished" lines bracket the time it held its stream.
             log.info("task %s: %s/%s started", task.request.id, site, stream, extra=where | {"status": "started"})
             try:
-                # A lost lock stops the sync after its current batch (sync_source logs the one line, and
-                # records the run failed with the LockLost sentence).
-                report = sync_core.sync_source(
-                    engine,
-                    settings,
-                    source,
-                    streams=[stream],
-                    on_progress=held.check,
-                    request_slot=lambda slots: request_slot(engine, source.type, site, slots),
-                )
+                yield
             finally:
                 log.info("task %s: %s/%s finished", task.request.id, site, stream, extra=where | {"status": "finished"})
+
+        # The run loop holds the site lock shared and this stream's exclusive; a lost lock stops it
+        # after its current batch (it logs the one line and records the run failed with the LockLost sentence).
+        report = sync_core.sync_source(
+            engine,
+            settings,
+            source,
+            streams=[stream],
+            request_slot=lambda slots: request_slot(engine, source.type, site, slots),
+            per_stream=True,
+            while_locked=logged,
+        )
     except LockBusy as exc:
         if task.request.retries < LOCK_RETRIES:
             log.info("task %s: %s; trying again in %d s", task.request.id, exc, LOCK_RETRY_SECONDS, extra=where)

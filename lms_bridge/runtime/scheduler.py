@@ -3,8 +3,8 @@
 Jobs (each on its own cron expression, in the deployment's time zone):
 
 - ``sync:<source>``: one per Moodle site and source LRS (default hourly), under the
-  site's sync lock, the one ``sync`` and ``backfill`` take, so a cron ``sync`` and
-  ``serve`` never pull one site at once;
+  site's sync lock, which the run loop takes for ``sync`` and ``backfill`` too, so a cron
+  ``sync`` and ``serve`` never pull one site at once;
 - ``flush``: the outbox to the LRS (every 5 minutes), under lock ``outbox:flush``;
 - ``jp``: JP computation (daily), under lock ``jp``;
 - ``ledger``: ledger sync from the LRS (hourly), under lock ``ledger``;
@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,7 @@ from lms_bridge.jp import engine as jp_core
 from lms_bridge.ledger import mirror as ledger_core
 from lms_bridge.outbox import flush as outbox_core
 from lms_bridge.runtime import metrics
-from lms_bridge.store.locks import LockBusy, LockHandle, site_lock, sync_lock_name
+from lms_bridge.store.locks import LockBusy, LockHandle, site_lock
 from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,16 @@ class JobState:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One scheduled job: its id, cron expression, lock, and what it does."""
+    """One scheduled job: its id, cron expression, lock, and what it does.
+
+    A sync job has no lock here (None): the run loop takes the site's sync lock itself
+    (:func:`lms_bridge.ingest.runner.sync_source`), and its :class:`LockBusy` skips the job the same way.
+    """
 
     id: str
     cron: str
-    lock: str
-    run: Callable[[LockHandle], str]
+    lock: str | None
+    run: Callable[[LockHandle | None], str]
 
 
 class Service:
@@ -154,7 +159,7 @@ class Service:
                 JobSpec(
                     f"sync:{source.id}",
                     self.config.sites.get(source.id, self.config.sync),
-                    sync_lock_name(source.id),
+                    None,
                     self._sync_job(source),
                 )
             )
@@ -168,20 +173,27 @@ class Service:
             raise ConfigError(f"[serve] sites names sources that are not synced: {', '.join(sorted(unknown))}")
         return [spec for spec in specs if spec.cron.strip().lower() not in OFF]
 
-    def _checkpoint(self, held: LockHandle) -> Callable[..., None]:
+    def _checkpoint(self, held: LockHandle | None) -> Callable[..., None]:
         """A progress callback that stops a job between batches (shutdown or a lost lock)."""
 
         def check(*_args: Any) -> None:
             if self.stop.is_set():
                 raise Stopping("lms-bridge serve is stopping: the rest is left for the next run")
-            if held.lost:
+            if held is not None and held.lost:
                 raise LmsBridgeError(f"lock {held.name} was lost: stopping so two runs do not do the same work")
 
         return check
 
-    def _sync_job(self, source: sync_core.SyncSource) -> Callable[[LockHandle], str]:
-        def run(held: LockHandle) -> str:
-            report = sync_core.sync_source(self.engine, self.settings, source, on_progress=self._checkpoint(held))
+    def _sync_job(self, source: sync_core.SyncSource) -> Callable[[LockHandle | None], str]:
+        def run(held: LockHandle | None) -> str:
+            # The run loop holds the site lock (and stops when it is lost); the checkpoint stops it on shutdown.
+            report = sync_core.sync_source(
+                self.engine,
+                self.settings,
+                source,
+                on_progress=self._checkpoint(held),
+                lock_ttl=self.config.lock_ttl,
+            )
             if report.error:
                 if self.stop.is_set():
                     raise Stopping(report.error)
@@ -215,7 +227,7 @@ class Service:
             raise LmsBridgeError(error)
         return counts
 
-    def _flush(self, held: LockHandle) -> str:
+    def _flush(self, held: LockHandle | None) -> str:
         lrs = self.settings.lrs
 
         def work() -> tuple[dict[str, Any], str | None]:
@@ -236,7 +248,7 @@ class Service:
         counts = self._recorded("flush", work)
         return f"{counts['sent']} sent, {counts['dead']} dead letters"
 
-    def _jp(self, held: LockHandle) -> str:
+    def _jp(self, held: LockHandle | None) -> str:
         def work() -> tuple[dict[str, Any], str | None]:
             # One transaction: not interruptible, and quick next to a sync.
             report = jp_core.run_jp(self.engine, self.settings, statement_settings(self.settings))
@@ -250,7 +262,7 @@ class Service:
         counts = self._recorded("jp", work)
         return f"{counts['posted']} new JP records, {counts['voided']} voided"
 
-    def _ledger(self, held: LockHandle) -> str:
+    def _ledger(self, held: LockHandle | None) -> str:
         def work() -> tuple[dict[str, Any], str | None]:
             with self._client() as client:
                 report = ledger_core.sync_ledger(self.engine, self.settings, client, on_progress=self._checkpoint(held))
@@ -259,7 +271,7 @@ class Service:
         counts = self._recorded("ledger", work)
         return f"{counts['read']} statements read, {counts['records']} JP records"
 
-    def _inbox(self, held: LockHandle) -> str:
+    def _inbox(self, held: LockHandle | None) -> str:
         check = self._checkpoint(held)
 
         def work() -> tuple[dict[str, Any], str | None]:
@@ -294,7 +306,11 @@ class Service:
             state.running_since = time.monotonic()
         started = time.monotonic()
         try:
-            with site_lock(self.engine, spec.lock, wait=False, ttl=self.config.lock_ttl) as held:
+            with (
+                site_lock(self.engine, spec.lock, wait=False, ttl=self.config.lock_ttl)
+                if spec.lock is not None
+                else nullcontext()
+            ) as held:
                 summary = spec.run(held)
         except LockBusy as exc:
             log.info("%s: skipped, %s", spec.id, exc, extra={"status": "skipped"})

@@ -435,3 +435,111 @@ def site_lock(
         keeper.join()
         backend.release()
         log.debug("lock %s: released by %s", name, me)
+
+
+# --- distributed syncs: the site lock shared, one site-stream exclusive ------------------------
+
+
+def stream_lock_name(site_id: str, stream: str) -> str:
+    """The lock a distributed task holds exclusive for its site-stream."""
+    return f"{sync_lock_name(site_id)}:{stream}"
+
+
+class LockLost(LmsBridgeError):
+    """A distributed task's lock connection no longer holds its locks: the task stops after its batch."""
+
+
+@dataclass
+class StreamLockHandle:
+    """The locks of :func:`stream_lock`, held on one connection.
+
+    Attributes:
+        owner: this holder's owner string (``host:pid:id``, also the connection's ``application_name``).
+        name: the site-stream lock's name.
+    """
+
+    owner: str
+    name: str
+    _connection: Connection
+    _keys: tuple[int, int]
+
+    def held(self) -> bool:
+        """Whether the lock connection still holds both locks (one query on it; False once it dropped)."""
+        unsigned = [key & 0xFFFFFFFFFFFFFFFF for key in self._keys]
+        try:
+            count = self._connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                    "AND granted AND objsubid = 1 AND ((classid::bigint = :hi1 AND objid::bigint = :lo1) "
+                    "OR (classid::bigint = :hi2 AND objid::bigint = :lo2))"
+                ),
+                {
+                    "hi1": unsigned[0] >> 32,
+                    "lo1": unsigned[0] & 0xFFFFFFFF,
+                    "hi2": unsigned[1] >> 32,
+                    "lo2": unsigned[1] & 0xFFFFFFFF,
+                },
+            )
+            self._connection.commit()
+        except SQLAlchemyError:
+            return False
+        return count == 2
+
+    def check(self, *_args: object) -> None:
+        """A progress callback (called after each committed batch) that stops a task whose lock was lost.
+
+        Raises:
+            LockLost: the lock connection dropped (another worker may be pulling this stream now).
+        """
+        if not self.held():
+            raise LockLost(
+                f"lock {self.name} was lost (its database connection dropped): stopping after the "
+                "last committed batch so two tasks do not pull one stream"
+            )
+
+
+@contextmanager
+def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLockHandle]:
+    """Hold the site's sync lock shared and its site-stream lock exclusive for the ``with`` block.
+
+    Both are session-level advisory locks on one connection of their own: a killed worker's
+    connection closes and PostgreSQL releases them at once.
+
+    Yields:
+        The held locks (their owner, and :meth:`StreamLockHandle.check` for between batches).
+
+    Raises:
+        LockBusy: another run holds the site (a plain sync, backfill or serve) or this site-stream.
+    """
+    owner = make_owner()
+    site_key = advisory_key(sync_lock_name(site_id))
+    stream_key = advisory_key(stream_lock_name(site_id, stream))
+    connection = engine.connect()
+    try:
+        connection.execute(
+            text("SELECT set_config('application_name', :name, false)"), {"name": pg_application_name(owner)}
+        )
+        if not connection.scalar(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": site_key}):
+            connection.commit()
+            raise LockBusy(sync_lock_name(site_id), None)
+        if not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": stream_key}):
+            connection.execute(text("SELECT pg_advisory_unlock_shared(:key)"), {"key": site_key})
+            connection.commit()
+            raise LockBusy(stream_lock_name(site_id, stream), None)
+        connection.commit()  # session-level locks: do not sit "idle in transaction"
+    except BaseException:
+        connection.invalidate()  # drops the session, and any lock it took, for sure
+        connection.close()
+        raise
+    try:
+        with holding(owner):  # a run started inside records this owner (lms_bridge.store.runs)
+            yield StreamLockHandle(owner, stream_lock_name(site_id, stream), connection, (site_key, stream_key))
+    finally:
+        try:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": stream_key})
+            connection.execute(text("SELECT pg_advisory_unlock_shared(:key)"), {"key": site_key})
+            connection.execute(text("RESET application_name"))
+            connection.commit()
+        except SQLAlchemyError:
+            connection.invalidate()  # the locks went with the session
+        connection.close()
