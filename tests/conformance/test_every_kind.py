@@ -145,3 +145,12 @@ def test_adl_stores_every_kind_of_statement_in_xapi_2_0(adl: AdlLRS) -> None:
 def test_ralph_stores_every_kind_of_statement_in_xapi_2_0(ralph: RalphLRS) -> None:
     # Ralph 5.1.0 knows no 2.0 rules; it stores the 2.0 context properties and reads them back (docs/lrs.md).
     assert _post_each(ralph.url, ralph.username, ralph.password, "2.0.0") == {}
+
+
+def test_auto_version_follows_about(adl: AdlLRS, ralph: RalphLRS) -> None:
+    """``[lrs] version = "auto"``: 2.0.0 where ``/about`` lists it (ADL's LRS), 1.0.3 where there is none (Ralph)."""
+    with LRSClient(adl.url, adl.username, adl.password, version="auto") as client:
+        client.get_statements_page(params={"limit": 1})  # the first request negotiates
+        assert client.version == "2.0.0"
+    with LRSClient(ralph.url, ralph.username, ralph.password, version="auto") as client:
+        assert client.version == "1.0.3"
