@@ -112,6 +112,10 @@ def test_doctor_reports_each_check_and_a_down_lrs(tmp_path, ralph, make_deployme
         "ok   LRS credentials",
         "ok   LRS",
         "ok   LRS round trip",
+        "ok   LRS versions",
+        "ok   LRS since",
+        "ok   LRS voided",
+        "ok   LRS re-post",
         "ok   held JP",  # no completion held as pending (issue 18)
         "ok   pseudonym key",
     ]

@@ -35,7 +35,7 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     tmp_path, fresh_ralph, fake_moodle, make_deployment
 ):
     deployment = _deploy(tmp_path, make_deployment, fresh_ralph, fake_moodle)
-    first = deployment.run("doctor", check=True)
+    first = deployment.run("doctor", "--write-probe", check=True)
     names = [line.split(":")[0] for line in _lines(first.stdout)]
     assert names == [
         "ok   config",
@@ -44,6 +44,10 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
         "ok   LRS credentials",
         "ok   LRS",
         "ok   LRS round trip",
+        "ok   LRS versions",  # one line per capability (issue 24)
+        "ok   LRS since",
+        "ok   LRS voided",
+        "ok   LRS re-post",
         "ok   moodle demo",
         "ok   held JP",  # no completion held as pending (issue 18)
         "ok   pseudonym key",
@@ -51,11 +55,59 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     assert "mode 0600" in first.stdout and "sends X-Experience-API-Version 1.0.3 itself" in first.stdout
     assert "at revision" in first.stdout and "the newest" in first.stdout
     assert "all 9 functions available" in first.stdout and "stored now" in first.stdout
-    again = deployment.run("doctor", check=True)
+    again = deployment.run("doctor", "--write-probe", check=True)
     assert "already there (HTTP 204)" in again.stdout
     held = lrs_statements(fresh_ralph)
-    assert len(held) == 1 and held[0]["object"]["id"].endswith("/sandbox/doctor")  # one sandbox statement, ever
+    # The sandbox statement, the void probe's target and its void: three statements, ever.
+    assert len(held) == 3 and {s["actor"]["account"]["name"] for s in held} == {"lms-bridge-doctor"}
     assert ADMIN_TOKEN not in first.stdout + first.stderr + again.stdout + again.stderr
+
+
+def test_capabilities_of_ralph_are_probed_and_pick_the_safe_modes(tmp_path, fresh_ralph, fake_moodle, make_deployment):
+    deployment = _deploy(tmp_path, make_deployment, fresh_ralph, fake_moodle)
+    read_only = deployment.run("doctor", check=True).stdout
+    assert lrs_statements(fresh_ralph) == []  # without --write-probe doctor writes nothing (issue 17)
+    assert "ok   LRS round trip: not written: doctor only reads from the LRS unless asked" in read_only
+    assert "ok   LRS re-post: not probed: it needs a write (lms-bridge doctor --write-probe)" in read_only
+    assert "ok   LRS since: not probed: the LRS holds no statement whose timestamp and stored differ" in read_only
+    probed = deployment.run("doctor", "--write-probe", check=True).stdout
+    lines = {line.split(":")[0]: line for line in _lines(probed)}
+    assert lines["ok   LRS versions"] == (
+        "ok   LRS versions: no /about (as Ralph 5.1.0): 1.0.3 assumed; lms-bridge writes 1.0.3 ([lrs] version)"
+    )
+    assert "do not filter on stored" in lines["ok   LRS since"]
+    assert 'picked [ledger] since_filter "none" and source-LRS mode "scan"' in lines["ok   LRS since"]
+    assert "voided statements are not hidden" in lines["ok   LRS voided"]
+    assert "answered 204 (as Ralph 5.1.0)" in lines["ok   LRS re-post"]
+    # Read-only again: the statements the write probe left are read, not written.
+    before = len(lrs_statements(fresh_ralph))
+    again = deployment.run("doctor", check=True).stdout
+    assert len(lrs_statements(fresh_ralph)) == before
+    assert "do not filter on stored" in again and "voided statements are not hidden" in again
+
+
+def test_a_mode_the_lrs_cannot_serve_fails_with_the_fix(tmp_path, fresh_ralph, fake_moodle, make_deployment):
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f"MOODLE_TOKEN_DEMO={ADMIN_TOKEN}\n")
+    secrets.chmod(0o600)
+    deployment = make_deployment(
+        f"sqlite:///{tmp_path / 'state.db'}",
+        fresh_ralph.url,
+        fresh_ralph.password,
+        extra_toml=f'[secrets]\nfile = "{secrets}"\n[ledger]\nsince_filter = "stored"\n' + moodle_source(fake_moodle),
+        lrs_options='version = "2.0.0"',
+    )
+    deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = KEY
+    result = deployment.run("doctor", "--write-probe")
+    assert result.returncode == 1
+    assert _failures(result.stdout) == [
+        'FAIL LRS versions: no /about (as Ralph 5.1.0): 1.0.3 assumed, but [lrs] version = "2.0.0" -> set [lrs] '
+        'version = "1.0.3" (or "auto"): this LRS does not list xAPI 2.0.0',
+        "FAIL LRS since: since/until do not filter on stored (a window around one statement's stored time missed "
+        'it; Ralph 5.1.0 compares timestamp); [ledger] since_filter = "stored" would skip statements -> set '
+        '[ledger] since_filter = "none" (the ledger then pages through everything)',
+    ]
+    assert result.stderr.strip() == "error: 2 of 13 checks failed"
 
 
 def test_wrong_moodle_token_is_one_line_naming_the_site_and_the_fix(tmp_path, ralph, fake_moodle, make_deployment):
@@ -69,7 +121,7 @@ def test_wrong_moodle_token_is_one_line_naming_the_site_and_the_fix(tmp_path, ra
         f"FAIL moodle demo: Moodle site demo ({fake_moodle.url}) core_webservice_get_site_info: invalidtoken"
     )
     assert failures[0].endswith("-> the token is wrong or was revoked: create a new one and update the token variable")
-    assert result.stderr.strip() == "error: 1 of 9 checks failed"
+    assert result.stderr.strip() == "error: 1 of 13 checks failed"
     assert "wrong-token-4d1e" not in result.stdout + result.stderr
 
 

@@ -171,10 +171,12 @@ def test_doctor_round_trip_passes_on_every_run_against_an_lrs_that_answers_409(
 ) -> None:
     with RejectingRepostLRS(fresh_ralph) as strict:
         deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", strict.url, fresh_ralph.password)
-        first = deployment.run("doctor")
-        second = deployment.run("doctor")
+        first = deployment.run("doctor", "--write-probe")
+        second = deployment.run("doctor", "--write-probe")
     for run in (first, second):
         assert any(line.startswith("ok   LRS round trip") for line in run.stdout.splitlines()), run.stdout
     assert "(stored now)" in first.stdout
     assert "already there (HTTP 409, read back and equal)" in second.stdout
-    assert strict.conflicts == 1 and len(lrs_statements(fresh_ralph)) == 1
+    assert "a statement it holds is answered 409 (as ADL's LRS)" in first.stdout + second.stdout
+    # Three sandbox statements, held once; the first run's re-post probe and every statement of the second meet 409.
+    assert strict.conflicts == 1 + 4 and len(lrs_statements(fresh_ralph)) == 3

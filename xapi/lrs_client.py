@@ -42,6 +42,8 @@ from xapi.compare import digest, first_difference
 log = logging.getLogger(__name__)
 
 XAPI_VERSION = "1.0.3"
+#: The versions lms-bridge can write (``[lrs] version``; docs/lrs.md, "Choosing the xAPI version").
+XAPI_VERSIONS = ("1.0.3", "2.0.0")
 #: How much of an LRS error body is kept in a message (Ralph's 422 bodies can be long).
 _MAX_DETAIL = 300
 
@@ -93,9 +95,19 @@ class LRSClient:
         username: Basic-auth user.
         password: Basic-auth password (kept as a ``SecretStr``).
         timeout: seconds for one request (connect and read).
+        version: the ``X-Experience-API-Version`` sent on every request (``1.0.3`` or ``2.0.0``);
+            ``auto`` sends 2.0.0 when the LRS's ``about`` lists it, else 1.0.3 (see :meth:`negotiate`).
     """
 
-    def __init__(self, url: str, username: str, password: SecretStr | str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: SecretStr | str,
+        *,
+        timeout: float = 30.0,
+        version: str = XAPI_VERSION,
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.statements_url = urljoin(self.url, "statements")
         self.timeout = timeout
@@ -104,6 +116,30 @@ class LRSClient:
         self.session = requests.Session()
         self.session.auth = (username, secret.get_secret_value())
         self.session.headers.update({"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"})
+        self.configured_version = version
+        self._negotiated = version != "auto"
+        if version != "auto":
+            self.session.headers["X-Experience-API-Version"] = version
+
+    @property
+    def version(self) -> str:
+        """The xAPI version this client speaks (``auto`` is resolved on first use, see :meth:`negotiate`)."""
+        if not self._negotiated:
+            self.negotiate()
+        return str(self.session.headers["X-Experience-API-Version"])
+
+    def negotiate(self) -> str:
+        """Resolve ``version = "auto"``: 2.0.0 when ``about`` lists it, else 1.0.3 (no ``about``: Ralph).
+
+        Only the header follows: statement content never depends on which LRS answered
+        (docs/lrs.md, "Choosing the xAPI version").
+        """
+        if not self._negotiated:
+            about = self.about()
+            versions = [str(v) for v in (about or {}).get("version", [])]
+            self.session.headers["X-Experience-API-Version"] = "2.0.0" if "2.0.0" in versions else XAPI_VERSION
+            self._negotiated = True
+        return str(self.session.headers["X-Experience-API-Version"])
 
     def __enter__(self) -> LRSClient:
         return self
@@ -117,6 +153,8 @@ class LRSClient:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         where = f"the LRS at {sanitize_url(self.url)}"
+        if not self._negotiated and not url.endswith("/about"):
+            self.negotiate()
         try:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:

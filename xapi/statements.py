@@ -20,6 +20,7 @@ checks every statement before the outbox.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -58,11 +59,15 @@ class StatementSettings:
         namespace: statement-id namespace (see :mod:`xapi.ids`).
         base_iri: ``{base}`` of docs/xapi.md, without a trailing slash.
         vocabulary: verbs and activity types.
+        xapi_version: ``1.0.3`` (the default) or ``2.0.0``: in 2.0 a community also goes into
+            ``context.contextGroups`` and a meeting's host into ``context.contextAgents``
+            (:func:`_context_2_0`). Everything else is the same bytes in both.
     """
 
     namespace: Any
     base_iri: str
     vocabulary: Vocabulary
+    xapi_version: str = "1.0.3"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -163,6 +168,47 @@ def _source_extension(settings: StatementSettings, activity: Activity) -> dict[s
     }
 
 
+#: Roles a meeting report names that make the person the session's host (connectors/attendance.py).
+HOST_ROLES = frozenset({"host", "co-host", "cohost", "organizer", "presenter"})
+
+
+def _group_name(native_id: str) -> str:
+    """A community's id as a Group account name: at most 50 characters (ADL's LRS column), hashed beyond."""
+    if len(native_id) <= 50:
+        return native_id
+    return "sha1:" + hashlib.sha1(native_id.encode("utf-8")).hexdigest()  # noqa: S324 - a name, not security
+
+
+def _context_2_0(
+    settings: StatementSettings, activity: Activity, actor: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """In xAPI 2.0 mode only: the community as a ``contextGroup``, the host as a ``contextAgent``.
+
+    The community stays in ``contextActivities.grouping`` too (reports and the ledger read it
+    there in both versions); the Group is identified by an account under ``{base}/community``.
+    The host is the statement's own actor when the meeting report names them host: a report
+    lists each person's role on their own row only, so the host of other attendees' rows is
+    not known to the builder.
+    """
+    base = settings.base_iri
+    communities = [ref for ref in (activity.grouping, activity.parent) if ref is not None and ref.type == "community"]
+    if communities:
+        community = communities[0]
+        group: dict[str, Any] = {
+            "objectType": "Group",
+            "account": {"homePage": f"{base}/community", "name": _group_name(community.native_id)},
+        }
+        if community.title:
+            group["name"] = community.title
+        relevant = settings.vocabulary.activity_type("community") or f"{base}/activitytype/community"
+        context["contextGroups"] = [{"objectType": "contextGroup", "group": group, "relevantTypes": [relevant]}]
+    role = activity.extras.get("role")
+    if activity.kind is Kind.MEETING_ATTENDED and isinstance(role, str) and role.casefold() in HOST_ROLES:
+        context["contextAgents"] = [
+            {"objectType": "contextAgent", "agent": actor, "relevantTypes": [f"{base}/role/host"]}
+        ]
+
+
 def build_statement(settings: StatementSettings, activity: Activity, actor: dict[str, Any]) -> BuiltStatement:
     """Build, normalise and validate the statement for one activity.
 
@@ -194,9 +240,12 @@ def build_statement(settings: StatementSettings, activity: Activity, actor: dict
         context_activities["grouping"] = [_activity_object(settings, activity, activity.grouping)]
     if context_activities:
         context["contextActivities"] = context_activities
+    agent = {"objectType": "Agent", "account": {"homePage": account["homePage"], "name": account["name"]}}
+    if settings.xapi_version == "2.0.0":
+        _context_2_0(settings, activity, agent, context)
     data: dict[str, Any] = {
         "id": sid,
-        "actor": {"objectType": "Agent", "account": {"homePage": account["homePage"], "name": account["name"]}},
+        "actor": agent,
         "verb": {"id": mapping.verb.id, "display": {LANGUAGE: mapping.verb.display}},
         "object": _activity_object(settings, activity, activity.object, mapping.object_type),
         "context": context,

@@ -139,6 +139,24 @@ def _context(context: Any, object_type: Any, problems: list[str]) -> None:
             _uuid(ref.get("id"), "context.statement.id", problems)
     if "extensions" in context:
         _extensions(context["extensions"], "context.extensions", problems)
+    # xAPI 2.0 (IEEE 9274.1.1-2023 9.4.6): each entry names its objectType, an identified Agent or
+    # Group, and a non-empty list of relevant types (ADL's LRS refuses an entry without them).
+    for key, entry_type, member in (
+        ("contextAgents", "contextAgent", "agent"),
+        ("contextGroups", "contextGroup", "group"),
+    ):
+        if key not in context:
+            continue
+        entries = context[key]
+        for index, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+            where = f"context.{key}[{index}]"
+            if not isinstance(entry, dict) or entry.get("objectType") != entry_type:
+                problems.append(f"{where}.objectType must be {entry_type}")
+                continue
+            _agent(entry.get(member), f"{where}.{member}", problems)
+            types = entry.get("relevantTypes")
+            if not isinstance(types, list) or not types or not all(is_iri(item) for item in types):
+                problems.append(f"{where}.relevantTypes must be a non-empty list of IRIs")
 
 
 def statement_problems(statement: dict[str, Any]) -> list[str]:

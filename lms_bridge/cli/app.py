@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine
 
 from lms_bridge import store
+from lms_bridge.config.lrs import lrs_client
 from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.runtime.logs import setup_logging
 from xapi.lrs_client import LRSClient
@@ -45,9 +46,7 @@ class App:
 
     def lrs_client(self) -> LRSClient:
         """An LRS client with the configured credentials."""
-        lrs = self.settings.lrs
-        password = self.settings.secret(lrs.password_env)
-        return LRSClient(lrs.url, lrs.username, password, timeout=lrs.timeout)
+        return lrs_client(self.settings)
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Any]:

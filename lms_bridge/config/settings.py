@@ -110,6 +110,10 @@ class LRSSettings(_Section):
             batch that gets a 5xx is split to find statements the LRS cannot store (``outbox/flush.py``).
         backoff_base: first wait in seconds between attempts; doubles each time.
         backoff_cap: longest wait in seconds between attempts.
+        version: the xAPI version written: ``1.0.3`` (default), ``2.0.0`` (IEEE 9274.1.1-2023: the
+            webinar host and the community also as ``contextAgents``/``contextGroups``), or ``auto``
+            (the ``X-Experience-API-Version`` header follows the LRS's ``about``; statements keep the
+            1.0.3 form, valid under both). docs/lrs.md, "Choosing the xAPI version".
     """
 
     url: str = "http://127.0.0.1:8100/xAPI/"
@@ -120,6 +124,7 @@ class LRSSettings(_Section):
     max_attempts: int = Field(default=6, ge=1)
     backoff_base: float = Field(default=1.0, ge=0)
     backoff_cap: float = Field(default=60.0, ge=0)
+    version: Literal["1.0.3", "2.0.0", "auto"] = "1.0.3"
 
     @field_validator("url")
     @classmethod

@@ -2,18 +2,22 @@
 
 Checks, in order: the config file; the secrets file's mode; the state database (it is
 migrated, as every command does) and its migration level; the LRS (credentials set,
-reachable, accepting them, speaking xAPI: the ``X-Experience-API-Version`` header),
-then a write-read round trip of one sandbox statement; each source whose connector checks
-itself (a Moodle site: its token, and the functions its external service lacks); the age of
-the last pull of each source that keeps unread records a limited time; the pseudonym key.
+reachable, accepting them, speaking xAPI: the ``X-Experience-API-Version`` header, else
+``/about``); with ``--write-probe`` only, a write-read round trip of the sandbox statements;
+one line per LRS capability (versions, ``since`` on ``stored``, voided statements hidden, a
+re-post answered 204 or 409: ``operator/capabilities.py``) with the ledger and source-LRS
+modes they pick; each source whose connector checks itself (a Moodle site: its token, and
+the functions its external service lacks); the age of the last pull of each source that
+keeps unread records a limited time; the pseudonym key.
 
-The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``) and
-has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``), so every later run
-re-posts the same bytes: one statement, ever, per LRS. The LRS answers such a re-post
-with 204 (Ralph) or 409 (ADL's LRS, xAPI allows both); after a 409 the statement is
-read back and compared by the xAPI rules, and only a different statement fails. It
-has no NIP actor and no JP, so reports never count it (``ledger sync`` mirrors it
-as evidence of nobody).
+Without ``--write-probe`` doctor writes nothing to the LRS (issue 17) and says what it did
+not probe. The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``)
+and has a fixed id and body (``uuid5(ns, "doctor|round-trip|1")``); with the void probe's
+target and void, every later run re-posts the same bytes: three statements, ever, per LRS.
+The LRS answers such a re-post with 204 (Ralph) or 409 (ADL's LRS, xAPI allows both); after
+a 409 the statement is read back and compared by the xAPI rules, and only a different
+statement fails. None has a NIP actor or JP, so reports never count them (``ledger sync``
+mirrors them as evidence of nobody).
 """
 
 from __future__ import annotations
@@ -22,21 +26,20 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 from sqlalchemy import Engine
 
 from connectors import CONNECTORS
 from lms_bridge import store
+from lms_bridge.config.lrs import lrs_client
 from lms_bridge.config.settings import Settings
-from lms_bridge.errors import ConfigError, LmsBridgeError, LRSConflictError
-from lms_bridge.identity.resolver import account
+from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest.runner import connector_context
+from lms_bridge.operator import capabilities
 from lms_bridge.redaction import sanitize_url
-from xapi.ids import statement_id
 from xapi.lrs_client import LRSClient
-from xapi.statements import BuiltStatement, finish_statement
+from xapi.statements import BuiltStatement
 
 #: Pseudonym keys shorter than this are refused (HMAC keys should be long and random).
 MIN_PSEUDONYM_KEY = 16
@@ -94,20 +97,7 @@ def _database(engine: Engine | None, refused: LmsBridgeError | None) -> Check:
 
 def sandbox_statement(settings: Settings) -> BuiltStatement:
     """The round-trip statement (see the module docstring); the same bytes on every run."""
-    base = settings.deployment.base_iri
-    data: dict[str, Any] = {
-        "id": statement_id(settings.deployment.statement_namespace, "doctor|round-trip|1"),
-        "actor": account(f"{base}/doctor", "lms-bridge-doctor"),
-        "verb": {"id": _EXPERIENCED, "display": {"en-US": "experienced"}},
-        "object": {
-            "objectType": "Activity",
-            "id": f"{base}/sandbox/doctor",
-            "definition": {"name": {"en-US": "lms-bridge doctor sandbox"}},
-        },
-        "context": {"platform": "lms-bridge"},
-        "timestamp": "2020-01-01T00:00:00Z",
-    }
-    return finish_statement(data)
+    return capabilities.sandbox_statements(settings)[0]
 
 
 def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
@@ -189,30 +179,24 @@ def _lrs_probe(settings: Settings, client: LRSClient) -> Check:
 
 
 def _round_trip(settings: Settings, client: LRSClient) -> Check:
-    statement = sandbox_statement(settings)
-    how = "stored now"
+    """Write the probe's statements (fixed ids and bytes) and read the sandbox statement back."""
+    statement, *others = capabilities.sandbox_statements(settings)
     try:
-        try:
-            posted = client.post_statements([statement.body])
-            how = "stored now" if posted.status == 200 else "already there (HTTP 204)"
-        except LRSConflictError:
-            held = client.compare_held(statement.body)
-            if held.outcome == "different":
-                return Check(
-                    "LRS round trip",
-                    False,
-                    f"sandbox statement {statement.id}: {held.detail}",
-                    "check that [lrs] url is the LRS you think it is, and [deployment] statement_namespace",
-                )
-            how = "already there (HTTP 409, read back and equal)"
+        answer = capabilities.post_idempotent(client, statement)
+        for other in others:  # the voided-statement probe's target and void
+            capabilities.post_idempotent(client, other)
         found = client.get_statement(statement.id)
     except LmsBridgeError as exc:
         return Check(
             "LRS round trip",
             False,
             f"writing or reading sandbox statement {statement.id} failed: {exc}",
-            "the user needs write and read scopes on the LRS",
+            "the user needs write and read scopes on the LRS; check that [lrs] url is the LRS you think it is, "
+            "and [deployment] statement_namespace",
         )
+    how = {"204": "already there (HTTP 204)", "409": "already there (HTTP 409, read back and equal)"}.get(
+        answer, answer
+    )
     if found is None:
         return Check(
             "LRS round trip",
@@ -231,21 +215,54 @@ def _round_trip(settings: Settings, client: LRSClient) -> Check:
     return Check("LRS round trip", True, f"sandbox statement {statement.id} written and read back ({how})")
 
 
-def _lrs(settings: Settings) -> list[Check]:
+def _lrs(settings: Settings, engine: Engine | None, *, write_probe: bool) -> list[Check]:
     lrs = settings.lrs
     try:
-        password = settings.secret(lrs.password_env)
+        settings.secret(lrs.password_env)
     except ConfigError as exc:
         return [
             Check("LRS credentials", False, str(exc), f"export {lrs.password_env}=... or add it to the secrets file")
         ]
     checks = [Check("LRS credentials", True, f"user {lrs.username}, password from {lrs.password_env}")]
-    with LRSClient(lrs.url, lrs.username, password, timeout=min(lrs.timeout, 10.0)) as client:
+    with lrs_client(settings, timeout=min(lrs.timeout, 10.0)) as client:
         probe = _lrs_probe(settings, client)
         checks.append(probe)
-        if probe.ok:
+        if not probe.ok:
+            return checks
+        if write_probe:
             checks.append(_round_trip(settings, client))
+        else:
+            checks.append(
+                Check(
+                    "LRS round trip",
+                    True,
+                    "not written: doctor only reads from the LRS unless asked (lms-bridge doctor --write-probe "
+                    "writes three sandbox statements with fixed ids, once per LRS)",
+                )
+            )
+        checks += _capabilities(settings, client, engine, write_probe=write_probe)
     return checks
+
+
+def _capabilities(settings: Settings, client: LRSClient, engine: Engine | None, *, write_probe: bool) -> list[Check]:
+    """One line per capability (versions, since, voided, re-post): ``operator/capabilities.py``."""
+    sandbox, target, void = capabilities.sandbox_statements(settings)
+    found: list[capabilities.Capability] = []
+    try:
+        found.append(capabilities.versions(settings, client.about()))
+        found.append(capabilities.since(settings, client, sandbox))
+        void_target = target.id if write_probe else capabilities.sent_void_target(engine)
+        if void_target is None and client.get_statement(void.id) is not None:
+            void_target = target.id  # an earlier --write-probe left the sandbox void: read it only
+        found.append(capabilities.voided(client, void_target, written=void_target == target.id))
+        found.append(capabilities.repost(client, sandbox, write=write_probe))
+    except LmsBridgeError as exc:
+        found.append(
+            capabilities.Capability(
+                "LRS capabilities", False, f"probing the LRS failed: {exc}", "check the LRS's own logs"
+            )
+        )
+    return [Check(c.name, c.ok, c.detail, c.fix) for c in found]
 
 
 def _sources(settings: Settings) -> list[Check]:
@@ -349,12 +366,14 @@ def _pseudonym_key(settings: Settings) -> Check:
     return Check("pseudonym key", True, f"{name} is set")
 
 
-def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
+def run_checks(settings: Settings, base_dir: Path | None = None, *, write_probe: bool = False) -> list[Check]:
     """Run every check and return the results in order.
 
     Args:
         settings: the configuration.
         base_dir: the folder relative SQLite paths are taken from.
+        write_probe: write the sandbox statements (round trip, re-post and voided probes); without
+            it doctor only reads from the LRS and says what it did not probe.
     """
     # One engine for every check that reads the state store (None when it cannot be opened: the
     # state database check says why and the checks that read it are left out).
@@ -369,7 +388,7 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
             _config(settings),
             _secrets_file(settings),
             _database(engine, refused),
-            *_lrs(settings),
+            *_lrs(settings, engine, write_probe=write_probe),
             *_sources(settings),
             *_pull_gaps(settings, engine),
             *_held_courses(engine),

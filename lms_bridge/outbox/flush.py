@@ -29,6 +29,9 @@ Invariants:
   have failed before any post of the bisection was accepted, or nothing was accepted at
   all, it is an outage: the bisection stops and every row stays pending, as above.
   A timeout or a refused connection is never evidence against a statement.
+- a void an older version queued with ``context.platform`` (forbidden on a StatementRef;
+  ADL's LRS answers 400) is repaired before it is posted (:mod:`xapi.repair`), and the
+  repaired body is stored first, so later posts are byte-equal;
 - on PostgreSQL several flushers may run at once (``lms-bridge worker`` tasks, a cron
   flush beside ``serve``): each claims its batch with ``SELECT ... FOR UPDATE SKIP
   LOCKED`` and keeps the rows locked until their outcome is committed, so two
@@ -40,6 +43,7 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +58,7 @@ from lms_bridge.errors import LRSConflictError, LRSRejectedError, LRSServerError
 from lms_bridge.retry import backoff_delay
 from lms_bridge.store.models import OutboxRow, OutboxStatus, utcnow
 from xapi.lrs_client import LRSClient
+from xapi.repair import repair_body
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class _Row:
     id: int
     statement_id: str
     body: str
+    #: The body an older version queued, when the flush repaired it (:func:`_repaired`).
+    previous: str | None = None
 
 
 @dataclass
@@ -110,6 +117,34 @@ def _due_rows(engine: Engine, limit: int) -> list[_Row]:
     return [_Row(r.id, r.statement_id, r.body) for r in rows]
 
 
+def _repaired(engine: Engine, claim: Session | None, rows: list[_Row]) -> list[_Row]:
+    """Rows with old-style voids repaired (:mod:`xapi.repair`), the new body stored before it is posted.
+
+    Stored first, so every later post of the row (a retry, a re-post after a crash) is
+    byte-equal to this one. ``previous`` keeps the old body for the 409 read-back: an LRS
+    that stored the old void before the upgrade holds that one.
+    """
+    fixed: list[_Row] = []
+    changed: list[_Row] = []
+    for row in rows:
+        body = repair_body(row.body)
+        if body is None:
+            fixed.append(row)
+            continue
+        new = _Row(row.id, row.statement_id, body, previous=row.body)
+        fixed.append(new)
+        changed.append(new)
+    if changed:
+        with _writing(engine, claim) as session:
+            for row in changed:
+                digest = hashlib.sha256(row.body.encode("utf-8")).hexdigest()
+                session.execute(
+                    update(OutboxRow).where(OutboxRow.id == row.id).values(body=row.body, body_sha256=digest)
+                )
+        log.info("repaired %d queued voids: context.platform removed (xAPI forbids it on a StatementRef)", len(changed))
+    return fixed
+
+
 @contextmanager
 def _claim(engine: Engine, limit: int) -> Iterator[tuple[list[_Row], Session | None]]:
     """Up to ``limit`` due rows for this flusher, and the session that holds them (PostgreSQL).
@@ -119,11 +154,12 @@ def _claim(engine: Engine, limit: int) -> Iterator[tuple[list[_Row], Session | N
     them. On SQLite the session is None and outcomes are written in transactions of their own.
     """
     if engine.dialect.name != "postgresql":
-        yield _due_rows(engine, limit), None
+        yield _repaired(engine, None, _due_rows(engine, limit)), None
         return
     with Session(engine) as session, session.begin():
         rows = session.execute(_due_query(limit).with_for_update(skip_locked=True)).all()
-        yield [_Row(r.id, r.statement_id, r.body) for r in rows], session
+        claimed = [_Row(r.id, r.statement_id, r.body) for r in rows]
+        yield _repaired(engine, session, claimed), session
 
 
 @dataclass
@@ -227,6 +263,8 @@ def _settle_conflict(
     unheld: list[_Row] = []
     for row in rows:
         held = client.compare_held(row.body)
+        if held.outcome == "different" and row.previous is not None:
+            held = client.compare_held(row.previous)  # stored before the repair, in the old form
         if held.outcome == "same":
             progress.sent.append(row.id)
             progress.already += 1

@@ -64,13 +64,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import CONNECTORS
 from lms_bridge import store
+from lms_bridge.config.lrs import lrs_client
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.outbox import flush as outbox_core
 from lms_bridge.redaction import register_secret
 from lms_bridge.store.locks import LockBusy, LockLost, stream_lock, stream_lock_name
-from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +325,7 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
 
 def _flush_outbox(runtime: _Runtime, limit: int | None) -> dict[str, Any]:
     lrs = runtime.settings.lrs
-    password = runtime.settings.secret(lrs.password_env)
-    with LRSClient(lrs.url, lrs.username, password, timeout=lrs.timeout) as client:
+    with lrs_client(runtime.settings) as client:
         report = outbox_core.flush(
             runtime.engine(),
             client,

@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from lms_bridge import store
+from lms_bridge.config.lrs import lrs_client
 from lms_bridge.config.serve import OFF, ServeSettings, cron_trigger
 from lms_bridge.config.settings import Settings
 from lms_bridge.config.statements import statement_settings
@@ -208,8 +209,7 @@ class Service:
         self.stop.wait(seconds)
 
     def _client(self) -> LRSClient:
-        lrs = self.settings.lrs
-        return LRSClient(lrs.url, lrs.username, self.settings.secret(lrs.password_env), timeout=lrs.timeout)
+        return lrs_client(self.settings)
 
     def _recorded(self, command: str, work: Callable[[], tuple[dict[str, Any], str | None]]) -> dict[str, Any]:
         """Run ``work`` as a run of ``command`` in the runs table (ok, failed or stopped)."""

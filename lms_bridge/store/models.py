@@ -126,8 +126,10 @@ class IdentityLink(Base):
 class OutboxRow(Base):
     """A statement waiting for (or done with) its trip to the LRS.
 
-    ``body`` is the exact JSON posted: it is never re-serialised, so a re-post is
-    byte-equal and the LRS answers 204, not 409.
+    ``body`` is the exact JSON posted: it is never re-serialised (but for a void an older
+    version queued with ``context.platform``, repaired once and stored before it is posted:
+    ``xapi/repair.py``), so a re-post is byte-equal: the LRS answers 204, or 409 and reads
+    back equal (docs/lrs.md §3).
     """
 
     __tablename__ = "outbox"
