@@ -50,7 +50,7 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     ], first.stdout
     assert "mode 0600" in first.stdout and "sends X-Experience-API-Version 1.0.3 itself" in first.stdout
     assert "at revision" in first.stdout and "the newest" in first.stdout
-    assert "all 9 functions available" in first.stdout and "stored now" in first.stdout
+    assert "all 10 functions available" in first.stdout and "stored now" in first.stdout
     again = deployment.run("doctor", check=True)
     assert "already there (HTTP 204)" in again.stdout
     held = lrs_statements(fresh_ralph)

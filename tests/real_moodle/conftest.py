@@ -83,7 +83,10 @@ class RealMoodle:
     def token(self, user: str = "admin", functions: str = SYNC_FUNCTIONS, service: str = "lms_bridge") -> str:
         """A permanent web-service token made by the kit's ws_token.php."""
         out = self.php(
-            str(KIT / "ws_token.php"), str(self.dir), f"--user={user}", f"--functions={functions}",
+            str(KIT / "ws_token.php"),
+            str(self.dir),
+            f"--user={user}",
+            f"--functions={functions}",
             f"--service={service}",
         )
         return out.strip().splitlines()[-1]
@@ -116,7 +119,9 @@ def real_moodle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealMoodle
         site = RealMoodle(found["MOODLE_URL"], Path(found["MOODLE_DIR"]), found["MOODLE_DB"], workdir, {})
         site.seeded = json.loads(site.php(str(HERE / "seed.php"), str(site.dir)).strip().splitlines()[-1])
         # Course completion is aggregated by cron, as on a live site.
-        site.php(str(site.dir / "admin" / "cli" / "scheduled_task.php"), r"--execute=\core\task\completion_regular_task")
+        site.php(
+            str(site.dir / "admin" / "cli" / "scheduled_task.php"), r"--execute=\core\task\completion_regular_task"
+        )
         yield site
     finally:
         subprocess.run([str(KIT / "stop.sh"), str(workdir)], capture_output=True, timeout=120)
