@@ -35,7 +35,10 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     tmp_path, fresh_ralph, fake_moodle, make_deployment
 ):
     deployment = _deploy(tmp_path, make_deployment, fresh_ralph, fake_moodle)
-    first = deployment.run("doctor", check=True)
+    plain = deployment.run("doctor", check=True)
+    assert "LRS round trip: skipped: nothing written" in plain.stdout  # opt-in (issue 17)
+    assert lrs_statements(fresh_ralph) == []
+    first = deployment.run("doctor", "--write-probe", check=True)
     names = [line.split(":")[0] for line in _lines(first.stdout)]
     assert names == [
         "ok   config",
@@ -51,7 +54,7 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     assert "mode 0600" in first.stdout and "sends X-Experience-API-Version 1.0.3 itself" in first.stdout
     assert "at revision" in first.stdout and "the newest" in first.stdout
     assert "all 10 functions available" in first.stdout and "stored now" in first.stdout
-    again = deployment.run("doctor", check=True)
+    again = deployment.run("doctor", "--write-probe", check=True)
     assert "already there (HTTP 204)" in again.stdout
     held = lrs_statements(fresh_ralph)
     assert len(held) == 1 and held[0]["object"]["id"].endswith("/sandbox/doctor")  # one sandbox statement, ever

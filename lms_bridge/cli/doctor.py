@@ -10,10 +10,15 @@ from lms_bridge.operator import doctor as doctor_checks
 
 
 @cli.command()
+@click.option(
+    "--write-probe",
+    is_flag=True,
+    help="Also write one sandbox statement into the LRS and read it back (the LRS may be production).",
+)
 @click.pass_obj
-def doctor(app: App) -> None:
+def doctor(app: App, write_probe: bool) -> None:
     """Check config, secrets, database and LRS, with fixes."""
-    results = doctor_checks.run_checks(app.settings, base_dir=app._base_dir())
+    results = doctor_checks.run_checks(app.settings, base_dir=app._base_dir(), write_probe=write_probe)
     for check in results:
         mark = "ok  " if check.ok else "FAIL"
         stdout.print(f"{mark} {check.name}: {check.detail}" + ("" if check.ok or not check.fix else f" -> {check.fix}"))

@@ -231,7 +231,7 @@ def _round_trip(settings: Settings, client: LRSClient) -> Check:
     return Check("LRS round trip", True, f"sandbox statement {statement.id} written and read back ({how})")
 
 
-def _lrs(settings: Settings) -> list[Check]:
+def _lrs(settings: Settings, write_probe: bool = False) -> list[Check]:
     lrs = settings.lrs
     try:
         password = settings.secret(lrs.password_env)
@@ -243,8 +243,18 @@ def _lrs(settings: Settings) -> list[Check]:
     with LRSClient(lrs.url, lrs.username, password, timeout=min(lrs.timeout, 10.0)) as client:
         probe = _lrs_probe(settings, client)
         checks.append(probe)
-        if probe.ok:
+        if probe.ok and write_probe:
             checks.append(_round_trip(settings, client))
+        elif probe.ok:
+            # The LRS may be production: writing into it is the operator's choice (issue 17).
+            checks.append(
+                Check(
+                    "LRS round trip",
+                    True,
+                    "skipped: nothing written into the LRS (doctor --write-probe writes one sandbox statement "
+                    "and reads it back)",
+                )
+            )
     return checks
 
 
@@ -349,12 +359,14 @@ def _pseudonym_key(settings: Settings) -> Check:
     return Check("pseudonym key", True, f"{name} is set")
 
 
-def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
+def run_checks(settings: Settings, base_dir: Path | None = None, *, write_probe: bool = False) -> list[Check]:
     """Run every check and return the results in order.
 
     Args:
         settings: the configuration.
         base_dir: the folder relative SQLite paths are taken from.
+        write_probe: also write one sandbox statement into the LRS and read it back (opt-in: the LRS
+            may be production).
     """
     # One engine for every check that reads the state store (None when it cannot be opened: the
     # state database check says why and the checks that read it are left out).
@@ -369,7 +381,7 @@ def run_checks(settings: Settings, base_dir: Path | None = None) -> list[Check]:
             _config(settings),
             _secrets_file(settings),
             _database(engine, refused),
-            *_lrs(settings),
+            *_lrs(settings, write_probe),
             *_sources(settings),
             *_pull_gaps(settings, engine),
             *_held_courses(engine),

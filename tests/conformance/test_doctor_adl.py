@@ -18,8 +18,8 @@ def test_doctor_passes_twice_against_adl(
 ) -> None:
     deployment = make_deployment(f"sqlite:///{tmp_path / 'state.db'}", adl.url, adl.password)
     deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "conformance-pseudonym-key-0123456789"
-    first = deployment.run("doctor", check=True).stdout
-    second = deployment.run("doctor", check=True).stdout
+    first = deployment.run("doctor", "--write-probe", check=True).stdout
+    second = deployment.run("doctor", "--write-probe", check=True).stdout
     assert "X-Experience-API-Version 2.0.0, /about lists 1.0.0, 1.0.1, 1.0.2, 1.0.3, 2.0.0" in first
     assert "round trip: sandbox statement" in first and "(stored now)" in first
     assert "already there (HTTP 409, read back and equal)" in second
