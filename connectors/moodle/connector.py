@@ -174,9 +174,9 @@ class MoodleConnector(Connector[MoodleSettings]):
             with site.client(context.secret(site.token_env)) as client:
                 client.call("core_course_get_courses")
         except MoodleAPIError as exc:
-            return Check(
-                name, False, f"{about}; {exc}", ERROR_HINTS.get(exc.errorcode, "check the site's web services")
-            )
+            # Not allowed into a course (a user enrolled nowhere) is the same gap as a teacher's token.
+            code = "nopermissions" if exc.errorcode == "errorcoursecontextnotvalid" else exc.errorcode
+            return Check(name, False, f"{about}; {exc}", ERROR_HINTS.get(code, "check the site's web services"))
         except LmsBridgeError as exc:
             return Check(name, False, f"{about}; {exc}", f"check that {entry.get('url')} is up")
         available = {str(f.get("name")) for f in info.get("functions") or []}
