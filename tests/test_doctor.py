@@ -35,6 +35,9 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     tmp_path, fresh_ralph, fake_moodle, make_deployment
 ):
     deployment = _deploy(tmp_path, make_deployment, fresh_ralph, fake_moodle)
+    plain = deployment.run("doctor", check=True)
+    assert "LRS round trip: not written" in plain.stdout  # opt-in (issue 17)
+    assert lrs_statements(fresh_ralph) == []
     first = deployment.run("doctor", "--write-probe", check=True)
     names = [line.split(":")[0] for line in _lines(first.stdout)]
     assert names == [
@@ -54,7 +57,7 @@ def test_a_healthy_deployment_passes_every_check_and_reruns_post_nothing_new(
     ], first.stdout
     assert "mode 0600" in first.stdout and "sends X-Experience-API-Version 1.0.3 itself" in first.stdout
     assert "at revision" in first.stdout and "the newest" in first.stdout
-    assert "all 9 functions available" in first.stdout and "stored now" in first.stdout
+    assert "all 10 functions available" in first.stdout and "stored now" in first.stdout
     again = deployment.run("doctor", "--write-probe", check=True)
     assert "already there (HTTP 204)" in again.stdout
     held = lrs_statements(fresh_ralph)

@@ -206,7 +206,7 @@ def test_sites_add_list_and_test(tmp_path, ralph, fake_moodle, make_deployment):
     listed = deployment.run("sites", "list", check=True).stdout
     assert "new-site" in listed and "MOODLE_TOKEN_NEW set" in listed and "never" in listed
     tested = deployment.run("sites", "test", "new-site", check=True).stdout
-    assert tested.startswith("ok   new-site:") and "all 9 functions available" in tested
+    assert tested.startswith("ok   new-site:") and "all 10 functions available" in tested
     twice = deployment.run("sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "X")
     assert twice.returncode == 2 and "already configured" in twice.stderr
 
@@ -228,7 +228,7 @@ def test_course_custom_fields_give_program_jp(tmp_path, ralph, fake_moodle, make
     deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "test-pseudonym-key-0123456789"
 
     tested = deployment.run("sites", "test", "demo", check=True).stdout
-    assert "all 10 functions available" in tested, tested
+    assert "all 11 functions available" in tested, tested
     deployment.run("sync", check=True)
     with Session(store.make_engine(state_url)) as session:
         rows = session.scalars(select(Evidence).where(Evidence.kind == "course_completed")).all()
@@ -265,4 +265,4 @@ def test_course_custom_fields_need_their_function(tmp_path, ralph, make_deployme
         output = synced.stdout + synced.stderr
         assert "core_course_get_courses_by_field" in output and "accessexception" in output, output
         plain = _deploy(make_deployment, f"sqlite:///{tmp_path / 'plain.db'}", ralph, fake)
-        assert "all 9 functions available" in plain.run("sites", "test", "demo", check=True).stdout
+        assert "all 10 functions available" in plain.run("sites", "test", "demo", check=True).stdout

@@ -58,6 +58,11 @@ ERROR_HINTS = {
     "errorcoursecontextnotvalid": "the token's user cannot access this course",
     "requireloginerror": "the token's user cannot access this course",
     "servicerequireslogin": "the token's user is suspended or cannot log in",
+    "nopermissions": "the token's user lacks the capability named above; lms-bridge reads the whole site: give "
+    "the token's user the Manager role at system level (Site administration > Users > Permissions > "
+    "Assign system roles > Manager), which holds moodle/course:view, or see docs/moodle-setup.md",
+    "http403": "turn on Site administration > General > Advanced features > Enable web services, and "
+    "Site administration > Server > Web services > Manage protocols > REST (docs/moodle-setup.md)",
 }
 
 
@@ -200,6 +205,15 @@ class MoodleClient:
         transient = transient_status(response)
         if transient is not None:
             raise TransientHTTPError(f"{where}: HTTP {response.status_code}", transient.retry_after)
+        if response.status_code == 403 and not response.content.strip():
+            # Moodle's answer when web services or the REST protocol are off: an empty 403.
+            raise MoodleAPIError(
+                f"{where}: HTTP 403 with an empty body: web services or the REST protocol are switched off "
+                f"({ERROR_HINTS['http403']})",
+                site=self.site,
+                function=function,
+                errorcode="http403",
+            )
         if response.status_code != 200:
             raise MoodleAPIError(
                 f"{where}: HTTP {response.status_code}",

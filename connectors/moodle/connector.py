@@ -11,7 +11,13 @@ from pydantic import SecretStr
 
 from connectors.base import Check, Connector, Context, Page, Stream
 from connectors.moodle.client import ERROR_HINTS, MoodleAPIError, MoodleClient
-from connectors.moodle.settings import MoodleSettings, make_streams, missing_functions, required_functions
+from connectors.moodle.settings import (
+    WEBINARS_FUNCTION,
+    MoodleSettings,
+    make_streams,
+    missing_functions,
+    required_functions,
+)
 from connectors.moodle.streams import SOURCE, SiteContext
 from lms_bridge.errors import ConfigError, LmsBridgeError
 
@@ -163,7 +169,19 @@ class MoodleConnector(Connector[MoodleSettings]):
                 "add them to the token's external service (Site administration > Server > "
                 "Web services > External services > Functions)",
             )
-        return Check(name, True, f"{about}; all {len(required_functions(site))} functions available")
+        # Call what sync calls first: a teacher's token reads its site info but not the catalogue.
+        try:
+            with site.client(context.secret(site.token_env)) as client:
+                client.call("core_course_get_courses")
+        except MoodleAPIError as exc:
+            # Not allowed into a course (a user enrolled nowhere) is the same gap as a teacher's token.
+            code = "nopermissions" if exc.errorcode == "errorcoursecontextnotvalid" else exc.errorcode
+            return Check(name, False, f"{about}; {exc}", ERROR_HINTS.get(code, "check the site's web services"))
+        except LmsBridgeError as exc:
+            return Check(name, False, f"{about}; {exc}", f"check that {entry.get('url')} is up")
+        available = {str(f.get("name")) for f in info.get("functions") or []}
+        note = "" if WEBINARS_FUNCTION in available else f"; no {WEBINARS_FUNCTION}: webinars will be skipped"
+        return Check(name, True, f"{about}; all {len(required_functions(site))} functions available{note}")
 
     def describe_position(self, position: Any) -> str | None:
         """A watermark stream's range (``12 courses, oldest ..., newest ...``)."""

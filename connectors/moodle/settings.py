@@ -40,8 +40,12 @@ REQUIRED_FUNCTIONS = (
     "mod_forum_get_forums_by_courses",
     "mod_forum_get_forum_discussions",
     "mod_forum_get_discussion_posts",
-    "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses",
+    "core_course_get_contents",
+    "core_user_get_users_by_field",
 )
+
+#: Needed only by sites that use BigBlueButton: without it the ``webinars`` stream is skipped with a note.
+WEBINARS_FUNCTION = "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses"
 
 #: Needed only by sites with ``course_customfields = true`` (course custom fields: program JP).
 CUSTOMFIELDS_FUNCTION = "core_course_get_courses_by_field"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 import math
 import re
+import threading
 import time
 from array import array
 from collections import deque
@@ -24,9 +26,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.http import offset_pages
-from connectors.moodle.client import MoodleClient, MoodleRecordError
+from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import FatalSourceError, LmsBridgeError
+
+log = logging.getLogger(__name__)
 
 SOURCE = "moodle"
 #: lastcourseaccess is written at most once a minute and course completion is
@@ -194,6 +198,42 @@ class SiteContext:
     #: The client's clock (epoch seconds): only differences of its readings are used, so its skew
     #: against the server's clock does not matter. Tests pass their own to move time without sleeping.
     now: Callable[[], float] = time.time
+    #: Account ids whose NIP this run already has (participants read, or looked up by :meth:`identify`).
+    known: set[str] = field(default_factory=set)
+    #: Course id -> cmid -> module name, from ``core_course_get_contents`` (read once per course, when needed).
+    modules: dict[int, dict[int, str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def module_name(self, course_id: int, cmid: int) -> str | None:
+        """The name of a course module; the course's contents are read on the first ask (one call per course)."""
+        with self._lock:
+            names = self.modules.get(course_id)
+            if names is None:
+                names = {}
+                contents = self.client.call(
+                    "core_course_get_contents",
+                    courseid=course_id,
+                    options=[{"name": "excludecontents", "value": True}],
+                )
+                for section in contents or []:
+                    for module in section.get("modules") or []:
+                        names[_int(module.get("id"))] = _text(module.get("name"))
+                self.modules[course_id] = names
+        return names.get(cmid) or None
+
+    def identify(self, user_ids: set[str]) -> list[UserLink]:
+        """Links for accounts no participants pass of this run brought (a poster who left the course).
+
+        One ``core_user_get_users_by_field`` call for all of them; an id Moodle no longer has
+        (a deleted account) gets no link and stays a site account.
+        """
+        with self._lock:
+            unknown = sorted((u for u in user_ids if u and u not in self.known), key=int)
+            self.known.update(unknown)
+        if not unknown:
+            return []
+        users = self.client.call("core_user_get_users_by_field", field="id", values=[int(u) for u in unknown])
+        return [UserLink(_text(raw.get("id")), _text(raw.get("idnumber"))) for raw in users or []]
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -266,10 +306,10 @@ class _AccessRecorder:
         self.times = array("q")
 
     def add(self, raw: dict) -> None:
-        last_access = _int(raw.get("lastcourseaccess"))
-        if last_access:  # never accessed: no completion to ask about
-            self.users.append(_int(raw.get("id")))
-            self.times.append(last_access)
+        # Never accessed (0) is kept: a teacher's override, completion by role or an import completes
+        # users who never opened the course (issue 17).
+        self.users.append(_int(raw.get("id")))
+        self.times.append(_int(raw.get("lastcourseaccess")))
 
     def store(self, ctx: SiteContext, course_id: int) -> None:
         ctx.access[course_id] = (self.users, self.times)
@@ -347,6 +387,7 @@ class EnrolledUsersStream:
                     links: list[UserLink] = []
                     for raw in users:
                         user_id = _text(raw.get("id"))
+                        ctx.known.add(user_id)
                         if user_id and user_id not in seen:
                             seen.add(user_id)
                             links.append(UserLink(user_id, _text(raw.get("idnumber"))))
@@ -360,10 +401,14 @@ class EnrolledUsersStream:
 def _completion_candidates(
     ctx: SiteContext, course: Course, since: int, page_size: int, rechecked: dict[str, int]
 ) -> Iterator[tuple[str, int]]:
-    """Participants whose last access is at or after ``since``, except those already re-checked at that access."""
+    """Participants whose last access is at or after ``since``, except those already re-checked at that access.
+
+    A participant who never accessed the course (``lastcourseaccess`` 0) is a candidate until asked once
+    (then ``rechecked`` holds 0 for him); a backfill drops ``rechecked`` and asks him again.
+    """
     users, times = course_access(ctx, course, page_size)
     for user, last_access in zip(users, times, strict=True):
-        if last_access >= since:
+        if last_access >= since or last_access == 0:
             user_id = str(user)
             if rechecked.get(user_id) != last_access:
                 yield user_id, last_access
@@ -447,8 +492,8 @@ class _PerUserCompletionStream:
                 course_batches = self._read_course(ctx, course, base, known, pool, asked)
                 pending: list[Activity] | None = None
                 for activities in course_batches:
-                    if pending is not None:
-                        yield Batch(activities=pending)  # mid-course: no position (see the class docstring)
+                    if pending is not None:  # mid-course: no position (see the class docstring)
+                        yield Batch(activities=pending, links=ctx.identify({a.actor for a in pending}))
                     pending = activities
                 finished = math.ceil(ctx.now())  # no earlier than any ask (or access read) of this course
                 if asked:
@@ -456,7 +501,7 @@ class _PerUserCompletionStream:
                 # Keep the re-checked users still inside the new window; record who was asked long
                 # enough after their access (server clock) or after their first ask (client clock).
                 since = watermark - COMPLETION_OVERLAP
-                updated = {user: access for user, access in known.items() if access >= since}
+                updated = {user: access for user, access in known.items() if access >= since or access == 0}
                 firsts = waiting.get(key, {})
                 still: dict[str, tuple[int, int]] = {}
                 settled = ctx.latest_access - COMPLETION_SETTLE
@@ -477,6 +522,7 @@ class _PerUserCompletionStream:
                     waiting[key] = still
                 yield Batch(
                     activities=pending or [],
+                    links=ctx.identify({a.actor for a in pending or []}),
                     position={
                         "courses": dict(marks),
                         "default": default,
@@ -632,7 +678,7 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                     Activity(
                         kind=Kind.MODULE_COMPLETED,
                         native_id=f"cm={cmid}|user={user_id}",
-                        object=ObjectRef("module", str(cmid), None, url),
+                        object=ObjectRef("module", str(cmid), ctx.module_name(course.id, cmid), url),
                         extras=extras,
                         **common,
                     )
@@ -648,7 +694,15 @@ class WebinarsStream:
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the webinars of every course in one call."""
-        data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", courseids=list(ctx.courses))
+        try:
+            data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", courseids=list(ctx.courses))
+        except MoodleAPIError as exc:
+            if exc.errorcode != "accessexception":
+                raise
+            # A site without BigBlueButton need not grant its function (issue 17): no webinars to name.
+            log.info("%s: BigBlueButton's function is not in the token's service: webinars skipped", ctx.site)
+            yield Batch(position={"webinars": 0, "skipped": "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses"})
+            return
         for raw in data.get("bigbluebuttonbns") or []:
             ctx.webinars[_int(raw.get("coursemodule"))] = _text(raw.get("name"))
         yield Batch(position={"webinars": len(ctx.webinars)})
@@ -715,6 +769,7 @@ class ForumPostsStream:
                 seen[key] = sorted(at_newest)
                 yield Batch(
                     activities=activities,
+                    links=ctx.identify({a.actor for a in activities}),
                     position={
                         "forums": dict(marks),
                         "default": default,

@@ -1053,6 +1053,19 @@ class Dataset:
                 new_ids.append(post.id)
             return new_ids
 
+    def override_completion(self, uid: int, cmid: int) -> int:
+        """A teacher's override (``core_completion_override_activity_completion_status``) at the clock.
+
+        As on the real Moodle 4.5 (tests/real_moodle): the completion is recorded, the user's course
+        access is not touched, so a user who never opened the course keeps ``lastcourseaccess`` 0.
+
+        Returns:
+            The completion time.
+        """
+        self.clock += 60
+        self.overrides[(uid, cmid)] = self.clock
+        return self.clock
+
     def add_completions(self, n: int) -> list[tuple[int, int]]:
         """Complete every open criterion of ``n`` (course, user) pairs at a moving clock.
 

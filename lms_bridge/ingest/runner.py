@@ -204,14 +204,19 @@ def _abandon_run(engine: Engine, run_id: int | None, exc: Exception) -> None:
 
 @contextmanager
 def _recorded_run(
-    engine: Engine, report: SiteReport, *, dry_run: bool, counts: Callable[[], dict[str, Any]]
+    engine: Engine,
+    report: SiteReport,
+    *,
+    dry_run: bool,
+    counts: Callable[[], dict[str, Any]],
+    command: str = "sync",
 ) -> Iterator[None]:
     """Record one sync of a source in ``runs``, around the block that pulls it.
 
     A source error (the project's own) stops the block and becomes ``report.error`` and a failed
     run; anything else marks the run failed and propagates. ``counts`` is read when the run ends.
     """
-    run_id = None if dry_run else store.start_run(engine, "sync", report.site)
+    run_id = None if dry_run else store.start_run(engine, command, report.site)
     try:
         yield
     except LmsBridgeError as exc:
@@ -406,7 +411,9 @@ def _run(
             found["skipped"] = report.skipped
         return found
 
-    with _recorded_run(engine, report, dry_run=dry_run, counts=counts), opening as reader:
+    # A backfill (a window from ``since``, cursors untouched) is recorded as one, not as a sync (issue 17).
+    command = "sync" if since is None else "backfill"
+    with _recorded_run(engine, report, dry_run=dry_run, counts=counts, command=command), opening as reader:
         try:
             for name in connector.to_run(streams):
                 stream_report = report.streams.setdefault(name, IngestReport())
