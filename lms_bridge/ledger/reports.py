@@ -17,7 +17,7 @@ import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
@@ -369,6 +369,8 @@ class EvidenceLine:
     when: str
     what: str
     where: str
+    #: The moment itself (UTC), for writing it in the deployment's zone; None when unknown.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,43 @@ class PersonRecord:
     evidence: list[EvidenceLine]
     #: Held, not posted: the course's program JP is unknown (``jp`` is 0 and not counted).
     pending: bool = False
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite gives it back naive)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def known_units(engine: Engine) -> dict[str, str | None]:
+    """Every unit code the roster and its history know, with a name (for "unknown unit" answers)."""
+    units: dict[str, str | None] = {}
+    with engine.connect() as connection:
+        for code, name in connection.execute(select(PersonUnit.unit_code, PersonUnit.unit_name).distinct()):
+            if code and not units.get(code):
+                units[code] = name
+        for code, name in connection.execute(
+            select(Person.unit_code, Person.unit_name).where(Person.roster_updated_at.is_not(None)).distinct()
+        ):
+            if code and not units.get(code):
+                units[code] = name
+    return dict(sorted(units.items()))
+
+
+def person_known(engine: Engine, nip: str) -> bool:
+    """Whether the roster or the ledger knows this NIP at all."""
+    with engine.connect() as connection:
+        if connection.execute(select(Person.nip).where(Person.nip == nip)).first():
+            return True
+        return connection.execute(select(LedgerRecord.nip).where(LedgerRecord.nip == nip).limit(1)).first() is not None
+
+
+def ledger_years(engine: Engine) -> list[int]:
+    """The years the ledger holds JP records of (for "no data for this year" answers)."""
+    with engine.connect() as connection:
+        days = connection.execute(select(func.min(LedgerRecord.period_day), func.max(LedgerRecord.period_day))).first()
+    if days is None or days[0] is None:
+        return []
+    return list(range(days[0].year, days[1].year + 1))
 
 
 def _verb_word(verb: str) -> str:
@@ -436,7 +475,11 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
             if sid in mirrored:
                 item = mirrored[sid]
                 what = f"{_verb_word(item.verb)} {item.object_name or item.object_id}"
-                lines.append(EvidenceLine(sid, f"{item.timestamp:%Y-%m-%d %H:%M}Z", what, item.platform or "-"))
+                lines.append(
+                    EvidenceLine(
+                        sid, f"{item.timestamp:%Y-%m-%d %H:%M}Z", what, item.platform or "-", _utc(item.timestamp)
+                    )
+                )
             elif sid in local:
                 found = local[sid]
                 lines.append(
@@ -445,6 +488,7 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                         f"{found.occurred_at:%Y-%m-%d %H:%M}Z",
                         f"{found.kind} {found.object_key}",
                         f"{found.source}/{found.site_id}",
+                        _utc(found.occurred_at),
                     )
                 )
             else:
