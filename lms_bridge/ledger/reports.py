@@ -410,20 +410,23 @@ def known_units(engine: Engine) -> dict[str, str | None]:
 
 
 def person_known(engine: Engine, nip: str) -> bool:
-    """Whether the roster or the ledger knows this NIP at all."""
+    """Whether the roster, the ledger or the held credits know this NIP at all."""
     with engine.connect() as connection:
-        if connection.execute(select(Person.nip).where(Person.nip == nip)).first():
-            return True
-        return connection.execute(select(LedgerRecord.nip).where(LedgerRecord.nip == nip).limit(1)).first() is not None
+        for column in (Person.nip, LedgerRecord.nip, JPPending.nip):
+            if connection.execute(select(column).where(column == nip).limit(1)).first() is not None:
+                return True
+    return False
 
 
 def ledger_years(engine: Engine) -> list[int]:
-    """The years the ledger holds JP records of (for "no data for this year" answers)."""
+    """The years with JP records in the ledger or credits held as pending ("no data for this year" answers)."""
+    years: set[int] = set()
     with engine.connect() as connection:
-        days = connection.execute(select(func.min(LedgerRecord.period_day), func.max(LedgerRecord.period_day))).first()
-    if days is None or days[0] is None:
-        return []
-    return list(range(days[0].year, days[1].year + 1))
+        for column in (LedgerRecord.period_day, JPPending.period_day):
+            first, last = connection.execute(select(func.min(column), func.max(column))).one()
+            if first is not None:
+                years.update(range(first.year, last.year + 1))
+    return sorted(years)
 
 
 def _verb_word(verb: str) -> str:
