@@ -149,23 +149,27 @@ KEY_KINDS = ("nip", "jp")
 def _widths(columns: list[export.Column], texts: list[list[str]], fixed: set[int]) -> list[int] | None:
     """Each column's width so that the table fits the terminal, or None when it cannot.
 
-    A key column gets its longest cell; a folding column at least its longest word (header
-    included: rich wraps there), then the room left is shared out up to its longest cell.
+    A key column gets its longest cell, any other column at least its longest word (header
+    included: rich wraps there); the room left is shared out up to each column's longest line.
     """
     longest = [max([len(c.header), *(len(t[i]) for t in texts)]) for i, c in enumerate(columns)]
+    words = [max([3, *(len(w) for w in c.header.split())]) for c in columns]
     widths = [
-        longest[i]
+        max([words[i], *(len(t[i]) for t in texts)])
         if i in fixed
-        else max([3, *(len(w) for text in [c.header, *(t[i] for t in texts)] for w in text.split())])
-        for i, c in enumerate(columns)
+        else max([words[i], *(len(w) for t in texts for w in t[i].split())])
+        for i in range(len(columns))
     ]
     room = stdout.width - 1 - 3 * len(columns) - sum(widths)
     if room < 0:
         return None
-    for index in range(len(columns)):
-        grant = min(room, longest[index] - widths[index])
-        widths[index] += grant
-        room -= grant
+    # One character at a time to each column still short of its longest line: the room is
+    # shared evenly instead of going to whichever column comes first.
+    while room > 0 and any(w < n for w, n in zip(widths, longest, strict=True)):
+        for index in range(len(columns)):
+            if room > 0 and widths[index] < longest[index]:
+                widths[index] += 1
+                room -= 1
     return widths
 
 
@@ -181,9 +185,10 @@ def print_table(
 ) -> None:
     """A report on the terminal: a table when it fits, one block per row when it does not.
 
-    NIP, name and JP are never cut: their columns do not wrap, every other column folds at
-    its longest word at the least, and when the terminal is too narrow for that every row is
-    printed as ``header  value`` lines instead. Widths are set here, not left to rich, which
+    NIP, name and JP are never cut nor wrapped: their columns are as wide as their longest
+    cell, every other column at least as wide as its longest word (headers wrap at words),
+    and when the terminal is too narrow for that every row is printed as ``header  value``
+    lines instead. Widths are set here, not left to rich, which
     would narrow every column evenly (key columns included) when the table is too wide.
     """
     texts = [[_cell(v, language, c.kind) for v, c in zip(row, columns, strict=True)] for row in rows]
@@ -193,10 +198,9 @@ def print_table(
         table = Table(title=title, title_justify="left")
         for index, column in enumerate(columns):
             justify: Any = "right" if column.kind in ("jp", "int", "percent") else "left"
-            if index in fixed:
-                table.add_column(column.header, no_wrap=True, justify=justify, width=widths[index])
-            else:
-                table.add_column(column.header, overflow="fold", justify=justify, width=widths[index])
+            # Every width holds the column's longest key cell whole, so only headers and
+            # other columns' text wrap (at words, folding a word longer than its column).
+            table.add_column(column.header, overflow="fold", justify=justify, width=widths[index])
         for text in texts:
             table.add_row(*text)
         _print_paged(table, len(rows))
@@ -358,10 +362,17 @@ def report_compliance(
     met = sum(1 for r in result.rows if r.met)
     columns = export.compliance_people_columns(language)
     rows = export.compliance_people_rows(result.rows, language)
-    # The terminal shows what a reader scans for: who, where, JP, how far from the target (the
-    # unit by code: the summary below names it; the files have every column).
-    keep = [2, 3, 0, 5, 7, 9]
-    print_table(title, [columns[i] for i in keep], [[row[i] for i in keep] for row in rows], language, keys=(1,))
+    # The terminal shows what a reader scans for, one table per unit: who, JP, how far from the
+    # target, status (the files have every column).
+    keep = [2, 3, 5, 7, 9]
+    stdout.print(title)
+    for unit_row in result.units:
+        code = unit_row.unit_code
+        mine = [[row[i] for i in keep] for row, r in zip(rows, result.rows, strict=True) if r.unit_code == code]
+        name = export.unit_label(code, unit_row.unit_name, language)
+        stdout.print()
+        heading = name if code in (name, reports_core.NOT_ON_ROSTER) else f"{name} ({code})"
+        print_table(heading, [columns[i] for i in keep], mine, language, keys=(1,))
     stdout.print(_("{met} of {people} employees have met their JP target").format(met=met, people=len(result.rows)))
     stdout.print()
     # "Not met" is people minus met: left out here so the summary fits 80 columns.

@@ -426,10 +426,26 @@ def rule_label(record: reports.PersonRecord, labels: Mapping[str, str]) -> str:
     return " ".join(part for part in (code, name, f"({record.rule})" if record.rule != "-" else "") if part)
 
 
+def _verb_words(language: str) -> dict[str, str]:
+    """The xAPI verbs of mappings/statements.toml as a sentence starts: ``completed`` -> ``menyelesaikan``."""
+    _ = i18n.translator(language)
+    return {
+        "completed": _("completed"),
+        "create": _("started the discussion"),
+        "created": _("created"),
+        "replied": _("replied in"),
+        "posted": _("posted in"),
+        "attended": _("attended"),
+        "joined": _("joined"),
+    }
+
+
 def evidence_text(line: reports.EvidenceLine, language: str, timezone: str) -> str:
-    """One piece of evidence as HR reads it: local time, what, where."""
+    """One piece of evidence as HR reads it: local time, what (the verb in the report's language), where."""
     when = i18n.local_time(line.at, timezone, language) if line.at else line.when
-    return f"{when}: {line.what} ({line.where})" if line.where not in ("", "-") else f"{when}: {line.what}"
+    verb, _space, rest = line.what.partition(" ")
+    what = f"{_verb_words(language).get(verb, verb)} {rest}".strip()
+    return f"{when}: {what} ({line.where})" if line.where not in ("", "-") else f"{when}: {what}"
 
 
 def records_digest(nip: str, year: int, records: Sequence[reports.PersonRecord]) -> str:
