@@ -164,12 +164,15 @@ def _widths(columns: list[export.Column], texts: list[list[str]], fixed: set[int
     if room < 0:
         return None
     # One character at a time to each column still short of its longest line: the room is
-    # shared evenly instead of going to whichever column comes first.
-    while room > 0 and any(w < n for w, n in zip(widths, longest, strict=True)):
-        for index in range(len(columns)):
-            if room > 0 and widths[index] < longest[index]:
-                widths[index] += 1
-                room -= 1
+    # shared evenly instead of going to whichever column comes first; cells before headers
+    # (a header on two lines reads better than every row on two).
+    cells = [max([0, *(len(t[i]) for t in texts)]) for i in range(len(columns))]
+    for goal in (cells, longest):
+        while room > 0 and any(w < n for w, n in zip(widths, goal, strict=True)):
+            for index in range(len(columns)):
+                if room > 0 and widths[index] < goal[index]:
+                    widths[index] += 1
+                    room -= 1
     return widths
 
 
