@@ -244,7 +244,7 @@ def _emit(
     elif fmt == "json":
         export.write_text(output, export.to_json(header, rows, report=title, **extra))
     else:
-        print_table(title, [export.Column(h) for h in header], rows, "en")
+        print_table(title, [export.Column(h, "nip" if h == "nip" else "text") for h in header], rows, "en")
 
 
 def _need_output(app: App, fmt: str, output: Path | None) -> None:
@@ -622,7 +622,7 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None,
 @click.pass_obj
 def report_duplicates(app: App, year: int, fmt: str, output: Path | None) -> None:
     """Audit: activities credited once because another source showed the same event."""
-    merges = jp_core.duplicates(app.engine, app.settings, year)
+    merges = jp_core.duplicates(_reading_engine(app), app.settings, year)
     header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason"]
     rows: list[list[Any]] = [
         [
@@ -673,7 +673,7 @@ def report_siasn(
     pnsOrangId is the roster's siasn_id: people without one are listed on stderr and left out.
     """
     rows = reports_core.siasn_rows(
-        app.engine,
+        _reading_engine(app),
         year,
         institution=institution,
         mapping=reports_core.load_siasn_mapping(mapping) if mapping else None,
