@@ -23,6 +23,14 @@ class RuleError(ConfigError):
     """Raised when a file in ``mappings/`` is invalid (names the file, table and key)."""
 
 
+class EmptyAnswerError(LmsBridgeError):
+    """Raised when a question can only be answered with nothing: exit 2, nothing created.
+
+    An unknown unit or NIP, a year without data, no configuration: the message says why and
+    where it looked.
+    """
+
+
 class InputError(LmsBridgeError):
     """Raised when an input file (export, roster, activity file) cannot be read; nothing is imported."""
 

@@ -5,7 +5,7 @@ preset) and a throw-away Ralph LRS on free 127.0.0.1 ports, writes a config unde
 ``var/demo/`` (SQLite state), runs the real commands (``doctor``, ``sites test``,
 ``sync``, ``people import`` of a demo roster, ``import`` of the bundled activities and of a
 WhatsApp export, ``rules check``, ``jp compute``, ``outbox flush``, ``outbox status``,
-``ledger sync``, ``report compliance``), reads the statements back from the LRS and prints
+``ledger sync``, ``report compliance`` of one unit, ``report units``), reads the statements back from the LRS and prints
 them per kind, per person and JP per person, then stops both servers.
 """
 
@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "scripts" / "demo_data" / "activities.jsonl"
 #: The fake Moodle's clock and the bundled community data are in this year (not today's).
 DEMO_YEAR = str(datetime.fromtimestamp(NOW0, UTC).year)
+#: Everyone in the demo data (the fake Moodle's people and the community exports' three), in four
+#: units of a BPSDM, so that no report row reads "not on roster".
 DEMO_ROSTER = ROOT / "scripts" / "demo_data" / "roster.csv"
 DEMO_CHAT = ROOT / "scripts" / "demo_data" / "whatsapp_cop_demo.txt"
 console = Console(highlight=False)
@@ -121,6 +123,7 @@ def main() -> int:
         run(config, env, "outbox", "status")
         run(config, env, "ledger", "sync")
         run(config, env, "report", "compliance", "--year", DEMO_YEAR, "--unit", "BPSDM-01")
+        run(config, env, "report", "units", "--year", DEMO_YEAR)
         summarise(lrs)
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)

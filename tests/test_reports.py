@@ -189,30 +189,22 @@ def test_exports_person_units_and_siasn(tmp_path, state_url, fresh_ralph, make_d
 
     text = deployment.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
     assert text.startswith("\ufeff")
-    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    # Indonesian Excel's dialect by default: `;`, decimal comma, the NIP grouped as on paper (kept as text).
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
     # Sorted by unit, then NIP; the people without a roster row last.
-    assert [row["nip"] for row in rows] == [A, C, D, B, X] and rows[3]["jp"] == "19.5"
+    assert [row["NIP"].replace(" ", "") for row in rows] == [A, C, D, B, X] and rows[3]["JP"] == "19,5"
+    assert rows[0]["NIP"] == "19880517 201403 2 004" and rows[4]["Unit kerja"] == "(tidak ada di daftar pegawai)"
 
     xlsx = tmp_path / "compliance.xlsx"
-    deployment.run(
-        "report",
-        "compliance",
-        "--year",
-        "2026",
-        "--format",
-        "xlsx",
-        "--output",
-        str(xlsx),
-        "--sheet-per-unit",
-        check=True,
-    )
+    deployment.run("report", "compliance", "--year", "2026", "--format", "xlsx", "--output", str(xlsx), check=True)
     book = load_workbook(xlsx)
-    assert book.sheetnames == ["summary", "people", "U1", "U2", "not on roster"]
-    people = book["people"]
-    assert people.freeze_panes == "A2" and people["A1"].value == "nip" and people["A1"].font.bold
-    assert [people.cell(row=r, column=1).value for r in range(2, 7)] == [A, C, D, B, X]
-    assert book["U2"].max_row == 4  # header + B, C, D
-    assert people.column_dimensions["A"].width >= 18
+    assert book.sheetnames == ["Ringkasan", "Semua", "U1", "U2", "(tidak ada di daftar pegawai)"]
+    people = book["Semua"]
+    # Three title rows, a blank one, then the header (frozen, bold, with filter buttons).
+    assert people.freeze_panes == "A6" and people["C5"].value == "NIP" and people["C5"].font.bold
+    assert [people.cell(row=r, column=3).value for r in range(6, 11)] == [A, C, D, B, X]
+    assert book["U2"].max_row == 8  # header + B, C, D
+    assert people.column_dimensions["C"].width >= 18
 
     person = json.loads(deployment.run("report", "person", A, "--year", "2026", "--format", "json", check=True).stdout)
     assert person["jp"] == 20
@@ -239,7 +231,7 @@ def test_bad_report_requests_are_one_sentence(tmp_path, state_url, ralph, make_d
     result = deployment.run("report", "compliance", "--year", "2026", "--format", "xlsx")
     assert result.returncode == 1 and "--output" in result.stderr and "Traceback" not in result.stderr
     result = deployment.run("report", "person", "12345", "--year", "2026")
-    assert result.returncode == 1 and "not a valid NIP" in result.stderr
+    assert result.returncode == 1 and "bukan NIP yang sah" in result.stderr
 
 
 def test_compliance_edge_cases_and_one_persons_standing(state_url):

@@ -177,8 +177,9 @@ def test_targets_change_mid_year_by_institution_and_type(tmp_path, state_url, ma
     finally:
         engine.dispose()
 
-    text = deployment.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
-    assert [(r["nip"], r["target"]) for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))] == [
+    plain = ("--format", "csv", "--csv-dialect", "plain")
+    text = deployment.run("report", "compliance", "--year", "2026", *plain, check=True).stdout
+    assert [(r["NIP"], r["Target"]) for r in csv.DictReader(io.StringIO(text))] == [
         (A, "30"),
         (P, "24"),
         (B, "20"),

@@ -1,7 +1,7 @@
 """The ``lms-bridge`` command line. Commands parse options, call one core function, print.
 
 Data goes to stdout, logs and errors to stderr. An ``LmsBridgeError`` becomes one
-sentence and exit code 1 (2 for configuration errors); a traceback appears only
+sentence and exit code 1 (2 for configuration errors and empty answers); a traceback appears only
 with ``--debug``. Nothing here touches SQL, HTTP or TOML directly.
 """
 
@@ -15,7 +15,7 @@ import click
 # Each command module adds its commands to the root group when imported.
 from lms_bridge.cli import db, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
 from lms_bridge.cli.app import _state, cli, stderr
-from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.errors import ConfigError, EmptyAnswerError, LmsBridgeError
 from lms_bridge.redaction import redact
 
 __all__ = ["cli", "main"]
@@ -35,7 +35,7 @@ def main() -> None:
         if _state["debug"]:
             stderr.print(redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {redact(str(exc))}", markup=False)
-        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+        sys.exit(2 if isinstance(exc, ConfigError | EmptyAnswerError) else 1)
     except KeyboardInterrupt:
         stderr.print("interrupted")
         sys.exit(130)

@@ -210,9 +210,13 @@ class ReportSettings(_Section):
 
     Attributes:
         targets: yearly JP target per employee type (PP 11/2017 as amended: 20 JP for a PNS).
+        language: language of reports, exports and their messages: ``id`` (Bahasa Indonesia) or ``en``.
+        institution: the institution's name, printed on the title rows of exports and on the PDF recap.
     """
 
     targets: dict[str, int] = Field(default_factory=lambda: {"PNS": 20, "PPPK": 20})
+    language: Literal["id", "en"] = "id"
+    institution: str = ""
 
 
 class WebSettings(_Section):

@@ -8,14 +8,19 @@ header row, column widths that fit, and optionally one sheet per group (unit).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
+from lms_bridge import i18n
 from lms_bridge.errors import InputError
+from lms_bridge.ledger import reports
 
 Row = Sequence[Any]
 
@@ -100,3 +105,452 @@ def write_text(path: Path | None, text: str) -> None:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+# --- What HR reads: Indonesian headers, title rows, typed columns (issue 19) ---------------------------
+
+#: How a column's cells are written: text, NIP (18 digits, always text), JP (two decimals),
+#: a whole number, a share (shown as a percentage) or a status (``met`` flags the row).
+ColumnKind = Literal["text", "nip", "jp", "int", "percent", "status"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an HR table: its (already translated) header and its kind."""
+
+    header: str
+    kind: ColumnKind = "text"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One table to write: a sheet of the workbook, or the whole CSV.
+
+    ``flag`` is the index of a boolean-ish column whose truthy cells mark a row that needs
+    attention (belum memenuhi): XLSX colours such rows by conditional formatting.
+    """
+
+    name: str
+    columns: Sequence[Column]
+    rows: Sequence[Row]
+    flag: int | None = None
+
+
+#: CSV dialects (``--csv-dialect``). Excel opens a CSV with the list separator and decimal mark of
+#: the computer's region: Indonesian Windows uses ``;`` and ``,``, so ``excel-id`` writes those;
+#: ``excel`` is ``,`` and ``.``; ``plain`` is RFC 4180 for programs (``,``, ``.``, NIP as 18 digits,
+#: no BOM). The two Excel dialects write a NIP in its official grouped form ``19880517 201403 2 004``:
+#: Excel turns any run of more than 15 digits into a rounded number (``1.98805E+17``) and no quoting
+#: stops it, while the 8-6-1-3 grouping cannot be read as a number in any locale, so the cell stays
+#: text and the NIP exact (``lms_bridge.nip.parse_nip`` reads it back). A ``="..."`` formula, a
+#: leading apostrophe or tab would put characters in the cell that are not the NIP.
+CSV_DIALECTS = ("excel-id", "excel", "plain")
+
+
+def default_csv_dialect(language: str) -> str:
+    """The CSV dialect for a report language: ``excel-id`` in ``id``, ``excel`` otherwise."""
+    return "excel-id" if language == "id" else "excel"
+
+
+def grouped_nip(nip: str) -> str:
+    """``198805172014032004`` -> ``19880517 201403 2 004`` (the NIP as written on paper)."""
+    return f"{nip[:8]} {nip[8:14]} {nip[14]} {nip[15:]}" if len(nip) == 18 and nip.isdigit() else nip
+
+
+def _csv_cell(value: Any, kind: ColumnKind, dialect: str) -> str:
+    if value is None:
+        return ""
+    if kind == "nip":
+        return str(value) if dialect == "plain" else grouped_nip(str(value))
+    if isinstance(value, Decimal | float) or kind in ("jp", "percent"):
+        if isinstance(value, str):
+            return value
+        text = f"{Decimal(str(value)).normalize():f}" if kind != "percent" else f"{round(float(value) * 100, 1):g}"
+        return text.replace(".", ",") if dialect == "excel-id" else text
+    return str(value)
+
+
+def sheet_csv(sheet: Sheet, dialect: str = "excel-id") -> str:
+    """One table as CSV in ``dialect`` (see :data:`CSV_DIALECTS`); the Excel dialects start with a BOM."""
+    if dialect not in CSV_DIALECTS:
+        raise InputError(f"unknown CSV dialect {dialect!r}: use {', '.join(CSV_DIALECTS)}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";" if dialect == "excel-id" else ",", lineterminator="\r\n")
+    writer.writerow([column.header for column in sheet.columns])
+    for row in sheet.rows:
+        writer.writerow([_csv_cell(v, c.kind, dialect) for v, c in zip(row, sheet.columns, strict=True)])
+    return ("" if dialect == "plain" else "\ufeff") + buffer.getvalue()
+
+
+_NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
+
+
+def hr_workbook(sheets: Sequence[Sheet], titles: Sequence[str], target: Path | IO[bytes]) -> None:
+    """Write an XLSX as HR prints it: title rows, then a table with filter buttons and typed cells.
+
+    Every sheet gets the ``titles`` (institution, year, as-of date, generation time), a bold
+    header with autofilter, frozen panes below it, number formats (NIP as text, JP with two
+    decimals, shares as percentages), rows flagged by ``Sheet.flag`` filled light red through
+    conditional formatting (so it follows edits and sorting), and print setup: landscape, fit
+    to one page wide, the header row repeated on every page.
+
+    Raises:
+        InputError: when the file cannot be written.
+    """
+    from openpyxl import Workbook
+    from openpyxl.formatting.rule import FormulaRule
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.properties import PageSetupProperties
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    used: set[str] = set()
+    for spec in sheets:
+        name = "".join("_" if ch in "[]:*?/\\" else ch for ch in spec.name)[:31] or "sheet"
+        base, number = name, 2
+        while name.lower() in used:
+            name = f"{base[:28]}-{number}"
+            number += 1
+        used.add(name.lower())
+        sheet = workbook.create_sheet(name)
+        for index, title in enumerate(titles, start=1):
+            sheet.cell(row=index, column=1, value=title).font = Font(bold=index == 1, size=13 if index == 1 else 11)
+        head = len(titles) + 2
+        widths = []
+        for col, column in enumerate(spec.columns, start=1):
+            cell = sheet.cell(row=head, column=col, value=column.header)
+            cell.font = Font(bold=True)
+            widths.append(len(column.header))
+        for offset, row in enumerate(spec.rows, start=1):
+            for col, (value, column) in enumerate(zip(row, spec.columns, strict=True), start=1):
+                written = json_value(value) if column.kind != "nip" else (None if value is None else str(value))
+                cell = sheet.cell(row=head + offset, column=col, value=written)
+                if column.kind in _NUMBER_FORMATS:
+                    cell.number_format = _NUMBER_FORMATS[column.kind]
+                shown = len(str(written)) if written is not None else 0
+                widths[col - 1] = max(widths[col - 1], shown + (3 if column.kind == "jp" else 0))
+        last_row = head + max(len(spec.rows), 1)
+        last_col = get_column_letter(len(spec.columns))
+        sheet.auto_filter.ref = f"A{head}:{last_col}{last_row}"
+        sheet.freeze_panes = f"A{head + 1}"
+        if spec.flag is not None and spec.rows:
+            flag_col = get_column_letter(spec.flag + 1)
+            sheet.conditional_formatting.add(
+                f"A{head + 1}:{last_col}{last_row}",
+                FormulaRule(
+                    formula=[f"${flag_col}{head + 1}>0"],
+                    fill=PatternFill(start_color="FFF4CCCC", end_color="FFF4CCCC", fill_type="solid"),
+                ),
+            )
+        for index, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
+        sheet.page_setup.orientation = "landscape"
+        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+        sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+        sheet.print_title_rows = f"{head}:{head}"
+    try:
+        workbook.save(target)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror}") from exc
+
+
+def compliance_people_columns(language: str) -> list[Column]:
+    """Columns of the per-person compliance table, translated."""
+    _ = i18n.translator(language)
+    return [
+        Column(_("Unit code")),
+        Column(_("Work unit")),
+        Column(_("NIP"), "nip"),
+        Column(_("Name")),
+        Column(_("Employee type")),
+        Column(_("JP"), "jp"),
+        Column(_("Target"), "int"),
+        Column(_("JP still needed"), "jp"),
+        Column(_("Achievement"), "percent"),
+        Column(_("Status"), "status"),
+        Column(_("Pending"), "int"),
+    ]
+
+
+#: Index of "JP still needed" in :func:`compliance_people_columns` (flags rows not met).
+NEEDED_COLUMN = 7
+
+
+def status_text(met: bool, language: str) -> str:
+    """``Sudah memenuhi`` / ``Belum memenuhi`` (``Met`` / ``Not met``)."""
+    _ = i18n.translator(language)
+    return _("Met") if met else _("Not met")
+
+
+def unit_label(code: str, name: str | None, language: str) -> str:
+    """A unit's name as HR reads it (the code when the roster gives none); people without a roster row."""
+    _ = i18n.translator(language)
+    if code == reports.NOT_ON_ROSTER:
+        return _("(not on roster)")
+    return name or code
+
+
+def compliance_people_rows(rows: Sequence[reports.ComplianceRow], language: str) -> list[list[Any]]:
+    """Rows of :func:`compliance_people_columns`."""
+    return [
+        [
+            r.unit_code if r.on_roster else "-",
+            unit_label(r.unit_code, r.unit_name, language),
+            r.nip,
+            r.name or "-",
+            r.employee_type,
+            r.jp,
+            r.target,
+            r.needed,
+            float(r.jp / r.target) if r.target else 1.0,
+            status_text(r.met, language),
+            r.pending,
+        ]
+        for r in rows
+    ]
+
+
+def compliance_summary_columns(language: str) -> list[Column]:
+    """Columns of the per-unit summary, translated."""
+    _ = i18n.translator(language)
+    return [
+        Column(_("Unit code")),
+        Column(_("Work unit")),
+        Column(_("Employees"), "int"),
+        Column(_("Met"), "int"),
+        Column(_("Not met"), "int"),
+        Column(_("Share met"), "percent"),
+        Column(_("Median JP"), "jp"),
+        Column(_("Pending"), "int"),
+    ]
+
+
+def compliance_summary_rows(units: Sequence[reports.UnitSummary], language: str) -> list[list[Any]]:
+    """Rows of :func:`compliance_summary_columns`."""
+    return [
+        [
+            u.unit_code if u.unit_code != reports.NOT_ON_ROSTER else "-",
+            unit_label(u.unit_code, u.unit_name, language),
+            u.people,
+            u.met,
+            u.people - u.met,
+            u.share_met,
+            u.median_jp,
+            u.pending,
+        ]
+        for u in units
+    ]
+
+
+def title_rows(
+    title: str, *, language: str, institution: str, as_of: date | None, timezone: str, now: datetime | None = None
+) -> list[str]:
+    """The title rows of an export: institution and title, as-of date, generation time (WIB/WITA/WIT)."""
+    _ = i18n.translator(language)
+    lines = [f"{institution} \u2014 {title}" if institution else title]
+    if as_of is not None:
+        lines.append(_("as of {date}").format(date=i18n.long_date(as_of, language)))
+    moment = now or datetime.now(UTC)
+    lines.append(_("Generated {moment}").format(moment=i18n.local_time(moment, timezone, language)))
+    return lines
+
+
+def compliance_sheets(report: reports.ComplianceReport, language: str, *, per_unit: bool = True) -> list[Sheet]:
+    """The compliance report as sheets: the summary per unit, everyone, then one sheet per unit."""
+    _ = i18n.translator(language)
+    columns = compliance_people_columns(language)
+    summary = Sheet(_("Summary"), compliance_summary_columns(language), compliance_summary_rows(report.units, language))
+    sheets = [summary, Sheet(_("All"), columns, compliance_people_rows(report.rows, language), NEEDED_COLUMN)]
+    if per_unit:
+        for unit in report.units:
+            rows = [r for r in report.rows if r.unit_code == unit.unit_code]
+            name = unit.unit_code if unit.unit_code != reports.NOT_ON_ROSTER else _("(not on roster)")
+            sheets.append(Sheet(name, columns, compliance_people_rows(rows, language), NEEDED_COLUMN))
+    return sheets
+
+
+def compliance_title(report: reports.ComplianceReport, language: str) -> str:
+    """``Rekap JP 2026`` (``JP recap 2026``)."""
+    _ = i18n.translator(language)
+    return _("JP recap {year}").format(year=report.year)
+
+
+def write_compliance_xlsx(
+    target: Path | IO[bytes],
+    report: reports.ComplianceReport,
+    *,
+    language: str = i18n.DEFAULT_LANGUAGE,
+    institution: str = "",
+    timezone: str = "Asia/Jakarta",
+    now: datetime | None = None,
+    per_unit: bool = True,
+) -> None:
+    """The compliance report as HR's workbook: summary, everyone, one sheet per unit (see :func:`hr_workbook`)."""
+    titles = title_rows(
+        compliance_title(report, language),
+        language=language,
+        institution=institution,
+        as_of=report.as_of,
+        timezone=timezone,
+        now=now,
+    )
+    hr_workbook(compliance_sheets(report, language, per_unit=per_unit), titles, target)
+
+
+def compliance_csv(
+    report: reports.ComplianceReport, *, language: str = i18n.DEFAULT_LANGUAGE, dialect: str | None = None
+) -> str:
+    """The per-person compliance table as CSV (dialect default: ``excel-id`` in ``id``, see :data:`CSV_DIALECTS`)."""
+    people = Sheet("", compliance_people_columns(language), compliance_people_rows(report.rows, language))
+    return sheet_csv(people, dialect or default_csv_dialect(language))
+
+
+# --- Rekap JP: the printable recap of one person -----------------------------------------------------
+
+
+def record_status(record: reports.PersonRecord, language: str) -> str:
+    """``dihitung`` / ``dibatalkan`` / ``ditunda`` (counted / voided / pending)."""
+    _ = i18n.translator(language)
+    if record.pending:
+        return _("pending")
+    return _("voided") if record.voided else _("counted")
+
+
+def rule_label(record: reports.PersonRecord, labels: Mapping[str, str]) -> str:
+    """``C10 Komunitas Belajar (cop)``: the table row, its name and the institution's rule id."""
+    name = labels.get(record.code, "")
+    code = "" if record.code == "-" else record.code
+    return " ".join(part for part in (code, name, f"({record.rule})" if record.rule != "-" else "") if part)
+
+
+def _verb_words(language: str) -> dict[str, str]:
+    """The xAPI verbs of mappings/statements.toml as a sentence starts: ``completed`` -> ``menyelesaikan``."""
+    _ = i18n.translator(language)
+    return {
+        "completed": _("completed"),
+        "create": _("started the discussion"),
+        "created": _("created"),
+        "replied": _("replied in"),
+        "posted": _("posted in"),
+        "attended": _("attended"),
+        "joined": _("joined"),
+    }
+
+
+def evidence_text(line: reports.EvidenceLine, language: str, timezone: str) -> str:
+    """One piece of evidence as HR reads it: local time, what (the verb in the report's language), where."""
+    when = i18n.local_time(line.at, timezone, language) if line.at else line.when
+    verb, _space, rest = line.what.partition(" ")
+    what = f"{_verb_words(language).get(verb, verb)} {rest}".strip()
+    return f"{when}: {what} ({line.where})" if line.where not in ("", "-") else f"{when}: {what}"
+
+
+def records_digest(nip: str, year: int, records: Sequence[reports.PersonRecord]) -> str:
+    """The verification hash of a recap: SHA-256 of the canonical listing of the records it shows.
+
+    The listing is UTF-8 text, one line ``rekap-jp/1|NIP|YEAR`` then one line per record in
+    the order shown: ``period|rule|code|jp|state|record id|evidence ids (comma-separated)``,
+    with ``jp`` normalised (``2``, ``1.5``) and ``state`` one of counted, voided, pending.
+    Anyone can list the same records again (``report person NIP --year Y --format json``
+    prints the hash too) and compare: the same records give the same hash, whatever language.
+    """
+    lines = [f"rekap-jp/1|{nip}|{year}"]
+    for record in records:
+        state = "pending" if record.pending else "voided" if record.voided else "counted"
+        evidence = ",".join(line.statement_id for line in record.evidence)
+        jp = f"{record.jp.normalize():f}"
+        lines.append(f"{record.period}|{record.rule}|{record.code}|{jp}|{state}|{record.statement_id}|{evidence}")
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _latin1(text: str) -> str:
+    # The PDF's built-in Helvetica covers Latin-1, which holds Indonesian names; anything else is
+    # replaced visibly rather than dropped.
+    return text.replace("\u2014", "-").encode("latin-1", "replace").decode("latin-1")
+
+
+def person_pdf(
+    standing: reports.ComplianceRow,
+    records: Sequence[reports.PersonRecord],
+    year: int,
+    *,
+    labels: Mapping[str, str],
+    language: str = i18n.DEFAULT_LANGUAGE,
+    institution: str = "",
+    timezone: str = "Asia/Jakarta",
+    now: datetime | None = None,
+) -> bytes:
+    """The *Rekap JP* of one person as PDF bytes (fpdf2).
+
+    Who, unit, year, every record with its rule and evidence, totals against the target, and
+    the verification hash (:func:`records_digest`).
+    """
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    _ = i18n.translator(language)
+    counted = sum((r.jp for r in records if not r.voided and not r.pending), Decimal(0))
+    digest = records_digest(standing.nip, year, records)
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_title(_latin1(_("JP recap {year}").format(year=year) + f" {standing.nip}"))
+    pdf.set_creator("lms-bridge")
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 14)
+    heading = _("JP recap {year}").format(year=year)
+    pdf.cell(0, 8, _latin1(f"{institution} - {heading}" if institution else heading), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 10)
+    facts = [
+        (_("Name"), standing.name or "-"),
+        (_("NIP"), grouped_nip(standing.nip)),
+        (_("Work unit"), unit_label(standing.unit_code, standing.unit_name, language)),
+        (_("Year"), str(year)),
+        (_("JP counted"), i18n.decimal(counted, language, places=2)),
+        (_("Target"), str(standing.target)),
+        (_("JP still needed"), i18n.decimal(max(Decimal(standing.target) - counted, Decimal(0)), language, places=2)),
+        (_("Status"), status_text(counted >= standing.target, language)),
+    ]
+    for label, value in facts:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(45, 6, _latin1(label))
+        pdf.set_font("Helvetica", "", 10)
+        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font("Helvetica", "", 8)
+    header = (_("Period"), _("Rule"), _("JP"), _("State"), _("Evidence"))
+    with pdf.table(
+        col_widths=(22, 55, 14, 22, 164),
+        headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
+        repeat_headings=1,
+        line_height=4.5,
+    ) as table:
+        table.row([_latin1(h) for h in header])
+        for record in records:
+            evidence = "\n".join(evidence_text(line, language, timezone) for line in record.evidence) or "-"
+            table.row(
+                [
+                    record.period,
+                    _latin1(rule_label(record, labels)),
+                    i18n.decimal(record.jp, language, places=2),
+                    _latin1(record_status(record, language)),
+                    _latin1(evidence),
+                ]
+            )
+        if not records:
+            table.row(["-", _latin1(_("no JP records in this year")), "-", "-", "-"])
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "", 9)
+    moment = now or datetime.now(UTC)
+    pdf.multi_cell(
+        0,
+        5,
+        _latin1(
+            _("Generated {moment}").format(moment=i18n.local_time(moment, timezone, language))
+            + "\n"
+            + _("Verification hash (SHA-256 of the records listed): {digest}").format(digest=digest)
+        ),
+    )
+    return bytes(pdf.output())

@@ -17,7 +17,7 @@ import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
@@ -369,6 +369,8 @@ class EvidenceLine:
     when: str
     what: str
     where: str
+    #: The moment itself (UTC), for writing it in the deployment's zone; None when unknown.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,46 @@ class PersonRecord:
     evidence: list[EvidenceLine]
     #: Held, not posted: the course's program JP is unknown (``jp`` is 0 and not counted).
     pending: bool = False
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite gives it back naive)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def known_units(engine: Engine) -> dict[str, str | None]:
+    """Every unit code the roster and its history know, with a name (for "unknown unit" answers)."""
+    units: dict[str, str | None] = {}
+    with engine.connect() as connection:
+        for code, name in connection.execute(select(PersonUnit.unit_code, PersonUnit.unit_name).distinct()):
+            if code and not units.get(code):
+                units[code] = name
+        for code, name in connection.execute(
+            select(Person.unit_code, Person.unit_name).where(Person.roster_updated_at.is_not(None)).distinct()
+        ):
+            if code and not units.get(code):
+                units[code] = name
+    return dict(sorted(units.items()))
+
+
+def person_known(engine: Engine, nip: str) -> bool:
+    """Whether the roster, the ledger or the held credits know this NIP at all."""
+    with engine.connect() as connection:
+        for column in (Person.nip, LedgerRecord.nip, JPPending.nip):
+            if connection.execute(select(column).where(column == nip).limit(1)).first() is not None:
+                return True
+    return False
+
+
+def ledger_years(engine: Engine) -> list[int]:
+    """The years with JP records in the ledger or credits held as pending ("no data for this year" answers)."""
+    years: set[int] = set()
+    with engine.connect() as connection:
+        for column in (LedgerRecord.period_day, JPPending.period_day):
+            first, last = connection.execute(select(func.min(column), func.max(column))).one()
+            if first is not None:
+                years.update(range(first.year, last.year + 1))
+    return sorted(years)
 
 
 def _verb_word(verb: str) -> str:
@@ -436,7 +478,11 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
             if sid in mirrored:
                 item = mirrored[sid]
                 what = f"{_verb_word(item.verb)} {item.object_name or item.object_id}"
-                lines.append(EvidenceLine(sid, f"{item.timestamp:%Y-%m-%d %H:%M}Z", what, item.platform or "-"))
+                lines.append(
+                    EvidenceLine(
+                        sid, f"{item.timestamp:%Y-%m-%d %H:%M}Z", what, item.platform or "-", _utc(item.timestamp)
+                    )
+                )
             elif sid in local:
                 found = local[sid]
                 lines.append(
@@ -445,6 +491,7 @@ def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
                         f"{found.occurred_at:%Y-%m-%d %H:%M}Z",
                         f"{found.kind} {found.object_key}",
                         f"{found.source}/{found.site_id}",
+                        _utc(found.occurred_at),
                     )
                 )
             else:

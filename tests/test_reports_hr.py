@@ -1,0 +1,311 @@
+"""What HR reads (issue 19): Indonesian reports, XLSX as printed, CSV that Excel keeps exact, the
+PDF Rekap JP, a terminal table that never cuts a NIP, and empty answers that explain themselves.
+
+The state store is written directly (real SQLite, no LRS: tests/test_reports.py covers the way
+there) and the real CLI runs as a subprocess at ``COLUMNS=80``. Hand-computed, 2026, target 20:
+
+| person | unit                                | records                                   | JP   | status |
+|--------|-------------------------------------|-------------------------------------------|-----:|--------|
+| A      | BPK (Bidang Pengembangan Kompetensi) | 12.5 course (evidence, 31 Aug 21:25 UTC), 8 CoP | 20.5 | met    |
+| B      | BPK                                 | 4.25 CoP, 6 voided                        | 4.25 | not    |
+| C      | SET (Sekretariat)                   | 19 CoP; one credit pending                | 19   | not    |
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from sqlalchemy import insert
+
+from lms_bridge.store import open_engine
+from lms_bridge.store.models import JPPending, LedgerEvidence, LedgerRecord, Person, PersonUnit
+from tests.fixtures.deployment import write_deployment
+
+A, B, C = "198805172014032004", "199001012015031001", "197504122000031002"
+EVIDENCE = "11111111-1111-4111-8111-111111111111"
+
+
+def _seed(url: str) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def person(nip: str, name: str, code: str, unit: str) -> dict:
+        return {
+            "nip": nip,
+            "employee_type": "PNS",
+            "created_at": now,
+            "name": name,
+            "unit_code": code,
+            "unit_name": unit,
+            "position": None,
+            "roster_updated_at": now,
+        }
+
+    def record(index: int, nip: str, jp: str, day: str, rule="cop", code="C10", evidence=(), voided=False) -> dict:
+        moment = datetime.fromisoformat(day + "T03:00:00+00:00")
+        return {
+            "statement_id": f"00000000-0000-4000-8000-{index:012d}",
+            "nip": nip,
+            "jp": jp,
+            "rule_id": rule,
+            "rule_version": 1,
+            "rule_code": code,
+            "period": day,
+            "period_day": moment.date(),
+            "object_id": "o",
+            "evidence_ids": json.dumps(list(evidence)),
+            "evidence_count": len(evidence),
+            "timestamp": moment,
+            "stored": moment,
+            "voided": voided,
+        }
+
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Person),
+            [
+                person(A, "Rina Kartika", "BPK", "Bidang Pengembangan Kompetensi"),
+                person(B, "Agus Santoso", "BPK", "Bidang Pengembangan Kompetensi"),
+                person(C, "Sari Wulandari", "SET", "Sekretariat"),
+            ],
+        )
+        connection.execute(
+            insert(PersonUnit),
+            [
+                {
+                    "nip": A,
+                    "unit_code": "BPK",
+                    "unit_name": "Bidang Pengembangan Kompetensi",
+                    "valid_from": date(2026, 1, 1),
+                },
+                {
+                    "nip": B,
+                    "unit_code": "BPK",
+                    "unit_name": "Bidang Pengembangan Kompetensi",
+                    "valid_from": date(2026, 1, 1),
+                },
+                {"nip": C, "unit_code": "SET", "unit_name": "Sekretariat", "valid_from": date(2026, 1, 1)},
+            ],
+        )
+        connection.execute(
+            insert(LedgerEvidence),
+            [
+                {
+                    "statement_id": EVIDENCE,
+                    "verb": "http://adlnet.gov/expapi/verbs/completed",
+                    "object_id": "https://lms.demo.go.id/course/view.php?id=12",
+                    "object_type": "course",
+                    "object_name": "Pelatihan Teknis Evaluasi",
+                    "platform": "demo-lms",
+                    "timestamp": datetime(2026, 8, 31, 21, 25, tzinfo=UTC),
+                }
+            ],
+        )
+        connection.execute(
+            insert(LedgerRecord),
+            [
+                record(1, A, "12.5", "2026-09-01", "training-completed", "B4", (EVIDENCE,)),
+                record(2, A, "8", "2026-10-02"),
+                record(3, B, "4.25", "2026-03-03"),
+                record(4, B, "6", "2026-03-04", voided=True),
+                record(5, C, "19", "2026-05-05"),
+            ],
+        )
+        connection.execute(
+            insert(JPPending),
+            [
+                {
+                    "nip": C,
+                    "rule_id": "elearning",
+                    "activity_key": "moodle/demo-lms/course:99",
+                    "period": "2026-06-01",
+                    "period_day": date(2026, 6, 1),
+                    "site_id": "demo-lms",
+                    "course": "EVAL-99",
+                    "evidence_ids": "[]",
+                    "evidence_count": 0,
+                }
+            ],
+        )
+    engine.dispose()
+
+
+@pytest.fixture
+def hr(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    _seed(url)
+    deployment = write_deployment(
+        tmp_path,
+        state_url=url,
+        lrs_url="http://127.0.0.1:9/xapi",
+        password="unused",
+        extra_toml='[report]\ninstitution = "BPSDM Provinsi Demo"\n',
+    )
+    deployment.env["COLUMNS"] = "80"
+    return deployment
+
+
+def test_terminal_report_is_indonesian_and_never_cuts_a_nip_at_80_columns(hr):
+    result = hr.run("report", "compliance", "--year", "2026", check=True)
+    out = result.stdout
+    for nip in (A, B, C):
+        assert nip in out, out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert "Rekap JP 2026 per tanggal 31 Desember 2026" in out
+    assert "Belum memenuhi" in out and "Sudah memenuhi" in out and "Kekurangan JP" in out
+    assert "20,5" in out and "4,25" in out  # decimal comma
+    assert "1 dari 3 ASN sudah memenuhi target JP" in out
+
+    units = hr.run("report", "units", "--year", "2026", check=True).stdout
+    assert "…" not in units and max(len(line) for line in units.splitlines()) <= 80, units
+    assert "Bidang Pengembangan Kompetensi" in units and "Sep" in units and "12,5" in units
+
+    person = hr.run("report", "person", A, "--year", "2026", check=True).stdout
+    assert A in person and "…" not in person
+    # The course finished at 04:25 WIB on 1 September, the record's period: no UTC time under it.
+    assert "1 September 2026" in person and "04.25 WIB" in person and "21:25" not in person, person
+    assert "20,5 JP terhitung dari target 20; Sudah memenuhi" in person
+
+    english = dict(hr.env, LMS_BRIDGE_REPORT__LANGUAGE="en")
+    hr.env, saved = english, hr.env
+    try:
+        out = hr.run("report", "compliance", "--year", "2026", check=True).stdout
+    finally:
+        hr.env = saved
+    assert "JP recap 2026 as of December 31, 2026" in out and "Not met" in out and A in out
+
+
+def test_xlsx_is_what_hr_prints(hr, tmp_path):
+    target = tmp_path / "rekap.xlsx"
+    result = hr.run("report", "compliance", "--year", "2026", "--format", "xlsx", "-o", str(target), check=True)
+    assert "ditulis" in result.stdout
+    book = load_workbook(target)
+    assert book.sheetnames == ["Ringkasan", "Semua", "BPK", "SET"]
+    sheet = book["Semua"]
+    assert sheet["A1"].value == "BPSDM Provinsi Demo \u2014 Rekap JP 2026"
+    assert sheet["A2"].value == "per tanggal 31 Desember 2026"
+    assert re.fullmatch(r"Dibuat \d{1,2} \w+ \d{4} \d\d\.\d\d WIB", sheet["A3"].value)
+    header = [cell.value for cell in sheet[5]]
+    assert header == [
+        "Kode unit",
+        "Unit kerja",
+        "NIP",
+        "Nama",
+        "Jenis ASN",
+        "JP",
+        "Target",
+        "Kekurangan JP",
+        "Capaian",
+        "Status",
+        "Ditunda",
+    ]
+    rows = {row[2]: row for row in sheet.iter_rows(min_row=6, values_only=True)}
+    assert rows[A][5] == 20.5 and rows[A][9] == "Sudah memenuhi"
+    assert rows[B][7] == 15.75 and rows[B][9] == "Belum memenuhi"
+    assert rows[C][10] == 1  # the pending credit
+    nip_cell = sheet["C6"]
+    assert nip_cell.data_type == "s" and nip_cell.number_format == "@" and len(nip_cell.value) == 18
+    assert sheet["F6"].number_format == "#,##0.00" and sheet["I6"].number_format == "0%"
+    assert sheet.auto_filter.ref == "A5:K8" and sheet.freeze_panes == "A6"
+    assert sheet.print_title_rows == "$5:$5"
+    assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth == 1
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    rules = [rule for ranges in sheet.conditional_formatting for rule in ranges.rules]
+    assert rules and rules[0].formula == ["$H6>0"]  # Kekurangan JP > 0: belum memenuhi
+    assert book["BPK"].max_row == 7 and book["SET"].max_row == 6
+    summary = [row for row in book["Ringkasan"].iter_rows(min_row=6, values_only=True)]
+    assert summary[0][:5] == ("BPK", "Bidang Pengembangan Kompetensi", 2, 1, 1)
+
+
+def test_csv_keeps_the_nip_exact_in_each_dialect(hr):
+    text = hr.run("report", "compliance", "--year", "2026", "--format", "csv", check=True).stdout
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
+    assert rows[0][:4] == ["Kode unit", "Unit kerja", "NIP", "Nama"]
+    by_nip = {row[2]: row for row in rows[1:]}
+    # Grouped as on paper: Excel cannot read 8-6-1-3 digit groups as a number, so the NIP stays exact.
+    assert by_nip["19880517 201403 2 004"][5] == "20,5"
+    plain = hr.run("report", "compliance", "--year", "2026", "--format", "csv", "--csv-dialect", "plain", check=True)
+    rows = list(csv.DictReader(io.StringIO(plain.stdout)))
+    assert not plain.stdout.startswith("\ufeff") and {row["NIP"] for row in rows} == {A, B, C}
+    assert next(row for row in rows if row["NIP"] == B)["JP"] == "4.25"
+
+
+def test_pdf_rekap_reads_back_with_nip_totals_and_hash(hr, tmp_path):
+    target = tmp_path / "rekap.pdf"
+    result = hr.run("report", "person", A, "--year", "2026", "--format", "pdf", "-o", str(target), check=True)
+    digest = re.search(r"hash verifikasi: ([0-9a-f]{64})", result.stdout).group(1)
+    text = "\n".join(page.extract_text() for page in PdfReader(target).pages)
+    assert "Rekap JP 2026" in text and "BPSDM Provinsi Demo" in text
+    assert "19880517 201403 2 004" in text and "Rina Kartika" in text and "Bidang Pengembangan Kompetensi" in text
+    assert "20,50" in text and "Sudah memenuhi" in text
+    assert "Pelatihan Teknis Evaluasi" in text and "04.25 WIB" in text
+    assert digest in text.replace("\n", "")
+    # The same records give the same hash through the JSON listing (how a printed recap is verified).
+    listed = json.loads(hr.run("report", "person", A, "--year", "2026", "--format", "json", check=True).stdout)
+    assert listed["hash"] == digest
+
+    pending = tmp_path / "pending.pdf"
+    hr.run("report", "person", C, "--year", "2026", "--format", "pdf", "-o", str(pending), check=True)
+    text = "\n".join(page.extract_text() for page in PdfReader(pending).pages)
+    assert "ditunda" in text and "19,00" in text and "Belum memenuhi" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("compliance", "--year", "2026", "--unit", "bpk"), "Maksud Anda BPK?"),
+        (("compliance", "--year", "2026", "--unit", "XYZ"), "BPK (Bidang Pengembangan Kompetensi), SET (Sekretariat)"),
+        (("person", "196811111990031001", "--year", "2026"), "tidak ada di daftar pegawai maupun di ledger"),
+        (("compliance", "--year", "2025"), "tidak berisi catatan JP tahun 2025; tahun yang ada catatannya: 2026"),
+        (("compliance", "--year", "2026", "--as-of", "2025-12-01"), "di luar tahun 2026"),
+        (("units", "--year", "2099"), "tahun 2099 belum tiba"),
+    ],
+)
+def test_every_empty_answer_explains_itself(hr, args, expected):
+    result = hr.run("report", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_config_found_says_where_it_looked_and_creates_nothing(tmp_path, hr):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {key: value for key, value in hr.env.items() if key != "LMS_BRIDGE_CONFIG"}
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lms_bridge.cli", "report", "compliance", "--year", "2026"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "konfigurasi tidak ditemukan" in result.stderr
+    assert str(empty / "lms-bridge.toml") in result.stderr and "$LMS_BRIDGE_CONFIG" in result.stderr
+    assert list(empty.iterdir()) == []
+
+    missing = tmp_path / "other"
+    missing.mkdir()
+    config = missing / "lms-bridge.toml"
+    config.write_text('[state]\nurl = "sqlite:///nothing-here.db"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "lms_bridge.cli", "--config", str(config), "report", "units", "--year", "2026"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "nothing-here.db tidak ada" in result.stderr
+    assert sorted(p.name for p in missing.iterdir()) == ["lms-bridge.toml"]
