@@ -205,9 +205,12 @@ class ReportSettings(_Section):
 
     Attributes:
         targets: yearly JP target per employee type (PP 11/2017 as amended: 20 JP for a PNS).
+        language: the language HR reads reports in: ``id`` (Bahasa Indonesia) or ``en``. The web
+            page starts in it unless the browser asks for the other one or the user switches.
     """
 
     targets: dict[str, int] = Field(default_factory=lambda: {"PNS": 20, "PPPK": 20})
+    language: Literal["id", "en"] = "id"
 
 
 class WebSettings(_Section):
