@@ -23,7 +23,7 @@ from lms_bridge.store.models import LedgerRecord, Run
 #: Sortable columns of the people table -> the key each sorts by (ties by NIP).
 SORT_KEYS: dict[str, Any] = {
     "nip": lambda r: r.nip,
-    "name": lambda r: ((r.name or "").casefold(), r.name is None),
+    "name": lambda r: (r.name is None, (r.name or "").casefold()),
     "unit": lambda r: r.unit_code,
     "jp": lambda r: r.jp,
     "target": lambda r: r.target,
