@@ -284,7 +284,7 @@ def test_person_page_shows_records_evidence_and_a_chart(app):
     assert "B4 Pelatihan atau kursus selesai (JP program)" in page
     assert "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari" in page
     assert "<svg" in page and 'data-month="3" data-jp="12"' in page and 'data-month="11" data-jp="4"' in page
-    assert 'class="target" data-target="20"' in page and 'viewBox="0 0 640 240"' in page
+    assert 'class="target" data-target="20"' in page and 'viewBox="0 0 480 220"' in page
     assert not re.search(r"<svg[^>]* width=", page)  # the stylesheet sizes it: it scales on a phone
     assert "2025-06-01" not in page and "1 Juni 2025" not in page
     _no_phone(page)

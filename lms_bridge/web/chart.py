@@ -27,8 +27,8 @@ def month_bars(
     target_label: str = "",
     cumulative_label: str = "",
     number: Sequence[str] | None = None,
-    width: int = 640,
-    height: int = 240,
+    width: int = 480,
+    height: int = 220,
 ) -> str:
     """An accessible SVG chart of twelve monthly values, their running total and the target.
 
@@ -55,7 +55,7 @@ def month_bars(
     top = max([*values, Decimal(1)])
     if target is not None:
         top = max(top, Decimal(target), total) * Decimal("1.08")
-    left, bottom, upper = 8, 28, 18
+    left, bottom, upper = 8, 30, 20
     plot = height - bottom - upper
     slot = (width - 2 * left) / 12
     bar = slot * 0.6
@@ -81,11 +81,11 @@ def month_bars(
         )
         if value:
             parts.append(
-                f'<text x="{x + bar / 2:.1f}" y="{y - 4:.1f}" font-size="12" text-anchor="middle" '
+                f'<text x="{x + bar / 2:.1f}" y="{y - 4:.1f}" font-size="14" text-anchor="middle" '
                 f'fill="#222">{escape(shown[index])}</text>'
             )
         parts.append(
-            f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 17}" font-size="12" '
+            f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 19}" font-size="14" '
             f'text-anchor="middle" fill="#444">{escape(labels[index])}</text></g>'
         )
     if target is not None:
@@ -100,7 +100,7 @@ def month_bars(
         parts.append(
             f'<g class="target" data-target="{target}"><line x1="{left}" y1="{ty:.1f}" x2="{width - left}" '
             f'y2="{ty:.1f}" stroke="#b42318" stroke-width="1.5" stroke-dasharray="6 4"/>'
-            f'<text x="{width - left}" y="{ty - 5:.1f}" font-size="12" text-anchor="end" fill="#b42318">'
+            f'<text x="{width - left}" y="{ty - 5:.1f}" font-size="14" text-anchor="end" fill="#b42318">'
             f"{escape(target_label)}</text></g>"
         )
     parts.append("</svg>")
@@ -108,7 +108,7 @@ def month_bars(
 
 
 def band_bars(
-    counts: Sequence[int], labels: Sequence[str], *, title: str, highlight_last: bool = True, width: int = 640
+    counts: Sequence[int], labels: Sequence[str], *, title: str, highlight_last: bool = True, width: int = 380
 ) -> str:
     """A horizontal bar chart of people per JP band (one bar per band, its count at the end).
 
@@ -119,10 +119,10 @@ def band_bars(
         highlight_last: colour the last band (the target met) green.
         width: the drawing's width in viewBox units.
     """
-    row, label_width, gap = 30, 170, 6
+    row, label_width, gap = 28, 165, 4
     height = row * len(counts) + gap
     top = max([*counts, 1])
-    plot = width - label_width - 50
+    plot = width - label_width - 36
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart bands" role="img" viewBox="0 0 {width} {height}" '
         f'aria-labelledby="bands-title"><title id="bands-title">{escape(title)}</title>'
@@ -133,10 +133,10 @@ def band_bars(
         colour = "#1a7f37" if highlight_last and index == len(counts) - 1 else "#2b6cb0"
         parts.append(
             f'<g class="band" data-band="{index}" data-people="{count}">'
-            f'<text x="{label_width - 8}" y="{y + row / 2 + 5:.1f}" font-size="14" text-anchor="end" '
+            f'<text x="{label_width - 8}" y="{y + row / 2 + 5:.1f}" font-size="13" text-anchor="end" '
             f'fill="#222">{escape(label)}</text>'
             f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{row - 8}" fill="{colour}"/>'
-            f'<text x="{label_width + length + 6:.1f}" y="{y + row / 2 + 5:.1f}" font-size="14" '
+            f'<text x="{label_width + length + 6:.1f}" y="{y + row / 2 + 5:.1f}" font-size="13" '
             f'fill="#222">{count}</text></g>'
         )
     parts.append("</svg>")
