@@ -23,6 +23,7 @@ from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.store.models import JPPending, LedgerEvidence, LedgerRecord, Run, WebUser
 from lms_bridge.store.people import RosterPerson, store_roster
+from lms_bridge.web import i18n
 from lms_bridge.web import users as users_core
 from lms_bridge.web.app import create_app
 from lms_bridge.web.chart import month_bars
@@ -522,3 +523,27 @@ def test_password_hashes_are_salted_scrypt():
 def test_the_chart_escapes_its_title():
     svg = month_bars([0] * 12, title="<script>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_times_carry_the_zone_indonesians_name_it_by():
+    assert [i18n.zone_label(zone) for zone in ("Asia/Jakarta", "Asia/Pontianak", "Asia/Makassar", "Asia/Jayapura")] == [
+        "WIB",
+        "WIB",
+        "WITA",
+        "WIT",
+    ]
+    assert i18n.zone_label("Europe/Amsterdam", datetime(2026, 7, 1, tzinfo=UTC)) == "CEST"
+
+
+def test_a_deployment_in_makassar_shows_local_times_in_wita(engine):
+    settings = Settings.model_validate({"deployment": {"timezone": "Asia/Makassar"}})
+    client = create_app(settings, engine, key=b"k" * 32).test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{A}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "2 Mar 2026 10.00 WITA" in page  # 02:00 UTC
+
+
+def test_the_language_setting_accepts_only_id_and_en():
+    assert Settings().report.language == "id"
+    with pytest.raises(ValueError, match="language"):
+        Settings.model_validate({"report": {"language": "fr"}})
