@@ -547,3 +547,12 @@ def test_the_language_setting_accepts_only_id_and_en():
     assert Settings().report.language == "id"
     with pytest.raises(ValueError, match="language"):
         Settings.model_validate({"report": {"language": "fr"}})
+
+
+def test_an_unknown_unit_is_answered_with_the_valid_codes(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    response = client.get("/compliance?year=2026&as_of=2026-12-31&unit=u2")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "unit kerja u2 tidak ada dalam Rekap JP 2026. Unit kerja yang ada: U1, U2." in text

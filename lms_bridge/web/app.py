@@ -262,6 +262,18 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
         known = {summary.unit_code for summary in visible}
         visible += [reports.UnitSummary(code, None, 0, 0, Decimal(0)) for code in g.user.units if code not in known]
     choices = [(s.unit_code, f"{s.unit_code} - {s.unit_name}" if s.unit_name else s.unit_code) for s in visible]
+    if unit is not None and unit not in {code for code, _ in choices}:
+        # A unit nobody is counted in (or a code typed in the wrong case): say so, with the valid codes.
+        codes = ", ".join(code for code, _ in choices if code != reports.NOT_ON_ROSTER)
+        abort(
+            404,
+            description=gettext(
+                "Sorry, there is no work unit %(unit)s in the JP recap of %(year)s. The work units are: %(units)s.",
+                unit=unit,
+                year=year,
+                units=codes or "-",
+            ),
+        )
     units = [summary for summary in visible if unit is None or summary.unit_code == unit]
     codes = {summary.unit_code for summary in units}
     everyone = [row for row in report.rows if row.unit_code in codes]
@@ -455,7 +467,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     @app.errorhandler(404)
     @app.errorhandler(429)
     def error_page(error: Any) -> tuple[str, int]:
-        if error.code == 404:
+        own = error.description != type(error).description
+        if error.code == 404 and not own:
             message = gettext(
                 "Sorry, the page you asked for does not exist or is not open to your account. "
                 "Please go back to the JP recap and choose again."
@@ -464,7 +477,6 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             message = gettext("Too many attempts in a short time. Please wait a moment and try again.")
         else:
             # Our own descriptions are translated sentences; Werkzeug's defaults are English.
-            own = error.description != type(error).description
             message = error.description if own else gettext("Sorry, the request could not be processed.")
         return render_template("error.html", code=error.code, title=ERROR_TITLES[error.code], message=message), (
             error.code
