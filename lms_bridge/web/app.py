@@ -264,14 +264,14 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
     choices = [(s.unit_code, f"{s.unit_code} - {s.unit_name}" if s.unit_name else s.unit_code) for s in visible]
     if unit is not None and unit not in {code for code, _ in choices}:
         # A unit nobody is counted in (or a code typed in the wrong case): say so, with the valid codes.
-        codes = ", ".join(code for code, _ in choices if code != reports.NOT_ON_ROSTER)
+        valid = ", ".join(code for code, _ in choices if code != reports.NOT_ON_ROSTER)
         abort(
             404,
             description=gettext(
                 "Sorry, there is no work unit %(unit)s in the JP recap of %(year)s. The work units are: %(units)s.",
                 unit=unit,
                 year=year,
-                units=codes or "-",
+                units=valid or "-",
             ),
         )
     units = [summary for summary in visible if unit is None or summary.unit_code == unit]
