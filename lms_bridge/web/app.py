@@ -583,6 +583,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             )
         )
         met = sum(1 for row in everyone if row.met)
+        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
+        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
         return render_template(
             "compliance.html",
             view=view,
@@ -600,8 +602,9 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             same_target=all(row.target == target for row in everyone),
             distribution=distribution,
             close=overview.close_to_target(everyone),
-            at_risk=overview.at_risk(everyone, f.year, f.as_of),
-            year_end=f.as_of == date(f.year, 12, 31),
+            at_risk=overview.at_risk(everyone, f.year, pace_day),
+            year_end=pace_day == date(f.year, 12, 31),
+            pace_day=pace_day,
             fresh=overview.freshness(engine),
         )
 
