@@ -6,6 +6,11 @@ seeded into a real Ralph, ``ledger sync``, ``users add``. The figures are those 
 tests/test_reports.py. Chromium and its driver come from Debian (``apt-get install
 chromium chromium-driver``); Selenium is pointed at /usr/bin/chromedriver so Selenium
 Manager never downloads anything. Missing browser: the tests fail, they are not skipped.
+
+The browser asks for Indonesian (Accept-Language id-ID), as an HR officer's would; English
+comes from the switch on the page. HR's errand runs at 1366 px and 390 px (a phone) in both
+languages, and every page it visits must not scroll sideways. Screenshots of each step go
+to ``$LMS_BRIDGE_ARTIFACTS`` (default build/screenshots, ignored by git): look at them.
 """
 
 from __future__ import annotations
