@@ -556,3 +556,14 @@ def test_an_unknown_unit_is_answered_with_the_valid_codes(app):
     text = response.get_data(as_text=True)
     assert response.status_code == 404
     assert "unit kerja u2 tidak ada dalam Rekap JP 2026. Unit kerja yang ada: U1, U2." in text
+
+
+def test_evidence_missing_from_the_store_is_said_in_the_users_language(app, engine):
+    missing = "0b9f6a4e-0000-4000-8000-00000000dead"
+    with Session(engine) as session, session.begin():
+        session.add(_record("d1", D, "2", "2026-09-09", evidence=(missing,)))
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{D}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "tidak ada di buku besar (dikirim sistem lain?)" in page and missing in page
+    assert "9 September 2026" in page

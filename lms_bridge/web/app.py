@@ -684,8 +684,9 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
                 status = "counted"
                 if day is not None:
                     months[day.month - 1] += record.jp
+            unknown = gettext("not in the ledger (posted by another system?)")
             items = [
-                evidence.get(e.statement_id, EvidenceItem(e.statement_id, None, "", e.what, e.where, None))
+                evidence.get(e.statement_id, EvidenceItem(e.statement_id, None, "", unknown, "", None))
                 for e in record.evidence
             ]
             label = rule_label(record.rule, record.code, rules.get(record.rule))
