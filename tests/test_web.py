@@ -13,6 +13,7 @@ import io
 import json
 import re
 from datetime import UTC, date, datetime
+from html import unescape
 
 import pytest
 from openpyxl import load_workbook
@@ -20,11 +21,13 @@ from sqlalchemy.orm import Session
 
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
-from lms_bridge.store.models import LedgerEvidence, LedgerRecord, WebUser
+from lms_bridge.store.models import JPPending, LedgerEvidence, LedgerRecord, Run, WebUser
 from lms_bridge.store.people import RosterPerson, store_roster
+from lms_bridge.web import i18n
 from lms_bridge.web import users as users_core
 from lms_bridge.web.app import create_app
 from lms_bridge.web.chart import month_bars
+from scripts import translations
 
 A, B, C, D, X = (
     "198805172014032004",
@@ -170,12 +173,12 @@ def test_login_needs_the_csrf_token_and_the_right_password(app):
     client = app.test_client()
     client.get("/login")
     refused = client.post("/login", data={"username": "hr-all", "password": PASSWORD})
-    assert refused.status_code == 400 and "form expired" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Formulir ini sudah kedaluwarsa" in refused.get_data(as_text=True)
     forged = client.post("/login", data={"csrf_token": "forged", "username": "hr-all", "password": PASSWORD})
     assert forged.status_code == 400
 
     wrong = login(client, "hr-all", "not the password")
-    assert wrong.status_code == 401 and "Wrong username or password" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 401 and "Nama pengguna atau kata sandi belum tepat" in wrong.get_data(as_text=True)
     assert client.get("/compliance").status_code == 302
     unknown = login(client, "nobody", PASSWORD)
     assert unknown.status_code == 401
@@ -224,21 +227,24 @@ def test_compliance_page_filters_searches_and_summarises(app):
     page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
     assert all(nip in page for nip in (A, B, C, D, X))
     assert re.search(
-        r'<tr data-unit="U1">.*?<td class="num">1</td><td class="num">1</td>\s*<td class="num">100%', page, re.S
+        r'<tr data-unit="U1">.*?data-label="ASN">1</td>\s*<td class="num" data-label="Sudah memenuhi">1</td>'
+        r'.*?<span class="share">100%</span>',
+        page,
+        re.S,
     )
     _no_phone(page)
 
     u2 = client.get("/compliance?year=2026&as_of=2026-12-31&unit=U2").get_data(as_text=True)
-    assert {B, C, D} <= set(re.findall(r'data-nip="(\d+)"', u2)) and A not in u2
+    assert {B, C, D} <= set(re.findall(r'<tr data-nip="(\d+)"', u2)) and A not in u2
 
     # As of 1 June, B was still in U1.
     june = client.get("/compliance?year=2026&as_of=2026-06-01&unit=U1").get_data(as_text=True)
-    assert set(re.findall(r'data-nip="(\d+)"', june)) == {A, B}
+    assert set(re.findall(r'<tr data-nip="(\d+)"', june)) == {A, B}
 
     found = client.get("/compliance?year=2026&as_of=2026-12-31&q=citra").get_data(as_text=True)
-    assert re.findall(r'data-nip="(\d+)"', found) == [C]
+    assert re.findall(r'<tr data-nip="(\d+)"', found) == [C]
     by_nip = client.get("/compliance?year=2026&as_of=2026-12-31&q=19880517 201403").get_data(as_text=True)
-    assert re.findall(r'data-nip="(\d+)"', by_nip) == [A]
+    assert re.findall(r'<tr data-nip="(\d+)"', by_nip) == [A]
 
     assert client.get("/compliance?year=twenty").status_code == 400
     assert client.get("/compliance?year=2026&as_of=2025-01-01").status_code == 400
@@ -248,7 +254,7 @@ def test_a_unit_restricted_user_sees_only_their_unit(app):
     client = app.test_client()
     login(client, "hr-u1")
     page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
-    assert re.findall(r'data-nip="(\d+)"', page) == [A]
+    assert re.findall(r'<tr data-nip="(\d+)"', page) == [A]
     # A word, not a substring: the page's random CSRF token may hold "U2" (it did once in CI).
     assert X not in page and not re.search(r"(?<![\w-])U2(?![\w-])", page)
     assert client.get("/compliance?year=2026&unit=U2").status_code == 404
@@ -259,30 +265,68 @@ def test_a_unit_restricted_user_sees_only_their_unit(app):
     assert client.get(f"/person/{B}?year=2026&as_of=2026-12-31").status_code == 404
     assert client.get(f"/person/{B}?year=2026&as_of=2026-06-01").status_code == 200
     text = client.get("/compliance.csv?year=2026&as_of=2026-12-31").get_data(as_text=True)
-    assert [row["nip"] for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))] == [A]
+    assert [row["NIP"] for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))] == [A]
+
+
+def _statuses(page: str) -> list[str]:
+    return re.findall(r'data-status="([^"]+)"', page)
 
 
 def test_person_page_shows_records_evidence_and_a_chart(app):
     client = app.test_client()
     login(client, "hr-all")
     page = client.get(f"/person/{A}?year=2026&as_of=2026-12-31").get_data(as_text=True)
-    assert "Ani" in page and "20 of 20" in page and '<span class="met">met</span>' in page
-    assert "completed Pelatihan Evaluasi" in page and EVIDENCE_ID in page and "training-completed" in page
+    assert "Ani" in page and "20 dari 20" in page and '<span class="met">Sudah memenuhi</span>' in page
+    # The evidence as HR reads it: the course's name linked to its page, the local time in WIB, the rule's row.
+    assert re.search(
+        r'menyelesaikan <a href="https://lms.example.go.id/course/view.php\?id=12"[^>]*>Pelatihan Evaluasi</a>', page
+    )
+    assert "2 Mar 2026 09.00 WIB" in page and EVIDENCE_ID in page
+    assert "B4 Pelatihan atau kursus selesai (JP program)" in page
+    assert "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari" in page
     assert "<svg" in page and 'data-month="3" data-jp="12"' in page and 'data-month="11" data-jp="4"' in page
-    assert "2025-06-01" not in page
+    assert 'class="target" data-target="20"' in page and 'viewBox="0 0 480 220"' in page
+    assert not re.search(r"<svg[^>]* width=", page)  # the stylesheet sizes it: it scales on a phone
+    assert "2025-06-01" not in page and "1 Juni 2025" not in page
     _no_phone(page)
 
     voided = client.get(f"/person/{C}?year=2026&as_of=2026-12-31").get_data(as_text=True)
-    assert re.findall(r'<td class="status">([^<]+)</td>', voided) == ["counted", "voided", "counted"]
-    assert "19 of 20" in voided and "1 JP still needed" in voided
+    assert _statuses(voided) == ["counted", "voided", "counted"]
+    assert re.findall(r'<td class="status"[^>]*>([^<]+)</td>', voided) == ["Dihitung", "Dibatalkan", "Dihitung"]
+    assert "19 dari 20" in voided and "Kekurangan JP: 1" in voided
 
     early = client.get(f"/person/{A}?year=2026&as_of=2026-06-30").get_data(as_text=True)
-    assert "16 of 20" in early and "after the as-of date" in early
+    assert "16 dari 20" in early and _statuses(early) == ["counted", "counted", "later"]
+    assert "Setelah tanggal rekap" in early
 
     outsider = client.get(f"/person/{X}?year=2026").get_data(as_text=True)
-    assert "not on roster" in outsider and "8 of 20" in outsider
+    assert "tidak ada di daftar pegawai" in outsider and "8 dari 20" in outsider
     assert client.get("/person/199999999999999999?year=2026").status_code == 404
     assert client.get("/person/abc?year=2026").status_code == 404
+
+
+def test_a_held_credit_is_shown_as_held(app, engine):
+    with Session(engine) as session, session.begin():
+        session.add(
+            JPPending(
+                nip=D,
+                rule_id="training-completed",
+                period="2026-04-01",
+                period_day=date(2026, 4, 1),
+                activity_key="course:77",
+                site_id="lms",
+                course="77",
+                evidence_ids=json.dumps([EVIDENCE_ID]),
+                evidence_count=1,
+            )
+        )
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{D}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert _statuses(page) == ["pending"] and "Ditahan: JP program belum diatur" in page
+    assert "1 penyelesaian ditahan" in page and "0 dari 20" in page
+    table = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert re.search(rf'<tr data-nip="{D}">.*?<span class="pending"[^>]*>1 ditahan</span>', table, re.S)
 
 
 def test_downloads_csv_with_bom_and_xlsx(app):
@@ -293,15 +337,157 @@ def test_downloads_csv_with_bom_and_xlsx(app):
     text = response.get_data().decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-    assert [(row["nip"], row["jp"], row["met"]) for row in rows] == [(C, "19", "no"), (D, "0", "no"), (B, "19.5", "no")]
+    assert [(row["NIP"], row["JP"], row["Status"], row["Kekurangan JP"]) for row in rows] == [
+        (C, "19", "Belum memenuhi", "1"),
+        (D, "0", "Belum memenuhi", "20"),
+        (B, "19.5", "Belum memenuhi", "0.5"),
+    ]
 
     response = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31")
     assert response.mimetype.endswith("spreadsheetml.sheet")
     book = load_workbook(io.BytesIO(response.get_data()))
-    assert book.sheetnames == ["summary", "people"]
-    people = book["people"]
-    assert people.freeze_panes == "A2" and people["A1"].value == "nip"
+    # The whole table, then one sheet per unit.
+    assert book.sheetnames == ["Ringkasan", "Daftar ASN", "U1", "U2", "tidak ada di daftar pegawai"]
+    people = book["Daftar ASN"]
+    assert people.freeze_panes == "A2" and people["A1"].value == "NIP"
     assert [people.cell(row=r, column=1).value for r in range(2, 7)] == [A, C, D, B, X]
+    assert [row[0] for row in book["U2"].iter_rows(min_row=2, values_only=True)] == [C, D, B]
+
+    english = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31", headers={"Accept-Language": "en"})
+    book = load_workbook(io.BytesIO(english.get_data()))
+    assert book.sheetnames[:2] == ["Summary", "People"] and book["People"]["I1"].value == "JP short"
+
+
+def test_status_filter_and_sorting_are_done_on_the_server(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    base = "/compliance?year=2026&as_of=2026-12-31"
+    unmet = client.get(base + "&status=unmet").get_data(as_text=True)
+    assert re.findall(r'<tr data-nip="(\d+)"', unmet) == [C, D, B, X]
+    met = client.get(base + "&status=met").get_data(as_text=True)
+    assert re.findall(r'<tr data-nip="(\d+)"', met) == [A]
+    by_need = client.get(base + "&status=unmet&sort=needed&dir=desc").get_data(as_text=True)
+    assert re.findall(r'<tr data-nip="(\d+)"', by_need) == [D, X, C, B]
+    # The heading links keep the filters and offer the other direction.
+    link = re.search(r'id="sort-needed" href="([^"]+)"', by_need).group(1).replace("&amp;", "&")
+    assert "status=unmet" in link and "sort=needed" in link and "dir=desc" not in link
+    by_name = client.get(base + "&sort=name").get_data(as_text=True)
+    assert re.findall(r'<tr data-nip="(\d+)"', by_name) == [A, B, C, D, X]
+    # Unknown values are ignored, not errors.
+    assert client.get(base + "&status=zzz&sort=zzz").status_code == 200
+
+
+def test_the_overview_answers_at_a_glance(app, engine):
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "1 dari 5 ASN sudah memenuhi 20 JP" in page and "per tanggal 31 Desember 2026" in page
+    bands = dict(re.findall(r'data-band="(\d)" data-people="(\d+)"', page))
+    assert bands == {"0": "1", "1": "0", "2": "1", "3": "0", "4": "2", "5": "1"}
+    close = re.search(r'<section class="panel" id="close">(.*?)</section>', page, re.S).group(1)
+    assert re.findall(r'data-nip="(\d+)"', close) == [B, C] and "kurang 0,5 JP" in close
+    assert "Data terakhir diperbarui" in page and "sinkronisasi buku besar belum tercatat" in page
+    # In June, at their pace so far: Budi (10 JP by June) reaches about 20, Citra (19) more; Dedi and X do not.
+    june = client.get("/compliance?year=2026&as_of=2026-06-30").get_data(as_text=True)
+    risk = re.search(r'<section class="panel" id="at-risk">(.*?)</section>', june, re.S).group(1)
+    assert "Berisiko belum memenuhi target pada 31 Desember" in risk
+    assert re.findall(r'data-nip="(\d+)"', risk) == [D, X] and "perkiraan 16,1 JP pada 31 Desember" in risk
+
+    with Session(engine) as session, session.begin():
+        for command, finished in (("ledger", datetime(2026, 12, 7, 3, 5, tzinfo=UTC)), ("jp", None)):
+            session.add(
+                Run(
+                    command=command,
+                    started_at=datetime(2026, 12, 7, 3, 0, tzinfo=UTC),
+                    finished_at=finished,
+                    status="ok" if finished else "running",
+                )
+            )
+    fresh = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "sinkronisasi buku besar 7 Des 2026 10.05 WIB" in fresh and "perhitungan JP belum tercatat" in fresh
+
+
+def test_the_language_comes_from_the_switch_the_browser_then_the_configuration(engine):
+    def page(app, **headers):
+        client = app.test_client()
+        login(client, "hr-all")
+        return client, client.get("/compliance?year=2026&as_of=2026-12-31", headers=headers).get_data(as_text=True)
+
+    indonesian = create_app(Settings(), engine, key=b"k" * 32)
+    _, text = page(indonesian)
+    assert '<html lang="id">' in text and "Rekap JP 2026" in text and "19,5" in text
+    client, text = page(indonesian, **{"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in text and "JP recap 2026" in text and "as of December 31, 2026" in text
+    assert "19.5" in text and "1 of 5 civil servants have met the 20 JP target" in text
+    switch = client.get("/language/id?next=/compliance%3Fyear%3D2026", headers={"Accept-Language": "en"})
+    assert switch.status_code == 302 and switch.headers["Location"] == "/compliance?year=2026"
+    assert '<html lang="id">' in client.get("/compliance?year=2026", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert client.get("/language/fr").status_code == 404
+    off_site = client.get("/language/en?next=//evil.example/")
+    assert off_site.headers["Location"] == "/compliance"
+
+    english = create_app(Settings.model_validate({"report": {"language": "en"}}), engine, key=b"k" * 32)
+    _, text = page(english)
+    assert '<html lang="en">' in text and "Civil servants per JP band" in text
+    # The login page (no session) switches as well.
+    anonymous = english.test_client().get("/login", headers={"Accept-Language": "id-ID,id;q=0.9"})
+    assert '<html lang="id">' in anonymous.get_data(as_text=True) and "Nama pengguna" in anonymous.get_data(
+        as_text=True
+    )
+
+
+def test_error_pages_are_polite_and_in_the_users_language(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    missing = client.get("/nothing-here").get_data(as_text=True)
+    assert "Halaman tidak ditemukan" in missing and "Mohon maaf" in missing and "Not Found" not in missing
+    bad = client.get("/compliance?year=2026&as_of=2025-01-01").get_data(as_text=True)
+    assert "Mohon pilih tanggal dalam tahun 2026." in bad and "Bad Request" not in bad
+    english = client.get("/nothing-here", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Page not found" in english and "Sorry" in english
+
+
+def test_the_catalogs_are_complete_and_compiled():
+    """Every string of the page has a translation in both catalogs and the committed .mo files match the .po."""
+    assert list(translations.problems()) == []
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<(script|style|title)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_no_page_in_indonesian_shows_an_english_string(app, engine):
+    """Render every page in Indonesian: no English source string (one the id catalog translates) shows."""
+    english = {m.id: m.string for m in translations.read("id") if m.id and m.id != m.string}
+    pieces = set()
+    for msgid in english:
+        for piece in re.split(r"%\([a-z]+\)s", msgid):
+            piece = piece.strip(" .,:;()")
+            if len(piece) >= 4 or (piece and piece == msgid):
+                pieces.add(piece)
+    indonesian = " ".join(translations.read("id")[m].string for m in english)
+    pieces = {p for p in pieces if p not in indonesian}  # "Target" or "JP" read the same in both
+    client = app.test_client()
+    pages = ["/login"]
+    login(client, "hr-all")
+    pages += [
+        "/compliance?year=2026&as_of=2026-12-31",
+        "/compliance?year=2026&as_of=2026-06-30&status=unmet&sort=needed&dir=desc",
+        "/compliance?year=2026&q=nobody-at-all",
+        *(f"/person/{nip}?year=2026&as_of=2026-12-31" for nip in (A, B, C, D, X)),
+        f"/person/{A}?year=2026&as_of=2026-06-30",
+        "/nothing-here",
+        "/compliance?year=twenty",
+    ]
+    for path in pages:
+        text = _visible_text(client.get(path).get_data(as_text=True))
+        shown = [p for p in pieces if re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", text)]
+        assert not shown, (path, shown)
+        # English written in code without gettext would not be in the catalog: its small words give it away.
+        assert not re.findall(r"\b(?:the|of|and|not|with|is|are|to|in|per month|yet)\b", text), (path, text)
 
 
 def test_pages_carry_security_headers_and_no_store(app):
@@ -339,3 +525,47 @@ def test_password_hashes_are_salted_scrypt():
 def test_the_chart_escapes_its_title():
     svg = month_bars([0] * 12, title="<script>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_times_carry_the_zone_indonesians_name_it_by():
+    assert [i18n.zone_label(zone) for zone in ("Asia/Jakarta", "Asia/Pontianak", "Asia/Makassar", "Asia/Jayapura")] == [
+        "WIB",
+        "WIB",
+        "WITA",
+        "WIT",
+    ]
+    assert i18n.zone_label("Europe/Amsterdam", datetime(2026, 7, 1, tzinfo=UTC)) == "CEST"
+
+
+def test_a_deployment_in_makassar_shows_local_times_in_wita(engine):
+    settings = Settings.model_validate({"deployment": {"timezone": "Asia/Makassar"}})
+    client = create_app(settings, engine, key=b"k" * 32).test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{A}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "2 Mar 2026 10.00 WITA" in page  # 02:00 UTC
+
+
+def test_the_language_setting_accepts_only_id_and_en():
+    assert Settings().report.language == "id"
+    with pytest.raises(ValueError, match="language"):
+        Settings.model_validate({"report": {"language": "fr"}})
+
+
+def test_an_unknown_unit_is_answered_with_the_valid_codes(app):
+    client = app.test_client()
+    login(client, "hr-all")
+    response = client.get("/compliance?year=2026&as_of=2026-12-31&unit=u2")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "unit kerja u2 tidak ada dalam Rekap JP 2026. Unit kerja yang ada: U1, U2." in text
+
+
+def test_evidence_missing_from_the_store_is_said_in_the_users_language(app, engine):
+    missing = "0b9f6a4e-0000-4000-8000-00000000dead"
+    with Session(engine) as session, session.begin():
+        session.add(_record("d1", D, "2", "2026-09-09", evidence=(missing,)))
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{D}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert "tidak ada di buku besar (dikirim sistem lain?)" in page and missing in page
+    assert "9 September 2026" in page

@@ -211,6 +211,7 @@ class ReportSettings(_Section):
     Attributes:
         targets: yearly JP target per employee type (PP 11/2017 as amended: 20 JP for a PNS).
         language: language of reports, exports and their messages: ``id`` (Bahasa Indonesia) or ``en``.
+            The web page starts in it unless the browser asks for the other one or the user switches.
         institution: the institution's name, printed on the title rows of exports and on the PDF recap.
     """
 

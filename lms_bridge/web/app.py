@@ -32,7 +32,9 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from babel.dates import get_month_names
 from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import format_decimal, get_locale, gettext, lazy_gettext
 from markupsafe import Markup
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -40,10 +42,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
+from lms_bridge.jp.rules import Rule, load_rules
 from lms_bridge.ledger import export, reports
-from lms_bridge.store.models import LedgerRecord, Person
+from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person
+from lms_bridge.web import i18n, overview
 from lms_bridge.web import users as users_core
-from lms_bridge.web.chart import month_bars
+from lms_bridge.web.chart import band_bars, month_bars
+from lms_bridge.web.labels import kind_phrase, rule_label, verb_phrase
 
 log = logging.getLogger("lms_bridge.web")
 
@@ -51,8 +56,32 @@ PAGE_SIZE = 100
 MIN_SECRET_KEY_LENGTH = 32
 #: Failed logins per username allowed within the window before the login answers 429.
 MAX_FAILURES, FAILURE_WINDOW = 10, 15 * 60
-COMPLIANCE_HEADER = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed", "pending"]
-SUMMARY_HEADER = ["unit", "unit_name", "people", "met", "share_met", "median_jp"]
+COMPLIANCE_HEADER = (
+    lazy_gettext("NIP"),
+    lazy_gettext("Name"),
+    lazy_gettext("Unit code"),
+    lazy_gettext("Work unit"),
+    lazy_gettext("Employee type"),
+    lazy_gettext("JP"),
+    lazy_gettext("Target JP"),
+    lazy_gettext("Status"),
+    lazy_gettext("JP short"),
+    lazy_gettext("Held credits"),
+)
+SUMMARY_HEADER = (
+    lazy_gettext("Unit code"),
+    lazy_gettext("Work unit"),
+    lazy_gettext("Civil servants"),
+    lazy_gettext("Target met"),
+    lazy_gettext("Achievement"),
+    lazy_gettext("Median JP"),
+)
+ERROR_TITLES = {
+    400: lazy_gettext("The request could not be processed"),
+    404: lazy_gettext("Page not found"),
+    429: lazy_gettext("Too many attempts"),
+    500: lazy_gettext("Something went wrong"),
+}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -117,6 +146,11 @@ class Filters:
     as_of: date
     query: str
     page: int
+    #: ``met``, ``unmet`` or "" (everybody).
+    status: str = ""
+    #: A column of overview.SORT_KEYS, or "" (by unit and NIP).
+    sort: str = ""
+    descending: bool = False
 
     def args(self, **change: Any) -> dict[str, Any]:
         """Query-string arguments for a link to the same view (with changes)."""
@@ -125,6 +159,9 @@ class Filters:
             "unit": self.unit or "",
             "as_of": self.as_of.isoformat(),
             "q": self.query,
+            "status": self.status,
+            "sort": self.sort,
+            "dir": "desc" if self.sort and self.descending else "",
             **change,
         }
         return {key: value for key, value in values.items() if value not in ("", None)}
@@ -135,9 +172,12 @@ class ComplianceView:
     """The rows and summaries a user may see for some filters."""
 
     filters: Filters
+    #: The people of the table: searched, filtered by status and sorted.
     rows: list[reports.ComplianceRow]
     units: list[reports.UnitSummary]
     choices: list[tuple[str, str]]
+    #: Everybody in the chosen units (before search and status filter): the overview's figures.
+    everyone: list[reports.ComplianceRow]
 
 
 @dataclass(frozen=True)
@@ -146,11 +186,22 @@ class RecordLine:
 
     record: reports.PersonRecord
     day: date | None
+    #: counted, voided, pending or later (after the as-of date).
     status: str
+    rule_label: str
+    evidence: list[EvidenceItem]
 
 
-def _jp(value: Decimal) -> str:
-    return f"{Decimal(value).normalize():f}"
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One piece of evidence as HR reads it: when (local), what was done, where, a link to the page."""
+
+    statement_id: str
+    when: datetime | None
+    action: str
+    name: str
+    where: str
+    url: str | None
 
 
 def _today(settings: Settings) -> date:
@@ -162,7 +213,7 @@ def _year_arg(settings: Settings) -> int:
     if not raw:
         return _today(settings).year
     if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
-        abort(400, description="the year must be a number between 2000 and 2100")
+        abort(400, description=gettext("The year must be a number between 2000 and 2100."))
     return int(raw)
 
 
@@ -174,9 +225,9 @@ def _as_of_arg(settings: Settings, year: int) -> date:
         try:
             asked = date.fromisoformat(raw)
         except ValueError:
-            abort(400, description="the as-of date must look like 2026-06-30")
+            abort(400, description=gettext("The date must be written like 2026-06-30."))
         if asked.year != year:
-            abort(400, description=f"the as-of date must be in {year}")
+            abort(400, description=gettext("The date must fall in %(year)s.", year=year))
         return asked
     today = _today(settings)
     return min(today, end) if today.year == year else end
@@ -211,30 +262,73 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
         known = {summary.unit_code for summary in visible}
         visible += [reports.UnitSummary(code, None, 0, 0, Decimal(0)) for code in g.user.units if code not in known]
     choices = [(s.unit_code, f"{s.unit_code} - {s.unit_name}" if s.unit_name else s.unit_code) for s in visible]
+    if unit is not None and unit not in {code for code, _ in choices}:
+        # A unit nobody is counted in (or a code typed in the wrong case): say so, with the valid codes.
+        valid = ", ".join(code for code, _ in choices if code != reports.NOT_ON_ROSTER)
+        abort(
+            404,
+            description=gettext(
+                "Sorry, there is no work unit %(unit)s in the JP recap of %(year)s. The work units are: %(units)s.",
+                unit=unit,
+                year=year,
+                units=valid or "-",
+            ),
+        )
     units = [summary for summary in visible if unit is None or summary.unit_code == unit]
     codes = {summary.unit_code for summary in units}
-    rows = [row for row in report.rows if row.unit_code in codes and _matches(row, query)]
-    return ComplianceView(Filters(year, unit, report.as_of, query, page), rows, units, choices)
+    everyone = [row for row in report.rows if row.unit_code in codes]
+    status = request.args.get("status", "")
+    status = status if status in overview.STATUSES else ""
+    sort = request.args.get("sort", "")
+    sort = sort if sort in overview.SORT_KEYS else ""
+    descending = request.args.get("dir", "") == "desc"
+    rows = overview.filter_status([row for row in everyone if _matches(row, query)], status)
+    rows = overview.sort_rows(rows, sort, descending)
+    filters = Filters(year, unit, report.as_of, query, page, status, sort, descending)
+    return ComplianceView(filters, rows, units, choices, everyone)
 
 
-def _table(view: ComplianceView) -> tuple[list[list[Any]], list[list[Any]]]:
-    rows = [
+def _status_text(met: bool) -> str:
+    return gettext("Target met") if met else gettext("Target not met")
+
+
+def _person_rows(rows: list[reports.ComplianceRow]) -> list[list[Any]]:
+    return [
         [
             r.nip,
-            r.name,
-            r.unit_code,
+            r.name or gettext("(not on the roster)"),
+            r.unit_code if r.on_roster else gettext("not on the roster"),
             r.unit_name,
             r.employee_type,
             r.jp.normalize(),
             r.target,
-            "yes" if r.met else "no",
+            _status_text(r.met),
             r.needed.normalize(),
             r.pending,
         ]
-        for r in view.rows
+        for r in rows
     ]
+
+
+def _table(view: ComplianceView) -> tuple[list[list[Any]], list[list[Any]]]:
     summary = [[u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp] for u in view.units]
-    return rows, summary
+    return _person_rows(view.rows), summary
+
+
+def _header(names: tuple[Any, ...]) -> list[str]:
+    return [str(name) for name in names]
+
+
+def _sort_change(filters: Filters, column: str) -> dict[str, str | None]:
+    """The link of a column heading: the other direction when sorted by it, else the useful one first.
+
+    The useful one: the largest JP, target and shortfall first; names, NIPs and units from A.
+    """
+    if filters.sort == column:
+        descending = not filters.descending
+    else:
+        descending = column in ("jp", "target", "needed")
+    return {"sort": column, "dir": "desc" if descending else None, "page": None}
 
 
 def _download_name(view: ComplianceView, extension: str) -> str:
@@ -242,11 +336,53 @@ def _download_name(view: ComplianceView, extension: str) -> str:
     return f"jp-compliance-{view.filters.year}-{unit}-{view.filters.as_of.isoformat()}.{extension}"
 
 
+def _rules(settings: Settings) -> dict[str, Rule]:
+    """Rule id -> the rule (the last entry of an id: the newest version), for the labels."""
+    rules_file = settings.jp.rules_file
+    loaded = load_rules(settings.resolve_path(rules_file)) if rules_file else load_rules()
+    return {rule.id: rule for rule in loaded.rules}
+
+
+def _web_url(value: str | None) -> str | None:
+    """The address when it is a web page HR can open (http or https), else None."""
+    if value and re.match(r"https?://[^\s/]+\.[^\s]+$", value):
+        return value
+    return None
+
+
+def _evidence(engine: Engine, records: list[reports.PersonRecord]) -> dict[str, EvidenceItem]:
+    """Statement id -> the evidence as HR reads it (the ledger's mirror first, then this bridge's own)."""
+    wanted = sorted({e.statement_id for r in records for e in r.evidence})
+    found: dict[str, EvidenceItem] = {}
+    with Session(engine) as db:
+        for index in range(0, len(wanted), 500):
+            chunk = wanted[index : index + 500]
+            for e in db.scalars(select(Evidence).where(Evidence.statement_id.in_(chunk))):
+                found[e.statement_id] = EvidenceItem(
+                    e.statement_id,
+                    e.occurred_at,
+                    kind_phrase(e.kind),
+                    e.object_key,
+                    f"{e.source}/{e.site_id}",
+                    _web_url(e.object_key),
+                )
+            for m in db.scalars(select(LedgerEvidence).where(LedgerEvidence.statement_id.in_(chunk))):
+                found[m.statement_id] = EvidenceItem(
+                    m.statement_id,
+                    m.timestamp,
+                    verb_phrase(m.verb),
+                    m.object_name or m.object_id,
+                    m.platform or "",
+                    _web_url(m.object_id),
+                )
+    return found
+
+
 def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) -> Flask:
     """Build the web app.
 
     Args:
-        settings: the deployment's settings (targets, time zone, ``[web]``).
+        settings: the deployment's settings (targets, time zone, ``[report] language``, ``[web]``).
         engine: the state store (already migrated).
         key: the session-signing key (default: :func:`secret_key`).
 
@@ -270,7 +406,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         MAX_CONTENT_LENGTH=16 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.jinja_env.filters["jp"] = _jp
+    i18n.install(app, settings.report.language, settings.deployment.timezone)
     throttle = _LoginThrottle()
 
     def csrf_token() -> str:
@@ -284,13 +420,30 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         sent = request.form.get("csrf_token", "")
         token = session.get("csrf")
         if not isinstance(token, str) or not hmac.compare_digest(sent.encode(), token.encode()):
-            abort(400, description="the form expired or did not come from this site: reload the page and try again")
+            abort(
+                400,
+                description=gettext(
+                    "This form has expired or did not come from this site. Please reload the page and try again."
+                ),
+            )
 
-    app.jinja_env.globals["csrf_token"] = csrf_token
+    def safe_next(value: str) -> str:
+        if not value.startswith("/") or value.startswith("//") or "\\" in value:
+            return ""
+        return value
+
+    def language_links() -> list[tuple[str, str, str]]:
+        """(code, name, link) of each language, the link coming back to this page."""
+        here = request.full_path if request.query_string else request.path
+        return [
+            (code, i18n.LANGUAGE_NAMES[code], url_for("set_language", lang=code, next=here)) for code in i18n.LANGUAGES
+        ]
+
+    app.jinja_env.globals.update(csrf_token=csrf_token, language_links=language_links)
 
     @app.before_request
     def require_login() -> BaseResponse | None:
-        if request.endpoint in ("login", "static"):
+        if request.endpoint in ("login", "static", "set_language"):
             return None
         username = session.get("user")
         user = users_core.get_active_user(engine, username) if isinstance(username, str) else None
@@ -305,24 +458,52 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     def security_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Language", i18n.current_language())
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
         return response
 
     @app.errorhandler(400)
     @app.errorhandler(404)
     @app.errorhandler(429)
     def error_page(error: Any) -> tuple[str, int]:
-        return render_template(
-            "error.html",
-            code=error.code,
-            title=error.name,
-            message=error.description if error.code != 404 else "Nothing here for you.",
-        ), error.code
+        own = error.description != type(error).description
+        if error.code == 404 and not own:
+            message = gettext(
+                "Sorry, the page you asked for does not exist or is not open to your account. "
+                "Please go back to the JP recap and choose again."
+            )
+        elif error.code == 429:
+            message = gettext("Too many attempts in a short time. Please wait a moment and try again.")
+        else:
+            # Our own descriptions are translated sentences; Werkzeug's defaults are English.
+            message = error.description if own else gettext("Sorry, the request could not be processed.")
+        return render_template("error.html", code=error.code, title=ERROR_TITLES[error.code], message=message), (
+            error.code
+        )
+
+    @app.errorhandler(500)
+    def server_error(error: Any) -> tuple[str, int]:
+        message = gettext(
+            "Sorry, something went wrong on our side. Please try again in a moment; if it happens again, "
+            "tell the administrator the time it happened."
+        )
+        return render_template("error.html", code=500, title=ERROR_TITLES[500], message=message), 500
+
+    @app.get("/language/<lang>")
+    def set_language(lang: str) -> BaseResponse:
+        """Switch the page's language (kept for a year in a cookie) and come back to the page."""
+        if lang not in i18n.LANGUAGES:
+            abort(404)
+        response = redirect(safe_next(request.args.get("next", "")) or url_for("compliance_page"))
+        response.set_cookie(
+            i18n.LANGUAGE_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="Lax", path="/"
+        )
+        return response
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse | str | tuple[str, int]:
-        next_url = request.values.get("next", "")
-        if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
-            next_url = ""
+        next_url = safe_next(request.values.get("next", ""))
         if request.method == "GET":
             return render_template("login.html", next=next_url, error=None, username="")
         check_csrf()
@@ -330,16 +511,14 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         password = request.form.get("password", "")[:1024]
         if throttle.blocked(username):
             log.warning("web login refused for %s: too many failed attempts", username)
-            return render_template(
-                "login.html", next=next_url, username=username, error="Too many failed attempts: wait 15 minutes."
-            ), 429
+            error = gettext("Too many failed attempts. Please wait 15 minutes and try again.")
+            return render_template("login.html", next=next_url, username=username, error=error), 429
         user = users_core.authenticate(engine, username, password)
         if user is None:
             throttle.failed(username)
             log.warning("web login failed for %s", username)
-            return render_template(
-                "login.html", next=next_url, username=username, error="Wrong username or password."
-            ), 401
+            error = gettext("The username or password is not right. Please try again.")
+            return render_template("login.html", next=next_url, username=username, error=error), 401
         throttle.succeeded(username)
         session.clear()
         session.permanent = True
@@ -361,15 +540,51 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     @app.get("/compliance")
     def compliance_page() -> str:
         view = _compliance_view(engine, settings)
+        f = view.filters
         pages = max(1, -(-len(view.rows) // PAGE_SIZE))
-        page = min(view.filters.page, pages)
+        page = min(f.page, pages)
         shown = view.rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        downloads = {ext: url_for(f"download_{ext}", **view.filters.args()) for ext in ("csv", "xlsx")}
+        downloads = {ext: url_for(f"download_{ext}", **f.args()) for ext in ("xlsx", "csv")}
         links = {
-            "prev": url_for("compliance_page", **view.filters.args(page=page - 1)) if page > 1 else None,
-            "next": url_for("compliance_page", **view.filters.args(page=page + 1)) if page < pages else None,
+            "prev": url_for("compliance_page", **f.args(page=page - 1)) if page > 1 else None,
+            "next": url_for("compliance_page", **f.args(page=page + 1)) if page < pages else None,
         }
-        person_args = urlencode({"year": view.filters.year, "as_of": view.filters.as_of.isoformat()})
+        sort_links = {
+            column: url_for("compliance_page", **f.args(**_sort_change(f, column))) for column in overview.SORT_KEYS
+        }
+        status_links = {
+            status: url_for("compliance_page", **f.args(status=status, page=None))
+            for status in ("", *overview.STATUSES)
+        }
+        person_args = urlencode({"year": f.year, "as_of": f.as_of.isoformat()})
+        everyone = view.everyone
+        target = overview.common_target(everyone)
+        bands = overview.bands(everyone, target)
+        band_labels = []
+        for band in bands:
+            if band.high is None:
+                band_labels.append(gettext("%(jp)s JP or more", jp=format_decimal(band.low, format="#,##0.##")))
+            elif band.high == 0:
+                band_labels.append(gettext("No JP yet"))
+            else:
+                band_labels.append(
+                    gettext(
+                        "%(low)s to under %(high)s JP",
+                        low=format_decimal(band.low, format="#,##0.##"),
+                        high=format_decimal(band.high, format="#,##0.##"),
+                    )
+                )
+        # band_bars escapes every text it is given; the rest are numbers.
+        distribution = Markup(  # noqa: S704
+            band_bars(
+                [band.people for band in bands],
+                band_labels,
+                title=gettext("Civil servants per JP band, %(year)s", year=f.year),
+            )
+        )
+        met = sum(1 for row in everyone if row.met)
+        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
+        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
         return render_template(
             "compliance.html",
             view=view,
@@ -378,33 +593,54 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             pages=pages,
             downloads=downloads,
             links=links,
+            sort_links=sort_links,
+            status_links=status_links,
             person_args=person_args,
+            total=len(everyone),
+            met=met,
+            target=target,
+            same_target=all(row.target == target for row in everyone),
+            distribution=distribution,
+            close=overview.close_to_target(everyone),
+            at_risk=overview.at_risk(everyone, f.year, pace_day),
+            year_end=pace_day == date(f.year, 12, 31),
+            pace_day=pace_day,
+            fresh=overview.freshness(engine),
+        )
+
+    def _download(view: ComplianceView, extension: str, body: bytes, mimetype: str) -> Response:
+        return Response(
+            body,
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'attachment; filename="{_download_name(view, extension)}"'},
         )
 
     @app.get("/compliance.csv")
     def download_csv() -> Response:
         view = _compliance_view(engine, settings)
         rows, _ = _table(view)
-        body = export.to_csv(COMPLIANCE_HEADER, rows).encode("utf-8")
-        return Response(
-            body,
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{_download_name(view, "csv")}"'},
-        )
+        body = export.to_csv(_header(COMPLIANCE_HEADER), rows).encode("utf-8")
+        return _download(view, "csv", body, "text/csv")
 
     @app.get("/compliance.xlsx")
     def download_xlsx() -> Response:
         view = _compliance_view(engine, settings)
         rows, summary = _table(view)
+        sheets: dict[str, tuple[list[str], list[list[Any]]]] = {
+            gettext("Summary"): (_header(SUMMARY_HEADER), summary),
+            gettext("People"): (_header(COMPLIANCE_HEADER), rows),
+        }
+        if view.filters.unit is None:
+            # One sheet per unit as well, for the officer who prints or sends one unit.
+            for unit in view.units:
+                unit_rows = [row for row in view.rows if row.unit_code == unit.unit_code]
+                title = unit.unit_code if unit.unit_code != reports.NOT_ON_ROSTER else gettext("not on the roster")
+                sheets[title] = (_header(COMPLIANCE_HEADER), _person_rows(unit_rows))
         with tempfile.TemporaryDirectory(prefix="lms-bridge-web-") as folder:
             path = Path(folder) / "compliance.xlsx"
-            export.write_xlsx(path, {"summary": (SUMMARY_HEADER, summary), "people": (COMPLIANCE_HEADER, rows)})
+            export.write_xlsx(path, sheets)
             body = path.read_bytes()
-        return Response(
-            body,
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f'attachment; filename="{_download_name(view, "xlsx")}"'},
-        )
+        return _download(view, "xlsx", body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/person/<nip>")
     def person_page(nip: str) -> str:
@@ -430,22 +666,45 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             )
         if not known or not _allowed(standing.unit_code):
             abort(404)
+        rules = _rules(settings)
+        records = reports.person_records(engine, nip, year)
+        evidence = _evidence(engine, records)
         lines, months = [], [Decimal(0)] * 12
-        for record in reports.person_records(engine, nip, year):
+        for record in records:
             day = days.get(record.statement_id)
+            if day is None and record.pending and re.fullmatch(r"\d{4}-\d{2}-\d{2}", record.period):
+                day = date.fromisoformat(record.period)
             if record.voided:
                 status = "voided"
             elif record.pending:
-                status = "pending (program JP not configured)"
+                status = "pending"
             elif day is not None and day > end:
-                status = "after the as-of date"
+                status = "later"
             else:
                 status = "counted"
                 if day is not None:
                     months[day.month - 1] += record.jp
-            lines.append(RecordLine(record, day, status))
-        # month_bars escapes the only text it is given (the title); the rest are numbers.
-        chart = Markup(month_bars(months, title=f"JP per month {year} of {nip}"))  # noqa: S704
+            unknown = gettext("not in the ledger (posted by another system?)")
+            items = [
+                evidence.get(e.statement_id, EvidenceItem(e.statement_id, None, "", unknown, "", None))
+                for e in record.evidence
+            ]
+            label = rule_label(record.rule, record.code, rules.get(record.rule))
+            lines.append(RecordLine(record, day, status, label, items))
+        names = get_month_names("abbreviated", locale=get_locale())
+        number = [format_decimal(value, format="#,##0.##") for value in months]
+        # month_bars escapes every text it is given; the rest are numbers.
+        chart = Markup(  # noqa: S704
+            month_bars(
+                months,
+                title=gettext("JP per month in %(year)s, %(nip)s", year=year, nip=nip),
+                labels=[names[m] for m in range(1, 13)],
+                target=standing.target,
+                target_label=gettext("Target %(jp)s JP", jp=standing.target),
+                cumulative_label=gettext("JP so far in the year"),
+                number=number,
+            )
+        )
         back = url_for("compliance_page", year=year, as_of=end.isoformat())
         return render_template(
             "person.html",
@@ -459,6 +718,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             total=standing.jp,
             met=standing.met,
             needed=standing.needed,
+            pending=standing.pending,
             year=year,
             as_of=end,
             lines=lines,
