@@ -174,12 +174,8 @@ def test_terminal_report_is_indonesian_and_never_cuts_a_nip_at_80_columns(hr):
     assert "1 September 2026" in person and "04.25 WIB" in person and "21:25" not in person, person
     assert "20,5 JP terhitung dari target 20; Sudah memenuhi" in person
 
-    english = dict(hr.env, LMS_BRIDGE_REPORT__LANGUAGE="en")
-    hr.env, saved = english, hr.env
-    try:
-        out = hr.run("report", "compliance", "--year", "2026", check=True).stdout
-    finally:
-        hr.env = saved
+    english = {"LMS_BRIDGE_REPORT__LANGUAGE": "en"}
+    out = hr.run("report", "compliance", "--year", "2026", env=english, check=True).stdout
     assert "JP recap 2026 as of December 31, 2026" in out and "Not met" in out and A in out
 
 
@@ -309,3 +305,20 @@ def test_no_config_found_says_where_it_looked_and_creates_nothing(tmp_path, hr):
     )
     assert result.returncode == 2 and "nothing-here.db tidak ada" in result.stderr
     assert sorted(p.name for p in missing.iterdir()) == ["lms-bridge.toml"]
+
+
+def test_a_terminal_too_narrow_for_the_table_gets_one_block_per_person(hr):
+    result = hr.run("report", "compliance", "--year", "2026", env={"COLUMNS": "40"}, check=True)
+    lines = result.stdout.splitlines()
+    for nip in (A, B, C):
+        assert f"NIP            {nip}" in lines, result.stdout
+    assert "Nama           Sari Wulandari" in lines and "JP             4,25" in lines
+    assert "…" not in result.stdout and "┃" not in result.stdout.split("Per unit kerja")[0]
+
+
+def test_messages_follow_the_report_language(hr):
+    result = hr.run(
+        "report", "compliance", "--year", "2026", "--unit", "bpk", env={"LMS_BRIDGE_REPORT__LANGUAGE": "en"}
+    )
+    assert result.returncode == 2
+    assert "unknown unit 'bpk'" in result.stderr and "Did you mean BPK?" in result.stderr

@@ -309,6 +309,13 @@ def report_compliance(
     _check_year(app, engine, year, day)
     unit = _check_unit(app, engine, unit)
     result = reports_core.compliance(engine, app.settings, year, unit=unit, as_of=day)
+    if not result.rows:
+        _ = i18n.translator(language)
+        raise EmptyAnswerError(
+            _("nobody belongs to unit {unit} on {date} (the roster's unit history moved everyone elsewhere)").format(
+                unit=unit, date=result.as_of
+            )
+        )
     if fmt == "xlsx" and output is not None:
         export.write_compliance_xlsx(
             output,
@@ -369,9 +376,12 @@ def report_compliance(
     # target, status (the files have every column).
     keep = [2, 3, 5, 7, 9]
     stdout.print(title)
+    by_unit: dict[str, list[list[Any]]] = {}
+    for row, standing in zip(rows, result.rows, strict=True):
+        by_unit.setdefault(standing.unit_code, []).append([row[i] for i in keep])
     for unit_row in result.units:
         code = unit_row.unit_code
-        mine = [[row[i] for i in keep] for row, r in zip(rows, result.rows, strict=True) if r.unit_code == code]
+        mine = by_unit.get(code, [])
         name = export.unit_label(code, unit_row.unit_name, language)
         stdout.print()
         heading = name if code in (name, reports_core.NOT_ON_ROSTER) else f"{name} ({code})"

@@ -365,8 +365,11 @@ def compliance_sheets(report: reports.ComplianceReport, language: str, *, per_un
     summary = Sheet(_("Summary"), compliance_summary_columns(language), compliance_summary_rows(report.units, language))
     sheets = [summary, Sheet(_("All"), columns, compliance_people_rows(report.rows, language), NEEDED_COLUMN)]
     if per_unit:
+        by_unit: dict[str, list[reports.ComplianceRow]] = {}
+        for row in report.rows:
+            by_unit.setdefault(row.unit_code, []).append(row)
         for unit in report.units:
-            rows = [r for r in report.rows if r.unit_code == unit.unit_code]
+            rows = by_unit.get(unit.unit_code, [])
             name = unit.unit_code if unit.unit_code != reports.NOT_ON_ROSTER else _("(not on roster)")
             sheets.append(Sheet(name, columns, compliance_people_rows(rows, language), NEEDED_COLUMN))
     return sheets
