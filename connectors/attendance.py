@@ -45,6 +45,7 @@ import hashlib
 import io
 import math
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -126,7 +127,8 @@ _MONTHS = {
 }
 # Meet "1 hr 2 min", Teams "1h 5m 3s", Indonesian "1 jam 2 mnt".
 _DURATION_PART = re.compile(
-    r"([0-9]+)\s*(h|hr|hrs|hour|hours|jam|m|min|mins|minute|minutes|mnt|menit|s|sec|secs|second|seconds|dtk|detik)\b",
+    # Indonesian Teams writes "1j 4m 55d" (jam, menit, detik).
+    r"([0-9]+)\s*(h|hr|hrs|hour|hours|j|jam|m|min|mins|minute|minutes|mnt|menit|s|sec|secs|second|seconds|d|dtk|detik)\b",
     re.IGNORECASE | re.ASCII,
 )
 _CLOCK_DURATION = re.compile(r"([0-9]{1,3}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
@@ -135,6 +137,48 @@ _RENAMED = re.compile(r"(?P<new>.*\S)\s*\((?P<orig>[^()]*[^()\s][^()]*)\)\s*")
 _MEET_CODE = re.compile(r"(?<![a-z])([a-z]{3}-[a-z]{4}-[a-z]{3})(?![a-z])")
 _ISO_DATE = re.compile(r"(?<![0-9])(20[0-9]{2})-([0-9]{2})-([0-9]{2})(?![0-9])")
 _YES = frozenset({"yes", "ya", "true", "1", "y"})
+
+
+#: Report labels per language (Indonesian first), kept as data: ``connectors/attendance_headers.toml``.
+HEADERS_FILE = Path(__file__).with_name("attendance_headers.toml")
+#: The columns of the Teams participants table, in the order Teams writes them (read by position
+#: when the labels are in a language the data file does not hold).
+_TEAMS_ORDER = ("name", "first_join", "last_leave", "duration", "email")
+_TEAMS_EXPECTED = (
+    "Name, First Join, Last Leave, In-Meeting Duration (then Email, Participant ID (UPN), Role), "
+    "named in a language Teams writes or in this order"
+)
+_MEET_EXPECTED = (
+    "a name (Name, or First name and Last name), Time joined (or First Seen) and Duration (or Time in Call) "
+    "or Time exited, as in Meet's attendance report (First name, Last name, Email, Duration, Time joined, "
+    "Time exited) or an attendance extension's CSV (Full Name, First Seen, Time in Call)"
+)
+
+
+@lru_cache(maxsize=1)
+def _labels() -> dict[str, dict[str, frozenset[str]]]:
+    """``{"teams.summary" | "teams.participants" | "meet": {field: labels}}`` from the data file."""
+    data = tomllib.loads(HEADERS_FILE.read_text(encoding="utf-8"))
+    sections = {"teams.summary": data["teams"]["summary"], "teams.participants": data["teams"]["participants"]}
+    sections["meet"] = data["meet"]
+    return {
+        name: {field: frozenset(_key(label) for label in labels) for field, labels in section.items()}
+        for name, section in sections.items()
+    }
+
+
+def _field_of(section: str, cell: str) -> str | None:
+    """The field a header or summary label names in any known language, or None."""
+    key = _key(cell).rstrip(":")
+    return next((field for field, labels in _labels()[section].items() if key in labels), None)
+
+
+def _delimiter(lines: list[str]) -> str:
+    """Tab (Teams as downloaded), or ``;``/``,`` (the report re-saved by Excel in a ;- or ,-locale)."""
+    for delimiter in ("\t", ";"):
+        if sum(delimiter in line for line in lines) > len(lines) // 2:
+            return delimiter
+    return ","
 
 
 def detect_format(path: Path) -> AttendanceFormat:
@@ -235,13 +279,15 @@ def _key(cell: str) -> str:
 
 
 def _detect(text: str, label: str) -> AttendanceFormat:
-    # Teams reports are tab-separated and start with a "1. Summary" heading (docs/domain.md §2d);
-    # commas inside their dates ("3/14/24, 1:00:00 PM") make counting commas unreliable.
+    # Teams reports start with a numbered section heading in the report's language ("1. Summary",
+    # "1. Ringkasan") and are tab-separated, or ;/,-separated once re-saved by Excel (docs/domain.md §2d).
+    # Commas inside their dates ("3/14/24, 1:00:00 PM") make counting commas alone unreliable.
     lines = [line for line in text[:8192].split("\n") if line.strip()][:12]
     tabbed = sum("\t" in line for line in lines)
-    if lines and (re.match(r"[1-9]\.\s", lines[0].strip()) or tabbed > len(lines) // 2):
-        keys = {_key(cell) for _, cells in _rows(text, label, "\t") for cell in cells[:1]}
-        if keys & {"1. summary", "2. participants", "meeting title", "full name"}:
+    numbered = bool(lines) and re.match(r"[1-9]\.\s+\S", lines[0].strip()) is not None
+    if numbered or tabbed > len(lines) // 2:
+        keys = {_key(cell) for _, cells in _rows(text, label, _delimiter(lines)) for cell in cells[:1]}
+        if numbered or keys & {"full name", "meeting title", "judul rapat"}:
             return "teams"
         raise InputError(f"{label}: a tab-separated file that is not a Teams attendance report")
     for _, cells in _rows(text, label, ","):
@@ -250,12 +296,21 @@ def _detect(text: str, label: str) -> AttendanceFormat:
             return "zoom_webinar"
         if "join time" in keys and "leave time" in keys:
             return "zoom"
-        if "time joined" in keys or ("email" in keys and "duration" in keys and keys & _MEET_NAME_COLUMNS):
+        if _meet_header(keys):
             return "meet"
     raise InputError(f"{label}: not a Zoom, Google Meet or Microsoft Teams attendance report")
 
 
 _MEET_NAME_COLUMNS = frozenset({"first name", "name", "full name", "participant name"})
+
+
+def _meet_header(keys: set[str]) -> bool:
+    """A Meet attendance header: Workspace's sheet, or an attendance extension's CSV (data file ``[meet]``)."""
+    if "time joined" in keys or ("email" in keys and "duration" in keys and keys & _MEET_NAME_COLUMNS):
+        return True
+    meet = _labels()["meet"]
+    named = bool(keys & (meet["name"] | meet["first_name"]))
+    return named and bool(keys & meet["joined"]) and bool(keys & (meet["duration"] | meet["exited"]))
 
 
 def _parse_file(
@@ -656,25 +711,24 @@ def _zoom_webinar(text: str, label: str, tz: ZoneInfo) -> _Session:
 
 def _meet(text: str, label: str, tz: ZoneInfo, file_name: str, meeting_date: date | None = None) -> _Session:
     rows = [(line, cells) for line, cells in _rows(text, label, ",") if any(cells)]
-    header_at = next(
-        i
-        for i, (_, cells) in enumerate(rows)
-        if "time joined" in (keys := {_key(c) for c in cells}) or ("email" in keys and "duration" in keys)
-    )
+    header_at = next(i for i, (_, cells) in enumerate(rows) if _meet_header({_key(c) for c in cells}))
     table = _Table(label, rows[header_at][0], rows[header_at][1])
     # Rows above the table (newer sheets) may hold "Meeting code", "Meeting title", "Date" pairs.
     meta = {_key(cells[0]).rstrip(":"): cells[1] for _, cells in rows[:header_at] if len(cells) >= 2}
-    first_col = table.find("first name")
-    last_col = table.find("last name")
-    name_col = table.find("name", "full name", "participant name", "participant")
+    meet = _labels()["meet"]
+    first_col = table.find(*sorted(meet["first_name"]))
+    last_col = table.find(*sorted(meet["last_name"]))
+    name_col = table.find("name", "full name", "participant name", "participant", *sorted(meet["name"]))
+    email_col = table.find("email", "e-mail", *sorted(meet["email"]))
+    duration_col = table.find("duration", "time in call", *sorted(meet["duration"]))
+    join_col = table.find("time joined", "joined at", "first seen", "join time", *sorted(meet["joined"]))
+    leave_col = table.find("time exited", "left at", "last seen", "leave time", *sorted(meet["exited"]))
     if first_col is None and name_col is None:
-        raise InputError(f"{label} row {table.line}: missing column 'Name' (or 'First name')")
-    email_col = table.find("email", "e-mail")
-    duration_col = table.find("duration", "time in call")
-    join_col = table.find("time joined", "joined at", "first seen", "join time")
-    leave_col = table.find("time exited", "left at", "last seen", "leave time")
+        raise InputError(
+            f"{label} row {table.line}: missing column 'Name' (or 'First name'); expected {_MEET_EXPECTED}"
+        )
     if join_col is None:
-        raise InputError(f"{label} row {table.line}: missing column 'Time joined'")
+        raise InputError(f"{label} row {table.line}: missing column 'Time joined'; expected {_MEET_EXPECTED}")
     data = rows[header_at + 1 :]
     date_cells = [
         (line, _Table.cell(cells, col)) for line, cells in data for col in (join_col, leave_col) if col is not None
@@ -718,7 +772,10 @@ def _meet(text: str, label: str, tz: ZoneInfo, file_name: str, meeting_date: dat
         elif leave is not None:
             seconds = int((leave - join).total_seconds())
         else:
-            raise InputError(f"{label} row {line}: neither a duration nor an exit time")
+            raise InputError(
+                f"{label} row {line}: neither a duration nor an exit time (expected Duration, Time in Call or "
+                "Time exited)"
+            )
         if name_col is not None:
             name = _Table.cell(cells, name_col)
         else:
@@ -743,8 +800,34 @@ def _parse_day(text: str, clock: _Clock, line: int, label: str) -> date:
 # --- Microsoft Teams ---------------------------------------------------------------------------------
 
 
+def _teams_columns(label: str, line: int, header: list[str]) -> dict[str, int]:
+    """Where each participants-table field is: by its label in any known language, else by Teams' fixed order.
+
+    Raises:
+        InputError: a required column is neither named nor where Teams puts it; names the expected columns.
+    """
+    found: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        field = _field_of("teams.participants", cell)
+        if field is not None and field not in found:
+            found[field] = index
+    required = _TEAMS_ORDER[:4]
+    if all(field in found for field in required):
+        return found
+    # Labels in a language the data file lacks: Teams writes the columns in one order whatever the
+    # language. Read by position only when no recognised label contradicts that order.
+    filled = len([cell for cell in header if cell])
+    in_order = all(found.get(field, position) == position for position, field in enumerate(_TEAMS_ORDER))
+    if filled >= 4 and in_order:
+        positional = {field: position for position, field in enumerate(_TEAMS_ORDER) if position < len(header)}
+        return {**positional, **found}
+    missing = ", ".join(field.replace("_", " ") for field in required if field not in found)
+    raise InputError(f"{label} row {line}: the participants table has no {missing} column; expected {_TEAMS_EXPECTED}")
+
+
 def _teams(text: str, label: str, tz: ZoneInfo) -> _Session:
-    rows = _rows(text, label, "\t")
+    lines = [line for line in text[:8192].split("\n") if line.strip()][:12]
+    rows = _rows(text, label, _delimiter(lines))
     sections: dict[int, list[tuple[int, list[str]]]] = {}
     current = 0
     legacy_header: int | None = None
@@ -765,31 +848,36 @@ def _teams(text: str, label: str, tz: ZoneInfo) -> _Session:
     if legacy_header is not None:
         return _teams_legacy(rows[legacy_header:], label, tz)
 
-    summary = {_key(cells[0]): cells[1] for _, cells in sections.get(1, []) if len(cells) >= 2}
+    summary: dict[str, str] = {}
+    for _, cells in sections.get(1, []):
+        field = _field_of("teams.summary", cells[0]) if len(cells) >= 2 else None
+        if field is not None:
+            summary.setdefault(field, cells[1])
     # Prefer "2. Participants": Teams has already merged each person's joins there.
     # Without it, "3. In-Meeting Activities" has one row per join.
     table_rows = sections.get(2) or sections.get(3)
     if not table_rows:
-        raise InputError(f"{label}: no '2. Participants' or '3. In-Meeting Activities' section")
+        raise InputError(
+            f"{label}: no '2. Participants' or '3. In-Meeting Activities' section (numbered headings of the "
+            f"report, with the columns {_TEAMS_EXPECTED})"
+        )
     header_line, header = table_rows[0]
-    table = _Table(label, header_line, header)
-    name_col = table.need("name", "full name", "participant")
-    join_col = table.need("first join", "join time")
-    leave_col = table.need("last leave", "leave time")
-    duration_col = table.need("in-meeting duration", "duration")
-    email_col = table.find("email")
-    upn_col = table.find("participant id (upn)")
-    role_col = table.find("role")
+    columns = _teams_columns(label, header_line, header)
+    name_col, join_col = columns["name"], columns["first_join"]
+    leave_col, duration_col = columns["last_leave"], columns["duration"]
+    email_col = columns.get("email")
+    upn_col = columns.get("upn")
+    role_col = columns.get("role")
     data = table_rows[1:]
     date_cells = [(line, _Table.cell(cells, col)) for line, cells in data for col in (join_col, leave_col)]
-    for key in ("start time", "end time"):
+    for key in ("start", "end"):
         if summary.get(key):
             date_cells.append((header_line, summary[key]))
     clock = _Clock(label, tz, date_cells)
-    start_text = summary.get("start time", "")
+    start_text = summary.get("start", "")
     session = _Session(
-        meeting_id=summary.get("meeting id") or None,
-        topic=summary.get("meeting title") or None,
+        meeting_id=summary.get("meeting_id") or None,
+        topic=summary.get("title") or None,
         start=clock.parse(start_text, sections[1][0][0], "meeting start time") if start_text else None,
     )
     for line, cells in data:

@@ -23,9 +23,24 @@ What counts as participation:
   other service message are not participation.
 
 Personal, bot and saved-messages chats are not communities: an account export
-skips them, and a single-chat export of one is refused. Dates come from
-``date_unixtime`` (UTC epoch seconds), never from ``date`` (the exporting PC's
-local time without an offset). No name or message text is put in an Activity.
+skips them (and one that holds nothing else is refused, saying so), and a
+single-chat export of one is refused. Dates come from ``date_unixtime`` (UTC
+epoch seconds), never from ``date`` (the exporting PC's local time without an
+offset). No name or message text is put in an Activity.
+
+Older layouts (tdesktop ``export_output_json.cpp`` before late 2021) are read too:
+
+* no ``date_unixtime`` anywhere in the file (added late 2021): ``date`` is read as
+  local time in the deployment's time zone, the only reading the file allows. A file
+  where some messages have it and others do not is damaged and refused.
+* ``from_id``/``actor_id`` as a bare integer user id (before 2021 only users had
+  one; "user<digits>" strings came with anonymous admins): the same identifier,
+  so the same pseudonym, as the newer form.
+* no ``from_id`` but a ``from`` display name (a sender the exporting account could
+  not resolve): the display name is the identity (``name:...``, linkable with
+  ``lms-bridge people link-names``); no ``from_id`` and no name: no person.
+* ``text`` as a string or an array of strings and entity objects, with no
+  ``text_entities``; ``actor``/``actor_id`` on service messages in the same forms.
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +58,7 @@ from connectors.file_format import JSON_SHAPE, NO, FileContents, FileFormat, Rea
 from connectors.jsonl import is_activity_line
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
-from lms_bridge.identifiers import telegram_identifier
+from lms_bridge.identifiers import name_identifier, telegram_identifier
 
 SOURCE = "telegram"
 
@@ -66,10 +81,12 @@ _UNIXTIME = re.compile(r"[0-9]{1,12}", re.ASCII)
 # 2001-09-09 .. 2286: anything outside is not a Telegram message date.
 _MIN_UNIXTIME = 1_000_000_000
 _MAX_UNIXTIME = 9_999_999_999
+# ``date`` of the layouts without date_unixtime: local time, no offset (tdesktop SerializeDate).
+_LOCAL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
 
 
 def read_telegram(
-    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None
+    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None, tz: tzinfo | None = None
 ) -> Iterator[Activity]:
     """Yield the participation activities of a Telegram Desktop JSON export.
 
@@ -87,6 +104,8 @@ def read_telegram(
         stats: when given, set once the file parsed: messages read in the chats read
             (service messages included), the ones that are not participation, and
             each chat read (id -> name and messages).
+        tz: the zone the exporting PC's local ``date`` is read in when the export has no
+            ``date_unixtime`` (older layouts); without it such an export is refused.
 
     Yields:
         Activities, chat by chat, in message order.
@@ -95,16 +114,18 @@ def read_telegram(
         InputError: the file cannot be read, is not JSON (e.g. truncated), or is not
             a Telegram export; the message names the file and the JSON path.
     """
-    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats)
+    yield from _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats, tz=tz)
 
 
 def _parse_file(
-    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None
+    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None, tz: tzinfo | None = None
 ) -> list[Activity]:
     label = f"telegram export {path.name}"
     with gc_paused():
-        reader = _Reader(label, site=site, pseudonymize=pseudonymize)
+        reader = _Reader(label, site=site, pseudonymize=pseudonymize, tz=tz)
         activities = _read_root(_load(path, label), label, reader)
+    if not reader.chats:
+        raise InputError(_no_group_chat(label, reader.private_chats))
     if stats is not None:
         stats.records = sum(count for _, count in reader.chats.values())
         stats.skipped = stats.records - len(activities)
@@ -134,6 +155,7 @@ def _read_root(root: Any, label: str, reader: _Reader) -> list[Activity]:
                 if not isinstance(chat, dict):
                     raise InputError(f"{label}: {where} is not a chat object")
                 if _chat_type(chat, where + ".", label) in _PRIVATE_TYPES:
+                    reader.private_chats += 1
                     continue
                 chat_id = _chat_id(chat, where + ".", label)
                 if chat_id in seen:
@@ -143,6 +165,17 @@ def _read_root(root: Any, label: str, reader: _Reader) -> list[Activity]:
     else:
         raise InputError(f"{label}: not a Telegram export (no 'messages' and no 'chats' at the top level)")
     return reader.activities
+
+
+def _no_group_chat(label: str, private_chats: int) -> str:
+    """The refusal of an account export without a group chat (nothing to import is not 'already imported')."""
+    if private_chats:
+        chats = "chat" if private_chats == 1 else "chats"
+        return (
+            f"{label} holds no group chat, only {private_chats} personal, bot or saved-messages {chats}, which "
+            "are not communities: export the group itself (its chat menu, Export chat history, JSON)"
+        )
+    return f"{label} holds no chat at all: export the group itself (its chat menu, Export chat history, JSON)"
 
 
 def _chat_type(chat: dict[str, Any], prefix: str, label: str) -> str | None:
@@ -178,13 +211,17 @@ def _load(path: Path, label: str) -> Any:
 class _Reader:
     """Turns validated chat objects into activities, pseudonymising each user once."""
 
-    def __init__(self, label: str, *, site: str, pseudonymize: Pseudonymizer) -> None:
+    def __init__(self, label: str, *, site: str, pseudonymize: Pseudonymizer, tz: tzinfo | None = None) -> None:
         self.label = label
         self.site = site
         self.pseudonymize = pseudonymize
+        self.tz = tz
         self.activities: list[Activity] = []
         self.chats: dict[str, tuple[str | None, int]] = {}  # chat id -> (name, messages)
-        self._actors: dict[str, str] = {}
+        self.private_chats = 0  # personal, bot and saved-messages chats of an account export, skipped
+        #: Whether the file's messages carry date_unixtime (None until the first message is read).
+        self.unixtime: bool | None = None
+        self._actors: dict[str, tuple[str, str]] = {}
 
     def error(self, where: str, what: str) -> InputError:
         return InputError(f"{self.label}: {where} {what}")
@@ -220,28 +257,73 @@ class _Reader:
 
     def _occurred_at(self, message: dict[str, Any], where: str) -> datetime:
         raw = message.get("date_unixtime")
+        if self.unixtime is None:
+            self.unixtime = raw is not None  # the first message tells the layout of the whole file
+        if not self.unixtime:
+            if raw is not None:
+                raise self.error(where + ".date_unixtime", "is set but the first message has none (a damaged export)")
+            return self._local_date(message, where)
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = str(raw)
         if not isinstance(raw, str) or not _UNIXTIME.fullmatch(raw):
-            raise self.error(where + ".date_unixtime", "is missing or not epoch seconds (use a newer Telegram Desktop)")
+            damaged = " (the first message has one: a damaged export)" if raw is None else ""
+            raise self.error(where + ".date_unixtime", f"is missing or not epoch seconds{damaged}")
         seconds = int(raw)
         if not _MIN_UNIXTIME <= seconds <= _MAX_UNIXTIME:
             raise self.error(where + ".date_unixtime", f"{seconds} is out of range")
         return datetime.fromtimestamp(seconds, tz=UTC)
 
-    def _actor(self, from_id: object, where: str) -> str | None:
+    def _local_date(self, message: dict[str, Any], where: str) -> datetime:
+        """``date`` of an export older than date_unixtime: the exporting PC's local time, read in ``tz``."""
+        raw = message.get("date")
+        if not isinstance(raw, str) or not _LOCAL_DATE.fullmatch(raw):
+            raise self.error(
+                where + ".date", "is missing or not a date (YYYY-MM-DDTHH:MM:SS) and there is no date_unixtime"
+            )
+        if self.tz is None:
+            raise self.error(where, "has no date_unixtime (an older export): its local date needs the time zone")
+        try:
+            local = datetime.fromisoformat(raw)
+        except ValueError:
+            raise self.error(where + ".date", f"{raw} is not a calendar date") from None
+        if not 2001 <= local.year <= 2286:
+            raise self.error(where + ".date", f"{raw} is out of range")
+        moment = local.replace(tzinfo=self.tz).astimezone(UTC)
+        if not _MIN_UNIXTIME <= moment.timestamp() <= _MAX_UNIXTIME:
+            raise self.error(where + ".date", f"{raw} is out of range")
+        return moment
+
+    def _actor(self, from_id: object, name: object, where: str) -> tuple[str, str] | None:
+        """``(pseudonym, identifier kind)`` of a sender, or None when it is no person.
+
+        ``from_id`` is ``"user<digits>"`` (since 2021), a bare integer user id (older
+        exports) or ``"channel..."``/``"chat..."`` (posted as a channel or the group: no
+        person). Without a ``from_id``, an older export's ``from`` display name is the identity.
+        """
         if from_id is None:
-            return None
-        if not isinstance(from_id, str):
-            raise self.error(where, "is not a string")
-        cached = self._actors.get(from_id)
-        if cached is None:
-            # Only "user<digits>" is a person; "channel..."/"chat..." senders are not.
-            identifier = telegram_identifier(from_id) if from_id.startswith("user") else None
+            if not isinstance(name, str):
+                return None
+            identifier = name_identifier(name)
             if identifier is None:
                 return None
-            cached = self.pseudonymize(identifier)
-            self._actors[from_id] = cached
+            key, kind = identifier, "name"
+        elif isinstance(from_id, int) and not isinstance(from_id, bool):
+            if from_id <= 0:
+                raise self.error(where, f"{from_id} is not a user id")
+            key, kind = f"user{from_id}", "telegram"
+        elif isinstance(from_id, str):
+            if not from_id.startswith("user"):
+                return None  # "channel..."/"chat...": not a person
+            key, kind = from_id, "telegram"
+        else:
+            raise self.error(where, "is not a user id (a string or an integer)")
+        cached = self._actors.get(key)
+        if cached is None:
+            identifier = key if kind == "name" else telegram_identifier(key)
+            if identifier is None:
+                raise self.error(where, f"{key!r} is not a user id")
+            cached = (self.pseudonymize(identifier), kind)
+            self._actors[key] = cached
         return cached
 
     def _message(
@@ -254,22 +336,23 @@ class _Reader:
         grouping: ObjectRef,
     ) -> None:
         occurred_at = self._occurred_at(message, where)
-        actor = self._actor(message.get("from_id"), where + ".from_id")
+        found = self._actor(message.get("from_id"), message.get("from"), where + ".from_id")
         reply_to = message.get("reply_to_message_id")
         if reply_to is not None and (isinstance(reply_to, bool) or not isinstance(reply_to, int)):
             raise self.error(where + ".reply_to_message_id", "is not an integer")
-        if actor is None:
+        if found is None:
             return
+        actor, identifier_kind = found
         # A reply to a message of another chat (reply_to_peer_id) has no parent in this chat.
         parent = None
         if reply_to is not None and message.get("reply_to_peer_id") in (None, chat_id, str(chat_id)):
             parent = ObjectRef(type="message", native_id=f"{chat_id}:{reply_to}", title=title)
         native_id = f"{chat_id}:{message_id}"
         extras: dict[str, object] = {
-            "identifier_kind": "telegram",
+            "identifier_kind": identifier_kind,
             "text_length": _text_length(message.get("text")),
             "media": any(key in message for key in _MEDIA_KEYS),
-            "edited": "edited" in message or "edited_unixtime" in message,
+            "edited": _edited(message),
         }
         if message.get("from", "") is None:
             extras["deleted_account"] = True
@@ -305,9 +388,10 @@ class _Reader:
             return  # a call still running at export time: no finished session yet
         if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
             raise self.error(where + ".duration", "is not a number of seconds")
-        actor = self._actor(message.get("actor_id"), where + ".actor_id")
-        if actor is None or duration == 0:
+        found = self._actor(message.get("actor_id"), message.get("actor"), where + ".actor_id")
+        if found is None or duration == 0:
             return
+        actor, identifier_kind = found
         native_id = f"{chat_id}:{message_id}"
         self.activities.append(
             Activity(
@@ -321,12 +405,24 @@ class _Reader:
                 duration=None,
                 grouping=grouping,
                 extras={
-                    "identifier_kind": "telegram",
+                    "identifier_kind": identifier_kind,
                     "role": "initiator",
                     "call_duration_seconds": duration,
                 },
             )
         )
+
+
+def _edited(message: dict[str, Any]) -> bool:
+    """Whether a message was edited.
+
+    Since late 2021 ``edited`` is written only for an edited message. Before, tdesktop wrote it for
+    every message, an unedited one getting the epoch in the PC's local time (``1970-01-01T07:00:00``).
+    """
+    if "edited_unixtime" in message:
+        return True
+    edited = message.get("edited")
+    return edited is not None and not (isinstance(edited, str) and edited.startswith("1970-01-01"))
 
 
 def _text_length(text: object) -> int:
@@ -365,7 +461,7 @@ class TelegramFormat(FileFormat):
         site = request.site or request.community or self.name
         pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
         stats = ReadStats()
-        activities = _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats)
+        activities = _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats, tz=request.tz)
         activities = _one_chat(path, activities, stats, request.chat)
         if request.community is not None:
             # One CoP across its platforms: the grouping is the community, titled with the chat's own name.

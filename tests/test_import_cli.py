@@ -526,6 +526,12 @@ def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
             "(id 555000); import one at a time with --chat ID",
         ),
         (tmp_path / "missing.txt", (), f"{tmp_path / 'missing.txt'} does not exist"),
+        (
+            DATA / "telegram_only_personal.json",
+            (),
+            "telegram export telegram_only_personal.json holds no group chat, only 2 personal, bot or "
+            "saved-messages chats, which are not communities",
+        ),
     ]
 
 
@@ -544,6 +550,30 @@ def test_ugly_inputs_are_one_sentence_and_import_nothing(tmp_path, state_url, de
     with Session(store.open_engine(state_url, None)) as session:
         for model in (OutboxRow, Evidence, Cursor):
             assert session.scalar(select(func.count()).select_from(model)) == 0
+
+
+def test_older_telegram_layouts_import_and_a_chat_without_participation_says_so(tmp_path, state_url, deploy):
+    deployment = deploy(state_url)
+    old = DATA / "telegram_2021_single_chat.json"
+    first = deployment.run("import", str(old), "--community", "cop-wi-21", check=True)
+    assert first.stdout.strip().startswith(
+        f"{old} (Telegram chat, community cop-wi-21): 4 messages read, 3 activities, 1 skipped"
+    ), first.stdout
+    again = deployment.run("import", str(old), "--community", "cop-wi-21", check=True)
+    assert again.stdout.strip() == f"{old} (Telegram chat, community cop-wi-21): nothing new (already imported)"
+    with Session(store.open_engine(state_url, None)) as session:
+        times = sorted(session.scalars(select(Evidence.occurred_at).where(Evidence.site_id == "cop-wi-21")))
+    # "date" is the exporting PC's local time, read in the deployment's zone (Asia/Jakarta, UTC+7).
+    assert times[0] == datetime(2021, 3, 15, 2, 0, tzinfo=UTC)
+    # A group whose export holds no member's message: said so, not "already imported".
+    quiet = tmp_path / "result.json"
+    service = {"id": 1, "type": "service", "date": "2024-03-12T09:00:00", "date_unixtime": "1710209700"}
+    quiet.write_text(json.dumps({"name": "Sepi", "type": "private_group", "id": 9, "messages": [service]}))
+    result = deployment.run("import", str(quiet), "--community", "cop-sepi", check=True)
+    assert result.stdout.strip() == (
+        f"{quiet} (Telegram chat, community cop-sepi): 1 message read, none of them participation "
+        "(service messages and posts of no person skipped); nothing to import"
+    )
 
 
 def test_missing_key_and_missing_community_are_one_sentence_and_store_nothing(tmp_path, deploy):

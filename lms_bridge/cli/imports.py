@@ -87,9 +87,14 @@ def _import_summary(file: Path, summary: imports_core.ImportSummary, dry_run: bo
     """One line: what the file held, what was queued, and who was matched to a NIP."""
     parsed, report = summary.parsed, summary.report
     what = parsed.description + (f", community {parsed.community}" if parsed.community else "")
+    singular = {"activities": "activity", "messages": "message", "rows": "row"}.get(parsed.unit, parsed.unit)
+    if not parsed.items:  # nothing in the file to import at all: not the same as imported before
+        return (
+            f"{file} ({what}): {_count(parsed.records, singular, parsed.unit)} read, none of them participation "
+            f"({parsed.skip_reason} skipped); nothing to import"
+        )
     if summary.pending == 0:
         return f"{file} ({what}): nothing new (already imported)"
-    singular = {"activities": "activity", "messages": "message", "rows": "row"}.get(parsed.unit, parsed.unit)
     counts = [f"{_count(parsed.records, singular, parsed.unit)} read"]
     if parsed.unit != "activities":
         counts.append(_count(len(parsed.items), "activity", "activities"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,15 @@ from rich.table import Table
 from lms_bridge.cli.app import App, DateParam, cli, stdout
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.identity import roster as roster_core
+from lms_bridge.ingest import files as imports_core
+
+#: How a display name's canonical identifier starts (lms_bridge.identifiers.name_identifier).
+NAME_PREFIX = "name:"
 
 
 @cli.group()
 def people() -> None:
-    """Import the HR roster; show a person; list accounts without a NIP."""
+    """Import the HR roster; show a person; list accounts without a NIP; link chat display names."""
 
 
 @people.command("import")
@@ -111,3 +117,89 @@ def people_unresolved(app: App, limit: int) -> None:
     out.print(table)
     if len(actors) > limit:
         stdout.print(f"more than {limit}: use --limit to see more")
+
+
+def _csv_cell(text: str) -> str:
+    """A value as it must be written in a CSV cell (quoted when it holds a comma, quote or semicolon)."""
+    if any(ch in text for ch in ',;"'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+@people.command("suggest")
+@click.argument("file", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--community", metavar="ID", required=True, help="Id of the Community of Practice of the export.")
+@click.option("--source", type=click.Choice(imports_core.FORMATS), help="The file's format (default: told from it).")
+@click.option("--chat", metavar="ID|NAME", help="The chat to read from a Telegram export that holds several.")
+@click.option("--month-first", is_flag=True, help="WhatsApp: read dates the file cannot order as month/day.")
+@click.pass_obj
+def people_suggest(
+    app: App, file: Path, community: str, source: str | None, chat: str | None, month_first: bool
+) -> None:
+    """Print each sender known only by display name with its closest roster people; store nothing.
+
+    Confirm the right pairs in a CSV with the header display_name,nip (names as printed here) and
+    link them with `lms-bridge people link-names`.
+    """
+    from lms_bridge.identity import names as names_core
+
+    senders: dict[str, str] = {}  # pseudonym -> canonical display name: memory only, never stored
+
+    def observe(pseudonymize: Callable[[str], str]) -> Callable[[str], str]:
+        def seen(identifier: str) -> str:
+            pseudonym = pseudonymize(identifier)
+            if identifier.startswith(NAME_PREFIX):
+                senders[pseudonym] = identifier[len(NAME_PREFIX) :]
+            return pseudonym
+
+        return seen
+
+    parsed = imports_core.read_import_file(
+        app.settings, file, source=source, community=community, chat=chat, month_first=month_first, observe=observe
+    )
+    messages = Counter(activity.actor for activity, _ in parsed.items)
+    report = names_core.suggest(app.engine, community, senders, dict(messages))
+    for item in report.suggestions:
+        unit = "activity" if item.messages == 1 else "activities"
+        found = "; ".join(f"{c.nip} {c.name} ({c.score:g})" for c in item.candidates) or "no roster name is close"
+        stdout.print(f"{_csv_cell(item.name)} ({item.messages} {unit}): {found}")
+    if not report.names:
+        stdout.print(
+            f"{file}: no sender is known by display name only (senders are phone numbers or platform ids: "
+            "link them through the roster's telepon/telegram_id columns)"
+        )
+        return
+    stdout.print(
+        f"{file}: {report.names} senders by display name, {report.linked} already linked, "
+        f"{len(report.suggestions)} to confirm"
+        + (f"; {report.unlinked_other} other senders match no roster identity" if report.unlinked_other else "")
+        + "; nothing stored"
+    )
+    if report.suggestions:
+        stdout.print(
+            "confirm the right pairs in a CSV with the header display_name,nip (names as printed above), then run "
+            f"lms-bridge people link-names --community {community} FILE"
+        )
+
+
+@people.command("link-names")
+@click.argument("file", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--community", metavar="ID", required=True, help="Id of the Community the names were seen in.")
+@click.pass_obj
+def people_link_names(app: App, file: Path, community: str) -> None:
+    """Link confirmed display names (CSV display_name,nip) to people within one community.
+
+    Only a keyed pseudonym of each normalised name is stored. Past activity of the name in that
+    community counts for the person at the next `lms-bridge jp compute`.
+    """
+    from lms_bridge.identity import names as names_core
+    from lms_bridge.identity.pseudonym import pseudonymizer_from_settings
+
+    imports_core.check_id(community, "--community")
+    pseudonymize = pseudonymizer_from_settings(app.settings)  # before the store: no key, nothing stored
+    report = names_core.link_names(app.engine, community, file, pseudonymize)
+    counts = report.counts
+    stdout.print(
+        f"{file}: {report.rows} names linked in community {community} ({counts.added} new, {counts.moved} moved "
+        f"to another NIP, {counts.unchanged} unchanged); their past activity counts at the next jp compute"
+    )

@@ -42,6 +42,13 @@ from lms_bridge.store.people import add_tombstones, forgotten_digests
 #: ``IdentityLink.source`` of roster links from a chat pseudonym to a person.
 PSEUDONYM_LINK_SOURCE = "pseudonym"
 
+#: ``IdentityLink.source`` of display-name links (``people link-names``): ``site_id`` is the community,
+#: ``local_id`` the pseudonym the chat parser gives that sender's normalised display name.
+NAME_LINK_SOURCE = "name"
+
+#: ``Activity.grouping.type`` (and ``Evidence.community`` prefix) of a Community of Practice.
+COMMUNITY_GROUPING = "community"
+
 #: Sources whose actors are pseudonyms made by the parser (an LMS report row without a
 #: valid NIP is identified by its pseudonymised e-mail; a row with one carries ``extras["nip"]``).
 PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv", "google_classroom"})
@@ -86,6 +93,12 @@ def actor_for(activity: Activity, *, authority: str, base_iri: str, site_url: st
     return account(home_page, site_account_name(activity.actor))
 
 
+def community_of(activity: Activity) -> str | None:
+    """The id of the Community of Practice an activity belongs to, or None."""
+    grouping = activity.grouping
+    return grouping.native_id if grouping is not None and grouping.type == COMMUNITY_GROUPING else None
+
+
 class IdentityResolver:
     """Resolves a source-local actor to an xAPI actor, through the identity links of the store.
 
@@ -107,19 +120,25 @@ class IdentityResolver:
         """The xAPI actor of an activity: NIP from the activity, else from its account's link.
 
         A chat member's pseudonym is linked by the HR roster (``people import``) under
-        ``source="pseudonym"``, ``site_id=""``: one link serves every group and platform.
+        ``source="pseudonym"``, ``site_id=""``: one link serves every group and platform. A
+        display name confirmed by ``people link-names`` is linked under ``source="name"``,
+        ``site_id=<community>``: it serves that community only.
         """
         if parse_nip(activity.extras.get("nip")) is None:
-            key = (
+            keys = [
                 (PSEUDONYM_LINK_SOURCE, "")
                 if activity.source in PSEUDONYMOUS_SOURCES
                 else (activity.source, activity.site)
-            )
-            if key not in self._nips:
-                self._nips[key] = store.site_nips(self.engine, *key)
-            nip = self._nips[key].get(activity.actor)
-            if nip is not None:
-                return account(self.authority, nip)
+            ]
+            community = community_of(activity)
+            if activity.source in PSEUDONYMOUS_SOURCES and community is not None:
+                keys.append((NAME_LINK_SOURCE, community))
+            for key in keys:
+                if key not in self._nips:
+                    self._nips[key] = store.site_nips(self.engine, *key)
+                nip = self._nips[key].get(activity.actor)
+                if nip is not None:
+                    return account(self.authority, nip)
         return actor_for(activity, authority=self.authority, base_iri=self.base_iri, site_url=site_url)
 
 
@@ -221,7 +240,7 @@ class Tombstones:
         """Whether this source-local actor (a site account, or a chat pseudonym) belonged to a forgotten person."""
         if not self.digests:
             return False
-        if source in PSEUDONYMOUS_SOURCES or source == PSEUDONYM_LINK_SOURCE:
+        if source in PSEUDONYMOUS_SOURCES or source in (PSEUDONYM_LINK_SOURCE, NAME_LINK_SOURCE):
             return self._has("pseudonym", local_id)
         return self._has("account", source, site, local_id)
 

@@ -121,7 +121,8 @@ class ImportSummary:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _check_id(value: str, what: str) -> str:
+def check_id(value: str, what: str) -> str:
+    """Refuse a site or community id that is not one (it is part of every statement id); return it."""
     if not _SITE_ID.fullmatch(value):
         slug = re.sub(r"[^a-z0-9_.-]+", "-", value.lower()).strip("-._")[:63] or "cop-name"
         raise ConfigError(
@@ -142,6 +143,7 @@ def read_import_file(
     chat: str | None = None,
     meeting_date: date | None = None,
     month_first: bool = False,
+    observe: Callable[[Pseudonymizer], Pseudonymizer] | None = None,
 ) -> ParsedFile:
     """Tell the format, check the options, pseudonymise and parse the whole file; store nothing.
 
@@ -156,6 +158,9 @@ def read_import_file(
         chat: the chat to import from a Telegram export that holds several.
         meeting_date: the date of a Meet sheet that states times of day only.
         month_first: a WhatsApp export whose dates cannot show their order is m/d.
+        observe: wraps the deployment's pseudonymiser, to see the canonical identifiers it is
+            given (``people suggest`` keeps display names in memory only); it must return the
+            pseudonym unchanged.
 
     Returns:
         The parsed file.
@@ -173,12 +178,12 @@ def read_import_file(
         read_head(path)  # a missing file is named before any option problem
         file_format.check_declared(path)
     if community is not None:
-        _check_id(community, "--community")
+        check_id(community, "--community")
     if site is not None:
-        _check_id(site, "--site")
+        check_id(site, "--site")
     request = ReadRequest(
         tz=ZoneInfo(settings.deployment.timezone),
-        pseudonymizer=lambda: _pseudonymizer(settings),
+        pseudonymizer=lambda: observe(_pseudonymizer(settings)) if observe else _pseudonymizer(settings),
         site=site,
         community=community,
         mapping=mapping,

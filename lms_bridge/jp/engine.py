@@ -36,7 +36,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.config.settings import Settings
-from lms_bridge.identity.resolver import PSEUDONYM_LINK_SOURCE, PSEUDONYMOUS_SOURCES, Tombstones
+from lms_bridge.identity.resolver import (
+    COMMUNITY_GROUPING,
+    NAME_LINK_SOURCE,
+    PSEUDONYM_LINK_SOURCE,
+    PSEUDONYMOUS_SOURCES,
+    Tombstones,
+)
 from lms_bridge.jp.rules import (
     ProgramJP,
     Rule,
@@ -402,6 +408,8 @@ class Resolver:
 
     accounts: dict[tuple[str, str, str], str]
     pseudonyms: dict[str, str]
+    #: ``(Evidence.community, pseudonym) -> NIP``: display names linked within one community.
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def nip(self, row: Evidence) -> str | None:
         """The NIP of an evidence row's person, or None (unresolved)."""
@@ -411,6 +419,10 @@ class Resolver:
             found = self.pseudonyms.get(row.local_actor)
             if found:
                 return found
+            if row.community:
+                named = self.names.get((row.community, row.local_actor))
+                if named:
+                    return named
         return self.accounts.get((row.source, row.site_id, row.local_actor))
 
 
@@ -418,6 +430,7 @@ def load_resolver(session: Session) -> Resolver:
     """Every identity link that points at a person."""
     accounts: dict[tuple[str, str, str], str] = {}
     pseudonyms: dict[str, str] = {}
+    names: dict[tuple[str, str], str] = {}
     rows = session.execute(
         select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id, Person.nip).join(
             Person, Person.id == IdentityLink.person_id
@@ -426,9 +439,11 @@ def load_resolver(session: Session) -> Resolver:
     for row in rows:
         if row.source == PSEUDONYM_LINK_SOURCE:
             pseudonyms[row.local_id] = row.nip
+        elif row.source == NAME_LINK_SOURCE:
+            names[(f"{COMMUNITY_GROUPING}:{row.site_id}", row.local_id)] = row.nip
         else:
             accounts[(row.source, row.site_id, row.local_id)] = row.nip
-    return Resolver(accounts=accounts, pseudonyms=pseudonyms)
+    return Resolver(accounts=accounts, pseudonyms=pseudonyms, names=names)
 
 
 def _year_bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime]:

@@ -57,6 +57,8 @@ from lms_bridge.config.statements import statement_settings
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.identity.pseudonym import pseudonymizer_from_settings
 from lms_bridge.identity.resolver import (
+    COMMUNITY_GROUPING,
+    NAME_LINK_SOURCE,
     PSEUDONYM_LINK_SOURCE,
     PSEUDONYMOUS_SOURCES,
     account,
@@ -304,14 +306,17 @@ def _person_links(session: Session, person_id: int | None) -> list[tuple[str, st
 
 def _person_evidence(session: Session, nip: str, links: Sequence[tuple[str, str, str]]) -> list[Evidence]:
     """Evidence rows of the person: carrying the NIP, or by one of their accounts or pseudonyms."""
-    scoped = {link for link in links if link[0] != PSEUDONYM_LINK_SOURCE}
+    scoped = {link for link in links if link[0] not in (PSEUDONYM_LINK_SOURCE, NAME_LINK_SOURCE)}
     pseudonyms = {link[2] for link in links if link[0] == PSEUDONYM_LINK_SOURCE}
+    names = {(f"{COMMUNITY_GROUPING}:{link[1]}", link[2]) for link in links if link[0] == NAME_LINK_SOURCE}
     found = {row.statement_id: row for row in session.scalars(select(Evidence).where(Evidence.nip == nip))}
     local_ids = sorted({link[2] for link in links})
     for chunk in _chunks(local_ids):
         for row in session.scalars(select(Evidence).where(Evidence.local_actor.in_(chunk))):
-            if (row.source, row.site_id, row.local_actor) in scoped or (
-                row.local_actor in pseudonyms and row.source in PSEUDONYMOUS_SOURCES
+            if (
+                (row.source, row.site_id, row.local_actor) in scoped
+                or (row.local_actor in pseudonyms and row.source in PSEUDONYMOUS_SOURCES)
+                or ((row.community, row.local_actor) in names and row.source in PSEUDONYMOUS_SOURCES)
             ):
                 found[row.statement_id] = row
     return list(found.values())
@@ -451,7 +456,9 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
         report.person = person is not None
         links = _person_links(session, person.id if person else None)
         report.accounts = sorted(
-            f"{source} {site} user {local}" for source, site, local in links if source != PSEUDONYM_LINK_SOURCE
+            f"{source} {site} user {local}"
+            for source, site, local in links
+            if source not in (PSEUDONYM_LINK_SOURCE, NAME_LINK_SOURCE)
         )
         evidence_ids = [row.statement_id for row in _person_evidence(session, digits, links)]
         rows: dict[int, OutboxRow] = {
@@ -515,7 +522,8 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
             report.pseudonym_links = _affected(
                 session,
                 delete(IdentityLink).where(
-                    IdentityLink.person_id == person.id, IdentityLink.source == PSEUDONYM_LINK_SOURCE
+                    IdentityLink.person_id == person.id,
+                    IdentityLink.source.in_((PSEUDONYM_LINK_SOURCE, NAME_LINK_SOURCE)),
                 ),
             )
             report.identity_links = _affected(session, delete(IdentityLink).where(IdentityLink.person_id == person.id))
@@ -526,7 +534,7 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
             [forgotten_digest(pseudonymize, "nip", digits)]
             + [
                 forgotten_digest(pseudonymize, "pseudonym", local)
-                if source == PSEUDONYM_LINK_SOURCE
+                if source in (PSEUDONYM_LINK_SOURCE, NAME_LINK_SOURCE)
                 else forgotten_digest(pseudonymize, "account", source, site, local)
                 for source, site, local in links
             ],

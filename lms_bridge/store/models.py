@@ -157,7 +157,11 @@ class Evidence(Base):
     """
 
     __tablename__ = "evidence"
-    __table_args__ = (Index("ix_evidence_actor", "source", "site_id", "local_actor"),)
+    __table_args__ = (
+        Index("ix_evidence_actor", "source", "site_id", "local_actor"),
+        # A display-name link (``people link-names``) names a chat actor within one community.
+        Index("ix_evidence_community_actor", "community", "local_actor"),
+    )
 
     statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(String(32))

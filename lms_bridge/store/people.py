@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.store import _insert
@@ -25,6 +25,12 @@ from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPR
 #: ``IdentityLink.source`` of roster pseudonyms (their ``site_id`` is ``""``).
 PSEUDONYM_SOURCE = "pseudonym"
 PSEUDONYM_SITE = ""
+#: ``IdentityLink.source`` of operator-confirmed display-name links (``people link-names``): ``site_id`` is
+#: the community, ``local_id`` the pseudonym of the normalised name. A name links only within its community
+#: (two groups may each have a "Budi"), so it matches evidence whose ``community`` is ``community:<site_id>``.
+NAME_SOURCE = "name"
+#: How the ingest writes ``Evidence.community`` for a CoP (the grouping's type and id).
+COMMUNITY_PREFIX = "community:"
 
 _CHUNK = 500
 _ROSTER_FIELDS = ("employee_type", "name", "unit_code", "unit_name", "position")
@@ -209,6 +215,93 @@ def store_roster(
     )
 
 
+# --- display-name links ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameLinkCounts:
+    """What storing display-name links did: links created, moved to another person, already so."""
+
+    added: int = 0
+    moved: int = 0
+    unchanged: int = 0
+
+
+def roster_names(engine: Engine) -> list[tuple[str, str]]:
+    """``(nip, name)`` of every person with a name (the roster), by NIP."""
+    with Session(engine) as session:
+        rows = session.execute(select(Person.nip, Person.name).where(Person.name.is_not(None)).order_by(Person.nip))
+        return [(row.nip, row.name) for row in rows if row.name]
+
+
+def person_ids(engine: Engine, nips: Sequence[str]) -> dict[str, int]:
+    """The stored persons among ``nips``: NIP -> person id."""
+    found: dict[str, int] = {}
+    with Session(engine) as session:
+        for chunk in _chunks(sorted(set(nips))):
+            found.update(
+                {row.nip: row.id for row in session.execute(select(Person.nip, Person.id).where(Person.nip.in_(chunk)))}
+            )
+    return found
+
+
+def linked_chat_actors(engine: Engine, community: str) -> set[str]:
+    """Chat pseudonyms already linked to a person: by the roster (anywhere) or by name within ``community``."""
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(IdentityLink.local_id).where(
+                IdentityLink.person_id.is_not(None),
+                or_(
+                    and_(IdentityLink.source == PSEUDONYM_SOURCE, IdentityLink.site_id == PSEUDONYM_SITE),
+                    and_(IdentityLink.source == NAME_SOURCE, IdentityLink.site_id == community),
+                ),
+            )
+        )
+        return set(rows)
+
+
+def store_name_links(engine: Engine, community: str, links: Sequence[tuple[str, int]]) -> NameLinkCounts:
+    """Link display-name pseudonyms to persons within a community, in one transaction.
+
+    Args:
+        engine: the state store.
+        community: the community id the names were seen in.
+        links: ``(pseudonym of the normalised name, person id)``, one per pseudonym.
+
+    Returns:
+        The counts; a link that named another person before is moved.
+    """
+    added = moved = unchanged = 0
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        existing = {
+            link.local_id: link
+            for link in session.scalars(
+                select(IdentityLink).where(IdentityLink.source == NAME_SOURCE, IdentityLink.site_id == community)
+            )
+        }
+        for pseudonym, person_id in links:
+            link = existing.get(pseudonym)
+            if link is None:
+                session.add(
+                    IdentityLink(
+                        source=NAME_SOURCE,
+                        site_id=community,
+                        local_id=pseudonym,
+                        person_id=person_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                added += 1
+            elif link.person_id != person_id:
+                link.person_id, link.updated_at = person_id, now
+                moved += 1
+            else:
+                unchanged += 1
+    return NameLinkCounts(added=added, moved=moved, unchanged=unchanged)
+
+
 # --- tombstones of forgotten people ----------------------------------------------------------
 
 
@@ -304,8 +397,13 @@ class UnresolvedActor:
 
 
 def _link_matches_evidence() -> ColumnElement[bool]:
-    """An identity link that names the evidence's actor: by its site account, or by its pseudonym."""
+    """An identity link that names the evidence's actor: by its site account, its pseudonym or its display name."""
     return or_(
+        and_(
+            IdentityLink.source == NAME_SOURCE,
+            Evidence.community == literal(COMMUNITY_PREFIX) + IdentityLink.site_id,
+            IdentityLink.local_id == Evidence.local_actor,
+        ),
         and_(
             IdentityLink.source == Evidence.source,
             IdentityLink.site_id == Evidence.site_id,
@@ -356,7 +454,7 @@ def person_view(engine: Engine, nip: str) -> PersonView | None:
             .where(IdentityLink.person_id == person.id)
             .order_by(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
         ):
-            if link.source == PSEUDONYM_SOURCE:
+            if link.source in (PSEUDONYM_SOURCE, NAME_SOURCE):
                 chat += 1
             else:
                 accounts.append(SiteAccount(link.source, link.site_id, link.local_id))
@@ -425,7 +523,11 @@ def unresolved_actors(engine: Engine, *, limit: int | None = None) -> list[Unres
     )
     accounts_query = (
         select(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
-        .where(IdentityLink.person_id.is_(None), IdentityLink.source != PSEUDONYM_SOURCE, ~has_evidence)
+        .where(
+            IdentityLink.person_id.is_(None),
+            IdentityLink.source.not_in((PSEUDONYM_SOURCE, NAME_SOURCE)),
+            ~has_evidence,
+        )
         .order_by(IdentityLink.source, IdentityLink.site_id, IdentityLink.local_id)
     )
     if limit is not None:

@@ -351,3 +351,87 @@ def test_mutated_reports_raise_only_input_error(scratch: Path, data: st.DataObje
     source = data.draw(st.sampled_from(sources))
     inserts = st.sampled_from([b",", b"\t", b"\n", b'"', b"13", b"PM", b"--"])
     _only_input_error(scratch / "mutated.csv", mutate(source.read_bytes(), data.draw, inserts))
+
+
+# --- Teams in other languages and Excel re-saves; Meet extensions (issue 16) ---------------------
+
+
+def _teams_people(path: Path) -> dict[str, Activity]:
+    activities, who = read(path)
+    assert all(a.source == "teams" for a in activities)
+    return by_person(activities, who)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["teams_id.csv", "teams_tr_positional.csv", "teams_excel_comma.csv", "teams_excel_semicolon_id.csv"],
+)
+def test_teams_in_other_languages_and_excel_resaves(name: str) -> None:
+    """Indonesian labels (data file), unknown labels (by position), Excel's comma+BOM and ';' re-saves."""
+    path = DATA / name
+    assert detect_format(path) == "teams"
+    people = _teams_people(path)
+    assert sorted(people) == ["email:budi.s@example.org", "email:dewi.l@example.org"]
+    budi = people["email:budi.s@example.org"]
+    assert budi.occurred_at.astimezone(utc(2024, 1, 1).tzinfo).replace(second=0) == utc(2024, 3, 14, 6, 0)
+    resaved = name.startswith("teams_excel")  # Excel keeps the minutes of a date, not its seconds
+    assert budi.duration == timedelta(hours=1, minutes=4, seconds=55)
+    assert people["email:dewi.l@example.org"].duration == timedelta(minutes=46, seconds=6)
+    if not resaved:
+        assert budi.occurred_at == utc(2024, 3, 14, 6, 0, 5)
+    title = "CoP Sharing Session" if "comma" in name else None if "_tr_" in name else "CoP Berbagi Praktik Baik"
+    assert budi.object.title == title
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("Name\tFirst Join\tEmail\tRole", "last leave, duration"),
+        ("Nama\tEmail\tGabung Pertama\tKeluar Terakhir\tDurasi Dalam Rapat", None),
+        ("Ad\tİlk Katılma\tSon Ayrılma", "name, first join, last leave, duration"),
+    ],
+)
+def test_teams_refusals_name_the_expected_columns(tmp_path: Path, header: str, missing: str | None) -> None:
+    cells = ["Budi Santoso", "14/03/24 13.00.05", "14/03/24 14.05.00", "1j", "budi.s@example.org"]
+    if missing is None:
+        cells = [cells[0], cells[4], *cells[1:4]]
+    row = "\t".join(cells)
+    path = tmp_path / "teams.csv"
+    path.write_text(f"1. Ringkasan\nJudul rapat\tX\n\n2. Peserta\n{header}\n{row}\n", encoding="utf-16")
+    if missing is None:  # named columns in another order are read by name
+        assert len(read(path)[0]) == 1
+        return
+    with pytest.raises(InputError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"teams attendance report teams.csv row 5: the participants table has no {missing} column; expected "
+        "Name, First Join, Last Leave, In-Meeting Duration (then Email, Participant ID (UPN), Role), named in a "
+        "language Teams writes or in this order"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["meet_extension_attendance_list_2024-03-12.csv", "meet_attendance_tracker_2024-03-12.csv"]
+)
+def test_meet_attendance_extension_csvs(name: str) -> None:
+    path = DATA / name
+    assert detect_format(path) == "meet"
+    activities, who = read(path)
+    people = by_person(activities, who)
+    assert sorted(people) == ["name:budi santoso", "name:siti rahmawati"]
+    assert people["name:budi santoso"].occurred_at == utc(2024, 3, 12, 2, 0)  # 09:00 WIB, date from the name
+    assert people["name:budi santoso"].duration == timedelta(hours=1, minutes=2)
+    assert people["name:siti rahmawati"].duration == timedelta(minutes=45)
+
+
+def test_meet_refusal_names_the_expected_columns(tmp_path: Path) -> None:
+    path = tmp_path / "meet_2024-03-12.csv"
+    path.write_text("Full Name,First Seen,Time in Call\nBudi,,1:00:00\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 2: the join time is not a date and time"):
+        read(path)
+    no_join = tmp_path / "absen_2024-03-12.csv"
+    no_join.write_text("Name,Email,Duration\nBudi,b@example.org,45 min\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        read(no_join)
+    assert "missing column 'Time joined'; expected a name (Name, or First name and Last name)" in str(refused.value)
+    assert "an attendance extension's CSV (Full Name, First Seen, Time in Call)" in str(refused.value)

@@ -70,6 +70,16 @@ DETECTED = {
     DATA / "teams_activities_only.csv": "teams",
     DATA / "teams_legacy.csv": "teams",
     DATA / "teams_no_bom.csv": "teams",
+    DATA / "whatsapp_id_display_names.txt": "whatsapp",
+    DATA / "telegram_2019_account.json": "telegram",
+    DATA / "telegram_2021_single_chat.json": "telegram",
+    DATA / "telegram_only_personal.json": "telegram",
+    DATA / "teams_id.csv": "teams",
+    DATA / "teams_tr_positional.csv": "teams",
+    DATA / "teams_excel_comma.csv": "teams",
+    DATA / "teams_excel_semicolon_id.csv": "teams",
+    DATA / "meet_extension_attendance_list_2024-03-12.csv": "meet",
+    DATA / "meet_attendance_tracker_2024-03-12.csv": "meet",
     ACTIVITIES: "jsonl",
 }
 #: Files no format claims.

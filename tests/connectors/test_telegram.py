@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -135,9 +136,9 @@ def test_malformed_exports_raise_input_error(name: str, message: str) -> None:
         (
             {
                 "id": 1,
-                "messages": [{"id": 1, "type": "message", "date_unixtime": "1710209700", "from_id": 5}],
+                "messages": [{"id": 1, "type": "message", "date_unixtime": "1710209700", "from_id": [5]}],
             },
-            r"messages\[0\].from_id is not a string",
+            r"messages\[0\].from_id is not a user id \(a string or an integer\)",
         ),
         (
             {
@@ -164,6 +165,110 @@ def test_malformed_exports_raise_input_error(name: str, message: str) -> None:
 def test_structural_errors_name_the_json_path(tmp_path: Path, data: Any, message: str) -> None:
     with pytest.raises(InputError, match=message):
         read(write_json(tmp_path / "result.json", data))
+
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+
+
+def test_2019_account_export_with_integer_ids_and_local_dates() -> None:
+    """tdesktop 1.x-2.4 (2018-2020): integer from_id/actor_id, no date_unixtime, "edited" on every message."""
+    activities, who = read(DATA / "telegram_2019_account.json", tz=JAKARTA)
+    chat = "1000000019"
+    assert [(a.kind, a.native_id, who.of(a)) for a in activities] == [
+        # personal_chat and saved_messages skipped; :1 and :4 are service messages, :6 "unsupported".
+        (Kind.MESSAGE_POSTED, f"{chat}:2", "telegram:user100000001"),
+        (Kind.MESSAGE_REPLIED, f"{chat}:3", "telegram:user100000002"),
+        (Kind.MESSAGE_POSTED, f"{chat}:5", "telegram:user100000003"),
+        (Kind.MESSAGE_POSTED, f"{chat}:7", "telegram:user100000009"),
+        # the public_channel's post has no from/from_id (the channel posted it): no person.
+    ]
+    posted, reply, photo, deleted = activities
+    # "date" is the exporting PC's local time: read in the deployment's zone (UTC+7).
+    assert posted.occurred_at == datetime(2019, 5, 2, 2, 15, tzinfo=UTC)
+    assert posted.extras == {"identifier_kind": "telegram", "text_length": 55, "media": False, "edited": False}
+    assert reply.extras["edited"] is True  # a real edit date, not the 1970 epoch written for every message
+    assert reply.extras["text_length"] == len("Setuju, lihat https://lms.example.org/mod/forum")
+    assert reply.parent == ObjectRef(type="message", native_id=f"{chat}:2", title="CoP Widyaiswara 2019")
+    assert photo.extras["media"] is True
+    assert deleted.extras["deleted_account"] is True
+    # The integer id gives the same pseudonym as the newer "user<digits>" form.
+    newer, newer_who = read(EXPORTS / "telegram_single_chat.json")
+    assert posted.actor == newer[0].actor and newer_who.of(newer[0]) == "telegram:user100000001"
+    for activity in activities:
+        assert not leaked(activity, RAW_VALUES)
+
+
+def test_2021_single_chat_with_string_ids_and_no_unixtime() -> None:
+    """tdesktop 2.5-3.1 (2021): "user<digits>" ids and group calls, still no date_unixtime nor text_entities."""
+    activities, who = read(DATA / "telegram_2021_single_chat.json", tz=JAKARTA)
+    chat = "1000000021"
+    assert [(a.kind, a.native_id, who.of(a), a.occurred_at) for a in activities] == [
+        (Kind.MESSAGE_POSTED, f"{chat}:10", "telegram:user100000001", datetime(2021, 3, 15, 2, 0, tzinfo=UTC)),
+        (Kind.MEETING_ATTENDED, f"{chat}:11", "telegram:user100000001", datetime(2021, 3, 15, 3, 0, tzinfo=UTC)),
+        (Kind.MESSAGE_REPLIED, f"{chat}:12", "telegram:user100000002", datetime(2021, 3, 15, 3, 50, tzinfo=UTC)),
+        # :13 was posted as the group itself (channel id): no person.
+    ]
+    assert activities[1].extras["call_duration_seconds"] == 2700
+    assert activities[2].extras == {
+        "identifier_kind": "telegram",
+        "text_length": len("Terima kasih atas sesinya"),
+        "media": False,
+        "edited": True,
+    }
+
+
+def test_a_sender_known_only_by_name_is_a_name_identity(tmp_path: Path) -> None:
+    # tdesktop writes from and from_id together; other tools' exports may give only the name.
+    chat = {
+        "name": "CoP Lama",
+        "type": "private_group",
+        "id": 555000,
+        "messages": [
+            {"id": 1, "type": "message", "date": "2018-09-15T12:00:00", "from": "Pak Agus Pratama", "text": "x"},
+            {"id": 2, "type": "message", "date": "2018-09-15T12:01:00", "from": None, "text": "y"},
+        ],
+    }
+    activities, who = read(write_json(tmp_path / "result.json", chat), tz=JAKARTA)
+    assert [(who.of(a), a.extras["identifier_kind"]) for a in activities] == [("name:pak agus pratama", "name")]
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        (
+            [{"id": 1, "type": "message", "date": "2019-05-02T09:15:00", "from_id": 1, "text": "a"}],
+            r"messages\[0\] has no date_unixtime \(an older export\): its local date needs the time zone",
+        ),
+        (
+            [
+                {"id": 1, "type": "message", "date": "2019-05-02T09:15:00", "from_id": 1},
+                {"id": 2, "type": "message", "date": "2019-05-02T09:15:00", "date_unixtime": "1556763300"},
+            ],
+            r"messages\[1\].date_unixtime is set but the first message has none \(a damaged export\)",
+        ),
+        ([{"id": 1, "type": "message", "date": "2019-05-02", "from_id": 1}], r"messages\[0\].date is missing or not"),
+        ([{"id": 1, "type": "message", "date": "2019-02-30T09:15:00"}], r"2019-02-30T09:15:00 is not a calendar date"),
+        ([{"id": 1, "type": "message", "date": "1970-01-01T07:00:00"}], r"1970-01-01T07:00:00 is out of range"),
+        ([{"id": 1, "type": "message", "date": "2019-05-02T09:15:00", "from_id": -4}], r"-4 is not a user id"),
+    ],
+)
+def test_older_layout_refusals_name_the_message(tmp_path: Path, messages: list[Any], message: str) -> None:
+    path = write_json(tmp_path / "result.json", {"name": "G", "type": "private_group", "id": 7, "messages": messages})
+    tz = None if "needs the time zone" in message else JAKARTA
+    with pytest.raises(InputError, match=message):
+        read(path, tz=tz)
+
+
+def test_an_account_export_without_a_group_chat_says_so(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as refused:
+        read(DATA / "telegram_only_personal.json")
+    assert str(refused.value) == (
+        "telegram export telegram_only_personal.json holds no group chat, only 2 personal, bot or saved-messages "
+        "chats, which are not communities: export the group itself (its chat menu, Export chat history, JSON)"
+    )
+    empty = write_json(tmp_path / "result.json", {"chats": {"about": "", "list": []}})
+    with pytest.raises(InputError, match="result.json holds no chat at all: export the group itself"):
+        read(empty)
 
 
 def test_errors_for_unreadable_files(tmp_path: Path) -> None:
