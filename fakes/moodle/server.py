@@ -200,6 +200,9 @@ class FakeMoodle:
         self.functions = [name for name in FUNCTIONS if name in wanted]
         self.latency = dict(latency or {})
         self.debug = debug
+        #: Site administration > Advanced features > Enable web services, and the REST protocol: with
+        #: either off the real Moodle 4.5 answers every call an empty text/html 403 (tests/real_moodle).
+        self.web_services = True
         self.wwwroot = wwwroot
         self.stats: dict[str, dict[str, int]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []  # (function, params) in arrival order
@@ -373,6 +376,10 @@ class FakeMoodle:
         fmt = "json" if control.get("moodlewsrestformat") == "json" else "xml"
         function = control.get("wsfunction", "")
         params_pairs = [(k, v) for k, v in pairs if not k.startswith(("wstoken", "wsfunction", "moodlews"))]
+        if not self.web_services:
+            self._count(function, 0, True)
+            handler.send_simple(403, b"", "text/html; charset=utf-8")
+            return
         fault = self._next_fault(function)
         workers = self._workers  # keep the one acquired even if set_max_concurrent swaps it
         if workers:

@@ -3,8 +3,10 @@ module names, and posters who left the course."""
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 
+from connectors.moodle import MoodleAPIError
 from connectors.moodle.connector import MoodleReader
 from connectors.moodle.settings import MoodleSettings
 from lms_bridge.activity import Kind
@@ -65,3 +67,12 @@ def test_a_poster_who_is_no_participant_is_linked_to_his_nip(fake_moodle):
     some = next(iter(authors & set(linked)))
     assert linked[some] == data.users[int(some)].idnumber
     assert reader.calls["core_user_get_users_by_field"] <= len(pages)
+
+
+def test_web_services_off_is_one_sentence_naming_the_settings(fake_moodle):
+    fake_moodle.web_services = False  # the real Moodle's empty 403 (tests/real_moodle)
+    with _reader(fake_moodle) as reader, pytest.raises(MoodleAPIError) as caught:
+        reader.client.call("core_webservice_get_site_info")
+    assert caught.value.errorcode == "http403"
+    assert "Enable web services" in str(caught.value) and "REST" in str(caught.value)
+    assert ADMIN_TOKEN not in str(caught.value)

@@ -261,6 +261,8 @@ def _moodle_responses() -> dict[str, Any]:
         "mod_forum_get_forums_by_courses": _fixture("mod_forum_get_forums_by_courses.json")[:2],
         "mod_forum_get_forum_discussions": discussions,
         "mod_forum_get_discussion_posts": _fixture("mod_forum_get_discussion_posts.json"),
+        "core_course_get_contents": _fixture("core_course_get_contents__excludecontents.json"),
+        "core_user_get_users_by_field": _fixture("core_user_get_users_by_field__id.json"),
     }
 
 

@@ -130,6 +130,9 @@ def test_a_teachers_token_fails_sites_test_naming_the_capability(real_moodle, lr
     out = result.stdout + result.stderr
     assert "nopermissions" in out and "moodle/course:view" in out and "Manager" in out, out
     assert "Traceback" not in out
+    doctor = deployment.run("doctor")
+    line = next(x for x in doctor.stdout.splitlines() if x.startswith(("ok   moodle", "FAIL moodle")))
+    assert line.startswith("FAIL moodle real") and "moodle/course:view" in line and "Manager" in line, line
 
 
 def test_web_services_off_names_the_setting_to_turn_on(real_moodle, lrs, tmp_path):
