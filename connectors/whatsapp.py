@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from connectors import whatsapp_strings
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
 from connectors.file_format import (
     NO,
@@ -129,6 +130,25 @@ _MEDIA_MARKED = re.compile(r".*(?:omitted|tidak\sdisertakan)|(?:poll|polling|lok
 _MEDIA_KEY_TEXT = "<media>"
 # What _Parser._actor returns for the "author" part of a system line that contains ": ".
 _SYSTEM = ("", "")
+#: The identifier of a member whose name the export left out (sender "~" or empty).
+UNNAMED_MEMBER = "name:~ (no name in the export)"
+# Quotation marks a notice puts around a group name or subject: (opening, closings).
+_QUOTES = (("\u201c", "\u201d"), ("\u201e", "\u201c\u201d"), ("\u00ab", "\u00bb"), ("\u300c", "\u300d"))
+
+
+def _quote_spans(author: str, body: str) -> bool:
+    """True when a quotation opened in ``author`` closes in ``body``: a notice whose quoted name holds ": ".
+
+    'Budi hat den Betreff zu \u201eCoP: Evaluasi\u201c geändert' is one notice in any language,
+    whereas a sender named 'Budi "Bud" Santoso' closes its own quotes.
+    """
+    if '"' in author and author.count('"') % 2 and '"' in body:
+        return True
+    for opening, closings in _QUOTES:
+        if opening in author and not any(mark in author for mark in closings):
+            if any(mark in body for mark in closings):
+                return True
+    return False
 
 
 def read_whatsapp(
@@ -297,7 +317,9 @@ class _Parser:
         self.tz = tz
         self.day_first_default = True if day_first is None else day_first
         self.group_title: str | None = None
-        self._actors: dict[str, tuple[str, str] | None] = {}
+        self._actors: dict[str, tuple[str, str]] = {}
+        self._chat_name: str | None = None  # the sender iOS writes group notices under
+        self._first_line = 0  # the first header's line (set by parse)
         self.records = 0  # messages read, system lines included (set by parse)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
 
@@ -307,6 +329,7 @@ class _Parser:
     def parse(self) -> list[Activity]:
         raws = self._split()
         self.records = len(raws)
+        self._first_line = raws[0].line
         day_first = self._infer_day_first(raws)
         messages: list[_Message] = []
         # Chats post many messages per minute: convert each distinct header time once.
@@ -428,18 +451,16 @@ class _Parser:
             sets ``self.group_title``.
         """
         author, sep, body = raw.rest.partition(": ")
-        identity = self._actor(author) if sep else _SYSTEM
+        identity = self._actor(author) if sep and not _quote_spans(author, body) else _SYSTEM
         if identity is _SYSTEM:
             self._note_title(raw.rest)
-            return None
-        if identity is None:
             return None
         actor, kind = identity
         if raw.more:
             body = body + "\n" + raw.more
-        # iOS marks system and media bodies with a leading U+200E (rule 5). A marked body
-        # that is neither media nor deleted is a system line attributed to the group
-        # ("<group>: \u200eAnda menambahkan ..."; fixture whatsapp_ios_id.txt line 1).
+        # iOS marks system, call-log and media bodies with a leading U+200E (rule 5), but so
+        # do members: Arabic-script texts start with U+200F/U+200E, WhatsApp's invite-link
+        # message with U+200E. So a mark alone decides nothing; the tables do.
         marked = body.startswith("\u200e")
         text = _normalise_text(body)
         edited = False
@@ -453,11 +474,23 @@ class _Parser:
         first, _, caption = text.partition("\n")
         # The first-character test skips the regex for ordinary texts (a measured 1 us a message).
         media = (first[:1] in _MEDIA_FIRST or first.endswith(")")) and _MEDIA.fullmatch(first) is not None
+        if not media:
+            placeholder = whatsapp_strings.classify(first)
+            if placeholder == "call" or (placeholder == "deleted" and not caption):
+                return None
+            media = placeholder == "media"
         if marked and not media:
             media = _MEDIA_MARKED.fullmatch(first) is not None
         if marked and not media:
-            self._note_title(text)
-            return None
+            # iOS writes group notices under the group's own name, which the encryption
+            # banner on line 1 shows ("<group>: \u200eMessages and calls are end-to-end
+            # encrypted."; fixture whatsapp_ios_id.txt line 1); a few notices are recognised
+            # by their wording wherever they are. Any other marked body is a member's text.
+            if self._chat_name is None and raw.line == self._first_line and whatsapp_strings.is_notice(text):
+                self._chat_name = author
+            if author == self._chat_name or whatsapp_strings.is_notice(text):
+                self._note_title(text)
+                return None
         if media:
             caption = caption.strip()
             key_text = _MEDIA_KEY_TEXT + ("\n" + caption if caption else "")
@@ -478,7 +511,7 @@ class _Parser:
         if match is not None and match["title"].strip():
             self.group_title = match["title"].strip()  # the last name the group was given wins
 
-    def _actor(self, author: str) -> tuple[str, str] | None:
+    def _actor(self, author: str) -> tuple[str, str]:
         """Return (pseudonym, identifier kind), or ``_SYSTEM`` for the start of a system line.
 
         Each distinct author text is classified and pseudonymised once per file: the
@@ -494,8 +527,15 @@ class _Parser:
         # is decoration, and the same person is "Name" once saved as a contact.
         if visible.startswith("~"):
             visible = visible[1:].strip()
-        classified = classify_identifier(visible)
-        result = None if classified is None else (self.pseudonymize(classified[1]), classified[0])
+        classified: tuple[str, str] | None = classify_identifier(visible)
+        if classified is None:
+            # "~" alone or nothing: a member whose push name the export left out (one real
+            # Indonesian group had 442 of its 1,111 messages so). The message is real
+            # participation, so it is counted, under ONE stable placeholder identity per
+            # community: which member wrote it is unknowable, and a placeholder per line
+            # would invent hundreds of people. The placeholder never matches a roster entry.
+            classified = ("name", UNNAMED_MEMBER)
+        result = (self.pseudonymize(classified[1]), classified[0])
         self._actors[author] = result
         return result
 

@@ -1,0 +1,213 @@
+"""WhatsApp exports in the app's other languages: placeholders, notices and senders recognised positively.
+
+The rule under test (connectors/whatsapp.py, connectors/whatsapp_strings.toml): a line
+``Sender: body`` is a member's message unless its body is a known placeholder; a media
+placeholder is a message (media), a deleted placeholder and a call log are not.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.whatsapp import UNNAMED_MEMBER, read_whatsapp
+from connectors.whatsapp_strings import LANGUAGES
+from tests.fixtures.community import DATA, read_all
+
+SITE = "cop-wi-7"
+read = partial(read_all, read_whatsapp, site=SITE)
+LRM, RLM, NNBSP = "\u200e", "\u200f", "\u202f"
+
+# The header layout each language's phones write (Android "date time - ", iOS "[date time] "),
+# in layouts that carry no 12-hour marker of their own language. Both are 12 March 2024, 09:MM.
+HEADERS: dict[str, tuple[str, str]] = {
+    "en": ("3/12/24, 9:{m}\u202fAM - ", "[3/12/24, 9:{m}:00\u202fAM] "),
+    "id": ("12/03/24 09.{m} - ", "[12/03/24, 09.{m}.00] "),
+    "id-variants": ("12/03/24 09.{m} - ", "[12/03/24 09.{m}.00] "),
+    "ms": ("12/03/2024, 09:{m} - ", "[12/03/2024, 09:{m}:00] "),
+    "de": ("12.03.24, 09:{m} - ", "[12.03.24, 09:{m}:00] "),
+    "nl": ("12-03-2024 09:{m} - ", "[12-03-2024 09:{m}:00] "),
+    "fr": ("12/03/2024 09:{m} - ", "[12/03/2024 09:{m}:00] "),
+    "es": ("12/3/24, 9:{m} - ", "[12/3/24, 9:{m}:00] "),
+    "pt-BR": ("12/03/2024 09:{m} - ", "[12/03/2024 09:{m}:00] "),
+    "pt-PT": ("12/03/24, 09:{m} - ", "[12/03/24, 09:{m}:00] "),
+    "it": ("12/03/24, 09:{m} - ", "[12/03/24, 09:{m}:00] "),
+    "ru": ("12.03.2024, 09:{m} - ", "[12.03.2024, 09:{m}:00] "),
+    "uk": ("12.03.24, 09:{m} - ", "[12.03.24, 09:{m}:00] "),
+    "cs": ("12.03.24 9:{m} - ", "[12.03.24 9:{m}:00] "),
+    "pl": ("12.03.2024, 09:{m} - ", "[12.03.2024, 09:{m}:00] "),
+    "tr": ("12.03.2024 09:{m} - ", "[12.03.2024 09:{m}:00] "),
+    "ar": ("12/3/24 9:{m} - ", "[12/3/24 9:{m}:00] "),
+    "hi": ("12/3/24, 9:{m} am - ", "[12/3/24, 9:{m}:00 AM] "),
+    "th": ("12/3/24 09:{m} - ", "[12/3/24 09:{m}:00] "),
+    "vi": ("12/3/24 09:{m} - ", "[12/3/24 09:{m}:00] "),
+    "ja": ("2024/03/12 9:{m} - ", "[2024/03/12 9:{m}:00] "),
+    "zh": ("2024/3/12 09:{m} - ", "[2024/3/12 09:{m}:00] "),
+    "ko": ("2024/3/12 09:{m} - ", "[2024/3/12 09:{m}:00] "),
+    "fi": ("12.3.2024 9.{m} - ", "[12.3.2024 9.{m}.00] "),
+    "hu": ("2024/03/12 09:{m} - ", "[2024/03/12 09:{m}:00] "),
+}
+
+
+def test_every_language_of_the_tables_has_a_test_layout() -> None:
+    assert set(HEADERS) == set(LANGUAGES)
+    assert len(LANGUAGES) >= 25
+
+
+def _banner(language: str) -> str:
+    notices = LANGUAGES[language]["notices"] or LANGUAGES["id"]["notices"]
+    return notices[0]
+
+
+class _Export:
+    """Lines of a generated export and how many member and media messages they hold."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []  # (sender, body); a marked body starts with a mark
+        self.members = 0
+        self.media = 0
+
+    def add(self, sender: str, body: str, *, member: bool = True, media: bool = False) -> None:
+        self.lines.append((sender, body))
+        self.members += member
+        self.media += media
+
+
+def _ios_export(language: str) -> tuple[str, int, int]:
+    """An iOS group export in ``language``: its text, member messages and media messages in it."""
+    table = LANGUAGES[language]
+    _, ios = HEADERS[language]
+    export = _Export()
+    export.add("CoP Widyaiswara", LRM + _banner(language) + ".", member=False)
+    export.add("Budi Santoso", "Selamat pagi semua")
+    for placeholder in table["media"]:
+        if not placeholder.startswith("<"):  # iOS writes the marked forms; "<...>" ones are Android's
+            export.add("Budi Santoso", LRM + placeholder, media=True)
+    for word in table["attachment"]:
+        export.add("Dewi Lestari", f"{LRM}<{word}: 00000012-PHOTO-2024-03-12-09-15-02.jpg>", media=True)
+    for word in table["location"][:1]:
+        export.add("Dewi Lestari", f"{LRM}{word}: https://maps.google.com/?q=-6.2,106.8", media=True)
+    for placeholder in table["deleted"]:
+        export.add("Dewi Lestari", LRM + placeholder + ".", member=False)
+    for call in table["calls"]:
+        export.add("Agus Pratama", f"{LRM}{call}, {LRM}Tap to call back", member=False)
+    # A notice under the group's name in wording no table lists, and the member lines that
+    # start with a mark: an Arabic-script greeting, WhatsApp's invite-link message.
+    export.add("CoP Widyaiswara", LRM + "Budi Santoso \u27e8unlisted notice wording\u27e9 Siti", member=False)
+    export.add("Siti Rahmawati", RLM + "السلام عليكم ورحمة الله")
+    export.add("Siti Rahmawati", LRM + "Follow this link to join my WhatsApp group: https://chat.whatsapp.com/Ab12")
+    export.add(f"~{NNBSP}Rina", "ok")
+    text = "".join(
+        (LRM if body.startswith(LRM) else "") + ios.format(m=f"{minute:02d}") + f"{sender}: {body}\n"
+        for minute, (sender, body) in enumerate(export.lines)
+    )
+    return text, export.members, export.media
+
+
+def _android_export(language: str) -> tuple[str, int, int]:
+    """An Android group export in ``language``: its text, member messages and media messages in it."""
+    table = LANGUAGES[language]
+    android, _ = HEADERS[language]
+    export = _Export()
+    export.add("Budi Santoso", "Selamat pagi semua")
+    for placeholder in table["media"]:
+        if placeholder.startswith("<"):
+            export.add("Budi Santoso", placeholder, media=True)
+    for word in table["file_attached"]:
+        export.add("Dewi Lestari", f"IMG-20240312-WA0001.jpg ({word})\nketerangan foto", media=True)
+    for placeholder in table["deleted"]:
+        export.add("Dewi Lestari", placeholder, member=False)
+    export.add("Siti Rahmawati", f"{RLM}السلام عليكم")
+    text = "".join(
+        android.format(m=f"{minute:02d}") + f"{sender}: {body}\n" for minute, (sender, body) in enumerate(export.lines)
+    )
+    return text, export.members, export.media
+
+
+@pytest.mark.parametrize("language", sorted(HEADERS))
+def test_ios_placeholders_notices_and_calls(tmp_path: Path, language: str) -> None:
+    text, members, media = _ios_export(language)
+    path = tmp_path / "_chat.txt"
+    path.write_text(text, encoding="utf-8")
+    activities, who = read(path)
+    assert len(activities) == members, language
+    assert sum(1 for a in activities if a.extras["media"]) == media
+    # The group's own name never becomes a member; the "~ Rina" sender is Rina.
+    actors = {who.of(a) for a in activities}
+    assert "name:cop widyaiswara" not in actors
+    assert "name:rina" in actors
+
+
+@pytest.mark.parametrize("language", sorted(HEADERS))
+def test_android_media_file_attached_and_deleted(tmp_path: Path, language: str) -> None:
+    text, members, media = _android_export(language)
+    path = tmp_path / "chat.txt"
+    path.write_text(text, encoding="utf-8")
+    activities, _ = read(path)
+    assert len(activities) == members, language
+    assert sum(1 for a in activities if a.extras["media"]) == media
+    captioned = [a for a in activities if a.extras["media"] and a.extras["text_length"]]
+    assert len(captioned) == len(LANGUAGES[language]["file_attached"])
+
+
+def test_a_german_ios_chat_keeps_all_its_messages() -> None:
+    """20 lines, 2 of them notices, 1 deleted, 1 call log: 16 messages, 9 of them media."""
+    activities, who = read(DATA / "whatsapp_ios_de.txt")
+    assert len(activities) == 16
+    assert sum(1 for a in activities if a.extras["media"]) == 9
+    assert sorted({who.of(a) for a in activities}) == [
+        "name:anna weber",
+        "name:jonas becker",
+        "name:lena",
+        "name:lukas",
+    ]
+
+
+def test_senders_without_a_name_are_counted_under_one_placeholder() -> None:
+    """An empty or lone-"~" sender is a member whose push name the export left out.
+
+    Counting them keeps the community's message count right; one placeholder identity
+    (not one per line) avoids inventing people. The file has 3 unnamed messages.
+    """
+    activities, who = read(DATA / "whatsapp_ios_id_unnamed.txt")
+    unnamed = [a for a in activities if who.of(a) == UNNAMED_MEMBER]
+    assert len(unnamed) == 3
+    assert len(activities) == 6
+
+
+def test_android_notice_with_a_quoted_colon_in_another_language(tmp_path: Path) -> None:
+    path = tmp_path / "chat.txt"
+    path.write_text(
+        "12.03.24, 09:00 - Budi hat den Betreff zu \u201eCoP: Evaluasi\u201c geändert\n"
+        '12.03.24, 09:01 - Budi "Bud" Santoso: Hallo\n',
+        encoding="utf-8",
+    )
+    activities, who = read(path)
+    assert [who.of(a) for a in activities] == ['name:budi "bud" santoso']
+
+
+# --- property: a member line is never dropped, whatever its first character ----------------------
+
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.characters(blacklist_categories=("Cs",), blacklist_characters=_LINE_BREAKS),
+    where=st.sampled_from(["body", "sender"]),
+)
+def test_a_member_line_is_never_dropped_whatever_its_first_character(scratch: Path, first: str, where: str) -> None:
+    sender, body = ("Budi Santoso", first + "rapat jam 10 ya") if where == "body" else (first + "Budi", "rapat")
+    lines = [
+        "\u200e[12/03/24, 09.00.00] CoP WI: \u200eMessages and calls are end-to-end encrypted.\n",
+        f"[12/03/24, 09.01.00] {sender}: {body}\n",
+    ]
+    path = scratch / "_chat.txt"
+    path.write_text("".join(lines), encoding="utf-8")
+    activities, _ = read(path)
+    assert len(activities) == 1
+    assert activities[0].extras["media"] is False
