@@ -278,6 +278,8 @@ class ReadRequest:
         chat: the chat to read from a Telegram export that holds several.
         meeting_date: the date of a Meet sheet that states times of day only.
         month_first: a WhatsApp export whose dates cannot show their order is m/d.
+        day_first: a WhatsApp export whose dates cannot show their order is d/m (even when
+            only m/d would keep them in time order).
     """
 
     tz: ZoneInfo
@@ -288,6 +290,7 @@ class ReadRequest:
     chat: str | None = None
     meeting_date: date | None = None
     month_first: bool = False
+    day_first: bool = False
 
 
 @dataclass

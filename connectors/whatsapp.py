@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from connectors import whatsapp_strings
+from connectors import whatsapp_layouts, whatsapp_strings
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
 from connectors.file_format import (
     NO,
@@ -74,12 +74,12 @@ _HEADER = re.compile(
     + r"""
     (?P<open>\[)?
     (?P<a>[0-9]{4}|[0-9]{1,2}) (?P<ds>[./-]) (?P<b>[0-9]{1,2}) (?P=ds) (?P<c>[0-9]{4}|[0-9]{1,2})
-    (?P<comma>,)?\x20
+    (?P<comma>,|\x20à|\x20klo)?\x20
     (?P<h>[0-9]{1,2}) (?P<ts>[.:]) (?P<mi>[0-9]{2}) (?: (?P=ts) (?P<s>[0-9]{2}) )?
     (?: \x20? (?P<ampm>[AaPp]) \.? \x20? [Mm] \.? )?
     (?(open) \]\x20 | (?P<term>\x20[-\u2013]\x20 | :\x20) )
     """,
-    re.VERBOSE | re.ASCII | re.MULTILINE,
+    re.VERBOSE | re.MULTILINE,
 )
 
 # Rule 4: "Author: body" splits on the first ": ". Indonesian and English system lines
@@ -287,7 +287,7 @@ def _specialise(match: re.Match[str]) -> re.Pattern[str]:
     parts = [
         r"\[" if match["open"] else "",
         date % (ds, ds),
-        "," if match["comma"] else "",
+        re.escape(match["comma"]) if match["comma"] else "",
         r"\x20(?P<h>[0-9]{1,2})" + ts + r"(?P<mi>[0-9]{2})",
         # "(?P<x>(?!))?" keeps a group that never takes part, so m["s"]/m["ampm"] are None.
         r"(?P<s>(?!))?" if match["s"] is None else ts + r"(?P<s>[0-9]{2})",
@@ -316,6 +316,7 @@ class _Parser:
         self.pseudonymize = pseudonymize
         self.tz = tz
         self.day_first_default = True if day_first is None else day_first
+        self.day_first_given = day_first  # None: let the file's dates decide
         self.group_title: str | None = None
         self._actors: dict[str, tuple[str, str]] = {}
         self._chat_name: str | None = None  # the sender iOS writes group notices under
@@ -356,6 +357,9 @@ class _Parser:
             text = text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
         if "\r" in text:
             text = text.replace("\r\n", "\n")
+        if "\ufeff" in text:
+            text = text.replace("\ufeff", "")  # a BOM inside the first bracket, or mid-file after a concatenation
+        text = whatsapp_layouts.rewrite(text)
         first = _HEADER.search(text)
         prefix = text if first is None else text[: first.start()]
         for number, text_line in enumerate(prefix.split("\n"), start=1):
@@ -395,6 +399,20 @@ class _Parser:
             return True
         if second_big is not None:
             return False
+        if self.day_first_given is not None:
+            return self.day_first_given
+        # Every date reads both ways. An export is in time order, so when only one reading
+        # keeps the dates in order, that is the phone's; else the Indonesian default.
+        dates = dict.fromkeys((raw.match["a"], raw.match["b"], raw.match["c"]) for raw in raws)
+        years = [(int(c) + (2000 if len(c) == 2 else 0), int(a), int(b)) for a, b, c in dates]
+        day_month = [(year, b, a) for year, a, b in years]
+        month_day = [(year, a, b) for year, a, b in years]
+        day_month_ordered = all(x <= y for x, y in zip(day_month, day_month[1:], strict=False))
+        month_day_ordered = all(x <= y for x, y in zip(month_day, month_day[1:], strict=False))
+        if month_day_ordered and not day_month_ordered:
+            return False
+        if day_month_ordered and not month_day_ordered:
+            return True
         return self.day_first_default
 
     def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
@@ -412,9 +430,12 @@ class _Parser:
         second = int(m["s"]) if m["s"] is not None else 0
         if m["ampm"] is not None:
             # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (docs/domain.md §2a rule 3).
-            if not 1 <= hour <= 12:
+            # Some Android builds write the hour after midnight and noon as 0 ("0:51 PM", "00:08 a. m.").
+            if not 0 <= hour <= 12:
                 raise self.error(raw.line, f"hour {hour} is not valid on a 12-hour clock")
             hour = hour % 12 + (12 if m["ampm"] in "Pp" else 0)
+        if year >= 2400:
+            year -= 543  # a Thai phone writes Buddhist-era years (2567 is 2024)
         if not 1970 <= year <= 2999:
             raise self.error(raw.line, f"year {year} is out of range")
         try:
@@ -610,7 +631,7 @@ class WhatsAppFormat(FileFormat):
             site=site,
             pseudonymize=pseudonymize,
             tz=request.tz,
-            day_first=False if request.month_first else None,
+            day_first=False if request.month_first else True if request.day_first else None,
             stats=stats,
         )
         # The group name a WhatsApp file shows comes from its system lines ("created group",

@@ -49,6 +49,12 @@ from lms_bridge.store.locks import LockBusy, site_lock
     is_flag=True,
     help="WhatsApp: read dates whose order the file cannot show as month/day (default: day/month).",
 )
+@click.option(
+    "--day-first",
+    is_flag=True,
+    help="WhatsApp: read dates whose order the file cannot show as day/month, even when month/day "
+    "would keep them in time order.",
+)
 @click.option("--dry-run", is_flag=True, help="Check the file and build the statements; store nothing.")
 @click.pass_obj
 def import_cmd(
@@ -61,6 +67,7 @@ def import_cmd(
     chat: str | None,
     meeting_date: Any,
     month_first: bool,
+    day_first: bool,
     dry_run: bool,
 ) -> None:
     """Import a chat export, attendance report, LMS completion report or activity file."""
@@ -75,6 +82,7 @@ def import_cmd(
         chat=chat,
         meeting_date=meeting_date.date() if meeting_date else None,
         month_first=month_first,
+        day_first=day_first,
     )
     with app.progress(f"import {file.name}", len(parsed.items)) as advance:
         summary = imports_core.store_import(app.engine, app.settings, parsed, dry_run=dry_run, on_progress=advance)

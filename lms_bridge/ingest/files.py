@@ -142,6 +142,7 @@ def read_import_file(
     chat: str | None = None,
     meeting_date: date | None = None,
     month_first: bool = False,
+    day_first: bool = False,
 ) -> ParsedFile:
     """Tell the format, check the options, pseudonymise and parse the whole file; store nothing.
 
@@ -156,6 +157,7 @@ def read_import_file(
         chat: the chat to import from a Telegram export that holds several.
         meeting_date: the date of a Meet sheet that states times of day only.
         month_first: a WhatsApp export whose dates cannot show their order is m/d.
+        day_first: such an export is d/m even when only m/d keeps its dates in time order.
 
     Returns:
         The parsed file.
@@ -185,7 +187,10 @@ def read_import_file(
         chat=chat,
         meeting_date=meeting_date,
         month_first=month_first,
+        day_first=day_first,
     )
+    if month_first and day_first:
+        raise ConfigError("--day-first and --month-first contradict each other; give one")
     file_format.check_options(request)
     contents = file_format.read(path, request)
     return ParsedFile(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,9 @@ from hypothesis import strategies as st
 
 from connectors.whatsapp import UNNAMED_MEMBER, read_whatsapp
 from connectors.whatsapp_strings import LANGUAGES
-from tests.fixtures.community import DATA, read_all
+from tests.fixtures.community import DATA, read_all, utc
+
+UTC_ZONE = ZoneInfo("UTC")
 
 SITE = "cop-wi-7"
 read = partial(read_all, read_whatsapp, site=SITE)
@@ -211,3 +214,52 @@ def test_a_member_line_is_never_dropped_whatever_its_first_character(scratch: Pa
     activities, _ = read(path)
     assert len(activities) == 1
     assert activities[0].extras["media"] is False
+
+
+# --- layouts ----------------------------------------------------------------------------------------
+
+LAYOUTS = [
+    # hour 0 on a 12-hour clock, anywhere in the file (Android en, es)
+    ("hour 0 PM", "3/13/24, 0:51\u202fPM - Budi: halo", (2024, 3, 13, 12, 51)),
+    ("hour 00 a. m.", "13/3/2024, 00:08\u00a0a.\u00a0m. - Budi: hola", (2024, 3, 13, 0, 8)),
+    ("French à", "12/03/2024 à 09:05 - Budi: salut", (2024, 3, 12, 9, 5)),
+    ("Finnish klo", "[12.3.2024 klo 9.05.00] Budi: moi", (2024, 3, 12, 9, 5)),
+    ("Hungarian year. month. day.", "[2018. 06. 13. 9:05:00] Budi: szia", (2018, 6, 13, 9, 5)),
+    ("Czech/Hungarian Android", "2018. 6. 13. 9:05 - Budi: ahoj", (2018, 6, 13, 9, 5)),
+    ("Korean 오후", "2024. 3. 12. 오후 9:05 - Budi: 안녕", (2024, 3, 12, 21, 5)),
+    (
+        "Arabic-Indic digits with RLM",
+        "\u0661\u0662\u200f/\u0663\u200f/\u0662\u0660\u0662\u0664\u060c \u0669:\u0660\u0665 \u0645 - Budi: مرحبا",
+        (2024, 3, 12, 21, 5),
+    ),
+    ("Vietnamese iOS time first", "[09:05:00, 12/3/2024] Budi: xin chào", (2024, 3, 12, 9, 5)),
+    ("Vietnamese Android time first", "09:05, 12/3/2024 - Budi: xin chào", (2024, 3, 12, 9, 5)),
+    ("Buddhist era", "[12/3/2567 09:05:00] Budi: สวัสดี", (2024, 3, 12, 9, 5)),
+    ("Japanese era R", "[R6/03/12 9:05:00] Budi: こんにちは", (2024, 3, 12, 9, 5)),
+    ("Japanese era 令和", "[令和6/03/12 9:05:00] Budi: こんにちは", (2024, 3, 12, 9, 5)),
+    ("in the morning", "12/03/2024, 9:05 in the morning - Budi: hello", (2024, 3, 12, 9, 5)),
+    ("in the evening", "12/03/2024, 9:05 in the evening - Budi: hello", (2024, 3, 12, 21, 5)),
+    ("BOM inside the first bracket", "[\ufeff12/03/24, 09.05.00] Budi: halo", (2024, 3, 12, 9, 5)),
+    ("pre-2015 iOS", "12/03/2014 09:05:00: Budi: halo", (2014, 3, 12, 9, 5)),
+    ("pre-2015 Android", "12/03/2014, 09:05 - Budi: halo", (2014, 3, 12, 9, 5)),
+]
+
+
+@pytest.mark.parametrize(("layout", "line", "local"), LAYOUTS, ids=[layout for layout, _, _ in LAYOUTS])
+def test_header_layouts(tmp_path: Path, layout: str, line: str, local: tuple[int, int, int, int, int]) -> None:
+    path = tmp_path / "chat.txt"
+    path.write_text(line + "\ncontinuation line\n", encoding="utf-8")
+    activities, who = read(path, tz=UTC_ZONE)
+    assert [a.occurred_at for a in activities] == [utc(*local)], layout
+    assert who.of(activities[0]) == "name:budi"
+    assert activities[0].extras["text_length"] > len("continuation line")
+
+
+def test_day_month_is_decided_from_chronology(tmp_path: Path) -> None:
+    """Every date reads both ways, but only month/day keeps the export in time order."""
+    path = tmp_path / "chat.txt"
+    path.write_text("03/04/24 09.00 - Budi: a\n03/05/24 09.00 - Budi: b\n04/01/24 09.00 - Budi: c\n", encoding="utf-8")
+    activities, _ = read(path, tz=UTC_ZONE)
+    assert [a.occurred_at for a in activities] == [utc(2024, 3, 4, 9), utc(2024, 3, 5, 9), utc(2024, 4, 1, 9)]
+    forced, _ = read(path, tz=UTC_ZONE, day_first=True)
+    assert forced[0].occurred_at == utc(2024, 4, 3, 9)
