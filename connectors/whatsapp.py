@@ -51,6 +51,9 @@ from lms_bridge.errors import InputError
 from lms_bridge.identifiers import classify_identifier, strip_invisible
 
 SOURCE = "whatsapp"
+#: The most messages one file may hold unless the operator raises it (``--max-messages``): a real
+#: group export holds at most about 40,000 (docs/domain.md §2a rule 7).
+MAX_MESSAGES = 1_000_000
 #: The default time zone of header times (WIB); pass the phone's zone for WITA/WIT groups.
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -203,6 +206,9 @@ def _parse_file(
     tz: ZoneInfo,
     day_first: bool | None,
     stats: ReadStats | None = None,
+    skip_unreadable: bool = False,
+    max_messages: int = MAX_MESSAGES,
+    skipped_lines: list[int] | None = None,
 ) -> list[Activity]:
     label = f"whatsapp export {path.name}"
     data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
@@ -213,8 +219,19 @@ def _parse_file(
         label = f"whatsapp export {path.name} ({member})"
     text = decode_text(data, label)
     with gc_paused():
-        parser = _Parser(text, label, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first)
+        parser = _Parser(
+            text,
+            label,
+            site=site,
+            pseudonymize=pseudonymize,
+            tz=tz,
+            day_first=day_first,
+            skip_unreadable=skip_unreadable,
+            max_messages=max_messages,
+        )
         activities = parser.parse()
+    if skipped_lines is not None:
+        skipped_lines.extend(line for line, _ in parser.unreadable)
     if stats is not None:
         stats.records, stats.skipped = parser.records, parser.records - len(activities)
     return activities
@@ -235,6 +252,15 @@ def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
     if not texts:
         raise InputError(f"{label}: the zip holds no chat .txt file")
     raise InputError(f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt")
+
+
+class _Unreadable(Exception):
+    """A header line the reader cannot read (its date or time is impossible, text before the first header)."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(what)
+        self.line = line
+        self.what = what
 
 
 class _Raw:
@@ -309,6 +335,8 @@ class _Parser:
         pseudonymize: Pseudonymizer,
         tz: ZoneInfo,
         day_first: bool | None,
+        skip_unreadable: bool = False,
+        max_messages: int = MAX_MESSAGES,
     ) -> None:
         self.text = text
         self.label = label
@@ -323,6 +351,10 @@ class _Parser:
         self._first_line = 0  # the first header's line (set by parse)
         self.records = 0  # messages read, system lines included (set by parse)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
+        self.skip_unreadable = skip_unreadable
+        self.max_messages = max_messages
+        #: (line, what) of every line that could not be read, in file order.
+        self.unreadable: list[tuple[int, str]] = []
 
     def error(self, line: int, what: str) -> InputError:
         return InputError(f"{self.label} line {line}: {what}")
@@ -335,14 +367,26 @@ class _Parser:
         messages: list[_Message] = []
         # Chats post many messages per minute: convert each distinct header time once.
         times: dict[str, tuple[datetime, str]] = {}
+        unreadable = self.unreadable
         for raw in raws:
             stamp_key = raw.match.group(0)
             occurred = times.get(stamp_key)
             if occurred is None:
-                occurred = times[stamp_key] = self._timestamp(raw, day_first)  # validates system lines too
+                try:
+                    occurred = times[stamp_key] = self._timestamp(raw, day_first)  # validates system lines too
+                except _Unreadable as bad:
+                    unreadable.append((bad.line, bad.what))
+                    continue
             message = self._interpret(raw, occurred)
             if message is not None:
                 messages.append(message)
+        if unreadable and not self.skip_unreadable:
+            line, what = unreadable[0]
+            more = "" if len(unreadable) == 1 else f" (and {len(unreadable) - 1} more unreadable lines)"
+            raise self.error(
+                line, f"{what}{more}; nothing was imported: fix the file or pass --skip-unreadable to import the rest"
+            )
+        self.records -= len([1 for line, _ in unreadable if line >= self._first_line])
         return self._build(messages)
 
     def _split(self) -> list[_Raw]:
@@ -362,15 +406,26 @@ class _Parser:
         text = whatsapp_layouts.rewrite(text)
         first = _HEADER.search(text)
         prefix = text if first is None else text[: first.start()]
-        for number, text_line in enumerate(prefix.split("\n"), start=1):
-            if text_line.strip(_LEADING_MARKS + " \t\r"):
-                raise self.error(number, "not a WhatsApp chat export (no message header found)")
+        text_lines = [
+            number
+            for number, text_line in enumerate(prefix.split("\n"), start=1)
+            if text_line.strip(_LEADING_MARKS + " \t\r")
+        ]
         if first is None:
-            raise self.error(1, "not a WhatsApp chat export (no message header found)")
+            raise self.error(text_lines[0] if text_lines else 1, "not a WhatsApp chat export (no message header found)")
+        self.unreadable.extend((number, "text before the first message header") for number in text_lines)
         matches = list(_specialise(first).finditer(text, first.start()))
         line = prefix.count("\n") + 1
         if not matches or matches[0].start() != first.start():  # guard: both regexes must agree
             raise self.error(line, "not a WhatsApp chat export (malformed message header)")
+        matches.extend(self._after_a_layout_switch(text, matches[-1]))
+        if len(matches) > self.max_messages:
+            over = matches[self.max_messages]
+            raise self.error(
+                line + text.count("\n", first.start(), over.start()),
+                f"more than {self.max_messages:,} messages in one file (this is message {self.max_messages + 1:,}); "
+                "split the export or raise the cap with --max-messages",
+            )
         raws: list[_Raw] = []
         position = first.start()
         for index, match in enumerate(matches):
@@ -381,12 +436,35 @@ class _Parser:
             raws.append(_Raw(line, match, rest, more))
         return raws
 
+    @staticmethod
+    def _after_a_layout_switch(text: str, last: re.Match[str]) -> list[re.Match[str]]:
+        """The headers after the export's header layout changed, or [] when it did not.
+
+        An export's layout changes when the phone's language or clock setting changed
+        between two exports that were concatenated, or mid-chat on some builds. It shows
+        as lines in another header layout after the last header in the first one. At least
+        two such lines are required: one alone is a header pasted into the last message.
+        The new layout may change again.
+        """
+        found: list[re.Match[str]] = []
+        while True:
+            end_of_line = text.find("\n", last.end())
+            other = None if end_of_line < 0 else _HEADER.search(text, end_of_line + 1)
+            if other is None:
+                return found
+            switched = list(_specialise(other).finditer(text, other.start()))
+            if len(switched) < 2 or switched[0].start() != other.start():
+                return found
+            found.extend(switched)
+            last = switched[-1]
+
     def _infer_day_first(self, raws: list[_Raw]) -> bool:
         """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d."""
         if len(raws[0].match["a"]) == 4:
             return True  # year first ("[2018/06/13, ...]"): the order is year/month/day
         first_big: _Raw | None = None
         second_big: _Raw | None = None
+        raws = [raw for raw in raws if len(raw.match["a"]) != 4]  # after a switch to year-first headers
         for raw in raws:
             if first_big is None and int(raw.match["a"]) > 12:
                 first_big = raw
@@ -423,7 +501,7 @@ class _Parser:
             year, month, day = a, b, c
         else:
             if len(m["c"]) == 1:
-                raise self.error(raw.line, "the year in the message header has one digit")
+                raise _Unreadable(raw.line, "the year in the message header has one digit")
             year = c + 2000 if len(m["c"]) == 2 else c
             day, month = (a, b) if day_first else (b, a)
         hour, minute = int(m["h"]), int(m["mi"])
@@ -432,12 +510,12 @@ class _Parser:
             # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (docs/domain.md §2a rule 3).
             # Some Android builds write the hour after midnight and noon as 0 ("0:51 PM", "00:08 a. m.").
             if not 0 <= hour <= 12:
-                raise self.error(raw.line, f"hour {hour} is not valid on a 12-hour clock")
+                raise _Unreadable(raw.line, f"hour {hour} is not valid on a 12-hour clock")
             hour = hour % 12 + (12 if m["ampm"] in "Pp" else 0)
         if year >= 2400:
             year -= 543  # a Thai phone writes Buddhist-era years (2567 is 2024)
         if not 1970 <= year <= 2999:
-            raise self.error(raw.line, f"year {year} is out of range")
+            raise _Unreadable(raw.line, f"year {year} is out of range")
         try:
             offset = self._offset(year, month, day)
             if offset is None:  # a day with a time-zone transition: ask the zone for this time
@@ -445,7 +523,7 @@ class _Parser:
             else:
                 utc = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset
         except ValueError as exc:
-            raise self.error(raw.line, f"invalid date or time in the message header ({exc})") from exc
+            raise _Unreadable(raw.line, f"invalid date or time in the message header ({exc})") from exc
         return utc, utc.isoformat().replace("+00:00", "Z")
 
     def _offset(self, year: int, month: int, day: int) -> timedelta | None:
@@ -626,6 +704,7 @@ class WhatsAppFormat(FileFormat):
         site = request.site or request.community or self.name
         pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
         stats = ReadStats()
+        skipped_lines: list[int] = []
         activities = _parse_file(
             path,
             site=site,
@@ -633,6 +712,9 @@ class WhatsAppFormat(FileFormat):
             tz=request.tz,
             day_first=False if request.month_first else True if request.day_first else None,
             stats=stats,
+            skip_unreadable=request.skip_unreadable,
+            max_messages=request.max_messages or MAX_MESSAGES,
+            skipped_lines=skipped_lines,
         )
         # The group name a WhatsApp file shows comes from its system lines ("created group",
         # "changed the subject"), which a later, overlapping export may lack or change. A
@@ -647,7 +729,7 @@ class WhatsAppFormat(FileFormat):
                 replace(activity, object=replace(activity.object, title=None), grouping=grouping)
                 for activity in activities
             ]
-        return FileContents(site=site, items=numbered(activities), stats=stats)
+        return FileContents(site=site, items=numbered(activities), stats=stats, skipped_lines=skipped_lines)
 
 
 FORMAT = WhatsAppFormat()

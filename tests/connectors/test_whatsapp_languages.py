@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.whatsapp import UNNAMED_MEMBER, read_whatsapp
+from connectors.whatsapp import UNNAMED_MEMBER, _parse_file, read_whatsapp
 from connectors.whatsapp_strings import LANGUAGES
-from tests.fixtures.community import DATA, read_all, utc
+from lms_bridge.errors import InputError
+from tests.fixtures.community import DATA, Pseudonyms, read_all, utc
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -263,3 +264,62 @@ def test_day_month_is_decided_from_chronology(tmp_path: Path) -> None:
     assert [a.occurred_at for a in activities] == [utc(2024, 3, 4, 9), utc(2024, 3, 5, 9), utc(2024, 4, 1, 9)]
     forced, _ = read(path, tz=UTC_ZONE, day_first=True)
     assert forced[0].occurred_at == utc(2024, 4, 3, 9)
+
+
+def test_a_header_layout_switch_mid_file_keeps_every_message(tmp_path: Path) -> None:
+    """4 messages in the Android Indonesian layout, then 6 in the iOS English 12-hour one."""
+    first = [f"12/03/24 09.0{i} - Budi: pesan {i}" for i in range(4)]
+    then = [f"[3/13/24, 9:0{i}:00\u202fAM] Siti: message {i}" for i in range(6)]
+    path = tmp_path / "chat.txt"
+    path.write_text("\n".join(first + then) + "\n", encoding="utf-8")
+    activities, who = read(path, tz=UTC_ZONE)
+    assert len(activities) == 10
+    assert [who.of(a) for a in activities] == ["name:budi"] * 4 + ["name:siti"] * 6
+    assert activities[-1].occurred_at == utc(2024, 3, 13, 9, 5)
+    assert all(a.extras["text_length"] <= len("message 0") for a in activities)
+
+
+def _with_bad_lines(tmp_path: Path) -> Path:
+    lines = [
+        "Notulen rapat CoP (ditempel sebelum ekspor)",
+        "12/03/24 09.00 - Budi: a",
+        "31/02/24 09.01 - Budi: tanggal mustahil",
+        "12/03/24 09.02 - Siti: b",
+        "12/03/24 25.03 - Siti: jam mustahil",
+        "lanjutan baris jam mustahil",
+        "12/03/24 09.04 - Budi: c",
+    ]
+    path = tmp_path / "chat.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_unreadable_lines_are_refused_by_default_naming_the_first_and_the_count(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as refused:
+        read(_with_bad_lines(tmp_path))
+    message = str(refused.value)
+    assert message.startswith("whatsapp export chat.txt line 1: text before the first message header")
+    assert "(and 2 more unreadable lines)" in message and "--skip-unreadable" in message
+
+
+def test_skip_unreadable_imports_the_rest_and_lists_the_lines(tmp_path: Path) -> None:
+    skipped: list[int] = []
+    activities = _parse_file(
+        _with_bad_lines(tmp_path),
+        site=SITE,
+        pseudonymize=Pseudonyms(),
+        tz=UTC_ZONE,
+        day_first=None,
+        skip_unreadable=True,
+        skipped_lines=skipped,
+    )
+    assert len(activities) == 3
+    assert skipped == [1, 3, 5]
+
+
+def test_the_message_cap_is_a_clear_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "chat.txt"
+    path.write_text("".join(f"12/03/24 09.{i:02d} - Budi: {i}\n" for i in range(6)), encoding="utf-8")
+    with pytest.raises(InputError, match=r"chat.txt line 6: more than 5 messages in one file .*--max-messages"):
+        _parse_file(path, site=SITE, pseudonymize=Pseudonyms(), tz=UTC_ZONE, day_first=None, max_messages=5)
+    assert len(_parse_file(path, site=SITE, pseudonymize=Pseudonyms(), tz=UTC_ZONE, day_first=None)) == 6
