@@ -214,7 +214,7 @@ def _parse_file(
     data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
     if data.startswith(b"PK"):
         member, data = read_zip_member(
-            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label)
+            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label, path)
         )
         label = f"whatsapp export {path.name} ({member})"
     text = decode_text(data, label)
@@ -237,8 +237,13 @@ def _parse_file(
     return activities
 
 
-def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
-    """The chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``)."""
+def _choose_chat(entries: list[zipfile.ZipInfo], label: str, path: Path | None = None) -> zipfile.ZipInfo:
+    """The chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``).
+
+    An Android export zip also carries the documents shared in the chat, ``.txt`` ones
+    included: when several ``.txt`` files are there and none is ``_chat.txt``, the one
+    whose first line is a message header is the chat.
+    """
     texts = [
         info
         for info in entries
@@ -251,7 +256,22 @@ def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
         return texts[0]
     if not texts:
         raise InputError(f"{label}: the zip holds no chat .txt file")
-    raise InputError(f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt")
+    if path is not None:
+        chats = [info for info in texts if _starts_like_a_chat(path, info)]
+        if len(chats) == 1:
+            return chats[0]
+    raise InputError(
+        f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt"
+        + ("" if path is None else f", and {len(chats)} of them start like a chat export")
+    )
+
+
+def _starts_like_a_chat(path: Path, info: zipfile.ZipInfo) -> bool:
+    """Whether a zip member's first non-blank line is a message header (its first 4 KB are read)."""
+    with zipfile.ZipFile(path) as archive, archive.open(info) as member:
+        head = member.read(4096).decode("utf-8", "replace").replace("\ufeff", "").replace("\u202f", " ")
+    lines = [line for line in whatsapp_layouts.rewrite(head).split("\n") if line.strip()]
+    return bool(lines) and _HEADER.match(lines[0]) is not None
 
 
 class _Unreadable(Exception):
@@ -580,6 +600,17 @@ class _Parser:
             media = placeholder == "media"
         if marked and not media:
             media = _MEDIA_MARKED.fullmatch(first) is not None
+        if not media and not marked and "\u200e" in body:
+            # An iOS document: "Materi.pdf \u2022 \u200e12 pages \u200edocument omitted" without media,
+            # "... \u200e<attached: 00000005-Materi.pdf>" with it. The placeholder follows the last
+            # mark; both exports must key the message alike ("<media>"), or it counts twice.
+            raw_first = body.partition("\n")[0]
+            tail = _normalise_text(raw_first[raw_first.rfind("\u200e") + 1 :])
+            media = bool(tail) and (
+                _MEDIA.fullmatch(tail) is not None
+                or _MEDIA_MARKED.fullmatch(tail) is not None
+                or whatsapp_strings.classify(tail) == "media"
+            )
         if marked and not media:
             # iOS writes group notices under the group's own name, which the encryption
             # banner on line 1 shows ("<group>: \u200eMessages and calls are end-to-end

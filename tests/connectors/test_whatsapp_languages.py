@@ -7,6 +7,7 @@ placeholder is a message (media), a deleted placeholder and a call log are not.
 
 from __future__ import annotations
 
+import zipfile
 from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -323,3 +324,43 @@ def test_the_message_cap_is_a_clear_refusal(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"chat.txt line 6: more than 5 messages in one file .*--max-messages"):
         _parse_file(path, site=SITE, pseudonymize=Pseudonyms(), tz=UTC_ZONE, day_first=None, max_messages=5)
     assert len(_parse_file(path, site=SITE, pseudonymize=Pseudonyms(), tz=UTC_ZONE, day_first=None)) == 6
+
+
+# --- zips -------------------------------------------------------------------------------------------
+
+
+def test_an_android_zip_with_a_shared_txt_document_reads_the_chat(tmp_path: Path) -> None:
+    path = tmp_path / "WhatsApp Chat with CoP.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("Notulen rapat.txt", "Notulen rapat CoP\n1. Pembukaan\n")
+        archive.writestr("WhatsApp Chat with CoP.txt", "12/03/24 09.15 - Budi: a\n12/03/24 09.16 - Budi: b\n")
+        archive.writestr("IMG-20240312-WA0001.jpg", b"\xff\xd8")
+    assert len(read(path)[0]) == 2
+
+
+@pytest.mark.parametrize(
+    ("without_media", "with_media"),
+    [
+        (
+            "Materi.pdf \u2022 \u200e12 pages \u200edocument omitted",
+            "Materi.pdf \u2022 \u200e12 pages \u200e<attached: 00000005-Materi.pdf>",
+        ),
+        (
+            "Materi.pdf \u2022 \u200e12 Seiten \u200eDokument weggelassen",
+            "Materi.pdf \u2022 \u200e12 Seiten \u200e<Anhang: 00000005-Materi.pdf>",
+        ),
+        ("\u200eimage omitted", "\u200e<attached: 00000006-PHOTO-2024-03-12-09-15-02.jpg>"),
+    ],
+)
+def test_ios_exports_with_and_without_media_key_documents_alike(
+    tmp_path: Path, without_media: str, with_media: str
+) -> None:
+    keys = []
+    for name, body in (("without.txt", without_media), ("with.txt", with_media)):
+        path = tmp_path / name
+        mark = "\u200e" if body.startswith("\u200e") else ""
+        path.write_text(f"{mark}[12/03/24, 09.15.02] Budi Santoso: {body}\n", encoding="utf-8")
+        [activity], _ = read(path)
+        assert activity.extras["media"] is True
+        keys.append(activity.native_id)
+    assert keys[0] == keys[1]
