@@ -139,6 +139,11 @@ UNNAMED_MEMBER = "name:~ (no name in the export)"
 _QUOTES = (("\u201c", "\u201d"), ("\u201e", "\u201c\u201d"), ("\u00ab", "\u00bb"), ("\u300c", "\u300d"))
 
 
+def _opens_a_quote(author: str) -> bool:
+    """Whether ``author`` holds a quotation mark that could open a quoted group name (cheap pre-test)."""
+    return '"' in author or any(opening in author for opening, _ in _QUOTES)
+
+
 def _quote_spans(author: str, body: str) -> bool:
     """True when a quotation opened in ``author`` closes in ``body``: a notice whose quoted name holds ": ".
 
@@ -367,11 +372,13 @@ class _Parser:
         self.day_first_given = day_first  # None: let the file's dates decide
         self.group_title: str | None = None
         self._actors: dict[str, tuple[str, str]] = {}
+        self._quoting: dict[str, bool] = {}  # author text -> it opens a quotation (see _quote_spans)
         self._chat_name: str | None = None  # the sender iOS writes group notices under
         self._first_line = 0  # the first header's line (set by parse)
         self.records = 0  # messages read, system lines included (set by parse)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
         self.skip_unreadable = skip_unreadable
+        self.switched = False  # the header layout changed part-way (set by _split)
         self.max_messages = max_messages
         #: (line, what) of every line that could not be read, in file order.
         self.unreadable: list[tuple[int, str]] = []
@@ -438,7 +445,9 @@ class _Parser:
         line = prefix.count("\n") + 1
         if not matches or matches[0].start() != first.start():  # guard: both regexes must agree
             raise self.error(line, "not a WhatsApp chat export (malformed message header)")
-        matches.extend(self._after_a_layout_switch(text, matches[-1]))
+        switched = self._after_a_layout_switch(text, matches[-1])
+        self.switched = bool(switched)
+        matches.extend(switched)
         if len(matches) > self.max_messages:
             over = matches[self.max_messages]
             raise self.error(
@@ -484,7 +493,8 @@ class _Parser:
             return True  # year first ("[2018/06/13, ...]"): the order is year/month/day
         first_big: _Raw | None = None
         second_big: _Raw | None = None
-        raws = [raw for raw in raws if len(raw.match["a"]) != 4]  # after a switch to year-first headers
+        if self.switched:
+            raws = [raw for raw in raws if len(raw.match["a"]) != 4]  # the year-first part of a switched file
         for raw in raws:
             if first_big is None and int(raw.match["a"]) > 12:
                 first_big = raw
@@ -570,7 +580,10 @@ class _Parser:
             sets ``self.group_title``.
         """
         author, sep, body = raw.rest.partition(": ")
-        identity = self._actor(author) if sep and not _quote_spans(author, body) else _SYSTEM
+        quoting = self._quoting.get(author)
+        if quoting is None:
+            quoting = self._quoting[author] = _opens_a_quote(author)
+        identity = self._actor(author) if sep and not (quoting and _quote_spans(author, body)) else _SYSTEM
         if identity is _SYSTEM:
             self._note_title(raw.rest)
             return None
@@ -592,9 +605,12 @@ class _Parser:
             return None
         first, _, caption = text.partition("\n")
         # The first-character test skips the regex for ordinary texts (a measured 1 us a message).
-        media = (first[:1] in _MEDIA_FIRST or first.endswith(")")) and _MEDIA.fullmatch(first) is not None
-        if not media:
-            placeholder = whatsapp_strings.classify(first)
+        head = first[:1]
+        shaped = head == "<" or first.endswith(")")
+        media = (shaped or head in _MEDIA_FIRST) and _MEDIA.fullmatch(first) is not None
+        # The pre-test keeps classify() (a function call and regex tests) off ordinary texts.
+        if not media and (marked or shaped or first in whatsapp_strings.FORMS or "://" in first):
+            placeholder = whatsapp_strings.classify(first, marked=marked)
             if placeholder == "call" or (placeholder == "deleted" and not caption):
                 return None
             media = placeholder == "media"

@@ -54,6 +54,24 @@ for _field, _kind in (("media", "media"), ("calls", "call"), ("deleted", "delete
     for _word in _words(_field):
         _EXACT.setdefault(_word, _kind)  # type: ignore[arg-type]
 _LONGEST = max(len(word) for word in _EXACT)
+
+
+def _forms(text: str) -> set[str]:
+    """The spellings a placeholder is looked up in without casefolding every message."""
+    text = unicodedata.normalize("NFC", strip_invisible(text)).strip()
+    cased = {text, text.lower(), text[:1].upper() + text[1:], text[:1].upper() + text[1:].lower()}
+    return cased | {form + "." for form in cased}
+
+
+#: Every listed spelling of a whole-body placeholder, as written and in the usual casings:
+#: one dict lookup tells an ordinary message from a placeholder (the casefolded _EXACT
+#: lookup is the fallback for a marked body only).
+FORMS: dict[str, Placeholder] = {}
+for _field, _kind in (("media", "media"), ("calls", "call"), ("deleted", "deleted")):
+    for _table in LANGUAGES.values():
+        for _word in _table.get(_field, []):
+            for _form in _forms(_word):
+                FORMS.setdefault(_form, _kind)  # type: ignore[arg-type]
 _CALLS = frozenset(_words("calls"))
 _LONGEST_CALL = max(len(word) for word in _CALLS)
 _CALL_END = re.compile("[,.]")
@@ -69,23 +87,30 @@ _SHAPES = re.compile(
 _NOTICES = re.compile("|".join(re.escape(word) for word in _words("notices")))
 
 
-def classify(first_line: str) -> Placeholder | None:
+def classify(first_line: str, *, marked: bool = True) -> Placeholder | None:
     """Which placeholder a message body's first line is, or None for a member's own text.
 
     Args:
         first_line: the body's first line, already without invisible marks (NFC).
+        marked: whether the body started with U+200E. iOS marks its call logs, and only
+            a marked call log has a suffix (", Tap to call back"); skipping that test
+            for unmarked bodies keeps it off the path of ordinary messages.
 
     Returns:
         ``"media"`` (participation), ``"deleted"`` or ``"call"`` (not participation), or None.
     """
-    if len(first_line) <= _LONGEST + 2:
+    found = FORMS.get(first_line)
+    if found is not None:
+        return found
+    if marked and len(first_line) <= _LONGEST + 2:
         found = _EXACT.get(first_line.casefold().strip().rstrip(".").strip())
         if found is not None:
             return found
     # iOS call logs: "Missed voice call, Tap to call back", "Voice call. 12 min".
-    end = _CALL_END.search(first_line, 0, _LONGEST_CALL + 2)
-    if end is not None and first_line[: end.start()].casefold().strip() in _CALLS:
-        return "call"
+    if marked:
+        end = _CALL_END.search(first_line, 0, _LONGEST_CALL + 2)
+        if end is not None and first_line[: end.start()].casefold().strip() in _CALLS:
+            return "call"
     if (first_line.startswith("<") or first_line.endswith(")") or "://" in first_line) and _SHAPES.fullmatch(
         first_line.casefold().strip()
     ):
