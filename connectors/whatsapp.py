@@ -22,6 +22,7 @@ as a title; the file name is not, because for a 1:1 chat it holds a person's nam
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
 import zipfile
@@ -441,13 +442,16 @@ class _Parser:
         if first is None:
             raise self.error(text_lines[0] if text_lines else 1, "not a WhatsApp chat export (no message header found)")
         self.unreadable.extend((number, "text before the first message header") for number in text_lines)
-        matches = list(_specialise(first).finditer(text, first.start()))
+        # At most one header past the cap is kept: a file far over it is refused without
+        # holding a match for each of its headers.
+        matches = list(itertools.islice(_specialise(first).finditer(text, first.start()), self.max_messages + 1))
         line = prefix.count("\n") + 1
         if not matches or matches[0].start() != first.start():  # guard: both regexes must agree
             raise self.error(line, "not a WhatsApp chat export (malformed message header)")
-        switched = self._after_a_layout_switch(text, matches[-1])
-        self.switched = bool(switched)
-        matches.extend(switched)
+        if len(matches) <= self.max_messages:
+            switched = self._after_a_layout_switch(text, matches[-1])
+            self.switched = bool(switched)
+            matches.extend(switched)
         if len(matches) > self.max_messages:
             over = matches[self.max_messages]
             raise self.error(
