@@ -200,17 +200,33 @@ def test_android_notice_with_a_quoted_colon_in_another_language(tmp_path: Path) 
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     first=st.characters(blacklist_categories=("Cs",), blacklist_characters=_LINE_BREAKS),
     where=st.sampled_from(["body", "sender"]),
+    layout=st.sampled_from(["ios", "android", "ios-marked"]),
+    rest=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters=_LINE_BREAKS), max_size=12),
 )
-def test_a_member_line_is_never_dropped_whatever_its_first_character(scratch: Path, first: str, where: str) -> None:
-    sender, body = ("Budi Santoso", first + "rapat jam 10 ya") if where == "body" else (first + "Budi", "rapat")
-    lines = [
-        "\u200e[12/03/24, 09.00.00] CoP WI: \u200eMessages and calls are end-to-end encrypted.\n",
-        f"[12/03/24, 09.01.00] {sender}: {body}\n",
-    ]
+def test_a_member_line_is_never_dropped_whatever_its_first_character(
+    scratch: Path, first: str, where: str, layout: str, rest: str
+) -> None:
+    """Whatever character a member's name or text starts with (a mark, a quote, "~", "<", a digit...)
+    and whatever follows it, the line is one member message, on iOS (also behind the U+200E
+    iOS puts before media and notices) and on Android."""
+    text = first + "rapat jam 10 ya " + rest
+    sender, body = ("Budi Santoso", text) if where == "body" else (first + "Budi" + rest.replace(": ", " "), "rapat")
+    header = {
+        "ios": "[12/03/24, 09.01.00] ",
+        "android": "12/03/24 09.01 - ",
+        "ios-marked": "\u200e[12/03/24, 09.01.00] ",
+    }[layout]
+    mark = "\u200e" if layout == "ios-marked" else ""
+    banner = (
+        "12/03/24 09.00 - Messages and calls are end-to-end encrypted.\n"
+        if layout == "android"
+        else "\u200e[12/03/24, 09.00.00] CoP WI: \u200eMessages and calls are end-to-end encrypted.\n"
+    )
+    lines = [banner, f"{header}{sender}: {mark}{body}\n"]
     path = scratch / "_chat.txt"
     path.write_text("".join(lines), encoding="utf-8")
     activities, _ = read(path)
