@@ -132,6 +132,12 @@ _MEDIA_MARKED = re.compile(r".*(?:omitted|tidak\sdisertakan)|(?:poll|polling|lok
 # The hash input of a media message does not depend on the export language or on
 # whether media was exported, so such a re-export keeps its keys.
 _MEDIA_KEY_TEXT = "<media>"
+# Headers that name the month, of exports from before about 2015 ("Mar 12, 2014, 9:05 PM - ",
+# "12 Mar 2014 09:05 - "): recognised only to refuse them by their layout.
+_MONTH_NAME_HEADER = re.compile(
+    r"^[\u200e\u200f]*\[?(?:[^\W\d_]{3,10}\.?\s[0-9]{1,2},?\s[0-9]{4}|[0-9]{1,2}\s[^\W\d_]{3,10}\.?,?\s[0-9]{4}),?\s"
+    r"[0-9]{1,2}[:.][0-9]{2}"
+)
 # What _Parser._actor returns for the "author" part of a system line that contains ": ".
 _SYSTEM = ("", "")
 #: The identifier of a member whose name the export left out (sender "~" or empty).
@@ -440,7 +446,14 @@ class _Parser:
             if text_line.strip(_LEADING_MARKS + " \t\r")
         ]
         if first is None:
-            raise self.error(text_lines[0] if text_lines else 1, "not a WhatsApp chat export (no message header found)")
+            number = text_lines[0] if text_lines else 1
+            if text_lines and _MONTH_NAME_HEADER.match(prefix.split("\n")[number - 1]):
+                raise self.error(
+                    number,
+                    "a message header with the month as a word (an old export layout, 'Mar 12, 2014, 9:05 PM - ') "
+                    "is not read; re-export the chat from a current WhatsApp",
+                )
+            raise self.error(number, "not a WhatsApp chat export (no message header found)")
         self.unreadable.extend((number, "text before the first message header") for number in text_lines)
         # At most one header past the cap is kept: a file far over it is refused without
         # holding a match for each of its headers.

@@ -380,3 +380,11 @@ def test_ios_exports_with_and_without_media_key_documents_alike(
         assert activity.extras["media"] is True
         keys.append(activity.native_id)
     assert keys[0] == keys[1]
+
+
+@pytest.mark.parametrize("line", ["Mar 12, 2014, 9:05 PM - Budi: hi", "12 Mar 2014 09:05 - Budi: hi"])
+def test_a_month_name_layout_is_refused_by_its_layout(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "chat.txt"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"chat.txt line 1: a message header with the month as a word"):
+        read(path)
