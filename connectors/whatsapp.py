@@ -1,13 +1,15 @@
 """Read a WhatsApp "Export chat" file (``.txt`` or ``.zip``) into chat-message activities.
 
 WhatsApp publishes no format. The layouts handled here are those of docs/domain.md
-§2a: Android and iOS, Indonesian and English, 12h and 24h clocks, 2- and
-4-digit years, ``.`` or ``:`` time separators, bracketed iOS headers, with the
-invisible marks and system strings listed there.
+§2a: Android and iOS, 12h and 24h clocks, 2- and 4-digit years, ``.`` or ``:``
+time separators, bracketed iOS headers, and the other app languages' layouts
+(:mod:`connectors.whatsapp_layouts`), with the invisible marks listed there.
 
-What counts as participation: a message a member posted, including a media
-message (``extras["media"] = True``). System lines (joins, adds, leaves, group
-created, subject changes, the encryption banner) and deleted messages are not
+What counts as participation: a line ``Sender: body`` is a member's message unless
+its body is a placeholder WhatsApp writes, listed per app language as data
+(:mod:`connectors.whatsapp_strings`). A media placeholder is a message
+(``extras["media"] = True``). System lines (joins, adds, leaves, group created,
+subject changes, the encryption banner), call logs and deleted messages are not
 participation and are skipped. An edited message counts once, with its edit
 marker stripped before keying (``extras["edited"] = True``).
 
