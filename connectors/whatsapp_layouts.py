@@ -14,6 +14,7 @@ Layouts (as the phones write them):
     Hungarian, Korean ``[2024. 03. 12. 9:05:00] ``, ``2024. 3. 12. 오후 9:05 - ``
     English    ``12/03/2024, 9:05 in the morning - `` (day periods instead of AM/PM)
     Japanese   ``[R6/03/12 9:05:00] ``, ``[令和6/03/12 9:05:00] `` (era years)
+    Chinese, Japanese ``[2024/3/12 下午9:05:00] ``, ``2024/03/12 午後9:05 - `` (day half before the time)
 """
 
 from __future__ import annotations
@@ -110,12 +111,25 @@ def _japanese_era(match: re.Match[str]) -> str:
     return _canonical(match[1], str(year), match[4], match[5], match[6], None)
 
 
+_CJK_PERIODS = {"上午": "AM", "下午": "PM", "午前": "AM", "午後": "PM", "오전": "AM", "오후": "PM"}
+_CJK_PERIOD = re.compile(
+    rf"^({_MARKS})\[?([0-9]{{4}})/([0-9]{{1,2}})/([0-9]{{1,2}}),?\x20(上午|下午|午前|午後|오전|오후)\x20?"
+    rf"([0-9]{{1,2}}:[0-9]{{2}}(?::[0-9]{{2}})?){_END}",
+    re.MULTILINE,
+)
+
+
+def _cjk_period(match: re.Match[str]) -> str:
+    return _canonical(match[1], match[2], match[3], match[4], match[6], _CJK_PERIODS[match[5]])
+
+
 _REWRITES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     ("Arabic digits", _ARABIC, _arabic),
     ("time before date", _TIME_FIRST, _time_first),
     ("year. month. day.", _DOTTED, _dotted),
     ("day periods", _DAY_PERIOD, _day_period),
     ("Japanese era", _JAPANESE_ERA, _japanese_era),
+    ("Chinese, Japanese or Korean day half before the time", _CJK_PERIOD, _cjk_period),
 )
 
 

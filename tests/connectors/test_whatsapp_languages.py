@@ -255,6 +255,8 @@ LAYOUTS = [
     ("Buddhist era", "[12/3/2567 09:05:00] Budi: สวัสดี", (2024, 3, 12, 9, 5)),
     ("Japanese era R", "[R6/03/12 9:05:00] Budi: こんにちは", (2024, 3, 12, 9, 5)),
     ("Japanese era 令和", "[令和6/03/12 9:05:00] Budi: こんにちは", (2024, 3, 12, 9, 5)),
+    ("Chinese 下午", "[2024/3/12 下午9:05:00] Budi: 你好", (2024, 3, 12, 21, 5)),
+    ("Japanese 午前", "2024/03/12 午前9:05 - Budi: こんにちは", (2024, 3, 12, 9, 5)),
     ("in the morning", "12/03/2024, 9:05 in the morning - Budi: hello", (2024, 3, 12, 9, 5)),
     ("in the evening", "12/03/2024, 9:05 in the evening - Budi: hello", (2024, 3, 12, 21, 5)),
     ("BOM inside the first bracket", "[\ufeff12/03/24, 09.05.00] Budi: halo", (2024, 3, 12, 9, 5)),
