@@ -278,6 +278,11 @@ class ReadRequest:
         chat: the chat to read from a Telegram export that holds several.
         meeting_date: the date of a Meet sheet that states times of day only.
         month_first: a WhatsApp export whose dates cannot show their order is m/d.
+        day_first: a WhatsApp export whose dates cannot show their order is d/m (even when
+            only m/d would keep them in time order).
+        skip_unreadable: import a chat export whose few unreadable lines are skipped (and
+            reported in :attr:`FileContents.skipped_lines`) instead of refusing it.
+        max_messages: the most messages one chat export may hold, or None for the format's cap.
     """
 
     tz: ZoneInfo
@@ -288,6 +293,9 @@ class ReadRequest:
     chat: str | None = None
     meeting_date: date | None = None
     month_first: bool = False
+    day_first: bool = False
+    skip_unreadable: bool = False
+    max_messages: int | None = None
 
 
 @dataclass
@@ -299,12 +307,14 @@ class FileContents:
         items: every activity with its position (1-based index, or the line of an activity file).
         stats: the file's own records read and the ones skipped (not participation).
         notes: ``(line, reason)`` for rows skipped for a reason the operator can fix.
+        skipped_lines: lines that could not be read and were skipped on request (``--skip-unreadable``).
     """
 
     site: str
     items: list[tuple[Activity, int]]
     stats: ReadStats = field(default_factory=ReadStats)
     notes: list[tuple[int, str]] = field(default_factory=list)
+    skipped_lines: list[int] = field(default_factory=list)
 
 
 def numbered(activities: list[Activity]) -> list[tuple[Activity, int]]:

@@ -1,13 +1,15 @@
 """Read a WhatsApp "Export chat" file (``.txt`` or ``.zip``) into chat-message activities.
 
 WhatsApp publishes no format. The layouts handled here are those of docs/domain.md
-§2a: Android and iOS, Indonesian and English, 12h and 24h clocks, 2- and
-4-digit years, ``.`` or ``:`` time separators, bracketed iOS headers, with the
-invisible marks and system strings listed there.
+§2a: Android and iOS, 12h and 24h clocks, 2- and 4-digit years, ``.`` or ``:``
+time separators, bracketed iOS headers, and the other app languages' layouts
+(:mod:`connectors.whatsapp_layouts`), with the invisible marks listed there.
 
-What counts as participation: a message a member posted, including a media
-message (``extras["media"] = True``). System lines (joins, adds, leaves, group
-created, subject changes, the encryption banner) and deleted messages are not
+What counts as participation: a line ``Sender: body`` is a member's message unless
+its body is a placeholder WhatsApp writes, listed per app language as data
+(:mod:`connectors.whatsapp_strings`). A media placeholder is a message
+(``extras["media"] = True``). System lines (joins, adds, leaves, group created,
+subject changes, the encryption banner), call logs and deleted messages are not
 participation and are skipped. An edited message counts once, with its edit
 marker stripped before keying (``extras["edited"] = True``).
 
@@ -22,6 +24,7 @@ as a title; the file name is not, because for a 1:1 chat it holds a person's nam
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
 import zipfile
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from connectors import whatsapp_layouts, whatsapp_strings
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
 from connectors.file_format import (
     NO,
@@ -50,6 +54,9 @@ from lms_bridge.errors import InputError
 from lms_bridge.identifiers import classify_identifier, strip_invisible
 
 SOURCE = "whatsapp"
+#: The most messages one file may hold unless the operator raises it (``--max-messages``): a real
+#: group export holds at most about 40,000 (docs/domain.md §2a rule 7).
+MAX_MESSAGES = 1_000_000
 #: The default time zone of header times (WIB); pass the phone's zone for WITA/WIT groups.
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -73,12 +80,12 @@ _HEADER = re.compile(
     + r"""
     (?P<open>\[)?
     (?P<a>[0-9]{4}|[0-9]{1,2}) (?P<ds>[./-]) (?P<b>[0-9]{1,2}) (?P=ds) (?P<c>[0-9]{4}|[0-9]{1,2})
-    (?P<comma>,)?\x20
+    (?P<comma>,|\x20à|\x20klo)?\x20
     (?P<h>[0-9]{1,2}) (?P<ts>[.:]) (?P<mi>[0-9]{2}) (?: (?P=ts) (?P<s>[0-9]{2}) )?
     (?: \x20? (?P<ampm>[AaPp]) \.? \x20? [Mm] \.? )?
     (?(open) \]\x20 | (?P<term>\x20[-\u2013]\x20 | :\x20) )
     """,
-    re.VERBOSE | re.ASCII | re.MULTILINE,
+    re.VERBOSE | re.MULTILINE,
 )
 
 # Rule 4: "Author: body" splits on the first ": ". Indonesian and English system lines
@@ -127,8 +134,38 @@ _MEDIA_MARKED = re.compile(r".*(?:omitted|tidak\sdisertakan)|(?:poll|polling|lok
 # The hash input of a media message does not depend on the export language or on
 # whether media was exported, so such a re-export keeps its keys.
 _MEDIA_KEY_TEXT = "<media>"
+# Headers that name the month, of exports from before about 2015 ("Mar 12, 2014, 9:05 PM - ",
+# "12 Mar 2014 09:05 - "): recognised only to refuse them by their layout.
+_MONTH_NAME_HEADER = re.compile(
+    r"^[\u200e\u200f]*\[?(?:[^\W\d_]{3,10}\.?\s[0-9]{1,2},?\s[0-9]{4}|[0-9]{1,2}\s[^\W\d_]{3,10}\.?,?\s[0-9]{4}),?\s"
+    r"[0-9]{1,2}[:.][0-9]{2}"
+)
 # What _Parser._actor returns for the "author" part of a system line that contains ": ".
 _SYSTEM = ("", "")
+#: The identifier of a member whose name the export left out (sender "~" or empty).
+UNNAMED_MEMBER = "name:~ (no name in the export)"
+# Quotation marks a notice puts around a group name or subject: (opening, closings).
+_QUOTES = (("\u201c", "\u201d"), ("\u201e", "\u201c\u201d"), ("\u00ab", "\u00bb"), ("\u300c", "\u300d"))
+
+
+def _opens_a_quote(author: str) -> bool:
+    """Whether ``author`` holds a quotation mark that could open a quoted group name (cheap pre-test)."""
+    return '"' in author or any(opening in author for opening, _ in _QUOTES)
+
+
+def _quote_spans(author: str, body: str) -> bool:
+    """True when a quotation opened in ``author`` closes in ``body``: a notice whose quoted name holds ": ".
+
+    'Budi hat den Betreff zu \u201eCoP: Evaluasi\u201c geändert' is one notice in any language,
+    whereas a sender named 'Budi "Bud" Santoso' closes its own quotes.
+    """
+    if '"' in author and author.count('"') % 2 and '"' in body:
+        return True
+    for opening, closings in _QUOTES:
+        if opening in author and not any(mark in author for mark in closings):
+            if any(mark in body for mark in closings):
+                return True
+    return False
 
 
 def read_whatsapp(
@@ -183,25 +220,44 @@ def _parse_file(
     tz: ZoneInfo,
     day_first: bool | None,
     stats: ReadStats | None = None,
+    skip_unreadable: bool = False,
+    max_messages: int = MAX_MESSAGES,
+    skipped_lines: list[int] | None = None,
 ) -> list[Activity]:
     label = f"whatsapp export {path.name}"
     data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
     if data.startswith(b"PK"):
         member, data = read_zip_member(
-            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label)
+            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label, path)
         )
         label = f"whatsapp export {path.name} ({member})"
     text = decode_text(data, label)
     with gc_paused():
-        parser = _Parser(text, label, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first)
+        parser = _Parser(
+            text,
+            label,
+            site=site,
+            pseudonymize=pseudonymize,
+            tz=tz,
+            day_first=day_first,
+            skip_unreadable=skip_unreadable,
+            max_messages=max_messages,
+        )
         activities = parser.parse()
+    if skipped_lines is not None:
+        skipped_lines.extend(line for line, _ in parser.unreadable)
     if stats is not None:
         stats.records, stats.skipped = parser.records, parser.records - len(activities)
     return activities
 
 
-def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
-    """The chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``)."""
+def _choose_chat(entries: list[zipfile.ZipInfo], label: str, path: Path | None = None) -> zipfile.ZipInfo:
+    """The chat text member of an export zip (docs/domain.md §2a rule 7: iOS puts ``_chat.txt``).
+
+    An Android export zip also carries the documents shared in the chat, ``.txt`` ones
+    included: when several ``.txt`` files are there and none is ``_chat.txt``, the one
+    whose first line is a message header is the chat.
+    """
     texts = [
         info
         for info in entries
@@ -214,7 +270,31 @@ def _choose_chat(entries: list[zipfile.ZipInfo], label: str) -> zipfile.ZipInfo:
         return texts[0]
     if not texts:
         raise InputError(f"{label}: the zip holds no chat .txt file")
-    raise InputError(f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt")
+    if path is not None:
+        chats = [info for info in texts if _starts_like_a_chat(path, info)]
+        if len(chats) == 1:
+            return chats[0]
+    raise InputError(
+        f"{label}: the zip holds {len(texts)} .txt files and no _chat.txt"
+        + ("" if path is None else f", and {len(chats)} of them start like a chat export")
+    )
+
+
+def _starts_like_a_chat(path: Path, info: zipfile.ZipInfo) -> bool:
+    """Whether a zip member's first non-blank line is a message header (its first 4 KB are read)."""
+    with zipfile.ZipFile(path) as archive, archive.open(info) as member:
+        head = member.read(4096).decode("utf-8", "replace").replace("\ufeff", "").replace("\u202f", " ")
+    lines = [line for line in whatsapp_layouts.rewrite(head).split("\n") if line.strip()]
+    return bool(lines) and _HEADER.match(lines[0]) is not None
+
+
+class _Unreadable(Exception):
+    """A header line the reader cannot read (its date or time is impossible, text before the first header)."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(what)
+        self.line = line
+        self.what = what
 
 
 class _Raw:
@@ -267,7 +347,7 @@ def _specialise(match: re.Match[str]) -> re.Pattern[str]:
     parts = [
         r"\[" if match["open"] else "",
         date % (ds, ds),
-        "," if match["comma"] else "",
+        re.escape(match["comma"]) if match["comma"] else "",
         r"\x20(?P<h>[0-9]{1,2})" + ts + r"(?P<mi>[0-9]{2})",
         # "(?P<x>(?!))?" keeps a group that never takes part, so m["s"]/m["ampm"] are None.
         r"(?P<s>(?!))?" if match["s"] is None else ts + r"(?P<s>[0-9]{2})",
@@ -289,6 +369,8 @@ class _Parser:
         pseudonymize: Pseudonymizer,
         tz: ZoneInfo,
         day_first: bool | None,
+        skip_unreadable: bool = False,
+        max_messages: int = MAX_MESSAGES,
     ) -> None:
         self.text = text
         self.label = label
@@ -296,10 +378,19 @@ class _Parser:
         self.pseudonymize = pseudonymize
         self.tz = tz
         self.day_first_default = True if day_first is None else day_first
+        self.day_first_given = day_first  # None: let the file's dates decide
         self.group_title: str | None = None
-        self._actors: dict[str, tuple[str, str] | None] = {}
+        self._actors: dict[str, tuple[str, str]] = {}
+        self._quoting: dict[str, bool] = {}  # author text -> it opens a quotation (see _quote_spans)
+        self._chat_name: str | None = None  # the sender iOS writes group notices under
+        self._first_line = 0  # the first header's line (set by parse)
         self.records = 0  # messages read, system lines included (set by parse)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
+        self.skip_unreadable = skip_unreadable
+        self.switched = False  # the header layout changed part-way (set by _split)
+        self.max_messages = max_messages
+        #: (line, what) of every line that could not be read, in file order.
+        self.unreadable: list[tuple[int, str]] = []
 
     def error(self, line: int, what: str) -> InputError:
         return InputError(f"{self.label} line {line}: {what}")
@@ -307,18 +398,31 @@ class _Parser:
     def parse(self) -> list[Activity]:
         raws = self._split()
         self.records = len(raws)
+        self._first_line = raws[0].line
         day_first = self._infer_day_first(raws)
         messages: list[_Message] = []
         # Chats post many messages per minute: convert each distinct header time once.
         times: dict[str, tuple[datetime, str]] = {}
+        unreadable = self.unreadable
         for raw in raws:
             stamp_key = raw.match.group(0)
             occurred = times.get(stamp_key)
             if occurred is None:
-                occurred = times[stamp_key] = self._timestamp(raw, day_first)  # validates system lines too
+                try:
+                    occurred = times[stamp_key] = self._timestamp(raw, day_first)  # validates system lines too
+                except _Unreadable as bad:
+                    unreadable.append((bad.line, bad.what))
+                    continue
             message = self._interpret(raw, occurred)
             if message is not None:
                 messages.append(message)
+        if unreadable and not self.skip_unreadable:
+            line, what = unreadable[0]
+            more = "" if len(unreadable) == 1 else f" (and {len(unreadable) - 1} more unreadable lines)"
+            raise self.error(
+                line, f"{what}{more}; nothing was imported: fix the file or pass --skip-unreadable to import the rest"
+            )
+        self.records -= len([1 for line, _ in unreadable if line >= self._first_line])
         return self._build(messages)
 
     def _split(self) -> list[_Raw]:
@@ -333,17 +437,43 @@ class _Parser:
             text = text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
         if "\r" in text:
             text = text.replace("\r\n", "\n")
+        if "\ufeff" in text:
+            text = text.replace("\ufeff", "")  # a BOM inside the first bracket, or mid-file after a concatenation
+        text = whatsapp_layouts.rewrite(text)
         first = _HEADER.search(text)
         prefix = text if first is None else text[: first.start()]
-        for number, text_line in enumerate(prefix.split("\n"), start=1):
-            if text_line.strip(_LEADING_MARKS + " \t\r"):
-                raise self.error(number, "not a WhatsApp chat export (no message header found)")
+        text_lines = [
+            number
+            for number, text_line in enumerate(prefix.split("\n"), start=1)
+            if text_line.strip(_LEADING_MARKS + " \t\r")
+        ]
         if first is None:
-            raise self.error(1, "not a WhatsApp chat export (no message header found)")
-        matches = list(_specialise(first).finditer(text, first.start()))
+            number = text_lines[0] if text_lines else 1
+            if text_lines and _MONTH_NAME_HEADER.match(prefix.split("\n")[number - 1]):
+                raise self.error(
+                    number,
+                    "a message header with the month as a word (an old export layout, 'Mar 12, 2014, 9:05 PM - ') "
+                    "is not read; re-export the chat from a current WhatsApp",
+                )
+            raise self.error(number, "not a WhatsApp chat export (no message header found)")
+        self.unreadable.extend((number, "text before the first message header") for number in text_lines)
+        # At most one header past the cap is kept: a file far over it is refused without
+        # holding a match for each of its headers.
+        matches = list(itertools.islice(_specialise(first).finditer(text, first.start()), self.max_messages + 1))
         line = prefix.count("\n") + 1
         if not matches or matches[0].start() != first.start():  # guard: both regexes must agree
             raise self.error(line, "not a WhatsApp chat export (malformed message header)")
+        if len(matches) <= self.max_messages:
+            switched = self._after_a_layout_switch(text, matches[-1])
+            self.switched = bool(switched)
+            matches.extend(switched)
+        if len(matches) > self.max_messages:
+            over = matches[self.max_messages]
+            raise self.error(
+                line + text.count("\n", first.start(), over.start()),
+                f"more than {self.max_messages:,} messages in one file (this is message {self.max_messages + 1:,}); "
+                "split the export or raise the cap with --max-messages",
+            )
         raws: list[_Raw] = []
         position = first.start()
         for index, match in enumerate(matches):
@@ -354,12 +484,36 @@ class _Parser:
             raws.append(_Raw(line, match, rest, more))
         return raws
 
+    @staticmethod
+    def _after_a_layout_switch(text: str, last: re.Match[str]) -> list[re.Match[str]]:
+        """The headers after the export's header layout changed, or [] when it did not.
+
+        An export's layout changes when the phone's language or clock setting changed
+        between two exports that were concatenated, or mid-chat on some builds. It shows
+        as lines in another header layout after the last header in the first one. At least
+        two such lines are required: one alone is a header pasted into the last message.
+        The new layout may change again.
+        """
+        found: list[re.Match[str]] = []
+        while True:
+            end_of_line = text.find("\n", last.end())
+            other = None if end_of_line < 0 else _HEADER.search(text, end_of_line + 1)
+            if other is None:
+                return found
+            switched = list(_specialise(other).finditer(text, other.start()))
+            if len(switched) < 2 or switched[0].start() != other.start():
+                return found
+            found.extend(switched)
+            last = switched[-1]
+
     def _infer_day_first(self, raws: list[_Raw]) -> bool:
         """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d."""
         if len(raws[0].match["a"]) == 4:
             return True  # year first ("[2018/06/13, ...]"): the order is year/month/day
         first_big: _Raw | None = None
         second_big: _Raw | None = None
+        if self.switched:
+            raws = [raw for raw in raws if len(raw.match["a"]) != 4]  # the year-first part of a switched file
         for raw in raws:
             if first_big is None and int(raw.match["a"]) > 12:
                 first_big = raw
@@ -372,6 +526,20 @@ class _Parser:
             return True
         if second_big is not None:
             return False
+        if self.day_first_given is not None:
+            return self.day_first_given
+        # Every date reads both ways. An export is in time order, so when only one reading
+        # keeps the dates in order, that is the phone's; else the Indonesian default.
+        dates = dict.fromkeys((raw.match["a"], raw.match["b"], raw.match["c"]) for raw in raws)
+        years = [(int(c) + (2000 if len(c) == 2 else 0), int(a), int(b)) for a, b, c in dates]
+        day_month = [(year, b, a) for year, a, b in years]
+        month_day = [(year, a, b) for year, a, b in years]
+        day_month_ordered = all(x <= y for x, y in zip(day_month, day_month[1:], strict=False))
+        month_day_ordered = all(x <= y for x, y in zip(month_day, month_day[1:], strict=False))
+        if month_day_ordered and not day_month_ordered:
+            return False
+        if day_month_ordered and not month_day_ordered:
+            return True
         return self.day_first_default
 
     def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
@@ -382,18 +550,21 @@ class _Parser:
             year, month, day = a, b, c
         else:
             if len(m["c"]) == 1:
-                raise self.error(raw.line, "the year in the message header has one digit")
+                raise _Unreadable(raw.line, "the year in the message header has one digit")
             year = c + 2000 if len(m["c"]) == 2 else c
             day, month = (a, b) if day_first else (b, a)
         hour, minute = int(m["h"]), int(m["mi"])
         second = int(m["s"]) if m["s"] is not None else 0
         if m["ampm"] is not None:
             # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (docs/domain.md §2a rule 3).
-            if not 1 <= hour <= 12:
-                raise self.error(raw.line, f"hour {hour} is not valid on a 12-hour clock")
+            # Some Android builds write the hour after midnight and noon as 0 ("0:51 PM", "00:08 a. m.").
+            if not 0 <= hour <= 12:
+                raise _Unreadable(raw.line, f"hour {hour} is not valid on a 12-hour clock")
             hour = hour % 12 + (12 if m["ampm"] in "Pp" else 0)
+        if year >= 2400:
+            year -= 543  # a Thai phone writes Buddhist-era years (2567 is 2024)
         if not 1970 <= year <= 2999:
-            raise self.error(raw.line, f"year {year} is out of range")
+            raise _Unreadable(raw.line, f"year {year} is out of range")
         try:
             offset = self._offset(year, month, day)
             if offset is None:  # a day with a time-zone transition: ask the zone for this time
@@ -401,7 +572,7 @@ class _Parser:
             else:
                 utc = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset
         except ValueError as exc:
-            raise self.error(raw.line, f"invalid date or time in the message header ({exc})") from exc
+            raise _Unreadable(raw.line, f"invalid date or time in the message header ({exc})") from exc
         return utc, utc.isoformat().replace("+00:00", "Z")
 
     def _offset(self, year: int, month: int, day: int) -> timedelta | None:
@@ -428,18 +599,19 @@ class _Parser:
             sets ``self.group_title``.
         """
         author, sep, body = raw.rest.partition(": ")
-        identity = self._actor(author) if sep else _SYSTEM
+        quoting = self._quoting.get(author)
+        if quoting is None:
+            quoting = self._quoting[author] = _opens_a_quote(author)
+        identity = self._actor(author) if sep and not (quoting and _quote_spans(author, body)) else _SYSTEM
         if identity is _SYSTEM:
             self._note_title(raw.rest)
-            return None
-        if identity is None:
             return None
         actor, kind = identity
         if raw.more:
             body = body + "\n" + raw.more
-        # iOS marks system and media bodies with a leading U+200E (rule 5). A marked body
-        # that is neither media nor deleted is a system line attributed to the group
-        # ("<group>: \u200eAnda menambahkan ..."; fixture whatsapp_ios_id.txt line 1).
+        # iOS marks system, call-log and media bodies with a leading U+200E (rule 5), but so
+        # do members: Arabic-script texts start with U+200F/U+200E, WhatsApp's invite-link
+        # message with U+200E. So a mark alone decides nothing; the tables do.
         marked = body.startswith("\u200e")
         text = _normalise_text(body)
         edited = False
@@ -452,12 +624,38 @@ class _Parser:
             return None
         first, _, caption = text.partition("\n")
         # The first-character test skips the regex for ordinary texts (a measured 1 us a message).
-        media = (first[:1] in _MEDIA_FIRST or first.endswith(")")) and _MEDIA.fullmatch(first) is not None
+        head = first[:1]
+        shaped = head == "<" or first.endswith(")")
+        media = (shaped or head in _MEDIA_FIRST) and _MEDIA.fullmatch(first) is not None
+        # The pre-test keeps classify() (a function call and regex tests) off ordinary texts.
+        if not media and (marked or shaped or first in whatsapp_strings.FORMS or "://" in first):
+            placeholder = whatsapp_strings.classify(first, marked=marked)
+            if placeholder == "call" or (placeholder == "deleted" and not caption):
+                return None
+            media = placeholder == "media"
         if marked and not media:
             media = _MEDIA_MARKED.fullmatch(first) is not None
+        if not media and not marked and "\u200e" in body:
+            # An iOS document: "Materi.pdf \u2022 \u200e12 pages \u200edocument omitted" without media,
+            # "... \u200e<attached: 00000005-Materi.pdf>" with it. The placeholder follows the last
+            # mark; both exports must key the message alike ("<media>"), or it counts twice.
+            raw_first = body.partition("\n")[0]
+            tail = _normalise_text(raw_first[raw_first.rfind("\u200e") + 1 :])
+            media = bool(tail) and (
+                _MEDIA.fullmatch(tail) is not None
+                or _MEDIA_MARKED.fullmatch(tail) is not None
+                or whatsapp_strings.classify(tail) == "media"
+            )
         if marked and not media:
-            self._note_title(text)
-            return None
+            # iOS writes group notices under the group's own name, which the encryption
+            # banner on line 1 shows ("<group>: \u200eMessages and calls are end-to-end
+            # encrypted."; fixture whatsapp_ios_id.txt line 1); a few notices are recognised
+            # by their wording wherever they are. Any other marked body is a member's text.
+            if self._chat_name is None and raw.line == self._first_line and whatsapp_strings.is_notice(text):
+                self._chat_name = author
+            if author == self._chat_name or whatsapp_strings.is_notice(text):
+                self._note_title(text)
+                return None
         if media:
             caption = caption.strip()
             key_text = _MEDIA_KEY_TEXT + ("\n" + caption if caption else "")
@@ -478,7 +676,7 @@ class _Parser:
         if match is not None and match["title"].strip():
             self.group_title = match["title"].strip()  # the last name the group was given wins
 
-    def _actor(self, author: str) -> tuple[str, str] | None:
+    def _actor(self, author: str) -> tuple[str, str]:
         """Return (pseudonym, identifier kind), or ``_SYSTEM`` for the start of a system line.
 
         Each distinct author text is classified and pseudonymised once per file: the
@@ -494,8 +692,15 @@ class _Parser:
         # is decoration, and the same person is "Name" once saved as a contact.
         if visible.startswith("~"):
             visible = visible[1:].strip()
-        classified = classify_identifier(visible)
-        result = None if classified is None else (self.pseudonymize(classified[1]), classified[0])
+        classified: tuple[str, str] | None = classify_identifier(visible)
+        if classified is None:
+            # "~" alone or nothing: a member whose push name the export left out (one real
+            # Indonesian group had 442 of its 1,111 messages so). The message is real
+            # participation, so it is counted, under ONE stable placeholder identity per
+            # community: which member wrote it is unknowable, and a placeholder per line
+            # would invent hundreds of people. The placeholder never matches a roster entry.
+            classified = ("name", UNNAMED_MEMBER)
+        result = (self.pseudonymize(classified[1]), classified[0])
         self._actors[author] = result
         return result
 
@@ -565,13 +770,17 @@ class WhatsAppFormat(FileFormat):
         site = request.site or request.community or self.name
         pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
         stats = ReadStats()
+        skipped_lines: list[int] = []
         activities = _parse_file(
             path,
             site=site,
             pseudonymize=pseudonymize,
             tz=request.tz,
-            day_first=False if request.month_first else None,
+            day_first=False if request.month_first else True if request.day_first else None,
             stats=stats,
+            skip_unreadable=request.skip_unreadable,
+            max_messages=request.max_messages or MAX_MESSAGES,
+            skipped_lines=skipped_lines,
         )
         # The group name a WhatsApp file shows comes from its system lines ("created group",
         # "changed the subject"), which a later, overlapping export may lack or change. A
@@ -586,7 +795,7 @@ class WhatsAppFormat(FileFormat):
                 replace(activity, object=replace(activity.object, title=None), grouping=grouping)
                 for activity in activities
             ]
-        return FileContents(site=site, items=numbered(activities), stats=stats)
+        return FileContents(site=site, items=numbered(activities), stats=stats, skipped_lines=skipped_lines)
 
 
 FORMAT = WhatsAppFormat()

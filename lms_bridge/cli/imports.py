@@ -49,6 +49,22 @@ from lms_bridge.store.locks import LockBusy, site_lock
     is_flag=True,
     help="WhatsApp: read dates whose order the file cannot show as month/day (default: day/month).",
 )
+@click.option(
+    "--day-first",
+    is_flag=True,
+    help="WhatsApp: read dates whose order the file cannot show as day/month, even when month/day "
+    "would keep them in time order.",
+)
+@click.option(
+    "--skip-unreadable",
+    is_flag=True,
+    help="WhatsApp: import an export whose few unreadable lines are skipped; the run records their numbers.",
+)
+@click.option(
+    "--max-messages",
+    type=click.IntRange(1),
+    help="WhatsApp: the most messages one export may hold (default 1,000,000).",
+)
 @click.option("--dry-run", is_flag=True, help="Check the file and build the statements; store nothing.")
 @click.pass_obj
 def import_cmd(
@@ -61,6 +77,9 @@ def import_cmd(
     chat: str | None,
     meeting_date: Any,
     month_first: bool,
+    day_first: bool,
+    skip_unreadable: bool,
+    max_messages: int | None,
     dry_run: bool,
 ) -> None:
     """Import a chat export, attendance report, LMS completion report or activity file."""
@@ -75,11 +94,17 @@ def import_cmd(
         chat=chat,
         meeting_date=meeting_date.date() if meeting_date else None,
         month_first=month_first,
+        day_first=day_first,
+        skip_unreadable=skip_unreadable,
+        max_messages=max_messages,
     )
     with app.progress(f"import {file.name}", len(parsed.items)) as advance:
         summary = imports_core.store_import(app.engine, app.settings, parsed, dry_run=dry_run, on_progress=advance)
     for line, reason in parsed.notes:
         stdout.print(f"line {line}: {reason}")
+    if parsed.skipped_lines:
+        lines = ", ".join(str(line) for line in parsed.skipped_lines)
+        stdout.print(f"skipped {len(parsed.skipped_lines)} unreadable lines (--skip-unreadable): {lines}")
     stdout.print(_import_summary(file, summary, dry_run))
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -61,6 +62,7 @@ class ParsedFile:
         records: the file's own records read (messages, report rows, activities).
         skipped: records that are not participation (system lines, deleted messages...).
         notes: ``(line, reason)`` for rows skipped for a reason the operator can fix.
+        skipped_lines: unreadable lines skipped on request (``--skip-unreadable``), kept in the run.
     """
 
     path: Path
@@ -72,6 +74,7 @@ class ParsedFile:
     records: int = 0
     skipped: int = 0
     notes: list[tuple[int, str]] = field(default_factory=list)
+    skipped_lines: list[int] = field(default_factory=list)
 
     @property
     def format(self) -> str:
@@ -144,6 +147,9 @@ def read_import_file(
     meeting_date: date | None = None,
     month_first: bool = False,
     observe: Callable[[Pseudonymizer], Pseudonymizer] | None = None,
+    day_first: bool = False,
+    skip_unreadable: bool = False,
+    max_messages: int | None = None,
 ) -> ParsedFile:
     """Tell the format, check the options, pseudonymise and parse the whole file; store nothing.
 
@@ -161,6 +167,9 @@ def read_import_file(
         observe: wraps the deployment's pseudonymiser, to see the canonical identifiers it is
             given (``people suggest`` keeps display names in memory only); it must return the
             pseudonym unchanged.
+        day_first: such an export is d/m even when only m/d keeps its dates in time order.
+        skip_unreadable: import a chat export's readable lines and record the others in the run.
+        max_messages: the most messages one chat export may hold (None: the format's cap).
 
     Returns:
         The parsed file.
@@ -190,7 +199,12 @@ def read_import_file(
         chat=chat,
         meeting_date=meeting_date,
         month_first=month_first,
+        day_first=day_first,
+        skip_unreadable=skip_unreadable,
+        max_messages=max_messages,
     )
+    if month_first and day_first:
+        raise ConfigError("--day-first and --month-first contradict each other; give one")
     file_format.check_options(request)
     contents = file_format.read(path, request)
     return ParsedFile(
@@ -203,6 +217,7 @@ def read_import_file(
         records=contents.stats.records,
         skipped=contents.stats.skipped,
         notes=contents.notes,
+        skipped_lines=contents.skipped_lines,
     )
 
 
@@ -261,7 +276,11 @@ def store_import(
             store.finish_run(engine, run_id, status="failed", counts={}, error=str(exc))
         raise
     if run_id is not None:
-        store.finish_run(engine, run_id, status="ok", counts={parsed.stream: report.as_dict()})
+        counts: dict[str, Any] = {parsed.stream: report.as_dict()}
+        if parsed.skipped_lines:
+            # Kept with the run so `runs show` says which lines of the file were not imported.
+            counts["unreadable lines skipped"] = ", ".join(str(line) for line in parsed.skipped_lines)
+        store.finish_run(engine, run_id, status="ok", counts=counts)
     people, matched = _people(engine, settings, [activity for activity, _ in parsed.items])
     summary = ImportSummary(parsed=parsed, report=report, pending=len(pending), people=people, matched=matched)
     log.info(

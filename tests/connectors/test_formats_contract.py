@@ -56,6 +56,8 @@ DETECTED = {
     DATA / "whatsapp_android_en_us_12h_4digit.txt": "whatsapp",
     DATA / "whatsapp_android_id_system_colon.txt": "whatsapp",
     DATA / "whatsapp_ios_en_us_12h.txt": "whatsapp",
+    DATA / "whatsapp_ios_de.txt": "whatsapp",
+    DATA / "whatsapp_ios_id_unnamed.txt": "whatsapp",
     DATA / "whatsapp_latin1.txt": "whatsapp",
     DATA / "whatsapp_mixed_order.txt": "whatsapp",
     DATA / "whatsapp_truncated.txt": "whatsapp",

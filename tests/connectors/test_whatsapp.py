@@ -302,7 +302,10 @@ def test_rereading_gives_equal_activities() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("not_whatsapp.txt", "whatsapp export not_whatsapp.txt line 1: not a WhatsApp chat export"),
+        (
+            "not_whatsapp.txt",
+            "whatsapp export not_whatsapp.txt line 1: text before the first message header; nothing was imported",
+        ),
         ("whatsapp_latin1.txt", "whatsapp export whatsapp_latin1.txt line 2: not UTF-8 text"),
         ("whatsapp_truncated.txt", "whatsapp export whatsapp_truncated.txt line 1: not UTF-8 text"),
         (
