@@ -2,7 +2,8 @@
 
 Routes: ``/login`` (GET form, POST with a CSRF token), ``/logout`` (POST), ``/compliance``
 (year, unit, as-of date, search; per-unit summary and people), ``/person/<nip>`` (records,
-evidence, a JP-per-month SVG chart) and ``/compliance.csv`` / ``/compliance.xlsx``. Every
+evidence, a JP-per-month SVG chart), ``/person/<nip>.pdf`` (the printable Rekap JP) and
+``/compliance.xlsx`` / ``/compliance.csv`` (HR's workbook and CSV, in the page's language). Every
 route but ``/login`` and static files redirects to the login page without a session.
 
 A user limited to some units sees only people whose unit on the as-of date is one of
