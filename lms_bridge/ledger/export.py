@@ -458,7 +458,18 @@ def person_pdf(
     _ = i18n.translator(language)
     counted = sum((r.jp for r in records if not r.voided and not r.pending), Decimal(0))
     digest = records_digest(standing.nip, year, records)
-    pdf = FPDF(orientation="landscape", format="A4")
+    # Every page names whose recap it is and which page of how many: printed pages get separated.
+    page_line = " \u00b7 ".join(
+        (_("JP recap {year}").format(year=year), grouped_nip(standing.nip), _("Page {page} of {pages}"))
+    )
+
+    class Recap(FPDF):  # type: ignore[misc]
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font(FONT, "", 8)
+            self.cell(0, 5, page_line.format(page=self.page_no(), pages="{nb}"), align="C")
+
+    pdf = Recap(orientation="landscape", format="A4")
     pdf.add_font(FONT, "", str(FONTS / "DejaVuSans.ttf"))
     pdf.add_font(FONT, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
     pdf.set_title(_("JP recap {year}").format(year=year) + f" {standing.nip}")
@@ -497,7 +508,9 @@ def person_pdf(
     ) as table:
         table.row(list(header))
         for record in records:
-            evidence = "\n".join(evidence_text(line, language, timezone) for line in record.evidence) or "-"
+            lines = [evidence_text(line, language, timezone) for line in record.evidence]
+            # Several pieces of evidence wrap over many lines: a bullet marks where each begins.
+            evidence = "\n".join(f"\u2022 {line}" for line in lines) if len(lines) > 1 else (lines or ["-"])[0]
             table.row(
                 [
                     record.period,
