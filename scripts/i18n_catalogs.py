@@ -23,6 +23,7 @@ LOCALE = ROOT / "lms_bridge" / "locale"
 SOURCES = (
     "lms_bridge/i18n.py",
     "lms_bridge/ledger/export.py",
+    "lms_bridge/ledger/labels.py",
     "lms_bridge/ledger/reports.py",
     "lms_bridge/cli/reports.py",
 )

@@ -54,3 +54,22 @@ def test_indonesian_is_the_default_and_formats_follow_the_locale():
     assert i18n.local_time(moment, "Asia/Jakarta", "id") == "1 September 2026 04.25 WIB"
     assert i18n.local_time(moment, "Asia/Makassar", "id").endswith("05.25 WITA")
     assert i18n.local_time(moment, "Asia/Jayapura", "en") == "September 1, 2026 06:25 WIT"
+
+
+def test_rule_labels_have_one_source_and_new_rules_fall_back_to_their_title():
+    from dataclasses import replace
+
+    from lms_bridge.config.settings import Settings
+    from lms_bridge.ledger import labels
+
+    rules = labels.deployment_rules(Settings())
+    cop = rules["cop"]
+    assert labels.rule_label("cop", "C10", cop, "id") == "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari"
+    assert labels.rule_label("cop", "C10", cop, "en") == "C10 Community of practice (CoP): at most 2 JP per day"
+    # A rule id the catalog does not know is named by its rules file; one no file knows, by its id.
+    new = replace(cop, id="mentoring-daerah", title="Mentoring daerah", cap_per_day=Decimal("1.5"))
+    assert labels.rule_label(new.id, "C9", new, "id") == "C9 Mentoring daerah: paling banyak 1,5 JP per hari"
+    assert labels.record_rule_label("gone", "-", rules, "id") == "gone"
+    # Every catalog name has its Indonesian translation (the web page, PDF, XLSX and terminal read them here).
+    for name in labels.RULE_NAMES.values():
+        assert i18n.translator("id")(name) != name or name in ("Sosialisasi",), name

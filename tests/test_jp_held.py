@@ -153,8 +153,8 @@ def test_report_duplicates_and_explain_show_the_event_credited_once(tmp_path: Pa
     computed = deployment.run("jp", "compute", "--year", "2026", check=True).stdout
     assert "queued 1 new records (2 JP" in computed, computed  # 90 / 45, once
     audit = deployment.run("report", "duplicates", "--year", "2026", "--format", "csv", check=True).stdout
-    rows = list(csv.DictReader(io.StringIO(audit.lstrip("\ufeff"))))
-    assert [(r["nip"], r["kept"], r["left_out"], r["reason"]) for r in rows] == [
+    rows = list(csv.DictReader(io.StringIO(audit.lstrip("\ufeff")), delimiter=";"))
+    assert [(r["NIP"].replace(" ", ""), r["Dihitung"], r["Tidak dihitung"], r["Alasan"]) for r in rows] == [
         (NIP, "zoom/zoom/meeting:812", "moodle/lms/bigbluebuttonbn:5", "same event_link within 60 minutes")
     ]
     explained = deployment.run("rules", "explain", NIP, "--year", "2026", check=True).stdout

@@ -223,7 +223,7 @@ def test_exports_person_units_and_siasn(tmp_path, state_url, fresh_ralph, make_d
     # expectation of NIPs in pnsOrangId, which BKN's service does not take.
     siasn = deployment.run("report", "siasn", "--year", "2026", "--institution", "BPSDM Test", check=True)
     assert siasn.stdout.lstrip("\ufeff").splitlines() == [",".join(reports.SIASN_COLUMNS)]
-    assert "4 people have no siasn_id" in siasn.stderr and A in siasn.stderr
+    assert "4 orang tidak memiliki siasn_id" in siasn.stderr and A in siasn.stderr
 
 
 def test_bad_report_requests_are_one_sentence(tmp_path, state_url, ralph, make_deployment):

@@ -18,12 +18,15 @@ import io
 import json
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlalchemy import insert
 
+from lms_bridge.config.settings import Settings
+from lms_bridge.ledger import export, labels, reports
 from lms_bridge.store import open_engine
 from lms_bridge.store.models import JPPending, LedgerEvidence, LedgerRecord, Person, PersonUnit
 from tests.fixtures.deployment import write_deployment
@@ -171,7 +174,9 @@ def test_terminal_report_is_indonesian_and_never_cuts_a_nip_at_80_columns(hr):
     person = hr.run("report", "person", A, "--year", "2026", check=True).stdout
     assert A in person and "…" not in person
     # The course finished at 04:25 WIB on 1 September, the record's period: no UTC time under it.
-    assert "1 September 2026" in person and "04.25 WIB" in person and "21:25" not in person, person
+    # (the rule label's regulation row takes room: at 80 columns the zone may wrap to the next line)
+    assert "1 September 2026 04.25" in person and "WIB" in person and "21:25" not in person, person
+    assert "C10 Komunitas" in person and "paling banyak 2 JP" in person
     assert "20,5 JP terhitung dari target 20; Sudah memenuhi" in person
 
     english = {"LMS_BRIDGE_REPORT__LANGUAGE": "en"}
@@ -322,3 +327,44 @@ def test_messages_follow_the_report_language(hr):
     )
     assert result.returncode == 2
     assert "unknown unit 'bpk'" in result.stderr and "Did you mean BPK?" in result.stderr
+
+
+def test_pdf_prints_any_name_exactly(tmp_path):
+    """The recap embeds a Unicode font (DejaVu Sans): names outside Latin-1 read back as written."""
+    name = "Ni Luh Putu Ayu Ṣ. Nguyễn Đức Łukasz"
+    standing = reports.ComplianceRow(
+        A, name, "BPK", "Bidang Pengembangan Kompetensi — Ṣub", "PNS", Decimal(8), 20, True
+    )
+    record = reports.PersonRecord(
+        "00000000-0000-4000-8000-000000000002",
+        "2026-10-02",
+        "cop",
+        "C10",
+        Decimal(8),
+        False,
+        1,
+        [
+            reports.EvidenceLine(
+                EVIDENCE,
+                "2026-10-02T03:00:00Z",
+                "replied Diskusi “Etika” — ASN Ṣehat",
+                "cop-wi",
+                datetime(2026, 10, 2, 3, tzinfo=UTC),
+            )
+        ],
+    )
+    data = export.person_pdf(
+        standing,
+        [record],
+        2026,
+        rules=labels.deployment_rules(Settings()),
+        institution="BPSDM Provinsi Demo",
+        now=datetime(2026, 12, 7, 8, tzinfo=UTC),
+    )
+    path = tmp_path / "rekap.pdf"
+    path.write_bytes(data)
+    text = "\n".join(page.extract_text() for page in PdfReader(path).pages)
+    assert name in text and "Bidang Pengembangan Kompetensi — Ṣub" in text, text
+    assert "Diskusi “Etika” — ASN Ṣehat" in text and "?" not in text
+    assert "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari" in " ".join(text.split())
+    assert "8,00" in text and "12,00" in text and "Belum memenuhi" in text

@@ -215,8 +215,8 @@ def test_siasn_export_payloads_reconcile_and_missing_ids(tmp_path, state_url, ma
     ]
     assert all(p["tahunKursus"] == 2026 and p["institusiPenyelenggara"] == "BPSDM" for p in payloads)
     assert A not in result.stdout and P not in result.stdout  # never the NIP as pnsOrangId
-    assert "1 people have no siasn_id" in result.stderr and B in result.stderr
-    assert "34 JP in the compliance report, 34 whole hours" in result.stderr.replace("\n", " ")
+    assert "1 orang tidak memiliki siasn_id" in result.stderr and B in result.stderr
+    assert "34 JP dalam rekap capaian, 34 jam utuh" in " ".join(result.stderr.split())
 
     existing = tmp_path / "riwayat.json"
     existing.write_text(
@@ -229,8 +229,8 @@ def test_siasn_export_payloads_reconcile_and_missing_ids(tmp_path, state_url, ma
     )
     rows = list(csv.DictReader(io.StringIO(csv_run.stdout.lstrip("\ufeff"))))
     assert list(rows[0]) == list(reports.SIASN_COLUMNS) and len(rows) == 6
-    assert "Pelatihan Evaluasi" not in csv_run.stdout and "1 already in SIASN" in csv_run.stderr
+    assert "Pelatihan Evaluasi" not in csv_run.stdout and "1 sudah ada di SIASN" in csv_run.stderr
 
     existing.write_text('[{"namaKursus": "x"}]')
     bad = deployment.run("report", "siasn", "--year", "2026", "--institution", "BPSDM", "--reconcile", str(existing))
-    assert bad.returncode != 0 and "entry 1 lacks" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode != 0 and "entri ke-1 tidak memuat" in bad.stderr and "Traceback" not in bad.stderr

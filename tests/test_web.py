@@ -265,7 +265,12 @@ def test_a_unit_restricted_user_sees_only_their_unit(app):
     assert client.get(f"/person/{B}?year=2026&as_of=2026-12-31").status_code == 404
     assert client.get(f"/person/{B}?year=2026&as_of=2026-06-01").status_code == 200
     text = client.get("/compliance.csv?year=2026&as_of=2026-12-31").get_data(as_text=True)
-    assert [row["NIP"] for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))] == [A]
+    rows = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";")
+    assert [row["NIP"].replace(" ", "") for row in rows] == [A]
+    # The PDF recap follows the person page: the same units, the same 404s.
+    assert client.get(f"/person/{A}.pdf?year=2026&as_of=2026-12-31").status_code == 200
+    for nip in (C, D, X, B, "196811111990031001"):
+        assert client.get(f"/person/{nip}.pdf?year=2026&as_of=2026-12-31").status_code == 404, nip
 
 
 def _statuses(page: str) -> list[str]:
@@ -329,33 +334,78 @@ def test_a_held_credit_is_shown_as_held(app, engine):
     assert re.search(rf'<tr data-nip="{D}">.*?<span class="pending"[^>]*>1 ditahan</span>', table, re.S)
 
 
-def test_downloads_csv_with_bom_and_xlsx(app):
+def test_downloads_are_hr_files_in_the_pages_language(app):
     client = app.test_client()
     login(client, "hr-all")
     response = client.get("/compliance.csv?year=2026&as_of=2026-12-31&unit=U2")
     assert response.headers["Content-Disposition"] == 'attachment; filename="jp-compliance-2026-U2-2026-12-31.csv"'
     text = response.get_data().decode("utf-8")
     assert text.startswith("\ufeff")
-    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    # Indonesian Excel's dialect in Bahasa Indonesia: ";" and the decimal comma, the NIP grouped (stays text).
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
     assert [(row["NIP"], row["JP"], row["Status"], row["Kekurangan JP"]) for row in rows] == [
-        (C, "19", "Belum memenuhi", "1"),
-        (D, "0", "Belum memenuhi", "20"),
-        (B, "19.5", "Belum memenuhi", "0.5"),
+        ("19750412 200003 1 002", "19", "Belum memenuhi", "1"),
+        ("19820303 201001 2 003", "0", "Belum memenuhi", "20"),
+        ("19900101 201503 1 001", "19,5", "Belum memenuhi", "0,5"),
     ]
+    assert [row["NIP"].replace(" ", "") for row in rows] == [C, D, B]
+    english = client.get("/compliance.csv?year=2026&as_of=2026-12-31&unit=U2", headers={"Accept-Language": "en"})
+    english_rows = list(csv.DictReader(io.StringIO(english.get_data(as_text=True).lstrip("\ufeff"))))
+    assert [(row["JP"], row["JP still needed"]) for row in english_rows] == [("19", "1"), ("0", "20"), ("19.5", "0.5")]
 
     response = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31")
     assert response.mimetype.endswith("spreadsheetml.sheet")
     book = load_workbook(io.BytesIO(response.get_data()))
-    # The whole table, then one sheet per unit.
-    assert book.sheetnames == ["Ringkasan", "Daftar ASN", "U1", "U2", "tidak ada di daftar pegawai"]
-    people = book["Daftar ASN"]
-    assert people.freeze_panes == "A2" and people["A1"].value == "NIP"
-    assert [people.cell(row=r, column=1).value for r in range(2, 7)] == [A, C, D, B, X]
-    assert [row[0] for row in book["U2"].iter_rows(min_row=2, values_only=True)] == [C, D, B]
+    # HR's workbook: the summary, everyone, then one sheet per unit.
+    assert book.sheetnames == ["Ringkasan", "Semua", "U1", "U2", "(tidak ada di daftar pegawai)"]
+    people = book["Semua"]
+    assert people["A1"].value.startswith("Rekap JP 2026") and people["A2"].value == "per tanggal 31 Desember 2026"
+    head = next(row for row in range(1, 10) if people.cell(row=row, column=1).value == "Kode unit")
+    assert [cell.value for cell in people[head]][2:4] == ["NIP", "Nama"]
+    assert people.freeze_panes == f"A{head + 1}" and people.auto_filter.ref.startswith(f"A{head}:")
+    assert people.page_setup.orientation == "landscape" and people.print_title_rows == f"${head}:${head}"
+    assert [people.cell(row=head + r, column=3).value for r in range(1, 6)] == [A, C, D, B, X]
+    assert people.cell(row=head + 1, column=3).number_format == "@"
+    u2 = book["U2"]
+    assert [u2.cell(row=head + r, column=3).value for r in range(1, 4)] == [C, D, B]
+
+    # The table as filtered and sorted on the page; one unit: no per-unit sheets.
+    unmet = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31&status=unmet&sort=needed&dir=desc")
+    people = load_workbook(io.BytesIO(unmet.get_data()))["Semua"]
+    assert [people.cell(row=head + r, column=3).value for r in range(1, 5)] == [D, X, C, B]
+    one = load_workbook(io.BytesIO(client.get("/compliance.xlsx?year=2026&as_of=2026-12-31&unit=U1").get_data()))
+    assert one.sheetnames == ["Ringkasan", "Semua"]
 
     english = client.get("/compliance.xlsx?year=2026&as_of=2026-12-31", headers={"Accept-Language": "en"})
     book = load_workbook(io.BytesIO(english.get_data()))
-    assert book.sheetnames[:2] == ["Summary", "People"] and book["People"]["I1"].value == "JP short"
+    assert book.sheetnames[:2] == ["Summary", "All"]
+    assert [cell.value for cell in book["All"][head]][5:8] == ["JP", "Target", "JP still needed"]
+
+    page = client.get("/compliance?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    assert page.index('id="download-xlsx"') < page.index('id="download-csv"')  # Excel first
+
+
+def test_person_pdf_is_the_rekap_jp_in_the_pages_language(app):
+    from pypdf import PdfReader
+
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{A}?year=2026&as_of=2026-12-31").get_data(as_text=True)
+    link = unescape(re.search(r'<a id="download-pdf" href="([^"]+)"', page).group(1))
+    assert link == f"/person/{A}.pdf?year=2026&as_of=2026-12-31"
+    response = client.get(link)
+    assert response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="rekap-jp-2026-{A}.pdf"'
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.get_data())).pages)
+    assert "Rekap JP 2026" in text and "19880517 201403 2 004" in text and "Ani" in text
+    assert "Sudah memenuhi" in text and "20,00" in text
+    assert "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari" in " ".join(text.split())
+    assert re.search(r"[0-9a-f]{64}", text.replace("\n", ""))
+    english = client.get(link, headers={"Accept-Language": "en"})
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(english.get_data())).pages)
+    assert "JP recap 2026" in text and "Met" in text and "20.00" in text
+    assert client.get(f"/person/{A}.pdf?year=1999").status_code == 400
+    assert client.get("/person/12345.pdf?year=2026").status_code == 404
 
 
 def test_status_filter_and_sorting_are_done_on_the_server(app):

@@ -15,6 +15,7 @@ to ``$LMS_BRIDGE_ARTIFACTS`` (default build/screenshots, ignored by git): look a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -25,9 +26,11 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from pypdf import PdfReader
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
@@ -189,6 +192,8 @@ def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
             "download.default_directory": str(downloads),
             "download.prompt_for_download": False,
             "download.directory_upgrade": True,
+            # The Rekap JP is an attachment: saved to the folder, never shown in the PDF viewer.
+            "plugins.always_open_pdf_externally": True,
             "safebrowsing.enabled": False,
             "intl.accept_languages": "id-ID,id",
         },
@@ -331,32 +336,31 @@ def test_log_in_filter_search_open_a_person_and_download_the_xlsx(browser: WebDr
     path = _download(browser, "xlsx")
     assert path.name == "jp-compliance-2026-all-2026-12-31.xlsx"
     book = load_workbook(path)
-    assert book.sheetnames == ["Ringkasan", "Daftar ASN", "U1", "U2", "tidak ada di daftar pegawai"]
-    people = book["Daftar ASN"]
-    assert [cell.value for cell in people[1]] == [
-        "NIP",
-        "Nama",
-        "Kode unit",
-        "Unit kerja",
-        "Jenis ASN",
-        "JP",
-        "Target JP",
-        "Status",
-        "Kekurangan JP",
-        "JP ditahan",  # credits held because a course's program JP is unknown (issue 18)
-    ]
-    table = {row[0]: row for row in people.iter_rows(min_row=2, values_only=True)}
+    # HR's workbook: title rows, Indonesian headers, one sheet per unit, print setup.
+    assert book.sheetnames == ["Ringkasan", "Semua", "U1", "U2", "(tidak ada di daftar pegawai)"]
+    people = book["Semua"]
+    head = _header_row(people)
+    assert people["A1"].value.startswith("Rekap JP 2026") and people["A2"].value == "per tanggal 31 Desember 2026"
+    assert [cell.value for cell in people[head]] == WORDS["id"]["header"]
+    assert people.page_setup.orientation == "landscape" and people.print_title_rows == f"${head}:${head}"
+    table = {row[2]: row for row in people.iter_rows(min_row=head + 1, values_only=True)}
     assert list(table) == [A, C, D, B, X]
-    assert (table[A][5], table[A][7], table[B][5], table[B][2], table[X][2]) == (
+    assert (table[A][5], table[A][9], table[B][5], table[B][0], table[X][1]) == (
         20,
         "Sudah memenuhi",
         19.5,
         "U2",
-        "tidak ada di daftar pegawai",
+        "(tidak ada di daftar pegawai)",
     )
-    summary_rows = {row[0]: row for row in book["Ringkasan"].iter_rows(min_row=2, values_only=True)}
+    summary = book["Ringkasan"]
+    summary_rows = {row[0]: row for row in summary.iter_rows(min_row=_header_row(summary) + 1, values_only=True)}
     assert summary_rows["U1"][2:4] == (1, 1) and summary_rows["U2"][2:4] == (3, 0)
     assert not any(PHONE.search(str(value)) for row in people.iter_rows(values_only=True) for value in row)
+
+
+def _header_row(sheet: Any) -> int:
+    """The row of the table's header, below the workbook's title rows."""
+    return next(row for row in range(1, 12) if sheet.cell(row=row, column=1).value in ("Kode unit", "Unit code"))
 
 
 def _download(browser: WebDriver, extension: str) -> Path:
@@ -393,8 +397,24 @@ WORDS = {
         "not_met": "Belum memenuhi",
         "jp": "19 dari 20",
         "counted": "Dihitung",
-        "header": ["NIP", "Nama", "Kode unit", "Unit kerja", "Jenis ASN", "JP", "Target JP", "Status", "Kekurangan JP"],
-        "sheets": ["Ringkasan", "Daftar ASN"],
+        "header": [
+            "Kode unit",
+            "Unit kerja",
+            "NIP",
+            "Nama",
+            "Jenis ASN",
+            "JP",
+            "Target",
+            "Kekurangan JP",
+            "Capaian",
+            "Status",
+            "Ditunda",
+        ],
+        "sheets": ["Ringkasan", "Semua"],
+        "recap": "Rekap JP 2026",
+        "total": "19,00",
+        "status": "Belum memenuhi",
+        "cop": "C10 Komunitas belajar (CoP): paling banyak 2 JP per hari",
     },
     "en": {
         "headline": "1 of 5 civil servants have met the 20 JP target",
@@ -402,8 +422,24 @@ WORDS = {
         "not_met": "Target not met",
         "jp": "19 of 20",
         "counted": "Counted",
-        "header": ["NIP", "Name", "Unit code", "Work unit", "Employee type", "JP", "Target JP", "Status", "JP short"],
-        "sheets": ["Summary", "People"],
+        "header": [
+            "Unit code",
+            "Work unit",
+            "NIP",
+            "Name",
+            "Employee type",
+            "JP",
+            "Target",
+            "JP still needed",
+            "Achievement",
+            "Status",
+            "Pending",
+        ],
+        "sheets": ["Summary", "All"],
+        "recap": "JP recap 2026",
+        "total": "19.00",
+        "status": "Not met",
+        "cop": "C10 Community of practice (CoP): at most 2 JP per day",
     },
 }
 
@@ -451,9 +487,9 @@ def test_hr_reads_the_overview_filters_sorts_opens_a_person_and_downloads(
     book = load_workbook(path)
     assert book.sheetnames[:2] == words["sheets"]
     people = book[words["sheets"][1]]
-    assert [cell.value for cell in people[1]][:9] == words["header"]
-    assert [row[0] for row in people.iter_rows(min_row=2, values_only=True)] == [D, X, C, B]
-    # The PDF recap (issue 19's `report person --format pdf`) is not on main yet: no PDF link to test.
+    head = _header_row(people)
+    assert [cell.value for cell in people[head]] == words["header"]
+    assert [row[2] for row in people.iter_rows(min_row=head + 1, values_only=True)] == [D, X, C, B]
 
     # One person: records, evidence, the chart with its target line.
     _click(browser, browser.find_element(By.CSS_SELECTOR, f'tr[data-nip="{C}"] a.person-link'))
@@ -465,6 +501,19 @@ def test_hr_reads_the_overview_filters_sorts_opens_a_person_and_downloads(
     assert chart.find_elements(By.CSS_SELECTOR, "g.target") and chart.size["width"] <= width
     _no_sideways_scroll(browser)
     _screenshot(browser, f"person-{language}-{width}")
+
+    # The printable Rekap JP of that person, in the page's language, read back.
+    path = _download(browser, "pdf")
+    assert path.name == f"rekap-jp-2026-{C}.pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(path).pages)
+    assert words["recap"] in text and "19750412 200003 1 002" in text and "Citra" in text
+    assert words["total"] in text and words["status"] in text
+    assert words["cop"] in " ".join(text.split())
+    digest = re.search(r"[0-9a-f]{64}", text.replace("\n", ""))
+    assert digest is not None
+    # The hash is that of the records the recap lists (the CLI's JSON listing prints the same).
+    listed = site.deployment.run("report", "person", C, "--year", "2026", "--format", "json", check=True)
+    assert json.loads(listed.stdout)["hash"] == digest.group(0)
 
     # The login and error pages fit as well.
     browser.get(f"{site.url}/nothing-here")

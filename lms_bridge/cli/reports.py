@@ -19,7 +19,7 @@ from lms_bridge.cli.app import App, DateParam, cli, stderr, stdout
 from lms_bridge.config.settings import CONFIG_ENV, DEFAULT_CONFIG_NAME, StateSettings
 from lms_bridge.errors import EmptyAnswerError, LmsBridgeError
 from lms_bridge.jp import engine as jp_core
-from lms_bridge.ledger import export
+from lms_bridge.ledger import export, labels
 from lms_bridge.ledger import mirror as ledger_core
 from lms_bridge.ledger import reports as reports_core
 from lms_bridge.nip import parse_nip
@@ -224,29 +224,6 @@ def _print_paged(renderable: Any, count: int) -> None:
         stdout.print(renderable)
 
 
-def _emit(
-    fmt: str,
-    output: Path | None,
-    title: str,
-    header: list[str],
-    rows: list[list[Any]],
-    sheets: dict[str, tuple[list[str], list[list[Any]]]] | None = None,
-    **extra: Any,
-) -> None:
-    """Print or write a plain (audit) report in the chosen format."""
-    if fmt == "xlsx":
-        if output is None:
-            raise LmsBridgeError("--format xlsx needs --output FILE.xlsx")
-        export.write_xlsx(output, sheets or {title: (header, rows)})
-        stdout.print(f"wrote {output}")
-    elif fmt == "csv":
-        export.write_text(output, export.to_csv(header, rows))
-    elif fmt == "json":
-        export.write_text(output, export.to_json(header, rows, report=title, **extra))
-    else:
-        print_table(title, [export.Column(h, "nip" if h == "nip" else "text") for h in header], rows, "en")
-
-
 def _need_output(app: App, fmt: str, output: Path | None) -> None:
     if fmt in ("xlsx", "pdf") and output is None:
         _ = i18n.translator(_language(app))
@@ -256,10 +233,6 @@ def _need_output(app: App, fmt: str, output: Path | None) -> None:
 def _wrote(app: App, output: Path) -> None:
     _ = i18n.translator(_language(app))
     stdout.print(_("wrote {path}").format(path=output))
-
-
-def _jp_text(value: Decimal) -> str:
-    return f"{value.normalize():f}"
 
 
 @cli.group()
@@ -436,13 +409,13 @@ def report_person(
     standing = reports_core.person_standing(engine, app.settings, number.value, year)
     digest = export.records_digest(number.value, year, records)
     timezone = app.settings.deployment.timezone
-    labels = {code: entry.label for code, entry in reports_core.load_siasn_mapping().codes.items()}
+    rules = labels.deployment_rules(app.settings)
     if fmt == "pdf" and output is not None:
         data = export.person_pdf(
             standing,
             records,
             year,
-            labels=labels,
+            rules=rules,
             language=language,
             institution=app.settings.report.institution,
             timezone=timezone,
@@ -450,7 +423,7 @@ def report_person(
         try:
             output.write_bytes(data)
         except OSError as exc:
-            raise LmsBridgeError(f"cannot write {output}: {exc.strerror}") from exc
+            raise LmsBridgeError(_("cannot write {path}: {reason}").format(path=output, reason=exc.strerror)) from exc
         _wrote(app, output)
         stdout.print(_("verification hash: {digest}").format(digest=digest))
         return
@@ -513,7 +486,7 @@ def report_person(
     rows = [
         [
             record.period,
-            export.rule_label(record, labels),
+            export.rule_label(record, rules, language),
             record.jp,
             export.record_status(record, language),
             "\n".join(export.evidence_text(line, language, timezone) for line in record.evidence) or "-",
@@ -628,12 +601,15 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None,
 @report.command("duplicates")
 @click.option("--year", type=click.IntRange(2000, 2100), required=True)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
+@_csv_option
 @click.pass_obj
-def report_duplicates(app: App, year: int, fmt: str, output: Path | None) -> None:
+def report_duplicates(app: App, year: int, fmt: str, output: Path | None, csv_dialect: str | None) -> None:
     """Audit: activities credited once because another source showed the same event."""
+    language = _language(app)
+    _ = i18n.translator(language)
+    _need_output(app, fmt, output)
     merges = jp_core.duplicates(_reading_engine(app), app.settings, year)
-    header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason"]
     rows: list[list[Any]] = [
         [
             nip,
@@ -646,7 +622,41 @@ def report_duplicates(app: App, year: int, fmt: str, output: Path | None) -> Non
         ]
         for nip, merge in merges
     ]
-    _emit(fmt, output, f"Same event through two sources, credited once ({year}): {len(rows)}", header, rows, year=year)
+    title = _("Same event through two sources, credited once ({year}): {count}").format(year=year, count=len(rows))
+    if fmt == "json":
+        # JSON is for programs: the keys stay the same in every language.
+        header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason"]
+        export.write_text(output, export.to_json(header, rows, report=title, year=year))
+        return
+    columns = [
+        export.Column(_("NIP"), "nip"),
+        export.Column(_("Day")),
+        export.Column(_("Credited")),
+        export.Column(_("Credited record")),
+        export.Column(_("Left out")),
+        export.Column(_("Left-out record")),
+        export.Column(_("Reason")),
+    ]
+    sheet = export.Sheet(_("Credited once"), columns, rows)
+    if fmt == "csv":
+        export.write_text(output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language)))
+    elif fmt == "xlsx" and output is not None:
+        export.hr_workbook(
+            [sheet],
+            export.title_rows(
+                title,
+                language=language,
+                institution=app.settings.report.institution,
+                as_of=None,
+                timezone=app.settings.deployment.timezone,
+            ),
+            output,
+        )
+        _wrote(app, output)
+    elif rows:
+        print_table(title, columns, rows, language)
+    else:
+        stdout.print(_("No activity of {year} was credited once for two sources.").format(year=year))
 
 
 @report.command("siasn")
@@ -682,6 +692,8 @@ def report_siasn(
 
     pnsOrangId is the roster's siasn_id: people without one are listed on stderr and left out.
     """
+    language = _language(app)
+    _ = i18n.translator(language)
     rows = reports_core.siasn_rows(
         _reading_engine(app),
         year,
@@ -694,7 +706,7 @@ def report_siasn(
     ready = [row for row in rows if row.payload["pnsOrangId"] is not None]
     known: set[tuple[str, str, str]] = set()
     if reconcile is not None:
-        known = reports_core.read_siasn_riwayat(reconcile)
+        known = reports_core.read_siasn_riwayat(reconcile, language)
     fresh = [row for row in ready if row.key() not in known]
     header = list(reports_core.SIASN_COLUMNS)
     if fmt == "json":
@@ -705,11 +717,20 @@ def report_siasn(
     total = sum((row.jp for row in rows), Decimal(0))
     hours = sum(int(row.payload["jumlahJam"]) for row in rows)
     stderr.print(
-        f"SIASN {year}: {len(fresh)} rows written, {len(ready) - len(fresh)} already in SIASN; "
-        f"{_jp_text(total)} JP in the compliance report, {hours} whole hours in rows"
+        _(
+            "SIASN {year}: {written} rows written, {known} already in SIASN; "
+            "{jp} JP in the compliance report, {hours} whole hours in rows"
+        ).format(
+            year=year,
+            written=len(fresh),
+            known=len(ready) - len(fresh),
+            jp=i18n.decimal(total, language),
+            hours=hours,
+        )
     )
     if missing:
         stderr.print(
-            f"{len(missing)} people have no siasn_id in the roster (add the column; their rows are left out): "
-            + ", ".join(missing)
+            _("{count} people have no siasn_id in the roster (add the column; their rows are left out): {nips}").format(
+                count=len(missing), nips=", ".join(missing)
+            )
         )

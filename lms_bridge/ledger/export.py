@@ -20,7 +20,8 @@ from typing import IO, Any, Literal
 
 from lms_bridge import i18n
 from lms_bridge.errors import InputError
-from lms_bridge.ledger import reports
+from lms_bridge.jp.rules import Rule
+from lms_bridge.ledger import labels, reports
 
 Row = Sequence[Any]
 
@@ -47,45 +48,6 @@ def to_json(header: Sequence[str], rows: Sequence[Row], **extra: Any) -> str:
     """A JSON document: ``{"rows": [{header: value}...], **extra}``."""
     data = {**extra, "rows": [{key: json_value(value) for key, value in zip(header, row, strict=True)} for row in rows]}
     return json.dumps(data, ensure_ascii=False, indent=1, default=str)
-
-
-def write_xlsx(path: Path, sheets: Mapping[str, tuple[Sequence[str], Sequence[Row]]]) -> None:
-    """Write an XLSX workbook: one sheet per entry, header bold and frozen, widths fitted.
-
-    Raises:
-        InputError: when the file cannot be written.
-    """
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    used: set[str] = set()
-    for title, (header, rows) in sheets.items():
-        # Sheet titles: at most 31 characters, none of []:*?/\ and unique.
-        name = "".join("_" if ch in "[]:*?/\\" else ch for ch in title)[:31] or "sheet"
-        base, number = name, 2
-        while name in used:
-            name = f"{base[:28]}-{number}"
-            number += 1
-        used.add(name)
-        sheet = workbook.create_sheet(name)
-        sheet.append(list(header))
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        widths = [len(str(h)) for h in header]
-        for row in rows:
-            values = [json_value(value) for value in row]
-            sheet.append(values)
-            widths = [max(w, len(str(v)) if v is not None else 0) for w, v in zip(widths, values, strict=True)]
-        sheet.freeze_panes = "A2"
-        for index, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
-    try:
-        workbook.save(path)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def write_text(path: Path | None, text: str) -> None:
@@ -422,11 +384,9 @@ def record_status(record: reports.PersonRecord, language: str) -> str:
     return _("voided") if record.voided else _("counted")
 
 
-def rule_label(record: reports.PersonRecord, labels: Mapping[str, str]) -> str:
-    """``C10 Komunitas Belajar (cop)``: the table row, its name and the institution's rule id."""
-    name = labels.get(record.code, "")
-    code = "" if record.code == "-" else record.code
-    return " ".join(part for part in (code, name, f"({record.rule})" if record.rule != "-" else "") if part)
+def rule_label(record: reports.PersonRecord, rules: Mapping[str, Rule], language: str) -> str:
+    """``C10 Komunitas belajar (CoP): paling banyak 2 JP per hari`` (see :mod:`lms_bridge.ledger.labels`)."""
+    return labels.record_rule_label(record.rule, record.code, rules, language)
 
 
 def _verb_words(language: str) -> dict[str, str]:
@@ -469,10 +429,11 @@ def records_digest(nip: str, year: int, records: Sequence[reports.PersonRecord])
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def _latin1(text: str) -> str:
-    # The PDF's built-in Helvetica covers Latin-1, which holds Indonesian names; anything else is
-    # replaced visibly rather than dropped.
-    return text.replace("\u2014", "-").encode("latin-1", "replace").decode("latin-1")
+#: DejaVu Sans (Debian's fonts-dejavu-core, Bitstream Vera licence in fonts/LICENSE): a Unicode
+#: TrueType font embedded in the PDF, so that every name prints as the roster writes it (the PDF
+#: core fonts know Latin-1 only, which loses names such as "Ayu \u1e62." or "Nguy\u1ec5n").
+FONTS = Path(__file__).resolve().parent / "fonts"
+FONT = "DejaVuSans"
 
 
 def person_pdf(
@@ -480,7 +441,7 @@ def person_pdf(
     records: Sequence[reports.PersonRecord],
     year: int,
     *,
-    labels: Mapping[str, str],
+    rules: Mapping[str, Rule],
     language: str = i18n.DEFAULT_LANGUAGE,
     institution: str = "",
     timezone: str = "Asia/Jakarta",
@@ -497,15 +458,29 @@ def person_pdf(
     _ = i18n.translator(language)
     counted = sum((r.jp for r in records if not r.voided and not r.pending), Decimal(0))
     digest = records_digest(standing.nip, year, records)
-    pdf = FPDF(orientation="landscape", format="A4")
-    pdf.set_title(_latin1(_("JP recap {year}").format(year=year) + f" {standing.nip}"))
+    # Every page names whose recap it is and which page of how many: printed pages get separated.
+    page_line = " \u00b7 ".join(
+        (_("JP recap {year}").format(year=year), grouped_nip(standing.nip), _("Page {page} of {pages}"))
+    )
+
+    class Recap(FPDF):  # type: ignore[misc]
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font(FONT, "", 8)
+            self.cell(0, 5, page_line.format(page=self.page_no(), pages="{nb}"), align="C")
+
+    pdf = Recap(orientation="landscape", format="A4")
+    pdf.add_font(FONT, "", str(FONTS / "DejaVuSans.ttf"))
+    pdf.add_font(FONT, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    pdf.set_title(_("JP recap {year}").format(year=year) + f" {standing.nip}")
     pdf.set_creator("lms-bridge")
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 14)
+    pdf.set_font(FONT, "B", 14)
     heading = _("JP recap {year}").format(year=year)
-    pdf.cell(0, 8, _latin1(f"{institution} - {heading}" if institution else heading), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
+    # multi_cell: a long institution name wraps instead of running off the page.
+    pdf.multi_cell(0, 7, f"{institution} \u2014 {heading}" if institution else heading, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
     facts = [
         (_("Name"), standing.name or "-"),
         (_("NIP"), grouped_nip(standing.nip)),
@@ -517,43 +492,44 @@ def person_pdf(
         (_("Status"), status_text(counted >= standing.target, language)),
     ]
     for label, value in facts:
-        pdf.set_font("Helvetica", "B", 10)
-        pdf.cell(45, 6, _latin1(label))
-        pdf.set_font("Helvetica", "", 10)
-        pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT, "B", 10)
+        pdf.cell(45, 6, label)
+        pdf.set_font(FONT, "", 10)
+        pdf.multi_cell(0, 6, value, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    pdf.set_font("Helvetica", "", 8)
+    pdf.set_font(FONT, "", 8)
     header = (_("Period"), _("Rule"), _("JP"), _("State"), _("Evidence"))
     with pdf.table(
-        col_widths=(22, 55, 14, 22, 164),
+        col_widths=(22, 62, 16, 22, 155),
+        text_align=("LEFT", "LEFT", "RIGHT", "LEFT", "LEFT"),
         headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
         repeat_headings=1,
         line_height=4.5,
     ) as table:
-        table.row([_latin1(h) for h in header])
+        table.row(list(header))
         for record in records:
-            evidence = "\n".join(evidence_text(line, language, timezone) for line in record.evidence) or "-"
+            lines = [evidence_text(line, language, timezone) for line in record.evidence]
+            # Several pieces of evidence wrap over many lines: a bullet marks where each begins.
+            evidence = "\n".join(f"\u2022 {line}" for line in lines) if len(lines) > 1 else (lines or ["-"])[0]
             table.row(
                 [
                     record.period,
-                    _latin1(rule_label(record, labels)),
+                    rule_label(record, rules, language),
                     i18n.decimal(record.jp, language, places=2),
-                    _latin1(record_status(record, language)),
-                    _latin1(evidence),
+                    record_status(record, language),
+                    evidence,
                 ]
             )
         if not records:
-            table.row(["-", _latin1(_("no JP records in this year")), "-", "-", "-"])
+            table.row(["-", _("no JP records in this year"), "-", "-", "-"])
     pdf.ln(4)
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "", 9)
     moment = now or datetime.now(UTC)
     pdf.multi_cell(
         0,
         5,
-        _latin1(
-            _("Generated {moment}").format(moment=i18n.local_time(moment, timezone, language))
-            + "\n"
-            + _("Verification hash (SHA-256 of the records listed): {digest}").format(digest=digest)
-        ),
+        _("Generated {moment}").format(moment=i18n.local_time(moment, timezone, language))
+        + "\n"
+        + _("Verification hash (SHA-256 of the records listed): {digest}").format(digest=digest),
     )
     return bytes(pdf.output())

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
+from lms_bridge import i18n
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import InputError
 from lms_bridge.jp.rules import MAPPINGS, load_rules, target_for
@@ -811,26 +812,29 @@ def siasn_rows(
     return rows
 
 
-def read_siasn_riwayat(path: Path) -> set[tuple[str, str, str]]:
+def read_siasn_riwayat(path: Path, language: str | None = None) -> set[tuple[str, str, str]]:
     """Keys (pnsOrangId, namaKursus, tanggalKursus) of an existing SIASN riwayat kursus export (CSV or JSON).
 
     JSON: a list of objects, or ``{"data": [...]}`` as the riwayat service answers; CSV:
     a header with those three columns (``,`` or ``;``).
 
     Raises:
-        InputError: the file cannot be read or lacks those fields.
+        InputError: the file cannot be read or lacks those fields (in ``language``, default Indonesian).
     """
+    _ = i18n.translator(language)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"SIASN export {path} cannot be read as UTF-8 text") from exc
+        raise InputError(_("SIASN export {path} cannot be read as UTF-8 text").format(path=path)) from exc
     fields = ("pnsOrangId", "namaKursus", "tanggalKursus")
     entries: list[Any]
     if text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"SIASN export {path} is not valid JSON (line {exc.lineno})") from exc
+            raise InputError(
+                _("SIASN export {path} is not valid JSON (line {line})").format(path=path, line=exc.lineno)
+            ) from exc
         entries = data.get("data", []) if isinstance(data, dict) else data
     else:
         header = text.splitlines()[0] if text.strip() else ""
@@ -839,7 +843,11 @@ def read_siasn_riwayat(path: Path) -> set[tuple[str, str, str]]:
     keys = set()
     for number, item in enumerate(entries if isinstance(entries, list) else [None], start=1):
         if not isinstance(item, dict) or any(item.get(name) in (None, "") for name in fields):
-            raise InputError(f"SIASN export {path}: entry {number} lacks one of {', '.join(fields)}")
+            raise InputError(
+                _("SIASN export {path}: entry {number} lacks one of {fields}").format(
+                    path=path, number=number, fields=", ".join(fields)
+                )
+            )
         keys.add(
             (str(item["pnsOrangId"]), " ".join(str(item["namaKursus"]).lower().split()), str(item["tanggalKursus"]))
         )

@@ -2,7 +2,8 @@
 
 Routes: ``/login`` (GET form, POST with a CSRF token), ``/logout`` (POST), ``/compliance``
 (year, unit, as-of date, search; per-unit summary and people), ``/person/<nip>`` (records,
-evidence, a JP-per-month SVG chart) and ``/compliance.csv`` / ``/compliance.xlsx``. Every
+evidence, a JP-per-month SVG chart), ``/person/<nip>.pdf`` (the printable Rekap JP) and
+``/compliance.xlsx`` / ``/compliance.csv`` (HR's workbook and CSV, in the page's language). Every
 route but ``/login`` and static files redirects to the login page without a session.
 
 A user limited to some units sees only people whose unit on the as-of date is one of
@@ -17,17 +18,16 @@ random key made when the process starts (then every restart logs everyone out).
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -42,13 +42,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
-from lms_bridge.jp.rules import Rule, load_rules
-from lms_bridge.ledger import export, reports
-from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord, Person
+from lms_bridge.ledger import export, labels, reports
+from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord
 from lms_bridge.web import i18n, overview
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import band_bars, month_bars
-from lms_bridge.web.labels import kind_phrase, rule_label, verb_phrase
+from lms_bridge.web.labels import kind_phrase, verb_phrase
 
 log = logging.getLogger("lms_bridge.web")
 
@@ -56,26 +55,6 @@ PAGE_SIZE = 100
 MIN_SECRET_KEY_LENGTH = 32
 #: Failed logins per username allowed within the window before the login answers 429.
 MAX_FAILURES, FAILURE_WINDOW = 10, 15 * 60
-COMPLIANCE_HEADER = (
-    lazy_gettext("NIP"),
-    lazy_gettext("Name"),
-    lazy_gettext("Unit code"),
-    lazy_gettext("Work unit"),
-    lazy_gettext("Employee type"),
-    lazy_gettext("JP"),
-    lazy_gettext("Target JP"),
-    lazy_gettext("Status"),
-    lazy_gettext("JP short"),
-    lazy_gettext("Held credits"),
-)
-SUMMARY_HEADER = (
-    lazy_gettext("Unit code"),
-    lazy_gettext("Work unit"),
-    lazy_gettext("Civil servants"),
-    lazy_gettext("Target met"),
-    lazy_gettext("Achievement"),
-    lazy_gettext("Median JP"),
-)
 ERROR_TITLES = {
     400: lazy_gettext("The request could not be processed"),
     404: lazy_gettext("Page not found"),
@@ -288,37 +267,6 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
     return ComplianceView(filters, rows, units, choices, everyone)
 
 
-def _status_text(met: bool) -> str:
-    return gettext("Target met") if met else gettext("Target not met")
-
-
-def _person_rows(rows: list[reports.ComplianceRow]) -> list[list[Any]]:
-    return [
-        [
-            r.nip,
-            r.name or gettext("(not on the roster)"),
-            r.unit_code if r.on_roster else gettext("not on the roster"),
-            r.unit_name,
-            r.employee_type,
-            r.jp.normalize(),
-            r.target,
-            _status_text(r.met),
-            r.needed.normalize(),
-            r.pending,
-        ]
-        for r in rows
-    ]
-
-
-def _table(view: ComplianceView) -> tuple[list[list[Any]], list[list[Any]]]:
-    summary = [[u.unit_code, u.unit_name, u.people, u.met, round(u.share_met, 3), u.median_jp] for u in view.units]
-    return _person_rows(view.rows), summary
-
-
-def _header(names: tuple[Any, ...]) -> list[str]:
-    return [str(name) for name in names]
-
-
 def _sort_change(filters: Filters, column: str) -> dict[str, str | None]:
     """The link of a column heading: the other direction when sorted by it, else the useful one first.
 
@@ -334,13 +282,6 @@ def _sort_change(filters: Filters, column: str) -> dict[str, str | None]:
 def _download_name(view: ComplianceView, extension: str) -> str:
     unit = re.sub(r"[^A-Za-z0-9_.-]+", "-", view.filters.unit or "all")
     return f"jp-compliance-{view.filters.year}-{unit}-{view.filters.as_of.isoformat()}.{extension}"
-
-
-def _rules(settings: Settings) -> dict[str, Rule]:
-    """Rule id -> the rule (the last entry of an id: the newest version), for the labels."""
-    rules_file = settings.jp.rules_file
-    loaded = load_rules(settings.resolve_path(rules_file)) if rules_file else load_rules()
-    return {rule.id: rule for rule in loaded.rules}
 
 
 def _web_url(value: str | None) -> str | None:
@@ -615,41 +556,71 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             headers={"Content-Disposition": f'attachment; filename="{_download_name(view, extension)}"'},
         )
 
-    @app.get("/compliance.csv")
-    def download_csv() -> Response:
-        view = _compliance_view(engine, settings)
-        rows, _ = _table(view)
-        body = export.to_csv(_header(COMPLIANCE_HEADER), rows).encode("utf-8")
-        return _download(view, "csv", body, "text/csv")
+    def _visible_report(view: ComplianceView) -> reports.ComplianceReport:
+        """The report as the page shows it: the user's units, searched, filtered and sorted."""
+        f = view.filters
+        return reports.ComplianceReport(f.year, f.as_of, rows=view.rows, units=view.units)
 
     @app.get("/compliance.xlsx")
     def download_xlsx() -> Response:
+        """HR's workbook (title rows, Indonesian headers, print setup) in the page's language."""
         view = _compliance_view(engine, settings)
-        rows, summary = _table(view)
-        sheets: dict[str, tuple[list[str], list[list[Any]]]] = {
-            gettext("Summary"): (_header(SUMMARY_HEADER), summary),
-            gettext("People"): (_header(COMPLIANCE_HEADER), rows),
-        }
-        if view.filters.unit is None:
+        buffer = io.BytesIO()
+        export.write_compliance_xlsx(
+            buffer,
+            _visible_report(view),
+            language=i18n.current_language(),
+            institution=settings.report.institution,
+            timezone=settings.deployment.timezone,
             # One sheet per unit as well, for the officer who prints or sends one unit.
-            for unit in view.units:
-                unit_rows = [row for row in view.rows if row.unit_code == unit.unit_code]
-                title = unit.unit_code if unit.unit_code != reports.NOT_ON_ROSTER else gettext("not on the roster")
-                sheets[title] = (_header(COMPLIANCE_HEADER), _person_rows(unit_rows))
-        with tempfile.TemporaryDirectory(prefix="lms-bridge-web-") as folder:
-            path = Path(folder) / "compliance.xlsx"
-            export.write_xlsx(path, sheets)
-            body = path.read_bytes()
-        return _download(view, "xlsx", body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            per_unit=view.filters.unit is None,
+        )
+        return _download(
+            view, "xlsx", buffer.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        )
 
-    @app.get("/person/<nip>")
-    def person_page(nip: str) -> str:
+    @app.get("/compliance.csv")
+    def download_csv() -> Response:
+        """The people of the table as CSV: Indonesian Excel's ``;`` and decimal comma in ``id``."""
+        view = _compliance_view(engine, settings)
+        text = export.compliance_csv(_visible_report(view), language=i18n.current_language())
+        return _download(view, "csv", text.encode("utf-8"), "text/csv")
+
+    def _person(nip: str) -> tuple[int, date, reports.ComplianceRow]:
+        """Year, as-of date and standing of a person this user may see; 404 for anyone else."""
         if not re.fullmatch(r"\d{18}", nip):
             abort(404)
         year = _year_arg(settings)
         end = _as_of_arg(settings, year)
         # Unit, type, target and JP exactly as the compliance report counts them.
         standing = reports.person_standing(engine, settings, nip, year, as_of=end)
+        if not reports.person_known(engine, nip) or not _allowed(standing.unit_code):
+            abort(404)
+        return year, end, standing
+
+    @app.get("/person/<nip>.pdf")
+    def person_pdf(nip: str) -> Response:
+        """The printable Rekap JP of a person (with its verification hash), in the page's language."""
+        year, _end, standing = _person(nip)
+        records = reports.person_records(engine, nip, year)
+        body = export.person_pdf(
+            standing,
+            records,
+            year,
+            rules=labels.deployment_rules(settings),
+            language=i18n.current_language(),
+            institution=settings.report.institution,
+            timezone=settings.deployment.timezone,
+        )
+        return Response(
+            body,
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="rekap-jp-{year}-{nip}.pdf"'},
+        )
+
+    @app.get("/person/<nip>")
+    def person_page(nip: str) -> str:
+        year, end, standing = _person(nip)
         with Session(engine) as db:
             days = dict(
                 db.execute(
@@ -660,13 +631,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
                     )
                 ).all()
             )
-            known = (
-                db.scalar(select(Person.id).where(Person.nip == nip)) is not None
-                or db.scalar(select(LedgerRecord.statement_id).where(LedgerRecord.nip == nip).limit(1)) is not None
-            )
-        if not known or not _allowed(standing.unit_code):
-            abort(404)
-        rules = _rules(settings)
+        rules = labels.deployment_rules(settings)
         records = reports.person_records(engine, nip, year)
         evidence = _evidence(engine, records)
         lines, months = [], [Decimal(0)] * 12
@@ -689,7 +654,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
                 evidence.get(e.statement_id, EvidenceItem(e.statement_id, None, "", unknown, "", None))
                 for e in record.evidence
             ]
-            label = rule_label(record.rule, record.code, rules.get(record.rule))
+            label = labels.record_rule_label(record.rule, record.code, rules, i18n.current_language())
             lines.append(RecordLine(record, day, status, label, items))
         names = get_month_names("abbreviated", locale=get_locale())
         number = [format_decimal(value, format="#,##0.##") for value in months]
@@ -724,6 +689,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             lines=lines,
             chart=chart,
             back=back,
+            pdf=url_for("person_pdf", nip=nip, year=year, as_of=end.isoformat()),
         )
 
     return app
