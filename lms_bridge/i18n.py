@@ -13,6 +13,7 @@ Bahasa Indonesia (``id``) is the default language; English (``en``) is available
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -89,3 +90,21 @@ def local_time(moment: datetime, timezone: str, language: str | None, *, seconds
 def month_name(month: int, language: str | None) -> str:
     """The month's short name: ``Agu`` (``id``), ``Aug`` (``en``)."""
     return str(get_month_names("abbreviated", locale=language_of(language))[month])
+
+
+def os_reason(exc: OSError, language: str | None) -> str:
+    """Why a file could not be read or written, in ``language`` (the system says it in English).
+
+    The common causes are translated; any other keeps the system's own words.
+    """
+    _ = translator(language)
+    reasons = {
+        errno.ENOENT: _("no such file or folder"),
+        errno.EACCES: _("permission denied"),
+        errno.EPERM: _("permission denied"),
+        errno.EISDIR: _("it is a folder"),
+        errno.ENOTDIR: _("a part of the path is not a folder"),
+        errno.ENOSPC: _("the disk is full"),
+        errno.EROFS: _("the file system is read-only"),
+    }
+    return reasons.get(exc.errno or 0, exc.strerror or str(exc))

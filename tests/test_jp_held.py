@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,7 +156,28 @@ def test_report_duplicates_and_explain_show_the_event_credited_once(tmp_path: Pa
     audit = deployment.run("report", "duplicates", "--year", "2026", "--format", "csv", check=True).stdout
     rows = list(csv.DictReader(io.StringIO(audit.lstrip("\ufeff")), delimiter=";"))
     assert [(r["NIP"].replace(" ", ""), r["Dihitung"], r["Tidak dihitung"], r["Alasan"]) for r in rows] == [
-        (NIP, "zoom/zoom/meeting:812", "moodle/lms/bigbluebuttonbn:5", "same event_link within 60 minutes")
+        (
+            NIP,
+            "zoom/zoom/meeting:812",
+            "moodle/lms/bigbluebuttonbn:5",
+            "tautan rapat daring sama dalam rentang 60 menit",
+        )
     ]
+    # JSON keeps the engine's reason code next to the words; English reports say it in English.
+    coded = json.loads(deployment.run("report", "duplicates", "--year", "2026", "--format", "json", check=True).stdout)
+    assert [(r["reason_code"], r["reason"]) for r in coded["rows"]] == [
+        ("shared_fact", "tautan rapat daring sama dalam rentang 60 menit")
+    ]
+    english = deployment.run(
+        "report",
+        "duplicates",
+        "--year",
+        "2026",
+        "--format",
+        "csv",
+        env={"LMS_BRIDGE_REPORT__LANGUAGE": "en"},
+        check=True,
+    ).stdout
+    assert "same meeting link within 60 minutes" in english
     explained = deployment.run("rules", "explain", NIP, "--year", "2026", check=True).stdout
     assert "credited once: " in explained and "moodle/lms/bigbluebuttonbn:5" in explained

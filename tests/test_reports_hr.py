@@ -260,6 +260,61 @@ def test_pdf_rekap_reads_back_with_nip_totals_and_hash(hr, tmp_path):
     assert "ditunda" in text and "19,00" in text and "Belum memenuhi" in text
 
 
+def test_pdf_rekap_counts_up_to_the_as_of_date_like_the_compliance_report(hr, tmp_path):
+    """A's 8 CoP JP fall on 2 October: as of 30 September the recap, the JSON and the report all say 12.5."""
+    target = tmp_path / "rekap.pdf"
+    args = ("report", "person", A, "--year", "2026", "--as-of", "2026-09-30")
+    result = hr.run(*args, "--format", "pdf", "-o", str(target), check=True)
+    digest = re.search(r"hash verifikasi: ([0-9a-f]{64})", result.stdout).group(1)
+    text = "\n".join(page.extract_text() for page in PdfReader(target).pages)
+    assert "per tanggal 30 September 2026" in text
+    assert "12,50" in text and "7,50" in text and "Belum memenuhi" in text
+    assert "20,50" not in text and "2026-10-02" not in text
+    assert digest in text.replace("\n", "")
+    listed = json.loads(hr.run(*args, "--format", "json", check=True).stdout)
+    assert listed["hash"] == digest and listed["as_of"] == "2026-09-30" and listed["jp"] == 12.5
+    whole_year = json.loads(hr.run("report", "person", A, "--year", "2026", "--format", "json", check=True).stdout)
+    assert whole_year["as_of"] == "2026-12-31" and whole_year["jp"] == 20.5 and whole_year["hash"] != digest
+    report = hr.run("report", "compliance", "--year", "2026", "--as-of", "2026-09-30", "--format", "csv", check=True)
+    rows = list(csv.reader(io.StringIO(report.stdout.lstrip("\ufeff")), delimiter=";"))
+    assert next(row for row in rows if row[2] == "19880517 201403 2 004")[5] == "12,5"
+    outside = hr.run(*args[:-1], "2025-09-30", "--format", "pdf", "-o", str(tmp_path / "x.pdf"))
+    assert outside.returncode == 2 and "di luar tahun 2026" in outside.stderr
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_write_and_mapping_errors_are_in_the_report_language(hr, tmp_path):
+    nowhere = tmp_path / "no-such-folder" / "rekap.csv"
+    result = hr.run("report", "compliance", "--year", "2026", "--format", "csv", "-o", str(nowhere))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"tidak dapat menulis {nowhere}: berkas atau folder tidak ada" in " ".join(result.stderr.split())
+    english = hr.run(
+        "report",
+        "compliance",
+        "--year",
+        "2026",
+        "--format",
+        "xlsx",
+        "-o",
+        str(tmp_path / "no-such-folder" / "rekap.xlsx"),
+        env={"LMS_BRIDGE_REPORT__LANGUAGE": "en"},
+    )
+    assert english.returncode != 0 and "cannot write" in english.stderr and "no such file or folder" in english.stderr
+
+    mapping = tmp_path / "siasn.toml"
+    mapping.write_text('format = 1\n[codes.C10]\njenisDiklatId = "dua"\n', encoding="utf-8")
+    siasn = ("report", "siasn", "--year", "2026", "--institution", "BPSDM", "--mapping", str(mapping))
+    result = hr.run(*siasn)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "pemetaan SIASN" in result.stderr and "harus bilangan bulat positif" in result.stderr
+    assert "[codes.C10]" in result.stderr
+    mapping.write_text("format = 1\n[codes\n", encoding="utf-8")
+    result = hr.run(*siasn)
+    assert result.returncode != 0 and "bukan TOML yang sah" in result.stderr
+    english = hr.run(*siasn, env={"LMS_BRIDGE_REPORT__LANGUAGE": "en"})
+    assert "SIASN mapping" in english.stderr and "is not valid TOML" in english.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

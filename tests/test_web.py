@@ -408,6 +408,36 @@ def test_person_pdf_is_the_rekap_jp_in_the_pages_language(app):
     assert client.get("/person/12345.pdf?year=2026").status_code == 404
 
 
+def test_person_pdf_counts_up_to_the_pages_as_of_date(app, engine):
+    """A has 4 JP on 15 November: as of 30 June the page and the PDF both count 16 of 20, not 20."""
+    from pypdf import PdfReader
+
+    from lms_bridge.ledger import export, reports
+
+    client = app.test_client()
+    login(client, "hr-all")
+    page = client.get(f"/person/{A}?year=2026&as_of=2026-06-30").get_data(as_text=True)
+    shown = unescape(re.search(r'<dd id="person-jp">([^<]+)</dd>', page).group(1))
+    assert shown == "16 dari 20", shown
+    link = unescape(re.search(r'<a id="download-pdf" href="([^"]+)"', page).group(1))
+    assert link == f"/person/{A}.pdf?year=2026&as_of=2026-06-30"
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(client.get(link).get_data())).pages)
+    assert "per tanggal 30 Juni 2026" in text
+    assert "16,00" in text and "4,00" in text and "Belum memenuhi" in text
+    assert "20,00" not in text and "2026-11-15" not in text  # the November record is after the as-of date
+    # The hash covers the as-of date and exactly the records up to it.
+    records = reports.person_records(engine, A, 2026, as_of=date(2026, 6, 30))
+    assert [r.period for r in records] == ["2026-03-02", "2026-04-10"]
+    digest = export.records_digest(A, 2026, date(2026, 6, 30), records)
+    assert digest in text.replace("\n", "")
+    assert digest != export.records_digest(A, 2026, date(2026, 7, 1), records)
+    year_end = "\n".join(
+        p.extract_text()
+        for p in PdfReader(io.BytesIO(client.get(f"/person/{A}.pdf?year=2026&as_of=2026-12-31").get_data())).pages
+    )
+    assert "per tanggal 31 Desember 2026" in year_end and "20,00" in year_end and "2026-11-15" in year_end
+
+
 def test_status_filter_and_sorting_are_done_on_the_server(app):
     client = app.test_client()
     login(client, "hr-all")

@@ -186,7 +186,7 @@ def rules_explain(app: App, nip: tuple[str, ...], year: int) -> None:
         stdout.print(
             f"credited once: {merge.dropped.occurred_at:%Y-%m-%d %H:%M}Z {jp_core.activity_key(merge.dropped)} "
             f"({merge.dropped.statement_id[:8]}) is the same event as {jp_core.activity_key(merge.kept)} "
-            f"({merge.kept.statement_id[:8]}): {merge.reason}"
+            f"({merge.kept.statement_id[:8]}): {merge.explanation}"
         )
     held = sum(1 for credit in credits if credit.pending)
     if held:

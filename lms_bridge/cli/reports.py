@@ -300,7 +300,7 @@ def report_compliance(
         _wrote(app, output)
         return
     if fmt == "csv":
-        export.write_text(output, export.compliance_csv(result, language=language, dialect=csv_dialect))
+        export.write_text(output, export.compliance_csv(result, language=language, dialect=csv_dialect), language)
         return
     if fmt == "json":
         header = ["nip", "name", "unit", "unit_name", "employee_type", "jp", "target", "met", "jp_needed", "pending"]
@@ -334,6 +334,7 @@ def report_compliance(
                 as_of=str(result.as_of),
                 units=[dict(zip(summary_header, [export.json_value(v) for v in row], strict=True)) for row in summary],
             ),
+            language,
         )
         return
     _ = i18n.translator(language)
@@ -384,11 +385,12 @@ def report_compliance(
     show_default=True,
     help="pdf: the printable Rekap JP with its verification hash.",
 )
+@click.option("--as-of", "as_of", type=DateParam(), help="Count records up to this day (default: year end).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
 @_csv_option
 @click.pass_obj
 def report_person(
-    app: App, nip: tuple[str, ...], year: int, fmt: str, output: Path | None, csv_dialect: str | None
+    app: App, nip: tuple[str, ...], year: int, as_of: Any, fmt: str, output: Path | None, csv_dialect: str | None
 ) -> None:
     """Every JP record of one person, with the rule and the evidence behind it."""
     language = _language(app)
@@ -398,16 +400,19 @@ def report_person(
         raise LmsBridgeError(_("{value!r} is not a valid NIP").format(value=" ".join(nip)))
     _need_output(app, fmt, output)
     engine = _reading_engine(app)
-    _check_year(app, engine, year, None)
+    day = as_of.date() if as_of else None
+    _check_year(app, engine, year, day)
+    end = reports_core.as_of_day(year, day)
     if not reports_core.person_known(engine, number.value):
         raise EmptyAnswerError(
             _("NIP {nip} is neither on the roster nor in the ledger (check the digits, or import the roster)").format(
                 nip=number.value
             )
         )
-    records = reports_core.person_records(engine, number.value, year)
-    standing = reports_core.person_standing(engine, app.settings, number.value, year)
-    digest = export.records_digest(number.value, year, records)
+    # Records and totals of the same window: the recap's hash covers exactly what its totals add up.
+    records = reports_core.person_records(engine, number.value, year, as_of=end)
+    standing = reports_core.person_standing(engine, app.settings, number.value, year, as_of=end)
+    digest = export.records_digest(number.value, year, end, records)
     timezone = app.settings.deployment.timezone
     rules = labels.deployment_rules(app.settings)
     if fmt == "pdf" and output is not None:
@@ -416,6 +421,7 @@ def report_person(
             records,
             year,
             rules=rules,
+            as_of=end,
             language=language,
             institution=app.settings.report.institution,
             timezone=timezone,
@@ -423,7 +429,8 @@ def report_person(
         try:
             output.write_bytes(data)
         except OSError as exc:
-            raise LmsBridgeError(_("cannot write {path}: {reason}").format(path=output, reason=exc.strerror)) from exc
+            reason = i18n.os_reason(exc, language)
+            raise LmsBridgeError(_("cannot write {path}: {reason}").format(path=output, reason=reason)) from exc
         _wrote(app, output)
         stdout.print(_("verification hash: {digest}").format(digest=digest))
         return
@@ -471,9 +478,11 @@ def report_person(
                 report=f"JP records {year} of {number.value}",
                 nip=number.value,
                 year=year,
+                as_of=end.isoformat(),
                 jp=export.json_value(total),
                 hash=digest,
             ),
+            language,
         )
         return
     columns = [
@@ -498,19 +507,23 @@ def report_person(
     if fmt in ("xlsx", "csv"):
         sheet = export.Sheet(_("JP recap {year}").format(year=year), columns, rows)
         if fmt == "csv":
-            export.write_text(output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language)))
+            export.write_text(
+                output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
+            )
             return
         if output is None:  # checked by _need_output; says so to the type checker
             raise LmsBridgeError("--format xlsx needs --output")
         export.hr_workbook(
             [sheet],
             export.title_rows(
-                title, language=language, institution=app.settings.report.institution, as_of=None, timezone=timezone
+                title, language=language, institution=app.settings.report.institution, as_of=end, timezone=timezone
             ),
             output,
+            language,
         )
         _wrote(app, output)
         return
+    title += " \u2014 " + _("as of {date}").format(date=i18n.long_date(end, language))
     if records:
         print_table(title, columns, rows, language)
     else:
@@ -548,7 +561,9 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None,
             [u.unit_code, u.unit_name, u.people, *[m.normalize() for m in u.months], u.total.normalize(), u.pending]
             for u in units
         ]
-        export.write_text(output, export.to_json(header, plain, report=f"JP per unit and month {year}", year=year))
+        export.write_text(
+            output, export.to_json(header, plain, report=f"JP per unit and month {year}", year=year), language
+        )
         return
     months = [i18n.month_name(m, language) for m in range(1, 13)]
     columns = [
@@ -583,10 +598,13 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None,
                 timezone=app.settings.deployment.timezone,
             ),
             output,
+            language,
         )
         _wrote(app, output)
     elif fmt == "csv":
-        export.write_text(output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language)))
+        export.write_text(
+            output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
+        )
     elif fits(columns, rows, language):
         print_table(title, columns, rows, language)
     else:
@@ -618,15 +636,16 @@ def report_duplicates(app: App, year: int, fmt: str, output: Path | None, csv_di
             merge.kept.statement_id,
             jp_core.activity_key(merge.dropped),
             merge.dropped.statement_id,
-            merge.reason,
+            labels.merge_reason(merge, language),
         ]
         for nip, merge in merges
     ]
     title = _("Same event through two sources, credited once ({year}): {count}").format(year=year, count=len(rows))
     if fmt == "json":
-        # JSON is for programs: the keys stay the same in every language.
-        header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason"]
-        export.write_text(output, export.to_json(header, rows, report=title, year=year))
+        # JSON is for programs: the keys stay the same in every language, and reason_code is the engine's.
+        header = ["nip", "day", "kept", "kept_id", "left_out", "left_out_id", "reason", "reason_code"]
+        coded = [[*row, merge.reason] for row, (_nip, merge) in zip(rows, merges, strict=True)]
+        export.write_text(output, export.to_json(header, coded, report=title, year=year), language)
         return
     columns = [
         export.Column(_("NIP"), "nip"),
@@ -639,7 +658,9 @@ def report_duplicates(app: App, year: int, fmt: str, output: Path | None, csv_di
     ]
     sheet = export.Sheet(_("Credited once"), columns, rows)
     if fmt == "csv":
-        export.write_text(output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language)))
+        export.write_text(
+            output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
+        )
     elif fmt == "xlsx" and output is not None:
         export.hr_workbook(
             [sheet],
@@ -651,6 +672,7 @@ def report_duplicates(app: App, year: int, fmt: str, output: Path | None, csv_di
                 timezone=app.settings.deployment.timezone,
             ),
             output,
+            language,
         )
         _wrote(app, output)
     elif rows:
@@ -698,7 +720,8 @@ def report_siasn(
         _reading_engine(app),
         year,
         institution=institution,
-        mapping=reports_core.load_siasn_mapping(mapping) if mapping else None,
+        # Loaded here so that a wrong mapping file is reported in the report's language.
+        mapping=reports_core.load_siasn_mapping(mapping or reports_core.DEFAULT_SIASN_MAPPING, language),
         instansi_id=instansi_id,
         lokasi_id=lokasi_id,
     )
@@ -711,9 +734,11 @@ def report_siasn(
     header = list(reports_core.SIASN_COLUMNS)
     if fmt == "json":
         payloads = [row.payload for row in fresh]
-        export.write_text(output, json.dumps(payloads, ensure_ascii=False, indent=1))
+        export.write_text(output, json.dumps(payloads, ensure_ascii=False, indent=1), language)
     else:
-        export.write_text(output, export.to_csv(header, [[row.payload[key] for key in header] for row in fresh]))
+        export.write_text(
+            output, export.to_csv(header, [[row.payload[key] for key in header] for row in fresh]), language
+        )
     total = sum((row.jp for row in rows), Decimal(0))
     hours = sum(int(row.payload["jumlahJam"]) for row in rows)
     stderr.print(

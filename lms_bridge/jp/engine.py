@@ -304,13 +304,32 @@ def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
     return item if facts is item.facts else replace(item, facts=facts)
 
 
+#: Why two items are one event (:attr:`Merge.reason`): a machine code; the reports put it in
+#: words in the reader's language (``lms_bridge.ledger.labels.merge_reason``).
+SAME_EVENT = "same_event"
+SHARED_FACT = "shared_fact"
+
+
 @dataclass(frozen=True)
 class Merge:
-    """One activity credited once: ``dropped`` is the same event as ``kept``, seen through another source."""
+    """One activity credited once: ``dropped`` is the same event as ``kept``, seen through another source.
+
+    ``reason`` is :data:`SAME_EVENT` (both listed in one ``[[same_event]]``) or :data:`SHARED_FACT`
+    (the same ``fact`` within ``window_minutes``).
+    """
 
     kept: EvidenceItem
     dropped: EvidenceItem
     reason: str
+    fact: str = ""
+    window_minutes: int = 0
+
+    @property
+    def explanation(self) -> str:
+        """The reason in English, for operators (``rules explain``)."""
+        if self.reason == SAME_EVENT:
+            return "listed in [[same_event]]"
+        return f"same {self.fact} within {self.window_minutes} minutes"
 
 
 def activity_key(item: EvidenceItem) -> str:
@@ -328,13 +347,13 @@ def merge_duplicates(items: Sequence[EvidenceItem], rules: RuleSet) -> tuple[lis
     kept: list[EvidenceItem] = []
     merges: list[Merge] = []
     for item in sorted(items, key=lambda i: (i.occurred_at, i.statement_id)):
-        reason = None
+        merge = None
         for earlier in kept:
             if earlier.kind != item.kind or (earlier.source, earlier.site_id) == (item.source, item.site_id):
                 continue
             keys = {activity_key(earlier), activity_key(item)}
             if any(keys <= group for group in dedupe.same_events):
-                reason = "listed in [[same_event]]"
+                merge = Merge(kept=earlier, dropped=item, reason=SAME_EVENT)
             elif abs(item.occurred_at - earlier.occurred_at) <= window:
                 shared = [
                     name
@@ -342,11 +361,11 @@ def merge_duplicates(items: Sequence[EvidenceItem], rules: RuleSet) -> tuple[lis
                     if item.facts.get(name) not in (None, "") and item.facts.get(name) == earlier.facts.get(name)
                 ]
                 if shared:
-                    reason = f"same {shared[0]} within {dedupe.window_minutes} minutes"
-            if reason is not None:
-                merges.append(Merge(kept=earlier, dropped=item, reason=reason))
+                    merge = Merge(earlier, item, SHARED_FACT, fact=shared[0], window_minutes=dedupe.window_minutes)
+            if merge is not None:
+                merges.append(merge)
                 break
-        if reason is None:
+        if merge is None:
             kept.append(item)
     return kept, merges
 

@@ -50,11 +50,11 @@ def to_json(header: Sequence[str], rows: Sequence[Row], **extra: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1, default=str)
 
 
-def write_text(path: Path | None, text: str) -> None:
+def write_text(path: Path | None, text: str, language: str | None = None) -> None:
     """Write text to ``path`` (UTF-8), or to stdout when ``path`` is None.
 
     Raises:
-        InputError: when the file cannot be written.
+        InputError: when the file cannot be written (in ``language``, default Indonesian).
     """
     if path is None:
         import sys
@@ -66,7 +66,10 @@ def write_text(path: Path | None, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        _ = i18n.translator(language)
+        raise InputError(
+            _("cannot write {path}: {reason}").format(path=path, reason=i18n.os_reason(exc, language))
+        ) from exc
 
 
 # --- What HR reads: Indonesian headers, title rows, typed columns (issue 19) ---------------------------
@@ -132,10 +135,15 @@ def _csv_cell(value: Any, kind: ColumnKind, dialect: str) -> str:
     return str(value)
 
 
-def sheet_csv(sheet: Sheet, dialect: str = "excel-id") -> str:
+def sheet_csv(sheet: Sheet, dialect: str = "excel-id", language: str | None = None) -> str:
     """One table as CSV in ``dialect`` (see :data:`CSV_DIALECTS`); the Excel dialects start with a BOM."""
     if dialect not in CSV_DIALECTS:
-        raise InputError(f"unknown CSV dialect {dialect!r}: use {', '.join(CSV_DIALECTS)}")
+        _ = i18n.translator(language)
+        raise InputError(
+            _("unknown CSV dialect {dialect!r}: use {dialects}").format(
+                dialect=dialect, dialects=", ".join(CSV_DIALECTS)
+            )
+        )
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";" if dialect == "excel-id" else ",", lineterminator="\r\n")
     writer.writerow([column.header for column in sheet.columns])
@@ -147,7 +155,9 @@ def sheet_csv(sheet: Sheet, dialect: str = "excel-id") -> str:
 _NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
 
 
-def hr_workbook(sheets: Sequence[Sheet], titles: Sequence[str], target: Path | IO[bytes]) -> None:
+def hr_workbook(
+    sheets: Sequence[Sheet], titles: Sequence[str], target: Path | IO[bytes], language: str | None = None
+) -> None:
     """Write an XLSX as HR prints it: title rows, then a table with filter buttons and typed cells.
 
     Every sheet gets the ``titles`` (institution, year, as-of date, generation time), a bold
@@ -157,7 +167,7 @@ def hr_workbook(sheets: Sequence[Sheet], titles: Sequence[str], target: Path | I
     to one page wide, the header row repeated on every page.
 
     Raises:
-        InputError: when the file cannot be written.
+        InputError: when the file cannot be written (in ``language``, default Indonesian).
     """
     from openpyxl import Workbook
     from openpyxl.formatting.rule import FormulaRule
@@ -216,7 +226,10 @@ def hr_workbook(sheets: Sequence[Sheet], titles: Sequence[str], target: Path | I
     try:
         workbook.save(target)
     except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror}") from exc
+        _ = i18n.translator(language)
+        raise InputError(
+            _("cannot write {path}: {reason}").format(path=target, reason=i18n.os_reason(exc, language))
+        ) from exc
 
 
 def compliance_people_columns(language: str) -> list[Column]:
@@ -362,7 +375,7 @@ def write_compliance_xlsx(
         timezone=timezone,
         now=now,
     )
-    hr_workbook(compliance_sheets(report, language, per_unit=per_unit), titles, target)
+    hr_workbook(compliance_sheets(report, language, per_unit=per_unit), titles, target, language)
 
 
 def compliance_csv(
@@ -370,7 +383,7 @@ def compliance_csv(
 ) -> str:
     """The per-person compliance table as CSV (dialect default: ``excel-id`` in ``id``, see :data:`CSV_DIALECTS`)."""
     people = Sheet("", compliance_people_columns(language), compliance_people_rows(report.rows, language))
-    return sheet_csv(people, dialect or default_csv_dialect(language))
+    return sheet_csv(people, dialect or default_csv_dialect(language), language)
 
 
 # --- Rekap JP: the printable recap of one person -----------------------------------------------------
@@ -411,16 +424,17 @@ def evidence_text(line: reports.EvidenceLine, language: str, timezone: str) -> s
     return f"{when}: {what} ({line.where})" if line.where not in ("", "-") else f"{when}: {what}"
 
 
-def records_digest(nip: str, year: int, records: Sequence[reports.PersonRecord]) -> str:
+def records_digest(nip: str, year: int, as_of: date, records: Sequence[reports.PersonRecord]) -> str:
     """The verification hash of a recap: SHA-256 of the canonical listing of the records it shows.
 
-    The listing is UTF-8 text, one line ``rekap-jp/1|NIP|YEAR`` then one line per record in
+    The listing is UTF-8 text, one line ``rekap-jp/2|NIP|YEAR|AS-OF`` (the as-of date as
+    ``YYYY-MM-DD``: the recap counts records of periods up to it) then one line per record in
     the order shown: ``period|rule|code|jp|state|record id|evidence ids (comma-separated)``,
     with ``jp`` normalised (``2``, ``1.5``) and ``state`` one of counted, voided, pending.
-    Anyone can list the same records again (``report person NIP --year Y --format json``
+    Anyone can list the same records again (``report person NIP --year Y --as-of D --format json``
     prints the hash too) and compare: the same records give the same hash, whatever language.
     """
-    lines = [f"rekap-jp/1|{nip}|{year}"]
+    lines = [f"rekap-jp/2|{nip}|{year}|{as_of.isoformat()}"]
     for record in records:
         state = "pending" if record.pending else "voided" if record.voided else "counted"
         evidence = ",".join(line.statement_id for line in record.evidence)
@@ -442,6 +456,7 @@ def person_pdf(
     year: int,
     *,
     rules: Mapping[str, Rule],
+    as_of: date | None = None,
     language: str = i18n.DEFAULT_LANGUAGE,
     institution: str = "",
     timezone: str = "Asia/Jakarta",
@@ -449,15 +464,18 @@ def person_pdf(
 ) -> bytes:
     """The *Rekap JP* of one person as PDF bytes (fpdf2).
 
-    Who, unit, year, every record with its rule and evidence, totals against the target, and
-    the verification hash (:func:`records_digest`).
+    Who, unit, year, the as-of date ("per tanggal"), every record with its rule and evidence,
+    totals against the target, and the verification hash (:func:`records_digest`). ``records``
+    are those of :func:`reports.person_records` for the same ``as_of`` (default: 31 December),
+    so the totals are the ones the person page and the compliance report show for that day.
     """
     from fpdf import FPDF
     from fpdf.fonts import FontFace
 
     _ = i18n.translator(language)
     counted = sum((r.jp for r in records if not r.voided and not r.pending), Decimal(0))
-    digest = records_digest(standing.nip, year, records)
+    end = reports.as_of_day(year, as_of)
+    digest = records_digest(standing.nip, year, end, records)
     # Every page names whose recap it is and which page of how many: printed pages get separated.
     page_line = " \u00b7 ".join(
         (_("JP recap {year}").format(year=year), grouped_nip(standing.nip), _("Page {page} of {pages}"))
@@ -480,6 +498,8 @@ def person_pdf(
     heading = _("JP recap {year}").format(year=year)
     # multi_cell: a long institution name wraps instead of running off the page.
     pdf.multi_cell(0, 7, f"{institution} \u2014 {heading}" if institution else heading, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", 11)
+    pdf.cell(0, 6, _("as of {date}").format(date=i18n.long_date(end, language)), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     facts = [
         (_("Name"), standing.name or "-"),

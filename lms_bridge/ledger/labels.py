@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from lms_bridge import i18n
 from lms_bridge.config.settings import Settings
+from lms_bridge.jp.engine import SAME_EVENT, Merge
 from lms_bridge.jp.rules import Rule, load_rules
 
 
@@ -90,3 +91,25 @@ def rule_label(rule_id: str, code: str, rule: Rule | None, language: str | None)
 def record_rule_label(rule_id: str, code: str, rules: Mapping[str, Rule], language: str | None) -> str:
     """:func:`rule_label` of a record, its rule looked up in ``rules`` (see :func:`deployment_rules`)."""
     return rule_label(rule_id, code, rules.get(rule_id), language)
+
+
+#: The facts ``[dedupe] link_facts`` usually names, as HR reads them; any other fact by its name.
+FACT_NAMES = {
+    "event_link": N_("meeting link"),
+    "course_idnumber": N_("course ID number"),
+}
+
+
+def merge_reason(merge: Merge, language: str | None) -> str:
+    """Why two records are one event (``report duplicates``), in ``language``.
+
+    The JP engine gives a machine code (:data:`lms_bridge.jp.engine.SAME_EVENT` or
+    :data:`~lms_bridge.jp.engine.SHARED_FACT`); the words are the catalog's.
+    """
+    _ = i18n.translator(language)
+    if merge.reason == SAME_EVENT:
+        return _("listed as one event in the rules file ([[same_event]])")
+    fact = FACT_NAMES.get(merge.fact)
+    return _("same {fact} within {minutes} minutes").format(
+        fact=_(fact) if fact is not None else merge.fact, minutes=merge.window_minutes
+    )

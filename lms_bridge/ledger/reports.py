@@ -434,13 +434,20 @@ def _verb_word(verb: str) -> str:
     return verb.rstrip("/").rsplit("/", 1)[-1]
 
 
-def person_records(engine: Engine, nip: str, year: int) -> list[PersonRecord]:
-    """Every JP record of a person in ``year`` (voided ones flagged), with the evidence behind each.
+def as_of_day(year: int, as_of: date | None) -> date:
+    """The last day a report of ``year`` counts: ``as_of`` (within the year), else 31 December."""
+    return _year_window(year, as_of)[1]
+
+
+def person_records(engine: Engine, nip: str, year: int, *, as_of: date | None = None) -> list[PersonRecord]:
+    """Every JP record of a person in ``year`` up to ``as_of`` (voided ones flagged), with the evidence behind each.
 
     Credits held as pending (``jp_pending``: a course whose program JP is unknown) follow,
-    flagged ``pending``, so HR sees what is waiting for configuration.
+    flagged ``pending``, so HR sees what is waiting for configuration. With ``as_of`` the
+    records are exactly those :func:`person_standing` counts for the same day (the Rekap JP
+    lists what its totals add up); without it, the whole year.
     """
-    start, end = _year_window(year, None)
+    start, end = _year_window(year, as_of)
     with Session(engine) as session:
         rows = list(
             session.scalars(
@@ -634,32 +641,51 @@ class SiasnMapping:
     lokasi_id: str = ""
 
 
-def load_siasn_mapping(path: Path = DEFAULT_SIASN_MAPPING) -> SiasnMapping:
+def load_siasn_mapping(path: Path = DEFAULT_SIASN_MAPPING, language: str | None = None) -> SiasnMapping:
     """Read and check the SIASN mapping.
 
     Raises:
-        InputError: naming the file and the key that is wrong.
+        InputError: naming the file and the key that is wrong (in ``language``, default Indonesian).
     """
+    _ = i18n.translator(language)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"SIASN mapping {path} cannot be read: {exc.strerror}") from exc
+        raise InputError(
+            _("SIASN mapping {path} cannot be read: {reason}").format(path=path, reason=i18n.os_reason(exc, language))
+        ) from exc
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"SIASN mapping {path} is not valid TOML: {exc}") from exc
+        raise InputError(_("SIASN mapping {path} is not valid TOML: {error}").format(path=path, error=exc)) from exc
     if data.get("format") != 1 or set(data) - {"format", "export", "codes", "categories"}:
-        raise InputError(f"SIASN mapping {path}: needs format = 1 and only [export], [codes.*], [categories.*]")
+        raise InputError(
+            _("SIASN mapping {path}: needs format = 1 and only [export], [codes.*], [categories.*]").format(path=path)
+        )
 
     def entry(where: str, table: Any) -> dict[str, Any]:
         keys = {"jenisDiklatId", "jenisKursusSertipikat", "jenisKursus", "label", "per_record"}
         if not isinstance(table, dict) or set(table) - keys:
-            raise InputError(f"SIASN mapping {path}: {where} may hold only {', '.join(sorted(keys))}")
+            raise InputError(
+                _("SIASN mapping {path}: {where} may hold only {keys}").format(
+                    path=path, where=where, keys=", ".join(sorted(keys))
+                )
+            )
         diklat = table.get("jenisDiklatId")
         if diklat is not None and (isinstance(diklat, bool) or not isinstance(diklat, int) or diklat < 1):
-            raise InputError(f"SIASN mapping {path}: {where} `jenisDiklatId` must be a positive integer")
+            raise InputError(
+                _("SIASN mapping {path}: {where} `jenisDiklatId` must be a positive integer").format(
+                    path=path, where=where
+                )
+            )
         if table.get("jenisKursusSertipikat", "T") not in ("T", "F", "P"):
-            raise InputError(f"SIASN mapping {path}: {where} `jenisKursusSertipikat` must be T, F or P")
+            raise InputError(
+                _("SIASN mapping {path}: {where} `jenisKursusSertipikat` must be T, F or P").format(
+                    path=path, where=where
+                )
+            )
         if not isinstance(table.get("per_record", False), bool):
-            raise InputError(f"SIASN mapping {path}: {where} `per_record` must be true or false")
+            raise InputError(
+                _("SIASN mapping {path}: {where} `per_record` must be true or false").format(path=path, where=where)
+            )
         return table
 
     codes = {

@@ -601,13 +601,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     @app.get("/person/<nip>.pdf")
     def person_pdf(nip: str) -> Response:
         """The printable Rekap JP of a person (with its verification hash), in the page's language."""
-        year, _end, standing = _person(nip)
-        records = reports.person_records(engine, nip, year)
+        year, end, standing = _person(nip)
+        # The page's as-of date: the recap lists and totals what the page counts on that day.
+        records = reports.person_records(engine, nip, year, as_of=end)
         body = export.person_pdf(
             standing,
             records,
             year,
             rules=labels.deployment_rules(settings),
+            as_of=end,
             language=i18n.current_language(),
             institution=settings.report.institution,
             timezone=settings.deployment.timezone,

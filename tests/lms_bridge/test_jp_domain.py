@@ -474,7 +474,10 @@ def test_one_webinar_through_zoom_and_moodle_is_credited_once(program: ProgramJP
     ]
     kept, merges = merge_duplicates([bbb, later, zoom], RULES)
     assert kept == [zoom, later]
-    assert [(m.kept, m.dropped, m.reason) for m in merges] == [(zoom, bbb, "same event_link within 60 minutes")]
+    assert [(m.kept, m.dropped, m.reason, m.fact, m.window_minutes) for m in merges] == [
+        (zoom, bbb, "shared_fact", "event_link", 60)
+    ]
+    assert merges[0].explanation == "same event_link within 60 minutes"
 
 
 def test_same_event_lists_an_elearning_course_in_two_lms(program: ProgramJP, tmp_path: Path) -> None:
@@ -507,7 +510,7 @@ def test_same_event_lists_an_elearning_course_in_two_lms(program: ProgramJP, tmp
         ),
     ]
     _, merges = merge_duplicates([mirrored, ministry, *by_idnumber], rules)
-    assert [(m.dropped.object_key, m.reason) for m in merges] == [
+    assert [(m.dropped.object_key, m.explanation) for m in merges] == [
         ("course:abc", "listed in [[same_event]]"),
         ("course:9", "same course_idnumber within 30 minutes"),
     ]
