@@ -50,7 +50,7 @@ from connectors.file_format import (
     read_zip_member,
 )
 from lms_bridge.activity import Activity, Kind, ObjectRef
-from lms_bridge.errors import InputError
+from lms_bridge.errors import DateOrderError, InputError
 from lms_bridge.identifiers import classify_identifier, strip_invisible
 
 SOURCE = "whatsapp"
@@ -140,6 +140,8 @@ _MONTH_NAME_HEADER = re.compile(
     r"^[\u200e\u200f]*\[?(?:[^\W\d_]{3,10}\.?\s[0-9]{1,2},?\s[0-9]{4}|[0-9]{1,2}\s[^\W\d_]{3,10}\.?,?\s[0-9]{4}),?\s"
     r"[0-9]{1,2}[:.][0-9]{2}"
 )
+#: Month names for the date-order refusal ("03/04/24 could be 3 April or 4 March").
+_MONTHS = tuple("January February March April May June July August September October November December".split())
 # What _Parser._actor returns for the "author" part of a system line that contains ": ".
 _SYSTEM = ("", "")
 #: The identifier of a member whose name the export left out (sender "~" or empty).
@@ -196,7 +198,8 @@ def read_whatsapp(
         pseudonymize: turns a normalised identifier into an opaque pseudonym.
         tz: the exporting phone's time zone; header times are local times in it.
         day_first: the date order to use when the file cannot tell (every day and
-            month <= 12). None means day-first, as Indonesian exports are. A file
+            month <= 12). None lets the order that keeps the messages in time order
+            decide, and refuses the file when that does not tell either. A file
             whose dates show their order always wins over this argument.
         stats: when given, set to the messages read (system lines included) and the
             ones skipped (system lines, deleted messages) once the file parsed.
@@ -206,7 +209,9 @@ def read_whatsapp(
 
     Raises:
         InputError: the file cannot be read, is not UTF-8, or is not a WhatsApp
-            export; the message names the file and line.
+            export; the message names the file and line. A
+            :class:`~lms_bridge.errors.DateOrderError` when ``day_first`` is None and
+            the day/month order cannot be told.
     """
     activities = _parse_file(path, site=site, pseudonymize=pseudonymize, tz=tz, day_first=day_first, stats=stats)
     yield from activities
@@ -377,8 +382,7 @@ class _Parser:
         self.site = site
         self.pseudonymize = pseudonymize
         self.tz = tz
-        self.day_first_default = True if day_first is None else day_first
-        self.day_first_given = day_first  # None: let the file's dates decide
+        self.day_first_given = day_first  # None: let the file's dates decide, or refuse
         self.group_title: str | None = None
         self._actors: dict[str, tuple[str, str]] = {}
         self._quoting: dict[str, bool] = {}  # author text -> it opens a quotation (see _quote_spans)
@@ -399,7 +403,7 @@ class _Parser:
         raws = self._split()
         self.records = len(raws)
         self._first_line = raws[0].line
-        day_first = self._infer_day_first(raws)
+        day_first, undecided = self._infer_day_first(raws)
         messages: list[_Message] = []
         # Chats post many messages per minute: convert each distinct header time once.
         times: dict[str, tuple[datetime, str]] = {}
@@ -422,6 +426,9 @@ class _Parser:
             raise self.error(
                 line, f"{what}{more}; nothing was imported: fix the file or pass --skip-unreadable to import the rest"
             )
+        if undecided is not None:
+            # After the unreadable lines: their errors do not depend on the order (every part is <= 12).
+            raise undecided
         self.records -= len([1 for line, _ in unreadable if line >= self._first_line])
         return self._build(messages)
 
@@ -506,10 +513,16 @@ class _Parser:
             found.extend(switched)
             last = switched[-1]
 
-    def _infer_day_first(self, raws: list[_Raw]) -> bool:
-        """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d."""
+    def _infer_day_first(self, raws: list[_Raw]) -> tuple[bool, DateOrderError | None]:
+        """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d.
+
+        Returns:
+            Whether dates are day first, and the refusal to raise once the lines have been read
+            when neither the numbers, the caller nor the messages' time order tell (the order
+            returned with it is only provisional).
+        """
         if len(raws[0].match["a"]) == 4:
-            return True  # year first ("[2018/06/13, ...]"): the order is year/month/day
+            return True, None  # year first ("[2018/06/13, ...]"): the order is year/month/day
         first_big: _Raw | None = None
         second_big: _Raw | None = None
         if self.switched:
@@ -523,13 +536,14 @@ class _Parser:
             earlier, later = sorted((first_big, second_big), key=lambda raw: raw.line)
             raise self.error(later.line, f"the date order contradicts line {earlier.line} (both d/m and m/d dates)")
         if first_big is not None:
-            return True
+            return True, None
         if second_big is not None:
-            return False
+            return False, None
         if self.day_first_given is not None:
-            return self.day_first_given
+            return self.day_first_given, None
         # Every date reads both ways. An export is in time order, so when only one reading
-        # keeps the dates in order, that is the phone's; else the Indonesian default.
+        # keeps the dates in order, that is the phone's. Otherwise a guess would silently
+        # move messages by months (and change their keys): refuse, unless both readings agree.
         dates = dict.fromkeys((raw.match["a"], raw.match["b"], raw.match["c"]) for raw in raws)
         years = [(int(c) + (2000 if len(c) == 2 else 0), int(a), int(b)) for a, b, c in dates]
         day_month = [(year, b, a) for year, a, b in years]
@@ -537,10 +551,19 @@ class _Parser:
         day_month_ordered = all(x <= y for x, y in zip(day_month, day_month[1:], strict=False))
         month_day_ordered = all(x <= y for x, y in zip(month_day, month_day[1:], strict=False))
         if month_day_ordered and not day_month_ordered:
-            return False
+            return False, None
         if day_month_ordered and not month_day_ordered:
-            return True
-        return self.day_first_default
+            return True, None
+        example = next((raw for raw in raws if raw.match["a"] != raw.match["b"]), None)
+        if example is None:
+            return True, None  # every date has day == month (or there are none): both readings are the same
+        match = example.match
+        day, month = int(match["a"]), int(match["b"])
+        return True, DateOrderError(
+            f"{self.label}: every date reads both as day/month and as month/day and the order of the messages "
+            f"does not tell which (line {example.line}: {match.string[match.start('a') : match.end('c')]} could be "
+            f"{day} {_MONTHS[month - 1]} or {month} {_MONTHS[day - 1]})"
+        )
 
     def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
         """Return the header time in UTC, and as the ISO text the message key is built from."""

@@ -35,6 +35,18 @@ class InputError(LmsBridgeError):
     """Raised when an input file (export, roster, activity file) cannot be read; nothing is imported."""
 
 
+class DateOrderError(InputError):
+    """Raised when a chat export's dates read both as day/month and as month/day and nothing tells which.
+
+    The message ends with the remedy of ``lms-bridge import`` (``--day-first`` or ``--month-first``);
+    ``what`` is the sentence before it, so a caller that cannot take flags (an inbox) names its own remedy.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what}; pass --day-first or --month-first")
+        self.what = what
+
+
 class RetryableError(LmsBridgeError):
     """Raised for a transient failure (timeout, 5xx, reset): back off, keep the cursor."""
 

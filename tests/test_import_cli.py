@@ -120,7 +120,7 @@ EXPECTED = {
     ),
     "whatsapp_ambiguous_dates.txt": (
         "WhatsApp chat",
-        (),
+        ("--day-first",),  # its dates read both ways in time order: refused without an order
         "2 messages read, 2 activities, added 2 statements to "
         "the outbox, 0 already there; 2 people: 0 matched to the roster, "
         "2 pseudonymous",
@@ -285,7 +285,8 @@ def test_no_phone_email_telegram_id_name_or_text_is_stored_or_sent(tmp_path, sta
     zoom = sorted(EXPORTS.glob("zoom_*.csv"))
     outputs = []
     for path in whatsapp + telegram + zoom:
-        outputs.append(deployment.run("import", str(path), "--community", "cop-wi-7", check=True))
+        options = EXPECTED[path.name][1]
+        outputs.append(deployment.run("import", str(path), "--community", "cop-wi-7", *options, check=True))
     outputs.append(deployment.run("outbox", "flush", check=True))
     needles, titles = raw_values(whatsapp, telegram, zoom)
     # The search is not vacuous: phones, e-mails, Telegram ids, display names and texts of several files.
@@ -550,6 +551,37 @@ def test_ugly_inputs_are_one_sentence_and_import_nothing(tmp_path, state_url, de
     with Session(store.open_engine(state_url, None)) as session:
         for model in (OutboxRow, Evidence, Cursor):
             assert session.scalar(select(func.count()).select_from(model)) == 0
+
+
+def test_dates_that_read_both_ways_are_refused_until_the_order_is_given(state_url, deploy):
+    # 01/02/24 then 02/03/24: 1 Feb then 2 Mar, or 2 Jan then 3 Feb; both keep the messages in time order.
+    deployment = deploy(state_url)
+    path = EXPORTS / "whatsapp_ambiguous_dates.txt"
+    refused = deployment.run("import", str(path), "--community", "cop-dates")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert single_error_line(refused) == (
+        f"error: whatsapp export {path.name}: every date reads both as day/month and as month/day and the order "
+        "of the messages does not tell which (line 1: 01/02/24 could be 1 February or 2 January); "
+        "pass --day-first or --month-first"
+    )
+    for flag in ("--day-first", "--month-first"):
+        deployment.run("import", str(path), "--community", f"cop-dates{flag}", flag, check=True)
+    with Session(store.open_engine(state_url, None)) as session:
+        times = {
+            site: sorted(session.scalars(select(Evidence.occurred_at).where(Evidence.site_id == site)))
+            for site in ("cop-dates", "cop-dates--day-first", "cop-dates--month-first")
+        }
+        refused_cursors = session.scalar(select(func.count()).select_from(Cursor).where(Cursor.site_id == "cop-dates"))
+    assert times["cop-dates"] == [] and refused_cursors == 0  # the refusal stored nothing
+    wib = timedelta(hours=7)  # 08.00 and 09.00 in Asia/Jakarta
+    assert times["cop-dates--day-first"] == [
+        datetime(2024, 2, 1, 8, tzinfo=UTC) - wib,
+        datetime(2024, 3, 2, 9, tzinfo=UTC) - wib,
+    ]
+    assert times["cop-dates--month-first"] == [
+        datetime(2024, 1, 2, 8, tzinfo=UTC) - wib,
+        datetime(2024, 2, 3, 9, tzinfo=UTC) - wib,
+    ]
 
 
 def test_older_telegram_layouts_import_and_a_chat_without_participation_says_so(tmp_path, state_url, deploy):

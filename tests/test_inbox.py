@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from lms_bridge.config.settings import Settings, load_settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ingest import files as imports
 from lms_bridge.runtime.scheduler import Service
-from lms_bridge.store.models import OutboxRow
+from lms_bridge.store.models import Evidence, OutboxRow
 from tests.fixtures.data import COMMUNITY_EXPORTS
 from tests.fixtures.deployment import Deployment
 
@@ -149,6 +150,35 @@ def test_a_malformed_file_goes_to_failed_with_its_reason_and_a_fresh_file_waits(
     assert (inbox / WHATSAPP).exists() and (inbox / ".hidden.txt").exists()
 
 
+def test_dates_that_read_both_ways_fail_by_default_and_the_inbox_setting_decides(tmp_path, deploy):
+    # A dropped file cannot pass --day-first/--month-first: by default it is refused, the reason naming
+    # the inbox's setting; an inbox that sets whatsapp_date_order reads it that way.
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    name = "whatsapp_ambiguous_dates.txt"  # 01/02/24 08.00 then 02/03/24 09.00: in time order both ways
+    second = '\n[[inboxes]]\npath = "inbox-md"\ncommunity = "cop-md"\nwhatsapp_date_order = "month-first"\n'
+    deployment = deploy(state_url, inbox_toml() + second)
+    drop(tmp_path / "inbox", name)
+    drop(tmp_path / "inbox-md", name)
+
+    result = deployment.run("inbox", "run", check=True)
+    assert "failed" in result.stdout and "imported" in result.stdout
+    failed = tmp_path / "inbox" / "failed"
+    assert sorted(p.name for p in failed.iterdir()) == [name, f"{name}.reason.txt"]
+    assert (failed / f"{name}.reason.txt").read_text() == (
+        f"whatsapp export {name}: every date reads both as day/month and as month/day and the order of the "
+        "messages does not tell which (line 1: 01/02/24 could be 1 February or 2 January); "
+        'set whatsapp_date_order = "day-first" or "month-first" in the [[inboxes]] entry inbox and move the file '
+        "from failed/ back into the inbox, or import it with lms-bridge import --day-first or --month-first\n"
+    )
+    assert json.loads((tmp_path / "inbox-md" / "done" / f"{name}.json").read_text())["counts"]["new"] == 2
+    assert outbox_rows(state_url) == 2  # only the month-first inbox's two messages
+    with Session(store.open_engine(state_url, None)) as session:
+        times = sorted(session.scalars(select(Evidence.occurred_at).where(Evidence.site_id == "cop-md")))
+        assert session.scalar(select(func.count()).select_from(Evidence).where(Evidence.site_id == "cop-wi-7")) == 0
+    wib = timedelta(hours=7)
+    assert times == [datetime(2024, 1, 2, 8, tzinfo=UTC) - wib, datetime(2024, 2, 3, 9, tzinfo=UTC) - wib]
+
+
 def test_retention_purges_old_files_of_done_and_failed(tmp_path, deploy):
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     deployment = deploy(state_url, inbox_toml(retention_days=7))
@@ -184,6 +214,11 @@ def test_inbox_settings_are_checked(tmp_path):
     config.write_text('[[inboxes]]\npath = "in"\nsource = "csv"\ncommunity = "cop-a"\n')
     with pytest.raises(ConfigError, match=r"\[\[inboxes\]\] #1 source"):
         load_settings(config)
+    config.write_text('[[inboxes]]\npath = "in"\nwhatsapp_date_order = "guess"\n')
+    with pytest.raises(ConfigError, match=r"\[\[inboxes\]\] #1 whatsapp_date_order.*'refuse', 'day-first' or"):
+        load_settings(config)
+    config.write_text('[[inboxes]]\npath = "in"\n')
+    assert load_settings(config).inboxes[0].whatsapp_date_order == "refuse"
     assert set(INBOX_FORMATS) <= set(imports.FORMATS)
 
 

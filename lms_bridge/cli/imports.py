@@ -47,7 +47,9 @@ from lms_bridge.store.locks import LockBusy, site_lock
 @click.option(
     "--month-first",
     is_flag=True,
-    help="WhatsApp: read dates whose order the file cannot show as month/day (default: day/month).",
+    help="WhatsApp: read dates whose order the file cannot show as month/day, even when day/month "
+    "would keep them in time order (without this or --day-first, the order that keeps the messages in "
+    "time order; the file is refused when both or neither do).",
 )
 @click.option(
     "--day-first",

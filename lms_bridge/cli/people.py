@@ -132,9 +132,10 @@ def _csv_cell(text: str) -> str:
 @click.option("--source", type=click.Choice(imports_core.FORMATS), help="The file's format (default: told from it).")
 @click.option("--chat", metavar="ID|NAME", help="The chat to read from a Telegram export that holds several.")
 @click.option("--month-first", is_flag=True, help="WhatsApp: read dates the file cannot order as month/day.")
+@click.option("--day-first", is_flag=True, help="WhatsApp: read dates the file cannot order as day/month.")
 @click.pass_obj
 def people_suggest(
-    app: App, file: Path, community: str, source: str | None, chat: str | None, month_first: bool
+    app: App, file: Path, community: str, source: str | None, chat: str | None, month_first: bool, day_first: bool
 ) -> None:
     """Print each sender known only by display name with its closest roster people; store nothing.
 
@@ -155,7 +156,14 @@ def people_suggest(
         return seen
 
     parsed = imports_core.read_import_file(
-        app.settings, file, source=source, community=community, chat=chat, month_first=month_first, observe=observe
+        app.settings,
+        file,
+        source=source,
+        community=community,
+        chat=chat,
+        month_first=month_first,
+        day_first=day_first,
+        observe=observe,
     )
     messages = Counter(activity.actor for activity, _ in parsed.items)
     report = names_core.suggest(app.engine, community, senders, dict(messages))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,6 +27,10 @@ class InboxSettings(BaseModel):
         site: the source id imports are recorded under (default as for ``lms-bridge import``).
         keep_raw: keep imported files in ``done/`` instead of deleting them.
         retention_days: days files stay in ``done/`` and ``failed/``.
+        whatsapp_date_order: how to read a WhatsApp export whose dates read both as day/month and
+            as month/day when the order of its messages does not tell which: ``refuse`` (the file
+            goes to ``failed/`` saying so), ``day-first`` or ``month-first`` (``import --day-first``
+            / ``--month-first``). A file whose dates show their order is read in that order.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,6 +41,7 @@ class InboxSettings(BaseModel):
     site: str | None = None
     keep_raw: bool = False
     retention_days: float = Field(default=30, ge=0)
+    whatsapp_date_order: Literal["refuse", "day-first", "month-first"] = "refuse"
 
     @field_validator("source")
     @classmethod

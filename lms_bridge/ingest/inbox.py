@@ -25,6 +25,7 @@ Usage (``lms-bridge.toml``)::
     community = "cop-wi-7"
     keep_raw = false
     retention_days = 30
+    whatsapp_date_order = "refuse"   # or "day-first" / "month-first" for dates that read both ways
 """
 
 from __future__ import annotations
@@ -182,15 +183,29 @@ def _ready_files(folder: Path, now: float, settle_seconds: float) -> tuple[list[
 
 
 def _handle(engine: Engine, settings: Settings, inbox: InboxSettings, path: Path, now: float) -> FileResult:
-    from lms_bridge.errors import ConfigError, InputError
+    from lms_bridge.errors import ConfigError, DateOrderError, InputError
     from lms_bridge.ingest.files import read_import_file, store_import
 
     where = str(inbox.path)
     try:
-        parsed = read_import_file(settings, path, source=inbox.source, community=inbox.community, site=inbox.site)
+        parsed = read_import_file(
+            settings,
+            path,
+            source=inbox.source,
+            community=inbox.community,
+            site=inbox.site,
+            day_first=inbox.whatsapp_date_order == "day-first",
+            month_first=inbox.whatsapp_date_order == "month-first",
+        )
         summary = store_import(engine, settings, parsed)
     except (InputError, ConfigError) as exc:
         reason = str(exc)
+        if isinstance(exc, DateOrderError):  # a dropped file cannot pass --day-first: name the inbox's remedy
+            reason = (
+                f'{exc.what}; set whatsapp_date_order = "day-first" or "month-first" in the [[inboxes]] entry '
+                f"{where} and move the file from failed/ back into the inbox, or import it with "
+                "lms-bridge import --day-first or --month-first"
+            )
         target = _move(path, path.parent / FAILED, (".reason.txt",), now)
         _write_atomic(target.parent / f"{target.name}.reason.txt", reason.rstrip() + "\n")
         log.warning(

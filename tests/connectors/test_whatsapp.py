@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from connectors.whatsapp import read_whatsapp
 from lms_bridge.activity import Kind
-from lms_bridge.errors import InputError
+from lms_bridge.errors import DateOrderError, InputError
 from lms_bridge.identifiers import (
     classify_identifier,
     email_identifier,
@@ -155,8 +155,35 @@ def test_media_key_does_not_depend_on_the_export_language() -> None:
     assert english[1].native_id == indonesian[1].native_id
 
 
-def test_ambiguous_dates_fall_back_to_day_first_or_the_argument() -> None:
-    day_first, _ = read(EXPORTS / "whatsapp_ambiguous_dates.txt")
+def test_dates_that_read_both_ways_in_time_order_are_refused_not_guessed() -> None:
+    # 01/02/24 then 02/03/24: 1 Feb then 2 Mar, or 2 Jan then 3 Feb; both are in time order.
+    with pytest.raises(DateOrderError) as refused:
+        read(EXPORTS / "whatsapp_ambiguous_dates.txt")
+    assert str(refused.value) == (
+        "whatsapp export whatsapp_ambiguous_dates.txt: every date reads both as day/month and as month/day and "
+        "the order of the messages does not tell which (line 1: 01/02/24 could be 1 February or 2 January); "
+        "pass --day-first or --month-first"
+    )
+
+
+def test_dates_that_read_both_ways_out_of_time_order_are_refused(tmp_path: Path) -> None:
+    # d/m: 3 Apr, 4 Mar; m/d: 4 Mar, 3 Apr, 2 Jan: neither order is chronological (two exports pasted together).
+    path = tmp_path / "chat.txt"
+    path.write_text("03/04/24 09.00 - Budi: a\n04/03/24 09.00 - Budi: b\n01/02/24 09.00 - Budi: c\n", "utf-8")
+    with pytest.raises(DateOrderError, match=r"line 1: 03/04/24 could be 3 April or 4 March\)"):
+        read(path)
+
+
+def test_dates_whose_day_equals_their_month_need_no_order(tmp_path: Path) -> None:
+    # 01/01/24 and 02/02/24 are the same dates either way: nothing to refuse.
+    path = tmp_path / "chat.txt"
+    path.write_text("01/01/24 09.00 - Budi: a\n02/02/24 09.00 - Budi: b\n", "utf-8")
+    activities, _ = read(path, tz=ZoneInfo("UTC"))
+    assert [a.occurred_at for a in activities] == [utc(2024, 1, 1, 9), utc(2024, 2, 2, 9)]
+
+
+def test_ambiguous_dates_are_read_in_the_order_given() -> None:
+    day_first, _ = read(EXPORTS / "whatsapp_ambiguous_dates.txt", day_first=True)
     assert [a.occurred_at for a in day_first] == [utc(2024, 2, 1, 1, 0), utc(2024, 3, 2, 2, 0)]
     month_first, _ = read(EXPORTS / "whatsapp_ambiguous_dates.txt", day_first=False)
     assert [a.occurred_at for a in month_first] == [utc(2024, 1, 2, 1, 0), utc(2024, 2, 3, 2, 0)]
@@ -245,7 +272,7 @@ def test_indonesian_system_lines_with_colons_are_not_messages() -> None:
 def test_other_header_layouts(tmp_path: Path, line: str, expected: datetime) -> None:
     path = tmp_path / "chat.txt"
     path.write_text(line + "\n", encoding="utf-8")
-    activities, who = read(path)
+    activities, who = read(path, day_first=True)  # "3/6/2018" alone cannot show its order: Spanish is d/m
     assert [a.occurred_at for a in activities] == [expected]
     assert who.of(activities[0]) == "name:budi santoso"
 
@@ -255,12 +282,12 @@ def test_identical_messages_get_distinct_stable_keys(tmp_path: Path) -> None:
     once.write_text("12/03/24 09.15 - Budi Santoso: ok\n", encoding="utf-8")
     thrice = tmp_path / "thrice.txt"
     thrice.write_text("12/03/24 09.15 - Budi Santoso: ok\n" * 3, encoding="utf-8")
-    [single], _ = read(once)
-    repeated, _ = read(thrice)
+    [single], _ = read(once, day_first=True)
+    repeated, _ = read(thrice, day_first=True)
     assert len({a.native_id for a in repeated}) == 3
     # The first occurrence keeps the plain key; only the 2nd and later get a counter.
     assert repeated[0].native_id == single.native_id
-    assert read(thrice)[0] == repeated
+    assert read(thrice, day_first=True)[0] == repeated
 
 
 def test_overlapping_later_export_gives_the_same_keys(tmp_path: Path) -> None:
@@ -366,7 +393,7 @@ def test_zip_problems(tmp_path: Path) -> None:
     one = tmp_path / "Chat WhatsApp dengan CoP.zip"
     with zipfile.ZipFile(one, "w") as archive:
         archive.writestr("Chat WhatsApp dengan CoP.txt", "12/03/24 09.15 - Budi: a\n")
-    assert len(read(one)[0]) == 1
+    assert len(read(one, day_first=True)[0]) == 1
 
 
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
@@ -389,7 +416,7 @@ def test_no_phone_name_or_text_in_any_activity() -> None:
     allowed_extras = {"identifier_kind", "text_length", "media", "edited"}
     count = 0
     for path in all_inputs():
-        for activity in read(path)[0]:
+        for activity in read(path, day_first=True)[0]:  # day/month when the file cannot tell
             count += 1
             found = leaked(activity, RAW_VALUES)
             assert not found, f"{path.name}: {found}"
@@ -422,7 +449,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def test_a_40000_message_export_is_read_whole(tmp_path: Path) -> None:
     path = _write(tmp_path / "big.txt", generated_export(40_000))
-    activities, who = read(path)
+    activities, who = read(path, day_first=True)  # its dates (01/01/24 to 10/01/24) read both ways in order
     assert len(activities) == 40_000
     assert len({a.native_id for a in activities}) == 40_000
     assert len(who.seen) == 50

@@ -138,7 +138,12 @@ def test_sigkill_anywhere_in_a_sync_cycle_then_rerun(phase, index, strata, moodl
 
 # --- a chat export import ----------------------------------------------------------------------------
 
-IMPORT_CHAIN = (("import", "chat.txt", "--community", "cop-proof"), ("jp", "compute"), ("outbox", "flush"))
+# The 600-message export spans 5 to 7 January (dates that read both ways in time order): the order is given.
+IMPORT_CHAIN = (
+    ("import", "chat.txt", "--community", "cop-proof", "--day-first"),
+    ("jp", "compute"),
+    ("outbox", "flush"),
+)
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,8 @@ def _own_run() -> None:
             deployment = make_deployment("secrets-own-run", lrs_url=lrs.url, moodle_url=moodle.url)
             deployment.run("people", "import", str(COMMUNITY_EXPORTS / "roster.csv"))
             for index, path in enumerate(sorted(COMMUNITY_EXPORTS.glob("whatsapp_*"))):
-                deployment.run("import", str(path), "--community", f"cop-wa-{index}", check=False)
+                order = ["--day-first"] if "ambiguous_dates" in path.name else []  # else refused, nothing stored
+                deployment.run("import", str(path), "--community", f"cop-wa-{index}", *order, check=False)
             for index, path in enumerate(sorted(COMMUNITY_EXPORTS.glob("telegram_*.json"))):
                 deployment.run("import", str(path), "--community", f"cop-tg-{index}", check=False)
             for path in sorted(COMMUNITY_EXPORTS.glob("*attendance*.csv")) + sorted(
