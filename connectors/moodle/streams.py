@@ -12,23 +12,28 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 import math
 import re
+import threading
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from connectors.http import offset_pages
-from connectors.moodle.client import MoodleClient, MoodleRecordError
+from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import FatalSourceError, LmsBridgeError
 
 SOURCE = "moodle"
+log = logging.getLogger(__name__)
 #: lastcourseaccess is written at most once a minute and course completion is
 #: aggregated by cron minutes after the last criterion: re-check users whose last
 #: access falls this long before the watermark (tests/data/README.md, "Course completion").
@@ -191,9 +196,38 @@ class SiteContext:
     access: dict[int, tuple[array, array]] = field(default_factory=dict)
     #: The latest ``lastcourseaccess`` read in this run: the server's clock had reached it (source time).
     latest_access: int = 0
+    #: BigBlueButton instance id -> scheduled length in seconds (0: not set or not readable), read once a run.
+    sessions: dict[int, int] = field(default_factory=dict)
+    _sessions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: The client's clock (epoch seconds): only differences of its readings are used, so its skew
     #: against the server's clock does not matter. Tests pass their own to move time without sleeping.
     now: Callable[[], float] = time.time
+
+    def session_seconds(self, instance: int) -> int:
+        """A BigBlueButton session's scheduled length (``closingtime - openingtime``), 0 when unknown.
+
+        Read with ``mod_bigbluebuttonbn_meeting_info`` once per activity and run. Real Moodle asks
+        its BigBlueButton server first and fails when it does not answer, and the function may be
+        missing from the token's service: the length is then unknown (the JP rules hold the
+        attendance as pending), never guessed.
+        """
+        with self._sessions_lock:
+            if instance in self.sessions:
+                return self.sessions[instance]
+            try:
+                info = self.client.call("mod_bigbluebuttonbn_meeting_info", bigbluebuttonbnid=instance)
+            except MoodleAPIError as exc:
+                log.warning(
+                    "Moodle site %s: no schedule for BigBlueButton activity %s (%s): its attendances carry "
+                    "no session length",
+                    self.site,
+                    instance,
+                    exc.errorcode,
+                )
+                info = {}
+            opening, closing = _int(info.get("openingtime")), _int(info.get("closingtime"))
+            self.sessions[instance] = closing - opening if opening and closing > opening else 0
+            return self.sessions[instance]
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -575,13 +609,28 @@ class CourseCompletionsStream(_PerUserCompletionStream):
 
 _MINUTES = re.compile(r"(\d+)\s*minute")
 
+#: BigBlueButton completion rules that need the person in the meeting room (mod/bigbluebuttonbn
+#: classes/completion/custom_completion.php): attendance minutes and the engagement counts.
+_PRESENCE_RULES = frozenset(
+    {
+        "completionattendance",
+        "completionengagementchats",
+        "completionengagementtalks",
+        "completionengagementraisehand",
+        "completionengagementpollvotes",
+        "completionengagementemojis",
+    }
+)
+
 
 class ActivityCompletionsStream(_PerUserCompletionStream):
     """Activity completions (incl. BigBlueButton attendance), per recently active user per course.
 
     ``state`` 1 = complete, 2 = complete and passed, 3 = complete and failed. A
-    BigBlueButton module completed by its ``completionattendance`` rule becomes an
-    attendance with the rule's minutes as duration (at least that long: logs have no web service).
+    BigBlueButton module completed by a rule that needs presence (attendance minutes, engagement)
+    becomes an attendance without a duration (Moodle's logs have no web service), with the
+    rule's minimum and the scheduled session length as facts; one completed by "view" alone
+    becomes ``module_viewed``.
     """
 
     name = "activity_completions"
@@ -610,18 +659,37 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 "occurred_at": _time(completed),
                 "parent": course.ref(ctx.wwwroot),
             }
-            if modname == "bigbluebuttonbn":
-                minutes = 0
+            rules = {_text(detail.get("rulename")) for detail in raw.get("details") or []}
+            if modname == "bigbluebuttonbn" and rules & _PRESENCE_RULES:
+                # Moodle keeps the minutes present in its logs, which no web service exposes: the
+                # statement states no duration. The rule's minimum and the scheduled session length
+                # (mod_bigbluebuttonbn_meeting_info) are facts the JP rules may use.
+                extras = dict(course.facts())
                 for detail in raw.get("details") or []:
                     if _text(detail.get("rulename")) == "completionattendance":
                         match = _MINUTES.search(_text((detail.get("rulevalue") or {}).get("description")))
-                        minutes = int(match.group(1)) if match else 0
+                        if match:
+                            extras["attended_minutes_at_least"] = int(match.group(1))
+                session = ctx.session_seconds(_int(raw.get("instance")))
+                if session:
+                    extras["session_seconds"] = session
                 found.append(
                     Activity(
                         kind=Kind.MEETING_ATTENDED,
                         native_id=f"cm={cmid}|user={user_id}",
                         object=ObjectRef("meeting", str(cmid), ctx.webinars.get(cmid), url),
-                        duration=timedelta(minutes=minutes) if minutes else None,
+                        extras=extras,
+                        **common,
+                    )
+                )
+            elif modname == "bigbluebuttonbn" and rules == {"completionview"}:
+                # Completion by "view": the person opened the activity page, which is not attending.
+                found.append(
+                    Activity(
+                        kind=Kind.MODULE_VIEWED,
+                        native_id=f"cm={cmid}|user={user_id}",
+                        object=ObjectRef("module", str(cmid), ctx.webinars.get(cmid), url),
+                        extras=dict(course.facts()),
                         **common,
                     )
                 )
@@ -654,6 +722,36 @@ class WebinarsStream:
         yield Batch(position={"webinars": len(ctx.webinars)})
 
 
+class CopForums(BaseModel):
+    """Which forums of a site are Community of Practice (``cop_forums`` of a Moodle source).
+
+    A forum counts when its course is in one of ``categories`` or has one of
+    ``course_idnumbers`` (both empty: every course), and it is not a news forum
+    (``type = "news"``: the teacher's announcements) unless ``news`` is true.
+
+    Attributes:
+        categories: course category ids.
+        course_idnumbers: course id numbers (the course's ``idnumber``, exact).
+        news: also count news (announcement) forums.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    categories: tuple[int, ...] = ()
+    course_idnumbers: tuple[str, ...] = ()
+    news: bool = False
+
+    def takes(self, course: Course, forum_type: str) -> bool:
+        """Whether a forum of this type in this course is a CoP forum."""
+        if forum_type == "news" and not self.news:
+            return False
+        if not self.categories and not self.course_idnumbers:
+            return True
+        return course.category_id in self.categories or (
+            bool(course.idnumber) and course.idnumber in self.course_idnumbers
+        )
+
+
 class ForumPostsStream:
     """Forum discussions and posts, by watermark on the discussion's ``timemodified``.
 
@@ -672,9 +770,10 @@ class ForumPostsStream:
 
     name = "forum_posts"
 
-    def __init__(self, page_size: int = 100, max_workers: int = 4) -> None:
+    def __init__(self, page_size: int = 100, max_workers: int = 4, cop: CopForums | None = None) -> None:
         self.page_size = page_size
         self.max_workers = max_workers
+        self.cop = cop or CopForums()
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
@@ -687,7 +786,9 @@ class ForumPostsStream:
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
                 course = ctx.courses.get(_int(forum.get("course")))
-                if course is None:
+                if course is None or not self.cop.takes(course, _text(forum.get("type"))):
+                    # Not a CoP forum (site configuration): never read, no watermark kept, so a
+                    # forum added to the configuration later is read from the stream's floor.
                     continue
                 key = str(_int(forum.get("id")))
                 watermark = marks.get(key, default)

@@ -1266,3 +1266,49 @@ def get_bigbluebuttonbns(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                     }
                 )
     return {"bigbluebuttonbns": out, "warnings": []}
+
+
+@ws(
+    "mod_bigbluebuttonbn_meeting_info",
+    schemas.MEETING_INFO,
+    ("bigbluebuttonbnid", "groupid", "updatecache"),
+    PLUGIN_VERSION,
+)
+def meeting_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """mod_bigbluebuttonbn_meeting_info (Moodle 4.5 meeting_info.php): the schedule of one BigBlueButton activity.
+
+    Real Moodle asks its BigBlueButton server first; the fake's server always answers.
+    ``openingtime``/``closingtime`` are left out when the activity does not set them.
+    """
+    instance = p_int(params, "bigbluebuttonbnid")
+    p_int(params, "groupid", 0)
+    p_bool(params, "updatecache", False)
+    data = call.data
+    module = next((m for m in data.modules.values() if m.modname == "bigbluebuttonbn" and m.instance == instance), None)
+    if module is None:
+        raise invalid_record("bigbluebuttonbn", instance)
+    now = data.clock
+    out: dict[str, Any] = {
+        "cmid": module.id,
+        "userlimit": 0,
+        "bigbluebuttonbnid": str(module.instance),
+        "groupid": 0,
+        "meetingid": hashlib.sha1(f"{data.seed}:meeting:{module.id}".encode()).hexdigest(),
+    }
+    if module.opening:
+        out["openingtime"] = module.opening
+    if module.closing:
+        out["closingtime"] = module.closing
+    closed = bool(module.closing) and module.closing < now
+    out.update(
+        statusrunning=False,
+        statusclosed=closed,
+        statusopen=not closed and module.opening <= now,
+        statusmessage="This room is not running.",
+        canjoin=not closed,
+        ismoderator=call.admin,
+        presentations=[],
+        joinurl=f"{call.wwwroot}/mod/bigbluebuttonbn/bbb_view.php?action=join&id={module.id}&bn={module.instance}",
+        features=[{"name": "showroom", "isenabled": True}],
+    )
+    return out

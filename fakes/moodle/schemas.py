@@ -150,6 +150,13 @@ BIGBLUEBUTTONBNS = parse_schema(
     "groupingid,lang,meetingid,timemodified}]," + _WARNINGS + "}"
 )
 
+# mod_bigbluebuttonbn_meeting_info (mod/bigbluebuttonbn/classes/external/meeting_info.php, Moodle 4.5):
+# openingtime/closingtime only when the activity sets them.
+MEETING_INFO = parse_schema(
+    "{cmid,userlimit,bigbluebuttonbnid,groupid,meetingid,openingtime,closingtime,statusrunning,statusclosed,"
+    "statusopen,statusmessage,canjoin,ismoderator,presentations:[],joinurl,features:[{name,isenabled}]}"
+)
+
 # core_course_get_updates_since.xml
 UPDATES_SINCE = parse_schema(
     "{instances:[{contextlevel,id,updates:[{name,timeupdated,itemids:[]}]}]," + _WARNINGS + "}"
