@@ -46,6 +46,10 @@ COMPLETION_SETTLE = 3600
 #: Completion calls queued per worker ahead of the one awaited: a sliding window keeps every worker
 #: busy (no barrier between chunks), also while the runner builds and commits a batch.
 COMPLETION_QUEUE_PER_WORKER = 2
+#: Discussions active this long before a forum's watermark are tracked (post ids, reply count) so that
+#: posts a moderator deletes are noticed and their statements voided: a week covers the time a
+#: moderator usually takes, and the listing of a week of discussions is one page for most forums.
+FORUM_RECHECK = 7 * 24 * 3600
 #: Activities per batch of a completion stream: bounds memory whatever the size of a course.
 BATCH_ACTIVITIES = 1000
 
@@ -174,11 +178,16 @@ class Batch:
         activities: the activities read.
         position: the cursor after this batch (JSON-able), or None to leave it.
         links: identity links read (enrolled users).
+        read: Moodle records this batch read (courses, participants, completion answers, posts),
+            for the run's counts; None: its activities and links.
+        voids: natural keys of activities read before that Moodle no longer has (a deleted post).
     """
 
     activities: list[Activity] = field(default_factory=list)
     position: Any = None
     links: list[UserLink] = field(default_factory=list)
+    read: int | None = None
+    voids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -334,7 +343,7 @@ class CoursesStream:
         """Load the catalogue; the position records how many courses were seen."""
         ctx.load_catalogue(customfields=self.customfields)
         hidden = sum(1 for c in ctx.courses.values() if not c.visible)
-        yield Batch(position={"courses": len(ctx.courses), "hidden": hidden})
+        yield Batch(position={"courses": len(ctx.courses), "hidden": hidden}, read=len(ctx.courses))
 
 
 class EnrolledUsersStream:
@@ -385,7 +394,7 @@ class EnrolledUsersStream:
                             seen.add(user_id)
                             links.append(UserLink(user_id, _text(raw.get("idnumber"))))
                     last = index == len(courses) - 1
-                    yield Batch(links=links, position={"accounts": len(seen)} if last else None)
+                    yield Batch(links=links, position={"accounts": len(seen)} if last else None, read=len(users))
             finally:
                 for _, future in queue:
                     future.cancel()
@@ -482,7 +491,8 @@ class _PerUserCompletionStream:
                 pending: list[Activity] | None = None
                 for activities in course_batches:
                     if pending is not None:
-                        yield Batch(activities=pending)  # mid-course: no position (see the class docstring)
+                        # Mid-course: no position (see the class docstring); the answers count on the last batch.
+                        yield Batch(activities=pending, read=0)
                     pending = activities
                 finished = math.ceil(ctx.now())  # no earlier than any ask (or access read) of this course
                 if asked:
@@ -511,6 +521,7 @@ class _PerUserCompletionStream:
                     waiting[key] = still
                 yield Batch(
                     activities=pending or [],
+                    read=len(asked),  # answers read: one per participant asked
                     position={
                         "courses": dict(marks),
                         "default": default,
@@ -719,7 +730,32 @@ class WebinarsStream:
         data = ctx.client.call("mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses", courseids=list(ctx.courses))
         for raw in data.get("bigbluebuttonbns") or []:
             ctx.webinars[_int(raw.get("coursemodule"))] = _text(raw.get("name"))
-        yield Batch(position={"webinars": len(ctx.webinars)})
+        yield Batch(position={"webinars": len(ctx.webinars)}, read=len(ctx.webinars))
+
+
+def _tracked_entry(entry: Any) -> bool:
+    """Whether a ``recent`` cursor entry has its shape (an entry of another shape is dropped, not trusted)."""
+    return (
+        isinstance(entry, list | tuple)
+        and len(entry) == 4
+        and all(isinstance(v, int) for v in entry[:3])
+        and isinstance(entry[3], list)
+        and all(isinstance(v, int) for v in entry[3])
+    )
+
+
+def _track(discussion: dict, posts: list[dict]) -> list:
+    """A thread's ``recent`` entry: [timemodified, numreplies, first post id, [reply ids]] from its posts."""
+    live = [p for p in posts if not _bool(p.get("isdeleted"))]
+    first = next(
+        (_int(p.get("id")) for p in live if p.get("parentid") in (None, "", 0, "0") and not _bool(p.get("hasparent"))),
+        0,
+    )
+    replies = sorted(_int(p.get("id")) for p in live if _int(p.get("id")) != first)
+    modified = max([_int(p.get("timemodified")) for p in posts] or [0])
+    timemodified = _int(discussion.get("timemodified"), modified) if discussion else modified
+    numreplies = _int(discussion.get("numreplies"), len(posts) - 1) if discussion else len(posts) - 1
+    return [timemodified, numreplies, first, replies]
 
 
 class CopForums(BaseModel):
@@ -757,15 +793,28 @@ class ForumPostsStream:
 
     Discussions come newest-activity first with pinned ones on top of page 0 whatever
     their date (fixtures README), so the walk stops at the first non-pinned discussion
-    older than the watermark and never stops on a pinned one. A discussion whose
+    older than its floor and never stops on a pinned one. A discussion whose
     ``timemodified`` is at or after the watermark is read whole (posts have no
-    "since" call); posts already sent are dropped by the outbox (same ids).
-    A forum's changed threads are fetched through a thread pool of ``max_workers``
+    "since" call), and of its posts only those created or edited at or after the
+    watermark become activities: a post read before is not stated again, so an edit
+    counts as ``changed`` once, at the sync after it, not at every later re-read.
+    A forum's threads are fetched through a thread pool of ``max_workers``
     (the client bounds requests in flight) and kept in discussion order.
+
+    Deleted posts: Moodle 4.5 removes a post a moderator deletes (with its replies; the
+    first post takes the whole discussion) and moves the discussion's ``timemodified``
+    back to its latest remaining post, so the watermark never sees it. The position
+    keeps, for the discussions active within :data:`FORUM_RECHECK` before the watermark,
+    their ``timemodified``, ``numreplies`` and post ids (``recent``); the walk lists down
+    to that window, and a tracked discussion whose time or reply count changed, or that is
+    no longer listed, is read again: posts gone since are voided (their CoP JP with them).
+    Nothing new costs no call beyond the listing.
+
     Position: ``{"forums": {forum_id: watermark}, "default": floor, "seen": {forum_id:
-    [discussion ids whose timemodified equals the watermark]}}``, committed per forum:
-    a discussion still at the watermark second was read whole by the sync that set it,
-    so it is not read again; a new post moves its ``timemodified`` past the watermark.
+    [discussion ids whose timemodified equals the watermark]}, "recent": {forum_id:
+    {discussion_id: [timemodified, numreplies, first post id, [reply ids]]}}}``, committed
+    per forum: a discussion still at the watermark second was read whole by the sync that
+    set it, so it is not read again; a new post moves its ``timemodified`` past the watermark.
     """
 
     name = "forum_posts"
@@ -782,6 +831,11 @@ class ForumPostsStream:
         marks: dict[str, int] = dict(start.get("forums", {}))
         default = int(start.get("default", 0))  # a backfill's floor for forums not seen yet
         seen: dict[str, list[int]] = {key: list(ids) for key, ids in start.get("seen", {}).items()}
+        recent: dict[str, dict[str, list]] = {
+            key: {d: list(entry) for d, entry in tracked.items() if _tracked_entry(entry)}
+            for key, tracked in (start.get("recent") or {}).items()
+            if isinstance(tracked, dict)
+        }
         forums = ctx.client.call("mod_forum_get_forums_by_courses", courseids=list(ctx.courses))
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
@@ -793,13 +847,16 @@ class ForumPostsStream:
                 key = str(_int(forum.get("id")))
                 watermark = marks.get(key, default)
                 already = set(seen.get(key, ())) if key in marks else set()
+                tracked = recent.get(key, {}) if key in marks else {}
                 forum_ref = ObjectRef(
                     "forum",
                     str(_int(forum.get("cmid"))),
                     _text(forum.get("name")),
                     f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}",
                 )
-                changed = list(self._changed_discussions(ctx, int(key), watermark))
+                floor = watermark - FORUM_RECHECK if tracked else watermark
+                listed = list(self._changed_discussions(ctx, int(key), floor))
+                changed = [d for d in listed if _int(d.get("timemodified")) >= watermark]
                 newest = max([watermark, *(_int(d.get("timemodified")) for d in changed)])
                 at_newest = {_int(d.get("discussion")) for d in changed if _int(d.get("timemodified")) == newest}
                 if newest == watermark:
@@ -809,19 +866,82 @@ class ForumPostsStream:
                     for d in changed
                     if not (_int(d.get("timemodified")) == watermark and _int(d.get("discussion")) in already)
                 ]
+                by_id = {str(_int(d.get("discussion"))): d for d in listed}
+                reading = {str(_int(d.get("discussion"))) for d in to_read}
+                # Tracked threads that shrank or moved back in time (a deletion), still listed.
+                for disc_id, entry in tracked.items():
+                    now = by_id.get(disc_id)
+                    if disc_id in reading or now is None:
+                        continue
+                    if [_int(now.get("timemodified")), _int(now.get("numreplies"))] != entry[:2]:
+                        to_read.append(now)
+                        reading.add(disc_id)
+                missing = [d for d in tracked if d not in by_id]
+                # A thread read whole at the watermark second has its posts of that second stated.
+                sinces = [watermark + 1 if _int(d.get("discussion")) in already else watermark for d in to_read]
+                read_posts = functools.partial(self._posts, ctx, course, forum_ref)
                 activities: list[Activity] = []
-                for found in pool.map(functools.partial(self._posts, ctx, course, forum_ref), to_read):
+                voids: list[str] = []
+                count = 0
+                updated: dict[str, list] = {}
+                for discussion, (found, posts) in zip(to_read, pool.map(read_posts, sinces, to_read), strict=True):
                     activities.extend(found)
+                    count += len(posts)
+                    disc_id = str(_int(discussion.get("discussion")))
+                    entry = _track(discussion, posts)
+                    voids.extend(self._gone(ctx, disc_id, tracked.get(disc_id), entry))
+                    updated[disc_id] = entry
+                for disc_id in missing:
+                    posts_now = self._thread_if_exists(ctx, int(disc_id))
+                    if posts_now is None:  # the discussion was deleted
+                        voids.extend(self._gone(ctx, disc_id, tracked[disc_id], None))
+                    else:  # its latest posts were deleted: it fell below the window
+                        voids.extend(self._gone(ctx, disc_id, tracked[disc_id], _track({}, posts_now)))
+                        count += len(posts_now)
                 marks[key] = newest
                 seen[key] = sorted(at_newest)
+                keep = newest - FORUM_RECHECK
+                merged = {d: e for d, e in tracked.items() if d not in missing and d in by_id}
+                merged.update(updated)
+                recent[key] = {d: e for d, e in merged.items() if e[0] >= keep}
                 yield Batch(
                     activities=activities,
+                    read=count,
+                    voids=voids,
                     position={
                         "forums": dict(marks),
                         "default": default,
                         "seen": {k: list(v) for k, v in seen.items() if v},
+                        "recent": {k: v for k, v in recent.items() if v},
                     },
                 )
+
+    def _gone(self, ctx: SiteContext, disc_id: str, before: list | None, now: list | None) -> list[str]:
+        """Natural keys of the activities of a tracked thread's posts that are gone now."""
+        if before is None:
+            return []
+        first, replies = int(before[2]), {int(r) for r in before[3]}
+        keys = []
+        if now is None or int(now[2]) != first:
+            keys.append(f"{SOURCE}|{ctx.site}|{Kind.DISCUSSION_CREATED.value}|discussion={disc_id}")
+        remaining = set() if now is None else {int(r) for r in now[3]}
+        keys.extend(f"{SOURCE}|{ctx.site}|{Kind.REPLY_CREATED.value}|{post}" for post in sorted(replies - remaining))
+        return keys
+
+    def _thread_if_exists(self, ctx: SiteContext, discussion_id: int) -> list[dict] | None:
+        """A thread's posts, or None when Moodle no longer has the discussion."""
+        try:
+            data = ctx.client.call(
+                "mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created", sortdirection="ASC"
+            )
+        except MoodleAPIError as exc:
+            # Moodle 4.5 answers a deleted discussion with a record error (or, from its PHP
+            # code path that reads the missing record, a general exception).
+            if exc.errorcode in ("invalidrecord", "generalexceptionmessage"):
+                return None
+            raise
+        posts: list[dict] = data.get("posts") or []
+        return posts
 
     def _changed_discussions(self, ctx: SiteContext, forum_id: int, watermark: int) -> Iterator[dict]:
         page = 0
@@ -839,7 +959,10 @@ class ForumPostsStream:
                 return
             page += 1
 
-    def _posts(self, ctx: SiteContext, course: Course, forum_ref: ObjectRef, discussion: dict) -> list[Activity]:
+    def _posts(
+        self, ctx: SiteContext, course: Course, forum_ref: ObjectRef, since: int, discussion: dict
+    ) -> tuple[list[Activity], list[dict]]:
+        """A thread's activities (posts created or edited at or after ``since``) and all its posts as read."""
         discussion_id = _int(discussion.get("discussion"))
         url = f"{ctx.wwwroot}/mod/forum/discuss.php?d={discussion_id}"
         discussion_ref = ObjectRef("discussion", str(discussion_id), _text(discussion.get("name")), url)
@@ -848,9 +971,12 @@ class ForumPostsStream:
             "mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created", sortdirection="ASC"
         )
         found = []
-        for post in data.get("posts") or []:
+        posts = data.get("posts") or []
+        for post in posts:
             if _bool(post.get("isdeleted")):
                 continue
+            if max(_int(post.get("timecreated")), _int(post.get("timemodified"))) < since:
+                continue  # read and stated before, unchanged since: not stated again
             post_id, author = _int(post.get("id")), post.get("author") or {}
             common: dict[str, Any] = {
                 "source": SOURCE,
@@ -880,7 +1006,7 @@ class ForumPostsStream:
                         **common,
                     )
                 )
-        return found
+        return found, posts
 
 
 StreamFactory = Callable[[], Any]

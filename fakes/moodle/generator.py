@@ -1125,6 +1125,50 @@ class Dataset:
             self.graded[(uid, cmid)] = (2 if passed else 3, self.clock)
             return self.clock
 
+    def edit_post(self, post_id: int, message: str) -> int:
+        """The author edits a post at the clock: ``modified`` and so the discussion's ``timemodified`` move.
+
+        Returns:
+            The post's new ``modified``.
+        """
+        with self.lock:
+            self.clock += 60
+            post = self.posts[post_id]
+            post.message, post.modified = message, self.clock
+            return self.clock
+
+    def delete_post(self, post_id: int) -> list[int]:
+        """A moderator deletes a post as Moodle 4.5's mod/forum/post.php does.
+
+        The first post deletes the whole discussion (forum_delete_discussion); any other post is
+        removed with its replies (forum_delete_post with mod/forum:deleteanypost), and the
+        discussion's ``timemodified`` falls back to its latest remaining post
+        (forum_discussion_update_last_post). Nothing is kept marked "deleted": the rows are gone.
+
+        Returns:
+            The ids of the posts removed.
+        """
+        with self.lock:
+            post = self.posts[post_id]
+            disc = self.discussions[post.discussion]
+            if not post.parent:
+                gone = [p.id for p in disc.posts]
+                self.forums[disc.forum].discussions.remove(disc)
+                del self.discussions[disc.id]
+            else:
+                gone, frontier = [], [post.id]
+                while frontier:
+                    current = frontier.pop()
+                    gone.append(current)
+                    frontier.extend(p.id for p in disc.posts if p.parent == current)
+                disc.posts = [p for p in disc.posts if p.id not in gone]
+            for pid in gone:
+                removed = self.posts.pop(pid)
+                times = self.post_times.get((disc.forum, removed.userid), [])
+                if removed.created in times:
+                    times.remove(removed.created)
+            return gone
+
     def record_attendance(self, cmid: int, uid: int) -> int:
         """BigBlueButton's end-of-meeting callback: completion recorded at the clock, no course access moved.
 

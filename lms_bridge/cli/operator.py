@@ -52,11 +52,18 @@ def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ..
         "unchanged",
         "accounts",
         "invalid",
+        "changed",
         title=title + (" (dry run: nothing stored)" if dry_run else ""),
     )
     for name, counts in report.streams.items():
         table.add_row(
-            name, str(counts.pulled), str(counts.new), str(counts.unchanged), str(counts.links), str(counts.invalid)
+            name,
+            str(max(counts.read, counts.pulled)),
+            str(counts.new),
+            str(counts.unchanged),
+            str(counts.links),
+            str(counts.invalid),
+            str(counts.changed),
         )
     stdout.print(table)
     if report.error:

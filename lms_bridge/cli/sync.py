@@ -102,6 +102,7 @@ def sync(
         "unchanged",
         "accounts",
         "invalid",
+        "changed",
         title="sync" + (" (dry run: nothing stored)" if dry_run else ""),
     )
     for report in reports:
@@ -109,11 +110,14 @@ def sync(
             table.add_row(
                 report.site,
                 name,
-                str(counts.pulled),
+                # Records read from the source (courses, accounts, answers), not only those that became activities.
+                str(max(counts.read, counts.pulled)),
                 str(counts.new),
                 str(counts.unchanged),
                 str(counts.links),
                 str(counts.invalid),
+                # Already queued with other content (the source changed it since): kept as first queued.
+                str(counts.changed),
             )
     stdout.print(table)
     for report in reports:

@@ -6,6 +6,7 @@ change the site between reads, as a teacher or BigBlueButton's callback would.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +129,70 @@ def test_cop_forums_are_site_configuration() -> None:
     assert settings.cop_forums == moodle_streams.CopForums(categories=(7,), course_idnumbers=("KOM-1",), news=True)
     with pytest.raises(ValueError, match="tags"):
         MoodleSettings.model_validate({**entry, "cop_forums": {"tags": ["cop"]}})
+
+
+def _sync_forums(fake: FakeMoodle, cursor: Any) -> tuple[list[Activity], list[str], Any, int]:
+    """One forum pass as the CLI runs it; returns activities, voided keys, the new cursor, records read."""
+    activities: list[Activity] = []
+    voids: list[str] = []
+    read = 0
+    with MoodleClient("demo", fake.url, SecretStr(ADMIN_TOKEN)) as client:
+        ctx = moodle_streams.SiteContext(site="demo", client=client, wwwroot=fake.url)
+        ctx.load_catalogue()
+        for batch in moodle_streams.ForumPostsStream().read(ctx, cursor):
+            activities.extend(batch.activities)
+            voids.extend(batch.voids)
+            read += batch.read or 0
+            if batch.position is not None:
+                cursor = json.loads(json.dumps(batch.position))
+    return activities, voids, cursor, read
+
+
+def test_a_post_deleted_by_a_moderator_is_voided_and_an_edit_is_stated_once(fake: FakeMoodle) -> None:
+    first, voids, cursor, read = _sync_forums(fake, None)
+    assert first and not voids and read >= len(first)
+    # New activity: a thread with two replies (one answering the other).
+    new = fake.data.add_posts(12, new_discussion_ratio=0.0)
+    posts = fake.data.posts
+    reply = next(p for p in new if posts[p].parent and not any(q.parent == p for q in posts.values()))
+    _, voids, cursor, _ = _sync_forums(fake, cursor)
+    assert not voids
+    calls = fake.call_count("mod_forum_get_discussion_posts")
+
+    # Nothing new: the listing only, no thread read again.
+    again, voids, cursor, _ = _sync_forums(fake, cursor)
+    assert again == [] and voids == []
+    assert fake.call_count("mod_forum_get_discussion_posts") == calls
+
+    # A moderator deletes a reply (Moodle removes the row; the thread's time may move back).
+    fake.data.advance(600)
+    gone = fake.data.delete_post(reply)
+    after, voids, cursor, _ = _sync_forums(fake, cursor)
+    assert after == []
+    assert voids == [f"moodle|demo|reply_created|{pid}" for pid in sorted(gone)]
+
+    # An edit is stated once (the post changed), not at every later re-read of its thread.
+    disc = fake.data.discussions[posts[new[-1]].discussion]
+    edited = disc.posts[0].id if len(disc.posts) > 1 else new[-1]
+    fake.data.edit_post(edited, "<p>Ralat: tautan materi diperbarui.</p>")
+    once, _, cursor, _ = _sync_forums(fake, cursor)
+    assert [a.extras["text_length"] for a in once] == [len("Ralat: tautan materi diperbarui.")]
+    fake.data.add_posts(1, new_discussion_ratio=0.0)
+    later, _, cursor, _ = _sync_forums(fake, cursor)
+    assert all(a.native_id != once[0].native_id for a in later)
+
+
+def test_a_discussion_deleted_by_a_moderator_voids_all_its_posts(fake: FakeMoodle) -> None:
+    _, _, cursor, _ = _sync_forums(fake, None)
+    new = fake.data.add_posts(6, new_discussion_ratio=1.0)
+    _, _, cursor, _ = _sync_forums(fake, cursor)
+    target = fake.data.discussions[fake.data.posts[new[0]].discussion]
+    fake.add_posts(0)
+    replies = [p.id for p in target.posts[1:]]
+    fake.data.delete_post(target.posts[0].id)
+    _, voids, cursor, _ = _sync_forums(fake, cursor)
+    expected = [f"moodle|demo|discussion_created|discussion={target.id}"]
+    expected += [f"moodle|demo|reply_created|{pid}" for pid in sorted(replies)]
+    assert voids == expected
+    # Said once: the next sync finds nothing more to void.
+    assert _sync_forums(fake, cursor)[1] == []
