@@ -1,0 +1,90 @@
+"""Completions Moodle writes long after a visit (issue 17, item 2): serve's re-check reads them.
+
+A teacher grades an assignment after the student's last visit, and BigBlueButton's end-of-meeting
+callback writes an attendance after the participant left: neither moves ``lastcourseaccess``, so an
+incremental sync whose re-check of that access has settled never asks again. ``serve`` runs the
+rolling re-check (``recheck:<site>``: the completion streams from ``recheck_days`` ago) daily.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lms_bridge import store
+from lms_bridge.config.settings import load_settings
+from lms_bridge.runtime.scheduler import RECHECK_STREAMS, Service, serve_settings
+from lms_bridge.store.models import Cursor, OutboxRow, Run
+from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
+
+SOURCE_KEY = "https://lms-bridge.id/xapi/extensions/source"
+
+
+def _native_ids(state_url: str) -> set[str]:
+    with Session(store.make_engine(state_url)) as session:
+        bodies = session.scalars(select(OutboxRow.body)).all()
+    return {json.loads(b)["context"]["extensions"][SOURCE_KEY]["native_id"] for b in bodies}
+
+
+def test_a_late_grade_and_a_late_attendance_are_read_by_the_recheck_not_lost(
+    tmp_path, ralph, fake_moodle, make_deployment, monkeypatch
+):
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    # The fake's site clock is some days behind the machine's: a window that reaches it.
+    toml = moodle_source(fake_moodle) + "\n[serve]\nrecheck_days = 60\n"
+    deployment = make_deployment(state_url, ralph.url, ralph.password, extra_toml=toml)
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    monkeypatch.setenv("MOODLE_TOKEN_DEMO", ADMIN_TOKEN)
+    data = fake_moodle.data
+
+    # A student hands in (visits the course) and a participant attends a webinar; both are synced.
+    course = next(
+        c for c in data.courses.values() if c.criteria and any(m.rule == "completionusegrade" for m in c.modules)
+    )
+    assignment = next(m for m in course.modules if m.rule == "completionusegrade")
+    student = next(
+        uid for uid in course.enrol if data.is_tracked(course, uid) and not data.activity_state(assignment, uid)[0]
+    )
+    cop = data.courses[data.notable["cop_course"]]
+    webinar = next(m for m in cop.modules if m.modname == "bigbluebuttonbn" and m.opening < data.clock)
+    member = next(uid for uid in cop.enrol if data.is_tracked(cop, uid) and not data.activity_state(webinar, uid)[0])
+    data._touch(course, student)
+    data._touch(cop, member)
+    deployment.run("sync", check=True)
+
+    # Two hours later others visit: the two accesses are settled by the next sync (asked once more, then never).
+    data.advance(2 * 3600)
+    for other_course in (course, cop):
+        other = next(u for u in other_course.enrol if data.is_tracked(other_course, u) and u not in (student, member))
+        data._touch(other_course, other)
+    deployment.run("sync", check=True)
+
+    # Then the teacher grades and the meeting's end callback arrives: no visit of theirs moves.
+    data.grade(assignment.id, student, passed=True)
+    data.record_attendance(webinar.id, member)
+    graded, attended = f"cm={assignment.id}|user={student}", f"cm={webinar.id}|user={member}"
+    deployment.run("sync", check=True)
+    assert graded not in _native_ids(state_url) and attended not in _native_ids(state_url)
+
+    # serve's re-check job reads them, without moving any cursor.
+    settings = load_settings(deployment.config, environ=deployment.env)
+    engine = store.make_engine(state_url)
+    with Session(engine) as session:
+        cursors_before = {(c.site_id, c.stream): c.position for c in session.scalars(select(Cursor))}
+    service = Service(engine, settings, serve_settings(settings))
+    [spec] = [s for s in service.specs() if s.id == "recheck:demo"]
+    assert spec.cron == "0 2 * * *"  # daily by default
+    before = fake_moodle.call_count("core_completion_get_activities_completion_status")
+    service.run_job(spec)
+    assert service.jobs["recheck:demo"].last_error is None
+    assert {graded, attended} <= _native_ids(state_url)
+    with Session(engine) as session:
+        cursors_after = {(c.site_id, c.stream): c.position for c in session.scalars(select(Cursor))}
+        last = session.scalars(select(Run).order_by(Run.id.desc()).limit(1)).one()
+    assert cursors_after == cursors_before
+    assert set(json.loads(last.counts)) >= set(RECHECK_STREAMS)
+    # It asks each participant with a visit in the window once per course, not everyone on the site.
+    asked = fake_moodle.call_count("core_completion_get_activities_completion_status") - before
+    assert 0 < asked < sum(len(c.enrol) for c in data.courses.values())
