@@ -208,6 +208,11 @@ class SiteContext:
     #: BigBlueButton instance id -> scheduled length in seconds (0: not set or not readable), read once a run.
     sessions: dict[int, int] = field(default_factory=dict)
     _sessions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Assignment instance id -> course id, read once a run (None: not read yet).
+    assignments: dict[int, int] | None = None
+    #: ``since`` -> course id -> {user id: latest grade time}: assignment grades written since then.
+    grades: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
+    _grades_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: The client's clock (epoch seconds): only differences of its readings are used, so its skew
     #: against the server's clock does not matter. Tests pass their own to move time without sleeping.
     now: Callable[[], float] = time.time
@@ -237,6 +242,50 @@ class SiteContext:
             opening, closing = _int(info.get("openingtime")), _int(info.get("closingtime"))
             self.sessions[instance] = closing - opening if opening and closing > opening else 0
             return self.sessions[instance]
+
+    def graded_since(self, since: int) -> dict[int, dict[str, int]]:
+        """Course id -> {user id: grade time} of the assignment grades written at or after ``since``.
+
+        A teacher grading after the student's last visit changes the completion (to pass or fail)
+        without moving ``lastcourseaccess``: these users are asked again whatever their access.
+        Two calls a run for the whole site (``mod_assign_get_assignments``, ``mod_assign_get_grades``),
+        however many users have nothing new. A site whose token lacks them gets a warning; the
+        rolling re-check of ``serve`` still reads late grades.
+        """
+        with self._grades_lock:
+            if since in self.grades:
+                return self.grades[since]
+            found: dict[int, dict[str, int]] = {}
+            try:
+                if self.assignments is None:
+                    data = self.client.call("mod_assign_get_assignments", courseids=list(self.courses))
+                    self.assignments = {
+                        _int(a.get("id")): _int(course.get("id"))
+                        for course in data.get("courses") or []
+                        for a in course.get("assignments") or []
+                    }
+                if self.assignments:
+                    data = self.client.call(
+                        "mod_assign_get_grades", assignmentids=sorted(self.assignments), since=since
+                    )
+                    for entry in data.get("assignments") or []:
+                        course_id = self.assignments.get(_int(entry.get("assignmentid")))
+                        if course_id is None:
+                            continue
+                        users = found.setdefault(course_id, {})
+                        for grade in entry.get("grades") or []:
+                            user, when = _text(grade.get("userid")), _int(grade.get("timemodified"))
+                            users[user] = max(users.get(user, 0), when)
+            except MoodleAPIError as exc:
+                log.warning(
+                    "Moodle site %s: assignment grades not readable (%s): a grade written after a student's "
+                    "last visit is read by the rolling re-check only",
+                    self.site,
+                    exc.errorcode,
+                )
+                self.assignments = {}
+            self.grades[since] = found
+            return found
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -401,15 +450,23 @@ class EnrolledUsersStream:
 
 
 def _completion_candidates(
-    ctx: SiteContext, course: Course, since: int, page_size: int, rechecked: dict[str, int]
+    ctx: SiteContext,
+    course: Course,
+    since: int,
+    page_size: int,
+    rechecked: dict[str, int],
+    graded: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, int]]:
-    """Participants whose last access is at or after ``since``, except those already re-checked at that access."""
+    """The participants to ask about a course's completion.
+
+    Those whose last access is at or after ``since``, except those already re-checked at that
+    access, and those graded since the last run (``graded``) whatever their access.
+    """
     users, times = course_access(ctx, course, page_size)
     for user, last_access in zip(users, times, strict=True):
-        if last_access >= since:
-            user_id = str(user)
-            if rechecked.get(user_id) != last_access:
-                yield user_id, last_access
+        user_id = str(user)
+        if user_id in graded or (last_access >= since and rechecked.get(user_id) != last_access):
+            yield user_id, last_access
 
 
 def _first_asks(users: Any) -> dict[str, tuple[int, int]]:
@@ -431,7 +488,10 @@ class _PerUserCompletionStream:
     """Shared walk of the completion streams: per course, the recently active users.
 
     Position: ``{"courses": {course_id: watermark}, "default": floor, "rechecked": {course_id:
-    {user_id: lastcourseaccess}}, "pending": {course_id: {user_id: [lastcourseaccess, first_asked]}}}``.
+    {user_id: lastcourseaccess}}, "pending": {course_id: {user_id: [lastcourseaccess, first_asked]}},
+    "graded": next grade time}``. Users an assignment grade was written for since ``graded``
+    (:meth:`SiteContext.graded_since`: two calls a run for the site) are asked whatever their access:
+    a teacher's late grade moves the completion, not the student's ``lastcourseaccess``.
     The watermark is the latest ``lastcourseaccess`` seen (source time, never "now"). Cron aggregates
     course completion minutes after the last criterion without touching ``lastcourseaccess``, so an
     answer read too soon after an access may miss it: users whose access lies within
@@ -477,17 +537,21 @@ class _PerUserCompletionStream:
         waiting: dict[str, dict[str, tuple[int, int]]] = {
             key: _first_asks(users) for key, users in (start.get("pending") or {}).items()
         }
+        # Grades written since the last run (a fresh cursor: since the floor): their users are asked again.
+        graded_from = int(start.get("graded", default))
+        courses = [course for course in ctx.courses.values() if self.wanted(course)]
+        late = ctx.graded_since(graded_from) if courses else {}
+        graded_next = max([graded_from, *(t + 1 for users in late.values() for t in users.values())])
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
-            for course in ctx.courses.values():
-                if not self.wanted(course):
-                    continue
+            for index, course in enumerate(courses):
                 key = str(course.id)
                 base = marks.get(key, default)
                 known = rechecked.get(key, {})
                 watermark = base
                 asked: dict[str, int] = {}
                 started = ctx.now()  # no later than any ask of this course in this run
-                course_batches = self._read_course(ctx, course, base, known, pool, asked)
+                graded = frozenset(late.get(course.id, {}))
+                course_batches = self._read_course(ctx, course, base, known, pool, asked, graded)
                 pending: list[Activity] | None = None
                 for activities in course_batches:
                     if pending is not None:
@@ -527,6 +591,8 @@ class _PerUserCompletionStream:
                         "default": default,
                         "rechecked": {k: dict(v) for k, v in rechecked.items()},
                         "pending": {k: {u: list(e) for u, e in v.items()} for k, v in waiting.items()},
+                        # Moved on with the last course only: a crash before it asks the graded users again.
+                        "graded": graded_next if index == len(courses) - 1 else graded_from,
                     },
                 )
 
@@ -538,6 +604,7 @@ class _PerUserCompletionStream:
         known: dict[str, int],
         pool: ThreadPoolExecutor,
         asked: dict[str, int],
+        graded: frozenset[str] = frozenset(),
     ) -> Iterator[list[Activity]]:
         """A course's activities in lists of at most :data:`BATCH_ACTIVITIES`, in participant order.
 
@@ -546,7 +613,7 @@ class _PerUserCompletionStream:
         Fills ``asked`` with every candidate's user id and access time.
         """
         since = max(0, base - COMPLETION_OVERLAP) if base else 0
-        candidates = _completion_candidates(ctx, course, since, self.page_size, known)
+        candidates = _completion_candidates(ctx, course, since, self.page_size, known, graded)
         window = max(1, self.max_workers * COMPLETION_QUEUE_PER_WORKER)
         queue: deque[Future] = deque()
         activities: list[Activity] = []
