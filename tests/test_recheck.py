@@ -53,7 +53,18 @@ def test_a_late_grade_and_a_late_attendance_are_read_by_the_recheck_not_lost(
     member = next(uid for uid in cop.enrol if data.is_tracked(cop, uid) and not data.activity_state(webinar, uid)[0])
     data._touch(course, student)
     data._touch(cop, member)
-    deployment.run("sync", check=True)
+    first = deployment.run("sync", check=True).stdout
+    # The table counts what every stream read (issue 17 item 6), and has a changed column.
+    header = next(line for line in first.splitlines() if "stream" in line and "read" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]][-1] == "changed", first
+    rows = {
+        cells[1]: cells
+        for cells in ([c.strip() for c in line.split("│")[1:-1]] for line in first.splitlines())
+        if len(cells) > 2
+    }
+    assert int(rows["courses"][2]) == len(data.courses), first
+    assert int(rows["enrolled_users"][2]) > len(data.courses), first
+    assert int(rows["webinars"][2]) > 0 and rows["forum_posts"][7] == "0"
 
     # Two hours later others visit: the two accesses are settled by the next sync (asked once more, then never).
     data.advance(2 * 3600)

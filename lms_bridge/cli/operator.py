@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from lms_bridge.cli.app import App, DateParam, cli, stdout
@@ -65,7 +66,8 @@ def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ..
             str(counts.invalid),
             str(counts.changed),
         )
-    stdout.print(table)
+    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
+    (stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)).print(table)
     if report.error:
         raise LmsBridgeError(report.error)
 

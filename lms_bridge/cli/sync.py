@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout
@@ -119,7 +120,8 @@ def sync(
                 # Already queued with other content (the source changed it since): kept as first queued.
                 str(counts.changed),
             )
-    stdout.print(table)
+    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
+    (stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)).print(table)
     for report in reports:
         if report.skipped:
             reasons = ", ".join(f"{count} {sync_core.skip_label(reason)}" for reason, count in report.skipped.items())
