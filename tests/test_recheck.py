@@ -107,3 +107,27 @@ def test_a_late_grade_and_a_late_attendance_are_read_by_the_recheck_not_lost(
     # It asks each participant with a visit in the window once per course, not everyone on the site.
     asked = fake_moodle.call_count("core_completion_get_activities_completion_status") - before
     assert 0 < asked < sum(len(c.enrol) for c in data.courses.values())
+
+
+def test_a_post_a_moderator_deletes_is_voided_by_the_next_sync(tmp_path, ralph, fake_moodle, make_deployment):
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    deployment = make_deployment(state_url, ralph.url, ralph.password, extra_toml=moodle_source(fake_moodle))
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    deployment.run("sync", check=True)
+    new = fake_moodle.data.add_posts(4, new_discussion_ratio=0.0)
+    deployment.run("sync", check=True)
+    posts = fake_moodle.data.posts
+    reply = next(p for p in new if posts[p].parent and not any(q.parent == p for q in posts.values()))
+    fake_moodle.data.delete_post(reply)
+    deployment.run("sync", check=True)
+    with Session(store.make_engine(state_url)) as session:
+        bodies = [json.loads(b) for b in session.scalars(select(OutboxRow.body))]
+        evidence = {e for e in session.scalars(select(store.models.Evidence.statement_id))}
+    [target] = [
+        b["id"]
+        for b in bodies
+        if b.get("context", {}).get("extensions", {}).get(SOURCE_KEY, {}).get("native_id") == str(reply)
+    ]
+    voids = [b for b in bodies if b["verb"]["id"].endswith("/voided")]
+    assert [v["object"]["id"] for v in voids] == [target]
+    assert target not in evidence  # its CoP day no longer counts it at the next jp compute
