@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout
+from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout, table_out
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
@@ -121,7 +120,7 @@ def sync(
                 str(counts.changed),
             )
     # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
-    (stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)).print(table)
+    table_out().print(table)
     for report in reports:
         if report.skipped:
             reasons = ", ".join(f"{count} {sync_core.skip_label(reason)}" for reason, count in report.skipped.items())
