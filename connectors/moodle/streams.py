@@ -296,7 +296,19 @@ class SiteContext:
             found: dict[int, dict[str, int]] = {}
             try:
                 if self.assignments is None:
-                    data = self.client.call("mod_assign_get_assignments", courseids=list(self.courses))
+                    # Without includenotenrolledcourses real Moodle answers only the courses the token's user is
+                    # enrolled in (a Manager usually is in none: "courses": [] and a warning per course).
+                    data = self.client.call(
+                        "mod_assign_get_assignments", courseids=list(self.courses), includenotenrolledcourses=1
+                    )
+                    for warning in data.get("warnings") or []:
+                        log.warning(
+                            "Moodle site %s: mod_assign_get_assignments skipped course %s (%s): its late grades "
+                            "are read by the rolling re-check only",
+                            self.site,
+                            warning.get("itemid"),
+                            warning.get("message"),
+                        )
                     self.assignments = {
                         _int(a.get("id")): _int(course.get("id"))
                         for course in data.get("courses") or []

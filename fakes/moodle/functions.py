@@ -1323,10 +1323,23 @@ def _assign_modules(call: Call, course_ids: list[int]) -> list[Module]:
 def get_assignments(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """mod_assign_get_assignments: the assignments of the given courses (all the user's courses when none)."""
     p_list(params, "capabilities", [])
-    p_bool(params, "includenotenrolledcourses", False)
+    everyone = p_bool(params, "includenotenrolledcourses", False)
     courses = []
+    warnings = []
     for cid in _course_ids(call, params):
         course = call.data.courses[cid]
+        if not everyone:
+            # As Moodle 4.5: without includenotenrolledcourses only the token user's own enrolments are
+            # answered, and the fake's token user (a Manager at system level) is enrolled in no course.
+            warnings.append(
+                {
+                    "item": "course",
+                    "itemid": cid,
+                    "warningcode": "2",
+                    "message": "User is not enrolled or does not have requested capability",
+                }
+            )
+            continue
         assignments = [
             {
                 "id": m.instance,
@@ -1357,7 +1370,7 @@ def get_assignments(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 "assignments": assignments,
             }
         )
-    return {"courses": courses, "warnings": []}
+    return {"courses": courses, "warnings": warnings}
 
 
 @ws("mod_assign_get_grades", schemas.ASSIGN_GRADES, ("assignmentids", "since"))

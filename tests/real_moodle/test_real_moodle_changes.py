@@ -1,0 +1,101 @@
+"""What a real Moodle 4.5 changes after a first sync (issue 17 items 2, 6, 7), seeded through Moodle's own code.
+
+``seed_changes.php seed`` makes a course with a pass-graded assignment (Fajar graded 30 of 50: completion
+state 3), a CoP forum thread and a news-forum announcement, all visited two days ago; the first sync and
+flush run; then ``seed_changes.php change`` does what a teacher does later: grades Eka's assignment (80),
+edits Eka's reply (``forum_update_post``) and deletes Fajar's (``forum_delete_post``). The next syncs are
+compared with Moodle's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.ralph_lrs import RalphLRS
+from tests.fixtures.deployment import Deployment
+from tests.fixtures.lrs import lrs_statements
+from tests.real_moodle.conftest import HERE, RealMoodle
+from tests.real_moodle.test_real_moodle import SITE, SOURCE_KEY, _deploy
+
+pytestmark = [pytest.mark.real_moodle]
+
+
+@pytest.fixture(scope="module")
+def lrs() -> Iterator[RalphLRS]:
+    with RalphLRS() as server:
+        yield server
+
+
+def _table(output: str) -> dict[str, list[str]]:
+    """The sync table's rows by stream name (cells: site, stream, read, ..., changed)."""
+    return {
+        cells[1]: cells
+        for cells in ([c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines())
+        if len(cells) > 2
+    }
+
+
+class Changed:
+    """The deployment, the seeded ids and the outputs of the syncs before and after Moodle's changes."""
+
+    def __init__(self, deployment: Deployment, ids: dict, outputs: list[str], before: list[dict]) -> None:
+        self.deployment, self.ids, self.before = deployment, ids, before
+        self.first, self.second, self.third = outputs
+
+
+@pytest.fixture(scope="module")
+def changed(real_moodle: RealMoodle, lrs: RalphLRS, tmp_path_factory: pytest.TempPathFactory) -> Changed:
+    script = str(HERE / "seed_changes.php")
+    ids = json.loads(real_moodle.php(script, str(real_moodle.dir), "seed").strip().splitlines()[-1])
+    real_moodle.php(
+        str(real_moodle.dir / "admin" / "cli" / "scheduled_task.php"), r"--execute=\core\task\completion_regular_task"
+    )
+    deployment = _deploy(Path(tmp_path_factory.mktemp("changes")), real_moodle, lrs, real_moodle.token())
+    first = deployment.run("sync", check=True, timeout=300).stdout
+    deployment.run("outbox", "flush", check=True)
+    before = lrs_statements(lrs)
+    real_moodle.php(script, str(real_moodle.dir), "change", json.dumps(ids))
+    second_run = deployment.run("sync", check=True, timeout=300)
+    second = second_run.stdout + second_run.stderr
+    deployment.run("outbox", "flush", check=True)
+    third = deployment.run("sync", check=True, timeout=300).stdout
+    deployment.run("outbox", "flush", check=True)
+    return Changed(deployment, ids, [first, second, third], before)
+
+
+def _statements(lrs: RalphLRS) -> list[dict]:
+    # A voiding statement carries no source extension: it names the voided one.
+    return [
+        s
+        for s in lrs_statements(lrs)
+        if s.get("context", {}).get("extensions", {}).get(SOURCE_KEY, {}).get("site") == SITE
+    ]
+
+
+def _native(statement: dict) -> str:
+    return statement["context"]["extensions"][SOURCE_KEY]["native_id"]
+
+
+def test_an_assignment_graded_after_the_first_sync_is_read_by_the_next(changed, real_moodle, lrs):
+    ids = changed.ids
+    state = real_moodle.rows(
+        "select completionstate from mdl_course_modules_completion where coursemoduleid = %s and userid = %s",
+        ids["assign"],
+        ids["eka"],
+    )
+    assert state == [(2,)]  # Moodle: COMPLETION_COMPLETE_PASS on the late grade
+    access = real_moodle.rows(
+        "select timeaccess from mdl_user_lastaccess where userid = %s and courseid = %s", ids["eka"], ids["course"]
+    )
+    grade = real_moodle.rows("select max(timemodified) from mdl_assign_grades where userid = %s", ids["eka"])
+    assert access[0][0] < grade[0][0] - 86400  # her visit was long settled: only the grade brings her back
+    key = f"cm={ids['assign']}|user={ids['eka']}"
+    assert key not in {_native(s) for s in changed.before if s.get("context", {}).get("extensions", {}).get(SOURCE_KEY)}
+    natives = sorted(_native(s) for s in _statements(lrs))
+    cursors = changed.deployment.query("select stream, position from cursors")
+    debug = f"{natives}\n{cursors}\n{changed.second}"
+    assert key in natives, debug  # item 2: the next incremental sync read it
