@@ -67,7 +67,11 @@ if (($argv[2] ?? '') === 'seed') {
         'timemodified' => $past, 'timestart' => 0]);
     $edited = $forumgen->create_post(['discussion' => $d->id, 'parent' => $d->firstpost, 'userid' => $eka->id,
         'message' => '<p>Langsung saja.</p>', 'created' => $past + 600, 'modified' => $past + 600]);
-    $deleted = $forumgen->create_post(['discussion' => $d->id, 'parent' => $edited->id, 'userid' => $fajar->id,
+    // The deleted reply is in a thread of its own, so the edit above is the only change of its thread.
+    $d2 = $forumgen->create_discussion(['course' => $course->id, 'forum' => $forum->id, 'userid' => $eka->id,
+        'name' => 'Bahasa tubuh', 'message' => '<p>Seberapa penting?</p>', 'timemodified' => $past + 60,
+        'timestart' => 0]);
+    $deleted = $forumgen->create_post(['discussion' => $d2->id, 'parent' => $d2->firstpost, 'userid' => $fajar->id,
         'message' => '<p>Iklan obat kuat.</p>', 'created' => $past + 1200, 'modified' => $past + 1200]);
     $announcement = $forumgen->create_discussion(['course' => $course->id, 'forum' => $news->id,
         'userid' => $guru->id, 'name' => 'Jadwal ujian', 'message' => '<p>Ujian hari Senin.</p>',

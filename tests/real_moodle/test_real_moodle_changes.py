@@ -99,3 +99,52 @@ def test_an_assignment_graded_after_the_first_sync_is_read_by_the_next(changed, 
     cursors = changed.deployment.query("select stream, position from cursors")
     debug = f"{natives}\n{cursors}\n{changed.second}"
     assert key in natives, debug  # item 2: the next incremental sync read it
+
+
+def test_a_post_a_moderator_deletes_is_voided_and_leaves_the_jp_input(changed, real_moodle, lrs):
+    deleted = changed.ids["deleted"]
+    assert real_moodle.rows("select count(*) from mdl_forum_posts where id = %s", deleted) == [(0,)]
+    everything = lrs_statements(lrs)
+    [target] = [s["id"] for s in _statements(lrs) if _native(s) == str(deleted)]
+    voids = [s for s in everything if s["verb"]["id"].endswith("/voided")]
+    assert [v["object"]["id"] for v in voids] == [target]  # item 6
+    changed.deployment.run("jp", "compute", check=True, timeout=300)
+    assert changed.deployment.query(f"select count(*) from evidence where statement_id = '{target}'") == [(0,)]
+
+
+def test_an_edited_post_is_not_counted_changed_on_every_re_read(changed, real_moodle):
+    """Moodle 4.5's forum_update_post leaves the discussion's timemodified alone ("intentionally not updated"),
+    so an edit alone does not bring its thread back to an incremental sync: it is never counted changed."""
+    edited, discussion = changed.ids["edited"], changed.ids["discussion"]
+    [(modified, created)] = real_moodle.rows("select modified, created from mdl_forum_posts where id = %s", edited)
+    assert modified > created + 86400  # Moodle: edited two days after it was written
+    [(moved,)] = real_moodle.rows("select timemodified from mdl_forum_discussions where id = %s", discussion)
+    assert moved < modified  # the thread did not move
+    assert _table(changed.second)["forum_posts"][-1] == "0", changed.second
+    assert _table(changed.third)["forum_posts"][-1] == "0", changed.third
+
+
+def test_a_news_forum_announcement_is_not_community_of_practice(changed, real_moodle, lrs):
+    ids = changed.ids
+    assert real_moodle.rows("select type from mdl_forum where id = %s", ids["news"]) == [("news",)]
+    natives = {_native(s) for s in _statements(lrs)}
+    assert f"discussion={ids['discussion']}" in natives  # the CoP forum's thread is read
+    assert f"discussion={ids['announcement']}" not in natives  # item 7: the teacher's announcement is not
+
+
+def test_a_failed_graded_completion_earns_no_elearning_jp(changed, real_moodle, lrs):
+    ids = changed.ids
+    state = real_moodle.rows(
+        "select completionstate from mdl_course_modules_completion where coursemoduleid = %s and userid = %s",
+        ids["assign"],
+        ids["fajar"],
+    )
+    assert state == [(3,)]  # COMPLETION_COMPLETE_FAIL: graded 30, the pass grade is 50
+    [statement] = [s for s in _statements(lrs) if _native(s) == f"cm={ids['assign']}|user={ids['fajar']}"]
+    assert statement["result"]["success"] is False
+    changed.deployment.run("jp", "compute", check=True, timeout=300)
+    [(nip,)] = real_moodle.rows("select idnumber from mdl_user where id = %s", ids["fajar"])
+    # Fajar's only records are the failed assignment and the deleted reply: no JP at all (item 7).
+    assert changed.deployment.query(f"select rule_id, jp from jp_records where nip = '{nip}'") == []
+    [(eka,)] = real_moodle.rows("select idnumber from mdl_user where id = %s", ids["eka"])
+    assert changed.deployment.query(f"select count(*) from jp_records where nip = '{eka}'") != [(0,)]
