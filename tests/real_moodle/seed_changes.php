@@ -79,6 +79,21 @@ if (($argv[2] ?? '') === 'seed') {
     echo json_encode(['course' => $course->id, 'eka' => $eka->id, 'fajar' => $fajar->id, 'guru' => $guru->id,
         'assign' => $assign->cmid, 'forum' => $forum->id, 'news' => $news->id, 'discussion' => $d->id,
         'announcement' => $announcement->id, 'edited' => $edited->id, 'deleted' => $deleted->id]), "\n";
+} else if (($argv[2] ?? '') === 'bbb') {
+    // A webinar: BigBlueButton switched on the way the admin's "Manage activities" eye does, an activity
+    // scheduled 90 minutes two days ago with completion on attendance, and Eka's attendance recorded by
+    // the teacher's override (no BigBlueButton server answers here, so no meeting end callback).
+    $gen = testing_util::get_data_generator();
+    \core\session\manager::set_user(get_admin());
+    \core\plugininfo\mod::enable_plugin('bigbluebuttonbn', 1);
+    $ids = json_decode($argv[3], true);
+    $open = time() - 2 * 86400;
+    $bbb = $gen->create_module('bigbluebuttonbn', ['course' => $ids['course'], 'name' => 'Webinar Komunikasi',
+        'type' => 0, 'openingtime' => $open, 'closingtime' => $open + 5400,
+        'completion' => COMPLETION_TRACKING_AUTOMATIC, 'completionattendance' => 30]);
+    \core\session\manager::set_user(core_user::get_user($ids['guru']));
+    core_completion_external::override_activity_completion_status($ids['eka'], $bbb->cmid, COMPLETION_COMPLETE);
+    echo json_encode(['bbb' => $bbb->cmid, 'instance' => $bbb->id]), "\n";
 } else if (($argv[2] ?? '') === 'change') {
     $ids = json_decode($argv[3], true);
     $grade($ids['assign'], $ids['eka'], 80, $ids['guru']);
