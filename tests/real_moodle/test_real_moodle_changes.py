@@ -1,4 +1,4 @@
-"""What a real Moodle 4.5 changes after a first sync (issue 17 items 2, 6, 7), seeded through Moodle's own code.
+"""What a real Moodle 4.5 changes after a first sync (issue 17 items 2, 4, 6, 7), seeded through Moodle's own code.
 
 ``seed_changes.php seed`` makes a course with a pass-graded assignment (Fajar graded 30 of 50: completion
 state 3), a CoP forum thread and a news-forum announcement, all visited two days ago; the first sync and
