@@ -1,7 +1,8 @@
 """Benchmarks 1, 2 and 4 of issue 9: full Moodle sync against the server-bound floor, incremental syncs, memory.
 
     .venv/bin/python -m bench.sync full          # ~9-10 min: 3 full syncs of the 10,000-user site
-    .venv/bin/python -m bench.sync incremental   # ~3-6 min: nothing new (twice) / 1 % active, 1k vs 10k users
+    .venv/bin/python -m bench.sync incremental   # ~4-7 min: nothing new (twice) / 1 % active / the daily
+                                                 # re-check of the last 7 days, 1k vs 10k users
     .venv/bin/python -m bench.sync memory        # ~1 min: peak RSS of a full sync, 1,000 vs 10,000 users
 
 Every sync is the real CLI (``lms-bridge sync``) in a subprocess against a fake Moodle in this process
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import (
@@ -44,6 +46,9 @@ SHORT = {
     "mod_forum_get_forums_by_courses": "forums",
     "mod_forum_get_forum_discussions": "discussions",
     "mod_forum_get_discussion_posts": "posts",
+    "mod_assign_get_assignments": "assignments",
+    "mod_assign_get_grades": "grades",
+    "mod_bigbluebuttonbn_meeting_info": "meeting_info",
 }
 
 
@@ -148,11 +153,18 @@ def bench_incremental(report: Report, scale: float, seed: int) -> None:
             # less than COMPLETION_SETTLE (1 h, server time) after they happened (cron-aggregated completion).
             # nothing_new_again: the next one. Each re-asks those accesses until an hour of client time has
             # passed since their first ask (then once more, then never): minutes apart here, so both ask them.
-            for case in ("nothing_new", "nothing_new_again", "one_percent"):
+            # recheck: serve's daily rolling re-check (issue 17): the completion streams re-read from 7 days
+            # before the site's clock, as ``recheck:<site>`` does from 7 days before the machine's.
+            for case in ("nothing_new", "nothing_new_again", "one_percent", "recheck"):
                 if case == "one_percent":
                     active = _activate(fake, users)
                 fake.reset_stats()
-                run = run_cli(deployment, "sync").check()
+                if case == "recheck":
+                    since = datetime.fromtimestamp(fake.data.clock - 7 * 86400, UTC).strftime("%Y-%m-%dT%H:%M")
+                    streams = ("--stream", "course_completions", "--stream", "activity_completions")
+                    run = run_cli(deployment, "backfill", "--site", "bench", "--since", since, *streams).check()
+                else:
+                    run = run_cli(deployment, "sync").check()
                 snap = fake.snapshot()
                 added = outbox_count(deployment.db) - before
                 before += added
@@ -171,7 +183,7 @@ def bench_incremental(report: Report, scale: float, seed: int) -> None:
                     detail=f"server busy {snap['busy']:.1f} s, {added} new statements",
                 )
             figures[label] = results
-    for case in ("nothing_new", "nothing_new_again", "one_percent"):
+    for case in ("nothing_new", "nothing_new_again", "one_percent", "recheck"):
         small, large = figures["1k"][case]["calls"], figures["10k"][case]["calls"]
         goal = (
             {"goal": "<= 1.1x (calls do not grow with users)", "met": large <= 1.1 * small}

@@ -83,6 +83,7 @@ TYPE_ALIASES: Mapping[str, str] = {
 KINDS: Mapping[tuple[str, str], Kind] = {
     ("completed", "course"): Kind.COURSE_COMPLETED,
     ("completed", "module"): Kind.MODULE_COMPLETED,
+    ("viewed", "module"): Kind.MODULE_VIEWED,
     ("attended", "meeting"): Kind.MEETING_ATTENDED,
     ("attended", "coaching"): Kind.COACHING_ATTENDED,
     ("create", "discussion"): Kind.DISCUSSION_CREATED,

@@ -19,6 +19,8 @@ class Kind(StrEnum):
 
     COURSE_COMPLETED = "course_completed"
     MODULE_COMPLETED = "module_completed"
+    #: Opened an activity whose completion asks no more than that (a meeting page viewed, not attended).
+    MODULE_VIEWED = "module_viewed"
     DISCUSSION_CREATED = "discussion_created"
     POST_CREATED = "post_created"
     REPLY_CREATED = "reply_created"

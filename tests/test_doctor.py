@@ -192,6 +192,10 @@ def test_a_live_source_is_checked_too_and_a_set_webhook_is_one_line_with_the_fix
         "ok   LRS credentials",
         "ok   LRS",
         "ok   LRS round trip",
+        "ok   LRS versions",
+        "ok   LRS since",
+        "ok   LRS voided",
+        "ok   LRS re-post",
         "ok   moodle demo",
         "ok   telegram_bot bot",  # its connector's check (getMe, getWebhookInfo)
         "ok   telegram bot bot",  # the gap since its last pull (Telegram keeps updates 24 h)
@@ -204,7 +208,7 @@ def test_a_live_source_is_checked_too_and_a_set_webhook_is_one_line_with_the_fix
         "FAIL telegram_bot bot: bot @cop_bridge_bot has a webhook set, so the Bot API refuses getUpdates "
         "-> delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"
     ]
-    assert hooked.stderr.strip() == "error: 1 of 11 checks failed"
+    assert hooked.stderr.strip() == "error: 1 of 15 checks failed"
     assert tested.returncode == 1 and tested.stdout.strip() == (
         "FAIL bot: bot @cop_bridge_bot has a webhook set, so the Bot API refuses getUpdates "
         "-> delete the bot's webhook (deleteWebhook) or give lms-bridge a bot of its own"

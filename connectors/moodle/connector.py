@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.base import Check, Connector, Context, Page, Stream
+from connectors.base import Check, Connector, Context, Page, SourceVoid, Stream
 from connectors.moodle.client import ERROR_HINTS, MoodleAPIError, MoodleClient
 from connectors.moodle.settings import (
     WEBINARS_FUNCTION,
@@ -92,7 +92,8 @@ class MoodleReader:
                 activities=list(batch.activities),
                 accounts={link.user_id: link.idnumber for link in batch.links},
                 position=batch.position,
-                read=len(batch.activities) + len(batch.links),
+                read=len(batch.activities) + len(batch.links) if batch.read is None else batch.read,
+                voids=[SourceVoid(f"moodle:{key}", key, (key,)) for key in batch.voids],
             )
 
 
@@ -129,6 +130,8 @@ class MoodleConnector(Connector[MoodleSettings]):
     )
     settings_model = MoodleSettings
     link_source = SOURCE
+    # forum_posts voids the statements of posts a moderator deleted (their CoP JP follows).
+    voids = True
     skip_labels = None
 
     def site_url(self, settings: MoodleSettings) -> str | None:

@@ -11,6 +11,7 @@ from connectors.moodle.client import MoodleClient
 from connectors.moodle.streams import (
     ActivityCompletionsStream,
     Batch,
+    CopForums,
     CourseCompletionsStream,
     CoursesStream,
     EnrolledUsersStream,
@@ -67,6 +68,8 @@ class MoodleSettings(BaseModel):
         max_retries: retries of a transient failure (reset, 5xx, cut response).
         page_size: participants per ``core_enrol_get_enrolled_users`` page.
         discussions_per_page: discussions per ``mod_forum_get_forum_discussions`` page.
+        cop_forums: which forums are Community of Practice (course categories, course id
+            numbers; news forums only when ``news = true``): only their posts are read.
         course_customfields: also read course custom fields (``core_course_get_courses_by_field``)
             into the course facts (``course_customfields``), e.g. for ``customfield`` in
             mappings/program_jp.toml.
@@ -86,6 +89,7 @@ class MoodleSettings(BaseModel):
     page_size: int = Field(default=1000, ge=1)
     discussions_per_page: int = Field(default=100, ge=1)
     course_customfields: bool = False
+    cop_forums: CopForums = CopForums()
 
     def client(self, token: SecretStr) -> MoodleClient:
         """A client for this site."""
@@ -109,7 +113,7 @@ def make_streams(settings: MoodleSettings) -> dict[str, MoodleStream]:
         EnrolledUsersStream(settings.page_size, settings.max_in_flight),
         CourseCompletionsStream(settings.page_size, settings.max_in_flight),
         ActivityCompletionsStream(settings.page_size, settings.max_in_flight),
-        ForumPostsStream(settings.discussions_per_page, settings.max_in_flight),
+        ForumPostsStream(settings.discussions_per_page, settings.max_in_flight, settings.cop_forums),
     ]
     return {stream.name: stream for stream in streams}
 

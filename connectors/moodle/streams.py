@@ -22,8 +22,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from connectors.http import offset_pages
 from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
@@ -33,6 +35,7 @@ from lms_bridge.errors import FatalSourceError, LmsBridgeError
 log = logging.getLogger(__name__)
 
 SOURCE = "moodle"
+log = logging.getLogger(__name__)
 #: lastcourseaccess is written at most once a minute and course completion is
 #: aggregated by cron minutes after the last criterion: re-check users whose last
 #: access falls this long before the watermark (tests/data/README.md, "Course completion").
@@ -45,6 +48,10 @@ COMPLETION_SETTLE = 3600
 #: Completion calls queued per worker ahead of the one awaited: a sliding window keeps every worker
 #: busy (no barrier between chunks), also while the runner builds and commits a batch.
 COMPLETION_QUEUE_PER_WORKER = 2
+#: Discussions active this long before a forum's watermark are tracked (post ids, reply count) so that
+#: posts a moderator deletes are noticed and their statements voided: a week covers the time a
+#: moderator usually takes, and the listing of a week of discussions is one page for most forums.
+FORUM_RECHECK = 7 * 24 * 3600
 #: Activities per batch of a completion stream: bounds memory whatever the size of a course.
 BATCH_ACTIVITIES = 1000
 
@@ -173,11 +180,16 @@ class Batch:
         activities: the activities read.
         position: the cursor after this batch (JSON-able), or None to leave it.
         links: identity links read (enrolled users).
+        read: Moodle records this batch read (courses, participants, completion answers, posts),
+            for the run's counts; None: its activities and links.
+        voids: natural keys of activities read before that Moodle no longer has (a deleted post).
     """
 
     activities: list[Activity] = field(default_factory=list)
     position: Any = None
     links: list[UserLink] = field(default_factory=list)
+    read: int | None = None
+    voids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -189,12 +201,20 @@ class SiteContext:
     wwwroot: str
     courses: dict[int, Course] = field(default_factory=dict)
     webinars: dict[int, str] = field(default_factory=dict)  # BigBlueButton cmid -> name
-    #: Course id -> (user ids, lastcourseaccess) of the participants who ever accessed it, read once per
+    #: Course id -> (user ids, lastcourseaccess; 0: never accessed) of the participants, read once per
     #: run (by ``enrolled_users`` or the first completion stream) and shared by both completion streams.
     #: Two compact arrays: 16 bytes a participant, not a dict per user.
     access: dict[int, tuple[array, array]] = field(default_factory=dict)
     #: The latest ``lastcourseaccess`` read in this run: the server's clock had reached it (source time).
     latest_access: int = 0
+    #: BigBlueButton instance id -> scheduled length in seconds (0: not set or not readable), read once a run.
+    sessions: dict[int, int] = field(default_factory=dict)
+    _sessions_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Assignment instance id -> course id, read once a run (None: not read yet).
+    assignments: dict[int, int] | None = None
+    #: ``since`` -> course id -> {user id: latest grade time}: assignment grades written since then.
+    grades: dict[int, dict[int, dict[str, int]]] = field(default_factory=dict)
+    _grades_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: The client's clock (epoch seconds): only differences of its readings are used, so its skew
     #: against the server's clock does not matter. Tests pass their own to move time without sleeping.
     now: Callable[[], float] = time.time
@@ -234,6 +254,88 @@ class SiteContext:
             return []
         users = self.client.call("core_user_get_users_by_field", field="id", values=[int(u) for u in unknown])
         return [UserLink(_text(raw.get("id")), _text(raw.get("idnumber"))) for raw in users or []]
+
+    def session_seconds(self, instance: int) -> int:
+        """A BigBlueButton session's scheduled length (``closingtime - openingtime``), 0 when unknown.
+
+        Read with ``mod_bigbluebuttonbn_meeting_info`` once per activity and run. Real Moodle asks
+        its BigBlueButton server first and fails when it does not answer, and the function may be
+        missing from the token's service: the length is then unknown (the JP rules hold the
+        attendance as pending), never guessed.
+        """
+        with self._sessions_lock:
+            if instance in self.sessions:
+                return self.sessions[instance]
+            try:
+                info = self.client.call("mod_bigbluebuttonbn_meeting_info", bigbluebuttonbnid=instance)
+            except MoodleAPIError as exc:
+                log.warning(
+                    "Moodle site %s: no schedule for BigBlueButton activity %s (%s): its attendances carry "
+                    "no session length",
+                    self.site,
+                    instance,
+                    exc.errorcode,
+                )
+                info = {}
+            opening, closing = _int(info.get("openingtime")), _int(info.get("closingtime"))
+            self.sessions[instance] = closing - opening if opening and closing > opening else 0
+            return self.sessions[instance]
+
+    def graded_since(self, since: int) -> dict[int, dict[str, int]]:
+        """Course id -> {user id: grade time} of the assignment grades written at or after ``since``.
+
+        A teacher grading after the student's last visit changes the completion (to pass or fail)
+        without moving ``lastcourseaccess``: these users are asked again whatever their access.
+        Two calls a run for the whole site (``mod_assign_get_assignments``, ``mod_assign_get_grades``),
+        however many users have nothing new. A site whose token lacks them gets a warning; the
+        rolling re-check of ``serve`` still reads late grades.
+        """
+        with self._grades_lock:
+            if since in self.grades:
+                return self.grades[since]
+            found: dict[int, dict[str, int]] = {}
+            try:
+                if self.assignments is None:
+                    # Without includenotenrolledcourses real Moodle answers only the courses the token's user is
+                    # enrolled in (a Manager usually is in none: "courses": [] and a warning per course).
+                    data = self.client.call(
+                        "mod_assign_get_assignments", courseids=list(self.courses), includenotenrolledcourses=1
+                    )
+                    for warning in data.get("warnings") or []:
+                        log.warning(
+                            "Moodle site %s: mod_assign_get_assignments skipped course %s (%s): its late grades "
+                            "are read by the rolling re-check only",
+                            self.site,
+                            warning.get("itemid"),
+                            warning.get("message"),
+                        )
+                    self.assignments = {
+                        _int(a.get("id")): _int(course.get("id"))
+                        for course in data.get("courses") or []
+                        for a in course.get("assignments") or []
+                    }
+                if self.assignments:
+                    data = self.client.call(
+                        "mod_assign_get_grades", assignmentids=sorted(self.assignments), since=since
+                    )
+                    for entry in data.get("assignments") or []:
+                        course_id = self.assignments.get(_int(entry.get("assignmentid")))
+                        if course_id is None:
+                            continue
+                        users = found.setdefault(course_id, {})
+                        for grade in entry.get("grades") or []:
+                            user, when = _text(grade.get("userid")), _int(grade.get("timemodified"))
+                            users[user] = max(users.get(user, 0), when)
+            except MoodleAPIError as exc:
+                log.warning(
+                    "Moodle site %s: assignment grades not readable (%s): a grade written after a student's "
+                    "last visit is read by the rolling re-check only",
+                    self.site,
+                    exc.errorcode,
+                )
+                self.assignments = {}
+            self.grades[since] = found
+            return found
 
     @_guarded_call
     def load_catalogue(self, *, customfields: bool = False) -> None:
@@ -340,7 +442,7 @@ class CoursesStream:
         """Load the catalogue; the position records how many courses were seen."""
         ctx.load_catalogue(customfields=self.customfields)
         hidden = sum(1 for c in ctx.courses.values() if not c.visible)
-        yield Batch(position={"courses": len(ctx.courses), "hidden": hidden})
+        yield Batch(position={"courses": len(ctx.courses), "hidden": hidden}, read=len(ctx.courses))
 
 
 class EnrolledUsersStream:
@@ -392,26 +494,33 @@ class EnrolledUsersStream:
                             seen.add(user_id)
                             links.append(UserLink(user_id, _text(raw.get("idnumber"))))
                     last = index == len(courses) - 1
-                    yield Batch(links=links, position={"accounts": len(seen)} if last else None)
+                    yield Batch(links=links, position={"accounts": len(seen)} if last else None, read=len(users))
             finally:
                 for _, future in queue:
                     future.cancel()
 
 
 def _completion_candidates(
-    ctx: SiteContext, course: Course, since: int, page_size: int, rechecked: dict[str, int]
+    ctx: SiteContext,
+    course: Course,
+    since: int,
+    page_size: int,
+    rechecked: dict[str, int],
+    graded: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, int]]:
-    """Participants whose last access is at or after ``since``, except those already re-checked at that access.
+    """The participants to ask about a course's completion.
 
-    A participant who never accessed the course (``lastcourseaccess`` 0) is a candidate until asked once
-    (then ``rechecked`` holds 0 for him); a backfill drops ``rechecked`` and asks him again.
+    Those whose last access is at or after ``since``, except those already re-checked at that
+    access, and those graded since the last run (``graded``) whatever their access. A participant
+    who never accessed the course (``lastcourseaccess`` 0) is a candidate until asked once (then
+    ``rechecked`` holds 0 for him); a backfill drops ``rechecked`` and asks him again.
     """
     users, times = course_access(ctx, course, page_size)
     for user, last_access in zip(users, times, strict=True):
-        if last_access >= since or last_access == 0:
-            user_id = str(user)
-            if rechecked.get(user_id) != last_access:
-                yield user_id, last_access
+        user_id = str(user)
+        recent = last_access >= since or last_access == 0
+        if user_id in graded or (recent and rechecked.get(user_id) != last_access):
+            yield user_id, last_access
 
 
 def _first_asks(users: Any) -> dict[str, tuple[int, int]]:
@@ -433,7 +542,10 @@ class _PerUserCompletionStream:
     """Shared walk of the completion streams: per course, the recently active users.
 
     Position: ``{"courses": {course_id: watermark}, "default": floor, "rechecked": {course_id:
-    {user_id: lastcourseaccess}}, "pending": {course_id: {user_id: [lastcourseaccess, first_asked]}}}``.
+    {user_id: lastcourseaccess}}, "pending": {course_id: {user_id: [lastcourseaccess, first_asked]}},
+    "graded": next grade time}``. Users an assignment grade was written for since ``graded``
+    (:meth:`SiteContext.graded_since`: two calls a run for the site) are asked whatever their access:
+    a teacher's late grade moves the completion, not the student's ``lastcourseaccess``.
     The watermark is the latest ``lastcourseaccess`` seen (source time, never "now"). Cron aggregates
     course completion minutes after the last criterion without touching ``lastcourseaccess``, so an
     answer read too soon after an access may miss it: users whose access lies within
@@ -479,21 +591,26 @@ class _PerUserCompletionStream:
         waiting: dict[str, dict[str, tuple[int, int]]] = {
             key: _first_asks(users) for key, users in (start.get("pending") or {}).items()
         }
+        # Grades written since the last run (a fresh cursor: since the floor): their users are asked again.
+        graded_from = int(start.get("graded", default))
+        courses = [course for course in ctx.courses.values() if self.wanted(course)]
+        late = ctx.graded_since(graded_from) if courses else {}
+        graded_next = max([graded_from, *(t + 1 for users in late.values() for t in users.values())])
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
-            for course in ctx.courses.values():
-                if not self.wanted(course):
-                    continue
+            for index, course in enumerate(courses):
                 key = str(course.id)
                 base = marks.get(key, default)
                 known = rechecked.get(key, {})
                 watermark = base
                 asked: dict[str, int] = {}
                 started = ctx.now()  # no later than any ask of this course in this run
-                course_batches = self._read_course(ctx, course, base, known, pool, asked)
+                graded = frozenset(late.get(course.id, {}))
+                course_batches = self._read_course(ctx, course, base, known, pool, asked, graded)
                 pending: list[Activity] | None = None
                 for activities in course_batches:
-                    if pending is not None:  # mid-course: no position (see the class docstring)
-                        yield Batch(activities=pending, links=ctx.identify({a.actor for a in pending}))
+                    if pending is not None:
+                        # Mid-course: no position (see the class docstring); the answers count on the last batch.
+                        yield Batch(activities=pending, links=ctx.identify({a.actor for a in pending}), read=0)
                     pending = activities
                 finished = math.ceil(ctx.now())  # no earlier than any ask (or access read) of this course
                 if asked:
@@ -523,11 +640,14 @@ class _PerUserCompletionStream:
                 yield Batch(
                     activities=pending or [],
                     links=ctx.identify({a.actor for a in pending or []}),
+                    read=len(asked),  # answers read: one per participant asked
                     position={
                         "courses": dict(marks),
                         "default": default,
                         "rechecked": {k: dict(v) for k, v in rechecked.items()},
                         "pending": {k: {u: list(e) for u, e in v.items()} for k, v in waiting.items()},
+                        # Moved on with the last course only: a crash before it asks the graded users again.
+                        "graded": graded_next if index == len(courses) - 1 else graded_from,
                     },
                 )
 
@@ -539,6 +659,7 @@ class _PerUserCompletionStream:
         known: dict[str, int],
         pool: ThreadPoolExecutor,
         asked: dict[str, int],
+        graded: frozenset[str] = frozenset(),
     ) -> Iterator[list[Activity]]:
         """A course's activities in lists of at most :data:`BATCH_ACTIVITIES`, in participant order.
 
@@ -547,7 +668,7 @@ class _PerUserCompletionStream:
         Fills ``asked`` with every candidate's user id and access time.
         """
         since = max(0, base - COMPLETION_OVERLAP) if base else 0
-        candidates = _completion_candidates(ctx, course, since, self.page_size, known)
+        candidates = _completion_candidates(ctx, course, since, self.page_size, known, graded)
         window = max(1, self.max_workers * COMPLETION_QUEUE_PER_WORKER)
         queue: deque[Future] = deque()
         activities: list[Activity] = []
@@ -621,13 +742,28 @@ class CourseCompletionsStream(_PerUserCompletionStream):
 
 _MINUTES = re.compile(r"(\d+)\s*minute")
 
+#: BigBlueButton completion rules that need the person in the meeting room (mod/bigbluebuttonbn
+#: classes/completion/custom_completion.php): attendance minutes and the engagement counts.
+_PRESENCE_RULES = frozenset(
+    {
+        "completionattendance",
+        "completionengagementchats",
+        "completionengagementtalks",
+        "completionengagementraisehand",
+        "completionengagementpollvotes",
+        "completionengagementemojis",
+    }
+)
+
 
 class ActivityCompletionsStream(_PerUserCompletionStream):
     """Activity completions (incl. BigBlueButton attendance), per recently active user per course.
 
     ``state`` 1 = complete, 2 = complete and passed, 3 = complete and failed. A
-    BigBlueButton module completed by its ``completionattendance`` rule becomes an
-    attendance with the rule's minutes as duration (at least that long: logs have no web service).
+    BigBlueButton module completed by a rule that needs presence (attendance minutes, engagement)
+    becomes an attendance without a duration (Moodle's logs have no web service), with the
+    rule's minimum and the scheduled session length as facts; one completed by "view" alone
+    becomes ``module_viewed``.
     """
 
     name = "activity_completions"
@@ -656,18 +792,37 @@ class ActivityCompletionsStream(_PerUserCompletionStream):
                 "occurred_at": _time(completed),
                 "parent": course.ref(ctx.wwwroot),
             }
-            if modname == "bigbluebuttonbn":
-                minutes = 0
+            rules = {_text(detail.get("rulename")) for detail in raw.get("details") or []}
+            if modname == "bigbluebuttonbn" and rules & _PRESENCE_RULES:
+                # Moodle keeps the minutes present in its logs, which no web service exposes: the
+                # statement states no duration. The rule's minimum and the scheduled session length
+                # (mod_bigbluebuttonbn_meeting_info) are facts the JP rules may use.
+                extras = dict(course.facts())
                 for detail in raw.get("details") or []:
                     if _text(detail.get("rulename")) == "completionattendance":
                         match = _MINUTES.search(_text((detail.get("rulevalue") or {}).get("description")))
-                        minutes = int(match.group(1)) if match else 0
+                        if match:
+                            extras["attended_minutes_at_least"] = int(match.group(1))
+                session = ctx.session_seconds(_int(raw.get("instance")))
+                if session:
+                    extras["session_seconds"] = session
                 found.append(
                     Activity(
                         kind=Kind.MEETING_ATTENDED,
                         native_id=f"cm={cmid}|user={user_id}",
                         object=ObjectRef("meeting", str(cmid), ctx.webinars.get(cmid), url),
-                        duration=timedelta(minutes=minutes) if minutes else None,
+                        extras=extras,
+                        **common,
+                    )
+                )
+            elif modname == "bigbluebuttonbn" and rules == {"completionview"}:
+                # Completion by "view": the person opened the activity page, which is not attending.
+                found.append(
+                    Activity(
+                        kind=Kind.MODULE_VIEWED,
+                        native_id=f"cm={cmid}|user={user_id}",
+                        object=ObjectRef("module", str(cmid), ctx.webinars.get(cmid), url),
+                        extras=dict(course.facts()),
                         **common,
                     )
                 )
@@ -705,7 +860,62 @@ class WebinarsStream:
             return
         for raw in data.get("bigbluebuttonbns") or []:
             ctx.webinars[_int(raw.get("coursemodule"))] = _text(raw.get("name"))
-        yield Batch(position={"webinars": len(ctx.webinars)})
+        yield Batch(position={"webinars": len(ctx.webinars)}, read=len(ctx.webinars))
+
+
+def _tracked_entry(entry: Any) -> bool:
+    """Whether a ``recent`` cursor entry has its shape (an entry of another shape is dropped, not trusted)."""
+    return (
+        isinstance(entry, list | tuple)
+        and len(entry) == 4
+        and all(isinstance(v, int) for v in entry[:3])
+        and isinstance(entry[3], list)
+        and all(isinstance(v, int) for v in entry[3])
+    )
+
+
+def _track(discussion: dict, posts: list[dict]) -> list:
+    """A thread's ``recent`` entry: [timemodified, numreplies, first post id, [reply ids]] from its posts."""
+    live = [p for p in posts if not _bool(p.get("isdeleted"))]
+    first = next(
+        (_int(p.get("id")) for p in live if p.get("parentid") in (None, "", 0, "0") and not _bool(p.get("hasparent"))),
+        0,
+    )
+    replies = sorted(_int(p.get("id")) for p in live if _int(p.get("id")) != first)
+    modified = max([_int(p.get("timemodified")) for p in posts] or [0])
+    timemodified = _int(discussion.get("timemodified"), modified) if discussion else modified
+    numreplies = _int(discussion.get("numreplies"), len(posts) - 1) if discussion else len(posts) - 1
+    return [timemodified, numreplies, first, replies]
+
+
+class CopForums(BaseModel):
+    """Which forums of a site are Community of Practice (``cop_forums`` of a Moodle source).
+
+    A forum counts when its course is in one of ``categories`` or has one of
+    ``course_idnumbers`` (both empty: every course), and it is not a news forum
+    (``type = "news"``: the teacher's announcements) unless ``news`` is true.
+
+    Attributes:
+        categories: course category ids.
+        course_idnumbers: course id numbers (the course's ``idnumber``, exact).
+        news: also count news (announcement) forums.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    categories: tuple[int, ...] = ()
+    course_idnumbers: tuple[str, ...] = ()
+    news: bool = False
+
+    def takes(self, course: Course, forum_type: str) -> bool:
+        """Whether a forum of this type in this course is a CoP forum."""
+        if forum_type == "news" and not self.news:
+            return False
+        if not self.categories and not self.course_idnumbers:
+            return True
+        return course.category_id in self.categories or (
+            bool(course.idnumber) and course.idnumber in self.course_idnumbers
+        )
 
 
 class ForumPostsStream:
@@ -713,22 +923,36 @@ class ForumPostsStream:
 
     Discussions come newest-activity first with pinned ones on top of page 0 whatever
     their date (fixtures README), so the walk stops at the first non-pinned discussion
-    older than the watermark and never stops on a pinned one. A discussion whose
+    older than its floor and never stops on a pinned one. A discussion whose
     ``timemodified`` is at or after the watermark is read whole (posts have no
-    "since" call); posts already sent are dropped by the outbox (same ids).
-    A forum's changed threads are fetched through a thread pool of ``max_workers``
+    "since" call), and of its posts only those created or edited at or after the
+    watermark become activities: a post read before is not stated again, so an edit
+    counts as ``changed`` once, at the sync after it, not at every later re-read.
+    A forum's threads are fetched through a thread pool of ``max_workers``
     (the client bounds requests in flight) and kept in discussion order.
+
+    Deleted posts: Moodle 4.5 removes a post a moderator deletes (with its replies; the
+    first post takes the whole discussion) and moves the discussion's ``timemodified``
+    back to its latest remaining post, so the watermark never sees it. The position
+    keeps, for the discussions active within :data:`FORUM_RECHECK` before the watermark,
+    their ``timemodified``, ``numreplies`` and post ids (``recent``); the walk lists down
+    to that window, and a tracked discussion whose time or reply count changed, or that is
+    no longer listed, is read again: posts gone since are voided (their CoP JP with them).
+    Nothing new costs no call beyond the listing.
+
     Position: ``{"forums": {forum_id: watermark}, "default": floor, "seen": {forum_id:
-    [discussion ids whose timemodified equals the watermark]}}``, committed per forum:
-    a discussion still at the watermark second was read whole by the sync that set it,
-    so it is not read again; a new post moves its ``timemodified`` past the watermark.
+    [discussion ids whose timemodified equals the watermark]}, "recent": {forum_id:
+    {discussion_id: [timemodified, numreplies, first post id, [reply ids]]}}}``, committed
+    per forum: a discussion still at the watermark second was read whole by the sync that
+    set it, so it is not read again; a new post moves its ``timemodified`` past the watermark.
     """
 
     name = "forum_posts"
 
-    def __init__(self, page_size: int = 100, max_workers: int = 4) -> None:
+    def __init__(self, page_size: int = 100, max_workers: int = 4, cop: CopForums | None = None) -> None:
         self.page_size = page_size
         self.max_workers = max_workers
+        self.cop = cop or CopForums()
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
@@ -737,22 +961,32 @@ class ForumPostsStream:
         marks: dict[str, int] = dict(start.get("forums", {}))
         default = int(start.get("default", 0))  # a backfill's floor for forums not seen yet
         seen: dict[str, list[int]] = {key: list(ids) for key, ids in start.get("seen", {}).items()}
+        recent: dict[str, dict[str, list]] = {
+            key: {d: list(entry) for d, entry in tracked.items() if _tracked_entry(entry)}
+            for key, tracked in (start.get("recent") or {}).items()
+            if isinstance(tracked, dict)
+        }
         forums = ctx.client.call("mod_forum_get_forums_by_courses", courseids=list(ctx.courses))
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"moodle-{self.name}") as pool:
             for forum in sorted(forums, key=lambda f: _int(f.get("id"))):
                 course = ctx.courses.get(_int(forum.get("course")))
-                if course is None:
+                if course is None or not self.cop.takes(course, _text(forum.get("type"))):
+                    # Not a CoP forum (site configuration): never read, no watermark kept, so a
+                    # forum added to the configuration later is read from the stream's floor.
                     continue
                 key = str(_int(forum.get("id")))
                 watermark = marks.get(key, default)
                 already = set(seen.get(key, ())) if key in marks else set()
+                tracked = recent.get(key, {}) if key in marks else {}
                 forum_ref = ObjectRef(
                     "forum",
                     str(_int(forum.get("cmid"))),
                     _text(forum.get("name")),
                     f"{ctx.wwwroot}/mod/forum/view.php?id={_int(forum.get('cmid'))}",
                 )
-                changed = list(self._changed_discussions(ctx, int(key), watermark))
+                floor = watermark - FORUM_RECHECK if tracked else watermark
+                listed = list(self._changed_discussions(ctx, int(key), floor))
+                changed = [d for d in listed if _int(d.get("timemodified")) >= watermark]
                 newest = max([watermark, *(_int(d.get("timemodified")) for d in changed)])
                 at_newest = {_int(d.get("discussion")) for d in changed if _int(d.get("timemodified")) == newest}
                 if newest == watermark:
@@ -762,20 +996,83 @@ class ForumPostsStream:
                     for d in changed
                     if not (_int(d.get("timemodified")) == watermark and _int(d.get("discussion")) in already)
                 ]
+                by_id = {str(_int(d.get("discussion"))): d for d in listed}
+                reading = {str(_int(d.get("discussion"))) for d in to_read}
+                # Tracked threads that shrank or moved back in time (a deletion), still listed.
+                for disc_id, entry in tracked.items():
+                    now = by_id.get(disc_id)
+                    if disc_id in reading or now is None:
+                        continue
+                    if [_int(now.get("timemodified")), _int(now.get("numreplies"))] != entry[:2]:
+                        to_read.append(now)
+                        reading.add(disc_id)
+                missing = [d for d in tracked if d not in by_id]
+                # A thread read whole at the watermark second has its posts of that second stated.
+                sinces = [watermark + 1 if _int(d.get("discussion")) in already else watermark for d in to_read]
+                read_posts = functools.partial(self._posts, ctx, course, forum_ref)
                 activities: list[Activity] = []
-                for found in pool.map(functools.partial(self._posts, ctx, course, forum_ref), to_read):
+                voids: list[str] = []
+                count = 0
+                updated: dict[str, list] = {}
+                for discussion, (found, posts) in zip(to_read, pool.map(read_posts, sinces, to_read), strict=True):
                     activities.extend(found)
+                    count += len(posts)
+                    disc_id = str(_int(discussion.get("discussion")))
+                    entry = _track(discussion, posts)
+                    voids.extend(self._gone(ctx, disc_id, tracked.get(disc_id), entry))
+                    updated[disc_id] = entry
+                for disc_id in missing:
+                    posts_now = self._thread_if_exists(ctx, int(disc_id))
+                    if posts_now is None:  # the discussion was deleted
+                        voids.extend(self._gone(ctx, disc_id, tracked[disc_id], None))
+                    else:  # its latest posts were deleted: it fell below the window
+                        voids.extend(self._gone(ctx, disc_id, tracked[disc_id], _track({}, posts_now)))
+                        count += len(posts_now)
                 marks[key] = newest
                 seen[key] = sorted(at_newest)
+                keep = newest - FORUM_RECHECK
+                merged = {d: e for d, e in tracked.items() if d not in missing and d in by_id}
+                merged.update(updated)
+                recent[key] = {d: e for d, e in merged.items() if e[0] >= keep}
                 yield Batch(
                     activities=activities,
                     links=ctx.identify({a.actor for a in activities}),
+                    read=count,
+                    voids=voids,
                     position={
                         "forums": dict(marks),
                         "default": default,
                         "seen": {k: list(v) for k, v in seen.items() if v},
+                        "recent": {k: v for k, v in recent.items() if v},
                     },
                 )
+
+    def _gone(self, ctx: SiteContext, disc_id: str, before: list | None, now: list | None) -> list[str]:
+        """Natural keys of the activities of a tracked thread's posts that are gone now."""
+        if before is None:
+            return []
+        first, replies = int(before[2]), {int(r) for r in before[3]}
+        keys = []
+        if now is None or int(now[2]) != first:
+            keys.append(f"{SOURCE}|{ctx.site}|{Kind.DISCUSSION_CREATED.value}|discussion={disc_id}")
+        remaining = set() if now is None else {int(r) for r in now[3]}
+        keys.extend(f"{SOURCE}|{ctx.site}|{Kind.REPLY_CREATED.value}|{post}" for post in sorted(replies - remaining))
+        return keys
+
+    def _thread_if_exists(self, ctx: SiteContext, discussion_id: int) -> list[dict] | None:
+        """A thread's posts, or None when Moodle no longer has the discussion."""
+        try:
+            data = ctx.client.call(
+                "mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created", sortdirection="ASC"
+            )
+        except MoodleAPIError as exc:
+            # Moodle 4.5 answers a deleted discussion with a record error (or, from its PHP
+            # code path that reads the missing record, a general exception).
+            if exc.errorcode in ("invalidrecord", "generalexceptionmessage"):
+                return None
+            raise
+        posts: list[dict] = data.get("posts") or []
+        return posts
 
     def _changed_discussions(self, ctx: SiteContext, forum_id: int, watermark: int) -> Iterator[dict]:
         page = 0
@@ -793,7 +1090,10 @@ class ForumPostsStream:
                 return
             page += 1
 
-    def _posts(self, ctx: SiteContext, course: Course, forum_ref: ObjectRef, discussion: dict) -> list[Activity]:
+    def _posts(
+        self, ctx: SiteContext, course: Course, forum_ref: ObjectRef, since: int, discussion: dict
+    ) -> tuple[list[Activity], list[dict]]:
+        """A thread's activities (posts created or edited at or after ``since``) and all its posts as read."""
         discussion_id = _int(discussion.get("discussion"))
         url = f"{ctx.wwwroot}/mod/forum/discuss.php?d={discussion_id}"
         discussion_ref = ObjectRef("discussion", str(discussion_id), _text(discussion.get("name")), url)
@@ -802,9 +1102,12 @@ class ForumPostsStream:
             "mod_forum_get_discussion_posts", discussionid=discussion_id, sortby="created", sortdirection="ASC"
         )
         found = []
-        for post in data.get("posts") or []:
+        posts = data.get("posts") or []
+        for post in posts:
             if _bool(post.get("isdeleted")):
                 continue
+            if max(_int(post.get("timecreated")), _int(post.get("timemodified"))) < since:
+                continue  # read and stated before, unchanged since: not stated again
             post_id, author = _int(post.get("id")), post.get("author") or {}
             common: dict[str, Any] = {
                 "source": SOURCE,
@@ -834,7 +1137,7 @@ class ForumPostsStream:
                         **common,
                     )
                 )
-        return found
+        return found, posts
 
 
 StreamFactory = Callable[[], Any]

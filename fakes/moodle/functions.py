@@ -1266,3 +1266,146 @@ def get_bigbluebuttonbns(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                     }
                 )
     return {"bigbluebuttonbns": out, "warnings": []}
+
+
+@ws(
+    "mod_bigbluebuttonbn_meeting_info",
+    schemas.MEETING_INFO,
+    ("bigbluebuttonbnid", "groupid", "updatecache"),
+    PLUGIN_VERSION,
+)
+def meeting_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """mod_bigbluebuttonbn_meeting_info (Moodle 4.5 meeting_info.php): the schedule of one BigBlueButton activity.
+
+    Real Moodle asks its BigBlueButton server first; the fake's server always answers.
+    ``openingtime``/``closingtime`` are left out when the activity does not set them.
+    """
+    instance = p_int(params, "bigbluebuttonbnid")
+    p_int(params, "groupid", 0)
+    p_bool(params, "updatecache", False)
+    data = call.data
+    module = next((m for m in data.modules.values() if m.modname == "bigbluebuttonbn" and m.instance == instance), None)
+    if module is None:
+        raise invalid_record("bigbluebuttonbn", instance)
+    now = data.clock
+    out: dict[str, Any] = {
+        "cmid": module.id,
+        "userlimit": 0,
+        "bigbluebuttonbnid": str(module.instance),
+        "groupid": 0,
+        "meetingid": hashlib.sha1(f"{data.seed}:meeting:{module.id}".encode()).hexdigest(),
+    }
+    if module.opening:
+        out["openingtime"] = module.opening
+    if module.closing:
+        out["closingtime"] = module.closing
+    closed = bool(module.closing) and module.closing < now
+    out.update(
+        statusrunning=False,
+        statusclosed=closed,
+        statusopen=not closed and module.opening <= now,
+        statusmessage="This room is not running.",
+        canjoin=not closed,
+        ismoderator=call.admin,
+        presentations=[],
+        joinurl=f"{call.wwwroot}/mod/bigbluebuttonbn/bbb_view.php?action=join&id={module.id}&bn={module.instance}",
+        features=[{"name": "showroom", "isenabled": True}],
+    )
+    return out
+
+
+# ------------------------------------------------------------------- assignments
+def _assign_modules(call: Call, course_ids: list[int]) -> list[Module]:
+    return [m for cid in course_ids for m in call.data.courses[cid].modules if m.modname == "assign"]
+
+
+@ws("mod_assign_get_assignments", schemas.ASSIGNMENTS, ("courseids", "capabilities", "includenotenrolledcourses"))
+def get_assignments(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """mod_assign_get_assignments: the assignments of the given courses (all the user's courses when none)."""
+    p_list(params, "capabilities", [])
+    everyone = p_bool(params, "includenotenrolledcourses", False)
+    courses = []
+    warnings = []
+    for cid in _course_ids(call, params):
+        course = call.data.courses[cid]
+        if not everyone:
+            # As Moodle 4.5: without includenotenrolledcourses only the token user's own enrolments are
+            # answered, and the fake's token user (a Manager at system level) is enrolled in no course.
+            warnings.append(
+                {
+                    "item": "course",
+                    "itemid": cid,
+                    "warningcode": "2",
+                    "message": "User is not enrolled or does not have requested capability",
+                }
+            )
+            continue
+        assignments = [
+            {
+                "id": m.instance,
+                "cmid": m.id,
+                "course": cid,
+                "name": m.name,
+                "nosubmissions": 0,
+                "duedate": 0,
+                "allowsubmissionsfromdate": 0,
+                "grade": 100,
+                "timemodified": m.timemodified,
+                "completionsubmit": 0,
+                "cutoffdate": 0,
+                "gradingduedate": 0,
+                "teamsubmission": 0,
+                "requireallteammemberssubmit": 0,
+                "intro": "",
+                "introformat": 1,
+            }
+            for m in _assign_modules(call, [cid])
+        ]
+        courses.append(
+            {
+                "id": cid,
+                "fullname": course.fullname,
+                "shortname": course.shortname,
+                "timemodified": course.timemodified,
+                "assignments": assignments,
+            }
+        )
+    return {"courses": courses, "warnings": warnings}
+
+
+@ws("mod_assign_get_grades", schemas.ASSIGN_GRADES, ("assignmentids", "since"))
+def get_assign_grades(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """mod_assign_get_grades: per assignment, the grades whose ``timemodified`` is at or after ``since``.
+
+    A graded module's completion (completionusegrade) has a grade row written at its completion time.
+    Assignments without grades since are listed in ``warnings`` (Moodle: "No grades found").
+    """
+    ids = [to_int(v, "assignmentids") for v in p_list(params, "assignmentids")]
+    since = p_int(params, "since", 0)
+    data = call.data
+    by_instance = {m.instance: m for m in data.modules.values() if m.modname == "assign"}
+    out, warnings = [], []
+    for aid in ids:
+        module = by_instance.get(aid)
+        grades = []
+        if module is not None:
+            course = data.courses[module.course]
+            for uid in sorted(course.enrol):
+                state, when = data.activity_state(module, uid) if module.rule == "completionusegrade" else (0, 0)
+                if state and when >= since:
+                    grades.append(
+                        {
+                            "id": module.id * 100000 + uid,
+                            "userid": uid,
+                            "attemptnumber": 0,
+                            "timecreated": when,
+                            "timemodified": when,
+                            "grader": 2,
+                            "grade": "40.00000" if state == 3 else "80.00000",
+                        }
+                    )
+        if grades:
+            out.append({"assignmentid": aid, "grades": grades})
+        else:
+            warnings.append({"item": "assignment", "itemid": aid, "warningcode": "3", "message": "No grades found"})
+    return {"assignments": out, "warnings": warnings}

@@ -322,7 +322,8 @@ class Module:
     timemodified: int = 0
     groupmode: int = 0
     files: int = 0  # resource: number of attached files
-    opening: int = 0  # bigbluebuttonbn: session start
+    opening: int = 0  # bigbluebuttonbn: session start (openingtime)
+    closing: int = 0  # bigbluebuttonbn: session end (closingtime); 0 = not set
 
 
 @dataclass(slots=True)
@@ -455,6 +456,8 @@ class Dataset:
         self.modules: dict[int, Module] = {}
         self.user_courses: dict[int, list[int]] = {}
         self.overrides: dict[tuple[int, int], int] = {}  # (userid, cmid) -> timecompleted
+        # (userid, cmid) -> (state, timecompleted) of a graded module: 2 pass, 3 fail (COMPLETION_COMPLETE_FAIL).
+        self.graded: dict[tuple[int, int], tuple[int, int]] = {}
         self.post_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> post created times
         self.start_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> discussion start times
         self.notable: dict[str, object] = {}
@@ -713,7 +716,9 @@ class Dataset:
         for i in range(6):  # six webinars, the last one still in the future
             opening = NOW0 + 10 * DAY if i == 5 else cop.startdate + (20 + 55 * i) * DAY + 2 * 3600
             name = f"Webinar Komunitas Sesi {i + 1}"
-            self._module(cop, 3, "bigbluebuttonbn", name, "completionattendance", 30, opening=opening)
+            # Scheduled for 90 minutes (the real logs show sessions of 45 to 120 minutes).
+            closing = opening + 90 * 60
+            self._module(cop, 3, "bigbluebuttonbn", name, "completionattendance", 30, opening=opening, closing=closing)
         cop.criteria = [page.id, general.id]
         self.notable.update(
             cop_news_forum=news.instance,
@@ -964,6 +969,8 @@ class Dataset:
 
     def activity_state(self, module: Module, uid: int) -> tuple[int, int]:
         """(state, timecompleted) of one completion-tracked module for one user; (0, 0) when not complete."""
+        if (uid, module.id) in self.graded:
+            return self.graded[(uid, module.id)]
         if (uid, module.id) in self.overrides:
             return 1, self.overrides[(uid, module.id)]
         course = self.courses[module.course]
@@ -1115,6 +1122,79 @@ class Dataset:
                 self._touch(cop, uid)
                 done.append((module.id, uid))
             return done
+
+    def grade(self, cmid: int, uid: int, passed: bool) -> int:
+        """A teacher grades ``uid`` on a graded module with a pass mark, at the clock.
+
+        Moodle moves the completion to 2 (pass) or 3 (fail, COMPLETION_COMPLETE_FAIL) when the
+        grade is written (lib/completionlib.php internal_get_grade_state). The student's course
+        access does not move: the teacher acted, not the student.
+
+        Returns:
+            The time of the completion.
+        """
+        with self.lock:
+            self.clock += 60
+            self.graded[(uid, cmid)] = (2 if passed else 3, self.clock)
+            return self.clock
+
+    def edit_post(self, post_id: int, message: str) -> int:
+        """The author edits a post at the clock: ``modified`` and so the discussion's ``timemodified`` move.
+
+        Returns:
+            The post's new ``modified``.
+        """
+        with self.lock:
+            self.clock += 60
+            post = self.posts[post_id]
+            post.message, post.modified = message, self.clock
+            return self.clock
+
+    def delete_post(self, post_id: int) -> list[int]:
+        """A moderator deletes a post as Moodle 4.5's mod/forum/post.php does.
+
+        The first post deletes the whole discussion (forum_delete_discussion); any other post is
+        removed with its replies (forum_delete_post with mod/forum:deleteanypost), and the
+        discussion's ``timemodified`` falls back to its latest remaining post
+        (forum_discussion_update_last_post). Nothing is kept marked "deleted": the rows are gone.
+
+        Returns:
+            The ids of the posts removed.
+        """
+        with self.lock:
+            post = self.posts[post_id]
+            disc = self.discussions[post.discussion]
+            if not post.parent:
+                gone = [p.id for p in disc.posts]
+                self.forums[disc.forum].discussions.remove(disc)
+                del self.discussions[disc.id]
+            else:
+                gone, frontier = [], [post.id]
+                while frontier:
+                    current = frontier.pop()
+                    gone.append(current)
+                    frontier.extend(p.id for p in disc.posts if p.parent == current)
+                disc.posts = [p for p in disc.posts if p.id not in gone]
+            for pid in gone:
+                removed = self.posts.pop(pid)
+                times = self.post_times.get((disc.forum, removed.userid), [])
+                if removed.created in times:
+                    times.remove(removed.created)
+            return gone
+
+    def record_attendance(self, cmid: int, uid: int) -> int:
+        """BigBlueButton's end-of-meeting callback: completion recorded at the clock, no course access moved.
+
+        Moodle writes the attendance when the meeting's summary arrives (mod/bigbluebuttonbn
+        classes/completion/custom_completion.php reads the summary logs), after the participant left.
+
+        Returns:
+            The time of the completion.
+        """
+        with self.lock:
+            self.clock += 60
+            self.overrides[(uid, cmid)] = self.clock
+            return self.clock
 
     def counts(self) -> dict[str, int]:
         """Rough size of the site (compare with the README's dataset table)."""

@@ -150,6 +150,27 @@ BIGBLUEBUTTONBNS = parse_schema(
     "groupingid,lang,meetingid,timemodified}]," + _WARNINGS + "}"
 )
 
+# mod_bigbluebuttonbn_meeting_info (mod/bigbluebuttonbn/classes/external/meeting_info.php, Moodle 4.5):
+# openingtime/closingtime only when the activity sets them.
+MEETING_INFO = parse_schema(
+    "{cmid,userlimit,bigbluebuttonbnid,groupid,meetingid,openingtime,closingtime,statusrunning,statusclosed,"
+    "statusopen,statusmessage,canjoin,ismoderator,presentations:[],joinurl,features:[{name,isenabled}]}"
+)
+
+# mod_assign_get_assignments (mod/assign/externallib.php, Moodle 4.5), the fields lms-bridge reads and a few more.
+ASSIGNMENTS = parse_schema(
+    "{courses:[{id,fullname,shortname,timemodified,assignments:[{id,cmid,course,name,nosubmissions,"
+    "duedate,allowsubmissionsfromdate,grade,timemodified,completionsubmit,cutoffdate,gradingduedate,"
+    "teamsubmission,requireallteammemberssubmit,intro,introformat}]}]," + _WARNINGS + "}"
+)
+
+# mod_assign_get_grades (mod/assign/externallib.php, Moodle 4.5): grades modified at or after ``since``.
+ASSIGN_GRADES = parse_schema(
+    "{assignments:[{assignmentid,grades:[{id,userid,attemptnumber,timecreated,timemodified,grader,grade}]}],"
+    + _WARNINGS
+    + "}"
+)
+
 # core_course_get_updates_since.xml
 UPDATES_SINCE = parse_schema(
     "{instances:[{contextlevel,id,updates:[{name,timeupdated,itemids:[]}]}]," + _WARNINGS + "}"

@@ -26,6 +26,11 @@ stdout = Console(highlight=False, soft_wrap=True, markup=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+def table_out() -> Console:
+    """Where a wide table goes: stdout, or 160 columns when piped or under cron (rich's 80 would cut names)."""
+    return stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)
+
+
 @dataclass
 class App:
     """What every command gets: the settings and, opened on first use, the state store."""

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, cli, stdout
+from lms_bridge.cli.app import App, DateParam, cli, stdout, table_out
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.operator import backfill as backfill_core
 from lms_bridge.operator import cursors as cursors_core
@@ -52,13 +52,21 @@ def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ..
         "unchanged",
         "accounts",
         "invalid",
+        "changed",
         title=title + (" (dry run: nothing stored)" if dry_run else ""),
     )
     for name, counts in report.streams.items():
         table.add_row(
-            name, str(counts.pulled), str(counts.new), str(counts.unchanged), str(counts.links), str(counts.invalid)
+            name,
+            str(max(counts.read, counts.pulled)),
+            str(counts.new),
+            str(counts.unchanged),
+            str(counts.links),
+            str(counts.invalid),
+            str(counts.changed),
         )
-    stdout.print(table)
+    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
+    table_out().print(table)
     if report.error:
         raise LmsBridgeError(report.error)
 
@@ -248,7 +256,8 @@ def runs_show(app: App, run_id: int) -> None:
         table = Table("stream", *keys, title="counts per stream")
         for name, counts in streams.items():
             table.add_row(name, *(str(counts.get(key, 0)) for key in keys))
-        stdout.print(table)
+        # Piped, the stream names must not be cut to fit 80 columns (read, voided: more columns than before).
+        table_out().print(table)
     for key, value in run.counts.items():
         if key not in streams:
             shown = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) if isinstance(value, dict) else value
@@ -268,7 +277,7 @@ def runs_show(app: App, run_id: int) -> None:
     "schedules",
     multiple=True,
     metavar="JOB=CRON",
-    help="Replace a job's schedule: sync, sync:<source>, flush, jp, ledger or inbox = a cron expression "
+    help="Replace a job's schedule: sync, sync:<source>, flush, jp, ledger, inbox or recheck = a cron expression "
     "(5 fields, or 6 with seconds first) or off; repeatable.",
 )
 @click.pass_obj

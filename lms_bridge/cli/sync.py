@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout
+from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout, table_out
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
@@ -100,6 +100,7 @@ def sync(
         "unchanged",
         "accounts",
         "invalid",
+        "changed",
         title="sync" + (" (dry run: nothing stored)" if dry_run else ""),
     )
     for report in reports:
@@ -107,13 +108,17 @@ def sync(
             table.add_row(
                 report.site,
                 name,
-                str(counts.pulled),
+                # Records read from the source (courses, accounts, answers), not only those that became activities.
+                str(max(counts.read, counts.pulled)),
                 str(counts.new),
                 str(counts.unchanged),
                 str(counts.links),
                 str(counts.invalid),
+                # Already queued with other content (the source changed it since): kept as first queued.
+                str(counts.changed),
             )
-    stdout.print(table)
+    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
+    table_out().print(table)
     for report in reports:
         if report.skipped:
             reasons = ", ".join(f"{count} {sync_core.skip_label(reason)}" for reason, count in report.skipped.items())

@@ -12,6 +12,8 @@ Usage (``lms-bridge.toml``)::
     jp = "0 3 * * *"
     ledger = "30 * * * *"
     inbox = "*/10 * * * *"     # the [[inboxes]] folders
+    recheck = "0 2 * * *"      # each Moodle site's completions of the last recheck_days, again
+    recheck_days = 7
     [serve.sites]
     kemenpan = "15 */2 * * *"   # this site every two hours instead
 """
@@ -73,6 +75,10 @@ class ServeSettings(BaseModel):
         jp: when JP records are computed (default daily at 03:00).
         ledger: when the ledger is mirrored from the LRS (default hourly, at :30).
         inbox: when the ``[[inboxes]]`` folders are imported (default every 10 minutes).
+        recheck: when each Moodle site's completion streams are re-read over the last
+            ``recheck_days`` (default daily at 02:00): a rolling backfill that picks up what
+            Moodle completes long after the person's last visit (a grade, a meeting's end).
+        recheck_days: the re-check window, in days (default 7).
         sites: per-source schedules that replace ``sync`` for that source (``off`` skips it).
         lock_ttl: seconds a SQLite lock of a killed job lives on.
         stop_timeout: seconds SIGTERM waits for running jobs before abandoning them.
@@ -86,11 +92,13 @@ class ServeSettings(BaseModel):
     jp: str = "0 3 * * *"
     ledger: str = "30 * * * *"
     inbox: str = "*/10 * * * *"
+    recheck: str = "0 2 * * *"
+    recheck_days: int = Field(default=7, ge=1, le=366)
     sites: dict[str, str] = Field(default_factory=dict)
     lock_ttl: float = Field(default=120.0, gt=0)
     stop_timeout: float = Field(default=60.0, ge=0)
 
-    @field_validator("sync", "flush", "jp", "ledger", "inbox")
+    @field_validator("sync", "flush", "jp", "ledger", "inbox", "recheck")
     @classmethod
     def _cron(cls, value: str) -> str:
         cron_trigger(value, "UTC")

@@ -35,6 +35,7 @@ class IngestReport:
 
     Attributes:
         pulled: activities read from the source.
+        read: source records read (courses, accounts, answers, posts...), also those that are no activity.
         new: statements added to the outbox.
         unchanged: statements already in the outbox (a rerun or an overlap).
         changed: statements in the outbox with other content (kept, not re-sent).
@@ -44,6 +45,7 @@ class IngestReport:
     """
 
     pulled: int = 0
+    read: int = 0
     new: int = 0
     unchanged: int = 0
     changed: int = 0
@@ -52,8 +54,8 @@ class IngestReport:
     forgotten: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        """The counts as a plain dict (for runs and logs); ``forgotten`` only when some were dropped."""
-        return {key: value for key, value in vars(self).items() if value or key != "forgotten"}
+        """The counts as a plain dict (for runs and logs); ``forgotten`` and ``read`` only when non-zero."""
+        return {key: value for key, value in vars(self).items() if value or key not in ("forgotten", "read")}
 
     def add(self, other: IngestReport) -> None:
         """Add another report's counts to this one."""

@@ -252,7 +252,7 @@ def _void_copies(
         pipeline.builder,
         list(copies),
         dry_run=dry_run,
-        reason=f"voided at its source (source LRS {source_id})",
+        reason=f"voided or deleted at its source ({source_id})",
     )
     where = {"site": source_id, "stream": stream}
     for copy_id, queued in found.items():
@@ -431,6 +431,7 @@ def _run(
                     stream_report.add(
                         pipeline.commit(source.id, name, _until(page.activities, until), page.position, links)
                     )
+                    stream_report.read += page.read
                     for reason, count in page.skipped.items():
                         report.skipped[reason] = report.skipped.get(reason, 0) + count
                     if on_progress is not None:

@@ -177,8 +177,22 @@ def _held(rule: Rule, nip: str, items: Sequence[EvidenceItem]) -> list[Credit]:
     ]
 
 
+def _present_seconds(rule: Rule, item: EvidenceItem) -> int | None:
+    """Seconds present, or None when not known.
+
+    The source's duration, else (``unknown_minutes = "session"``) the session's scheduled
+    length the source states (``session_seconds``).
+    """
+    if item.duration_seconds is not None:
+        return item.duration_seconds
+    session_seconds = item.facts.get("session_seconds")
+    if rule.unknown_minutes == "session" and isinstance(session_seconds, int) and session_seconds > 0:
+        return session_seconds
+    return None
+
+
 def _minutes_credit(rule: Rule, rules: RuleSet, item: EvidenceItem) -> Decimal:
-    minutes = Decimal(item.duration_seconds or 0) / 60
+    minutes = Decimal(_present_seconds(rule, item) or 0) / 60
     session_seconds = item.facts.get("session_seconds")
     if isinstance(session_seconds, int) and session_seconds > 0:
         qualifies = minutes >= (rule.min_share or Decimal(0)) * Decimal(session_seconds) / 60
@@ -201,6 +215,13 @@ def _unscaled_credits(
     rule: Rule, rules: RuleSet, program: ProgramJP, nip: str, items: Sequence[EvidenceItem]
 ) -> list[Credit]:
     credits: list[Credit] = []
+    if rule.credit == "minutes":
+        # Minutes nobody knows are never invented: the attendance is held until a duration
+        # (or a session rule) is there, like a course whose program JP is unknown.
+        unknown = [item for item in items if _present_seconds(rule, item) is None]
+        if unknown:
+            credits.extend(_held(rule, nip, unknown))
+            items = [item for item in items if _present_seconds(rule, item) is not None]
     if rule.record == "activity":
         first_by_key: dict[str, EvidenceItem] = {}
         for item in items:

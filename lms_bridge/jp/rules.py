@@ -60,6 +60,11 @@ class Rule:
     cap_per_year: Decimal | None = None
     cap_group: str = ""
     skip_program_courses: bool = False
+    #: True: an activity whose ``success`` fact is false (a failed graded module) is not taken by this rule.
+    exclude_failed: bool = False
+    #: ``"session"``: when the source does not know the minutes present, credit the session's
+    #: scheduled length it states (``session_seconds``); empty: such an attendance is held.
+    unknown_minutes: str = ""
     effective_from: date | None = None
     effective_to: date | None = None
     citation: str = ""
@@ -83,6 +88,8 @@ class Rule:
         """Whether the activity's facts pass the rule's ``forms`` and ``match`` filters."""
         form = str(facts.get("jp_form") or "")
         if self.forms and form not in self.forms:
+            return False
+        if self.exclude_failed and facts.get("success") is False:
             return False
         known = {"site_id": site_id, "object_key": object_key}
         for name, values in self.match:
@@ -392,6 +399,8 @@ _RULE_KEYS = {
     "cap_per_year",
     "cap_group",
     "skip_program_courses",
+    "exclude_failed",
+    "unknown_minutes",
     "effective_from",
     "effective_to",
     "citation",
@@ -500,6 +509,14 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
     skip = data.get("skip_program_courses", False)
     if not isinstance(skip, bool):
         raise where.error("skip_program_courses", "must be true or false")
+    exclude_failed = data.get("exclude_failed", False)
+    if not isinstance(exclude_failed, bool):
+        raise where.error("exclude_failed", "must be true or false")
+    unknown_minutes = data.get("unknown_minutes", "")
+    if unknown_minutes not in ("", "session"):
+        raise where.error("unknown_minutes", 'must be "session" (or left out)')
+    if unknown_minutes and credit != "minutes":
+        raise where.error("unknown_minutes", 'applies only to credit = "minutes"')
     if "effective_from" in data:
         fields["effective_from"] = _date(where, "effective_from", data["effective_from"])
     if "effective_to" in data:
@@ -534,6 +551,8 @@ def _rule(path: Path, index: int, data: Any) -> Rule:
         sources=frozenset(sources),
         cap_group=cap_group,
         skip_program_courses=skip,
+        exclude_failed=exclude_failed,
+        unknown_minutes=unknown_minutes,
         **fields,
     )
 

@@ -9,7 +9,12 @@ Jobs (each on its own cron expression, in the deployment's time zone):
 - ``jp``: JP computation (daily), under lock ``jp``;
 - ``ledger``: ledger sync from the LRS (hourly), under lock ``ledger``;
 - ``inbox``: the ``[[inboxes]]`` folders (every 10 minutes, only when some are configured),
-  under lock ``inbox`` (the one ``inbox run`` takes).
+  under lock ``inbox`` (the one ``inbox run`` takes);
+- ``recheck:<site>``: one per Moodle site (default daily at 02:00): a backfill of its
+  completion streams over the last ``recheck_days`` (7), under the site's sync lock. It
+  picks up what Moodle completes long after the person's last visit (a teacher's grade, a
+  BigBlueButton attendance written when the meeting's end callback arrives), which the
+  hourly syncs stop asking about once an access has settled. Cursors do not move.
 
 A job whose lock is busy is skipped until its next time; a job still running at its
 next time is not started twice (APScheduler ``max_instances=1``, ``coalesce``).
@@ -35,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +65,9 @@ from xapi.lrs_client import LRSClient
 
 log = logging.getLogger(__name__)
 
+#: What the rolling re-check re-reads: the completions Moodle may write long after a visit.
+RECHECK_STREAMS = ("course_completions", "activity_completions")
+
 
 def serve_settings(settings: Settings, *, port: int | None = None, overrides: Sequence[str] = ()) -> ServeSettings:
     """The ``[serve]`` settings (defaults until the config has the table), with command-line overrides.
@@ -67,7 +75,8 @@ def serve_settings(settings: Settings, *, port: int | None = None, overrides: Se
     Args:
         settings: the configuration.
         port: ``--port``, replacing ``[serve] port``.
-        overrides: ``JOB=CRON`` items (``sync``, ``flush``, ``jp``, ``ledger``, ``inbox`` or ``sync:<source>``).
+        overrides: ``JOB=CRON`` items (``sync``, ``flush``, ``jp``, ``ledger``, ``inbox``, ``recheck`` or
+            ``sync:<source>``).
 
     Raises:
         ConfigError: a bad override or cron expression.
@@ -83,11 +92,11 @@ def serve_settings(settings: Settings, *, port: int | None = None, overrides: Se
             raise ConfigError(f"--schedule {item!r}: expected JOB=CRON, e.g. flush='*/10 * * * *'")
         if job.startswith("sync:"):
             data["sites"] = {**data["sites"], job.removeprefix("sync:"): expression}
-        elif job in ("sync", "flush", "jp", "ledger", "inbox"):
+        elif job in ("sync", "flush", "jp", "ledger", "inbox", "recheck"):
             data[job] = expression
         else:
             raise ConfigError(
-                f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger, inbox)"
+                f"--schedule {item!r}: unknown job {job!r} (sync, sync:<source>, flush, jp, ledger, inbox, recheck)"
             )
     try:
         return ServeSettings.model_validate(data)
@@ -164,6 +173,13 @@ class Service:
                     self._sync_job(source),
                 )
             )
+        for source, _streams in sources:
+            # Moodle sites only (their completion streams), and not a site whose sync is switched off.
+            site_off = self.config.sites.get(source.id, "hourly").strip().lower() in OFF
+            if source.type == "moodle" and not site_off:
+                job = self._recheck_job(source)
+                # No lock here (None), as for a sync job: the run loop takes the site's sync lock itself.
+                specs.append(JobSpec(f"recheck:{source.id}", self.config.recheck, None, job))
         specs.append(JobSpec("flush", self.config.flush, "outbox:flush", self._flush))
         specs.append(JobSpec("jp", self.config.jp, "jp", self._jp))
         specs.append(JobSpec("ledger", self.config.ledger, "ledger", self._ledger))
@@ -201,6 +217,29 @@ class Service:
                 raise LmsBridgeError(report.error)
             new = sum(r.new for r in report.streams.values())
             return f"{new} new statements"
+
+        return run
+
+    def _recheck_job(self, source: sync_core.SyncSource) -> Callable[[LockHandle | None], str]:
+        """The rolling re-check: the site's completion streams from ``recheck_days`` ago, cursors left alone."""
+
+        def run(held: LockHandle | None) -> str:
+            since = datetime.now(UTC) - timedelta(days=self.config.recheck_days)
+            report = sync_core.sync_source(
+                self.engine,
+                self.settings,
+                source,
+                streams=RECHECK_STREAMS,
+                since=since,
+                on_progress=self._checkpoint(held),
+                lock_ttl=self.config.lock_ttl,
+            )
+            if report.error:
+                if self.stop.is_set():
+                    raise Stopping(report.error)
+                raise LmsBridgeError(report.error)
+            new = sum(r.new for r in report.streams.values())
+            return f"{new} new statements from the last {self.config.recheck_days} days"
 
         return run
 

@@ -263,6 +263,53 @@ def _moodle_responses() -> dict[str, Any]:
         "mod_forum_get_discussion_posts": _fixture("mod_forum_get_discussion_posts.json"),
         "core_course_get_contents": _fixture("core_course_get_contents__excludecontents.json"),
         "core_user_get_users_by_field": _fixture("core_user_get_users_by_field__id.json"),
+        # Not captured: written from Moodle 4.5's mod/assign/externallib.php and
+        # mod/bigbluebuttonbn/classes/external/meeting_info.php return structures.
+        "mod_assign_get_assignments": {
+            "courses": [
+                {
+                    "id": 66,
+                    "fullname": "PKP",
+                    "shortname": "PKP",
+                    "timemodified": 0,
+                    "assignments": [{"id": 7, "cmid": 2661, "course": 66, "name": "Tugas Akhir", "timemodified": 0}],
+                }
+            ],
+            "warnings": [],
+        },
+        "mod_assign_get_grades": {
+            "assignments": [
+                {
+                    "assignmentid": 7,
+                    "grades": [
+                        {
+                            "id": 1,
+                            "userid": 6620,
+                            "attemptnumber": 0,
+                            "timecreated": 1785445096,
+                            "timemodified": 1785445096,
+                            "grader": 2,
+                            "grade": "80.00000",
+                        }
+                    ],
+                }
+            ],
+            "warnings": [],
+        },
+        "mod_bigbluebuttonbn_meeting_info": {
+            "cmid": 2664,
+            "userlimit": 0,
+            "bigbluebuttonbnid": "1",
+            "groupid": 0,
+            "meetingid": "3ffa32",
+            "openingtime": 1785445000,
+            "closingtime": 1785450400,
+            "canjoin": False,
+            "ismoderator": True,
+            "presentations": [],
+            "joinurl": "http://127.0.0.1:8080/mod/bigbluebuttonbn/bbb_view.php",
+            "features": [],
+        },
     }
 
 
