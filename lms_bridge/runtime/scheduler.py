@@ -202,34 +202,22 @@ class Service:
         return check
 
     def _sync_job(self, source: sync_core.SyncSource) -> Callable[[LockHandle | None], str]:
-        def run(held: LockHandle | None) -> str:
-            # The run loop holds the site lock (and stops when it is lost); the checkpoint stops it on shutdown.
-            report = sync_core.sync_source(
-                self.engine,
-                self.settings,
-                source,
-                on_progress=self._checkpoint(held),
-                lock_ttl=self.config.lock_ttl,
-            )
-            if report.error:
-                if self.stop.is_set():
-                    raise Stopping(report.error)
-                raise LmsBridgeError(report.error)
-            new = sum(r.new for r in report.streams.values())
-            return f"{new} new statements"
-
-        return run
+        """The hourly sync: every stream from its cursor."""
+        return self._pull_job(source, recheck=False)
 
     def _recheck_job(self, source: sync_core.SyncSource) -> Callable[[LockHandle | None], str]:
         """The rolling re-check: the site's completion streams from ``recheck_days`` ago, cursors left alone."""
+        return self._pull_job(source, recheck=True)
 
+    def _pull_job(self, source: sync_core.SyncSource, *, recheck: bool) -> Callable[[LockHandle | None], str]:
         def run(held: LockHandle | None) -> str:
-            since = datetime.now(UTC) - timedelta(days=self.config.recheck_days)
+            # The run loop holds the site lock (and stops when it is lost); the checkpoint stops it on shutdown.
+            since = datetime.now(UTC) - timedelta(days=self.config.recheck_days) if recheck else None
             report = sync_core.sync_source(
                 self.engine,
                 self.settings,
                 source,
-                streams=RECHECK_STREAMS,
+                streams=RECHECK_STREAMS if recheck else None,
                 since=since,
                 on_progress=self._checkpoint(held),
                 lock_ttl=self.config.lock_ttl,
@@ -239,7 +227,9 @@ class Service:
                     raise Stopping(report.error)
                 raise LmsBridgeError(report.error)
             new = sum(r.new for r in report.streams.values())
-            return f"{new} new statements from the last {self.config.recheck_days} days"
+            if recheck:
+                return f"{new} new statements from the last {self.config.recheck_days} days"
+            return f"{new} new statements"
 
         return run
 

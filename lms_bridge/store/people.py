@@ -166,22 +166,9 @@ def store_roster(
                     }
                 )
             for pseudonym, person_id in sorted(wanted.items()):
-                link = links.get(pseudonym)
-                if link is None:
-                    session.add(
-                        IdentityLink(
-                            source=PSEUDONYM_SOURCE,
-                            site_id=PSEUDONYM_SITE,
-                            local_id=pseudonym,
-                            person_id=person_id,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    added += 1
-                elif link.person_id != person_id:
-                    link.person_id, link.updated_at = person_id, now
-                    moved += 1
+                change = _put_link(session, links.get(pseudonym), PSEUDONYM_SITE, pseudonym, person_id, now)
+                added += int(change == "added")
+                moved += int(change == "moved")
             session.flush()
 
             person_ids = sorted({existing[nip].id for nip in nips})
@@ -281,25 +268,39 @@ def store_name_links(engine: Engine, community: str, links: Sequence[tuple[str, 
             )
         }
         for pseudonym, person_id in links:
-            link = existing.get(pseudonym)
-            if link is None:
-                session.add(
-                    IdentityLink(
-                        source=NAME_SOURCE,
-                        site_id=community,
-                        local_id=pseudonym,
-                        person_id=person_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                added += 1
-            elif link.person_id != person_id:
-                link.person_id, link.updated_at = person_id, now
-                moved += 1
-            else:
-                unchanged += 1
+            change = _put_link(session, existing.get(pseudonym), community, pseudonym, person_id, now, NAME_SOURCE)
+            added += int(change == "added")
+            moved += int(change == "moved")
+            unchanged += int(change == "unchanged")
     return NameLinkCounts(added=added, moved=moved, unchanged=unchanged)
+
+
+def _put_link(
+    session: Session,
+    link: IdentityLink | None,
+    site_id: str,
+    local_id: str,
+    person_id: int,
+    now: datetime,
+    source: str = PSEUDONYM_SOURCE,
+) -> str:
+    """Make ``link`` (None: not stored yet) point at ``person_id``: ``added``, ``moved`` or ``unchanged``."""
+    if link is None:
+        session.add(
+            IdentityLink(
+                source=source,
+                site_id=site_id,
+                local_id=local_id,
+                person_id=person_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return "added"
+    if link.person_id != person_id:
+        link.person_id, link.updated_at = person_id, now
+        return "moved"
+    return "unchanged"
 
 
 # --- tombstones of forgotten people ----------------------------------------------------------
