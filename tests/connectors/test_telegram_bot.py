@@ -114,7 +114,7 @@ def test_pulls_first_then_only_new_updates_and_an_export_adds_nothing(make_deplo
 
     first = _run(deployment, "sync")
     assert first.returncode == 0, first.stderr
-    assert "│ tg   │ updates │ 3    │ 3   │ 0" in first.stdout
+    assert "│ tg   │ updates │ 7    │ 3   │ 0" in first.stdout
     for skipped in (
         "1 joins and leaves",
         "1 calls started (counted when they end)",
