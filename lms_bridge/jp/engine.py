@@ -218,10 +218,16 @@ def _unscaled_credits(
     if rule.credit == "minutes":
         # Minutes nobody knows are never invented: the attendance is held until a duration
         # (or a session rule) is there, like a course whose program JP is unknown.
+        known = [item for item in items if _present_seconds(rule, item) is not None]
         unknown = [item for item in items if _present_seconds(rule, item) is None]
+        if rule.record == "activity":
+            # One activity is one credit: when another account of the person states the minutes
+            # of the same session, that account's record counts and nothing is held for it.
+            credited = {activity_key(item) for item in known}
+            unknown = [item for item in unknown if activity_key(item) not in credited]
         if unknown:
             credits.extend(_held(rule, nip, unknown))
-            items = [item for item in items if _present_seconds(rule, item) is not None]
+        items = known
     if rule.record == "activity":
         first_by_key: dict[str, EvidenceItem] = {}
         for item in items:

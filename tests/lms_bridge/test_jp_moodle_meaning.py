@@ -67,3 +67,13 @@ def test_known_minutes_win_over_the_schedule(program: ProgramJP) -> None:
 
 def test_a_viewed_meeting_page_earns_nothing(program: ProgramJP) -> None:
     assert compute_credits([item("module_viewed", "module:9", course_shortname="X")], RULES, program) == []
+
+
+def test_one_session_through_two_accounts_is_one_credit_not_also_held(program: ProgramJP) -> None:
+    # Found by the input-order property test: the same meeting reached through two accounts of one
+    # person, one stating the schedule and one not, gave a credit and a held record for one activity.
+    stated = item("meeting_attended", "meeting:4", session_seconds=5400)
+    unstated = item("meeting_attended", "meeting:4", hour=11)
+    for order in ([stated, unstated], [unstated, stated]):
+        credits = compute_credits(order, RULES, program)
+        assert [(c.activity_key, str(c.jp), c.pending) for c in credits] == [("moodle/lms/meeting:4", "2.00", False)]
