@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +12,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy import Engine
 
 from lms_bridge import store
 from lms_bridge.config.lrs import lrs_client
 from lms_bridge.config.settings import Settings, load_settings
+from lms_bridge.ingest.pipeline import IngestReport
 from lms_bridge.runtime.logs import setup_logging
 from xapi.lrs_client import LRSClient
 
@@ -29,6 +31,25 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 def table_out() -> Console:
     """Where a wide table goes: stdout, or 160 columns when piped or under cron (rich's 80 would cut names)."""
     return stdout if stdout.is_terminal else Console(highlight=False, soft_wrap=True, markup=False, width=160)
+
+
+def print_stream_counts(title: str, lead: Sequence[str], rows: Iterable[tuple[Sequence[str], IngestReport]]) -> None:
+    """The per-stream table of a sync or a backfill: ``lead`` columns name the stream, then its counts."""
+    table = Table(*lead, "read", "new", "unchanged", "accounts", "invalid", "changed", title=title)
+    for names, counts in rows:
+        table.add_row(
+            *names,
+            # Records read from the source (courses, accounts, answers), not only those that became activities.
+            str(max(counts.read, counts.pulled)),
+            str(counts.new),
+            str(counts.unchanged),
+            str(counts.links),
+            str(counts.invalid),
+            # Already queued with other content (the source changed it since): kept as first queued.
+            str(counts.changed),
+        )
+    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
+    table_out().print(table)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, cli, stdout, table_out
+from lms_bridge.cli.app import App, DateParam, cli, print_stream_counts, stdout, table_out
 from lms_bridge.errors import LmsBridgeError
 from lms_bridge.operator import backfill as backfill_core
 from lms_bridge.operator import cursors as cursors_core
@@ -45,28 +45,11 @@ def backfill(app: App, site: str, since: Any, until: Any, streams: tuple[str, ..
             f"site {site} is being synced by another run ({exc.holder or 'unknown'}): try again later or add --wait"
         ) from exc
     title = f"backfill {site} from {since:%Y-%m-%d %H:%M}" + (f" to {until:%Y-%m-%d %H:%M}" if until else "")
-    table = Table(
-        "stream",
-        "read",
-        "new",
-        "unchanged",
-        "accounts",
-        "invalid",
-        "changed",
-        title=title + (" (dry run: nothing stored)" if dry_run else ""),
+    print_stream_counts(
+        title + (" (dry run: nothing stored)" if dry_run else ""),
+        ["stream"],
+        (([name], counts) for name, counts in report.streams.items()),
     )
-    for name, counts in report.streams.items():
-        table.add_row(
-            name,
-            str(max(counts.read, counts.pulled)),
-            str(counts.new),
-            str(counts.unchanged),
-            str(counts.links),
-            str(counts.invalid),
-            str(counts.changed),
-        )
-    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
-    table_out().print(table)
     if report.error:
         raise LmsBridgeError(report.error)
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from lms_bridge.cli.app import App, DateParam, _state, cli, stderr, stdout, table_out
+from lms_bridge.cli.app import App, DateParam, _state, cli, print_stream_counts, stderr, stdout
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
@@ -92,33 +92,11 @@ def sync(
             reason = str(exc) if isinstance(exc, LmsBridgeError) else sync_core.unexpected(exc)
             stderr.print(f"{source.id}: sync stopped: {redact(reason)}", markup=False)
             reports.append(sync_core.SiteReport(site=source.id, error=f"{source.id}: {reason}"))
-    table = Table(
-        "site",
-        "stream",
-        "read",
-        "new",
-        "unchanged",
-        "accounts",
-        "invalid",
-        "changed",
-        title="sync" + (" (dry run: nothing stored)" if dry_run else ""),
+    print_stream_counts(
+        "sync" + (" (dry run: nothing stored)" if dry_run else ""),
+        ["site", "stream"],
+        (([report.site, name], counts) for report in reports for name, counts in report.streams.items()),
     )
-    for report in reports:
-        for name, counts in report.streams.items():
-            table.add_row(
-                report.site,
-                name,
-                # Records read from the source (courses, accounts, answers), not only those that became activities.
-                str(max(counts.read, counts.pulled)),
-                str(counts.new),
-                str(counts.unchanged),
-                str(counts.links),
-                str(counts.invalid),
-                # Already queued with other content (the source changed it since): kept as first queued.
-                str(counts.changed),
-            )
-    # Piped or under cron, the stream names and the changed column must not be cut to 80 columns.
-    table_out().print(table)
     for report in reports:
         if report.skipped:
             reasons = ", ".join(f"{count} {sync_core.skip_label(reason)}" for reason, count in report.skipped.items())
