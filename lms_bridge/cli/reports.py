@@ -235,6 +235,26 @@ def _wrote(app: App, output: Path) -> None:
     stdout.print(_("wrote {path}").format(path=output))
 
 
+def _write_workbook(app: App, sheet: export.Sheet, title: str, as_of: date | None, output: Path, language: str) -> None:
+    """One sheet as the HR workbook, under the deployment's title rows; then say where it went."""
+    settings = app.settings
+    titles = export.title_rows(
+        title,
+        language=language,
+        institution=settings.report.institution,
+        as_of=as_of,
+        timezone=settings.deployment.timezone,
+    )
+    export.hr_workbook([sheet], titles, output, language)
+    _wrote(app, output)
+
+
+def _write_csv(output: Path | None, sheet: export.Sheet, csv_dialect: str | None, language: str) -> None:
+    """One sheet as CSV, in the dialect asked for or the language's Excel dialect."""
+    text = export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
+    export.write_text(output, text, language)
+
+
 @cli.group()
 def report() -> None:
     """HR reports from the ledger: compliance, per person, per unit, SIASN export.
@@ -507,21 +527,11 @@ def report_person(
     if fmt in ("xlsx", "csv"):
         sheet = export.Sheet(_("JP recap {year}").format(year=year), columns, rows)
         if fmt == "csv":
-            export.write_text(
-                output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
-            )
+            _write_csv(output, sheet, csv_dialect, language)
             return
         if output is None:  # checked by _need_output; says so to the type checker
             raise LmsBridgeError("--format xlsx needs --output")
-        export.hr_workbook(
-            [sheet],
-            export.title_rows(
-                title, language=language, institution=app.settings.report.institution, as_of=end, timezone=timezone
-            ),
-            output,
-            language,
-        )
-        _wrote(app, output)
+        _write_workbook(app, sheet, title, end, output, language)
         return
     title += " \u2014 " + _("as of {date}").format(date=i18n.long_date(end, language))
     if records:
@@ -588,23 +598,9 @@ def report_units(app: App, year: int, as_of: Any, fmt: str, output: Path | None,
     title = _("JP per work unit and month, {year}").format(year=year)
     sheet = export.Sheet(title[:31], columns, rows)
     if fmt == "xlsx" and output is not None:
-        export.hr_workbook(
-            [sheet],
-            export.title_rows(
-                title,
-                language=language,
-                institution=app.settings.report.institution,
-                as_of=day or date(year, 12, 31),
-                timezone=app.settings.deployment.timezone,
-            ),
-            output,
-            language,
-        )
-        _wrote(app, output)
+        _write_workbook(app, sheet, title, day or date(year, 12, 31), output, language)
     elif fmt == "csv":
-        export.write_text(
-            output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
-        )
+        _write_csv(output, sheet, csv_dialect, language)
     elif fits(columns, rows, language):
         print_table(title, columns, rows, language)
     else:
@@ -658,23 +654,9 @@ def report_duplicates(app: App, year: int, fmt: str, output: Path | None, csv_di
     ]
     sheet = export.Sheet(_("Credited once"), columns, rows)
     if fmt == "csv":
-        export.write_text(
-            output, export.sheet_csv(sheet, csv_dialect or export.default_csv_dialect(language), language)
-        )
+        _write_csv(output, sheet, csv_dialect, language)
     elif fmt == "xlsx" and output is not None:
-        export.hr_workbook(
-            [sheet],
-            export.title_rows(
-                title,
-                language=language,
-                institution=app.settings.report.institution,
-                as_of=None,
-                timezone=app.settings.deployment.timezone,
-            ),
-            output,
-            language,
-        )
-        _wrote(app, output)
+        _write_workbook(app, sheet, title, None, output, language)
     elif rows:
         print_table(title, columns, rows, language)
     else:
