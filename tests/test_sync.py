@@ -202,11 +202,27 @@ def test_sites_add_list_and_test(tmp_path, ralph, fake_moodle, make_deployment):
         "sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "MOODLE_TOKEN_NEW", check=True
     )
     assert "added site new-site" in added.stdout
+    # The Moodle admin steps name every function sites test checks, then the same check runs.
+    assert "Create token" in added.stdout and "core_user_get_users_by_field" in added.stdout
+    assert "ok   new-site:" in added.stdout and "all 10 functions available" in added.stdout
     assert 'id = "new-site"' in deployment.config.read_text()
     listed = deployment.run("sites", "list", check=True).stdout
     assert "new-site" in listed and "MOODLE_TOKEN_NEW set" in listed and "never" in listed
     tested = deployment.run("sites", "test", "new-site", check=True).stdout
     assert tested.startswith("ok   new-site:") and "all 10 functions available" in tested
+    unset = deployment.run("sites", "add", "later-site", "--url", fake_moodle.url, "--token-env", "MOODLE_TOKEN_LATER")
+    assert unset.returncode == 0 and "MOODLE_TOKEN_LATER is not set yet" in unset.stdout
+    bad = deployment.run(
+        "sites",
+        "add",
+        "bad-site",
+        "--url",
+        fake_moodle.url,
+        "--token-env",
+        "MOODLE_TOKEN_BAD",
+        env={"MOODLE_TOKEN_BAD": "not-a-token"},
+    )
+    assert bad.returncode == 1 and "FAIL bad-site" in bad.stdout and "was added but failed its test" in bad.stderr
     twice = deployment.run("sites", "add", "new-site", "--url", fake_moodle.url, "--token-env", "X")
     assert twice.returncode == 2 and "already configured" in twice.stderr
 

@@ -1,7 +1,10 @@
-"""Operator tools: ``backfill``, ``cursors``, ``void``, ``forget``, ``runs``, ``serve``."""
+"""Operator tools: ``init``, ``backfill``, ``cursors``, ``void``, ``forget``, ``runs``, ``serve``."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +18,72 @@ from lms_bridge.outbox import voids as voids_core
 from lms_bridge.runtime import scheduler as scheduler_core
 from lms_bridge.store import runs as runs_core
 from lms_bridge.store.locks import LockBusy
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Folder to write lms-bridge.toml and secrets.env into.",
+)
+@click.option("--institution", help="The institution's name, printed on every HR export.")
+@click.option("--timezone", help="Time zone of the day boundaries: Asia/Jakarta (WIB), Asia/Makassar, Asia/Jayapura.")
+@click.option("--lrs-url", help="The LRS's xAPI endpoint (default: a local Ralph, http://127.0.0.1:8100/xAPI/).")
+@click.option("--lrs-user", help="The LRS user (default: lms-bridge).")
+@click.option("--state-url", help="State database (default: sqlite:///lms-bridge.db next to the config).")
+@click.option("--no-input", is_flag=True, help="Ask nothing: take the options given and the defaults.")
+def init(
+    folder: Path,
+    institution: str | None,
+    timezone: str | None,
+    lrs_url: str | None,
+    lrs_user: str | None,
+    state_url: str | None,
+    no_input: bool,
+) -> None:
+    """Write a commented lms-bridge.toml and a 0600 secrets.env with fresh keys; never overwrites.
+
+    Options not given are asked for (with their defaults) when run in a terminal. The LRS password
+    is taken from $LMS_BRIDGE_LRS_PASSWORD when set, else asked without echo, else left as a
+    placeholder in secrets.env: never pass a password as an option (it would stay in the shell history).
+    """
+    from lms_bridge.operator import starter
+
+    ask = not no_input and sys.stdin.isatty()
+    defaults = starter.StarterAnswers(institution="")
+
+    def answer(given: str | None, prompt: str, default: str) -> str:
+        if given is not None:
+            return given
+        return str(click.prompt(prompt, default=default or None)) if ask else default
+
+    answers = starter.StarterAnswers(
+        institution=answer(institution, "Institution name (as on HR exports)", ""),
+        timezone=answer(timezone, "Time zone (Asia/Jakarta, Asia/Makassar, Asia/Jayapura)", defaults.timezone),
+        lrs_url=answer(lrs_url, "LRS xAPI endpoint", defaults.lrs_url),
+        lrs_username=answer(lrs_user, "LRS user", defaults.lrs_username),
+        lrs_password=os.environ.get("LMS_BRIDGE_LRS_PASSWORD")
+        or (
+            str(click.prompt("LRS password (empty: fill it in later)", default="", hide_input=True, show_default=False))
+            if ask
+            else ""
+        ),
+        state_url=answer(state_url, "State database", defaults.state_url),
+    )
+    config_path, secrets_path = starter.write_starter(folder, answers)
+    stdout.print(f"wrote {config_path} and {secrets_path} (mode 0600, with a new pseudonym key and web key)")
+    if not answers.lrs_password:
+        stdout.print(f"next: put the LRS password in {secrets_path} (LMS_BRIDGE_LRS_PASSWORD=...)")
+    stdout.print(
+        f"next: back up {secrets_path} (the pseudonym key can never change), then run: "
+        f"lms-bridge --config {config_path} doctor"
+    )
+    stdout.print(
+        "then add a Moodle site: lms-bridge sites add SITE_ID --url https://lms.example.go.id --token-env MOODLE_TOKEN"
+    )
 
 
 @cli.command()

@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from lms_bridge.cli.app import App, DateParam, _state, cli, print_stream_counts, stderr, stdout
+from lms_bridge.config.settings import load_settings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
@@ -185,9 +186,24 @@ def sites() -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "xml"]), default="json", show_default=True)
 @click.pass_obj
 def sites_add(app: App, site_id: str, url: str, token_env: str, fmt: str) -> None:
-    """Add a Moodle site to the config file (the token stays in the environment)."""
+    """Add a Moodle site to the config file, print the Moodle admin steps for its token, then test it.
+
+    The token stays in the environment or the secrets file. The test is the one ``sites test`` runs;
+    when the token is not set yet it says so and the site stays added (set it, then run ``sites test``).
+    """
     path = sites_core.add_site(app.settings, site_id=site_id, url=url, token_env=token_env, fmt=fmt)
-    stdout.print(f"added site {site_id} to {path}; set {token_env} and run: lms-bridge sites test {site_id}")
+    stdout.print(f"added site {site_id} to {path}")
+    stdout.print(sites_core.setup_steps(url, token_env), markup=False, highlight=False)
+    settings = load_settings(path)
+    if settings.optional_secret(token_env) is None:
+        stdout.print(f"{token_env} is not set yet: set it, then run: lms-bridge sites test {site_id}")
+        return
+    line, ok = sites_core.test_line(settings, settings.source(site_id))
+    stdout.print(line, markup=False)
+    if not ok:
+        raise LmsBridgeError(
+            f"site {site_id} was added but failed its test: fix the above, then run lms-bridge sites test {site_id}"
+        )
 
 
 @sites.command("list")

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from connectors import CONNECTORS, SITE_TYPE
+from connectors.moodle.setup_steps import admin_steps
 from lms_bridge.config.settings import DEFAULT_CONFIG_NAME, Settings, load_settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ingest.runner import connector_context
@@ -72,6 +73,11 @@ def add_site(settings: Settings, *, site_id: str, url: str, token_env: str, fmt:
             path.write_text(before, encoding="utf-8")
         raise
     return path
+
+
+def setup_steps(site_url: str, token_env: str) -> str:
+    """What the site's Moodle administrator does once for the token (printed by ``sites add``)."""
+    return admin_steps(site_url, token_env)
 
 
 @dataclass(frozen=True)
