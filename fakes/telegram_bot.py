@@ -1,4 +1,4 @@
-"""A fake Telegram Bot API server (``getUpdates``, ``getMe``, ``getWebhookInfo``) over real HTTP on 127.0.0.1.
+"""A fake Telegram Bot API server (getUpdates, getMe, getWebhookInfo, sendMessage) over real HTTP on 127.0.0.1.
 
 Usage::
 
@@ -133,6 +133,10 @@ class FakeTelegramBot:
         #: A webhook set on the bot (setWebhook): getWebhookInfo shows it, and getUpdates is refused with 409.
         self.webhook_url = ""
         self.calls: dict[str, int] = {}
+        #: Messages the bot was asked to send (sendMessage: chat_id and text), as the real API takes them.
+        self.sent: list[dict[str, Any]] = []
+        #: Chats sendMessage may post in (the real API answers "chat not found" for a chat the bot is not in).
+        self.known_chats: set[str] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -236,6 +240,18 @@ class FakeTelegramBot:
             info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False}
             info["pending_update_count"] = len(self.pending)
             return handler.send_json(200, {"ok": True, "result": info})
+        if method == "sendMessage":
+            if not params.get("chat_id") or not params.get("text"):
+                return handler.send_json(
+                    400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
+                )
+            if str(params["chat_id"]) not in self.known_chats:
+                return handler.send_json(
+                    400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+                )
+            self.sent.append({"chat_id": str(params["chat_id"]), "text": str(params["text"])})
+            message = {"message_id": len(self.sent), "date": int(time.time()), "text": params["text"]}
+            return handler.send_json(200, {"ok": True, "result": message})
         if method == "getUpdates" and self.webhook_url:
             return handler.send_json(409, {"ok": False, "error_code": 409, "description": _ERRORS["409-webhook"][1]})
         if method != "getUpdates":

@@ -337,3 +337,43 @@ def serve(app: App, schedules: tuple[str, ...], port: int | None) -> None:
     """Run syncs, flushes, JP and ledger on schedules until SIGTERM; serve /healthz and /metrics."""
     config = scheduler_core.serve_settings(app.settings, port=port, overrides=schedules)
     scheduler_core.serve(app.engine, app.settings, config)
+
+
+@cli.group()
+def alerts() -> None:
+    """Check the conditions serve alerts on, and test the [alerts] targets (e-mail, Telegram)."""
+
+
+@alerts.command("check")
+@click.pass_obj
+def alerts_check(app: App) -> None:
+    """Print the conditions true now (failing or silent sources, dead letters, old pending statements); exit 1 if any.
+
+    For cron: cron mails the output when something needs an operator. serve's alerts job sends the same
+    conditions to the [alerts] targets once when they start and once when they end.
+    """
+    from lms_bridge.runtime import alerts as alerts_core
+
+    found = alerts_core.current_conditions(app.engine, app.settings)
+    for condition in found:
+        stdout.print(f"ALERT {condition.key}: {condition.text}", markup=False, highlight=False)
+    if found:
+        raise LmsBridgeError(f"{len(found)} condition(s) need an operator")
+    stdout.print("ok: no source failing or silent, no dead letter, no old pending statement")
+
+
+@alerts.command("test")
+@click.pass_obj
+def alerts_test(app: App) -> None:
+    """Send one test message to each [alerts] target; exit 1 when one cannot be reached."""
+    from lms_bridge.runtime import alerts as alerts_core
+
+    alerts_core.require_targets(app.settings.alerts)
+    failures = alerts_core.deliver(
+        app.settings, "[lms-bridge] test", "A test message from lms-bridge alerts test: this target works."
+    )
+    for failure in failures:
+        stdout.print(f"FAIL {failure}", markup=False)
+    if failures:
+        raise LmsBridgeError(f"{len(failures)} of {len(app.settings.alerts.targets)} alert target(s) failed")
+    stdout.print(f"ok: a test message went to {len(app.settings.alerts.targets)} target(s)")

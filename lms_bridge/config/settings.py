@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lms_bridge import redaction
+from lms_bridge.config.alerts import AlertSettings
 from lms_bridge.config.inbox import InboxSettings
 from lms_bridge.config.serve import ServeSettings
 from lms_bridge.errors import ConfigError
@@ -246,6 +247,7 @@ class Settings(_Section):
     report: ReportSettings = ReportSettings()
     serve: ServeSettings = ServeSettings()
     web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()
     sources: tuple[SourceSettings, ...] = ()
     #: Folders of community exports imported by ``inbox run`` and ``serve`` (:mod:`lms_bridge.ingest.inbox`).
     inboxes: tuple[InboxSettings, ...] = ()

@@ -14,7 +14,9 @@ Jobs (each on its own cron expression, in the deployment's time zone):
   completion streams over the last ``recheck_days`` (7), under the site's sync lock. It
   picks up what Moodle completes long after the person's last visit (a teacher's grade, a
   BigBlueButton attendance written when the meeting's end callback arrives), which the
-  hourly syncs stop asking about once an access has settled. Cursors do not move.
+  hourly syncs stop asking about once an access has settled. Cursors do not move;
+- ``alerts``: only with an ``[alerts]`` target: announces failing or silent sources, dead
+  letters and old pending statements, and their recovery (:mod:`lms_bridge.runtime.alerts`).
 
 A job whose lock is busy is skipped until its next time; a job still running at its
 next time is not started twice (APScheduler ``max_instances=1``, ``coalesce``).
@@ -59,6 +61,7 @@ from lms_bridge.ingest import runner as sync_core
 from lms_bridge.jp import engine as jp_core
 from lms_bridge.ledger import mirror as ledger_core
 from lms_bridge.outbox import flush as outbox_core
+from lms_bridge.runtime import alerts as alerts_core
 from lms_bridge.runtime import metrics
 from lms_bridge.store.locks import LockBusy, LockHandle, site_lock
 from xapi.lrs_client import LRSClient
@@ -153,6 +156,7 @@ class Service:
         self._mutex = threading.Lock()
         self._scheduler: Any = None
         self._server: ThreadingHTTPServer | None = None
+        self.alerter = alerts_core.Alerter(engine, settings)
 
     # -- jobs --
 
@@ -185,6 +189,9 @@ class Service:
         specs.append(JobSpec("ledger", self.config.ledger, "ledger", self._ledger))
         if self.settings.inboxes:
             specs.append(JobSpec("inbox", self.config.inbox, inbox_core.INBOX_LOCK, self._inbox))
+        if self.settings.alerts.targets:
+            # No lock: each serve process announces to its own operators what the shared store says.
+            specs.append(JobSpec("alerts", self.settings.alerts.check, None, self._alerts))
         unknown = set(self.config.sites) - {s.id for s, _ in sources}
         if unknown:
             raise ConfigError(f"[serve] sites names sources that are not synced: {', '.join(sorted(unknown))}")
@@ -320,6 +327,10 @@ class Service:
         return (
             f"{counts['imported']} files imported ({counts['new']} new statements), {counts['failed']} moved to failed/"
         )
+
+    def _alerts(self, held: LockHandle | None) -> str:
+        sent = self.alerter.check()
+        return f"{len(sent)} alert(s) sent, {len(self.alerter.active)} condition(s) active"
 
     def _count(self, job: str, outcome: str) -> None:
         with self._mutex:
