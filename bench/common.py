@@ -3,7 +3,7 @@
 Each benchmark prints one ``FIGURE`` line per figure (name, value, goal, met or MISSED) and exits 1
 when a goal is missed, so ``python -m bench.x && echo ok`` works as a check.
 
-The fake Moodle here is :class:`fakes.moodle.FakeMoodle` with three additions, none of which
+The fake Moodle here is :class:`lms_bridge.demo.moodle.FakeMoodle` with three additions, none of which
 changes a response byte:
 
 - ``TCP_NODELAY`` on accepted sockets. The stock fake writes headers and body in two ``send`` calls
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fakes.moodle import FakeMoodle, Preset  # noqa: E402
-from fakes.moodle import server as fake_server  # noqa: E402
+from lms_bridge.demo.moodle import FakeMoodle, Preset  # noqa: E402
+from lms_bridge.demo.moodle import server as fake_server  # noqa: E402
 
 PYTHON = sys.executable
 TOKEN = "tok-bench-5c81e0"  # noqa: S105 - a benchmark token

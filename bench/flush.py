@@ -39,8 +39,8 @@ from bench.common import (
     scratch,
 )
 from lms_bridge import store
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.outbox.flush import flush
-from scripts.ralph_lrs import RalphLRS
 from xapi.lrs_client import XAPI_VERSION, LRSClient
 
 

@@ -470,7 +470,7 @@ def bench_engine(name: str, url: str, data: Data, args: argparse.Namespace, repo
 def bench_ralph(args: argparse.Namespace, report: Report) -> None:
     from lms_bridge.config.settings import Settings
     from lms_bridge.config.statements import statement_settings
-    from scripts.ralph_lrs import RalphLRS
+    from lms_bridge.demo.ralph import RalphLRS
     from xapi.lrs_client import LRSClient
     from xapi.statements import JPCreditIn, build_jp_statement
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from fakes.moodle import FakeMoodle
+from lms_bridge.demo.moodle import FakeMoodle
 from lms_bridge.runtime import distributed
 from lms_bridge.store import open_engine
 from lms_bridge.store.locks import LockBusy, site_lock, sync_lock_name

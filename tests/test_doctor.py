@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fakes.moodle import FakeMoodle
+from lms_bridge.demo.moodle import FakeMoodle
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
 

@@ -84,3 +84,18 @@ def test_init_never_overwrites_and_writes_nothing_for_a_bad_answer(tmp_path: Pat
         result = _init(empty, "--no-input", *args)
         assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
         assert list(empty.iterdir()) == []
+
+
+def test_demo_without_ralph_says_how_to_get_one_and_starts_nothing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lms_bridge.cli", "demo", "--no-web", "--dir", str(tmp_path / "demo")],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LMS_BRIDGE_")}, "PYTHONPATH": str(ROOT)}
+        | {"LMS_BRIDGE_LRS_VENV": str(tmp_path / "no-such-venv")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no Ralph LRS venv" in result.stderr and "lms-bridge demo --install-lrs" in result.stderr
+    assert not (tmp_path / "demo").exists()

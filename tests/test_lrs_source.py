@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from connectors.lrs_source import parse_time
 from lms_bridge import store
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.store.models import Cursor, Evidence, IdentityLink, OutboxRow, Run
-from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.lrs import FaultyLRS, lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
 from xapi.ids import statement_id

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.errors import LRSRejectedError
 from lms_bridge.outbox.flush import flush
 from lms_bridge.store.models import OutboxRow
-from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.old_voids import queue_old_style_voids
 from xapi.lrs_client import LRSClient
 from xapi.repair import repair_body

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from lms_bridge import store
 from lms_bridge.config.settings import load_settings
 from lms_bridge.config.statements import statement_settings
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.identity.resolver import actor_for
 from lms_bridge.store.models import OutboxRow
-from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.activities import forum_posts
 from tests.fixtures.deployment import Deployment
 from tests.fixtures.lrs import FaultyLRS, lrs_statements

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.store.models import OutboxRow
-from scripts.ralph_lrs import RalphLRS
 from tests.conftest import Deployment
 from tests.fixtures.lrs import FaultyLRS, lrs_statements
 from tests.test_outbox_flush import _assert_lrs_holds_exactly, _queue, _rows

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from lms_bridge import store
 from lms_bridge.config.serve import ServeSettings, cron_trigger
 from lms_bridge.config.settings import Settings, load_settings
+from lms_bridge.demo.ralph import free_port
 from lms_bridge.errors import ConfigError
 from lms_bridge.runtime.metrics import Metric, render
 from lms_bridge.runtime.scheduler import serve_settings
 from lms_bridge.store.models import Lock, OutboxRow, Run
-from scripts.ralph_lrs import free_port
 from tests.fixtures.deployment import ROOT
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source

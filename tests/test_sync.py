@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from fakes.moodle import FakeMoodle
-from fakes.moodle.functions import FUNCTIONS
 from lms_bridge import store
+from lms_bridge.demo.moodle import FakeMoodle
+from lms_bridge.demo.moodle.functions import FUNCTIONS
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.store.models import Cursor, Evidence, IdentityLink, JPRecord, OutboxRow, Person
-from scripts.ralph_lrs import RalphLRS
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN, moodle_source
 

@@ -40,7 +40,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from scripts.ralph_lrs import RalphLRS, free_port
+from lms_bridge.demo.ralph import RalphLRS, free_port
 from tests.fixtures.deployment import ROOT, Deployment, write_deployment
 from tests.test_reports import KEY, A, B, C, D, X, _seed, _void
 from tests.test_web import PHONE

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.ralph_lrs import free_port
+from lms_bridge.demo.ralph import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The only place besides tests/real_moodle that reads ../shared (issue 24).

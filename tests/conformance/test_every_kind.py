@@ -20,9 +20,9 @@ import pytest
 
 from connectors.lrs_source import StatementMapper
 from lms_bridge.activity import Activity, Kind, ObjectRef, activity_from_dict
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.identity.resolver import actor_for
 from lms_bridge.outbox.voids import FORGET_REASON, build_operator_void
-from scripts.ralph_lrs import RalphLRS
 from tests.conformance.conftest import AdlLRS
 from xapi.ids import namespace_for
 from xapi.lrs_client import LRSClient

@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from fakes.moodle import FakeMoodle
-from scripts.demo import DEMO_CHAT, DEMO_DATA, DEMO_ROSTER, DEMO_YEAR
-from scripts.ralph_lrs import RalphLRS
+from lms_bridge.demo.moodle import FakeMoodle
+from lms_bridge.demo.ralph import RalphLRS
+from lms_bridge.demo.run import DEMO_CHAT, DEMO_DATA, DEMO_ROSTER, DEMO_YEAR
 from tests.conformance.conftest import AdlLRS
 from tests.fixtures.lrs import FaultyLRS
 

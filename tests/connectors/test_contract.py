@@ -22,14 +22,14 @@ from connectors import CONNECTORS
 from connectors.base import Check, Connector, Page
 from fakes.classroom import FakeClassroom, shared_service_account
 from fakes.meet_reports import FakeMeetReports
-from fakes.moodle import FakeMoodle
 from fakes.telegram_bot import FakeTelegramBot
 from fakes.zoom import TEST_CLIENT_SECRET, FakeZoom
 from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, load_settings
+from lms_bridge.demo.moodle import FakeMoodle
+from lms_bridge.demo.ralph import RalphLRS
 from lms_bridge.errors import ConfigError
 from lms_bridge.ingest.runner import connector_context, source_settings
-from scripts.ralph_lrs import RalphLRS
 from tests.connectors import test_google_classroom as classroom_tests
 from tests.connectors import test_google_meet as meet_tests
 from tests.connectors import test_telegram_bot as telegram_tests

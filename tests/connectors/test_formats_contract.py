@@ -26,7 +26,7 @@ from tests.fixtures.community import DATA, EXPORTS
 from tests.fixtures.data import ROOT
 
 MAPPING = ROOT / "mappings" / "lms_csv_example.toml"
-ACTIVITIES = ROOT / "scripts" / "demo_data" / "activities.jsonl"
+ACTIVITIES = ROOT / "lms_bridge" / "demo" / "data" / "activities.jsonl"
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
 

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.settings import MoodleSettings
-from fakes.moodle import FakeMoodle
 from lms_bridge.activity import Activity, Kind
+from lms_bridge.demo.moodle import FakeMoodle
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN
 
 

@@ -1,4 +1,4 @@
-"""Tests of the fake Moodle web service (fakes/moodle) over real HTTP.
+"""Tests of the fake Moodle web service (lms_bridge/demo/moodle) over real HTTP.
 
 The contract test replays every request of tests/data/moodle/_manifest.json against the
 fake (ids mapped to the fake's equivalents, see ID_MAP) and checks that the answer has the same shape
@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import requests
 
-from fakes.moodle import Dataset, FakeMoodle
-from fakes.moodle.generator import NOW0
-from fakes.moodle.wsformat import encode_xml, parse_php_form, php_json
+from lms_bridge.demo.moodle import Dataset, FakeMoodle
+from lms_bridge.demo.moodle.generator import NOW0
+from lms_bridge.demo.moodle.wsformat import encode_xml, parse_php_form, php_json
 from tests.fixtures.data import MOODLE_RESPONSES
 
 FIXTURES = MOODLE_RESPONSES
@@ -645,7 +645,7 @@ def test_binds_loopback_and_frees_the_port() -> None:
 
 def test_command_line_prints_url_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fakes.moodle", "--preset", "small", "--port", "0", "--token", "T"],
+        [sys.executable, "-m", "lms_bridge.demo.moodle", "--preset", "small", "--port", "0", "--token", "T"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

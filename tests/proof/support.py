@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakes.moodle import FakeMoodle
-from fakes.moodle import server as fake_server
-from scripts.ralph_lrs import RalphLRS
+from lms_bridge.demo.moodle import FakeMoodle
+from lms_bridge.demo.moodle import server as fake_server
+from lms_bridge.demo.ralph import RalphLRS
 from tests.fixtures.deployment import Deployment, write_deployment
 from tests.fixtures.lrs import lrs_statements
 

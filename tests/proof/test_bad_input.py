@@ -602,7 +602,7 @@ def test_lms_report_reader_raises_only_input_errors(data):
 
 ACTIVITY_LINES = [
     json.loads(line)
-    for line in (ROOT / "scripts" / "demo_data" / "activities.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in (ROOT / "lms_bridge" / "demo" / "data" / "activities.jsonl").read_text(encoding="utf-8").splitlines()
     if line.strip() and not line.startswith("#")
 ]
 
@@ -611,7 +611,7 @@ ACTIVITY_LINES = [
 @given(
     data=st.one_of(
         st.binary(max_size=2000),
-        mutated_bytes([(ROOT / "scripts" / "demo_data" / "activities.jsonl").read_bytes()]),
+        mutated_bytes([(ROOT / "lms_bridge" / "demo" / "data" / "activities.jsonl").read_bytes()]),
         st.lists(mutated_json(ACTIVITY_LINES[:20]), min_size=1, max_size=3).map(
             lambda docs: "\n".join(json.dumps(d, ensure_ascii=False) for d in docs).encode("utf-8", "surrogatepass")
         ),
@@ -660,7 +660,7 @@ def _broken_telegram(folder: Path) -> Path:
 
 
 def _broken_jsonl(folder: Path) -> Path:
-    good = (ROOT / "scripts" / "demo_data" / "activities.jsonl").read_bytes()
+    good = (ROOT / "lms_bridge" / "demo" / "data" / "activities.jsonl").read_bytes()
     path = folder / "activities.jsonl"
     path.write_bytes(good + b'{"kind": "course_completed", "native_id": 1\n')
     return path

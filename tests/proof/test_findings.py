@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleClient
-from fakes.moodle import FakeMoodle, Preset
+from lms_bridge.demo.moodle import FakeMoodle, Preset
 from tests.proof.support import ADMIN_TOKEN, ProofMoodle, make_deployment
 
 pytestmark = pytest.mark.proof

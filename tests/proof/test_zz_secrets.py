@@ -23,9 +23,9 @@ import pytest
 from bench.imports import phone_for, whatsapp_export
 from fakes.classroom import TOKEN_PREFIX as CLASSROOM_TOKEN_PREFIX
 from fakes.classroom import private_key_lines
-from fakes.moodle.generator import SENTENCES
 from fakes.zoom import TEST_CLIENT_SECRET as ZOOM_CLIENT_SECRET
 from fakes.zoom import TOKEN_PREFIX as ZOOM_TOKEN_PREFIX
+from lms_bridge.demo.moodle.generator import SENTENCES
 from tests.connectors.test_google_classroom import PSEUDONYM_KEY as CLASSROOM_PSEUDONYM_KEY
 from tests.connectors.test_telegram_bot import PSEUDONYM_KEY as TELEGRAM_PSEUDONYM_KEY
 from tests.connectors.test_telegram_bot import TOKEN as TELEGRAM_BOT_TOKEN
@@ -112,7 +112,7 @@ def message_texts() -> set[str]:
 
 def _own_run() -> None:
     """A deployment that touches every kind of personal data and every secret, then fails with --debug."""
-    import fakes.moodle as fake_moodle
+    import lms_bridge.demo.moodle as fake_moodle
     from tests.proof.support import ProofMoodle
 
     lrs = start_ralph()

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.ralph_lrs import free_port
+from lms_bridge.demo.ralph import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KIT_ENV = "LMS_BRIDGE_MOODLE_KIT"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.moodle.settings import REQUIRED_FUNCTIONS
-from scripts.ralph_lrs import RalphLRS
+from lms_bridge.demo.ralph import RalphLRS
 from tests.fixtures.deployment import Deployment, write_deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.real_moodle.conftest import RealMoodle

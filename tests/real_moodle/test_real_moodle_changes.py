@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.ralph_lrs import RalphLRS
+from lms_bridge.demo.ralph import RalphLRS
 from tests.fixtures.deployment import Deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.real_moodle.conftest import HERE, RealMoodle

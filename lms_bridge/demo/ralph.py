@@ -1,8 +1,9 @@
 """Start and stop a throw-away Ralph LRS 5.1.0 on a free 127.0.0.1 port.
 
-Used by the tests and the demo. Ralph runs from its own virtual environment
-(``.venv-lrs``, made by ``scripts/setup.sh``) because its exact pins clash with
-ours (docs/lrs.md §1). Its fs backend needs an append shim: as shipped, only
+Used by the tests and ``lms-bridge demo``. Ralph runs from its own virtual environment
+because its exact pins clash with ours (docs/lrs.md §1): ``$LMS_BRIDGE_LRS_VENV``, else the
+checkout's ``.venv-lrs`` (made by ``scripts/setup.sh``), else the one ``lms-bridge demo
+--install-lrs`` makes under ``~/.local/share/lms-bridge``. Its fs backend needs an append shim: as shipped, only
 the first write succeeds (docs/lrs.md §2). Data lives in a temporary folder
 that is removed on stop.
 
@@ -11,7 +12,7 @@ Usage::
     with RalphLRS() as lrs:
         print(lrs.url, lrs.username, lrs.password)
 
-    python -m scripts.ralph_lrs --port 8100   # serve until Ctrl-C (prints the URL)
+    python -m lms_bridge.demo.ralph --port 8100   # serve until Ctrl-C (prints the URL)
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LRS_VENV = Path(os.environ.get("LMS_BRIDGE_LRS_VENV", ROOT / ".venv-lrs"))
+from lms_bridge.errors import LmsBridgeError
+
+#: The checkout this module runs from, when it runs from one (an editable install).
+CHECKOUT = Path(__file__).resolve().parents[2]
+#: What the LRS venv needs (requests is an undeclared dependency of Ralph's API: docs/lrs.md §1).
+RALPH_REQUIREMENTS = ("ralph-malph[lrs]==5.1.0", "requests")
 
 _SHIM = """\
 from ralph.backends.data.base import BaseOperationType
@@ -59,12 +64,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def user_lrs_venv() -> Path:
+    """Where ``lms-bridge demo --install-lrs`` puts Ralph's venv (``$XDG_DATA_HOME/lms-bridge``)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "lms-bridge" / "ralph-5.1.0"
+
+
+def lrs_venv() -> Path:
+    """The venv Ralph runs from: ``$LMS_BRIDGE_LRS_VENV``, the checkout's ``.venv-lrs``, or the user's."""
+    if os.environ.get("LMS_BRIDGE_LRS_VENV"):
+        return Path(os.environ["LMS_BRIDGE_LRS_VENV"])
+    checkout = CHECKOUT / ".venv-lrs"
+    return checkout if (checkout / "bin" / "python").exists() else user_lrs_venv()
+
+
 def lrs_python() -> Path:
-    """The Python of the LRS venv; a clear error when it was never set up."""
-    python = LRS_VENV / "bin" / "python"
+    """The Python of the LRS venv; one sentence saying how to get one when there is none.
+
+    Raises:
+        LmsBridgeError: no venv with Ralph was found.
+    """
+    venv = lrs_venv()
+    python = venv / "bin" / "python"
     if not python.exists():
-        raise RuntimeError(f"the Ralph LRS venv {LRS_VENV} is missing: run scripts/setup.sh")
+        raise LmsBridgeError(
+            f"no Ralph LRS venv at {venv}: run lms-bridge demo --install-lrs (a venv with "
+            f"{RALPH_REQUIREMENTS[0]}, about a minute from PyPI), or set LMS_BRIDGE_LRS_VENV to one "
+            "(in a checkout: scripts/setup.sh makes .venv-lrs)"
+        )
     return python
+
+
+def install_lrs(venv: Path | None = None) -> Path:
+    """Make a venv with Ralph 5.1.0 (its own: its pins clash with ours) and return it.
+
+    Raises:
+        LmsBridgeError: the venv or the install failed (pip's last lines are in the message).
+    """
+    venv = venv or user_lrs_venv()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    steps = (
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *RALPH_REQUIREMENTS],
+    )
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise LmsBridgeError(f"installing Ralph into {venv} failed: {tail}")
+    return venv
 
 
 class RalphLRS:
@@ -171,6 +219,7 @@ class RalphLRS:
 
 
 def main() -> None:
+    """``python -m lms_bridge.demo.ralph``: serve a throw-away Ralph until Ctrl-C, printing its URL."""
     parser = argparse.ArgumentParser(description="Run a throw-away Ralph LRS on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--username", default="lms-bridge")
@@ -189,4 +238,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 DAY = 86400
 # Capture time of the fixtures (_manifest.json captured_at_unix): 2026-11-22 17:02:48 UTC.
@@ -460,9 +461,17 @@ class Dataset:
         self.graded: dict[tuple[int, int], tuple[int, int]] = {}
         self.post_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> post created times
         self.start_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> discussion start times
-        self.notable: dict[str, object] = {}
+        self.notable: dict[str, Any] = {}
         # id counters (the site course is 1; cmid 1 and the guest user 1 are not generated)
-        self._ids = {"course": 1, "cm": 1, "section": 0, "instance": {}, "discussion": 0, "post": 0, "append": 0}
+        self._ids: dict[str, Any] = {
+            "course": 1,
+            "cm": 1,
+            "section": 0,
+            "instance": {},
+            "discussion": 0,
+            "post": 0,
+            "append": 0,
+        }
         rng = random.Random(f"fake-moodle:{seed}")
         self._make_users(rng)
         self._make_courses(rng)
@@ -833,8 +842,8 @@ class Dataset:
         others[0].posts[0].userid = deleted[0]  # a thread started by a later-deleted user
         others[1].posts[-1].userid = deleted[1]
         others[-1].posts[-1].message = EMOJI_MESSAGE
-        replies = [p for d in general.discussions for p in d.posts[1:] if d.posts[p.parent - 1].userid in cop.groups]
-        for post in replies[:3]:
+        grouped = [p for d in general.discussions for p in d.posts[1:] if d.posts[p.parent - 1].userid in cop.groups]
+        for post in grouped[:3]:
             post.userid = champion  # at least 3 posts: completionposts=3 satisfied
         for disc in general.discussions[2:4]:
             disc.pinned = True

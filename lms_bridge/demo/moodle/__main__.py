@@ -1,4 +1,4 @@
-"""Run the fake Moodle: ``python -m fakes.moodle --preset small --port 0 --token T``.
+"""Run the fake Moodle: ``python -m lms_bridge.demo.moodle --preset small --port 0 --token T``.
 
 Prints the URL it listens on (one line on stdout), then serves until SIGTERM or SIGINT.
 """
@@ -15,7 +15,7 @@ from .server import CAPTURED_LATENCY, FakeMoodle
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, start the server, print its URL and wait for a signal."""
-    parser = argparse.ArgumentParser(prog="python -m fakes.moodle", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lms_bridge.demo.moodle", description=__doc__)
     parser.add_argument("--preset", default="small", choices=("small", "fixture"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--port", type=int, default=0, help="0 = a free port")
