@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Set up lms-bridge for development, the demo and the tests (idempotent, quick when done):
+#   Debian     the packages missing on a fresh Debian 12 (scripts/system-packages.sh; --test: those the whole
+#              suite needs), installed when root, else the exact apt-get line and exit 2
 #   .venv      lms-bridge itself, editable, with the dev and postgres extras
 #   .venv-lrs  Ralph LRS 5.1.0 in its own venv: its exact pins clash with ours (docs/lrs.md §1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system-packages.sh "$@"
 
 pick_python() {
   for candidate in "${PYTHON:-}" python3.11 python3.12 python3; do
