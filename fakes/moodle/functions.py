@@ -502,6 +502,12 @@ SEARCH_COURSES = parse_schema(
 _COURSE_TAG_AREA = 2
 
 
+def _tags_on(call: Call) -> None:
+    """Moodle's tag functions refuse to work when the site's ``usetags`` is off."""
+    if not call.data.usetags:
+        raise moodle_error("tagsaredisabled", "Tags are disabled")
+
+
 def tag_ids(data: Any) -> dict[str, int]:
     """Tag name (lower case, as Moodle's ``tag.name``) -> tag id, numbered in name order."""
     names = sorted({tag.lower() for course in data.courses.values() for tag in course.tags})
@@ -511,6 +517,7 @@ def tag_ids(data: Any) -> dict[str, int]:
 @ws("core_tag_get_tag_areas", TAG_AREAS, ())
 def get_tag_areas(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """The tag areas (the user area and the course area of the real site)."""
+    _tags_on(call)
 
     def area(area_id: int, itemtype: str, callback: str, file: str, showstandard: int) -> dict[str, Any]:
         return {
@@ -538,6 +545,7 @@ def get_tag_areas(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 @ws("core_tag_get_tagindex", TAG_INDEX, ("tagindex",))
 def get_tagindex(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """A tag's index in one area: its id (invalidrecord on table tag when no item carries the name)."""
+    _tags_on(call)
     index = params.get("tagindex")
     if not isinstance(index, dict) or "tag" not in index or "tc" not in index or "ta" not in index:
         raise invalid_parameter("Missing required key in single structure: tagindex")

@@ -465,6 +465,8 @@ class Dataset:
         self.modules: dict[int, Module] = {}
         self.user_courses: dict[int, list[int]] = {}
         self.overrides: dict[tuple[int, int], int] = {}  # (userid, cmid) -> timecompleted
+        #: Site administration > General > Advanced features > Enable tags functionality (``usetags``).
+        self.usetags = True
         # (userid, cmid) -> (state, timecompleted) of a graded module: 2 pass, 3 fail (COMPLETION_COMPLETE_FAIL).
         self.graded: dict[tuple[int, int], tuple[int, int]] = {}
         self.post_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> post created times

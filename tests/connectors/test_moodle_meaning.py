@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.moodle import streams as moodle_streams
-from connectors.moodle.client import MoodleClient
+from connectors.moodle.client import MoodleAPIError, MoodleClient
 from connectors.moodle.connector import since_position
 from connectors.moodle.settings import MoodleSettings, make_streams, required_functions
 from fakes.moodle import FakeMoodle
@@ -139,6 +139,18 @@ def test_cop_forums_by_course_tag(fake: FakeMoodle) -> None:
         calls = {k: v for k, v in client.calls.items() if "tag" in k or "search" in k}
     assert calls == {"core_tag_get_tag_areas": 1, "core_tag_get_tagindex": 2, "core_course_search_courses": 1}
     assert activities and {a.grouping.native_id for a in activities if a.grouping} == {str(cop.id)}
+
+
+def test_cop_forums_by_course_tag_on_a_site_with_tags_off_stops_with_the_setting_to_turn_on(fake: FakeMoodle) -> None:
+    fake.data.usetags = False
+    settings = MoodleSettings.model_validate(
+        {"id": "demo", "url": fake.url, "token_env": "T", "cop_forums": {"course_tags": ["cop"]}}
+    )
+    with MoodleClient("demo", fake.url, SecretStr(ADMIN_TOKEN)) as client:
+        ctx = moodle_streams.SiteContext(site="demo", client=client, wwwroot=fake.url)
+        with pytest.raises(MoodleAPIError, match="Enable tags functionality") as caught:
+            list(make_streams(settings)["courses"].read(ctx, None))
+    assert caught.value.errorcode == "tagsaredisabled"
 
 
 def test_cop_forums_are_site_configuration() -> None:
