@@ -10,13 +10,15 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
 
+from connectors.base import Context
 from connectors.moodle import streams as moodle_streams
 from connectors.moodle.client import MoodleAPIError, MoodleClient
-from connectors.moodle.connector import since_position
+from connectors.moodle.connector import CONNECTOR, since_position
 from connectors.moodle.settings import MoodleSettings, make_streams, required_functions
 from fakes.moodle import FakeMoodle
 from lms_bridge.activity import Activity, Kind
@@ -141,6 +143,10 @@ def test_cop_forums_by_course_tag(fake: FakeMoodle) -> None:
     assert activities and {a.grouping.native_id for a in activities if a.grouping} == {str(cop.id)}
 
 
+def _no_pseudonyms() -> Any:
+    raise AssertionError("a Moodle check pseudonymises nothing")
+
+
 def test_cop_forums_by_course_tag_on_a_site_with_tags_off_stops_with_the_setting_to_turn_on(fake: FakeMoodle) -> None:
     fake.data.usetags = False
     settings = MoodleSettings.model_validate(
@@ -151,6 +157,12 @@ def test_cop_forums_by_course_tag_on_a_site_with_tags_off_stops_with_the_setting
         with pytest.raises(MoodleAPIError, match="Enable tags functionality") as caught:
             list(make_streams(settings)["courses"].read(ctx, None))
     assert caught.value.errorcode == "tagsaredisabled"
+    # sites test and doctor call it too, and say which setting to turn on.
+    check = CONNECTOR.check(
+        {"id": "demo", "type": "moodle", "url": fake.url, "token_env": "T", "cop_forums": {"course_tags": ["cop"]}},
+        Context(secret=lambda name: SecretStr(ADMIN_TOKEN), timezone=ZoneInfo("UTC"), pseudonymizer=_no_pseudonyms),
+    )
+    assert not check.ok and "tagsaredisabled" in check.detail and "Enable tags functionality" in check.fix, check
 
 
 def test_cop_forums_are_site_configuration() -> None:
