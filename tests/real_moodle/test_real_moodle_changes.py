@@ -12,7 +12,7 @@ is read again.
 
 Measured on 2 shared cores with other engineers' jobs running: this module alone 126 s; the whole real-Moodle
 suite (``pytest -m real_moodle tests/real_moodle``, 14 tests, Moodle start included) 101 s, far under 8 min;
-with the course-tag and edit tests (16) 363 s at a load average of 15 to 27 (7 Dec).
+with the course-tag and edit tests (16) 363 s and 404 s at a load average of 15 to 28 (7 Dec).
 """
 
 from __future__ import annotations
