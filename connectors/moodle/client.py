@@ -61,6 +61,8 @@ ERROR_HINTS = {
     "nopermissions": "the token's user lacks the capability named above; lms-bridge reads the whole site: give "
     "the token's user the Manager role at system level (Site administration > Users > Permissions > "
     "Assign system roles > Manager), which holds moodle/course:view, or see docs/moodle-setup.md",
+    "tagsaredisabled": "cop_forums.course_tags needs Moodle's tags: turn on Site administration > General > "
+    "Advanced features > Enable tags functionality (usetags)",
     "http403": "turn on Site administration > General > Advanced features > Enable web services, and "
     "Site administration > Server > Web services > Manage protocols > REST (docs/moodle-setup.md)",
 }

@@ -176,6 +176,9 @@ class MoodleConnector(Connector[MoodleSettings]):
         try:
             with site.client(context.secret(site.token_env)) as client:
                 client.call("core_course_get_courses")
+                if site.cop_forums.course_tags:
+                    # Course tags need the site's tags on (usetags): tagsaredisabled otherwise.
+                    client.call("core_tag_get_tag_areas")
         except MoodleAPIError as exc:
             # Not allowed into a course (a user enrolled nowhere) is the same gap as a teacher's token.
             code = "nopermissions" if exc.errorcode == "errorcoursecontextnotvalid" else exc.errorcode

@@ -51,6 +51,9 @@ WEBINARS_FUNCTION = "mod_bigbluebuttonbn_get_bigbluebuttonbns_by_courses"
 #: Needed only by sites with ``course_customfields = true`` (course custom fields: program JP).
 CUSTOMFIELDS_FUNCTION = "core_course_get_courses_by_field"
 
+#: Needed only by sites whose ``cop_forums`` names ``course_tags``: the course tag area, a tag's id, its courses.
+TAG_FUNCTIONS = ("core_tag_get_tag_areas", "core_tag_get_tagindex", "core_course_search_courses")
+
 #: Stream names in run order (catalogue first: the others read it).
 STREAM_NAMES = ("courses", "webinars", "enrolled_users", "course_completions", "activity_completions", "forum_posts")
 
@@ -69,7 +72,7 @@ class MoodleSettings(BaseModel):
         page_size: participants per ``core_enrol_get_enrolled_users`` page.
         discussions_per_page: discussions per ``mod_forum_get_forum_discussions`` page.
         cop_forums: which forums are Community of Practice (course categories, course id
-            numbers; news forums only when ``news = true``): only their posts are read.
+            numbers, course tags; news forums only when ``news = true``): only their posts are read.
         course_customfields: also read course custom fields (``core_course_get_courses_by_field``)
             into the course facts (``course_customfields``), e.g. for ``customfield`` in
             mappings/program_jp.toml.
@@ -108,7 +111,7 @@ class MoodleSettings(BaseModel):
 def make_streams(settings: MoodleSettings) -> dict[str, MoodleStream]:
     """The site's streams by name, in run order."""
     streams: list[MoodleStream] = [
-        CoursesStream(settings.course_customfields),
+        CoursesStream(settings.course_customfields, settings.cop_forums.course_tags),
         WebinarsStream(),
         EnrolledUsersStream(settings.page_size, settings.max_in_flight),
         CourseCompletionsStream(settings.page_size, settings.max_in_flight),
@@ -120,9 +123,12 @@ def make_streams(settings: MoodleSettings) -> dict[str, MoodleStream]:
 
 def required_functions(settings: MoodleSettings | None = None) -> tuple[str, ...]:
     """Functions the token's service must include for this site (its settings may add some)."""
+    functions: tuple[str, ...] = REQUIRED_FUNCTIONS
     if settings is not None and settings.course_customfields:
-        return (*REQUIRED_FUNCTIONS, CUSTOMFIELDS_FUNCTION)
-    return REQUIRED_FUNCTIONS
+        functions = (*functions, CUSTOMFIELDS_FUNCTION)
+    if settings is not None and settings.cop_forums.course_tags:
+        functions = (*functions, *TAG_FUNCTIONS)
+    return functions
 
 
 def missing_functions(site_info: dict[str, Any], settings: MoodleSettings | None = None) -> list[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.http import offset_pages
 from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
@@ -147,6 +147,8 @@ class Course:
     idnumber: str
     #: Course custom fields (shortname -> raw value as text), read only when the site asks for them.
     customfields: dict[str, str] = field(default_factory=dict, hash=False)
+    #: The course tags ``cop_forums.course_tags`` names that the course carries (lower case), read only then.
+    tags: frozenset[str] = frozenset()
 
     def facts(self) -> dict[str, Any]:
         """What JP rules read about the course (program JP by shortname, custom field, idnumber or category)."""
@@ -338,14 +340,16 @@ class SiteContext:
             return found
 
     @_guarded_call
-    def load_catalogue(self, *, customfields: bool = False) -> None:
-        """Read courses (site course dropped, sorted by id) and, when asked, their custom fields.
+    def load_catalogue(self, *, customfields: bool = False, tags: tuple[str, ...] = ()) -> None:
+        """Read courses (site course dropped, sorted by id) and, when asked, their custom fields and tags.
 
         Raises:
             MoodleAPIError: ``accessexception`` naming ``core_course_get_courses_by_field`` when
-                custom fields are asked for and the token's service lacks that function.
+                custom fields are asked for and the token's service lacks that function (likewise
+                for the tag functions when ``tags`` are asked for).
         """
         fields = self.load_customfields() if customfields else {}
+        tagged = self.load_course_tags(tags) if tags else {}
         courses = {}
         for raw in self.client.call("core_course_get_courses"):
             course_id = _int(raw.get("id"))
@@ -360,8 +364,52 @@ class SiteContext:
                 category_id=_int(raw.get("categoryid")),
                 idnumber=_text(raw.get("idnumber")),
                 customfields=fields.get(course_id, {}),
+                tags=frozenset(tagged.get(course_id, ())),
             )
         self.courses = dict(sorted(courses.items()))
+
+    def load_course_tags(self, names: tuple[str, ...]) -> dict[int, set[str]]:
+        """Course id -> which of the tags ``names`` (lower case) the course carries.
+
+        Moodle has no course listing with tags: the course tag area (``core_tag_get_tag_areas``:
+        component ``core``, item type ``course``) gives the tag collection, each name its tag id
+        (``core_tag_get_tagindex``: tag names match case-insensitively), and
+        ``core_course_search_courses`` with ``criterianame = tagid`` the courses tagged with it.
+        1 + 2 calls a tag per run. A tag no course carries yet does not exist in Moodle
+        (``invalidrecord``): no course has it, with a warning.
+        """
+        found: dict[int, set[str]] = {}
+        areas = self.client.call("core_tag_get_tag_areas")
+        area = next(
+            (
+                a
+                for a in (areas.get("areas") if isinstance(areas, dict) else None) or []
+                if _text(a.get("component")) == "core" and _text(a.get("itemtype")) == "course"
+            ),
+            None,
+        )
+        if area is None or not _bool(area.get("enabled", True)):
+            log.warning(
+                "Moodle site %s: course tags are switched off (Site administration > Appearance > Manage tags): "
+                "no course counts as Community of Practice by its tags",
+                self.site,
+            )
+            return found
+        for name in sorted({n.strip().lower() for n in names if n.strip()}):
+            try:
+                index = self.client.call(
+                    "core_tag_get_tagindex",
+                    tagindex={"tag": name, "tc": _int(area.get("tagcollid")), "ta": _int(area.get("id"))},
+                )
+            except MoodleRecordError as exc:
+                if exc.errorcode != "invalidrecord":
+                    raise
+                log.warning("Moodle site %s: no course carries the tag %r (cop_forums.course_tags)", self.site, name)
+                continue
+            data = self.client.call("core_course_search_courses", criterianame="tagid", criteriavalue=index["tagid"])
+            for raw in data.get("courses") or []:
+                found.setdefault(_int(raw.get("id")), set()).add(name)
+        return found
 
     def load_customfields(self) -> dict[int, dict[str, str]]:
         """Course id -> custom fields (shortname -> ``valueraw`` as text) of every course that has some.
@@ -434,13 +482,14 @@ class CoursesStream:
 
     name = "courses"
 
-    def __init__(self, customfields: bool = False) -> None:
+    def __init__(self, customfields: bool = False, tags: tuple[str, ...] = ()) -> None:
         self.customfields = customfields
+        self.tags = tags
 
     @_guarded
     def read(self, ctx: SiteContext, start: Any) -> Iterator[Batch]:
         """Load the catalogue; the position records how many courses were seen."""
-        ctx.load_catalogue(customfields=self.customfields)
+        ctx.load_catalogue(customfields=self.customfields, tags=self.tags)
         hidden = sum(1 for c in ctx.courses.values() if not c.visible)
         yield Batch(position={"courses": len(ctx.courses), "hidden": hidden}, read=len(ctx.courses))
 
@@ -507,6 +556,9 @@ def _completion_candidates(
     page_size: int,
     rechecked: dict[str, int],
     graded: frozenset[str] = frozenset(),
+    waiting: dict[str, tuple[int, int]] | None = None,
+    started: float = 0.0,
+    deferred: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The participants to ask about a course's completion.
 
@@ -514,12 +566,25 @@ def _completion_candidates(
     access, and those graded since the last run (``graded``) whatever their access. A participant
     who never accessed the course (``lastcourseaccess`` 0) is a candidate until asked once (then
     ``rechecked`` holds 0 for him); a backfill drops ``rechecked`` and asks him again.
+
+    An access already asked about once and still waiting for cron (``waiting``: user id ->
+    (access, first asked on the client's clock)) is not asked again until :data:`COMPLETION_SETTLE`
+    has passed since that first ask (``started``: the client's clock now); it goes to ``deferred``
+    meanwhile. So a sync with nothing new asks nobody, however many people visited in the last hour.
     """
+    waiting = waiting or {}
     users, times = course_access(ctx, course, page_size)
     for user, last_access in zip(users, times, strict=True):
         user_id = str(user)
         recent = last_access >= since or last_access == 0
-        if user_id in graded or (recent and rechecked.get(user_id) != last_access):
+        if user_id in graded:
+            yield user_id, last_access
+        elif recent and rechecked.get(user_id) != last_access:
+            first = waiting.get(user_id)
+            if first is not None and first[0] == last_access and started - first[1] < COMPLETION_SETTLE:
+                if deferred is not None:
+                    deferred[user_id] = first
+                continue
             yield user_id, last_access
 
 
@@ -555,8 +620,11 @@ class _PerUserCompletionStream:
     or once it was asked again at least :data:`COMPLETION_SETTLE` after the first ask, measured on
     the client's clock (``first_asked``, epoch seconds, in ``pending`` until then): a difference of
     two readings of one clock, so no skew, and whatever the sync interval the last ask comes after
-    cron. So a fresh access is asked at every sync for an hour, then once more, then never; a sync
-    with nothing new asks only the accesses still in ``pending``. A user who accesses the course
+    cron. Between the two asks the access is not asked at all: a fresh access is asked once when it is
+    read, once more by the first sync at least an hour later, then never; a sync with nothing new asks
+    nobody, however many people visited in the last hour (its calls do not grow with users). The
+    price: a completion cron aggregates after the first ask is read up to an hour later (plus the sync
+    interval), not at the next sync. A user who accesses the course
     again has a new ``lastcourseaccess`` and starts over. A cursor without ``pending`` (older
     versions) reads as "nobody asked yet": those users wait one more hour.
 
@@ -605,7 +673,11 @@ class _PerUserCompletionStream:
                 asked: dict[str, int] = {}
                 started = ctx.now()  # no later than any ask of this course in this run
                 graded = frozenset(late.get(course.id, {}))
-                course_batches = self._read_course(ctx, course, base, known, pool, asked, graded)
+                firsts = waiting.get(key, {})
+                deferred: dict[str, tuple[int, int]] = {}
+                course_batches = self._read_course(
+                    ctx, course, base, known, pool, asked, graded, firsts, started, deferred
+                )
                 pending: list[Activity] | None = None
                 for activities in course_batches:
                     if pending is not None:
@@ -619,8 +691,8 @@ class _PerUserCompletionStream:
                 # enough after their access (server clock) or after their first ask (client clock).
                 since = watermark - COMPLETION_OVERLAP
                 updated = {user: access for user, access in known.items() if access >= since or access == 0}
-                firsts = waiting.get(key, {})
-                still: dict[str, tuple[int, int]] = {}
+                # Accesses asked once and not yet an hour ago: they wait, unasked, with their first ask.
+                still: dict[str, tuple[int, int]] = {u: e for u, e in deferred.items() if u not in asked}
                 settled = ctx.latest_access - COMPLETION_SETTLE
                 for user, access in asked.items():
                     first = firsts.get(user)
@@ -660,6 +732,9 @@ class _PerUserCompletionStream:
         pool: ThreadPoolExecutor,
         asked: dict[str, int],
         graded: frozenset[str] = frozenset(),
+        waiting: dict[str, tuple[int, int]] | None = None,
+        started: float = 0.0,
+        deferred: dict[str, tuple[int, int]] | None = None,
     ) -> Iterator[list[Activity]]:
         """A course's activities in lists of at most :data:`BATCH_ACTIVITIES`, in participant order.
 
@@ -668,7 +743,9 @@ class _PerUserCompletionStream:
         Fills ``asked`` with every candidate's user id and access time.
         """
         since = max(0, base - COMPLETION_OVERLAP) if base else 0
-        candidates = _completion_candidates(ctx, course, since, self.page_size, known, graded)
+        candidates = _completion_candidates(
+            ctx, course, since, self.page_size, known, graded, waiting, started, deferred
+        )
         window = max(1, self.max_workers * COMPLETION_QUEUE_PER_WORKER)
         queue: deque[Future] = deque()
         activities: list[Activity] = []
@@ -891,13 +968,15 @@ def _track(discussion: dict, posts: list[dict]) -> list:
 class CopForums(BaseModel):
     """Which forums of a site are Community of Practice (``cop_forums`` of a Moodle source).
 
-    A forum counts when its course is in one of ``categories`` or has one of
-    ``course_idnumbers`` (both empty: every course), and it is not a news forum
-    (``type = "news"``: the teacher's announcements) unless ``news`` is true.
+    A forum counts when its course is in one of ``categories``, has one of
+    ``course_idnumbers`` or carries one of ``course_tags`` (all empty: every course), and
+    it is not a news forum (``type = "news"``: the teacher's announcements) unless ``news``
+    is true.
 
     Attributes:
         categories: course category ids.
         course_idnumbers: course id numbers (the course's ``idnumber``, exact).
+        course_tags: course tags (Moodle's course "Tags" field; case-insensitive, as Moodle matches them).
         news: also count news (announcement) forums.
     """
 
@@ -905,16 +984,27 @@ class CopForums(BaseModel):
 
     categories: tuple[int, ...] = ()
     course_idnumbers: tuple[str, ...] = ()
+    course_tags: tuple[str, ...] = ()
     news: bool = False
+
+    @field_validator("course_tags")
+    @classmethod
+    def _lower(cls, tags: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(sorted({tag.strip().lower() for tag in tags}))
+        if "" in cleaned:
+            raise ValueError("a course tag is empty")
+        return cleaned
 
     def takes(self, course: Course, forum_type: str) -> bool:
         """Whether a forum of this type in this course is a CoP forum."""
         if forum_type == "news" and not self.news:
             return False
-        if not self.categories and not self.course_idnumbers:
+        if not self.categories and not self.course_idnumbers and not self.course_tags:
             return True
-        return course.category_id in self.categories or (
-            bool(course.idnumber) and course.idnumber in self.course_idnumbers
+        return (
+            course.category_id in self.categories
+            or (bool(course.idnumber) and course.idnumber in self.course_idnumbers)
+            or bool(course.tags & set(self.course_tags))
         )
 
 

@@ -94,6 +94,14 @@ if (($argv[2] ?? '') === 'seed') {
     \core\session\manager::set_user(core_user::get_user($ids['guru']));
     core_completion_external::override_activity_completion_status($ids['eka'], $bbb->cmid, COMPLETION_COMPLETE);
     echo json_encode(['bbb' => $bbb->cmid, 'instance' => $bbb->id]), "\n";
+} else if (($argv[2] ?? '') === 'tag') {
+    // The admin marks the course as a Community of Practice with a course tag, as the course settings form
+    // does (update_course with its "tags" field); Moodle keeps the name as typed and matches it in lower case.
+    require_once($CFG->dirroot . '/course/lib.php');
+    $ids = json_decode($argv[3], true);
+    \core\session\manager::set_user(get_admin());
+    update_course((object)['id' => $ids['course'], 'tags' => ['CoP', 'Komunikasi']]);
+    echo json_encode(['tagged' => $ids['course']]), "\n";
 } else if (($argv[2] ?? '') === 'change') {
     $ids = json_decode($argv[3], true);
     $grade($ids['assign'], $ids['eka'], 80, $ids['guru']);

@@ -6,27 +6,32 @@ flush run; then ``seed_changes.php change`` does what a teacher does later: grad
 edits Eka's reply (``forum_update_post``) and deletes Fajar's (``forum_delete_post``). The next syncs are
 compared with Moodle's tables. Last, a BigBlueButton activity scheduled for 90 minutes with Eka's attendance
 (item 4): the real site has no BigBlueButton server, so ``mod_bigbluebuttonbn_meeting_info`` fails and the
-attendance is held as pending (no duration stated).
+attendance is held as pending (no duration stated). ``seed_changes.php tag`` tags the course "CoP" the way its
+settings form does (``cop_forums.course_tags``); a backfill over the edited thread's window shows what of an edit
+is read again.
 
 Measured on 2 shared cores with other engineers' jobs running: this module alone 126 s; the whole real-Moodle
-suite (``pytest -m real_moodle tests/real_moodle``, 14 tests, Moodle start included) 101 s, far under 8 min.
+suite (``pytest -m real_moodle tests/real_moodle``, 14 tests, Moodle start included) 101 s, far under 8 min;
+with the course-tag and edit tests (16) 363 s and 404 s at a load average of 15 to 28 (7 Dec).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from lms_bridge.demo.ralph import RalphLRS
-from tests.fixtures.deployment import Deployment
+from tests.fixtures.deployment import Deployment, write_deployment
 from tests.fixtures.lrs import lrs_statements
 from tests.real_moodle.conftest import HERE, RealMoodle
-from tests.real_moodle.test_real_moodle import SITE, SOURCE_KEY, _deploy
+from tests.real_moodle.test_real_moodle import SITE, SOURCE_KEY, TOKEN_ENV, _deploy
 
 pytestmark = [pytest.mark.real_moodle]
+TEXT_LENGTH = "https://lms-bridge.id/xapi/extensions/text-length"
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +185,62 @@ def test_a_webinar_attendance_states_no_invented_minutes(changed, real_moodle, l
     assert "no schedule for BigBlueButton activity" in synced.stderr, info
     assert ("webinar", f"moodle/{SITE}/meeting:{bbb['bbb']}") in pending, info
     assert not [r for r in records if r[0] == "webinar"], info
+
+
+def test_cop_forums_by_course_tag(changed, real_moodle, lrs, tmp_path):
+    """cop_forums.course_tags: the admin tags KOM-2026 "CoP"; only that course's forum is read, in any case."""
+    ids = changed.ids
+    real_moodle.php(str(HERE / "seed_changes.php"), str(real_moodle.dir), "tag", json.dumps(ids))
+    assert real_moodle.rows(
+        "select t.name, t.rawname from mdl_tag t join mdl_tag_instance i on i.tagid = t.id "
+        "where i.itemtype = 'course' and i.component = 'core' and i.itemid = %s order by t.name",
+        ids["course"],
+    ) == [("cop", "CoP"), ("komunikasi", "Komunikasi")]
+    source = (
+        f'\n[[sources]]\nid = "{SITE}"\ntype = "moodle"\nurl = "{real_moodle.url}"\ntoken_env = "{TOKEN_ENV}"\n'
+        'cop_forums = { course_tags = ["COP", "no-such-tag"] }\n'
+    )
+    deployment = write_deployment(
+        tmp_path,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        lrs_url=lrs.url,
+        password=lrs.password,
+        extra_toml=source,
+        env={TOKEN_ENV: real_moodle.token()},
+    )
+    tested = deployment.run("sites", "test")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    synced = deployment.run("sync", "--stream", "forum_posts", timeout=300)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "no course carries the tag 'no-such-tag'" in synced.stderr
+    natives = set()
+    for (body,) in deployment.query("select body from outbox"):
+        natives.add(_native(json.loads(body)))
+    # The tagged course's CoP forum is read; the untagged ETIKA course's thread (seed.php) and the news forum not.
+    assert f"discussion={ids['discussion']}" in natives, natives
+    assert f"discussion={real_moodle.seeded['discussion']}" not in natives, natives
+    assert f"discussion={ids['announcement']}" not in natives, natives
+
+
+def test_an_edit_is_read_only_by_a_backfill_and_the_sent_statement_stays(changed, real_moodle):
+    """What is re-read of an edit (docs/moodle-setup.md, "What a sync reads again"): incremental syncs never
+    (test above); a backfill over the thread's window re-reads the thread and counts the edit as changed,
+    while the outbox keeps the statement as first read (xAPI statements are immutable: not re-sent)."""
+    edited = changed.ids["edited"]
+    [(message,)] = real_moodle.rows("select message from mdl_forum_posts where id = %s", edited)
+    assert message == "<p>Langsung, dengan empati.</p>"
+    since = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    done = changed.deployment.run(
+        "backfill", "--site", SITE, "--since", since, "--stream", "forum_posts", check=True, timeout=300
+    )
+    # The backfill table has no site column: the stream is the first cell.
+    lines = ([c.strip() for c in line.split("│")[1:-1]] for line in done.stdout.splitlines())
+    rows = {cells[0]: cells for cells in lines if len(cells) > 2}
+    assert rows["forum_posts"][-1] == "1", done.stdout
+    bodies = [json.loads(body) for (body,) in changed.deployment.query("select body from outbox")]
+    lengths = [
+        s["result"]["extensions"][TEXT_LENGTH]
+        for s in bodies
+        if s.get("context", {}).get("extensions", {}).get(SOURCE_KEY, {}).get("native_id") == str(edited)
+    ]
+    assert lengths == [len("Langsung saja.")], lengths

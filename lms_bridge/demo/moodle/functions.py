@@ -483,6 +483,148 @@ def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     return {"courses": out, "warnings": []}
 
 
+# ------------------------------------------------------------------ course tags
+# Shapes captured from the real Moodle 4.5 of tests/real_moodle (tag/classes/external.php, course/externallib.php):
+# the course tag area is component core, item type course, in the default collection 1.
+TAG_AREAS = parse_schema(
+    "{areas:[{id,component,itemtype,enabled,tagcollid,callback,callbackfile,showstandard,multiplecontexts,locked}],"
+    "warnings:[{item,itemid,warningcode,message}]}"
+)
+TAG_INDEX = parse_schema(
+    "{tagid,ta,component,itemtype,nextpageurl,prevpageurl,exclusiveurl,exclusivetext,title,content,hascontent,anchor}"
+)
+SEARCH_COURSES = parse_schema(
+    "{total,courses:[{id,fullname,displayname,shortname,courseimage,categoryid,categoryname,sortorder,summary,"
+    "summaryformat,summaryfiles:[],overviewfiles:[],showactivitydates,showcompletionconditions,"
+    "contacts:[{id,fullname}],enrollmentmethods:[],customfields:[{name,shortname,type,valueraw,value}]}],"
+    "warnings:[{item,itemid,warningcode,message}]}"
+)
+_COURSE_TAG_AREA = 2
+
+
+def _tags_on(call: Call) -> None:
+    """Moodle's tag functions refuse to work when the site's ``usetags`` is off."""
+    if not call.data.usetags:
+        raise moodle_error("tagsaredisabled", "Tags are disabled")
+
+
+def tag_ids(data: Any) -> dict[str, int]:
+    """Tag name (lower case, as Moodle's ``tag.name``) -> tag id, numbered in name order."""
+    names = sorted({tag.lower() for course in data.courses.values() for tag in course.tags})
+    return {name: index for index, name in enumerate(names, start=1)}
+
+
+@ws("core_tag_get_tag_areas", TAG_AREAS, ())
+def get_tag_areas(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """The tag areas (the user area and the course area of the real site)."""
+    _tags_on(call)
+
+    def area(area_id: int, itemtype: str, callback: str, file: str, showstandard: int) -> dict[str, Any]:
+        return {
+            "id": area_id,
+            "component": "core",
+            "itemtype": itemtype,
+            "enabled": True,
+            "tagcollid": 1,
+            "callback": callback,
+            "callbackfile": file,
+            "showstandard": showstandard,
+            "multiplecontexts": False,
+            "locked": False,
+        }
+
+    return {
+        "areas": [
+            area(_COURSE_TAG_AREA, "course", "course_get_tagged_courses", "/course/lib.php", 0),
+            area(1, "user", "user_get_tagged_users", "/user/lib.php", 2),
+        ],
+        "warnings": [],
+    }
+
+
+@ws("core_tag_get_tagindex", TAG_INDEX, ("tagindex",))
+def get_tagindex(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """A tag's index in one area: its id (invalidrecord on table tag when no item carries the name)."""
+    _tags_on(call)
+    index = params.get("tagindex")
+    if not isinstance(index, dict) or "tag" not in index or "tc" not in index or "ta" not in index:
+        raise invalid_parameter("Missing required key in single structure: tagindex")
+    name = str(index["tag"]).strip().lower()
+    tag_id = tag_ids(call.data).get(name)
+    if tag_id is None or to_int(index["tc"], "tc") != 1:
+        raise invalid_record("tag", name, "name")
+    courses = [c for c in call.data.courses.values() if name in {t.lower() for t in c.tags}]
+    items = "".join(f'<li><a href="{call.wwwroot}/course/view.php?id={c.id}">{c.fullname}</a></li>' for c in courses)
+    return {
+        "tagid": tag_id,
+        "ta": to_int(index["ta"], "ta"),
+        "component": "core",
+        "itemtype": "course",
+        "nextpageurl": None,
+        "prevpageurl": None,
+        "exclusiveurl": None,
+        "exclusivetext": "Show only tagged Courses",
+        "title": "Courses",
+        "content": f'<ul class="tag_feed">{items}</ul>',
+        "hascontent": 1 if courses else 0,
+        "anchor": None,
+    }
+
+
+@ws(
+    "core_course_search_courses",
+    SEARCH_COURSES,
+    (
+        "criterianame",
+        "criteriavalue",
+        "page",
+        "perpage",
+        "requiredcapabilities",
+        "limittoenrolled",
+        "onlywithcompletion",
+    ),
+)
+def search_courses(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """Courses by tag id (``criterianame = tagid``; the other criteria are not modelled)."""
+    criterion = p_str(params, "criterianame")
+    if criterion not in ("search", "modulelist", "blocklist", "tagid"):
+        raise invalid_parameter(f"Invalid value for criterianame parameter (value: {criterion})")
+    if criterion != "tagid":
+        raise invalid_parameter(f"the fake Moodle models criterianame tagid only, not {criterion}")
+    wanted = to_int(p_str(params, "criteriavalue"), "criteriavalue")
+    ids = tag_ids(call.data)
+    courses = [
+        c
+        for c in sorted(call.data.courses.values(), key=lambda c: c.sortorder)
+        if wanted in {ids[t.lower()] for t in c.tags}
+    ]
+    page, perpage = p_int(params, "page", 0), p_int(params, "perpage", 0)
+    shown = courses[page * perpage : (page + 1) * perpage] if perpage else courses
+    out = []
+    for course in shown:
+        record = {
+            "id": course.id,
+            "fullname": course.fullname,
+            "displayname": course.fullname,
+            "shortname": course.shortname,
+            "courseimage": course_image(call, course),
+            "categoryid": course.category,
+            "categoryname": call.data.categories[course.category - 1].name,
+            "sortorder": course.sortorder,
+            "summary": course.summary,
+            "summaryformat": 1,
+            "summaryfiles": [],
+            "overviewfiles": [],
+            "showactivitydates": False,
+            "showcompletionconditions": True,
+            "contacts": [],
+            "enrollmentmethods": ["manual"],
+        }
+        _optional(record, customfields=course_customfields(course))
+        out.append(record)
+    return {"total": len(courses), "courses": out, "warnings": []}
+
+
 @ws("core_course_get_categories", schemas.CATEGORIES, ("criteria", "addsubcategories"))
 def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     """core_course_get_categories.json / __by_parent.json (criteria key/value, addsubcategories)."""
@@ -1058,7 +1200,7 @@ def get_forum_discussions(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                 "parent": 0,
                 "userid": first.userid,
                 "created": first.created,
-                "modified": first.modified,
+                "modified": first.shown_modified,
                 "mailed": 1 if first.created < data.clock - 1800 else 0,
                 "subject": first.subject,
                 "message": first.message,
@@ -1113,7 +1255,7 @@ def post_record(call: Call, disc: Discussion, post: Post) -> dict[str, Any]:
         "hasparent": bool(post.parent),
         "parentid": post.parent or None,
         "timecreated": post.created,
-        "timemodified": post.modified,
+        "timemodified": post.shown_modified,
         "unread": None,
         "isdeleted": False,
         "isprivatereply": False,

@@ -351,6 +351,7 @@ class Course:
     enrol: dict[int, Enrolment] = field(default_factory=dict)
     groups: dict[int, int] = field(default_factory=dict)  # userid -> groupid
     customfields: dict[str, str] = field(default_factory=dict)  # course custom field shortname -> valueraw
+    tags: list[str] = field(default_factory=list)  # course tags as typed (Moodle matches them case-insensitively)
 
 
 @dataclass(slots=True)
@@ -365,6 +366,14 @@ class Post:
     modified: int
     subject: str
     message: str
+    #: When an edit through Moodle's forum_update_post happened (0: never): the post's ``timemodified``
+    #: shows it, the discussion's does not (Moodle 4.5 leaves it "to track the latest new post").
+    edited: int = 0
+
+    @property
+    def shown_modified(self) -> int:
+        """The post's ``timemodified`` as the web services show it."""
+        return max(self.modified, self.edited)
 
 
 @dataclass(slots=True)
@@ -457,6 +466,8 @@ class Dataset:
         self.modules: dict[int, Module] = {}
         self.user_courses: dict[int, list[int]] = {}
         self.overrides: dict[tuple[int, int], int] = {}  # (userid, cmid) -> timecompleted
+        #: Site administration > General > Advanced features > Enable tags functionality (``usetags``).
+        self.usetags = True
         # (userid, cmid) -> (state, timecompleted) of a graded module: 2 pass, 3 fail (COMPLETION_COMPLETE_FAIL).
         self.graded: dict[tuple[int, int], tuple[int, int]] = {}
         self.post_times: dict[tuple[int, int], list[int]] = {}  # (forumid, userid) -> post created times
@@ -647,6 +658,9 @@ class Dataset:
         names = ("COP-TDP", "Komunitas Praktik: Transformasi Digital Pemerintahan", "COP-2026-TDP")
         summary = "<p>Ruang berbagi praktik baik transformasi digital lintas instansi pemerintah.</p>"
         cop = self._new_course(rng, "cop", names, 6, summary, (YEAR_START + 4 * DAY + 32515, 0), 4)
+        # The admin marks CoP courses with a course tag (cop_forums.course_tags); "Diklat" is on a PT course too.
+        cop.tags = ["CoP", "Diklat"]
+        pt_courses[0].tags = ["Diklat"]
         self._make_cop_modules(cop)
         self._enrol_all(rng, pt_courses, pkp, big, latsar, cop)
         self.notable.update(
@@ -1148,7 +1162,9 @@ class Dataset:
             return self.clock
 
     def edit_post(self, post_id: int, message: str) -> int:
-        """The author edits a post at the clock: ``modified`` and so the discussion's ``timemodified`` move.
+        """The author edits a post at the clock, as Moodle 4.5's ``forum_update_post`` does: the post's
+        ``timemodified`` moves, the discussion's ``timemodified`` does not (checked on the real Moodle:
+        tests/real_moodle/test_real_moodle_changes.py), so an incremental sync does not see the edit.
 
         Returns:
             The post's new ``modified``.
@@ -1156,7 +1172,7 @@ class Dataset:
         with self.lock:
             self.clock += 60
             post = self.posts[post_id]
-            post.message, post.modified = message, self.clock
+            post.message, post.edited = message, self.clock
             return self.clock
 
     def delete_post(self, post_id: int) -> list[int]:
