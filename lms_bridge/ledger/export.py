@@ -32,8 +32,8 @@ from lms_bridge.ledger import labels, reports
 
 Row = Sequence[Any]
 
-#: How a spreadsheet formula can start: OWASP's list and the full-width forms some Excel versions accept.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: How a spreadsheet formula can start (kept beside the SIASN reader, which undoes the escape).
+FORMULA_START = reports.FORMULA_START
 #: Text that is only a number (or a lone dash) cannot carry a formula: it is left as it is.
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?|-")
 

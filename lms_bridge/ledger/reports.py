@@ -863,6 +863,11 @@ def siasn_rows(
     return rows
 
 
+#: How a spreadsheet formula can start: OWASP's list and the full-width forms some Excel versions accept
+#: (the CSV writers of :mod:`lms_bridge.ledger.export` escape text that starts so).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
 def read_siasn_riwayat(path: Path, language: str | None = None) -> set[tuple[str, str, str]]:
     """Keys (pnsOrangId, namaKursus, tanggalKursus) of an existing SIASN riwayat kursus export (CSV or JSON).
 
@@ -899,7 +904,9 @@ def read_siasn_riwayat(path: Path, language: str | None = None) -> set[tuple[str
                     path=path, number=number, fields=", ".join(fields)
                 )
             )
-        keys.add(
-            (str(item["pnsOrangId"]), " ".join(str(item["namaKursus"]).lower().split()), str(item["tanggalKursus"]))
-        )
+        title = str(item["namaKursus"])
+        # Our CSV wrote a title that starts like a formula with a leading ' (export.defused_text): undo it.
+        if title.startswith("'") and title[1:].startswith(FORMULA_START):
+            title = title[1:]
+        keys.add((str(item["pnsOrangId"]), " ".join(title.lower().split()), str(item["tanggalKursus"])))
     return keys
