@@ -246,9 +246,13 @@ def test_a_session_in_use_still_ends_after_its_absolute_lifetime(app, engine):
 PROXY, CLIENT, STRANGER = "10.0.0.5", "203.0.113.7", "198.51.100.9"
 
 
-def test_remote_serving_needs_https_through_the_configured_proxy(engine):
+def test_remote_serving_needs_https_through_the_configured_proxy(engine, tmp_path):
     with pytest.raises(ConfigError, match=r"trusted_proxies"):
         create_app(Settings(), engine, key=b"k" * 32, remote=True)
+    deployment = write_deployment(tmp_path, state_url=str(engine.url), lrs_url="http://127.0.0.1:9/xapi", password="-")
+    refused = deployment.run("serve-web", "--host", "0.0.0.0", "--port", "8399", "--allow-remote", timeout=60)  # noqa: S104
+    assert refused.returncode == 2 and "[web] trusted_proxies" in refused.stderr, refused.stderr  # a config error
+    assert refused.stderr.count("\n") == 1  # one sentence
     app = _app(engine, trusted_proxies=(PROXY,))
     via_proxy = app.test_client()
     via_proxy.environ_base.update(
