@@ -151,7 +151,7 @@ def list_users(engine: Engine) -> list[UserInfo]:
 
 
 def disable_user(engine: Engine, username: str) -> bool:
-    """Disable a user: their sessions stop working at their next request.
+    """Disable a user and revoke their sessions (every cookie of theirs stops working at once).
 
     Returns:
         False when the user was already disabled.
@@ -167,13 +167,6 @@ def disable_user(engine: Engine, username: str) -> bool:
         user.active = False
         session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         return was_active
-
-
-def get_active_user(engine: Engine, username: str) -> UserInfo | None:
-    """The active user with this name, or None (unknown or disabled)."""
-    with Session(engine) as session:
-        user = session.scalar(select(WebUser).where(WebUser.username == username, WebUser.active.is_(True)))
-        return _info(user) if user is not None else None
 
 
 def authenticate(engine: Engine, username: str, password: str) -> UserInfo | None:
