@@ -55,6 +55,6 @@ def users_list(app: App) -> None:
 @click.argument("username")
 @click.pass_obj
 def users_disable(app: App, username: str) -> None:
-    """Disable a web user (their open sessions stop at the next click)."""
+    """Disable a web user and revoke their open sessions at once."""
     changed = users_core.disable_user(app.engine, username)
     stdout.print(f"disabled web user {username}" if changed else f"web user {username} was already disabled")

@@ -13,7 +13,9 @@ from lms_bridge.web import users as users_core
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8300, show_default=True)
 @click.option(
-    "--allow-remote", is_flag=True, help="Allow an address other than loopback (put an HTTPS reverse proxy in front)."
+    "--allow-remote",
+    is_flag=True,
+    help="Allow an address other than loopback: only HTTPS through [web] trusted_proxies is then answered.",
 )
 @click.pass_obj
 def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
@@ -32,9 +34,13 @@ def serve_web(app: App, host: str, port: int, allow_remote: bool) -> None:
             "stays on 127.0.0.1 unless you put an HTTPS reverse proxy in front and pass "
             "--allow-remote"
         )
-    if not loopback:
-        log.warning("listening on %s: only an HTTPS reverse proxy should reach this port", host)
-    flask_app = web_app.create_app(app.settings, app.engine)
+    flask_app = web_app.create_app(app.settings, app.engine, remote=allow_remote)
+    if allow_remote:
+        log.info(
+            "listening on %s: only HTTPS requests through %s are answered",
+            host,
+            ", ".join(app.settings.web.trusted_proxies),
+        )
     if not users_core.list_users(app.engine):
         log.warning("no web users yet: add one with lms-bridge users add NAME")
     stderr.print(f"serving the HR web page on http://{host}:{port}/ (Ctrl-C stops)")

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import tomllib
@@ -227,11 +228,29 @@ class WebSettings(_Section):
     Attributes:
         secret_key_env: environment variable (or secrets-file key) holding the key that signs
             session cookies; when unset, each process makes a random one (sessions end on restart).
-        session_hours: how long a login lasts.
+        session_hours: how long a login lasts without a request (idle time).
+        session_max_hours: how long a login lasts at most, however busy (absolute lifetime).
+        trusted_proxies: addresses or networks of the HTTPS reverse proxy in front of the page; only a
+            request from one of them has its ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port`` believed
+            (``serve-web --allow-remote`` needs at least one).
+        proxy_hops: how many trusted proxies in a row append to ``X-Forwarded-*`` (usually 1).
     """
 
     secret_key_env: str = "LMS_BRIDGE_WEB_SECRET_KEY"  # noqa: S105 - the variable's name, not a key
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    session_max_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_hops: int = Field(default=1, ge=1, le=5)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/24)") from None
+        return tuple(item.strip() for item in value)
 
 
 class Settings(_Section):

@@ -3,6 +3,12 @@
 CSV is UTF-8 with a BOM so that Excel opens names with accents correctly; JSON is
 a list of objects with the same keys as the CSV header; XLSX has a bold, frozen
 header row, column widths that fit, and optionally one sheet per group (unit).
+
+Text from the sources (a roster name, a course title) can start like a spreadsheet formula
+(``=HYPERLINK(...)``, ``+``, ``-``, ``@``, tab, CR): every writer here writes it as text, never
+as a formula (issue 20). XLSX cells of text are string cells (and quote-prefixed when they start
+like a formula, so editing them keeps them text); CSV text gets the usual leading ``'`` (OWASP).
+Numbers stay numbers, a negative one too: only text is escaped, decided by the value's type.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,6 +32,23 @@ from lms_bridge.ledger import labels, reports
 
 Row = Sequence[Any]
 
+#: How a spreadsheet formula can start (kept beside the SIASN reader, which undoes the escape).
+FORMULA_START = reports.FORMULA_START
+#: Text that is only a number (or a lone dash) cannot carry a formula: it is left as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?|-")
+
+
+def defused_text(text: str) -> str:
+    """Text as a CSV cell that a spreadsheet shows as typed: a leading ``'`` when it starts like a formula."""
+    if text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_value(value: Any) -> Any:
+    value = json_value(value)
+    return defused_text(value) if isinstance(value, str) else value
+
 
 def json_value(value: Any) -> Any:
     """A cell as JSON, CSV and XLSX want it: a Decimal becomes an int or a float (``2``, ``1.5``)."""
@@ -38,9 +62,9 @@ def to_csv(header: Sequence[str], rows: Sequence[Row]) -> str:
     """CSV text with a BOM (Excel opens it as UTF-8)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([defused_text(str(name)) for name in header])
     for row in rows:
-        writer.writerow(["" if value is None else json_value(value) for value in row])
+        writer.writerow(["" if value is None else _csv_value(value) for value in row])
     return "\ufeff" + buffer.getvalue()
 
 
@@ -126,10 +150,10 @@ def _csv_cell(value: Any, kind: ColumnKind, dialect: str) -> str:
     if value is None:
         return ""
     if kind == "nip":
-        return str(value) if dialect == "plain" else grouped_nip(str(value))
+        return defused_text(str(value) if dialect == "plain" else grouped_nip(str(value)))
+    if isinstance(value, str):
+        return defused_text(value)
     if isinstance(value, Decimal | float) or kind in ("jp", "percent"):
-        if isinstance(value, str):
-            return value
         text = f"{Decimal(str(value)).normalize():f}" if kind != "percent" else f"{round(float(value) * 100, 1):g}"
         return text.replace(".", ",") if dialect == "excel-id" else text
     return str(value)
@@ -146,13 +170,23 @@ def sheet_csv(sheet: Sheet, dialect: str = "excel-id", language: str | None = No
         )
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";" if dialect == "excel-id" else ",", lineterminator="\r\n")
-    writer.writerow([column.header for column in sheet.columns])
+    writer.writerow([defused_text(column.header) for column in sheet.columns])
     for row in sheet.rows:
         writer.writerow([_csv_cell(v, c.kind, dialect) for v, c in zip(row, sheet.columns, strict=True)])
     return ("" if dialect == "plain" else "\ufeff") + buffer.getvalue()
 
 
 _NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
+
+
+def _put(sheet: Any, row: int, column: int, value: Any) -> Any:
+    """Write one cell; text is always a string cell (openpyxl would make ``=...`` a formula)."""
+    cell = sheet.cell(row=row, column=column, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if value.startswith(FORMULA_START):
+            cell.quotePrefix = True
+    return cell
 
 
 def hr_workbook(
@@ -187,17 +221,17 @@ def hr_workbook(
         used.add(name.lower())
         sheet = workbook.create_sheet(name)
         for index, title in enumerate(titles, start=1):
-            sheet.cell(row=index, column=1, value=title).font = Font(bold=index == 1, size=13 if index == 1 else 11)
+            _put(sheet, index, 1, title).font = Font(bold=index == 1, size=13 if index == 1 else 11)
         head = len(titles) + 2
         widths = []
         for col, column in enumerate(spec.columns, start=1):
-            cell = sheet.cell(row=head, column=col, value=column.header)
+            cell = _put(sheet, head, col, column.header)
             cell.font = Font(bold=True)
             widths.append(len(column.header))
         for offset, row in enumerate(spec.rows, start=1):
             for col, (value, column) in enumerate(zip(row, spec.columns, strict=True), start=1):
                 written = json_value(value) if column.kind != "nip" else (None if value is None else str(value))
-                cell = sheet.cell(row=head + offset, column=col, value=written)
+                cell = _put(sheet, head + offset, col, written)
                 if column.kind in _NUMBER_FORMATS:
                     cell.number_format = _NUMBER_FORMATS[column.kind]
                 shown = len(str(written)) if written is not None else 0

@@ -388,6 +388,8 @@ class PersonRecord:
     evidence: list[EvidenceLine]
     #: Held, not posted: the course's program JP is unknown (``jp`` is 0 and not counted).
     pending: bool = False
+    #: The day the record counts on (``period_day``).
+    day: date | None = None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -408,6 +410,27 @@ def known_units(engine: Engine) -> dict[str, str | None]:
             if code and not units.get(code):
                 units[code] = name
     return dict(sorted(units.items()))
+
+
+def unit_history(engine: Engine, nip: str) -> list[tuple[date, str | None]]:
+    """A person's units from the roster history: ``(valid_from, unit_code)``, oldest first."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(PersonUnit.valid_from, PersonUnit.unit_code)
+            .where(PersonUnit.nip == nip)
+            .order_by(PersonUnit.valid_from)
+        ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def unit_on(history: Sequence[tuple[date, str | None]], day: date) -> str | None:
+    """The unit of :func:`unit_history` on ``day`` (None before the first entry)."""
+    unit = None
+    for valid_from, code in history:
+        if valid_from > day:
+            break
+        unit = code
+    return unit
 
 
 def person_known(engine: Engine, nip: str) -> bool:
@@ -516,6 +539,7 @@ def person_records(engine: Engine, nip: str, year: int, *, as_of: date | None = 
             voided=row.voided,
             evidence_count=row.evidence_count,
             evidence=lines_of(row.evidence_ids),
+            day=row.period_day,
         )
         for row in rows
     ]
@@ -530,6 +554,7 @@ def person_records(engine: Engine, nip: str, year: int, *, as_of: date | None = 
             evidence_count=row.evidence_count,
             evidence=lines_of(row.evidence_ids),
             pending=True,
+            day=row.period_day,
         )
         for row in held
     )
@@ -838,6 +863,11 @@ def siasn_rows(
     return rows
 
 
+#: How a spreadsheet formula can start: OWASP's list and the full-width forms some Excel versions accept
+#: (the CSV writers of :mod:`lms_bridge.ledger.export` escape text that starts so).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
 def read_siasn_riwayat(path: Path, language: str | None = None) -> set[tuple[str, str, str]]:
     """Keys (pnsOrangId, namaKursus, tanggalKursus) of an existing SIASN riwayat kursus export (CSV or JSON).
 
@@ -874,7 +904,9 @@ def read_siasn_riwayat(path: Path, language: str | None = None) -> set[tuple[str
                     path=path, number=number, fields=", ".join(fields)
                 )
             )
-        keys.add(
-            (str(item["pnsOrangId"]), " ".join(str(item["namaKursus"]).lower().split()), str(item["tanggalKursus"]))
-        )
+        title = str(item["namaKursus"])
+        # Our CSV wrote a title that starts like a formula with a leading ' (export.defused_text): undo it.
+        if title.startswith("'") and title[1:].startswith(FORMULA_START):
+            title = title[1:]
+        keys.add((str(item["pnsOrangId"]), " ".join(title.lower().split()), str(item["tanggalKursus"])))
     return keys

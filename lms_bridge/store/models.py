@@ -363,3 +363,33 @@ class WebUser(Base):
     units: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebSession(Base):
+    """One login to the web page (issue 20): the cookie holds a random token, the store only its SHA-256.
+
+    Logout deletes the row and ``users disable`` deletes all of a user's rows, so a copied cookie
+    stops working at once; ``created_at`` bounds a session's whole life, ``seen_at`` its idle time.
+    """
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebLoginThrottle(Base):
+    """Login attempts counted per client address and per (address, name) in a fixed window (issue 20).
+
+    ``key`` is the SHA-256 of the scope, the address and the name typed, so neither a typed name (maybe a
+    password typed in the wrong field) nor an address is kept. The count is raised by one conditional
+    UPDATE, so concurrent guesses cannot pass the limit.
+    """
+
+    __tablename__ = "web_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,29 +7,39 @@ evidence, a JP-per-month SVG chart), ``/person/<nip>.pdf`` (the printable Rekap 
 route but ``/login`` and static files redirects to the login page without a session.
 
 A user limited to some units sees only people whose unit on the as-of date is one of
-them; any other person's page answers 404. The user row is read on every request, so
-``users disable`` ends a session at its next click.
+them; any other person's page answers 404. On a person's page such a user sees the records up
+to the as-of date (what the total counts) and later ones only while the person was in one of
+those units on the record's day: choosing an earlier as-of date does not show what the person
+earned after moving to another unit.
+
+Sessions are kept in the store (:mod:`lms_bridge.web.users`): logout and ``users disable`` revoke
+them, a copied cookie stops working; a session ends after ``[web] session_hours`` without a click
+and ``[web] session_max_hours`` after the login. Logins are throttled per client address and per
+(address, name) in the store (:mod:`lms_bridge.web.throttle`).
 
 The session cookie is signed (itsdangerous, via Flask) with the key in the environment
 variable ``[web] secret_key_env`` names (default ``LMS_BRIDGE_WEB_SECRET_KEY``), or with a
 random key made when the process starts (then every restart logs everyone out).
+
+Behind a reverse proxy, ``X-Forwarded-*`` is believed only from ``[web] trusted_proxies``
+(:class:`TrustedProxyFix`); served for remote clients (``serve-web --allow-remote``) the page
+answers only requests that came over HTTPS through such a proxy, and its cookies are ``Secure``.
 """
 
 from __future__ import annotations
 
 import hmac
 import io
+import ipaddress
 import logging
 import re
 import secrets
-import threading
-import time
-from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import get_month_names
@@ -38,23 +48,27 @@ from flask_babel import format_decimal, get_locale, gettext, lazy_gettext
 from markupsafe import Markup
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ledger import export, labels, reports
 from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord
-from lms_bridge.web import i18n, overview
+from lms_bridge.web import i18n, overview, throttle
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import band_bars, month_bars
 from lms_bridge.web.labels import kind_phrase, verb_phrase
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("lms_bridge.web")
 
 PAGE_SIZE = 100
 MIN_SECRET_KEY_LENGTH = 32
-#: Failed logins per username allowed within the window before the login answers 429.
-MAX_FAILURES, FAILURE_WINDOW = 10, 15 * 60
+#: The longest ``next`` a login or language switch follows.
+MAX_NEXT_LENGTH = 2048
 ERROR_TITLES = {
     400: lazy_gettext("The request could not be processed"),
     404: lazy_gettext("Page not found"),
@@ -90,30 +104,53 @@ def secret_key(settings: Settings) -> tuple[bytes, bool]:
     return text.encode("utf-8"), False
 
 
-class _LoginThrottle:
-    """Counts failed logins per username in this process (a brake on password guessing)."""
+def safe_next(value: str) -> str:
+    r"""``value`` when it is a path on this site, else "" (the caller then goes to the home page).
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    Strict on purpose (issue 20): a single leading ``/``, never ``//`` or a backslash, only printable
+    ASCII (a browser drops a tab or newline, so ``/\t/evil.example/`` would become ``//evil.example/``;
+    CR or LF would break the header), no scheme or host, checked both as given and once unquoted.
+    """
+    if not value or len(value) > MAX_NEXT_LENGTH:
+        return ""
+    for text in (value, unquote(value)):
+        if not text.startswith("/") or text.startswith("//") or "\\" in text:
+            return ""
+        if any(not 0x20 <= ord(ch) <= 0x7E for ch in text):
+            return ""
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return ""
+    return value
 
-    def _recent(self, username: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(username, deque())
-        while failures and failures[0] < now - FAILURE_WINDOW:
-            failures.popleft()
-        return failures
 
-    def blocked(self, username: str) -> bool:
-        with self._lock:
-            return len(self._recent(username, time.monotonic())) >= MAX_FAILURES
+class TrustedProxyFix:
+    """Werkzeug's ProxyFix for requests from a trusted reverse proxy only.
 
-    def failed(self, username: str) -> None:
-        with self._lock:
-            self._recent(username, time.monotonic()).append(time.monotonic())
+    A request whose peer address is in ``proxies`` has ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port``
+    applied (the last ``hops`` values); from any other peer those headers are dropped, so a client
+    cannot claim another address (the login throttle counts by it) or HTTPS.
+    """
 
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
+    def __init__(self, app: WSGIApplication, proxies: Iterable[str], hops: int = 1) -> None:
+        self.app = app
+        self.proxies = [ipaddress.ip_network(item, strict=False) for item in proxies]
+        self.fixed = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    def trusted(self, peer: str | None) -> bool:
+        """Whether a peer address is one of the trusted proxies."""
+        try:
+            address = ipaddress.ip_address(peer or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:  # noqa: D102
+        if self.trusted(environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        for name in [key for key in environ if key.startswith(("HTTP_X_FORWARDED_", "HTTP_FORWARDED"))]:
+            del environ[name]
+        return self.app(environ, start_response)
 
 
 @dataclass(frozen=True)
@@ -319,17 +356,27 @@ def _evidence(engine: Engine, records: list[reports.PersonRecord]) -> dict[str, 
     return found
 
 
-def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) -> Flask:
+def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, remote: bool = False) -> Flask:
     """Build the web app.
 
     Args:
         settings: the deployment's settings (targets, time zone, ``[report] language``, ``[web]``).
         engine: the state store (already migrated).
         key: the session-signing key (default: :func:`secret_key`).
+        remote: served to other machines (``serve-web --allow-remote``): only HTTPS through a
+            trusted proxy is answered, and cookies are ``Secure``.
 
     Returns:
         The Flask application (serve it with waitress: :func:`serve`).
+
+    Raises:
+        ConfigError: when ``remote`` and ``[web] trusted_proxies`` is empty.
     """
+    if remote and not settings.web.trusted_proxies:
+        raise ConfigError(
+            "serve-web --allow-remote needs the address of the HTTPS reverse proxy in [web] trusted_proxies "
+            '(e.g. trusted_proxies = ["10.0.0.5"]): the page is served only over HTTPS through it'
+        )
     app = Flask(__name__)
     if key is None:
         key, generated = secret_key(settings)
@@ -343,12 +390,18 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         SESSION_COOKIE_NAME="lms_bridge_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.web.session_hours),
+        SESSION_COOKIE_SECURE=remote,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=min(settings.web.session_hours, settings.web.session_max_hours)),
         MAX_CONTENT_LENGTH=16 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
+    if settings.web.trusted_proxies:
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, settings.web.trusted_proxies, settings.web.proxy_hops
+        )
     i18n.install(app, settings.report.language, settings.deployment.timezone)
-    throttle = _LoginThrottle()
+    idle = timedelta(hours=settings.web.session_hours)
+    lifetime = timedelta(hours=settings.web.session_max_hours)
 
     def csrf_token() -> str:
         token = session.get("csrf")
@@ -368,11 +421,6 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
                 ),
             )
 
-    def safe_next(value: str) -> str:
-        if not value.startswith("/") or value.startswith("//") or "\\" in value:
-            return ""
-        return value
-
     def language_links() -> list[tuple[str, str, str]]:
         """(code, name, link) of each language, the link coming back to this page."""
         here = request.full_path if request.query_string else request.path
@@ -383,13 +431,25 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
     app.jinja_env.globals.update(csrf_token=csrf_token, language_links=language_links)
 
     @app.before_request
+    def require_https() -> None:
+        if remote and request.scheme != "https":
+            log.warning("web request refused: not HTTPS through a trusted proxy (from %s)", request.remote_addr)
+            abort(
+                400,
+                description=gettext(
+                    "This page is open only over HTTPS. Please open it with the https:// address the "
+                    "administrator gave you."
+                ),
+            )
+
+    @app.before_request
     def require_login() -> BaseResponse | None:
         if request.endpoint in ("login", "static", "set_language"):
             return None
-        username = session.get("user")
-        user = users_core.get_active_user(engine, username) if isinstance(username, str) else None
+        token = session.get("sid")
+        user = users_core.session_user(engine, token, idle=idle, lifetime=lifetime) if isinstance(token, str) else None
         if user is None:
-            session.pop("user", None)
+            session.pop("sid", None)
             target = request.full_path if request.query_string else request.path
             return redirect(url_for("login", next=target))
         g.user = user
@@ -402,6 +462,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         response.headers.setdefault("Content-Language", i18n.current_language())
         response.vary.add("Accept-Language")
         response.vary.add("Cookie")
+        if remote:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     @app.errorhandler(400)
@@ -438,7 +500,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             abort(404)
         response = redirect(safe_next(request.args.get("next", "")) or url_for("compliance_page"))
         response.set_cookie(
-            i18n.LANGUAGE_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="Lax", path="/"
+            i18n.LANGUAGE_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="Lax", path="/", secure=remote
         )
         return response
 
@@ -450,27 +512,31 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
         check_csrf()
         username = request.form.get("username", "").strip().lower()[:64]
         password = request.form.get("password", "")[:1024]
-        if throttle.blocked(username):
-            log.warning("web login refused for %s: too many failed attempts", username)
+        address = request.remote_addr
+        if not throttle.reserve(engine, address, username):
+            log.warning("web login refused for %s from %s: too many attempts", username, address)
             error = gettext("Too many failed attempts. Please wait 15 minutes and try again.")
             return render_template("login.html", next=next_url, username=username, error=error), 429
         user = users_core.authenticate(engine, username, password)
-        if user is None:
-            throttle.failed(username)
-            log.warning("web login failed for %s", username)
+        token = users_core.start_session(engine, user.username, idle=idle, lifetime=lifetime) if user else None
+        if user is None or token is None:
+            log.warning("web login failed for %s from %s", username, address)
             error = gettext("The username or password is not right. Please try again.")
             return render_template("login.html", next=next_url, username=username, error=error), 401
-        throttle.succeeded(username)
+        throttle.succeeded(engine, address, username)
         session.clear()
         session.permanent = True
-        session["user"] = user.username
+        session["sid"] = token
         session["csrf"] = secrets.token_urlsafe(32)
-        log.info("web login: %s", user.username)
+        log.info("web login: %s from %s", user.username, address)
         return redirect(next_url or url_for("compliance_page"))
 
     @app.post("/logout")
     def logout() -> BaseResponse:
         check_csrf()
+        token = session.get("sid")
+        if isinstance(token, str):
+            users_core.end_session(engine, token)
         session.clear()
         return redirect(url_for("login"))
 
@@ -635,10 +701,19 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None) 
             )
         rules = labels.deployment_rules(settings)
         records = reports.person_records(engine, nip, year)
+        if g.user.units:
+            # Later than the as-of date: only what the person earned while in one of the user's units.
+            history = reports.unit_history(engine, nip)
+            records = [
+                record
+                for record in records
+                if (record.day is not None and record.day <= end)
+                or (record.day is not None and _allowed(reports.unit_on(history, record.day) or ""))
+            ]
         evidence = _evidence(engine, records)
         lines, months = [], [Decimal(0)] * 12
         for record in records:
-            day = days.get(record.statement_id)
+            day = days.get(record.statement_id, record.day)
             if day is None and record.pending and re.fullmatch(r"\d{4}-\d{2}-\d{2}", record.period):
                 day = date.fromisoformat(record.period)
             if record.voided:

@@ -4,6 +4,11 @@ A hash is ``scrypt$n$r$p$salt-hex$hash-hex`` (``hashlib.scrypt``, a random 16-by
 salt per user); checking one compares in constant time. ``authenticate`` spends the
 same scrypt work on an unknown or disabled user, so timing does not tell which
 usernames exist.
+
+Sessions live in the store (``web_sessions``, issue 20): a login makes a random token that only the
+signed cookie carries, the store keeps its SHA-256. Logout and ``users disable`` delete the rows, so a
+cookie copied before either stops working; a session ends after ``[web] session_hours`` without a
+request and, however busy, ``[web] session_max_hours`` after the login.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.errors import InputError, LmsBridgeError
-from lms_bridge.store.models import WebUser
+from lms_bridge.store.models import WebSession, WebUser, utcnow
 
 #: scrypt cost: N=2^15, r=8, p=1 (32 MiB, about 0.1 s a check).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -146,7 +151,7 @@ def list_users(engine: Engine) -> list[UserInfo]:
 
 
 def disable_user(engine: Engine, username: str) -> bool:
-    """Disable a user: their sessions stop working at their next request.
+    """Disable a user and revoke their sessions (every cookie of theirs stops working at once).
 
     Returns:
         False when the user was already disabled.
@@ -160,14 +165,8 @@ def disable_user(engine: Engine, username: str) -> bool:
             raise LmsBridgeError(f"no web user {username}")
         was_active = user.active
         user.active = False
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         return was_active
-
-
-def get_active_user(engine: Engine, username: str) -> UserInfo | None:
-    """The active user with this name, or None (unknown or disabled)."""
-    with Session(engine) as session:
-        user = session.scalar(select(WebUser).where(WebUser.username == username, WebUser.active.is_(True)))
-        return _info(user) if user is not None else None
 
 
 def authenticate(engine: Engine, username: str, password: str) -> UserInfo | None:
@@ -182,3 +181,57 @@ def authenticate(engine: Engine, username: str, password: str) -> UserInfo | Non
         if user is None or not user.active or not ok:
             return None
         return _info(user)
+
+
+#: How often a session's last request time is written (not on every click).
+SEEN_EVERY = timedelta(minutes=1)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def start_session(engine: Engine, username: str, *, idle: timedelta, lifetime: timedelta) -> str | None:
+    """Record a new login of an active user and return its token (for the signed cookie only).
+
+    Sessions of every user that are past ``idle`` or ``lifetime`` are deleted on the way.
+    None when there is no active user of that name (disabled since the password was checked).
+    """
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        session.execute(
+            delete(WebSession).where(or_(WebSession.seen_at < now - idle, WebSession.created_at < now - lifetime))
+        )
+        user_id = session.scalar(select(WebUser.id).where(WebUser.username == username, WebUser.active.is_(True)))
+        if user_id is None:
+            return None
+        session.add(WebSession(token_hash=_token_hash(token), user_id=user_id, created_at=now, seen_at=now))
+    return token
+
+
+def session_user(engine: Engine, token: str, *, idle: timedelta, lifetime: timedelta) -> UserInfo | None:
+    """The active user of a live session, or None (unknown, revoked, idle too long, too old, user disabled)."""
+    now = utcnow()
+    digest = _token_hash(token)
+    with Session(engine) as session, session.begin():
+        found = session.execute(
+            select(WebSession, WebUser)
+            .join(WebUser, WebUser.id == WebSession.user_id)
+            .where(WebSession.token_hash == digest)
+        ).first()
+        if found is None:
+            return None
+        row, user = found
+        if not user.active or row.seen_at < now - idle or row.created_at < now - lifetime:
+            session.execute(delete(WebSession).where(WebSession.token_hash == digest))
+            return None
+        if row.seen_at < now - SEEN_EVERY:
+            session.execute(update(WebSession).where(WebSession.token_hash == digest).values(seen_at=now))
+        return _info(user)
+
+
+def end_session(engine: Engine, token: str) -> None:
+    """Revoke one session (logout): its cookie, wherever it was copied, no longer logs anyone in."""
+    with Session(engine) as session, session.begin():
+        session.execute(delete(WebSession).where(WebSession.token_hash == _token_hash(token)))
