@@ -11,6 +11,7 @@ import sys
 import traceback
 
 import click
+from pydantic import ValidationError
 
 # Each command module adds its commands to the root group when imported.
 from lms_bridge.cli import db, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
@@ -36,6 +37,14 @@ def main() -> None:
             stderr.print(redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {redact(str(exc))}", markup=False)
         sys.exit(2 if isinstance(exc, ConfigError | EmptyAnswerError) else 1)
+    except ValidationError as exc:
+        # A setting checked outside load_settings: say where and what, never the value (it may be a secret).
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        error = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or exc.title
+        stderr.print(f"error: {exc.title} {where}: {error['msg'].removeprefix('Value error, ')}", markup=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         stderr.print("interrupted")
         sys.exit(130)

@@ -15,11 +15,14 @@ Usage::
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -39,8 +42,14 @@ DEFAULT_CONFIG_NAME = "lms-bridge.toml"
 DEFAULT_BASE_IRI = "https://lms-bridge.id/xapi"
 
 # Keys that look like a secret written straight into the TOML file. ``*_env`` and
-# ``*_file`` keys only name where a secret lives, so they are allowed.
-_SECRET_KEY_WORDS = ("password", "token", "secret", "apikey", "api_key", "pseudonym_key")
+# ``*_file`` keys only name where a secret lives, so they are allowed. A key holding one of
+# ``_SECRET_KEY_WORDS`` anywhere (``lrs_password``) or one of ``_SECRET_KEY_PARTS`` as a whole
+# word between ``_``/``-``/``.`` (``key``, ``api_key``, ``private_key``, ``db_pass``) is a secret.
+_SECRET_KEY_WORDS = ("password", "passwd", "passphrase", "token", "secret", "apikey", "credential")
+_SECRET_KEY_PARTS = frozenset({"key", "pass", "pwd", "pw", "auth", "bearer"})
+_KEY_PARTS = re.compile(r"[_.\-]+")
+#: Where URLs naming a source live: a password in one ends up in statement ids, logs and the LRS.
+_URL_SECTIONS = ("sources", "lrs", "ledger")
 
 
 class _Section(BaseModel):
@@ -77,7 +86,7 @@ class DeploymentSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+            raise ValueError("unknown time zone (an IANA name such as Asia/Jakarta)") from exc
         return value
 
     @property
@@ -324,8 +333,45 @@ def _find_inline_secret(data: dict[str, Any], where: str = "") -> str | None:
                     found = _find_inline_secret(item, f"{here}[{index}]")
                     if found:
                         return found
-        elif not key.endswith(("_env", "_file")) and any(word in key.lower() for word in _SECRET_KEY_WORDS):
+        elif _is_secret_key(key):
             return here
+    return None
+
+
+def _is_secret_key(key: str) -> bool:
+    """A key whose value would be a secret (``password``, ``api_key``...), not a ``*_env``/``*_file`` name."""
+    lowered = key.lower()
+    if lowered.endswith(("_env", "_file", "-env", "-file")):
+        return False
+    return any(word in lowered for word in _SECRET_KEY_WORDS) or bool(
+        _SECRET_KEY_PARTS.intersection(_KEY_PARTS.split(lowered))
+    )
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string of a TOML value with where it sits (``sources[0].url``)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}[{index}]")
+
+
+def _find_url_credentials(data: dict[str, Any]) -> str | None:
+    """Where a URL of a source, the LRS or the ledger carries a user name or password (``https://u:p@host``)."""
+    for section in _URL_SECTIONS:
+        for where, text in _strings(data.get(section), section):
+            if "@" not in text or "://" not in text:
+                continue
+            try:
+                parts = urlsplit(text.strip())
+            except ValueError:
+                continue
+            if parts.scheme and "@" in parts.netloc:
+                return where
     return None
 
 
@@ -428,6 +474,13 @@ def load_settings(path: Path | None = None, *, environ: dict[str, str] | None = 
             raise ConfigError(
                 f"config file {path}: {inline}: secrets do not belong in the config file; "
                 "name an environment variable with a *_env key and set it there or in the secrets file"
+            )
+        in_url = _find_url_credentials(data)
+        if in_url:
+            # Never echo the URL: its user name and password are what must not spread.
+            raise ConfigError(
+                f"config file {path}: {in_url}: a URL may not carry a user name or password (user:password@host); "
+                "remove them from the URL and put the password in the secrets file, named by the entry's *_env key"
             )
 
     _apply_env_overrides(data, env)
