@@ -7,6 +7,7 @@ with ``--debug``. Nothing here touches SQL, HTTP or TOML directly.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -24,6 +25,9 @@ __all__ = ["cli", "main"]
 
 def main() -> None:
     """Console-script entry point: run the CLI and turn errors into one clear sentence."""
+    # Everything lms-bridge writes (the state database, reports, exports, receipts) may hold personal
+    # data: files are created owner-only (0600) and folders 0700, whatever the caller's umask.
+    os.umask(0o077)
     try:
         cli.main(standalone_mode=False, prog_name="lms-bridge")
     except click.exceptions.Abort:

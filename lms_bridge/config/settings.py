@@ -433,6 +433,10 @@ def _describe_validation_error(exc: ValidationError, origin: str) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
+    elif error["type"] == "path_type":
+        message = "must be a path (text in quotes)"
+    elif error["type"] in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 1:
+        message = f"must be a table ([{loc[0]}] with keys under it)"
     return f"{origin}: {where}: {message}"
 
 
@@ -461,14 +465,20 @@ def load_settings(path: Path | None = None, *, environ: dict[str, str] | None = 
     if path is not None:
         origin = f"config file {path}"
         try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
+            # A BOM (Windows Notepad writes one) is no TOML: drop it rather than refuse line 1.
+            data = tomllib.loads(path.read_bytes().decode("utf-8").removeprefix("\ufeff"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
         except OSError as exc:
             raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8: save it as UTF-8"
+            ) from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from exc
         inline = _find_inline_secret(data)
         if inline:
             raise ConfigError(

@@ -177,7 +177,13 @@ def run_inboxes(
 
 
 def folder_problem(folder: Path) -> str | None:
-    """Why an inbox folder cannot be used safely (one sentence with the fix), or None.
+    """Why an inbox folder cannot be used safely, with the fix (one sentence), or None."""
+    found = check_folder(folder)
+    return None if found is None else f"{found[0]}; {found[1]}"
+
+
+def check_folder(folder: Path) -> tuple[str, str] | None:
+    """``(problem, fix)`` when an inbox folder cannot be used safely, else None (``doctor`` too).
 
     The folder, its ``done/`` and its ``failed/`` must be real folders: a symbolic link would
     let whoever drops files there have receipts written and old files deleted elsewhere.
@@ -185,30 +191,30 @@ def folder_problem(folder: Path) -> str | None:
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
-        return f"inbox folder {folder} does not exist"
+        return f"inbox folder {folder} does not exist", f"mkdir -m 700 {folder}"
     except OSError as exc:
-        return f"inbox folder {folder} cannot be read ({exc.strerror})"
+        return f"inbox folder {folder} cannot be read ({exc.strerror})", "give lms-bridge's user access to it"
     if stat.S_ISLNK(info.st_mode):
         return (
-            f"inbox folder {folder} is a symbolic link, which lms-bridge does not follow; "
-            f"set the [[inboxes]] path to the real folder ({os.path.realpath(folder)})"
+            f"inbox folder {folder} is a symbolic link, which lms-bridge does not follow",
+            f"set the [[inboxes]] path to the real folder ({os.path.realpath(folder)})",
         )
     if not stat.S_ISDIR(info.st_mode):
-        return f"inbox folder {folder} is not a folder"
+        return f"inbox folder {folder} is not a folder", "set the [[inboxes]] path to a folder"
     for sub in (DONE, FAILED):
         try:
             info = os.lstat(folder / sub)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            return f"inbox folder {folder / sub} cannot be read ({exc.strerror})"
+            return f"{folder / sub} cannot be read ({exc.strerror})", "give lms-bridge's user access to it"
         if stat.S_ISLNK(info.st_mode):
             return (
-                f"{folder / sub} is a symbolic link, which lms-bridge does not follow; "
-                f"remove the link (lms-bridge makes {sub}/ itself) and look at where it pointed"
+                f"{folder / sub} is a symbolic link, which lms-bridge does not follow",
+                f"remove the link (rm {folder / sub}; lms-bridge makes {sub}/ itself) and check where it pointed",
             )
         if not stat.S_ISDIR(info.st_mode):
-            return f"{folder / sub} is not a folder; move it away (lms-bridge makes {sub}/ itself)"
+            return f"{folder / sub} is not a folder", f"move it away (lms-bridge makes {sub}/ itself)"
     return None
 
 
