@@ -38,6 +38,7 @@ Usage (``lms-bridge.toml``)::
     community = "cop-wi-7"
     keep_raw = false
     retention_days = 30
+    settle_seconds = 10              # unchanged this long, and over two passes, before a file is read
     whatsapp_date_order = "refuse"   # or "day-first" / "month-first" for dates that read both ways
 """
 
