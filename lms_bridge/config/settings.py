@@ -485,15 +485,15 @@ def load_settings(path: Path | None = None, *, environ: dict[str, str] | None = 
                 f"config file {path}: {inline}: secrets do not belong in the config file; "
                 "name an environment variable with a *_env key and set it there or in the secrets file"
             )
-        in_url = _find_url_credentials(data)
-        if in_url:
-            # Never echo the URL: its user name and password are what must not spread.
-            raise ConfigError(
-                f"config file {path}: {in_url}: a URL may not carry a user name or password (user:password@host); "
-                "remove them from the URL and put the password in the secrets file, named by the entry's *_env key"
-            )
 
     _apply_env_overrides(data, env)
+    in_url = _find_url_credentials(data)
+    if in_url:
+        # Never echo the URL: its user name and password are what must not spread.
+        raise ConfigError(
+            f"{origin}: {in_url}: a URL may not carry a user name or password (user:password@host); "
+            "remove them from the URL and put the password in the secrets file, named by the entry's *_env key"
+        )
     if env.get(SECRETS_FILE_ENV):
         data.setdefault("secrets", {})["file"] = env[SECRETS_FILE_ENV]
     try:
