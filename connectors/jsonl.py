@@ -7,13 +7,26 @@ bundled demo data, and for tests. One JSON object per line, in the shape of
 
 The whole file is checked before anything is yielded: a malformed file imports
 nothing. The position of an activity is its line number.
+
+Personal identifiers (issue 20): the file is a connector's output, so the actor of a chat or
+attendance activity (``source`` one of :data:`PSEUDONYMOUS_SOURCES`) is normally the keyed
+pseudonym lms-bridge's own parsers make (32 hex characters). A system that writes such records
+itself cannot make those pseudonyms without the deployment's key, so any other actor there is
+read as the raw identifier it is (a phone number, Telegram user id, e-mail or display name),
+normalised as the chat and attendance parsers do and pseudonymised at once with the key: the
+raw value is never stored, and the same person gets the same pseudonym as from the chat export.
+Other sources' actors are account ids (a Moodle user id) that reach the LRS as account names: an
+e-mail address or a phone number written with ``+`` or a leading ``0`` is refused there, naming
+the line and never the value, and so is an e-mail address among a line's ``extras``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from connectors.file_format import (
@@ -28,6 +41,7 @@ from connectors.file_format import (
 )
 from lms_bridge.activity import Activity, activity_from_dict
 from lms_bridge.errors import InputError
+from lms_bridge.identifiers import classify_identifier, email_identifier, phone_identifier, telegram_identifier
 
 SOURCE = "jsonl"
 #: The source id of activity-file imports that name no site.
@@ -35,6 +49,12 @@ DEFAULT_SITE = "import"
 
 # An activity line is a few hundred bytes: a million activities fit far below this.
 _MAX_BYTES = 256 * 1024 * 1024
+
+#: Sources whose actors are keyed pseudonyms: ``lms_bridge.identity.resolver.PSEUDONYMOUS_SOURCES``
+#: (connectors may not import it; tests/connectors/test_jsonl_identifiers.py checks they match).
+PSEUDONYMOUS_SOURCES = frozenset({"whatsapp", "telegram", "zoom", "meet", "teams", "lms_csv", "google_classroom"})
+#: A pseudonym as :func:`lms_bridge.identity.pseudonym.make_pseudonymizer` makes it.
+_PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -73,6 +93,63 @@ def _read(path: Path) -> list[tuple[Activity, int]]:
     return items
 
 
+def raw_identifier(activity: Activity) -> str | None:
+    """The canonical identifier (``phone:+62...``) of a chat or attendance actor that is no pseudonym, else None."""
+    if activity.source not in PSEUDONYMOUS_SOURCES or _PSEUDONYM.fullmatch(activity.actor):
+        return None
+    if activity.source == "telegram":
+        identifier = telegram_identifier(activity.actor.strip())
+        if identifier is not None:
+            return identifier
+    found = classify_identifier(activity.actor)
+    return found[1] if found is not None else ""
+
+
+def _contact_data(activity: Activity) -> str | None:
+    """What raw contact data an activity of a non-pseudonymous source carries (never the value), or None."""
+    if activity.source not in PSEUDONYMOUS_SOURCES:
+        actor = activity.actor.strip()
+        if "@" in actor and email_identifier(actor) is not None:
+            return f"the actor of a {activity.source} activity is an e-mail address"
+        if actor.startswith(("+", "0")) and phone_identifier(actor) is not None:
+            return f"the actor of a {activity.source} activity is a phone number"
+    for key, value in activity.extras.items():
+        if isinstance(value, str) and "@" in value and email_identifier(value) is not None:
+            return f"extras.{key} is an e-mail address"
+    return None
+
+
+def pseudonymise(
+    path: Path, items: list[tuple[Activity, int]], pseudonymizer: Callable[[], Callable[[str], str]]
+) -> tuple[list[tuple[Activity, int]], int]:
+    """Pseudonymise raw chat and attendance actors; refuse raw contact data elsewhere; return the count.
+
+    Raises:
+        InputError: naming the file and line (never the value) of raw contact data that cannot be
+            pseudonymised, or of an actor that is empty.
+        ConfigError: a raw identifier needs the pseudonym key, and it is not set.
+    """
+    pseudonymize: Callable[[str], str] | None = None
+    done: list[tuple[Activity, int]] = []
+    changed = 0
+    for activity, number in items:
+        problem = _contact_data(activity)
+        if problem is not None:
+            raise InputError(
+                f"activity file {path} line {number}: {problem}; activity files carry account ids, NIPs "
+                "(extras.nip) or pseudonyms, never raw contact data"
+            )
+        identifier = raw_identifier(activity)
+        if identifier == "":
+            raise InputError(f"activity file {path} line {number}: the actor is empty")
+        if identifier is not None:
+            pseudonymize = pseudonymize or pseudonymizer()
+            activity = replace(activity, actor=pseudonymize(identifier))
+            changed += 1
+        done.append((activity, number))
+    return done, changed
+
+
 def read_activities(path: Path, *, after_line: int = 0) -> Iterator[tuple[Activity, int]]:
     """Yield ``(activity, line number)`` for each record after ``after_line``.
 
@@ -86,7 +163,7 @@ def is_activity_line(line: str) -> bool:
     """A line of an activity file (a normalised Activity as JSON), not the start of another JSON file."""
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested first line is no activity
         return False
     return isinstance(data, dict) and {"kind", "native_id", "actor"} <= set(data)
 
@@ -112,8 +189,8 @@ class ActivityFileFormat(FileFormat):
         return NO
 
     def read(self, path: Path, request: ReadRequest) -> FileContents:
-        """Read every activity; its position is its line. Nothing to pseudonymise: the file holds pseudonyms or NIPs."""
-        items = _read(path)
+        """Read every activity; its position is its line. Raw chat and attendance actors are pseudonymised."""
+        items, _ = pseudonymise(path, _read(path), request.pseudonymizer)
         contents = FileContents(site=request.site or DEFAULT_SITE, items=items)
         contents.stats.records = len(items)
         return contents

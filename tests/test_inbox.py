@@ -39,6 +39,9 @@ DAY = 86400
 
 
 def inbox_toml(path: str = "inbox", **options: object) -> str:
+    """An inbox entry; ``settle_seconds = 0`` (import at first sight) unless given: the two-pass wait is
+    tested in tests/proof/test_inbox_hardening.py."""
+    options.setdefault("settle_seconds", 0)
     lines = ["", "[[inboxes]]", f'path = "{path}"', 'community = "cop-wi-7"']
     for key, value in options.items():
         lines.append(f"{key} = {json.dumps(value)}")
@@ -131,7 +134,7 @@ def test_keep_raw_moves_the_export_to_done(tmp_path, deploy):
 
 def test_a_malformed_file_goes_to_failed_with_its_reason_and_a_fresh_file_waits(tmp_path, deploy):
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
-    deployment = deploy(state_url, inbox_toml())
+    deployment = deploy(state_url, inbox_toml(settle_seconds=10))
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     bad = inbox / "chat.txt"
@@ -140,8 +143,9 @@ def test_a_malformed_file_goes_to_failed_with_its_reason_and_a_fresh_file_waits(
     drop(inbox, WHATSAPP, age=0)  # still being written
     (inbox / ".hidden.txt").write_text("ignored")
 
+    deployment.run("inbox", "run", check=True)  # the first pass sees chat.txt; the second imports it
     result = deployment.run("inbox", "run", check=True)
-    assert "failed" in result.stdout and "1 still being written" in result.stdout
+    assert "failed" in result.stdout and "1 waiting to settle" in result.stdout
     failed = inbox / "failed"
     assert (failed / "chat.txt").read_text() == "this is not a chat\nat all\n"
     reason = (failed / "chat.txt.reason.txt").read_text().strip().splitlines()
@@ -155,7 +159,7 @@ def test_dates_that_read_both_ways_fail_by_default_and_the_inbox_setting_decides
     # the inbox's setting; an inbox that sets whatsapp_date_order reads it that way.
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     name = "whatsapp_ambiguous_dates.txt"  # 01/02/24 08.00 then 02/03/24 09.00: in time order both ways
-    second = '\n[[inboxes]]\npath = "inbox-md"\ncommunity = "cop-md"\nwhatsapp_date_order = "month-first"\n'
+    second = inbox_toml("inbox-md", whatsapp_date_order="month-first").replace("cop-wi-7", "cop-md")
     deployment = deploy(state_url, inbox_toml() + second)
     drop(tmp_path / "inbox", name)
     drop(tmp_path / "inbox-md", name)

@@ -7,10 +7,12 @@ with ``--debug``. Nothing here touches SQL, HTTP or TOML directly.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 import click
+from pydantic import ValidationError
 
 # Each command module adds its commands to the root group when imported.
 from lms_bridge.cli import db, demo, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
@@ -23,6 +25,9 @@ __all__ = ["cli", "main"]
 
 def main() -> None:
     """Console-script entry point: run the CLI and turn errors into one clear sentence."""
+    # Everything lms-bridge writes (the state database, reports, exports, receipts) may hold personal
+    # data: files are created owner-only (0600) and folders 0700, whatever the caller's umask.
+    os.umask(0o077)
     try:
         cli.main(standalone_mode=False, prog_name="lms-bridge")
     except click.exceptions.Abort:
@@ -36,6 +41,14 @@ def main() -> None:
             stderr.print(redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {redact(str(exc))}", markup=False)
         sys.exit(2 if isinstance(exc, ConfigError | EmptyAnswerError) else 1)
+    except ValidationError as exc:
+        # A setting checked outside load_settings: say where and what, never the value (it may be a secret).
+        if _state["debug"]:
+            stderr.print(redact(traceback.format_exc()), markup=False)
+        error = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or exc.title
+        stderr.print(f"error: {exc.title} {where}: {error['msg'].removeprefix('Value error, ')}", markup=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         stderr.print("interrupted")
         sys.exit(130)

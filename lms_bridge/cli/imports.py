@@ -173,7 +173,7 @@ def inbox_run(app: App) -> None:
     stdout.print(table)
     stdout.print(
         f"{_count(len(report.files), 'file', 'files')} handled, {report.new} new statements, "
-        f"{report.waiting} still being written, {report.purged} purged by retention"
+        f"{report.waiting} waiting to settle, {report.purged} purged by retention"
     )
     if report.errors:
         raise LmsBridgeError(

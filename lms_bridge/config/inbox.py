@@ -27,6 +27,9 @@ class InboxSettings(BaseModel):
         site: the source id imports are recorded under (default as for ``lms-bridge import``).
         keep_raw: keep imported files in ``done/`` instead of deleting them.
         retention_days: days files stay in ``done/`` and ``failed/``.
+        settle_seconds: a file is imported once it was last modified this long ago and two passes in a
+            row saw the same size, modification time and inode; ``0`` imports a file
+            at first sight (only for a folder filled by renames, never by a slow upload).
         whatsapp_date_order: how to read a WhatsApp export whose dates read both as day/month and
             as month/day when the order of its messages does not tell which: ``refuse`` (the file
             goes to ``failed/`` saying so), ``day-first`` or ``month-first`` (``import --day-first``
@@ -41,20 +44,21 @@ class InboxSettings(BaseModel):
     site: str | None = None
     keep_raw: bool = False
     retention_days: float = Field(default=30, ge=0)
+    settle_seconds: float = Field(default=10, ge=0, le=86400)
     whatsapp_date_order: Literal["refuse", "day-first", "month-first"] = "refuse"
 
     @field_validator("source")
     @classmethod
     def _format(cls, value: str | None) -> str | None:
         if value is not None and value not in INBOX_FORMATS:
-            raise ValueError(f"{value!r} is not one of {', '.join(INBOX_FORMATS)}")
+            raise ValueError(f"must be one of {', '.join(INBOX_FORMATS)}")
         return value
 
     @field_validator("community", "site")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
         if value is not None and not _ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not an id (lowercase letters, digits, '-', '_' and '.')")
+            raise ValueError("is not an id (lowercase letters, digits, '-', '_' and '.')")
         return value
 
     @model_validator(mode="after")

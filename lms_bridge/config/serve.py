@@ -49,7 +49,8 @@ def cron_trigger(expression: str, timezone: str | ZoneInfo) -> Any:
     fields = text.split()
     if len(fields) not in (5, 6):
         raise ValueError(
-            f"{expression!r} is not a cron expression: give 5 fields (minute hour day month weekday) "
+            # Not echoed: a value in the wrong key may be a pasted secret.
+            f"not a cron expression ({len(fields)} fields): give 5 fields (minute hour day month weekday) "
             "or 6 with seconds first, or 'off'"
         )
     second = fields[0] if len(fields) == 6 else "0"

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -41,8 +44,14 @@ DEFAULT_CONFIG_NAME = "lms-bridge.toml"
 DEFAULT_BASE_IRI = "https://lms-bridge.id/xapi"
 
 # Keys that look like a secret written straight into the TOML file. ``*_env`` and
-# ``*_file`` keys only name where a secret lives, so they are allowed.
-_SECRET_KEY_WORDS = ("password", "token", "secret", "apikey", "api_key", "pseudonym_key")
+# ``*_file`` keys only name where a secret lives, so they are allowed. A key holding one of
+# ``_SECRET_KEY_WORDS`` anywhere (``lrs_password``) or one of ``_SECRET_KEY_PARTS`` as a whole
+# word between ``_``/``-``/``.`` (``key``, ``api_key``, ``private_key``, ``db_pass``) is a secret.
+_SECRET_KEY_WORDS = ("password", "passwd", "passphrase", "token", "secret", "apikey", "credential")
+_SECRET_KEY_PARTS = frozenset({"key", "pass", "pwd", "pw", "auth", "bearer"})
+_KEY_PARTS = re.compile(r"[_.\-]+")
+#: Where URLs naming a source live: a password in one ends up in statement ids, logs and the LRS.
+_URL_SECTIONS = ("sources", "lrs", "ledger")
 
 
 class _Section(BaseModel):
@@ -79,7 +88,7 @@ class DeploymentSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+            raise ValueError("unknown time zone (an IANA name such as Asia/Jakarta)") from exc
         return value
 
     @property
@@ -345,8 +354,45 @@ def _find_inline_secret(data: dict[str, Any], where: str = "") -> str | None:
                     found = _find_inline_secret(item, f"{here}[{index}]")
                     if found:
                         return found
-        elif not key.endswith(("_env", "_file")) and any(word in key.lower() for word in _SECRET_KEY_WORDS):
+        elif _is_secret_key(key):
             return here
+    return None
+
+
+def _is_secret_key(key: str) -> bool:
+    """A key whose value would be a secret (``password``, ``api_key``...), not a ``*_env``/``*_file`` name."""
+    lowered = key.lower()
+    if lowered.endswith(("_env", "_file", "-env", "-file")):
+        return False
+    return any(word in lowered for word in _SECRET_KEY_WORDS) or bool(
+        _SECRET_KEY_PARTS.intersection(_KEY_PARTS.split(lowered))
+    )
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string of a TOML value with where it sits (``sources[0].url``)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}[{index}]")
+
+
+def _find_url_credentials(data: dict[str, Any]) -> str | None:
+    """Where a URL of a source, the LRS or the ledger carries a user name or password (``https://u:p@host``)."""
+    for section in _URL_SECTIONS:
+        for where, text in _strings(data.get(section), section):
+            if "@" not in text or "://" not in text:
+                continue
+            try:
+                parts = urlsplit(text.strip())
+            except ValueError:
+                continue
+            if parts.scheme and "@" in parts.netloc:
+                return where
     return None
 
 
@@ -408,6 +454,10 @@ def _describe_validation_error(exc: ValidationError, origin: str) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
+    elif error["type"] == "path_type":
+        message = "must be a path (text in quotes)"
+    elif error["type"] in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 1:
+        message = f"must be a table ([{loc[0]}] with keys under it)"
     return f"{origin}: {where}: {message}"
 
 
@@ -436,14 +486,20 @@ def load_settings(path: Path | None = None, *, environ: dict[str, str] | None = 
     if path is not None:
         origin = f"config file {path}"
         try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
+            # A BOM (Windows Notepad writes one) is no TOML: drop it rather than refuse line 1.
+            data = tomllib.loads(path.read_bytes().decode("utf-8").removeprefix("\ufeff"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
         except OSError as exc:
             raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8: save it as UTF-8"
+            ) from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from exc
         inline = _find_inline_secret(data)
         if inline:
             raise ConfigError(
@@ -452,6 +508,13 @@ def load_settings(path: Path | None = None, *, environ: dict[str, str] | None = 
             )
 
     _apply_env_overrides(data, env)
+    in_url = _find_url_credentials(data)
+    if in_url:
+        # Never echo the URL: its user name and password are what must not spread.
+        raise ConfigError(
+            f"{origin}: {in_url}: a URL may not carry a user name or password (user:password@host); "
+            "remove them from the URL and put the password in the secrets file, named by the entry's *_env key"
+        )
     if env.get(SECRETS_FILE_ENV):
         data.setdefault("secrets", {})["file"] = env[SECRETS_FILE_ENV]
     try:

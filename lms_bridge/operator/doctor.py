@@ -8,7 +8,8 @@ one line per LRS capability (versions, ``since`` on ``stored``, voided statement
 re-post answered 204 or 409: ``operator/capabilities.py``) with the ledger and source-LRS
 modes they pick; each source whose connector checks itself (a Moodle site: its token, and
 the functions its external service lacks); the age of the last pull of each source that
-keeps unread records a limited time; the pseudonym key.
+keeps unread records a limited time; each inbox folder (a real folder, and no symbolic link as
+its ``done/`` or ``failed/``); the pseudonym key.
 
 Without ``--write-probe`` doctor writes nothing to the LRS (issue 17) and says what it did
 not probe. The round-trip statement is about a sandbox activity (``{base}/sandbox/doctor``)
@@ -366,6 +367,21 @@ def _pseudonym_key(settings: Settings) -> Check:
     return Check("pseudonym key", True, f"{name} is set")
 
 
+def _inboxes(settings: Settings) -> list[Check]:
+    """Each inbox folder, its done/ and failed/ are real folders (no symbolic link: ``ingest.inbox``)."""
+    from lms_bridge.ingest.inbox import check_folder, inbox_folder
+
+    checks = []
+    for inbox in settings.inboxes:
+        folder = inbox_folder(settings, inbox)
+        found = check_folder(folder)
+        if found is None:
+            checks.append(Check(f"inbox {inbox.path}", True, f"{folder}: a real folder, no link in done/ or failed/"))
+        else:
+            checks.append(Check(f"inbox {inbox.path}", False, found[0], found[1]))
+    return checks
+
+
 def run_checks(settings: Settings, base_dir: Path | None = None, *, write_probe: bool = False) -> list[Check]:
     """Run every check and return the results in order.
 
@@ -392,6 +408,7 @@ def run_checks(settings: Settings, base_dir: Path | None = None, *, write_probe:
             *_sources(settings),
             *_pull_gaps(settings, engine),
             *_held_courses(engine),
+            *_inboxes(settings),
             _pseudonym_key(settings),
         ]
     finally:

@@ -153,6 +153,8 @@ def _parse_line(number: int, text: str, path: Path) -> _Letter:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{where}: not a dead letter (JSON nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("body"), str):
         raise InputError(f'{where}: expected an object with the statement in "body" (see lms-bridge outbox export)')
     if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
@@ -191,6 +193,11 @@ def import_dead(engine: Engine, path: Path) -> ImportReport:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"{path} cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not a dead-letter export: not UTF-8 text (byte {exc.start}); "
+            "give the file lms-bridge outbox export wrote"
+        ) from exc
     letters = [_parse_line(number, text, path) for number, text in enumerate(lines, start=1) if text.strip()]
     report = ImportReport(read=len(letters))
     now = utcnow()

@@ -51,6 +51,12 @@ def add_site(settings: Settings, *, site_id: str, url: str, token_env: str, fmt:
     """
     if not _ID.match(site_id):
         raise ConfigError(f"site id {site_id!r} must be lowercase letters, digits, '.', '_' or '-'")
+    if "@" in url.partition("://")[2].partition("/")[0]:
+        # Never echo it, nor write it to the file even for a moment: the password is what must not spread.
+        raise ConfigError(
+            "--url may not carry a user name or password (user:password@host); give the site's address and "
+            "put its token in the environment or the secrets file under --token-env"
+        )
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"site URL {url!r} must start with http:// or https://")
     if not _ENV.match(token_env):

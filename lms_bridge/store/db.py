@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from alembic import command
@@ -28,7 +30,7 @@ def normalise_url(url: str, base_dir: Path | None = None) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"state database URL {url!r} is not a valid URL") from exc
+        raise ConfigError("the state database URL ([state] url) is not a valid URL") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
@@ -51,6 +53,31 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file owner-only (0600, a new folder 0700) before SQLite opens it.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode, so they follow. An
+    existing file (or companion) that others can read is narrowed to 0600: it holds personal data.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # unwritable folder: SQLite says so in its own words when it opens the file
+    else:
+        os.close(fd)
+        return
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = name.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid() and stat.S_ISREG(info.st_mode):
+                name.chmod(0o600)
+        except OSError:
+            continue
+
+
 def make_engine(url: str, base_dir: Path | None = None, *, pool_size: int | None = None) -> Engine:
     """Create the engine for ``url`` (without migrating it).
 
@@ -64,7 +91,7 @@ def make_engine(url: str, base_dir: Path | None = None, *, pool_size: int | None
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database))
             # hide_parameters: a database error's text must not carry statement bodies (NIPs) into logs.
             engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)

@@ -393,3 +393,23 @@ class WebLoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+class InboxFile(Base):
+    """A file an inbox pass saw but did not finish (``lms_bridge.ingest.inbox``).
+
+    Keyed by a digest of the inbox folder and the file name (a name may hold a person's name:
+    it is not stored). ``size``/``mtime_ns``/``inode`` are what the last pass saw: a file is
+    imported only when two passes saw the same. ``attempts`` counts imports started and not
+    finished (an unexpected error, or a process killed while importing): after a few the file is
+    moved to ``failed/``, so one upload cannot keep ``serve`` in a loop.
+    """
+
+    __tablename__ = "inbox_files"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The class of the last unexpected error (never its message: it may quote the file).
+    last_error: Mapped[str | None] = mapped_column(String(200))
