@@ -1,7 +1,7 @@
 """Inbox files seen but not finished: the two-pass size check and the count of unexpected failures.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from lms_bridge.store.models import UTCDateTime
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
