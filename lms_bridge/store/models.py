@@ -393,6 +393,8 @@ class WebLoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class InboxFile(Base):
     """A file an inbox pass saw but did not finish (``lms_bridge.ingest.inbox``).
 
