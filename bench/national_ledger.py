@@ -206,16 +206,16 @@ def time_compliance(engine: Any, settings: Any, repeat: int, **filters: Any) -> 
 
 def explain(engine: Any, **filters: Any) -> list[str]:
     """``EXPLAIN (ANALYZE, BUFFERS)`` of the compliance query as ``compliance()`` builds it."""
-    from sqlalchemy import text
-
     from lms_bridge.ledger.reports import _members, _standings_query
 
     end = date(YEAR, 12, 31)
     members = _members(end, filters.get("unit"), filters.get("unit_prefix"))
     query = _standings_query("postgresql", date(YEAR, 1, 1), end, members=members)
-    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    compiled = query.compile(dialect=engine.dialect)  # bound parameters, as compliance() sends them
     with engine.connect() as connection:
-        return [row[0] for row in connection.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}"))]
+        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")  # as compliance() does
+        plan = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.params)
+        return [row[0] for row in plan]
 
 
 class _DayClient:
@@ -260,12 +260,16 @@ def day_statements(settings: Any, count: int, people: int, tag: str, day: date) 
     return bodies
 
 
-def time_sync(engine: Any, settings: Any, bodies: list[dict[str, Any]]) -> tuple[float, int]:
+def time_sync(engine: Any, settings: Any, bodies: list[dict[str, Any]]) -> tuple[float, float, int]:
+    """Wall time, CPU time (this process + the server's) and records written of one ``sync_ledger``."""
     from lms_bridge.ledger.mirror import sync_ledger
 
+    server = _server_cpu(engine)
+    client = time.process_time()
     started = time.perf_counter()
     result = sync_ledger(engine, settings, _DayClient(bodies), full=True)  # type: ignore[arg-type]
-    return time.perf_counter() - started, result.records
+    wall = time.perf_counter() - started
+    return wall, time.process_time() - client + _server_cpu(engine) - server, result.records
 
 
 def measure(stage: str, url: str, args: argparse.Namespace, report: Report, people_now: int, records_now: int) -> None:
@@ -314,14 +318,15 @@ def measure(stage: str, url: str, args: argparse.Namespace, report: Report, peop
             print(f"--- EXPLAIN ANALYZE, {name} ---\n" + "\n".join(explain(engine, **filters)), flush=True)
     for count in (args.day // 4, args.day) if args.day else ():
         bodies = day_statements(settings, count, people_now, f"{stage}-{count}", date(YEAR, 12, 30))
-        seconds, written = time_sync(engine, settings, bodies)
+        seconds, cpu_s, written = time_sync(engine, settings, bodies)
         if written != count:
             raise SystemExit(f"ledger sync wrote {written} records of {count}")
         report.figure(
             f"{stage}_sync_{count}",
             round(seconds, 2),
             "s",
-            detail=f"{count:,} new JP statements of one day ({count / seconds:,.0f}/s); {size}",
+            detail=f"{count:,} new JP statements of one day ({count / seconds:,.0f}/s); CPU (client + server) "
+            f"{cpu_s:.2f} s ({count / cpu_s:,.0f}/s); load average {os.getloadavg()[0]:.1f}; {size}",
         )
     engine.dispose()
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Numeric,
     and_,
     cast,
+    exists,
     false,
     func,
     null,
@@ -244,6 +245,13 @@ def _standings_query(
         .outerjoin(Person, Person.nip == totals.c.nip)
         .outerjoin(unit, unit_of(totals.c.nip))
     )
+    # PostgreSQL: NOT EXISTS (a hash anti-join). Its NOT IN hashes the subquery only while it fits in
+    # work_mem, and falls back to one scan of the sums per roster row (quadratic: minutes for 50,000 people).
+    without = (
+        ~exists().where(totals.c.nip == Person.nip)
+        if dialect == "postgresql"
+        else Person.nip.not_in(select(totals.c.nip))
+    )
     without_jp = (
         select(
             Person.nip,
@@ -258,7 +266,7 @@ def _standings_query(
         )
         .select_from(Person)
         .outerjoin(unit, unit_of(Person.nip))
-        .where(Person.nip.not_in(select(totals.c.nip)))
+        .where(without)
     )
     # One person asked for by NIP is answered even without a roster row (as "not on roster").
     without_jp = without_jp.where(on_roster) if nip is None else without_jp.where(Person.nip == nip)
