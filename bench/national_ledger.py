@@ -206,14 +206,14 @@ def time_compliance(engine: Any, settings: Any, repeat: int, **filters: Any) -> 
 
 def explain(engine: Any, **filters: Any) -> list[str]:
     """``EXPLAIN (ANALYZE, BUFFERS)`` of the compliance query as ``compliance()`` builds it."""
-    from lms_bridge.ledger.reports import _members, _standings_query
+    from lms_bridge.ledger.reports import _members, _probe_settings, _standings_query
 
     end = date(YEAR, 12, 31)
     members = _members(end, filters.get("unit"), filters.get("unit_prefix"))
     query = _standings_query("postgresql", date(YEAR, 1, 1), end, members=members)
     compiled = query.compile(dialect=engine.dialect)  # bound parameters, as compliance() sends them
     with engine.connect() as connection:
-        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")  # as compliance() does
+        _probe_settings(connection)  # as compliance() does
         plan = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.params)
         return [row[0] for row in plan]
 

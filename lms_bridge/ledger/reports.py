@@ -362,6 +362,22 @@ def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
     )
 
 
+def _probe_settings(connection: Connection) -> None:
+    """Planner settings for a report of some units on PostgreSQL (this transaction only; measured, docs/scaling.md).
+
+    - ``work_mem`` 64 MB: the members' set, its unit window and the sums of 50,000 people spill to disk at
+      the default 4 MB (external merge sorts, batched hash aggregates);
+    - ``random_page_cost`` 1.1 (the usual value for a cached or SSD store): at the default 4 the planner
+      hashes the whole roster (a sequential scan of 800,000 persons, growing with the country) rather than
+      probe the ``persons`` key once per member;
+    - ``jit`` off: the cost of a national ledger's plan crosses the JIT threshold, and compiling it took
+      160 ms of a query that reads a few thousand pages.
+    """
+    connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    connection.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+    connection.exec_driver_sql("SET LOCAL jit = off")
+
+
 def compliance(
     engine: Engine,
     settings: Settings,
@@ -399,9 +415,7 @@ def compliance(
         members = _members(end, None, unit_prefix)
     with engine.connect() as connection:
         if members is not None and engine.dialect.name == "postgresql":
-            # The members' set, its unit window and the sums of 50,000 people spill to disk at the default
-            # 4 MB (external merge sorts, batched hash aggregates): this transaction only gets more.
-            connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            _probe_settings(connection)
         found = connection.execute(_standings_query(engine.dialect.name, start, end, members=members)).all()
         pending = _pending_counts(connection, start, end, members=members)
     for row in _standings(found, target_function(settings, end), pending):
