@@ -9,6 +9,7 @@ are a benchmark (``bench/national_ledger.py``), not a test.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -204,3 +205,19 @@ def test_partitioned_ledger_keeps_every_row_and_gives_the_same_reports(state_url
         command.downgrade(config, "0007")
     assert _rows(engine) == rows_now
     engine.dispose()
+
+
+def test_report_compliance_unit_prefix_on_the_command_line(state_url, make_deployment):
+    """``report compliance --unit-prefix``: one institution's units; an unknown prefix is one sentence."""
+    deployment = make_deployment(state_url, "http://127.0.0.1:9/", "unused")  # reports never ask the LRS
+    engine = store.open_engine(state_url)
+    _fill(engine)
+    engine.dispose()
+    result = deployment.run(
+        "report", "compliance", "--year", "2025", "--unit-prefix", "I1-", "--format", "json", check=True
+    )
+    rows = json.loads(result.stdout)["rows"]
+    assert {(row["nip"], row["unit"]) for row in rows} == {(A, "I1-U2"), (B, "I1-U3"), (F, "I1-U1")}
+    result = deployment.run("report", "compliance", "--year", "2025", "--unit-prefix", "Z")
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # 2: an empty answer, as for --unit
+    assert "tidak ada kode unit yang diawali 'Z'" in result.stderr
