@@ -37,12 +37,13 @@ from sqlalchemy import (
     func,
     null,
     select,
+    true,
     union,
     union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql import ColumnElement, Select, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from lms_bridge import i18n
@@ -201,9 +202,53 @@ def _members(end: date, unit: str | None, prefix: str | None) -> FromClause:
     ).cte("members")
 
 
+def _members_query(
+    dialect: str,
+    members: FromClause,
+    totals: FromClause,
+    unit: FromClause,
+    unit_of: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """:func:`_standings_query` for the members of some units: one row per member, in one pass.
+
+    Every person such a report can list is a member, so the members drive the query (no union of people
+    with JP and people without). On PostgreSQL the roster row is a ``LATERAL ... LIMIT 1`` subquery, one
+    probe of the ``persons`` key per member: joined plainly, the planner misjudges the sums' size and
+    hashes the whole roster (a sequential scan of every civil servant of the country, BENCHMARKS
+    "National ledger"). A member without a roster row comes out as not on the roster (the caller's unit
+    filter then drops it, as before).
+    """
+    columns = (Person.name, Person.employee_type, Person.roster_updated_at, Person.unit_code, Person.unit_name)
+    if dialect == "postgresql":
+        roster = select(*columns).where(Person.nip == members.c.nip).limit(1).lateral("roster")
+        source = members.outerjoin(roster, true())
+        picked: list[Any] = [roster.c[column.key] for column in columns]
+    else:
+        source = members.outerjoin(Person, Person.nip == members.c.nip)
+        picked = list[Any](columns)
+    name, employee_type, updated, code, code_name = picked
+    query: Select[Any] = (
+        select(  # type: ignore[assignment]  # the columns' types are mixed: Select[Never, ...] to mypy
+            members.c.nip,
+            name,
+            employee_type,
+            updated.is_not(None),
+            code,
+            code_name,
+            unit.c.unit_code,
+            unit.c.unit_name,
+            totals.c.jp,
+        )
+        .select_from(source)
+        .outerjoin(unit, unit_of(members.c.nip))
+        .outerjoin(totals, totals.c.nip == members.c.nip)
+    )
+    return query
+
+
 def _standings_query(
     dialect: str, start: date, end: date, nip: str | None = None, members: FromClause | None = None
-) -> CompoundSelect:
+) -> CompoundSelect | Select[Any]:
     """One row per person to report, all from one query (so from one snapshot of the store).
 
     Columns: nip, name, employee_type, on_roster, the roster's current unit (code, name),
@@ -229,6 +274,8 @@ def _standings_query(
     totals = select(LedgerRecord.nip, hundredths.label("jp")).where(*counted).group_by(LedgerRecord.nip).cte("totals")
     unit, unit_of = _unit_at(dialect, end, nip, members)
     on_roster = Person.roster_updated_at.is_not(None)
+    if members is not None:
+        return _members_query(dialect, members, totals, unit, unit_of)
     with_jp = (
         select(
             totals.c.nip,
@@ -419,7 +466,9 @@ def compliance(
         found = connection.execute(_standings_query(engine.dialect.name, start, end, members=members)).all()
         pending = _pending_counts(connection, start, end, members=members)
     for row in _standings(found, target_function(settings, end), pending):
-        if (unit is None or row.unit_code == unit) and (unit_prefix is None or row.unit_code.startswith(unit_prefix)):
+        if (unit is None or row.unit_code == unit) and (
+            unit_prefix is None or (row.on_roster and row.unit_code.startswith(unit_prefix))
+        ):
             by_unit[row.unit_code].append(row)
     for code in sorted(by_unit, key=lambda c: (c == NOT_ON_ROSTER, c)):
         rows = by_unit[code]
