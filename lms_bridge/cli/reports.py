@@ -115,7 +115,7 @@ def _check_year(app: App, engine: Engine, year: int, as_of: date | None) -> None
 
 def _check_unit(app: App, engine: Engine, unit: str | None) -> str | None:
     """The unit code asked for, refused with the valid codes when the roster does not know it."""
-    if unit is None or unit == reports_core.NOT_ON_ROSTER:
+    if unit is None or unit == reports_core.NOT_ON_ROSTER or reports_core.unit_known(engine, unit):
         return unit
     known = reports_core.known_units(engine)
     if unit in known:
@@ -276,6 +276,9 @@ def _csv_option(function: Any) -> Any:
 @report.command("compliance")
 @click.option("--year", type=click.IntRange(2000, 2100), required=True)
 @click.option("--unit", help="Only this work unit code.")
+@click.option(
+    "--unit-prefix", help="Only units whose code starts with this (an institution's units in a national ledger)."
+)
 @click.option("--as-of", "as_of", type=DateParam(), help="Count records up to this day (default: year end).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file.")
@@ -288,6 +291,7 @@ def report_compliance(
     app: App,
     year: int,
     unit: str | None,
+    unit_prefix: str | None,
     as_of: Any,
     fmt: str,
     output: Path | None,
@@ -301,12 +305,17 @@ def report_compliance(
     day = as_of.date() if as_of else None
     _check_year(app, engine, year, day)
     unit = _check_unit(app, engine, unit)
-    result = reports_core.compliance(engine, app.settings, year, unit=unit, as_of=day)
+    if unit_prefix is not None and not reports_core.unit_known(engine, prefix=unit_prefix):
+        _ = i18n.translator(language)
+        raise EmptyAnswerError(
+            _("no unit code starts with {prefix!r} (unit codes are case-sensitive)").format(prefix=unit_prefix)
+        )
+    result = reports_core.compliance(engine, app.settings, year, unit=unit, unit_prefix=unit_prefix, as_of=day)
     if not result.rows:
         _ = i18n.translator(language)
         raise EmptyAnswerError(
             _("nobody belongs to unit {unit} on {date} (the roster's unit history moved everyone elsewhere)").format(
-                unit=unit, date=result.as_of
+                unit=unit or f"{unit_prefix}*", date=result.as_of
             )
         )
     if fmt == "xlsx" and output is not None:

@@ -41,7 +41,7 @@ from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import Tombstones
 from lms_bridge.nip import parse_nip
-from lms_bridge.store.models import Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
+from lms_bridge.store.models import RECORD_KEY, Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
 from lms_bridge.timeparse import parse_iso_time
 from xapi.lrs_client import LRSClient
 
@@ -175,16 +175,20 @@ def classify(statement: dict[str, Any], *, base_iri: str, authorities: set[str],
     )
 
 
-def _upsert(session: Session, model: type, rows: list[dict[str, Any]], key: str) -> None:
+def _upsert(
+    session: Session, model: type, rows: list[dict[str, Any]], key: str, conflict: tuple[str, ...] | None = None
+) -> None:
+    """Insert or update ``rows`` (unique by ``key``) on the unique index ``conflict`` (default: ``key`` alone)."""
     if not rows:
         return
     rows = list({row[key]: row for row in rows}.values())  # an overlap may repeat a statement
     insert = store._insert(session)  # noqa: SLF001 - the store's dialect-aware insert
     statement = insert(model)
-    columns = [name for name in rows[0] if name != key]
+    target = conflict or (key,)
+    columns = [name for name in rows[0] if name not in target]
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=[key], set_={name: getattr(statement.excluded, name) for name in columns}
+            index_elements=list(target), set_={name: getattr(statement.excluded, name) for name in columns}
         ),
         rows,
     )
@@ -208,7 +212,9 @@ def _write_page(
         }
         for record in records:
             record["voided"] = record["statement_id"] in known_voids
-        _upsert(session, LedgerRecord, records, "statement_id")
+        # PostgreSQL's partitioned table is keyed by (statement_id, period_day) (migration 0011).
+        key = RECORD_KEY.get(session.get_bind().dialect.name, ("statement_id",))
+        _upsert(session, LedgerRecord, records, "statement_id", key)
     if voids:
         session.execute(
             update(LedgerRecord)

@@ -32,15 +32,18 @@ from sqlalchemy import (
     Numeric,
     and_,
     cast,
+    exists,
     false,
     func,
     null,
     select,
+    true,
+    union,
     union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql import ColumnElement, Select, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from lms_bridge import i18n
@@ -133,7 +136,9 @@ def _counted_day(dialect: str) -> ColumnElement[date]:
     return column
 
 
-def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Callable[[Any], ColumnElement[bool]]]:
+def _unit_at(
+    dialect: str, end: date, nip: str | None, members: FromClause | None = None
+) -> tuple[FromClause, Callable[[Any], ColumnElement[bool]]]:
     """``person_units`` narrowed to each person's unit on ``end`` (the latest change not after it).
 
     Returns the FROM to outer-join (columns ``unit_code`` and ``unit_name``) and the
@@ -141,7 +146,8 @@ def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Call
     (measured over 100,000 people): SQLite probes the unique index (nip, valid_from)
     once per person through a correlated MAX, 0.15 s CPU cheaper than materialising a
     window; PostgreSQL reads the table once in (nip, valid_from) order with a window
-    function and hash-joins it, where the correlated form costs it 0.4 s more.
+    function and hash-joins it, where the correlated form costs it 0.4 s more. ``members``
+    (a report of some units: :func:`_members`) narrows the window to those people.
     """
     if dialect == "sqlite":
         unit = PersonUnit.__table__.alias("unit_at")
@@ -163,6 +169,8 @@ def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Call
     ).where(PersonUnit.valid_from <= end)
     if nip is not None:
         ranked = ranked.where(PersonUnit.nip == nip)
+    if members is not None:
+        ranked = ranked.where(PersonUnit.nip.in_(select(members.c.nip)))
     ranked_sub = ranked.subquery("ranked")
     window = (
         select(ranked_sub.c.nip, ranked_sub.c.unit_code, ranked_sub.c.unit_name)
@@ -172,7 +180,75 @@ def _unit_at(dialect: str, end: date, nip: str | None) -> tuple[FromClause, Call
     return window, lambda nip_column: window.c.nip == nip_column
 
 
-def _standings_query(dialect: str, start: date, end: date, nip: str | None = None) -> CompoundSelect:
+def _members(end: date, unit: str | None, prefix: str | None) -> FromClause:
+    """The NIPs that may be in ``unit`` (or under the unit code ``prefix``) on ``end``: a superset.
+
+    A person's unit on ``end`` is the unit history's latest row not after ``end`` or, without
+    one (or with a row without a code), the roster row's unit. Whoever is reported under a
+    matching unit therefore has a matching history row from before ``end`` or a matching
+    roster row: both are index range reads (``ix_person_units_unit``, ``ix_persons_unit_code``),
+    and the few people who left the unit since are dropped by the exact filter in Python.
+    """
+    history: ColumnElement[bool]
+    roster: ColumnElement[bool]
+    if unit is not None:
+        history, roster = PersonUnit.unit_code == unit, Person.unit_code == unit
+    else:
+        history = PersonUnit.unit_code.startswith(prefix or "", autoescape=True)
+        roster = Person.unit_code.startswith(prefix or "", autoescape=True)
+    return union(
+        select(PersonUnit.nip).where(history, PersonUnit.valid_from <= end),
+        select(Person.nip).where(roster),
+    ).cte("members")
+
+
+def _members_query(
+    dialect: str,
+    members: FromClause,
+    totals: FromClause,
+    unit: FromClause,
+    unit_of: Callable[[Any], ColumnElement[bool]],
+) -> Select[Any]:
+    """:func:`_standings_query` for the members of some units: one row per member, in one pass.
+
+    Every person such a report can list is a member, so the members drive the query (no union of people
+    with JP and people without). On PostgreSQL the roster row is a ``LATERAL ... LIMIT 1`` subquery, one
+    probe of the ``persons`` key per member: joined plainly, the planner misjudges the sums' size and
+    hashes the whole roster (a sequential scan of every civil servant of the country, BENCHMARKS
+    "National ledger"). A member without a roster row comes out as not on the roster (the caller's unit
+    filter then drops it, as before).
+    """
+    columns = (Person.name, Person.employee_type, Person.roster_updated_at, Person.unit_code, Person.unit_name)
+    if dialect == "postgresql":
+        roster = select(*columns).where(Person.nip == members.c.nip).limit(1).lateral("roster")
+        source = members.outerjoin(roster, true())
+        picked: list[Any] = [roster.c[column.key] for column in columns]
+    else:
+        source = members.outerjoin(Person, Person.nip == members.c.nip)
+        picked = list[Any](columns)
+    name, employee_type, updated, code, code_name = picked
+    query: Select[Any] = (
+        select(  # type: ignore[assignment]  # the columns' types are mixed: Select[Never, ...] to mypy
+            members.c.nip,
+            name,
+            employee_type,
+            updated.is_not(None),
+            code,
+            code_name,
+            unit.c.unit_code,
+            unit.c.unit_name,
+            totals.c.jp,
+        )
+        .select_from(source)
+        .outerjoin(unit, unit_of(members.c.nip))
+        .outerjoin(totals, totals.c.nip == members.c.nip)
+    )
+    return query
+
+
+def _standings_query(
+    dialect: str, start: date, end: date, nip: str | None = None, members: FromClause | None = None
+) -> CompoundSelect | Select[Any]:
     """One row per person to report, all from one query (so from one snapshot of the store).
 
     Columns: nip, name, employee_type, on_roster, the roster's current unit (code, name),
@@ -182,17 +258,24 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
     A person is reported when on the roster or with JP in the window: the first branch
     starts from the JP sums (GROUP BY over the covering index ``ix_ledger_records_nip_day``
     in NIP order), the second adds the people on the roster without any. ``nip`` narrows
-    it to one person (:func:`person_standing`).
+    it to one person (:func:`person_standing`); ``members`` (:func:`_members`) to the people
+    who may be in some units, so that a unit's or an institution's report in a national
+    ledger reads their records (index probes by NIP in one year's partition) and not the
+    whole year's (docs/scaling.md).
     """
     day = _counted_day(dialect)
     counted = [LedgerRecord.voided == false(), day >= start, day <= end]
     if nip is not None:
         counted.append(LedgerRecord.nip == nip)
+    if members is not None:
+        counted.append(LedgerRecord.nip.in_(select(members.c.nip)))
     # The sum in hundredths of a JP, as an integer: see _standings.
     hundredths = cast(func.round(func.sum(cast(LedgerRecord.jp, Numeric(12, 2))) * 100), BigInteger)
     totals = select(LedgerRecord.nip, hundredths.label("jp")).where(*counted).group_by(LedgerRecord.nip).cte("totals")
-    unit, unit_of = _unit_at(dialect, end, nip)
+    unit, unit_of = _unit_at(dialect, end, nip, members)
     on_roster = Person.roster_updated_at.is_not(None)
+    if members is not None:
+        return _members_query(dialect, members, totals, unit, unit_of)
     with_jp = (
         select(
             totals.c.nip,
@@ -209,6 +292,13 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
         .outerjoin(Person, Person.nip == totals.c.nip)
         .outerjoin(unit, unit_of(totals.c.nip))
     )
+    # PostgreSQL: NOT EXISTS (a hash anti-join). Its NOT IN hashes the subquery only while it fits in
+    # work_mem, and falls back to one scan of the sums per roster row (quadratic: minutes for 50,000 people).
+    without = (
+        ~exists().where(totals.c.nip == Person.nip)
+        if dialect == "postgresql"
+        else Person.nip.not_in(select(totals.c.nip))
+    )
     without_jp = (
         select(
             Person.nip,
@@ -223,14 +313,18 @@ def _standings_query(dialect: str, start: date, end: date, nip: str | None = Non
         )
         .select_from(Person)
         .outerjoin(unit, unit_of(Person.nip))
-        .where(Person.nip.not_in(select(totals.c.nip)))
+        .where(without)
     )
     # One person asked for by NIP is answered even without a roster row (as "not on roster").
     without_jp = without_jp.where(on_roster) if nip is None else without_jp.where(Person.nip == nip)
+    if members is not None:
+        without_jp = without_jp.where(Person.nip.in_(select(members.c.nip)))
     return union_all(with_jp, without_jp)
 
 
-def _pending_counts(connection: Connection, start: date, end: date, nip: str | None = None) -> dict[str, int]:
+def _pending_counts(
+    connection: Connection, start: date, end: date, nip: str | None = None, members: FromClause | None = None
+) -> dict[str, int]:
     """Held credits per person in the window (``jp compute`` keeps them in ``jp_pending``)."""
     query = (
         select(JPPending.nip, func.count())
@@ -239,6 +333,8 @@ def _pending_counts(connection: Connection, start: date, end: date, nip: str | N
     )
     if nip is not None:
         query = query.where(JPPending.nip == nip)
+    if members is not None:
+        query = query.where(JPPending.nip.in_(select(members.c.nip)))
     return {row[0]: int(row[1]) for row in connection.execute(query)}
 
 
@@ -313,8 +409,30 @@ def _summary(code: str, rows: list[ComplianceRow]) -> UnitSummary:
     )
 
 
+def _probe_settings(connection: Connection) -> None:
+    """Planner settings for a report of some units on PostgreSQL (this transaction only; measured, docs/scaling.md).
+
+    - ``work_mem`` 64 MB: the members' set, its unit window and the sums of 50,000 people spill to disk at
+      the default 4 MB (external merge sorts, batched hash aggregates);
+    - ``random_page_cost`` 1.1 (the usual value for a cached or SSD store): at the default 4 the planner
+      hashes the whole roster (a sequential scan of 800,000 persons, growing with the country) rather than
+      probe the ``persons`` key once per member;
+    - ``jit`` off: the cost of a national ledger's plan crosses the JIT threshold, and compiling it took
+      160 ms of a query that reads a few thousand pages.
+    """
+    connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    connection.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+    connection.exec_driver_sql("SET LOCAL jit = off")
+
+
 def compliance(
-    engine: Engine, settings: Settings, year: int, *, unit: str | None = None, as_of: date | None = None
+    engine: Engine,
+    settings: Settings,
+    year: int,
+    *,
+    unit: str | None = None,
+    unit_prefix: str | None = None,
+    as_of: date | None = None,
 ) -> ComplianceReport:
     """Who has reached the JP target in ``year`` up to ``as_of`` (default: the year's end or today).
 
@@ -327,16 +445,30 @@ def compliance(
         settings: targets (``[[targets]]`` of the rules file in force on the as-of day, else ``[report] targets``).
         year: the calendar year.
         unit: only this unit code (``not on roster`` selects people without a roster row).
+        unit_prefix: only units whose code starts with this (an institution's units in a
+            national ledger); with ``unit``, both must hold.
         as_of: count records of periods up to this day; units as of this day.
+
+    A unit or a prefix is pushed down into the query (:func:`_members`): the report reads
+    the records of the people who may be in those units only, whatever the ledger's size.
     """
     start, end = _year_window(year, as_of)
     report = ComplianceReport(year=year, as_of=end)
     by_unit: dict[str, list[ComplianceRow]] = defaultdict(list)
+    members = None
+    if unit is not None and unit != NOT_ON_ROSTER:
+        members = _members(end, unit, None)
+    elif unit_prefix is not None and unit != NOT_ON_ROSTER:
+        members = _members(end, None, unit_prefix)
     with engine.connect() as connection:
-        found = connection.execute(_standings_query(engine.dialect.name, start, end)).all()
-        pending = _pending_counts(connection, start, end)
+        if members is not None and engine.dialect.name == "postgresql":
+            _probe_settings(connection)
+        found = connection.execute(_standings_query(engine.dialect.name, start, end, members=members)).all()
+        pending = _pending_counts(connection, start, end, members=members)
     for row in _standings(found, target_function(settings, end), pending):
-        if unit is None or row.unit_code == unit:
+        if (unit is None or row.unit_code == unit) and (
+            unit_prefix is None or (row.on_roster and row.unit_code.startswith(unit_prefix))
+        ):
             by_unit[row.unit_code].append(row)
     for code in sorted(by_unit, key=lambda c: (c == NOT_ON_ROSTER, c)):
         rows = by_unit[code]
@@ -431,6 +563,17 @@ def unit_on(history: Sequence[tuple[date, str | None]], day: date) -> str | None
             break
         unit = code
     return unit
+def unit_known(engine: Engine, unit: str | None = None, prefix: str | None = None) -> bool:
+    """Whether the roster or its history knows this unit code (or a code under ``prefix``): two index probes.
+
+    What the CLI asks first: :func:`known_units` reads every unit code, seconds in a national roster.
+    """
+    with engine.connect() as connection:
+        for column in (PersonUnit.unit_code, Person.unit_code):
+            match = column == unit if unit is not None else column.startswith(prefix or "", autoescape=True)
+            if connection.execute(select(column).where(match).limit(1)).first() is not None:
+                return True
+    return False
 
 
 def person_known(engine: Engine, nip: str) -> bool:

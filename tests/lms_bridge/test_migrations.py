@@ -11,13 +11,14 @@ from sqlalchemy import inspect, text
 
 from lms_bridge import store
 from lms_bridge.store.db import _alembic_config
-from lms_bridge.store.models import Base
+from lms_bridge.store.models import Base, include_name
 
 
 def test_migrated_schema_matches_the_models(state_url):
     engine = store.open_engine(state_url, None)
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        # include_name: the yearly partitions of ledger_records (PostgreSQL, 0011) are not models.
+        context = MigrationContext.configure(connection, opts={"compare_type": False, "include_name": include_name})
         diff = [
             d
             for d in compare_metadata(context, Base.metadata)
