@@ -14,7 +14,7 @@ Both dialects get indexes on the roster's unit codes (``persons.unit_code``,
 starts from the people of those units instead of summing the whole ledger (docs/scaling.md).
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
