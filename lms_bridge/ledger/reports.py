@@ -563,6 +563,8 @@ def unit_on(history: Sequence[tuple[date, str | None]], day: date) -> str | None
             break
         unit = code
     return unit
+
+
 def unit_known(engine: Engine, unit: str | None = None, prefix: str | None = None) -> bool:
     """Whether the roster or its history knows this unit code (or a code under ``prefix``): two index probes.
 
