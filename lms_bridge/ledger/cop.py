@@ -228,10 +228,6 @@ def _share(counts: Iterable[int], top: int) -> float | None:
     return sum(values[:top]) / total if total else None
 
 
-def _months_of(year: int) -> list[int]:
-    return [year * 100 + m for m in range(1, 13)]
-
-
 # --- the report ------------------------------------------------------------------------------------
 
 
@@ -245,6 +241,9 @@ def cop_report(
 ) -> CopReport:
     """Every community's figures of ``year``.
 
+    Six queries do the heavy work (per account and month; before the year; reply edges; threads; JP;
+    units), grouped in the database; Python then walks each member's months once.
+
     Args:
         engine: the state store.
         settings: time zone, ``[cop] facilitators``, targets.
@@ -256,121 +255,115 @@ def cop_report(
     dialect = engine.dialect.name
     before, start, end = _bounds(year, zone)
     month_col, day_col = _local(dialect, zone, "month"), _local(dialect, zone, "day")
+    contribution = Evidence.kind.in_(TOP_LEVEL + REPLIES)
     with Session(engine) as session:
         members = _Members(load_resolver(session))
         scope: list[ColumnElement[bool]] = [Evidence.community.is_not(None), Evidence.kind.in_(COP_KINDS)]
         if community is not None:
             scope.append(Evidence.community == community)
-        # Which communities: CoP groupings, and Moodle courses with forum posts (only CoP forums are read).
-        found = session.execute(
-            select(Evidence.community, func.max(case((Evidence.kind.in_(TOP_LEVEL + REPLIES), 1), else_=0)))
-            .where(*scope, Evidence.occurred_at < end)
-            .group_by(Evidence.community)
-        ).all()
-        keys = sorted(key for key, posts in found if key.startswith("community:") or posts)
-        if not keys:
-            return CopReport(year, [])
-        scope.append(Evidence.community.in_(keys))
-        # Q0: first seen and first contribution, ever (up to the year's end), per account.
-        first = session.execute(
-            select(
-                Evidence.community,
-                Evidence.source,
-                Evidence.site_id,
-                Evidence.local_actor,
-                Evidence.nip,
-                func.min(Evidence.occurred_at),
-                func.min(case((Evidence.kind.in_(TOP_LEVEL + REPLIES), Evidence.occurred_at), else_=None)),
+        account = (Evidence.community, Evidence.source, Evidence.site_id, Evidence.local_actor, Evidence.nip)
+        # Per account and local month (December of the year before too: January's moves): the bitmask of
+        # active days, contributions, replies, attendances, first activity and first contribution.
+        monthly = (
+            session.connection()
+            .execute(
+                select(
+                    *account,
+                    month_col,
+                    func.sum(_day_bit(dialect, day_col).distinct()),
+                    func.sum(case((contribution, 1), else_=0)),
+                    func.sum(case((Evidence.kind.in_(REPLIES), 1), else_=0)),
+                    func.sum(case((Evidence.kind.in_(ATTENDED), 1), else_=0)),
+                    func.min(Evidence.occurred_at),
+                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                )
+                .where(*scope, Evidence.occurred_at >= before, Evidence.occurred_at < end)
+                .group_by(*account, month_col)
             )
-            .where(*scope, Evidence.occurred_at < end)
-            .group_by(Evidence.community, Evidence.source, Evidence.site_id, Evidence.local_actor, Evidence.nip)
-        ).all()
-        # Q1: per account and local month: the bitmask of active days, contributions, replies, attendances.
-        bit = _day_bit(dialect, day_col)
-        monthly = session.execute(
-            select(
-                Evidence.community,
-                Evidence.source,
-                Evidence.site_id,
-                Evidence.local_actor,
-                Evidence.nip,
-                month_col,
-                func.sum(bit.distinct()),
-                func.sum(case((Evidence.kind.in_(TOP_LEVEL + REPLIES), 1), else_=0)),
-                func.sum(case((Evidence.kind.in_(REPLIES), 1), else_=0)),
-                func.sum(case((Evidence.kind.in_(ATTENDED), 1), else_=0)),
+            .all()
+        )
+        # Accounts seen before that: known members already (first seen, first contribution).
+        earlier = (
+            session.connection()
+            .execute(
+                select(
+                    *account,
+                    func.min(Evidence.occurred_at),
+                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                )
+                .where(*scope, Evidence.occurred_at < before)
+                .group_by(*account)
             )
-            .where(*scope, Evidence.occurred_at >= before, Evidence.occurred_at < end)
-            .group_by(
-                Evidence.community, Evidence.source, Evidence.site_id, Evidence.local_actor, Evidence.nip, month_col
-            )
-        ).all()
-        sessions = session.execute(
-            select(Evidence.community, month_col, func.count(func.distinct(Evidence.object_key)))
-            .where(*scope, Evidence.kind.in_(ATTENDED), Evidence.occurred_at >= start, Evidence.occurred_at < end)
-            .group_by(Evidence.community, month_col)
-        ).all()
-        year_sessions: dict[str | None, int] = {
-            key: int(count)
-            for key, count in session.execute(
-                select(Evidence.community, func.count(func.distinct(Evidence.object_key)))
+            .all()
+        )
+        meetings = (
+            session.connection()
+            .execute(
+                select(Evidence.community, Evidence.object_key, month_col)
                 .where(*scope, Evidence.kind.in_(ATTENDED), Evidence.occurred_at >= start, Evidence.occurred_at < end)
-                .group_by(Evidence.community)
+                .group_by(Evidence.community, Evidence.object_key, month_col)
             )
-        }
-        linked_sources: set[str | None] = {
-            key
-            for (key,) in session.execute(
-                select(Evidence.community)
-                .where(*scope, Evidence.source.in_(REPLY_SOURCES), Evidence.kind.in_(TOP_LEVEL + REPLIES))
-                .group_by(Evidence.community)
-            )
-        }
+            .all()
+        )
         edges = _edges(session, scope, month_col, start, end)
-        threads = _threads(session, keys, start, end, month_col)
+        threads = _threads(session, community, start, end)
         units_of: dict[str, str | None] = {
             nip: code
             for nip, code in session.execute(select(Person.nip, Person.unit_code).where(Person.unit_code.is_not(None)))
         }
-        jp_rows = _product_jp(session, dialect, keys, year)
+        jp_rows = _product_jp(session, dialect, year)
     standings = reports.compliance(engine, settings, year)
-    met = {row.nip: row.jp >= row.target for row in standings.rows if row.on_roster or row.jp}
+    met = {row.nip: row.jp >= row.target for row in standings.rows}
 
-    # Member keys and first times.
+    # Which communities: CoP groupings, and Moodle courses with forum posts (only CoP forums are read).
     first_seen: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
     first_post: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
-    for key, source, site, actor, nip, seen, posted in first:
-        member = members.key(source, site, actor, nip, key)
+    activity: dict[str, dict[MemberKey, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+    posting: set[str] = set()
+    linked_sources: set[str] = set()
+
+    def seen(key: str, member: MemberKey, at: datetime, posted: datetime | None) -> None:
         here, posted_here = first_seen[key], first_post[key]
-        if member not in here or seen < here[member]:
-            here[member] = seen
-        if posted is not None and (member not in posted_here or posted < posted_here[member]):
-            posted_here[member] = posted
-    # Per member and month: day mask, contributions, replies, attendances.
-    activity: dict[tuple[str, MemberKey, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for key, source, site, actor, nip, month, mask, posts, replies, attended in monthly:
-        cell = activity[(key, members.key(source, site, actor, nip, key), int(month))]
+        at = _aware(at)
+        if member not in here or at < here[member]:
+            here[member] = at
+        if posted is not None:
+            posted = _aware(posted)
+            if member not in posted_here or posted < posted_here[member]:
+                posted_here[member] = posted
+
+    for key, source, site, actor, nip, at, posted in earlier:
+        seen(key, members.key(source, site, actor, nip, key), at, posted)
+        if posted is not None:
+            posting.add(key)
+    for key, source, site, actor, nip, month, mask, posts, replies, attended, at, posted in monthly:
+        member = members.key(source, site, actor, nip, key)
+        seen(key, member, at, posted)
+        months = activity[key][member]
+        cell = months.setdefault(int(month), [0, 0, 0, 0])
         cell[0] |= int(mask)
         cell[1] += int(posts)
         cell[2] += int(replies)
         cell[3] += int(attended)
-
-    by_community: dict[str, dict[MemberKey, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
-    for (key, member, month), cell in activity.items():
-        by_community[key][member][month] = cell
+        if posts:
+            posting.add(key)
+            if source in REPLY_SOURCES:
+                linked_sources.add(key)
+    sessions: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for key, meeting, month in meetings:
+        sessions[key][int(month) % 100].add(meeting)
 
     result = []
-    for key in keys:
-        seen_here, posted_here = first_seen[key], first_post[key]
-        year_members = {m for m, t in seen_here.items() if t < end}
-        if units and not any(units_of.get(m) in units for m in year_members):
+    for key in sorted(k for k in first_seen if k.startswith("community:") or k in posting):
+        seen_here = first_seen[key]
+        if units and not any(units_of.get(m) in units for m in seen_here):
             continue
+        acts = activity.get(key, {})
         configured = [
             n.value
             for n in (parse_nip(v) for v in settings.cop.facilitators.get(_community_id(key), []))
             if n is not None
         ]
-        acts = by_community.get(key, {})
         year_posts = {m: sum(c[1] for mo, c in months.items() if mo // 100 == year) for m, months in acts.items()}
         facilitators = set(configured) or {
             m for m, n in sorted(year_posts.items(), key=lambda item: (-item[1], item[0]))[:3] if n > 0
@@ -382,109 +375,112 @@ def cop_report(
             facilitators_configured=bool(configured),
             facilitators=len(facilitators),
         )
-        month_ends = {m: datetime.combine(_next_month(year, m), time(), zone).astimezone(UTC) for m in range(0, 13)}
-        month_starts = {m: datetime.combine(date(year, m, 1), time(), zone).astimezone(UTC) for m in range(1, 13)}
-        previous_rungs: dict[MemberKey, int] | None = None
-        for m in range(0, 13):
-            known = {member for member, t in seen_here.items() if t < month_ends[m]}
-            rungs = {
-                member: _rung(
-                    bin(acts.get(member, {}).get(year * 100 + m if m else (year - 1) * 100 + 12, [0])[0]).count("1")
-                )
-                for member in known
-            }
-            if m == 0:
-                previous_rungs = rungs  # December of the year before
-                continue
-            figures = entry.months[m]
-            _member_figures(
-                figures, known, acts, year * 100 + m, seen_here, posted_here, month_starts[m], month_ends[m]
-            )
-            figures.ladder = (
-                sum(1 for r in rungs.values() if r == 0),
-                sum(1 for r in rungs.values() if r == 1),
-                sum(1 for r in rungs.values() if r == 2),
-            )
-            both = [member for member in rungs if member in (previous_rungs or {})]
-            figures.moved_up = sum(1 for member in both if rungs[member] > (previous_rungs or {})[member])
-            figures.moved_down = sum(1 for member in both if rungs[member] < (previous_rungs or {})[member])
-            previous_rungs = rungs
-            figures.units_reached = len({units_of[x] for x in _active(acts, year * 100 + m) if x in units_of})
-            figures.sessions = 0
-        # The year.
-        y = entry.year
-        known = {member for member, t in seen_here.items() if t < end}
-        _member_figures(y, known, acts, None, seen_here, posted_here, start, end, year=year)
-        days = {
-            member: sum(bin(c[0]).count("1") for mo, c in acts.get(member, {}).items() if mo // 100 == year)
-            for member in known
-        }
-        y.ladder = (
-            sum(1 for d in days.values() if _rung(d) == 0),
-            sum(1 for d in days.values() if _rung(d) == 1),
-            sum(1 for d in days.values() if _rung(d) == 2),
-        )
-        y.moved_up = sum(entry.months[m].moved_up or 0 for m in range(1, 13))
-        y.moved_down = sum(entry.months[m].moved_down or 0 for m in range(1, 13))
-        y.units_reached = len({units_of[x] for x in _active(acts, None, year) if x in units_of})
-        y.sessions = year_sessions.get(key, 0)
-        for k2, month, count in sessions:
-            if k2 == key and int(month) // 100 == year:
-                entry.months[int(month) % 100].sessions = int(count)
+        _member_figures(entry, seen_here, first_post[key], acts, units_of, year, zone, start)
+        for month, keys in sessions.get(key, {}).items():
+            entry.months[month].sessions = len(keys)
+        entry.year.sessions = len(set().union(*sessions[key].values())) if key in sessions else 0
         _conversation(entry, threads.get(key, []), zone)
         _edge_figures(entry, edges.get(key, []), members, facilitators, units_of, year)
-        _product(entry, jp_rows.get(key, []), met, year, known)
+        _product(entry, jp_rows.get(key, []), met, set(seen_here))
         result.append(entry)
     return CopReport(year, result)
 
 
-def _next_month(year: int, month: int) -> date:
-    if month == 0:
-        return date(year, 1, 1)
-    return date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-
-
-def _active(acts: dict[MemberKey, dict[int, list[int]]], month: int | None, year: int | None = None) -> set[MemberKey]:
-    if month is not None:
-        return {m for m, months in acts.items() if month in months}
-    return {m for m, months in acts.items() if any(mo // 100 == year for mo in months)}
-
-
 def _member_figures(
-    figures: Figures,
-    known: set[MemberKey],
-    acts: dict[MemberKey, dict[int, list[int]]],
-    month: int | None,
+    entry: Community,
     seen: dict[MemberKey, datetime],
     first_post: dict[MemberKey, datetime],
+    acts: dict[MemberKey, dict[int, list[int]]],
+    units_of: dict[str, str | None],
+    year: int,
+    zone: ZoneInfo,
     start: datetime,
-    end: datetime,
-    *,
-    year: int | None = None,
 ) -> None:
-    figures.members = len(known)
-    figures.members_pseudonymous = sum(1 for m in known if m.startswith("~"))
-    figures.members_linked = figures.members - figures.members_pseudonymous
-    active = _active(acts, month, year) & known
-    figures.active = len(active)
-    newcomers = [m for m in known if start <= seen[m] < end]
-    figures.newcomers = len(newcomers)
-    figures.activated = sum(1 for m in newcomers if (t := first_post.get(m)) is not None and t - seen[m] <= ACTIVATION)
-
-    def cells(member: MemberKey) -> list[list[int]]:
+    """Members, activity, ladder and moves, contributions and their top shares: one walk over each member's months."""
+    figures = [entry.year] + [entry.months[m] for m in range(1, 13)]  # index 0 the year, 1-12 the months
+    joined = [0] * 14  # members first seen in month m (0: before the year)
+    joined_pseudo = [0] * 14
+    posts: list[list[int]] = [[] for _ in range(13)]
+    replies: list[list[int]] = [[] for _ in range(13)]
+    reached: list[set[str | None]] = [set() for _ in range(13)]
+    december = (year - 1) * 100 + 12
+    ups, downs = [0] * 13, [0] * 13
+    for member, first in seen.items():
+        month = first.astimezone(zone).month if first >= start else 0
+        pseudo = member.startswith("~")
+        joined[month] += 1
+        joined_pseudo[month] += pseudo
+        if month:
+            for f in (figures[month], entry.year):
+                f.newcomers += 1
+                posted = first_post.get(member)
+                if posted is not None and posted - first <= ACTIVATION:
+                    f.activated += 1
         months = acts.get(member, {})
-        return [c for mo, c in months.items() if (mo == month if month is not None else mo // 100 == year)]
-
-    posts = {m: sum(c[1] for c in cells(m)) for m in known}
-    replies = {m: sum(c[2] for c in cells(m)) for m in known}
-    figures.contributions = sum(posts.values())
-    figures.replies = sum(replies.values())
-    figures.posters = sum(1 for v in posts.values() if v)
-    figures.repliers = sum(1 for v in replies.values() if v)
-    figures.top1_posts, figures.top3_posts = _share(posts.values(), 1), _share(posts.values(), 3)
-    figures.top1_replies, figures.top3_replies = _share(replies.values(), 1), _share(replies.values(), 3)
-    figures.attendances = sum(c[3] for m in known for c in cells(m))
-    figures.attendees = sum(1 for m in known if any(c[3] for c in cells(m)))
+        unit = units_of.get(member)
+        rungs = [0] * 13  # rungs[0]: December of the year before
+        year_days = year_posts = year_replies = year_attended = 0
+        for ym, (mask, n_posts, n_replies, n_attended) in months.items():
+            if ym == december:
+                rungs[0] = _rung(mask.bit_count())
+                continue
+            m = ym % 100
+            days = mask.bit_count()
+            rungs[m] = _rung(days)
+            f = figures[m]
+            f.active += 1
+            if rungs[m] == 1:
+                f.ladder = (f.ladder[0], f.ladder[1] + 1, f.ladder[2])
+            elif rungs[m] == 2:
+                f.ladder = (f.ladder[0], f.ladder[1], f.ladder[2] + 1)
+            if n_posts:
+                posts[m].append(n_posts)
+            if n_replies:
+                replies[m].append(n_replies)
+            f.attendances += n_attended
+            f.attendees += n_attended > 0
+            reached[m].add(unit)
+            year_days += days
+            year_posts += n_posts
+            year_replies += n_replies
+            year_attended += n_attended
+        # Moves between rungs: members known at the end of the month before (first seen before it).
+        for m in range(max(month + 1, 1), 13):
+            if rungs[m] > rungs[m - 1]:
+                ups[m] += 1
+            elif rungs[m] < rungs[m - 1]:
+                downs[m] += 1
+        y = entry.year
+        if year_days:
+            y.active += 1
+            reached[0].add(unit)
+        rung = _rung(year_days)
+        y.ladder = (y.ladder[0] + (rung == 0), y.ladder[1] + (rung == 1), y.ladder[2] + (rung == 2))
+        if year_posts:
+            posts[0].append(year_posts)
+        if year_replies:
+            replies[0].append(year_replies)
+        y.attendances += year_attended
+        y.attendees += year_attended > 0
+    known, pseudo_known = joined[0], joined_pseudo[0]
+    for m in range(0, 13):
+        f = figures[m]
+        if m:
+            f.moved_up, f.moved_down = ups[m], downs[m]
+            known += joined[m]
+            pseudo_known += joined_pseudo[m]
+            f.members, f.members_pseudonymous = known, pseudo_known
+            f.ladder = (known - f.ladder[1] - f.ladder[2], f.ladder[1], f.ladder[2])
+        f.members_linked = f.members - f.members_pseudonymous
+        f.contributions, f.replies = sum(posts[m]), sum(replies[m])
+        f.posters, f.repliers = len(posts[m]), len(replies[m])
+        f.top1_posts, f.top3_posts = _share(posts[m], 1), _share(posts[m], 3)
+        f.top1_replies, f.top3_replies = _share(replies[m], 1), _share(replies[m], 3)
+        f.units_reached = len({u for u in reached[m] if u is not None})
+    y = entry.year
+    y.members, y.members_pseudonymous = len(seen), sum(joined_pseudo)
+    y.members_linked = y.members - y.members_pseudonymous
+    y.moved_up, y.moved_down = sum(ups), sum(downs)
 
 
 EdgeRow = tuple[str, str, str, str | None, str, str | None, int, int]
@@ -495,38 +491,42 @@ def _edges(
 ) -> dict[str, list[EdgeRow]]:
     """Per community: (source, site, replier, replier NIP, answered author, their NIP, month, count)."""
     parent = aliased(Evidence)
-    rows = session.execute(
-        select(
-            Evidence.community,
-            Evidence.source,
-            Evidence.site_id,
-            Evidence.local_actor,
-            Evidence.nip,
-            parent.local_actor,
-            parent.nip,
-            month_col,
-            func.count(),
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Evidence.community,
+                Evidence.source,
+                Evidence.site_id,
+                Evidence.local_actor,
+                Evidence.nip,
+                parent.local_actor,
+                parent.nip,
+                month_col,
+                func.count(),
+            )
+            .join(
+                parent,
+                and_(
+                    parent.site_id == Evidence.site_id,
+                    parent.object_key == Evidence.reply_to,
+                    parent.source == Evidence.source,
+                ),
+            )
+            .where(*scope, Evidence.reply_to.is_not(None), Evidence.occurred_at >= start, Evidence.occurred_at < end)
+            .group_by(
+                Evidence.community,
+                Evidence.source,
+                Evidence.site_id,
+                Evidence.local_actor,
+                Evidence.nip,
+                parent.local_actor,
+                parent.nip,
+                month_col,
+            )
         )
-        .join(
-            parent,
-            and_(
-                parent.site_id == Evidence.site_id,
-                parent.object_key == Evidence.reply_to,
-                parent.source == Evidence.source,
-            ),
-        )
-        .where(*scope, Evidence.reply_to.is_not(None), Evidence.occurred_at >= start, Evidence.occurred_at < end)
-        .group_by(
-            Evidence.community,
-            Evidence.source,
-            Evidence.site_id,
-            Evidence.local_actor,
-            Evidence.nip,
-            parent.local_actor,
-            parent.nip,
-            month_col,
-        )
-    ).all()
+        .all()
+    )
     found: dict[str, list[EdgeRow]] = defaultdict(list)
     for key, source, site, actor, nip, answered, answered_nip, month, count in rows:
         found[key].append((source, site, actor, nip, answered, answered_nip, int(month), int(count)))
@@ -536,9 +536,7 @@ def _edges(
 ThreadRow = tuple[datetime, int, datetime | None]
 
 
-def _threads(
-    session: Session, keys: list[str], start: datetime, end: datetime, month_col: ColumnElement[Any]
-) -> dict[str, list[ThreadRow]]:
+def _threads(session: Session, community: str | None, start: datetime, end: datetime) -> dict[str, list[ThreadRow]]:
     """Per community: each thread started in the year (start time, replies, first answer by another account).
 
     The chain of reply links is walked by a recursive query from each top-level item (at most
@@ -555,7 +553,7 @@ def _threads(
             literal(0).label("depth"),
         )
         .where(
-            Evidence.community.in_(keys),
+            Evidence.community.is_not(None) if community is None else Evidence.community == community,
             Evidence.kind.in_(TOP_LEVEL),
             Evidence.source.in_(REPLY_SOURCES),
             Evidence.occurred_at >= start,
@@ -579,16 +577,20 @@ def _threads(
     )
     item = aliased(Evidence)
     answer = case((and_(chain.c.depth > 0, item.local_actor != chain.c.starter), item.occurred_at), else_=None)
-    rows = session.execute(
-        select(
-            chain.c.community,
-            chain.c.started,
-            func.sum(case((chain.c.depth > 0, 1), else_=0)),
-            func.min(answer),
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                chain.c.community,
+                chain.c.started,
+                func.sum(case((chain.c.depth > 0, 1), else_=0)),
+                func.min(answer),
+            )
+            .join(item, and_(item.site_id == chain.c.site_id, item.object_key == chain.c.object_key))
+            .group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
         )
-        .join(item, and_(item.site_id == chain.c.site_id, item.object_key == chain.c.object_key))
-        .group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
-    ).all()
+        .all()
+    )
     found: dict[str, list[ThreadRow]] = defaultdict(list)
     for key, started, replies, first_answer in rows:
         found[key].append((_aware(started), int(replies), _aware(first_answer) if first_answer is not None else None))
@@ -602,43 +604,35 @@ def _aware(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _product_jp(
-    session: Session, dialect: str, keys: list[str], year: int
-) -> dict[str, list[tuple[str, int, Decimal]]]:
-    """Per community: (NIP, month, JP) of C10 and webinar records, shared by the record's evidence in it."""
+def _product_jp(session: Session, dialect: str, year: int) -> dict[str, list[tuple[str, int, Decimal]]]:
+    """Per community: (NIP, month, JP) of C10 and webinar records, shared by the record's evidence in it.
+
+    A record listing evidence of two communities (the C10 cap is per day across all CoP sources) gives
+    each its share: JP x its evidence / all the record's evidence. Summed by the database.
+    """
     if dialect == "postgresql":
-        sql = text(
-            """
-            SELECT e.community, r.nip, r.period_day, r.jp, r.evidence_count, count(*)
-            FROM ledger_records r
-            CROSS JOIN LATERAL jsonb_array_elements_text(r.evidence_ids::jsonb) AS x(id)
-            JOIN evidence e ON e.statement_id = x.id
-            WHERE NOT r.voided AND r.rule_id IN ('cop', 'webinar')
-              AND r.period_day >= :start AND r.period_day < :end AND e.community IS NOT NULL
-            GROUP BY e.community, r.statement_id, r.nip, r.period_day, r.jp, r.evidence_count
-            """
-        )
+        expand = "CROSS JOIN LATERAL jsonb_array_elements_text(r.evidence_ids::jsonb) AS x(id)"
+        joined, number, month = "x.id", "CAST(r.jp AS NUMERIC)", "CAST(extract(month FROM r.period_day) AS INTEGER)"
     else:
-        sql = text(
-            """
-            SELECT e.community, r.nip, r.period_day, r.jp, r.evidence_count, count(*)
-            FROM ledger_records r, json_each(r.evidence_ids) AS x
-            JOIN evidence e ON e.statement_id = x.value
-            WHERE NOT r.voided AND r.rule_id IN ('cop', 'webinar')
+        expand = ", json_each(r.evidence_ids) AS x"
+        joined, number, month = "x.value", "CAST(r.jp AS REAL)", "CAST(strftime('%m', r.period_day) AS INTEGER)"
+    sql = text(
+        f"""
+        SELECT community, nip, month, sum(share) FROM (
+            SELECT e.community AS community, r.nip AS nip, {month} AS month,
+                   {number} * count(*) / r.evidence_count AS share
+            FROM ledger_records r {expand}
+            JOIN evidence e ON e.statement_id = {joined}
+            WHERE NOT r.voided AND r.rule_id IN ('cop', 'webinar') AND r.evidence_count > 0
               AND r.period_day >= :start AND r.period_day < :end AND e.community IS NOT NULL
             GROUP BY e.community, r.statement_id, r.nip, r.period_day, r.jp, r.evidence_count
-            """
-        )
-    wanted = set(keys)
+        ) AS shares
+        GROUP BY community, nip, month
+        """  # noqa: S608 - the fragments are constants of this function, the values are bound
+    )
     found: dict[str, list[tuple[str, int, Decimal]]] = defaultdict(list)
-    for key, nip, day, jp, total, count in session.execute(
-        sql, {"start": date(year, 1, 1), "end": date(year + 1, 1, 1)}
-    ):
-        if key not in wanted:
-            continue
-        month = (day if isinstance(day, date) else date.fromisoformat(str(day))).month
-        share = Decimal(jp) * int(count) / max(int(total), int(count))
-        found[key].append((nip, month, share))
+    for key, nip, at, jp in session.connection().execute(sql, {"start": date(year, 1, 1), "end": date(year + 1, 1, 1)}):
+        found[key].append((nip, int(at), Decimal(str(round(float(jp), 6))) if dialect != "postgresql" else Decimal(jp)))
     return found
 
 
@@ -690,22 +684,70 @@ def _edge_figures(
             figures.peer_edges += count if peer else 0
             figures.cross_unit_edges += count if cross else 0
         graph.add_edge(a, b)
-    if graph.number_of_nodes() == 0:
-        entry.year.brokers, entry.year.top_betweenness = 0, None
-        return
-    brokers = set(nx.articulation_points(graph))
-    sample = None if graph.number_of_nodes() <= 400 else 400
-    betweenness = nx.betweenness_centrality(graph, k=sample, seed=0)
-    entry.year.brokers = len(brokers)
-    entry.year.top_betweenness = max(betweenness.values()) if betweenness else None
+    entry.year.brokers, entry.year.top_betweenness = _brokers(graph)
+
+
+def _brokers(graph: nx.Graph) -> tuple[int, float | None]:
+    """Brokers of a reply graph and the largest share of member pairs one of them alone connects.
+
+    A broker is an articulation point (the same set as ``networkx.articulation_points``): without them
+    some members could no longer reach each other through replies. Their weight is the part of
+    betweenness centrality that bridging alone gives: the pairs of members every path between which
+    goes through the broker, over all pairs of the other members (normalised as networkx normalises
+    betweenness). Exact betweenness costs a breadth-first search per member; this is one depth-first
+    search of the whole graph (Tarjan's low links, the sizes of the parts each broker separates).
+    """
+    n = graph.number_of_nodes()
+    if n == 0:
+        return 0, None
+    adjacency = {node: list(graph.adj[node]) for node in graph}
+    order: dict[Any, int] = {}
+    low: dict[Any, int] = {}
+    size: dict[Any, int] = {}
+    split: dict[Any, list[int]] = defaultdict(list)
+    for root in adjacency:
+        if root in order:
+            continue
+        order[root] = low[root] = len(order)
+        size[root] = 1
+        stack: list[tuple[Any, Any, int]] = [(root, None, 0)]
+        component_start = len(order) - 1
+        while stack:
+            node, parent, index = stack[-1]
+            neighbours = adjacency[node]
+            if index < len(neighbours):
+                stack[-1] = (node, parent, index + 1)
+                other = neighbours[index]
+                if other not in order:
+                    order[other] = low[other] = len(order)
+                    size[other] = 1
+                    stack.append((other, node, 0))
+                elif other != parent:
+                    low[node] = min(low[node], order[other])
+                continue
+            stack.pop()
+            if parent is not None:
+                low[parent] = min(low[parent], low[node])
+                size[parent] += size[node]
+                if low[node] >= order[parent]:
+                    split[parent].append(size[node])  # the subtree of node hangs on parent alone
+        component = len(order) - component_start
+        # The root is a broker only with two or more separated subtrees; any other node with one or more.
+        if len(split.get(root, [])) < 2:
+            split.pop(root, None)
+        for node in [v for v in split if component_start <= order[v] < component_start + component]:
+            parts = split[node]
+            rest = component - 1 - sum(parts)
+            sizes = parts + ([rest] if rest else [])
+            total = sum(sizes)
+            split[node] = [int((total * total - sum(x * x for x in sizes)) / 2)]
+    pairs = (n - 1) * (n - 2) / 2
+    best = max((parts[0] / pairs for parts in split.values() if pairs), default=0.0)
+    return len(split), best
 
 
 def _product(
-    entry: Community,
-    rows: list[tuple[str, int, Decimal]],
-    met: dict[str, bool],
-    year: int,
-    known: set[MemberKey],
+    entry: Community, rows: list[tuple[str, int, Decimal]], met: dict[str, bool], known: set[MemberKey]
 ) -> None:
     """JP through the community (per month and year) and members whose year JP reached their target."""
     people: dict[int, set[str]] = defaultdict(set)
