@@ -507,3 +507,54 @@ def test_xlsx_and_pdf_are_in_the_cipp_layout_with_a_blank_stories_section(state,
     assert run(deployment, "report", "cop", "--year", "2026", "--format", "pdf", "-o", str(pdf)).exit_code == 0
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "KONTEKS" in text and "PRODUK" in text and "CERITA" in text and "cop-terbuka" in text
+
+
+# --- the web page ---------------------------------------------------------------------------------
+
+
+def _web(state):
+    import re
+
+    from lms_bridge.web import users as users_core
+    from lms_bridge.web.app import create_app
+
+    _deployment, settings, engine = state
+    users_core.add_user(engine, "org", "organiser-password-1", role="organiser")
+    users_core.add_user(engine, "hr", "hr-password-12345")
+    users_core.add_user(engine, "org-u3", "organiser-password-1", ("U3",), role="organiser")
+    app = create_app(settings, engine, key=b"k" * 32)
+    app.config["TESTING"] = True
+
+    def login(username: str, password: str):
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        client.post("/login", data={"csrf_token": token, "username": username, "password": password})
+        return client
+
+    return login
+
+
+def test_the_organiser_page_shows_aggregates_only_and_hr_sees_exact_figures(state):
+    login = _web(state)
+    organiser = login("org", "organiser-password-1")
+    # An organiser lands on Komunitas Belajar and cannot open HR's pages (persons, compliance).
+    assert organiser.get("/").headers["Location"].endswith("/komunitas")
+    assert organiser.get("/compliance?year=2026").headers["Location"].endswith("/komunitas")
+    assert organiser.get(f"/person/{A}?year=2026").headers["Location"].endswith("/komunitas")
+    page = organiser.get("/komunitas?year=2026&community=cop-terbuka").get_data(as_text=True)
+    assert "Komunitas Belajar" in page and "Konteks" in page and "Produk" in page
+    assert "Anggota baru" in page and "&lt; 5" in page and 'id="small-cells"' in page
+    # Aggregates only: no NIP, no name, no pseudonym on the page.
+    assert not any(nip in page for nip in UNITS) and "Orang " not in page and "~telegram" not in page
+    # March's active rate (6 of 7) and the year's peer-to-peer share (2 of 6) as Indonesian percentages.
+    assert "85,7 %" in page and "33,3 %" in page
+    book = organiser.get("/komunitas.xlsx?year=2026&community=cop-terbuka")
+    assert book.status_code == 200 and book.data[:2] == b"PK"
+    assert organiser.get("/komunitas?year=2026&community=nope").status_code == 404
+    # HR: the same page with exact figures (no "< 5").
+    hr = login("hr", "hr-password-12345").get("/komunitas?year=2026&community=cop-terbuka").get_data(as_text=True)
+    assert "&lt; 5" not in hr and 'id="small-cells"' not in hr
+    # An organiser limited to unit U3 sees only the community with members of U3.
+    scoped = login("org-u3", "organiser-password-1").get("/komunitas?year=2026").get_data(as_text=True)
+    assert "cop-terbuka" in scoped and "course:77" not in scoped
