@@ -250,11 +250,9 @@ def state(state_url, tmp_path, monkeypatch):
         assert len(found) == 1, (object_key, found)
         return found[0]
 
-    zoom_a = [
-        row.statement_id
-        for row in Session(engine).execute(select(Evidence).where(Evidence.kind == "meeting_attended")).scalars()
-        if row.local_actor and one_person(engine, row) == A
-    ]
+    with Session(engine) as session:
+        attended = session.execute(select(Evidence).where(Evidence.kind == "meeting_attended")).scalars().all()
+        zoom_a = [row.statement_id for row in attended if one_person(engine, row) == A]
     with engine.begin() as connection:
         connection.execute(
             insert(LedgerRecord),
@@ -267,7 +265,8 @@ def state(state_url, tmp_path, monkeypatch):
                 _record(6, B, "1", date(2026, 2, 5), "cop", [one("message:1000000088:3")], voided=True),
             ],
         )
-    return deployment, settings, engine
+    yield deployment, settings, engine
+    engine.dispose()  # before the test database is dropped
 
 
 def one_person(engine, row: Evidence) -> str | None:

@@ -550,6 +550,8 @@ def _threads(session: Session, community: str | None, start: datetime, end: date
             Evidence.object_key.label("root_key"),
             Evidence.local_actor.label("starter"),
             Evidence.occurred_at.label("started"),
+            Evidence.local_actor.label("actor"),
+            Evidence.occurred_at.label("at"),
             literal(0).label("depth"),
         )
         .where(
@@ -570,13 +572,14 @@ def _threads(session: Session, community: str | None, start: datetime, end: date
             roots.c.root_key,
             roots.c.starter,
             roots.c.started,
+            reply.local_actor,
+            reply.occurred_at,
             roots.c.depth + 1,
         )
         .join(roots, and_(reply.site_id == roots.c.site_id, reply.reply_to == roots.c.object_key))
         .where(reply.kind.in_(REPLIES), roots.c.depth < MAX_CHAIN)
     )
-    item = aliased(Evidence)
-    answer = case((and_(chain.c.depth > 0, item.local_actor != chain.c.starter), item.occurred_at), else_=None)
+    answer = case((and_(chain.c.depth > 0, chain.c.actor != chain.c.starter), chain.c.at), else_=None)
     rows = (
         session.connection()
         .execute(
@@ -585,9 +588,7 @@ def _threads(session: Session, community: str | None, start: datetime, end: date
                 chain.c.started,
                 func.sum(case((chain.c.depth > 0, 1), else_=0)),
                 func.min(answer),
-            )
-            .join(item, and_(item.site_id == chain.c.site_id, item.object_key == chain.c.object_key))
-            .group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
+            ).group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
         )
         .all()
     )
