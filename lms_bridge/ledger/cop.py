@@ -42,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import networkx as nx
-from sqlalchemy import BigInteger, Engine, Integer, and_, case, cast, func, literal, select, text
+from sqlalchemy import BigInteger, Engine, Integer, and_, case, cast, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -306,7 +306,7 @@ def cop_report(
             .all()
         )
         edges = _edges(session, scope, month_col, start, end)
-        threads = _threads(session, community, start, end)
+        threads = _threads(session, community, start, end, zone)
         units_of: dict[str, str | None] = {
             nip: code
             for nip, code in session.execute(select(Person.nip, Person.unit_code).where(Person.unit_code.is_not(None)))
@@ -323,12 +323,11 @@ def cop_report(
     linked_sources: set[str] = set()
 
     def seen(key: str, member: MemberKey, at: datetime, posted: datetime | None) -> None:
+        # Typed columns: UTCDateTime gives tz-aware UTC times on both databases.
         here, posted_here = first_seen[key], first_post[key]
-        at = _aware(at)
         if member not in here or at < here[member]:
             here[member] = at
         if posted is not None:
-            posted = _aware(posted)
             if member not in posted_here or posted < posted_here[member]:
                 posted_here[member] = posted
 
@@ -379,7 +378,7 @@ def cop_report(
         for month, keys in sessions.get(key, {}).items():
             entry.months[month].sessions = len(keys)
         entry.year.sessions = len(set().union(*sessions[key].values())) if key in sessions else 0
-        _conversation(entry, threads.get(key, []), zone)
+        _conversation(entry, threads.get(key, {}))
         _edge_figures(entry, edges.get(key, []), members, facilitators, units_of, year)
         _product(entry, jp_rows.get(key, []), met, set(seen_here))
         result.append(entry)
@@ -534,9 +533,13 @@ def _edges(
 
 
 ThreadRow = tuple[datetime, int, datetime | None]
+#: Per period (0: the year, 1-12): threads, answered, replies in them, median hours to the first answer.
+ThreadFigures = tuple[int, int, int, float | None]
 
 
-def _threads(session: Session, community: str | None, start: datetime, end: datetime) -> dict[str, list[ThreadRow]]:
+def _threads(
+    session: Session, community: str | None, start: datetime, end: datetime, zone: ZoneInfo
+) -> dict[str, dict[int, ThreadFigures]]:
     """Per community: each thread started in the year (start time, replies, first answer by another account).
 
     The chain of reply links is walked by a recursive query from each top-level item (at most
@@ -580,21 +583,51 @@ def _threads(session: Session, community: str | None, start: datetime, end: date
         .where(reply.kind.in_(REPLIES), roots.c.depth < MAX_CHAIN)
     )
     answer = case((and_(chain.c.depth > 0, chain.c.actor != chain.c.starter), chain.c.at), else_=None)
-    rows = (
-        session.connection()
-        .execute(
+    per_thread = select(
+        chain.c.community.label("community"),
+        chain.c.started.label("started"),
+        func.sum(case((chain.c.depth > 0, 1), else_=0)).label("replies"),
+        func.min(answer).label("answer"),
+    ).group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
+    found: dict[str, dict[int, ThreadFigures]] = defaultdict(dict)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # PostgreSQL sums the threads per community and local month (and the year) and takes the median itself.
+        thread = per_thread.subquery()
+        month = cast(func.extract("month", func.timezone(zone.key, thread.c.started)), Integer).label("month")
+        hours = func.extract("epoch", thread.c.answer - thread.c.started) / 3600
+        rows = connection.execute(
             select(
-                chain.c.community,
-                chain.c.started,
-                func.sum(case((chain.c.depth > 0, 1), else_=0)),
-                func.min(answer),
-            ).group_by(chain.c.community, chain.c.site_id, chain.c.root_key, chain.c.started)
-        )
-        .all()
-    )
-    found: dict[str, list[ThreadRow]] = defaultdict(list)
-    for key, started, replies, first_answer in rows:
-        found[key].append((_aware(started), int(replies), _aware(first_answer) if first_answer is not None else None))
+                thread.c.community,
+                month,
+                func.count(),
+                func.count(thread.c.answer),
+                func.sum(thread.c.replies),
+                func.percentile_cont(0.5).within_group(hours),
+            ).group_by(func.grouping_sets(tuple_(thread.c.community, month), tuple_(thread.c.community)))
+        ).all()
+        for key, at, count, answered, replies, median in rows:
+            found[key][int(at) if at is not None else 0] = (
+                int(count),
+                int(answered),
+                int(replies or 0),
+                float(median) if median is not None else None,
+            )
+        return found
+    periods: dict[str, dict[int, list[ThreadRow]]] = defaultdict(lambda: defaultdict(list))
+    for key, started, replies, first_answer in connection.execute(per_thread):
+        row = (_aware(started), int(replies), _aware(first_answer) if first_answer is not None else None)
+        periods[key][row[0].astimezone(zone).month].append(row)
+        periods[key][0].append(row)
+    for key, months in periods.items():
+        for m, threads in months.items():
+            waits = [(t[2] - t[0]).total_seconds() / 3600 for t in threads if t[2] is not None]
+            found[key][m] = (
+                len(threads),
+                len(waits),
+                sum(t[1] for t in threads),
+                statistics.median(waits) if waits else None,
+            )
     return found
 
 
@@ -637,24 +670,14 @@ def _product_jp(session: Session, dialect: str, year: int) -> dict[str, list[tup
     return found
 
 
-def _conversation(entry: Community, threads: list[ThreadRow], zone: ZoneInfo) -> None:
+def _conversation(entry: Community, threads: dict[int, ThreadFigures]) -> None:
     """Threads, reply rate, median time to first answer and replies per thread (None without reply links)."""
     if not entry.reply_links:
         return
-    periods: dict[int, list[ThreadRow]] = defaultdict(list)
-    zone_months = [(t, t[0].astimezone(zone).month) for t in threads]
-    for thread, month in zone_months:
-        periods[month].append(thread)
     for m, figures in [*entry.months.items(), (0, entry.year)]:
-        chosen = threads if m == 0 else periods.get(m, [])
-        figures.threads = len(chosen)
-        answered = [t for t in chosen if t[2] is not None]
-        figures.answered = len(answered)
-        figures.replies_in_threads = sum(t[1] for t in chosen)
-        if answered:
-            figures.median_response_hours = statistics.median(
-                (t[2] - t[0]).total_seconds() / 3600 for t in answered if t[2] is not None
-            )
+        count, answered, replies, median = threads.get(m, (0, 0, 0, None))
+        figures.threads, figures.answered, figures.replies_in_threads = count, answered, replies
+        figures.median_response_hours = median
 
 
 def _edge_figures(
