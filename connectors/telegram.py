@@ -56,7 +56,7 @@ from typing import Any
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
 from connectors.file_format import JSON_SHAPE, NO, FileContents, FileFormat, ReadRequest, Sample, numbered, read_capped
 from connectors.jsonl import is_activity_line
-from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.activity import REPLY_TO, Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import name_identifier, telegram_identifier
 
@@ -356,6 +356,8 @@ class _Reader:
         }
         if message.get("from", "") is None:
             extras["deleted_account"] = True
+        if parent is not None:
+            extras[REPLY_TO] = f"message:{parent.native_id}"  # the export's own reply link
         self.activities.append(
             Activity(
                 source=SOURCE,

@@ -53,7 +53,7 @@ from connectors.base import Check, Retention, Stream
 from connectors.http import RetryPolicy, TransientHTTPError, make_session
 from connectors.live import LiveConnector, LiveContext, LivePage
 from connectors.telegram import SOURCE
-from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.activity import REPLY_TO, Activity, Kind, ObjectRef
 from lms_bridge.errors import ConfigError, FatalSourceError, LmsBridgeError, RetryableError
 from lms_bridge.identifiers import telegram_identifier
 from lms_bridge.redaction import redact, register_secret, sanitize_url
@@ -453,6 +453,8 @@ class TelegramBotReader:
             "media": any(key in message for key in _MEDIA_KEYS),
             "edited": edited or "edit_date" in message,
         }
+        if parent is not None:
+            extras[REPLY_TO] = f"message:{parent.native_id}"  # the Bot API's own reply link
         return Activity(
             source=SOURCE,
             site=community,

@@ -13,6 +13,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+#: The extra naming the item an activity answers, by the source's own reply link: its object key
+#: within the same site (``post:<id>``, ``discussion:<id>``, ``message:<chat>:<id>``). Stored as
+#: ``evidence.reply_to`` (the CoP report's reply edges); never inferred from order or text.
+REPLY_TO = "reply_to"
+
 
 class Kind(StrEnum):
     """What happened. Values key statement builders and rules: never rename one."""

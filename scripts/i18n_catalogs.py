@@ -26,6 +26,9 @@ SOURCES = (
     "lms_bridge/ledger/labels.py",
     "lms_bridge/ledger/reports.py",
     "lms_bridge/cli/reports.py",
+    "lms_bridge/ledger/cop_view.py",
+    "lms_bridge/ledger/cop_files.py",
+    "lms_bridge/cli/cop.py",
 )
 LANGUAGES = ("id", "en")
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.http import offset_pages
 from connectors.moodle.client import MoodleAPIError, MoodleClient, MoodleRecordError
-from lms_bridge.activity import Activity, Kind, ObjectRef
+from lms_bridge.activity import REPLY_TO, Activity, Kind, ObjectRef
 from lms_bridge.errors import FatalSourceError, LmsBridgeError
 
 log = logging.getLogger(__name__)
@@ -1193,6 +1193,12 @@ class ForumPostsStream:
         )
         found = []
         posts = data.get("posts") or []
+        # The thread's first post is stated as the discussion: a reply to it answers "discussion:<id>".
+        roots = {
+            _int(post.get("id"))
+            for post in posts
+            if post.get("parentid") in (None, "", 0, "0") and not _bool(post.get("hasparent"))
+        }
         for post in posts:
             if _bool(post.get("isdeleted")):
                 continue
@@ -1218,6 +1224,11 @@ class ForumPostsStream:
                     )
                 )
             else:
+                parent_id = _int(post.get("parentid"))
+                if parent_id:  # Moodle's own reply link (the post answered)
+                    common["extras"][REPLY_TO] = (
+                        f"discussion:{discussion_id}" if parent_id in roots else f"post:{parent_id}"
+                    )
                 found.append(
                     Activity(
                         kind=Kind.REPLY_CREATED,

@@ -15,7 +15,7 @@ import click
 from pydantic import ValidationError
 
 # Each command module adds its commands to the root group when imported.
-from lms_bridge.cli import db, demo, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
+from lms_bridge.cli import cop, db, demo, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
 from lms_bridge.cli.app import _state, cli, stderr
 from lms_bridge.errors import ConfigError, EmptyAnswerError, LmsBridgeError
 from lms_bridge.redaction import redact

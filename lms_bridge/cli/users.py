@@ -19,10 +19,17 @@ def users() -> None:
 @click.argument("username")
 @click.option("--units", metavar="U1,U2", help="Unit codes the user may see (default: every unit).")
 @click.option(
+    "--role",
+    type=click.Choice(users_core.ROLES),
+    default=users_core.HR,
+    show_default=True,
+    help="organiser: a CoP organiser, who sees only the Komunitas Belajar page (aggregates, small cells '< 5').",
+)
+@click.option(
     "--password-env", metavar="VAR", help="Read the password from this environment variable (default: prompt twice)."
 )
 @click.pass_obj
-def users_add(app: App, username: str, units: str | None, password_env: str | None) -> None:
+def users_add(app: App, username: str, units: str | None, role: str, password_env: str | None) -> None:
     """Add a web user; the password is asked for (never given on the command line)."""
     codes = users_core.parse_units(units)
     if password_env:
@@ -32,19 +39,23 @@ def users_add(app: App, username: str, units: str | None, password_env: str | No
         password = secret.get_secret_value()
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-    user = users_core.add_user(app.engine, username, password, codes)
-    stdout.print(f"added web user {user.username} ({', '.join(user.units) if user.units else 'all units'})")
+    user = users_core.add_user(app.engine, username, password, codes, role)
+    stdout.print(
+        f"added web user {user.username} ({', '.join(user.units) if user.units else 'all units'})"
+        + ("; CoP organiser: the Komunitas Belajar page only" if not user.hr else "")
+    )
 
 
 @users.command("list")
 @click.pass_obj
 def users_list(app: App) -> None:
     """List the web users, their units and whether they are active."""
-    table = Table("username", "units", "active", "created", title="web users")
+    table = Table("username", "units", "role", "active", "created", title="web users")
     for user in users_core.list_users(app.engine):
         table.add_row(
             user.username,
             ", ".join(user.units) or "all",
+            user.role,
             "yes" if user.active else "no",
             f"{user.created_at:%Y-%m-%d %H:%M}Z",
         )

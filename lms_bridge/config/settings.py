@@ -231,6 +231,17 @@ class ReportSettings(_Section):
     institution: str = ""
 
 
+class CopSettings(_Section):
+    """The CoP health report (``report cop`` and the *Komunitas Belajar* page).
+
+    Attributes:
+        facilitators: per community id, the NIPs of its facilitators (peer-to-peer replies are
+            those between two other members). A community not listed takes its top 3 posters of the year.
+    """
+
+    facilitators: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class WebSettings(_Section):
     """The read-only HR web page (``lms-bridge serve-web``).
 
@@ -276,6 +287,7 @@ class Settings(_Section):
     serve: ServeSettings = ServeSettings()
     web: WebSettings = WebSettings()
     alerts: AlertSettings = AlertSettings()
+    cop: CopSettings = CopSettings()
     sources: tuple[SourceSettings, ...] = ()
     #: Folders of community exports imported by ``inbox run`` and ``serve`` (:mod:`lms_bridge.ingest.inbox`).
     inboxes: tuple[InboxSettings, ...] = ()

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lms_bridge import store
-from lms_bridge.activity import Activity
+from lms_bridge.activity import REPLY_TO, Activity
 from lms_bridge.config.settings import Settings
 from lms_bridge.config.statements import statement_settings
 from lms_bridge.errors import LmsBridgeError, StatementValidationError
@@ -64,7 +64,7 @@ class IngestReport:
 
 
 #: Extras that are not facts for the rules (kept out of the evidence table).
-_NOT_FACTS = frozenset({"text_length", "nip"})
+_NOT_FACTS = frozenset({"text_length", "nip", REPLY_TO})
 
 
 def evidence_for(activity: Activity, statement_id: str) -> store.EvidenceIn:
@@ -93,6 +93,7 @@ def evidence_for(activity: Activity, statement_id: str) -> store.EvidenceIn:
         object_key=f"{activity.object.type}:{activity.object.native_id}",
         community=community,
         facts=json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        reply_to=str(reply_to) if isinstance(reply_to := activity.extras.get(REPLY_TO), str) and reply_to else None,
     )
 
 

@@ -76,6 +76,8 @@ class EvidenceIn:
     object_key: str
     community: str | None
     facts: str
+    #: The source's reply link (object key of the item answered, same site), when it has one.
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ def _store_evidence(session: Session, evidence: Sequence[EvidenceIn]) -> None:
         "object_key",
         "community",
         "facts",
+        "reply_to",
     )
     session.execute(
         statement.on_conflict_do_update(

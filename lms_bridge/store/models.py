@@ -166,6 +166,9 @@ class Evidence(Base):
         Index("ix_evidence_actor", "source", "site_id", "local_actor"),
         # A display-name link (``people link-names``) names a chat actor within one community.
         Index("ix_evidence_community_actor", "community", "local_actor"),
+        # Reply edges of the CoP report: a reply joined to the item it answers, within one site.
+        Index("ix_evidence_site_reply_to", "site_id", "reply_to"),
+        Index("ix_evidence_site_object", "site_id", "object_key"),
     )
 
     statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -184,6 +187,9 @@ class Evidence(Base):
     community: Mapped[str | None] = mapped_column(Text)
     #: JSON text: small facts the rules read (course idnumber, category, session minutes...).
     facts: Mapped[str] = mapped_column(Text, default="{}")
+    #: The source's own reply link: the object key (same site) of the item this one answers
+    #: (a Moodle parent post, a Telegram ``reply_to_message_id``); None when the source has none.
+    reply_to: Mapped[str | None] = mapped_column(Text)
 
 
 class JPRecord(Base):
@@ -397,6 +403,8 @@ class WebUser(Base):
     units: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: ``hr`` (every page) or ``organiser`` (CoP organiser: the *Komunitas Belajar* page only, aggregates).
+    role: Mapped[str] = mapped_column(String(16), default="hr", server_default="hr")
 
 
 class WebSession(Base):

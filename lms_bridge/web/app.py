@@ -55,6 +55,7 @@ from lms_bridge.config.settings import Settings
 from lms_bridge.errors import ConfigError
 from lms_bridge.ledger import export, labels, reports
 from lms_bridge.store.models import Evidence, LedgerEvidence, LedgerRecord
+from lms_bridge.web import cop as cop_pages
 from lms_bridge.web import i18n, overview, throttle
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import band_bars, month_bars
@@ -453,6 +454,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
             target = request.full_path if request.query_string else request.path
             return redirect(url_for("login", next=target))
         g.user = user
+        if not user.hr and request.endpoint not in cop_pages.ORGANISER_ENDPOINTS:
+            return cop_pages.organiser_home()  # a CoP organiser sees community aggregates only
         return None
 
     @app.after_request
@@ -530,6 +533,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
         session["csrf"] = secrets.token_urlsafe(32)
         log.info("web login: %s from %s", user.username, address)
         return redirect(next_url or url_for("compliance_page"))
+
+    cop_pages.register(app, settings, engine)
 
     @app.post("/logout")
     def logout() -> BaseResponse:

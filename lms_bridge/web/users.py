@@ -77,6 +77,12 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'00' * 16}${'00' * 32}"
 
 
+HR = "hr"
+ORGANISER = "organiser"
+#: Web roles: HR sees everything; a CoP organiser sees community aggregates only (small cells "< 5").
+ROLES = (HR, ORGANISER)
+
+
 @dataclass(frozen=True)
 class UserInfo:
     """A web user as the web page and ``users list`` see it (no hash)."""
@@ -85,6 +91,13 @@ class UserInfo:
     units: tuple[str, ...]
     active: bool
     created_at: datetime
+    #: ``hr`` (every page) or ``organiser`` (a CoP organiser: the *Komunitas Belajar* page only, aggregates).
+    role: str = "hr"
+
+    @property
+    def hr(self) -> bool:
+        """Whether the user sees HR's pages (persons, exact small figures)."""
+        return self.role == HR
 
     @property
     def all_units(self) -> bool:
@@ -109,11 +122,15 @@ def parse_units(text: str | None) -> tuple[str, ...]:
 
 def _info(user: WebUser) -> UserInfo:
     return UserInfo(
-        username=user.username, units=parse_units(user.units), active=user.active, created_at=user.created_at
+        username=user.username,
+        units=parse_units(user.units),
+        active=user.active,
+        created_at=user.created_at,
+        role=user.role or HR,
     )
 
 
-def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...] = ()) -> UserInfo:
+def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...] = (), role: str = "hr") -> UserInfo:
     """Create a web user.
 
     Args:
@@ -121,6 +138,7 @@ def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...
         username: lower-case letters, digits and ``_.@-`` (2 to 64 characters).
         password: at least :data:`MIN_PASSWORD_LENGTH` characters; only its hash is stored.
         units: unit codes the user may see (empty: every unit).
+        role: ``hr`` or ``organiser`` (:data:`ROLES`).
 
     Returns:
         The new user.
@@ -135,10 +153,14 @@ def add_user(engine: Engine, username: str, password: str, units: tuple[str, ...
         )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InputError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if role not in ROLES:
+        raise InputError(f"role {role!r} must be one of {', '.join(ROLES)}")
     with Session(engine) as session, session.begin():
         if session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
             raise LmsBridgeError(f"web user {username} already exists")
-        user = WebUser(username=username, password_hash=hash_password(password), units=",".join(units), active=True)
+        user = WebUser(
+            username=username, password_hash=hash_password(password), units=",".join(units), active=True, role=role
+        )
         session.add(user)
         session.flush()
         return _info(user)

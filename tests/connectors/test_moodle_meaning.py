@@ -250,3 +250,22 @@ def test_a_discussion_deleted_by_a_moderator_voids_all_its_posts(fake: FakeMoodl
     assert voids == expected
     # Said once: the next sync finds nothing more to void.
     assert _sync_forums(fake, cursor)[1] == []
+
+
+def test_a_reply_names_the_post_it_answers_by_moodles_own_parent_link(fake: FakeMoodle) -> None:
+    """``reply_to`` (the CoP report's reply edges): the parent post, or the discussion when it answers the
+    thread's first post (stated as the discussion); a started discussion answers nothing."""
+    _, _, cursor, _ = _sync_forums(fake, None)
+    fake.data.add_posts(12, new_discussion_ratio=0.3)
+    found, _, _, _ = _sync_forums(fake, cursor)
+    posts, checked = fake.data.posts, 0
+    for activity in found:
+        if activity.kind != "reply_created":
+            assert "reply_to" not in activity.extras
+            continue
+        post = posts[int(activity.native_id)]
+        root = fake.data.discussions[post.discussion].posts[0].id
+        expected = f"discussion:{post.discussion}" if post.parent == root else f"post:{post.parent}"
+        assert activity.extras["reply_to"] == expected
+        checked += 1
+    assert checked >= 3

@@ -70,6 +70,8 @@ def test_single_chat_export() -> None:
     # text as an array of a string and a link entity
     assert reply.extras["text_length"] == len("Setuju, lihat https://lms.example.org/mod/forum")
     assert reply.parent == ObjectRef(type="message", native_id=f"{CHAT}:2", title="CoP Widyaiswara Angkatan 7")
+    # The export's own reply link, as the object key the CoP report joins on (evidence.reply_to).
+    assert reply.extras["reply_to"] == f"message:{CHAT}:2" and "reply_to" not in posted.extras
     assert call.object == ObjectRef(type="meeting", native_id=f"{CHAT}:4", title="CoP Widyaiswara Angkatan 7")
     assert call.duration is None  # how long the starter stayed is unknown
     assert call.extras == {"identifier_kind": "telegram", "role": "initiator", "call_duration_seconds": 3600}
@@ -214,6 +216,7 @@ def test_2021_single_chat_with_string_ids_and_no_unixtime() -> None:
         "text_length": len("Terima kasih atas sesinya"),
         "media": False,
         "edited": True,
+        "reply_to": f"message:{chat}:10",
     }
 
 
@@ -301,6 +304,7 @@ def test_no_name_phone_or_text_in_any_activity() -> None:
         "deleted_account",
         "role",
         "call_duration_seconds",
+        "reply_to",  # the replied message's key (chat and message ids): metadata, no text
     }
     count = 0
     for path in [

@@ -100,3 +100,46 @@ def test_a_migration_killed_before_its_commit_leaves_a_database_the_next_run_mig
     store.upgrade(engine)
     assert store.current_revision(engine) == store.head_revision()
     engine.dispose()
+
+
+def test_0008_adds_reply_links_and_the_web_role_and_copies_telegram_parents(state_url):
+    """``evidence.reply_to`` is filled from the parent a Telegram reply already stored in ``facts``
+    (a WhatsApp message has none and stays NULL); web users become ``hr``; all of it goes away again."""
+    engine = store.open_engine(state_url, None)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    assert "reply_to" not in {column["name"] for column in inspect(engine).get_columns("evidence")}
+    insert = text(
+        "INSERT INTO evidence (statement_id, source, site_id, local_actor, kind, occurred_at, object_key, "
+        "community, facts) VALUES (:id, :source, 'cop', 'p1', :kind, :at, :key, 'community:cop', :facts)"
+    )
+    with engine.begin() as connection:
+        at = datetime(2026, 1, 2, tzinfo=UTC)
+        connection.execute(
+            insert,
+            [
+                {"id": "r", "source": "telegram", "kind": "message_replied", "at": at, "key": "message:1:2",
+                 "facts": '{"parent":"message:1:1"}'},
+                {"id": "w", "source": "whatsapp", "kind": "message_posted", "at": at, "key": "message:x",
+                 "facts": "{}"},
+            ],
+        )  # fmt: skip
+        connection.execute(
+            text("INSERT INTO web_users (username, password_hash, units, active, created_at) VALUES ('s', 'h', '', "
+                 + ("true" if engine.dialect.name == "postgresql" else "1") + ", :at)"),
+            {"at": at},
+        )  # fmt: skip
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0008")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT statement_id, reply_to FROM evidence ORDER BY statement_id")).all()
+        assert rows == [("r", "message:1:1"), ("w", None)]
+        assert connection.execute(text("SELECT role FROM web_users")).scalar_one() == "hr"
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    assert "reply_to" not in {column["name"] for column in inspect(engine).get_columns("evidence")}
+    assert "role" not in {column["name"] for column in inspect(engine).get_columns("web_users")}

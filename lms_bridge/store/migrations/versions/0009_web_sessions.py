@@ -6,7 +6,7 @@ its idle one. ``web_login_throttle`` counts login attempts per client address an
 name) across processes, raised atomically by one conditional UPDATE.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 from lms_bridge.store.models import BigId, UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
