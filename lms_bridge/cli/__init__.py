@@ -12,8 +12,8 @@ import traceback
 
 import click
 
-# Each command module adds its commands to the root group when imported.
-from lms_bridge.cli import db, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
+# Each command module adds its commands to the root group when imported, which the root group
+# does when a command runs (``app.LazyGroup``): ``lms-bridge --help`` stays fast.
 from lms_bridge.cli.app import _state, cli, stderr
 from lms_bridge.errors import ConfigError, EmptyAnswerError, LmsBridgeError
 from lms_bridge.redaction import redact
