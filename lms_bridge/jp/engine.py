@@ -6,9 +6,10 @@ Two halves:
   in, JP credits out. Caps are applied per person and cap group in time order
   (day, then month, then year), so the total of a period never exceeds its cap
   and does not depend on the order the evidence arrived in.
-- :func:`run_jp` reads the evidence of whole years, resolves each item's person
-  through the identity links of *now* (an account linked to a NIP later brings its
-  past activity), computes the credits, and diffs them against the records already
+- :func:`run_jp` reads the evidence of whole years person by person (the store resolves
+  each item's person through the identity links of *now*, so an account linked to a NIP
+  later brings its past activity, and hands it over in NIP order), computes the
+  credits, and diffs them against the records already
   posted: a new credit is posted, a changed one (other evidence, other JP, a new rule
   version) is voided and posted again as revision + 1, a vanished one is voided.
   Statements, voids and the record rows are written in one transaction through the
