@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 import click
-from pydantic import ValidationError
 
-# Each command module adds its commands to the root group when imported.
-from lms_bridge.cli import cop, db, demo, doctor, imports, jp, operator, outbox, people, reports, sync, users, web  # noqa: F401
+# Each command module adds its commands to the root group when imported, which the root group
+# does when a command runs (``app.LazyGroup``): ``lms-bridge --help`` stays fast.
 from lms_bridge.cli.app import _state, cli, stderr
 from lms_bridge.errors import ConfigError, EmptyAnswerError, LmsBridgeError
 from lms_bridge.redaction import redact
@@ -41,23 +41,28 @@ def main() -> None:
             stderr.print(redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {redact(str(exc))}", markup=False)
         sys.exit(2 if isinstance(exc, ConfigError | EmptyAnswerError) else 1)
-    except ValidationError as exc:
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        _other_error(exc)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)
+    sys.exit(0)
+
+
+def _other_error(exc: Exception) -> NoReturn:
+    """Any other error as one sentence (the traceback only with --debug): exit 2 for a setting, else 1."""
+    if _state["debug"]:
+        stderr.print(redact(traceback.format_exc()), markup=False)
+    # pydantic is imported only by the commands that need it (``--help`` stays fast), so look it up.
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         # A setting checked outside load_settings: say where and what, never the value (it may be a secret).
-        if _state["debug"]:
-            stderr.print(redact(traceback.format_exc()), markup=False)
         error = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or exc.title
         stderr.print(f"error: {exc.title} {where}: {error['msg'].removeprefix('Value error, ')}", markup=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
-        if _state["debug"]:
-            stderr.print(redact(traceback.format_exc()), markup=False)
-        stderr.print(
-            f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} (run with --debug for the traceback)",
-            markup=False,
-        )
-        sys.exit(1)
-    sys.exit(0)
+    stderr.print(
+        f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))} (run with --debug for the traceback)",
+        markup=False,
+    )
+    sys.exit(1)

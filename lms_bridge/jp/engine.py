@@ -6,9 +6,10 @@ Two halves:
   in, JP credits out. Caps are applied per person and cap group in time order
   (day, then month, then year), so the total of a period never exceeds its cap
   and does not depend on the order the evidence arrived in.
-- :func:`run_jp` reads the evidence of whole years, resolves each item's person
-  through the identity links of *now* (an account linked to a NIP later brings its
-  past activity), computes the credits, and diffs them against the records already
+- :func:`run_jp` reads the evidence of whole years person by person (the store resolves
+  each item's person through the identity links of *now*, so an account linked to a NIP
+  later brings its past activity, and hands it over in NIP order), computes the
+  credits, and diffs them against the records already
   posted: a new credit is posted, a changed one (other evidence, other JP, a new rule
   version) is voided and posted again as revision + 1, a vanished one is voided.
   Statements, voids and the record rows are written in one transaction through the
@@ -25,15 +26,16 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from itertools import groupby
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import (
@@ -630,6 +632,168 @@ def is_closed(period_day: date, rules: RuleSet, zone: ZoneInfo, now: datetime) -
     return now >= end
 
 
+#: People computed per write: their statements, records and held credits are written together.
+PEOPLE_PER_BATCH = 500
+#: Rows fetched from the store at a time while streaming evidence and records.
+FETCH_ROWS = 2000
+
+
+def _resolved_evidence(session: Session, years: Sequence[int], zone: ZoneInfo, kinds: Sequence[str]) -> Any:
+    """Rows of the evidence of whole local years with their person resolved in SQL, ordered by person.
+
+    The same resolution as :meth:`Resolver.nip` (a NIP the source gave, else a chat pseudonym's
+    link, else a display name linked within the community, else the account's link), as left joins
+    on ``identity_links`` (each on its unique key), so the store can hand the evidence over
+    person by person and nothing holds a year's evidence. Unresolved rows (``person`` NULL) come first.
+    """
+    dialect = session.get_bind().dialect.name
+    pseudonym, pseudonym_person = aliased(IdentityLink), aliased(Person)
+    named, named_person = aliased(IdentityLink), aliased(Person)
+    account, account_person = aliased(IdentityLink), aliased(Person)
+    chat = Evidence.source.in_(sorted(PSEUDONYMOUS_SOURCES))
+    prefix = f"{COMMUNITY_GROUPING}:"
+    person = func.coalesce(
+        func.nullif(Evidence.nip, ""), pseudonym_person.nip, named_person.nip, account_person.nip
+    ).label("person")
+    ranges = [
+        and_(Evidence.occurred_at >= start, Evidence.occurred_at < end)
+        for start, end in (_year_bounds(year, zone) for year in years)
+    ]
+    query = (
+        select(
+            Evidence.statement_id,
+            Evidence.source,
+            Evidence.site_id,
+            Evidence.kind,
+            Evidence.occurred_at,
+            Evidence.duration_seconds,
+            Evidence.object_key,
+            Evidence.facts,
+            person,
+        )
+        .select_from(Evidence)
+        .outerjoin(
+            pseudonym,
+            and_(
+                chat,
+                pseudonym.source == PSEUDONYM_LINK_SOURCE,
+                pseudonym.site_id == "",
+                pseudonym.local_id == Evidence.local_actor,
+            ),
+        )
+        .outerjoin(pseudonym_person, pseudonym_person.id == pseudonym.person_id)
+        .outerjoin(
+            named,
+            and_(
+                chat,
+                func.substr(Evidence.community, 1, len(prefix)) == prefix,
+                named.source == NAME_LINK_SOURCE,
+                named.site_id == func.substr(Evidence.community, len(prefix) + 1),
+                named.local_id == Evidence.local_actor,
+            ),
+        )
+        .outerjoin(named_person, named_person.id == named.person_id)
+        .outerjoin(
+            account,
+            and_(
+                account.source == Evidence.source,
+                account.site_id == Evidence.site_id,
+                account.local_id == Evidence.local_actor,
+            ),
+        )
+        .outerjoin(account_person, account_person.id == account.person_id)
+        .where(or_(*ranges), Evidence.kind.in_(kinds))
+        .order_by(jp_store.in_nip_order(person, dialect).nulls_first(), Evidence.statement_id)
+    )
+    return session.execute(query.execution_options(yield_per=FETCH_ROWS))
+
+
+def _evidence_by_person(
+    session: Session,
+    years: Sequence[int],
+    zone: ZoneInfo,
+    kinds: Iterable[str],
+    report: JPReport,
+    *,
+    namespace: uuid.UUID | None,
+    tombstones: Tombstones | None,
+) -> Iterator[tuple[str, list[EvidenceItem]]]:
+    """(NIP, that person's evidence) in NIP order, streamed: :func:`read_evidence`, one person at a time.
+
+    Counts the unresolved evidence in ``report``. Evidence whose void is queued or sent is left
+    out (looked up for :data:`PEOPLE_PER_BATCH` people at a time), and so are forgotten people.
+    """
+    rows = _resolved_evidence(session, years, zone, sorted(set(kinds)))
+    batch: list[tuple[str, list[EvidenceItem]]] = []
+    for person, group in groupby(rows, key=lambda row: row.person):
+        if person is None:
+            report.unresolved += sum(1 for _ in group)
+            continue
+        if tombstones and tombstones.nip(person):
+            continue
+        items = [
+            EvidenceItem(
+                statement_id=row.statement_id,
+                nip=person,
+                source=row.source,
+                site_id=row.site_id,
+                kind=row.kind,
+                occurred_at=row.occurred_at,
+                local_date=row.occurred_at.astimezone(zone).date(),
+                duration_seconds=row.duration_seconds,
+                object_key=row.object_key,
+                facts=json.loads(row.facts or "{}"),
+            )
+            for row in group
+        ]
+        batch.append((person, items))
+        if len(batch) >= PEOPLE_PER_BATCH:
+            yield from _without_voided(session, namespace, batch)
+            batch = []
+    yield from _without_voided(session, namespace, batch)
+
+
+def _without_voided(
+    session: Session, namespace: uuid.UUID | None, batch: list[tuple[str, list[EvidenceItem]]]
+) -> list[tuple[str, list[EvidenceItem]]]:
+    if namespace is None or not batch:
+        return batch
+    voided = voided_targets(session, namespace, [item.statement_id for _, items in batch for item in items])
+    if not voided:
+        return batch
+    kept = [(person, [item for item in items if item.statement_id not in voided]) for person, items in batch]
+    return [(person, items) for person, items in kept if items]
+
+
+_T = TypeVar("_T")
+
+
+def _grouped(pairs: Iterable[tuple[str, _T]]) -> Iterator[tuple[str, list[_T]]]:
+    """Consecutive ``(nip, value)`` pairs as ``(nip, [values])``."""
+    for nip, group in groupby(pairs, key=lambda pair: pair[0]):
+        yield nip, [value for _, value in group]
+
+
+def _merge_by_nip(
+    evidence: Iterator[tuple[str, list[EvidenceItem]]],
+    records: Iterator[tuple[str, list[jp_store.Record]]],
+    revisions: Iterator[tuple[str, list[tuple[jp_store.Key, int]]]],
+) -> Iterator[tuple[str, list[EvidenceItem], list[jp_store.Record], list[tuple[jp_store.Key, int]]]]:
+    """The three NIP-ordered streams joined on NIP: every person with evidence or records, once, in NIP order."""
+    heads: list[Any] = [next(evidence, None), next(records, None), next(revisions, None)]
+    streams: list[Iterator[Any]] = [evidence, records, revisions]
+    while any(head is not None for head in heads):
+        nip = min(head[0] for head in heads if head is not None)
+        found: list[Any] = []
+        for index, head in enumerate(heads):
+            if head is not None and head[0] == nip:
+                found.append(head[1])
+                heads[index] = next(streams[index], None)
+            else:
+                found.append([])
+        yield nip, found[0], found[1], found[2]
+
+
 def run_jp(
     engine: Engine,
     settings: Settings,
@@ -640,6 +804,10 @@ def run_jp(
     dry_run: bool = False,
 ) -> JPReport:
     """Compute JP records for whole years and queue what changed (see the module docstring).
+
+    The store hands the evidence, the active records and the revisions over in NIP order, and
+    each person is computed and diffed alone (:data:`PEOPLE_PER_BATCH` people written at a
+    time, all in one transaction): memory holds one batch of people, not a year.
 
     Args:
         engine: the state store.
@@ -653,99 +821,35 @@ def run_jp(
     zone = ZoneInfo(settings.deployment.timezone)
     now = now or datetime.now(UTC)
     years = sorted(set(years or default_years(now.astimezone(zone).date())))
-    authority = settings.deployment.identity_authority
     report = JPReport(years=list(years))
     with Session(engine) as session, session.begin():
-        resolver = load_resolver(session)
-        items, report.unresolved = read_evidence(
+        evidence = _evidence_by_person(
             session,
             years,
             zone,
             rules.kinds,
-            resolver,
+            report,
             namespace=statement_settings.namespace,
             tombstones=Tombstones.load(session, settings),
         )
-        computed = compute_credits(items, rules, program)
-        pending_rows = [_pending_row(credit) for credit in computed if credit.pending]
-        report.held = len(pending_rows)
-        report.held_courses = len({(row.site_id, row.course) for row in pending_rows})
-        credits = [credit for credit in computed if credit.jp > 0]
-        closed = []
-        for credit in credits:
-            if is_closed(credit.local_date, rules, zone, now):
-                closed.append(credit)
-            else:
-                report.open += 1
-        report.people = len({credit.nip for credit in closed})
-        desired = {credit.key: credit for credit in closed}
-        existing = jp_store.active_records(session, years)
-        statements: list[BuiltStatement] = []
-        new_rows: list[jp_store.RecordIn] = []
-        void_rows: list[int] = []
-        for key, record in existing.items():
-            wanted = desired.get(key)
-            if wanted is not None and wanted.evidence_hash() == record.evidence_hash:
-                report.unchanged += 1
-                continue
-            statements.append(
-                build_void_statement(
-                    statement_settings,
-                    record.statement_id,
-                    nip=record.nip,
-                    authority=authority,
-                    occurred_at=record.occurred_at,
-                )
+        records = _grouped((record.nip, record) for record in jp_store.iter_active_records(session, years))
+        revisions = _grouped(
+            (key[0], (key, revision)) for key, revision in jp_store.iter_last_revisions(session, years)
+        )
+        if not dry_run:
+            jp_store.clear_pending(session, years)
+        batch = _Batch()
+        for nip, items, existing, used in _merge_by_nip(evidence, records, revisions):
+            _diff_person(
+                nip, items, existing, dict(used), rules, program, zone, now, settings, statement_settings, report, batch
             )
-            void_rows.append(record.id)
-            report.voided += 1
-            if wanted is not None:
-                report.revised += 1
-        revisions = jp_store.last_revisions(session, years)
-        for key, credit in sorted(desired.items()):
-            held = existing.get(key)
-            if held is not None and credit.evidence_hash() == held.evidence_hash:
-                continue
-            revision = revisions.get(key, 0) + 1
-            built = build_jp_statement(
-                statement_settings,
-                JPCreditIn(
-                    nip=credit.nip,
-                    rule_id=credit.rule.id,
-                    rule_version=credit.rule.version,
-                    rule_code=credit.code,
-                    period=credit.period,
-                    activity_key=credit.activity_key,
-                    revision=revision,
-                    jp=credit.jp,
-                    evidence_ids=credit.evidence_ids,
-                    occurred_at=credit.occurred_at,
-                ),
-                authority=authority,
-            )
-            statements.append(built)
-            new_rows.append(
-                jp_store.RecordIn(
-                    nip=credit.nip,
-                    rule_id=credit.rule.id,
-                    rule_version=credit.rule.version,
-                    period=credit.period,
-                    activity_key=credit.activity_key,
-                    revision=revision,
-                    jp=str(credit.jp),
-                    evidence_hash=credit.evidence_hash(),
-                    statement_id=built.id,
-                    occurred_at=credit.occurred_at,
-                )
-            )
-            if held is None:
-                report.posted += 1
-            report.jp_posted += credit.jp
+            if batch.people >= PEOPLE_PER_BATCH:
+                batch.write(session, dry_run=dry_run)
+        batch.write(session, dry_run=dry_run)
+        report.held_courses = len(batch.held_courses)
         if dry_run:
             session.rollback()
             return report
-        jp_store.write(session, statements, new_rows, void_rows)
-        jp_store.replace_pending(session, years, pending_rows)
     log.info(
         "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open, %d held",
         years,
@@ -757,6 +861,121 @@ def run_jp(
         report.held,
     )
     return report
+
+
+@dataclass
+class _Batch:
+    """What a batch of people queues: voids first, then new records (in key order), and held credits."""
+
+    people: int = 0
+    voids: list[BuiltStatement] = field(default_factory=list)
+    posts: list[BuiltStatement] = field(default_factory=list)
+    new_rows: list[jp_store.RecordIn] = field(default_factory=list)
+    void_rows: list[int] = field(default_factory=list)
+    pending: list[jp_store.PendingIn] = field(default_factory=list)
+    #: The distinct (site, course) pairs held in the whole run (not reset by :meth:`write`).
+    held_courses: set[tuple[str, str]] = field(default_factory=set)
+
+    def write(self, session: Session, *, dry_run: bool) -> None:
+        if not dry_run:
+            jp_store.write(session, self.voids + self.posts, self.new_rows, self.void_rows)
+            jp_store.add_pending(session, self.pending)
+        self.people = 0
+        self.voids, self.posts, self.new_rows, self.void_rows, self.pending = [], [], [], [], []
+
+
+def _diff_person(
+    nip: str,
+    items: list[EvidenceItem],
+    existing: list[jp_store.Record],
+    revisions: dict[jp_store.Key, int],
+    rules: RuleSet,
+    program: ProgramJP,
+    zone: ZoneInfo,
+    now: datetime,
+    settings: Settings,
+    statement_settings: StatementSettings,
+    report: JPReport,
+    batch: _Batch,
+) -> None:
+    """One person's credits against their active records: what to void, what to post, what is held."""
+    authority = settings.deployment.identity_authority
+    computed = compute_credits(items, rules, program) if items else []
+    pending_rows = [_pending_row(credit) for credit in computed if credit.pending]
+    report.held += len(pending_rows)
+    batch.pending.extend(pending_rows)
+    batch.held_courses.update((row.site_id, row.course) for row in pending_rows)
+    batch.people += 1
+    closed = []
+    for credit in computed:
+        if credit.jp <= 0:
+            continue
+        if is_closed(credit.local_date, rules, zone, now):
+            closed.append(credit)
+        else:
+            report.open += 1
+    if closed:
+        report.people += 1
+    desired = {credit.key: credit for credit in closed}
+    held_records = {record.key: record for record in existing}
+    for key, record in held_records.items():
+        wanted = desired.get(key)
+        if wanted is not None and wanted.evidence_hash() == record.evidence_hash:
+            report.unchanged += 1
+            continue
+        batch.voids.append(
+            build_void_statement(
+                statement_settings,
+                record.statement_id,
+                nip=record.nip,
+                authority=authority,
+                occurred_at=record.occurred_at,
+            )
+        )
+        batch.void_rows.append(record.id)
+        report.voided += 1
+        if wanted is not None:
+            report.revised += 1
+    for key, credit in sorted(desired.items()):
+        held = held_records.get(key)
+        evidence_hash = credit.evidence_hash()
+        if held is not None and evidence_hash == held.evidence_hash:
+            continue
+        revision = revisions.get(key, 0) + 1
+        built = build_jp_statement(
+            statement_settings,
+            JPCreditIn(
+                nip=credit.nip,
+                rule_id=credit.rule.id,
+                rule_version=credit.rule.version,
+                rule_code=credit.code,
+                period=credit.period,
+                activity_key=credit.activity_key,
+                revision=revision,
+                jp=credit.jp,
+                evidence_ids=credit.evidence_ids,
+                occurred_at=credit.occurred_at,
+            ),
+            authority=authority,
+        )
+        batch.posts.append(built)
+        batch.new_rows.append(
+            jp_store.RecordIn(
+                nip=credit.nip,
+                rule_id=credit.rule.id,
+                rule_version=credit.rule.version,
+                period=credit.period,
+                activity_key=credit.activity_key,
+                revision=revision,
+                jp=str(credit.jp),
+                evidence_hash=evidence_hash,
+                statement_id=built.id,
+                occurred_at=credit.occurred_at,
+            )
+        )
+        if held is None:
+            report.posted += 1
+        report.jp_posted += credit.jp
 
 
 def explain(

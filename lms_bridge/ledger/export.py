@@ -179,13 +179,28 @@ def sheet_csv(sheet: Sheet, dialect: str = "excel-id", language: str | None = No
 _NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
 
 
-def _put(sheet: Any, row: int, column: int, value: Any) -> Any:
-    """Write one cell; text is always a string cell (openpyxl would make ``=...`` a formula)."""
-    cell = sheet.cell(row=row, column=column, value=value)
+def _xlsx_value(value: Any, kind: ColumnKind) -> Any:
+    """A cell's value as the workbook stores it: a NIP as text, a Decimal as a number."""
+    if kind == "nip":
+        return None if value is None else str(value)
+    return json_value(value)
+
+
+def _xlsx_cell(sheet: Any, value: Any, number_format: str | None = None) -> Any:
+    """One write-only cell; text is always a string cell (openpyxl would make ``=...`` a formula).
+
+    Text a spreadsheet would run (``=``, ``+``, ``-``, ``@``, tab, CR first) also gets Excel's quote prefix, so
+    editing the cell keeps it text. Numbers stay numbers.
+    """
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
     if isinstance(value, str):
         cell.data_type = "s"
         if value.startswith(FORMULA_START):
             cell.quotePrefix = True
+    if number_format is not None:
+        cell.number_format = number_format
     return cell
 
 
@@ -208,9 +223,11 @@ def hr_workbook(
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.properties import PageSetupProperties
+    from openpyxl.worksheet.worksheet import Worksheet
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+    # Write-only: rows stream to the file as they are appended, so a sheet of 50,000 people holds no
+    # cell objects (the layout, column widths included, is set before the first row).
+    workbook = Workbook(write_only=True)
     used: set[str] = set()
     for spec in sheets:
         name = "".join("_" if ch in "[]:*?/\\" else ch for ch in spec.name)[:31] or "sheet"
@@ -220,22 +237,13 @@ def hr_workbook(
             number += 1
         used.add(name.lower())
         sheet = workbook.create_sheet(name)
-        for index, title in enumerate(titles, start=1):
-            _put(sheet, index, 1, title).font = Font(bold=index == 1, size=13 if index == 1 else 11)
         head = len(titles) + 2
-        widths = []
-        for col, column in enumerate(spec.columns, start=1):
-            cell = _put(sheet, head, col, column.header)
-            cell.font = Font(bold=True)
-            widths.append(len(column.header))
-        for offset, row in enumerate(spec.rows, start=1):
-            for col, (value, column) in enumerate(zip(row, spec.columns, strict=True), start=1):
-                written = json_value(value) if column.kind != "nip" else (None if value is None else str(value))
-                cell = _put(sheet, head + offset, col, written)
-                if column.kind in _NUMBER_FORMATS:
-                    cell.number_format = _NUMBER_FORMATS[column.kind]
+        widths = [len(column.header) for column in spec.columns]
+        for row in spec.rows:
+            for col, (value, column) in enumerate(zip(row, spec.columns, strict=True)):
+                written = _xlsx_value(value, column.kind)
                 shown = len(str(written)) if written is not None else 0
-                widths[col - 1] = max(widths[col - 1], shown + (3 if column.kind == "jp" else 0))
+                widths[col] = max(widths[col], shown + (3 if column.kind == "jp" else 0))
         last_row = head + max(len(spec.rows), 1)
         last_col = get_column_letter(len(spec.columns))
         sheet.auto_filter.ref = f"A{head}:{last_col}{last_row}"
@@ -252,11 +260,32 @@ def hr_workbook(
         for index, width in enumerate(widths, start=1):
             sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
         sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+        sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
         sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
         sheet.page_setup.fitToWidth = 1
         sheet.page_setup.fitToHeight = 0
         sheet.print_title_rows = f"{head}:{head}"
+        for index, title in enumerate(titles, start=1):
+            cell = _xlsx_cell(sheet, title)
+            cell.font = Font(bold=index == 1, size=13 if index == 1 else 11)
+            sheet.append([cell])
+        sheet.append([])
+        header = []
+        for column in spec.columns:
+            cell = _xlsx_cell(sheet, column.header)
+            cell.font = Font(bold=True)
+            header.append(cell)
+        sheet.append(header)
+        formats = [_NUMBER_FORMATS.get(column.kind) for column in spec.columns]
+        for row in spec.rows:
+            cells: list[Any] = []
+            for value, column, number_format in zip(row, spec.columns, formats, strict=True):
+                written = _xlsx_value(value, column.kind)
+                if number_format is None and not isinstance(written, str):
+                    cells.append(written)  # a number or an empty cell: nothing to type, no cell object
+                    continue
+                cells.append(_xlsx_cell(sheet, written, number_format))
+            sheet.append(cells)
     try:
         workbook.save(target)
     except OSError as exc:

@@ -8,11 +8,12 @@ with its statement queued or neither.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge.store import _enqueue
@@ -64,33 +65,81 @@ def active_records(session: Session, years: Sequence[int]) -> dict[Key, Record]:
     rows = session.execute(select(JPRecord).where(JPRecord.status == ACTIVE, _in_years(years))).scalars()
     found: dict[Key, Record] = {}
     for row in rows:
-        record = Record(
-            id=row.id,
-            nip=row.nip,
-            rule_id=row.rule_id,
-            rule_version=row.rule_version,
-            period=row.period,
-            activity_key=row.activity_key,
-            revision=row.revision,
-            jp=row.jp,
-            evidence_hash=row.evidence_hash,
-            statement_id=row.statement_id,
-            occurred_at=row.occurred_at,
-        )
+        record = _record(row)
         found[record.key] = record
     return found
 
 
-def last_revisions(session: Session, years: Sequence[int]) -> dict[Key, int]:
-    """The highest revision ever used per key (voided ones included) in ``years``."""
+#: :class:`Record`'s fields in order: the columns :func:`iter_active_records` reads.
+_RECORD_COLUMNS = (
+    "nip",
+    "rule_id",
+    "rule_version",
+    "period",
+    "activity_key",
+    "revision",
+    "jp",
+    "evidence_hash",
+    "statement_id",
+    "occurred_at",
+    "id",
+)
+
+
+def _record(row: JPRecord) -> Record:
+    return Record(
+        id=row.id,
+        nip=row.nip,
+        rule_id=row.rule_id,
+        rule_version=row.rule_version,
+        period=row.period,
+        activity_key=row.activity_key,
+        revision=row.revision,
+        jp=row.jp,
+        evidence_hash=row.evidence_hash,
+        statement_id=row.statement_id,
+        occurred_at=row.occurred_at,
+    )
+
+
+def in_nip_order(column: Any, dialect: str) -> Any:
+    """``column`` for ``ORDER BY`` in byte order, the order of Python's ``<`` on the NIP text.
+
+    PostgreSQL's ``C`` collation, SQLite's default: so NIP-ordered streams can be merged in Python.
+    """
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def iter_active_records(session: Session, years: Sequence[int], *, fetch: int = 2000) -> Iterator[Record]:
+    """The active records whose period lies in ``years``, streamed in NIP order (then row id)."""
     if not years:
-        return {}
-    rows = session.execute(
+        return
+    dialect = session.get_bind().dialect.name
+    columns = [getattr(JPRecord, name) for name in _RECORD_COLUMNS]
+    query = (
+        select(*columns)
+        .where(JPRecord.status == ACTIVE, _in_years(years))
+        .order_by(in_nip_order(JPRecord.nip, dialect), JPRecord.id)
+        .execution_options(yield_per=fetch)
+    )
+    for row in session.execute(query):
+        yield Record(*row)
+
+
+def iter_last_revisions(session: Session, years: Sequence[int], *, fetch: int = 2000) -> Iterator[tuple[Key, int]]:
+    """The highest revision ever used per key (voided ones included) in ``years``, streamed in NIP order."""
+    if not years:
+        return
+    dialect = session.get_bind().dialect.name
+    query = (
         select(JPRecord.nip, JPRecord.rule_id, JPRecord.period, JPRecord.activity_key, func.max(JPRecord.revision))
         .where(_in_years(years))
         .group_by(JPRecord.nip, JPRecord.rule_id, JPRecord.period, JPRecord.activity_key)
+        .order_by(in_nip_order(JPRecord.nip, dialect))
+        .execution_options(yield_per=fetch)
     )
-    return {(row[0], row[1], row[2], row[3]): int(row[4]) for row in rows}
+    for row in session.execute(query):
+        yield (row[0], row[1], row[2], row[3]), int(row[4])
 
 
 def write(
@@ -104,9 +153,8 @@ def write(
     if statements:
         _enqueue(session, statements, None, "jp")
     now = utcnow()
-    for row in new:
-        session.add(JPRecord(status=ACTIVE, created_at=now, **vars(row)))
-    session.flush()
+    if new:
+        session.execute(insert(JPRecord), [{"status": ACTIVE, "created_at": now, **vars(row)} for row in new])
 
 
 @dataclass(frozen=True)
@@ -123,28 +171,35 @@ class PendingIn:
     evidence_ids: tuple[str, ...]
 
 
-def replace_pending(session: Session, years: Sequence[int], rows: Sequence[PendingIn]) -> None:
-    """Make ``rows`` the held credits of ``years`` (those of other years are kept)."""
-    if not years:
+def clear_pending(session: Session, years: Sequence[int]) -> None:
+    """Remove the held credits of ``years`` (a run then adds its own with :func:`add_pending`)."""
+    if years:
+        session.execute(delete(JPPending).where(or_(*(JPPending.period.like(f"{year}-%") for year in years))))
+
+
+def add_pending(session: Session, rows: Sequence[PendingIn]) -> None:
+    """Store held credits."""
+    if not rows:
         return
-    session.execute(delete(JPPending).where(or_(*(JPPending.period.like(f"{year}-%") for year in years))))
     now = utcnow()
-    for row in rows:
-        session.add(
-            JPPending(
-                nip=row.nip,
-                rule_id=row.rule_id,
-                period=row.period,
-                period_day=row.period_day,
-                activity_key=row.activity_key,
-                site_id=row.site_id,
-                course=row.course,
-                evidence_ids=json.dumps(list(row.evidence_ids)),
-                evidence_count=len(row.evidence_ids),
-                computed_at=now,
-            )
-        )
-    session.flush()
+    session.execute(
+        insert(JPPending),
+        [
+            {
+                "nip": row.nip,
+                "rule_id": row.rule_id,
+                "period": row.period,
+                "period_day": row.period_day,
+                "activity_key": row.activity_key,
+                "site_id": row.site_id,
+                "course": row.course,
+                "evidence_ids": json.dumps(list(row.evidence_ids)),
+                "evidence_count": len(row.evidence_ids),
+                "computed_at": now,
+            }
+            for row in rows
+        ],
+    )
 
 
 @dataclass(frozen=True)
