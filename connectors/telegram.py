@@ -73,8 +73,10 @@ from lms_bridge.identifiers import name_identifier, telegram_identifier
 
 SOURCE = "telegram"
 
-# A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger.
-_MAX_BYTES = 256 * 1024 * 1024
+# A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger. The
+# export is one JSON document parsed whole (not streamed), which takes several times its size in memory:
+# 64 MB (about 250,000 messages, six times the largest group export) keeps one file from exhausting it.
+_MAX_BYTES = 64 * 1024 * 1024
 
 # Chat types (docs/domain.md §2b) between two people, with a bot or with oneself: private
 # life, not a CoP, so not imported. Every other type (groups, supergroups, channels) is read.

@@ -397,31 +397,11 @@ def _normalised(text: str) -> str:
     return text
 
 
-def _signature(m: re.Match[str]) -> tuple[object, ...]:
-    """What :func:`_specialise` builds its regex from: headers of one signature are one layout."""
-    four = len(m["a"]) == 4
-    opened = m["open"] is not None
-    return (
-        opened,
-        four,
-        0 if four else len(m["c"]),
-        m["ds"],
-        m["comma"] or "",
-        m["ts"],
-        m["s"] is None,
-        m["ampm"] is None,
-        "" if opened else m["term"],
-    )
-
-
-def _pack_time(m: re.Match[str]) -> int:
-    """Hour, minute, second (100: none) and AM/PM (0 none, 1 AM, 2 PM) of a header in one int."""
-    second = 100 if m["s"] is None else int(m["s"])
-    half = 0 if m["ampm"] is None else 2 if m["ampm"] in "Pp" else 1
-    return ((int(m["h"]) * 100 + int(m["mi"])) * 101 + second) * 3 + half
-
-
 def _unpack_time(packed: int) -> tuple[int, int, int | None, str | None]:
+    """Hour, minute, second (None) and AM/PM of a header time packed by the first pass.
+
+    Packed as ``((hour * 100 + minute) * 101 + second (100: none)) * 3 + half`` (0 none, 1 AM, 2 PM).
+    """
     rest, half = divmod(packed, 3)
     rest, second = divmod(rest, 101)
     hour, minute = divmod(rest, 100)
@@ -454,7 +434,7 @@ class _Scan:
         lines: the line of each such header.
         sigs: its layout (an index into ``patterns``).
         dates: its date as written (an index into ``date_texts``).
-        times: its time (:func:`_pack_time`).
+        times: its time (see :func:`_unpack_time`).
         starts: the characters of the file before its line (message sizes).
         prefix: the non-blank lines before the first header.
     """
@@ -496,21 +476,33 @@ class _Scan:
                 start = m.start()
                 line += text.count("\n", position, start)
                 position = start
-                key = _signature(m)
+                groups = m.groups()  # open, a, ds, b, c, comma, h, ts, mi, s, ampm, term
+                key = groups[:1] + (len(groups[1]), len(groups[4])) + groups[2:3] + groups[5:6] + groups[7:8]
+                key += (groups[9] is None, groups[10] is None, groups[11])
                 sig = sig_ids.get(key)
                 if sig is None:
-                    sig = sig_ids[key] = len(self.patterns)
-                    self.patterns.append(_specialise(m))
-                written = text[m.start("a") : m.end("c")]
+                    # Keys that _specialise builds one regex from are one layout.
+                    pattern = _specialise(m)
+                    sig = sig_ids[key] = next(
+                        (index for index, known in enumerate(self.patterns) if known.pattern == pattern.pattern),
+                        len(self.patterns),
+                    )
+                    if sig == len(self.patterns):
+                        self.patterns.append(pattern)
+                written = text[m.start(2) : m.end(5)]
                 date = date_ids.get(written)
                 if date is None:
                     date = date_ids[written] = len(self.date_texts)
                     self.date_texts.append(written)
-                    self.date_parts.append((m["a"], m["b"], m["c"]))
+                    self.date_parts.append((groups[1], groups[3], groups[4]))
+                second, ampm = groups[9], groups[10]
                 self.lines.append(line)
                 self.sigs.append(sig)
                 self.dates.append(date)
-                self.times.append(_pack_time(m))
+                self.times.append(
+                    ((int(groups[6]) * 100 + int(groups[8])) * 101 + (100 if second is None else int(second))) * 3
+                    + (0 if ampm is None else 2 if ampm in "Pp" else 1)
+                )
                 self.starts.append(chars + start)
                 if sig == 0:
                     first_layout += 1
@@ -681,62 +673,80 @@ class _Reading:
     def messages(self) -> Iterator[tuple[_Message, str]]:
         """Read the file again and yield each member message with its key (native id), in file order."""
         parser = self.parser
+        day_first = self.day_first
         keys = _Keys(self._recurring)
-        times: dict[str, tuple[datetime, str]] = {}
+        times: dict[str, tuple[datetime, str, int] | None] = {}
         header_lines = self._header_lines
         patterns, part_starts = self._patterns, self._part_starts
         part = 0
         position = 0  # the next header, an index into header_lines
-        pending: tuple[int, re.Match[str], str] | None = None
-        more: list[str] = []
-        last_terminated = True
         count = len(header_lines)
-
-        def flush(final: bool, line: int, match: re.Match[str], rest: str) -> Iterator[tuple[_Message, str]]:
-            tail = "\n".join(more)
-            if final and more and last_terminated:
-                tail += "\n"
-            raw = _Raw(line, match, rest, tail)
-            stamp_key = match.group(0)
-            occurred = times.get(stamp_key)
-            if occurred is None:
-                try:
-                    occurred = parser._timestamp(raw, self.day_first)
-                except _Unreadable:
-                    return  # counted and reported by the first pass (skip_unreadable)
-                if len(times) > _CACHE:
-                    times.clear()
-                times[stamp_key] = occurred
-            message = parser._interpret(raw, occurred)
-            if message is not None:
-                yield message, keys.key(message, int(occurred[0].timestamp()))
-
-        number = 0
+        next_header = header_lines[0] if count else -1
+        pending: _Raw | None = None
+        more: list[str] = []
+        terminated = True
+        # One loop over lines; a message is interpreted when the next header (or the end) closes it.
         for first, chunk, terminated in self.source.chunks():
-            number = first - 1
             lines = chunk.split("\n")
             if terminated:
                 lines.pop()
+            number = first - 1
             for text in lines:
                 number += 1
-                if position < count and number == header_lines[position]:
-                    while part + 1 < len(part_starts) and number >= part_starts[part + 1]:
-                        part += 1
-                    match = patterns[part].match(text)
-                    if match is None:  # guard: the second pass must see what the first saw
-                        raise parser.error(number, "the file changed while it was read; import it again")
+                if number != next_header:
                     if pending is not None:
-                        yield from flush(False, *pending)
-                    pending = (number, match, text[match.end() :])
-                    more = []
-                    position += 1
-                elif pending is not None:
-                    more.append(text)
-            last_terminated = terminated
+                        more.append(text)
+                    continue
+                while part + 1 < len(part_starts) and number >= part_starts[part + 1]:
+                    part += 1
+                match = patterns[part].match(text)
+                if match is None:  # guard: the second pass must see what the first saw
+                    raise parser.error(number, "the file changed while it was read; import it again")
+                if pending is not None:
+                    if more:
+                        pending.more = "\n".join(more)
+                        more = []
+                    keyed = self._message(pending, times, keys, day_first)
+                    if keyed is not None:
+                        yield keyed
+                pending = _Raw(number, match, text[match.end() :], "")
+                position += 1
+                next_header = header_lines[position] if position < count else -1
         if position != count:
             raise InputError(f"{self.source.label}: the file changed while it was read; import it again")
         if pending is not None:
-            yield from flush(True, *pending)
+            if more:
+                pending.more = "\n".join(more) + ("\n" if terminated else "")
+            keyed = self._message(pending, times, keys, day_first)
+            if keyed is not None:
+                yield keyed
+
+    def _message(
+        self,
+        raw: _Raw,
+        times: dict[str, tuple[datetime, str, int] | None],
+        keys: _Keys,
+        day_first: bool,
+    ) -> tuple[_Message, str] | None:
+        """The keyed member message of one header and its lines, or None (a system line, an unreadable header)."""
+        stamp_key = raw.match.group(0)  # chats post many messages per minute: each header time is converted once
+        if stamp_key in times:
+            occurred = times[stamp_key]
+        else:
+            try:
+                utc, stamp = self.parser._timestamp(raw, day_first)
+                occurred = (utc, stamp, int(utc.timestamp()))
+            except _Unreadable:
+                occurred = None  # counted and reported by the first pass (skip_unreadable)
+            if len(times) > _CACHE:
+                times.clear()
+            times[stamp_key] = occurred
+        if occurred is None:
+            return None
+        message = self.parser._interpret(raw, (occurred[0], occurred[1]))
+        if message is None:
+            return None
+        return message, keys.key(message, occurred[2])
 
 
 class _Runs:
