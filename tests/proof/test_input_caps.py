@@ -230,7 +230,7 @@ def test_a_zip_bomb_is_refused_by_the_message_cap_in_bounded_memory(tmp_path: Pa
         env=deploy.env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         cwd=ROOT,
     )
     peak, code = result.stdout.split()[-2:]
@@ -248,7 +248,7 @@ def test_an_export_imported_in_one_date_order_is_not_silently_done_in_the_other(
     chat.write_text("01/02/24 08.00 - Budi: satu\n02/03/24 09.00 - Siti: dua\n")  # both readings keep the order
     refused = one_error(deploy.run("import", str(chat), "--community", "cop-uji"))
     assert "pass --day-first or --month-first" in refused
-    assert deploy.query("select count(*) from cursors") == [(0,)]  # a refusal marks nothing done
+    assert not deploy.query("select * from cursors")  # a refusal marks nothing done (or made no database)
     first = deploy.run("import", str(chat), "--community", "cop-uji", "--day-first")
     assert first.returncode == 0 and "added 2 statements" in first.stdout
     # Main answered "nothing new (already imported)" here, as if the other reading had been imported.
