@@ -784,25 +784,25 @@ class _Keys:
     Guard: the key recipe (docs/xapi.md "Deterministic ids"); changing it changes every statement
     id. NUL never occurs in a normalised text, so fields cannot run together. Only messages of
     one time can repeat each other: the counts of a time are dropped when its run of headers ends,
-    unless the first pass saw the time come back (:class:`_Runs`).
+    unless the first pass saw the time come back (:class:`_Runs`); those are kept, by the first
+    16 bytes of the key (the time is part of it), about 90 bytes a message.
     """
 
     def __init__(self, recurring: set[int]) -> None:
         self.recurring = recurring
-        self.kept: dict[int, dict[bytes, int]] = {}
+        self.kept: dict[bytes, int] = {}
         self.when: int | None = None
         self.seen: dict[bytes, int] = {}
 
     def key(self, message: _Message, when: int) -> str:
         if when != self.when:
-            if self.when in self.recurring:
-                self.kept[self.when] = self.seen
-            self.seen = self.kept.pop(when, {}) if when in self.recurring else {}
             self.when = when
+            self.seen = self.kept if when in self.recurring else {}
         base = f"{message.stamp}\x00{message.actor}\x00{message.key_text}".encode("utf-8", "surrogatepass")
         first = hashlib.sha256(base).digest()
-        count = self.seen.get(first, 0) + 1
-        self.seen[first] = count
+        short = first[:16]
+        count = self.seen.get(short, 0) + 1
+        self.seen[short] = count
         if count == 1:
             return first.hex()
         return hashlib.sha256(base + f"\x00{count}".encode()).hexdigest()
