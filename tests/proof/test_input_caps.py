@@ -235,8 +235,9 @@ def test_a_zip_bomb_is_refused_by_the_message_cap_in_bounded_memory(tmp_path: Pa
     )
     peak, code = result.stdout.split()[-2:]
     assert code == "1" and "more than 1,000 messages in one file (this is message 1,001)" in result.stderr
-    # Main inflated the whole member and decoded it (hundreds of MB for this one) before counting.
-    assert int(peak) < 150, f"peak RSS {peak} MB"
+    # Main inflated the whole member and decoded it before counting: its 25 MB chat alone peaked at 515 MB.
+    # This reader stops at message 1,001 (measured about 104 MB, the process itself).
+    assert int(peak) < 250, f"peak RSS {peak} MB"
 
 
 # --- the date-order trap (issue 16) ----------------------------------------------------------------------
