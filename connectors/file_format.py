@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import os
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -28,6 +27,7 @@ from zoneinfo import ZoneInfo
 from connectors.base import Pseudonymizer, ReadStats
 from lms_bridge.activity import Activity
 from lms_bridge.errors import ConfigError, InputError
+from lms_bridge.input_files import open_regular, read_regular
 
 #: The bytes a format is told from: enough for any header or preamble of the known exports.
 HEAD_BYTES = 64 * 1024
@@ -67,7 +67,7 @@ def file_digest(path: Path) -> str:
 
 
 def read_capped(path: Path, label: str, *, limit: int, refusal: str) -> bytes:
-    """Read a whole file into memory, refusing one larger than ``limit`` bytes.
+    """Read a whole regular file into memory, refusing one larger than ``limit`` bytes (or not a regular file).
 
     Args:
         path: the file.
@@ -78,18 +78,7 @@ def read_capped(path: Path, label: str, *, limit: int, refusal: str) -> bytes:
     Raises:
         InputError: the file cannot be read or is larger than ``limit``.
     """
-    too_large = InputError(f"{label}: larger than {limit >> 20} MB, {refusal}")
-    try:
-        with path.open("rb") as handle:
-            # The stated size refuses a huge file without reading it; the capped read, one that grows meanwhile.
-            if os.fstat(handle.fileno()).st_size > limit:
-                raise too_large
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise InputError(f"{label}: cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
-    if len(data) > limit:
-        raise too_large
-    return data
+    return read_regular(path, label, limit=limit, refusal=refusal)
 
 
 def read_zip_member(
@@ -135,6 +124,28 @@ def read_zip_member(
     if len(content) > limit:
         raise InputError(f"{label}: {chosen.filename} is larger than {limit >> 20} MB")
     return chosen.filename, content
+
+
+def deeper_than(value: object, limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` levels (an object or array is one level), without recursion."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def too_deep(label: str, limit: int) -> InputError:
+    """The refusal of JSON nested deeper than ``limit`` levels (also for JSON too deep for the parser itself)."""
+    return InputError(
+        f"{label}: JSON nested more than {limit} levels deep, not an export; "
+        "raise [limits] max_json_depth if the file is genuine"
+    )
 
 
 def report_encoding(data: bytes) -> str:
@@ -190,11 +201,11 @@ def read_head(path: Path) -> bytes:
     """The first :data:`HEAD_BYTES` of a file, or one sentence saying why there are none."""
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an export file")
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"{path} does not exist")
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, str(path)) as handle:  # a named pipe or a device is refused at once
             return handle.read(HEAD_BYTES)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} does not exist") from exc
     except OSError as exc:
         raise InputError(f"{path} cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
 
@@ -283,6 +294,8 @@ class ReadRequest:
         skip_unreadable: import a chat export whose few unreadable lines are skipped (and
             reported in :attr:`FileContents.skipped_lines`) instead of refusing it.
         max_messages: the most messages one chat export may hold, or None for the format's cap.
+        max_rows: the most rows (activities) one report or activity file may hold.
+        max_json_depth: how deeply a JSON file may nest.
     """
 
     tz: ZoneInfo
@@ -296,25 +309,62 @@ class ReadRequest:
     day_first: bool = False
     skip_unreadable: bool = False
     max_messages: int | None = None
+    max_rows: int = 1_000_000
+    max_json_depth: int = 64
+
+
+class StreamedItems:
+    """The activities of a checked file, read again from the file each time they are iterated.
+
+    A format that streams (a WhatsApp export) checks the whole file first, then hands these
+    out: iterating yields ``(activity, position)`` (positions 1, 2, ...) while holding one
+    message at a time. The count is known once an iteration has run to its end.
+    """
+
+    def __init__(self, produce: Callable[[], Iterator[Activity]]) -> None:
+        self._produce = produce
+        self.count: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[Activity, int]]:
+        position = 0
+        for position, activity in enumerate(self._produce(), start=1):  # noqa: B007 - counted after the loop
+            yield activity, position
+        self.count = position
+
+    def __len__(self) -> int:
+        if self.count is None:
+            self.count = sum(1 for _ in self._produce())  # read the file once more, only to count
+        return self.count
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+
+#: The activities of a file: a list, or a stream re-read from the file (:class:`StreamedItems`).
+Items = list[tuple[Activity, int]] | StreamedItems
 
 
 @dataclass
 class FileContents:
-    """A file read whole and checked.
+    """A file read and checked: nothing malformed is left to find in ``items``.
 
     Attributes:
         site: the source id the import is recorded under (the request's, or the format's default).
         items: every activity with its position (1-based index, or the line of an activity file).
-        stats: the file's own records read and the ones skipped (not participation).
+        stats: the file's own records read and the ones skipped (not participation); a streamed
+            file's ``skipped`` is set once its items have been iterated to the end.
         notes: ``(line, reason)`` for rows skipped for a reason the operator can fix.
         skipped_lines: lines that could not be read and were skipped on request (``--skip-unreadable``).
+        date_order: ``day-first`` or ``month-first`` when the file's dates read both ways and an option
+            or their time order chose one (the import is recorded under it), else None.
     """
 
     site: str
-    items: list[tuple[Activity, int]]
+    items: Items
     stats: ReadStats = field(default_factory=ReadStats)
     notes: list[tuple[int, str]] = field(default_factory=list)
     skipped_lines: list[int] = field(default_factory=list)
+    date_order: str | None = None
 
 
 def numbered(activities: list[Activity]) -> list[tuple[Activity, int]]:

@@ -37,7 +37,9 @@ from connectors.file_format import (
     FileFormat,
     ReadRequest,
     Sample,
+    deeper_than,
     read_capped,
+    too_deep,
 )
 from lms_bridge.activity import Activity, activity_from_dict
 from lms_bridge.errors import InputError
@@ -46,6 +48,9 @@ from lms_bridge.identifiers import classify_identifier, email_identifier, phone_
 SOURCE = "jsonl"
 #: The source id of activity-file imports that name no site.
 DEFAULT_SITE = "import"
+
+#: How deeply an activity line may nest: an activity is an object of objects (its extras), 4 levels.
+MAX_DEPTH = 16
 
 # An activity line is a few hundred bytes: a million activities fit far below this.
 _MAX_BYTES = 256 * 1024 * 1024
@@ -77,9 +82,13 @@ def _parse(path: Path, number: int, line: str) -> Activity:
         data = json.loads(line)
         if not isinstance(data, dict):
             raise TypeError("not a JSON object")
+        if deeper_than(data, MAX_DEPTH):
+            raise too_deep(f"activity file {path} line {number}", MAX_DEPTH)
         return activity_from_dict(data)
     except json.JSONDecodeError as exc:
         raise InputError(f"activity file {path} line {number}: not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:  # deeper than the parser itself goes: no activity nests so
+        raise too_deep(f"activity file {path} line {number}", MAX_DEPTH) from exc
     except KeyError as exc:
         raise InputError(f"activity file {path} line {number}: missing field {exc.args[0]!r}") from exc
     except (TypeError, ValueError) as exc:

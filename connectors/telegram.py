@@ -54,7 +54,18 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Pseudonymizer, ReadStats, gc_paused
-from connectors.file_format import JSON_SHAPE, NO, FileContents, FileFormat, ReadRequest, Sample, numbered, read_capped
+from connectors.file_format import (
+    JSON_SHAPE,
+    NO,
+    FileContents,
+    FileFormat,
+    ReadRequest,
+    Sample,
+    deeper_than,
+    numbered,
+    read_capped,
+    too_deep,
+)
 from connectors.jsonl import is_activity_line
 from lms_bridge.activity import REPLY_TO, Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
@@ -62,8 +73,10 @@ from lms_bridge.identifiers import name_identifier, telegram_identifier
 
 SOURCE = "telegram"
 
-# A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger.
-_MAX_BYTES = 256 * 1024 * 1024
+# A 40,000-message export is about 10 MB (measured on a generated one); refuse what is far larger. The
+# export is one JSON document parsed whole (not streamed), which takes several times its size in memory:
+# 64 MB (about 250,000 messages, six times the largest group export) keeps one file from exhausting it.
+_MAX_BYTES = 64 * 1024 * 1024
 
 # Chat types (docs/domain.md §2b) between two people, with a bot or with oneself: private
 # life, not a CoP, so not imported. Every other type (groups, supergroups, channels) is read.
@@ -118,12 +131,18 @@ def read_telegram(
 
 
 def _parse_file(
-    path: Path, *, site: str, pseudonymize: Pseudonymizer, stats: ReadStats | None = None, tz: tzinfo | None = None
+    path: Path,
+    *,
+    site: str,
+    pseudonymize: Pseudonymizer,
+    stats: ReadStats | None = None,
+    tz: tzinfo | None = None,
+    max_depth: int = 64,
 ) -> list[Activity]:
     label = f"telegram export {path.name}"
     with gc_paused():
         reader = _Reader(label, site=site, pseudonymize=pseudonymize, tz=tz)
-        activities = _read_root(_load(path, label), label, reader)
+        activities = _read_root(_load(path, label, max_depth), label, reader)
     if not reader.chats:
         raise InputError(_no_group_chat(label, reader.private_chats))
     if stats is not None:
@@ -192,20 +211,25 @@ def _chat_id(chat: dict[str, Any], prefix: str, label: str) -> int:
     return chat_id
 
 
-def _load(path: Path, label: str) -> Any:
+def _load(path: Path, label: str, max_depth: int = 64) -> Any:
     data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{label}: not UTF-8 JSON (invalid byte at offset {exc.start})") from exc
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{label} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}; truncated?)"
         ) from exc
-    except (ValueError, RecursionError) as exc:  # an over-long integer, absurd nesting
+    except RecursionError as exc:  # deeper than the parser itself goes (about 1,000 levels)
+        raise too_deep(label, max_depth) from exc
+    except ValueError as exc:  # an over-long integer
         raise InputError(f"{label}: not a Telegram export ({exc.__class__.__name__} in JSON)") from exc
+    if deeper_than(value, max_depth):
+        raise too_deep(label, max_depth)
+    return value
 
 
 class _Reader:
@@ -463,7 +487,9 @@ class TelegramFormat(FileFormat):
         site = request.site or request.community or self.name
         pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
         stats = ReadStats()
-        activities = _parse_file(path, site=site, pseudonymize=pseudonymize, stats=stats, tz=request.tz)
+        activities = _parse_file(
+            path, site=site, pseudonymize=pseudonymize, stats=stats, tz=request.tz, max_depth=request.max_json_depth
+        )
         activities = _one_chat(path, activities, stats, request.chat)
         if request.community is not None:
             # One CoP across its platforms: the grouping is the community, titled with the chat's own name.

@@ -23,15 +23,18 @@ as a title; the file name is not, because for a 1:1 chat it holds a person's nam
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import itertools
+import os
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator
-from dataclasses import replace
+import zlib
+from array import array
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from connectors import whatsapp_layouts, whatsapp_strings
@@ -44,14 +47,12 @@ from connectors.file_format import (
     FileFormat,
     ReadRequest,
     Sample,
-    decode_text,
-    numbered,
-    read_capped,
-    read_zip_member,
+    StreamedItems,
 )
 from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import DateOrderError, InputError
 from lms_bridge.identifiers import classify_identifier, strip_invisible
+from lms_bridge.input_files import open_regular
 
 SOURCE = "whatsapp"
 #: The most messages one file may hold unless the operator raises it (``--max-messages``): a real
@@ -63,6 +64,31 @@ JAKARTA = ZoneInfo("Asia/Jakarta")
 # An export is capped at about 40,000 messages (docs/domain.md §2a rule 7), a few MB.
 # Refuse anything far larger instead of reading it into memory (a zip bomb, a wrong file).
 _MAX_BYTES = 256 * 1024 * 1024
+
+#: The longest message read, in characters: WhatsApp sends at most 65,536 per message, so a far longer
+#: "message" is not a chat (text appended after the last header); refusing it lets a reader hold
+#: one message at a time whatever the file's size.
+MAX_MESSAGE_CHARS = 1_000_000
+#: The longest line read, in bytes (a longer one is refused before it is held).
+MAX_LINE_BYTES = 4 * 1024 * 1024
+# The characters of a file's first lines held to choose its layout rewrites (whatsapp_layouts looks at
+# the first 64 KB; a rewrite can shorten a header, so twice that is held).
+_REWRITE_HEAD = 2 * 64 * 1024
+# Bytes read at a time (whole lines of them are decoded and scanned at once).
+_CHUNK = 1024 * 1024
+# Entries of a cache of header times before it is emptied (memory stays bounded on any file).
+_CACHE = 50_000
+# What a damaged zip raises while it is read.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    zlib.error,
+)
 
 # Rule 1 and 5: a header may be preceded by LRM/RLM (iOS system and media lines), and a
 # BOM may precede line 1 (also seen mid-file when exports were concatenated).
@@ -229,18 +255,321 @@ def _parse_file(
     max_messages: int = MAX_MESSAGES,
     skipped_lines: list[int] | None = None,
 ) -> list[Activity]:
-    label = f"whatsapp export {path.name}"
-    data = read_capped(path, label, limit=_MAX_BYTES, refusal="not a chat export")
-    if data.startswith(b"PK"):
-        member, data = read_zip_member(
-            path, label, limit=_MAX_BYTES, choose=lambda entries: _choose_chat(entries, label, path)
-        )
-        label = f"whatsapp export {path.name} ({member})"
-    text = decode_text(data, label)
+    """Read the whole export into a list (titles from the whole file): :func:`read_whatsapp` and tests."""
+    reading = _Reading(
+        path,
+        site=site,
+        pseudonymize=pseudonymize,
+        tz=tz,
+        day_first=day_first,
+        skip_unreadable=skip_unreadable,
+        max_messages=max_messages,
+    )
     with gc_paused():
-        parser = _Parser(
-            text,
-            label,
+        keyed = list(reading.messages())
+    if skipped_lines is not None:
+        skipped_lines.extend(reading.skipped_lines)
+    activities = reading.parser.build_all(keyed)
+    if stats is not None:
+        stats.records, stats.skipped = reading.records, reading.records - len(activities)
+    return activities
+
+
+class _Source:
+    """The chat's lines, decoded and normalised as the reader sees them, read again for each pass.
+
+    The file is a ``.txt`` export or an export zip (the chat member is chosen once). Lines are read
+    one at a time: memory holds one line, whatever the file's size (a line longer than
+    :data:`MAX_LINE_BYTES` is refused). A file that changes between passes is refused.
+    """
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label
+        self.member: zipfile.ZipInfo | None = None
+        self.rewrites: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] | None = None
+        with open_regular(path, label) as handle:
+            info = os.fstat(handle.fileno())
+            self.identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+            is_zip = handle.read(2) == b"PK"
+        if not is_zip:
+            if info.st_size > _MAX_BYTES:
+                raise InputError(f"{label}: larger than {_MAX_BYTES >> 20} MB, not a chat export")
+            return
+        try:
+            with zipfile.ZipFile(path) as archive:
+                self.member = _choose_chat(archive.infolist(), label, path)
+        except InputError:
+            raise
+        except _ZIP_ERRORS as exc:
+            raise InputError(f"{label}: not a readable zip archive ({exc.__class__.__name__})") from exc
+        if self.member.file_size > _MAX_BYTES:
+            raise InputError(f"{label}: {self.member.filename} is larger than {_MAX_BYTES >> 20} MB")
+        self.label = f"{label} ({self.member.filename})"
+
+    def chunks(self) -> Iterator[tuple[int, str, bool]]:
+        """``(number of the first line, text, the last line ends with a line feed)`` of whole lines, in order.
+
+        Each chunk is about :data:`_CHUNK` bytes of whole lines, decoded and normalised as the
+        reader sees them (no-break spaces, CRLF, BOMs, layout rewrites); it ends with a line feed
+        unless it is the file's last line without one.
+        """
+        outer = self.label if self.member is None else self.label.rsplit(" (", 1)[0]
+        try:
+            with open_regular(self.path, outer) as handle:
+                info = os.fstat(handle.fileno())
+                if (info.st_ino, info.st_size, info.st_mtime_ns) != self.identity:
+                    raise InputError(f"{outer}: the file changed while it was read; import it again once complete")
+                if self.member is None:
+                    yield from self._decoded(handle)
+                    return
+                with zipfile.ZipFile(handle) as archive, archive.open(self.member) as member:
+                    yield from self._decoded(member)
+        except InputError:
+            raise
+        except _ZIP_ERRORS as exc:
+            raise InputError(f"{outer}: not a readable zip archive ({exc.__class__.__name__})") from exc
+
+    def _decoded(self, stream: IO[bytes]) -> Iterator[tuple[int, str, bool]]:
+        number = 1  # of the next chunk's first line
+        consumed = 0  # bytes before the next chunk
+        bom: bool | None = None
+        rest = b""
+        if self.rewrites is None:
+            # The layout rewrites a file needs are told from its first 64 KB (whatsapp_layouts): from the
+            # first MB here, once for every pass.
+            rest = stream.read(_CHUNK)
+            self.rewrites = whatsapp_layouts.active(_normalised(rest.decode("utf-8", "ignore"))[:_REWRITE_HEAD])
+        while True:
+            block = stream.read(_CHUNK)
+            data = rest + block if rest else block
+            if block:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    if len(data) > MAX_LINE_BYTES:
+                        raise InputError(
+                            f"{self.label} line {number}: longer than {MAX_LINE_BYTES >> 20} MB, not a chat export line"
+                        )
+                    rest = data
+                    continue
+                piece, rest = data[:cut], data[cut:]
+            else:
+                piece, rest = data, b""
+                if not piece:
+                    return
+            if consumed + len(piece) > _MAX_BYTES:
+                raise self._too_large()
+            if bom is None:
+                bom = piece.startswith(b"\xef\xbb\xbf")
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # As the whole-file decoder said it: offsets after a leading BOM.
+                line = number + piece.count(b"\n", 0, exc.start)
+                offset = consumed + exc.start - (3 if bom else 0)
+                raise InputError(f"{self.label} line {line}: not UTF-8 text (invalid byte at offset {offset})") from exc
+            lines = piece.count(b"\n")
+            consumed += len(piece)
+            text = _normalised(text)
+            for pattern, replace_header in self.rewrites:
+                text = pattern.sub(replace_header, text)
+            terminated = text.endswith("\n")
+            yield number, text, terminated
+            number += lines
+            if not block:
+                return
+
+    def _too_large(self) -> InputError:
+        if self.member is None:
+            return InputError(f"{self.label}: larger than {_MAX_BYTES >> 20} MB, not a chat export")
+        outer = self.label.rsplit(" (", 1)[0]
+        return InputError(f"{outer}: {self.member.filename} is larger than {_MAX_BYTES >> 20} MB")
+
+
+def _normalised(text: str) -> str:
+    """Whole lines as the reader sees them: no-break and thin spaces as spaces, CRLF as LF, no BOM."""
+    if not text.isascii():
+        text = text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\ufeff" in text:
+        text = text.replace("\ufeff", "")  # a BOM inside the first bracket, or mid-file after a concatenation
+    return text
+
+
+def _unpack_time(packed: int) -> tuple[int, int, int | None, str | None]:
+    """Hour, minute, second (None) and AM/PM of a header time packed by the first pass.
+
+    Packed as ``((hour * 100 + minute) * 101 + second (100: none)) * 3 + half`` (0 none, 1 AM, 2 PM).
+    """
+    rest, half = divmod(packed, 3)
+    rest, second = divmod(rest, 101)
+    hour, minute = divmod(rest, 100)
+    return hour, minute, None if second == 100 else second, (None, "A", "P")[half]
+
+
+def _time_state(packed: int) -> tuple[int, str, int]:
+    """``(problem rank, problem, seconds after midnight)`` of a header time (:meth:`_Parser.timestamp`'s checks).
+
+    Ranks order the problems as :meth:`_Parser.timestamp` meets them: 2 a 12-hour clock's hour,
+    5 an impossible time (0: none).
+    """
+    hour, minute, second, ampm = _unpack_time(packed)
+    if ampm is not None:
+        if not 0 <= hour <= 12:
+            return 2, f"hour {hour} is not valid on a 12-hour clock", 0
+        hour = hour % 12 + (12 if ampm in "Pp" else 0)
+    second = second or 0
+    try:
+        datetime(2000, 1, 1, hour, minute, second)
+    except ValueError as exc:
+        return 5, f"invalid date or time in the message header ({exc})", 0
+    return 0, "", hour * 3600 + minute * 60 + second
+
+
+class _Scan:
+    """The first pass over an export: every line that reads as a header in some layout, in compact arrays.
+
+    Attributes:
+        lines: the line of each such header.
+        sigs: its layout (an index into ``patterns``).
+        dates: its date as written (an index into ``date_texts``).
+        times: its time (see :func:`_unpack_time`).
+        starts: the characters of the file before its line (message sizes).
+        prefix: the non-blank lines before the first header.
+    """
+
+    def __init__(self) -> None:
+        self.lines = array("q")
+        self.sigs = array("H")
+        self.dates = array("I")
+        self.times = array("I")
+        self.starts = array("q")
+        self.chars = 0
+        self.patterns: list[re.Pattern[str]] = []
+        self.date_texts: list[str] = []
+        self.date_parts: list[tuple[str, str, str]] = []
+        self.prefix = array("q")
+        self.first_text: str | None = None
+
+    def read(self, source: _Source, cap: int) -> None:
+        """Scan the file; stop at the header past ``cap`` of the first layout (the file is refused there)."""
+        sig_ids: dict[tuple[object, ...], int] = {}
+        first_layout = 0  # headers of the first layout (signature 0) seen
+        date_ids: dict[str, int] = {}
+        finditer = _HEADER.finditer
+        chars = 0
+        for number, text, _ in source.chunks():
+            if not self.lines:  # before the first header, every non-blank line is unreadable text
+                first = _HEADER.search(text)
+                prefix = text if first is None else text[: first.start()]
+                for offset, prefix_line in enumerate(prefix.split("\n")):
+                    if prefix_line.strip(_LEADING_MARKS + " \t\r"):
+                        self.prefix.append(number + offset)
+                        if self.first_text is None:
+                            self.first_text = prefix_line
+                if first is None:
+                    chars += len(text)
+                    continue
+            line, position = number, 0
+            for m in finditer(text):
+                start = m.start()
+                line += text.count("\n", position, start)
+                position = start
+                groups = m.groups()  # open, a, ds, b, c, comma, h, ts, mi, s, ampm, term
+                key = groups[:1] + (len(groups[1]), len(groups[4])) + groups[2:3] + groups[5:6] + groups[7:8]
+                key += (groups[9] is None, groups[10] is None, groups[11])
+                sig = sig_ids.get(key)
+                if sig is None:
+                    # Keys that _specialise builds one regex from are one layout.
+                    pattern = _specialise(m)
+                    sig = sig_ids[key] = next(
+                        (index for index, known in enumerate(self.patterns) if known.pattern == pattern.pattern),
+                        len(self.patterns),
+                    )
+                    if sig == len(self.patterns):
+                        self.patterns.append(pattern)
+                written = text[m.start(2) : m.end(5)]
+                date = date_ids.get(written)
+                if date is None:
+                    date = date_ids[written] = len(self.date_texts)
+                    self.date_texts.append(written)
+                    self.date_parts.append((groups[1], groups[3], groups[4]))
+                second, ampm = groups[9], groups[10]
+                self.lines.append(line)
+                self.sigs.append(sig)
+                self.dates.append(date)
+                self.times.append(
+                    ((int(groups[6]) * 100 + int(groups[8])) * 101 + (100 if second is None else int(second))) * 3
+                    + (0 if ampm is None else 2 if ampm in "Pp" else 1)
+                )
+                self.starts.append(chars + start)
+                if sig == 0:
+                    first_layout += 1
+                    if first_layout > cap:
+                        self.chars = chars + len(text)
+                        return  # message cap + 1 is a header whatever follows: the file is refused there
+            chars += len(text)
+        self.chars = chars
+
+    def segments(self) -> list[tuple[int, int, int]]:
+        """``(first, last, layout)`` index ranges of the export's headers (docs/domain.md §2a: a layout switch).
+
+        The first header sets the layout; its last header ends that part. The next header in
+        another layout starts a new part when at least one more header of that layout follows
+        (one alone is a header pasted into the last message); the new layout may change again.
+        """
+        if not self.lines:
+            return []
+        last: dict[int, int] = {}
+        for index, sig in enumerate(self.sigs):
+            last[sig] = index
+        first_sig = self.sigs[0]
+        parts = [(0, last[first_sig], first_sig)]
+        end = last[first_sig]
+        while end + 1 < len(self.lines):
+            other = end + 1
+            sig = self.sigs[other]
+            if last[sig] <= other:
+                break
+            parts.append((other, last[sig], sig))
+            end = last[sig]
+        return parts
+
+
+def _headers(scan: _Scan, parts: list[tuple[int, int, int]]) -> Iterator[int]:
+    """The indices (into the scan's arrays) of the export's message headers, in file order."""
+    sigs = scan.sigs
+    for first, last, sig in parts:
+        for index in range(first, last + 1):
+            if sigs[index] == sig:
+                yield index
+
+
+class _Reading:
+    """One export read in two passes: the first checks everything, the second yields its messages.
+
+    The first pass (:meth:`check`, run on construction) reads every line and keeps a few
+    numbers per header: layouts, the day/month order, unreadable lines, the message cap and
+    the longest message are settled before any message is yielded, so a refused file yields
+    nothing. The second pass (:meth:`messages`) reads the file again and yields the keyed
+    messages one at a time: memory holds one message, not the file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        site: str,
+        pseudonymize: Pseudonymizer,
+        tz: ZoneInfo,
+        day_first: bool | None,
+        skip_unreadable: bool = False,
+        max_messages: int = MAX_MESSAGES,
+    ) -> None:
+        self.source = _Source(path, f"whatsapp export {path.name}")
+        self.parser = _Parser(
+            self.source.label,
             site=site,
             pseudonymize=pseudonymize,
             tz=tz,
@@ -248,12 +577,235 @@ def _parse_file(
             skip_unreadable=skip_unreadable,
             max_messages=max_messages,
         )
-        activities = parser.parse()
-    if skipped_lines is not None:
-        skipped_lines.extend(line for line, _ in parser.unreadable)
-    if stats is not None:
-        stats.records, stats.skipped = parser.records, parser.records - len(activities)
-    return activities
+        self.records = 0
+        self.skipped_lines: list[int] = []
+        #: "day-first" or "month-first" when the file's dates read both ways and an option or their time
+        #: order chose (the import is recorded under it), else None.
+        self.date_order: str | None = None
+        self._recurring: set[int] = set()
+        self._header_lines = array("q")
+        self._header_sigs: list[re.Pattern[str]] = []
+        self._parts_first_line: list[tuple[int, re.Pattern[str]]] = []
+        with gc_paused():
+            self.check()
+
+    def check(self) -> None:
+        scan = _Scan()
+        scan.read(self.source, self.parser.max_messages)
+        parser = self.parser
+        parser.label = self.source.label
+        if not scan.lines:
+            number = scan.prefix[0] if scan.prefix else 1
+            if scan.first_text is not None and _MONTH_NAME_HEADER.match(scan.first_text):
+                raise parser.error(
+                    number,
+                    "a message header with the month as a word (an old export layout, 'Mar 12, 2014, 9:05 PM - ') "
+                    "is not read; re-export the chat from a current WhatsApp",
+                )
+            raise parser.error(number, "not a WhatsApp chat export (no message header found)")
+        parts = scan.segments()
+        parser.switched = len(parts) > 1
+        headers = array("q", _headers(scan, parts))
+        if len(headers) > parser.max_messages:
+            over = headers[parser.max_messages]
+            raise parser.error(
+                scan.lines[over],
+                f"more than {parser.max_messages:,} messages in one file (this is message "
+                f"{parser.max_messages + 1:,}); split the export or raise the cap with --max-messages",
+            )
+        for position, index in enumerate(headers):
+            end = scan.starts[headers[position + 1]] if position + 1 < len(headers) else scan.chars
+            if end - scan.starts[index] > MAX_MESSAGE_CHARS:
+                raise parser.error(
+                    scan.lines[index],
+                    f"a message longer than {MAX_MESSAGE_CHARS:,} characters (WhatsApp sends at most 65,536); "
+                    "not a chat export",
+                )
+        parser._first_line = scan.lines[headers[0]]
+        day_first, undecided = parser.infer_day_first(scan, headers)
+        if parser.order_chosen:
+            self.date_order = "day-first" if day_first else "month-first"
+        unreadable = array("q", scan.prefix)
+        first_what = "text before the first message header" if scan.prefix else ""
+        bad_headers = 0
+        # Each date and each time of day is checked once (a date's problems do not depend on the time).
+        date_states: dict[int, tuple[int, str, int, int | None]] = {}
+        time_states: dict[int, tuple[int, str, int]] = {}
+        runs = _Runs()
+        for index in headers:
+            date, packed = scan.dates[index], scan.times[index]
+            day = date_states.get(date)
+            if day is None:
+                day = date_states[date] = parser.date_state(*scan.date_parts[date], day_first)
+            clock = time_states.get(packed)
+            if clock is None:
+                if len(time_states) > _CACHE:
+                    time_states.clear()
+                clock = time_states[packed] = _time_state(packed)
+            if day[0] or clock[0]:
+                bad_headers += 1
+                if not unreadable:
+                    first_what = day[1] if day[0] and (not clock[0] or day[0] < clock[0]) else clock[1]
+                unreadable.append(scan.lines[index])
+                continue
+            if day[3] is None:  # a day with a time-zone transition: ask the zone
+                a, b, c = scan.date_parts[date]
+                utc, _ = parser.timestamp(0, a, b, c, *_unpack_time(packed), day_first)
+                runs.add(int(utc.timestamp()))
+            else:
+                runs.add(day[2] + clock[2] - day[3])
+        if unreadable and not parser.skip_unreadable:
+            more = "" if len(unreadable) == 1 else f" (and {len(unreadable) - 1} more unreadable lines)"
+            raise parser.error(
+                unreadable[0],
+                f"{first_what}{more}; nothing was imported: fix the file or pass --skip-unreadable to import the rest",
+            )
+        if undecided is not None:
+            raise undecided  # after the unreadable lines: their errors do not depend on the order
+        self.day_first = day_first
+        self.records = len(headers) - bad_headers
+        self.skipped_lines = list(unreadable)
+        self._recurring = runs.recurring
+        self._header_lines = array("q", (scan.lines[index] for index in headers))
+        self._patterns = [scan.patterns[sig] for _, _, sig in parts]
+        self._part_starts = array("q", (scan.lines[first] for first, _, _ in parts))
+
+    def messages(self) -> Iterator[tuple[_Message, str]]:
+        """Read the file again and yield each member message with its key (native id), in file order."""
+        parser = self.parser
+        day_first = self.day_first
+        keys = _Keys(self._recurring)
+        times: dict[str, tuple[datetime, str, int] | None] = {}
+        header_lines = self._header_lines
+        patterns, part_starts = self._patterns, self._part_starts
+        part = 0
+        position = 0  # the next header, an index into header_lines
+        count = len(header_lines)
+        next_header = header_lines[0] if count else -1
+        pending: _Raw | None = None
+        more: list[str] = []
+        terminated = True
+        # One loop over lines; a message is interpreted when the next header (or the end) closes it.
+        for first, chunk, terminated in self.source.chunks():
+            lines = chunk.split("\n")
+            if terminated:
+                lines.pop()
+            number = first - 1
+            for text in lines:
+                number += 1
+                if number != next_header:
+                    if pending is not None:
+                        more.append(text)
+                    continue
+                while part + 1 < len(part_starts) and number >= part_starts[part + 1]:
+                    part += 1
+                match = patterns[part].match(text)
+                if match is None:  # guard: the second pass must see what the first saw
+                    raise parser.error(number, "the file changed while it was read; import it again")
+                if pending is not None:
+                    if more:
+                        pending.more = "\n".join(more)
+                        more = []
+                    keyed = self._message(pending, times, keys, day_first)
+                    if keyed is not None:
+                        yield keyed
+                pending = _Raw(number, match, text[match.end() :], "")
+                position += 1
+                next_header = header_lines[position] if position < count else -1
+        if position != count:
+            raise InputError(f"{self.source.label}: the file changed while it was read; import it again")
+        if pending is not None:
+            if more:
+                pending.more = "\n".join(more) + ("\n" if terminated else "")
+            keyed = self._message(pending, times, keys, day_first)
+            if keyed is not None:
+                yield keyed
+
+    def _message(
+        self,
+        raw: _Raw,
+        times: dict[str, tuple[datetime, str, int] | None],
+        keys: _Keys,
+        day_first: bool,
+    ) -> tuple[_Message, str] | None:
+        """The keyed member message of one header and its lines, or None (a system line, an unreadable header)."""
+        stamp_key = raw.match.group(0)  # chats post many messages per minute: each header time is converted once
+        if stamp_key in times:
+            occurred = times[stamp_key]
+        else:
+            try:
+                utc, stamp = self.parser._timestamp(raw, day_first)
+                occurred = (utc, stamp, int(utc.timestamp()))
+            except _Unreadable:
+                occurred = None  # counted and reported by the first pass (skip_unreadable)
+            if len(times) > _CACHE:
+                times.clear()
+            times[stamp_key] = occurred
+        if occurred is None:
+            return None
+        message = self.parser._interpret(raw, (occurred[0], occurred[1]))
+        if message is None:
+            return None
+        return message, keys.key(message, occurred[2])
+
+
+class _Runs:
+    """Which header times (UTC seconds) occur in more than one run of consecutive headers.
+
+    Identical messages get an occurrence counter (see :class:`_Keys`), and only messages of
+    one time can be identical; an export is in time order, so a time's messages are one run
+    and its counter can be forgotten when the run ends, unless the time comes back later.
+    """
+
+    def __init__(self) -> None:
+        self.recurring: set[int] = set()
+        self._ordered = array("q")  # run times that came in time order: sorted
+        self._others: set[int] = set()  # run times that came out of order
+        self._current: int | None = None
+
+    def add(self, when: int) -> None:
+        if when == self._current:
+            return
+        self._current = when
+        ordered = self._ordered
+        if not ordered or when > ordered[-1]:
+            ordered.append(when)
+            return
+        at = bisect.bisect_left(ordered, when)
+        if (at < len(ordered) and ordered[at] == when) or when in self._others:
+            self.recurring.add(when)
+        else:
+            self._others.add(when)
+
+
+class _Keys:
+    """The native id of each message: SHA-256 of (UTC time, sender, text), with a counter for repeats.
+
+    Guard: the key recipe (docs/xapi.md "Deterministic ids"); changing it changes every statement
+    id. NUL never occurs in a normalised text, so fields cannot run together. Only messages of
+    one time can repeat each other: the counts of a time are dropped when its run of headers ends,
+    unless the first pass saw the time come back (:class:`_Runs`); those are kept, by the first
+    16 bytes of the key (the time is part of it), about 90 bytes a message.
+    """
+
+    def __init__(self, recurring: set[int]) -> None:
+        self.recurring = recurring
+        self.kept: dict[bytes, int] = {}
+        self.when: int | None = None
+        self.seen: dict[bytes, int] = {}
+
+    def key(self, message: _Message, when: int) -> str:
+        if when != self.when:
+            self.when = when
+            self.seen = self.kept if when in self.recurring else {}
+        base = f"{message.stamp}\x00{message.actor}\x00{message.key_text}".encode("utf-8", "surrogatepass")
+        first = hashlib.sha256(base).digest()
+        short = first[:16]
+        count = self.seen.get(short, 0) + 1
+        self.seen[short] = count
+        if count == 1:
+            return first.hex()
+        return hashlib.sha256(base + f"\x00{count}".encode()).hexdigest()
 
 
 def _choose_chat(entries: list[zipfile.ZipInfo], label: str, path: Path | None = None) -> zipfile.ZipInfo:
@@ -363,11 +915,10 @@ def _specialise(match: re.Match[str]) -> re.Pattern[str]:
 
 
 class _Parser:
-    """Parses one decoded export. Separate from I/O so the rules are testable on text."""
+    """Interprets one export's headers and messages. Separate from I/O so the rules are testable on lines."""
 
     def __init__(
         self,
-        text: str,
         label: str,
         *,
         site: str,
@@ -377,7 +928,6 @@ class _Parser:
         skip_unreadable: bool = False,
         max_messages: int = MAX_MESSAGES,
     ) -> None:
-        self.text = text
         self.label = label
         self.site = site
         self.pseudonymize = pseudonymize
@@ -387,133 +937,18 @@ class _Parser:
         self._actors: dict[str, tuple[str, str]] = {}
         self._quoting: dict[str, bool] = {}  # author text -> it opens a quotation (see _quote_spans)
         self._chat_name: str | None = None  # the sender iOS writes group notices under
-        self._first_line = 0  # the first header's line (set by parse)
-        self.records = 0  # messages read, system lines included (set by parse)
+        self._first_line = 0  # the first header's line (set by the first pass)
         self._offsets: dict[tuple[int, int, int], timedelta | None] = {}
         self.skip_unreadable = skip_unreadable
-        self.switched = False  # the header layout changed part-way (set by _split)
+        self.switched = False  # the header layout changed part-way (set by the first pass)
         self.max_messages = max_messages
-        #: (line, what) of every line that could not be read, in file order.
-        self.unreadable: list[tuple[int, str]] = []
+        #: The file's dates read both ways and the caller's order or their time order chose one.
+        self.order_chosen = False
 
     def error(self, line: int, what: str) -> InputError:
         return InputError(f"{self.label} line {line}: {what}")
 
-    def parse(self) -> list[Activity]:
-        raws = self._split()
-        self.records = len(raws)
-        self._first_line = raws[0].line
-        day_first, undecided = self._infer_day_first(raws)
-        messages: list[_Message] = []
-        # Chats post many messages per minute: convert each distinct header time once.
-        times: dict[str, tuple[datetime, str]] = {}
-        unreadable = self.unreadable
-        for raw in raws:
-            stamp_key = raw.match.group(0)
-            occurred = times.get(stamp_key)
-            if occurred is None:
-                try:
-                    occurred = times[stamp_key] = self._timestamp(raw, day_first)  # validates system lines too
-                except _Unreadable as bad:
-                    unreadable.append((bad.line, bad.what))
-                    continue
-            message = self._interpret(raw, occurred)
-            if message is not None:
-                messages.append(message)
-        if unreadable and not self.skip_unreadable:
-            line, what = unreadable[0]
-            more = "" if len(unreadable) == 1 else f" (and {len(unreadable) - 1} more unreadable lines)"
-            raise self.error(
-                line, f"{what}{more}; nothing was imported: fix the file or pass --skip-unreadable to import the rest"
-            )
-        if undecided is not None:
-            # After the unreadable lines: their errors do not depend on the order (every part is <= 12).
-            raise undecided
-        self.records -= len([1 for line, _ in unreadable if line >= self._first_line])
-        return self._build(messages)
-
-    def _split(self) -> list[_Raw]:
-        """Group lines into messages (docs/domain.md §2a rule 1).
-
-        One multiline regex scan finds the headers; the text between two headers is
-        the first message's continuation lines. Only a line feed ends a line: U+2028, U+0085
-        and the other separators str.splitlines() knows can occur inside a body.
-        """
-        text = self.text
-        if not text.isascii():
-            text = text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        if "\ufeff" in text:
-            text = text.replace("\ufeff", "")  # a BOM inside the first bracket, or mid-file after a concatenation
-        text = whatsapp_layouts.rewrite(text)
-        first = _HEADER.search(text)
-        prefix = text if first is None else text[: first.start()]
-        text_lines = [
-            number
-            for number, text_line in enumerate(prefix.split("\n"), start=1)
-            if text_line.strip(_LEADING_MARKS + " \t\r")
-        ]
-        if first is None:
-            number = text_lines[0] if text_lines else 1
-            if text_lines and _MONTH_NAME_HEADER.match(prefix.split("\n")[number - 1]):
-                raise self.error(
-                    number,
-                    "a message header with the month as a word (an old export layout, 'Mar 12, 2014, 9:05 PM - ') "
-                    "is not read; re-export the chat from a current WhatsApp",
-                )
-            raise self.error(number, "not a WhatsApp chat export (no message header found)")
-        self.unreadable.extend((number, "text before the first message header") for number in text_lines)
-        # At most one header past the cap is kept: a file far over it is refused without
-        # holding a match for each of its headers.
-        matches = list(itertools.islice(_specialise(first).finditer(text, first.start()), self.max_messages + 1))
-        line = prefix.count("\n") + 1
-        if not matches or matches[0].start() != first.start():  # guard: both regexes must agree
-            raise self.error(line, "not a WhatsApp chat export (malformed message header)")
-        if len(matches) <= self.max_messages:
-            switched = self._after_a_layout_switch(text, matches[-1])
-            self.switched = bool(switched)
-            matches.extend(switched)
-        if len(matches) > self.max_messages:
-            over = matches[self.max_messages]
-            raise self.error(
-                line + text.count("\n", first.start(), over.start()),
-                f"more than {self.max_messages:,} messages in one file (this is message {self.max_messages + 1:,}); "
-                "split the export or raise the cap with --max-messages",
-            )
-        raws: list[_Raw] = []
-        position = first.start()
-        for index, match in enumerate(matches):
-            line += text.count("\n", position, match.start())
-            position = match.start()
-            end = matches[index + 1].start() - 1 if index + 1 < len(matches) else len(text)
-            rest, _, more = text[match.end() : end].partition("\n")
-            raws.append(_Raw(line, match, rest, more))
-        return raws
-
-    @staticmethod
-    def _after_a_layout_switch(text: str, last: re.Match[str]) -> list[re.Match[str]]:
-        """The headers after the export's header layout changed, or [] when it did not.
-
-        An export's layout changes when the phone's language or clock setting changed
-        between two exports that were concatenated, or mid-chat on some builds. It shows
-        as lines in another header layout after the last header in the first one. At least
-        two such lines are required: one alone is a header pasted into the last message.
-        The new layout may change again.
-        """
-        found: list[re.Match[str]] = []
-        while True:
-            end_of_line = text.find("\n", last.end())
-            other = None if end_of_line < 0 else _HEADER.search(text, end_of_line + 1)
-            if other is None:
-                return found
-            switched = list(_specialise(other).finditer(text, other.start()))
-            if len(switched) < 2 or switched[0].start() != other.start():
-                return found
-            found.extend(switched)
-            last = switched[-1]
-
-    def _infer_day_first(self, raws: list[_Raw]) -> tuple[bool, DateOrderError | None]:
+    def infer_day_first(self, scan: _Scan, headers: array[int]) -> tuple[bool, DateOrderError | None]:
         """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d.
 
         Returns:
@@ -521,73 +956,122 @@ class _Parser:
             when neither the numbers, the caller nor the messages' time order tell (the order
             returned with it is only provisional).
         """
-        if len(raws[0].match["a"]) == 4:
+        parts, lines, dates = scan.date_parts, scan.lines, scan.dates
+        if len(parts[dates[headers[0]]][0]) == 4:
             return True, None  # year first ("[2018/06/13, ...]"): the order is year/month/day
-        first_big: _Raw | None = None
-        second_big: _Raw | None = None
-        if self.switched:
-            raws = [raw for raw in raws if len(raw.match["a"]) != 4]  # the year-first part of a switched file
-        for raw in raws:
-            if first_big is None and int(raw.match["a"]) > 12:
-                first_big = raw
-            if second_big is None and int(raw.match["b"]) > 12:
-                second_big = raw
+        first_big: int | None = None
+        second_big: int | None = None
+        ordered: dict[tuple[str, str, str], None] = {}
+        example: tuple[int, int] | None = None  # (line, date) of the first date whose day and month differ
+        for index in headers:
+            date = dates[index]
+            a, b, c = parts[date]
+            if self.switched and len(a) == 4:
+                continue  # the year-first part of a switched file
+            if first_big is None and int(a) > 12:
+                first_big = lines[index]
+            if second_big is None and int(b) > 12:
+                second_big = lines[index]
+            ordered[(a, b, c)] = None
+            if example is None and a != b:
+                example = (lines[index], date)
         if first_big is not None and second_big is not None:
-            earlier, later = sorted((first_big, second_big), key=lambda raw: raw.line)
-            raise self.error(later.line, f"the date order contradicts line {earlier.line} (both d/m and m/d dates)")
+            earlier, later = sorted((first_big, second_big))
+            raise self.error(later, f"the date order contradicts line {earlier} (both d/m and m/d dates)")
         if first_big is not None:
             return True, None
         if second_big is not None:
             return False, None
         if self.day_first_given is not None:
+            self.order_chosen = example is not None
             return self.day_first_given, None
         # Every date reads both ways. An export is in time order, so when only one reading
         # keeps the dates in order, that is the phone's. Otherwise a guess would silently
         # move messages by months (and change their keys): refuse, unless both readings agree.
-        dates = dict.fromkeys((raw.match["a"], raw.match["b"], raw.match["c"]) for raw in raws)
-        years = [(int(c) + (2000 if len(c) == 2 else 0), int(a), int(b)) for a, b, c in dates]
+        years = [(int(c) + (2000 if len(c) == 2 else 0), int(a), int(b)) for a, b, c in ordered]
         day_month = [(year, b, a) for year, a, b in years]
         month_day = [(year, a, b) for year, a, b in years]
         day_month_ordered = all(x <= y for x, y in zip(day_month, day_month[1:], strict=False))
         month_day_ordered = all(x <= y for x, y in zip(month_day, month_day[1:], strict=False))
         if month_day_ordered and not day_month_ordered:
+            self.order_chosen = True
             return False, None
         if day_month_ordered and not month_day_ordered:
+            self.order_chosen = True
             return True, None
-        example = next((raw for raw in raws if raw.match["a"] != raw.match["b"]), None)
         if example is None:
             return True, None  # every date has day == month (or there are none): both readings are the same
-        match = example.match
-        day, month = int(match["a"]), int(match["b"])
+        line, date = example
+        day, month = int(parts[date][0]), int(parts[date][1])
         return True, DateOrderError(
             f"{self.label}: every date reads both as day/month and as month/day and the order of the messages "
-            f"does not tell which (line {example.line}: {match.string[match.start('a') : match.end('c')]} could be "
+            f"does not tell which (line {line}: {scan.date_texts[date]} could be "
             f"{day} {_MONTHS[month - 1]} or {month} {_MONTHS[day - 1]})"
         )
+
+    def date_state(self, a: str, b: str, c: str, day_first: bool) -> tuple[int, str, int, int | None]:
+        """``(problem rank, problem, UTC seconds of the local midnight, the day's UTC offset in seconds)`` of a date.
+
+        The checks of :meth:`timestamp` on the date alone; ranks 1 (one-digit year), 3 (year out of
+        range) and 4 (no such day) order them among the time's (:func:`_time_state`). The offset
+        is None on a day with a time-zone transition.
+        """
+        if len(a) == 4:
+            year, month, day = int(a), int(b), int(c)
+        else:
+            if len(c) == 1:
+                return 1, "the year in the message header has one digit", 0, None
+            year = int(c) + 2000 if len(c) == 2 else int(c)
+            day, month = (int(a), int(b)) if day_first else (int(b), int(a))
+        if year >= 2400:
+            year -= 543
+        if not 1970 <= year <= 2999:
+            return 3, f"year {year} is out of range", 0, None
+        try:
+            offset = self._offset(year, month, day)
+        except ValueError as exc:
+            return 4, f"invalid date or time in the message header ({exc})", 0, None
+        midnight = (datetime(year, month, day) - datetime(1970, 1, 1)).days * 86400
+        return 0, "", midnight, None if offset is None else int(offset.total_seconds())
 
     def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
         """Return the header time in UTC, and as the ISO text the message key is built from."""
         m = raw.match
-        a, b, c = int(m["a"]), int(m["b"]), int(m["c"])
-        if len(m["a"]) == 4:
+        second = int(m["s"]) if m["s"] is not None else None
+        return self.timestamp(raw.line, m["a"], m["b"], m["c"], int(m["h"]), int(m["mi"]), second, m["ampm"], day_first)
+
+    def timestamp(
+        self,
+        line: int,
+        written_a: str,
+        written_b: str,
+        written_c: str,
+        hour: int,
+        minute: int,
+        written_second: int | None,
+        ampm: str | None,
+        day_first: bool,
+    ) -> tuple[datetime, str]:
+        """The UTC time of a header's fields (date parts as written), and its ISO text."""
+        a, b, c = int(written_a), int(written_b), int(written_c)
+        if len(written_a) == 4:
             year, month, day = a, b, c
         else:
-            if len(m["c"]) == 1:
-                raise _Unreadable(raw.line, "the year in the message header has one digit")
-            year = c + 2000 if len(m["c"]) == 2 else c
+            if len(written_c) == 1:
+                raise _Unreadable(line, "the year in the message header has one digit")
+            year = c + 2000 if len(written_c) == 2 else c
             day, month = (a, b) if day_first else (b, a)
-        hour, minute = int(m["h"]), int(m["mi"])
-        second = int(m["s"]) if m["s"] is not None else 0
-        if m["ampm"] is not None:
+        second = written_second if written_second is not None else 0
+        if ampm is not None:
             # 12h clock: "12:05 AM" is 00:05 and "12:05 PM" is 12:05 (docs/domain.md §2a rule 3).
             # Some Android builds write the hour after midnight and noon as 0 ("0:51 PM", "00:08 a. m.").
             if not 0 <= hour <= 12:
-                raise _Unreadable(raw.line, f"hour {hour} is not valid on a 12-hour clock")
-            hour = hour % 12 + (12 if m["ampm"] in "Pp" else 0)
+                raise _Unreadable(line, f"hour {hour} is not valid on a 12-hour clock")
+            hour = hour % 12 + (12 if ampm in "Pp" else 0)
         if year >= 2400:
             year -= 543  # a Thai phone writes Buddhist-era years (2567 is 2024)
         if not 1970 <= year <= 2999:
-            raise _Unreadable(raw.line, f"year {year} is out of range")
+            raise _Unreadable(line, f"year {year} is out of range")
         try:
             offset = self._offset(year, month, day)
             if offset is None:  # a day with a time-zone transition: ask the zone for this time
@@ -595,7 +1079,7 @@ class _Parser:
             else:
                 utc = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset
         except ValueError as exc:
-            raise _Unreadable(raw.line, f"invalid date or time in the message header ({exc})") from exc
+            raise _Unreadable(line, f"invalid date or time in the message header ({exc})") from exc
         return utc, utc.isoformat().replace("+00:00", "Z")
 
     def _offset(self, year: int, month: int, day: int) -> timedelta | None:
@@ -727,32 +1211,24 @@ class _Parser:
         self._actors[author] = result
         return result
 
-    def _build(self, messages: list[_Message]) -> list[Activity]:
+    def build_all(self, keyed: list[tuple[_Message, str]]) -> list[Activity]:
+        """Activities of the keyed messages of a whole file, titled with the group's last name in it."""
         grouping = ObjectRef(type="community", native_id=self.site, title=self.group_title)
-        seen: dict[str, int] = {}
-        activities: list[Activity] = []
-        for message in messages:
-            # Guard: the key recipe (docs/xapi.md "Deterministic ids"); changing it changes every
-            # statement id. NUL never occurs in a normalised text, so fields cannot run together.
-            base = f"{message.stamp}\x00{message.actor}\x00{message.key_text}"
-            count = seen.get(base, 0) + 1
-            seen[base] = count
-            hashed = base if count == 1 else f"{base}\x00{count}"
-            native_id = hashlib.sha256(hashed.encode("utf-8", "surrogatepass")).hexdigest()
-            activities.append(
-                Activity(
-                    source=SOURCE,
-                    site=self.site,
-                    kind=Kind.MESSAGE_POSTED,
-                    native_id=native_id,
-                    actor=message.actor,
-                    object=ObjectRef(type="message", native_id=native_id, title=self.group_title),
-                    occurred_at=message.occurred_at,
-                    grouping=grouping,
-                    extras=message.extras,
-                )
-            )
-        return activities
+        return [self.build(message, native_id, grouping, self.group_title) for message, native_id in keyed]
+
+    def build(self, message: _Message, native_id: str, grouping: ObjectRef, title: str | None) -> Activity:
+        """The activity of one keyed message."""
+        return Activity(
+            source=SOURCE,
+            site=self.site,
+            kind=Kind.MESSAGE_POSTED,
+            native_id=native_id,
+            actor=message.actor,
+            object=ObjectRef(type="message", native_id=native_id, title=title),
+            occurred_at=message.occurred_at,
+            grouping=grouping,
+            extras=message.extras,
+        )
 
 
 def _normalise_text(body: str) -> str:
@@ -789,36 +1265,44 @@ class WhatsAppFormat(FileFormat):
         return NO
 
     def read(self, path: Path, request: ReadRequest) -> FileContents:
-        """Read the export; its messages are grouped under the community."""
+        """Check the whole export now; its messages are read again, one at a time, when the items are iterated.
+
+        Every refusal (layout, dates, unreadable lines, caps) comes from this first pass, before any
+        message is stored; the second pass holds one message at a time.
+        """
         site = request.site or request.community or self.name
         pseudonymize = request.pseudonymizer()  # before the file is read: no key, nothing read or stored
-        stats = ReadStats()
-        skipped_lines: list[int] = []
-        activities = _parse_file(
+        reading = _Reading(
             path,
             site=site,
             pseudonymize=pseudonymize,
             tz=request.tz,
             day_first=False if request.month_first else True if request.day_first else None,
-            stats=stats,
             skip_unreadable=request.skip_unreadable,
             max_messages=request.max_messages or MAX_MESSAGES,
-            skipped_lines=skipped_lines,
         )
+        stats = ReadStats(records=reading.records)
         # The group name a WhatsApp file shows comes from its system lines ("created group",
         # "changed the subject"), which a later, overlapping export may lack or change. A
         # message's statement must not depend on which export it was read from (same id,
         # same content), so WhatsApp messages carry no title: the community id names the group.
-        if request.community is None:
-            activities = [replace(activity, object=replace(activity.object, title=None)) for activity in activities]
-        else:
-            # One ``replace`` per message, not two: it re-runs the dataclass checks (40,000 messages).
-            grouping = ObjectRef(type="community", native_id=request.community, title=None)
-            activities = [
-                replace(activity, object=replace(activity.object, title=None), grouping=grouping)
-                for activity in activities
-            ]
-        return FileContents(site=site, items=numbered(activities), stats=stats, skipped_lines=skipped_lines)
+        grouping = ObjectRef(type="community", native_id=request.community or site, title=None)
+
+        def activities() -> Iterator[Activity]:
+            count = 0
+            with gc_paused():
+                for message, native_id in reading.messages():
+                    count += 1
+                    yield reading.parser.build(message, native_id, grouping, None)
+            stats.skipped = stats.records - count
+
+        return FileContents(
+            site=site,
+            items=StreamedItems(activities),
+            stats=stats,
+            skipped_lines=reading.skipped_lines,
+            date_order=reading.date_order,
+        )
 
 
 FORMAT = WhatsAppFormat()

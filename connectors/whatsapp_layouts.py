@@ -133,6 +133,20 @@ _REWRITES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ..
 )
 
 
+def active(text: str) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+    """The rewrites a file needs, in order, told from ``text``: its first lines (at least twice :data:`_HEAD`).
+
+    :func:`rewrite` applies the same ones to a whole text; a reader of lines applies them line by line
+    (a rewrite changes one header prefix and never joins lines).
+    """
+    chosen: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = []
+    for _, pattern, replace in _REWRITES:
+        if pattern.search(text, 0, _HEAD) is not None:
+            text = pattern.sub(replace, text)
+            chosen.append((pattern, replace))
+    return chosen
+
+
 def rewrite(text: str) -> str:
     """Return ``text`` with the headers of the layouts above in the reader's own layout."""
     for _, pattern, replace in _REWRITES:

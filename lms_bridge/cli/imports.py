@@ -100,7 +100,7 @@ def import_cmd(
         skip_unreadable=skip_unreadable,
         max_messages=max_messages,
     )
-    with app.progress(f"import {file.name}", len(parsed.items)) as advance:
+    with app.progress(f"import {file.name}", parsed.expected) as advance:
         summary = imports_core.store_import(app.engine, app.settings, parsed, dry_run=dry_run, on_progress=advance)
     for line, reason in parsed.notes:
         stdout.print(f"line {line}: {reason}")
@@ -115,7 +115,7 @@ def _import_summary(file: Path, summary: imports_core.ImportSummary, dry_run: bo
     parsed, report = summary.parsed, summary.report
     what = parsed.description + (f", community {parsed.community}" if parsed.community else "")
     singular = {"activities": "activity", "messages": "message", "rows": "row"}.get(parsed.unit, parsed.unit)
-    if not parsed.items:  # nothing in the file to import at all: not the same as imported before
+    if summary.activities == 0:  # nothing in the file to import at all: not the same as imported before
         return (
             f"{file} ({what}): {_count(parsed.records, singular, parsed.unit)} read, none of them participation "
             f"({parsed.skip_reason} skipped); nothing to import"
@@ -124,7 +124,7 @@ def _import_summary(file: Path, summary: imports_core.ImportSummary, dry_run: bo
         return f"{file} ({what}): nothing new (already imported)"
     counts = [f"{_count(parsed.records, singular, parsed.unit)} read"]
     if parsed.unit != "activities":
-        counts.append(_count(len(parsed.items), "activity", "activities"))
+        counts.append(_count(summary.activities, "activity", "activities"))
     if parsed.skipped:
         counts.append(f"{parsed.skipped} skipped ({parsed.skip_reason})")
     counts.append(

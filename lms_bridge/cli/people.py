@@ -40,7 +40,12 @@ def people_import(app: App, roster: Path, dry_run: bool, effective: Any) -> None
 
     pseudonymize = pseudonymizer_from_settings(app.settings)  # before the store: no key, nothing stored
     report = roster_core.import_roster(
-        app.engine, roster, pseudonymize, dry_run=dry_run, effective=effective.date() if effective else None
+        app.engine,
+        roster,
+        pseudonymize,
+        dry_run=dry_run,
+        effective=effective.date() if effective else None,
+        max_bytes=app.settings.limits.roster_max_mb << 20,
     )
     for line, reason in report.skipped:
         stdout.print(f"line {line}: {reason}")

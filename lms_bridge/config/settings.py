@@ -273,6 +273,26 @@ class WebSettings(_Section):
         return tuple(item.strip() for item in value)
 
 
+class LimitsSettings(_Section):
+    """What one input file may hold (``import``, the inbox, ``people import``); past a cap it is refused.
+
+    The defaults are far above any real export (a WhatsApp group export holds at most about
+    40,000 messages, a Telegram export's JSON nests about 8 levels); they bound the memory and
+    time one file can cost (a zip bomb, a hostile upload).
+
+    Attributes:
+        max_messages: messages of one chat export (WhatsApp, Telegram); ``import --max-messages`` overrides it.
+        max_rows: rows of one report or roster, activities of one activity file.
+        max_json_depth: how deeply a JSON file (Telegram export, activity line) may nest.
+        roster_max_mb: the largest roster or name-link CSV, in MB.
+    """
+
+    max_messages: int = Field(default=1_000_000, ge=1)
+    max_rows: int = Field(default=1_000_000, ge=1)
+    max_json_depth: int = Field(default=64, ge=2, le=500)
+    roster_max_mb: int = Field(default=64, ge=1, le=4096)
+
+
 class Settings(_Section):
     """The whole configuration tree. Built once by the CLI and passed down."""
 
@@ -288,6 +308,7 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     alerts: AlertSettings = AlertSettings()
     cop: CopSettings = CopSettings()
+    limits: LimitsSettings = LimitsSettings()
     sources: tuple[SourceSettings, ...] = ()
     #: Folders of community exports imported by ``inbox run`` and ``serve`` (:mod:`lms_bridge.ingest.inbox`).
     inboxes: tuple[InboxSettings, ...] = ()

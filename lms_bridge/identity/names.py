@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import name_identifier, strip_invisible
+from lms_bridge.input_files import read_regular
 from lms_bridge.nip import parse_nip
 from lms_bridge.store.people import (
     NameLinkCounts,
@@ -208,12 +209,15 @@ class NameLinkReport:
     counts: NameLinkCounts
 
 
+#: The largest name-link CSV read (one line per member of a community: a few KB in practice).
+MAX_BYTES = 64 * 1024 * 1024
+
+
 def _read_rows(path: Path) -> list[tuple[int, str, str]]:
     """``(line, display name, nip cell)`` per data row; refuses a file it cannot read whole."""
+    data = read_regular(path, str(path), limit=MAX_BYTES, refusal="not a name list")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path} cannot be read: {exc.strerror or exc.__class__.__name__}") from exc
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f'{path} is not UTF-8 text: save it as "CSV UTF-8" and try again') from exc
     header_line = next((line for line in text.splitlines() if line.strip()), "")

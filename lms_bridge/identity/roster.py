@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from lms_bridge.errors import InputError
 from lms_bridge.identifiers import email_identifier, phone_identifier, strip_invisible, telegram_identifier
 from lms_bridge.identity.resolver import Tombstones
+from lms_bridge.input_files import read_regular
 from lms_bridge.nip import EmployeeType, normalise_nip, parse_nip
 from lms_bridge.store.people import (
     PersonView,
@@ -141,11 +142,13 @@ class RosterReport:
         return self.imported + self.updated + self.unchanged
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"roster {path} cannot be read: {exc.strerror or exc.__class__.__name__}") from exc
+#: The largest roster read unless ``[limits] roster_max_mb`` says otherwise: 100,000 employees take about 20 MB.
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
+    # A regular file only (a named pipe would block, /dev/zero never ends), and never more than the cap.
+    data = read_regular(path, f"roster {path}", limit=max_bytes, refusal="not a roster")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -324,6 +327,7 @@ def import_roster(
     today: date | None = None,
     dry_run: bool = False,
     effective: date | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> RosterReport:
     """Import an HR roster CSV: upsert persons by NIP and link their pseudonymised identities.
 
@@ -342,15 +346,17 @@ def import_roster(
         dry_run: check and count, store nothing.
         effective: the day the roster's units take effect (default: today); reports
             count a person in the unit they had on the as-of date.
+        max_bytes: the largest file read (``[limits] roster_max_mb``); a larger one is refused.
 
     Returns:
         The report (counts, skipped rows, warnings).
 
     Raises:
-        InputError: when the file cannot be read, is not UTF-8, is not CSV or has no ``nip`` column.
+        InputError: when the file is not a regular file, is too large, cannot be read, is not UTF-8,
+            is not CSV or has no ``nip`` column.
     """
     report = RosterReport(path=path, dry_run=dry_run)
-    rows = _parse_rows(path, _read_text(path), report, today)
+    rows = _parse_rows(path, _read_text(path, max_bytes), report, today)
     _drop_shared_identifiers(rows, report)
     with Session(engine) as session:
         tombstones = Tombstones(forgotten_digests(session), pseudonymize)

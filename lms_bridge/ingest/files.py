@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,12 +30,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from connectors import formats
-from connectors.base import Pseudonymizer
-from connectors.file_format import FileFormat, ReadRequest, file_digest, read_head
+from connectors.base import Pseudonymizer, ReadStats
+from connectors.file_format import FileContents, FileFormat, Items, ReadRequest, file_digest, read_head
 from lms_bridge import store
 from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings
-from lms_bridge.errors import ConfigError
+from lms_bridge.errors import ConfigError, InputError
 from lms_bridge.identity.resolver import IdentityResolver
 from lms_bridge.ingest.pipeline import IngestReport, ingest
 
@@ -57,12 +57,14 @@ class ParsedFile:
         file_format: how it was read (its name, description, what its records are).
         site: the source id the import is recorded under (cursor key, statement ids).
         community: the Community of Practice its activities are grouped under, or None.
-        stream: the cursor stream: ``file:`` + the file's SHA-256.
-        items: every activity of the file with its position (1-based index; line for activity files).
-        records: the file's own records read (messages, report rows, activities).
-        skipped: records that are not participation (system lines, deleted messages...).
+        stream: the cursor stream: ``file:`` + the file's SHA-256 (+ ``:day-first`` or ``:month-first``
+            when its dates read both ways: the same bytes read in the other order are other statements).
+        items: every activity of the file with its position (1-based index; line for activity files); a
+            list, or for a format that streams (WhatsApp) the file read again at each iteration.
+        stats: the file's records read and skipped (``skipped`` of a streamed file: once it was iterated).
         notes: ``(line, reason)`` for rows skipped for a reason the operator can fix.
         skipped_lines: unreadable lines skipped on request (``--skip-unreadable``), kept in the run.
+        date_order: ``day-first``/``month-first`` when the file's dates read both ways, else None.
     """
 
     path: Path
@@ -70,11 +72,26 @@ class ParsedFile:
     site: str
     community: str | None
     stream: str
-    items: list[tuple[Activity, int]]
-    records: int = 0
-    skipped: int = 0
+    items: Items
+    stats: ReadStats = field(default_factory=ReadStats)
     notes: list[tuple[int, str]] = field(default_factory=list)
     skipped_lines: list[int] = field(default_factory=list)
+    date_order: str | None = None
+
+    @property
+    def records(self) -> int:
+        """The file's own records read (messages, report rows, activities)."""
+        return self.stats.records
+
+    @property
+    def skipped(self) -> int:
+        """Records that are not participation (system lines, deleted messages...)."""
+        return self.stats.skipped
+
+    @property
+    def expected(self) -> int:
+        """The activities to expect, for a progress bar: their number, or the records of a streamed file."""
+        return len(self.items) if isinstance(self.items, list) else self.records
 
     @property
     def format(self) -> str:
@@ -119,6 +136,11 @@ class ImportSummary:
     def pseudonymous(self) -> int:
         """People not resolved to a NIP."""
         return self.people - self.matched
+
+    @property
+    def activities(self) -> int:
+        """The file's activities (a streamed file's were counted as they were stored)."""
+        return len(self.parsed.items)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -201,24 +223,40 @@ def read_import_file(
         month_first=month_first,
         day_first=day_first,
         skip_unreadable=skip_unreadable,
-        max_messages=max_messages,
+        max_messages=max_messages or settings.limits.max_messages,
+        max_rows=settings.limits.max_rows,
+        max_json_depth=settings.limits.max_json_depth,
     )
     if month_first and day_first:
         raise ConfigError("--day-first and --month-first contradict each other; give one")
     file_format.check_options(request)
     contents = file_format.read(path, request)
+    _check_caps(path, file_format, contents, request)
+    stream = f"file:{file_digest(path)}"
     return ParsedFile(
         path=path,
         file_format=file_format,
         site=contents.site,
         community=community,
-        stream=f"file:{file_digest(path)}",
+        stream=stream if contents.date_order is None else f"{stream}:{contents.date_order}",
         items=contents.items,
-        records=contents.stats.records,
-        skipped=contents.stats.skipped,
+        stats=contents.stats,
         notes=contents.notes,
         skipped_lines=contents.skipped_lines,
+        date_order=contents.date_order,
     )
+
+
+def _check_caps(path: Path, file_format: FileFormat, contents: FileContents, request: ReadRequest) -> None:
+    """Refuse a file that holds more records than ``[limits]`` allows (a format that streams refuses it itself)."""
+    messages = file_format.unit == "messages"
+    cap = (request.max_messages or 0) if messages else request.max_rows
+    if cap and contents.stats.records > cap:
+        setting = "--max-messages or [limits] max_messages" if messages else "[limits] max_rows"
+        raise InputError(
+            f"{path.name}: {contents.stats.records:,} {file_format.unit} in one file, more than the "
+            f"{cap:,} allowed; split the file or raise {setting}"
+        )
 
 
 def _pseudonymizer(settings: Settings) -> Pseudonymizer:
@@ -229,10 +267,12 @@ def _pseudonymizer(settings: Settings) -> Pseudonymizer:
 
 # --- storing ---------------------------------------------------------------------------------
 
-#: Activities per committed batch of an import. A file is read whole before anything is stored, so a
-#: batch costs memory only for its statements; each commit is a synchronous disk flush (about 20 ms on
-#: SQLite), which at the LRS's POST size (500) was a third of a 40,000-message import.
+#: Activities per committed batch of an import. Each commit is a synchronous disk flush (about 20 ms on
+#: SQLite), which at the LRS's POST size (500) was a third of a 40,000-message import; a batch costs memory
+#: for its statements only (a streamed file is read one message at a time).
 IMPORT_BATCH = 5000
+
+_ORDER_WORDS = {"day-first": "day/month", "month-first": "month/day"}
 
 
 def store_import(
@@ -246,6 +286,11 @@ def store_import(
 ) -> ImportSummary:
     """Queue the statements of a parsed file, batch by batch with the file's cursor.
 
+    The activities are taken one at a time from ``parsed.items`` (a streamed file is read
+    again meanwhile) and committed with the cursor every ``batch_size``: an import killed
+    half-way resumes after its last committed batch, adding nothing twice. A run row is
+    started only when there is something after the cursor.
+
     Args:
         engine: the state store.
         settings: the configuration.
@@ -256,33 +301,52 @@ def store_import(
 
     Returns:
         The counts, and the people matched to a NIP.
+
+    Raises:
+        InputError: the file's dates read both ways and it was imported before in the other order.
     """
+    _refuse_other_order(engine, parsed)
     after = int(store.get_cursor(engine, parsed.site, parsed.stream) or 0)
-    pending = [(activity, position) for activity, position in parsed.items if position > after]
-    run_id = None if dry_run or not pending else store.start_run(engine, "import", parsed.site)
+    run: list[int] = []
+    pending = 0
+    people: dict[tuple[str, str, str, str], Activity] = {}  # one activity of each person: bounded by people
+
+    def after_cursor() -> Iterator[tuple[Activity, int]]:
+        nonlocal pending
+        for activity, position in parsed.items:
+            people.setdefault(
+                (activity.source, activity.site, activity.actor, str(activity.extras.get("nip") or "")), activity
+            )
+            if position <= after:
+                continue
+            if not run and not dry_run:
+                run.append(store.start_run(engine, "import", parsed.site))
+            pending += 1
+            yield activity, position
+
     try:
         report = ingest(
             engine,
             settings,
             site_id=parsed.site,
             stream=parsed.stream,
-            items=pending,
+            items=after_cursor(),
             batch_size=batch_size,
             dry_run=dry_run,
             on_progress=on_progress,
         )
     except Exception as exc:
-        if run_id is not None:
-            store.finish_run(engine, run_id, status="failed", counts={}, error=str(exc))
+        if run:
+            store.finish_run(engine, run[0], status="failed", counts={}, error=str(exc))
         raise
-    if run_id is not None:
+    if run:
         counts: dict[str, Any] = {parsed.stream: report.as_dict()}
         if parsed.skipped_lines:
             # Kept with the run so `runs show` says which lines of the file were not imported.
             counts["unreadable lines skipped"] = ", ".join(str(line) for line in parsed.skipped_lines)
-        store.finish_run(engine, run_id, status="ok", counts=counts)
-    people, matched = _people(engine, settings, [activity for activity, _ in parsed.items])
-    summary = ImportSummary(parsed=parsed, report=report, pending=len(pending), people=people, matched=matched)
+        store.finish_run(engine, run[0], status="ok", counts=counts)
+    people_count, matched = _people(engine, settings, people.values())
+    summary = ImportSummary(parsed=parsed, report=report, pending=pending, people=people_count, matched=matched)
     log.info(
         "import %s: %s",
         parsed.path.name,
@@ -292,17 +356,26 @@ def store_import(
     return summary
 
 
-def _people(engine: Engine, settings: Settings, activities: list[Activity]) -> tuple[int, int]:
-    """Distinct people of the activities, and how many of them resolve to a NIP."""
+def _refuse_other_order(engine: Engine, parsed: ParsedFile) -> None:
+    """Refuse a file whose dates read both ways that was imported before in the other order (it would count twice)."""
+    if parsed.date_order is None:
+        return
+    other = "month-first" if parsed.date_order == "day-first" else "day-first"
+    base = parsed.stream.rsplit(":", 1)[0]
+    if store.get_cursor(engine, parsed.site, f"{base}:{other}") is not None:
+        raise InputError(
+            f"{parsed.path.name} was already imported into {parsed.site} with its dates read as "
+            f"{_ORDER_WORDS[other]} (--{other}); reading them as {_ORDER_WORDS[parsed.date_order]} now would add "
+            "every message a second time under other dates, so nothing was imported"
+        )
+
+
+def _people(engine: Engine, settings: Settings, activities: Iterable[Activity]) -> tuple[int, int]:
+    """Distinct people of the activities (one activity per person), and how many of them resolve to a NIP."""
     authority = settings.deployment.identity_authority
     resolver = IdentityResolver(engine, authority=authority, base_iri=settings.deployment.base_iri)
     accounts: set[tuple[str, str]] = set()
-    seen: set[tuple[str, str, str, str]] = set()
     for activity in activities:
-        key = (activity.source, activity.site, activity.actor, str(activity.extras.get("nip") or ""))
-        if key in seen:
-            continue
-        seen.add(key)
         account = resolver.actor(activity, None)["account"]
         accounts.add((account["homePage"], account["name"]))
     return len(accounts), sum(1 for home, _ in accounts if home == authority)
