@@ -305,6 +305,7 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
             request_slot=lambda slots: request_slot(engine, source.type, site, slots),
             per_stream=True,
             while_locked=logged,
+            task_key=task.request.id,
         )
     except LockBusy as exc:
         if task.request.retries < LOCK_RETRIES:
@@ -316,6 +317,16 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
         log.error("task %s: %s/%s: %s", task.request.id, site, stream, exc, extra=where)
         result["error"] = str(exc)
         return result
+    if report.done_before is not None:
+        log.info(
+            "task %s: %s/%s already done by run %d (the broker delivered it again): nothing to do",
+            task.request.id,
+            site,
+            stream,
+            report.done_before,
+            extra=where | {"status": "already done", "run": report.done_before},
+        )
+        result["done_before"] = report.done_before
     counts = report.streams.get(stream)
     result["counts"] = counts.as_dict() if counts is not None else {}
     result["calls"] = sum(report.calls.values())
