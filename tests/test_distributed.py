@@ -192,7 +192,7 @@ def _epoch(stamp: str) -> float:
 @pytest.mark.slow
 def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_statement_once(
     pg_database_url: str,
-    redis_url: str,
+    broker: tuple[str, str | None],
     fresh_ralph,
     moodle_sites: list[CountingMoodle],
     make_deployment: Callable[..., Deployment],
@@ -206,7 +206,10 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
         lrs_options="batch_size = 25",
     )
     deployment.env |= {f"MOODLE_TOKEN_S{i}": ADMIN_TOKEN for i in range(SITES)}
-    deployment.env |= {distributed.BROKER_ENV: redis_url, distributed.VISIBILITY_ENV: str(VISIBILITY_TIMEOUT)}
+    broker_url, result_backend = broker
+    deployment.env |= {distributed.BROKER_ENV: broker_url, distributed.VISIBILITY_ENV: str(VISIBILITY_TIMEOUT)}
+    if result_backend is not None:
+        deployment.env[distributed.RESULT_BACKEND_ENV] = result_backend
     deployment.run("db", "upgrade", check=True)
     workers: list[Worker] = []
     try:
@@ -252,6 +255,10 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
         _wait_until(lambda: set(ok_runs()) == expected, 120, "every site-stream to be synced")
         time.sleep(1)  # a duplicate run would show up now
         assert ok_runs() == dict.fromkeys(expected, 1)
+        # The killed task's run (if it had started one) reads abandoned, not running for ever.
+        with engine.connect() as connection:
+            statuses = dict(connection.execute(text("SELECT status, count(*) FROM runs GROUP BY status")).all())
+        assert set(statuses) <= {"ok", "abandoned"} and statuses.get("abandoned", 0) <= 1, statuses
 
         # The killed task was completed by another worker (or, killed after its run was recorded, found done).
         survivors = [event for worker in workers[1:] for event in worker.events()]
@@ -372,6 +379,27 @@ def test_distributed_runs_refuse_sqlite_and_a_missing_broker(
     result = deployment.run("sync", "--all", "--distributed")
     assert result.returncode == 2 and f"set {distributed.BROKER_ENV}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_wait_is_refused_before_enqueuing_without_a_backend_that_stores_results(
+    make_deployment: Callable[..., Deployment], pg_database_url: str
+) -> None:
+    """RabbitMQ with no result backend, or with ``rpc://`` (which hands results only to the sender, while workers
+    send a site's later tasks): ``--wait`` is refused in one sentence, and nothing reaches the queue."""
+    source = '[[sources]]\nid = "demo"\ntype = "moodle"\nurl = "http://127.0.0.1:9"\ntoken_env = "MOODLE_TOKEN_DEMO"\n'
+    deployment = make_deployment(pg_database_url, "http://127.0.0.1:9/xAPI/", "pw-x", extra_toml=source)
+    deployment.env["MOODLE_TOKEN_DEMO"] = ADMIN_TOKEN
+    deployment.run("db", "upgrade", check=True)
+    # An AMQP port nobody listens on: anything sent would fail loudly, so a clean refusal proves nothing was sent.
+    deployment.env[distributed.BROKER_ENV] = "amqp://guest:guest@127.0.0.1:9//"
+    for backend, needle in ((None, "--wait needs a result backend"), ("rpc://", "rpc://, which returns them only")):
+        if backend is not None:
+            deployment.env[distributed.RESULT_BACKEND_ENV] = backend
+        for command in (("sync", "--all", "--distributed", "--wait"), ("outbox", "flush", "--distributed", "--wait")):
+            result = deployment.run(*command)
+            assert result.returncode == 2, (command, result.stderr)
+            assert needle in result.stderr and "Traceback" not in result.stderr, result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
 
 
 class LockKillingMoodle(FakeMoodle):
