@@ -392,7 +392,8 @@ def test_wait_is_refused_before_enqueuing_without_a_backend_that_stores_results(
     deployment.run("db", "upgrade", check=True)
     # An AMQP port nobody listens on: anything sent would fail loudly, so a clean refusal proves nothing was sent.
     deployment.env[distributed.BROKER_ENV] = "amqp://guest:guest@127.0.0.1:9//"
-    for backend, needle in ((None, "--wait needs a result backend"), ("rpc://", "rpc://, which returns them only")):
+    refusals = ((None, "--wait needs a result backend"), ("rpc://", "returns them only to the process that sent"))
+    for backend, needle in refusals:
         if backend is not None:
             deployment.env[distributed.RESULT_BACKEND_ENV] = backend
         for command in (("sync", "--all", "--distributed", "--wait"), ("outbox", "flush", "--distributed", "--wait")):
