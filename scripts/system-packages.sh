@@ -27,13 +27,25 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
 fi
 
-[ ${#want[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-  echo "setup: missing Debian packages; as root run: apt-get install -y ${want[*]}" >&2
-  exit 2
+if [ ${#want[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages; as root run: apt-get install -y ${want[*]}" >&2
+    exit 2
+  fi
+  echo "setup: installing Debian packages: ${want[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
 fi
-echo "setup: installing Debian packages: ${want[*]}"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
-# Debian starts the services it installs; the tests start their own throw-away Redis and RabbitMQ on free
-# ports, so the machine's own are left as Debian set them up.
+
+# The distributed tests start their own throw-away redis-server, but run on RabbitMQ in a throw-away vhost of
+# the machine's server (tests/fixtures/brokers.py): make sure it runs (it does not under a bare chroot or
+# container without an init system).
+if [ "${1:-}" = "--test" ] && ! rabbitmqctl -q status >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: RabbitMQ is not running; as root run: rabbitmq-server -detached" >&2
+    exit 2
+  fi
+  echo "setup: starting RabbitMQ"
+  rabbitmq-server -detached
+  for _ in $(seq 1 60); do rabbitmqctl -q status >/dev/null 2>&1 && break; sleep 2; done
+fi

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.brokers import redis_server_url, redis_url  # noqa: F401
+from tests.fixtures.brokers import broker, redis_server_url, redis_url  # noqa: F401
 from tests.fixtures.deployment import Deployment, write_deployment
 from tests.fixtures.lrs import FaultyLRS, fresh_ralph, lrs_statements, ralph  # noqa: F401
 from tests.fixtures.moodle import fake_moodle  # noqa: F401

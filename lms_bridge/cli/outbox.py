@@ -70,6 +70,8 @@ def _flush_distributed(app: App, tasks: int, limit: int | None, wait: bool) -> N
     from lms_bridge.runtime import distributed
 
     celery = distributed.make_celery(app.settings)
+    if wait:
+        distributed.check_wait(celery)  # before anything is enqueued
     enqueued = distributed.enqueue_flushes(celery, tasks, limit)
     if not wait:
         for item in enqueued:

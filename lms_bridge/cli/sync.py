@@ -9,7 +9,7 @@ from rich.table import Table
 
 from lms_bridge.cli.app import App, DateParam, _state, cli, print_stream_counts, stderr, stdout
 from lms_bridge.config.settings import load_settings
-from lms_bridge.errors import ConfigError, LmsBridgeError
+from lms_bridge.errors import LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.operator import sites as sites_core
 from lms_bridge.redaction import redact
@@ -112,8 +112,8 @@ def _sync_distributed(app: App, site: str | None, streams: tuple[str, ...], wait
     from lms_bridge.runtime import distributed
 
     celery = distributed.make_celery(app.settings)
-    if wait and celery.conf.result_backend is None:
-        raise ConfigError(f"--wait needs a result backend: set {distributed.RESULT_BACKEND_ENV}")
+    if wait:
+        distributed.check_wait(celery)  # before anything is enqueued
     enqueued = distributed.enqueue_syncs(celery, app.engine, app.settings, site, streams)
     if not wait:
         table = Table("site", "stream", "task", "after", title=f"sync: {len(enqueued)} tasks enqueued")

@@ -17,6 +17,7 @@ is recorded in ``runs`` and leaves every cursor where its last committed page pu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,8 @@ from lms_bridge.activity import Activity
 from lms_bridge.config.settings import Settings, SourceSettings
 from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest.pipeline import IngestReport, Pipeline
-from lms_bridge.store.locks import DEFAULT_TTL, site_lock, stream_lock, sync_lock_name
+from lms_bridge.store.locks import DEFAULT_TTL, make_owner, site_lock, stream_lock, sync_lock_name
+from lms_bridge.store.runs import RunInfo, completed_run
 from xapi.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class SiteReport:
         calls: API calls per function or endpoint.
         error: the sentence that stopped the source, if one did.
         skipped: source records that became no statement, by reason.
+        done_before: the run that already did this work (a ``task_key`` delivered again): nothing ran now,
+            and ``streams``/``calls`` are that run's.
     """
 
     site: str
@@ -57,6 +61,7 @@ class SiteReport:
     calls: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    done_before: int | None = None
 
 
 class SyncSource(Protocol):
@@ -282,7 +287,14 @@ def _void_copies(
 
 @contextmanager
 def _source_locks(
-    engine: Engine, source_id: str, streams: Sequence[str] | None, *, wait: bool, ttl: float, per_stream: bool
+    engine: Engine,
+    source_id: str,
+    streams: Sequence[str] | None,
+    *,
+    wait: bool,
+    ttl: float,
+    per_stream: bool,
+    task_key: str | None,
 ) -> Iterator[Callable[[], None]]:
     """Hold a source's locks for a run; yield the check the loop makes after each committed page.
 
@@ -296,10 +308,11 @@ def _source_locks(
     if per_stream:
         if streams is None or len(streams) != 1:
             raise ConfigError("a run that holds one stream's lock runs exactly one stream")
-        with stream_lock(engine, source_id, streams[0]) as stream_held:
+        with stream_lock(engine, source_id, streams[0], key=task_key) as stream_held:
             yield stream_held.check
         return
-    with site_lock(engine, sync_lock_name(source_id), wait=wait, ttl=ttl) as held:
+    owner = make_owner(task_key) if task_key else None
+    with site_lock(engine, sync_lock_name(source_id), wait=wait, ttl=ttl, owner=owner) as held:
 
         def check() -> None:
             if held.lost:
@@ -323,6 +336,7 @@ def sync_source(
     lock_ttl: float = DEFAULT_TTL,
     per_stream: bool = False,
     while_locked: Callable[[], AbstractContextManager[object]] | None = None,
+    task_key: str | None = None,
 ) -> SiteReport:
     """Pull one source's streams into the outbox under its locks, one transaction per page (the run loop).
 
@@ -343,6 +357,11 @@ def sync_source(
         per_stream: hold the site lock shared and the one stream's lock exclusive (Celery workers,
             PostgreSQL), so the streams of one source run side by side; ``streams`` names one stream.
         while_locked: a context the run spans while it holds its locks (a worker logs its task there).
+        task_key: what names this piece of work for good (a Celery task id). Brokers deliver a task at
+            least once: again when its worker died before acknowledging it (even after its run ended),
+            and Redis again when it outran the visibility timeout. So, once the locks are held, a run
+            recorded ``ok`` under the same key ends the call at once with that run's counts
+            (:attr:`SiteReport.done_before`): the work is done once, whatever the broker redelivers.
 
     Returns:
         Counts per stream, calls, skipped records by reason, and the error that stopped the source
@@ -354,22 +373,40 @@ def sync_source(
         LockBusy: another run holds the source's lock (or, ``per_stream``, its stream's) and ``wait``
             is False; nothing was read or recorded.
     """
-    with (
-        _source_locks(engine, source.id, streams, wait=wait, ttl=lock_ttl, per_stream=per_stream) as lock_check,
-        while_locked() if while_locked is not None else nullcontext(),
-    ):
-        return _run(
-            engine,
-            settings,
-            source,
-            streams=streams,
-            since=since,
-            until=until,
-            dry_run=dry_run,
-            on_progress=on_progress,
-            request_slot=request_slot,
-            lock_check=lock_check,
-        )
+    with _source_locks(
+        engine, source.id, streams, wait=wait, ttl=lock_ttl, per_stream=per_stream, task_key=task_key
+    ) as lock_check:
+        # Checked under the locks: a copy of this task still running holds them, so it has either
+        # recorded its run by now or it never will (it died, and its run reads abandoned).
+        command = "sync" if since is None else "backfill"
+        done = None if task_key is None or dry_run else completed_run(engine, command, source.id, task_key)
+        if done is not None:
+            return _done_before(source.id, done)
+        with while_locked() if while_locked is not None else nullcontext():
+            return _run(
+                engine,
+                settings,
+                source,
+                streams=streams,
+                since=since,
+                until=until,
+                dry_run=dry_run,
+                on_progress=on_progress,
+                request_slot=request_slot,
+                lock_check=lock_check,
+            )
+
+
+def _done_before(source_id: str, run: RunInfo) -> SiteReport:
+    """The report of a task delivered again after its run ``run`` already did the work."""
+    report = SiteReport(site=source_id, done_before=run.id)
+    fields = {f.name for f in dataclasses.fields(IngestReport)}
+    for name, counts in run.streams().items():
+        report.streams[name] = IngestReport(**{key: value for key, value in counts.items() if key in fields})
+    calls = run.counts.get("calls")
+    report.calls = dict(calls) if isinstance(calls, dict) else {}
+    log.info("%s: run %d already did this work: nothing to do", source_id, run.id, extra={"site": source_id})
+    return report
 
 
 def _run(

@@ -26,6 +26,11 @@ of a home-made queue. What keeps it correct:
   The killed task's lock went with its connection; the cursor rule (cursor and
   outbox rows in one transaction, :mod:`lms_bridge.ingest.pipeline`) makes the rerun resume
   where the last commit left off, and deterministic statement ids make it add nothing twice.
+- **At least once, run once.** A broker may deliver a task again although its run ended: its worker
+  died before the acknowledgement, or (Redis) it outran the visibility timeout. The run is
+  recorded under the task id (the lock owner ends with it), so the copy, once it holds the
+  locks, finds that run ``ok`` and runs nothing (``sync_source(task_key=...)``). Each task
+  first marks ``abandoned`` the ``running`` runs whose lock is gone (killed tasks).
 - **Rate limits.** Each request of a source that declares request slots
   (:meth:`connectors.base.Connector.request_slots`: a Moodle site's ``max_in_flight``) holds one of them,
   transaction-level advisory locks ``(site, slot)`` in PostgreSQL, so the limit holds for
@@ -36,7 +41,7 @@ of a home-made queue. What keeps it correct:
 Configuration comes from the environment (or the secrets file, as the broker URL may hold
 a password): ``LMS_BRIDGE_BROKER_URL`` (``redis://...`` or ``amqp://...``),
 ``LMS_BRIDGE_RESULT_BACKEND`` (optional; a Redis broker doubles as the result backend
-when it is not set; ``--wait`` needs one), ``LMS_BRIDGE_BROKER_VISIBILITY_TIMEOUT``
+when it is not set; ``--wait`` needs one that stores results, not ``rpc://``), ``LMS_BRIDGE_BROKER_VISIBILITY_TIMEOUT``
 (Redis only, seconds). The state store must be PostgreSQL.
 """
 
@@ -70,6 +75,7 @@ from lms_bridge.errors import ConfigError, LmsBridgeError
 from lms_bridge.ingest import runner as sync_core
 from lms_bridge.outbox import flush as outbox_core
 from lms_bridge.redaction import register_secret
+from lms_bridge.store import runs as runs_core
 from lms_bridge.store.locks import LockBusy, LockLost, stream_lock, stream_lock_name
 
 log = logging.getLogger(__name__)
@@ -241,11 +247,21 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery(
         "lms_bridge", broker=broker, backend=config.result_backend.get_secret_value() if config.result_backend else None
     )
+    redis = urlsplit(broker).scheme in ("redis", "rediss")
     app.conf.update(
         task_default_queue=QUEUE,
         task_acks_late=True,  # ack after the task ran: a killed worker's task is delivered again
         task_reject_on_worker_lost=True,  # a prefork child that died: requeue, do not ack
         worker_prefetch_multiplier=1,  # one task reserved per process: nothing stranded on a busy worker
+        # Redis: take a message only when a process is free to run it (Celery >= 5.6; RabbitMQ has no such
+        # switch and keeps the prefetch of one per process above), so a SIGTERMed worker holds no task it
+        # has not started: they stay in the queue for the other workers.
+        worker_disable_prefetch=redis,
+        # RabbitMQ: no AMQP heartbeats. A worker's event loop cannot answer them while a task runs in it
+        # (--pool solo, or a busy prefork parent), so RabbitMQ closed the connection of a task longer than
+        # two heartbeats and delivered it again. A dead worker is still seen at once: its TCP connection
+        # closes. (RabbitMQ's own consumer_timeout, 30 min by default, still applies: docs/scaling.md.)
+        broker_heartbeat=0,
         broker_transport_options={
             "visibility_timeout": config.visibility_timeout,
             # Redis: look for tasks of dead workers every few seconds (kombu's default sweep is 100 s).
@@ -284,6 +300,8 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
     where = {"site": site, "stream": stream}
     try:
         engine = runtime.engine()
+        # Runs of killed tasks (their lock connection is gone) read "abandoned" from now on, not "running".
+        runs_core.mark_abandoned(engine)
         [(source, _)] = sync_core.sync_sources(settings, site, [stream])
 
         @contextmanager
@@ -305,6 +323,7 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
             request_slot=lambda slots: request_slot(engine, source.type, site, slots),
             per_stream=True,
             while_locked=logged,
+            task_key=task.request.id,
         )
     except LockBusy as exc:
         if task.request.retries < LOCK_RETRIES:
@@ -316,6 +335,16 @@ def _sync_site_stream(task: Any, runtime: _Runtime, site: str, stream: str) -> d
         log.error("task %s: %s/%s: %s", task.request.id, site, stream, exc, extra=where)
         result["error"] = str(exc)
         return result
+    if report.done_before is not None:
+        log.info(
+            "task %s: %s/%s already done by run %d (the broker delivered it again): nothing to do",
+            task.request.id,
+            site,
+            stream,
+            report.done_before,
+            extra=where | {"status": "already done", "run": report.done_before},
+        )
+        result["done_before"] = report.done_before
     counts = report.streams.get(stream)
     result["counts"] = counts.as_dict() if counts is not None else {}
     result["calls"] = sum(report.calls.values())
@@ -422,6 +451,26 @@ def enqueue_flushes(app: Celery, count: int = 1, limit: int | None = None) -> li
     return enqueued
 
 
+def check_wait(app: Celery) -> None:
+    """Refuse ``--wait`` before anything is enqueued when the results could never be read.
+
+    Raises:
+        ConfigError: no result backend, or ``rpc://`` (it hands a result only to the process that
+            sent the task, and workers send the tasks after a chain's first, so the wait would never end).
+    """
+    backend = app.conf.result_backend
+    if backend is None:
+        raise ConfigError(
+            f"--wait needs a result backend: set {RESULT_BACKEND_ENV} (redis://... or db+postgresql://...; "
+            "a Redis broker is used for it by default)"
+        )
+    if str(backend).partition(":")[0] == "rpc":
+        raise ConfigError(
+            f"--wait cannot read results from {RESULT_BACKEND_ENV}=rpc://, which returns them only to the "
+            "process that sent each task (workers send the later tasks of a site): use redis://... or db+postgresql://..."
+        )
+
+
 def wait_for(app: Celery, enqueued: Sequence[Enqueued], poll: float = 0.5) -> None:
     """Wait until every task ran; fill in each :attr:`Enqueued.result`.
 
@@ -429,12 +478,9 @@ def wait_for(app: Celery, enqueued: Sequence[Enqueued], poll: float = 0.5) -> No
     runs and gets ``{"error": "not run: ..."}``.
 
     Raises:
-        ConfigError: no result backend is configured.
+        ConfigError: see :func:`check_wait`.
     """
-    if app.conf.result_backend is None:
-        raise ConfigError(
-            f"--wait needs a result backend: set {RESULT_BACKEND_ENV} (a Redis broker is used for it by default)"
-        )
+    check_wait(app)
     failed: dict[str, str] = {}
     for item in enqueued:  # heads come before the tasks that wait for them
         if item.after in failed:

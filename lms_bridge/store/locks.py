@@ -105,9 +105,14 @@ def sync_lock_name(site_id: str) -> str:
     return f"sync:{site_id}"
 
 
-def make_owner() -> str:
-    """An owner string unique to this holder: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+def make_owner(key: str | None = None) -> str:
+    """An owner string unique to this holder: ``host:pid:random``, or ``host:pid:key``.
+
+    A ``key`` names the piece of work the holder does (a Celery task id): the runs it records
+    then say which piece of work they were (:func:`lms_bridge.store.runs.completed_run`), so that
+    work delivered a second time is recognised as done.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{key or uuid.uuid4().hex[:12]}"
 
 
 def _dead_local_owner(owner: str) -> bool:
@@ -499,11 +504,12 @@ class StreamLockHandle:
 
 
 @contextmanager
-def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLockHandle]:
+def stream_lock(engine: Engine, site_id: str, stream: str, *, key: str | None = None) -> Iterator[StreamLockHandle]:
     """Hold the site's sync lock shared and its site-stream lock exclusive for the ``with`` block.
 
     Both are session-level advisory locks on one connection of their own: a killed worker's
-    connection closes and PostgreSQL releases them at once.
+    connection closes and PostgreSQL releases them at once. ``key`` goes into the owner
+    string (:func:`make_owner`).
 
     Yields:
         The held locks (their owner, and :meth:`StreamLockHandle.check` for between batches).
@@ -511,7 +517,7 @@ def stream_lock(engine: Engine, site_id: str, stream: str) -> Iterator[StreamLoc
     Raises:
         LockBusy: another run holds the site (a plain sync, backfill or serve) or this site-stream.
     """
-    owner = make_owner()
+    owner = make_owner(key)
     site_key = advisory_key(sync_lock_name(site_id))
     stream_key = advisory_key(stream_lock_name(site_id, stream))
     connection = engine.connect()

@@ -115,6 +115,29 @@ def mark_abandoned(engine: Engine) -> int:
     return len(dead)
 
 
+def completed_run(engine: Engine, command: str, site_id: str, key: str) -> RunInfo | None:
+    """The latest ``ok`` run of ``command`` on ``site_id`` done under a lock owner of ``key``, if any.
+
+    A distributed task's lock owner ends with its Celery task id (:func:`lms_bridge.store.locks.make_owner`),
+    so this tells whether that task already did its work: a broker delivers a task again when its
+    worker died before the acknowledgement, or (Redis) when it ran past the visibility timeout.
+    """
+    query = (
+        select(Run)
+        .where(
+            Run.command == command,
+            Run.site_id == site_id,
+            Run.status == "ok",
+            Run.owner.endswith(f":{key}", autoescape=True),
+        )
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
+    with Session(engine) as session:
+        run = session.scalars(query).first()
+        return None if run is None else _info(run)
+
+
 def list_runs(
     engine: Engine, *, limit: int = 20, site: str | None = None, command: str | None = None, status: str | None = None
 ) -> list[RunInfo]:
