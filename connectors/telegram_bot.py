@@ -28,7 +28,7 @@ same messages, so an export of a period already pulled adds nothing:
   ``group_call`` message with a duration; joins, leaves, a call's start and every other service
   message are counted as skipped, and so are messages of chats not in ``chats``.
 
-Where ids cannot match an export (documented in the README): a basic group later migrated to a
+Where ids cannot match an export (documented in docs/sources/telegram-bot.md): a basic group later migrated to a
 supergroup has a new chat id (map both ids to one community); a call's end message may carry
 another id than the export's call message if Telegram edits the start message instead.
 No message text, name, username or phone number is kept: a length and the pseudonym only.

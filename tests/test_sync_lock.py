@@ -11,11 +11,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from fakes.moodle import FakeMoodle
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
+from lms_bridge.demo.moodle import FakeMoodle
 from lms_bridge.store.models import Lock, OutboxRow, Run
 from tests.fixtures.moodle import ADMIN_TOKEN, LIMITED_TOKEN, moodle_source
 

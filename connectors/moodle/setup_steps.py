@@ -10,7 +10,7 @@ import textwrap
 
 from connectors.moodle.settings import CUSTOMFIELDS_FUNCTION, REQUIRED_FUNCTIONS, WEBINARS_FUNCTION
 
-#: Recommended, not required: without them a sync logs a warning and goes on (README, "Moodle").
+#: Recommended, not required: without them a sync logs a warning and goes on (docs/sources/moodle.md).
 RECOMMENDED_FUNCTIONS = ("mod_assign_get_assignments", "mod_assign_get_grades", "mod_bigbluebuttonbn_meeting_info")
 
 

@@ -159,7 +159,9 @@ def inbox_run(app: App) -> None:
     from lms_bridge.ingest import inbox as inbox_core
 
     if not app.settings.inboxes:
-        raise ConfigError("no [[inboxes]] in the configuration: add one with path and community (see README)")
+        raise ConfigError(
+            "no [[inboxes]] in the configuration: add one with path and community (see docs/sources/community-exports.md)"
+        )
     try:
         with site_lock(app.engine, inbox_core.INBOX_LOCK, wait=False):
             report = inbox_core.run_inboxes(app.engine, app.settings)

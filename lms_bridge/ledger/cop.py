@@ -1,7 +1,7 @@
 """CoP health (``report cop``, the *Komunitas Belajar* page): is each community alive, open and connecting units?
 
 Computed from metadata only (who acted, when, in which community, which item a reply answers):
-no message text exists to use. Definitions (docs in README "CoP health"):
+no message text exists to use. Definitions (docs/hr-reports.md, "CoP health"):
 
 - A **community** is an ``evidence.community`` of a CoP grouping (``community:<id>``) or a Moodle course
   whose forum posts are read (only CoP forums are): ``course:<id>``. Its activity is posts, replies,
