@@ -160,7 +160,8 @@ def inbox_run(app: App) -> None:
 
     if not app.settings.inboxes:
         raise ConfigError(
-            "no [[inboxes]] in the configuration: add one with path and community (see docs/sources/community-exports.md)"
+            "no [[inboxes]] in the configuration: add one with path and community "
+            "(see docs/sources/community-exports.md)"
         )
     try:
         with site_lock(app.engine, inbox_core.INBOX_LOCK, wait=False):
