@@ -11,13 +11,16 @@ from tests.fixtures.deployment import ROOT
 from tests.fixtures.lrs import lrs_statements
 
 COMMANDS = (
+    "alerts",
     "backfill",
     "cursors",
     "db",
+    "demo",
     "doctor",
     "forget",
     "import",
     "inbox",
+    "init",
     "jp",
     "ledger",
     "outbox",
@@ -43,7 +46,20 @@ def test_help_explains_each_command_in_one_line():
     listed = result.stdout.split("Commands:")[1].strip().splitlines()
     assert [line.split()[0] for line in listed] == list(COMMANDS)
     assert all(len(line.split(maxsplit=1)) == 2 for line in listed)
-    for group in ("outbox", "db", "sites", "people", "rules", "jp", "ledger", "report", "cursors", "runs", "users"):
+    for group in (
+        "outbox",
+        "db",
+        "sites",
+        "people",
+        "rules",
+        "jp",
+        "ledger",
+        "report",
+        "cursors",
+        "runs",
+        "users",
+        "alerts",
+    ):
         sub = subprocess.run(
             [sys.executable, "-m", "lms_bridge.cli", group, "--help"],
             capture_output=True,
