@@ -124,6 +124,8 @@ def test_report_duplicates_and_explain_show_the_event_credited_once(tmp_path: Pa
     deployment = make_deployment(
         state_url, "http://127.0.0.1:9", "unused", extra_toml='[jp]\nprogram_jp_file = "program.toml"\n'
     )
+    # Activity files pseudonymise their actors like every other import (issue 20), so the key must be set.
+    deployment.env["LMS_BRIDGE_PSEUDONYM_KEY"] = "held-test-key-0123456789"
     link = {"nip": NIP, "event_link": "https://zoom.us/j/81200000001"}
     meeting = ObjectRef("meeting", "812", "Webinar Kurikulum")
     activities = [

@@ -201,14 +201,18 @@ def test_message_and_row_caps_come_from_the_config(tmp_path: Path, monkeypatch: 
 
 # --- a zip bomb ---------------------------------------------------------------------------------------
 
+# The peak is this process's own high-water mark (VmHWM), not getrusage's ru_maxrss: Linux carries ru_maxrss
+# over fork and exec, so a CLI started by a pytest process that had grown to 400 MB reported 400 MB.
 _PEAK = """
-import resource, runpy, sys
+import runpy, sys
 sys.argv = ["lms-bridge", *sys.argv[1:]]
 try:
     runpy.run_module("lms_bridge.cli", run_name="__main__")
 except SystemExit as exit:
     code = exit.code
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, code)
+with open("/proc/self/status", encoding="ascii") as status:
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(peak_kb // 1024, code)
 """
 
 
