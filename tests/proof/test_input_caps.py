@@ -80,7 +80,6 @@ def telegram_export(count: int, extra: object = None) -> str:
 # --- not a regular file -------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_a_named_pipe_is_refused_at_once_by_import_and_people_import(tmp_path: Path) -> None:
     deploy = deployment(tmp_path)
     chat = tmp_path / "chat.txt"
