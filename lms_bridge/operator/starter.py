@@ -61,8 +61,6 @@ def check_answers(answers: StarterAnswers) -> None:
         raise ConfigError(f"unknown time zone {answers.timezone!r}: use one of {', '.join(INDONESIAN_ZONES)}") from None
     if not answers.lrs_url.startswith(("http://", "https://")):
         raise ConfigError(f"LRS URL {answers.lrs_url!r} must start with http:// or https://")
-    if "@" in answers.lrs_url.split("//", 1)[1].split("/", 1)[0]:
-        raise ConfigError("the LRS URL holds a user name or password: give the user with --lrs-user instead")
     if not answers.state_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
         raise ConfigError(f"state database {answers.state_url!r} must be sqlite:///FILE or postgresql://USER@HOST/DB")
 
