@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.moodle.client import MoodleClient
 from connectors.moodle.streams import (
+    PARTICIPANTS_PER_PAGE,
     ActivityCompletionsStream,
     Batch,
     CopForums,
@@ -69,7 +70,8 @@ class MoodleSettings(BaseModel):
         max_in_flight: requests in flight toward the site.
         timeout: seconds per request.
         max_retries: retries of a transient failure (reset, 5xx, cut response).
-        page_size: participants per ``core_enrol_get_enrolled_users`` page.
+        page_size: participants per ``core_enrol_get_enrolled_users`` page (why 5,000:
+            ``streams.PARTICIPANTS_PER_PAGE``).
         discussions_per_page: discussions per ``mod_forum_get_forum_discussions`` page.
         cop_forums: which forums are Community of Practice (course categories, course id
             numbers, course tags; news forums only when ``news = true``): only their posts are read.
@@ -89,7 +91,7 @@ class MoodleSettings(BaseModel):
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     backoff_base: float = Field(default=0.5, ge=0)
-    page_size: int = Field(default=1000, ge=1)
+    page_size: int = Field(default=PARTICIPANTS_PER_PAGE, ge=1)
     discussions_per_page: int = Field(default=100, ge=1)
     course_customfields: bool = False
     cop_forums: CopForums = CopForums()

@@ -52,6 +52,11 @@ COMPLETION_QUEUE_PER_WORKER = 2
 #: posts a moderator deletes are noticed and their statements voided: a week covers the time a
 #: moderator usually takes, and the listing of a week of discussions is one page for most forums.
 FORUM_RECHECK = 7 * 24 * 3600
+#: Participants per ``core_enrol_get_enrolled_users`` page. The pages ask three lean fields (about 30
+#: bytes a participant) and Moodle's cost is per participant (0.52 ms) plus per call (0.05 s): captured,
+#: 9,999 participants took 5.19 s in one call and 5.70 s in ten pages. A big page costs the site no more,
+#: and a sync with nothing new then grows with courses, not with people (issue 23 item 5).
+PARTICIPANTS_PER_PAGE = 5000
 #: Activities per batch of a completion stream: bounds memory whatever the size of a course.
 BATCH_ACTIVITIES = 1000
 
@@ -506,7 +511,7 @@ class EnrolledUsersStream:
 
     name = "enrolled_users"
 
-    def __init__(self, page_size: int = 1000, max_workers: int = 4) -> None:
+    def __init__(self, page_size: int = PARTICIPANTS_PER_PAGE, max_workers: int = 4) -> None:
         self.page_size = page_size
         self.max_workers = max_workers
 
@@ -637,7 +642,7 @@ class _PerUserCompletionStream:
 
     name = ""
 
-    def __init__(self, page_size: int = 1000, max_workers: int = 4) -> None:
+    def __init__(self, page_size: int = PARTICIPANTS_PER_PAGE, max_workers: int = 4) -> None:
         self.page_size = page_size
         self.max_workers = max_workers
 
