@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
@@ -63,8 +64,9 @@ from xapi.repair import repair_body
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
+    """One claimed outbox row (a tuple: built for every row of every batch, so it must be cheap)."""
+
     id: int
     statement_id: str
     body: str
