@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import NamedTuple
 
 from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
@@ -64,9 +63,8 @@ from xapi.repair import repair_body
 log = logging.getLogger(__name__)
 
 
-class _Row(NamedTuple):
-    """One claimed outbox row (a tuple: built for every row of every batch, so it must be cheap)."""
-
+@dataclass(frozen=True)
+class _Row:
     id: int
     statement_id: str
     body: str
