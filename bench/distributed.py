@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import signal
@@ -31,7 +32,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -64,7 +68,119 @@ def database(server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def write_config(folder: Path, state_url: str, sites: list[BenchMoodle]) -> Path:
+class SiteProcess:
+    """A :class:`BenchMoodle` in a process of its own (its GIL is not the benchmark's nor the other sites').
+
+    The parent drives it over a pipe: ``reset``, ``snapshot`` and ``stop``; :attr:`pid` is read for its CPU.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._pipe: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self.url = ""
+        self.pid = 0
+
+    def __enter__(self) -> SiteProcess:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(target=_serve_site, args=(child, self._kwargs), daemon=True)
+        self._process.start()
+        self._pipe = parent
+        self.url = parent.recv()
+        self.pid = self._process.pid or 0
+        return self
+
+    def _ask(self, command: str) -> Any:
+        assert self._pipe is not None
+        self._pipe.send(command)
+        return self._pipe.recv()
+
+    def reset_stats(self) -> None:
+        self._ask("reset")
+
+    def snapshot(self) -> dict[str, Any]:
+        return self._ask("snapshot")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._ask("stop")
+            self._process.join(10)
+
+
+def _serve_site(pipe: Connection, kwargs: dict[str, Any]) -> None:
+    """The child process of a :class:`SiteProcess`."""
+    with BenchMoodle(**kwargs) as fake:
+        pipe.send(fake.url)
+        while True:
+            command = pipe.recv()
+            if command == "reset":
+                fake.reset_stats()
+                pipe.send(None)
+            elif command == "snapshot":
+                pipe.send(fake.snapshot())
+            else:
+                pipe.send(None)
+                return
+
+
+def timeline(logs: list[Path], started: float, wall: float) -> dict[str, Any]:
+    """Where the workers' time went, from their JSON ``started``/``finished`` task lines.
+
+    Returns the worker-seconds spent in tasks and idle, and per site the critical path: its first task
+    (``enrolled_users``) then the longest of its side-by-side tasks, each from its measured span.
+    """
+    spans: list[dict[str, Any]] = []
+    for index, path in enumerate(logs):
+        opened: dict[str, dict[str, Any]] = {}
+        for line in path.read_text().splitlines():
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or data.get("status") not in ("started", "finished") or "stream" not in data:
+                continue
+            stamp = datetime.strptime(data["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+            task = data["message"].split()[1].rstrip(":")
+            if data["status"] == "started":
+                opened[task] = {
+                    "worker": index,
+                    "site": data["site"],
+                    "stream": data["stream"],
+                    "start": stamp - started,
+                }
+            elif task in opened:
+                span = opened.pop(task)
+                span["end"] = stamp - started
+                spans.append(span)
+    busy = sum(span["end"] - span["start"] for span in spans)
+    sites: dict[str, dict[str, Any]] = {}
+    for span in spans:
+        site = sites.setdefault(span["site"], {"first": 0.0, "rest": 0.0, "end": 0.0, "first_end": 0.0})
+        length = span["end"] - span["start"]
+        if span["stream"] == "enrolled_users":
+            site["first"], site["first_end"] = length, span["end"]
+        else:
+            site["rest"] = max(site["rest"], length)
+        site["end"] = max(site["end"], span["end"])
+    critical = max((site["first"] + site["rest"] for site in sites.values()), default=0.0)
+    per_stream: dict[str, list[float]] = {}
+    for span in spans:
+        per_stream.setdefault(span["stream"], []).append(span["end"] - span["start"])
+    return {
+        "tasks": len(spans),
+        "task_seconds": busy,
+        "idle_worker_seconds": wall * len(logs) - busy,
+        "critical_path": critical,
+        "span": max((span["end"] for span in spans), default=0.0) - min((span["start"] for span in spans), default=0.0),
+        "first_start": min((span["start"] for span in spans), default=0.0),
+        "last_first_task_end": max((site["first_end"] for site in sites.values()), default=0.0),
+        "mean_task_by_stream": {name: sum(v) / len(v) for name, v in sorted(per_stream.items())},
+        "spans": sorted(spans, key=lambda span: span["start"]),
+    }
+
+
+def write_config(folder: Path, state_url: str, sites: list[SiteProcess]) -> Path:
     """A config with one ``[[sources]]`` entry per fake site."""
     text = (
         f'[state]\nurl = "{state_url}"\n\n[lrs]\nurl = "http://127.0.0.1:9/xAPI/"\n'
@@ -134,7 +250,7 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.wait()
 
 
-def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: str, folder: Path) -> dict:
+def round_trip(count: int, sites: list[SiteProcess], pg_server: str, redis_url: str, folder: Path) -> dict:
     """One round: ``count`` workers sync every site from scratch; returns its measurements."""
     for fake in sites:
         fake.reset_stats()
@@ -158,7 +274,10 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
         workers = start_workers(config, env, count, folder)
         try:
             cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+            servers_before = sum(cpu_seconds(fake.pid) for fake in sites)
             own_before = resource.getrusage(resource.RUSAGE_SELF)
+            load_before = os.getloadavg()[0]
+            epoch = time.time()
             started = time.perf_counter()
             run = subprocess.run(
                 [
@@ -181,6 +300,8 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
             wall = time.perf_counter() - started
             own_after = resource.getrusage(resource.RUSAGE_SELF)
             cpu_workers = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
+            cpu_servers = sum(cpu_seconds(fake.pid) for fake in sites) - servers_before
+            load_after = os.getloadavg()[0]
         finally:
             stop_workers(workers)
         if run.returncode != 0:
@@ -190,7 +311,14 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
             runs = conn.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone()[0]
     calls = sum(fake.snapshot()["calls"] for fake in sites)
     busy = sum(fake.snapshot()["busy"] for fake in sites)
-    cpu_servers = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    cpu_bench = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    spans = timeline([folder / f"worker-{index}.log" for index in range(count)], epoch, wall)
+    print(f"  timeline of {count} worker(s), seconds from the start of `sync --distributed --wait` (wall {wall:.1f}):")
+    for span in spans["spans"]:
+        print(
+            f"    w{span['worker']} {span['site']}/{span['stream']:<20} {span['start']:6.2f} -> {span['end']:6.2f}"
+            f" ({span['end'] - span['start']:5.2f})"
+        )
     return {
         "workers": count,
         "wall": wall,
@@ -200,12 +328,29 @@ def round_trip(count: int, sites: list[BenchMoodle], pg_server: str, redis_url: 
         "busy": busy,
         "cpu_workers": cpu_workers,
         "cpu_servers": cpu_servers,
+        "cpu_bench": cpu_bench,
+        "load": (load_before + load_after) / 2,
+        "task_seconds": spans["task_seconds"],
+        "idle_worker_seconds": spans["idle_worker_seconds"],
+        "critical_path": spans["critical_path"],
+        "span": spans["span"],
+        "first_start": spans["first_start"],
+        "last_first_task_end": spans["last_first_task_end"],
+        "mean_task_by_stream": spans["mean_task_by_stream"],
     }
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return value
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", default="1,2,4", help="worker counts to measure (comma-separated)")
+    parser.add_argument("--workers", default="1,2,4,8", help="worker counts to measure (comma-separated)")
     parser.add_argument("--sites", type=int, default=8)
     parser.add_argument("--latency-scale", type=float, default=1.0, help="multiplies the captured timings")
     parser.add_argument("--preset", default="small", help="fake site size (small: 60 users, ~350 calls a site)")
@@ -221,7 +366,7 @@ def main() -> int:
         redis_url = stack.enter_context(redis_server())
         sites = [
             stack.enter_context(
-                BenchMoodle(
+                SiteProcess(
                     preset=args.preset,
                     seed=index + 1,
                     token=TOKEN,
@@ -235,7 +380,7 @@ def main() -> int:
         for count in counts:
             result = round_trip(count, sites, pg_server, redis_url, folder)
             results.append(result)
-            report.note(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
+            report.note(json.dumps(_rounded(result)))
     base = results[0]
     for result in results:
         count = result["workers"]
@@ -252,12 +397,25 @@ def main() -> int:
             "calls/s",
             detail=f"{result['statements'] / result['wall']:.0f} statements/s",
         )
+        speedup = base["wall"] / result["wall"]
+        linear = count / base["workers"]
         report.figure(
             f"distributed.speedup_{count}_workers",
-            base["wall"] / result["wall"],
+            speedup,
             "x",
+            goal=f">= {0.8 * linear:.2f}x (80% of linear)",
+            met=speedup >= 0.8 * linear,
             detail=f"over {base['workers']} worker(s); CPU: workers {result['cpu_workers']:.1f} s, "
-            f"fake servers {result['cpu_servers']:.1f} s, of {2 * result['wall']:.0f} core-s",
+            f"fake servers {result['cpu_servers']:.1f} s, of {2 * result['wall']:.0f} core-s; "
+            f"load {result['load']:.1f}; tasks {result['task_seconds']:.1f} worker-s, "
+            f"idle {result['idle_worker_seconds']:.1f} worker-s, critical path {result['critical_path']:.1f} s",
+        )
+        report.figure(
+            f"distributed.span_speedup_{count}_workers",
+            base["span"] / result["span"],
+            "x",
+            detail=f"first task start to last task end: {result['span']:.1f} s (first task started "
+            f"{result['first_start']:.1f} s after the CLI: its start-up and enqueueing)",
         )
     return report.finish(args.json)
 

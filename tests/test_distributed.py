@@ -6,6 +6,7 @@ each one is working on at once, to check the per-site limit across workers.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -283,15 +284,18 @@ def test_workers_sync_every_site_stream_once_survive_a_kill_and_flush_each_state
             spans.sort()
             for (_, end), (begin, _) in zip(spans, spans[1:], strict=False):
                 assert begin >= end, f"{key} was synced twice at once: {spans}"
-        # Streams of one site did run side by side, yet each site never saw more than its limit.
+        # Streams of one site did run side by side (on RabbitMQ, which hands out a site's per-user tasks in the
+        # order they arrive, together; on Redis their priorities spread 3 workers over 6 sites first, so a site's
+        # streams seldom overlap there), yet each site never saw more than its limit.
         per_site: dict[str, list[tuple[float, float]]] = {}
         for (site, _), spans in intervals.items():
             per_site.setdefault(site, []).extend(spans)
-        assert any(
+        overlapped = any(
             begin < end
             for spans in per_site.values()
             for (_, end), (begin, _) in zip(sorted(spans), sorted(spans)[1:], strict=False)
         )
+        assert overlapped or broker_url.startswith("redis")
         peaks = [fake.peak(victim_ports, killed_at) for fake in moodle_sites]
         assert all(peak <= MAX_IN_FLIGHT for peak in peaks), peaks
 
@@ -471,3 +475,55 @@ def test_a_task_whose_lock_connection_drops_stops_after_its_batch(
         # other courses' participants were already fetched (read ahead); the rerun links every account.
         assert 0 < first["counts"]["links"] == linked < relinked == second["counts"]["links"]
         engine.dispose()
+
+
+def test_the_side_by_side_tasks_of_several_sites_are_taken_interleaved_on_redis(
+    pg_database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain sends a site's per-user tasks together when its first task ends. On a real Redis, the order a
+    worker takes them in (Redis BRPOP over the priority lists) is the first per-user task of every site, then
+    the second of every site...: not three streams of one site while another site waits."""
+    import redis
+
+    from lms_bridge.config.settings import load_settings
+
+    sources = "".join(
+        f'[[sources]]\nid = "{site}"\ntype = "moodle"\nurl = "http://127.0.0.1:9"\ntoken_env = "MOODLE_TOKEN_DEMO"\n'
+        for site in ("a", "b")
+    )
+    config = tmp_path / "lms-bridge.toml"
+    config.write_text(f'[state]\nurl = "{pg_database_url}"\n{sources}', encoding="utf-8")
+    monkeypatch.setenv("MOODLE_TOKEN_DEMO", ADMIN_TOKEN)
+    monkeypatch.setenv(distributed.BROKER_ENV, redis_url)
+    settings = load_settings(config)
+    engine = open_engine(pg_database_url)
+    app = distributed.make_celery(settings)
+    enqueued = distributed.enqueue_syncs(app, engine, settings)
+    client = redis.Redis.from_url(redis_url)
+
+    def take() -> dict:
+        """One message as a worker takes it: BRPOP over the queue's priority lists, step 0 first."""
+        keys = [distributed.QUEUE] + [f"{distributed.QUEUE}\x06\x16{step}" for step in (3, 6, 9)]
+        _, raw = client.brpop(keys, timeout=5)
+        return json.loads(raw)
+
+    heads = [take(), take()]
+    assert [message["headers"]["id"] for message in heads] == [i.task_id for i in enqueued if i.after is None]
+    # Each head's chain holds its group of per-user tasks; a worker sends them when the head ends: site a's
+    # head ends first, then site b's, so their tasks arrive as a, a, a, b, b, b.
+    for message in heads:
+        body = json.loads(base64.b64decode(message["body"]))
+        [group_sig] = body[2]["chain"]
+        for task_sig in group_sig["kwargs"]["tasks"]:
+            app.signature(task_sig).apply_async()
+    taken = [tuple(json.loads(base64.b64decode(take()["body"]))[0]) for _ in range(6)]
+    assert taken == [
+        ("a", "course_completions"),
+        ("b", "course_completions"),
+        ("a", "activity_completions"),
+        ("b", "activity_completions"),
+        ("a", "forum_posts"),
+        ("b", "forum_posts"),
+    ]
+    client.close()
+    engine.dispose()

@@ -15,7 +15,9 @@ of a home-made queue. What keeps it correct:
   connection dropped (and the task may have been handed to another worker), it stops
   there: its committed batches stand, and the run is recorded failed with one log line.
 - **Order.** A Moodle site's ``enrolled_users`` task runs first (it links accounts to
-  NIPs, which the other streams' actors need); the per-user streams then run as a group.
+  NIPs, which the other streams' actors need); the per-user streams then run as a group. On Redis the
+  groups' tasks carry priorities (:func:`tail_priority`) so idle workers spread over the sites instead
+  of all taking the streams of the site whose first task ended last.
   Every task reads the catalogue (courses, webinars) itself: the streams need it.
 - **Crashes.** Tasks are acknowledged late (``acks_late``, ``task_reject_on_worker_lost``,
   prefetch 1): a task whose worker is SIGKILLed is delivered again to another worker.
@@ -408,6 +410,20 @@ def plan_streams(source: sync_core.SyncSource, streams: Sequence[str] | None) ->
     return sync_core.connector_of(source).distributed_plan(streams)
 
 
+def tail_priority(index: int) -> int:
+    """The broker priority of a source's ``index``-th side-by-side task (Redis: lower is taken first).
+
+    A chain sends a site's side-by-side tasks together when its first task ends, so in plain
+    arrival order the workers freed next all take streams of that one site, which then share its
+    request slots while the other sites wait (BENCHMARKS, "6. Distributed": 3 of 8 sites busy on 8
+    workers). With the first side-by-side task of every site ahead of every second one, and so
+    on, the workers spread over the sites. Redis keeps one list per priority step (0, 3, 6, 9; step
+    0 is the plain queue, where first tasks stay); RabbitMQ ignores priorities on a queue declared
+    without ``x-max-priority`` and keeps arrival order.
+    """
+    return min(9, 3 * (index + 1))
+
+
 def enqueue_syncs(
     app: Celery, engine: Engine, settings: Settings, site: str | None = None, streams: Sequence[str] = ()
 ) -> list[Enqueued]:
@@ -430,8 +446,15 @@ def enqueue_syncs(
         last = items[-1].task_id
         items += [Enqueued(source_id, name, str(uuid.uuid4()), after=last) for name in side_by_side]
         signatures = [
-            app.signature(SYNC_TASK, args=(item.site, item.stream), immutable=True, task_id=item.task_id, queue=QUEUE)
-            for item in items
+            app.signature(
+                SYNC_TASK,
+                args=(item.site, item.stream),
+                immutable=True,
+                task_id=item.task_id,
+                queue=QUEUE,
+                priority=tail_priority(index - len(in_order)) if index >= len(in_order) else None,
+            )
+            for index, item in enumerate(items)
         ]
         steps = signatures[: len(in_order)]
         if len(signatures) > len(in_order):
