@@ -444,6 +444,36 @@ def test_default_facilitators_are_the_top_three_posters(state, tmp_path):
     assert chat.year.peer_edges == 1
 
 
+def test_brokers_are_members_with_high_betweenness_not_only_cut_points():
+    import networkx as nx
+
+    # Two triangles a-b-c and d-e-f joined twice (c-d, b-e): no member's removal splits the graph (no
+    # articulation point), yet b, c, d, e carry every path between the triangles. By hand, pairs of the
+    # other 5 members (10 pairs) and the share of each pair's shortest paths through the member:
+    # c: a-d 1 (a-c-d), a-f 1/2 (a-c-d-f or a-b-e-f), b-d 1/2 (b-c-d or b-e-d) = 2 -> 0.2; b, d, e the
+    # same by symmetry; a and f lie on no shortest path: 4 brokers, highest 0.2.
+    twins = nx.Graph([("a", "b"), ("b", "c"), ("a", "c"), ("d", "e"), ("e", "f"), ("d", "f"), ("c", "d"), ("b", "e")])
+    assert list(nx.articulation_points(twins)) == []
+    assert cop._brokers(twins) == (4, pytest.approx(0.2))
+    # A chain a-b-c: b is on the one path a-c of the one pair -> 1.0; endpoints 0.
+    assert cop._brokers(nx.path_graph(["a", "b", "c"])) == (1, pytest.approx(1.0))
+    assert cop._brokers(nx.Graph()) == (0, None)
+
+
+def test_brokers_of_a_large_graph_are_sampled_with_a_fixed_seed():
+    import networkx as nx
+
+    # Above EXACT_BETWEENNESS_UP_TO members, SAMPLED_SOURCES sources: a star's centre still stands out
+    # (every sampled leaf's paths to the other leaves go through it: n/(n-1) after networkx's rescaling
+    # by n/k; 15/16 of that should the hub itself be drawn), and the edges' order does not change them.
+    leaves = [f"m{i:03d}" for i in range(cop.EXACT_BETWEENNESS_UP_TO + 50)]
+    star = nx.Graph([("hub", leaf) for leaf in leaves])
+    backwards = nx.Graph([(leaf, "hub") for leaf in reversed(leaves)])
+    brokers, top = cop._brokers(star)
+    assert (brokers, top) == cop._brokers(backwards)
+    assert brokers == 1 and 0.9 < top < 1.01
+
+
 def test_organisers_see_small_cells_as_less_than_five_and_hr_sees_them(state):
     deployment, _settings, _engine = state
     organiser = json.loads(run(deployment, "report", "cop", "--year", "2026", "--format", "json").stdout)

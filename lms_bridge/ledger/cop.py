@@ -21,8 +21,8 @@ no message text exists to use. Definitions (docs/hr-reports.md, "CoP health"):
 - **Reply edges**: a reply and the author of the item it answers (the source's own link), between two
   members. **Peer to peer**: neither is a facilitator (``[cop] facilitators``, else the top 3 posters).
   **Cross-unit**: both on the roster, in different units. **Units reached**: distinct units of active
-  members. **Brokers** (year): members whose removal splits the reply graph (articulation points),
-  ranked by betweenness (networkx).
+  members. **Brokers** (year): members with a normalised betweenness centrality of at least 0.1 in the
+  year's reply graph (networkx; exact up to 100 members, else sampled from 16 with a fixed seed).
 - **Product**: JP of C10 (``cop``) and webinar records (``webinar``/B6) from the ledger, shared out by
   the record's evidence in each community; members (NIPs) whose year JP reached their target.
 
@@ -65,6 +65,13 @@ ACTIVATION = timedelta(days=14)
 #: Ledger records that are JP earned through a community: CoP (C10) and webinars (B6).
 PRODUCT_RULES = ("cop", "webinar")
 MAX_CHAIN = 64
+#: Brokers: exact betweenness up to this many members in a community's reply graph; above, sampled.
+EXACT_BETWEENNESS_UP_TO = 100
+#: Source members sampled above that (networkx's ``k``) and the fixed seed of the draw.
+SAMPLED_SOURCES = 16
+BETWEENNESS_SEED = 21
+#: A broker: at least a tenth of the shortest paths between pairs of other members pass through them.
+BROKER_BETWEENNESS = 0.1
 
 MemberKey = str  # a NIP, or "~source|site|actor" for a pseudonymous account
 
@@ -712,62 +719,24 @@ def _edge_figures(
 
 
 def _brokers(graph: nx.Graph) -> tuple[int, float | None]:
-    """Brokers of a reply graph and the largest share of member pairs one of them alone connects.
+    """Brokers of a reply graph (members whose betweenness reaches :data:`BROKER_BETWEENNESS`) and the highest one.
 
-    A broker is an articulation point (the same set as ``networkx.articulation_points``): without them
-    some members could no longer reach each other through replies. Their weight is the part of
-    betweenness centrality that bridging alone gives: the pairs of members every path between which
-    goes through the broker, over all pairs of the other members (normalised as networkx normalises
-    betweenness). Exact betweenness costs a breadth-first search per member; this is one depth-first
-    search of the whole graph (Tarjan's low links, the sizes of the parts each broker separates).
+    Betweenness centrality (``networkx.betweenness_centrality``, normalised): the share of the shortest
+    paths between pairs of other members that pass through a member (a pair with several shortest paths
+    shares its one among them). Exact up to :data:`EXACT_BETWEENNESS_UP_TO` members (a breadth-first
+    search from each); above, estimated from :data:`SAMPLED_SOURCES` members drawn with a fixed seed from
+    the members in sorted order, so the same graph always gives the same figures.
     """
     n = graph.number_of_nodes()
     if n == 0:
         return 0, None
-    adjacency = {node: list(graph.adj[node]) for node in graph}
-    order: dict[Any, int] = {}
-    low: dict[Any, int] = {}
-    size: dict[Any, int] = {}
-    split: dict[Any, list[int]] = defaultdict(list)
-    for root in adjacency:
-        if root in order:
-            continue
-        order[root] = low[root] = len(order)
-        size[root] = 1
-        stack: list[tuple[Any, Any, int]] = [(root, None, 0)]
-        component_start = len(order) - 1
-        while stack:
-            node, parent, index = stack[-1]
-            neighbours = adjacency[node]
-            if index < len(neighbours):
-                stack[-1] = (node, parent, index + 1)
-                other = neighbours[index]
-                if other not in order:
-                    order[other] = low[other] = len(order)
-                    size[other] = 1
-                    stack.append((other, node, 0))
-                elif other != parent:
-                    low[node] = min(low[node], order[other])
-                continue
-            stack.pop()
-            if parent is not None:
-                low[parent] = min(low[parent], low[node])
-                size[parent] += size[node]
-                if low[node] >= order[parent]:
-                    split[parent].append(size[node])  # the subtree of node hangs on parent alone
-        component = len(order) - component_start
-        # The root is a broker only with two or more separated subtrees; any other node with one or more.
-        if len(split.get(root, [])) < 2:
-            split.pop(root, None)
-        for node in [v for v in split if component_start <= order[v] < component_start + component]:
-            parts = split[node]
-            rest = component - 1 - sum(parts)
-            sizes = parts + ([rest] if rest else [])
-            total = sum(sizes)
-            split[node] = [int((total * total - sum(x * x for x in sizes)) / 2)]
-    pairs = (n - 1) * (n - 2) / 2
-    best = max((parts[0] / pairs for parts in split.values() if pairs), default=0.0)
-    return len(split), best
+    # Nodes and edges in sorted order: the sample and the float sums do not depend on the rows' order.
+    ordered: nx.Graph = nx.Graph()
+    ordered.add_nodes_from(sorted(graph))
+    ordered.add_edges_from(sorted(tuple(sorted(edge)) for edge in graph.edges))
+    sample = None if n <= EXACT_BETWEENNESS_UP_TO else SAMPLED_SOURCES
+    centrality = nx.betweenness_centrality(ordered, k=sample, normalized=True, seed=BETWEENNESS_SEED)
+    return sum(1 for value in centrality.values() if value >= BROKER_BETWEENNESS), max(centrality.values())
 
 
 def _product(
