@@ -214,18 +214,20 @@ def _record(index: int, nip: str, jp: str, day: date, rule: str, ids: list[str],
     }
 
 
-@pytest.fixture
-def state(state_url, tmp_path, monkeypatch):
-    """The deployment (facilitators configured), its settings and engine, seeded as described above."""
+def seed(tmp_path: Path, state_url: str, env: dict[str, str] | None = None):
+    """Write the deployment (facilitators configured) and seed its store as described above.
+
+    Returns (deployment, settings, engine). The caller sets ``LMS_BRIDGE_PSEUDONYM_KEY`` to ``KEY`` in the
+    environment first (the importers read it there); ``env`` adds variables to the deployment's own.
+    """
     deployment = write_deployment(
         tmp_path,
         state_url=state_url,
         lrs_url="http://127.0.0.1:9/xAPI/",
         password="unused",
         extra_toml=FACILITATORS,
-        env={"LMS_BRIDGE_PSEUDONYM_KEY": KEY},
+        env={"LMS_BRIDGE_PSEUDONYM_KEY": KEY, **(env or {})},
     )
-    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
     settings = load_settings(deployment.config, environ=deployment.env)
     engine = open_engine(settings.state.url)
     import_roster(engine, _roster(tmp_path / "roster.csv"), pseudonymizer_from_settings(settings))
@@ -265,6 +267,14 @@ def state(state_url, tmp_path, monkeypatch):
                 _record(6, B, "1", date(2026, 2, 5), "cop", [one("message:1000000088:3")], voided=True),
             ],
         )
+    return deployment, settings, engine
+
+
+@pytest.fixture
+def state(state_url, tmp_path, monkeypatch):
+    """The deployment, its settings and engine, seeded as described above."""
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    deployment, settings, engine = seed(tmp_path, state_url)
     yield deployment, settings, engine
     engine.dispose()  # before the test database is dropped
 
