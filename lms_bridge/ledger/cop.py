@@ -42,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import networkx as nx
-from sqlalchemy import BigInteger, Engine, Integer, and_, case, cast, func, literal, select, text, tuple_
+from sqlalchemy import BigInteger, Engine, Float, Integer, and_, case, cast, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -178,11 +178,22 @@ def _local(dialect: str, zone: ZoneInfo, part: str) -> ColumnElement[Any]:
     return cast(func.strftime("%d", Evidence.occurred_at, shift), Integer)
 
 
-def _day_bit(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
-    """``1 << day``: summed DISTINCT per group, the bitmask of active days of a month."""
+def _day_mask(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The bitmask of active days of a group's month: ``1 << day`` OR-ed (PostgreSQL) or summed DISTINCT.
+
+    ``bit_or`` lets PostgreSQL group by hashing; a DISTINCT aggregate makes it sort every group's rows.
+    """
     if dialect == "postgresql":
-        return literal(1, BigInteger).op("<<")(day)
-    return literal(1).op("<<")(day)
+        return func.bit_or(literal(1, BigInteger).op("<<")(day))
+    return func.sum(literal(1).op("<<")(day).distinct())
+
+
+def _epoch(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Seconds since 1970 of a timestamp, as a number: no datetime object is built per row in Python."""
+    if dialect == "postgresql":
+        return cast(func.extract("epoch", column), Float)
+    # SQLite keeps UTC text; julianday() parses it to fractional days (millisecond precision).
+    return (func.julianday(column) - 2440587.5) * 86400.0
 
 
 def _bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime, datetime]:
@@ -264,6 +275,11 @@ def cop_report(
     month_col, day_col = _local(dialect, zone, "month"), _local(dialect, zone, "day")
     contribution = Evidence.kind.in_(TOP_LEVEL + REPLIES)
     with Session(engine) as session:
+        if dialect == "postgresql":
+            # The report groups millions of rows: room to hash them in memory instead of sorting on disk
+            # (the default 4 MB), for this transaction only. JIT compiling costs more than it saves here.
+            session.execute(text("SET LOCAL work_mem = '256MB'"))
+            session.execute(text("SET LOCAL jit = off"))
         members = _Members(load_resolver(session))
         scope: list[ColumnElement[bool]] = [Evidence.community.is_not(None), Evidence.kind.in_(COP_KINDS)]
         if community is not None:
@@ -277,12 +293,12 @@ def cop_report(
                 select(
                     *account,
                     month_col,
-                    func.sum(_day_bit(dialect, day_col).distinct()),
+                    _day_mask(dialect, day_col),
                     func.sum(case((contribution, 1), else_=0)),
                     func.sum(case((Evidence.kind.in_(REPLIES), 1), else_=0)),
                     func.sum(case((Evidence.kind.in_(ATTENDED), 1), else_=0)),
-                    func.min(Evidence.occurred_at),
-                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                    _epoch(dialect, func.min(Evidence.occurred_at)),
+                    _epoch(dialect, func.min(case((contribution, Evidence.occurred_at), else_=None))),
                 )
                 .where(*scope, Evidence.occurred_at >= before, Evidence.occurred_at < end)
                 .group_by(*account, month_col)
@@ -295,8 +311,8 @@ def cop_report(
             .execute(
                 select(
                     *account,
-                    func.min(Evidence.occurred_at),
-                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                    _epoch(dialect, func.min(Evidence.occurred_at)),
+                    _epoch(dialect, func.min(case((contribution, Evidence.occurred_at), else_=None))),
                 )
                 .where(*scope, Evidence.occurred_at < before)
                 .group_by(*account)
@@ -323,14 +339,14 @@ def cop_report(
     met = {row.nip: row.jp >= row.target for row in standings.rows}
 
     # Which communities: CoP groupings, and Moodle courses with forum posts (only CoP forums are read).
-    first_seen: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
-    first_post: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
+    # First activity and first contribution per member: seconds since 1970 (see _epoch).
+    first_seen: dict[str, dict[MemberKey, float]] = defaultdict(dict)
+    first_post: dict[str, dict[MemberKey, float]] = defaultdict(dict)
     activity: dict[str, dict[MemberKey, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
     posting: set[str] = set()
     linked_sources: set[str] = set()
 
-    def seen(key: str, member: MemberKey, at: datetime, posted: datetime | None) -> None:
-        # Typed columns: UTCDateTime gives tz-aware UTC times on both databases.
+    def seen(key: str, member: MemberKey, at: float, posted: float | None) -> None:
         here, posted_here = first_seen[key], first_post[key]
         if member not in here or at < here[member]:
             here[member] = at
@@ -339,12 +355,12 @@ def cop_report(
                 posted_here[member] = posted
 
     for key, source, site, actor, nip, at, posted in earlier:
-        seen(key, members.key(source, site, actor, nip, key), at, posted)
+        seen(key, members.key(source, site, actor, nip, key), float(at), None if posted is None else float(posted))
         if posted is not None:
             posting.add(key)
     for key, source, site, actor, nip, month, mask, posts, replies, attended, at, posted in monthly:
         member = members.key(source, site, actor, nip, key)
-        seen(key, member, at, posted)
+        seen(key, member, float(at), None if posted is None else float(posted))
         months = activity[key][member]
         cell = months.setdefault(int(month), [0, 0, 0, 0])
         cell[0] |= int(mask)
@@ -394,8 +410,8 @@ def cop_report(
 
 def _member_figures(
     entry: Community,
-    seen: dict[MemberKey, datetime],
-    first_post: dict[MemberKey, datetime],
+    seen: dict[MemberKey, float],
+    first_post: dict[MemberKey, float],
     acts: dict[MemberKey, dict[int, list[int]]],
     units_of: dict[str, str | None],
     year: int,
@@ -411,8 +427,9 @@ def _member_figures(
     reached: list[set[str | None]] = [set() for _ in range(13)]
     december = (year - 1) * 100 + 12
     ups, downs = [0] * 13, [0] * 13
+    begins = start.timestamp()
     for member, first in seen.items():
-        month = first.astimezone(zone).month if first >= start else 0
+        month = datetime.fromtimestamp(first, zone).month if first >= begins else 0
         pseudo = member.startswith("~")
         joined[month] += 1
         joined_pseudo[month] += pseudo
@@ -420,7 +437,7 @@ def _member_figures(
             for f in (figures[month], entry.year):
                 f.newcomers += 1
                 posted = first_post.get(member)
-                if posted is not None and posted - first <= ACTIVATION:
+                if posted is not None and posted - first <= ACTIVATION.total_seconds():
                     f.activated += 1
         months = acts.get(member, {})
         unit = units_of.get(member)
@@ -696,7 +713,7 @@ def _edge_figures(
     year: int,
 ) -> None:
     """Reply edges between two members: peer to peer, across units; brokers of the year's reply graph."""
-    graph: nx.Graph = nx.Graph()
+    pairs: set[tuple[MemberKey, MemberKey]] = set()
     for source, site, actor, nip, answered, answered_nip, month, count in rows:
         a = members.key(source, site, actor, nip, entry.key)
         b = members.key(source, site, answered, answered_nip, entry.key)
@@ -714,12 +731,13 @@ def _edge_figures(
             figures.edges += count
             figures.peer_edges += count if peer else 0
             figures.cross_unit_edges += count if cross else 0
-        graph.add_edge(a, b)
-    entry.year.brokers, entry.year.top_betweenness = _brokers(graph)
+        pairs.add((a, b) if a < b else (b, a))
+    entry.year.brokers, entry.year.top_betweenness = _brokers(pairs)
 
 
-def _brokers(graph: nx.Graph) -> tuple[int, float | None]:
-    """Brokers of a reply graph (members whose betweenness reaches :data:`BROKER_BETWEENNESS`) and the highest one.
+def _brokers(edges: Iterable[tuple[Any, Any]]) -> tuple[int, float | None]:
+    """Brokers of a reply graph, given by its edges (members whose betweenness reaches :data:`BROKER_BETWEENNESS`),
+    and the highest betweenness.
 
     Betweenness centrality (``networkx.betweenness_centrality``, normalised): the share of the shortest
     paths between pairs of other members that pass through a member (a pair with several shortest paths
@@ -727,13 +745,11 @@ def _brokers(graph: nx.Graph) -> tuple[int, float | None]:
     search from each); above, estimated from :data:`SAMPLED_SOURCES` members drawn with a fixed seed from
     the members in sorted order, so the same graph always gives the same figures.
     """
-    n = graph.number_of_nodes()
+    # Nodes and edges in sorted order: the sample and the float sums do not depend on the rows' order.
+    ordered: nx.Graph = nx.Graph(sorted({(a, b) if a < b else (b, a) for a, b in edges if a != b}))
+    n = ordered.number_of_nodes()
     if n == 0:
         return 0, None
-    # Nodes and edges in sorted order: the sample and the float sums do not depend on the rows' order.
-    ordered: nx.Graph = nx.Graph()
-    ordered.add_nodes_from(sorted(graph))
-    ordered.add_edges_from(sorted(tuple(sorted(edge)) for edge in graph.edges))
     sample = None if n <= EXACT_BETWEENNESS_UP_TO else SAMPLED_SOURCES
     centrality = nx.betweenness_centrality(ordered, k=sample, normalized=True, seed=BETWEENNESS_SEED)
     return sum(1 for value in centrality.values() if value >= BROKER_BETWEENNESS), max(centrality.values())
