@@ -736,9 +736,9 @@ def _edge_figures(
 
 
 def _brokers(edges: Iterable[tuple[Any, Any]]) -> tuple[int, float | None]:
-    """Brokers of a reply graph, given by its edges (members whose betweenness reaches :data:`BROKER_BETWEENNESS`),
-    and the highest betweenness.
+    """Brokers of a reply graph given by its edges, and the highest betweenness.
 
+    A broker is a member whose betweenness reaches :data:`BROKER_BETWEENNESS`.
     Betweenness centrality (``networkx.betweenness_centrality``, normalised): the share of the shortest
     paths between pairs of other members that pass through a member (a pair with several shortest paths
     shares its one among them). Exact up to :data:`EXACT_BETWEENNESS_UP_TO` members (a breadth-first
