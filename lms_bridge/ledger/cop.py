@@ -343,6 +343,8 @@ def cop_report(
     first_seen: dict[str, dict[MemberKey, float]] = defaultdict(dict)
     first_post: dict[str, dict[MemberKey, float]] = defaultdict(dict)
     activity: dict[str, dict[MemberKey, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+    # Contributions of the year per member (the default facilitators are the top 3 posters).
+    year_posts: dict[str, dict[MemberKey, int]] = defaultdict(lambda: defaultdict(int))
     posting: set[str] = set()
     linked_sources: set[str] = set()
 
@@ -369,6 +371,8 @@ def cop_report(
         cell[3] += int(attended)
         if posts:
             posting.add(key)
+            if month // 100 == year:
+                year_posts[key][member] += int(posts)
             if source in REPLY_SOURCES:
                 linked_sources.add(key)
     sessions: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -386,9 +390,8 @@ def cop_report(
             for n in (parse_nip(v) for v in settings.cop.facilitators.get(_community_id(key), []))
             if n is not None
         ]
-        year_posts = {m: sum(c[1] for mo, c in months.items() if mo // 100 == year) for m, months in acts.items()}
         facilitators = set(configured) or {
-            m for m, n in sorted(year_posts.items(), key=lambda item: (-item[1], item[0]))[:3] if n > 0
+            m for m, n in sorted(year_posts[key].items(), key=lambda item: (-item[1], item[0]))[:3] if n > 0
         }
         entry = Community(
             key=key,
@@ -714,23 +717,22 @@ def _edge_figures(
 ) -> None:
     """Reply edges between two members: peer to peer, across units; brokers of the year's reply graph."""
     pairs: set[tuple[MemberKey, MemberKey]] = set()
+    key, community, whole = members.key, entry.key, entry.year
     for source, site, actor, nip, answered, answered_nip, month, count in rows:
-        a = members.key(source, site, actor, nip, entry.key)
-        b = members.key(source, site, answered, answered_nip, entry.key)
-        if a == b:
+        a = key(source, site, actor, nip, community)
+        b = key(source, site, answered, answered_nip, community)
+        if a == b or month // 100 != year:
             continue  # answering oneself is no edge
-        peer = a not in facilitators and b not in facilitators
+        figures = entry.months[month % 100]
+        figures.edges += count
+        whole.edges += count
+        if a not in facilitators and b not in facilitators:
+            figures.peer_edges += count
+            whole.peer_edges += count
         ua, ub = units_of.get(a), units_of.get(b)
-        cross = ua is not None and ub is not None and ua != ub
-        targets = [entry.year]
-        if month // 100 == year:
-            targets.append(entry.months[month % 100])
-        else:
-            continue
-        for figures in targets:
-            figures.edges += count
-            figures.peer_edges += count if peer else 0
-            figures.cross_unit_edges += count if cross else 0
+        if ua is not None and ub is not None and ua != ub:
+            figures.cross_unit_edges += count
+            whole.cross_unit_edges += count
         pairs.add((a, b) if a < b else (b, a))
     entry.year.brokers, entry.year.top_betweenness = _brokers(pairs)
 
