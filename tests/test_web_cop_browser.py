@@ -85,9 +85,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture
 def browser(chrome: WebDriver, site: Site) -> WebDriver:  # noqa: F811 - the imported chrome fixture
-    """The browser with no session (cookies of the site removed)."""
+    """The browser with no session: signed out through the page if a test left one, cookies removed."""
     chrome.set_window_size(1366, 1000)
-    chrome.get(site.url + "/login")
+    chrome.get(site.url + "/komunitas")
+    for button in chrome.find_elements(By.ID, "logout"):
+        _click(chrome, button)
     chrome.delete_all_cookies()
     return chrome
 
@@ -113,7 +115,7 @@ def _header(browser: WebDriver) -> list[str]:
 def test_an_organiser_sees_aggregates_with_small_cells_hidden(browser: WebDriver, site: Site):
     browser.get(f"{site.url}/komunitas?year=2026")
     _sign_in(browser, "pengelola")
-    assert "/komunitas" in browser.current_url
+    assert "/komunitas" in browser.current_url, browser.find_element(By.TAG_NAME, "main").text
     assert browser.find_element(By.ID, "cop-title").text == "Komunitas Belajar 2026"
     assert browser.find_element(By.ID, "small-cells").is_displayed()
     communities = [h2.text for h2 in browser.find_elements(By.CSS_SELECTOR, "section.community h2")]
@@ -152,7 +154,7 @@ def test_an_organiser_sees_aggregates_with_small_cells_hidden(browser: WebDriver
 def test_hr_sees_the_exact_figures(browser: WebDriver, site: Site):
     browser.get(f"{site.url}/komunitas?year=2026&community=cop-terbuka")
     _sign_in(browser, "hr-all")
-    assert "/komunitas" in browser.current_url
+    assert "/komunitas" in browser.current_url, browser.find_element(By.TAG_NAME, "main").text
     assert not browser.find_elements(By.ID, "small-cells")
     rows = _table(browser, "cop-terbuka")
     _screenshot(browser, "komunitas-hr")
