@@ -23,8 +23,10 @@ every community) and the median wall time is the figure. The goal is < 5 s; the 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -126,6 +128,128 @@ LOAD = [
 ]
 
 
+class BackendCPU:
+    """CPU seconds of the PostgreSQL processes serving one database, sampled every 0.25 s while running.
+
+    The backends of ``database`` and the parallel workers they start (``parallel worker for PID n``) are
+    found in /proc (PostgreSQL runs on this machine); the largest utime + stime seen per process is kept,
+    so a parallel worker's last 0.25 s may be missed (a small under-count).
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = {}
+        self.running = False
+        self.thread: threading.Thread | None = None
+        self.tick = os.sysconf("SC_CLK_TCK")
+        #: Process titles read once per pid (a pid is not reused within a run): only stat is read again.
+        self.titles: dict[str, str] = {}
+
+    def _sample(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        backends: set[str] = set()
+        workers: dict[int, str] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            title = self.titles.get(entry)
+            if title is None:
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                        title = self.titles[entry] = handle.read().decode(errors="replace")
+                except OSError:
+                    continue
+            if not title.startswith("postgres:"):
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            if title.startswith("postgres:") and f" {self.database} " in title:
+                found[int(entry)] = cpu
+                backends.add(entry)
+            elif title.startswith("postgres: parallel worker for PID "):
+                workers[int(entry)] = title.split("PID ", 1)[1].split()[0]
+                found[-int(entry)] = cpu
+        return {pid: cpu for pid, cpu in found.items() if pid > 0 or workers.get(-pid) in backends}
+
+    def __enter__(self) -> BackendCPU:
+        self.start = self._sample()
+        self.seen = dict(self.start)
+        self.running = True
+
+        def loop() -> None:
+            while self.running:
+                for pid, cpu in self._sample().items():
+                    self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+                time.sleep(0.25)
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.running = False
+        if self.thread is not None:
+            self.thread.join()
+        for pid, cpu in self._sample().items():
+            self.seen[pid] = max(cpu, self.seen.get(pid, 0.0))
+
+    @property
+    def seconds(self) -> float:
+        """CPU seconds used since entering."""
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
+
+
+#: What a contender's subprocess runs: the report once, timed in its own thread (imports not counted).
+_CHILD = """
+import json, sys, time
+from lms_bridge.config.settings import Settings, StateSettings
+from lms_bridge.ledger import cop
+from lms_bridge.store import open_engine
+url = sys.argv[1]
+engine = open_engine(url)
+started, cpu = time.perf_counter(), time.thread_time()
+cop.cop_report(engine, Settings(state=StateSettings(url=url)), int(sys.argv[2]))
+print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.thread_time() - cpu, "file": cop.__file__}))
+"""
+
+
+def _contender(name: str, url: str, tree: str) -> dict[str, float]:
+    import json
+    import subprocess
+
+    with BackendCPU(name) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, url, str(YEAR)],
+            env={**os.environ, "PYTHONPATH": tree},
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["file"].startswith(tree), figures["file"]
+    return {"wall": figures["wall"], "cpu": figures["cpu"], "postgres": server.seconds, "load": os.getloadavg()[0]}
+
+
+def _compare(report: Report, name: str, url: str, other: str, repeat: int) -> None:
+    """This tree's report against another tree's, interleaved round by round; medians and their ratios."""
+    runs: dict[str, list[dict[str, float]]] = {"this": [], "other": []}
+    for _ in range(repeat):
+        runs["other"].append(_contender(name, url, str(Path(other).resolve())))
+        runs["this"].append(_contender(name, url, str(ROOT)))
+    for key in ("wall", "cpu", "postgres"):
+        this = statistics.median(run[key] for run in runs["this"])
+        that = statistics.median(run[key] for run in runs["other"])
+        report.figure(f"compare_{key}_this_vs_other", f"{this:.2f} s vs {that:.2f} s = {this / that:.2f}x")
+    loads = [run["load"] for run in runs["this"] + runs["other"]]
+    report.figure("compare_load_average", f"{min(loads):.1f}-{max(loads):.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,6 +258,12 @@ def main() -> int:
     parser.add_argument("--activities", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep-db", help="Use this database name and keep it (loaded once; reused when present).")
+    parser.add_argument(
+        "--compare",
+        metavar="TREE",
+        help="Also run the report of another lms-bridge tree (e.g. /work/main) on the same data, each repeat "
+        "interleaved with this tree's, both in subprocesses; the ratios are of the same run.",
+    )
     args = parser.parse_args()
 
     import psycopg
@@ -180,12 +310,17 @@ def main() -> int:
         report.figure("activities", rows)
         report.figure("replies_with_link", replies)
         settings = Settings(state=StateSettings(url=url))
-        times = []
+        times, client, backend, loads = [], [], [], []
         result = None
         for _ in range(args.repeat):
-            started = time.perf_counter()
-            result = cop.cop_report(engine, settings, YEAR)
-            times.append(time.perf_counter() - started)
+            with BackendCPU(name) as server:
+                # thread_time: this thread's CPU (the report runs in it), not the sampler's.
+                started, cpu = time.perf_counter(), time.thread_time()
+                result = cop.cop_report(engine, settings, YEAR)
+                times.append(time.perf_counter() - started)
+                client.append(time.thread_time() - cpu)
+            backend.append(server.seconds)
+            loads.append(os.getloadavg()[0])
         assert result is not None
         members = sum(c.year.members for c in result.communities)
         report.figure("communities", len(result.communities))
@@ -194,6 +329,11 @@ def main() -> int:
         report.figure("reply_edges", sum(c.year.edges for c in result.communities))
         report.figure("report_seconds_median", round(statistics.median(times), 2), "s")
         report.figure("report_seconds_all", " ".join(f"{t:.2f}" for t in times))
+        report.figure("client_cpu_seconds_all", " ".join(f"{t:.2f}" for t in client))
+        report.figure("postgres_cpu_seconds_all", " ".join(f"{t:.2f}" for t in backend))
+        report.figure("load_average_after_each", " ".join(f"{t:.1f}" for t in loads))
+        if args.compare:
+            _compare(report, name, url, args.compare, args.repeat)
         if statistics.median(times) >= GOAL_SECONDS:
             report.missed.append(f"report took {statistics.median(times):.2f} s (goal < {GOAL_SECONDS} s)")
         engine.dispose()

@@ -214,18 +214,20 @@ def _record(index: int, nip: str, jp: str, day: date, rule: str, ids: list[str],
     }
 
 
-@pytest.fixture
-def state(state_url, tmp_path, monkeypatch):
-    """The deployment (facilitators configured), its settings and engine, seeded as described above."""
+def seed(tmp_path: Path, state_url: str, env: dict[str, str] | None = None):
+    """Write the deployment (facilitators configured) and seed its store as described above.
+
+    Returns (deployment, settings, engine). The caller sets ``LMS_BRIDGE_PSEUDONYM_KEY`` to ``KEY`` in the
+    environment first (the importers read it there); ``env`` adds variables to the deployment's own.
+    """
     deployment = write_deployment(
         tmp_path,
         state_url=state_url,
         lrs_url="http://127.0.0.1:9/xAPI/",
         password="unused",
         extra_toml=FACILITATORS,
-        env={"LMS_BRIDGE_PSEUDONYM_KEY": KEY},
+        env={"LMS_BRIDGE_PSEUDONYM_KEY": KEY, **(env or {})},
     )
-    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
     settings = load_settings(deployment.config, environ=deployment.env)
     engine = open_engine(settings.state.url)
     import_roster(engine, _roster(tmp_path / "roster.csv"), pseudonymizer_from_settings(settings))
@@ -265,6 +267,14 @@ def state(state_url, tmp_path, monkeypatch):
                 _record(6, B, "1", date(2026, 2, 5), "cop", [one("message:1000000088:3")], voided=True),
             ],
         )
+    return deployment, settings, engine
+
+
+@pytest.fixture
+def state(state_url, tmp_path, monkeypatch):
+    """The deployment, its settings and engine, seeded as described above."""
+    monkeypatch.setenv("LMS_BRIDGE_PSEUDONYM_KEY", KEY)
+    deployment, settings, engine = seed(tmp_path, state_url)
     yield deployment, settings, engine
     engine.dispose()  # before the test database is dropped
 
@@ -442,6 +452,36 @@ def test_default_facilitators_are_the_top_three_posters(state, tmp_path):
     assert (chat.facilitators_configured, chat.facilitators) == (False, 3)
     # Edges without A, B or C at either end: E->D only (Feb) = 1 of 6.
     assert chat.year.peer_edges == 1
+
+
+def test_brokers_are_members_with_high_betweenness_not_only_cut_points():
+    import networkx as nx
+
+    # Two triangles a-b-c and d-e-f joined twice (c-d, b-e): no member's removal splits the graph (no
+    # articulation point), yet b, c, d, e carry every path between the triangles. By hand, pairs of the
+    # other 5 members (10 pairs) and the share of each pair's shortest paths through the member:
+    # c: a-d 1 (a-c-d), a-f 1/2 (a-c-d-f or a-b-e-f), b-d 1/2 (b-c-d or b-e-d) = 2 -> 0.2; b, d, e the
+    # same by symmetry; a and f lie on no shortest path: 4 brokers, highest 0.2.
+    twins = nx.Graph([("a", "b"), ("b", "c"), ("a", "c"), ("d", "e"), ("e", "f"), ("d", "f"), ("c", "d"), ("b", "e")])
+    assert list(nx.articulation_points(twins)) == []
+    assert cop._brokers(twins.edges) == (4, pytest.approx(0.2))
+    # A chain a-b-c: b is on the one path a-c of the one pair -> 1.0; endpoints 0.
+    assert cop._brokers(nx.path_graph(["a", "b", "c"]).edges) == (1, pytest.approx(1.0))
+    assert cop._brokers([]) == (0, None)
+
+
+def test_brokers_of_a_large_graph_are_sampled_with_a_fixed_seed():
+    import networkx as nx
+
+    # Above EXACT_BETWEENNESS_UP_TO members, SAMPLED_SOURCES sources: a star's centre still stands out
+    # (every sampled leaf's paths to the other leaves go through it: n/(n-1) after networkx's rescaling
+    # by n/k; 15/16 of that should the hub itself be drawn), and the edges' order does not change them.
+    leaves = [f"m{i:03d}" for i in range(cop.EXACT_BETWEENNESS_UP_TO + 50)]
+    star = nx.Graph([("hub", leaf) for leaf in leaves])
+    backwards = nx.Graph([(leaf, "hub") for leaf in reversed(leaves)])
+    brokers, top = cop._brokers(star.edges)
+    assert (brokers, top) == cop._brokers(backwards.edges)
+    assert brokers == 1 and 0.9 < top < 1.01
 
 
 def test_organisers_see_small_cells_as_less_than_five_and_hr_sees_them(state):

@@ -21,8 +21,8 @@ no message text exists to use. Definitions (docs/hr-reports.md, "CoP health"):
 - **Reply edges**: a reply and the author of the item it answers (the source's own link), between two
   members. **Peer to peer**: neither is a facilitator (``[cop] facilitators``, else the top 3 posters).
   **Cross-unit**: both on the roster, in different units. **Units reached**: distinct units of active
-  members. **Brokers** (year): members whose removal splits the reply graph (articulation points),
-  ranked by betweenness (networkx).
+  members. **Brokers** (year): members with a normalised betweenness centrality of at least 0.1 in the
+  year's reply graph (networkx; exact up to 100 members, else sampled from 16 with a fixed seed).
 - **Product**: JP of C10 (``cop``) and webinar records (``webinar``/B6) from the ledger, shared out by
   the record's evidence in each community; members (NIPs) whose year JP reached their target.
 
@@ -42,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import networkx as nx
-from sqlalchemy import BigInteger, Engine, Integer, and_, case, cast, func, literal, select, text, tuple_
+from sqlalchemy import BigInteger, Engine, Float, Integer, and_, case, cast, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -65,6 +65,13 @@ ACTIVATION = timedelta(days=14)
 #: Ledger records that are JP earned through a community: CoP (C10) and webinars (B6).
 PRODUCT_RULES = ("cop", "webinar")
 MAX_CHAIN = 64
+#: Brokers: exact betweenness up to this many members in a community's reply graph; above, sampled.
+EXACT_BETWEENNESS_UP_TO = 100
+#: Source members sampled above that (networkx's ``k``) and the fixed seed of the draw.
+SAMPLED_SOURCES = 16
+BETWEENNESS_SEED = 21
+#: A broker: at least a tenth of the shortest paths between pairs of other members pass through them.
+BROKER_BETWEENNESS = 0.1
 
 MemberKey = str  # a NIP, or "~source|site|actor" for a pseudonymous account
 
@@ -171,11 +178,22 @@ def _local(dialect: str, zone: ZoneInfo, part: str) -> ColumnElement[Any]:
     return cast(func.strftime("%d", Evidence.occurred_at, shift), Integer)
 
 
-def _day_bit(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
-    """``1 << day``: summed DISTINCT per group, the bitmask of active days of a month."""
+def _day_mask(dialect: str, day: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The bitmask of active days of a group's month: ``1 << day`` OR-ed (PostgreSQL) or summed DISTINCT.
+
+    ``bit_or`` lets PostgreSQL group by hashing; a DISTINCT aggregate makes it sort every group's rows.
+    """
     if dialect == "postgresql":
-        return literal(1, BigInteger).op("<<")(day)
-    return literal(1).op("<<")(day)
+        return func.bit_or(literal(1, BigInteger).op("<<")(day))
+    return func.sum(literal(1).op("<<")(day).distinct())
+
+
+def _epoch(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Seconds since 1970 of a timestamp, as a number: no datetime object is built per row in Python."""
+    if dialect == "postgresql":
+        return cast(func.extract("epoch", column), Float)
+    # SQLite keeps UTC text; julianday() parses it to fractional days (millisecond precision).
+    return (func.julianday(column) - 2440587.5) * 86400.0
 
 
 def _bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime, datetime]:
@@ -257,6 +275,11 @@ def cop_report(
     month_col, day_col = _local(dialect, zone, "month"), _local(dialect, zone, "day")
     contribution = Evidence.kind.in_(TOP_LEVEL + REPLIES)
     with Session(engine) as session:
+        if dialect == "postgresql":
+            # The report groups millions of rows: room to hash them in memory instead of sorting on disk
+            # (the default 4 MB), for this transaction only. JIT compiling costs more than it saves here.
+            session.execute(text("SET LOCAL work_mem = '256MB'"))
+            session.execute(text("SET LOCAL jit = off"))
         members = _Members(load_resolver(session))
         scope: list[ColumnElement[bool]] = [Evidence.community.is_not(None), Evidence.kind.in_(COP_KINDS)]
         if community is not None:
@@ -270,12 +293,12 @@ def cop_report(
                 select(
                     *account,
                     month_col,
-                    func.sum(_day_bit(dialect, day_col).distinct()),
+                    _day_mask(dialect, day_col),
                     func.sum(case((contribution, 1), else_=0)),
                     func.sum(case((Evidence.kind.in_(REPLIES), 1), else_=0)),
                     func.sum(case((Evidence.kind.in_(ATTENDED), 1), else_=0)),
-                    func.min(Evidence.occurred_at),
-                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                    _epoch(dialect, func.min(Evidence.occurred_at)),
+                    _epoch(dialect, func.min(case((contribution, Evidence.occurred_at), else_=None))),
                 )
                 .where(*scope, Evidence.occurred_at >= before, Evidence.occurred_at < end)
                 .group_by(*account, month_col)
@@ -288,8 +311,8 @@ def cop_report(
             .execute(
                 select(
                     *account,
-                    func.min(Evidence.occurred_at),
-                    func.min(case((contribution, Evidence.occurred_at), else_=None)),
+                    _epoch(dialect, func.min(Evidence.occurred_at)),
+                    _epoch(dialect, func.min(case((contribution, Evidence.occurred_at), else_=None))),
                 )
                 .where(*scope, Evidence.occurred_at < before)
                 .group_by(*account)
@@ -316,14 +339,16 @@ def cop_report(
     met = {row.nip: row.jp >= row.target for row in standings.rows}
 
     # Which communities: CoP groupings, and Moodle courses with forum posts (only CoP forums are read).
-    first_seen: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
-    first_post: dict[str, dict[MemberKey, datetime]] = defaultdict(dict)
+    # First activity and first contribution per member: seconds since 1970 (see _epoch).
+    first_seen: dict[str, dict[MemberKey, float]] = defaultdict(dict)
+    first_post: dict[str, dict[MemberKey, float]] = defaultdict(dict)
     activity: dict[str, dict[MemberKey, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+    # Contributions of the year per member (the default facilitators are the top 3 posters).
+    year_posts: dict[str, dict[MemberKey, int]] = defaultdict(lambda: defaultdict(int))
     posting: set[str] = set()
     linked_sources: set[str] = set()
 
-    def seen(key: str, member: MemberKey, at: datetime, posted: datetime | None) -> None:
-        # Typed columns: UTCDateTime gives tz-aware UTC times on both databases.
+    def seen(key: str, member: MemberKey, at: float, posted: float | None) -> None:
         here, posted_here = first_seen[key], first_post[key]
         if member not in here or at < here[member]:
             here[member] = at
@@ -332,12 +357,12 @@ def cop_report(
                 posted_here[member] = posted
 
     for key, source, site, actor, nip, at, posted in earlier:
-        seen(key, members.key(source, site, actor, nip, key), at, posted)
+        seen(key, members.key(source, site, actor, nip, key), float(at), None if posted is None else float(posted))
         if posted is not None:
             posting.add(key)
     for key, source, site, actor, nip, month, mask, posts, replies, attended, at, posted in monthly:
         member = members.key(source, site, actor, nip, key)
-        seen(key, member, at, posted)
+        seen(key, member, float(at), None if posted is None else float(posted))
         months = activity[key][member]
         cell = months.setdefault(int(month), [0, 0, 0, 0])
         cell[0] |= int(mask)
@@ -346,6 +371,8 @@ def cop_report(
         cell[3] += int(attended)
         if posts:
             posting.add(key)
+            if month // 100 == year:
+                year_posts[key][member] += int(posts)
             if source in REPLY_SOURCES:
                 linked_sources.add(key)
     sessions: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -363,9 +390,8 @@ def cop_report(
             for n in (parse_nip(v) for v in settings.cop.facilitators.get(_community_id(key), []))
             if n is not None
         ]
-        year_posts = {m: sum(c[1] for mo, c in months.items() if mo // 100 == year) for m, months in acts.items()}
         facilitators = set(configured) or {
-            m for m, n in sorted(year_posts.items(), key=lambda item: (-item[1], item[0]))[:3] if n > 0
+            m for m, n in sorted(year_posts[key].items(), key=lambda item: (-item[1], item[0]))[:3] if n > 0
         }
         entry = Community(
             key=key,
@@ -387,8 +413,8 @@ def cop_report(
 
 def _member_figures(
     entry: Community,
-    seen: dict[MemberKey, datetime],
-    first_post: dict[MemberKey, datetime],
+    seen: dict[MemberKey, float],
+    first_post: dict[MemberKey, float],
     acts: dict[MemberKey, dict[int, list[int]]],
     units_of: dict[str, str | None],
     year: int,
@@ -404,8 +430,9 @@ def _member_figures(
     reached: list[set[str | None]] = [set() for _ in range(13)]
     december = (year - 1) * 100 + 12
     ups, downs = [0] * 13, [0] * 13
+    begins = start.timestamp()
     for member, first in seen.items():
-        month = first.astimezone(zone).month if first >= start else 0
+        month = datetime.fromtimestamp(first, zone).month if first >= begins else 0
         pseudo = member.startswith("~")
         joined[month] += 1
         joined_pseudo[month] += pseudo
@@ -413,7 +440,7 @@ def _member_figures(
             for f in (figures[month], entry.year):
                 f.newcomers += 1
                 posted = first_post.get(member)
-                if posted is not None and posted - first <= ACTIVATION:
+                if posted is not None and posted - first <= ACTIVATION.total_seconds():
                     f.activated += 1
         months = acts.get(member, {})
         unit = units_of.get(member)
@@ -689,85 +716,45 @@ def _edge_figures(
     year: int,
 ) -> None:
     """Reply edges between two members: peer to peer, across units; brokers of the year's reply graph."""
-    graph: nx.Graph = nx.Graph()
+    pairs: set[tuple[MemberKey, MemberKey]] = set()
+    key, community, whole = members.key, entry.key, entry.year
     for source, site, actor, nip, answered, answered_nip, month, count in rows:
-        a = members.key(source, site, actor, nip, entry.key)
-        b = members.key(source, site, answered, answered_nip, entry.key)
-        if a == b:
+        a = key(source, site, actor, nip, community)
+        b = key(source, site, answered, answered_nip, community)
+        if a == b or month // 100 != year:
             continue  # answering oneself is no edge
-        peer = a not in facilitators and b not in facilitators
+        figures = entry.months[month % 100]
+        figures.edges += count
+        whole.edges += count
+        if a not in facilitators and b not in facilitators:
+            figures.peer_edges += count
+            whole.peer_edges += count
         ua, ub = units_of.get(a), units_of.get(b)
-        cross = ua is not None and ub is not None and ua != ub
-        targets = [entry.year]
-        if month // 100 == year:
-            targets.append(entry.months[month % 100])
-        else:
-            continue
-        for figures in targets:
-            figures.edges += count
-            figures.peer_edges += count if peer else 0
-            figures.cross_unit_edges += count if cross else 0
-        graph.add_edge(a, b)
-    entry.year.brokers, entry.year.top_betweenness = _brokers(graph)
+        if ua is not None and ub is not None and ua != ub:
+            figures.cross_unit_edges += count
+            whole.cross_unit_edges += count
+        pairs.add((a, b) if a < b else (b, a))
+    entry.year.brokers, entry.year.top_betweenness = _brokers(pairs)
 
 
-def _brokers(graph: nx.Graph) -> tuple[int, float | None]:
-    """Brokers of a reply graph and the largest share of member pairs one of them alone connects.
+def _brokers(edges: Iterable[tuple[Any, Any]]) -> tuple[int, float | None]:
+    """Brokers of a reply graph given by its edges, and the highest betweenness.
 
-    A broker is an articulation point (the same set as ``networkx.articulation_points``): without them
-    some members could no longer reach each other through replies. Their weight is the part of
-    betweenness centrality that bridging alone gives: the pairs of members every path between which
-    goes through the broker, over all pairs of the other members (normalised as networkx normalises
-    betweenness). Exact betweenness costs a breadth-first search per member; this is one depth-first
-    search of the whole graph (Tarjan's low links, the sizes of the parts each broker separates).
+    A broker is a member whose betweenness reaches :data:`BROKER_BETWEENNESS`.
+    Betweenness centrality (``networkx.betweenness_centrality``, normalised): the share of the shortest
+    paths between pairs of other members that pass through a member (a pair with several shortest paths
+    shares its one among them). Exact up to :data:`EXACT_BETWEENNESS_UP_TO` members (a breadth-first
+    search from each); above, estimated from :data:`SAMPLED_SOURCES` members drawn with a fixed seed from
+    the members in sorted order, so the same graph always gives the same figures.
     """
-    n = graph.number_of_nodes()
+    # Nodes and edges in sorted order: the sample and the float sums do not depend on the rows' order.
+    ordered: nx.Graph = nx.Graph(sorted({(a, b) if a < b else (b, a) for a, b in edges if a != b}))
+    n = ordered.number_of_nodes()
     if n == 0:
         return 0, None
-    adjacency = {node: list(graph.adj[node]) for node in graph}
-    order: dict[Any, int] = {}
-    low: dict[Any, int] = {}
-    size: dict[Any, int] = {}
-    split: dict[Any, list[int]] = defaultdict(list)
-    for root in adjacency:
-        if root in order:
-            continue
-        order[root] = low[root] = len(order)
-        size[root] = 1
-        stack: list[tuple[Any, Any, int]] = [(root, None, 0)]
-        component_start = len(order) - 1
-        while stack:
-            node, parent, index = stack[-1]
-            neighbours = adjacency[node]
-            if index < len(neighbours):
-                stack[-1] = (node, parent, index + 1)
-                other = neighbours[index]
-                if other not in order:
-                    order[other] = low[other] = len(order)
-                    size[other] = 1
-                    stack.append((other, node, 0))
-                elif other != parent:
-                    low[node] = min(low[node], order[other])
-                continue
-            stack.pop()
-            if parent is not None:
-                low[parent] = min(low[parent], low[node])
-                size[parent] += size[node]
-                if low[node] >= order[parent]:
-                    split[parent].append(size[node])  # the subtree of node hangs on parent alone
-        component = len(order) - component_start
-        # The root is a broker only with two or more separated subtrees; any other node with one or more.
-        if len(split.get(root, [])) < 2:
-            split.pop(root, None)
-        for node in [v for v in split if component_start <= order[v] < component_start + component]:
-            parts = split[node]
-            rest = component - 1 - sum(parts)
-            sizes = parts + ([rest] if rest else [])
-            total = sum(sizes)
-            split[node] = [int((total * total - sum(x * x for x in sizes)) / 2)]
-    pairs = (n - 1) * (n - 2) / 2
-    best = max((parts[0] / pairs for parts in split.values() if pairs), default=0.0)
-    return len(split), best
+    sample = None if n <= EXACT_BETWEENNESS_UP_TO else SAMPLED_SOURCES
+    centrality = nx.betweenness_centrality(ordered, k=sample, normalized=True, seed=BETWEENNESS_SEED)
+    return sum(1 for value in centrality.values() if value >= BROKER_BETWEENNESS), max(centrality.values())
 
 
 def _product(
