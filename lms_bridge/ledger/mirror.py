@@ -41,6 +41,7 @@ from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import Tombstones
 from lms_bridge.nip import parse_nip
+from lms_bridge.store import report_version
 from lms_bridge.store.models import RECORD_KEY, Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
 from lms_bridge.timeparse import parse_iso_time
 from xapi.lrs_client import LRSClient
@@ -229,6 +230,8 @@ def _write_page(
             )
         else:
             row.position = json.dumps(cursor)
+    if records or voids:
+        report_version.bump(session)  # last: the compliance report counts these records (web page cache)
 
 
 def sync_ledger(

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.ledger.reports import ComplianceRow
-from lms_bridge.store.models import LedgerRecord, Run
+from lms_bridge.store.models import Run
 
 #: Sortable columns of the people table -> the key each sorts by (ties by NIP).
 SORT_KEYS: dict[str, Any] = {
@@ -108,16 +108,18 @@ class Freshness:
     newest_record: datetime | None
 
 
-def freshness(engine: Engine) -> Freshness:
-    """The last successful ledger mirror and JP computation, and the newest JP record.
+def freshness(engine: Engine, newest_record: datetime | None) -> Freshness:
+    """The last successful ledger mirror and JP computation, with the newest JP record's moment.
 
     The runs table has them when ``lms-bridge serve`` ran them (commands ``ledger`` and
     ``jp``); a manual ``ledger sync`` records no run, so the page then shows when the
-    newest mirrored record was stored by the LRS instead.
+    newest mirrored record was stored by the LRS instead. That moment is read with the
+    cached report (:mod:`lms_bridge.web.report_cache`): ``ledger_records.stored`` has no
+    index, and reading its maximum scanned the whole ledger on every page.
     """
     with Session(engine) as session:
 
         def last_run(command: str) -> datetime | None:
             return session.scalar(select(func.max(Run.finished_at)).where(Run.command == command, Run.status == "ok"))
 
-        return Freshness(last_run("ledger"), last_run("jp"), session.scalar(select(func.max(LedgerRecord.stored))))
+        return Freshness(last_run("ledger"), last_run("jp"), newest_record)
