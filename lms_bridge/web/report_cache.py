@@ -74,6 +74,10 @@ class ReportCache:
         #: Reports computed so far (the tests count them).
         self.computed = 0
 
+    def __len__(self) -> int:
+        """How many (year, as-of date) keys are kept."""
+        return len(self._slots)
+
     def stamp(self) -> Stamp:
         """The report version and the rules file's digest, as they are now."""
         with self.engine.connect() as connection:
