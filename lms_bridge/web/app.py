@@ -296,15 +296,21 @@ def _compliance_view(cache: ReportCache, settings: Settings) -> ComplianceView:
             ),
         )
     units = [summary for summary in visible if unit is None or summary.unit_code == unit]
-    codes = {summary.unit_code for summary in units}
-    everyone = [row for row in report.rows if row.unit_code in codes]
+    codes = frozenset(summary.unit_code for summary in units)
+    # The same for every request of these units until the report changes: kept with it (report_cache).
+    everyone = cache.derived(entry, ("everyone", codes), lambda: [row for row in report.rows if row.unit_code in codes])
     status = request.args.get("status", "")
     status = status if status in overview.STATUSES else ""
     sort = request.args.get("sort", "")
     sort = sort if sort in overview.SORT_KEYS else ""
     descending = request.args.get("dir", "") == "desc"
-    rows = overview.filter_status([row for row in everyone if _matches(row, query)], status)
-    rows = overview.sort_rows(rows, sort, descending)
+
+    def table() -> list[reports.ComplianceRow]:
+        found = overview.filter_status([row for row in everyone if _matches(row, query)], status)
+        return overview.sort_rows(found, sort, descending)
+
+    # A search is not kept (any text: it would fill the cache); the views without one are few.
+    rows = table() if query else cache.derived(entry, ("rows", codes, status, sort, descending), table)
     filters = Filters(year, unit, report.as_of, query, page, status, sort, descending)
     return ComplianceView(filters, rows, units, choices, everyone, entry)
 
@@ -576,8 +582,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
         }
         person_args = urlencode({"year": f.year, "as_of": f.as_of.isoformat()})
         everyone = view.everyone
-        target = overview.common_target(everyone)
-        bands = overview.bands(everyone, target)
+        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
+        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
+        figures = cache.derived(
+            view.entry,
+            ("figures", frozenset(u.unit_code for u in view.units), pace_day),
+            lambda: overview.figures(everyone, f.year, pace_day),
+        )
+        target = figures.target
+        bands = figures.bands
         band_labels = []
         for band in bands:
             if band.high is None:
@@ -600,9 +613,6 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
                 title=gettext("Civil servants per JP band, %(year)s", year=f.year),
             )
         )
-        met = sum(1 for row in everyone if row.met)
-        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
-        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
         return render_template(
             "compliance.html",
             view=view,
@@ -615,12 +625,12 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
             status_links=status_links,
             person_args=person_args,
             total=len(everyone),
-            met=met,
+            met=figures.met,
             target=target,
-            same_target=all(row.target == target for row in everyone),
+            same_target=figures.same_target,
             distribution=distribution,
-            close=overview.close_to_target(everyone),
-            at_risk=overview.at_risk(everyone, f.year, pace_day),
+            close=figures.close,
+            at_risk=figures.at_risk,
             year_end=pace_day == date(f.year, 12, 31),
             pace_day=pace_day,
             fresh=overview.freshness(engine, view.entry.newest_record),

@@ -98,6 +98,34 @@ def at_risk(rows: Sequence[ComplianceRow], year: int, as_of: date) -> list[tuple
 
 
 @dataclass(frozen=True)
+class Figures:
+    """The overview's figures of some people (the web page keeps them with its cached report)."""
+
+    total: int
+    met: int
+    #: The target most people have, and whether everybody has it.
+    target: int
+    same_target: bool
+    bands: list[Band]
+    close: list[ComplianceRow]
+    at_risk: list[tuple[ComplianceRow, Decimal]]
+
+
+def figures(rows: Sequence[ComplianceRow], year: int, pace_day: date) -> Figures:
+    """Totals, JP bands, the people close to their target and those at risk, at the pace up to ``pace_day``."""
+    target = common_target(rows)
+    return Figures(
+        total=len(rows),
+        met=sum(1 for row in rows if row.met),
+        target=target,
+        same_target=all(row.target == target for row in rows),
+        bands=bands(rows, target),
+        close=close_to_target(rows),
+        at_risk=at_risk(rows, year, pace_day),
+    )
+
+
+@dataclass(frozen=True)
 class Freshness:
     """When the data behind the page last changed (UTC moments; None: never recorded)."""
 
