@@ -199,6 +199,9 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
         engine.dispose()
     port = _free_port()
     env = {**deployment.env, "LMS_BRIDGE_WEB_SECRET_KEY": "bench-web-secret-key-0123456789abcdef"}
+    # The server's log goes to a file: a pipe nobody reads fills up (64 KB of waitress's "task queue depth"
+    # warnings under load) and then blocks the server's main loop, which is what the first figures measured.
+    server_log = (folder / "serve-web.log").open("wb")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -214,7 +217,7 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=server_log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -246,6 +249,9 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
+    warnings = (folder / "serve-web.log").read_text(errors="replace").count("Task queue depth")
+    report.note(f"waitress 'task queue depth' warnings: {warnings} (requests waiting for one of its 8 threads)")
     every = result["latencies"]["overview"] + result["latencies"]["unit"]
     for page, values in (*result["latencies"].items(), ("all", every)):
         p95 = _p(values, 0.95)
