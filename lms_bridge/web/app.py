@@ -613,8 +613,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
                 title=gettext("Civil servants per JP band, %(year)s", year=f.year),
             )
         )
+        # The 200 rows of an institution's summary are the same for every page of the same units and language.
+        unit_summary = cache.derived(
+            view.entry,
+            ("summary", frozenset(u.unit_code for u in view.units), f.year, i18n.current_language()),
+            lambda: Markup(render_template("_unit_summary.html", units=view.units, year=f.year)),  # noqa: S704
+        )
         return render_template(
             "compliance.html",
+            unit_summary=unit_summary,
             view=view,
             rows=shown,
             page=page,
