@@ -13,7 +13,7 @@ date) and computes one again only when its stamp changed:
 
 The version is read before the report, so a change committed in between makes the entry look
 older than it is (computed again next time), never newer. At most ``[web] report_cache_entries``
-reports are kept (the least recently used goes first; about 40 MB each for 100,000 people), and
+reports are kept (the least recently used goes first; about 50 MB each for 100,000 people), and
 requests that find the same key stale wait for one computation (a lock per key) instead of each
 computing it; at most :data:`MAX_COMPUTING` reports are computed at once, whatever the keys.
 """
