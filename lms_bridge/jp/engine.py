@@ -56,6 +56,7 @@ from lms_bridge.jp.rules import (
 )
 from lms_bridge.outbox.voids import voided_targets
 from lms_bridge.store import jp as jp_store
+from lms_bridge.store import report_version
 from lms_bridge.store.models import Evidence, IdentityLink, Person
 from xapi.statements import BuiltStatement, JPCreditIn, StatementSettings, build_jp_statement, build_void_statement
 
@@ -850,6 +851,7 @@ def run_jp(
         if dry_run:
             session.rollback()
             return report
+        report_version.bump(session)  # jp_pending was rewritten: the report's held credits
     log.info(
         "jp compute %s: %d posted, %d revised, %d voided, %d unchanged, %d open, %d held",
         years,

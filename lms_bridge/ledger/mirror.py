@@ -34,13 +34,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, false, select, update
 from sqlalchemy.orm import Session
 
 from lms_bridge import store
 from lms_bridge.config.settings import Settings
 from lms_bridge.identity.resolver import Tombstones
 from lms_bridge.nip import parse_nip
+from lms_bridge.store import report_version
 from lms_bridge.store.models import RECORD_KEY, Cursor, LedgerEvidence, LedgerRecord, LedgerVoid, utcnow
 from lms_bridge.timeparse import parse_iso_time
 from xapi.lrs_client import LRSClient
@@ -194,6 +195,18 @@ def _upsert(
     )
 
 
+def _stored_already(session: Session, records: list[dict[str, Any]]) -> set[str]:
+    """Ids of ``records`` the ledger holds already with every column the same.
+
+    A sync re-reads its overlap window every time: those records are not written again, so a run with
+    nothing new writes nothing and does not move the report version (the web page keeps its report).
+    """
+    columns = [getattr(LedgerRecord, name) for name in records[0]]
+    found = session.execute(select(*columns).where(LedgerRecord.statement_id.in_([r["statement_id"] for r in records])))
+    stored = {row.statement_id: tuple(row) for row in found}
+    return {r["statement_id"] for r in records if stored.get(r["statement_id"]) == tuple(r.values())}
+
+
 def _write_page(
     session: Session,
     records: list[dict[str, Any]],
@@ -203,7 +216,9 @@ def _write_page(
 ) -> None:
     _upsert(session, LedgerEvidence, evidence, "statement_id")
     _upsert(session, LedgerVoid, voids, "statement_id")
+    changed = False
     if records:
+        records = list({r["statement_id"]: r for r in records}.values())  # an overlap may repeat a statement
         known_voids = {
             row.statement_id
             for row in session.execute(
@@ -212,15 +227,20 @@ def _write_page(
         }
         for record in records:
             record["voided"] = record["statement_id"] in known_voids
+        same = _stored_already(session, records)
+        records = [r for r in records if r["statement_id"] not in same]
+    if records:
         # PostgreSQL's partitioned table is keyed by (statement_id, period_day) (migration 0011).
         key = RECORD_KEY.get(session.get_bind().dialect.name, ("statement_id",))
         _upsert(session, LedgerRecord, records, "statement_id", key)
+        changed = True
     if voids:
-        session.execute(
+        voided = session.execute(
             update(LedgerRecord)
-            .where(LedgerRecord.statement_id.in_([v["statement_id"] for v in voids]))
+            .where(LedgerRecord.statement_id.in_([v["statement_id"] for v in voids]), LedgerRecord.voided == false())
             .values(voided=True)
         )
+        changed = changed or bool(voided.rowcount)  # type: ignore[attr-defined]
     if cursor is not None:
         row = session.get(Cursor, (CURSOR_SITE, CURSOR_STREAM))
         if row is None:
@@ -229,6 +249,8 @@ def _write_page(
             )
         else:
             row.position = json.dumps(cursor)
+    if changed:
+        report_version.bump(session)  # last: the compliance report counts these records (web page cache)
 
 
 def sync_ledger(

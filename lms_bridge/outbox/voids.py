@@ -66,7 +66,7 @@ from lms_bridge.identity.resolver import (
     tombstone_barrier,
 )
 from lms_bridge.nip import normalise_nip
-from lms_bridge.store import _enqueue
+from lms_bridge.store import _enqueue, report_version
 from lms_bridge.store.models import (
     Evidence,
     IdentityLink,
@@ -542,6 +542,7 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
         if dry_run:
             session.rollback()
             return report
+        report_version.bump(session)  # the person leaves the compliance report (web page cache)
         session.commit()
     run_id = store.start_run(engine, "forget")
     store.finish_run(engine, run_id, status="ok", counts=report.counts())

@@ -457,3 +457,19 @@ class InboxFile(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: The class of the last unexpected error (never its message: it may quote the file).
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class ReportVersion(Base):
+    """One counter row: bumped by every transaction that can change the compliance report.
+
+    The report reads ``ledger_records``, ``persons``, ``person_units`` and ``jp_pending``; each
+    writer of those tables (``ledger sync``, ``people import``, ``jp compute``, ``forget``) bumps
+    the counter in its own transaction (:mod:`lms_bridge.store.report_version`), so the web page
+    can keep a computed report until the counter moves (migration 0012, docs/operations.md).
+    """
+
+    __tablename__ = "report_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from lms_bridge.store import _insert
+from lms_bridge.store import _insert, report_version
 from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, Person, PersonUnit, utcnow
 
 #: ``IdentityLink.source`` of roster pseudonyms (their ``site_id`` is ``""``).
@@ -191,6 +191,7 @@ def store_roster(
         if dry_run:
             session.rollback()
         else:
+            report_version.bump(session)  # names, units and the roster change the compliance report
             session.commit()
     return RosterCounts(
         imported=imported,

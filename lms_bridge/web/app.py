@@ -60,6 +60,7 @@ from lms_bridge.web import i18n, overview, throttle
 from lms_bridge.web import users as users_core
 from lms_bridge.web.chart import band_bars, month_bars
 from lms_bridge.web.labels import kind_phrase, verb_phrase
+from lms_bridge.web.report_cache import Entry, ReportCache
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -195,6 +196,8 @@ class ComplianceView:
     choices: list[tuple[str, str]]
     #: Everybody in the chosen units (before search and status filter): the overview's figures.
     everyone: list[reports.ComplianceRow]
+    #: The cached report the view comes from (its derived figures are kept with it).
+    entry: Entry
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,7 @@ def _matches(row: reports.ComplianceRow, query: str) -> bool:
     return needle in (row.name or "").casefold() or (digits.isdigit() and digits in row.nip) or needle in row.nip
 
 
-def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
+def _compliance_view(cache: ReportCache, settings: Settings) -> ComplianceView:
     year = _year_arg(settings)
     as_of = _as_of_arg(settings, year)
     unit = request.args.get("unit", "").strip() or None
@@ -272,7 +275,8 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
     page = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
     if unit is not None and not _allowed(unit):
         abort(404)
-    report = reports.compliance(engine, settings, year, as_of=as_of)
+    entry = cache.get(year, as_of)
+    report = entry.report
     visible = [summary for summary in report.units if _allowed(summary.unit_code)]
     if g.user.units:
         # The user's own units are choices even while nobody is counted in them yet.
@@ -292,17 +296,23 @@ def _compliance_view(engine: Engine, settings: Settings) -> ComplianceView:
             ),
         )
     units = [summary for summary in visible if unit is None or summary.unit_code == unit]
-    codes = {summary.unit_code for summary in units}
-    everyone = [row for row in report.rows if row.unit_code in codes]
+    codes = frozenset(summary.unit_code for summary in units)
+    # The same for every request of these units until the report changes: kept with it (report_cache).
+    everyone = cache.derived(entry, ("everyone", codes), lambda: [row for row in report.rows if row.unit_code in codes])
     status = request.args.get("status", "")
     status = status if status in overview.STATUSES else ""
     sort = request.args.get("sort", "")
     sort = sort if sort in overview.SORT_KEYS else ""
     descending = request.args.get("dir", "") == "desc"
-    rows = overview.filter_status([row for row in everyone if _matches(row, query)], status)
-    rows = overview.sort_rows(rows, sort, descending)
+
+    def table() -> list[reports.ComplianceRow]:
+        found = overview.filter_status([row for row in everyone if _matches(row, query)], status)
+        return overview.sort_rows(found, sort, descending)
+
+    # A search is not kept (any text: it would fill the cache); the views without one are few.
+    rows = table() if query else cache.derived(entry, ("rows", codes, status, sort, descending), table)
     filters = Filters(year, unit, report.as_of, query, page, status, sort, descending)
-    return ComplianceView(filters, rows, units, choices, everyone)
+    return ComplianceView(filters, rows, units, choices, everyone, entry)
 
 
 def _sort_change(filters: Filters, column: str) -> dict[str, str | None]:
@@ -379,6 +389,8 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
             '(e.g. trusted_proxies = ["10.0.0.5"]): the page is served only over HTTPS through it'
         )
     app = Flask(__name__)
+    cache = ReportCache(engine, settings, entries=settings.web.report_cache_entries)
+    app.extensions["lms_bridge_report_cache"] = cache
     if key is None:
         key, generated = secret_key(settings)
         if generated:
@@ -551,7 +563,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
 
     @app.get("/compliance")
     def compliance_page() -> str:
-        view = _compliance_view(engine, settings)
+        view = _compliance_view(cache, settings)
         f = view.filters
         pages = max(1, -(-len(view.rows) // PAGE_SIZE))
         page = min(f.page, pages)
@@ -570,8 +582,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
         }
         person_args = urlencode({"year": f.year, "as_of": f.as_of.isoformat()})
         everyone = view.everyone
-        target = overview.common_target(everyone)
-        bands = overview.bands(everyone, target)
+        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
+        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
+        figures = cache.derived(
+            view.entry,
+            ("figures", frozenset(u.unit_code for u in view.units), pace_day),
+            lambda: overview.figures(everyone, f.year, pace_day),
+        )
+        target = figures.target
+        bands = figures.bands
         band_labels = []
         for band in bands:
             if band.high is None:
@@ -594,11 +613,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
                 title=gettext("Civil servants per JP band, %(year)s", year=f.year),
             )
         )
-        met = sum(1 for row in everyone if row.met)
-        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
-        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
+        # The 200 rows of an institution's summary are the same for every page of the same units and language.
+        unit_summary = cache.derived(
+            view.entry,
+            ("summary", frozenset(u.unit_code for u in view.units), f.year, i18n.current_language()),
+            lambda: Markup(render_template("_unit_summary.html", units=view.units, year=f.year)),  # noqa: S704
+        )
         return render_template(
             "compliance.html",
+            unit_summary=unit_summary,
             view=view,
             rows=shown,
             page=page,
@@ -609,15 +632,15 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
             status_links=status_links,
             person_args=person_args,
             total=len(everyone),
-            met=met,
+            met=figures.met,
             target=target,
-            same_target=all(row.target == target for row in everyone),
+            same_target=figures.same_target,
             distribution=distribution,
-            close=overview.close_to_target(everyone),
-            at_risk=overview.at_risk(everyone, f.year, pace_day),
+            close=figures.close,
+            at_risk=figures.at_risk,
             year_end=pace_day == date(f.year, 12, 31),
             pace_day=pace_day,
-            fresh=overview.freshness(engine),
+            fresh=overview.freshness(engine, view.entry.newest_record),
         )
 
     def _download(view: ComplianceView, extension: str, body: bytes, mimetype: str) -> Response:
@@ -635,7 +658,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
     @app.get("/compliance.xlsx")
     def download_xlsx() -> Response:
         """HR's workbook (title rows, Indonesian headers, print setup) in the page's language."""
-        view = _compliance_view(engine, settings)
+        view = _compliance_view(cache, settings)
         buffer = io.BytesIO()
         export.write_compliance_xlsx(
             buffer,
@@ -653,7 +676,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
     @app.get("/compliance.csv")
     def download_csv() -> Response:
         """The people of the table as CSV: Indonesian Excel's ``;`` and decimal comma in ``id``."""
-        view = _compliance_view(engine, settings)
+        view = _compliance_view(cache, settings)
         text = export.compliance_csv(_visible_report(view), language=i18n.current_language())
         return _download(view, "csv", text.encode("utf-8"), "text/csv")
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lms_bridge.ledger.reports import ComplianceRow
-from lms_bridge.store.models import LedgerRecord, Run
+from lms_bridge.store.models import Run
 
 #: Sortable columns of the people table -> the key each sorts by (ties by NIP).
 SORT_KEYS: dict[str, Any] = {
@@ -98,6 +98,34 @@ def at_risk(rows: Sequence[ComplianceRow], year: int, as_of: date) -> list[tuple
 
 
 @dataclass(frozen=True)
+class Figures:
+    """The overview's figures of some people (the web page keeps them with its cached report)."""
+
+    total: int
+    met: int
+    #: The target most people have, and whether everybody has it.
+    target: int
+    same_target: bool
+    bands: list[Band]
+    close: list[ComplianceRow]
+    at_risk: list[tuple[ComplianceRow, Decimal]]
+
+
+def figures(rows: Sequence[ComplianceRow], year: int, pace_day: date) -> Figures:
+    """Totals, JP bands, the people close to their target and those at risk, at the pace up to ``pace_day``."""
+    target = common_target(rows)
+    return Figures(
+        total=len(rows),
+        met=sum(1 for row in rows if row.met),
+        target=target,
+        same_target=all(row.target == target for row in rows),
+        bands=bands(rows, target),
+        close=close_to_target(rows),
+        at_risk=at_risk(rows, year, pace_day),
+    )
+
+
+@dataclass(frozen=True)
 class Freshness:
     """When the data behind the page last changed (UTC moments; None: never recorded)."""
 
@@ -108,16 +136,18 @@ class Freshness:
     newest_record: datetime | None
 
 
-def freshness(engine: Engine) -> Freshness:
-    """The last successful ledger mirror and JP computation, and the newest JP record.
+def freshness(engine: Engine, newest_record: datetime | None) -> Freshness:
+    """The last successful ledger mirror and JP computation, with the newest JP record's moment.
 
     The runs table has them when ``lms-bridge serve`` ran them (commands ``ledger`` and
     ``jp``); a manual ``ledger sync`` records no run, so the page then shows when the
-    newest mirrored record was stored by the LRS instead.
+    newest mirrored record was stored by the LRS instead. That moment is read with the
+    cached report (:mod:`lms_bridge.web.report_cache`): ``ledger_records.stored`` has no
+    index, and reading its maximum scanned the whole ledger on every page.
     """
     with Session(engine) as session:
 
         def last_run(command: str) -> datetime | None:
             return session.scalar(select(func.max(Run.finished_at)).where(Run.command == command, Run.status == "ok"))
 
-        return Freshness(last_run("ledger"), last_run("jp"), session.scalar(select(func.max(LedgerRecord.stored))))
+        return Freshness(last_run("ledger"), last_run("jp"), newest_record)
