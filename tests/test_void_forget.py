@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date
 
 import pytest
 from sqlalchemy import MetaData, func, select
@@ -15,7 +16,7 @@ from lms_bridge.config.settings import load_settings
 from lms_bridge.identifiers import phone_identifier
 from lms_bridge.ingest.pipeline import Pipeline
 from lms_bridge.outbox import voids
-from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPRecord, OutboxRow, Person
+from lms_bridge.store.models import Evidence, ForgottenPerson, IdentityLink, JPPending, JPRecord, OutboxRow, Person
 from tests.fixtures.activities import forum_posts, write_activity_file
 from tests.fixtures.lrs import lrs_statements
 from tests.fixtures.moodle import ADMIN_TOKEN, moodle_source
@@ -122,6 +123,22 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
     webinar = text.index('id = "webinar"')
     rules.write_text(text[:webinar] + text[webinar:].replace("version = 1", "version = 2", 1))
     assert "1 voided" in deployment.run("jp", "compute", "--year", "2026", check=True).stdout
+    # A credit held back for the person (a course whose program JP is unknown) names them too.
+    with Session(store.make_engine(state_url)) as session:
+        session.add(
+            JPPending(
+                nip=NIP,
+                rule_id="course",
+                period="2026",
+                period_day=date(2026, 3, 1),
+                activity_key="moodle|lms|course|99",
+                site_id="lms",
+                course="PT-UNKNOWN",
+                evidence_ids="[]",
+                evidence_count=1,
+            )
+        )
+        session.commit()
     before = _dump(state_url)
     assert NIP in before and OTHER_NIP in before
 
@@ -132,6 +149,7 @@ def test_forget_leaves_no_trace_of_the_nip_and_voids_every_statement_of_the_pers
 
     result = deployment.run("forget", NIP, "--yes", check=True)
     assert f"{NIP}: removed the person row" in result.stdout
+    assert "1 held credits" in result.stdout
     assert "3 pseudonym links" in result.stdout and "1 pending voids rewritten without the NIP" in result.stdout
     assert "the LRS keeps voided statements" in result.stdout
     assert "kept a tombstone of 4 keyed digests" in result.stdout  # the NIP and its 3 roster pseudonyms

@@ -232,7 +232,8 @@ def forget(app: App, nip: tuple[str, ...], yes: bool, dry_run: bool) -> None:
     stdout.print(
         f"{number}: {done} {'the person row' if report.person else 'no person row (none stored)'}, "
         f"{report.identity_links} identity links ({report.pseudonym_links} pseudonym links), "
-        f"{report.evidence} evidence rows, {report.jp_records} JP records, {report.ledger_records} ledger "
+        f"{report.evidence} evidence rows, {report.jp_records} JP records, {report.held_credits} held credits, "
+        f"{report.ledger_records} ledger "
         f"records, {report.person_units} unit history rows; scrubbed {report.statements} statements from "
         f"the outbox ({report.unsent} never sent, now never will be)"
     )

@@ -70,6 +70,7 @@ from lms_bridge.store import _enqueue, report_version
 from lms_bridge.store.models import (
     Evidence,
     IdentityLink,
+    JPPending,
     JPRecord,
     LedgerEvidence,
     LedgerRecord,
@@ -388,6 +389,7 @@ class ForgetReport:
         pseudonym_links: roster pseudonym links deleted.
         evidence: evidence rows deleted.
         jp_records: JP record rows deleted.
+        held_credits: held JP credits deleted (``jp_pending``: a course whose program JP is unknown).
         ledger_records: ledger rows deleted.
         person_units: unit history rows deleted.
         statements: outbox rows scrubbed (body replaced by a placeholder).
@@ -404,6 +406,7 @@ class ForgetReport:
     pseudonym_links: int = 0
     evidence: int = 0
     jp_records: int = 0
+    held_credits: int = 0
     ledger_records: int = 0
     person_units: int = 0
     statements: int = 0
@@ -516,6 +519,8 @@ def forget_person(engine: Engine, settings: Settings, nip: str, *, dry_run: bool
         for chunk in _chunks(target_ids):
             session.execute(delete(LedgerEvidence).where(LedgerEvidence.statement_id.in_(chunk)))
         report.jp_records = _affected(session, delete(JPRecord).where(JPRecord.nip == digits))
+        # Held credits carry the NIP too (and the evidence ids): nothing of the person may stay behind.
+        report.held_credits = _affected(session, delete(JPPending).where(JPPending.nip == digits))
         report.ledger_records = _affected(session, delete(LedgerRecord).where(LedgerRecord.nip == digits))
         report.person_units = _affected(session, delete(PersonUnit).where(PersonUnit.nip == digits))
         if person is not None:
