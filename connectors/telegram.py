@@ -28,6 +28,19 @@ single-chat export of one is refused. Dates come from ``date_unixtime`` (UTC
 epoch seconds), never from ``date`` (the exporting PC's local time without an
 offset). No name or message text is put in an Activity.
 
+The file is streamed (``ijson``), never parsed whole, so memory does not grow with its size:
+a first pass checks every message and settles every refusal, counting, and keeps the
+activities when they are few (:data:`KEEP_ACTIVITIES`); a file with more is read again, one
+message at a time, while they are handed out. A single-chat export whose ``name``, ``type``
+and ``id`` come before its messages (as tdesktop writes them) has its messages built by
+ijson in C; any other layout is walked event by event (an account export), and a chat
+whose header keys come after its messages is read in two passes (header keys first). The
+activities, counts and refusals are those of the former whole-file reading (``json.loads``),
+checked on every fixture and on mutated ones, except: a JSON syntax error names the line the
+parser had reached, not the exact column; a key given twice in the structure (JSON's "last
+one wins") is refused as a damaged export; an account export listing ``left_chats`` before
+``chats`` is read in file order; the message cap refuses at the first message over it.
+
 Older layouts (tdesktop ``export_output_json.cpp`` before late 2021) are read too:
 
 * no ``date_unixtime`` anywhere in the file (added late 2021): ``date`` is read as
@@ -45,6 +58,7 @@ Older layouts (tdesktop ``export_output_json.cpp`` before late 2021) are read to
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -228,14 +242,11 @@ class _Checked:
         self.reader = _Reader(label, site=options.site, pseudonymize=options.pseudonymize, tz=options.tz)
         self.kept: list[Activity] | None = []
         self.activities = 0
-        self.per_chat: dict[str, int] = {}  # chat id -> its activities
         self.identity: tuple[int, int] = (0, 0)
 
     def run(self) -> None:
         def keep(activity: Activity) -> None:
             self.activities += 1
-            chat_id = _chat_of(activity) or ""
-            self.per_chat[chat_id] = self.per_chat.get(chat_id, 0) + 1
             if self.kept is not None:
                 self.kept.append(activity)
                 if len(self.kept) > KEEP_ACTIVITIES:
@@ -258,7 +269,7 @@ class _Checked:
             if (info.st_size, info.st_mtime_ns) != self.identity:
                 raise InputError(f"{self.label}: the file changed while it was read; import it again once complete")
             walk = _Walk(source, self.label, reader, self.options, self.wanted, self.headers, found.append, self.path)
-            for _ in walk.steps():
+            for _ in itertools.chain(walk.steps(), [None]):  # and once more at the end, for the last ones
                 for activity in found:
                     if chat_id is None or _chat_of(activity) == chat_id:
                         yield activity
@@ -609,7 +620,7 @@ class _Walk:
                 built.clear()
                 yield
         self.depth = bottom - 1
-        self.reader.end_chat(chat_id, title, index)
+        self.reader.end_chat(chat, index)
 
     def _fast_messages(self, chat_id: int, title: str | None, capped: bool) -> Iterator[None]:
         """The messages of a single-chat export whose name, type and id come first (as tdesktop writes).
@@ -636,7 +647,8 @@ class _Walk:
                         raise too_deep(self.label, self.options.max_depth)
                     self._take(chat, message, "", index, cap)
                     index += 1
-                    yield
+                    if not index & 255:
+                        yield  # every 256 messages: a second pass hands out what they gave
             except _OverCap:
                 raise
             except InputError:
@@ -645,7 +657,7 @@ class _Walk:
                         raise too_deep(self.label, self.options.max_depth) from None
                 raise
         self.finished = True
-        self.reader.end_chat(chat_id, title, index)
+        self.reader.end_chat(chat, index)
 
     def _take(self, chat: _ChatReader, message: Any, prefix: str, index: int, cap: int | None) -> None:
         if cap is not None and index >= cap:
@@ -655,6 +667,7 @@ class _Walk:
             )
         activity = chat.read(message, f"{prefix}messages[{index}]")
         if activity is not None:
+            chat.activities += 1
             self.emit(activity)
 
     @staticmethod
@@ -664,17 +677,12 @@ class _Walk:
 
 
 def _nested(value: dict[str, Any] | list[Any], room: int) -> bool:
-    """Whether ``value`` nests more than ``room`` levels (itself one), without recursion."""
+    """Whether ``value`` nests more than ``room`` levels (itself one); recursion is bounded by ``room``."""
     if room <= 0:
         return True
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, room)]
-    while stack:
-        item, left = stack.pop()
-        for child in item.values() if type(item) is dict else item:
-            if type(child) is dict or type(child) is list:
-                if left <= 1:
-                    return True
-                stack.append((child, left - 1))
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and (room <= 1 or _nested(child, room - 1)):
+            return True
     return False
 
 
@@ -706,6 +714,7 @@ class _Reader:
         self.pseudonymize = pseudonymize
         self.tz = tz
         self.chats: dict[str, tuple[str | None, int]] = {}  # chat id -> (name, messages)
+        self.activities: dict[str, int] = {}  # chat id -> its activities
         self.private_chats = 0  # personal, bot and saved-messages chats of an account export, skipped
         #: Whether the file's messages carry date_unixtime (None until the first message is read).
         self.unixtime: bool | None = None
@@ -719,8 +728,9 @@ class _Reader:
         self.chats[str(chat_id)] = (title, 0)
         return _ChatReader(self, chat_id, title)
 
-    def end_chat(self, chat_id: int, title: str | None, messages: int) -> None:
-        self.chats[str(chat_id)] = (title, messages)
+    def end_chat(self, chat: _ChatReader, messages: int) -> None:
+        self.chats[str(chat.chat_id)] = (chat.title, messages)
+        self.activities[str(chat.chat_id)] = self.activities.get(str(chat.chat_id), 0) + chat.activities
 
     def _occurred_at(self, message: dict[str, Any], where: str) -> datetime:
         raw = message.get("date_unixtime")
@@ -887,6 +897,7 @@ class _ChatReader:
         self.title = title
         self.grouping = ObjectRef(type="community", native_id=str(chat_id), title=title)
         self.seen_ids: set[int] = set()
+        self.activities = 0
 
     def read(self, message: Any, where: str) -> Activity | None:
         reader = self.reader
@@ -973,7 +984,7 @@ class TelegramFormat(FileFormat):
         chat_id = _one_chat(path, stats, request.chat)
         if chat_id is not None:
             stats.records = checked.reader.chats[chat_id][1]
-            stats.skipped = stats.records - checked.per_chat.get(chat_id, 0)
+            stats.skipped = stats.records - checked.reader.activities.get(chat_id, 0)
         community = request.community
 
         def activities() -> Iterator[Activity]:
