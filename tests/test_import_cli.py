@@ -496,7 +496,7 @@ def _ugly_files(tmp_path: Path) -> list[tuple[Path, tuple[str, ...], str]]:
         (
             DATA / "telegram_truncated.json",
             (),
-            "telegram export telegram_truncated.json line 61 column 4: not valid JSON",
+            "telegram export telegram_truncated.json: not valid JSON by line 61 (parse error: premature EOF",
         ),
         (tmp_path / "cut.zip", (), "whatsapp export cut.zip: not a readable zip archive"),
         (

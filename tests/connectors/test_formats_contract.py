@@ -199,7 +199,7 @@ def test_an_lms_report_is_read_through_its_mapping(tmp_path: Path) -> None:
 #: Format -> (file name, its size cap in MB, the request it is read with).
 CAPS = {
     "whatsapp": ("chat.txt", 256, {"community": "cop-a"}),
-    "telegram": ("result.json", 64, {"community": "cop-a"}),
+    "telegram": ("result.json", 4096, {"community": "cop-a"}),  # streamed: the message cap bounds it
     "zoom": ("participants.csv", 64, {}),
     "meet": ("meet.csv", 64, {}),
     "teams": ("teams.csv", 64, {}),

@@ -13,8 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.telegram import read_telegram
-from lms_bridge.activity import Kind, ObjectRef
+from connectors import telegram
+from connectors.base import ReadStats
+from connectors.file_format import ReadRequest, StreamedItems
+from connectors.telegram import FORMAT, read_telegram
+from lms_bridge.activity import Activity, Kind, ObjectRef
 from lms_bridge.errors import InputError
 from tests.fixtures.community import DATA, EXPORTS, Pseudonyms, leaked, mutate, read_all
 
@@ -114,7 +117,10 @@ def test_account_export_reads_each_group_and_skips_private_chats() -> None:
     ("name", "message"),
     [
         ("telegram_not_export.json", "telegram_not_export.json: not a Telegram export"),
-        ("telegram_truncated.json", r"telegram_truncated.json line \d+ column \d+: not valid JSON"),
+        (
+            "telegram_truncated.json",
+            r"telegram_truncated.json: not valid JSON by line \d+ \(parse error: premature EOF; truncated\?\)",
+        ),
         ("telegram_personal_chat.json", "a personal_chat is not a community chat"),
         ("telegram_bad_date.json", r"messages\[1\].date_unixtime is missing"),
     ],
@@ -344,6 +350,85 @@ def test_a_40000_message_export_is_read_whole(tmp_path: Path) -> None:
     assert sum(1 for a in activities if a.kind is Kind.MESSAGE_REPLIED) == 8_000
     assert len({a.native_id for a in activities}) == 40_000
     assert len(who.seen) == 300
+
+
+def mixed_chat(count: int, chat_id: int = 1000000888) -> dict[str, Any]:
+    """A chat of ``count`` messages: members' messages and replies, channel posts, calls and joins."""
+    messages: list[dict[str, Any]] = []
+    for i in range(1, count + 1):
+        message: dict[str, Any] = {"id": i, "type": "message", "date_unixtime": str(1710209700 + i * 13)}
+        if i % 50 == 0:
+            message.update(type="service", action="group_call", actor_id=f"user{100 + i % 40}", duration=i % 3)
+        elif i % 45 == 0:
+            message.update(type="service", action="join_group_by_link", actor_id=f"user{100 + i % 40}")
+        elif i % 31 == 0:
+            message.update(from_id=f"channel{chat_id}", text="pengumuman")
+        else:
+            message.update(from_id=f"user{100 + i % 40}", text=["Topik ", {"type": "bold", "text": "hari ini"}])
+            if i % 7 == 0:
+                message["reply_to_message_id"] = i - 1
+        messages.append(message)
+    return {"name": "CoP Campur", "type": "private_supergroup", "id": chat_id, "messages": messages}
+
+
+def expected_counts(chat: dict[str, Any]) -> tuple[int, int]:
+    """(messages, activities) of a chat as the whole-file reading counts them, from ``json.loads``' result."""
+    messages = chat["messages"]
+    posts = sum(1 for m in messages if m["type"] == "message" and str(m.get("from_id", "")).startswith("user"))
+    calls = sum(1 for m in messages if m.get("action") == "group_call" and m.get("duration"))
+    return len(messages), posts + calls
+
+
+def read_format(path: Path, **options: Any) -> tuple[list[Activity], ReadStats]:
+    request = ReadRequest(tz=JAKARTA, pseudonymizer=lambda: Pseudonyms(), community="cop-x", **options)
+    contents = FORMAT.read(path, request)
+    return [activity for activity, _ in contents.items], contents.stats
+
+
+def test_a_streamed_export_gives_the_counts_json_loads_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = mixed_chat(15_000)
+    single = tmp_path / "result.json"
+    single.write_text(json.dumps(chat, indent=1), encoding="utf-8")
+    assert single.stat().st_size > 2_000_000  # a few MB: many reads of the parser's 64 KB buffer
+    records, activities = expected_counts(json.loads(single.read_text(encoding="utf-8")))
+    kept, stats = read_format(single)
+    assert (stats.records, len(kept), stats.skipped) == (records, activities, records - activities)
+    # More activities than are kept in memory: the file is read again, one message at a time.
+    monkeypatch.setattr(telegram, "KEEP_ACTIVITIES", 1_000)
+    request = ReadRequest(tz=JAKARTA, pseudonymizer=lambda: Pseudonyms(), community="cop-x")
+    contents = FORMAT.read(single, request)
+    assert isinstance(contents.items, StreamedItems)
+    assert [activity for activity, _ in contents.items] == kept
+    # Keys in another order (messages before the chat's id) and an account export: the same activities.
+    shuffled = tmp_path / "shuffled.json"
+    shuffled.write_text(json.dumps({"messages": chat["messages"], "id": chat["id"], "name": chat["name"]}))
+    assert read_format(shuffled)[0] == kept
+    account = tmp_path / "account.json"
+    personal = {"name": "Budi", "type": "personal_chat", "id": 5, "messages": []}
+    account.write_text(json.dumps({"about": "", "chats": {"about": "", "list": [personal, chat]}}))
+    assert read_format(account) == (kept, stats)
+
+
+def test_the_message_cap_refuses_while_streaming(tmp_path: Path) -> None:
+    # Cut after its 40th message: a file read whole would be refused as not valid JSON; the cap stops first.
+    text = json.dumps(mixed_chat(60), indent=1)
+    single = tmp_path / "result.json"
+    single.write_text(text[: text.index('"id": 41,')], encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        read_format(single, max_messages=25)
+    assert str(refused.value) == (
+        "telegram export result.json: more than 25 messages in one chat (messages[25] is message 26); "
+        "split the export or raise --max-messages or [limits] max_messages"
+    )
+    with pytest.raises(InputError, match=r"result\.json: not valid JSON by line \d+ \(parse error: premature EOF"):
+        read_format(single, max_messages=100)
+    # In an account export, only the chat imported is capped (each chat is imported on its own).
+    account = tmp_path / "account.json"
+    small, large = mixed_chat(10, chat_id=11), mixed_chat(60, chat_id=22)
+    account.write_text(json.dumps({"chats": {"list": [small, large]}}), encoding="utf-8")
+    assert read_format(account, max_messages=25, chat="11")[1].records == 10
+    with pytest.raises(InputError, match=r"chats\.list\[1\]\.messages\[25\] is message 26"):
+        read_format(account, max_messages=25, chat="22")
 
 
 # --- property tests: nothing but InputError escapes -------------------------------------------

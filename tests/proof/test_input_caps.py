@@ -177,9 +177,9 @@ def test_message_and_row_caps_come_from_the_config(tmp_path: Path, monkeypatch: 
     telegram.write_text(telegram_export(6))
     with pytest.raises(InputError) as refused:
         read_import_file(settings, telegram, community="cop-uji")
-    assert str(refused.value) == (
-        "result.json: 6 messages in one file, more than the 5 allowed; "
-        "split the file or raise --max-messages or [limits] max_messages"
+    assert str(refused.value) == (  # refused while streaming, at the first message over the cap
+        "telegram export result.json: more than 5 messages in one chat (messages[5] is message 6); "
+        "split the export or raise --max-messages or [limits] max_messages"
     )
     activities = tmp_path / "activities.jsonl"
     line = json.dumps(
