@@ -78,6 +78,8 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 _REWRITE_HEAD = 2 * 64 * 1024
 # Bytes read at a time (whole lines of them are decoded and scanned at once).
 _CHUNK = 1024 * 1024
+# The UTC seconds the first pass notes for a header it could not read (skipped with --skip-unreadable).
+_UNREADABLE = -(2**63)
 # Entries of a cache of header times before it is emptied (memory stays bounded on any file).
 _CACHE = 50_000
 # What a damaged zip raises while it is read.
@@ -140,6 +142,8 @@ _DELETED = re.compile(
     r"|this\smessage\swas\sdeleted(?:\sby\sadmin.*)?|you\sdeleted\sthis\smessage)\.?",
     re.IGNORECASE,
 )
+# The characters a _DELETED match can start with (its IGNORECASE letters match no other character).
+_DELETED_FIRST = "pPaAtTyY"
 # The edit marker is a suffix; it is not part of what the member wrote.
 _EDITED = re.compile(r"\s*<(?:pesan\sini\sdiedit|this\smessage\swas\sedited)>\s*$", re.IGNORECASE)
 # Media placeholders (docs/domain.md §2a), matched on the body's first line: Android without
@@ -450,11 +454,11 @@ class _Scan:
     """
 
     def __init__(self) -> None:
-        self.lines = array("q")
+        self.lines = array("I")  # 4 bytes: a file of at most 256 MB has fewer lines and characters than 2**32
         self.sigs = array("H")
         self.dates = array("I")
         self.times = array("I")
-        self.starts = array("q")
+        self.starts = array("I")
         self.chars = 0
         self.patterns: list[re.Pattern[str]] = []
         self.date_texts: list[str] = []
@@ -674,6 +678,7 @@ class _Reading:
         time_states: dict[int, tuple[int, str, int]] = {}
         runs = _Runs()
         when: int | None = None
+        seconds_of = array("q")  # each header's UTC seconds (_UNREADABLE for a header skipped)
         dates, times = scan.dates, scan.times
         for index, date, packed in zip(
             headers, map(dates.__getitem__, headers), map(times.__getitem__, headers), strict=True
@@ -691,6 +696,7 @@ class _Reading:
                 if not unreadable:
                     first_what = day[1] if day[0] and (not clock[0] or day[0] < clock[0]) else clock[1]
                 unreadable.append(scan.lines[index])
+                seconds_of.append(_UNREADABLE)
                 continue
             if day[3] is None:  # a day with a time-zone transition: ask the zone
                 a, b, c = scan.date_parts[date]
@@ -698,6 +704,7 @@ class _Reading:
                 seconds = int(utc.timestamp())
             else:
                 seconds = day[2] + clock[2] - day[3]
+            seconds_of.append(seconds)
             if seconds != when:  # a chat posts many messages a minute: a run is noted once
                 runs.add(seconds)
                 when = seconds
@@ -714,8 +721,9 @@ class _Reading:
         self.skipped_lines = list(unreadable)
         self._recurring = runs.recurring
         self._starts = starts
+        self._seconds = seconds_of
         self._patterns = [scan.patterns[sig] for _, _, sig in parts]
-        self._part_starts = array("q", (scan.starts[first] for first, _, _ in parts))
+        self._part_starts = array("I", (scan.starts[first] for first, _, _ in parts))
 
     def messages(self) -> Iterator[tuple[_Message, str]]:
         """Read the file again and yield each member message with its key (native id), in file order.
@@ -724,9 +732,8 @@ class _Reading:
         matches one header there and slices the text up to the next, as a whole-text parse would:
         no line of a message body is looked at one by one.
         """
-        day_first = self.day_first
         keys = _Keys(self._recurring)
-        clock = _Clock(self.parser, day_first)
+        clock = _Clock(self._seconds)
         starts, patterns, part_starts = self._starts, self._patterns, self._part_starts
         count, parts = len(starts), len(part_starts)
         part = 0
@@ -757,7 +764,7 @@ class _Reading:
                 counted = at
                 if match is None or (at and chunk[at - 1] != "\n"):  # guard: the second pass must see the first's
                     raise self.parser.error(line, "the file changed while it was read; import it again")
-                pending = _Raw(line, match, "", "")
+                pending = _Raw(line, position, "", "")
                 taken = match.end()
                 position += 1
             if pending is not None:
@@ -777,7 +784,7 @@ class _Reading:
         of the file for the last one): the header line's rest, then its continuation lines.
         """
         raw.rest, _, raw.more = text.partition("\n")
-        occurred = clock.time(raw)
+        occurred = clock.time(raw.header)
         if occurred is None:
             return None  # counted and reported by the first pass (skip_unreadable)
         message = self.parser._interpret(raw, occurred)
@@ -787,44 +794,19 @@ class _Reading:
 
 
 class _Clock:
-    """The UTC time of each header of the second pass, from caches of its date and of its time of day.
+    """The UTC time of each header of the second pass, from the seconds the first pass worked out."""
 
-    The same checks and arithmetic as the first pass (:meth:`_Parser.date_state`, :func:`_time_state`),
-    which already refused or counted every header these do not read.
-    """
+    def __init__(self, seconds: array[int]) -> None:
+        self.seconds = seconds
+        self.last: tuple[int, datetime, str] = (_UNREADABLE, datetime.fromtimestamp(0, UTC), "")
 
-    def __init__(self, parser: _Parser, day_first: bool) -> None:
-        self.parser = parser
-        self.day_first = day_first
-        self.days: dict[str, tuple[int, str, int, int | None]] = {}
-        self.clocks: dict[str, tuple[int, str, int]] = {}
-        self.last: tuple[int, datetime, str] = (0, datetime.fromtimestamp(0, UTC), "")
-
-    def time(self, raw: _Raw) -> tuple[datetime, str, int] | None:
-        """``(UTC time, its ISO text, UTC seconds)`` of a header, or None when it is unreadable."""
-        m = raw.match
-        written = m.string[m.start("a") : m.end("c")]
-        day = self.days.get(written)
-        if day is None:
-            if len(self.days) > _CACHE:
-                self.days.clear()
-            day = self.days[written] = self.parser.date_state(m["a"], m["b"], m["c"], self.day_first)
-        said = m.string[m.start("h") : m.end()]
-        clock = self.clocks.get(said)
-        if clock is None:
-            if len(self.clocks) > _CACHE:
-                self.clocks.clear()
-            second, ampm = m["s"], m["ampm"]
-            packed = ((int(m["h"]) * 100 + int(m["mi"])) * 101 + (100 if second is None else int(second))) * 3
-            clock = self.clocks[said] = _time_state(packed + (0 if ampm is None else 2 if ampm in "Pp" else 1))
-        if day[0] or clock[0]:
+    def time(self, header: int) -> tuple[datetime, str, int] | None:
+        """``(UTC time, its ISO text, UTC seconds)`` of a header (an index), or None when it is unreadable."""
+        seconds = self.seconds[header]
+        if seconds == _UNREADABLE:
             return None
-        if day[3] is None:  # a day with a time-zone transition: ask the zone
-            utc, stamp = self.parser._timestamp(raw, self.day_first)
-            return utc, stamp, int(utc.timestamp())
-        seconds = day[2] + clock[2] - day[3]
         last = self.last
-        if seconds != last[0] or not last[2]:
+        if seconds != last[0]:  # consecutive messages often share their minute
             utc = datetime.fromtimestamp(seconds, UTC)
             last = self.last = (seconds, utc, utc.isoformat().replace("+00:00", "Z"))
         return last[1], last[2], seconds
@@ -940,16 +922,16 @@ class _Raw:
 
     Attributes:
         line: the header's line number (1-based).
-        match: the header match.
+        header: the header's index among the file's message headers.
         rest: the rest of the header line (``Author: body`` or a system text).
         more: the continuation lines, joined by newlines ("" when there are none).
     """
 
-    __slots__ = ("line", "match", "rest", "more")
+    __slots__ = ("line", "header", "rest", "more")
 
-    def __init__(self, line: int, match: re.Match[str], rest: str, more: str) -> None:
+    def __init__(self, line: int, header: int, rest: str, more: str) -> None:
         self.line = line
-        self.match = match
+        self.header = header
         self.rest = rest
         self.more = more
 
@@ -1119,12 +1101,6 @@ class _Parser:
         midnight = (datetime(year, month, day) - datetime(1970, 1, 1)).days * 86400
         return 0, "", midnight, None if offset is None else int(offset.total_seconds())
 
-    def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
-        """Return the header time in UTC, and as the ISO text the message key is built from."""
-        m = raw.match
-        second = int(m["s"]) if m["s"] is not None else None
-        return self.timestamp(raw.line, m["a"], m["b"], m["c"], int(m["h"]), int(m["mi"]), second, m["ampm"], day_first)
-
     def timestamp(
         self,
         line: int,
@@ -1212,7 +1188,7 @@ class _Parser:
             if edit is not None:
                 edited = True
                 text = text[: edit.start()]
-        if _DELETED.fullmatch(text):
+        if text[:1] in _DELETED_FIRST and _DELETED.fullmatch(text):
             return None
         first, _, caption = text.partition("\n")
         # The first-character test skips the regex for ordinary texts (a measured 1 us a message).
@@ -1318,9 +1294,12 @@ class _Parser:
 
 def _normalise_text(body: str) -> str:
     """The text a message is keyed on: invisible marks and NULs removed, NFC, lines right-trimmed."""
-    text = strip_invisible(body).replace("\x00", "")
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
+    if body.isascii():  # no invisible mark is ASCII, and ASCII text is its own NFC
+        text = body.replace("\x00", "") if "\x00" in body else body
+    else:
+        text = strip_invisible(body).replace("\x00", "")
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
     if "\n" in text:
         text = "\n".join(line.rstrip() for line in text.split("\n"))
     return text.strip()
