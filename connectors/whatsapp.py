@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
+import operator
 import os
 import re
 import unicodedata
 import zipfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -76,6 +78,8 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 _REWRITE_HEAD = 2 * 64 * 1024
 # Bytes read at a time (whole lines of them are decoded and scanned at once).
 _CHUNK = 1024 * 1024
+# The UTC seconds the first pass notes for a header it could not read (skipped with --skip-unreadable).
+_UNREADABLE = -(2**63)
 # Entries of a cache of header times before it is emptied (memory stays bounded on any file).
 _CACHE = 50_000
 # What a damaged zip raises while it is read.
@@ -138,6 +142,8 @@ _DELETED = re.compile(
     r"|this\smessage\swas\sdeleted(?:\sby\sadmin.*)?|you\sdeleted\sthis\smessage)\.?",
     re.IGNORECASE,
 )
+# The characters a _DELETED match can start with (its IGNORECASE letters match no other character).
+_DELETED_FIRST = "pPaAtTyY"
 # The edit marker is a suffix; it is not part of what the member wrote.
 _EDITED = re.compile(r"\s*<(?:pesan\sini\sdiedit|this\smessage\swas\sedited)>\s*$", re.IGNORECASE)
 # Media placeholders (docs/domain.md §2a), matched on the body's first line: Android without
@@ -267,9 +273,9 @@ def _parse_file(
     )
     with gc_paused():
         keyed = list(reading.messages())
+        activities = reading.parser.build_all(keyed)
     if skipped_lines is not None:
         skipped_lines.extend(reading.skipped_lines)
-    activities = reading.parser.build_all(keyed)
     if stats is not None:
         stats.records, stats.skipped = reading.records, reading.records - len(activities)
     return activities
@@ -427,6 +433,14 @@ def _time_state(packed: int) -> tuple[int, str, int]:
     return 0, "", hour * 3600 + minute * 60 + second
 
 
+def _tail(m: re.Match[str]) -> tuple[int, tuple[object, ...]]:
+    """``(packed time, the layout's time half)`` of a header (see :func:`_unpack_time` for the packing)."""
+    second, ampm = m["s"], m["ampm"]
+    packed = ((int(m["h"]) * 100 + int(m["mi"])) * 101 + (100 if second is None else int(second))) * 3
+    packed += 0 if ampm is None else 2 if ampm in "Pp" else 1
+    return packed, (m["comma"], m["ts"], second is None, ampm is None, m["term"])
+
+
 class _Scan:
     """The first pass over an export: every line that reads as a header in some layout, in compact arrays.
 
@@ -440,11 +454,11 @@ class _Scan:
     """
 
     def __init__(self) -> None:
-        self.lines = array("q")
+        self.lines = array("I")  # 4 bytes: a file of at most 256 MB has fewer lines and characters than 2**32
         self.sigs = array("H")
         self.dates = array("I")
         self.times = array("I")
-        self.starts = array("q")
+        self.starts = array("I")
         self.chars = 0
         self.patterns: list[re.Pattern[str]] = []
         self.date_texts: list[str] = []
@@ -453,14 +467,24 @@ class _Scan:
         self.first_text: str | None = None
 
     def read(self, source: _Source, cap: int) -> None:
-        """Scan the file; stop at the header past ``cap`` of the first layout (the file is refused there)."""
-        sig_ids: dict[tuple[object, ...], int] = {}
+        """Scan the file; stop at the header past ``cap`` of the first layout (the file is refused there).
+
+        A header is read in two halves, each looked up in a cache: its text up to the end of the date
+        (the date, and the layout's date half) and the rest (the time of day, and the layout's time
+        half). A chat repeats both many times, so most headers cost two look-ups, not a parse.
+        """
         first_layout = 0  # headers of the first layout (signature 0) seen
+        sig_ids: dict[tuple[object, ...], int] = {}  # (date half, time half) of a layout -> its signature
+        heads: dict[str, tuple[int, tuple[object, ...]]] = {}  # header text to the date's end -> (date, half)
+        tails: dict[str, tuple[int, tuple[object, ...]]] = {}  # the rest of the header -> (packed time, half)
         date_ids: dict[str, int] = {}
         finditer = _HEADER.finditer
+        lines, sigs, dates, times, starts = self.lines, self.sigs, self.dates, self.times, self.starts
+        last_halves: tuple[object, object] = (None, None)
+        last_sig = 0
         chars = 0
         for number, text, _ in source.chunks():
-            if not self.lines:  # before the first header, every non-blank line is unreadable text
+            if not lines:  # before the first header, every non-blank line is unreadable text
                 first = _HEADER.search(text)
                 prefix = text if first is None else text[: first.start()]
                 for offset, prefix_line in enumerate(prefix.split("\n")):
@@ -476,34 +500,29 @@ class _Scan:
                 start = m.start()
                 line += text.count("\n", position, start)
                 position = start
-                groups = m.groups()  # open, a, ds, b, c, comma, h, ts, mi, s, ampm, term
-                key = groups[:1] + (len(groups[1]), len(groups[4])) + groups[2:3] + groups[5:6] + groups[7:8]
-                key += (groups[9] is None, groups[10] is None, groups[11])
-                sig = sig_ids.get(key)
-                if sig is None:
-                    # Keys that _specialise builds one regex from are one layout.
-                    pattern = _specialise(m)
-                    sig = sig_ids[key] = next(
-                        (index for index, known in enumerate(self.patterns) if known.pattern == pattern.pattern),
-                        len(self.patterns),
-                    )
-                    if sig == len(self.patterns):
-                        self.patterns.append(pattern)
-                written = text[m.start(2) : m.end(5)]
-                date = date_ids.get(written)
-                if date is None:
-                    date = date_ids[written] = len(self.date_texts)
-                    self.date_texts.append(written)
-                    self.date_parts.append((groups[1], groups[3], groups[4]))
-                second, ampm = groups[9], groups[10]
-                self.lines.append(line)
-                self.sigs.append(sig)
-                self.dates.append(date)
-                self.times.append(
-                    ((int(groups[6]) * 100 + int(groups[8])) * 101 + (100 if second is None else int(second))) * 3
-                    + (0 if ampm is None else 2 if ampm in "Pp" else 1)
-                )
-                self.starts.append(chars + start)
+                middle = m.end(5)  # the date's end
+                head = heads.get(text[start:middle])
+                if head is None:
+                    if len(heads) > _CACHE:
+                        heads.clear()
+                    head = heads[text[start:middle]] = self._head(m, date_ids)
+                tail = tails.get(text[middle : m.end()])
+                if tail is None:
+                    if len(tails) > _CACHE:
+                        tails.clear()
+                    tail = tails[text[middle : m.end()]] = _tail(m)
+                if head[1] is last_halves[0] and tail[1] is last_halves[1]:
+                    sig = last_sig
+                else:
+                    key = head[1] + tail[1]
+                    known = sig_ids.get(key)
+                    sig = sig_ids[key] = self._signature(m) if known is None else known
+                    last_halves, last_sig = (head[1], tail[1]), sig
+                lines.append(line)
+                sigs.append(sig)
+                dates.append(head[0])
+                times.append(tail[0])
+                starts.append(chars + start)
                 if sig == 0:
                     first_layout += 1
                     if first_layout > cap:
@@ -511,6 +530,25 @@ class _Scan:
                         return  # message cap + 1 is a header whatever follows: the file is refused there
             chars += len(text)
         self.chars = chars
+
+    def _head(self, m: re.Match[str], date_ids: dict[str, int]) -> tuple[int, tuple[object, ...]]:
+        """``(date, the layout's date half)`` of a header: the date is an index into ``date_texts``."""
+        written = m.string[m.start(2) : m.end(5)]
+        date = date_ids.get(written)
+        if date is None:
+            date = date_ids[written] = len(self.date_texts)
+            self.date_texts.append(written)
+            self.date_parts.append((m["a"], m["b"], m["c"]))
+        return date, (m["open"], len(m["a"]), len(m["c"]), m["ds"])
+
+    def _signature(self, m: re.Match[str]) -> int:
+        """The layout of a header, an index into ``patterns``: halves that _specialise builds one regex from are one."""
+        pattern = _specialise(m)
+        for index, known in enumerate(self.patterns):
+            if known.pattern == pattern.pattern:
+                return index
+        self.patterns.append(pattern)
+        return len(self.patterns) - 1
 
     def segments(self) -> list[tuple[int, int, int]]:
         """``(first, last, layout)`` index ranges of the export's headers (docs/domain.md §2a: a layout switch).
@@ -583,9 +621,9 @@ class _Reading:
         #: order chose (the import is recorded under it), else None.
         self.date_order: str | None = None
         self._recurring: set[int] = set()
-        self._header_lines = array("q")
-        self._header_sigs: list[re.Pattern[str]] = []
-        self._parts_first_line: list[tuple[int, re.Pattern[str]]] = []
+        self._starts = array("q")  # where each message header starts, in characters of the file's text
+        self._patterns: list[re.Pattern[str]] = []  # the header regex of each layout part
+        self._part_starts = array("q")  # where each part's first header starts
         with gc_paused():
             self.check()
 
@@ -605,7 +643,11 @@ class _Reading:
             raise parser.error(number, "not a WhatsApp chat export (no message header found)")
         parts = scan.segments()
         parser.switched = len(parts) > 1
-        headers = array("q", _headers(scan, parts))
+        # Every line that reads as a header is one unless the layout switched or a header in another
+        # layout was pasted into a message (the usual file: one layout, every such line a header).
+        headers: Sequence[int] = range(len(scan.sigs))
+        if len(parts) > 1 or scan.sigs.count(parts[0][2]) != len(scan.sigs):
+            headers = array("q", _headers(scan, parts))
         if len(headers) > parser.max_messages:
             over = headers[parser.max_messages]
             raise parser.error(
@@ -613,9 +655,12 @@ class _Reading:
                 f"more than {parser.max_messages:,} messages in one file (this is message "
                 f"{parser.max_messages + 1:,}); split the export or raise the cap with --max-messages",
             )
-        for position, index in enumerate(headers):
-            end = scan.starts[headers[position + 1]] if position + 1 < len(headers) else scan.chars
-            if end - scan.starts[index] > MAX_MESSAGE_CHARS:
+        starts = scan.starts if isinstance(headers, range) else array("q", map(scan.starts.__getitem__, headers))
+        # The longest message, told from the gaps between header starts without a Python loop per header.
+        longest = max(map(operator.sub, itertools.islice(starts, 1, None), starts), default=0)
+        for position, index in enumerate(headers if max(longest, scan.chars - starts[-1]) > MAX_MESSAGE_CHARS else ()):
+            end = starts[position + 1] if position + 1 < len(starts) else scan.chars
+            if end - starts[position] > MAX_MESSAGE_CHARS:
                 raise parser.error(
                     scan.lines[index],
                     f"a message longer than {MAX_MESSAGE_CHARS:,} characters (WhatsApp sends at most 65,536); "
@@ -632,8 +677,12 @@ class _Reading:
         date_states: dict[int, tuple[int, str, int, int | None]] = {}
         time_states: dict[int, tuple[int, str, int]] = {}
         runs = _Runs()
-        for index in headers:
-            date, packed = scan.dates[index], scan.times[index]
+        when: int | None = None
+        seconds_of = array("q")  # each header's UTC seconds (_UNREADABLE for a header skipped)
+        dates, times = scan.dates, scan.times
+        for index, date, packed in zip(
+            headers, map(dates.__getitem__, headers), map(times.__getitem__, headers), strict=True
+        ):
             day = date_states.get(date)
             if day is None:
                 day = date_states[date] = parser.date_state(*scan.date_parts[date], day_first)
@@ -647,13 +696,18 @@ class _Reading:
                 if not unreadable:
                     first_what = day[1] if day[0] and (not clock[0] or day[0] < clock[0]) else clock[1]
                 unreadable.append(scan.lines[index])
+                seconds_of.append(_UNREADABLE)
                 continue
             if day[3] is None:  # a day with a time-zone transition: ask the zone
                 a, b, c = scan.date_parts[date]
                 utc, _ = parser.timestamp(0, a, b, c, *_unpack_time(packed), day_first)
-                runs.add(int(utc.timestamp()))
+                seconds = int(utc.timestamp())
             else:
-                runs.add(day[2] + clock[2] - day[3])
+                seconds = day[2] + clock[2] - day[3]
+            seconds_of.append(seconds)
+            if seconds != when:  # a chat posts many messages a minute: a run is noted once
+                runs.add(seconds)
+                when = seconds
         if unreadable and not parser.skip_unreadable:
             more = "" if len(unreadable) == 1 else f" (and {len(unreadable) - 1} more unreadable lines)"
             raise parser.error(
@@ -666,87 +720,96 @@ class _Reading:
         self.records = len(headers) - bad_headers
         self.skipped_lines = list(unreadable)
         self._recurring = runs.recurring
-        self._header_lines = array("q", (scan.lines[index] for index in headers))
+        self._starts = starts
+        self._seconds = seconds_of
         self._patterns = [scan.patterns[sig] for _, _, sig in parts]
-        self._part_starts = array("q", (scan.lines[first] for first, _, _ in parts))
+        self._part_starts = array("I", (scan.starts[first] for first, _, _ in parts))
 
     def messages(self) -> Iterator[tuple[_Message, str]]:
-        """Read the file again and yield each member message with its key (native id), in file order."""
-        parser = self.parser
-        day_first = self.day_first
+        """Read the file again and yield each member message with its key (native id), in file order.
+
+        The first pass noted where each header starts (characters into the file's text), so this pass
+        matches one header there and slices the text up to the next, as a whole-text parse would:
+        no line of a message body is looked at one by one.
+        """
         keys = _Keys(self._recurring)
-        times: dict[str, tuple[datetime, str, int] | None] = {}
-        header_lines = self._header_lines
-        patterns, part_starts = self._patterns, self._part_starts
+        clock = _Clock(self._seconds)
+        starts, patterns, part_starts = self._starts, self._patterns, self._part_starts
+        count, parts = len(starts), len(part_starts)
         part = 0
-        position = 0  # the next header, an index into header_lines
-        count = len(header_lines)
-        next_header = header_lines[0] if count else -1
+        position = 0  # the next header, an index into starts
         pending: _Raw | None = None
-        more: list[str] = []
-        terminated = True
-        # One loop over lines; a message is interpreted when the next header (or the end) closes it.
-        for first, chunk, terminated in self.source.chunks():
-            lines = chunk.split("\n")
-            if terminated:
-                lines.pop()
-            number = first - 1
-            for text in lines:
-                number += 1
-                if number != next_header:
-                    if pending is not None:
-                        more.append(text)
-                    continue
-                while part + 1 < len(part_starts) and number >= part_starts[part + 1]:
-                    part += 1
-                match = patterns[part].match(text)
-                if match is None:  # guard: the second pass must see what the first saw
-                    raise parser.error(number, "the file changed while it was read; import it again")
+        pieces: list[str] = []  # the pending message's text after its header, when it began in an earlier chunk
+        base = 0  # characters before this chunk
+        for first, chunk, _ in self.source.chunks():
+            size = len(chunk)
+            line, counted = first, 0  # the line at character ``counted`` of the chunk
+            taken = 0  # the chunk's characters before this are a message's or before the first header
+            while position < count and (at := starts[position] - base) < size:
                 if pending is not None:
-                    if more:
-                        pending.more = "\n".join(more)
-                        more = []
-                    keyed = self._message(pending, times, keys, day_first)
+                    # The message's text ends before the line feed that ends its last line.
+                    if pieces:  # it began in an earlier chunk
+                        pieces.append(chunk[taken:at])
+                        text = "".join(pieces)[:-1]
+                        pieces = []
+                    else:
+                        text = chunk[taken : at - 1]
+                    keyed = self._message(pending, text, clock, keys)
                     if keyed is not None:
                         yield keyed
-                pending = _Raw(number, match, text[match.end() :], "")
+                while part + 1 < parts and starts[position] >= part_starts[part + 1]:
+                    part += 1
+                match = patterns[part].match(chunk, at)
+                line += chunk.count("\n", counted, at)
+                counted = at
+                if match is None or (at and chunk[at - 1] != "\n"):  # guard: the second pass must see the first's
+                    raise self.parser.error(line, "the file changed while it was read; import it again")
+                pending = _Raw(line, position, "", "")
+                taken = match.end()
                 position += 1
-                next_header = header_lines[position] if position < count else -1
+            if pending is not None:
+                pieces.append(chunk[taken:])
+            base += size
         if position != count:
             raise InputError(f"{self.source.label}: the file changed while it was read; import it again")
         if pending is not None:
-            if more:
-                pending.more = "\n".join(more) + ("\n" if terminated else "")
-            keyed = self._message(pending, times, keys, day_first)
+            keyed = self._message(pending, "".join(pieces), clock, keys)
             if keyed is not None:
                 yield keyed
 
-    def _message(
-        self,
-        raw: _Raw,
-        times: dict[str, tuple[datetime, str, int] | None],
-        keys: _Keys,
-        day_first: bool,
-    ) -> tuple[_Message, str] | None:
-        """The keyed member message of one header and its lines, or None (a system line, an unreadable header)."""
-        stamp_key = raw.match.group(0)  # chats post many messages per minute: each header time is converted once
-        if stamp_key in times:
-            occurred = times[stamp_key]
-        else:
-            try:
-                utc, stamp = self.parser._timestamp(raw, day_first)
-                occurred = (utc, stamp, int(utc.timestamp()))
-            except _Unreadable:
-                occurred = None  # counted and reported by the first pass (skip_unreadable)
-            if len(times) > _CACHE:
-                times.clear()
-            times[stamp_key] = occurred
+    def _message(self, raw: _Raw, text: str, clock: _Clock, keys: _Keys) -> tuple[_Message, str] | None:
+        """The keyed member message of one header and the text after it, or None (a system line, an unreadable header).
+
+        ``text`` runs from the end of the header to the line feed before the next header (to the end
+        of the file for the last one): the header line's rest, then its continuation lines.
+        """
+        raw.rest, _, raw.more = text.partition("\n")
+        occurred = clock.time(raw.header)
         if occurred is None:
-            return None
-        message = self.parser._interpret(raw, (occurred[0], occurred[1]))
+            return None  # counted and reported by the first pass (skip_unreadable)
+        message = self.parser._interpret(raw, occurred)
         if message is None:
             return None
         return message, keys.key(message, occurred[2])
+
+
+class _Clock:
+    """The UTC time of each header of the second pass, from the seconds the first pass worked out."""
+
+    def __init__(self, seconds: array[int]) -> None:
+        self.seconds = seconds
+        self.last: tuple[int, datetime, str] = (_UNREADABLE, datetime.fromtimestamp(0, UTC), "")
+
+    def time(self, header: int) -> tuple[datetime, str, int] | None:
+        """``(UTC time, its ISO text, UTC seconds)`` of a header (an index), or None when it is unreadable."""
+        seconds = self.seconds[header]
+        if seconds == _UNREADABLE:
+            return None
+        last = self.last
+        if seconds != last[0]:  # consecutive messages often share their minute
+            utc = datetime.fromtimestamp(seconds, UTC)
+            last = self.last = (seconds, utc, utc.isoformat().replace("+00:00", "Z"))
+        return last[1], last[2], seconds
 
 
 class _Runs:
@@ -859,16 +922,16 @@ class _Raw:
 
     Attributes:
         line: the header's line number (1-based).
-        match: the header match.
+        header: the header's index among the file's message headers.
         rest: the rest of the header line (``Author: body`` or a system text).
         more: the continuation lines, joined by newlines ("" when there are none).
     """
 
-    __slots__ = ("line", "match", "rest", "more")
+    __slots__ = ("line", "header", "rest", "more")
 
-    def __init__(self, line: int, match: re.Match[str], rest: str, more: str) -> None:
+    def __init__(self, line: int, header: int, rest: str, more: str) -> None:
         self.line = line
-        self.match = match
+        self.header = header
         self.rest = rest
         self.more = more
 
@@ -948,7 +1011,7 @@ class _Parser:
     def error(self, line: int, what: str) -> InputError:
         return InputError(f"{self.label} line {line}: {what}")
 
-    def infer_day_first(self, scan: _Scan, headers: array[int]) -> tuple[bool, DateOrderError | None]:
+    def infer_day_first(self, scan: _Scan, headers: Sequence[int]) -> tuple[bool, DateOrderError | None]:
         """docs/domain.md §2a rule 2: a first component > 12 means d/m, a second one > 12 means m/d.
 
         Returns:
@@ -959,22 +1022,26 @@ class _Parser:
         parts, lines, dates = scan.date_parts, scan.lines, scan.dates
         if len(parts[dates[headers[0]]][0]) == 4:
             return True, None  # year first ("[2018/06/13, ...]"): the order is year/month/day
+
+        def first_line(date: int) -> int:
+            return next(lines[index] for index in headers if dates[index] == date)
+
         first_big: int | None = None
         second_big: int | None = None
         ordered: dict[tuple[str, str, str], None] = {}
         example: tuple[int, int] | None = None  # (line, date) of the first date whose day and month differ
-        for index in headers:
-            date = dates[index]
+        # Each date once, in the order the headers first show it (a chat repeats a date many times).
+        for date in dict.fromkeys(map(dates.__getitem__, headers)):
             a, b, c = parts[date]
             if self.switched and len(a) == 4:
                 continue  # the year-first part of a switched file
             if first_big is None and int(a) > 12:
-                first_big = lines[index]
+                first_big = first_line(date)
             if second_big is None and int(b) > 12:
-                second_big = lines[index]
+                second_big = first_line(date)
             ordered[(a, b, c)] = None
             if example is None and a != b:
-                example = (lines[index], date)
+                example = (first_line(date), date)
         if first_big is not None and second_big is not None:
             earlier, later = sorted((first_big, second_big))
             raise self.error(later, f"the date order contradicts line {earlier} (both d/m and m/d dates)")
@@ -1034,12 +1101,6 @@ class _Parser:
         midnight = (datetime(year, month, day) - datetime(1970, 1, 1)).days * 86400
         return 0, "", midnight, None if offset is None else int(offset.total_seconds())
 
-    def _timestamp(self, raw: _Raw, day_first: bool) -> tuple[datetime, str]:
-        """Return the header time in UTC, and as the ISO text the message key is built from."""
-        m = raw.match
-        second = int(m["s"]) if m["s"] is not None else None
-        return self.timestamp(raw.line, m["a"], m["b"], m["c"], int(m["h"]), int(m["mi"]), second, m["ampm"], day_first)
-
     def timestamp(
         self,
         line: int,
@@ -1097,7 +1158,7 @@ class _Parser:
         self._offsets[key] = offset
         return offset
 
-    def _interpret(self, raw: _Raw, occurred: tuple[datetime, str]) -> _Message | None:
+    def _interpret(self, raw: _Raw, occurred: tuple[datetime, str, int]) -> _Message | None:
         """Classify one header and its continuation lines.
 
         Returns:
@@ -1127,7 +1188,7 @@ class _Parser:
             if edit is not None:
                 edited = True
                 text = text[: edit.start()]
-        if _DELETED.fullmatch(text):
+        if text[:1] in _DELETED_FIRST and _DELETED.fullmatch(text):
             return None
         first, _, caption = text.partition("\n")
         # The first-character test skips the regex for ordinary texts (a measured 1 us a message).
@@ -1233,9 +1294,12 @@ class _Parser:
 
 def _normalise_text(body: str) -> str:
     """The text a message is keyed on: invisible marks and NULs removed, NFC, lines right-trimmed."""
-    text = strip_invisible(body).replace("\x00", "")
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
+    if body.isascii():  # no invisible mark is ASCII, and ASCII text is its own NFC
+        text = body.replace("\x00", "") if "\x00" in body else body
+    else:
+        text = strip_invisible(body).replace("\x00", "")
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
     if "\n" in text:
         text = "\n".join(line.rstrip() for line in text.split("\n"))
     return text.strip()

@@ -374,6 +374,15 @@ def test_a_bad_line_at_the_end_yields_nothing(tmp_path: Path) -> None:
         next(activities)
 
 
+def test_a_last_line_without_a_line_feed_ends_the_message_before_it(tmp_path: Path) -> None:
+    # The second pass reads an unterminated last line as a chunk of its own: the message before
+    # it must end at the line feed before that header, as when the file ends with one.
+    path = tmp_path / "chat.txt"
+    path.write_text("13/03/24 09.15 - Budi: halo\nlanjut\n13/03/24 09.16 - Siti: ok", encoding="utf-8")
+    activities, _ = read(path)
+    assert [a.extras["text_length"] for a in activities] == [len("halo\nlanjut"), len("ok")]
+
+
 def test_zip_problems(tmp_path: Path) -> None:
     empty = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty, "w") as archive:
