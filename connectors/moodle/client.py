@@ -175,7 +175,7 @@ class MoodleClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        self.session = make_session(max_in_flight)
+        self.session = make_session(max_in_flight, url=self.endpoint)
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.call_slot = call_slot
         self._lock = threading.Lock()
