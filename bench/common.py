@@ -245,12 +245,15 @@ class CliRun:
         return self
 
 
-def run_cli(deployment: Deployment, *args: str, quiet: bool = True) -> CliRun:
-    """Run ``lms-bridge --config C [-q] ARGS``; peak RSS and CPU come from ``wait4`` of that process."""
+def run_cli(deployment: Deployment, *args: str, quiet: bool = True, cwd: Path = ROOT) -> CliRun:
+    """Run ``lms-bridge --config C [-q] ARGS``; peak RSS and CPU come from ``wait4`` of that process.
+
+    ``cwd`` is the tree whose code runs: ``python -m`` puts the working directory ahead of PYTHONPATH.
+    """
     argv = [PYTHON, "-m", "lms_bridge.cli", "--config", str(deployment.config), *(["-q"] if quiet else []), *args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, env=deployment.env, stdout=out, stderr=err, cwd=ROOT)
+        process = subprocess.Popen(argv, env=deployment.env, stdout=out, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)

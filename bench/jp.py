@@ -216,7 +216,9 @@ def _deployment(folder: Path, url: str) -> Deployment:
 def _compute(deployment: Deployment, code: Path = ROOT):  # type: ignore[no-untyped-def]
     env = {**deployment.env, "PYTHONPATH": str(code)}
     deployment = Deployment(deployment.dir, deployment.config, env)
-    return run_cli(deployment, "jp", "compute", "--year", str(YEAR), quiet=False).check()
+    # cwd=code: with ``python -m`` the working directory comes before PYTHONPATH, so without it
+    # --compare ran this tree's code twice.
+    return run_cli(deployment, "jp", "compute", "--year", str(YEAR), quiet=False, cwd=code).check()
 
 
 def _snapshot(db: Path) -> dict[str, list]:

@@ -11,6 +11,7 @@ out, and each retry is logged once by the connector's ``on_retry`` (with the URL
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,17 +45,33 @@ TRANSIENT_EXCEPTIONS: tuple[type[requests.RequestException], ...] = (
 )
 
 
-def make_session(pool_size: int = 4) -> requests.Session:
+def make_session(pool_size: int = 4, *, url: str | None = None) -> requests.Session:
     """A ``requests.Session`` sized for ``pool_size`` requests in flight, without urllib3 retries.
 
     Retries are the connector's job (it knows which calls are safe to repeat and
     logs each one once, with the URL redacted); urllib3's own would be invisible.
+
+    With ``url`` (a session that only calls one site), what ``requests`` reads from the
+    environment for that URL is read once, here: the proxy (``HTTPS_PROXY``, ``NO_PROXY``...),
+    the CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) and a ``~/.netrc`` login. By
+    default ``requests`` reads them again on every request, scanning the whole environment
+    twice: about a third of the client's CPU per Moodle call (BENCHMARKS.md, client CPU per
+    call). A change of the environment after the session is made is not seen.
     """
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    if url is not None:
+        session.proxies.update(requests.utils.get_environ_proxies(url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+        login = requests.utils.get_netrc_auth(url)
+        if login:
+            session.auth = login
+        session.trust_env = False
     return session
 
 

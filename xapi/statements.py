@@ -91,9 +91,13 @@ def format_duration(span: timedelta) -> str:
     return "PT" + ("".join(parts) or "0S")
 
 
+#: One encoder for every statement: ``json.dumps`` with options builds a new ``JSONEncoder`` per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(data: dict[str, Any]) -> str:
     """Serialise with sorted keys and no spaces, so equal data gives equal bytes."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 #: What ``quote(value, safe="")`` leaves as is: most ids need no quoting, and the regex is much cheaper.

@@ -175,7 +175,7 @@ class MoodleClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        self.session = make_session(max_in_flight)
+        self.session = make_session(max_in_flight, url=self.endpoint)
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.call_slot = call_slot
         self._lock = threading.Lock()
@@ -194,6 +194,10 @@ class MoodleClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _where(self, function: str) -> str:
+        """The prefix of an error about one call: site, URL (secrets masked) and function."""
+        return f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
+
     def check_response(self, function: str, response: requests.Response) -> Any:
         """Turn one HTTP response into data or a typed error.
 
@@ -203,22 +207,22 @@ class MoodleClient:
             MoodleRecordError: an error about one record (``nocriteriaset``...).
             MoodleAPIError: any other Moodle error (``invalidtoken``...).
         """
-        where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
+        # The error prefix (sanitize_url) is built only when there is an error, not on every call.
         transient = transient_status(response)
         if transient is not None:
-            raise TransientHTTPError(f"{where}: HTTP {response.status_code}", transient.retry_after)
+            raise TransientHTTPError(f"{self._where(function)}: HTTP {response.status_code}", transient.retry_after)
         if response.status_code == 403 and not response.content.strip():
             # Moodle's answer when web services or the REST protocol are off: an empty 403.
             raise MoodleAPIError(
-                f"{where}: HTTP 403 with an empty body: web services or the REST protocol are switched off "
-                f"({ERROR_HINTS['http403']})",
+                f"{self._where(function)}: HTTP 403 with an empty body: web services or the REST protocol are "
+                f"switched off ({ERROR_HINTS['http403']})",
                 site=self.site,
                 function=function,
                 errorcode="http403",
             )
         if response.status_code != 200:
             raise MoodleAPIError(
-                f"{where}: HTTP {response.status_code}",
+                f"{self._where(function)}: HTTP {response.status_code}",
                 site=self.site,
                 function=function,
                 errorcode=f"http{response.status_code}",
@@ -227,14 +231,14 @@ class MoodleClient:
             data = json.loads(response.content) if self.fmt == "json" else parse_xml(response.content)
         except (ValueError, RecursionError, etree.XMLSyntaxError) as exc:
             raise RetryableError(
-                f"{where}: the response is not complete {self.fmt.upper()} "
+                f"{self._where(function)}: the response is not complete {self.fmt.upper()} "
                 f"({len(response.content)} bytes; cut by a time-out or a proxy?)"
             ) from exc
         if isinstance(data, dict) and "exception" in data and "errorcode" in data:
             code = str(data.get("errorcode") or "")
             message = str(data.get("message") or "").strip()
             hint = ERROR_HINTS.get(code)
-            text = f"{where}: {code}: {message}" + (f" ({hint})" if hint else "")
+            text = f"{self._where(function)}: {code}: {message}" + (f" ({hint})" if hint else "")
             error_class = MoodleRecordError if code in RECORD_ERRORCODES else MoodleAPIError
             raise error_class(text, site=self.site, function=function, errorcode=code)
         return data
@@ -246,14 +250,13 @@ class MoodleClient:
             ("moodlewsrestformat", self.fmt),
             *encode_params(params),
         ]
-        where = f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
         with self._slots, self.call_slot() if self.call_slot else nullcontext():
             try:
                 response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
             except requests.Timeout as exc:
-                raise RetryableError(f"{where}: no answer within {self.timeout:g} s") from exc
+                raise RetryableError(f"{self._where(function)}: no answer within {self.timeout:g} s") from exc
             except TRANSIENT_EXCEPTIONS as exc:
-                raise RetryableError(f"{where}: connection failed or was reset") from exc
+                raise RetryableError(f"{self._where(function)}: connection failed or was reset") from exc
         with self._lock:
             self.calls[function] = self.calls.get(function, 0) + 1
             self.bytes_received += len(response.content)

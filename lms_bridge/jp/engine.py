@@ -824,6 +824,7 @@ def run_jp(
     years = sorted(set(years or default_years(now.astimezone(zone).date())))
     report = JPReport(years=list(years))
     with Session(engine) as session, session.begin():
+        jp_store.use_run_cache(session)
         evidence = _evidence_by_person(
             session,
             years,

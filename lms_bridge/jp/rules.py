@@ -200,6 +200,11 @@ class RuleSet:
     assignments: tuple[Assignment, ...] = ()
     targets: tuple[Target, ...] = ()
     dedupe: Dedupe = Dedupe()
+    #: Indexes of the rules that match each (source, kind), filled by :meth:`route` as it meets them:
+    #: trying every rule's ``matches`` on every activity was most of routing's CPU (BENCHMARKS.md 7.1).
+    _by_source_kind: dict[tuple[str, str], tuple[int, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def rule(self, rule_id: str) -> Rule | None:
         """The first rule with this id (any version), or None."""
@@ -223,8 +228,13 @@ class RuleSet:
 
     def route(self, source: str, kind: str, day: date, site_id: str, object_key: str, facts: dict[str, Any]) -> int:
         """Index of the rule that credits an activity, or -1 when none does."""
-        for index, rule in enumerate(self.rules):
-            if rule.matches(source, kind) and rule.in_force(day) and rule.accepts(site_id, object_key, facts):
+        candidates = self._by_source_kind.get((source, kind))
+        if candidates is None:
+            candidates = tuple(index for index, rule in enumerate(self.rules) if rule.matches(source, kind))
+            self._by_source_kind[(source, kind)] = candidates
+        for index in candidates:
+            rule = self.rules[index]
+            if rule.in_force(day) and rule.accepts(site_id, object_key, facts):
                 return index
         return -1
 

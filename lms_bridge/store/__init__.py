@@ -138,7 +138,9 @@ def _enqueue(
     if fresh:
         insert = _insert(session)
         # ON CONFLICT DO NOTHING: a concurrent writer of the same id wins harmlessly.
-        session.execute(insert(OutboxRow).on_conflict_do_nothing(index_elements=["statement_id"]), fresh)
+        session.connection().execute(
+            insert(OutboxRow.__table__).on_conflict_do_nothing(index_elements=["statement_id"]), fresh
+        )
     changed = sum(1 for sid, digest in existing.items() if digest != _sha256(by_id[sid].body))
     return BatchResult(new=len(fresh), unchanged=len(existing) - changed, changed=changed)
 
@@ -154,8 +156,8 @@ def _store_links(session: Session, links: Sequence[LinkIn]) -> int:
     insert = _insert(session)
     if nips:
         now = utcnow()
-        session.execute(
-            insert(Person).on_conflict_do_nothing(index_elements=["nip"]),
+        session.connection().execute(
+            insert(Person.__table__).on_conflict_do_nothing(index_elements=["nip"]),
             [{"nip": value, "employee_type": kind, "created_at": now} for value, kind in nips.items()],
         )
     person_ids: dict[str, int] = {}
@@ -176,12 +178,12 @@ def _store_links(session: Session, links: Sequence[LinkIn]) -> int:
         for link, nip in parsed
     ]
     if rows_in:
-        statement = insert(IdentityLink)
-        session.execute(
+        statement = insert(IdentityLink.__table__)
+        session.connection().execute(
             statement.on_conflict_do_update(
                 index_elements=["source", "site_id", "local_id"],
                 set_={
-                    "person_id": func.coalesce(statement.excluded.person_id, IdentityLink.person_id),
+                    "person_id": func.coalesce(statement.excluded.person_id, IdentityLink.__table__.c.person_id),
                     "updated_at": statement.excluded.updated_at,
                 },
             ),
@@ -206,7 +208,7 @@ def _store_evidence(session: Session, evidence: Sequence[EvidenceIn]) -> None:
     if not evidence:
         return
     insert = _insert(session)
-    statement = insert(Evidence)
+    statement = insert(Evidence.__table__)
     columns = (
         "source",
         "site_id",
@@ -220,7 +222,9 @@ def _store_evidence(session: Session, evidence: Sequence[EvidenceIn]) -> None:
         "facts",
         "reply_to",
     )
-    session.execute(
+    # Core inserts on the tables (here and above), not ORM bulk inserts: the ORM path walked every row
+    # through its persistence layer, a third of commit_batch's CPU (BENCHMARKS.md, client CPU per call).
+    session.connection().execute(
         statement.on_conflict_do_update(
             index_elements=["statement_id"], set_={name: getattr(statement.excluded, name) for name in columns}
         ),

@@ -95,3 +95,26 @@ def test_platform_and_revision_are_refused_when_the_object_is_a_statement_ref(ke
     assert statement_problems(void) == [f"context.{key} is not allowed when the object is not an Activity"]
     del void["context"][key]
     assert statement_problems(void) == []
+
+
+def test_the_iri_cache_keeps_refusing_a_malformed_iri_it_has_seen():
+    # is_iri remembers its answers (a sync checks the same IRIs on every statement): a remembered
+    # "no" must stay a refusal, and a good IRI seen first must not open the door to a bad one.
+    for _ in range(3):
+        assert "object.id is not an IRI" in statement_problems(_broken("object.id", "course 75"))
+        assert statement_problems(_broken("object.id", "https://lms.example.go.id/course/75")) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("8f3a0b7e-2c4d-4e5f-9a1b-0c2d3e4f5a6b", True),  # the form this project writes (the fast path)
+        ("8F3A0B7E-2C4D-4E5F-9A1B-0C2D3E4F5A6B", True),  # other forms go to uuid.UUID, as before
+        ("8f3a0b7e2c4d4e5f9a1b0c2d3e4f5a6b", True),
+        ("8f3a0b7e-2c4d-4e5f-9a1b-0c2d3e4f5a6", False),
+        ("8f3a0b7e-2c4d-4e5f-9a1b-0c2d3e4f5a6bb", False),
+        ("8f3a0b7e-2c4d-4e5f-9a1b-0c2d3e4f5a6g", False),
+    ],
+)
+def test_statement_ids_are_checked_as_uuids(value: str, valid: bool):
+    assert ("id is not a UUID" not in statement_problems(_broken("id", value))) is valid
