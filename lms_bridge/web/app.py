@@ -781,4 +781,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8) -> None:
     """Serve the app with waitress until interrupted."""
     from waitress import serve as waitress_serve
 
-    waitress_serve(app, host=host, port=port, threads=threads, ident="lms-bridge")
+    # waitress 3 deletes every X-Forwarded-* header unless its own trusted_proxy is set, and so refused every
+    # request through nginx under --allow-remote (seen behind deploy/nginx-lms-bridge.conf). TrustedProxyFix
+    # already keeps those headers only from [web] trusted_proxies and drops them from anyone else.
+    waitress_serve(app, host=host, port=port, threads=threads, ident="lms-bridge", clear_untrusted_proxy_headers=False)
