@@ -510,7 +510,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse | str | tuple[str, int]:
         next_url = safe_next(request.values.get("next", ""))
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (Flask adds it): `curl -I` answered 400 as a failed login
             return render_template("login.html", next=next_url, error=None, username="")
         check_csrf()
         username = request.form.get("username", "").strip().lower()[:64]
