@@ -182,7 +182,8 @@ curl -sSk -b "$jar" -c "$jar" -o /dev/null -w "sign-in through nginx: %{http_cod
   --data-urlencode "csrf_token=$token" --data-urlencode next=/ --data-urlencode username=hr1 \
   --data-urlencode password=nginx-check-password https://127.0.0.1/login
 curl -sSfk -b "$jar" https://127.0.0.1/compliance | grep -o '<h1>Rekap JP [0-9]*'
-grep -q $'\tTRUE\t[0-9]*\tlms_bridge_session\t' "$jar" && echo "the session cookie is Secure"
+grep -q $'\tTRUE\t[0-9]*\tlms_bridge_session\t' "$jar" || { echo "the session cookie is not Secure"; exit 1; }
+echo "the session cookie is Secure"
 head=$(curl -sSkI https://127.0.0.1/login)
 printf '%s\n' "$head" | grep -i -E '^(HTTP|strict-transport)'
 printf '%s\n' "$head" | grep -q '^HTTP/2 200'
