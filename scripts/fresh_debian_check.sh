@@ -26,6 +26,7 @@ ns=lmsb-deb12
 logs=$root.logs
 mkdir -p "$logs"
 timings=()
+ca_env=()
 took() { timings+=("$(printf '%-58s %5d s  %s' "$1" "$2" "$3")"); echo "fresh: $1: $3 in $2 s"; }
 
 in_root() {  # run a command in DIR: own network namespace, a clean environment
@@ -62,7 +63,6 @@ git clone -q "$checkout" "$root/root/lms-bridge"
 # What the Debian installer writes and a bare debootstrap lacks: the machine's name resolves (RabbitMQ's node).
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$(hostname)" > "$root/etc/hosts"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-ca_env=()
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
   cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/host-ca.crt"
   ca_env=(PIP_CERT=/etc/ssl/host-ca.crt SSL_CERT_FILE=/etc/ssl/host-ca.crt REQUESTS_CA_BUNDLE=/etc/ssl/host-ca.crt)
@@ -94,6 +94,7 @@ for port in 5432 6379 5672; do
     echo "fresh_debian_check: 127.0.0.1:$port answers inside the namespace; it is not a fresh machine" >&2; exit 1
   fi
 done
+took "2. own network namespace, NAT to the registries" 0 "ok: nothing answers on 127.0.0.1:5432, 6379, 5672"
 
 # 3. The README's first command, until the HR page's URL; a browser in DIR renders it; SIGTERM; clean-up.
 started=$SECONDS
