@@ -5,8 +5,9 @@
 #   scripts/system-packages.sh --test   and what the whole test suite needs: PostgreSQL (unless one answers on
 #                                       127.0.0.1:5432 or $LMS_BRIDGE_TEST_PG_URL is set), Redis and RabbitMQ
 #                                       (the distributed tests start their own), Chromium and its driver (the
-#                                       browser tests), git (git ls-files in a test). PHP for the real-Moodle suite is installed by the kit's
-#                                       own start.sh when that suite runs.
+#                                       browser tests), git (a test lists tracked files). PHP for the
+#                                       real-Moodle suite is installed by the kit's own start.sh when that
+#                                       suite runs.
 set -euo pipefail
 
 want=()
