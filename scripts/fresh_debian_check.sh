@@ -27,6 +27,7 @@ logs=$root.logs
 mkdir -p "$logs"
 timings=()
 ca_env=()
+forward=$(cat /proc/sys/net/ipv4/ip_forward)
 took() { timings+=("$(printf '%-58s %5d s  %s' "$1" "$2" "$3")"); echo "fresh: $1: $3 in $2 s"; }
 
 in_root() {  # run a command in DIR: own network namespace, a clean environment
@@ -50,6 +51,7 @@ teardown() {
   for m in dev/shm dev/pts dev sys proc; do umount "$root/$m" 2>/dev/null || true; done
   nft delete table ip "$ns" 2>/dev/null || true
   ip netns delete "$ns" 2>/dev/null || true
+  echo "$forward" > /proc/sys/net/ipv4/ip_forward
 }
 trap teardown EXIT
 
