@@ -131,9 +131,7 @@ in_root "/root/lms-bridge/.venv/bin/python /tmp/hr_login.py $url demo $password"
 grep -q "Rekap JP" "$logs/hr-signed-in.txt"
 in_root 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --autoremove chromium chromium-common >/dev/null;
   rm -rf /root/.config/chromium /root/.cache/chromium /tmp/hr_login.py'
-for pid in $(root_pids); do
-  grep -q 'lms-bridge demo' "/proc/$pid/cmdline" 2>/dev/null && kill -TERM "$pid"
-done
+kill -TERM "$demo"  # ip netns exec, chroot, env, bash and demo.sh all exec: $demo is lms-bridge demo itself
 wait "$demo" || true
 sleep 2
 left=$(root_pids)
