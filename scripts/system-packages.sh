@@ -5,8 +5,9 @@
 #   scripts/system-packages.sh --test   and what the whole test suite needs: PostgreSQL (unless one answers on
 #                                       127.0.0.1:5432 or $LMS_BRIDGE_TEST_PG_URL is set), Redis and RabbitMQ
 #                                       (the distributed tests start their own), Chromium and its driver (the
-#                                       browser tests). PHP for the real-Moodle suite is installed by the kit's
-#                                       own start.sh when that suite runs.
+#                                       browser tests), git (a test lists tracked files). PHP for the
+#                                       real-Moodle suite is installed by the kit's own start.sh when that
+#                                       suite runs.
 set -euo pipefail
 
 want=()
@@ -25,6 +26,8 @@ if [ "${1:-}" = "--test" ]; then
   has rabbitmq-server || want+=(rabbitmq-server)
   [ -x /usr/bin/chromium ] || want+=(chromium)
   [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
+  # tests/test_docs_references.py lists the tracked files with git ls-files (a fresh Debian 12 root has no git).
+  has git || want+=(git)
 fi
 
 if [ ${#want[@]} -gt 0 ]; then

@@ -166,6 +166,8 @@ def test_every_page_but_login_redirects_to_login_without_a_session(app):
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/login"), path
     assert client.get("/login").status_code == 200
+    # HEAD (curl -I, uptime probes) is a GET without the body, not a login attempt without a CSRF token.
+    assert client.head("/login").status_code == 200
     assert client.get("/static/style.css").status_code == 200
 
 

@@ -522,7 +522,7 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse | str | tuple[str, int]:
         next_url = safe_next(request.values.get("next", ""))
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and HEAD (Flask adds it): `curl -I` answered 400 as a failed login
             return render_template("login.html", next=next_url, error=None, username="")
         check_csrf()
         username = request.form.get("username", "").strip().lower()[:64]
@@ -804,4 +804,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8) -> None:
     """Serve the app with waitress until interrupted."""
     from waitress import serve as waitress_serve
 
-    waitress_serve(app, host=host, port=port, threads=threads, ident="lms-bridge")
+    # waitress 3 deletes every X-Forwarded-* header unless its own trusted_proxy is set, and so refused every
+    # request through nginx under --allow-remote (seen behind deploy/nginx-lms-bridge.conf). TrustedProxyFix
+    # already keeps those headers only from [web] trusted_proxies and drops them from anyone else.
+    waitress_serve(app, host=host, port=port, threads=threads, ident="lms-bridge", clear_untrusted_proxy_headers=False)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lms_bridge import store
 from lms_bridge.config.settings import Settings, WebSettings
+from lms_bridge.demo.ralph import free_port
 from lms_bridge.errors import ConfigError
 from lms_bridge.ledger import export, reports
 from lms_bridge.redaction import register_secret
@@ -272,6 +277,44 @@ def test_remote_serving_needs_https_through_the_configured_proxy(engine, tmp_pat
     stranger = app.test_client()
     stranger.environ_base.update({"REMOTE_ADDR": STRANGER, "HTTP_X_FORWARDED_PROTO": "https"})
     assert stranger.get("/login").status_code == 400
+
+
+def _get(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_real_server_answers_https_through_the_trusted_proxy(engine, tmp_path):
+    # The test client above bypasses waitress, which by default deletes X-Forwarded-* from a proxy it was not
+    # told about: every request through nginx was refused (found by scripts/fresh_debian_check.sh).
+    deployment = write_deployment(
+        tmp_path,
+        state_url=str(engine.url),
+        lrs_url="http://127.0.0.1:9/xapi",
+        password="-",
+        extra_toml='[web]\ntrusted_proxies = ["127.0.0.1"]\n',
+        env={"LMS_BRIDGE_WEB_SECRET_KEY": "s" * 32},
+    )
+    port = free_port()
+    server = deployment.popen("serve-web", "--port", str(port), "--allow-remote")
+    url = f"http://127.0.0.1:{port}/login"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate()[1]
+                time.sleep(0.2)
+        assert _get(url, {"X-Forwarded-Proto": "https", "X-Forwarded-For": CLIENT}) == 200
+        assert _get(url, {}) == 400  # plain HTTP through the proxy
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
 
 
 # --- low: unit scoping by the record's day ---------------------------------------------------------------------
