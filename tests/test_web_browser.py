@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,21 +125,9 @@ def _wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, timeou
     raise AssertionError(f"serve-web did not answer within {timeout} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """``serve-web`` on a free loopback port over a store filled through the CLI."""
-    folder = tmp_path_factory.mktemp("web-site")
-    with RalphLRS() as lrs:
-        ids = _seed(lrs)
-        _void(lrs, ids["c_voided"], C)
-        deployment = _deployment(folder, lrs)
-        first, second = _write_rosters(folder)
-        deployment.run("people", "import", str(first), "--effective", "2026-01-01", check=True)
-        deployment.run("people", "import", str(second), "--effective", "2026-07-01", check=True)
-        synced = deployment.run("ledger", "sync", check=True)
-        assert "1 voids" in synced.stdout, synced.stdout
-    deployment.run("users", "add", "hr-all", "--password-env", "HR_PASSWORD", check=True)
-    deployment.run("users", "add", "hr-u1", "--units", "U1", "--password-env", "HR_PASSWORD", check=True)
+@contextmanager
+def serve_web(deployment: Deployment, folder: Path) -> Iterator[str]:
+    """``serve-web`` of ``deployment`` on a free loopback port, up and answering; stopped on exit."""
     port = free_port()
     log = folder / "serve-web.log"
     with log.open("wb") as output:
@@ -161,7 +150,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(process, url, log)
-        yield Site(url=url, deployment=deployment, ids=ids)
+        yield url
     finally:
         process.terminate()
         try:
@@ -169,6 +158,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """``serve-web`` on a free loopback port over a store filled through the CLI."""
+    folder = tmp_path_factory.mktemp("web-site")
+    with RalphLRS() as lrs:
+        ids = _seed(lrs)
+        _void(lrs, ids["c_voided"], C)
+        deployment = _deployment(folder, lrs)
+        first, second = _write_rosters(folder)
+        deployment.run("people", "import", str(first), "--effective", "2026-01-01", check=True)
+        deployment.run("people", "import", str(second), "--effective", "2026-07-01", check=True)
+        synced = deployment.run("ledger", "sync", check=True)
+        assert "1 voids" in synced.stdout, synced.stdout
+    deployment.run("users", "add", "hr-all", "--password-env", "HR_PASSWORD", check=True)
+    deployment.run("users", "add", "hr-u1", "--units", "U1", "--password-env", "HR_PASSWORD", check=True)
+    with serve_web(deployment, folder) as url:
+        yield Site(url=url, deployment=deployment, ids=ids)
 
 
 @pytest.fixture(scope="module")

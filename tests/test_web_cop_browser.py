@@ -9,8 +9,6 @@ the test fails). Screenshots go to ``$LMS_BRIDGE_ARTIFACTS`` (default build/scre
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,10 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from lms_bridge.demo.ralph import free_port
-from tests.fixtures.deployment import ROOT
 from tests.test_report_cop import KEY, UNITS, seed
-from tests.test_web_browser import PASSWORD, _click, _screenshot, _sign_in, _wait_until_up, chrome  # noqa: F401
+from tests.test_web_browser import PASSWORD, _click, _screenshot, _sign_in, chrome, serve_web  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -51,36 +47,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     engine.dispose()
     deployment.run("users", "add", "pengelola", "--role", "organiser", "--password-env", "HR_PASSWORD", check=True)
     deployment.run("users", "add", "hr-all", "--password-env", "HR_PASSWORD", check=True)
-    port = free_port()
-    log = folder / "serve-web.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lms_bridge.cli",
-                "--config",
-                str(deployment.config),
-                "serve-web",
-                "--port",
-                str(port),
-            ],
-            env=deployment.env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(process, url, log)
+    with serve_web(deployment, folder) as url:
         yield Site(url=url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
