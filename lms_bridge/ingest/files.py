@@ -18,6 +18,7 @@ this module only dispatches through its registry.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -271,6 +272,8 @@ def _pseudonymizer(settings: Settings) -> Pseudonymizer:
 #: SQLite), which at the LRS's POST size (500) was a third of a 40,000-message import; a batch costs memory
 #: for its statements only (a streamed file is read one message at a time).
 IMPORT_BATCH = 5000
+#: Activities between two full garbage collections of an import (see ``store_import``).
+GC_EVERY = 50_000
 
 _ORDER_WORDS = {"day-first": "day/month", "month-first": "month/day"}
 
@@ -322,6 +325,12 @@ def store_import(
             if not run and not dry_run:
                 run.append(store.start_run(engine, "import", parsed.site))
             pending += 1
+            if pending % GC_EVERY == 0:
+                # A batch leaves garbage in reference cycles that outlives many young collections, and
+                # Python's full collection runs ever more rarely as the heap grows: without this, a 200 MB
+                # chat's import grew to 359 MB (BENCHMARKS.md, issue 16). A full collection here costs a
+                # few tens of milliseconds per GC_EVERY activities.
+                gc.collect()
             yield activity, position
 
     try:
