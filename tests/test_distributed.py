@@ -62,10 +62,15 @@ class CountingMoodle(FakeMoodle):
         """The most requests of live clients worked on at once.
 
         A request of a client that died (its port in ``dead_ports``) counts until ``died_at`` only: the
-        server may go on working on it, but the client's request slot went with its connections.
+        server may go on working on it, but the client's request slot went with its connections. A request
+        that started after the death is a live client's, even on a dead client's port: Linux reuses loopback
+        ports at once (``tcp_tw_reuse``), and cutting such a span at ``died_at`` would count it forever.
         """
         with self._gauge:
-            spans = [(start, min(end, died_at) if port in dead_ports else end) for start, end, port in self.spans]
+            spans = [
+                (start, min(end, died_at) if port in dead_ports and start < died_at else end)
+                for start, end, port in self.spans
+            ]
         edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
         now = most = 0
         for _, step in edges:  # an end sorts before a start at the same instant
