@@ -426,22 +426,10 @@ class _Walk:
                 return
             yield value
 
-    def _skip(self, event: str) -> None:
+    def _rest_of_value(self, event: str) -> Iterator[tuple[str, Any]]:
+        """The events of the value that ``event`` opened, up to its closing event (none for a scalar)."""
         if event not in _STARTS:
             return
-        level = 1
-        while level:
-            _, inner, _ = self._next()
-            if inner in _STARTS:
-                level += 1
-            elif inner in _ENDS:
-                level -= 1
-
-    def _build(self, event: str, value: Any) -> Any:
-        if event not in _STARTS:
-            return value
-        builder = ijson.ObjectBuilder()
-        builder.event(event, value)
         level = 1
         while level:
             _, inner, inner_value = self._next()
@@ -449,6 +437,18 @@ class _Walk:
                 level += 1
             elif inner in _ENDS:
                 level -= 1
+            yield inner, inner_value
+
+    def _skip(self, event: str) -> None:
+        for _ in self._rest_of_value(event):
+            pass
+
+    def _build(self, event: str, value: Any) -> Any:
+        if event not in _STARTS:
+            return value
+        builder = ijson.ObjectBuilder()
+        builder.event(event, value)
+        for inner, inner_value in self._rest_of_value(event):
             builder.event(inner, inner_value)
         return builder.value
 
