@@ -223,7 +223,8 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
             round(result["server_cpu"] * 1000 / max(len(every), 1), 1),
             "ms",
             detail=f"server CPU {result['server_cpu']:.1f} s for {len(every)} pages in {result['wall']:.1f} s wall "
-            f"(the server got {result['server_cpu'] / result['wall']:.2f} of a core); load average "
+            f"(the server got {result['server_cpu'] / result['wall']:.2f} of a core; the {args.users} clients of this "
+            f"process {result['client_cpu'] * 1000 / max(len(every), 1):.1f} ms a page); load average "
             f"{result['load_before']:.1f} before, {result['load_after']:.1f} after{label}",
         )
         report.figure(
@@ -280,9 +281,10 @@ def serve_and_load(  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         warm.get(f"{base}/compliance?year=2026", timeout=300).raise_for_status()
         report.note(f"{code}: one overview alone (warm-up): {(time.perf_counter() - started) * 1000:.0f} ms")
-        load_before, server_before = os.getloadavg()[0], _cpu_of(server.pid)
+        load_before, server_before, client_before = os.getloadavg()[0], _cpu_of(server.pid), time.process_time()
         result = load_test(base, units, args.users, args.seconds, args.max_requests)
         result["server_cpu"] = _cpu_of(server.pid) - server_before
+        result["client_cpu"] = time.process_time() - client_before
         result["load_before"], result["load_after"] = load_before, os.getloadavg()[0]
         started = time.perf_counter()
         xlsx = warm.get(f"{base}/compliance.xlsx?year=2026&unit={units[0]}", timeout=300)

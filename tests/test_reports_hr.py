@@ -219,7 +219,9 @@ def test_xlsx_is_what_hr_prints(hr, tmp_path):
     assert sheet["F6"].number_format == "#,##0.00" and sheet["I6"].number_format == "0%"
     assert sheet.auto_filter.ref == "A5:K8" and sheet.freeze_panes == "A6"
     assert sheet.print_title_rows == "$5:$5"
-    assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth == 1
+    # One page wide: fitToWidth 1 is the default (ECMA-376), which XlsxWriter leaves out of the file.
+    assert sheet.page_setup.orientation == "landscape" and (sheet.page_setup.fitToWidth or 1) == 1
+    assert sheet.page_setup.fitToHeight == 0  # as many pages down as it takes
     assert sheet.sheet_properties.pageSetUpPr.fitToPage
     rules = [rule for ranges in sheet.conditional_formatting for rule in ranges.rules]
     assert rules and rules[0].formula == ["$H6>0"]  # Kekurangan JP > 0: belum memenuhi

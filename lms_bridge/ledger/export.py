@@ -244,6 +244,8 @@ def hr_workbook(
             widths = [_column_width(spec, col) for col in range(len(spec.columns))]
             last_row = head + max(len(spec.rows), 1)
             last_col = len(spec.columns) - 1
+            if last_row > MAX_ROWS or last_col >= MAX_COLUMNS:
+                raise ValueError(f"the sheet {name} has more rows or columns than a worksheet holds")
             sheet.autofilter(head - 1, 0, last_row - 1, last_col)
             sheet.freeze_panes(head, 0)
             if spec.flag is not None and spec.rows:
@@ -280,23 +282,33 @@ def hr_workbook(
                 for col, (raw, kind_of_column) in enumerate(zip(row, kinds, strict=True)):
                     value = _xlsx_value(raw, kind_of_column)
                     kind = type(value)
+                    # The rows and columns fit (checked above): only text longer than a cell holds can fail.
                     if kind is str:
-                        if value.startswith(FORMULA_START):
-                            _written(write_string(number, col, value, quoted[col]))
+                        if len(value) > MAX_CELL_TEXT // 2:
+                            _written(
+                                write_string(
+                                    number, col, value, quoted[col] if value.startswith(FORMULA_START) else plain[col]
+                                )
+                            )
+                        elif value.startswith(FORMULA_START):
+                            write_string(number, col, value, quoted[col])
                         else:
-                            _written(write_string(number, col, value, plain[col]))
+                            write_string(number, col, value, plain[col])
                     elif kind is int or kind is float:
-                        _written(write_number(number, col, value, plain[col]))
+                        write_number(number, col, value, plain[col])
                     elif value is None:
                         if plain[col] is not None:
                             sheet.write_blank(number, col, None, plain[col])
                     elif kind is bool:
-                        _written(write_boolean(number, col, value, plain[col]))
+                        write_boolean(number, col, value, plain[col])
                     else:
                         raise TypeError(f"a workbook cell cannot hold {kind.__name__} ({value!r})")
         workbook.close()
     except (OSError, FileCreateError) as error:
-        exc = error.args[0] if isinstance(error, FileCreateError) and isinstance(error.args[0], OSError) else error
+        # XlsxWriter wraps the OSError of the file it could not create in its own FileCreateError.
+        exc = error if isinstance(error, OSError) else error.args[0] if error.args else None
+        if not isinstance(exc, OSError):
+            raise
         _ = i18n.translator(language)
         raise InputError(
             _("cannot write {path}: {reason}").format(path=target, reason=i18n.os_reason(exc, language))
@@ -314,12 +326,16 @@ def _column_width(spec: Sheet, col: int) -> int:
     return max(len(spec.columns[col].header), longest + (3 if kind == "jp" and values else 0))
 
 
+#: What one worksheet holds: rows, columns, characters (UTF-16 units) in a cell.
+MAX_ROWS, MAX_COLUMNS, MAX_CELL_TEXT = 1_048_576, 16_384, 32_767
+
+
 def _written(result: int) -> None:
     """XlsxWriter answers -1 for a cell outside the sheet and -2 for text it cut to 32,767 characters."""
     if result == -1:
         raise ValueError("the table has more rows or columns than a worksheet holds (1,048,576 x 16,384)")
     if result == -2:
-        raise ValueError("a cell has more than 32,767 characters, the most a worksheet cell holds")
+        raise ValueError(f"a cell has more than {MAX_CELL_TEXT:,} characters, the most a worksheet cell holds")
 
 
 def compliance_people_columns(language: str) -> list[Column]:
