@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import re
+import tempfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -538,3 +539,16 @@ def test_the_workbook_is_the_one_openpyxl_wrote_cell_by_cell(tmp_path):
 def test_a_workbook_that_cannot_be_written_says_why(tmp_path):
     with pytest.raises(InputError, match="cannot write"):
         export.hr_workbook([export.Sheet("x", [export.Column("a")], [["b"]])], ["t"], tmp_path / "no" / "x.xlsx", "en")
+
+
+def test_a_workbook_that_fails_half_way_leaves_no_temporary_file(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    rows = [["a", Decimal(1)]] * 100 + [["b", object()]]
+    sheet = export.Sheet("x", [export.Column("a"), export.Column("n", "jp")], rows)
+    with pytest.raises(TypeError, match="cannot hold object"):
+        export.hr_workbook([sheet, sheet], ["t"], tmp_path / "x.xlsx", "en")
+    assert list(scratch.iterdir()) == []
+    export.hr_workbook([export.Sheet("x", sheet.columns, rows[:100])], ["t"], tmp_path / "x.xlsx", "en")
+    assert list(scratch.iterdir()) == [] and load_workbook(tmp_path / "x.xlsx")["x"]["B6"].value == 1

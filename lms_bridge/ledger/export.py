@@ -18,6 +18,8 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -211,7 +213,10 @@ def hr_workbook(
     from openpyxl.utils import get_column_letter
     from xlsxwriter.exceptions import FileCreateError
 
-    workbook = xlsxwriter.Workbook(target, {"constant_memory": True})
+    # XlsxWriter keeps each sheet's rows (and, on close, each part of the file) in temporary files it removes only
+    # when the workbook is written: a folder of our own goes away whatever happens (an error half-way too).
+    scratch = tempfile.mkdtemp(prefix="lms-bridge-xlsx-")
+    workbook = xlsxwriter.Workbook(target, {"constant_memory": True, "tmpdir": scratch})
     formats: dict[tuple[str | None, bool, bool, int], Any] = {}
 
     def style(number_format: str | None, quote: bool, bold: bool = False, size: int = 11) -> Any:
@@ -313,6 +318,8 @@ def hr_workbook(
         raise InputError(
             _("cannot write {path}: {reason}").format(path=target, reason=i18n.os_reason(exc, language))
         ) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _column_width(spec: Sheet, col: int) -> int:
