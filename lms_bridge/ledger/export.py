@@ -178,8 +178,6 @@ def sheet_csv(sheet: Sheet, dialect: str = "excel-id", language: str | None = No
     return ("" if dialect == "plain" else "\ufeff") + buffer.getvalue()
 
 
-#: Text openpyxl stores as an error value rather than a string (``openpyxl.cell.cell.ERROR_CODES``).
-_ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 _NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
 
 
