@@ -12,8 +12,10 @@ table (``/compliance?unit=...``) until ``--seconds`` have passed or each made ``
 answer must be 200. Goal: p95 < 300 ms, no error.
 
 The workbook: ``export.hr_workbook`` writes one sheet of 50,000 compliance rows in a fresh process
-(peak RSS from ``VmHWM``); goal < 5 s. ``--compare DIR`` runs the same in the code of DIR (e.g. the
-writer before write-only mode) for the memory and time it used.
+(peak RSS from ``VmHWM``); goal < 5 s. ``--compare DIR`` runs the same in the code of DIR (e.g. main) for the
+memory and time it used, and then serves the same ledger with DIR's ``serve-web`` under the same load (old and new
+in one run; ``--compare-first`` runs DIR's first). Each page figure has the server's CPU per page (``/proc``), the
+clients' and the load average beside it.
 """
 
 from __future__ import annotations
