@@ -12,8 +12,10 @@ table (``/compliance?unit=...``) until ``--seconds`` have passed or each made ``
 answer must be 200. Goal: p95 < 300 ms, no error.
 
 The workbook: ``export.hr_workbook`` writes one sheet of 50,000 compliance rows in a fresh process
-(peak RSS from ``VmHWM``); goal < 5 s. ``--compare DIR`` runs the same in the code of DIR (e.g. the
-writer before write-only mode) for the memory and time it used.
+(peak RSS from ``VmHWM``); goal < 5 s. ``--compare DIR`` runs the same in the code of DIR (e.g. main) for the
+memory and time it used, and then serves the same ledger with DIR's ``serve-web`` under the same load (old and new
+in one run; ``--compare-first`` runs DIR's first). Each page figure has the server's CPU per page (``/proc``), the
+clients' and the load average beside it.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def time_xlsx(code: Path, rows: int) -> dict:
         capture_output=True,
         text=True,
         cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
+        # The code to time first; the rest of PYTHONPATH (e.g. packages installed beside the venv) after it.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")]))},
         check=False,
     )
     if done.returncode != 0:
@@ -197,11 +200,58 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
             report.note(f"loaded {len(data.nips):,} people, {rows:,} ledger rows in {seconds:.1f} s")
     finally:
         engine.dispose()
+    units = [code for code, _ in data.units[:20]]
+    compare = Path(args.compare) if args.compare else None
+    runs = [(ROOT, "")] + ([(compare, f"_{compare.name}")] if compare is not None else [])
+    if args.compare_first:
+        runs.reverse()
+    for code, suffix in runs:
+        result = serve_and_load(args, report, deployment, folder, code, units)
+        label = f" ({code})" if compare is not None else ""
+        every = result["latencies"]["overview"] + result["latencies"]["unit"]
+        for page, values in (*result["latencies"].items(), ("all", every)):
+            p95 = _p(values, 0.95)
+            report.figure(
+                f"web_{page}_p95{suffix}",
+                round(p95),
+                "ms",
+                goal=f"< {P95_GOAL_MS} ms" if not suffix else None,
+                met=(p95 < P95_GOAL_MS and bool(values)) if not suffix else None,
+                detail=f"{len(values)} requests, p50 {_p(values, 0.5):.0f} ms, max {max(values, default=0):.0f} ms, "
+                f"mean {statistics.fmean(values) if values else 0:.0f} ms{label}",
+            )
+        report.figure(
+            f"web_server_cpu_per_page_ms{suffix}",
+            round(result["server_cpu"] * 1000 / max(len(every), 1), 1),
+            "ms",
+            detail=f"server CPU {result['server_cpu']:.1f} s for {len(every)} pages in {result['wall']:.1f} s wall "
+            f"(the server got {result['server_cpu'] / result['wall']:.2f} of a core; the {args.users} clients of this "
+            f"process {result['client_cpu'] * 1000 / max(len(every), 1):.1f} ms a page); load average "
+            f"{result['load_before']:.1f} before, {result['load_after']:.1f} after{label}",
+        )
+        report.figure(
+            f"web_errors{suffix}",
+            len(result["errors"]),
+            goal="0" if not suffix else None,
+            met=not result["errors"] if not suffix else None,
+            detail=f"{args.users} users for {result['wall']:.0f} s; " + "; ".join(result["errors"][:3]) + label,
+        )
+
+
+def serve_and_load(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, report: Report, deployment, folder: Path, code: Path, units: list[str]
+) -> dict:
+    """``serve-web`` running the code in ``code`` on the ledger in ``folder``, and the load test against it."""
     port = _free_port()
-    env = {**deployment.env, "LMS_BRIDGE_WEB_SECRET_KEY": "bench-web-secret-key-0123456789abcdef"}
+    env = {
+        **deployment.env,
+        "LMS_BRIDGE_WEB_SECRET_KEY": "bench-web-secret-key-0123456789abcdef",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")])),
+    }
     # The server's log goes to a file: a pipe nobody reads fills up (64 KB of waitress's "task queue depth"
     # warnings under load) and then blocks the server's main loop, which is what the first figures measured.
-    server_log = (folder / "serve-web.log").open("wb")
+    log_path = folder / "serve-web.log"
+    server_log = log_path.open("wb")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -215,7 +265,7 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
             str(port),
         ],
         env=env,
-        cwd=ROOT,
+        cwd=code,
         stdout=subprocess.DEVNULL,
         stderr=server_log,
     )
@@ -229,48 +279,28 @@ def bench_page(args: argparse.Namespace, report: Report) -> None:
                 time.sleep(0.2)
         else:
             raise SystemExit("serve-web did not listen")
-        units = [code for code, _ in data.units[:20]]
         warm = _login(base)
         started = time.perf_counter()
         warm.get(f"{base}/compliance?year=2026", timeout=300).raise_for_status()
-        report.note(f"one overview alone (warm-up): {(time.perf_counter() - started) * 1000:.0f} ms")
-        load_before, server_before = os.getloadavg()[0], _cpu_of(server.pid)
+        report.note(f"{code}: one overview alone (warm-up): {(time.perf_counter() - started) * 1000:.0f} ms")
+        load_before, server_before, client_before = os.getloadavg()[0], _cpu_of(server.pid), time.process_time()
         result = load_test(base, units, args.users, args.seconds, args.max_requests)
-        server_cpu = _cpu_of(server.pid) - server_before
-        report.note(
-            f"load test: server CPU {server_cpu:.1f} s for {result['wall']:.1f} s wall; "
-            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-        )
+        result["server_cpu"] = _cpu_of(server.pid) - server_before
+        result["client_cpu"] = time.process_time() - client_before
+        result["load_before"], result["load_after"] = load_before, os.getloadavg()[0]
         started = time.perf_counter()
         xlsx = warm.get(f"{base}/compliance.xlsx?year=2026&unit={units[0]}", timeout=300)
         report.note(
-            f"one unit's XLSX over HTTP: {(time.perf_counter() - started) * 1000:.0f} ms, {len(xlsx.content):,} bytes"
+            f"{code}: one unit's XLSX over HTTP: {(time.perf_counter() - started) * 1000:.0f} ms, "
+            f"{len(xlsx.content):,} bytes"
         )
     finally:
         server.terminate()
         server.wait(timeout=30)
         server_log.close()
-    warnings = (folder / "serve-web.log").read_text(errors="replace").count("Task queue depth")
-    report.note(f"waitress 'task queue depth' warnings: {warnings} (requests waiting for one of its 8 threads)")
-    every = result["latencies"]["overview"] + result["latencies"]["unit"]
-    for page, values in (*result["latencies"].items(), ("all", every)):
-        p95 = _p(values, 0.95)
-        report.figure(
-            f"web_{page}_p95",
-            round(p95),
-            "ms",
-            goal=f"< {P95_GOAL_MS} ms",
-            met=p95 < P95_GOAL_MS and bool(values),
-            detail=f"{len(values)} requests, p50 {_p(values, 0.5):.0f} ms, max {max(values, default=0):.0f} ms, "
-            f"mean {statistics.fmean(values) if values else 0:.0f} ms",
-        )
-    report.figure(
-        "web_errors",
-        len(result["errors"]),
-        goal="0",
-        met=not result["errors"],
-        detail=f"{args.users} users for {result['wall']:.0f} s; " + "; ".join(result["errors"][:3]),
-    )
+    warnings = log_path.read_text(errors="replace").count("Task queue depth")
+    report.note(f"{code}: waitress 'task queue depth' warnings: {warnings} (requests waiting for one of its threads)")
+    return result
 
 
 def bench_xlsx(args: argparse.Namespace, report: Report) -> None:
@@ -311,7 +341,12 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=200)
     parser.add_argument("--xlsx-rows", type=int, default=50_000)
     parser.add_argument("--xlsx-only", action="store_true")
-    parser.add_argument("--compare", default="", help="a checkout whose XLSX writer to time as well")
+    parser.add_argument(
+        "--compare",
+        default="",
+        help="a checkout whose XLSX writer (and, without --xlsx-only, web page) to time as well",
+    )
+    parser.add_argument("--compare-first", action="store_true", help="load the --compare checkout's server first")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--keep-dir", type=Path, default=None, help="load the ledger into DIR once and re-use it in later runs"

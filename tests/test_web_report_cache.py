@@ -30,7 +30,7 @@ from lms_bridge.ledger import reports
 from lms_bridge.ledger.mirror import sync_ledger
 from lms_bridge.outbox import voids
 from lms_bridge.store import LinkIn, report_version
-from lms_bridge.store.models import JPPending, LedgerRecord
+from lms_bridge.store.models import JPPending, LedgerRecord, Run
 from lms_bridge.store.people import RosterPerson, person_ids, store_roster
 from lms_bridge.web import users as users_core
 from lms_bridge.web.app import create_app
@@ -289,5 +289,63 @@ def test_migration_0012_makes_the_counter_row_and_a_bump_moves_it(state_url):
             report_version.bump(connection)
         with engine.connect() as connection:
             assert report_version.current(connection) == 1
+    finally:
+        engine.dispose()
+
+
+def _login_as(client, username: str) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = client.post("/login", data={"csrf_token": token, "username": username, "password": PASSWORD, "next": ""})
+    assert answer.status_code == 302
+
+
+def test_a_kept_page_body_is_never_shown_to_a_user_language_or_moment_it_was_not_made_for(settings, state_url):
+    """The body of /compliance is kept per report; its key holds the user's units, the language and freshness."""
+    engine = store.open_engine(state_url)
+    try:
+        store_roster(engine, _roster(unit_of_b="U2"), effective=date(2026, 1, 1))
+        users_core.add_user(engine, "hr", PASSWORD)
+        users_core.add_user(engine, "unit1", PASSWORD, units=("U1",))
+        app = create_app(settings, engine, key=b"k" * 32)
+        cache: ReportCache = app.extensions["lms_bridge_report_cache"]
+        everyone, limited = app.test_client(), app.test_client()
+        _login_as(everyone, "hr")
+        _login_as(limited, "unit1")
+        url = "/compliance?year=2026&as_of=2026-12-31"
+
+        first = everyone.get(url).get_data(as_text=True)
+        assert f'data-nip="{A}"' in first and f'data-nip="{B}"' in first
+        entry = cache.get(2026, date(2026, 12, 31))
+        assert len(entry.pages) == 1
+        assert everyone.get(url).get_data(as_text=True) == first and len(entry.pages) == 1  # kept, not rendered again
+
+        # The same address for a user of unit U1 only: B (unit U2) is in no kept body this user gets.
+        mine = limited.get(url).get_data(as_text=True)
+        assert f'data-nip="{A}"' in mine and B not in mine and "U2" not in mine
+        assert len(entry.pages) == 2
+        assert "Semua unit kerja saya" in mine and "Semua unit kerja saya" not in first
+
+        # The other language: its own body.
+        everyone.get("/language/en")
+        english = everyone.get(url).get_data(as_text=True)
+        assert "Civil servants" in english and "Civil servants" not in first and len(entry.pages) == 3
+
+        # A ledger run finishing changes the freshness line at the next request, with the same report.
+        with engine.begin() as connection:
+            connection.execute(
+                insert(Run).values(
+                    command="ledger",
+                    started_at=datetime(2026, 5, 1, 2, 0, tzinfo=UTC),
+                    finished_at=datetime(2026, 5, 1, 2, 5, tzinfo=UTC),
+                    status="ok",
+                )
+            )
+        fresher = everyone.get(url).get_data(as_text=True)
+        assert "ledger sync not recorded" in english and "ledger sync not recorded" not in fresher
+        assert "09.05 WIB" in fresher or "9:05" in fresher
+        # The header around a kept body is the requester's own: name and CSRF token.
+        assert 'id="current-user">hr<' in fresher and 'id="current-user">unit1<' in mine
+        assert cache.computed == 1
     finally:
         engine.dispose()

@@ -18,6 +18,8 @@ import hashlib
 import io
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -176,8 +178,6 @@ def sheet_csv(sheet: Sheet, dialect: str = "excel-id", language: str | None = No
     return ("" if dialect == "plain" else "\ufeff") + buffer.getvalue()
 
 
-#: Text openpyxl stores as an error value rather than a string (``openpyxl.cell.cell.ERROR_CODES``).
-_ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 _NUMBER_FORMATS: dict[str, str] = {"nip": "@", "jp": "#,##0.00", "int": "0", "percent": "0%"}
 
 
@@ -186,24 +186,6 @@ def _xlsx_value(value: Any, kind: ColumnKind) -> Any:
     if kind == "nip":
         return None if value is None else str(value)
     return json_value(value)
-
-
-def _xlsx_cell(sheet: Any, value: Any, number_format: str | None = None) -> Any:
-    """One write-only cell; text is always a string cell (openpyxl would make ``=...`` a formula).
-
-    Text a spreadsheet would run (``=``, ``+``, ``-``, ``@``, tab, CR first) also gets Excel's quote prefix, so
-    editing the cell keeps it text. Numbers stay numbers.
-    """
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"
-        if value.startswith(FORMULA_START):
-            cell.quotePrefix = True
-    if number_format is not None:
-        cell.number_format = number_format
-    return cell
 
 
 def hr_workbook(
@@ -217,89 +199,148 @@ def hr_workbook(
     conditional formatting (so it follows edits and sorting), and print setup: landscape, fit
     to one page wide, the header row repeated on every page.
 
+    Written with XlsxWriter in ``constant_memory`` mode: each row goes to a temporary file as soon as
+    the next one starts, so a sheet of 50,000 people holds one row in memory. openpyxl (even
+    write-only) made a cell object per formatted value and took 7 s of CPU for that sheet (issue 23);
+    the workbook read back with openpyxl is the same cell by cell (tests/test_reports_hr.py).
+
     Raises:
         InputError: when the file cannot be written (in ``language``, default Indonesian).
     """
-    from openpyxl import Workbook
-    from openpyxl.formatting.rule import FormulaRule
-    from openpyxl.styles import Font, PatternFill
+    import xlsxwriter
     from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
-    from openpyxl.worksheet.worksheet import Worksheet
+    from xlsxwriter.exceptions import FileCreateError
 
-    # Write-only: rows stream to the file as they are appended, so a sheet of 50,000 people holds no
-    # cell objects (the layout, column widths included, is set before the first row).
-    workbook = Workbook(write_only=True)
+    # XlsxWriter keeps each sheet's rows (and, on close, each part of the file) in temporary files it removes only
+    # when the workbook is written: a folder of our own goes away whatever happens (an error half-way too).
+    scratch = tempfile.mkdtemp(prefix="lms-bridge-xlsx-")
+    workbook = xlsxwriter.Workbook(target, {"constant_memory": True, "tmpdir": scratch})
+    formats: dict[tuple[str | None, bool, bool, int], Any] = {}
+
+    def style(number_format: str | None, quote: bool, bold: bool = False, size: int = 11) -> Any:
+        """The cell format of a number format, quote prefix and font (None: none at all)."""
+        key = (number_format, quote, bold, size)
+        if key == (None, False, False, 11):
+            return None
+        if key not in formats:
+            properties: dict[str, Any] = {"quote_prefix": quote, "bold": bold, "font_size": size}
+            if number_format is not None:
+                properties["num_format"] = number_format
+            formats[key] = workbook.add_format(properties)
+        return formats[key]
+
+    flagged = workbook.add_format({"bg_color": "#F4CCCC", "fg_color": "#F4CCCC", "pattern": 1})
     used: set[str] = set()
-    for spec in sheets:
-        name = "".join("_" if ch in "[]:*?/\\" else ch for ch in spec.name)[:31] or "sheet"
-        base, number = name, 2
-        while name.lower() in used:
-            name = f"{base[:28]}-{number}"
-            number += 1
-        used.add(name.lower())
-        sheet = workbook.create_sheet(name)
-        head = len(titles) + 2
-        widths = [len(column.header) for column in spec.columns]
-        for row in spec.rows:
-            for col, (value, column) in enumerate(zip(row, spec.columns, strict=True)):
-                written = _xlsx_value(value, column.kind)
-                shown = len(str(written)) if written is not None else 0
-                widths[col] = max(widths[col], shown + (3 if column.kind == "jp" else 0))
-        last_row = head + max(len(spec.rows), 1)
-        last_col = get_column_letter(len(spec.columns))
-        sheet.auto_filter.ref = f"A{head}:{last_col}{last_row}"
-        sheet.freeze_panes = f"A{head + 1}"
-        if spec.flag is not None and spec.rows:
-            flag_col = get_column_letter(spec.flag + 1)
-            sheet.conditional_formatting.add(
-                f"A{head + 1}:{last_col}{last_row}",
-                FormulaRule(
-                    formula=[f"${flag_col}{head + 1}>0"],
-                    fill=PatternFill(start_color="FFF4CCCC", end_color="FFF4CCCC", fill_type="solid"),
-                ),
-            )
-        for index, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
-        sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
-        sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-        sheet.page_setup.fitToWidth = 1
-        sheet.page_setup.fitToHeight = 0
-        sheet.print_title_rows = f"{head}:{head}"
-        for index, title in enumerate(titles, start=1):
-            cell = _xlsx_cell(sheet, title)
-            cell.font = Font(bold=index == 1, size=13 if index == 1 else 11)
-            sheet.append([cell])
-        sheet.append([])
-        header = []
-        for column in spec.columns:
-            cell = _xlsx_cell(sheet, column.header)
-            cell.font = Font(bold=True)
-            header.append(cell)
-        sheet.append(header)
-        formats = [_NUMBER_FORMATS.get(column.kind) for column in spec.columns]
-        for row in spec.rows:
-            cells: list[Any] = []
-            for value, column, number_format in zip(row, spec.columns, formats, strict=True):
-                written = _xlsx_value(value, column.kind)
-                if number_format is None and not (
-                    isinstance(written, str) and (written.startswith(FORMULA_START) or written in _ERROR_CODES)
-                ):
-                    # A number, an empty cell or plain text: openpyxl types it in the one cell it re-uses (text it
-                    # would read as a formula or an error value gets our own cell); a cell object of our own
-                    # costs about 3x as much, and 5 of the 11 columns of the compliance sheet are such text.
-                    cells.append(written)
-                    continue
-                cells.append(_xlsx_cell(sheet, written, number_format))
-            sheet.append(cells)
     try:
-        workbook.save(target)
-    except OSError as exc:
+        for spec in sheets:
+            name = "".join("_" if ch in "[]:*?/\\" else ch for ch in spec.name)[:31] or "sheet"
+            # Excel refuses a sheet name that starts or ends with an apostrophe (XlsxWriter checks it).
+            name = re.sub(r"^'|'$", "_", name)
+            base, number = name, 2
+            while name.lower() in used:
+                name = f"{base[:28]}-{number}"
+                number += 1
+            used.add(name.lower())
+            sheet = workbook.add_worksheet(name)
+            head = len(titles) + 2
+            kinds = [column.kind for column in spec.columns]
+            widths = [_column_width(spec, col) for col in range(len(spec.columns))]
+            last_row = head + max(len(spec.rows), 1)
+            last_col = len(spec.columns) - 1
+            if last_row > MAX_ROWS or last_col >= MAX_COLUMNS:
+                raise ValueError(f"the sheet {name} has more rows or columns than a worksheet holds")
+            sheet.autofilter(head - 1, 0, last_row - 1, last_col)
+            sheet.freeze_panes(head, 0)
+            if spec.flag is not None and spec.rows:
+                sheet.conditional_format(
+                    head,
+                    0,
+                    last_row - 1,
+                    last_col,
+                    {
+                        "type": "formula",
+                        "criteria": f"=${get_column_letter(spec.flag + 1)}{head + 1}>0",
+                        "format": flagged,
+                    },
+                )
+            for index, width in enumerate(widths):
+                # XlsxWriter stores (round(w * 7) + 5) / 7 for a width w in characters (the padding Excel adds):
+                # W - 5/7 stores W exactly, the width openpyxl wrote.
+                stored = min(max(width + 2, 8), 60)
+                sheet.set_column(index, index, stored - 5 / 7)
+            sheet.set_landscape()
+            sheet.set_paper(9)  # A4
+            sheet.fit_to_pages(1, 0)
+            sheet.repeat_rows(head - 1)
+            for index, title in enumerate(titles):
+                title_style = style(None, title.startswith(FORMULA_START), index == 0, 13 if index == 0 else 11)
+                _written(sheet.write_string(index, 0, title, title_style))
+            for col, column in enumerate(spec.columns):
+                header_style = style(None, column.header.startswith(FORMULA_START), True)
+                _written(sheet.write_string(head - 1, col, column.header, header_style))
+            plain = [style(_NUMBER_FORMATS.get(kind), False) for kind in kinds]
+            quoted = [style(_NUMBER_FORMATS.get(kind), True) for kind in kinds]
+            write_string, write_number, write_boolean = sheet.write_string, sheet.write_number, sheet.write_boolean
+            for number, row in enumerate(spec.rows, start=head):
+                for col, (raw, kind_of_column) in enumerate(zip(row, kinds, strict=True)):
+                    value = _xlsx_value(raw, kind_of_column)
+                    kind = type(value)
+                    # The rows and columns fit (checked above): only text longer than a cell holds can fail.
+                    if kind is str:
+                        if len(value) > MAX_CELL_TEXT // 2:
+                            _written(
+                                write_string(
+                                    number, col, value, quoted[col] if value.startswith(FORMULA_START) else plain[col]
+                                )
+                            )
+                        elif value.startswith(FORMULA_START):
+                            write_string(number, col, value, quoted[col])
+                        else:
+                            write_string(number, col, value, plain[col])
+                    elif kind is int or kind is float:
+                        write_number(number, col, value, plain[col])
+                    elif value is None:
+                        if plain[col] is not None:
+                            sheet.write_blank(number, col, None, plain[col])
+                    elif kind is bool:
+                        write_boolean(number, col, value, plain[col])
+                    else:
+                        raise TypeError(f"a workbook cell cannot hold {kind.__name__} ({value!r})")
+        workbook.close()
+    except (OSError, FileCreateError) as error:
+        # XlsxWriter wraps the OSError of the file it could not create in its own FileCreateError.
+        exc = error if isinstance(error, OSError) else error.args[0] if error.args else None
+        if not isinstance(exc, OSError):
+            raise
         _ = i18n.translator(language)
         raise InputError(
             _("cannot write {path}: {reason}").format(path=target, reason=i18n.os_reason(exc, language))
         ) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _column_width(spec: Sheet, col: int) -> int:
+    """The widest cell of a column in characters (its header's, or its longest value's, +3 for JP's decimals)."""
+    kind = spec.columns[col].kind
+    values = [row[col] for row in spec.rows]
+    if all(type(value) is str for value in values):
+        longest = max(map(len, values), default=0)  # text: written as it is
+    else:
+        longest = max((len(str(_xlsx_value(value, kind))) for value in values if value is not None), default=0)
+    return max(len(spec.columns[col].header), longest + (3 if kind == "jp" and values else 0))
+
+
+#: What one worksheet holds: rows, columns, characters (UTF-16 units) in a cell.
+MAX_ROWS, MAX_COLUMNS, MAX_CELL_TEXT = 1_048_576, 16_384, 32_767
+
+
+def _written(result: int) -> None:
+    """XlsxWriter answers -1 for a cell outside the sheet and -2 for text it cut to 32,767 characters."""
+    if result == -1:
+        raise ValueError("the table has more rows or columns than a worksheet holds (1,048,576 x 16,384)")
+    if result == -2:
+        raise ValueError(f"a cell has more than {MAX_CELL_TEXT:,} characters, the most a worksheet cell holds")
 
 
 def compliance_people_columns(language: str) -> list[Column]:

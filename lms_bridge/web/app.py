@@ -277,12 +277,19 @@ def _compliance_view(cache: ReportCache, settings: Settings) -> ComplianceView:
         abort(404)
     entry = cache.get(year, as_of)
     report = entry.report
-    visible = [summary for summary in report.units if _allowed(summary.unit_code)]
-    if g.user.units:
-        # The user's own units are choices even while nobody is counted in them yet.
-        known = {summary.unit_code for summary in visible}
-        visible += [reports.UnitSummary(code, None, 0, 0, Decimal(0)) for code in g.user.units if code not in known]
-    choices = [(s.unit_code, f"{s.unit_code} - {s.unit_name}" if s.unit_name else s.unit_code) for s in visible]
+    own: tuple[str, ...] = g.user.units
+
+    def visible_units() -> tuple[list[reports.UnitSummary], list[tuple[str, str]]]:
+        visible = [summary for summary in report.units if not own or summary.unit_code in own]
+        if own:
+            # The user's own units are choices even while nobody is counted in them yet.
+            known = {summary.unit_code for summary in visible}
+            visible += [reports.UnitSummary(code, None, 0, 0, Decimal(0)) for code in own if code not in known]
+        choices = [(s.unit_code, f"{s.unit_code} - {s.unit_name}" if s.unit_name else s.unit_code) for s in visible]
+        return visible, choices
+
+    # The same for every request of a user with these units until the report changes.
+    visible, choices = cache.derived(entry, ("visible", own), visible_units)
     if unit is not None and unit not in {code for code, _ in choices}:
         # A unit nobody is counted in (or a code typed in the wrong case): say so, with the valid codes.
         valid = ", ".join(code for code, _ in choices if code != reports.NOT_ON_ROSTER)
@@ -565,6 +572,25 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
     def compliance_page() -> str:
         view = _compliance_view(cache, settings)
         f = view.filters
+        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
+        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
+        fresh = overview.freshness(engine, view.entry.newest_record)
+        # Everything the body shows comes from the cached report (view.entry: its version and the rules' digest)
+        # and from this key: the filters (units, search, page, status, sort), the language, the user's units (the
+        # rows and choices they may see; only HR users reach this page), the pace day, the freshness line and the
+        # path the links start with. A search is never kept (any text would fill the cache).
+        key = (f, i18n.current_language(), g.user.hr, g.user.units, pace_day, fresh, request.script_root)
+
+        def body() -> Markup:
+            return Markup(render_template("_compliance_body.html", **_body_context(view, pace_day, fresh)))  # noqa: S704
+
+        return render_template(
+            "compliance.html", year=f.year, body=body() if f.query else cache.page(view.entry, key, body)
+        )
+
+    def _body_context(view: ComplianceView, pace_day: date, fresh: overview.Freshness) -> dict[str, Any]:
+        """What ``_compliance_body.html`` shows, for a page whose body is not kept."""
+        f = view.filters
         pages = max(1, -(-len(view.rows) // PAGE_SIZE))
         page = min(f.page, pages)
         shown = view.rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -582,8 +608,6 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
         }
         person_args = urlencode({"year": f.year, "as_of": f.as_of.isoformat()})
         everyone = view.everyone
-        # The pace is measured up to the as-of date, or up to today when the as-of date is still to come.
-        pace_day = max(min(f.as_of, _today(settings)), date(f.year, 1, 1))
         figures = cache.derived(
             view.entry,
             ("figures", frozenset(u.unit_code for u in view.units), pace_day),
@@ -619,29 +643,28 @@ def create_app(settings: Settings, engine: Engine, *, key: bytes | None = None, 
             ("summary", frozenset(u.unit_code for u in view.units), f.year, i18n.current_language()),
             lambda: Markup(render_template("_unit_summary.html", units=view.units, year=f.year)),  # noqa: S704
         )
-        return render_template(
-            "compliance.html",
-            unit_summary=unit_summary,
-            view=view,
-            rows=shown,
-            page=page,
-            pages=pages,
-            downloads=downloads,
-            links=links,
-            sort_links=sort_links,
-            status_links=status_links,
-            person_args=person_args,
-            total=len(everyone),
-            met=figures.met,
-            target=target,
-            same_target=figures.same_target,
-            distribution=distribution,
-            close=figures.close,
-            at_risk=figures.at_risk,
-            year_end=pace_day == date(f.year, 12, 31),
-            pace_day=pace_day,
-            fresh=overview.freshness(engine, view.entry.newest_record),
-        )
+        return {
+            "unit_summary": unit_summary,
+            "view": view,
+            "rows": shown,
+            "page": page,
+            "pages": pages,
+            "downloads": downloads,
+            "links": links,
+            "sort_links": sort_links,
+            "status_links": status_links,
+            "person_args": person_args,
+            "total": len(everyone),
+            "met": figures.met,
+            "target": target,
+            "same_target": figures.same_target,
+            "distribution": distribution,
+            "close": figures.close,
+            "at_risk": figures.at_risk,
+            "year_end": pace_day == date(f.year, 12, 31),
+            "pace_day": pace_day,
+            "fresh": fresh,
+        }
 
     def _download(view: ComplianceView, extension: str, body: bytes, mimetype: str) -> Response:
         return Response(

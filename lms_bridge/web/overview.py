@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
 from lms_bridge.ledger.reports import ComplianceRow
 from lms_bridge.store.models import Run
@@ -145,9 +144,14 @@ def freshness(engine: Engine, newest_record: datetime | None) -> Freshness:
     cached report (:mod:`lms_bridge.web.report_cache`): ``ledger_records.stored`` has no
     index, and reading its maximum scanned the whole ledger on every page.
     """
-    with Session(engine) as session:
+    with engine.connect() as connection:
+        last = dict(connection.execute(_LAST_RUNS).all())
+    return Freshness(last.get("ledger"), last.get("jp"), newest_record)
 
-        def last_run(command: str) -> datetime | None:
-            return session.scalar(select(func.max(Run.finished_at)).where(Run.command == command, Run.status == "ok"))
 
-        return Freshness(last_run("ledger"), last_run("jp"), newest_record)
+#: The last successful run of the ledger mirror and of the JP computation, in one query (every page reads it).
+_LAST_RUNS = (
+    select(Run.command, func.max(Run.finished_at))
+    .where(Run.command.in_(("ledger", "jp")), Run.status == "ok")
+    .group_by(Run.command)
+)

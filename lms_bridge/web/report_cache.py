@@ -38,6 +38,8 @@ from lms_bridge.store.models import LedgerRecord
 MAX_COMPUTING = 2
 #: Figures derived from one report (per units, unit and day) kept with it at most.
 MAX_DERIVED = 64
+#: Rendered page bodies kept with one report at most (~200 KB each for an institution's overview).
+MAX_PAGES = 64
 
 Stamp = tuple[int, str]
 
@@ -52,6 +54,9 @@ class Entry:
     newest_record: datetime | None
     #: Figures the page derives from the rows (see :meth:`ReportCache.derived`), by the caller's key.
     derived: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    #: Rendered page bodies (see :meth:`ReportCache.page`), apart: a walk through many pages of people must not
+    #: push out the derived figures every page needs.
+    pages: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -120,13 +125,26 @@ class ReportCache:
     @staticmethod
     def derived(entry: Entry, key: Any, build: Any) -> Any:
         """``build()`` for ``key``, once per entry (figures of the rows that many requests show the same)."""
-        with entry.lock:
-            if key in entry.derived:
-                entry.derived.move_to_end(key)
-                return entry.derived[key]
-        value = build()
-        with entry.lock:
-            entry.derived[key] = value
-            while len(entry.derived) > MAX_DERIVED:
-                entry.derived.popitem(last=False)
-        return value
+        return _kept(entry, entry.derived, MAX_DERIVED, key, build)
+
+    @staticmethod
+    def page(entry: Entry, key: Any, build: Any) -> Any:
+        """A rendered page body for ``key``, once per entry.
+
+        ``key`` must hold everything the body shows that the report does not (filters, language, the user's units...).
+        """
+        return _kept(entry, entry.pages, MAX_PAGES, key, build)
+
+
+def _kept(entry: Entry, kept: OrderedDict[Any, Any], size: int, key: Any, build: Any) -> Any:
+    """``kept[key]``, built and kept (at most ``size``, the least recently used goes first) when missing."""
+    with entry.lock:
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
+    value = build()
+    with entry.lock:
+        kept[key] = value
+        while len(kept) > size:
+            kept.popitem(last=False)
+    return value
