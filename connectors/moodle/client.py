@@ -71,6 +71,8 @@ ERROR_HINTS = {
     "Assign system roles > Manager), which holds moodle/course:view, or see docs/moodle-setup.md",
     "tagsaredisabled": "cop_forums.course_tags needs Moodle's tags: turn on Site administration > General > "
     "Advanced features > Enable tags functionality (usetags)",
+    "redirect": "lms-bridge does not follow a redirect, which would drop or move the token: set the site's url "
+    "to the address Moodle answers on (the one redirected to, without /webservice/rest/server.php)",
     "http403": "turn on Site administration > General > Advanced features > Enable web services, and "
     "Site administration > Server > Web services > Manage protocols > REST (docs/moodle-setup.md)",
 }
@@ -228,6 +230,16 @@ class MoodleClient:
                 site=self.site,
                 function=function,
                 errorcode="http403",
+            )
+        if 300 <= response.status_code < 400:
+            # Not followed: a POST redirected loses its body (the token) or carries it to another address.
+            location = sanitize_url(response.headers.get("Location") or "nowhere")
+            raise MoodleAPIError(
+                f"{self._where(function)}: HTTP {response.status_code}: the site redirects to {location} "
+                f"({ERROR_HINTS['redirect']})",
+                site=self.site,
+                function=function,
+                errorcode=f"http{response.status_code}",
             )
         if response.status_code != 200:
             raise MoodleAPIError(
