@@ -14,12 +14,20 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from lxml import etree
 from pydantic import SecretStr
 
-from connectors.http import TRANSIENT_EXCEPTIONS, RetryPolicy, TransientHTTPError, make_session, transient_status
+from connectors.http import (
+    TRANSIENT_EXCEPTIONS,
+    FormPoster,
+    HTTPAnswer,
+    RetryPolicy,
+    TransientHTTPError,
+    transient_status,
+)
 from lms_bridge.errors import FatalSourceError, RetryableError, SkippableRecordError
 from lms_bridge.redaction import register_secret, sanitize_url
 
@@ -63,6 +71,8 @@ ERROR_HINTS = {
     "Assign system roles > Manager), which holds moodle/course:view, or see docs/moodle-setup.md",
     "tagsaredisabled": "cop_forums.course_tags needs Moodle's tags: turn on Site administration > General > "
     "Advanced features > Enable tags functionality (usetags)",
+    "redirect": "lms-bridge does not follow a redirect, which would drop or move the token: set the site's url "
+    "to the address Moodle answers on (the one redirected to, without /webservice/rest/server.php)",
     "http403": "turn on Site administration > General > Advanced features > Enable web services, and "
     "Site administration > Server > Web services > Manage protocols > REST (docs/moodle-setup.md)",
 }
@@ -175,7 +185,8 @@ class MoodleClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        self.session = make_session(max_in_flight, url=self.endpoint)
+        # libcurl (pycurl), with what requests would send prepared once (connectors.http.FormPoster).
+        self.http = FormPoster(self.endpoint, max_in_flight, timeout=timeout)
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.call_slot = call_slot
         self._lock = threading.Lock()
@@ -185,8 +196,8 @@ class MoodleClient:
         self.bytes_received = 0
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        self.session.close()
+        """Close the site's kept connections."""
+        self.http.close()
 
     def __enter__(self) -> MoodleClient:
         return self
@@ -198,7 +209,7 @@ class MoodleClient:
         """The prefix of an error about one call: site, URL (secrets masked) and function."""
         return f"Moodle site {self.site} ({sanitize_url(self.url)}) {function}"
 
-    def check_response(self, function: str, response: requests.Response) -> Any:
+    def check_response(self, function: str, response: HTTPAnswer) -> Any:
         """Turn one HTTP response into data or a typed error.
 
         Raises:
@@ -219,6 +230,16 @@ class MoodleClient:
                 site=self.site,
                 function=function,
                 errorcode="http403",
+            )
+        if 300 <= response.status_code < 400:
+            # Not followed: a POST redirected loses its body (the token) or carries it to another address.
+            location = sanitize_url(response.headers.get("Location") or "nowhere")
+            raise MoodleAPIError(
+                f"{self._where(function)}: HTTP {response.status_code}: the site redirects to {location} "
+                f"({ERROR_HINTS['redirect']})",
+                site=self.site,
+                function=function,
+                errorcode=f"http{response.status_code}",
             )
         if response.status_code != 200:
             raise MoodleAPIError(
@@ -244,15 +265,18 @@ class MoodleClient:
         return data
 
     def _post(self, function: str, params: Mapping[str, Any]) -> Any:
-        body = [
-            ("wstoken", self._token.get_secret_value()),
-            ("wsfunction", function),
-            ("moodlewsrestformat", self.fmt),
-            *encode_params(params),
-        ]
+        # The form body requests would make of these pairs (UTF-8, quote_plus); the token only in it.
+        body = urlencode(
+            [
+                ("wstoken", self._token.get_secret_value()),
+                ("wsfunction", function),
+                ("moodlewsrestformat", self.fmt),
+                *encode_params(params),
+            ]
+        ).encode("ascii")
         with self._slots, self.call_slot() if self.call_slot else nullcontext():
             try:
-                response = self.session.post(self.endpoint, data=body, timeout=self.timeout)
+                response = self.http.post(body)
             except requests.Timeout as exc:
                 raise RetryableError(f"{self._where(function)}: no answer within {self.timeout:g} s") from exc
             except TRANSIENT_EXCEPTIONS as exc:
