@@ -8,13 +8,15 @@ the POST body, never in a URL, and never appears in a message or a log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import requests
 from lxml import etree
@@ -76,6 +78,27 @@ ERROR_HINTS = {
     "http403": "turn on Site administration > General > Advanced features > Enable web services, and "
     "Site administration > Server > Web services > Manage protocols > REST (docs/moodle-setup.md)",
 }
+
+
+#: What ``quote_plus`` leaves as it is: a value made only of these is its own encoding.
+_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _form_key(key: str) -> str:
+    return quote_plus(key)
+
+
+def form_body(pairs: list[tuple[str, str]]) -> bytes:
+    """The form body ``urllib.parse.urlencode`` (and so ``requests``) makes of ``pairs``, for less CPU.
+
+    Keys (``options[0][name]``...) recur on every call: their encoding is remembered. Values that are
+    numbers or plain words, most of them, need none. The rest go through ``quote_plus`` (UTF-8).
+    """
+    safe = _FORM_SAFE.fullmatch
+    return "&".join(f"{_form_key(key)}={value if safe(value) else quote_plus(value)}" for key, value in pairs).encode(
+        "ascii"
+    )
 
 
 def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -266,14 +289,14 @@ class MoodleClient:
 
     def _post(self, function: str, params: Mapping[str, Any]) -> Any:
         # The form body requests would make of these pairs (UTF-8, quote_plus); the token only in it.
-        body = urlencode(
+        body = form_body(
             [
                 ("wstoken", self._token.get_secret_value()),
                 ("wsfunction", function),
                 ("moodlewsrestformat", self.fmt),
                 *encode_params(params),
             ]
-        ).encode("ascii")
+        )
         with self._slots, self.call_slot() if self.call_slot else nullcontext():
             try:
                 response = self.http.post(body)

@@ -7,12 +7,15 @@ fake Moodle over real HTTP; nothing patches requests.
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from connectors.moodle import MoodleAPIError, MoodleClient, MoodleRecordError
-from connectors.moodle.client import encode_params, parse_xml
+from connectors.moodle.client import encode_params, form_body, parse_xml
 from lms_bridge.errors import RetryableError
 from tests.fixtures.data import MOODLE_RESPONSES
 from tests.fixtures.moodle import ADMIN_TOKEN
@@ -36,6 +39,20 @@ def test_encode_params_uses_php_array_syntax():
         ("values[1]", "b"),
         ("flag", "1"),
     ]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=20), st.one_of(st.text(max_size=30), st.integers().map(str))), max_size=6))
+def test_form_body_is_what_urlencode_and_so_requests_make(pairs):
+    assert form_body(pairs) == urlencode(pairs).encode("ascii")
+    assert form_body(pairs) == form_body(pairs)  # the remembered keys give the same
+
+
+def test_form_body_examples():
+    pairs = [("options[0][name]", "limit from"), ("values[0]", "Ujian ke-2 / 2026 & lulus? ⅠⅠ"), ("id", "75")]
+    assert form_body(pairs) == (
+        b"options%5B0%5D%5Bname%5D=limit+from&values%5B0%5D=Ujian+ke-2+%2F+2026+%26+lulus%3F+%E2%85%A0%E2%85%A0&id=75"
+    )
 
 
 @pytest.mark.parametrize(
