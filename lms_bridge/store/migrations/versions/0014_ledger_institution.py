@@ -138,7 +138,10 @@ def upgrade() -> None:  # noqa: D103
         "WHERE EXISTS (SELECT 1 FROM persons p WHERE p.nip = ledger_records.nip AND p.unit_code IS NOT NULL)"
     )
     op.create_index(
-        "ix_ledger_records_unit", "ledger_records", ["unit_code", "nip", "period_day", "voided", "jp"], postgresql_ops=_PATTERN
+        "ix_ledger_records_unit",
+        "ledger_records",
+        ["unit_code", "nip", "period_day", "voided", "jp"],
+        postgresql_ops=_PATTERN,
     )
     for statement in _POSTGRESQL if postgresql else _SQLITE:
         op.execute(statement)
