@@ -69,7 +69,8 @@ MAKE_KEYS = (
     "ALTER TABLE ledger_records ADD CONSTRAINT ledger_records_pkey PRIMARY KEY (statement_id, period_day)",
     "CREATE INDEX ix_ledger_records_nip_day ON ledger_records (nip, period_day, voided, jp)",
     "CREATE INDEX ix_ledger_records_day ON ledger_records (period_day)",
-    "CREATE INDEX ix_ledger_records_unit ON ledger_records (unit_code varchar_pattern_ops, nip, period_day, voided, jp)",
+    "CREATE INDEX ix_ledger_records_unit ON ledger_records "
+    "(unit_code varchar_pattern_ops, nip, period_day, voided, jp)",
 )
 #: The tables whose triggers (migration 0014) keep ``ledger_records.unit_code`` and ``person_units.valid_to``:
 #: off during a bulk load, which writes both columns itself (what a restore does), on again after.
