@@ -567,6 +567,7 @@ def compliance(
         members = _members(end, unit, None)
     elif unit_prefix is not None and unit != NOT_ON_ROSTER:
         members = _members(end, None, unit_prefix)
+    query: CompoundSelect | Select[Any]
     with engine.connect() as connection:
         if members is not None and engine.dialect.name == "postgresql":
             _probe_settings(connection)
