@@ -30,7 +30,8 @@ After each stage, measured warm (best and median of ``--repeat``):
   ledger's. The statements are built with lms-bridge's own builder and served by an in-process client (this
   measures the store side; paging an LRS is BENCHMARKS "Report"'s Ralph figure).
 
-The database is dropped at the end unless ``--keep``. Check ``df -h`` first: 100 M records take ~45 GB.
+The database is dropped at the end unless ``--keep``. Check ``df -h`` first: 100 M records took 43 GB (8 Dec 2026),
+plus ~10 GB while the 2025 partition is rewritten LOGGED. ``--load-only --keep`` loads; ``--reuse`` measures later.
 """
 
 from __future__ import annotations
