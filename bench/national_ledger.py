@@ -17,7 +17,8 @@ run measures the same queries at two ledger sizes:
   2 % of the people changed unit on 2025-07-01 (unit history in ``person_units``). Stage 1 holds all of I000.
 - records: ``--records / --people`` per person, spread evenly over 2021-2025 (five yearly partitions), written
   in time order (every person's k-th record, then the (k+1)-th), 2 % voided; ``VACUUM ANALYZE`` after each stage
-  (what autovacuum does to a ledger filled by syncs; without it no page is all-visible).
+  of the measured year's partition and the roster (what autovacuum does to a ledger filled by syncs; without it no
+  page is all-visible), ``ANALYZE`` of the others (only counted, never read by the measured reports).
 
 After each stage, measured warm (best and median of ``--repeat``):
 
@@ -29,7 +30,8 @@ After each stage, measured warm (best and median of ``--repeat``):
   ledger's. The statements are built with lms-bridge's own builder and served by an in-process client (this
   measures the store side; paging an LRS is BENCHMARKS "Report"'s Ralph figure).
 
-The database is dropped at the end unless ``--keep``. Check ``df -h`` first: 100 M records take ~45 GB.
+The database is dropped at the end unless ``--keep``. Check ``df -h`` first: 100 M records took 43 GB (8 Dec 2026),
+plus ~10 GB while the 2025 partition is rewritten LOGGED. ``--load-only --keep`` loads; ``--reuse`` measures later.
 """
 
 from __future__ import annotations
@@ -63,12 +65,18 @@ DROP_KEYS = (
     "ALTER TABLE ledger_records DROP CONSTRAINT ledger_records_pkey",
     "DROP INDEX ix_ledger_records_nip_day",
     "DROP INDEX ix_ledger_records_day",
+    "DROP INDEX ix_ledger_records_unit",
 )
 MAKE_KEYS = (
     "ALTER TABLE ledger_records ADD CONSTRAINT ledger_records_pkey PRIMARY KEY (statement_id, period_day)",
     "CREATE INDEX ix_ledger_records_nip_day ON ledger_records (nip, period_day, voided, jp)",
     "CREATE INDEX ix_ledger_records_day ON ledger_records (period_day)",
+    "CREATE INDEX ix_ledger_records_unit ON ledger_records "
+    "(unit_code varchar_pattern_ops, nip, period_day, voided, jp)",
 )
+#: The tables whose triggers (migration 0014) keep ``ledger_records.unit_code`` and ``person_units.valid_to``:
+#: off during a bulk load, which writes both columns itself (what a restore does), on again after.
+TRIGGERED = ("persons", "person_units", "ledger_records")
 
 
 #: NIP fields in mixed radix: birth day (20 years), appointment year offset, month, sex, sequence.
@@ -106,8 +114,34 @@ def _unit_sql(big: int, institutions: int) -> tuple[str, str]:
     return inst, unit
 
 
+def without_indexes(connection: Any, table: str) -> list[str]:
+    """Drop the secondary indexes and unique constraints of ``table``; return the DDL that makes them again.
+
+    A bulk insert into a table with B-trees on random keys (NIPs) is a random write per row and index in
+    a 128 MB ``shared_buffers``: 4,000,000 persons took ~6 min that way, under load (8 Dec 2026).
+    """
+    again = []
+    constraints = connection.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'",
+        (table,),
+    ).fetchall()
+    for name, definition in constraints:
+        connection.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        again.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+    indexes = connection.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
+        (table, table),
+    ).fetchall()
+    for name, definition in indexes:
+        connection.execute(f"DROP INDEX {name}")
+        again.append(definition)
+    return again
+
+
 def load_people(connection: Any, start: int, stop: int, big: int, institutions: int) -> None:
-    """Roster rows and unit history of people ``start <= i < stop``."""
+    """Roster rows and unit history of people ``start <= i < stop`` (their secondary indexes built after)."""
+    again = without_indexes(connection, "persons") + without_indexes(connection, "person_units")
     inst, unit = _unit_sql(big, institutions)
     code = f"'I' || lpad({inst}::text, 3, '0') || '-U' || lpad({unit}::text, 2, '0')"
     units = f"(CASE WHEN i < {big} THEN 50 ELSE 10 END)"
@@ -119,38 +153,69 @@ def load_people(connection: Any, start: int, stop: int, big: int, institutions: 
         f"FROM generate_series({start}, {stop - 1}) i"
     )
     connection.execute(
-        f"INSERT INTO person_units (nip, unit_code, unit_name, valid_from) "
-        f"SELECT {_nip_sql('i')}, {code}, 'Unit', DATE '2020-01-01' FROM generate_series({start}, {stop - 1}) i "
-        f"UNION ALL SELECT {_nip_sql('i')}, {moved}, 'Unit', DATE '2025-07-01' "
+        f"INSERT INTO person_units (nip, unit_code, unit_name, valid_from, valid_to) "
+        f"SELECT {_nip_sql('i')}, {code}, 'Unit', DATE '2020-01-01', "
+        f"CASE WHEN i % 50 = 7 THEN DATE '2025-07-01' END FROM generate_series({start}, {stop - 1}) i "
+        f"UNION ALL SELECT {_nip_sql('i')}, {moved}, 'Unit', DATE '2025-07-01', NULL "
         f"FROM generate_series({start}, {stop - 1}) i WHERE i % 50 = 7"
+    )
+    for statement in again:
+        connection.execute(statement)
+    # Each person's NIP and roster unit once, for the record loader (not part of lms-bridge's schema).
+    connection.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_people (i integer PRIMARY KEY, nip text, unit text)")
+    connection.execute(
+        f"INSERT INTO bench_people SELECT i, {_nip_sql('i')}, CASE WHEN i % 50 = 7 THEN {moved} ELSE {code} END "
+        f"FROM generate_series({start}, {stop - 1}) i"
     )
 
 
-def load_records(connection: Any, start: int, stop: int, per_person: int, on_progress: Any) -> None:
-    """``per_person`` JP records of each person ``start <= i < stop``: record k lies in year 2021 + k % 5."""
-    jp = "(ARRAY['0.5','1','1','1.5','2','2','3','4'])[1 + (i + k) % 8]"
-    day = "(make_date(2021 + {k} % 5, 1, 1) + ((i * 31 + {k} * 97) % 365))"
-    for k in range(per_person):
-        period_day = day.format(k=k)
-        connection.execute(
-            "INSERT INTO ledger_records (statement_id, nip, jp, rule_id, rule_version, rule_code, period, period_day, "
-            "object_id, evidence_ids, evidence_count, timestamp, stored, voided) "
-            f"SELECT md5('r' || i || '-' || k)::uuid::text, {_nip_sql('i')}, {jp}, 'moodle-course', 1, 'C3', "
-            f"{period_day}::text, {period_day}, 'https://lms.example.go.id/course/' || ((i + k) % 5000), "
-            f"'[\"' || md5('e' || i || '-' || k)::uuid::text || '\"]', 1, "
-            f"{period_day}::timestamptz + interval '3 hours', {period_day}::timestamptz + interval '4 hours', "
-            f"(i + k) % 50 = 0 "
-            f"FROM generate_series({start}, {stop - 1}) i, (SELECT {k} AS k) kk"
-        )
-        on_progress(k + 1)
+def load_records(url: str, start: int, stop: int, per_person: int, jobs: int, on_progress: Any) -> None:
+    """``per_person`` JP records of each person ``start <= i < stop``: record k lies in year 2021 + k % 5.
+
+    One ``INSERT ... SELECT`` per record slot k straight into its year's partition (no routing), ``jobs``
+    slots at a time on as many connections; the NIP and the unit tag come from ``bench_people``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    jp = "(ARRAY['0.5','1','1','1.5','2','2','3','4'])[1 + (p.i + {k}) % 8]"
+    day = "(make_date({year}, 1, 1) + ((p.i * 31 + {k} * 97) % 365))"
+
+    def one(k: int) -> int:
+        period_day = day.format(k=k, year=YEARS[k % 5])
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("SET synchronous_commit = off")
+            connection.execute(
+                f"INSERT INTO ledger_records_y{YEARS[k % 5]} (statement_id, nip, jp, rule_id, rule_version, "
+                "rule_code, period, period_day, object_id, evidence_ids, evidence_count, timestamp, stored, voided, "
+                "unit_code) "
+                f"SELECT md5('r' || p.i || '-{k}')::uuid::text, p.nip, {jp.format(k=k)}, 'moodle-course', 1, 'C3', "
+                f"{period_day}::text, {period_day}, 'https://lms.example.go.id/course/' || ((p.i + {k}) % 5000), "
+                f"'[\"' || md5('e' || p.i || '-{k}')::uuid::text || '\"]', 1, "
+                f"{period_day}::timestamptz + interval '3 hours', {period_day}::timestamptz + interval '4 hours', "
+                f"(p.i + {k}) % 50 = 0, p.unit "
+                f"FROM bench_people p WHERE p.i >= {start} AND p.i < {stop}"
+            )
+        return k
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for done, _k in enumerate(pool.map(one, range(per_person)), start=1):
+            on_progress(done)
 
 
 def vacuum(url: str) -> float:
+    """``VACUUM ANALYZE`` of what the measurements read (the year's partition, the roster), ``ANALYZE`` of the rest.
+
+    The closed years' partitions are only counted here, never read by a 2025 report: vacuuming them (every
+    page of 80 % of the ledger written once more) would add ~10 min to a 100 M load and change no figure.
+    """
     import psycopg
 
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE")
+        connection.execute(f"VACUUM ANALYZE ledger_records_y{YEAR}, persons, person_units, bench_people")
+        connection.execute("ANALYZE ledger_records")
     return time.perf_counter() - started
 
 
@@ -204,18 +269,45 @@ def time_compliance(engine: Any, settings: Any, repeat: int, **filters: Any) -> 
     return times, cpu, report
 
 
-def explain(engine: Any, **filters: Any) -> list[str]:
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of the compliance query as ``compliance()`` builds it."""
-    from lms_bridge.ledger.reports import _members, _probe_settings, _standings_query
+def _queries(engine: Any, **filters: Any) -> dict[str, Any]:
+    """The report's query now (``ranges``: migration 0014's index ranges) and before (``probes``: per member)."""
+    from lms_bridge.ledger.reports import _members, _ranges_query, _standings_query
 
     end = date(YEAR, 12, 31)
-    members = _members(end, filters.get("unit"), filters.get("unit_prefix"))
-    query = _standings_query("postgresql", date(YEAR, 1, 1), end, members=members)
+    unit, prefix = filters.get("unit"), filters.get("unit_prefix")
+    members = _members(end, unit, prefix)
+    return {
+        "ranges": _ranges_query(date(YEAR, 1, 1), end, unit, prefix),
+        "probes": _standings_query("postgresql", date(YEAR, 1, 1), end, members=members),
+    }
+
+
+def explain(engine: Any, query: Any) -> list[str]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of a report query as ``compliance()`` sends it."""
+    from lms_bridge.ledger.reports import _probe_settings
+
     compiled = query.compile(dialect=engine.dialect)  # bound parameters, as compliance() sends them
     with engine.connect() as connection:
         _probe_settings(connection)  # as compliance() does
         plan = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.params)
         return [row[0] for row in plan]
+
+
+def time_query(engine: Any, query: Any, repeat: int) -> tuple[list[float], list[float], int]:
+    """CPU times (client + server) and wall times of running ``query`` and fetching its rows (no report)."""
+    from lms_bridge.ledger.reports import _probe_settings
+
+    cpu, wall, rows = [], [], 0
+    for _ in range(repeat):
+        server = _server_cpu(engine)
+        client = time.process_time()
+        started = time.perf_counter()
+        with engine.connect() as connection:
+            _probe_settings(connection)
+            rows = len(connection.execute(query).all())
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - client + _server_cpu(engine) - server)
+    return cpu, wall, rows
 
 
 class _DayClient:
@@ -314,8 +406,26 @@ def measure(stage: str, url: str, args: argparse.Namespace, report: Report, peop
             f"of {args.repeat}; CPU (client + server) best {min(cpu) * 1000:.0f} ms, "
             f"median {statistics.median(cpu) * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f}; {size}",
         )
+        # The query alone, this code's and the one before migration 0014, side by side in this run.
+        queries = _queries(engine, **filters)
+        figures = {}
+        for label in ("probes", "ranges", "probes", "ranges"):  # interleaved: the same load for both
+            cpu_q, wall_q, count = time_query(engine, queries[label], args.repeat)
+            figures.setdefault(label, []).extend(cpu_q)
+            figures.setdefault(f"{label} wall", []).extend(wall_q)
+            figures[f"{label} rows"] = [count]
+        report.note(
+            f"{stage} {name}: query + fetch, CPU (client + server) best/median: before 0014 (probes per member) "
+            f"{min(figures['probes']) * 1000:.0f}/{statistics.median(figures['probes']) * 1000:.0f} ms, "
+            f"now (ranges) {min(figures['ranges']) * 1000:.0f}/{statistics.median(figures['ranges']) * 1000:.0f} ms"
+            f" ({figures['probes rows'][0]:,} / {figures['ranges rows'][0]:,} rows); wall best "
+            f"{min(figures['probes wall']) * 1000:.0f} / {min(figures['ranges wall']) * 1000:.0f} ms; "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         if args.explain and stage != "stage1":
-            print(f"--- EXPLAIN ANALYZE, {name} ---\n" + "\n".join(explain(engine, **filters)), flush=True)
+            for label in ("ranges", "probes"):
+                plan = "\n".join(explain(engine, queries[label]))
+                print(f"--- EXPLAIN ANALYZE, {name}, {label} ---\n{plan}", flush=True)
     for count in (args.day // 4, args.day) if args.day else ():
         bodies = day_statements(settings, count, people_now, f"{stage}-{count}", date(YEAR, 12, 30))
         seconds, cpu_s, written = time_sync(engine, settings, bodies)
@@ -340,6 +450,8 @@ def main() -> int:
     parser.add_argument("--first-share", type=float, default=0.2, help="share of the people loaded in stage 1")
     parser.add_argument("--day", type=int, default=55_000, help="new JP statements of one day for ledger sync")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="connections loading record slots side by side")
+    parser.add_argument("--load-only", action="store_true", help="load (with --keep), measure later with --reuse")
     parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--db", default="lmsb_national")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
@@ -380,22 +492,34 @@ def main() -> int:
             with psycopg.connect(url, autocommit=True) as connection:
                 connection.execute("SET synchronous_commit = off")
                 connection.execute("SET maintenance_work_mem = '1GB'")
+                for table in TRIGGERED:
+                    connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
                 load_people(connection, loaded_people, stop, args.big, args.institutions)
                 # A bulk load without the ledger's key and indexes, which are then built by one sort each
-                # (the same DDL as migration 0011): what a restore does; syncs insert row by row.
+                # (the same DDL as migrations 0011 and 0014): what a restore does; syncs insert row by row.
+                # The yearly partitions are UNLOGGED while loading (no WAL for the rows and the index builds).
                 for statement in DROP_KEYS:
                     connection.execute(statement)
+                for year in YEARS:
+                    connection.execute(f"ALTER TABLE ledger_records_y{year} SET UNLOGGED")
 
                 def progress(k: int, stage: str = stage, started: float = started) -> None:
                     print(
                         f"  {stage}: record slot {k}/{per_person} ({time.perf_counter() - started:.0f} s)", flush=True
                     )
 
-                load_records(connection, loaded_people, stop, per_person, progress)
+                load_records(url, loaded_people, stop, per_person, args.jobs, progress)
                 indexed = time.perf_counter()
                 for statement in MAKE_KEYS:
                     connection.execute(statement)
                 report.note(f"{stage}: key and indexes built in {time.perf_counter() - indexed:.0f} s")
+                logged = time.perf_counter()
+                # The year ledger sync writes to is made LOGGED again (a rewrite), so a sync is measured with
+                # its WAL; the closed years are only read here and stay UNLOGGED (reads are the same).
+                connection.execute(f"ALTER TABLE ledger_records_y{YEAR} SET LOGGED")
+                report.note(f"{stage}: partition {YEAR} set LOGGED in {time.perf_counter() - logged:.0f} s")
+                for table in TRIGGERED:
+                    connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             load_s = time.perf_counter() - started
             vacuum_s = vacuum(url)
             added = (stop - loaded_people) * per_person
@@ -404,6 +528,8 @@ def main() -> int:
                 f"({added / load_s:,.0f} records/s), VACUUM ANALYZE {vacuum_s:.0f} s"
             )
             loaded_people = stop
+            if args.load_only:
+                continue
             measure(stage, engine_url, args, report, loaded_people, loaded_people * per_person)
     finally:
         if not args.keep:

@@ -112,9 +112,13 @@ def _fill(engine) -> None:  # type: ignore[no-untyped-def]
         connection.execute(insert(LedgerRecord), RECORDS)
 
 
+#: The record's columns at 0007-0012 (0014 adds the unit tag, checked in its own test below).
+_COLUMNS = [column for column in LedgerRecord.__table__.c if column.name != "unit_code"]
+
+
 def _rows(engine) -> list[tuple]:  # type: ignore[no-untyped-def]
     with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(select(LedgerRecord).order_by(LedgerRecord.statement_id))]
+        return [tuple(row) for row in connection.execute(select(*_COLUMNS).order_by(LedgerRecord.statement_id))]
 
 
 def _reports(engine, settings) -> dict:  # type: ignore[no-untyped-def]
@@ -221,3 +225,118 @@ def test_report_compliance_unit_prefix_on_the_command_line(state_url, make_deplo
     result = deployment.run("report", "compliance", "--year", "2025", "--unit-prefix", "Z")
     assert result.returncode == 2 and "Traceback" not in result.stderr  # 2: an empty answer, as for --unit
     assert "tidak ada kode unit yang diawali 'Z'" in result.stderr
+
+
+def _tags(engine) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return dict(connection.execute(select(LedgerRecord.statement_id, LedgerRecord.unit_code)).all())
+
+
+def _ends(engine) -> dict[tuple[str, date], date | None]:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        rows = connection.execute(select(PersonUnit.nip, PersonUnit.valid_from, PersonUnit.valid_to)).all()
+    return {(nip, start): end for nip, start, end in rows}
+
+
+def _roster_units(engine) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return dict(connection.execute(select(Person.nip, Person.unit_code)).all())
+
+
+def _all_filtered_reports_agree(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    """Every unit's and prefix's report equals the whole report filtered, for years and as-of dates."""
+    for (year, as_of), whole in _reports(engine, settings).items():
+        for unit in ("I1-U1", "I1-U2", "I1-U3", "I2-U1", "I3-U1", reports.NOT_ON_ROSTER):
+            got = reports.compliance(engine, settings, year, unit=unit, as_of=as_of)
+            assert got == _filtered(whole, lambda code, unit=unit: code == unit), (year, as_of, unit)
+        for prefix in ("I1-", "I2-", "I3-", "I", "Z"):
+            got = reports.compliance(engine, settings, year, unit_prefix=prefix, as_of=as_of)
+            assert got == _filtered(whole, lambda code, prefix=prefix: code.startswith(prefix)), (year, prefix)
+
+
+def test_unit_tags_and_history_ends_follow_every_writer(state_url):
+    """Migration 0014's triggers: a record carries its person's roster unit, a history row the next row's day.
+
+    The institution report on PostgreSQL trusts both columns (one index range each instead of a probe per
+    person), so every way the roster, the history or the ledger changes must keep them right: roster
+    imports that move people, a person row that arrives after its records, history rows added between two
+    others or deleted, a person forgotten; and the reports must stay the whole report filtered.
+    """
+    from lms_bridge.store.people import RosterPerson, store_roster
+
+    engine = store.open_engine(state_url)
+    _fill(engine)
+    settings = Settings(report={"targets": {"PNS": 20, "PPPK": 10}})
+
+    def tags_match_the_roster() -> None:
+        roster = _roster_units(engine)
+        assert _tags(engine) == {r["statement_id"]: roster.get(r["nip"]) for r in _all_records(engine)}
+
+    tags_match_the_roster()
+    assert _tags(engine)[RECORDS[8]["statement_id"]] is None  # X has no person row
+    assert _ends(engine) == {
+        (A, date(2020, 1, 1)): date(2025, 7, 1),
+        (A, date(2025, 7, 1)): None,
+        (C, date(2024, 1, 1)): None,
+        (E, date(2024, 1, 1)): None,
+        (F, date(2020, 1, 1)): date(2025, 3, 1),
+        (F, date(2025, 3, 1)): None,
+    }
+    _all_filtered_reports_agree(engine, settings)
+
+    # The roster import: X arrives in I3-U1 (its record is tagged), B moves from I1-U3 to I2-U1 on
+    # 1 Sep 2025 (its records follow, its history gets a row), A moves from I1-U2 to I3-U1 the same day
+    # (a third history row closes the second).
+    def person(nip: str, code: str) -> RosterPerson:
+        return RosterPerson(nip=nip, employee_type="PNS", name=f"P{nip[-3:]}", unit_code=code, unit_name=code,
+                            position=None)  # fmt: skip
+
+    store_roster(engine, [person(X, "I3-U1"), person(B, "I2-U1"), person(A, "I3-U1")], effective=date(2025, 9, 1))
+    tags_match_the_roster()
+    assert _tags(engine)[RECORDS[8]["statement_id"]] == "I3-U1"
+    assert {r["statement_id"] for r in RECORDS if r["nip"] == B} <= {
+        k for k, v in _tags(engine).items() if v == "I2-U1"
+    }
+    ends = _ends(engine)
+    assert ends[(A, date(2025, 7, 1))] == date(2025, 9, 1) and ends[(A, date(2025, 9, 1))] is None
+    _all_filtered_reports_agree(engine, settings)
+
+    # A history row inserted between two others, one deleted, one moved to another day: the chain is re-cut.
+    with engine.begin() as connection:
+        connection.execute(
+            insert(PersonUnit), [{"nip": F, "unit_code": "I3-U1", "unit_name": "x", "valid_from": date(2024, 6, 1)}]
+        )
+    assert _ends(engine)[(F, date(2020, 1, 1))] == date(2024, 6, 1)
+    assert _ends(engine)[(F, date(2024, 6, 1))] == date(2025, 3, 1)
+    _all_filtered_reports_agree(engine, settings)
+    with engine.begin() as connection:
+        connection.execute(
+            PersonUnit.__table__.delete().where(PersonUnit.nip == F, PersonUnit.valid_from == date(2025, 3, 1))
+        )
+        connection.execute(
+            PersonUnit.__table__.update()
+            .where(PersonUnit.nip == A, PersonUnit.valid_from == date(2025, 7, 1))
+            .values(valid_from=date(2025, 1, 1))
+        )
+    ends = _ends(engine)
+    assert ends[(F, date(2024, 6, 1))] is None
+    assert ends[(A, date(2020, 1, 1))] == date(2025, 1, 1) and ends[(A, date(2025, 1, 1))] == date(2025, 9, 1)
+    _all_filtered_reports_agree(engine, settings)
+
+    # A record written by ledger sync takes its person's unit; a person row deleted leaves its records untagged;
+    # a unit changed by hand (not by the import) re-tags too.
+    with Session(engine) as session, session.begin():
+        _write_page(session, [_record(20, E, "4", "2025-10-10")], [], [], None)
+    with engine.begin() as connection:
+        connection.execute(Person.__table__.delete().where(Person.nip == C))
+        connection.execute(Person.__table__.update().where(Person.nip == E).values(unit_code="I1-U1"))
+    tags_match_the_roster()
+    assert _tags(engine)["00000000-0000-4000-8000-000000000020"] == "I1-U1"
+    assert _tags(engine)[RECORDS[6]["statement_id"]] is None  # C's
+    _all_filtered_reports_agree(engine, settings)
+    engine.dispose()
+
+
+def _all_records(engine) -> list[dict]:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(select(LedgerRecord.statement_id, LedgerRecord.nip))]

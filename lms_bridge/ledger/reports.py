@@ -36,6 +36,7 @@ from sqlalchemy import (
     false,
     func,
     null,
+    or_,
     select,
     true,
     union,
@@ -246,6 +247,111 @@ def _members_query(
     return query
 
 
+def _unit_match(column: Any, unit: str | None, prefix: str | None) -> ColumnElement[bool]:
+    """``column`` is ``unit`` or, without one, starts with ``prefix`` (an index range either way)."""
+    if unit is not None:
+        return column == unit  # type: ignore[no-any-return]
+    return column.startswith(prefix or "", autoescape=True)  # type: ignore[no-any-return]
+
+
+def _ranges_query(start: date, end: date, unit: str | None, prefix: str | None) -> Select[Any]:
+    """PostgreSQL: :func:`_standings_query` for the people of ``unit`` (or of the units under ``prefix``).
+
+    Three index ranges replace the three probes per member of :func:`_members_query` (BENCHMARKS
+    "National ledger"), thanks to the two columns migration 0014's triggers keep:
+
+    - ``history``: the unit history rows in force on ``end`` (``valid_from <= end < valid_to``) whose
+      unit matches: exactly the people whose unit on ``end`` comes from the history and matches, with
+      that unit (``ix_person_units_unit``);
+    - ``roster``: the roster rows whose current unit matches (``ix_persons_unit_code``);
+    - ``tagged``: the JP of the window of every record tagged with a matching unit: the records of
+      exactly the ``roster`` people, since a record's tag is its person's roster unit
+      (``ix_ledger_records_unit``, index-only, one year's partition).
+
+    Everyone reported under a matching unit is in ``history`` or in ``roster`` (a person without a
+    history row in force, or with one without a code, is reported under the roster's unit), so their
+    full join is a superset of the report, as :func:`_members` is; the caller's exact filter drops the
+    rest. What a person lacks from one side is probed, gated by a one-time filter so that only those
+    people pay: the roster row and the JP of a ``history`` person the roster puts elsewhere (a move
+    the roster has, the history not yet), the unit on ``end`` of a ``roster`` person whose history
+    row in force is elsewhere or absent. The rows are those of :func:`_standings_query`.
+    """
+    history = (
+        select(PersonUnit.nip, PersonUnit.unit_code, PersonUnit.unit_name)
+        .where(
+            _unit_match(PersonUnit.unit_code, unit, prefix),
+            PersonUnit.valid_from <= end,
+            or_(PersonUnit.valid_to.is_(None), PersonUnit.valid_to > end),
+        )
+        .cte("history")
+    )
+    roster_columns = (Person.name, Person.employee_type, Person.roster_updated_at, Person.unit_code, Person.unit_name)
+    roster = select(Person.nip, *roster_columns).where(_unit_match(Person.unit_code, unit, prefix)).cte("roster")
+    counted = [LedgerRecord.voided == false(), LedgerRecord.period_day >= start, LedgerRecord.period_day <= end]
+    # The sum in hundredths of a JP, as an integer: see _standings.
+    hundredths = cast(func.round(func.sum(cast(LedgerRecord.jp, Numeric(12, 2))) * 100), BigInteger)
+    tagged = (
+        select(LedgerRecord.nip, hundredths.label("jp"))
+        .where(_unit_match(LedgerRecord.unit_code, unit, prefix), *counted)
+        .group_by(LedgerRecord.nip)
+        .cte("tagged")
+    )
+    people = (
+        select(
+            func.coalesce(history.c.nip, roster.c.nip).label("nip"),
+            history.c.nip.label("history_nip"),
+            history.c.unit_code.label("history_code"),
+            history.c.unit_name.label("history_name"),
+            roster.c.nip.label("roster_nip"),
+            *(roster.c[column.key] for column in roster_columns),
+        )
+        .select_from(history.outerjoin(roster, history.c.nip == roster.c.nip, full=True))
+        .subquery("people")
+    )
+    roster_probe = (
+        select(*roster_columns)
+        .where(Person.nip == people.c.nip, people.c.roster_nip.is_(None))
+        .limit(1)
+        .lateral("roster_probe")
+    )
+    unit_probe = (
+        select(PersonUnit.unit_code, PersonUnit.unit_name)
+        .where(PersonUnit.nip == people.c.nip, PersonUnit.valid_from <= end, people.c.history_nip.is_(None))
+        .order_by(PersonUnit.valid_from.desc())
+        .limit(1)
+        .lateral("unit_probe")
+    )
+    sum_probe = (
+        select(hundredths.label("jp"))
+        .where(LedgerRecord.nip == people.c.nip, people.c.roster_nip.is_(None), *counted)
+        .lateral("sum_probe")
+    )
+
+    def either(name: str, probe: FromClause, probe_name: str | None = None) -> ColumnElement[Any]:
+        # One side is always NULL: the probe is gated off when the range gave the person's row.
+        return func.coalesce(people.c[name], probe.c[probe_name or name])
+
+    query: Select[Any] = (
+        select(  # type: ignore[assignment]  # the columns' types are mixed: Select[Never, ...] to mypy
+            people.c.nip,
+            either("name", roster_probe),
+            either("employee_type", roster_probe),
+            either("roster_updated_at", roster_probe).is_not(None),
+            either("unit_code", roster_probe),
+            either("unit_name", roster_probe),
+            either("history_code", unit_probe, "unit_code"),
+            either("history_name", unit_probe, "unit_name"),
+            func.coalesce(tagged.c.jp, sum_probe.c.jp),
+        )
+        .select_from(people)
+        .outerjoin(tagged, tagged.c.nip == people.c.nip)
+        .outerjoin(roster_probe, true())
+        .outerjoin(unit_probe, true())
+        .outerjoin(sum_probe, true())
+    )
+    return query
+
+
 def _standings_query(
     dialect: str, start: date, end: date, nip: str | None = None, members: FromClause | None = None
 ) -> CompoundSelect | Select[Any]:
@@ -449,8 +555,9 @@ def compliance(
             national ledger); with ``unit``, both must hold.
         as_of: count records of periods up to this day; units as of this day.
 
-    A unit or a prefix is pushed down into the query (:func:`_members`): the report reads
-    the records of the people who may be in those units only, whatever the ledger's size.
+    A unit or a prefix is pushed down into the query: the report reads the records of the
+    people who may be in those units only, whatever the ledger's size (PostgreSQL: three index
+    ranges, :func:`_ranges_query`; SQLite: one probe per member, :func:`_members`).
     """
     start, end = _year_window(year, as_of)
     report = ComplianceReport(year=year, as_of=end)
@@ -460,10 +567,14 @@ def compliance(
         members = _members(end, unit, None)
     elif unit_prefix is not None and unit != NOT_ON_ROSTER:
         members = _members(end, None, unit_prefix)
+    query: CompoundSelect | Select[Any]
     with engine.connect() as connection:
         if members is not None and engine.dialect.name == "postgresql":
             _probe_settings(connection)
-        found = connection.execute(_standings_query(engine.dialect.name, start, end, members=members)).all()
+            query = _ranges_query(start, end, unit, unit_prefix)
+        else:
+            query = _standings_query(engine.dialect.name, start, end, members=members)
+        found = connection.execute(query).all()
         pending = _pending_counts(connection, start, end, members=members)
     for row in _standings(found, target_function(settings, end), pending):
         if (unit is None or row.unit_code == unit) and (

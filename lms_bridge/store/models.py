@@ -294,6 +294,9 @@ class PersonUnit(Base):
     unit_code: Mapped[str | None] = mapped_column(String(64))
     unit_name: Mapped[str | None] = mapped_column(Text)
     valid_from: Mapped[date] = mapped_column(Date)
+    #: The next row's ``valid_from`` for the same NIP, NULL for the latest: kept by a trigger (migration 0014),
+    #: so that the row in force on a day is ``valid_from <= day < valid_to`` (an index range for a unit prefix).
+    valid_to: Mapped[date | None] = mapped_column(Date)
 
 
 class LedgerRecord(Base):
@@ -314,6 +317,16 @@ class LedgerRecord(Base):
     __table_args__ = (
         Index("ix_ledger_records_nip_day", "nip", "period_day", "voided", "jp"),
         Index("ix_ledger_records_day", "period_day"),
+        # An institution's records as one index range (by the roster unit the trigger tags them with).
+        Index(
+            "ix_ledger_records_unit",
+            "unit_code",
+            "nip",
+            "period_day",
+            "voided",
+            "jp",
+            postgresql_ops={"unit_code": "varchar_pattern_ops"},
+        ),
     )
 
     statement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -333,6 +346,9 @@ class LedgerRecord(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     stored: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The roster's current unit of ``nip`` (``persons.unit_code``; NULL without a person row), denormalised
+    #: and kept by triggers on both tables (migration 0014): never written by lms-bridge's code.
+    unit_code: Mapped[str | None] = mapped_column(String(64))
 
 
 #: The columns of ``ledger_records``' primary key, per dialect (the upsert's conflict target).
