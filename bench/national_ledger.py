@@ -74,7 +74,7 @@ MAKE_KEYS = (
     "CREATE INDEX ix_ledger_records_unit ON ledger_records "
     "(unit_code varchar_pattern_ops, nip, period_day, voided, jp)",
 )
-#: The tables whose triggers (migration 0014) keep ``ledger_records.unit_code`` and ``person_units.valid_to``:
+#: The tables whose triggers (migration 0013) keep ``ledger_records.unit_code`` and ``person_units.valid_to``:
 #: off during a bulk load, which writes both columns itself (what a restore does), on again after.
 TRIGGERED = ("persons", "person_units", "ledger_records")
 
@@ -270,7 +270,7 @@ def time_compliance(engine: Any, settings: Any, repeat: int, **filters: Any) -> 
 
 
 def _queries(engine: Any, **filters: Any) -> dict[str, Any]:
-    """The report's query now (``ranges``: migration 0014's index ranges) and before (``probes``: per member)."""
+    """The report's query now (``ranges``: migration 0013's index ranges) and before (``probes``: per member)."""
     from lms_bridge.ledger.reports import _members, _ranges_query, _standings_query
 
     end = date(YEAR, 12, 31)
@@ -406,7 +406,7 @@ def measure(stage: str, url: str, args: argparse.Namespace, report: Report, peop
             f"of {args.repeat}; CPU (client + server) best {min(cpu) * 1000:.0f} ms, "
             f"median {statistics.median(cpu) * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f}; {size}",
         )
-        # The query alone, this code's and the one before migration 0014, side by side in this run.
+        # The query alone, this code's and the one before migration 0013, side by side in this run.
         queries = _queries(engine, **filters)
         figures = {}
         for label in ("probes", "ranges", "probes", "ranges"):  # interleaved: the same load for both
@@ -415,7 +415,7 @@ def measure(stage: str, url: str, args: argparse.Namespace, report: Report, peop
             figures.setdefault(f"{label} wall", []).extend(wall_q)
             figures[f"{label} rows"] = [count]
         report.note(
-            f"{stage} {name}: query + fetch, CPU (client + server) best/median: before 0014 (probes per member) "
+            f"{stage} {name}: query + fetch, CPU (client + server) best/median: before 0013 (probes per member) "
             f"{min(figures['probes']) * 1000:.0f}/{statistics.median(figures['probes']) * 1000:.0f} ms, "
             f"now (ranges) {min(figures['ranges']) * 1000:.0f}/{statistics.median(figures['ranges']) * 1000:.0f} ms"
             f" ({figures['probes rows'][0]:,} / {figures['ranges rows'][0]:,} rows); wall best "
@@ -496,7 +496,7 @@ def main() -> int:
                     connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
                 load_people(connection, loaded_people, stop, args.big, args.institutions)
                 # A bulk load without the ledger's key and indexes, which are then built by one sort each
-                # (the same DDL as migrations 0011 and 0014): what a restore does; syncs insert row by row.
+                # (the same DDL as migrations 0011 and 0013): what a restore does; syncs insert row by row.
                 # The yearly partitions are UNLOGGED while loading (no WAL for the rows and the index builds).
                 for statement in DROP_KEYS:
                     connection.execute(statement)

@@ -112,7 +112,7 @@ def _fill(engine) -> None:  # type: ignore[no-untyped-def]
         connection.execute(insert(LedgerRecord), RECORDS)
 
 
-#: The record's columns at 0007-0012 (0014 adds the unit tag, checked in its own test below).
+#: The record's columns at 0007-0012 (0013 adds the unit tag, checked in its own test below).
 _COLUMNS = [column for column in LedgerRecord.__table__.c if column.name != "unit_code"]
 
 
@@ -255,7 +255,7 @@ def _all_filtered_reports_agree(engine, settings) -> None:  # type: ignore[no-un
 
 
 def test_unit_tags_and_history_ends_follow_every_writer(state_url):
-    """Migration 0014's triggers: a record carries its person's roster unit, a history row the next row's day.
+    """Migration 0013's triggers: a record carries its person's roster unit, a history row the next row's day.
 
     The institution report on PostgreSQL trusts both columns (one index range each instead of a probe per
     person), so every way the roster, the history or the ledger changes must keep them right: roster

@@ -258,7 +258,7 @@ def _ranges_query(start: date, end: date, unit: str | None, prefix: str | None) 
     """PostgreSQL: :func:`_standings_query` for the people of ``unit`` (or of the units under ``prefix``).
 
     Three index ranges replace the three probes per member of :func:`_members_query` (BENCHMARKS
-    "National ledger"), thanks to the two columns migration 0014's triggers keep:
+    "National ledger"), thanks to the two columns migration 0013's triggers keep:
 
     - ``history``: the unit history rows in force on ``end`` (``valid_from <= end < valid_to``) whose
       unit matches: exactly the people whose unit on ``end`` comes from the history and matches, with

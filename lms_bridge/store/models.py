@@ -294,7 +294,7 @@ class PersonUnit(Base):
     unit_code: Mapped[str | None] = mapped_column(String(64))
     unit_name: Mapped[str | None] = mapped_column(Text)
     valid_from: Mapped[date] = mapped_column(Date)
-    #: The next row's ``valid_from`` for the same NIP, NULL for the latest: kept by a trigger (migration 0014),
+    #: The next row's ``valid_from`` for the same NIP, NULL for the latest: kept by a trigger (migration 0013),
     #: so that the row in force on a day is ``valid_from <= day < valid_to`` (an index range for a unit prefix).
     valid_to: Mapped[date | None] = mapped_column(Date)
 
@@ -347,7 +347,7 @@ class LedgerRecord(Base):
     stored: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The roster's current unit of ``nip`` (``persons.unit_code``; NULL without a person row), denormalised
-    #: and kept by triggers on both tables (migration 0014): never written by lms-bridge's code.
+    #: and kept by triggers on both tables (migration 0013): never written by lms-bridge's code.
     unit_code: Mapped[str | None] = mapped_column(String(64))
 
 

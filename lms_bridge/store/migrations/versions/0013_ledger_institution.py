@@ -19,7 +19,7 @@ Both are filled for the rows already there. On a large PostgreSQL ledger the fil
 (one UPDATE): plan it like migration 0011. The reports of SQLite do not use the columns (its plain
 path is fast enough at an institution's size) but the triggers keep them right there too.
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0012
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
