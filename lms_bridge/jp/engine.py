@@ -313,35 +313,31 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     credits = sorted(credits, key=lambda c: (c.local_date, c.evidence[0].occurred_at, order[c.rule.id], c.activity_key))
     used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     capped: list[Credit] = []
+    caps_of: dict[int, list[tuple[str, Decimal, int]]] = {}  # by id(rule): (period, cap, length of its text)
     for credit in credits:
         if credit.pending:  # held credits use no room under a cap
             capped.append(credit)
             continue
-        periods = {
-            "day": credit.local_date.isoformat(),
-            "month": credit.local_date.isoformat()[:7],
-            "year": credit.local_date.isoformat()[:4],
-        }
+        rule = credit.rule
+        caps = caps_of.get(id(rule))
+        if caps is None:
+            caps = caps_of[id(rule)] = [(period, cap, _PERIOD_LENGTH[period]) for period, cap in rule.caps().items()]
+        day = credit.local_date.isoformat()
         jp, capped_by = _round_down(credit.raw, rules.precision), None
-        for period, cap in credit.rule.caps().items():
-            room = max(cap - used[(period, periods[period])], Decimal(0))
+        for period, cap, length in caps:
+            room = max(cap - used[(period, day[:length])], Decimal(0))
             if jp > room:
                 jp, capped_by = room, period
-        for period in credit.rule.caps():
-            used[(period, periods[period])] += jp
+        for period, _, length in caps:
+            used[(period, day[:length])] += jp
         capped.append(
-            Credit(
-                nip=credit.nip,
-                rule=credit.rule,
-                period=credit.period,
-                activity_key=credit.activity_key,
-                raw=credit.raw,
-                jp=jp,
-                evidence=credit.evidence,
-                capped_by=capped_by,
-            )
+            Credit(credit.nip, rule, credit.period, credit.activity_key, credit.raw, jp, credit.evidence, capped_by)
         )
     return capped
+
+
+#: The length of a cap period's text in an ISO day: ``2026-03-04`` (day), ``2026-03`` (month), ``2026`` (year).
+_PERIOD_LENGTH = {"day": 10, "month": 7, "year": 4}
 
 
 def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
