@@ -30,7 +30,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
+from functools import cached_property
 from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -134,15 +136,31 @@ class Credit:
         """The time of the latest evidence: the statement's timestamp."""
         return max(item.occurred_at for item in self.evidence)
 
-    @property
+    @cached_property
     def evidence_ids(self) -> tuple[str, ...]:
         """The evidence statement ids, sorted (what the record lists)."""
         return tuple(sorted(item.statement_id for item in self.evidence))
 
     def evidence_hash(self) -> str:
         """What identifies this record's content: JP, rule version and evidence."""
-        text = json.dumps([str(self.jp), self.rule.version, self.code, list(self.evidence_ids)])
+        return self._evidence_hash
+
+    @cached_property
+    def _evidence_hash(self) -> str:
+        # Computed once per credit (a run compares it with the stored hash and stores it). The text is
+        # ``json.dumps([str(jp), version, code, [ids]])``, written out with json's own string encoder:
+        # tests/lms_bridge/test_jp_hash.py checks it against json.dumps byte for byte.
+        version = self.rule.version
+        if type(version) is not int:
+            text = json.dumps([str(self.jp), version, self.code, list(self.evidence_ids)])
+        else:
+            ids = ", ".join(map(_json_string, self.evidence_ids))
+            text = f"[{_json_string(str(self.jp))}, {version}, {_json_string(self.code)}, [{ids}]]"
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: ``json.dumps`` of one string (ASCII-escaped, quoted): the C encoder json.dumps itself uses.
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def _round_down(value: Decimal, precision: Decimal) -> Decimal:
@@ -295,35 +313,31 @@ def _apply_caps(credits: list[Credit], rules: RuleSet) -> list[Credit]:
     credits = sorted(credits, key=lambda c: (c.local_date, c.evidence[0].occurred_at, order[c.rule.id], c.activity_key))
     used: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     capped: list[Credit] = []
+    caps_of: dict[int, list[tuple[str, Decimal, int]]] = {}  # by id(rule): (period, cap, length of its text)
     for credit in credits:
         if credit.pending:  # held credits use no room under a cap
             capped.append(credit)
             continue
-        periods = {
-            "day": credit.local_date.isoformat(),
-            "month": credit.local_date.isoformat()[:7],
-            "year": credit.local_date.isoformat()[:4],
-        }
+        rule = credit.rule
+        caps = caps_of.get(id(rule))
+        if caps is None:
+            caps = caps_of[id(rule)] = [(period, cap, _PERIOD_LENGTH[period]) for period, cap in rule.caps().items()]
+        day = credit.local_date.isoformat()
         jp, capped_by = _round_down(credit.raw, rules.precision), None
-        for period, cap in credit.rule.caps().items():
-            room = max(cap - used[(period, periods[period])], Decimal(0))
+        for period, cap, length in caps:
+            room = max(cap - used[(period, day[:length])], Decimal(0))
             if jp > room:
                 jp, capped_by = room, period
-        for period in credit.rule.caps():
-            used[(period, periods[period])] += jp
+        for period, _, length in caps:
+            used[(period, day[:length])] += jp
         capped.append(
-            Credit(
-                nip=credit.nip,
-                rule=credit.rule,
-                period=credit.period,
-                activity_key=credit.activity_key,
-                raw=credit.raw,
-                jp=jp,
-                evidence=credit.evidence,
-                capped_by=capped_by,
-            )
+            Credit(credit.nip, rule, credit.period, credit.activity_key, credit.raw, jp, credit.evidence, capped_by)
         )
     return capped
+
+
+#: The length of a cap period's text in an ISO day: ``2026-03-04`` (day), ``2026-03`` (month), ``2026`` (year).
+_PERIOD_LENGTH = {"day": 10, "month": 7, "year": 4}
 
 
 def _with_assigned_facts(rules: RuleSet, item: EvidenceItem) -> EvidenceItem:
@@ -726,32 +740,59 @@ def _evidence_by_person(
     """
     rows = _resolved_evidence(session, years, zone, sorted(set(kinds)))
     batch: list[tuple[str, list[EvidenceItem]]] = []
-    for person, group in groupby(rows, key=lambda row: row.person):
+    facts = _FactsCache()
+    for person, group in groupby(rows, key=itemgetter(8)):  # the person: _resolved_evidence's last column
         if person is None:
             report.unresolved += sum(1 for _ in group)
             continue
         if tombstones and tombstones.nip(person):
             continue
+        # Positional: a frozen dataclass's keyword call costs more, for the same item. The row's columns
+        # are in _resolved_evidence's order.
         items = [
             EvidenceItem(
-                statement_id=row.statement_id,
-                nip=person,
-                source=row.source,
-                site_id=row.site_id,
-                kind=row.kind,
-                occurred_at=row.occurred_at,
-                local_date=row.occurred_at.astimezone(zone).date(),
-                duration_seconds=row.duration_seconds,
-                object_key=row.object_key,
-                facts=json.loads(row.facts or "{}"),
+                statement_id,
+                person,
+                source,
+                site_id,
+                kind,
+                occurred_at,
+                occurred_at.astimezone(zone).date(),
+                duration_seconds,
+                object_key,
+                facts.decode(text),
             )
-            for row in group
+            for statement_id, source, site_id, kind, occurred_at, duration_seconds, object_key, text, _ in group
         ]
         batch.append((person, items))
         if len(batch) >= PEOPLE_PER_BATCH:
             yield from _without_voided(session, namespace, batch)
             batch = []
     yield from _without_voided(session, namespace, batch)
+
+
+class _FactsCache:
+    """Decoded facts by their JSON text: most evidence of a run shares a few texts (``{}``, a course's).
+
+    Items with the same text share one dict; nothing in ``jp compute`` changes an item's facts
+    (``[[assign]]`` builds a new dict). Bounded: cleared when it holds :data:`FACTS_CACHED` texts.
+    """
+
+    def __init__(self) -> None:
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def decode(self, text: str | None) -> dict[str, Any]:
+        text = text or "{}"
+        found = self._decoded.get(text)
+        if found is None:
+            if len(self._decoded) >= FACTS_CACHED:
+                self._decoded.clear()
+            found = self._decoded[text] = json.loads(text)
+        return found
+
+
+#: Distinct facts texts :class:`_FactsCache` keeps at most.
+FACTS_CACHED = 10_000
 
 
 def _without_voided(

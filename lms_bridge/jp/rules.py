@@ -86,14 +86,17 @@ class Rule:
 
     def accepts(self, site_id: str, object_key: str, facts: dict[str, Any]) -> bool:
         """Whether the activity's facts pass the rule's ``forms`` and ``match`` filters."""
-        form = str(facts.get("jp_form") or "")
-        if self.forms and form not in self.forms:
+        if self.forms and str(facts.get("jp_form") or "") not in self.forms:
             return False
         if self.exclude_failed and facts.get("success") is False:
             return False
-        known = {"site_id": site_id, "object_key": object_key}
         for name, values in self.match:
-            value = known[name] if name in known else facts.get(name)
+            if name == "site_id":
+                value: Any = site_id
+            elif name == "object_key":
+                value = object_key
+            else:
+                value = facts.get(name)
             if value is None or str(value) not in values:
                 return False
         return True

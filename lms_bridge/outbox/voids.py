@@ -81,7 +81,7 @@ from lms_bridge.store.models import (
     utcnow,
 )
 from lms_bridge.store.people import add_tombstones
-from xapi.ids import statement_id
+from xapi.ids import prefixed_statement_ids, statement_id
 from xapi.statements import LANGUAGE, BuiltStatement, StatementSettings, canonical_json, format_timestamp
 from xapi.validate import validate_statement
 
@@ -114,7 +114,8 @@ def voided_targets(session: Session, namespace: uuid.UUID, statement_ids: Iterab
     is what says it stays voided. One indexed lookup per 500 ids; a dead void (the LRS
     refused it) voids nothing.
     """
-    by_void = {_void_id(namespace, sid): sid for sid in statement_ids}
+    targets = list(statement_ids)
+    by_void = dict(zip(prefixed_statement_ids(namespace, "void|", targets), targets, strict=True))
     live = (OutboxStatus.PENDING.value, OutboxStatus.SENT.value)
     found: set[str] = set()
     for chunk in _chunks(list(by_void)):

@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xapi.ids import namespace_for, statement_id
+from xapi.ids import namespace_for, prefixed_statement_ids, statement_id
 
 
 @given(key=st.text(max_size=200), base=st.sampled_from(["https://lms.example.go.id", "https://x/y/"]))
@@ -21,3 +21,14 @@ def test_a_configured_namespace_gives_the_uuid5_under_it() -> None:
     assert statement_id(namespace, "moodle|lms|course_completed|7|42") == str(
         uuid.uuid5(namespace, "moodle|lms|course_completed|7|42")
     )
+
+
+@given(
+    prefix=st.sampled_from(["void|", "", "jp|é|"]),
+    names=st.lists(st.text(max_size=80), max_size=20),
+    base=st.sampled_from(["https://lms.example.go.id", "https://x/y/"]),
+)
+def test_prefixed_ids_are_the_uuid5_of_prefix_and_name(prefix: str, names: list[str], base: str) -> None:
+    namespace = namespace_for(base)
+    expected = [str(uuid.uuid5(namespace, prefix + name)) for name in names]
+    assert prefixed_statement_ids(namespace, prefix, names) == expected
