@@ -218,18 +218,14 @@ class FormPoster:
         ]
         if encoding:
             options.append((pycurl.ACCEPT_ENCODING, encoding))
-        # The site's certificate, and an https:// proxy's, against requests' CA bundle (as urllib3 checks both).
         if verify is False:
             options += [(pycurl.SSL_VERIFYPEER, 0), (pycurl.SSL_VERIFYHOST, 0)]
-            options += [(pycurl.PROXY_SSL_VERIFYPEER, 0), (pycurl.PROXY_SSL_VERIFYHOST, 0)]
         else:
             bundle = requests.utils.extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH if verify is True else verify)
-            if os.path.isdir(bundle):  # None unsets the CA file libcurl was built with
-                options += [(pycurl.CAPATH, bundle), (pycurl.CAINFO, None)]
-                options += [(pycurl.PROXY_CAPATH, bundle), (pycurl.PROXY_CAINFO, None)]
+            if os.path.isdir(bundle):
+                options += [(pycurl.CAPATH, bundle)]
             elif os.path.isfile(bundle):
-                options += [(pycurl.CAINFO, bundle), (pycurl.CAPATH, None)]
-                options += [(pycurl.PROXY_CAINFO, bundle), (pycurl.PROXY_CAPATH, None)]
+                options += [(pycurl.CAINFO, bundle), (pycurl.CAPATH, "")]
             else:  # what requests raises for a missing bundle
                 raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {bundle}")
         self._proxied = bool(proxy)
