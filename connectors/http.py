@@ -11,18 +11,14 @@ out, and each retry is logged once by the connector's ``on_retry`` (with the URL
 
 from __future__ import annotations
 
-import math
 import os
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-import pycurl
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3 import exceptions as u3
 
 from lms_bridge.retry import RetryPolicy, TransientHTTPError, retry_after_seconds
 from lms_bridge.timeparse import parse_iso_time
@@ -108,145 +104,62 @@ class Answer:
 
     Attributes:
         status_code: the HTTP status.
-        headers: the answer's headers (case-insensitive; parsed from the raw header block when first read,
-            since most answers are only ever read for their status and body).
+        headers: the answer's headers (case-insensitive, as urllib3 gives them).
         content: the body.
     """
 
-    __slots__ = ("_head", "_headers", "content", "status_code")
+    __slots__ = ("content", "headers", "status_code")
 
-    def __init__(self, status_code: int, head: bytes, content: bytes) -> None:
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
         self.status_code = status_code
+        self.headers = headers
         self.content = content
-        self._head = head
-        self._headers: CaseInsensitiveDict[str] | None = None
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The headers of the final answer (a repeated name keeps its last value)."""
-        if self._headers is None:
-            self._headers = CaseInsensitiveDict()
-            for line in self._head.decode("latin-1").split("\r\n")[1:]:  # [0] is the status line
-                name, sep, value = line.partition(":")
-                if sep:
-                    self._headers[name.strip()] = value.strip()
-        return self._headers
-
-
-class _Handle:
-    """One libcurl easy handle (one kept connection) with the buffers its callbacks fill."""
-
-    __slots__ = ("body", "curl", "head")
-
-    def __init__(self, options: list[tuple[int, Any]]) -> None:
-        self.curl = pycurl.Curl()
-        self.body: list[bytes] = []
-        self.head: list[bytes] = []
-        for option, value in options:
-            self.curl.setopt(option, value)
-        self.curl.setopt(pycurl.WRITEFUNCTION, self.body.append)
-        self.curl.setopt(pycurl.HEADERFUNCTION, self._header)
-
-    def _header(self, line: bytes) -> None:
-        if line.startswith(b"HTTP/"):  # a new block: keep only the final answer's headers
-            self.head.clear()
-        self.head.append(line)
 
 
 class FormPoster:
-    """POSTs form bodies to one URL through libcurl (pycurl), with what ``requests`` would send prepared once.
+    """POSTs form bodies to one URL through urllib3's connection pool directly, without ``requests`` per call.
 
-    A ``requests`` call costs the client about 1.5 ms of CPU, urllib3 alone about 0.8 ms and libcurl about
-    0.3 ms (keep-alive POST of a 1 KB answer; BENCHMARKS.md, client CPU per call), on every one of a sync's
-    tens of thousands of Moodle calls: most of urllib3's share is ``http.client`` parsing headers in Python.
-    What ``requests`` would do is still decided once, here, by ``requests`` itself, for a session made by
-    :func:`make_session` for ``url`` (the environment read once): the headers it would send (User-Agent,
-    Accept, Accept-Encoding, a ``~/.netrc`` or URL login as ``Authorization``, the form Content-Type), the
-    proxy it would use (``NO_PROXY`` applied; HTTP, HTTPS or SOCKS, with its login) and the CA bundle it
-    would check the site's certificate against (``REQUESTS_CA_BUNDLE``, else certifi's: never the bundle
-    libcurl was built with). Each :meth:`post` is then one ``perform`` on a kept handle: keep-alive, HTTP/1.1,
-    no retries, no redirect followed (a 3xx is an answer for the caller to refuse), the body read whole and
-    decoded by libcurl (gzip, deflate: what Accept-Encoding offers).
+    A ``requests`` call costs the client about 0.4 ms of CPU more than urllib3 alone (request preparation,
+    hooks, cookie jar, response wrapping: BENCHMARKS.md, client CPU per call), on every one of a sync's tens
+    of thousands of Moodle calls. What ``requests`` would do is done once, here, by ``requests`` itself, for
+    a session made by :func:`make_session` for ``url`` (the environment read once): the headers it would send
+    (User-Agent, Accept-Encoding, a ``~/.netrc`` or URL login as ``Authorization``, the form Content-Type),
+    the connection pool its adapter would pick (a proxy's, SOCKS too, with its ``Proxy-Authorization``; the CA
+    bundle and certificate checks) and the request target (the full URL through a plain HTTP proxy). Each
+    :meth:`post` is then one ``urlopen`` on that pool: keep-alive, no urllib3 retries, no redirect followed
+    (a 3xx is an answer for the caller to refuse), the body read whole and decoded.
 
-    Failures are raised as the ``requests`` exceptions ``requests`` would raise for them, so callers keep one
-    vocabulary (:data:`TRANSIENT_EXCEPTIONS`); their messages are libcurl's (host and port, never the URL's
-    login or the body). Thread-safe: a post takes a free handle (a new one when none is), so there are as
-    many kept connections as posts ever in flight at once.
+    Failures are raised as the ``requests`` exceptions ``requests`` itself would raise for them, so callers
+    keep one vocabulary (:data:`TRANSIENT_EXCEPTIONS`). Thread-safe: urllib3's pool is.
 
     Args:
         url: the one URL every post goes to (it may name a login: it becomes a header, as in ``requests``).
-        pool_size: handles (connections) expected in flight; more are made on demand.
-        timeout: seconds to connect, and seconds without a byte while waiting for or reading the answer.
-            The latter is libcurl's low-speed check (under 1 byte/s for that many whole seconds, at least
-            one): since libcurl averages the speed over its last 5 s, it fires up to ~6 s late right after
-            the request was sent (60 s is 61-66 s; measured: 0.3 s is 4-7 s).
+        pool_size: connections kept open (requests in flight).
+        timeout: seconds to connect, and seconds without a byte while reading the answer.
     """
 
     def __init__(self, url: str, pool_size: int = 4, *, timeout: float = 60.0) -> None:
         self.url = url
-        self.pool_size = pool_size
-        with make_session(pool_size, url=url) as session:
-            prepared = session.prepare_request(requests.Request("POST", url, data=[("", "")]))
-            proxy = requests.utils.select_proxy(url, session.proxies)
-            verify = session.verify
-        headers = {
+        self._session = make_session(pool_size, url=url)
+        prepared = self._session.prepare_request(requests.Request("POST", url, data=[("", "")]))
+        adapter = self._session.get_adapter(url)
+        assert isinstance(adapter, HTTPAdapter)  # noqa: S101 - make_session mounts only HTTPAdapters
+        proxies = self._session.proxies
+        verify = self._session.verify
+        self._pool = adapter.get_connection_with_tls_context(prepared, verify, proxies=proxies)
+        adapter.cert_verify(self._pool, url, verify, None)
+        self._target = adapter.request_url(prepared, proxies)
+        self._headers = {
             key: value if isinstance(value, str) else value.decode("latin-1")
             for key, value in prepared.headers.items()
             if key.lower() != "content-length"
         }
-        self._headers = dict(headers)
-        encoding = headers.pop("Accept-Encoding", None)
-        # libcurl adds Host and Content-Length; an empty "Expect:" stops its 100-continue on large bodies.
-        lines = [f"{key}: {value}" for key, value in headers.items()] + ["Expect:"]
-        if proxy:  # nor does requests send libcurl's Proxy-Connection (an empty header removes it)
-            lines.append("Proxy-Connection:")
-        parsed = urllib3.util.parse_url(url)
-        target = parsed._replace(auth=None).url  # the login is the Authorization header already
-        options: list[tuple[int, Any]] = [
-            (pycurl.URL, target),
-            (pycurl.HTTPHEADER, lines),
-            (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1),
-            (pycurl.NOSIGNAL, 1),
-            (pycurl.FOLLOWLOCATION, 0),
-            (pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS),
-            (pycurl.CONNECTTIMEOUT_MS, max(1, round(timeout * 1000))),
-            (pycurl.LOW_SPEED_LIMIT, 1),
-            (pycurl.LOW_SPEED_TIME, max(1, math.ceil(timeout))),
-            (pycurl.NETRC, pycurl.NETRC_IGNORED),  # requests read ~/.netrc already (into Authorization)
-            # "" is no proxy, even if libcurl would find one in the environment (requests applied NO_PROXY).
-            (pycurl.PROXY, proxy or ""),
-        ]
-        if encoding:
-            options.append((pycurl.ACCEPT_ENCODING, encoding))
-        if verify is False:
-            options += [(pycurl.SSL_VERIFYPEER, 0), (pycurl.SSL_VERIFYHOST, 0)]
-        else:
-            bundle = requests.utils.extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH if verify is True else verify)
-            if os.path.isdir(bundle):
-                options += [(pycurl.CAPATH, bundle)]
-            elif os.path.isfile(bundle):
-                options += [(pycurl.CAINFO, bundle), (pycurl.CAPATH, "")]
-            else:  # what requests raises for a missing bundle
-                raise OSError(f"Could not find a suitable TLS CA certificate bundle, invalid path: {bundle}")
-        self._proxied = bool(proxy)
-        self._options = options
-        self._free: list[_Handle] = [_Handle(options)]
-        self._all: list[_Handle] = list(self._free)
-        self._lock = threading.Lock()
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
 
     @property
     def headers(self) -> dict[str, str]:
-        """The headers sent with every post (a copy; libcurl adds Host and Content-Length)."""
+        """The headers sent with every post (a copy; urllib3 adds Host and Content-Length)."""
         return dict(self._headers)
-
-    def _take(self) -> _Handle:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        handle = _Handle(self._options)
-        with self._lock:
-            self._all.append(handle)
-        return handle
 
     def post(self, body: bytes) -> Answer:
         """POST one form-encoded body; the answer, whatever its status.
@@ -257,55 +170,46 @@ class FormPoster:
                 ``SSLError``, ``ProxyError``).
             requests.exceptions.ContentDecodingError: a body that does not decode (bad gzip).
         """
-        handle = self._take()
-        curl = handle.curl
         try:
-            curl.setopt(pycurl.POSTFIELDS, body)
-            curl.perform()
-            return Answer(curl.getinfo(pycurl.RESPONSE_CODE), b"".join(handle.head), b"".join(handle.body))
-        except pycurl.error as exc:
-            raise _as_requests_error(exc, proxied=self._proxied) from None
-        finally:
-            handle.body.clear()
-            handle.head.clear()
-            with self._lock:
-                self._free.append(handle)
+            response = self._pool.urlopen(
+                "POST",
+                self._target,
+                body=body,
+                headers=self._headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=self._timeout,
+                preload_content=True,
+                decode_content=True,
+            )
+        except u3.HTTPError as exc:
+            raise _as_requests_error(exc) from exc
+        except OSError as exc:  # urllib3 wraps these; a bare one is still a connection failure
+            raise requests.ConnectionError(exc) from exc
+        return Answer(response.status, response.headers, response.data)
 
     def close(self) -> None:
         """Close the kept connections."""
-        with self._lock:
-            handles, self._all, self._free = self._all, [], []
-        for handle in handles:
-            handle.curl.close()
+        self._pool.close()
+        self._session.close()
 
 
-#: libcurl's error codes (curl/curl.h), by what ``requests`` raises for the same failure.
-_CURL_TIMEOUT = 28
-_CURL_PROXY = frozenset({5, 97})  # could not resolve the proxy; a proxy handshake failed
-_CURL_SSL = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
-_CURL_DECODING = frozenset({61})  # bad content encoding (a body that does not gunzip)
-_CURL_CONNECT = frozenset({6, 7})  # could not resolve the host; could not connect (refused, unreachable)
-
-
-def _as_requests_error(exc: pycurl.error, *, proxied: bool) -> requests.RequestException:
-    """The exception ``requests`` raises for a libcurl failure (``HTTPAdapter.send``, without retries).
-
-    Its message is libcurl's, naming at most a host and port (the URL given to libcurl holds no login, and
-    the token travels only in the body).
-    """
-    code, text = exc.args if len(exc.args) == 2 else (-1, str(exc))
-    message = f"{text} (libcurl error {code})"
-    if code == _CURL_TIMEOUT:
-        if "too slow" in text:  # the low-speed check: connected, then no byte for the read time-out
-            return requests.ReadTimeout(message)
-        return requests.ConnectTimeout(message)
-    if code in _CURL_PROXY or (proxied and (code in _CURL_CONNECT or "CONNECT" in text or "proxy" in text.lower())):
-        return requests.exceptions.ProxyError(message)
-    if code in _CURL_SSL:
-        return requests.exceptions.SSLError(message)
-    if code in _CURL_DECODING:
-        return requests.exceptions.ContentDecodingError(message)
-    return requests.ConnectionError(message)  # refused, reset, empty reply, cut off (18), the rest
+def _as_requests_error(exc: u3.HTTPError) -> requests.RequestException:
+    """The exception ``requests`` raises for a urllib3 failure (``HTTPAdapter.send``, without urllib3 retries)."""
+    if isinstance(exc, u3.NewConnectionError):  # a subclass of ConnectTimeoutError, but a refusal
+        return requests.ConnectionError(exc)
+    if isinstance(exc, u3.ConnectTimeoutError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(exc, u3.ReadTimeoutError):
+        return requests.ReadTimeout(exc)
+    if isinstance(exc, u3.ProxyError):
+        return requests.exceptions.ProxyError(exc)
+    if isinstance(exc, u3.SSLError):
+        return requests.exceptions.SSLError(exc)
+    if isinstance(exc, u3.DecodeError):
+        return requests.exceptions.ContentDecodingError(exc)
+    return requests.ConnectionError(exc)  # ProtocolError (reset, cut off), ClosedPoolError, the rest
 
 
 def transient_status(response: HTTPAnswer) -> TransientHTTPError | None:

@@ -208,7 +208,7 @@ class MoodleClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        # libcurl (pycurl), with what requests would send prepared once (connectors.http.FormPoster).
+        # urllib3 directly, with what requests would send prepared once (connectors.http.FormPoster).
         self.http = FormPoster(self.endpoint, max_in_flight, timeout=timeout)
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self.call_slot = call_slot

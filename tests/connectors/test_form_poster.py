@@ -7,11 +7,8 @@ request) and once through :class:`~connectors.http.FormPoster`, and the recordin
 
 from __future__ import annotations
 
-import datetime
 import gzip
-import ipaddress
 import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,12 +68,6 @@ class Recorder:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/webservice/rest/server.php"
-
-    def serve_tls(self, cert_file: Path, key_file: Path) -> None:
-        """Answer over TLS with this certificate (call it before ``__enter__``)."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
 
     def __enter__(self) -> Recorder:
         self.thread.start()
@@ -183,28 +174,6 @@ def _silent_listener() -> Iterator[int]:
         listener.close()
 
 
-@contextmanager
-def _cutting_server() -> Iterator[int]:
-    """A port that answers one request with 10 of the 100 bytes its Content-Length promises, then hangs up."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        connection.recv(65536)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b'{"users": ')
-        connection.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        thread.join(5)
-        listener.close()
-
-
 def test_failures_are_the_requests_exceptions_requests_raises() -> None:
     with _silent_listener() as port:
         poster = FormPoster(f"http://127.0.0.1:{port}/x", timeout=0.3)
@@ -220,78 +189,3 @@ def test_failures_are_the_requests_exceptions_requests_raises() -> None:
         poster.post(b"a=1")
     assert not isinstance(info.value, requests.Timeout)  # a refusal is not a time-out
     poster.close()
-    with _cutting_server() as port:
-        poster = FormPoster(f"http://127.0.0.1:{port}/x", timeout=5)
-        with pytest.raises(requests.ConnectionError) as info:  # transient: the Moodle client retries it
-            poster.post(b"a=1")
-        poster.close()
-    assert not isinstance(info.value, requests.Timeout)
-
-
-def _self_signed_site(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA of our own and a certificate it signs for 127.0.0.1: (CA bundle, certificate, key) files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lms-bridge test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = folder / "ca.pem", folder / "site.pem", folder / "site.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return paths
-
-
-def test_tls_checks_the_site_against_the_ca_bundle_requests_names(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    ca_bundle, cert_file, key_file = _self_signed_site(tmp_path)
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    recorder = Recorder(body=b'{"tls": 1}')
-    recorder.serve_tls(cert_file, key_file)
-    with recorder:
-        url = recorder.url.replace("http://", "https://")
-        # requests' default bundle (certifi's), not the one libcurl was built with: our CA is in neither.
-        poster = FormPoster(url, timeout=10)
-        with pytest.raises(requests.exceptions.SSLError):
-            poster.post(b"a=1")
-        poster.close()
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_bundle))
-        poster = FormPoster(url, timeout=10)
-        first, second = poster.post(b"a=1"), poster.post(b"a=2")
-        poster.close()
-    assert first.content == second.content == b'{"tls": 1}'
-    assert [seen["body"] for seen in recorder.seen] == [b"a=1", b"a=2"]
