@@ -287,16 +287,11 @@ def hr_workbook(
                     kind = type(value)
                     # The rows and columns fit (checked above): only text longer than a cell holds can fail.
                     if kind is str:
-                        if len(value) > MAX_CELL_TEXT // 2:
-                            _written(
-                                write_string(
-                                    number, col, value, quoted[col] if value.startswith(FORMULA_START) else plain[col]
-                                )
-                            )
-                        elif value.startswith(FORMULA_START):
-                            write_string(number, col, value, quoted[col])
-                        else:
-                            write_string(number, col, value, plain[col])
+                        written = write_string(
+                            number, col, value, quoted[col] if value.startswith(FORMULA_START) else plain[col]
+                        )
+                        if written:  # 0 unless the text was too long for a cell
+                            _written(written)
                     elif kind is int or kind is float:
                         write_number(number, col, value, plain[col])
                     elif value is None:
